@@ -1,0 +1,192 @@
+"""The reverse sweep: from a cell's stages to its `Derivation` (forward + backward steps).
+
+Walking the stages backwards, every per-step value gets one backward equation, the
+adjoint `d_v = dL/dv`, written as a sum with one term per consumer of v (a *fork* when
+there are several): an elementwise consumer contributes `d_out * (local partial)`, an
+affine consumer `W^T d_out`, the loss contributes its gradient for the output, and the
+next time step contributes the carried gradient of a state (BPTT).  Local partials come
+from `derive.rules`; this module only asks for them and adds them up at forks.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+import sympy as sp
+
+from derive.rules import OUT, definition, derivative
+from derive.stages import Cell, Kind, Stage
+
+
+def symbol(name: str) -> sp.Symbol:
+    """The SymPy symbol of a per-step value (elementwise maths is scalar per element)."""
+    return sp.Symbol(name, real=True)
+
+
+class TermKind(Enum):
+    LOCAL = "local"    # d_source * partial, through an elementwise stage
+    WEIGHT = "weight"  # weight^T d_source, through an affine stage
+    LOSS = "loss"      # the loss's own gradient of this step's output
+    CARRY = "carry"    # gradient carried back from step t+1 (BPTT)
+
+
+@dataclass(frozen=True)
+class Term:
+    """One branch of a fork: what flows into the target's adjoint from one consumer."""
+
+    kind: TermKind
+    branch: str               # consuming stage name, "loss" or "next step"
+    source: str               # value whose adjoint flows in
+    factor: sp.Expr | None = None
+    weight: str | None = None
+
+    def __str__(self) -> str:
+        if self.kind is TermKind.LOCAL:
+            return f"d_{self.source}" if self.factor == 1 else f"d_{self.source}*({self.factor})"
+        if self.kind is TermKind.WEIGHT:
+            return f"{self.weight}.T @ d_{self.source}"
+        if self.kind is TermKind.LOSS:
+            return f"dL/d{self.source}[t]"
+        return f"d_{self.source}[t+1]"
+
+
+@dataclass(frozen=True)
+class Adjoint:
+    """Backward equation `d_target = sum(terms)`; a fork when it has several terms."""
+
+    target: str
+    terms: tuple[Term, ...]
+    label: str
+    size: str
+
+    @property
+    def is_fork(self) -> bool:
+        return len(self.terms) > 1
+
+
+@dataclass(frozen=True)
+class ParamGrad:
+    """`d_param = sum over t and batch of d_stage x input^T` (or of d_stage for a bias)."""
+
+    param: str
+    stage: str
+    input: str | None
+    label: str
+    shape: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class LocalPartial:
+    """d(stage)/d(input) of an elementwise stage, in terms of per-step value symbols."""
+
+    stage: str
+    wrt: str
+    expr: sp.Expr
+
+
+@dataclass(frozen=True)
+class ForwardEq:
+    stage: Stage
+    numeric: sp.Expr | None  # stable elementwise form in value symbols (None for affine)
+    label: str
+    size: str
+
+
+@dataclass(frozen=True)
+class Derivation:
+    cell: Cell
+    forward: tuple[ForwardEq, ...]
+    partials: tuple[LocalPartial, ...]
+    adjoints: tuple[Adjoint, ...]
+    param_grads: tuple[ParamGrad, ...]
+
+    def adjoint(self, target: str) -> Adjoint:
+        return next(a for a in self.adjoints if a.target == target)
+
+    def cached_values(self) -> tuple[str, ...]:
+        """Per-step values the backward pass reads, in forward order."""
+        read = {str(s) for p in self.partials for s in p.expr.free_symbols}
+        read |= {g.input for g in self.param_grads if g.input}
+        order = list(self.cell.input_names) + [f"{s}_prev" for s in self.cell.state_names]
+        order += [eq.stage.name for eq in self.forward]
+        return tuple(v for v in order if v in read)
+
+    def __str__(self) -> str:
+        lines = [f"derivation of {self.cell.name}: {len(self.forward)} forward stages, "
+                 f"{len(self.adjoints)} backward steps, {len(self.param_grads)} parameter gradients",
+                 "forward:"]
+        lines += [f"  ({eq.label}) {eq.stage}" for eq in self.forward]
+        lines.append("backward (one time step, last stage first):")
+        for adj in self.adjoints:
+            fork = f"    [fork: {', '.join(t.branch for t in adj.terms)}]" if adj.is_fork else ""
+            body = " + ".join(str(t) for t in adj.terms) or "0"
+            lines.append(f"  ({adj.label}) d_{adj.target} = {body}{fork}")
+        lines.append("parameters (summed over time steps and batch):")
+        for g in self.param_grads:
+            rhs = f"d_{g.stage} {g.input}^T" if g.input else f"d_{g.stage}"
+            lines.append(f"  ({g.label}) d_{g.param} = sum {rhs}")
+        return "\n".join(lines)
+
+
+def derive(cell: Cell) -> Derivation:
+    """Differentiate `cell` stage by stage and sweep backwards through stages and forks."""
+    sizes = cell.sizes()
+    forward = tuple(ForwardEq(s, _numeric(s), f"F{n}", sizes[s.name])
+                    for n, s in enumerate(cell.stages, 1))
+    partials = tuple(p for s in cell.stages if s.kind is not Kind.AFFINE
+                     for p in _stage_partials(s))
+    targets = [s.name for s in reversed(cell.stages)]
+    targets += [f"{s}_prev" for s in reversed(cell.state_names)]
+    targets += list(reversed(cell.input_names))
+    adjoints = tuple(Adjoint(v, _terms(cell, v, partials), f"B{n}", sizes[v])
+                     for n, v in enumerate(targets, 1))
+    return Derivation(cell, forward, partials, adjoints, _param_grads(cell))
+
+
+def _numeric(stage: Stage):
+    if stage.kind is Kind.AFFINE:
+        return None
+    d = definition(stage.kind)
+    return d.numeric.subs(dict(zip(d.args, map(symbol, stage.inputs))), simultaneous=True)
+
+
+def _stage_partials(stage: Stage):
+    d = definition(stage.kind)
+    subs = dict(zip(d.args, map(symbol, stage.inputs)))
+    subs[OUT] = symbol(stage.name)
+    for wrt in dict.fromkeys(stage.inputs):
+        expr = sum(derivative(stage.kind, k).expr.subs(subs, simultaneous=True)
+                   for k, name in enumerate(stage.inputs) if name == wrt)
+        yield LocalPartial(stage.name, wrt, sp.sympify(expr))
+
+
+def _terms(cell: Cell, value: str, partials) -> tuple[Term, ...]:
+    """Every branch through which `value` reaches the loss, in stage order."""
+    terms = []
+    for stage in cell.stages:
+        if value not in stage.inputs:
+            continue
+        if stage.kind is Kind.AFFINE:
+            terms += [Term(TermKind.WEIGHT, stage.name, stage.name, weight=w)
+                      for w, x in zip(stage.weights, stage.inputs) if x == value]
+        else:
+            factor = next(p.expr for p in partials if p.stage == stage.name and p.wrt == value)
+            terms.append(Term(TermKind.LOCAL, stage.name, stage.name, factor=factor))
+    if value == cell.output:
+        terms.append(Term(TermKind.LOSS, "loss", value))
+    if value in cell.state_names:
+        terms.append(Term(TermKind.CARRY, "next step", f"{value}_prev"))
+    return tuple(terms)
+
+
+def _param_grads(cell: Cell) -> tuple[ParamGrad, ...]:
+    shapes = dict(cell.params())
+    by_param = {}
+    for stage in cell.stages:
+        if stage.kind is Kind.AFFINE:
+            for w, x in zip(stage.weights, stage.inputs):
+                by_param[w] = (stage.name, x)
+            if stage.bias:
+                by_param[stage.bias] = (stage.name, None)
+    return tuple(ParamGrad(p, *by_param[p], f"P{n}", shapes[p])
+                 for n, (p, _) in enumerate(cell.params(), 1))

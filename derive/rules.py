@@ -1,0 +1,161 @@
+"""The calculus of every stage kind, obtained by SymPy from the kind's definition.
+
+`DEFINITIONS` is the one table of elementwise kinds: each is a scalar SymPy expression
+of its arguments.  `derivative(kind, k)` differentiates the definition with respect to
+argument k; for invertible activations the result is then rewritten in terms of the
+stage's own output (sigmoid' -> s(1 - s), tanh' -> 1 - s^2) by solving the definition
+for its argument and substituting, so the backward pass can reuse forward values.  The
+steps of that rewriting are kept for the document.  Affine stages get their vector rule
+from index notation in `affine_rule()`.  No derivative is written by hand here.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import sympy as sp
+
+from derive.errors import DeriveError
+from derive.stages import Kind
+
+X, Y = sp.symbols("x y", real=True)
+OUT = sp.Symbol("s", real=True)  # stands for the stage's own output
+
+
+@dataclass(frozen=True)
+class Definition:
+    """A scalar definition; `numeric` is an equal form that is stable to evaluate."""
+
+    args: tuple[sp.Symbol, ...]
+    expr: sp.Expr
+    numeric: sp.Expr
+    reuse_output: bool  # rewrite the derivative in terms of the output
+
+
+DEFINITIONS = {
+    Kind.SIGMOID: Definition((X,), 1 / (1 + sp.exp(-X)), (1 + sp.tanh(X / 2)) / 2, True),
+    Kind.TANH: Definition((X,), (sp.exp(X) - sp.exp(-X)) / (sp.exp(X) + sp.exp(-X)),
+                          sp.tanh(X), True),
+    Kind.MUL: Definition((X, Y), X * Y, X * Y, False),
+    Kind.ADD: Definition((X, Y), X + Y, X + Y, False),
+}
+
+
+@dataclass(frozen=True)
+class Partial:
+    """d(kind)/d(arg k); `expr` may use the output symbol `OUT`; `steps` for the document."""
+
+    kind: Kind
+    arg: int
+    expr: sp.Expr
+    steps: tuple[tuple[str, sp.Expr], ...]
+
+
+def definition(kind: Kind) -> Definition:
+    try:
+        return DEFINITIONS[kind]
+    except KeyError:
+        raise DeriveError(f"stage kind {kind.name} has no elementwise definition") from None
+
+
+@lru_cache(maxsize=None)
+def derivative(kind: Kind, arg: int) -> Partial:
+    """Differentiate the definition of `kind` with respect to its argument `arg`."""
+    d = definition(kind)
+    _check_numeric_form(kind, d)
+    var = d.args[arg]
+    raw = sp.diff(d.expr, var)
+    steps = [("definition", d.expr), ("derivative", raw)]
+    if not d.reuse_output:
+        return Partial(kind, arg, sp.simplify(raw), tuple(steps))
+    inverse = _inverse(kind, d.expr, var)
+    substituted = raw.subs(var, inverse)
+    rewritten = sp.horner(sp.expand(sp.simplify(substituted)), OUT)
+    if rewritten.has(var) or sp.simplify(rewritten.subs(OUT, d.expr) - raw) != 0:
+        raise DeriveError(f"cannot rewrite the derivative of {kind.name} in terms of its output")
+    steps += [("inverse", inverse), ("substituted", substituted), ("in terms of output", rewritten)]
+    return Partial(kind, arg, rewritten, tuple(steps))
+
+
+def _inverse(kind, expr, var):
+    """The argument as a function of the output: solve expr = s, pick a real branch."""
+    for candidate in sp.solve(sp.Eq(expr, OUT), var):
+        if sp.simplify(expr.subs(var, candidate) - OUT) == 0:
+            return candidate
+    raise DeriveError(f"cannot invert the definition of {kind.name}")
+
+
+def _check_numeric_form(kind, d):
+    gap = sp.simplify((d.expr - d.numeric).rewrite(sp.exp))
+    if gap != 0:
+        raise DeriveError(f"numeric form of {kind.name} differs from its definition by {gap}")
+
+
+# ----- affine stages: the vector rule from index notation --------------------------------
+
+@dataclass(frozen=True)
+class AffineRule:
+    """Index-notation derivation of `a[k] = sum_j W[k, j] x[j] + b[k]`.
+
+    `d_weight[p, q]`, `d_input[q]` and `d_bias[p]` are the adjoint contractions
+    sum_k delta[k] * da[k]/d(.) as SymPy leaves them after summing out the deltas.
+    """
+
+    definition: sp.Expr
+    d_weight: sp.Expr
+    d_input: sp.Expr
+    d_bias: sp.Expr
+    symbols: dict
+
+
+@lru_cache(maxsize=None)
+def affine_rule() -> AffineRule:
+    """Derive dW = delta x^T, dx = W^T delta, db = delta and verify those vector forms."""
+    n_out, n_in = sp.symbols("H D", integer=True, positive=True)
+    k, j, p = sp.Idx("k", n_out), sp.Idx("j", n_in), sp.Idx("p", n_out)
+    q = sp.Idx("q", n_in)
+    W, x, b, delta = (sp.IndexedBase(n) for n in ("W", "x", "b", "delta"))
+    a_k = sp.Sum(W[k, j] * x[j], (j, 0, n_in - 1)) + b[k]
+
+    def contract(wrt):
+        return _sum_out(sp.Sum(delta[k] * sp.diff(a_k, wrt), (k, 0, n_out - 1)))
+
+    rule = AffineRule(a_k, contract(W[p, q]), contract(x[q]), contract(b[p]),
+                      dict(k=k, j=j, p=p, q=q, W=W, x=x, b=b, delta=delta, H=n_out, D=n_in))
+    _recognise(rule)
+    return rule
+
+
+def _sum_out(expr):
+    """Evaluate sums of Kronecker deltas, dropping range guards that the indices satisfy."""
+    for _ in range(4):
+        expr = expr.doit()
+        guards = list(expr.atoms(sp.Piecewise))
+        if not guards:
+            return expr
+        expr = expr.xreplace({g: _unguard(g) for g in guards})
+    raise DeriveError("affine rule: summation did not terminate")
+
+
+def _unguard(piecewise):
+    (value, cond), *rest = piecewise.args
+    if rest != [(sp.S.Zero, sp.true)] and rest != [(0, True)]:
+        raise DeriveError(f"affine rule: unexpected piecewise {piecewise}")
+    indices = [s for s in cond.free_symbols if isinstance(s, sp.Idx)]
+    for bound in ("lower", "upper"):
+        if cond.subs({i: getattr(i, bound) for i in indices}) is not sp.true:
+            raise DeriveError(f"affine rule: cannot show {cond} within index ranges")
+    return value
+
+
+def _recognise(rule):
+    """Check the derived index forms are exactly the vector rules the code uses."""
+    s = rule.symbols
+    outer = s["delta"][s["p"]] * s["x"][s["q"]]
+    transposed = sp.Sum(s["W"][s["k"], s["q"]] * s["delta"][s["k"]], (s["k"], 0, s["H"] - 1))
+    checks = [(rule.d_weight, outer, "dW = delta x^T"),
+              (rule.d_input, transposed, "dx = W^T delta"),
+              (rule.d_bias, s["delta"][s["p"]], "db = delta")]
+    for got, want, name in checks:
+        if sp.simplify(got - want) != 0:
+            raise DeriveError(f"affine rule {name} not recognised in {got}")
