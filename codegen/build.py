@@ -1,0 +1,90 @@
+"""Render a cell's artefacts and write them safely: never a half-written file.
+
+`render_all(name)` returns {file name: text} for one cell; `write_text` writes through a
+temporary file in the target folder and renames it into place; `compile_pdf` runs
+pdflatex twice in a scratch folder and moves the PDF into place only when the log shows
+no error and no undefined reference.
+"""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+from codegen.emit_latex import emit_latex
+from codegen.emit_numpy import emit_numpy
+from derive.cells import get_cell
+from derive.derivation import derive
+from derive.errors import DeriveError
+
+BUILD_COMMAND = "lstm-derive build"
+LATEX_ENGINE = "pdflatex"
+LATEX_HINT = ("no LaTeX engine found (pdflatex); install one, e.g. "
+              "`sudo apt-get install texlive-latex-base texlive-latex-recommended`")
+
+
+def render_all(name: str, command: str = BUILD_COMMAND) -> dict[str, str]:
+    derivation = derive(get_cell(name))
+    return {f"{name}.py": emit_numpy(derivation, command),
+            f"{name}.tex": emit_latex(derivation, command)}
+
+
+def write_text(path: Path, text: str) -> None:
+    """Write atomically; any OS problem becomes a one-line DeriveError naming the path."""
+    path = Path(path)
+    tmp = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as out:
+            out.write(text)
+        os.replace(tmp, path)
+    except OSError as err:
+        if tmp and os.path.exists(tmp):
+            os.unlink(tmp)
+        raise DeriveError(f"cannot write {path}: {err.strerror or err}") from None
+
+
+def latex_engine() -> str:
+    engine = shutil.which(LATEX_ENGINE)
+    if engine is None:
+        raise DeriveError(LATEX_HINT)
+    return engine
+
+
+def compile_pdf(tex: str, pdf_path: Path) -> list[str]:
+    """Compile LaTeX source to `pdf_path`; returns the log's warnings (errors raise)."""
+    engine = latex_engine()
+    with tempfile.TemporaryDirectory(prefix="lstm-derive-") as scratch:
+        source = Path(scratch) / "doc.tex"
+        source.write_text(tex, encoding="utf-8")
+        for _ in range(2):  # the second run resolves cross-references
+            run = subprocess.run([engine, "-interaction=nonstopmode", "-halt-on-error", "doc.tex"],
+                                 cwd=scratch, capture_output=True, text=True, timeout=300)
+        log = (Path(scratch) / "doc.log").read_text(encoding="latin-1")
+        problems = latex_problems(log)
+        if run.returncode != 0 or problems:
+            first = problems[0] if problems else f"{LATEX_ENGINE} exited {run.returncode}"
+            raise DeriveError(f"LaTeX failed for {pdf_path}: {first}")
+        pdf_path = Path(pdf_path)
+        try:
+            pdf_path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = pdf_path.with_name(f".{pdf_path.name}.tmp")
+            shutil.copyfile(Path(scratch) / "doc.pdf", tmp)
+            os.replace(tmp, pdf_path)
+        except OSError as err:
+            raise DeriveError(f"cannot write {pdf_path}: {err.strerror or err}") from None
+    return re.findall(r"^LaTeX Warning: .*$", log, flags=re.M)
+
+
+def latex_problems(log: str) -> list[str]:
+    """Errors and undefined references reported in a LaTeX log, one line each."""
+    patterns = [r"^! .*$", r"^LaTeX Warning: (Reference|Citation) .* undefined.*$",
+                r"^LaTeX Warning: There were undefined references.*$"]
+    found = []
+    for pattern in patterns:
+        found += re.findall(pattern, log, flags=re.M)
+    return found

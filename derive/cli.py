@@ -1,0 +1,157 @@
+"""The `lstm-derive` command line (also `python -m derive`).
+
+Exit codes: 0 success; 1 a check found a problem (gradient mismatch, generated files out
+of date); 2 a usage or input error, reported on one line.
+"""
+from __future__ import annotations
+
+import argparse
+import difflib
+import sys
+from pathlib import Path
+
+from derive.cells import CELLS, get_cell
+from derive.derivation import derive
+from derive.errors import DeriveError
+
+DEFAULT_OUT = Path("generated")
+CHECK_SHAPES = ((3, 2, 4, 3), (1, 1, 3, 2), (2, 3, 2, 5))
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line instead of usage + message
+        raise DeriveError(f"{message} (see `{self.prog} --help`)")
+
+
+def main(argv=None) -> int:
+    try:
+        args = _parser().parse_args(argv)
+        return args.run(args)
+    except DeriveError as err:
+        print(f"lstm-derive: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("lstm-derive: interrupted", file=sys.stderr)
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="lstm-derive", description="Derive, document, generate and check "
+                     "the gradients of recurrent cells, stage by stage.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    p = sub.add_parser("list", help="list the available cells")
+    p.set_defaults(run=_list)
+    p = sub.add_parser("show", help="print a cell's derivation, one stage or step per line")
+    p.add_argument("cell")
+    p.set_defaults(run=_show)
+    p = sub.add_parser("build", help="regenerate every cell's module and document (and PDF)")
+    p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output folder (default: generated)")
+    p.add_argument("--check", action="store_true", help="write nothing; exit 1 if files differ")
+    p.add_argument("--no-pdf", action="store_true", help="skip the PDFs")
+    p.set_defaults(run=_build)
+    p = sub.add_parser("latex", help="write a cell's LaTeX document (and PDF with --pdf)")
+    p.add_argument("cell")
+    p.add_argument("--out", type=Path, help="output .tex path (default: generated/CELL.tex)")
+    p.add_argument("--pdf", action="store_true", help="also compile the PDF next to it")
+    p.set_defaults(run=_latex)
+    p = sub.add_parser("code", help="write a cell's standalone NumPy module")
+    p.add_argument("cell")
+    p.add_argument("--out", type=Path, help="output .py path (default: generated/CELL.py)")
+    p.set_defaults(run=_code)
+    p = sub.add_parser("check", help="compare a cell's generated gradients with finite differences")
+    p.add_argument("cell")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--tol", type=float, default=1e-6, help="largest relative error accepted")
+    p.set_defaults(run=_check)
+    return parser
+
+
+def _list(args) -> int:
+    for cell in CELLS.values():
+        params = ", ".join(f"{n} ({'x'.join(s)})" for n, s in cell.params())
+        print(f"{cell.name:<16}{cell.description}\n{'':<16}state {', '.join(cell.state_names)}; "
+              f"parameters {params}")
+    return 0
+
+
+def _show(args) -> int:
+    print(derive(get_cell(args.cell)))
+    return 0
+
+
+def _build(args) -> int:
+    from codegen.build import LATEX_HINT, compile_pdf, render_all, write_text
+    from codegen.build import latex_engine
+    rendered = {name: render_all(name) for name in CELLS}
+    if args.check:
+        return _report_drift(args.out, rendered)
+    for files in rendered.values():
+        for file_name, text in files.items():
+            write_text(args.out / file_name, text)
+            print(f"wrote {args.out / file_name}")
+    if args.no_pdf:
+        return 0
+    try:
+        latex_engine()
+    except DeriveError:
+        print(f"PDFs skipped: {LATEX_HINT}")
+        return 0
+    for name, files in rendered.items():
+        compile_pdf(files[f"{name}.tex"], args.out / f"{name}.pdf")
+        print(f"wrote {args.out / f'{name}.pdf'}")
+    return 0
+
+
+def _report_drift(out: Path, rendered) -> int:
+    drift = 0
+    for files in rendered.values():
+        for file_name, text in files.items():
+            path = out / file_name
+            old = path.read_text(encoding="utf-8") if path.exists() else ""
+            if old != text:
+                drift += 1
+                sys.stdout.writelines(difflib.unified_diff(
+                    old.splitlines(True), text.splitlines(True), str(path), f"{path} (regenerated)"))
+    if drift:
+        print(f"{drift} generated file(s) out of date; run `lstm-derive build` to update them")
+        return 1
+    print(f"generated files in {out} are up to date")
+    return 0
+
+
+def _latex(args) -> int:
+    from codegen.build import compile_pdf, render_all, write_text
+    text = render_all(get_cell(args.cell).name)[f"{args.cell}.tex"]
+    out = args.out or DEFAULT_OUT / f"{args.cell}.tex"
+    if args.pdf:
+        compile_pdf(text, out.with_suffix(".pdf"))
+    write_text(out, text)
+    print(f"wrote {out}" + (f" and {out.with_suffix('.pdf')}" if args.pdf else ""))
+    return 0
+
+
+def _code(args) -> int:
+    from codegen.build import render_all, write_text
+    text = render_all(get_cell(args.cell).name)[f"{args.cell}.py"]
+    out = args.out or DEFAULT_OUT / f"{args.cell}.py"
+    write_text(out, text)
+    print(f"wrote {out}")
+    return 0
+
+
+def _check(args) -> int:
+    from codegen.build import render_all
+    from derive.gradcheck import check, load_module
+    name = get_cell(args.cell).name
+    module = load_module(render_all(name)[f"{name}.py"], name)
+    worst = 0.0
+    print(f"{'T,B,D,H':<12}{'gradient':<12}{'rel. error':>12}")
+    for shape in CHECK_SHAPES:
+        for grad, err in check(module, *shape, seed=args.seed).items():
+            worst = max(worst, err)
+            flag = "" if err <= args.tol else "  <-- above tolerance"
+            print(f"{','.join(map(str, shape)):<12}{grad:<12}{err:>12.2e}{flag}")
+    verdict = "agree" if worst <= args.tol else "DISAGREE"
+    print(f"{name}: generated gradients and finite differences {verdict} "
+          f"(max relative error {worst:.2e}, tolerance {args.tol:.0e})")
+    return 0 if worst <= args.tol else 1
