@@ -1,0 +1,58 @@
+"""The generated module against central finite differences, and the checker's teeth."""
+import numpy as np
+import pytest
+
+from conftest import GENERATED
+from derive.gradcheck import analytic, check, load_module, numeric, problem, relative_errors
+
+SHAPES = [  # (T, B, D, H): includes B=1, T=1 and D != H
+    (1, 1, 3, 2), (3, 2, 4, 3), (2, 1, 2, 5), (4, 3, 5, 4), (1, 4, 1, 1),
+]
+TOLERANCE = 1e-6
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "T{}B{}D{}H{}".format(*s))
+def test_every_gradient_matches_finite_differences(lstm, shape):
+    errors = check(lstm, *shape, seed=sum(shape))
+    assert set(errors) == set(lstm.PARAMS) | {"xs", "h0", "c0"}
+    worst = max(errors, key=errors.get)
+    assert errors[worst] < TOLERANCE, f"{worst}: relative error {errors[worst]:.2e}"
+
+
+def test_checker_rejects_a_slightly_wrong_gradient(lstm):
+    args = problem(lstm, 3, 2, 4, 3, seed=1)
+    got, want = analytic(lstm, *args), numeric(lstm, *args)
+    assert max(relative_errors(got, want).values()) < TOLERANCE
+    got["U_g"] = got["U_g"] * (1 + 1e-4)
+    assert relative_errors(got, want)["U_g"] > TOLERANCE
+
+
+@pytest.mark.parametrize("bug, gradient", [
+    ("d_c = d_k*(1 - k**2) + d_c_next", "c0"),     # forget the carried cell gradient
+    ("d_c_prev = d_m*f", "c0"),                     # forget the forget-gate factor
+    ("d_h = dhs[t] + d_h_next", "U_f"),             # forget the recurrent fork
+])
+def test_checker_catches_bugs_seeded_into_the_generated_code(bug, gradient):
+    source = (GENERATED / "lstm.py").read_text()
+    assert bug in source
+    wrong = {"d_c = d_k*(1 - k**2) + d_c_next": "d_c = d_k*(1 - k**2)",
+             "d_c_prev = d_m*f": "d_c_prev = d_m",
+             "d_h = dhs[t] + d_h_next": "d_h = dhs[t]"}[bug]
+    mutant = load_module(source.replace(bug, wrong), "mutant")
+    errors = check(mutant, 3, 2, 3, 2, seed=3)
+    assert errors[gradient] > 1e-3, errors
+
+
+def test_gradients_do_not_depend_on_batch_neighbours(lstm):
+    params, xs = lstm.init_params(3, 2, seed=5), np.random.default_rng(5).normal(size=(3, 2, 3))
+    dhs = np.random.default_rng(6).normal(size=(3, 2, 2))
+    _, _, cache = lstm.forward(params, xs)
+    grads, dxs, _ = lstm.backward(params, cache, dhs)
+    total = {k: 0 for k in grads}
+    for b in range(2):
+        _, _, c1 = lstm.forward(params, xs[:, b:b + 1])
+        g1, dx1, _ = lstm.backward(params, c1, dhs[:, b:b + 1])
+        np.testing.assert_allclose(dx1[:, 0], dxs[:, b], rtol=1e-12, atol=1e-15)
+        total = {k: total[k] + g1[k] for k in g1}
+    for k in grads:
+        np.testing.assert_allclose(total[k], grads[k], rtol=1e-12, atol=1e-15)
