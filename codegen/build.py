@@ -14,6 +14,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+from codegen.emit_feedforward import emit_feedforward
 from codegen.emit_latex import emit_latex
 from codegen.emit_numpy import emit_numpy
 from derive.cells import get_cell
@@ -28,7 +29,8 @@ LATEX_HINT = ("no LaTeX engine found (pdflatex); install one, e.g. "
 
 def render_all(name: str, command: str = BUILD_COMMAND) -> dict[str, str]:
     derivation = derive(get_cell(name))
-    return {f"{name}.py": emit_numpy(derivation, command),
+    emit = emit_numpy if derivation.cell.recurrent else emit_feedforward
+    return {f"{name}.py": emit(derivation, command),
             f"{name}.tex": emit_latex(derivation, command)}
 
 

@@ -9,85 +9,103 @@ from __future__ import annotations
 
 import sympy as sp
 
-from codegen.notation import tex_adjoint, tex_param, tex_text, tex_value, vector_printer
+from codegen.notation import Notation, tex_param, tex_text
 from codegen.templates import render
-from derive.derivation import Derivation, TermKind
-from derive.rules import DEFINITIONS, affine_rule, derivative
-from derive.stages import Kind
+from derive.cells import LSTM
+from derive.derivation import Derivation, TermKind, derive
+from derive.rules import (DEFINITIONS, LOSSES, TARGET, X, affine_rule, derivative, loss_gradient,
+                          softmax_rule)
+from derive.stages import Kind, Loss
 
 KIND_TEX = {Kind.SIGMOID: r"\sigma", Kind.TANH: r"\tanh"}
 KIND_WORDS = {Kind.SIGMOID: "the logistic sigmoid", Kind.TANH: "the hyperbolic tangent",
-              Kind.MUL: "the elementwise product", Kind.ADD: "the elementwise sum"}
+              Kind.MUL: "elementwise product", Kind.ADD: "elementwise sum",
+              Kind.ONE_MINUS: "complement"}
 STEP_WORDS = {"definition": "definition", "derivative": "SymPy's derivative",
               "inverse": r"solve $s = \mathrm{def}(x)$ for $x$",
               "substituted": "substitute that $x$",
               "in terms of output": "simplified: in terms of the output $s$"}
 
 
+def tex_prose(text: str) -> str:
+    """Words with `$...$` mathematics: escape the words, keep the mathematics."""
+    parts = text.split("$")
+    return "$".join(part if n % 2 else tex_text(part) for n, part in enumerate(parts))
+
+
 def emit_latex(derivation: Derivation, command: str) -> str:
     cell = derivation.cell
-    values = list(cell.sizes())
-    printer = vector_printer(values)
+    nt = Notation(cell.recurrent, cell.vector_param_names)
+    printer = nt.printer(list(cell.sizes()))
+    kinds = {s.kind for s in cell.stages}
     context = dict(
         cell=tex_text(cell.name), title_cell=tex_text(cell.name.upper()),
-        description=tex_text(cell.description),
-        command=command,
-        shapes=_shapes(cell),
-        forward=[_forward_eq(eq, printer) for eq in derivation.forward],
-        activations=_activation_rules(cell),
-        affine=_affine_rule(),
-        partials=_partials(derivation, printer),
-        forks=_forks(derivation),
-        backward=[_backward_eq(adj, printer, cell) for adj in derivation.adjoints],
-        carries=_carries(cell),
-        param_grads=[_param_eq(g) for g in derivation.param_grads],
-        summary=_summary(derivation, printer),
-        output=tex_value(cell.output), output_name=cell.output,
-        states0=[tex_value(s, "0") for s in cell.state_names],
-        inputs=[tex_value(x) for x in cell.input_names],
+        description=tex_prose(cell.description), command=command, timed=cell.recurrent,
+        shapes=_shapes(cell, nt),
+        forward=[_forward_eq(eq, nt) for eq in derivation.forward],
+        activations=_activation_rules(kinds),
+        simple_rules=_simple_rules(kinds),
+        affine=_affine_rule(), softmax=_softmax_rule() if Kind.SOFTMAX in kinds else None,
+        loss=_loss_head(cell, nt) if cell.loss else None,
+        partials=[dict(stage=nt.value(p.stage), wrt=nt.value(p.wrt), expr=printer.doprint(p.expr))
+                  for p in derivation.partials],
+        forks=_forks(derivation, nt),
+        backward=[_backward_eq(adj, printer, nt) for adj in derivation.adjoints],
+        carries=_carries(cell, nt),
+        param_grads=[_param_eq(g, printer, nt) for g in derivation.param_grads],
+        summary=_summary(derivation, printer, nt),
+        differences=_differences(derivation, nt) if cell.name != LSTM.name else None,
+        output=nt.value(cell.output),
+        states0=[nt.value(s, "0") for s in cell.state_names],
+        inputs=[nt.value(x) for x in cell.input_names],
+        sum_over=r"\sum_{t=1}^{T} \sum_{b=1}^{B}" if cell.recurrent else r"\sum_{b=1}^{B}",
     )
     return render("document.tex.j2", **context)
 
 
-def _shapes(cell):
-    rows = [(f"${tex_value(v)}$", size, _role(cell, v)) for v, size in cell.sizes().items()]
-    rows += [(f"${tex_param(p)}$", r" \times ".join(shape), "parameter")
+def _shapes(cell, nt):
+    rows = [(f"${nt.value(v)}$", f"${size}$", _role(cell, v)) for v, size in cell.sizes().items()]
+    times = r" \times "
+    rows += [(f"${tex_param(p)}$", f"${times.join(shape)}$", "parameter")
              for p, shape in cell.params()]
-    return [(name, f"${shape}$", role) for name, shape, role in rows]
+    return rows
 
 
 def _role(cell, value):
     if value in cell.input_names:
-        return "input at step $t$"
+        return "input at step $t$" if cell.recurrent else "input"
     if value.endswith("_prev"):
         return "state from step $t-1$"
     stage = cell.stage(value)
     return tex_text(stage.note or stage.kind.value)
 
 
-def _stage_rhs(stage):
+def _stage_rhs(stage, nt):
     if stage.kind is Kind.AFFINE:
-        terms = [f"{tex_param(w)} {tex_value(x)}" for w, x in zip(stage.weights, stage.inputs)]
+        terms = [f"{tex_param(w)} {nt.value(x)}" for w, x in zip(stage.weights, stage.inputs)]
         return " + ".join(terms + ([tex_param(stage.bias)] if stage.bias else []))
-    args = [tex_value(x) for x in stage.inputs]
+    args = [nt.value(x) for x in stage.inputs]
     if stage.kind is Kind.MUL:
         return r" \odot ".join(args)
     if stage.kind is Kind.ADD:
         return " + ".join(args)
+    if stage.kind is Kind.ONE_MINUS:
+        return f"1 - {args[0]}"
+    if stage.kind is Kind.SOFTMAX:
+        return rf"\operatorname{{softmax}}\left({args[0]}\right)"
     return rf"{KIND_TEX[stage.kind]}\left({', '.join(args)}\right)"
 
 
-def _forward_eq(eq, printer):
+def _forward_eq(eq, nt):
     stage = eq.stage
-    return dict(label=eq.label, lhs=tex_value(stage.name), rhs=_stage_rhs(stage),
-                note=tex_text(stage.note), kind=stage.kind.value)
+    return dict(label=eq.label, lhs=nt.value(stage.name), rhs=_stage_rhs(stage, nt),
+                note=tex_text(stage.note))
 
 
-def _activation_rules(cell):
+def _activation_rules(kinds):
     """Derivation steps of every activation kind the cell uses, printed from SymPy."""
-    kinds = [k for k in dict.fromkeys(s.kind for s in cell.stages) if k in KIND_TEX]
     out = []
-    for kind in kinds:
+    for kind in (k for k in KIND_TEX if k in kinds):
         partial = derivative(kind, 0)
         steps = [(STEP_WORDS[name], _scalar_step(name, kind, expr)) for name, expr in partial.steps]
         out.append(dict(name=KIND_WORDS[kind], symbol=KIND_TEX[kind], steps=steps,
@@ -97,109 +115,164 @@ def _activation_rules(cell):
 
 
 def _scalar_step(name, kind, expr):
-    lhs = {"definition": f"s = {KIND_TEX[kind]}(x)", "inverse": "x",
-           "derivative": r"\frac{ds}{dx}", "substituted": r"\frac{ds}{dx}",
-           "in terms of output": r"\frac{ds}{dx}"}[name]
+    lhs = {"definition": f"s = {KIND_TEX[kind]}(x)", "inverse": "x"}.get(name, r"\frac{ds}{dx}")
     return f"{lhs} = {sp.latex(expr)}"
+
+
+def _simple_rules(kinds):
+    """Partial derivatives of products, sums and complements, as SymPy gives them."""
+    rows = []
+    for kind in (Kind.MUL, Kind.ADD, Kind.ONE_MINUS):
+        if kind in kinds:
+            d = DEFINITIONS[kind]
+            partials = ", ".join(rf"\frac{{\partial s}}{{\partial {sp.latex(a)}}} = "
+                                 rf"{sp.latex(derivative(kind, n).expr)}"
+                                 for n, a in enumerate(d.args))
+            rows.append(dict(name=KIND_WORDS[kind], definition=sp.latex(d.expr), partials=partials))
+    return rows
+
+
+def _plain(expr):
+    """LaTeX of an index expression with its indices printed as plain letters."""
+    return sp.latex(expr.xreplace({i: sp.Symbol(str(i.label)) for i in expr.atoms(sp.Idx)}))
 
 
 def _affine_rule():
     rule = affine_rule()
-
-    def show(expr):  # print indices as plain letters, without their ranges
-        plain = {i: sp.Symbol(str(i.label)) for i in expr.atoms(sp.Idx)}
-        return sp.latex(expr.xreplace(plain))
-
-    return dict(definition=show(rule.definition), d_weight=show(rule.d_weight),
-                d_input=show(rule.d_input), d_bias=show(rule.d_bias))
+    return dict(definition=_plain(rule.definition), d_weight=_plain(rule.d_weight),
+                d_input=_plain(rule.d_input), d_bias=_plain(rule.d_bias))
 
 
-def _partials(derivation, printer):
-    rows = []
-    for p in derivation.partials:
-        rows.append(dict(stage=tex_value(p.stage), wrt=tex_value(p.wrt), expr=printer.doprint(p.expr)))
-    return rows
+def _softmax_rule():
+    rule = softmax_rule()
+    return dict(definition=_plain(rule.definition), jacobian=_plain(rule.jacobian),
+                d_input=_plain(rule.d_input), cross_entropy=_plain(rule.cross_entropy))
 
 
-def _forks(derivation):
-    return [dict(value=tex_value(adj.target), branches=[_branch_name(t) for t in adj.terms])
+def _loss_head(cell, nt):
+    y, t = sp.Symbol(nt.value(cell.output)), sp.Symbol("t")
+    names = {X: y, TARGET: t}
+    return dict(name=cell.loss.value, element=sp.latex(LOSSES[cell.loss].xreplace(names)),
+                gradient=sp.latex(loss_gradient(cell.loss).xreplace(names)),
+                one_hot=cell.loss is Loss.CROSS_ENTROPY,
+                softmax=any(s.kind is Kind.SOFTMAX for s in cell.stages))
+
+
+def _forks(derivation, nt):
+    return [dict(value=nt.value(adj.target), branches=[_branch_name(t, nt) for t in adj.terms])
             for adj in derivation.adjoints if adj.is_fork]
 
 
-def _branch_name(term):
+def _branch_name(term, nt):
     if term.kind is TermKind.LOSS:
-        return "the loss at step $t$"
+        return "the loss" + (" at step $t$" if nt.timed else "")
     if term.kind is TermKind.CARRY:
         return "the next time step"
-    return f"${tex_value(term.branch)}$"
+    return f"${nt.value(term.branch)}$"
 
 
-def _branch_label(term):
+def _branch_label(term, nt):
     """How a branch is named under its term, in math mode."""
     if term.kind is TermKind.LOSS:
-        return r"\text{loss at step } t"
+        return r"\text{loss at step } t" if nt.timed else r"\text{loss}"
     if term.kind is TermKind.CARRY:
         return r"\text{from step } t+1"
-    return rf"\text{{via }} {tex_value(term.branch)}"
+    return rf"\text{{via }} {nt.value(term.branch)}"
 
 
-def _lhs(target):
+def _lhs(target, nt):
     """A previous-state gradient computed at step t is only step t's part: mark it (t)."""
     if target.endswith("_prev"):
-        return rf"{tex_adjoint(target)}^{{(t)}}"
-    return tex_adjoint(target)
+        return rf"{nt.adjoint(target)}^{{(t)}}"
+    return nt.adjoint(target)
 
 
-def _term_tex(term, printer, target):
+def _term_tex(term, printer, nt, target):
     if term.kind is TermKind.LOCAL:
         return printer.doprint(sp.Symbol(f"d_{term.source}", real=True) * term.factor)
     if term.kind is TermKind.WEIGHT:
-        return f"{tex_param(term.weight)}^{{\\top}} {tex_adjoint(term.source)}"
+        return f"{tex_param(term.weight)}^{{\\top}} {nt.adjoint(term.source)}"
+    if term.kind is TermKind.SOFTMAX:
+        y, dy = nt.value(term.source), nt.adjoint(term.source)
+        return rf"{y} \odot \left({dy} - ({dy}^{{\top}} {y})\,\mathbf{{1}}\right)"
     if term.kind is TermKind.LOSS:
-        return rf"\frac{{\partial L}}{{\partial {tex_value(target)}}}"
-    return rf"{tex_adjoint(target)}^{{(t+1)}}"
+        return rf"\frac{{\partial L}}{{\partial {nt.value(target)}}}"
+    return rf"{nt.adjoint(target)}^{{(t+1)}}"
 
 
-def _backward_eq(adj, printer, cell):
-    terms = [_term_tex(t, printer, adj.target) for t in adj.terms] or ["0"]
-    named = [(tex, _branch_label(t)) for tex, t in zip(terms, adj.terms)]
-    return dict(label=adj.label, lhs=_lhs(adj.target), terms=terms, named=named,
+def _backward_eq(adj, printer, nt):
+    terms = [_term_tex(t, printer, nt, adj.target) for t in adj.terms] or ["0"]
+    named = [(tex, _branch_label(t, nt)) for tex, t in zip(terms, adj.terms)]
+    return dict(label=adj.label, lhs=_lhs(adj.target, nt), terms=terms, named=named,
                 fork=adj.is_fork, carry=adj.target.endswith("_prev"),
-                size=adj.size, words=_backward_words(adj, cell))
+                words=_backward_words(adj, nt))
 
 
-def _backward_words(adj, cell):
+def _backward_words(adj, nt):
     if adj.is_fork:
-        return (f"${tex_value(adj.target)}$ is a fork: it feeds "
-                + ", ".join(_branch_name(t) for t in adj.terms) + "; its gradient is the sum of "
-                "one term per branch.")
+        return (f"${nt.value(adj.target)}$ is a fork: it feeds "
+                + ", ".join(_branch_name(t, nt) for t in adj.terms)
+                + "; its gradient is the sum of one term per branch.")
     if adj.target.endswith("_prev"):
         state = adj.target[: -len("_prev")]
-        return (f"This is the part of the gradient of ${tex_value(adj.target)}$ that flows back "
+        return (f"This is the part of the gradient of ${nt.value(adj.target)}$ that flows back "
                 f"through step $t$; at step $t-1$ it is the term "
-                f"${tex_adjoint(state)}^{{(t+1)}}$ of the fork of ${tex_value(state)}$.")
+                f"${nt.adjoint(state)}^{{(t+1)}}$ of the fork of ${nt.value(state)}$.")
     return ""
 
 
-def _carries(cell):
-    return [dict(state=tex_value(s), carried=rf"{tex_adjoint(s, 'T')}^{{(T+1)}}",
-                 final=tex_value(s, "T"), initial=rf"{tex_adjoint(s, '0')}^{{(1)}}",
-                 state0=tex_value(s, "0"))
+def _carries(cell, nt):
+    return [dict(state=nt.value(s), carried=rf"{nt.adjoint(s, 'T')}^{{(T+1)}}",
+                 final=nt.value(s, "T"), initial=rf"{nt.adjoint(s, '0')}^{{(1)}}",
+                 state0=nt.value(s, "0"))
             for s in cell.state_names]
 
 
-def _param_eq(g):
-    delta = tex_adjoint(g.stage)
-    body = f"{delta} \\, {tex_value(g.input)}^{{\\top}}" if g.input else delta
-    return dict(label=g.label, lhs=rf"\delta {tex_param(g.param)}",
-                rhs=rf"\sum_{{t=1}}^{{T}} \sum_{{b=1}}^{{B}} {body}",
+def _param_rhs(g, printer, nt):
+    if g.stage is None:
+        return " + ".join(_term_tex(t, printer, nt, g.param) for t in g.terms)
+    delta = nt.adjoint(g.stage)
+    return f"{delta} \\, {nt.value(g.input)}^{{\\top}}" if g.input else delta
+
+
+def _param_eq(g, printer, nt):
+    body = _param_rhs(g, printer, nt)
+    body = f"\\left({body}\\right)" if g.stage is None and len(g.terms) > 1 else body
+    return dict(label=g.label, lhs=rf"\delta {tex_param(g.param)}", body=body,
                 shape=r" \times ".join(g.shape))
 
 
-def _summary(derivation, printer):
-    rows = [dict(label=a.label, lhs=_lhs(a.target),
-                 rhs=" + ".join(_term_tex(t, printer, a.target) for t in a.terms) or "0",
-                 shape=a.size) for a in derivation.adjoints]
-    rows += [dict(label=g.label, lhs=_param_eq(g)["lhs"], rhs=_param_eq(g)["rhs"],
-                  shape=r" \times ".join(g.shape)) for g in derivation.param_grads]
+def _summary(derivation, printer, nt):
+    rows = [dict(label=a.label, lhs=_lhs(a.target, nt), shape=a.size,
+                 rhs=" + ".join(_term_tex(t, printer, nt, a.target) for t in a.terms) or "0")
+            for a in derivation.adjoints]
+    for g in derivation.param_grads:
+        eq = _param_eq(g, printer, nt)
+        rows.append(dict(label=g.label, lhs=eq["lhs"], rhs=rf"\textstyle\sum {eq['body']}",
+                         shape=eq["shape"]))
     return rows
+
+
+def _differences(derivation, nt):
+    """What the stage graph of this cell has that the LSTM's has not, and the reverse."""
+    cell, lstm = derivation.cell, derive(LSTM)
+
+    def forks(d):
+        return {a.target: tuple(t.branch for t in a.terms) for a in d.adjoints if a.is_fork}
+
+    mine, theirs = forks(derivation), forks(lstm)
+    lstm_nt = Notation(True)
+
+    def show(value, branches, notation):
+        names = ", ".join("the loss" if b == "loss" else "the next step" if b == "next step"
+                          else f"${notation.value(b)}$" for b in branches)
+        return f"${notation.value(value)}$ into {names}"
+
+    params, lstm_params = dict(cell.params()), dict(LSTM.params())
+    return dict(
+        notes=[tex_prose(n) for n in cell.notes],
+        new_forks=[show(v, b, nt) for v, b in mine.items() if theirs.get(v) != b],
+        lost_forks=[show(v, b, lstm_nt) for v, b in theirs.items() if mine.get(v) != b],
+        new_params=[f"${tex_param(p)}$" for p in params if p not in lstm_params],
+        lost_params=[f"${tex_param(p)}$" for p in lstm_params if p not in params],
+        carried=[f"${nt.value(s)}$" for s in cell.state_names])

@@ -14,6 +14,7 @@ from sympy.printing.numpy import NumPyPrinter
 from codegen.plan import Group, group_of, groups
 from codegen.templates import render
 from derive.derivation import Derivation, TermKind
+from derive.stages import Kind
 
 _PRINTER = NumPyPrinter({"fully_qualified_modules": True, "allow_unknown_functions": False})
 
@@ -29,11 +30,12 @@ def emit_numpy(derivation: Derivation, command: str) -> str:
     params = cell.params()
     context = dict(
         cell=cell.name, description=cell.description, command=command,
-        params=[(name, _tuple(shape)) for name, shape in params],
-        state=list(cell.state_names), state_tuple=_tuple(cell.state_names), state_sizes=[size for _, size in cell.state],
+        params=[(name, tuple_code(shape)) for name, shape in params],
+        state=list(cell.state_names), state_tuple=tuple_code(cell.state_names), state_sizes=[size for _, size in cell.state],
         output=cell.output, output_size=sizes[cell.output],
         sequence_input=cell.input_names[0], input_size=sizes[cell.input_names[0]],
-        size_sources=_size_sources(params),
+        size_args=list(cell.size_args), vector_params=list(cell.vector_param_names),
+        size_sources=size_sources(params),
         stacking=_stacking(plan),
         cached=_cached(derivation),
         forward_pre=_forward_pre(plan),
@@ -45,7 +47,7 @@ def emit_numpy(derivation: Derivation, command: str) -> str:
     return render("module.py.j2", **context)
 
 
-def _tuple(items) -> str:
+def tuple_code(items) -> str:
     """A tuple of strings as Python source with double quotes: ("H", "D"), ("H",)."""
     inner = ", ".join(f'"{item}"' for item in items)
     return f"({inner},)" if len(items) == 1 else f"({inner})"
@@ -64,7 +66,7 @@ def _drop_unused_loads(lines):
     return kept
 
 
-def _size_sources(params):
+def size_sources(params):
     """Where each size symbol is read from at run time: (symbol, param, axis)."""
     found = {}
     for name, shape in params:
@@ -124,9 +126,11 @@ def _forward_loop(derivation, plan):
         if g is not None:
             if name == g.stages[0].name:
                 lines += _group_forward(derivation, g)
-            lines.append(f"{name} = {g.buffer}[:, {g.slices()[name]}]")
-            continue
-        rhs = f"{expr_code(eq.numeric)}  # ({eq.label})"
+            rhs = f"{g.buffer}[:, {g.slices()[name]}]"
+        elif eq.stage.kind is Kind.SOFTMAX:
+            rhs = f"_softmax({eq.stage.inputs[0]})  # ({eq.label})"
+        else:
+            rhs = f"{expr_code(eq.numeric)}  # ({eq.label})"
         if name in cell.state_names:
             lines += [f"{name}_seq[t + 1] = {rhs}", f"{name} = {name}_seq[t + 1]"]
         elif name in cached:
@@ -146,7 +150,8 @@ def _group_forward(derivation, g: Group):
 
 
 def _backward_pre(derivation, plan):
-    lines = []
+    lines = [f"d_{g.param} = numpy.zeros_like({g.param})"
+             for g in derivation.param_grads if g.stage is None]
     for g in plan:
         store = "(T, B, " if g.hoisted else "(B, "
         lines.append(f"d_{g.buffer}_seq = numpy.empty({store}{g.width}), dtype)" if g.hoisted
@@ -176,6 +181,11 @@ def _backward_loop(derivation, plan):
         if g.biases and not g.hoisted:
             label = _param_labels(derivation, g.biases)
             lines.append(f"d_{g.bias} += d_{g.buffer}.sum(axis=0)  # {label}")
+    for g in derivation.param_grads:
+        if g.stage is None:
+            total = sum((sp.Symbol(f"d_{t.source}", real=True) * t.factor for t in g.terms),
+                        sp.Integer(0))
+            lines.append(f"d_{g.param} += ({expr_code(total)}).sum(axis=0)  # ({g.label})")
     lines += [f"d_{s}_next = d_{s}_prev" for s in cell.state_names]
     return lines
 
@@ -190,6 +200,9 @@ def _adjoint_lines(adj, cell, plan):
             parts.append(f"d{term.source}s[t]")
         elif term.kind is TermKind.CARRY:
             parts.append(f"d_{adj.target}_next")
+        elif term.kind is TermKind.SOFTMAX:
+            y, dy = term.source, f"d_{term.source}"
+            parts.append(f"{y}*({dy} - ({dy}*{y}).sum(axis=-1, keepdims=True))")
     parts = ([expr_code(local)] if local != 0 else []) + parts
     for g in plan:
         if adj.target in g.inputs and not (sequence and adj.target in g.hoisted):
@@ -230,4 +243,5 @@ def _backward_post(derivation, plan):
             lines += [f'grads["{w}"] = d_{g.weight(inp)}[{slices[s.name]}]'
                       for w, s in zip(g.weights_of(inp), g.stages)]
         lines += [f'grads["{s.bias}"] = d_{g.bias}[{slices[s.name]}]' for s in g.stages if s.bias]
+    lines += [f'grads["{g.param}"] = d_{g.param}' for g in derivation.param_grads if g.stage is None]
     return lines

@@ -1,15 +1,17 @@
 """The document's notation: how value, adjoint and parameter names are written in LaTeX.
 
 One spelling per idea: the stage output `a_f` is `a^{f}_{t}` in the document, its
-gradient `d_a_f` is `\\delta a^{f}_{t}`; `h_prev` is `h_{t-1}`.  Products of vectors are
-elementwise (Hadamard) and printed with `\\odot`.
+gradient `d_a_f` is `\\delta a^{f}_{t}`; `h_prev` is `h_{t-1}`; a layer index is a
+parenthesised superscript (`a1` is `a^{(1)}`).  Feed-forward networks have no time index.
+Products of vectors are elementwise (Hadamard) and printed with `\\odot`.
 """
 from __future__ import annotations
+
+import re
 
 import sympy as sp
 from sympy.printing.latex import LatexPrinter
 from sympy.printing.precedence import PRECEDENCE
-
 
 _TEXT_ESCAPES = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#",
                  "_": r"\_", "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}",
@@ -22,31 +24,50 @@ def tex_text(text: str) -> str:
 
 
 def tex_base(name: str) -> str:
-    """`a_f` -> `a^{f}`, `c` -> `c`; a multi-letter name is set upright."""
+    """`a_f` -> `a^{f}`, `a1` -> `a^{(1)}`, `c` -> `c`; other multi-letter names upright."""
+    layer = re.fullmatch(r"([A-Za-z])(\d+)", name)
+    if layer:
+        return f"{layer[1]}^{{({layer[2]})}}"
     head, _, tail = name.partition("_")
     head = head if len(head) == 1 else rf"\mathrm{{{head}}}"
     return f"{head}^{{{tail}}}" if tail else head
 
 
-def tex_value(name: str, step: str = "t") -> str:
-    """A per-step value at `step`: `h_prev` -> `h_{t-1}`, `a_f` -> `a^{f}_{t}`."""
-    if name.endswith("_prev"):
-        name, step = name[: -len("_prev")], f"{step}-1"
-    return f"{tex_base(name)}_{{{step}}}"
-
-
-def tex_adjoint(name: str, step: str = "t") -> str:
-    return rf"\delta {tex_value(name, step)}"
-
-
 def tex_param(name: str) -> str:
-    """`W_f` -> `W_{f}`, `b_hn` -> `b_{hn}`."""
+    """`W_f` -> `W_{f}`, `W1` -> `W_{1}`, `b_hn` -> `b_{hn}`."""
+    layer = re.fullmatch(r"([A-Za-z])(\d+)", name)
+    if layer:
+        return f"{layer[1]}_{{{layer[2]}}}"
     head, _, tail = name.partition("_")
     return f"{head}_{{{tail}}}" if tail else head
 
 
+class Notation:
+    """Names at a time step; `timed=False` (feed-forward networks) drops the time index."""
+
+    def __init__(self, timed: bool, params=()):
+        self.timed = timed
+        self.params = set(params)
+
+    def value(self, name: str, step: str = "t") -> str:
+        if name in self.params:
+            return tex_param(name)
+        if name.endswith("_prev"):
+            name, step = name[: -len("_prev")], f"{step}-1"
+        return f"{tex_base(name)}_{{{step}}}" if self.timed else tex_base(name)
+
+    def adjoint(self, name: str, step: str = "t") -> str:
+        return rf"\delta {self.value(name, step)}"
+
+    def printer(self, values) -> "VectorLatexPrinter":
+        """A printer knowing every per-step value, parameter and adjoint `d_<name>`."""
+        names = {v: self.value(v) for v in [*values, *self.params]}
+        names.update({f"d_{v}": self.adjoint(v) for v in values})
+        return VectorLatexPrinter(names)
+
+
 class VectorLatexPrinter(LatexPrinter):
-    """Prints per-step vector expressions: symbols by their time-indexed names, products as odot."""
+    """Prints per-step vector expressions: symbols by their names, products as odot."""
 
     def __init__(self, names: dict[str, str]):
         super().__init__({"symbol_names": {sp.Symbol(n, real=True): t for n, t in names.items()}})
@@ -65,10 +86,3 @@ class VectorLatexPrinter(LatexPrinter):
         if exp.is_Integer and exp > 0:
             return f"{self.parenthesize(base, PRECEDENCE['Pow'])}^{{{exp}}}"
         return super()._print_Pow(expr)
-
-
-def vector_printer(values) -> VectorLatexPrinter:
-    """A printer knowing every per-step value name and its adjoint `d_<name>`."""
-    names = {v: tex_value(v) for v in values}
-    names.update({f"d_{v}": tex_adjoint(v) for v in values})
-    return VectorLatexPrinter(names)

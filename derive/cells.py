@@ -1,39 +1,184 @@
-"""The built-in cells, each an ordered tuple of functional stages (data, not code)."""
+"""The built-in cells, each an ordered tuple of functional stages (data, not code).
+
+Recurrent cells name their weights W_* (input), U_* (recurrent) and b_* (bias), the
+gates f, i, g, o (LSTM) or z, r, n (GRU).  The words in `notes` go into the cell's
+document, to say how its derivation differs from the LSTM's.
+"""
 from __future__ import annotations
 
 from derive.errors import DeriveError
-from derive.stages import Cell, Kind, affine, elementwise
+from derive.stages import Cell, Kind, Loss, affine, elementwise
 
-_GATE_ROLE = {"f": "forget gate", "i": "input gate", "g": "candidate cell value",
-              "o": "output gate"}
+_ROLE = {"f": "forget gate", "i": "input gate", "g": "candidate cell value", "o": "output gate",
+         "z": "update gate", "r": "reset gate", "n": "candidate state"}
+_SIG, _TANH, _MUL, _ADD, _ONE_MINUS = Kind.SIGMOID, Kind.TANH, Kind.MUL, Kind.ADD, Kind.ONE_MINUS
 
 
-def _gate(name):
-    return affine(f"a_{name}", ("x", "h_prev"), (f"W_{name}", f"U_{name}"), f"b_{name}", "H",
-                  note=f"pre-activation of the {_GATE_ROLE[name]}")
+def _gate(name, reads="h_prev"):
+    """Affine pre-activation a_<name> = W_<name> x + U_<name> <reads> + b_<name>."""
+    return affine(f"a_{name}", ("x", reads), (f"W_{name}", f"U_{name}"), f"b_{name}", "H",
+                  note=f"pre-activation of the {_ROLE[name]}")
 
+
+def _act(kind, name, arg):
+    return elementwise(kind, name, arg, note=_ROLE[name])
+
+
+_CELL_UPDATE = (
+    elementwise(_MUL, "m", "f", "c_prev", note="part of the old cell that is kept"),
+    elementwise(_MUL, "n", "i", "g", note="new content written to the cell"),
+    elementwise(_ADD, "c", "m", "n", note="new cell state"),
+    elementwise(_TANH, "k", "c", note="squashed cell state"),
+)
+_LSTM_STATE = (("h", "H"), ("c", "H"))
 
 LSTM = Cell(
     name="lstm",
     description="LSTM with a forget gate, no peepholes (Hochreiter & Schmidhuber; Gers et al.)",
-    inputs=(("x", "D"),),
-    state=(("h", "H"), ("c", "H")),
-    output="h",
-    stages=(
-        _gate("f"), _gate("i"), _gate("g"), _gate("o"),
-        elementwise(Kind.SIGMOID, "f", "a_f", note="forget gate"),
-        elementwise(Kind.SIGMOID, "i", "a_i", note="input gate"),
-        elementwise(Kind.TANH, "g", "a_g", note="candidate cell value"),
-        elementwise(Kind.SIGMOID, "o", "a_o", note="output gate"),
-        elementwise(Kind.MUL, "m", "f", "c_prev", note="part of the old cell that is kept"),
-        elementwise(Kind.MUL, "n", "i", "g", note="new content written to the cell"),
-        elementwise(Kind.ADD, "c", "m", "n", note="new cell state"),
-        elementwise(Kind.TANH, "k", "c", note="squashed cell state"),
-        elementwise(Kind.MUL, "h", "o", "k", note="new hidden state and output"),
-    ),
+    inputs=(("x", "D"),), state=_LSTM_STATE, output="h",
+    stages=(_gate("f"), _gate("i"), _gate("g"), _gate("o"),
+            _act(_SIG, "f", "a_f"), _act(_SIG, "i", "a_i"), _act(_TANH, "g", "a_g"),
+            _act(_SIG, "o", "a_o"), *_CELL_UPDATE,
+            elementwise(_MUL, "h", "o", "k", note="new hidden state and output")),
 )
 
-CELLS = {cell.name: cell for cell in (LSTM,)}
+
+def _peephole(gate, reads):
+    return (elementwise(_MUL, f"q_{gate}", f"p_{gate}", reads,
+                        note=f"peephole term of the {_ROLE[gate]}"),
+            elementwise(_ADD, f"z_{gate}", f"a_{gate}", f"q_{gate}",
+                        note=f"full pre-activation of the {_ROLE[gate]}"),
+            _act(_SIG, gate, f"z_{gate}"))
+
+
+PEEPHOLE_LSTM = Cell(
+    name="peephole_lstm",
+    description="LSTM with peephole connections: the gates also read the cell state (Gers & Schmidhuber)",
+    inputs=(("x", "D"),), state=_LSTM_STATE, output="h",
+    stages=(_gate("f"), _gate("i"), _gate("g"), _gate("o"),
+            *_peephole("f", "c_prev"), *_peephole("i", "c_prev"), _act(_TANH, "g", "a_g"),
+            *_CELL_UPDATE[:3], *_peephole("o", "c"), _CELL_UPDATE[3],
+            elementwise(_MUL, "h", "o", "k", note="new hidden state and output")),
+    vector_params=(("p_f", "H"), ("p_i", "H"), ("p_o", "H")),
+    notes=("The forget and input gates read the previous cell state through the peepholes "
+           "$p_f$ and $p_i$, and the output gate reads the new cell state through $p_o$.",
+           "So $c_{t-1}$ gains two branches (into $q^f_t$ and $q^i_t$) and the new cell state "
+           "$c_t$ gains the branch into $q^o_t$: the output gate's gradient flows back into the cell.",
+           "The peepholes are vectors read elementwise: their gradients are sums over time and "
+           "batch of elementwise products, not outer products."),
+)
+
+CIFG_LSTM = Cell(
+    name="cifg_lstm",
+    description="LSTM with coupled input and forget gates: i = 1 - f (Greff et al.)",
+    inputs=(("x", "D"),), state=_LSTM_STATE, output="h",
+    stages=(_gate("f"), _gate("g"), _gate("o"),
+            _act(_SIG, "f", "a_f"),
+            elementwise(_ONE_MINUS, "i", "f", note="input gate, coupled to the forget gate"),
+            _act(_TANH, "g", "a_g"), _act(_SIG, "o", "a_o"), *_CELL_UPDATE,
+            elementwise(_MUL, "h", "o", "k", note="new hidden state and output")),
+    notes=("There is no input-gate affine stage (no $W_i$, $U_i$, $b_i$): the input gate is "
+           "$i_t = 1 - f_t$.",
+           "So $f_t$ becomes a fork with two branches, into $m_t = f_t \\odot c_{t-1}$ and into "
+           "$i_t = 1 - f_t$, and "
+           "the gradient of the forget gate's pre-activation collects both; $h_{t-1}$ and $x_t$ feed "
+           "three gates instead of four."),
+)
+
+_GRU_OUTPUT = (
+    elementwise(_ONE_MINUS, "v", "z", note="share of the candidate"),
+    elementwise(_MUL, "m", "v", "n", note="candidate part of the new state"),
+    elementwise(_MUL, "q", "z", "h_prev", note="kept part of the old state"),
+    elementwise(_ADD, "h", "m", "q", note="new hidden state and output"),
+)
+
+GRU = Cell(
+    name="gru",
+    description="GRU as originally published, reset gate applied before the recurrent product (Cho et al.)",
+    inputs=(("x", "D"),), state=(("h", "H"),), output="h",
+    stages=(_gate("z"), _gate("r"), _act(_SIG, "z", "a_z"), _act(_SIG, "r", "a_r"),
+            elementwise(_MUL, "s", "r", "h_prev", note="reset previous state"),
+            _gate("n", reads="s"), _act(_TANH, "n", "a_n"), *_GRU_OUTPUT),
+    notes=("There is no cell state: $h$ is the only state, so the only carried gradient is the "
+           "one of $h$.",
+           "$h_{t-1}$ is a fork with four branches: the two gates, the reset product "
+           "$s_t = r_t \\odot h_{t-1}$ and the kept part $q_t = z_t \\odot h_{t-1}$; the update "
+           "gate $z_t$ also forks (into $v_t = 1 - z_t$ and $q_t$)."),
+)
+
+GRU_RESET_AFTER = Cell(
+    name="gru_reset_after",
+    description="GRU as PyTorch and cuDNN compute it: reset gate applied after the recurrent product",
+    inputs=(("x", "D"),), state=(("h", "H"),), output="h",
+    stages=(_gate("z"), _gate("r"),
+            affine("a_nx", ("x",), ("W_n",), "b_n", "H", note="input part of the candidate"),
+            affine("a_nh", ("h_prev",), ("U_n",), "b_hn", "H", note="recurrent part of the candidate"),
+            _act(_SIG, "z", "a_z"), _act(_SIG, "r", "a_r"),
+            elementwise(_MUL, "s", "r", "a_nh", note="reset recurrent part"),
+            elementwise(_ADD, "a_n", "a_nx", "s", note="pre-activation of the candidate state"),
+            _act(_TANH, "n", "a_n"), *_GRU_OUTPUT),
+    notes=("The reset gate multiplies $U_n h_{t-1} + b_{hn}$ after the product, so the recurrent "
+           "bias $b_{hn}$ is scaled by $r_t$ and is not interchangeable with $b_n$: its gradient "
+           "sums $r_t \\odot \\delta s_t$, while $b_n$ gets the unscaled gradient of the "
+           "candidate's pre-activation.",
+           "$h_{t-1}$ feeds three affine stages and the kept part $q_t = z_t \\odot h_{t-1}$."),
+)
+
+RNN = Cell(
+    name="rnn",
+    description="plain (Elman) tanh RNN",
+    inputs=(("x", "D"),), state=(("h", "H"),), output="h",
+    stages=(affine("a", ("x", "h_prev"), ("W", "U"), "b", "H", note="pre-activation"),
+            elementwise(_TANH, "h", "a", note="new hidden state and output")),
+    notes=("One affine stage and one tanh: the only path back in time goes through $U^\\top$ "
+           "and the tanh derivative at every step, with no additive path like the LSTM's cell "
+           "state.",),
+)
+
+LSTMP = Cell(
+    name="lstmp",
+    description="LSTM with a projection: h = W_hr (o * tanh c), h of size P, c of size H (Sak et al.)",
+    inputs=(("x", "D"),), state=(("h", "P"), ("c", "H")), output="h",
+    stages=(_gate("f"), _gate("i"), _gate("g"), _gate("o"),
+            _act(_SIG, "f", "a_f"), _act(_SIG, "i", "a_i"), _act(_TANH, "g", "a_g"),
+            _act(_SIG, "o", "a_o"), *_CELL_UPDATE,
+            elementwise(_MUL, "r", "o", "k", note="unprojected output"),
+            affine("h", ("r",), ("W_hr",), None, "P", note="projected hidden state and output")),
+    size_args=(("D", "input_size"), ("H", "hidden_size"), ("P", "proj_size")),
+    notes=("The hidden state is a linear projection of $o_t \\odot \\tanh(c_t)$: one more "
+           "affine stage, without bias, whose weight gradient is an outer product like any other.",
+           "The recurrent weights $U_*$ are $H \\times P$, so the carried gradient of $h$ has $P$ "
+           "entries while the cell's has $H$."),
+)
+
+_FF_SIZES = (("D", "input_size"), ("H", "hidden_size"), ("K", "output_size"))
+_HIDDEN = (affine("a1", ("x",), ("W1",), "b1", "H", note="hidden pre-activation"),
+           elementwise(_SIG, "h", "a1", note="hidden layer"),
+           affine("a2", ("h",), ("W2",), "b2", "K", note="output pre-activation"))
+
+MLP = Cell(
+    name="mlp",
+    description="feed-forward network, one sigmoid hidden layer, sigmoid outputs, squared error",
+    inputs=(("x", "D"),), state=(), output="y",
+    stages=(*_HIDDEN, elementwise(_SIG, "y", "a2", note="output")),
+    size_args=_FF_SIZES, loss=Loss.SQUARED_ERROR,
+    notes=("No time and no state: nothing is carried, and the parameter gradients are sums over "
+           "the batch only.",),
+)
+
+MLP_SOFTMAX = Cell(
+    name="mlp_softmax",
+    description="feed-forward network, one sigmoid hidden layer, softmax outputs, cross-entropy",
+    inputs=(("x", "D"),), state=(), output="y",
+    stages=(*_HIDDEN, elementwise(Kind.SOFTMAX, "y", "a2", note="class probabilities")),
+    size_args=_FF_SIZES, loss=Loss.CROSS_ENTROPY,
+    notes=("The softmax is not elementwise: every output depends on every logit, so its "
+           "Jacobian is a full matrix, $\\mathrm{diag}(y) - y y^\\top$, and the backward step "
+           "contracts it.",),
+)
+
+CELLS = {cell.name: cell for cell in (LSTM, PEEPHOLE_LSTM, CIFG_LSTM, GRU, GRU_RESET_AFTER, RNN,
+                                      LSTMP, MLP, MLP_SOFTMAX)}
 
 
 def get_cell(name: str) -> Cell:

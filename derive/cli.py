@@ -15,7 +15,7 @@ from derive.derivation import derive
 from derive.errors import DeriveError
 
 DEFAULT_OUT = Path("generated")
-CHECK_SHAPES = ((3, 2, 4, 3), (1, 1, 3, 2), (2, 3, 2, 5))
+CHECK_SHAPES = ((3, 2, 4, 3, 2), (1, 1, 3, 2, 3), (2, 3, 2, 5, 4))  # T, B, then sizes in order
 
 
 class _Parser(argparse.ArgumentParser):
@@ -145,12 +145,16 @@ def _check(args) -> int:
     name = get_cell(args.cell).name
     module = load_module(render_all(name)[f"{name}.py"], name)
     worst = 0.0
-    print(f"{'T,B,D,H':<12}{'gradient':<12}{'rel. error':>12}")
-    for shape in CHECK_SHAPES:
-        for grad, err in check(module, *shape, seed=args.seed).items():
+    recurrent = hasattr(module, "STATE")
+    head = ("T,B," if recurrent else "B,") + ",".join(module.SIZES)
+    print(f"{head:<14}{'gradient':<12}{'rel. error':>12}")
+    for T, B, *dims in CHECK_SHAPES:
+        dims = dims[:len(module.SIZES)]
+        shape = ",".join(map(str, ([T] if recurrent else []) + [B] + dims))
+        for grad, err in check(module, T, B, *dims, seed=args.seed).items():
             worst = max(worst, err)
             flag = "" if err <= args.tol else "  <-- above tolerance"
-            print(f"{','.join(map(str, shape)):<12}{grad:<12}{err:>12.2e}{flag}")
+            print(f"{shape:<14}{grad:<12}{err:>12.2e}{flag}")
     verdict = "agree" if worst <= args.tol else "DISAGREE"
     print(f"{name}: generated gradients and finite differences {verdict} "
           f"(max relative error {worst:.2e}, tolerance {args.tol:.0e})")

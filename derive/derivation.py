@@ -28,6 +28,7 @@ class TermKind(Enum):
     WEIGHT = "weight"  # weight^T d_source, through an affine stage
     LOSS = "loss"      # the loss's own gradient of this step's output
     CARRY = "carry"    # gradient carried back from step t+1 (BPTT)
+    SOFTMAX = "softmax"  # y * (d_y - sum(d_y * y)), through a softmax stage
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,8 @@ class Term:
             return f"{self.weight}.T @ d_{self.source}"
         if self.kind is TermKind.LOSS:
             return f"dL/d{self.source}[t]"
+        if self.kind is TermKind.SOFTMAX:
+            return f"{self.source}*(d_{self.source} - sum(d_{self.source}*{self.source}))"
         return f"d_{self.source}[t+1]"
 
 
@@ -66,13 +69,18 @@ class Adjoint:
 
 @dataclass(frozen=True)
 class ParamGrad:
-    """`d_param = sum over t and batch of d_stage x input^T` (or of d_stage for a bias)."""
+    """`d_param`, summed over time steps and batch.
+
+    A weight gets `d_stage input^T`, a bias `d_stage`; a parameter read elementwise
+    (stage None) gets the sum of its `terms`, like any value at a fork.
+    """
 
     param: str
-    stage: str
+    stage: str | None
     input: str | None
     label: str
     shape: tuple[str, ...]
+    terms: tuple[Term, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -107,6 +115,7 @@ class Derivation:
         """Per-step values the backward pass reads, in forward order."""
         read = {str(s) for p in self.partials for s in p.expr.free_symbols}
         read |= {g.input for g in self.param_grads if g.input}
+        read |= {t.source for a in self.adjoints for t in a.terms if t.kind is TermKind.SOFTMAX}
         order = list(self.cell.input_names) + [f"{s}_prev" for s in self.cell.state_names]
         order += [eq.stage.name for eq in self.forward]
         return tuple(v for v in order if v in read)
@@ -124,6 +133,7 @@ class Derivation:
         lines.append("parameters (summed over time steps and batch):")
         for g in self.param_grads:
             rhs = f"d_{g.stage} {g.input}^T" if g.input else f"d_{g.stage}"
+            rhs = " + ".join(str(t) for t in g.terms) if g.stage is None else rhs
             lines.append(f"  ({g.label}) d_{g.param} = sum {rhs}")
         return "\n".join(lines)
 
@@ -133,18 +143,18 @@ def derive(cell: Cell) -> Derivation:
     sizes = cell.sizes()
     forward = tuple(ForwardEq(s, _numeric(s), f"F{n}", sizes[s.name])
                     for n, s in enumerate(cell.stages, 1))
-    partials = tuple(p for s in cell.stages if s.kind is not Kind.AFFINE
+    partials = tuple(p for s in cell.stages if s.kind not in (Kind.AFFINE, Kind.SOFTMAX)
                      for p in _stage_partials(s))
     targets = [s.name for s in reversed(cell.stages)]
     targets += [f"{s}_prev" for s in reversed(cell.state_names)]
     targets += list(reversed(cell.input_names))
     adjoints = tuple(Adjoint(v, _terms(cell, v, partials), f"B{n}", sizes[v])
                      for n, v in enumerate(targets, 1))
-    return Derivation(cell, forward, partials, adjoints, _param_grads(cell))
+    return Derivation(cell, forward, partials, adjoints, _param_grads(cell, partials))
 
 
 def _numeric(stage: Stage):
-    if stage.kind is Kind.AFFINE:
+    if stage.kind in (Kind.AFFINE, Kind.SOFTMAX):
         return None
     d = definition(stage.kind)
     return d.numeric.subs(dict(zip(d.args, map(symbol, stage.inputs))), simultaneous=True)
@@ -169,6 +179,8 @@ def _terms(cell: Cell, value: str, partials) -> tuple[Term, ...]:
         if stage.kind is Kind.AFFINE:
             terms += [Term(TermKind.WEIGHT, stage.name, stage.name, weight=w)
                       for w, x in zip(stage.weights, stage.inputs) if x == value]
+        elif stage.kind is Kind.SOFTMAX:
+            terms.append(Term(TermKind.SOFTMAX, stage.name, stage.name))
         else:
             factor = next(p.expr for p in partials if p.stage == stage.name and p.wrt == value)
             terms.append(Term(TermKind.LOCAL, stage.name, stage.name, factor=factor))
@@ -179,14 +191,15 @@ def _terms(cell: Cell, value: str, partials) -> tuple[Term, ...]:
     return tuple(terms)
 
 
-def _param_grads(cell: Cell) -> tuple[ParamGrad, ...]:
+def _param_grads(cell: Cell, partials) -> tuple[ParamGrad, ...]:
     shapes = dict(cell.params())
-    by_param = {}
+    by_param = {p: (None, None) for p in cell.vector_param_names}
     for stage in cell.stages:
         if stage.kind is Kind.AFFINE:
             for w, x in zip(stage.weights, stage.inputs):
                 by_param[w] = (stage.name, x)
             if stage.bias:
                 by_param[stage.bias] = (stage.name, None)
-    return tuple(ParamGrad(p, *by_param[p], f"P{n}", shapes[p])
+    return tuple(ParamGrad(p, *by_param[p], f"P{n}", shapes[p],
+                           _terms(cell, p, partials) if p in cell.vector_param_names else ())
                  for n, (p, _) in enumerate(cell.params(), 1))

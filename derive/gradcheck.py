@@ -1,10 +1,12 @@
 """The one numerical gradient checker used by the tests and by `lstm-derive check`.
 
-It draws random parameters, inputs, initial state and a random linear loss
-L = sum(R * hs) + sum over states of sum(S_state * state_T), runs a module's `backward`,
-and compares every gradient with central differences (the five-point stencil, in
-float64).  The error of one gradient array is max|analytic - numeric| / max|numeric|,
-so tiny entries do not turn rounding noise into huge relative errors.
+For a recurrent module it draws random parameters, inputs, initial state and a random
+linear loss L = sum(R * hs) + sum over states of sum(S_state * state_T); for a
+feed-forward module the loss is the module's own loss head on random targets.  It runs
+the module's `backward` and compares every gradient with central differences (the
+five-point stencil, in float64).  The error of one gradient array is
+max|analytic - numeric| / max|numeric|, so tiny entries do not turn rounding noise into
+huge relative errors.
 """
 from __future__ import annotations
 
@@ -22,24 +24,48 @@ def load_module(source: str, name: str) -> types.ModuleType:
     return module
 
 
-def problem(module, T, B, D, H, seed=0):
-    """Random float64 parameters, inputs, state and loss weights for one check."""
+def is_recurrent(module) -> bool:
+    return hasattr(module, "STATE")
+
+
+def problem(module, T, B, *dims, seed=0):
+    """Random float64 parameters, inputs and loss for one check; dims follow module.SIZES."""
     rng = np.random.default_rng(seed)
-    params = {k: v * 2.0 for k, v in module.init_params(D, H, seed=seed).items()}
-    xs = rng.normal(size=(T, B, D))
-    state0 = {s: 0.5 * rng.normal(size=(B, H)) for s in module.STATE}
-    dhs = rng.normal(size=(T, B, H))
-    dstateT = {s: rng.normal(size=(B, H)) for s in module.STATE}
-    return params, xs, state0, dhs, dstateT
+    sizes = dict(zip(module.SIZES, dims))
+    if len(sizes) != len(module.SIZES):
+        raise DeriveError(f"need sizes {', '.join(module.SIZES)}, got {dims}")
+    params = {k: v * 2.0 for k, v in module.init_params(*dims, seed=seed).items()}
+    if not is_recurrent(module):
+        x = rng.normal(size=(B, sizes["D"]))
+        y, _ = module.forward(params, x)
+        target = (rng.integers(0, y.shape[1], size=B) if module.TARGET == "labels"
+                  else rng.uniform(size=y.shape))
+        return params, {"x": x}, target
+    xs = rng.normal(size=(T, B, sizes["D"]))
+    state0 = {s: 0.5 * rng.normal(size=(B, sizes[n])) for s, n in module.STATE_SIZES.items()}
+    dhs = rng.normal(size=(T, B, sizes[module.STATE_SIZES[module.STATE[0]]]))
+    dstateT = {s: rng.normal(size=(B, sizes[n])) for s, n in module.STATE_SIZES.items()}
+    return params, dict(xs=xs, **{f"{s}0": v for s, v in state0.items()}), (dhs, dstateT)
 
 
-def loss(module, params, xs, state0, dhs, dstateT) -> float:
-    hs, stateT, _ = module.forward(params, xs, state0)
+def loss(module, params, inputs, target) -> float:
+    if not is_recurrent(module):
+        y, _ = module.forward(params, inputs["x"])
+        return float(module.loss(y, target)[0])
+    dhs, dstateT = target
+    state0 = {s: inputs[f"{s}0"] for s in module.STATE}
+    hs, stateT, _ = module.forward(params, inputs["xs"], state0)
     return float(np.sum(dhs * hs) + sum(np.sum(dstateT[s] * stateT[s]) for s in module.STATE))
 
 
-def analytic(module, params, xs, state0, dhs, dstateT) -> dict[str, np.ndarray]:
-    _, _, cache = module.forward(params, xs, state0)
+def analytic(module, params, inputs, target) -> dict[str, np.ndarray]:
+    if not is_recurrent(module):
+        y, cache = module.forward(params, inputs["x"])
+        grads, dx = module.backward(params, cache, module.loss(y, target)[1])
+        return dict(grads, x=dx)
+    dhs, dstateT = target
+    state0 = {s: inputs[f"{s}0"] for s in module.STATE}
+    _, _, cache = module.forward(params, inputs["xs"], state0)
     grads, dxs, dstate0 = module.backward(params, cache, dhs, dstateT)
     out = {name: grads[name] for name in params}
     out["xs"] = dxs
@@ -47,17 +73,15 @@ def analytic(module, params, xs, state0, dhs, dstateT) -> dict[str, np.ndarray]:
     return out
 
 
-def numeric(module, params, xs, state0, dhs, dstateT, step=1e-3) -> dict[str, np.ndarray]:
-    arrays = dict(params, xs=xs, **{f"{s}0": state0[s] for s in module.STATE})
+def numeric(module, params, inputs, target, step=1e-3) -> dict[str, np.ndarray]:
+    arrays = dict(params, **inputs)
 
     def evaluate():
-        p = {name: arrays[name] for name in params}
-        s0 = {s: arrays[f"{s}0"] for s in module.STATE}
-        return loss(module, p, arrays["xs"], s0, dhs, dstateT)
+        return loss(module, {n: arrays[n] for n in params}, {n: arrays[n] for n in inputs}, target)
 
     out = {}
     for name, array in arrays.items():
-        array = arrays[name] = array.copy()
+        array = arrays[name] = np.array(array, dtype=np.float64)
         grad = np.zeros_like(array)
         for index in np.ndindex(array.shape):
             grad[index] = _five_point(array, index, step, evaluate)
@@ -78,14 +102,14 @@ def _five_point(array, index, step, evaluate):
 def relative_errors(got: dict, want: dict) -> dict[str, float]:
     errors = {}
     for name, ref in want.items():
-        if got[name].shape != ref.shape:
-            raise DeriveError(f"gradient {name} has shape {got[name].shape}, expected {ref.shape}")
+        if np.shape(got[name]) != ref.shape:
+            raise DeriveError(f"gradient {name} has shape {np.shape(got[name])}, expected {ref.shape}")
         scale = max(float(np.max(np.abs(ref), initial=0.0)), 1e-12)
         errors[name] = float(np.max(np.abs(got[name] - ref), initial=0.0)) / scale
     return errors
 
 
-def check(module, T, B, D, H, seed=0) -> dict[str, float]:
-    """Relative error of every gradient of `module` at one shape."""
-    args = problem(module, T, B, D, H, seed)
+def check(module, T, B, *dims, seed=0) -> dict[str, float]:
+    """Relative error of every gradient of `module` at one shape (dims follow module.SIZES)."""
+    args = problem(module, T, B, *dims, seed=seed)
     return relative_errors(analytic(module, *args), numeric(module, *args))

@@ -25,8 +25,10 @@ def run(derivation: Derivation, params, xs, state0, dhs, dstateT, module="numpy"
     cell = derivation.cell
     state = dict(state0)
     trace, hs = [], []
+    vectors = {name: params[name] for name in cell.vector_param_names}
     for x in xs:
-        values = {cell.input_names[0]: x, **{f"{s}_prev": state[s] for s in cell.state_names}}
+        values = {cell.input_names[0]: x, **{f"{s}_prev": state[s] for s in cell.state_names},
+                  **vectors}
         for eq in derivation.forward:
             values[eq.stage.name] = _stage_value(eq, values, params, module)
         state = {s: values[s] for s in cell.state_names}
@@ -40,6 +42,10 @@ def run(derivation: Derivation, params, xs, state0, dhs, dstateT, module="numpy"
             values[f"d_{adj.target}"] = _adjoint(adj, values, params, carry, dhs[t], module)
         carry = {s: values[f"d_{s}_prev"] for s in cell.state_names}
         for g in derivation.param_grads:
+            if g.stage is None:  # read elementwise: sum its branches over the batch
+                total = sum(_term(t, g.param, values, params, carry, None, module) for t in g.terms)
+                grads[g.param] = grads[g.param] + total.sum(axis=0)
+                continue
             delta = values[f"d_{g.stage}"]
             grads[g.param] = grads[g.param] + (delta.T @ values[g.input] if g.input
                                                else delta.sum(axis=0))
@@ -52,21 +58,36 @@ def _stage_value(eq, values, params, module):
     if stage.kind is Kind.AFFINE:
         out = sum(values[x] @ params[w].T for w, x in zip(stage.weights, stage.inputs))
         return out + params[stage.bias] if stage.bias else out
+    if stage.kind is Kind.SOFTMAX:
+        a = values[stage.inputs[0]]
+        e = _exp(a - a.max(axis=-1, keepdims=True), module)
+        return e / e.sum(axis=-1, keepdims=True)
     return _elementwise(eq.numeric, values, module)
 
 
+def _exp(a, module):
+    if module == "numpy":
+        return np.exp(a)
+    import mpmath
+    return np.vectorize(mpmath.exp, otypes=[object])(a)
+
+
 def _adjoint(adj, values, params, carry, loss_grad, module):
-    total = 0
-    for term in adj.terms:
-        if term.kind is TermKind.LOCAL:
-            total = total + values[f"d_{term.source}"] * _elementwise(term.factor, values, module)
-        elif term.kind is TermKind.WEIGHT:
-            total = total + values[f"d_{term.source}"] @ params[term.weight]
-        elif term.kind is TermKind.LOSS:
-            total = total + loss_grad
-        else:
-            total = total + carry[adj.target]
-    return total
+    return sum((_term(t, adj.target, values, params, carry, loss_grad, module) for t in adj.terms), 0)
+
+
+def _term(term, target, values, params, carry, loss_grad, module):
+    delta = values.get(f"d_{term.source}")
+    if term.kind is TermKind.LOCAL:
+        return delta * _elementwise(term.factor, values, module)
+    if term.kind is TermKind.WEIGHT:
+        return delta @ params[term.weight]
+    if term.kind is TermKind.SOFTMAX:
+        y = values[term.source]
+        return y * (delta - (delta * y).sum(axis=-1, keepdims=True))
+    if term.kind is TermKind.LOSS:
+        return loss_grad
+    return carry[target]
 
 
 def _elementwise(expr, values, module):

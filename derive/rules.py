@@ -14,9 +14,10 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import sympy as sp
+from sympy.simplify.simplify import factor_sum
 
 from derive.errors import DeriveError
-from derive.stages import Kind
+from derive.stages import Kind, Loss
 
 X, Y = sp.symbols("x y", real=True)
 OUT = sp.Symbol("s", real=True)  # stands for the stage's own output
@@ -38,7 +39,19 @@ DEFINITIONS = {
                           sp.tanh(X), True),
     Kind.MUL: Definition((X, Y), X * Y, X * Y, False),
     Kind.ADD: Definition((X, Y), X + Y, X + Y, False),
+    Kind.ONE_MINUS: Definition((X,), 1 - X, 1 - X, False),
 }
+
+TARGET = sp.Symbol("t", real=True)  # the target of a loss head, elementwise
+LOSSES = {
+    Loss.SQUARED_ERROR: (X - TARGET) ** 2 / 2,
+    Loss.CROSS_ENTROPY: -TARGET * sp.log(X),
+}
+
+
+def loss_gradient(loss: Loss) -> sp.Expr:
+    """dL/dy of a loss head, per element, by SymPy (y is the symbol X)."""
+    return sp.diff(LOSSES[loss], X)
 
 
 @dataclass(frozen=True)
@@ -134,17 +147,16 @@ def _sum_out(expr):
         if not guards:
             return expr
         expr = expr.xreplace({g: _unguard(g) for g in guards})
-    raise DeriveError("affine rule: summation did not terminate")
+    raise DeriveError("index rule: summation did not terminate")
 
 
 def _unguard(piecewise):
-    (value, cond), *rest = piecewise.args
-    if rest != [(sp.S.Zero, sp.true)] and rest != [(0, True)]:
-        raise DeriveError(f"affine rule: unexpected piecewise {piecewise}")
+    """The branch of a range guard that holds whenever every index lies in its range."""
+    (value, cond), *_ = piecewise.args
     indices = [s for s in cond.free_symbols if isinstance(s, sp.Idx)]
     for bound in ("lower", "upper"):
         if cond.subs({i: getattr(i, bound) for i in indices}) is not sp.true:
-            raise DeriveError(f"affine rule: cannot show {cond} within index ranges")
+            raise DeriveError(f"index rule: cannot show {cond} within index ranges")
     return value
 
 
@@ -159,3 +171,50 @@ def _recognise(rule):
     for got, want, name in checks:
         if sp.simplify(got - want) != 0:
             raise DeriveError(f"affine rule {name} not recognised in {got}")
+
+
+# ----- softmax: the vector-Jacobian product from index notation -------------------------
+
+@dataclass(frozen=True)
+class SoftmaxRule:
+    """`y[k] = exp(a[k]) / sum_j exp(a[j])`: Jacobian in terms of y, and its contraction."""
+
+    definition: sp.Expr
+    jacobian: sp.Expr      # dy[k]/da[q], rewritten in terms of y
+    d_input: sp.Expr       # sum_k delta[k] dy[k]/da[q]
+    cross_entropy: sp.Expr  # d(-sum_k t[k] log y[k])/da[q] with sum_k t[k] = 1
+    symbols: dict
+
+
+@lru_cache(maxsize=None)
+def softmax_rule() -> SoftmaxRule:
+    """Derive d_a = y * (d_y - sum(d_y * y)) and the cross-entropy logit gradient y - t."""
+    n = sp.Symbol("n", integer=True, positive=True)
+    k, j, q = sp.Idx("k", n), sp.Idx("j", n), sp.Idx("q", n)
+    a, y, delta, t = (sp.IndexedBase(name) for name in ("a", "y", "delta", "t"))
+    total = sp.Sum(sp.exp(a[j]), (j, 0, n - 1))
+    y_k = sp.exp(a[k]) / total
+
+    def in_terms_of_y(expr):  # exp(a_k) = y_k * sum_j exp(a_j), for the free indices only
+        return expr.xreplace({sp.exp(a[i]): y[i] * total for i in (k, q)})
+
+    jacobian = in_terms_of_y(_sum_out(sp.diff(y_k, a[q])))
+    d_input = _sum_out(sp.Sum(delta[k] * jacobian, (k, 0, n - 1)))
+    loss = sp.Sum(-t[k] * sp.expand_log(sp.log(y_k), force=True), (k, 0, n - 1))
+    logits = in_terms_of_y(_sum_out(sp.diff(loss, a[q])))
+    logits = sp.expand(logits).replace(lambda e: isinstance(e, sp.Sum), factor_sum)
+    logits = logits.subs(sp.Sum(t[k], (k, 0, n - 1)), 1)  # a one-hot target sums to one
+    rule = SoftmaxRule(y_k, jacobian, d_input, logits,
+                       dict(k=k, q=q, a=a, y=y, delta=delta, t=t, n=n))
+    _recognise_softmax(rule)
+    return rule
+
+
+def _recognise_softmax(rule):
+    s = rule.symbols
+    k, q, y, delta, t = s["k"], s["q"], s["y"], s["delta"], s["t"]
+    vjp = y[q] * (delta[q] - sp.Sum(delta[k] * y[k], (k, 0, s["n"] - 1)))
+    if sp.simplify(sp.expand(rule.d_input - vjp)) != 0:
+        raise DeriveError(f"softmax rule d_a = y*(d_y - sum(d_y*y)) not recognised in {rule.d_input}")
+    if sp.simplify(rule.cross_entropy - (y[q] - t[q])) != 0:
+        raise DeriveError(f"softmax cross-entropy rule y - t not recognised in {rule.cross_entropy}")

@@ -24,6 +24,15 @@ class Kind(Enum):
     TANH = "tanh"        # hyperbolic tangent, elementwise
     MUL = "mul"          # elementwise (Hadamard) product of two values
     ADD = "add"          # elementwise sum of two values
+    ONE_MINUS = "one_minus"  # 1 - x, elementwise
+    SOFTMAX = "softmax"  # normalised exponentials over the vector (not elementwise)
+
+
+class Loss(Enum):
+    """Loss heads of feed-forward networks; `derive.rules.LOSSES` defines each one."""
+
+    SQUARED_ERROR = "squared error"   # 1/2 sum (y - target)^2
+    CROSS_ENTROPY = "cross-entropy"   # -sum target * log y, target one-hot
 
 
 @dataclass(frozen=True)
@@ -74,6 +83,13 @@ class Cell:
     output: str
     stages: tuple[Stage, ...]
     notes: tuple[str, ...] = ()
+    vector_params: tuple[tuple[str, str], ...] = ()   # parameters read elementwise (p_f)
+    size_args: tuple[tuple[str, str], ...] = (("D", "input_size"), ("H", "hidden_size"))
+    loss: Loss | None = None   # the loss head of a feed-forward network
+
+    @property
+    def recurrent(self) -> bool:
+        return bool(self.state)
 
     @property
     def state_names(self) -> tuple[str, ...]:
@@ -93,24 +109,32 @@ class Cell:
         """Size symbol of every per-step value: inputs, previous state, stage outputs."""
         sizes = dict(self.inputs)
         sizes.update({f"{name}_prev": size for name, size in self.state})
+        known = dict(sizes, **dict(self.vector_params))
         for stage in self.stages:
-            sizes[stage.name] = _stage_size(self, stage, sizes)
+            sizes[stage.name] = known[stage.name] = _stage_size(self, stage, known)
         return sizes
+
+    @property
+    def vector_param_names(self) -> tuple[str, ...]:
+        return tuple(name for name, _ in self.vector_params)
 
     def params(self) -> tuple[tuple[str, tuple[str, ...]], ...]:
         """Parameters in their fixed public order, each with its shape in size symbols.
 
-        Order: the weights of every affine stage's first input term, then of its
-        second, ..., then the biases; within each group in stage order.
+        Order: weights grouped by the value they multiply (the per-step inputs, then the
+        previous state, then stage outputs), each group in stage order; then the biases;
+        then the parameters read elementwise.
         """
         sizes = self.sizes()
-        affines = [s for s in self.stages if s.kind is Kind.AFFINE]
-        width = max((len(s.inputs) for s in affines), default=0)
-        ordered = []
-        for k in range(width):
-            ordered += [(s.weights[k], (s.size, sizes[s.inputs[k]]))
-                        for s in affines if k < len(s.inputs)]
-        ordered += [(s.bias, (s.size,)) for s in affines if s.bias]
+        rank = {name: n for n, name in enumerate(
+            list(self.input_names) + [f"{s}_prev" for s in self.state_names]
+            + [s.name for s in self.stages])}
+        terms = [(rank[x], n, w, (s.size, sizes[x]))
+                 for n, s in enumerate(self.stages) if s.kind is Kind.AFFINE
+                 for w, x in zip(s.weights, s.inputs)]
+        ordered = [(w, shape) for *_, w, shape in sorted(terms)]
+        ordered += [(s.bias, (s.size,)) for s in self.stages if s.kind is Kind.AFFINE and s.bias]
+        ordered += [(name, (size,)) for name, size in self.vector_params]
         return tuple(ordered)
 
 

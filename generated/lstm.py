@@ -4,7 +4,7 @@ GENERATED FILE -- do not edit.  Written by `lstm-derive build` from the stage li
 cell `lstm`.  Equation labels such as (F1), (B1) and (P1) refer to the derivation
 document generated/lstm.tex.  Depends on NumPy only.
 
-Shapes: xs (T, B, D); every state and output (B, H) per step.
+Shapes: xs (T, B, D); the output (B, H) per step; state h (B, H), c (B, H).
 """
 import numpy
 
@@ -23,22 +23,22 @@ PARAMS = {
     "b_o": ("H",),
 }
 STATE = ("h", "c")
-_STATE_SIZES = {"h": "H", "c": "H"}
+STATE_SIZES = {"h": "H", "c": "H"}
+SIZES = {"D": "input_size", "H": "hidden_size"}  # size symbol -> init_params argument
 
 
 def init_params(input_size, hidden_size, *, seed=0, dtype=numpy.float64):
     """Parameters drawn uniformly from (-1/sqrt(H), 1/sqrt(H)), the usual recurrent-cell scale."""
-    if int(input_size) < 1 or int(hidden_size) < 1:
-        raise ValueError(f"sizes must be positive, got input_size={input_size}, hidden_size={hidden_size}")
     sizes = {"D": int(input_size), "H": int(hidden_size)}
+    if min(sizes.values()) < 1:
+        raise ValueError(f"sizes must be positive, got {sizes}")
     rng = numpy.random.default_rng(seed)
     bound = 1.0 / numpy.sqrt(sizes["H"])
     return {name: rng.uniform(-bound, bound, size=tuple(sizes[s] for s in shape)).astype(dtype)
             for name, shape in PARAMS.items()}
 
-
 def forward(params, xs, state0=None):
-    """Run the cell over xs (T, B, D) from state0 (a dict of (B, H) arrays; zeros when None).
+    """Run the cell over xs (T, B, D) from state0 (a dict of (B, size) arrays; zeros when None).
 
     Returns (hs, stateT, cache): the per-step outputs (T, B, H), the final state as a
     dict, and what `backward` needs.  The dtype of xs is kept (float32 in, float32 out).
@@ -170,11 +170,14 @@ def backward(params, cache, dhs, dstateT=None):
     grads["b_i"] = d_bcat[H:2*H]
     grads["b_g"] = d_bcat[2*H:3*H]
     grads["b_o"] = d_bcat[3*H:4*H]
+    grads = {name: grads[name] for name in PARAMS}
     return grads, dxs, {"h": d_h_next, "c": d_c_next}
 
 
 def _sizes(params):
     """The size symbols, read off the parameters; every parameter's shape is checked."""
+    if not isinstance(params, dict):
+        raise ValueError("params must be a dict of arrays keyed like PARAMS")
     missing = [name for name in PARAMS if name not in params]
     if missing:
         raise ValueError(f"params is missing {', '.join(missing)}")
@@ -196,12 +199,11 @@ def _array(name, value, shape, dtype):
         raise ValueError(f"{name} has shape {value.shape}, expected {shape}")
     return value.astype(dtype, copy=False)
 
-
 def _state(state, name, B, sizes, dtype):
     """A complete state dict of (B, size) arrays; None means zeros."""
     if state is None:
-        return {s: numpy.zeros((B, sizes[size]), dtype) for s, size in _STATE_SIZES.items()}
+        return {s: numpy.zeros((B, sizes[size]), dtype) for s, size in STATE_SIZES.items()}
     if not isinstance(state, dict) or set(state) != set(STATE):
         raise ValueError(f"{name} must be None or a dict with keys {STATE}")
     return {s: _array(f'{name}["{s}"]', state[s], (B, sizes[size]), dtype)
-            for s, size in _STATE_SIZES.items()}
+            for s, size in STATE_SIZES.items()}

@@ -25,6 +25,11 @@ def lstm():
     return load_file(GENERATED / "lstm.py", "generated_lstm")
 
 
+def generated(name: str):
+    """The committed generated module of a cell."""
+    return load_file(GENERATED / f"{name}.py", f"generated_{name}")
+
+
 @pytest.fixture(scope="session")
 def reference():
     import reference_lstm

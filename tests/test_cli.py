@@ -74,5 +74,7 @@ def test_missing_latex_engine_is_one_line_and_writes_nothing(tmp_path):
 def test_build_without_latex_writes_code_and_document_and_says_how_to_get_pdfs(tmp_path):
     result = lstm_derive("build", "--out", "gen", cwd=tmp_path, path="")
     assert result.returncode == 0, result.stderr
-    assert sorted(p.name for p in (tmp_path / "gen").iterdir()) == ["lstm.py", "lstm.tex"]
+    from derive.cells import CELLS
+    written = sorted(p.name for p in (tmp_path / "gen").iterdir())
+    assert written == sorted(f"{name}.{ext}" for name in CELLS for ext in ("py", "tex"))
     assert "PDFs skipped: no LaTeX engine found" in result.stdout

@@ -2,7 +2,8 @@
 import numpy as np
 import pytest
 
-from conftest import GENERATED
+from conftest import GENERATED, generated
+from derive.cells import CELLS
 from derive.gradcheck import analytic, check, load_module, numeric, problem, relative_errors
 
 SHAPES = [  # (T, B, D, H): includes B=1, T=1 and D != H
@@ -17,6 +18,24 @@ def test_every_gradient_matches_finite_differences(lstm, shape):
     assert set(errors) == set(lstm.PARAMS) | {"xs", "h0", "c0"}
     worst = max(errors, key=errors.get)
     assert errors[worst] < TOLERANCE, f"{worst}: relative error {errors[worst]:.2e}"
+
+
+FAMILY_SHAPES = [(3, 2, 4, 3, 2), (1, 1, 2, 3, 4), (2, 3, 3, 2, 3)]  # T, B, then D, H, (P or K)
+RECURRENT = [name for name, cell in CELLS.items() if cell.recurrent]
+FEEDFORWARD = [name for name, cell in CELLS.items() if not cell.recurrent]
+
+
+@pytest.mark.parametrize("shape", FAMILY_SHAPES, ids=lambda s: "-".join(map(str, s)))
+@pytest.mark.parametrize("name", RECURRENT + FEEDFORWARD)
+def test_every_cell_matches_finite_differences(name, shape):
+    module = generated(name)
+    T, B, *dims = shape
+    errors = check(module, T, B, *dims[:len(module.SIZES)], seed=len(name))
+    expected = set(module.PARAMS) | ({"xs"} | {f"{s}0" for s in module.STATE}
+                                     if name in RECURRENT else {"x"})
+    assert set(errors) == expected
+    worst = max(errors, key=errors.get)
+    assert errors[worst] < TOLERANCE, f"{name} {worst}: relative error {errors[worst]:.2e}"
 
 
 def test_checker_rejects_a_slightly_wrong_gradient(lstm):

@@ -1,0 +1,116 @@
+"""feed-forward network, one sigmoid hidden layer, sigmoid outputs, squared error: forward, backward and loss head.
+
+GENERATED FILE -- do not edit.  Written by `lstm-derive build` from the stage list of the
+network `mlp`.  Equation labels such as (F1), (B1) and (P1) refer to the derivation
+document generated/mlp.tex.  Depends on NumPy only.
+
+Shapes: x (B, D); y (B, K).
+Use: y, cache = forward(params, x); L, dy = loss(y, target); grads, dx = backward(params, cache, dy).
+"""
+import numpy
+
+PARAMS = {
+    "W1": ("H", "D"),
+    "W2": ("K", "H"),
+    "b1": ("H",),
+    "b2": ("K",),
+}
+TARGET = "values"  # what loss() takes: integer labels (B,) or values like the output
+SIZES = {"D": "input_size", "H": "hidden_size", "K": "output_size"}  # size symbol -> init_params argument
+
+
+def init_params(input_size, hidden_size, output_size, *, seed=0, dtype=numpy.float64):
+    """Parameters drawn uniformly from (-1/sqrt(H), 1/sqrt(H)), the usual recurrent-cell scale."""
+    sizes = {"D": int(input_size), "H": int(hidden_size), "K": int(output_size)}
+    if min(sizes.values()) < 1:
+        raise ValueError(f"sizes must be positive, got {sizes}")
+    rng = numpy.random.default_rng(seed)
+    bound = 1.0 / numpy.sqrt(sizes["H"])
+    return {name: rng.uniform(-bound, bound, size=tuple(sizes[s] for s in shape)).astype(dtype)
+            for name, shape in PARAMS.items()}
+
+
+def forward(params, x):
+    """Run the network on a batch x (B, D); returns (y (B, K), cache)."""
+    x = numpy.asarray(x)
+    if x.ndim != 2:
+        raise ValueError(f"x has shape {x.shape}, expected (B, D)")
+    dtype = x.dtype if numpy.issubdtype(x.dtype, numpy.floating) else numpy.dtype(numpy.float64)
+    sizes = _sizes(params)
+    if x.shape[1] != sizes["D"]:
+        raise ValueError(f"x has shape {x.shape}, expected (B, D) = ({x.shape[0]}, {sizes['D']})")
+    x = x.astype(dtype, copy=False)
+    params = {name: numpy.asarray(params[name]).astype(dtype, copy=False) for name in PARAMS}
+    W1 = params["W1"]
+    W2 = params["W2"]
+    b1 = params["b1"]
+    b2 = params["b2"]
+    a1 = x @ W1.T + b1  # (F1)
+    h = (1/2)*numpy.tanh((1/2)*a1) + 1/2  # (F2)
+    a2 = h @ W2.T + b2  # (F3)
+    y = (1/2)*numpy.tanh((1/2)*a2) + 1/2  # (F4)
+    cache = dict(params=params, x=x, h=h, y=y)
+    return y, cache
+
+
+def loss(y, target):
+    """The squared error loss summed over the batch, and its gradient dy = dL/dy.
+
+    target has the shape of y.
+    """
+    y = numpy.asarray(y)
+    t = _array("target", target, y.shape, y.dtype)
+    L = numpy.sum((1/2)*(-t + y)**2)
+    dy = -t + y
+    return L, dy
+
+
+def backward(params, cache, dy):
+    """Gradients given dy = dL/dy (B, K); returns (grads keyed like params, dx)."""
+    params = cache["params"]
+    x = cache["x"]
+    h = cache["h"]
+    y = cache["y"]
+    W1 = params["W1"]
+    W2 = params["W2"]
+    b1 = params["b1"]
+    b2 = params["b2"]
+    dy = _array("dy", dy, y.shape, y.dtype)
+    d_y = dy  # (B1)
+    d_a2 = d_y*y*(1 - y)  # (B2)
+    d_h = d_a2 @ W2  # (B3)
+    d_a1 = d_h*h*(1 - h)  # (B4)
+    d_x = d_a1 @ W1  # (B5)
+    grads = {}
+    grads["W1"] = d_a1.T @ x  # (P1)
+    grads["W2"] = d_a2.T @ h  # (P2)
+    grads["b1"] = d_a1.sum(axis=0)  # (P3)
+    grads["b2"] = d_a2.sum(axis=0)  # (P4)
+    return grads, d_x
+
+
+def _sizes(params):
+    """The size symbols, read off the parameters; every parameter's shape is checked."""
+    if not isinstance(params, dict):
+        raise ValueError("params must be a dict of arrays keyed like PARAMS")
+    missing = [name for name in PARAMS if name not in params]
+    if missing:
+        raise ValueError(f"params is missing {', '.join(missing)}")
+    sizes = {
+        "D": numpy.shape(params["W1"])[1] if numpy.ndim(params["W1"]) > 1 else 0,
+        "H": numpy.shape(params["W1"])[0] if numpy.ndim(params["W1"]) > 0 else 0,
+        "K": numpy.shape(params["W2"])[0] if numpy.ndim(params["W2"]) > 0 else 0,
+    }
+    for name, shape in PARAMS.items():
+        want = tuple(sizes[s] for s in shape)
+        got = numpy.shape(params[name])
+        if got != want:
+            raise ValueError(f'params["{name}"] has shape {got}, expected ({", ".join(shape)}) = {want}')
+    return sizes
+
+
+def _array(name, value, shape, dtype):
+    value = numpy.asarray(value)
+    if value.shape != shape:
+        raise ValueError(f"{name} has shape {value.shape}, expected {shape}")
+    return value.astype(dtype, copy=False)

@@ -1,0 +1,141 @@
+"""plain (Elman) tanh RNN: forward and backward over whole sequences.
+
+GENERATED FILE -- do not edit.  Written by `lstm-derive build` from the stage list of the
+cell `rnn`.  Equation labels such as (F1), (B1) and (P1) refer to the derivation
+document generated/rnn.tex.  Depends on NumPy only.
+
+Shapes: xs (T, B, D); the output (B, H) per step; state h (B, H).
+"""
+import numpy
+
+PARAMS = {
+    "W": ("H", "D"),
+    "U": ("H", "H"),
+    "b": ("H",),
+}
+STATE = ("h",)
+STATE_SIZES = {"h": "H"}
+SIZES = {"D": "input_size", "H": "hidden_size"}  # size symbol -> init_params argument
+
+
+def init_params(input_size, hidden_size, *, seed=0, dtype=numpy.float64):
+    """Parameters drawn uniformly from (-1/sqrt(H), 1/sqrt(H)), the usual recurrent-cell scale."""
+    sizes = {"D": int(input_size), "H": int(hidden_size)}
+    if min(sizes.values()) < 1:
+        raise ValueError(f"sizes must be positive, got {sizes}")
+    rng = numpy.random.default_rng(seed)
+    bound = 1.0 / numpy.sqrt(sizes["H"])
+    return {name: rng.uniform(-bound, bound, size=tuple(sizes[s] for s in shape)).astype(dtype)
+            for name, shape in PARAMS.items()}
+
+def forward(params, xs, state0=None):
+    """Run the cell over xs (T, B, D) from state0 (a dict of (B, size) arrays; zeros when None).
+
+    Returns (hs, stateT, cache): the per-step outputs (T, B, H), the final state as a
+    dict, and what `backward` needs.  The dtype of xs is kept (float32 in, float32 out).
+    """
+    xs = numpy.asarray(xs)
+    if xs.ndim != 3:
+        raise ValueError(f"xs has shape {xs.shape}, expected (T, B, D)")
+    dtype = xs.dtype if numpy.issubdtype(xs.dtype, numpy.floating) else numpy.dtype(numpy.float64)
+    sizes = _sizes(params)
+    D = sizes["D"]
+    H = sizes["H"]
+    T, B = xs.shape[:2]
+    if xs.shape[2] != D:
+        raise ValueError(f"xs has shape {xs.shape}, expected (T, B, D) = ({T}, {B}, {D})")
+    xs = xs.astype(dtype, copy=False)
+    params = {name: numpy.asarray(params[name]).astype(dtype, copy=False) for name in PARAMS}
+    state0 = _state(state0, "state0", B, sizes, dtype)
+    Wcat_x = numpy.concatenate([params["W"]])
+    Wcat_h_prev = numpy.concatenate([params["U"]])
+    bcat = numpy.concatenate([params["b"]])
+    # input terms of a for all steps
+    A_x = (xs.reshape(T * B, -1) @ Wcat_x.T + bcat).reshape(T, B, H)
+    h_seq = numpy.empty((T + 1, B, H), dtype)
+    h_seq[0] = state0["h"]
+    for t in range(T):
+        h_prev = h_seq[t]
+        A = A_x[t] + h_prev @ Wcat_h_prev.T  # (F1)
+        a = A[:, 0:H]
+        h_seq[t + 1] = numpy.tanh(a)  # (F2)
+    cache = dict(xs=xs, params=params, sizes=sizes, Wcat_x=Wcat_x, Wcat_h_prev=Wcat_h_prev, bcat=bcat, h_seq=h_seq)
+    stateT = {"h": h_seq[T].copy()}
+    return h_seq[1:].copy(), stateT, cache
+
+
+def backward(params, cache, dhs, dstateT=None):
+    """Gradients of a loss L given dhs = dL/dh_t (T, B, H) and dstateT = dL/dstate_T.
+
+    Returns (grads, dxs, dstate0): grads keyed like params, dxs (T, B, D) and
+    dstate0 = dL/dstate_0 as a dict.  dstateT=None means the loss does not read the final state.
+    """
+    xs, sizes = cache["xs"], cache["sizes"]
+    dtype = xs.dtype
+    D = sizes["D"]
+    H = sizes["H"]
+    T, B = xs.shape[:2]
+    dhs = _array("dhs", dhs, (T, B, H), dtype)
+    dstateT = _state(dstateT, "dstateT", B, sizes, dtype)
+    Wcat_x = cache["Wcat_x"]
+    Wcat_h_prev = cache["Wcat_h_prev"]
+    bcat = cache["bcat"]
+    h_seq = cache["h_seq"]
+    dxs = numpy.zeros_like(xs)
+    d_h_next = dstateT["h"]
+    d_A_seq = numpy.empty((T, B, H), dtype)
+    d_Wcat_h_prev = numpy.zeros_like(Wcat_h_prev)
+    for t in reversed(range(T)):
+        h_prev = h_seq[t]
+        h = h_seq[t + 1]
+        d_A = d_A_seq[t]
+        d_h = dhs[t] + d_h_next  # (B1) fork: loss, next step
+        d_A[:, 0:H] = d_h*(1 - h**2)  # (B2)
+        d_h_prev = d_A @ Wcat_h_prev  # (B3)
+        d_Wcat_h_prev += d_A.T @ h_prev  # (P2)
+        d_h_next = d_h_prev
+    grads = {}
+    d_A_flat = d_A_seq.reshape(T * B, H)
+    d_Wcat_x = d_A_flat.T @ xs.reshape(T * B, -1)  # (P1)
+    dxs += (d_A_flat @ Wcat_x).reshape(T, B, -1)  # (B4)
+    d_bcat = d_A_flat.sum(axis=0)  # (P3)
+    grads["W"] = d_Wcat_x[0:H]
+    grads["U"] = d_Wcat_h_prev[0:H]
+    grads["b"] = d_bcat[0:H]
+    grads = {name: grads[name] for name in PARAMS}
+    return grads, dxs, {"h": d_h_next}
+
+
+def _sizes(params):
+    """The size symbols, read off the parameters; every parameter's shape is checked."""
+    if not isinstance(params, dict):
+        raise ValueError("params must be a dict of arrays keyed like PARAMS")
+    missing = [name for name in PARAMS if name not in params]
+    if missing:
+        raise ValueError(f"params is missing {', '.join(missing)}")
+    sizes = {
+        "D": numpy.shape(params["W"])[1] if numpy.ndim(params["W"]) > 1 else 0,
+        "H": numpy.shape(params["W"])[0] if numpy.ndim(params["W"]) > 0 else 0,
+    }
+    for name, shape in PARAMS.items():
+        want = tuple(sizes[s] for s in shape)
+        got = numpy.shape(params[name])
+        if got != want:
+            raise ValueError(f'params["{name}"] has shape {got}, expected ({", ".join(shape)}) = {want}')
+    return sizes
+
+
+def _array(name, value, shape, dtype):
+    value = numpy.asarray(value)
+    if value.shape != shape:
+        raise ValueError(f"{name} has shape {value.shape}, expected {shape}")
+    return value.astype(dtype, copy=False)
+
+def _state(state, name, B, sizes, dtype):
+    """A complete state dict of (B, size) arrays; None means zeros."""
+    if state is None:
+        return {s: numpy.zeros((B, sizes[size]), dtype) for s, size in STATE_SIZES.items()}
+    if not isinstance(state, dict) or set(state) != set(STATE):
+        raise ValueError(f"{name} must be None or a dict with keys {STATE}")
+    return {s: _array(f'{name}["{s}"]', state[s], (B, sizes[size]), dtype)
+            for s, size in STATE_SIZES.items()}
