@@ -35,6 +35,7 @@ def emit_numpy(derivation: Derivation, command: str) -> str:
         output=cell.output, output_size=sizes[cell.output],
         sequence_input=cell.input_names[0], input_size=sizes[cell.input_names[0]],
         size_args=list(cell.size_args), vector_params=list(cell.vector_param_names),
+        torch=_torch_context(cell),
         size_sources=size_sources(params),
         stacking=_stacking(plan),
         cached=_cached(derivation),
@@ -45,6 +46,16 @@ def emit_numpy(derivation: Derivation, command: str) -> str:
         backward_post=_backward_post(derivation, plan),
     )
     return render("module.py.j2", **context)
+
+
+def _torch_context(cell):
+    """The PyTorch state-dict layout of the cell, as code, or None."""
+    if cell.torch is None:
+        return None
+    sizes = ", ".join(f"{arg}={symbol}" for symbol, arg in cell.size_args[:2])
+    options = ", ".join(o for o in (sizes, cell.torch.options) if o)
+    return dict(module=cell.torch.module, options=options,
+                blocks=[(key, tuple_code(names)) for key, names in cell.torch.keys])
 
 
 def tuple_code(items) -> str:

@@ -7,7 +7,7 @@ document, to say how its derivation differs from the LSTM's.
 from __future__ import annotations
 
 from derive.errors import DeriveError
-from derive.stages import Cell, Kind, Loss, affine, elementwise
+from derive.stages import Cell, Kind, Loss, TorchLayout, affine, elementwise
 
 _ROLE = {"f": "forget gate", "i": "input gate", "g": "candidate cell value", "o": "output gate",
          "z": "update gate", "r": "reset gate", "n": "candidate state"}
@@ -32,6 +32,16 @@ _CELL_UPDATE = (
 )
 _LSTM_STATE = (("h", "H"), ("c", "H"))
 
+
+def _torch_layout(module, gates, two_biases, extra=(), options=""):
+    """PyTorch's stacking: weight_ih, weight_hh, bias_ih, bias_hh, gates in its order."""
+    suffix = (lambda g: f"_{g}") if gates != ("",) else (lambda g: "")
+    keys = (("weight_ih_l0", tuple(f"W{suffix(g)}" for g in gates)),
+            ("weight_hh_l0", tuple(f"U{suffix(g)}" for g in gates)),
+            ("bias_ih_l0", tuple(f"b{suffix(g)}" for g in gates)),
+            ("bias_hh_l0", two_biases), *extra)
+    return TorchLayout(module, keys, options)
+
 LSTM = Cell(
     name="lstm",
     description="LSTM with a forget gate, no peepholes (Hochreiter & Schmidhuber; Gers et al.)",
@@ -40,6 +50,7 @@ LSTM = Cell(
             _act(_SIG, "f", "a_f"), _act(_SIG, "i", "a_i"), _act(_TANH, "g", "a_g"),
             _act(_SIG, "o", "a_o"), *_CELL_UPDATE,
             elementwise(_MUL, "h", "o", "k", note="new hidden state and output")),
+    torch=_torch_layout("LSTM", "ifgo", ("b_i", "b_f", "b_g", "b_o")),
 )
 
 
@@ -122,6 +133,7 @@ GRU_RESET_AFTER = Cell(
            "sums $r_t \\odot \\delta s_t$, while $b_n$ gets the unscaled gradient of the "
            "candidate's pre-activation.",
            "$h_{t-1}$ feeds three affine stages and the kept part $q_t = z_t \\odot h_{t-1}$."),
+    torch=_torch_layout("GRU", "rzn", ("b_r", "b_z", "b_hn")),
 )
 
 RNN = Cell(
@@ -133,6 +145,7 @@ RNN = Cell(
     notes=("One affine stage and one tanh: the only path back in time goes through $U^\\top$ "
            "and the tanh derivative at every step, with no additive path like the LSTM's cell "
            "state.",),
+    torch=_torch_layout("RNN", ("",), ("b",), options="nonlinearity='tanh'"),
 )
 
 LSTMP = Cell(
@@ -149,6 +162,8 @@ LSTMP = Cell(
            "affine stage, without bias, whose weight gradient is an outer product like any other.",
            "The recurrent weights $U_*$ are $H \\times P$, so the carried gradient of $h$ has $P$ "
            "entries while the cell's has $H$."),
+    torch=_torch_layout("LSTM", "ifgo", ("b_i", "b_f", "b_g", "b_o"),
+                        extra=(("weight_hr_l0", ("W_hr",)),), options="proj_size=P"),
 )
 
 _FF_SIZES = (("D", "input_size"), ("H", "hidden_size"), ("K", "output_size"))

@@ -106,6 +106,44 @@ def backward(params, cache, dhs, dstateT=None):
     return grads, dxs, {"h": d_h_next}
 
 
+# PyTorch's torch.nn.RNN(input_size=D, hidden_size=H, nonlinearity='tanh') keeps these parameters
+# stacked in its state dict; each key lists the parameters in its blocks of rows.
+TORCH_MODULE = "RNN"
+TORCH_KEYS = {
+    "weight_ih_l0": ("W",),
+    "weight_hh_l0": ("U",),
+    "bias_ih_l0": ("b",),
+    "bias_hh_l0": ("b",),
+}
+
+
+def to_torch(params):
+    """The state dict of torch.nn.RNN(input_size=D, hidden_size=H, nonlinearity='tanh') holding these parameters.
+
+    Values are NumPy arrays: `module.load_state_dict({k: torch.from_numpy(v) for k, v in ...})`.
+    A parameter PyTorch keeps twice (its two biases) goes into the first key, zeros into the other.
+    """
+    written, state = set(), {}
+    for key, names in TORCH_KEYS.items():
+        state[key] = numpy.concatenate([numpy.zeros_like(params[name]) if name in written
+                                        else numpy.asarray(params[name]) for name in names])
+        written.update(names)
+    return state
+
+
+def from_torch(state_dict):
+    """Parameters from a torch.nn.RNN state dict (tensors or arrays); doubled biases are added."""
+    params = {}
+    for key, names in TORCH_KEYS.items():
+        if key not in state_dict:
+            raise ValueError(f"state_dict has no {key!r}; is it a one-layer torch.nn.RNN?")
+        value = state_dict[key]
+        value = value.detach().cpu().numpy() if hasattr(value, "detach") else numpy.asarray(value)
+        for name, block in zip(names, numpy.split(value, len(names))):
+            params[name] = params[name] + block if name in params else block.copy()
+    return {name: params[name] for name in PARAMS}
+
+
 def _sizes(params):
     """The size symbols, read off the parameters; every parameter's shape is checked."""
     if not isinstance(params, dict):
