@@ -69,8 +69,8 @@ def _parser() -> argparse.ArgumentParser:
 def _list(args) -> int:
     for cell in CELLS.values():
         params = ", ".join(f"{n} ({'x'.join(s)})" for n, s in cell.params())
-        print(f"{cell.name:<16}{cell.description}\n{'':<16}state {', '.join(cell.state_names)}; "
-              f"parameters {params}")
+        state = f"state {', '.join(cell.state_names)}" if cell.recurrent else "no state"
+        print(f"{cell.name:<16}{cell.description}\n{'':<16}{state}; parameters {params}")
     return 0
 
 
