@@ -17,10 +17,18 @@ from derive.rules import (DEFINITIONS, LOSSES, TARGET, X, affine_rule, derivativ
                           softmax_rule)
 from derive.stages import Kind, Loss
 
-KIND_TEX = {Kind.SIGMOID: r"\sigma", Kind.TANH: r"\tanh"}
+KIND_TEX = {Kind.SIGMOID: r"\sigma", Kind.TANH: r"\tanh", Kind.RELU: r"\operatorname{relu}",
+            Kind.SOFTPLUS: r"\operatorname{softplus}", Kind.SOFTSIGN: r"\operatorname{softsign}",
+            Kind.EXP: r"\exp", Kind.LOG: r"\log"}
 KIND_WORDS = {Kind.SIGMOID: "the logistic sigmoid", Kind.TANH: "the hyperbolic tangent",
+              Kind.RELU: "the rectifier", Kind.SOFTPLUS: "the softplus",
+              Kind.SOFTSIGN: "the softsign", Kind.EXP: "the exponential", Kind.LOG: "the logarithm",
               Kind.MUL: "elementwise product", Kind.ADD: "elementwise sum",
-              Kind.ONE_MINUS: "complement"}
+              Kind.ONE_MINUS: "complement", Kind.SUB: "elementwise difference",
+              Kind.DIV: "elementwise quotient", Kind.RECIPROCAL: "reciprocal",
+              Kind.SCALE: "scaling by a constant", Kind.SHIFT: "shift by a constant"}
+SIMPLE_KINDS = (Kind.MUL, Kind.ADD, Kind.ONE_MINUS, Kind.SUB, Kind.DIV, Kind.RECIPROCAL,
+                Kind.SCALE, Kind.SHIFT)
 STEP_WORDS = {"definition": "definition", "derivative": "SymPy's derivative",
               "inverse": r"solve $s = \mathrm{def}(x)$ for $x$",
               "substituted": "substitute that $x$",
@@ -91,6 +99,16 @@ def _stage_rhs(stage, nt):
         return " + ".join(args)
     if stage.kind is Kind.ONE_MINUS:
         return f"1 - {args[0]}"
+    if stage.kind is Kind.SUB:
+        return f"{args[0]} - {args[1]}"
+    if stage.kind is Kind.DIV:
+        return rf"{args[0]} \oslash {args[1]}"
+    if stage.kind is Kind.RECIPROCAL:
+        return rf"1 \oslash {args[0]}"
+    if stage.kind is Kind.SCALE:
+        return f"{sp.latex(sp.nsimplify(stage.constant, rational=True))} {args[0]}"
+    if stage.kind is Kind.SHIFT:
+        return f"{args[0]} + {sp.latex(sp.nsimplify(stage.constant, rational=True))}"
     if stage.kind is Kind.SOFTMAX:
         return rf"\operatorname{{softmax}}\left({args[0]}\right)"
     return rf"{KIND_TEX[stage.kind]}\left({', '.join(args)}\right)"
@@ -108,8 +126,10 @@ def _activation_rules(kinds):
     for kind in (k for k in KIND_TEX if k in kinds):
         partial = derivative(kind, 0)
         steps = [(STEP_WORDS[name], _scalar_step(name, kind, expr)) for name, expr in partial.steps]
+        d = DEFINITIONS[kind]
         out.append(dict(name=KIND_WORDS[kind], symbol=KIND_TEX[kind], steps=steps,
-                        numeric=sp.latex(DEFINITIONS[kind].numeric),
+                        numeric=sp.latex(d.numeric) if d.numeric != d.expr else None,
+                        reuse=d.reuse_output,
                         result=sp.latex(partial.expr)))
     return out
 
@@ -122,7 +142,7 @@ def _scalar_step(name, kind, expr):
 def _simple_rules(kinds):
     """Partial derivatives of products, sums and complements, as SymPy gives them."""
     rows = []
-    for kind in (Kind.MUL, Kind.ADD, Kind.ONE_MINUS):
+    for kind in SIMPLE_KINDS:
         if kind in kinds:
             d = DEFINITIONS[kind]
             partials = ", ".join(rf"\frac{{\partial s}}{{\partial {sp.latex(a)}}} = "

@@ -14,7 +14,7 @@ from enum import Enum
 
 import sympy as sp
 
-from derive.rules import OUT, definition, derivative
+from derive.rules import CONSTANT, OUT, definition, derivative
 from derive.stages import Cell, Kind, Stage
 
 
@@ -157,12 +157,20 @@ def _numeric(stage: Stage):
     if stage.kind in (Kind.AFFINE, Kind.SOFTMAX):
         return None
     d = definition(stage.kind)
-    return d.numeric.subs(dict(zip(d.args, map(symbol, stage.inputs))), simultaneous=True)
+    return d.numeric.subs(_arguments(stage, d), simultaneous=True)
+
+
+def _arguments(stage: Stage, d):
+    """The definition's symbols -> this stage's input symbols (and its constant)."""
+    subs = dict(zip(d.args, map(symbol, stage.inputs)))
+    if stage.constant is not None:
+        subs[CONSTANT] = sp.nsimplify(stage.constant, rational=True)
+    return subs
 
 
 def _stage_partials(stage: Stage):
     d = definition(stage.kind)
-    subs = dict(zip(d.args, map(symbol, stage.inputs)))
+    subs = _arguments(stage, d)
     subs[OUT] = symbol(stage.name)
     for wrt in dict.fromkeys(stage.inputs):
         expr = sum(derivative(stage.kind, k).expr.subs(subs, simultaneous=True)

@@ -21,6 +21,7 @@ from derive.stages import Kind, Loss
 
 X, Y = sp.symbols("x y", real=True)
 OUT = sp.Symbol("s", real=True)  # stands for the stage's own output
+CONSTANT = sp.Symbol("c", real=True)  # the constant of a SCALE or SHIFT stage
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,17 @@ DEFINITIONS = {
     Kind.MUL: Definition((X, Y), X * Y, X * Y, False),
     Kind.ADD: Definition((X, Y), X + Y, X + Y, False),
     Kind.ONE_MINUS: Definition((X,), 1 - X, 1 - X, False),
+    Kind.SUB: Definition((X, Y), X - Y, X - Y, False),
+    Kind.DIV: Definition((X, Y), X / Y, X / Y, False),
+    Kind.RECIPROCAL: Definition((X,), 1 / X, 1 / X, False),
+    Kind.SCALE: Definition((X,), CONSTANT * X, CONSTANT * X, False),
+    Kind.SHIFT: Definition((X,), X + CONSTANT, X + CONSTANT, False),
+    Kind.RELU: Definition((X,), (X + sp.Abs(X)) / 2, (X + sp.Abs(X)) / 2, False),
+    Kind.SOFTPLUS: Definition((X,), sp.log(1 + sp.exp(X)),
+                              (X + sp.Abs(X)) / 2 + sp.log(1 + sp.exp(-sp.Abs(X))), True),
+    Kind.SOFTSIGN: Definition((X,), X / (1 + sp.Abs(X)), X / (1 + sp.Abs(X)), False),
+    Kind.EXP: Definition((X,), sp.exp(X), sp.exp(X), True),
+    Kind.LOG: Definition((X,), sp.log(X), sp.log(X), False),
 }
 
 TARGET = sp.Symbol("t", real=True)  # the target of a loss head, elementwise
@@ -80,10 +92,14 @@ def derivative(kind: Kind, arg: int) -> Partial:
     raw = sp.diff(d.expr, var)
     steps = [("definition", d.expr), ("derivative", raw)]
     if not d.reuse_output:
-        return Partial(kind, arg, sp.simplify(raw), tuple(steps))
+        simpler = sp.simplify(raw)
+        plain = simpler.has(sp.Piecewise) or sp.count_ops(simpler) > sp.count_ops(raw)
+        return Partial(kind, arg, raw if plain else simpler, tuple(steps))
     inverse = _inverse(kind, d.expr, var)
     substituted = raw.subs(var, inverse)
-    rewritten = sp.horner(sp.expand(sp.simplify(substituted)), OUT)
+    simplified = sp.simplify(substituted)
+    rewritten = (sp.horner(sp.expand(simplified), OUT) if simplified.is_polynomial(OUT)
+                 else simplified)
     if rewritten.has(var) or sp.simplify(rewritten.subs(OUT, d.expr) - raw) != 0:
         raise DeriveError(f"cannot rewrite the derivative of {kind.name} in terms of its output")
     steps += [("inverse", inverse), ("substituted", substituted), ("in terms of output", rewritten)]
@@ -99,9 +115,15 @@ def _inverse(kind, expr, var):
 
 
 def _check_numeric_form(kind, d):
-    gap = sp.simplify((d.expr - d.numeric).rewrite(sp.exp))
-    if gap != 0:
-        raise DeriveError(f"numeric form of {kind.name} differs from its definition by {gap}")
+    """The stable form must equal the definition: symbolically, or else to 40 digits at many points."""
+    if d.numeric == d.expr or sp.simplify((d.expr - d.numeric).rewrite(sp.exp)) == 0:
+        return
+    points = [sp.Rational(n, 3) for n in range(-60, 61, 7)]
+    for x in points:
+        subs = {X: x, Y: sp.Rational(7, 5), CONSTANT: sp.Rational(3, 2)}
+        gap = sp.N(d.expr.subs(subs) - d.numeric.subs(subs), 50)
+        if abs(gap) > sp.Float("1e-40"):
+            raise DeriveError(f"numeric form of {kind.name} differs from its definition at x = {x}")
 
 
 # ----- affine stages: the vector rule from index notation --------------------------------

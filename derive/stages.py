@@ -25,6 +25,16 @@ class Kind(Enum):
     MUL = "mul"          # elementwise (Hadamard) product of two values
     ADD = "add"          # elementwise sum of two values
     ONE_MINUS = "one_minus"  # 1 - x, elementwise
+    SUB = "sub"          # x - y, elementwise
+    DIV = "div"          # x / y, elementwise
+    RECIPROCAL = "reciprocal"  # 1 / x
+    SCALE = "scale"      # c * x for the stage's constant c
+    SHIFT = "shift"      # x + c for the stage's constant c
+    RELU = "relu"
+    SOFTPLUS = "softplus"
+    SOFTSIGN = "softsign"
+    EXP = "exp"
+    LOG = "log"
     SOFTMAX = "softmax"  # normalised exponentials over the vector (not elementwise)
 
 
@@ -50,13 +60,15 @@ class Stage:
     bias: str | None = None
     size: str | None = None
     note: str = ""
+    constant: float | None = None   # SCALE and SHIFT only
 
     def __str__(self) -> str:
         if self.kind is Kind.AFFINE:
             terms = [f"{w} @ {x}" for w, x in zip(self.weights, self.inputs)]
             terms += [self.bias] if self.bias else []
             return f"{self.name} = {' + '.join(terms)}"
-        return f"{self.name} = {self.kind.value}({', '.join(self.inputs)})"
+        args = list(self.inputs) + ([repr(self.constant)] if self.constant is not None else [])
+        return f"{self.name} = {self.kind.value}({', '.join(args)})"
 
 
 def affine(name, inputs, weights, bias, size, note=""):
@@ -64,9 +76,9 @@ def affine(name, inputs, weights, bias, size, note=""):
     return Stage(name, Kind.AFFINE, tuple(inputs), tuple(weights), bias, size, note)
 
 
-def elementwise(kind, name, *inputs, note=""):
-    """An elementwise stage `name = kind(*inputs)`."""
-    return Stage(name, kind, tuple(inputs), note=note)
+def elementwise(kind, name, *inputs, note="", constant=None):
+    """An elementwise stage `name = kind(*inputs)` (with a constant for SCALE and SHIFT)."""
+    return Stage(name, kind, tuple(inputs), note=note, constant=constant)
 
 
 @dataclass(frozen=True)
