@@ -28,10 +28,16 @@ LATEX_HINT = ("no LaTeX engine found (pdflatex); install one, e.g. "
 
 
 def render_all(name: str, command: str = BUILD_COMMAND) -> dict[str, str]:
-    derivation = derive(get_cell(name))
-    emit = emit_numpy if derivation.cell.recurrent else emit_feedforward
-    return {f"{name}.py": emit(derivation, command),
-            f"{name}.tex": emit_latex(derivation, command)}
+    """The artefacts of a built-in cell."""
+    return render_cell(get_cell(name), command)
+
+
+def render_cell(cell, command: str = BUILD_COMMAND) -> dict[str, str]:
+    """{file name: text} for any cell, built in or from a spec."""
+    derivation = derive(cell)
+    emit = emit_numpy if cell.recurrent else emit_feedforward
+    return {f"{cell.name}.py": emit(derivation, command),
+            f"{cell.name}.tex": emit_latex(derivation, command)}
 
 
 def write_text(path: Path, text: str) -> None:

@@ -203,7 +203,7 @@ def _branch_label(term, nt):
 def _lhs(target, nt):
     """A previous-state gradient computed at step t is only step t's part: mark it (t)."""
     if target.endswith("_prev"):
-        return rf"{nt.adjoint(target)}^{{(t)}}"
+        return rf"{{{nt.adjoint(target)}}}^{{(t)}}"
     return nt.adjoint(target)
 
 
@@ -217,7 +217,7 @@ def _term_tex(term, printer, nt, target):
         return rf"{y} \odot \left({dy} - ({dy}^{{\top}} {y})\,\mathbf{{1}}\right)"
     if term.kind is TermKind.LOSS:
         return rf"\frac{{\partial L}}{{\partial {nt.value(target)}}}"
-    return rf"{nt.adjoint(target)}^{{(t+1)}}"
+    return rf"{{{nt.adjoint(target)}}}^{{(t+1)}}"
 
 
 def _backward_eq(adj, printer, nt):
@@ -237,13 +237,13 @@ def _backward_words(adj, nt):
         state = adj.target[: -len("_prev")]
         return (f"This is the part of the gradient of ${nt.value(adj.target)}$ that flows back "
                 f"through step $t$; at step $t-1$ it is the term "
-                f"${nt.adjoint(state)}^{{(t+1)}}$ of the fork of ${nt.value(state)}$.")
+                f"${{{nt.adjoint(state)}}}^{{(t+1)}}$ of the fork of ${nt.value(state)}$.")
     return ""
 
 
 def _carries(cell, nt):
-    return [dict(state=nt.value(s), carried=rf"{nt.adjoint(s, 'T')}^{{(T+1)}}",
-                 final=nt.value(s, "T"), initial=rf"{nt.adjoint(s, '0')}^{{(1)}}",
+    return [dict(state=nt.value(s), carried=rf"{{{nt.adjoint(s, 'T')}}}^{{(T+1)}}",
+                 final=nt.value(s, "T"), initial=rf"{{{nt.adjoint(s, '0')}}}^{{(1)}}",
                  state0=nt.value(s, "0"))
             for s in cell.state_names]
 
@@ -252,7 +252,7 @@ def _param_rhs(g, printer, nt):
     if g.stage is None:
         return " + ".join(_term_tex(t, printer, nt, g.param) for t in g.terms)
     delta = nt.adjoint(g.stage)
-    return f"{delta} \\, {nt.value(g.input)}^{{\\top}}" if g.input else delta
+    return f"{delta} \\, {{{nt.value(g.input)}}}^{{\\top}}" if g.input else delta
 
 
 def _param_eq(g, printer, nt):

@@ -73,6 +73,8 @@ class VectorLatexPrinter(LatexPrinter):
         super().__init__({"symbol_names": {sp.Symbol(n, real=True): t for n, t in names.items()}})
 
     def _print_Mul(self, expr):
+        if not expr.is_Mul or any(f.is_Pow and f.exp.is_negative for f in expr.args):
+            return super()._print_Mul(expr)   # a fraction: LaTeX's own layout
         coeff, factors = expr.as_coeff_mul()
         body = r" \odot ".join(self.parenthesize(f, PRECEDENCE["Mul"]) for f in factors)
         if coeff == 1:
@@ -83,6 +85,6 @@ class VectorLatexPrinter(LatexPrinter):
 
     def _print_Pow(self, expr):
         base, exp = expr.args
-        if exp.is_Integer and exp > 0:
-            return f"{self.parenthesize(base, PRECEDENCE['Pow'])}^{{{exp}}}"
+        if exp.is_Integer and exp > 0:  # braces: the base may carry its own superscript
+            return f"{{{self.parenthesize(base, PRECEDENCE['Pow'])}}}^{{{exp}}}"
         return super()._print_Pow(expr)

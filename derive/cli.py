@@ -11,16 +11,28 @@ import sys
 from pathlib import Path
 
 from derive.cells import CELLS, get_cell
+from derive.spec import load_spec
 from derive.derivation import derive
 from derive.errors import DeriveError
 
 DEFAULT_OUT = Path("generated")
+DEFAULT_EXAMPLES = Path("examples")
 CHECK_SHAPES = ((3, 2, 4, 3, 2), (1, 1, 3, 2, 3), (2, 3, 2, 5, 4))  # T, B, then sizes in order
 
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message):  # one line instead of usage + message
         raise DeriveError(f"{message} (see `{self.prog} --help`)")
+
+
+def resolve(arg: str):
+    """A built-in cell by name, or the cell of a spec file (a path or a name ending .toml)."""
+    if arg.endswith(".toml") or "/" in arg or "\\" in arg:
+        cell, warnings = load_spec(arg)
+        for warning in warnings:
+            print(f"lstm-derive: warning: {warning}", file=sys.stderr)
+        return cell
+    return get_cell(arg)
 
 
 def main(argv=None) -> int:
@@ -41,25 +53,28 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     p = sub.add_parser("list", help="list the available cells")
     p.set_defaults(run=_list)
+    cell_help = "a built-in cell name (see `list`) or the path of a .toml spec file"
     p = sub.add_parser("show", help="print a cell's derivation, one stage or step per line")
-    p.add_argument("cell")
+    p.add_argument("cell", help=cell_help)
     p.set_defaults(run=_show)
     p = sub.add_parser("build", help="regenerate every cell's module and document (and PDF)")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output folder (default: generated)")
     p.add_argument("--check", action="store_true", help="write nothing; exit 1 if files differ")
     p.add_argument("--no-pdf", action="store_true", help="skip the PDFs")
+    p.add_argument("--examples", type=Path, default=DEFAULT_EXAMPLES,
+                   help="folder of example specs, rendered next to them (default: examples)")
     p.set_defaults(run=_build)
     p = sub.add_parser("latex", help="write a cell's LaTeX document (and PDF with --pdf)")
-    p.add_argument("cell")
+    p.add_argument("cell", help=cell_help)
     p.add_argument("--out", type=Path, help="output .tex path (default: generated/CELL.tex)")
     p.add_argument("--pdf", action="store_true", help="also compile the PDF next to it")
     p.set_defaults(run=_latex)
     p = sub.add_parser("code", help="write a cell's standalone NumPy module")
-    p.add_argument("cell")
+    p.add_argument("cell", help=cell_help)
     p.add_argument("--out", type=Path, help="output .py path (default: generated/CELL.py)")
     p.set_defaults(run=_code)
     p = sub.add_parser("check", help="compare a cell's generated gradients with finite differences")
-    p.add_argument("cell")
+    p.add_argument("cell", help=cell_help)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--tol", type=float, default=1e-6, help="largest relative error accepted")
     p.set_defaults(run=_check)
@@ -75,20 +90,22 @@ def _list(args) -> int:
 
 
 def _show(args) -> int:
-    print(derive(get_cell(args.cell)))
+    print(derive(resolve(args.cell)))
     return 0
 
 
 def _build(args) -> int:
-    from codegen.build import LATEX_HINT, compile_pdf, render_all, write_text
-    from codegen.build import latex_engine
-    rendered = {name: render_all(name) for name in CELLS}
+    from codegen.build import LATEX_HINT, compile_pdf, latex_engine, render_cell, write_text
+    targets = [(cell, args.out) for cell in CELLS.values()]
+    if args.examples.is_dir():
+        targets += [(resolve(str(spec)), args.examples) for spec in sorted(args.examples.glob("*.toml"))]
+    rendered = [(folder, cell.name, render_cell(cell)) for cell, folder in targets]
     if args.check:
-        return _report_drift(args.out, rendered)
-    for files in rendered.values():
+        return _report_drift(rendered)
+    for folder, _, files in rendered:
         for file_name, text in files.items():
-            write_text(args.out / file_name, text)
-            print(f"wrote {args.out / file_name}")
+            write_text(folder / file_name, text)
+            print(f"wrote {folder / file_name}")
     if args.no_pdf:
         return 0
     try:
@@ -96,17 +113,17 @@ def _build(args) -> int:
     except DeriveError:
         print(f"PDFs skipped: {LATEX_HINT}")
         return 0
-    for name, files in rendered.items():
-        compile_pdf(files[f"{name}.tex"], args.out / f"{name}.pdf")
-        print(f"wrote {args.out / f'{name}.pdf'}")
+    for folder, name, files in rendered:
+        compile_pdf(files[f"{name}.tex"], folder / f"{name}.pdf")
+        print(f"wrote {folder / f'{name}.pdf'}")
     return 0
 
 
-def _report_drift(out: Path, rendered) -> int:
-    drift = 0
-    for files in rendered.values():
+def _report_drift(rendered) -> int:
+    drift, out = 0, ", ".join(sorted({str(folder) for folder, _, _ in rendered}))
+    for folder, _, files in rendered:
         for file_name, text in files.items():
-            path = out / file_name
+            path = folder / file_name
             old = path.read_text(encoding="utf-8") if path.exists() else ""
             if old != text:
                 drift += 1
@@ -120,9 +137,10 @@ def _report_drift(out: Path, rendered) -> int:
 
 
 def _latex(args) -> int:
-    from codegen.build import compile_pdf, render_all, write_text
-    text = render_all(get_cell(args.cell).name)[f"{args.cell}.tex"]
-    out = args.out or DEFAULT_OUT / f"{args.cell}.tex"
+    from codegen.build import compile_pdf, render_cell, write_text
+    cell = resolve(args.cell)
+    text = render_cell(cell, f"lstm-derive latex {args.cell}")[f"{cell.name}.tex"]
+    out = args.out or DEFAULT_OUT / f"{cell.name}.tex"
     if args.pdf:
         compile_pdf(text, out.with_suffix(".pdf"))
     write_text(out, text)
@@ -131,19 +149,21 @@ def _latex(args) -> int:
 
 
 def _code(args) -> int:
-    from codegen.build import render_all, write_text
-    text = render_all(get_cell(args.cell).name)[f"{args.cell}.py"]
-    out = args.out or DEFAULT_OUT / f"{args.cell}.py"
+    from codegen.build import render_cell, write_text
+    cell = resolve(args.cell)
+    text = render_cell(cell, f"lstm-derive code {args.cell}")[f"{cell.name}.py"]
+    out = args.out or DEFAULT_OUT / f"{cell.name}.py"
     write_text(out, text)
     print(f"wrote {out}")
     return 0
 
 
 def _check(args) -> int:
-    from codegen.build import render_all
+    from codegen.build import render_cell
     from derive.gradcheck import check, load_module
-    name = get_cell(args.cell).name
-    module = load_module(render_all(name)[f"{name}.py"], name)
+    cell = resolve(args.cell)
+    name = cell.name
+    module = load_module(render_cell(cell)[f"{name}.py"], name)
     worst = 0.0
     recurrent = hasattr(module, "STATE")
     head = ("T,B," if recurrent else "B,") + ",".join(module.SIZES)

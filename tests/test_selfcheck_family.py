@@ -16,6 +16,7 @@ entry of every gradient array and of every adjoint at every step is checked.
 from __future__ import annotations
 
 import random
+from pathlib import Path
 
 import mpmath
 import numpy as np
@@ -25,15 +26,31 @@ import sympy as sp
 from derive import derive
 from derive.cells import CELLS
 from derive.interpret import run
+from derive.spec import load_spec
 from derive.stages import Kind
+
+ROOT = Path(__file__).resolve().parent.parent
+SPECS = {path.stem: path for path in [ROOT / "examples" / "mgu.toml",
+                                      ROOT / "tests" / "specs" / "every_kind.toml"]}
 
 SIZES = {"D": 2, "H": 2, "P": 3, "K": 3}
 T_STEPS = 2
 DIGITS = 50
 
 
-def _scalar_stage(kind, args):
+def _scalar_stage(kind, args, constant=None):
     """One stage's outputs from its inputs' scalar entries (lists), written out here."""
+    c = sp.Float(constant, DIGITS + 10) if constant is not None else None
+    unary = {Kind.RELU: lambda a: sp.Max(a, 0), Kind.SOFTPLUS: lambda a: sp.log(1 + sp.exp(a)),
+             Kind.SOFTSIGN: lambda a: a / (1 + sp.Abs(a)), Kind.EXP: sp.exp, Kind.LOG: sp.log,
+             Kind.RECIPROCAL: lambda a: 1 / a, Kind.SCALE: lambda a: c * a,
+             Kind.SHIFT: lambda a: a + c}
+    if kind in unary:
+        return [unary[kind](a) for a in args[0]]
+    if kind is Kind.SUB:
+        return [a - b for a, b in zip(*args)]
+    if kind is Kind.DIV:
+        return [a / b for a, b in zip(*args)]
     if kind is Kind.SIGMOID:
         return [1 / (1 + sp.exp(-a)) for a in args[0]]
     if kind is Kind.TANH:
@@ -71,7 +88,8 @@ def unroll(cell, steps, value):
                        + (params[st.bias][k] if st.bias else 0)
                        for k in range(size[st.size])]
             else:
-                out = _scalar_stage(st.kind, [values.get(a, params.get(a)) for a in st.inputs])
+                out = _scalar_stage(st.kind, [values.get(a, params.get(a)) for a in st.inputs],
+                                    st.constant)
             values[st.name] = [v + value("eps", (t, st.name, j)) for j, v in enumerate(out)]
         state = {s: values[s] for s in cell.state_names}
         loss += sum(value("R", (t, j)) * y for j, y in enumerate(values[cell.output]))
@@ -108,7 +126,7 @@ def _to_mp(value):
 
 def brute_force(cell, steps, point, wrt):
     """dL/d(wrt) by sympy.diff: every other leaf is a 60-digit number, wrt stays a symbol."""
-    w = sp.Symbol("w")
+    w = sp.Symbol("w", real=True)
 
     def value(name, index):
         if (name, index) == wrt:
@@ -121,9 +139,9 @@ def brute_force(cell, steps, point, wrt):
     return mpmath.mpf(sp.N(derivative.subs(w, point.get(wrt, sp.Integer(0))), DIGITS + 10))
 
 
-@pytest.mark.parametrize("name", list(CELLS))
+@pytest.mark.parametrize("name", list(CELLS) + list(SPECS))
 def test_every_derived_formula_equals_brute_force(name):
-    cell = CELLS[name]
+    cell = CELLS[name] if name in CELLS else load_spec(SPECS[name])[0]
     steps = T_STEPS if cell.recurrent else 1
     rng = random.Random(sum(map(ord, name)))
     point = {}

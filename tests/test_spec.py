@@ -1,0 +1,167 @@
+"""User cells from spec files: parsed safely, broken into stages, checked like built-ins."""
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from conftest import ROOT
+from derive import derive
+from derive.errors import DeriveError
+from derive.gradcheck import check, load_module
+from derive.spec import load_spec
+from codegen.build import render_cell
+
+EXAMPLES = sorted((ROOT / "examples").glob("*.toml")) + [ROOT / "tests" / "specs" / "every_kind.toml"]
+HEADER = """
+name = "cell"
+inputs = ["x"]
+state = ["h"]
+output = "h"
+[params]
+W = ["H", "D"]
+U = ["H", "H"]
+b = ["H"]
+"""
+
+
+def spec(tmp_path, body, header=HEADER):
+    path = tmp_path / "cell.toml"
+    path.write_text(textwrap.dedent(header) + textwrap.dedent(body))
+    return path
+
+
+def stages(*pairs):
+    return "".join(f'[[stages]]\nname = "{n}"\nexpr = "{e}"\n' for n, e in pairs)
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.stem)
+def test_examples_match_finite_differences(path):
+    cell, warnings = load_spec(path)
+    assert warnings == []
+    module = load_module(render_cell(cell)[f"{cell.name}.py"], cell.name)
+    errors = check(module, 3, 2, 4, 3, seed=5)
+    assert max(errors.values()) < 1e-6, errors
+
+
+def test_compound_expressions_become_the_finest_stages(tmp_path):
+    cell, _ = load_spec(spec(tmp_path, stages(("h", "tanh(W @ x + U @ h_prev + b) * (1 - h_prev)"))))
+    kinds = [(s.name, s.kind.value) for s in cell.stages]
+    assert kinds == [("h_1", "affine"), ("h_2", "tanh"), ("h_3", "one_minus"), ("h", "mul")]
+    assert cell.stages[0].weights == ("W", "U") and cell.stages[0].bias == "b"
+
+
+def test_minimal_gated_unit_matches_a_hand_written_step(tmp_path):
+    """The MGU example's first step against the equations written out here."""
+    import numpy as np
+    cell, _ = load_spec(ROOT / "examples" / "mgu.toml")
+    module = load_module(render_cell(cell)["mgu.py"], "mgu")
+    p = module.init_params(3, 2, seed=1)
+    x = np.random.default_rng(1).normal(size=(1, 1, 3))
+    h0 = np.random.default_rng(2).normal(size=(1, 2))
+    hs, _, _ = module.forward(p, x, {"h": h0})
+    f = 1 / (1 + np.exp(-(x[0] @ p["W_f"].T + h0 @ p["U_f"].T + p["b_f"])))
+    n = np.tanh(x[0] @ p["W_n"].T + (f * h0) @ p["U_n"].T + p["b_n"])
+    np.testing.assert_allclose(hs[0], (1 - f) * h0 + f * n, rtol=1e-12)
+
+
+BAD = [
+    ("name = \n", "TOML syntax error", "line 1"),
+    (HEADER + stages(("h", "tanh(W @ x + U @ h_prev + b + q)")), "unknown name 'q'", "stage 'h'"),
+    (HEADER + stages(("h", "swish(W @ x + U @ h_prev + b)")), "unknown function 'swish'", "stage 'h'"),
+    (HEADER + stages(("h", "k * tanh(W @ x + U @ h_prev + b)"), ("k", "sigmoid(h_prev)")),
+     "uses stage 'k' before it is defined", "stage 'h'"),
+    (HEADER + stages(("k", "tanh(W @ x + U @ h_prev + b)"), ("k", "h_prev"), ("h", "k")),
+     "is defined twice", "stage 'k'"),
+    (HEADER + stages(("h", "tanh(W @ x + U @ h + b)")), "refers to itself", "h_prev"),
+    (HEADER + stages(("k", "tanh(W @ x + U @ h_prev + b)")), "state variable 'h' is never updated", ""),
+    (HEADER.replace('output = "h"', 'output = "y"') + stages(("h", "tanh(W @ x + U @ h_prev + b)")),
+     "output 'y' is not defined", ""),
+    (HEADER + stages(("h", "tanh(W @ h_prev + U @ h_prev + b)")),
+     "shape mismatch: W is H x D but 'h_prev' has size H", "stage 'h'"),
+    (HEADER + stages(("h", "tanh(W @ x + U @ h_prev + b) * x")), "shape mismatch", "stage 'h'"),
+    (HEADER + stages(("h", "__import__('os').system('touch PWNED')")), "only plain function calls", ""),
+    (HEADER + stages(("h", "__import__('os')")), "unknown function '__import__'", ""),
+    (HEADER + stages(("h", "h_prev.__class__")), "attribute access is not allowed", ""),
+    (HEADER + stages(("h", "h_prev[0]")), "unsupported syntax: Subscript", ""),
+    (HEADER + stages(("h", "(lambda: 0)()")), "only plain function calls", ""),
+    (HEADER + stages(("h", "h_prev ** 2")), "operator Pow is not allowed", ""),
+    (HEADER + stages(("h", "tanh(W @ x + U @ h_prev + b) + 1 +")), "syntax error", "stage 'h'"),
+    (HEADER + stages(("h", "tanh(W @ x + U @ h_prev + b) + b")), "is used twice", "stage 'h'"),
+    ("", "spec is empty", ""),
+    ("colour = 'red'\n" + HEADER, "unknown key 'colour'", ""),
+    (HEADER.replace('state = ["h"]', "state = []") + stages(("h", "h")), "at least one recurrent state", ""),
+    (HEADER + stages(("h", "tanh(W @ x + U @ h_prev + b) / 0")), "division by zero", ""),
+    (HEADER + stages(("h", "2 * 3")), "is a constant", ""),
+]
+
+
+@pytest.mark.parametrize("text, message, where", BAD, ids=[b[1][:30] for b in BAD])
+def test_mistakes_are_named_with_file_and_stage(tmp_path, text, message, where):
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    with pytest.raises(DeriveError) as err:
+        load_spec(path)
+    assert message in str(err.value) and where in str(err.value)
+    assert str(err.value).startswith(str(path)) and "\n" not in str(err.value)
+
+
+def test_absurdly_large_and_deeply_nested_specs(tmp_path):
+    path = tmp_path / "big.toml"
+    path.write_text(HEADER + "# " + "x" * 70000 + "\n")
+    with pytest.raises(DeriveError, match="too large"):
+        load_spec(path)
+    deep = "tanh(" * 60 + "h_prev" + ")" * 60
+    with pytest.raises(DeriveError, match="nested"):
+        load_spec(spec(tmp_path, stages(("h", deep))))
+
+
+def test_unused_parameters_are_a_warning(tmp_path):
+    body = HEADER + 'V = ["H", "H"]\n' + stages(("h", "tanh(W @ x + U @ h_prev + b)"))
+    path = tmp_path / "warn.toml"
+    path.write_text(body)
+    cell, warnings = load_spec(path)
+    assert warnings == [f"{path}: parameter 'V' is never used"]
+    assert "V" not in dict(cell.params())
+
+
+def test_spec_code_is_never_run_from_the_command_line(tmp_path):
+    path = spec(tmp_path, stages(("h", "__import__('os').system('touch PWNED')")))
+    result = subprocess.run([sys.executable, "-m", "derive", "code", str(path), "--out", "out.py"],
+                            cwd=tmp_path, capture_output=True, text=True,
+                            env={"PYTHONPATH": str(ROOT), "PATH": ""})
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "PWNED").exists() and not (tmp_path / "out.py").exists()
+
+
+def test_every_command_takes_a_spec_path(tmp_path):
+    path = str(ROOT / "examples" / "mgu.toml")
+    for args in (["show", path], ["check", path], ["code", path, "--out", str(tmp_path / "m.py")]):
+        result = subprocess.run([sys.executable, "-m", "derive", *args], capture_output=True,
+                                text=True, env={"PYTHONPATH": str(ROOT), "PATH": ""}, cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+
+
+EXAMPLE_TEXT = (ROOT / "examples" / "mgu.toml").read_text()
+
+
+@settings(max_examples=150, deadline=2000, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.one_of(
+    st.text(max_size=400),
+    st.tuples(st.integers(0, len(EXAMPLE_TEXT)), st.integers(0, 40), st.text(max_size=20)).map(
+        lambda m: EXAMPLE_TEXT[:m[0]] + m[2] + EXAMPLE_TEXT[m[0] + m[1]:]),
+))
+def test_random_and_mutated_specs_never_crash(tmp_path_factory, text):
+    path = tmp_path_factory.mktemp("fuzz") / "spec.toml"
+    path.write_text(text, encoding="utf-8", errors="surrogatepass") if False else \
+        path.write_bytes(text.encode("utf-8", "surrogatepass"))
+    try:
+        cell, _ = load_spec(path)
+    except DeriveError as err:
+        assert "\n" not in str(err)
+        return
+    derive(cell)   # a spec that loads must also derive
