@@ -25,8 +25,8 @@ Two brute-force references produce the same numbers (keys: see above `_nested_mo
     expression, `sympy.diff` of it w.r.t. every scalar, lambdified (modules="mpmath",
     cse=True).  SymPy's derivative machinery walks expression *trees*, and the unrolled
     LSTM's tree grows about tenfold per step (h_{t-1} feeds 4 gates x H units), so this
-    costs ~1 s for T=1, ~20 s for T=2 and many minutes for T=3.  It runs by default for
-    T=2; T=3 runs when the environment sets SELFCHECK_NESTED_T3=1.
+    costs ~1 s for T=1, ~25 s for T=2 and ~9 minutes for T=3.  It runs by default for
+    T=2 (one point); T=3 (both points) runs when the environment sets SELFCHECK_NESTED_T3=1.
 
 `chained_reference(T)` - the same for T=3 in about a second: `sympy.diff` of ONE step
     written out element by element (outputs h_t, c_t w.r.t. h_{t-1}, c_{t-1}, x_t, every
