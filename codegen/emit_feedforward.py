@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sympy as sp
 
-from codegen.emit_numpy import expr_code, size_sources, tuple_code
+from codegen.emit_numpy import elementwise_parts, expr_code, size_sources, tuple_code
 from codegen.templates import render
 from derive.derivation import Derivation, TermKind
 from derive.rules import LOSSES, TARGET, X, loss_gradient
@@ -49,28 +49,18 @@ def _forward_line(eq):
     return f"{stage.name} = {rhs}  # ({eq.label})"
 
 
-def _term_code(term, target):
-    delta = f"d_{term.source}"
-    if term.kind is TermKind.LOCAL:
-        return expr_code(sp.Symbol(delta, real=True) * term.factor)
-    if term.kind is TermKind.WEIGHT:
-        return f"{delta} @ {term.weight}"
-    if term.kind is TermKind.SOFTMAX:
-        y = term.source
-        return f"{y}*({delta} - ({delta}*{y}).sum(axis=-1, keepdims=True))"
-    return f"d{target}"  # the loss's gradient, passed to backward
-
-
 def _adjoint_line(adj, cell):
-    rhs = " + ".join(_term_code(t, adj.target) for t in adj.terms)
+    parts = elementwise_parts(adj.terms)
+    parts += [f"d{adj.target}" for t in adj.terms if t.kind is TermKind.LOSS]   # backward's dy
+    parts += [f"d_{t.source} @ {t.weight}" for t in adj.terms if t.kind is TermKind.WEIGHT]
+    rhs = " + ".join(parts) or f"numpy.zeros_like({adj.target})"
     fork = f" fork: {', '.join(t.branch for t in adj.terms)}" if adj.is_fork else ""
-    return f"d_{adj.target} = {rhs or 'numpy.zeros_like(' + adj.target + ')'}  # ({adj.label}){fork}"
+    return f"d_{adj.target} = {rhs}  # ({adj.label}){fork}"
 
 
 def _param_line(g):
     if g.stage is None:
-        total = " + ".join(_term_code(t, g.param) for t in g.terms)
-        rhs = f"({total}).sum(axis=0)"
+        rhs = f"({' + '.join(elementwise_parts(g.terms))}).sum(axis=0)"
     elif g.input:
         rhs = f"d_{g.stage}.T @ {g.input}"
     else:

@@ -7,6 +7,8 @@ decided here.
 """
 from __future__ import annotations
 
+from functools import lru_cache
+
 import sympy as sp
 
 from codegen.notation import Notation, tex_param, tex_text
@@ -273,14 +275,20 @@ def _summary(derivation, printer, nt):
     return rows
 
 
+def _forks_of(derivation):
+    return {a.target: tuple(t.branch for t in a.terms) for a in derivation.adjoints if a.is_fork}
+
+
+@lru_cache(maxsize=1)
+def _lstm_forks():
+    """The LSTM's forks, derived once for every document that compares with them."""
+    return _forks_of(derive(LSTM))
+
+
 def _differences(derivation, nt):
     """What the stage graph of this cell has that the LSTM's has not, and the reverse."""
-    cell, lstm = derivation.cell, derive(LSTM)
-
-    def forks(d):
-        return {a.target: tuple(t.branch for t in a.terms) for a in d.adjoints if a.is_fork}
-
-    mine, theirs = forks(derivation), forks(lstm)
+    cell = derivation.cell
+    mine, theirs = _forks_of(derivation), _lstm_forks()
     lstm_nt = Notation(True)
 
     def show(value, branches, notation):

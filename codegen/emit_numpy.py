@@ -23,6 +23,20 @@ def expr_code(expr: sp.Expr) -> str:
     return _PRINTER.doprint(expr)
 
 
+def softmax_code(y: str) -> str:
+    """y * (d_y - sum(d_y * y)), the softmax rule of derive.rules, per batch row."""
+    return f"{y}*(d_{y} - (d_{y}*{y}).sum(axis=-1, keepdims=True))"
+
+
+def elementwise_parts(terms) -> list[str]:
+    """Code of the branches that need no matrix product: the local-partial branches summed
+    into one SymPy expression (so it is printed simplified), then any softmax branches."""
+    local = sum((sp.Symbol(f"d_{t.source}", real=True) * t.factor
+                 for t in terms if t.kind is TermKind.LOCAL), sp.Integer(0))
+    parts = [expr_code(local)] if local != 0 else []
+    return parts + [softmax_code(t.source) for t in terms if t.kind is TermKind.SOFTMAX]
+
+
 def emit_numpy(derivation: Derivation, command: str) -> str:
     """The module's source text."""
     cell, plan = derivation.cell, groups(derivation)
@@ -44,6 +58,7 @@ def emit_numpy(derivation: Derivation, command: str) -> str:
         backward_pre=_backward_pre(derivation, plan),
         backward_loop=_drop_unused_loads(_backward_loop(derivation, plan)),
         backward_post=_backward_post(derivation, plan),
+        softmax=any(s.kind is Kind.SOFTMAX for s in cell.stages),
     )
     return render("module.py.j2", **context)
 
@@ -194,27 +209,20 @@ def _backward_loop(derivation, plan):
             lines.append(f"d_{g.bias} += d_{g.buffer}.sum(axis=0)  # {label}")
     for g in derivation.param_grads:
         if g.stage is None:
-            total = sum((sp.Symbol(f"d_{t.source}", real=True) * t.factor for t in g.terms),
-                        sp.Integer(0))
-            lines.append(f"d_{g.param} += ({expr_code(total)}).sum(axis=0)  # ({g.label})")
+            total = " + ".join(elementwise_parts(g.terms))
+            lines.append(f"d_{g.param} += ({total}).sum(axis=0)  # ({g.label})")
     lines += [f"d_{s}_next = d_{s}_prev" for s in cell.state_names]
     return lines
 
 
 def _adjoint_lines(adj, cell, plan):
     sequence = adj.target in cell.input_names
-    parts, local = [], sp.Integer(0)
+    parts = elementwise_parts(adj.terms)
     for term in adj.terms:
-        if term.kind is TermKind.LOCAL:
-            local += sp.Symbol(f"d_{term.source}", real=True) * term.factor
-        elif term.kind is TermKind.LOSS:
+        if term.kind is TermKind.LOSS:
             parts.append(f"d{term.source}s[t]")
         elif term.kind is TermKind.CARRY:
             parts.append(f"d_{adj.target}_next")
-        elif term.kind is TermKind.SOFTMAX:
-            y, dy = term.source, f"d_{term.source}"
-            parts.append(f"{y}*({dy} - ({dy}*{y}).sum(axis=-1, keepdims=True))")
-    parts = ([expr_code(local)] if local != 0 else []) + parts
     for g in plan:
         if adj.target in g.inputs and not (sequence and adj.target in g.hoisted):
             parts.append(f"d_{g.buffer} @ {g.weight(adj.target)}")
