@@ -63,12 +63,17 @@ def latex_engine() -> str:
     return engine
 
 
-def compile_pdf(tex: str, pdf_path: Path) -> list[str]:
-    """Compile LaTeX source to `pdf_path`; returns the log's warnings (errors raise)."""
+def compile_pdf(tex: str, pdf_path: Path, assets: dict[str, bytes] | None = None) -> list[str]:
+    """Compile LaTeX source to `pdf_path`; returns the log's warnings (errors raise).
+
+    `assets` are files the document includes (the gradient-flow plot), by name.
+    """
     engine = latex_engine()
     with tempfile.TemporaryDirectory(prefix="lstm-derive-") as scratch:
         source = Path(scratch) / "doc.tex"
         source.write_text(tex, encoding="utf-8")
+        for name, data in (assets or {}).items():
+            (Path(scratch) / name).write_bytes(data)
         for _ in range(2):  # the second run resolves cross-references
             run = subprocess.run([engine, "-interaction=nonstopmode", "-halt-on-error", "doc.tex"],
                                  cwd=scratch, capture_output=True, text=True, timeout=300)
@@ -85,7 +90,24 @@ def compile_pdf(tex: str, pdf_path: Path) -> list[str]:
             os.replace(tmp, pdf_path)
         except OSError as err:
             raise DeriveError(f"cannot write {pdf_path}: {err.strerror or err}") from None
-    return re.findall(r"^LaTeX Warning: .*$", log, flags=re.M)
+    warnings = re.findall(r"^LaTeX Warning: .*$", log, flags=re.M)
+    return warnings + [f"overfull box {width:g}pt too wide at {where}"
+                       for width, where in overfull_boxes(log) if width > 1.0]
+
+
+def overfull_boxes(log: str) -> list[tuple[float, str]]:
+    """(width in pt, where) of every overfull box a LaTeX log reports."""
+    return [(float(width), where.strip()) for width, where in
+            re.findall(r"^Overfull \\[hv]box \(([\d.]+)pt too \w+\) (.*)$", log, flags=re.M)]
+
+
+def pdf_assets(cell) -> dict[str, bytes]:
+    """Files a cell's document includes: its gradient-flow plot when matplotlib is there."""
+    if not cell.recurrent:
+        return {}
+    from codegen.flow import plot_pdf
+    data = plot_pdf(cell)
+    return {f"{cell.name}-flow.pdf": data} if data else {}
 
 
 def latex_problems(log: str) -> list[str]:

@@ -95,7 +95,7 @@ def _show(args) -> int:
 
 
 def _build(args) -> int:
-    from codegen.build import LATEX_HINT, compile_pdf, latex_engine, render_cell, write_text
+    from codegen.build import LATEX_HINT, compile_pdf, latex_engine, pdf_assets, render_cell, write_text
     targets = [(cell, args.out) for cell in CELLS.values()]
     if args.examples.is_dir():
         targets += [(resolve(str(spec)), args.examples) for spec in sorted(args.examples.glob("*.toml"))]
@@ -113,8 +113,8 @@ def _build(args) -> int:
     except DeriveError:
         print(f"PDFs skipped: {LATEX_HINT}")
         return 0
-    for folder, name, files in rendered:
-        compile_pdf(files[f"{name}.tex"], folder / f"{name}.pdf")
+    for (cell, _), (folder, name, files) in zip(targets, rendered):
+        compile_pdf(files[f"{name}.tex"], folder / f"{name}.pdf", pdf_assets(cell))
         print(f"wrote {folder / f'{name}.pdf'}")
     return 0
 
@@ -137,12 +137,12 @@ def _report_drift(rendered) -> int:
 
 
 def _latex(args) -> int:
-    from codegen.build import compile_pdf, render_cell, write_text
+    from codegen.build import compile_pdf, pdf_assets, render_cell, write_text
     cell = resolve(args.cell)
     text = render_cell(cell, f"lstm-derive latex {args.cell}")[f"{cell.name}.tex"]
     out = args.out or DEFAULT_OUT / f"{cell.name}.tex"
     if args.pdf:
-        compile_pdf(text, out.with_suffix(".pdf"))
+        compile_pdf(text, out.with_suffix(".pdf"), pdf_assets(cell))
     write_text(out, text)
     print(f"wrote {out}" + (f" and {out.with_suffix('.pdf')}" if args.pdf else ""))
     return 0

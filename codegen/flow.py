@@ -1,0 +1,151 @@
+"""Gradient flow through time, measured with the generated code, and its plot.
+
+`gradient_norms(cell)` runs the cell's generated NumPy module: for k = 1..K it starts a
+k-step sequence from the state the same inputs produce at step T-k, puts the loss
+L = u . h_T on the last output only (u a fixed random unit vector per example), and
+reads the norm of dL/d(state at T-k) from `backward`'s initial-state gradient.  The same
+is done for the plain RNN.  `plot_svg` / `plot_pdf` draw both curves with
+matplotlib, an optional documentation dependency: without it the callers say so.
+"""
+from __future__ import annotations
+
+import io
+import types
+from functools import lru_cache
+
+import numpy as np
+import sympy as sp
+
+from codegen.emit_numpy import emit_numpy
+from derive.cells import RNN
+from derive.derivation import derive
+from derive.jacobians import state_jacobians
+from derive.stages import Cell, Kind
+
+BATCH, INPUT, HIDDEN = 16, 16, 32
+STEPS = (1, 2, 3, 4, 5, 6, 8, 10, 12, 15, 20, 25, 30, 35, 40, 45, 50)   # k, steps back
+OPEN_BIAS = 3.0   # sigmoid(3) = 0.95: a gate this open keeps 95% per step
+MATPLOTLIB_HINT = "matplotlib is not installed (pip install 'lstm-derive[docs]')"
+
+
+def generated_module(cell: Cell) -> types.ModuleType:
+    """The cell's generated module, rendered and loaded in memory (it is our own output)."""
+    module = types.ModuleType(f"lstm_derive_generated_{cell.name}")
+    exec(compile(emit_numpy(derive(cell), "flow"), f"<generated {cell.name}>", "exec"),
+         module.__dict__)
+    return module
+
+
+def _sizes(module) -> dict[str, int]:
+    return {arg: INPUT if symbol == "D" else HIDDEN for symbol, arg in module.SIZES.items()}
+
+
+def norms(module, open_biases=(), seed: int = 0) -> np.ndarray:
+    """Mean over the batch of |dL/d state_{T-k}| for every k in STEPS (all state variables).
+
+    `open_biases` are set to OPEN_BIAS, opening the gates they feed.
+    """
+    rng = np.random.default_rng(seed)
+    params = module.init_params(**_sizes(module), seed=seed)
+    for bias in open_biases:
+        params[bias][:] = OPEN_BIAS
+    steps = STEPS[-1]
+    xs = rng.normal(size=(steps, BATCH, INPUT))
+    out_size = _sizes(module)[module.SIZES[module.STATE_SIZES[module.STATE[0]]]]
+    u = rng.normal(size=(BATCH, out_size))
+    u /= np.linalg.norm(u, axis=1, keepdims=True)
+    result = []
+    for k in STEPS:
+        _, state, _ = module.forward(params, xs[: steps - k]) if k < steps else (None, None, None)
+        hs, _, cache = module.forward(params, xs[steps - k:], state)
+        dhs = np.zeros_like(hs)
+        dhs[-1] = u
+        _, _, dstate0 = module.backward(params, cache, dhs)
+        squared = sum((g ** 2).sum(axis=1) for g in dstate0.values())
+        result.append(float(np.sqrt(squared).mean()))
+    return np.array(result)
+
+
+def gate_biases(derivation) -> tuple[str, ...]:
+    """Biases of the sigmoid gates that scale a weight-free state path (LSTM: b_f)."""
+    cell = derivation.cell
+    names = {str(term) for j in state_jacobians(derivation) if j.state == j.previous
+             for path in j.weight_free for term in sp.Add.make_args(sp.expand(path.diags[0]))
+             if term.is_Symbol}   # the gate that multiplies the kept state itself
+    found = []
+    for stage in cell.stages:
+        if stage.name in names and stage.kind is Kind.SIGMOID:
+            found += _bias_of(cell, stage.inputs[0])
+    return tuple(dict.fromkeys(found))
+
+
+def _bias_of(cell, value) -> list[str]:
+    """The bias of the affine stage behind a pre-activation, looking through sums."""
+    if value not in {s.name for s in cell.stages}:
+        return []
+    stage = cell.stage(value)
+    if stage.kind is Kind.AFFINE:
+        return [stage.bias] if stage.bias else []
+    if stage.kind is Kind.ADD:
+        return [b for x in stage.inputs for b in _bias_of(cell, x)]
+    return []
+
+
+@lru_cache(maxsize=16)
+def gradient_norms(cell: Cell) -> dict[str, tuple[float, ...]]:
+    """{curve label: norm for every k in STEPS}: this cell at its usual initialisation,
+    with its weight-free path's gates opened (when it has one), and the plain RNN."""
+    module, biases = generated_module(cell), gate_biases(derive(cell))
+    curves = {f"{cell.name}": norms(module)}
+    if biases:
+        curves[f"{cell.name}, {', '.join(biases)} = {OPEN_BIAS:g}"] = norms(module, biases)
+    if cell.name != RNN.name:
+        curves[RNN.name] = _rnn_norms()
+    return {name: tuple(float(f"{v:.4g}") for v in values) for name, values in curves.items()}
+
+
+@lru_cache(maxsize=1)
+def _rnn_norms():
+    return norms(generated_module(RNN))
+
+
+def _figure(curves):
+    import matplotlib
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+    matplotlib.rcParams.update({"svg.hashsalt": "lstm-derive", "svg.fonttype": "none",
+                                "font.size": 9})
+    fig, ax = plt.subplots(figsize=(5.6, 2.9))
+    for (name, values), style in zip(curves.items(), ("o-", "s-", "^--")):
+        ax.semilogy(STEPS, values, style, markersize=3, label=name)
+    ax.set_xlabel("k (steps back from the last output)")
+    ax.set_ylabel(r"mean $\|\partial L / \partial s_{T-k}\|$")
+    ax.grid(True, which="major", alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    return fig, plt
+
+
+def plot_svg(cell: Cell) -> str | None:
+    """The plot as SVG text (deterministic), or None without matplotlib."""
+    try:
+        fig, plt = _figure(gradient_norms(cell))
+    except ImportError:
+        return None
+    buffer = io.StringIO()
+    fig.savefig(buffer, format="svg", metadata={"Date": None, "Creator": None})
+    plt.close(fig)
+    text = buffer.getvalue()
+    return text[text.index("<svg"):]
+
+
+def plot_pdf(cell: Cell) -> bytes | None:
+    """The plot as PDF bytes for the LaTeX document; None without matplotlib."""
+    try:
+        fig, plt = _figure(gradient_norms(cell))
+    except ImportError:
+        return None
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="pdf", metadata={"CreationDate": None, "Creator": None})
+    plt.close(fig)
+    return buffer.getvalue()

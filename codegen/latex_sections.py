@@ -1,0 +1,168 @@
+"""The document's teaching sections: figures, backward steps branch by branch, output
+layers that start the chain from a loss, and the gradient flow through time.
+
+`sections(derivation, printer, nt)` returns the template context for them.  Everything
+printed comes from a derivation (the cell's, its output heads', the state Jacobians');
+the words around it are chosen from facts read off those derivations.
+"""
+from __future__ import annotations
+
+import re
+
+import sympy as sp
+from sympy.printing.precedence import PRECEDENCE
+
+from codegen import figures
+from codegen.latex_terms import backward_eq, forward_eq, loss_head, param_eq, term_tex
+from codegen.notation import Notation, tex_param, tex_text
+from derive.derivation import TermKind, derive
+from derive.heads import output_heads
+from derive.jacobians import state_jacobians
+from derive.stages import Kind
+
+HEAD_LABELS = ("S", "Q")   # softmax head equations S1.., squared-error head Q1..
+TIMES = r" \times "
+LINE = 48   # visible characters of one line of a long Jacobian term
+
+
+def sections(derivation, printer, nt) -> dict:
+    cell = derivation.cell
+    out = dict(graph=_figure(figures.stage_graph(derivation, nt)),
+               steps=[backward_step(derivation, adj, printer, nt) for adj in derivation.adjoints],
+               unrolled=None, heads=[], flow=None)
+    if cell.recurrent:
+        out.update(unrolled=_figure(figures.unrolled(derivation, nt)),
+                   heads=[_head(h, p, nt) for h, p in zip(output_heads(cell), HEAD_LABELS)],
+                   flow=gradient_flow(derivation, printer, nt))
+    return out
+
+
+def _figure(figure):
+    return dict(tikz=figures.tikz(figure), legend=figures.tikz_legend(figure.legend))
+
+
+def backward_step(derivation, adj, printer, nt) -> dict:
+    """One backward equation with, for each branch, the stage, its local partial and shapes."""
+    eq = backward_eq(adj, printer, nt)
+    eq["branches"] = [_branch(derivation, adj, term, printer, nt) for term in adj.terms]
+    return eq
+
+
+def _branch(derivation, adj, term, printer, nt) -> dict:
+    cell, target = derivation.cell, adj.target
+    labels = {eq.stage.name: eq.label for eq in derivation.forward}
+    sizes = cell.sizes()
+    tex = term_tex(term, printer, nt, target)
+    v = nt.value(target)
+    if term.kind in (TermKind.LOCAL, TermKind.WEIGHT, TermKind.SOFTMAX):
+        stage = forward_eq(next(e for e in derivation.forward if e.stage.name == term.branch), nt)
+        head = (f"via ${stage['lhs']}$, stage ({labels[term.branch]}) "
+                f"${stage['lhs']} = {stage['rhs']}$")
+        s = stage["lhs"]
+        if term.kind is TermKind.LOCAL:
+            why = (rf"; SymPy's local partial $\partial {s} / \partial {v} = "
+                   rf"{printer.doprint(term.factor)}$")
+            shapes = rf"{sizes[term.source]} \odot {sizes[target]} \to {sizes[target]}"
+        elif term.kind is TermKind.WEIGHT:
+            shape = dict(cell.params())[term.weight]
+            why = (rf"; affine rule: $\partial {s} / \partial {v} = {tex_param(term.weight)}$, "
+                   "so the gradient goes back through the transposed weights")
+            shapes = rf"({TIMES.join(shape)})^{{\top}} \cdot {shape[0]} \to {shape[1]}"
+        else:
+            why = "; the softmax rule contracts its Jacobian with the incoming gradient"
+            shapes = rf"{sizes[term.source]} \to {sizes[target]}"
+    elif term.kind is TermKind.LOSS:
+        head = f"the loss reads ${v}$ directly"
+        why = ("" if not cell.recurrent else
+               r" (Section~\ref{sec:heads} derives this term for two output layers)")
+        shapes = sizes[target]
+    else:
+        prev = derivation.adjoint(f"{target}_prev").label
+        head = f"the next time step: ${v}$ is its previous state"
+        why = f"; the term was computed there by (\\ref{{eq:{prev}}})"
+        shapes = sizes[target]
+    return dict(head=head + why, term=tex, shapes=shapes)
+
+
+def _head(head_cell, prefix, outer_nt) -> dict:
+    """An output layer on h_t, derived like any network, its labels renamed S1.. / Q1.."""
+    d = derive(head_cell)
+    nt = Notation(True)
+    printer = nt.printer(list(head_cell.sizes()))
+    n = iter(range(1, 100))
+    forward = [dict(forward_eq(eq, nt), label=f"{prefix}{next(n)}") for eq in d.forward]
+    backward = [dict(backward_eq(a, printer, nt), label=f"{prefix}{next(n)}") for a in d.adjoints]
+    params = [dict(param_eq(g, printer, nt), label=f"{prefix}{next(n)}") for g in d.param_grads]
+    out = head_cell.inputs[0][0]
+    return dict(description=head_cell.description, loss=loss_head(head_cell, nt),
+                forward=forward, backward=backward, params=params,
+                sizes=", ".join(f"${tex_param(p)}$: ${TIMES.join(shape)}$" for p, shape in head_cell.params()),
+                output=outer_nt.value(out), enters=backward[-1]["label"],
+                softmax=any(s.kind is Kind.SOFTMAX for s in head_cell.stages))
+
+
+def gradient_flow(derivation, printer, nt) -> dict:
+    """The one-step state Jacobians, which of them have a weight-free path, and the plot."""
+    from codegen.flow import gate_biases, gradient_norms   # flow imports the NumPy emitter
+    cell = derivation.cell
+    jacobians = []
+    for n, j in enumerate(state_jacobians(derivation), 1):
+        paths = [_path_tex(p, printer) for p in j.paths] or ["0"]
+        jacobians.append(dict(label=f"J{n}", lhs=rf"\frac{{\partial {nt.value(j.state)}}}"
+                                                  rf"{{\partial {nt.value(j.previous, 't-1')}}}",
+                              paths=paths, size=f"{cell.sizes()[j.state]}{TIMES}{cell.sizes()[j.previous]}",
+                              free=[_path_tex(p, printer) for p in j.weight_free]
+                              if j.state == j.previous else []))
+    free = [j for j in jacobians if j["free"]]
+    biases = [f"${tex_param(b)}$" for b in gate_biases(derivation)]
+    at_end = [f"{tex_text(name)}: ${_sci(values[-1])}$" for name, values in gradient_norms(cell).items()]
+    return dict(jacobians=jacobians, free=free, biases=biases, plot=f"{cell.name}-flow.pdf",
+                at_end=at_end,
+                states=[nt.value(s) for s in cell.state_names])
+
+
+def _sci(value: float) -> str:
+    """2 significant digits, as LaTeX: 3.4 \\times 10^{-12}."""
+    mantissa, exponent = f"{value:.1e}".split("e")
+    return rf"{mantissa} \times 10^{{{int(exponent)}}}" if int(exponent) else mantissa
+
+
+def _path_tex(path, printer) -> str:
+    """A path as LaTeX inside a `split`; a long diagonal is broken after its sums."""
+    parts = []
+    for n, d in enumerate(path.diags):
+        if d != 1:
+            parts.append(_diag_tex(d, printer))
+        if n < len(path.weights):
+            parts.append(tex_param(path.weights[n]))
+    return r" \, ".join(parts) or "I"
+
+
+def _diag_tex(d, printer) -> str:
+    """diag(d); when too long for a line, broken between terms (or factors of a product)."""
+    shorter = sp.factor_terms(d)
+    d = shorter if len(str(shorter)) < len(str(d)) else d
+    whole = printer.doprint(d)
+    if _visible(whole) <= LINE:
+        return rf"\operatorname{{diag}}\left({whole}\right)"
+    if d.is_Add:
+        pieces, joiner = [printer.doprint(t) for t in sp.Add.make_args(d)], " + "
+    else:
+        coeff, factors = d.as_coeff_mul()
+        pieces = [printer.parenthesize(f, PRECEDENCE["Mul"]) for f in factors]
+        sign = {1: "", -1: "-"}.get(coeff, f"{printer.doprint(coeff)} ")
+        pieces[0] = sign + pieces[0]
+        joiner = r" \odot "
+    lines, line = [], []
+    for piece in pieces:
+        if line and _visible(joiner.join(line + [piece])) > LINE:
+            lines.append(joiner.join(line))
+            line = []
+        line.append(piece)
+    lines.append(joiner.join(line))
+    return (r"\operatorname{diag}\bigl(" + (r" \\ &\qquad" + joiner).join(lines) + r"\bigr)")
+
+
+def _visible(tex: str) -> int:
+    """Rough printed width of LaTeX source, in characters: commands count as one."""
+    return len(re.sub(r"[{}^_]|\\left|\\right", "", re.sub(r"\\[A-Za-z]+", "x", tex)))

@@ -1,0 +1,138 @@
+"""Printing single equations of a derivation in the document's LaTeX notation.
+
+Each function turns one piece of a `Derivation` (a stage, a backward term, an adjoint, a
+parameter gradient, a loss head) into LaTeX strings; the section builders in
+`emit_latex` and `latex_sections` arrange them.  Nothing mathematical is decided here.
+"""
+from __future__ import annotations
+
+import sympy as sp
+
+from codegen.notation import tex_param, tex_text
+from derive.derivation import TermKind
+from derive.rules import LOSSES, TARGET, X, loss_gradient
+from derive.stages import Kind, Loss
+
+KIND_TEX = {Kind.SIGMOID: r"\sigma", Kind.TANH: r"\tanh", Kind.RELU: r"\operatorname{relu}",
+            Kind.SOFTPLUS: r"\operatorname{softplus}", Kind.SOFTSIGN: r"\operatorname{softsign}",
+            Kind.EXP: r"\exp", Kind.LOG: r"\log"}
+
+
+def tex_prose(text: str) -> str:
+    """Words with `$...$` mathematics: escape the words, keep the mathematics."""
+    parts = text.split("$")
+    return "$".join(part if n % 2 else tex_text(part) for n, part in enumerate(parts))
+
+
+def stage_rhs(stage, nt):
+    if stage.kind is Kind.AFFINE:
+        terms = [f"{tex_param(w)} {nt.value(x)}" for w, x in zip(stage.weights, stage.inputs)]
+        return " + ".join(terms + ([tex_param(stage.bias)] if stage.bias else []))
+    args = [nt.value(x) for x in stage.inputs]
+    if stage.kind is Kind.MUL:
+        return r" \odot ".join(args)
+    if stage.kind is Kind.ADD:
+        return " + ".join(args)
+    if stage.kind is Kind.ONE_MINUS:
+        return f"1 - {args[0]}"
+    if stage.kind is Kind.SUB:
+        return f"{args[0]} - {args[1]}"
+    if stage.kind is Kind.DIV:
+        return rf"{args[0]} \oslash {args[1]}"
+    if stage.kind is Kind.RECIPROCAL:
+        return rf"1 \oslash {args[0]}"
+    if stage.kind is Kind.SCALE:
+        return f"{sp.latex(sp.nsimplify(stage.constant, rational=True))} {args[0]}"
+    if stage.kind is Kind.SHIFT:
+        return f"{args[0]} + {sp.latex(sp.nsimplify(stage.constant, rational=True))}"
+    if stage.kind is Kind.SOFTMAX:
+        return rf"\operatorname{{softmax}}\left({args[0]}\right)"
+    return rf"{KIND_TEX[stage.kind]}\left({', '.join(args)}\right)"
+
+
+def forward_eq(eq, nt):
+    stage = eq.stage
+    return dict(label=eq.label, lhs=nt.value(stage.name), rhs=stage_rhs(stage, nt),
+                note=tex_text(stage.note))
+
+
+def loss_head(cell, nt):
+    y, t = sp.Symbol(nt.value(cell.output)), sp.Symbol("t")
+    names = {X: y, TARGET: t}
+    return dict(name=cell.loss.value, element=sp.latex(LOSSES[cell.loss].xreplace(names)),
+                gradient=sp.latex(loss_gradient(cell.loss).xreplace(names)),
+                one_hot=cell.loss is Loss.CROSS_ENTROPY,
+                softmax=any(s.kind is Kind.SOFTMAX for s in cell.stages))
+
+
+def branch_name(term, nt):
+    if term.kind is TermKind.LOSS:
+        return "the loss" + (" at step $t$" if nt.timed else "")
+    if term.kind is TermKind.CARRY:
+        return "the next time step"
+    return f"${nt.value(term.branch)}$"
+
+
+def branch_label(term, nt):
+    """How a branch is named under its term, in math mode."""
+    if term.kind is TermKind.LOSS:
+        return r"\text{loss at step } t" if nt.timed else r"\text{loss}"
+    if term.kind is TermKind.CARRY:
+        return r"\text{from step } t+1"
+    return rf"\text{{via }} {nt.value(term.branch)}"
+
+
+def adjoint_lhs(target, nt):
+    """A previous-state gradient computed at step t is only step t's part: mark it (t)."""
+    if target.endswith("_prev"):
+        return rf"{{{nt.adjoint(target)}}}^{{(t)}}"
+    return nt.adjoint(target)
+
+
+def term_tex(term, printer, nt, target):
+    if term.kind is TermKind.LOCAL:
+        return printer.doprint(sp.Symbol(f"d_{term.source}", real=True) * term.factor)
+    if term.kind is TermKind.WEIGHT:
+        return f"{tex_param(term.weight)}^{{\\top}} {nt.adjoint(term.source)}"
+    if term.kind is TermKind.SOFTMAX:
+        y, dy = nt.value(term.source), nt.adjoint(term.source)
+        return rf"{y} \odot \left({dy} - ({dy}^{{\top}} {y})\,\mathbf{{1}}\right)"
+    if term.kind is TermKind.LOSS:
+        return rf"\frac{{\partial L}}{{\partial {nt.value(target)}}}"
+    return rf"{{{nt.adjoint(target)}}}^{{(t+1)}}"
+
+
+def backward_eq(adj, printer, nt):
+    terms = [term_tex(t, printer, nt, adj.target) for t in adj.terms] or ["0"]
+    named = [(tex, branch_label(t, nt)) for tex, t in zip(terms, adj.terms)]
+    return dict(label=adj.label, lhs=adjoint_lhs(adj.target, nt), terms=terms, named=named,
+                lhs_value=nt.value(adj.target),
+                fork=adj.is_fork, carry=adj.target.endswith("_prev"),
+                words=backward_words(adj, nt))
+
+
+def backward_words(adj, nt):
+    if adj.is_fork:
+        return (f"${nt.value(adj.target)}$ is a fork: it feeds "
+                + ", ".join(branch_name(t, nt) for t in adj.terms)
+                + "; its gradient is the sum of one term per branch.")
+    if adj.target.endswith("_prev"):
+        state = adj.target[: -len("_prev")]
+        return (f"This is the part of the gradient of ${nt.value(adj.target)}$ that flows back "
+                f"through step $t$; at step $t-1$ it is the term "
+                f"${{{nt.adjoint(state)}}}^{{(t+1)}}$ of the fork of ${nt.value(state)}$.")
+    return ""
+
+
+def param_rhs(g, printer, nt):
+    if g.stage is None:
+        return " + ".join(term_tex(t, printer, nt, g.param) for t in g.terms)
+    delta = nt.adjoint(g.stage)
+    return f"{delta} \\, {{{nt.value(g.input)}}}^{{\\top}}" if g.input else delta
+
+
+def param_eq(g, printer, nt):
+    body = param_rhs(g, printer, nt)
+    body = f"\\left({body}\\right)" if g.stage is None and len(g.terms) > 1 else body
+    return dict(label=g.label, lhs=rf"\delta {tex_param(g.param)}", body=body,
+                shape=r" \times ".join(g.shape))

@@ -1,0 +1,33 @@
+"""Output layers that put a loss on a recurrent cell's outputs, as small feed-forward cells.
+
+A recurrent cell's backward pass starts from dL/dh_t.  `output_heads(cell)` returns the two
+usual ways that gradient arises, each an ordinary `Cell` that reads the cell's output and
+is differentiated by `derive` like any other (nothing here is calculus):
+
+- a softmax classifier: z_t = V h_t + b_y, y_t = softmax(z_t), cross-entropy loss;
+- a linear regression output: y_t = V h_t + b_y, squared-error loss.
+"""
+from __future__ import annotations
+
+from derive.stages import Cell, Kind, Loss, affine, elementwise
+
+
+def output_heads(cell: Cell) -> tuple[Cell, Cell]:
+    """(softmax + cross-entropy head, squared-error head) reading `cell.output`."""
+    out = cell.output
+    size = cell.sizes()[out]
+    size_args = ((size, "hidden_size"), ("K", "output_size"))
+    softmax = Cell(
+        name=f"{cell.name}_softmax_head",
+        description="softmax output layer with cross-entropy loss",
+        inputs=((out, size),), state=(), output="y",
+        stages=(affine("z", (out,), ("V",), "b_y", "K", note="logits"),
+                elementwise(Kind.SOFTMAX, "y", "z", note="class probabilities")),
+        size_args=size_args, loss=Loss.CROSS_ENTROPY)
+    squared = Cell(
+        name=f"{cell.name}_squared_head",
+        description="linear output layer with squared-error loss",
+        inputs=((out, size),), state=(), output="y",
+        stages=(affine("y", (out,), ("V",), "b_y", "K", note="prediction"),),
+        size_args=size_args, loss=Loss.SQUARED_ERROR)
+    return softmax, squared
