@@ -1,6 +1,6 @@
 """Render a cell's artefacts and write them safely: never a half-written file.
 
-`render_all(name)` returns {file name: text} for one cell; `write_text` writes through a
+`render_all(name)` returns {file name: text} for one cell (.py, .tex, .html); `write_text` writes through a
 temporary file in the target folder and renames it into place; `compile_pdf` runs
 pdflatex twice in a scratch folder and moves the PDF into place only when the log shows
 no error and no undefined reference.
@@ -15,6 +15,7 @@ import tempfile
 from pathlib import Path
 
 from codegen.emit_feedforward import emit_feedforward
+from codegen.emit_html import emit_html
 from codegen.emit_latex import emit_latex
 from codegen.emit_numpy import emit_numpy
 from derive.cells import get_cell
@@ -36,8 +37,9 @@ def render_cell(cell, command: str = BUILD_COMMAND) -> dict[str, str]:
     """{file name: text} for any cell, built in or from a spec."""
     derivation = derive(cell)
     emit = emit_numpy if cell.recurrent else emit_feedforward
-    return {f"{cell.name}.py": emit(derivation, command),
-            f"{cell.name}.tex": emit_latex(derivation, command)}
+    tex = emit_latex(derivation, command)
+    return {f"{cell.name}.py": emit(derivation, command), f"{cell.name}.tex": tex,
+            f"{cell.name}.html": emit_html(derivation, tex)}
 
 
 def write_text(path: Path, text: str) -> None:

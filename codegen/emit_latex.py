@@ -67,6 +67,19 @@ def emit_latex(derivation: Derivation, command: str) -> str:
     return render("document.tex.j2", **context)
 
 
+def summary_latex(derivation: Derivation) -> str:
+    """Every forward, backward and parameter equation as one displayed `aligned` block
+    (what a notebook shows for a derivation: MathJax renders display mathematics only)."""
+    cell = derivation.cell
+    nt = Notation(cell.recurrent, cell.vector_param_names)
+    printer = nt.printer(list(cell.sizes()))
+    rows = [(eq["lhs"], eq["rhs"], eq["label"]) for eq in map(lambda e: forward_eq(e, nt),
+                                                                 derivation.forward)]
+    rows += [(r["lhs"], r["rhs"], r["label"]) for r in _summary(derivation, printer, nt)]
+    body = r" \\ ".join(rf"{lhs} &= {rhs} && \text{{({label})}}" for lhs, rhs, label in rows)
+    return rf"$$\begin{{aligned}} {body} \end{{aligned}}$$"
+
+
 def _shapes(cell, nt):
     rows = [(f"${nt.value(v)}$", f"${size}$", _role(cell, v)) for v, size in cell.sizes().items()]
     times = r" \times "

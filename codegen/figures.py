@@ -29,7 +29,7 @@ class Node:
     text: tuple[tuple[str, str], ...]  # SVG label: (text, "" | "sub" | "sup") pieces
     style: str = "value"         # value | stage | affine | fork | sink | box
     note: str = ""               # second line (affine parameters), LaTeX math
-    note_text: str = ""
+    note_text: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -117,7 +117,8 @@ def _value_node(v, d, y, cell, nt, fork):
         stage = cell.stage(v)
         names = [*stage.weights] + ([stage.bias] if stage.bias else [])
         note = ", ".join(nt.value(p) if p in params else tex_param(p) for p in names)
-        note_text = ", ".join(names)
+        note_text = tuple(piece for n, p in enumerate(names)
+                          for piece in ((", ", ""),) * bool(n) + _pieces(p, None, {p}))
         style = "fork" if fork else "affine"
     return Node(v, d * COLUMN, y, nt.value(v), _pieces(v, step, params), style, note, note_text)
 
@@ -244,8 +245,7 @@ SVG_HALF = {"box": (68, 34), "sink": (17, 17)}
 
 def _svg_node(n, at):
     x, y = at(n.x, n.y)
-    hw, hh = SVG_HALF.get(n.style, (24, 15 if not n.note else 20))
-    hw = max(hw, 6 + 4.2 * len(n.note_text)) if n.note else hw
+    hw, hh = _half(n)
     stroke = ' stroke-width="2.2"' if n.style == "fork" else ""
     shape = (f'<circle cx="{x:.1f}" cy="{y:.1f}" r="{hw}" fill="{SVG_FILL[n.style]}" stroke="black"/>'
              if n.style == "sink" else
@@ -256,15 +256,15 @@ def _svg_node(n, at):
     text += "".join(_tspan(t, kind) for t, kind in n.text) + "</text>"
     if n.note:
         text += (f'<text x="{x:.1f}" y="{y + 13:.1f}" text-anchor="middle" font-size="9">'
-                 f"{escape(n.note_text)}</text>")
+                 + "".join(_tspan(t, kind, 9) for t, kind in n.note_text) + "</text>")
     return shape + text
 
 
-def _tspan(text, kind):
+def _tspan(text, kind, size=14):
     if not kind:
-        return f'<tspan font-size="14" baseline-shift="0">{escape(text)}</tspan>'
+        return f'<tspan font-size="{size}" baseline-shift="0">{escape(text)}</tspan>'
     shift = "sub" if kind == "sub" else "super"
-    return f'<tspan font-size="9" baseline-shift="{shift}">{escape(text)}</tspan>'
+    return f'<tspan font-size="{size * 0.65:.0f}" baseline-shift="{shift}">{escape(text)}</tspan>'
 
 
 def _svg_edge(e, pos, at):
@@ -304,8 +304,17 @@ def _svg_straight(e, pos, at):
             f'text-anchor="{anchor}" font-size="11" fill="{color}">{escape(e.label_text)}</text>')
 
 
+def _half(node):
+    """Half width and height of a node's box in SVG pixels, wide enough for its text."""
+    if node.style in SVG_HALF:
+        return SVG_HALF[node.style]
+    if node.note:
+        return max(24, 8 + 3.6 * sum(len(t) for t, _ in node.note_text)), 20
+    return max(24, 8 + 4.6 * sum(len(t) for t, _ in node.text)), 15
+
+
 def _radius(node, ux, uy):
-    hw, hh = SVG_HALF.get(node.style, (24, 15 if not node.note else 20))
+    hw, hh = _half(node)
     if node.style == "sink":
         return hw
     tx = hw / abs(ux) if ux else float("inf")

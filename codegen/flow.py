@@ -54,10 +54,13 @@ def norms(module, open_biases=(), seed: int = 0) -> np.ndarray:
     out_size = _sizes(module)[module.SIZES[module.STATE_SIZES[module.STATE[0]]]]
     u = rng.normal(size=(BATCH, out_size))
     u /= np.linalg.norm(u, axis=1, keepdims=True)
+    states, state = [None], None      # states[j]: the state after the first j steps
+    for j in range(steps):
+        _, state, _ = module.forward(params, xs[j:j + 1], state)
+        states.append(state)
     result = []
     for k in STEPS:
-        _, state, _ = module.forward(params, xs[: steps - k]) if k < steps else (None, None, None)
-        hs, _, cache = module.forward(params, xs[steps - k:], state)
+        hs, _, cache = module.forward(params, xs[steps - k:], states[steps - k])
         dhs = np.zeros_like(hs)
         dhs[-1] = u
         _, _, dstate0 = module.backward(params, cache, dhs)
@@ -113,13 +116,17 @@ def _figure(curves):
     import matplotlib
     matplotlib.use("Agg")
     from matplotlib import pyplot as plt
+    from matplotlib.ticker import FuncFormatter, NullFormatter
     matplotlib.rcParams.update({"svg.hashsalt": "lstm-derive", "svg.fonttype": "none",
                                 "font.size": 9})
     fig, ax = plt.subplots(figsize=(5.6, 2.9))
     for (name, values), style in zip(curves.items(), ("o-", "s-", "^--")):
         ax.semilogy(STEPS, values, style, markersize=3, label=name)
     ax.set_xlabel("k (steps back from the last output)")
-    ax.set_ylabel(r"mean $\|\partial L / \partial s_{T-k}\|$")
+    ax.set_ylabel("mean norm of dL/ds at T-k")
+    # plain tick labels: matplotlib's mathtext would cost most of the plotting time
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"1e{round(np.log10(v))}"))
+    ax.yaxis.set_minor_formatter(NullFormatter())
     ax.grid(True, which="major", alpha=0.3)
     ax.legend()
     fig.tight_layout()

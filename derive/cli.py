@@ -69,6 +69,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, help="output .tex path (default: generated/CELL.tex)")
     p.add_argument("--pdf", action="store_true", help="also compile the PDF next to it")
     p.set_defaults(run=_latex)
+    p = sub.add_parser("html", help="write a cell's derivation as one self-contained HTML page")
+    p.add_argument("cell", help=cell_help)
+    p.add_argument("--out", type=Path, help="output .html path (default: generated/CELL.html)")
+    p.set_defaults(run=_html)
     p = sub.add_parser("code", help="write a cell's standalone NumPy module")
     p.add_argument("cell", help=cell_help)
     p.add_argument("--out", type=Path, help="output .py path (default: generated/CELL.py)")
@@ -145,6 +149,16 @@ def _latex(args) -> int:
         compile_pdf(text, out.with_suffix(".pdf"), pdf_assets(cell))
     write_text(out, text)
     print(f"wrote {out}" + (f" and {out.with_suffix('.pdf')}" if args.pdf else ""))
+    return 0
+
+
+def _html(args) -> int:
+    from codegen.build import render_cell, write_text
+    cell = resolve(args.cell)
+    text = render_cell(cell, f"lstm-derive html {args.cell}")[f"{cell.name}.html"]
+    out = args.out or DEFAULT_OUT / f"{cell.name}.html"
+    write_text(out, text)
+    print(f"wrote {out}")
     return 0
 
 

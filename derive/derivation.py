@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import Enum
+from functools import lru_cache
 
 import sympy as sp
 
@@ -120,6 +121,16 @@ class Derivation:
         order += [eq.stage.name for eq in self.forward]
         return tuple(v for v in order if v in read)
 
+    def _repr_latex_(self) -> str:
+        """Notebook display: every equation, as the document writes it."""
+        from codegen.emit_latex import summary_latex   # presentation lives in codegen
+        return summary_latex(self)
+
+    def _repr_html_(self) -> str:
+        """Notebook display: the whole derivation page (MathML and SVG, no scripts)."""
+        from codegen.emit_html import html_fragment
+        return html_fragment(self)
+
     def __str__(self) -> str:
         lines = [f"derivation of {self.cell.name}: {len(self.forward)} forward stages, "
                  f"{len(self.adjoints)} backward steps, {len(self.param_grads)} parameter gradients",
@@ -138,8 +149,12 @@ class Derivation:
         return "\n".join(lines)
 
 
+@lru_cache(maxsize=64)
 def derive(cell: Cell) -> Derivation:
-    """Differentiate `cell` stage by stage and sweep backwards through stages and forks."""
+    """Differentiate `cell` stage by stage and sweep backwards through stages and forks.
+
+    Cells and derivations are frozen, so a cell's derivation is computed once per process.
+    """
     sizes = cell.sizes()
     forward = tuple(ForwardEq(s, _numeric(s), f"F{n}", sizes[s.name])
                     for n, s in enumerate(cell.stages, 1))

@@ -36,7 +36,7 @@ def problem(module, T, B, *dims, seed=0):
         raise DeriveError(f"need sizes {', '.join(module.SIZES)}, got {dims}")
     params = {k: v * 2.0 for k, v in module.init_params(*dims, seed=seed).items()}
     if not is_recurrent(module):
-        x = rng.normal(size=(B, sizes["D"]))
+        x = rng.normal(size=(B, dims[0]))   # a network's SIZES list its input size first
         y, _ = module.forward(params, x)
         target = (rng.integers(0, y.shape[1], size=B) if module.TARGET == "labels"
                   else rng.uniform(size=y.shape))

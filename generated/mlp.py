@@ -49,7 +49,7 @@ def forward(params, x):
     h = (1/2)*numpy.tanh((1/2)*a1) + 1/2  # (F2)
     a2 = h @ W2.T + b2  # (F3)
     y = (1/2)*numpy.tanh((1/2)*a2) + 1/2  # (F4)
-    cache = dict(params=params, x=x, h=h, y=y)
+    cache = dict(params=params, shape=y.shape, x=x, h=h, y=y)
     return y, cache
 
 
@@ -75,7 +75,7 @@ def backward(params, cache, dy):
     W2 = params["W2"]
     b1 = params["b1"]
     b2 = params["b2"]
-    dy = _array("dy", dy, y.shape, y.dtype)
+    dy = _array("dy", dy, cache["shape"], params["W1"].dtype)
     d_y = dy  # (B1)
     d_a2 = d_y*y*(1 - y)  # (B2)
     d_h = d_a2 @ W2  # (B3)

@@ -9,24 +9,32 @@ import shutil
 
 import pytest
 
-from codegen.build import compile_pdf, latex_problems
-from conftest import GENERATED
+from codegen.build import compile_pdf, latex_problems, overfull_boxes, pdf_assets, render_cell
+from conftest import GENERATED, ROOT
+from derive.cells import CELLS
+from derive.cli import resolve
 from derive.errors import DeriveError
 
+NEEDS_LATEX = pytest.mark.skipif(shutil.which("pdflatex") is None and os.environ.get("CI") != "true",
+                                 reason="pdflatex not installed (CI installs it)")
+DOCUMENTS = sorted(CELLS) + [str(p) for p in sorted((ROOT / "examples").glob("*.toml"))]
 
-def test_every_label_cited_by_the_code_exists_in_the_document():
-    code = (GENERATED / "lstm.py").read_text()
-    tex = (GENERATED / "lstm.tex").read_text()
+
+@pytest.mark.parametrize("name", sorted(CELLS))
+def test_every_label_cited_by_the_code_exists_in_the_document(name):
+    code = (GENERATED / f"{name}.py").read_text()
+    tex = (GENERATED / f"{name}.tex").read_text()
     cited = set(re.findall(r"\(([FBP]\d+)\)", code))
     defined = set(re.findall(r"\\label\{eq:([FBP]\d+)\}", tex))
     assert cited, "the generated code cites no equation"
     assert cited <= defined, f"cited but not in the document: {sorted(cited - defined)}"
 
 
-def test_every_backward_equation_has_a_label():
+def test_the_summary_lists_every_backward_and_parameter_label():
     tex = (GENERATED / "lstm.tex").read_text()
+    summary = tex[tex.index("Summary of the backward equations"):]
     for label in [f"B{n}" for n in range(1, 17)] + [f"P{n}" for n in range(1, 13)]:
-        assert f"\\label{{eq:{label}}}" in tex
+        assert f"{{}}({label})" in summary
 
 
 def test_log_parser_finds_errors_and_undefined_references():
@@ -35,16 +43,25 @@ def test_log_parser_finds_errors_and_undefined_references():
     assert latex_problems("LaTeX Warning: Label(s) may have changed.\n") == []
 
 
-@pytest.mark.skipif(shutil.which("pdflatex") is None and os.environ.get("CI") != "true",
-                    reason="pdflatex not installed (CI installs it)")
-def test_document_compiles_without_errors_or_undefined_references(tmp_path):
-    tex = (GENERATED / "lstm.tex").read_text()
-    compile_pdf(tex, tmp_path / "lstm.pdf")  # raises on any error or undefined reference
-    assert (tmp_path / "lstm.pdf").read_bytes().startswith(b"%PDF")
+def test_log_parser_measures_overfull_boxes():
+    log = ("Overfull \\hbox (12.5pt too wide) in paragraph at lines 3--4\n"
+           "Overfull \\hbox (0.4pt too wide) detected at line 9\n"
+           "Overfull \\vbox (3.0pt too high) has occurred while \\output is active\n")
+    assert [w for w, _ in overfull_boxes(log)] == [12.5, 0.4, 3.0]
 
 
-@pytest.mark.skipif(shutil.which("pdflatex") is None and os.environ.get("CI") != "true",
-                    reason="pdflatex not installed (CI installs it)")
+@NEEDS_LATEX
+@pytest.mark.parametrize("name", DOCUMENTS)
+def test_document_compiles_cleanly_and_every_box_fits(name, tmp_path):
+    """No error, no undefined reference, no box more than 1pt too wide, for every document."""
+    cell = resolve(name)
+    tex = render_cell(cell)[f"{cell.name}.tex"]
+    warnings = compile_pdf(tex, tmp_path / "doc.pdf", pdf_assets(cell))  # raises on errors
+    assert (tmp_path / "doc.pdf").read_bytes().startswith(b"%PDF")
+    assert not [w for w in warnings if w.startswith("overfull")], warnings
+
+
+@NEEDS_LATEX
 def test_a_broken_document_is_reported_and_no_pdf_is_left(tmp_path):
     with pytest.raises(DeriveError, match="LaTeX failed"):
         compile_pdf("\\documentclass{article}\\begin{document}\\ref{nowhere}\\undefinedmacro\\end{document}",

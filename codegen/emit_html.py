@@ -1,0 +1,319 @@
+"""Emit the HTML page of a derivation (`generated/<cell>.html`) from its LaTeX document.
+
+The page is the .tex document converted, so the two cannot say different things: prose
+and structure are translated by a small reader that knows exactly the constructs our
+template writes (and raises on anything else, so a template change cannot silently drop
+content); every formula becomes MathML through latex2mathml; the TikZ figures are drawn
+again as inline SVG from the same layouts (`codegen.figures`), the gradient-flow plot is
+matplotlib's SVG.  No JavaScript, nothing fetched: one self-contained file.
+"""
+from __future__ import annotations
+
+import re
+from html import escape
+
+from latex2mathml.converter import convert
+
+from codegen import figures
+from codegen.notation import Notation
+from codegen.templates import render
+from derive.errors import DeriveError
+
+SIMPLE = {r"\_": "_", r"\&": "&amp;", r"\%": "%", r"\#": "#", r"\$": "$", r"\{": "{",
+          r"\}": "}", r"\ ": " ", r"\,": "&#8201;", "~": "&#160;", "``": "&#8220;",
+          "''": "&#8221;", "---": "&#8212;", "--": "&#8211;", r"\\": "<br/>"}
+WRAP = {"emph": "em", "textbf": "strong", "code": "code", "small": None, "fbox": None}
+DROP = ("noindent", "centering", "small", "maketitle")
+TEXT_COMMANDS = {"textbackslash": "\\", "textasciitilde": "~", "textasciicircum": "^"}
+
+
+def emit_html(derivation, tex: str) -> str:
+    """The page for `derivation`, whose LaTeX document is `tex`."""
+    cell = derivation.cell
+    nt = Notation(cell.recurrent, cell.vector_param_names)
+    svgs = {"fig:graph": figures.svg(figures.stage_graph(derivation, nt), "stage graph")}
+    if cell.recurrent:
+        from codegen.flow import plot_svg   # imports the NumPy emitter; only recurrent cells
+        svgs["fig:unrolled"] = figures.svg(figures.unrolled(derivation, nt), "three steps unrolled")
+        svgs["fig:flow"] = plot_svg(cell)
+    reader = Reader(tex, svgs)
+    return render("document.html.j2", title=reader.title, body=reader.body(), cell=cell.name)
+
+
+def html_fragment(derivation) -> str:
+    """The page's body for embedding (a notebook cell): its style, title and content."""
+    from codegen.emit_latex import emit_latex
+    page = emit_html(derivation, emit_latex(derivation, "lstm-derive"))
+    style = page[page.index("<style>"):page.index("</style>") + len("</style>")]
+    body = page[page.index("<body>") + len("<body>"):page.index("</body>")]
+    scoped = re.sub(r"^([^{}\n]+)\{", lambda m: ", ".join(
+        f".lstm-derive {sel.strip()}" for sel in m.group(1).split(",")).replace(
+        ".lstm-derive body", ".lstm-derive") + " {", style, flags=re.M)
+    return f'<div class="lstm-derive">{scoped}{body}</div>'
+
+
+class Reader:
+    """Converts the body of one of our LaTeX documents, block by block."""
+
+    def __init__(self, tex: str, svgs: dict):
+        preamble, _, rest = tex.partition(r"\begin{document}")
+        self.lines = rest.partition(r"\end{document}")[0].strip("\n").split("\n")
+        self.svgs = svgs
+        self.labels = _numbers(self.lines)
+        self.title = self.prose(_argument(preamble, r"\title"))
+        self.sections = [0, 0]
+        self.figure = 0
+
+    def body(self) -> str:
+        out, paragraph, n = [], [], 0
+        while n < len(self.lines):
+            line = self.lines[n].strip()
+            block = re.match(r"\\(?:begin\{([\w*]+)\}|(?:sub)?section|paragraph\{|\[)", line)
+            if not line or block or line.startswith("{\\renewcommand") or line == "}":
+                if paragraph:
+                    out.append(f"<p>{self.prose(' '.join(paragraph))}</p>")
+                    paragraph = []
+            if block and block.group(1):
+                end = self._end_of(n, block.group(1))
+                out.append(self.environment(block.group(1), self.lines[n + 1:end]))
+                n = end
+            elif line.startswith(("\\section", "\\subsection")):
+                out.append(self.heading(line))
+            elif line.startswith("\\paragraph{"):
+                title, rest = _split_group(line[len("\\paragraph"):])
+                paragraph = [f"\\textbf{{{title}}} {rest}"]
+            elif line.startswith("\\["):
+                out.append(self.display(line[2:line.rindex("\\]")]))
+            elif line and not line.startswith("{\\renewcommand") and line != "}" and line != "\\maketitle":
+                paragraph.append(line)
+            n += 1
+        if paragraph:
+            out.append(f"<p>{self.prose(' '.join(paragraph))}</p>")
+        return "\n".join(out)
+
+    def _end_of(self, start, name):
+        for n in range(start + 1, len(self.lines)):
+            if self.lines[n].strip().startswith(f"\\end{{{name}}}"):
+                return n
+        raise DeriveError(f"HTML: \\begin{{{name}}} without \\end")
+
+    def heading(self, line):
+        starred = "*" in line.split("{", 1)[0]
+        level = 0 if line.startswith("\\section") else 1
+        title, rest = _split_group(line[line.index("{"):])
+        label = _argument(rest, r"\label") if r"\label" in rest else None
+        number = ""
+        if not starred:
+            self.sections[level] += 1
+            self.sections[1:] = [0] if level == 0 else self.sections[1:]
+            number = ".".join(str(s) for s in self.sections[: level + 1]) + " "
+        anchor = f' id="{escape(label)}"' if label else ""
+        return f"<h{level + 2}{anchor}>{number}{self.prose(title)}</h{level + 2}>"
+
+    def environment(self, name, lines):
+        if name in ("itemize", "enumerate"):
+            tag = "ul" if name == "itemize" else "ol"
+            items = " ".join(line.strip() for line in lines).split("\\item")[1:]
+            return f"<{tag}>" + "".join(f"<li>{self.prose(i.strip())}</li>" for i in items) + f"</{tag}>"
+        if name in ("equation", "equation*"):
+            return self.display(" ".join(lines))
+        if name in ("align", "align*"):
+            rows = [r for r in re.split(r"\\\\\s*(?:\n|$)", "\n".join(lines)) if r.strip()]
+            return self.aligned(rows)
+        if name == "longtable":
+            return self.table(lines)
+        if name == "figure":
+            return self.figure_block("\n".join(lines))
+        raise DeriveError(f"HTML: unsupported LaTeX environment {name}")
+
+    def display(self, tex):
+        """One displayed equation (its \\tag becomes the anchor and the number)."""
+        tag = _argument(tex, r"\tag") if r"\tag" in tex else None
+        tex = re.sub(r"\\(tag|label)\{[^}]*\}", "", tex)
+        tex = re.sub(r"\\(begin|end)\{split\}", "", tex).strip()
+        anchor = f' id="eq:{escape(tag)}"' if tag else ""
+        number = f'<span class="tag">({escape(tag)})</span>' if tag else ""
+        return f'<div class="eq"{anchor}>{mathml_table(tex)}{number}</div>'
+
+    def aligned(self, rows):
+        """An align environment: one MathML table, its tags in a last column."""
+        out = []
+        for row in rows:
+            tag = _argument(row, r"\tag") if r"\tag" in row else None
+            row = re.sub(r"\\(tag|label)\{[^}]*\}", "", row).strip()
+            cells = "".join(f"<mtd>{_inner(p.strip())}</mtd>" for p in row.split("&"))
+            if tag:
+                cells += f'<mtd><mtext>({escape(tag)})</mtext></mtd>'
+            out.append(f'<mtr id="eq:{escape(tag)}">{cells}</mtr>' if tag else f"<mtr>{cells}</mtr>")
+        return ('<div class="eq"><math xmlns="http://www.w3.org/1998/Math/MathML" display="block">'
+                '<mtable columnalign="right left left left left" columnspacing="0.3em 1.5em">'
+                + "".join(out) + "</mtable></math></div>")
+
+    def table(self, lines):
+        rows = []
+        for line in lines:
+            line = line.strip()
+            if line.startswith(("\\toprule", "\\midrule", "\\bottomrule")) or not line:
+                continue
+            cells = [c.strip() for c in re.sub(r"\\\\\s*$", "", line).split(" & ")]
+            tag = "th" if not rows else "td"
+            rows.append("<tr>" + "".join(f"<{tag}>{self.prose(c)}</{tag}>" for c in cells) + "</tr>")
+        return "<table>" + "".join(rows) + "</table>"
+
+    def figure_block(self, text):
+        self.figure += 1
+        label = _argument(text, r"\label")
+        caption = self.prose(_argument(text, r"\caption"))
+        drawing = self.svgs.get(label)
+        if drawing is None and r"\IfFileExists" in text:
+            fallback = _arguments(text, r"\IfFileExists", 3)[2]
+            drawing = f"<p>{self.prose(fallback)}</p>"
+        if drawing is None:
+            raise DeriveError(f"HTML: no drawing for figure {label}")
+        return (f'<figure id="{escape(label)}">{drawing}<figcaption>Figure {self.figure}: '
+                f"{caption}</figcaption></figure>")
+
+    def prose(self, text: str) -> str:
+        """Words, inline mathematics and the few text commands our template uses."""
+        out, i = [], 0
+        while i < len(text):
+            ch = text[i]
+            if ch == "$":
+                end = text.index("$", i + 1)
+                while text[end - 1] == "\\":
+                    end = text.index("$", end + 1)
+                out.append(mathml(text[i + 1:end], "inline"))
+                i = end + 1
+            elif ch == "\\" and (text[i:i + 2] in SIMPLE):
+                out.append(SIMPLE[text[i:i + 2]])
+                i += 2
+            elif ch == "\\":
+                i = self._command(text, i, out)
+            elif ch == "{":
+                inner, end = _group(text, i)
+                out.append(self.prose(inner))
+                i = end
+            elif text[i:i + 3] in SIMPLE or text[i:i + 2] in SIMPLE or ch in SIMPLE:
+                key = next(k for k in (text[i:i + 3], text[i:i + 2], ch) if k in SIMPLE)
+                out.append(SIMPLE[key])
+                i += len(key)
+            else:
+                out.append(escape(ch))
+                i += 1
+        return "".join(out)
+
+    def _command(self, text, i, out):
+        name = re.match(r"\\([A-Za-z]+)", text[i:]).group(1)
+        i += len(name) + 1
+        if name in DROP:
+            return i
+        if name in TEXT_COMMANDS:
+            out.append(escape(TEXT_COMMANDS[name]))
+            return i + 2 if text[i:i + 2] == "{}" else i
+        if name == "ref":
+            label, i = _group(text, i)
+            out.append(f'<a href="#{escape(label)}">{escape(self.labels.get(label, label))}</a>')
+            return i
+        if name in ("parbox", "label"):
+            _, i = _group(text, i)
+            if name == "label":
+                return i
+            inner, i = _group(text, i)
+            out.append(self.prose(inner))
+            return i
+        if name in WRAP:
+            inner, i = _group(text, i)
+            tag = WRAP[name]
+            out.append(f"<{tag}>{self.prose(inner)}</{tag}>" if tag else self.prose(inner))
+            return i
+        raise DeriveError(f"HTML: unsupported LaTeX command \\{name}")
+
+
+def mathml(tex: str, display: str) -> str:
+    """latex2mathml's MathML for one formula, without the & column marks of LaTeX."""
+    return convert(_text_math(tex.replace("&", " ").strip()), display=display)
+
+
+def _text_math(tex: str) -> str:
+    """`\\text{words $x$ words}` (mathematics inside text) as text, formula, text."""
+    out, i = [], 0
+    while (j := tex.find(r"\text{", i)) >= 0:
+        inner, end = _group(tex, j + len(r"\text"))
+        parts = inner.split("$")
+        out.append(tex[i:j] + "".join(p if n % 2 else rf"\text{{{p}}}" for n, p in enumerate(parts)))
+        i = end
+    return "".join(out) + tex[i:]
+
+
+def mathml_table(tex: str) -> str:
+    """A displayed formula; rows (\\\\) and & columns become a MathML table."""
+    rows = [r for r in re.split(r"\\\\(?!\[)", tex) if r.strip()]
+    if len(rows) == 1 and "&" not in tex:
+        return mathml(tex, "block")
+    cells = []
+    for row in rows:
+        parts = [p.strip() for p in row.split("&")]
+        cells.append("<mtr>" + "".join(f"<mtd>{_inner(p)}</mtd>" for p in parts) + "</mtr>")
+    return ('<math xmlns="http://www.w3.org/1998/Math/MathML" display="block">'
+            '<mtable columnalign="right left left left">' + "".join(cells) + "</mtable></math>")
+
+
+def _inner(tex: str) -> str:
+    if not tex:
+        return "<mrow/>"
+    text = convert(_text_math(tex))
+    inner = text[text.index(">") + 1:text.rindex("</math>")]
+    return f'<mstyle displaystyle="true">{inner}</mstyle>'
+
+
+def _numbers(lines) -> dict[str, str]:
+    """label -> the number LaTeX prints for it: sections, subsections, figures, tags."""
+    labels, counts, figure = {}, [0, 0], 0
+    for line in lines:
+        line = line.strip()
+        heading = re.match(r"\\(sub)?section(\*?)\{", line)
+        if heading and not heading.group(2):
+            level = 1 if heading.group(1) else 0
+            counts[level] += 1
+            counts[1:] = [0] if level == 0 else counts[1:]
+        figure += line.startswith(r"\begin{figure}")
+        for label in re.findall(r"\\label\{([^}]*)\}", line):
+            if label.startswith("sec:"):
+                labels[label] = ".".join(map(str, counts[: 2 if heading and heading.group(1) else 1]))
+            elif label.startswith("fig:"):
+                labels[label] = str(figure)
+            else:
+                labels[label] = label.split(":", 1)[1]
+    return labels
+
+
+def _group(text: str, i: int) -> tuple[str, int]:
+    """The brace group starting at text[i] == '{': (its inside, index after it)."""
+    if text[i] != "{":
+        raise DeriveError(f"HTML: expected '{{' in {text[i:i + 30]!r}")
+    depth = 0
+    for j in range(i, len(text)):
+        depth += {"{": 1, "}": -1}.get(text[j], 0) if text[j - 1] != "\\" or j == i else 0
+        if depth == 0:
+            return text[i + 1:j], j + 1
+    raise DeriveError(f"HTML: unbalanced braces in {text[i:i + 30]!r}")
+
+
+def _split_group(text: str) -> tuple[str, str]:
+    inner, end = _group(text, text.index("{"))
+    return inner, text[end:]
+
+
+def _argument(text: str, command: str) -> str:
+    return _arguments(text, command, 1)[0]
+
+
+def _arguments(text: str, command: str, count: int) -> list[str]:
+    i = text.index(command + "{") + len(command)
+    found = []
+    for _ in range(count):
+        inner, i = _group(text, i)
+        found.append(inner)
+        while i < len(text) and text[i] in "%\n ":
+            i += 1
+    return found

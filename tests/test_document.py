@@ -1,0 +1,89 @@
+"""The HTML page, the figures and the notebook display of a derivation.
+
+The page must be well-formed XML with every equation label of the LaTeX document, its
+mathematics as MathML, its figures as inline SVG, and nothing that runs or downloads.
+"""
+import re
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from codegen import figures
+from codegen.emit_html import Reader
+from codegen.notation import Notation
+from conftest import GENERATED
+from derive import derive, get_cell
+from derive.cells import CELLS
+from derive.errors import DeriveError
+
+XHTML = "{http://www.w3.org/1999/xhtml}"
+MATHML = "{http://www.w3.org/1998/Math/MathML}"
+SVG = "{http://www.w3.org/2000/svg}"
+
+
+def _page(name):
+    text = (GENERATED / f"{name}.html").read_text(encoding="utf-8")
+    return text, ET.fromstring(text.split("\n", 1)[1])   # the line after <!DOCTYPE html>
+
+
+@pytest.mark.parametrize("name", sorted(CELLS))
+def test_html_is_xml_with_every_equation_label_of_the_document(name):
+    text, root = _page(name)
+    tex = (GENERATED / f"{name}.tex").read_text(encoding="utf-8")
+    tags = set(re.findall(r"\\tag\{([^}]*)\}", tex))
+    ids = {e.get("id") for e in root.iter() if e.get("id")}
+    assert tags and {f"eq:{t}" for t in tags} <= ids, sorted(tags - {i[3:] for i in ids if i})
+    for tag in tags:
+        assert f"({tag})" in text
+    sections = re.findall(r"\\(?:sub)?section\*?\{", tex)
+    assert len([e for e in root.iter() if e.tag in (f"{XHTML}h2", f"{XHTML}h3")]) == len(sections)
+
+
+@pytest.mark.parametrize("name", ["lstm", "mlp_softmax"])
+def test_html_is_self_contained_mathml_and_svg(name):
+    text, root = _page(name)
+    assert not [e for e in root.iter() if e.tag in (f"{XHTML}script", f"{XHTML}link", f"{XHTML}img")]
+    assert not re.search(r"""(src|href)=["']https?:""", text)
+    assert len(list(root.iter(f"{MATHML}math"))) > 50
+    assert len(list(root.iter(f"{SVG}svg"))) == (3 if CELLS[name].recurrent else 1)
+    assert "\\" not in "".join(e.text or "" for e in root.iter(f"{XHTML}p"))  # no LaTeX left
+
+
+def test_the_reader_refuses_latex_it_does_not_know():
+    with pytest.raises(DeriveError, match="unsupported LaTeX command .hspace"):
+        Reader("\\title{t}\\begin{document}\nsome \\hspace{1cm} text\n\\end{document}", {}).body()
+
+
+@pytest.mark.parametrize("name", ["lstm", "gru", "mlp"])
+def test_stage_graph_has_every_value_and_marks_exactly_the_forks(name):
+    derivation = derive(get_cell(name))
+    cell = derivation.cell
+    graph = figures.stage_graph(derivation, Notation(cell.recurrent, cell.vector_param_names))
+    keys = {n.key for n in graph.nodes}
+    assert {s.name for s in cell.stages} | set(cell.input_names) <= keys
+    forks = {n.key for n in graph.nodes if n.style == "fork"}
+    assert forks == {a.target for a in derivation.adjoints if a.is_fork}
+    forward = {(e.source, e.target) for e in graph.edges if e.style == "forward"}
+    back = {(e.target, e.source) for e in graph.edges if e.style == "gradient"}
+    assert forward == back
+    for stage in cell.stages:
+        assert all((x, stage.name) in forward for x in stage.inputs if x in keys)
+
+
+def test_tikz_and_svg_draw_the_same_nodes():
+    derivation = derive(get_cell("lstm"))
+    graph = figures.stage_graph(derivation, Notation(True))
+    tikz, svg = figures.tikz(graph), figures.svg(graph, "lstm")
+    assert tikz.count("\\node[") == len(graph.nodes)
+    root = ET.fromstring(svg)
+    assert len(list(root.iter(f"{SVG}rect"))) + len(list(root.iter(f"{SVG}circle"))) >= len(graph.nodes)
+
+
+def test_a_derivation_displays_itself_in_a_notebook():
+    derivation = derive(get_cell("rnn"))
+    latex = derivation._repr_latex_()
+    assert latex.startswith("$$\\begin{aligned}") and latex.endswith("\\end{aligned}$$")
+    assert all(f"({label})" in latex for label in ("F1", "F2", "B1", "B2", "B3", "P1", "P3"))
+    html = derivation._repr_html_()
+    root = ET.fromstring(html)
+    assert root.get("class") == "lstm-derive" and list(root.iter(f"{MATHML}math"))
