@@ -68,6 +68,9 @@ def stage_graph(derivation: Derivation, nt) -> Figure:
     depth = {v: 0 for v in sources}
     for stage in cell.stages:
         depth[stage.name] = 1 + max(depth[x] for x in stage.inputs if x in depth)
+    for v in sources:   # a source sits just left of its first reader (c_prev next to f)
+        readers = [depth[s.name] for s in cell.stages if v in s.inputs]
+        depth[v] = min(readers, default=1) - 1
     sinks = ["loss"] + (["next"] if cell.recurrent else [])
     last = max(depth.values()) + 1
     for s in sinks:
@@ -101,8 +104,8 @@ def _rows(depth: dict, inputs: dict) -> dict[str, float]:
     for d in sorted(columns):
         members = columns[d]
         if d:
-            members.sort(key=lambda v: -sum(rows[x] for x in inputs[v] if x in rows)
-                         / max(1, sum(x in rows for x in inputs[v])))
+            members.sort(key=lambda v: -sum(rows[x] for x in inputs.get(v, ()) if x in rows)
+                         / max(1, sum(x in rows for x in inputs.get(v, ()))))
         for n, v in enumerate(members):
             rows[v] = ((len(members) - 1) / 2 - n) * ROW
     return rows
@@ -111,9 +114,10 @@ def _rows(depth: dict, inputs: dict) -> dict[str, float]:
 def _value_node(v, d, y, cell, nt, fork):
     params = set(cell.vector_param_names)
     step = "t" if cell.recurrent else None
-    style = "fork" if fork else "value" if d == 0 else "stage"
-    note = note_text = ""
-    if d and cell.stage(v).kind is Kind.AFFINE:
+    stages = {s.name for s in cell.stages}
+    style = "fork" if fork else "stage" if v in stages else "value"
+    note, note_text = "", ()
+    if v in stages and cell.stage(v).kind is Kind.AFFINE:
         stage = cell.stage(v)
         names = [*stage.weights] + ([stage.bias] if stage.bias else [])
         note = ", ".join(nt.value(p) if p in params else tex_param(p) for p in names)
