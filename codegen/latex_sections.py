@@ -118,7 +118,7 @@ def gradient_flow(derivation, printer, nt) -> dict:
     at_end = [f"{tex_text(name)}: ${_sci(values[-1])}$" for name, values in gradient_norms(cell).items()]
     return dict(jacobians=jacobians, free=free, biases=biases, plot=f"{cell.name}-flow.pdf",
                 at_end=at_end,
-                states=[nt.value(s) for s in cell.state_names])
+                final=nt.value(cell.output, "T"))
 
 
 def _sci(value: float) -> str:
