@@ -10,6 +10,7 @@ decides anything about the layout.
 from __future__ import annotations
 
 from dataclasses import dataclass
+import re
 from html import escape
 
 from codegen.notation import tex_param
@@ -226,15 +227,16 @@ def svg(figure: Figure, title: str) -> str:
     def at(x, y):
         return (x - left) * SVG_SCALE, (top - y) * SVG_SCALE
 
+    marker = "arrow-" + re.sub(r"\W+", "-", title)   # ids must differ between figures
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" role="img" width="{width:.0f}" '
            f'height="{height + 24:.0f}" viewBox="0 0 {width:.0f} {height + 24:.0f}">',
            f"<title>{escape(title)}</title>",
-           '<defs><marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" '
+           f'<defs><marker id="{marker}" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" '
            'markerHeight="7" orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" '
            'fill="context-stroke"/></marker></defs>']
     pos = {n.key: n for n in figure.nodes}
     for e in figure.edges:
-        out.append(_svg_edge(e, pos, at))
+        out.append(_svg_edge(e, pos, at).replace("url(#arrow)", f"url(#{marker})"))
     for n in figure.nodes:
         out.append(_svg_node(n, at))
     out.append(_svg_legend(figure.legend, height))

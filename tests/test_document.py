@@ -47,6 +47,8 @@ def test_html_is_self_contained_mathml_and_svg(name):
     assert len(list(root.iter(f"{MATHML}math"))) > 50
     assert len(list(root.iter(f"{SVG}svg"))) == (3 if CELLS[name].recurrent else 1)
     assert "\\" not in "".join(e.text or "" for e in root.iter(f"{XHTML}p"))  # no LaTeX left
+    ids = [e.get("id") for e in root.iter() if e.get("id")]
+    assert len(ids) == len(set(ids)), "duplicate ids"
 
 
 def test_the_reader_refuses_latex_it_does_not_know():
@@ -87,3 +89,17 @@ def test_a_derivation_displays_itself_in_a_notebook():
     html = derivation._repr_html_()
     root = ET.fromstring(html)
     assert root.get("class") == "lstm-derive" and list(root.iter(f"{MATHML}math"))
+
+
+def test_without_matplotlib_the_page_says_the_plot_was_not_drawn(monkeypatch):
+    import codegen.flow
+    from codegen.build import render_cell
+
+    def no_matplotlib(curves):
+        raise ImportError("No module named 'matplotlib'")
+    monkeypatch.setattr(codegen.flow, "_figure", no_matplotlib)
+    assert codegen.flow.plot_pdf(get_cell("rnn")) is None
+    page = render_cell(get_cell("rnn"))["rnn.html"]
+    assert "matplotlib, which was not installed" in page
+    root = ET.fromstring(page.split("\n", 1)[1])
+    assert len(list(root.iter(f"{SVG}svg"))) == 2      # the two drawn figures remain
