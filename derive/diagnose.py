@@ -62,7 +62,7 @@ def _quantity(cell, name):
 
 def relation(failures, rtol, atol) -> str | None:
     """A simple relation between yours and the derived array that holds in every failure."""
-    for test in (_transposed_shape, _zero, _transposed, _negated, _scaled):
+    for test in (_transposed, _transposed_shape, _zero, _negated, _scaled):
         found = [test(got, want, rtol, atol) for _, got, want in failures]
         if all(found) and len(set(found)) == 1:
             return found[0]
@@ -70,20 +70,17 @@ def relation(failures, rtol, atol) -> str | None:
 
 
 def _transposed_shape(got, want, rtol, atol):
-    if got.shape != want.shape:
-        agrees = close(got.T, want, rtol, atol)
-        return (f"has the transposed shape {got.shape} instead of {want.shape}"
-                + ("; its transpose agrees with the derived one" if agrees else ""))
-    return None
+    return "has the transposed shape, and its values differ too" if got.shape != want.shape else None
 
 
 def _zero(got, want, rtol, atol):
-    return "is zero everywhere" if np.all(np.abs(got) <= atol) else None
+    return "is zero everywhere" if got.shape == want.shape and np.all(np.abs(got) <= atol) else None
 
 
 def _transposed(got, want, rtol, atol):
-    square = got.ndim == 2 and got.shape[0] == got.shape[1]
-    return "is the derived gradient transposed" if square and close(got, want.T, rtol, atol) else None
+    """Also for square gradients, whose transpose has the same shape."""
+    fits = got.ndim == 2 and got.shape == want.shape[::-1]
+    return "is the derived gradient transposed" if fits and close(got.T, want, rtol, atol) else None
 
 
 def _negated(got, want, rtol, atol):
@@ -136,9 +133,10 @@ def _term_text(term):
 
 def one_change(comparison, derivation, rtol, atol) -> list[str]:
     """Descriptions of the one-change derivations that reproduce all of the user's numbers."""
-    failing = [run for run in comparison.runs if differing(run[1], run[2], rtol, atol)][:2]
+    failing = [run for run in comparison.runs if differing(run[1], run[2], rtol, atol)]
+    failing = sorted(failing, key=lambda run: run[0].T * run[0].B)[:2]   # the cheapest first
     found = []
-    for text, variant in variants(derivation):
+    for text, variant in variants(derivation):   # all() stops at the first problem it fails
         if all(not differing(got, derived(variant, problem), rtol, atol) for problem, got, _ in failing):
             found.append(f"yours matches the derivation exactly when {text}")
     return found
