@@ -31,7 +31,7 @@ def check_formulas(derivation, formulas, out) -> int:
     parsed = [(where, text, *parse(text, names, where)) for where, text in formulas]
     envs = list(points(derivation))
     with mpmath.workdps(DPS):
-        results = [[_evaluate_or_fail(tree, env, where, text) for env in envs]
+        results = [[_evaluate_or_fail(derivation.cell, tree, env, where, text) for env in envs]
                    for where, text, _, tree in parsed]
         status = 0
         for (where, text, lhs, tree), values in zip(parsed, results):
@@ -41,12 +41,12 @@ def check_formulas(derivation, formulas, out) -> int:
     return status
 
 
-def _evaluate_or_fail(tree, env, where, text):
+def _evaluate_or_fail(cell, tree, env, where, text):
     try:
         return evaluate(tree, env)
     except ShapeError as err:
-        sizes = ", ".join(f"{k}={v}" for k, v in SIZES.items())
-        raise DeriveError(f"{where}: {text.strip()[:60]!r}: shape mismatch in {err} (at {sizes})") from None
+        raise DeriveError(f"{where}: {text.strip()[:60]!r}: shape mismatch in {err} "
+                          f"(at {_sizes(cell)})") from None
     except ZeroDivisionError:
         raise DeriveError(f"{where}: {text.strip()[:60]!r}: division by zero") from None
 
@@ -85,22 +85,22 @@ def check(derivation, lhs, tree, envs, values):
     if yours[0].shape != want[0].shape:
         note = " (its transpose is right)" if all(_same(y.T, w) for y, w in zip(yours, want)) else ""
         lines.append(f"  different: yours has shape {yours[0].shape}, {lhs} has {want[0].shape}{note} "
-                     f"(at {_sizes()})")
+                     f"(at {_sizes(derivation.cell)})")
         return lines, False
     equal = all(_same(y, w) for y, w in zip(yours, want))
     proof = _symbolic(derivation, lhs, tree, equal) if _elementwise(derivation, tree, lhs) else None
     if equal:
         how = ("proved symbolically (elementwise: the difference simplifies to 0)" if proof and proof[1]
-               else f"at {len(envs)} random rational points ({_sizes()}, {DPS} digits); "
+               else f"at {len(envs)} random rational points ({_sizes(derivation.cell)}, {DPS} digits); "
                + ("no symbolic proof found" if proof else "not proved symbolically (not elementwise: matrix products or sums)"))
         lines.append(f"  equal: {how}")
         return lines, True
-    lines.append("  different: yours - derived = "
-                 + (str(proof[0]) if proof else _term_difference(derivation, lhs, tree, terms, envs[0])))
+    lines += ([f"  different: yours - derived = {proof[0]}"] if proof
+              else _term_difference(derivation, lhs, tree, terms, envs[0]))
     hint = relation([(None, _floats(yours[0]), _floats(want[0]))], 1e-9, 1e-12)
     if hint:
         lines.append(f"  hint: yours {hint}")
-    lines.append("  counterexample: " + _counterexample(envs[0], yours[0], want[0], proof))
+    lines.append("  counterexample: " + _counterexample(derivation.cell, envs[0], yours[0], want[0], proof))
     return lines, False
 
 
@@ -121,8 +121,9 @@ def _floats(a):
     return np.vectorize(float, otypes=[np.float64])(a)
 
 
-def _sizes():
-    return "one step, one sample, " + ", ".join(f"{k}={v}" for k, v in SIZES.items())
+def _sizes(cell):
+    used = set(cell.sizes().values()) | {s for _, shape in cell.params() for s in shape}
+    return "one step, one sample, " + ", ".join(f"{k}={v}" for k, v in SIZES.items() if k in used)
 
 
 # ----- the elementwise case: scalar SymPy ---------------------------------------------------
@@ -231,25 +232,24 @@ def _signed_terms(node, sign=1):
 
 
 def _term_difference(derivation, lhs, tree, terms, env):
-    """yours - derived as text, after cancelling the terms both sides share."""
+    """Lines: yours - derived, after cancelling the terms both sides share, and why."""
     want = env[lhs]
     yours = [(("- " if s < 0 else "+ ") + ast.unparse(n), _like(s * evaluate(n, env), want))
              for s, n in _signed_terms(tree)]
-    derived = [(text, _derived_value(derivation, lhs, t, env)) for text, t in terms]
-    parts = []
-    for text, value in derived:
+    missing, negated = [], []
+    for text, value in ((text, _derived_value(derivation, lhs, t, env)) for text, t in terms):
         match = next((y for y in yours if _same(y[1], value)), None)
-        if match:
-            yours.remove(match)
-            continue
-        flipped = next((y for y in yours if _same(y[1], -value)), None)
-        if flipped:
-            yours.remove(flipped)
-            parts.append(f"- 2*({text})   [yours has this term negated]")
-            continue
-        parts.append(f"- {text}   [missing from yours]")
-    parts = [f"{text}   [not in the derivation]" for text, _ in yours] + parts
-    return "  ".join(parts) if parts else "0 (term by term)"
+        flipped = None if match else next((y for y in yours if _same(y[1], -value)), None)
+        if match or flipped:
+            yours.remove(match or flipped)
+        (negated if flipped else [] if match else missing).append(text)
+    parts = [t for t, _ in yours] + [f"- {t}" for t in missing] + [f"- 2*({t})" for t in negated]
+    lines = ["  different: yours - derived = " + (" ".join(parts).removeprefix("+ ") or "0")]
+    for what, items in (("missing from yours", missing), ("negated in yours", negated),
+                        ("in yours but not in the derivation", [t.removeprefix("+ ") for t, _ in yours])):
+        if items:
+            lines.append(f"  {what}: {', '.join(items)}")
+    return lines
 
 
 def _derived_value(derivation, lhs, term, env):
@@ -261,12 +261,12 @@ def _derived_value(derivation, lhs, term, env):
     return np.asarray(value, dtype=object).reshape(-1, 1)
 
 
-def _counterexample(env, yours, want, proof):
+def _counterexample(cell, env, yours, want, proof):
     i = max(range(yours.size), key=lambda k: abs(yours.flat[k] - want.flat[k]))
     index = np.unravel_index(i, yours.shape)
     text = f"entry {tuple(int(k) for k in index)}: yours {float(yours[index]):.6g}, derived {float(want[index]):.6g}"
     if proof is None or len(proof[0].free_symbols) > 8:
-        return f"{text} (at {_sizes()})"
+        return f"{text} (at {_sizes(cell)})"
     at = {s: sp.Float(str(env[s.name][index[0], 0]), 15) for s in proof[0].free_symbols if s.name in env}
     shown = ", ".join(f"{s} = {float(v):.4g}" for s, v in sorted(at.items(), key=lambda kv: kv[0].name))
     return f"at {shown}: yours - derived = {float(proof[0].subs(at)):.6g}  ({text})"
