@@ -13,6 +13,7 @@ tell a bug inside one step from one in the recurrent path.
 from __future__ import annotations
 
 from dataclasses import replace
+from fractions import Fraction
 
 import numpy as np
 import sympy as sp
@@ -92,7 +93,8 @@ def _scaled(got, want, rtol, atol):
     if got.shape != want.shape or norm == 0:
         return None
     c = float(np.vdot(got, want)) / norm
-    rounded = float(sp.nsimplify(round(c, 8), rational=True)) if abs(c) > 1e-8 else c
+    simple = float(Fraction(c).limit_denominator(64))   # 0.5 rather than 0.49999999997
+    rounded = simple if abs(simple - c) <= 1e-9 * max(1.0, abs(c)) else c
     ok = close(got, rounded * want, rtol, atol)
     return f"is the derived gradient scaled by {rounded:.6g}" if ok else None
 

@@ -9,8 +9,6 @@ and as zeros in the second, and its gradient is read from the first).
 from __future__ import annotations
 
 import ast
-from types import SimpleNamespace
-
 import numpy as np
 
 from derive.cells import CELLS
@@ -27,41 +25,46 @@ def torch_module(cell):
     except ImportError:
         raise DeriveError("--against torch needs PyTorch, which is not installed "
                           "(pip install torch)") from None
-    layout = cell.torch
+    return _TorchCell(cell, torch)
 
-    def net_for(params):
-        sizes = _sizes(cell, params)
-        options = dict(input_size=sizes["D"], hidden_size=sizes["H"], **_options(layout.options, sizes))
-        net = getattr(torch.nn, layout.module)(**options).double()
-        net.load_state_dict({key: torch.from_numpy(_stack(params, names, layout, key))
-                             for key, names in layout.keys})
+
+class _TorchCell:
+    """`forward`/`backward` with the generated module's contract; autograd does the work."""
+
+    def __init__(self, cell, torch):
+        self.cell, self.torch, self.layout = cell, torch, cell.torch
+
+    def net(self, params):
+        sizes = _sizes(self.cell, params)
+        options = dict(input_size=sizes["D"], hidden_size=sizes["H"], **_options(self.layout.options, sizes))
+        net = getattr(self.torch.nn, self.layout.module)(**options).double()
+        net.load_state_dict({key: self.torch.from_numpy(_stack(params, names, self.layout, key))
+                             for key, names in self.layout.keys})
         return net
 
-    def run(params, xs, state0):
-        net = net_for(params)
-        x = torch.from_numpy(np.asarray(xs, dtype=np.float64)).requires_grad_()
-        s0 = {s: torch.from_numpy(np.asarray(state0[s], dtype=np.float64))[None].requires_grad_()
-              for s in cell.state_names}
-        initial = tuple(s0[s] for s in cell.state_names)
+    def run(self, params, xs, state0):
+        tensor, states = self.torch.from_numpy, self.cell.state_names
+        net = self.net(params)
+        x = tensor(np.asarray(xs, dtype=np.float64)).requires_grad_()
+        s0 = {s: tensor(np.asarray(state0[s], dtype=np.float64))[None].requires_grad_() for s in states}
+        initial = tuple(s0[s] for s in states)
         out, final = net(x, initial if len(initial) > 1 else initial[0])
         final = final if isinstance(final, tuple) else (final,)
-        return net, x, s0, out, dict(zip(cell.state_names, final))
+        return net, x, s0, out, dict(zip(states, final))
 
-    def forward(params, xs, state0=None):
-        _, _, _, out, final = run(params, xs, state0)
+    def forward(self, params, xs, state0=None):
+        _, _, _, out, final = self.run(params, xs, state0)
         stateT = {s: v[0].detach().numpy() for s, v in final.items()}
         return out.detach().numpy(), stateT, (params, xs, state0)
 
-    def backward(params, cache, dhs, dstateT=None):
-        net, x, s0, out, final = run(*cache)
-        loss = (out * torch.from_numpy(np.asarray(dhs))).sum()
-        for s in cell.state_names:
-            loss = loss + (final[s][0] * torch.from_numpy(np.asarray(dstateT[s]))).sum()
+    def backward(self, params, cache, dhs, dstateT=None):
+        net, x, s0, out, final = self.run(*cache)
+        loss = (out * self.torch.from_numpy(np.asarray(dhs))).sum()
+        for s in self.cell.state_names:
+            loss = loss + (final[s][0] * self.torch.from_numpy(np.asarray(dstateT[s]))).sum()
         loss.backward()
-        return _grads(dict(net.named_parameters()), layout), x.grad.numpy(), \
-            {s: v.grad[0].numpy() for s, v in s0.items()}
-
-    return SimpleNamespace(forward=forward, backward=backward)
+        dstate0 = {s: v.grad[0].numpy() for s, v in s0.items()}
+        return _grads(dict(net.named_parameters()), self.layout), x.grad.numpy(), dstate0
 
 
 def _sizes(cell, params):

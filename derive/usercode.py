@@ -31,7 +31,12 @@ def load(target: str):
             raise DeriveError(f"cannot import {target}: no such file")
         spec = importlib.util.spec_from_file_location(f"_compared_{path.stem}", path)
         module = importlib.util.module_from_spec(spec)
-        return _guard(target, lambda: spec.loader.exec_module(module)) or module
+        sys.path.insert(0, str(path.resolve().parent))   # so it can import its neighbours
+        try:
+            _guard(target, lambda: spec.loader.exec_module(module))
+        finally:
+            sys.path.pop(0)
+        return module
     if not DOTTED.fullmatch(target):
         raise DeriveError(f"cannot import {target!r}: not a .py path or a dotted module name")
     sys.path.insert(0, str(Path.cwd()))

@@ -160,3 +160,60 @@ def test_against_torch(capsys):
     assert code == 0, out
     code, _, err = compare(capsys, "gru", "--against", "torch")
     assert code == 2 and "PyTorch has no cell like 'gru'" in err and "gru_reset_after" in err
+
+
+HAND_GRU = '''
+import numpy as np
+
+def sigmoid(a):
+    return 1 / (1 + np.exp(-a))
+
+def forward(p, xs, state0=None):
+    h = state0["h"]
+    hs, steps = [], []
+    for x in xs:
+        z = sigmoid(x @ p["W_z"].T + h @ p["U_z"].T + p["b_z"])
+        r = sigmoid(x @ p["W_r"].T + h @ p["U_r"].T + p["b_r"])
+        s = r * h
+        n = np.tanh(x @ p["W_n"].T + s @ p["U_n"].T + p["b_n"])
+        steps.append((x, h, z, r, s, n))
+        h = (1 - z) * n + z * h
+        hs.append(h)
+    return np.stack(hs), {"h": h}, steps
+
+def backward(p, steps, dhs, dstateT=None):
+    grads = {k: np.zeros_like(v) for k, v in p.items()}
+    dxs, dh_next = [], dstateT["h"]
+    for t in reversed(range(len(steps))):
+        x, h_prev, z, r, s, n = steps[t]
+        dh = dhs[t] + dh_next
+        dh_prev = dh * z
+        da_n = dh * (1 - z) * (1 - n ** 2)
+        ds = da_n @ p["U_n"]
+        da_r = ds * h_prev * r * (1 - r)
+        da_z = dh * (h_prev - n) * z * (1 - z)
+        dh_prev = dh_prev + ds * r + da_z @ p["U_z"] + da_r @ p["U_r"]
+        for g, da, inp in (("z", da_z, h_prev), ("r", da_r, h_prev), ("n", da_n, s)):
+            grads["W_" + g] += da.T @ x
+            grads["U_" + g] += da.T @ inp
+            grads["b_" + g] += da.sum(axis=0)
+        dxs.insert(0, da_z @ p["W_z"] + da_r @ p["W_r"] + da_n @ p["W_n"])
+        dh_next = dh_prev
+    return grads, np.stack(dxs), {"h": dh_next}
+'''
+
+
+@pytest.mark.parametrize("old, new, phrase", [
+    (None, None, None),
+    ("dh_prev = dh * z", "dh_prev = 0 * dh", "d_h_prev is missing the branch 'q' (B12: d_q*(z))"),
+    ("ds * h_prev * r", "ds * r * r", None),
+], ids=["correct", "missing kept-state branch", "wrong factor"])
+def test_a_hand_written_gru(old, new, phrase, tmp_path, capsys):
+    path = tmp_path / "hand_gru.py"
+    path.write_text(HAND_GRU if old is None else HAND_GRU.replace(old, new))
+    code, out, _ = compare(capsys, "gru", "--against", str(path))
+    assert code == (0 if old is None else 1), out
+    if phrase:
+        assert phrase in out, out
+    if old == "ds * h_prev * r":
+        assert "the bug is inside one step" in out and "U_r" in out.split("gradients that differ:")[1]
