@@ -217,3 +217,11 @@ def test_a_hand_written_gru(old, new, phrase, tmp_path, capsys):
         assert phrase in out, out
     if old == "ds * h_prev * r":
         assert "the bug is inside one step" in out and "U_r" in out.split("gradients that differ:")[1]
+
+
+def test_the_installed_command_line(tmp_path):
+    from test_cli import assert_one_line_error, lstm_derive
+    helped = lstm_derive("compare", "--help", cwd=tmp_path)
+    assert helped.returncode == 0 and "forward(params, xs, state0=None)" in helped.stdout
+    assert_one_line_error(lstm_derive("compare", "lstm", "--against", "gone.py", cwd=tmp_path),
+                          "cannot import gone.py: no such file")
