@@ -65,6 +65,7 @@ def make_problem(cell, T: int, B: int, sizes: dict, seed: int) -> Problem:
 
 
 def problems(cell, seed: int = 0) -> list[Problem]:
+    """Every shape of SHAPES for every seed."""
     return [make_problem(cell, T, B, sizes, seed + n)
             for n in range(len(SEEDS)) for T, B, sizes in SHAPES]
 
@@ -82,6 +83,7 @@ def derived(derivation, problem: Problem) -> dict[str, np.ndarray]:
 
 
 def forward_names(cell) -> tuple[str, ...]:
+    """The rows that are forward outputs rather than gradients."""
     return ("hs", *(f"{s}_T" for s in cell.state_names)) if cell.recurrent else ("y",)
 
 
@@ -101,10 +103,12 @@ class Row:
 
 
 def close(got, want, rtol, atol) -> bool:
+    """Same shape and |got - want| <= atol + rtol |want| everywhere (numpy.isclose's rule)."""
     return got.shape == want.shape and bool(np.all(np.abs(got - want) <= atol + rtol * np.abs(want)))
 
 
 def errors(got, want) -> tuple[float, float]:
+    """(max absolute error, that divided by max |want|); infinite for a wrong shape."""
     if got.shape != want.shape:
         return float("inf"), float("inf")
     err = float(np.max(np.abs(got - want), initial=0.0))
@@ -124,6 +128,7 @@ class Comparison:
 
 
 def differing(got: dict, want: dict, rtol, atol) -> list[str]:
+    """Names of the quantities that are not `close`."""
     return [name for name in want if not close(got[name], want[name], rtol, atol)]
 
 
@@ -160,6 +165,7 @@ def expected_shapes(cell, problem: Problem) -> dict[str, tuple[int, ...]]:
 
 
 def table(comparison: Comparison, rtol, atol, label="yours") -> list[str]:
+    """One line per quantity: worst errors over all runs and the verdict."""
     lines = [f"{'quantity':<12}{'max abs err':>14}{'max rel err':>14}  verdict ({label} vs derived, "
              f"{len(comparison.runs)} runs, rtol {rtol:g}, atol {atol:g})"]
     for row in comparison.rows.values():
