@@ -82,7 +82,37 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--tol", type=float, default=1e-6, help="largest relative error accepted")
     p.set_defaults(run=_check)
+    _compare_parser(sub, cell_help)
     return parser
+
+
+COMPARE_HELP = """Compare hand-written gradients with the derived ones.
+
+--against PATH_OR_MODULE imports a .py file or a dotted module (importing is all that is
+done with it besides calling its functions) with the contract of the generated module:
+forward(params, xs, state0=None) -> (hs, stateT, cache) and
+backward(params, cache, dhs, dstateT=None) -> (grads, dxs, dstate0), the same parameter
+names, (T, B, D) inputs and (B, size) state dicts; for mlp and mlp_softmax
+forward(params, x) -> (y, cache) and backward(params, cache, dy) -> (grads, dx).
+--against torch uses PyTorch autograd (lstm, gru_reset_after, rnn, lstmp).
+
+--formula "NAME = EXPRESSION" checks one backward quantity of one step; the names are
+those `lstm-derive show CELL` lists.  Exit 0 when everything agrees, 1 when something
+differs, 2 for bad input or an error inside the compared code."""
+
+
+def _compare_parser(sub, cell_help):
+    p = sub.add_parser("compare", help="compare hand-written gradient code or formulas with the derived ones",
+                       description=COMPARE_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("cell", help=cell_help)
+    p.add_argument("--against", metavar="PATH_OR_MODULE", help="a .py path, a dotted module name, or torch")
+    p.add_argument("--formula", action="append", default=[], metavar="'NAME = EXPRESSION'",
+                   help="a hand-written formula for one backward quantity (repeatable)")
+    p.add_argument("--formulas", type=Path, metavar="FILE", help="formulas, one per line, # comments")
+    p.add_argument("--rtol", type=float, default=1e-6, help="relative tolerance (default 1e-6)")
+    p.add_argument("--atol", type=float, default=1e-9, help="absolute tolerance (default 1e-9)")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(run=_compare)
 
 
 def _list(args) -> int:
@@ -94,7 +124,10 @@ def _list(args) -> int:
 
 
 def _show(args) -> int:
-    print(derive(resolve(args.cell)))
+    from derive.formula import formula_names
+    derivation = derive(resolve(args.cell))
+    print(derivation)
+    print(formula_names(derivation))
     return 0
 
 
@@ -193,3 +226,39 @@ def _check(args) -> int:
     print(f"{name}: generated gradients and finite differences {verdict} "
           f"(max relative error {worst:.2e}, tolerance {args.tol:.0e})")
     return 0 if worst <= args.tol else 1
+
+
+def _compare(args) -> int:
+    from derive.formula import read_formulas
+    from derive.formulacheck import check_formulas
+    cell = resolve(args.cell)
+    formulas = [("--formula", f) for f in args.formula]
+    formulas += read_formulas(args.formulas) if args.formulas else []
+    if not args.against and not formulas:
+        raise DeriveError("compare needs --against PATH_OR_MODULE, --formula or --formulas")
+    derivation = derive(cell)
+    status = _compare_code(derivation, args) if args.against else 0
+    if formulas:
+        status = max(status, check_formulas(derivation, formulas, print))
+    return status
+
+
+def _compare_code(derivation, args) -> int:
+    from derive.compare import compare, table
+    from derive.diagnose import diagnose
+    from derive.usercode import Runner, load
+    cell = derivation.cell
+    if args.against == "torch":
+        from derive.torchref import torch_module
+        module, label = torch_module(cell), "torch"
+    else:
+        module, label = load(args.against), "yours"
+    runner = Runner(module, args.against, cell)
+    comparison = compare(derivation, runner, args.rtol, args.atol, args.seed)
+    print("\n".join(table(comparison, args.rtol, args.atol, label)))
+    if all(row.agree for row in comparison.rows.values()):
+        print(f"{cell.name}: {args.against} and the derivation agree")
+        return 0
+    print(f"{cell.name}: {args.against} and the derivation DISAGREE")
+    print("\n".join(diagnose(comparison, derivation, runner, args.rtol, args.atol)))
+    return 1

@@ -76,6 +76,14 @@ def _adjoint(adj, values, params, carry, loss_grad, module):
     return sum((_term(t, adj.target, values, params, carry, loss_grad, module) for t in adj.terms), 0)
 
 
+def term_value(term, target, values, params, carry, loss_grad, module="numpy"):
+    """What one branch `term` contributes to `d_target` at one step (batch rows).
+
+    `values` is that step's trace, `carry` the state gradients from step t+1.
+    """
+    return _term(term, target, values, params, carry, loss_grad, module)
+
+
 def _term(term, target, values, params, carry, loss_grad, module):
     delta = values.get(f"d_{term.source}")
     if term.kind is TermKind.LOCAL:
