@@ -33,13 +33,21 @@ def render_all(name: str, command: str = BUILD_COMMAND) -> dict[str, str]:
     return render_cell(get_cell(name), command)
 
 
-def render_cell(cell, command: str = BUILD_COMMAND) -> dict[str, str]:
-    """{file name: text} for any cell, built in or from a spec."""
+def render_cell(cell, command: str = BUILD_COMMAND, only: str | None = None) -> dict[str, str]:
+    """{file name: text} for any cell, built in or from a spec; `only=".py"` (or ".tex",
+    ".html") renders just that file (the page is converted from the .tex)."""
     derivation = derive(cell)
-    emit = emit_numpy if cell.recurrent else emit_feedforward
-    tex = emit_latex(derivation, command)
-    return {f"{cell.name}.py": emit(derivation, command), f"{cell.name}.tex": tex,
-            f"{cell.name}.html": emit_html(derivation, tex)}
+    out = {}
+    if only in (None, ".py"):
+        emit = emit_numpy if cell.recurrent else emit_feedforward
+        out[f"{cell.name}.py"] = emit(derivation, command)
+    if only in (None, ".tex", ".html"):
+        tex = emit_latex(derivation, command)
+        if only in (None, ".tex"):
+            out[f"{cell.name}.tex"] = tex
+        if only in (None, ".html"):
+            out[f"{cell.name}.html"] = emit_html(derivation, tex)
+    return out
 
 
 def write_text(path: Path, text: str) -> None:

@@ -135,24 +135,21 @@ def _figure(curves):
 
 def plot_svg(cell: Cell) -> str | None:
     """The plot as SVG text (deterministic), or None without matplotlib."""
-    try:
-        fig, plt = _figure(gradient_norms(cell))
-    except ImportError:
-        return None
-    buffer = io.StringIO()
-    fig.savefig(buffer, format="svg", metadata={"Date": None, "Creator": None})
-    plt.close(fig)
-    text = buffer.getvalue()
-    return text[text.index("<svg"):]
+    data = _plot(cell, "svg", {"Date": None, "Creator": None})
+    return None if data is None else data.decode("utf-8")[data.index(b"<svg"):]
 
 
 def plot_pdf(cell: Cell) -> bytes | None:
     """The plot as PDF bytes for the LaTeX document; None without matplotlib."""
+    return _plot(cell, "pdf", {"CreationDate": None, "Creator": None})
+
+
+def _plot(cell, fmt, metadata) -> bytes | None:
     try:
         fig, plt = _figure(gradient_norms(cell))
     except ImportError:
         return None
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="pdf", metadata={"CreationDate": None, "Creator": None})
+    fig.savefig(buffer, format=fmt, metadata=metadata)   # no dates: reproducible output
     plt.close(fig)
     return buffer.getvalue()

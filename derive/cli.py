@@ -173,11 +173,17 @@ def _report_drift(rendered) -> int:
     return 0
 
 
-def _latex(args) -> int:
-    from codegen.build import compile_pdf, pdf_assets, render_cell, write_text
+def _render_one(args, suffix):
+    """(cell, text, output path) of one artefact of the cell named on the command line."""
+    from codegen.build import render_cell
     cell = resolve(args.cell)
-    text = render_cell(cell, f"lstm-derive latex {args.cell}")[f"{cell.name}.tex"]
-    out = args.out or DEFAULT_OUT / f"{cell.name}.tex"
+    text = render_cell(cell, f"lstm-derive {args.command} {args.cell}", only=suffix)
+    return cell, text[f"{cell.name}{suffix}"], args.out or DEFAULT_OUT / f"{cell.name}{suffix}"
+
+
+def _latex(args) -> int:
+    from codegen.build import compile_pdf, pdf_assets, write_text
+    cell, text, out = _render_one(args, ".tex")
     if args.pdf:
         compile_pdf(text, out.with_suffix(".pdf"), pdf_assets(cell))
     write_text(out, text)
@@ -185,24 +191,20 @@ def _latex(args) -> int:
     return 0
 
 
-def _html(args) -> int:
-    from codegen.build import render_cell, write_text
-    cell = resolve(args.cell)
-    text = render_cell(cell, f"lstm-derive html {args.cell}")[f"{cell.name}.html"]
-    out = args.out or DEFAULT_OUT / f"{cell.name}.html"
+def _write_one(args, suffix) -> int:
+    from codegen.build import write_text
+    _, text, out = _render_one(args, suffix)
     write_text(out, text)
     print(f"wrote {out}")
     return 0
+
+
+def _html(args) -> int:
+    return _write_one(args, ".html")
 
 
 def _code(args) -> int:
-    from codegen.build import render_cell, write_text
-    cell = resolve(args.cell)
-    text = render_cell(cell, f"lstm-derive code {args.cell}")[f"{cell.name}.py"]
-    out = args.out or DEFAULT_OUT / f"{cell.name}.py"
-    write_text(out, text)
-    print(f"wrote {out}")
-    return 0
+    return _write_one(args, ".py")
 
 
 def _check(args) -> int:
@@ -210,7 +212,7 @@ def _check(args) -> int:
     from derive.gradcheck import check, load_module
     cell = resolve(args.cell)
     name = cell.name
-    module = load_module(render_cell(cell)[f"{name}.py"], name)
+    module = load_module(render_cell(cell, only=".py")[f"{name}.py"], name)
     worst = 0.0
     recurrent = hasattr(module, "STATE")
     head = ("T,B," if recurrent else "B,") + ",".join(module.SIZES)

@@ -18,7 +18,7 @@ import sympy as sp
 from derive.derivation import TermKind
 from derive.diagnose import relation
 from derive.errors import DeriveError
-from derive.formula import DPS, POINTS, SIZES, ShapeError, evaluate, names_of, parse, points
+from derive.formula import DPS, SIZES, ShapeError, evaluate, names_of, parse, points
 from derive.interpret import term_value
 
 TOLERANCE = mpmath.mpf("1e-30")
