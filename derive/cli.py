@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import os
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from derive.cells import CELLS, get_cell
@@ -150,9 +152,13 @@ def _build(args) -> int:
     except DeriveError:
         print(f"PDFs skipped: {LATEX_HINT}")
         return 0
-    for (cell, _), (folder, name, files) in zip(targets, rendered):
-        compile_pdf(files[f"{name}.tex"], folder / f"{name}.pdf", pdf_assets(cell))
-        print(f"wrote {folder / f'{name}.pdf'}")
+    jobs = [(files[f"{name}.tex"], folder / f"{name}.pdf", pdf_assets(cell))
+            for (cell, _), (folder, name, files) in zip(targets, rendered)]
+    # pdflatex runs in its own process: compile the documents side by side on all cores
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        for (_, pdf, _), done in zip(jobs, [pool.submit(compile_pdf, *job) for job in jobs]):
+            done.result()
+            print(f"wrote {pdf}")
     return 0
 
 
