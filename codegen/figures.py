@@ -17,7 +17,7 @@ from codegen.notation import tex_param
 from derive.derivation import Derivation
 from derive.stages import Kind
 
-COLUMN, ROW = 2.3, 1.55        # cm between columns / rows of the stage graph
+COLUMN, ROW = 2.3, 1.8        # cm between columns / rows of the stage graph
 SVG_SCALE = 42                  # SVG pixels per cm
 
 
