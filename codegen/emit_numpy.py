@@ -12,7 +12,7 @@ import re
 
 import sympy as sp
 
-from codegen.inplace import assign, expr_code
+from codegen.inplace import assign, assign_via, expr_code
 from codegen.plan import Plan, code, plan as make_plan
 from codegen.templates import render
 from derive.derivation import Derivation, TermKind, symbol
@@ -137,7 +137,7 @@ def _cached(derivation, plan: Plan):
     order = [eq.stage.name for eq in derivation.forward]
     return [(s, sizes[s], True) for s in cell.state_names if s in states or s == cell.output] + \
         [(v, sizes[v], False) for v in order if v in rest] + \
-        [(g.out, g.activated, False) for g in plan.groups if _z_cached(derivation, g)]
+        [(b.out, b.width, False) for g in plan.groups for b in g.blocks if _z_cached(derivation, b)]
 
 
 def _in_block_output(plan, name):
@@ -145,9 +145,8 @@ def _in_block_output(plan, name):
     return found is not None and name in found[1].outputs
 
 
-def _z_cached(derivation, group) -> bool:
-    read = set(derivation.cached_values())
-    return any(o in read for b in group.blocks for o in b.outputs)
+def _z_cached(derivation, block) -> bool:
+    return any(o in derivation.cached_values() for o in block.outputs)
 
 
 def _labels(derivation, stages):
@@ -180,9 +179,9 @@ def _forward_pre(derivation, plan: Plan):
                 lines.append(f"{p.buffer} += {p.bias}")
         else:
             lines.append(f"{p.buffer} = numpy.empty((B, {p.width}), dtype)")
-    for g in plan.groups:
-        if g.blocks and not _z_cached(derivation, g):
-            lines.append(f"{g.out} = numpy.empty((B, {g.activated}), dtype)")
+    for b in (b for g in plan.groups for b in g.blocks):
+        if not _z_cached(derivation, b):
+            lines.append(f"{b.out} = numpy.empty((B, {b.width}), dtype)")
     return lines
 
 
@@ -191,7 +190,7 @@ def _forward_loop(derivation, plan: Plan, cached):
     stored = {name for name, _, _ in cached}
     lines = [f"{x} = {x}s[t]" for x in cell.input_names]
     lines += [f"{s}_prev = {s}_seq[t]" for s in cell.state_names]
-    lines += [f"{g.out} = {g.out}_seq[t]" for g in plan.groups if g.out in stored]
+    lines += [f"{b.out} = {b.out}_seq[t]" for g in plan.groups for b in g.blocks if b.out in stored]
     done = set()
     for eq in derivation.forward:
         name = eq.stage.name
@@ -246,16 +245,9 @@ def _group_forward(derivation, plan: Plan, g, done):
         source = sp.Symbol(f"{_ref(home)}[:, {code(start)}:{code(stop)}]", real=True)
         body = first.numeric.xreplace({symbol(b.members[0]): source})
         labels = _list_labels(eq.label for eq in derivation.forward if eq.stage.name in b.outputs)
-        lines += _commented(assign(body, f"{g.out}[:, {b.start}:{b.stop}]"), f"  # {labels}")
-        for member, out in zip(b.members, b.outputs):
-            lines.append(f"{out} = {g.out}[:, {_z_columns(g, member)}]")
+        lines += _commented(assign(body, b.out), f"  # {labels}")
+        lines += [f"{out} = {_cols(b.out, b.columns(out), b.width)}" for out in b.outputs]
     return lines
-
-
-def _z_columns(g, member):
-    start = g.offset(member)
-    stop = start + sp.Symbol(g.stages[g.names.index(member)].size)
-    return f"{code(start)}:{code(stop)}"
 
 
 def _delta(plan: Plan, product) -> str:
@@ -268,7 +260,8 @@ def _backward_pre(derivation, plan: Plan):
     for p in plan.products:
         if plan.delta_of(p) is p:
             lines.append(f"d_{p.buffer}_seq = numpy.empty((steps, B, {p.width}), dtype)")
-    lines += [f"d_{g.out} = numpy.empty((B, {g.activated}), dtype)" for g in plan.groups if g.blocks]
+    lines += [f"d_{b.out} = numpy.empty((B, {b.width}), dtype)" for g in plan.groups for b in g.blocks]
+    lines += [f"scratch_{b.out} = numpy.empty((B, {b.width}), dtype)" for g in plan.groups for b in g.blocks]
     return lines
 
 
@@ -278,9 +271,8 @@ def _backward_loop(derivation, plan: Plan, cached):
     lines += [f"{s}_prev = {s}_seq[t]" for s in cell.state_names]
     for name, _, is_state in cached:
         lines.append(f"{name} = {name}_seq[t + 1]" if is_state else f"{name} = {name}_seq[t]")
-    for g in plan.groups:
-        for member, out in ((m, o) for b in g.blocks for m, o in zip(b.members, b.outputs)):
-            lines.append(f"{out} = {g.out}[:, {_z_columns(g, member)}]")
+    for b in (b for g in plan.groups for b in g.blocks):
+        lines += [f"{out} = {_cols(b.out, b.columns(out), b.width)}" for out in b.outputs]
     lines += [f"d_{p.buffer} = d_{p.buffer}_seq[t]" for p in plan.products if plan.delta_of(p) is p]
     order = {adj.target: n for n, adj in enumerate(derivation.adjoints)}
     for adj in derivation.adjoints:
@@ -320,9 +312,8 @@ def _adjoint_lines(derivation, plan: Plan, adj, order):
     found = plan.block_of(adj.target)
     g = plan.group_of(adj.target)
     if found is not None and adj.target in found[1].outputs:
-        group, _ = found
-        member = found[1].members[found[1].outputs.index(adj.target)]
-        return _store(expr, parts, f"d_{group.out}[:, {_z_columns(group, member)}]", comment)
+        b = found[1]
+        return _store(expr, parts, f"d_{b.out}[:, {b.columns(adj.target)}]", comment)
     if g is not None:
         return _member_adjoint(derivation, plan, g, adj, expr, parts, comment, order)
     products = [p for p in plan.products if p.input == adj.target]
@@ -360,14 +351,13 @@ def _member_adjoint(derivation, plan: Plan, g, adj, expr, parts, comment, order)
 def _block_adjoint(derivation, plan: Plan, g, b, home):
     first = derivation.adjoint(b.members[0])
     out = b.outputs[0]
-    z = f"{g.out}[:, {b.start}:{b.stop}]"
-    body = _adjoint_expr(first).xreplace({sp.Symbol(f"d_{out}", real=True): sp.Symbol(f"d_{z}", real=True),
-                                         symbol(out): sp.Symbol(z, real=True)})
+    body = _adjoint_expr(first).xreplace({sp.Symbol(f"d_{out}", real=True): sp.Symbol(f"d_{b.out}", real=True),
+                                         symbol(out): sp.Symbol(b.out, real=True)})
     start = home.start(g) + sp.sympify(b.start)
     stop = home.start(g) + sp.sympify(b.stop)
     labels = _list_labels(derivation.adjoint(m).label for m in b.members)
-    return _commented(assign(body, f"{_delta(plan, home)}[:, {code(start)}:{code(stop)}]"),
-                      f"  # {labels}")
+    target = f"{_delta(plan, home)}[:, {code(start)}:{code(stop)}]"
+    return _commented(assign_via(body, f"scratch_{b.out}", target), f"  # {labels}")
 
 
 def _param_labels(derivation, names):

@@ -35,6 +35,16 @@ def assign(expr: sp.Expr, out: str) -> list[str]:
     return [f"{out}[...] = {expr_code(expr)}"]
 
 
+def assign_via(expr: sp.Expr, scratch: str, out: str) -> list[str]:
+    """Like `assign`, but every step but the last works in the contiguous `scratch`; only the
+    last writes `out` (a strided slice, where each call costs more)."""
+    lines = assign(expr, scratch)
+    last = lines[-1]
+    if not last.endswith(f"out={scratch})"):
+        return assign(expr, out)
+    return lines[:-1] + [last[:-len(f"out={scratch})")] + f"out={out})"]
+
+
 def _leaf(expr) -> bool:
     return expr.is_Symbol or expr.is_Number
 

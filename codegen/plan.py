@@ -33,6 +33,22 @@ class Block:
     outputs: tuple[str, ...]    # the consuming stages, in the same order
     start: str                  # column slice inside the group, as code
     stop: str
+    sizes: tuple[str, ...]      # size symbol of each member
+
+    @property
+    def out(self) -> str:
+        """The block's own contiguous buffer of outputs, e.g. Z_f_i_o."""
+        return "Z_" + "_".join(self.outputs)
+
+    @property
+    def width(self) -> str:
+        return code(sum((sp.Symbol(s) for s in self.sizes), sp.Integer(0)))
+
+    def columns(self, output: str) -> str:
+        """Slice of one output inside the block buffer, as code."""
+        n = self.outputs.index(output)
+        lo = sum((sp.Symbol(s) for s in self.sizes[:n]), sp.Integer(0))
+        return f"{code(lo)}:{code(lo + sp.Symbol(self.sizes[n]))}"
 
 
 @dataclass(frozen=True)
@@ -56,17 +72,6 @@ class Group:
         """Column where member `name` starts, relative to the group."""
         before = self.stages[:self.names.index(name)]
         return sum((sp.Symbol(s.size) for s in before), sp.Integer(0))
-
-    @property
-    def activated(self) -> str:
-        """Width of the block outputs (they fill the first columns), as code."""
-        return code(sum((sp.Symbol(s.size) for s in self.stages
-                         if any(s.name in b.members for b in self.blocks)), sp.Integer(0)))
-
-    @property
-    def out(self) -> str:
-        """The buffer of the block outputs."""
-        return f"Z{self.index}"
 
 
 @dataclass(frozen=True)
@@ -170,7 +175,7 @@ def _group(derivation: Derivation, index: int, stages: tuple[Stage, ...]) -> Gro
         width = sum((sp.Symbol(s.size) for s in members), sp.Integer(0))
         blocks.append(Block(tuple(s.name for s in members),
                             tuple(consumer[s.name].name for s in members),
-                            code(offset), code(offset + width)))
+                            code(offset), code(offset + width), tuple(s.size for s in members)))
         offset += width
     return Group(index, tuple(ordered), stages[0].inputs, tuple(blocks))
 

@@ -119,7 +119,7 @@ def _buffers(n, B, sizes, dtype):
     """Storage for n steps of what the backward pass reads (a state has n + 1 rows)."""
     D = sizes["D"]
     H = sizes["H"]
-    return dict(h_seq=numpy.empty((n + 1, B, H), dtype), n_1_seq=numpy.empty((n, B, H), dtype), h_1_seq=numpy.empty((n, B, H), dtype), Z0_seq=numpy.empty((n, B, H), dtype), Z1_seq=numpy.empty((n, B, H), dtype))
+    return dict(h_seq=numpy.empty((n + 1, B, H), dtype), n_1_seq=numpy.empty((n, B, H), dtype), h_1_seq=numpy.empty((n, B, H), dtype), Z_f_seq=numpy.empty((n, B, H), dtype), Z_n_seq=numpy.empty((n, B, H), dtype))
 
 
 def _part(seq, n, state):
@@ -143,8 +143,8 @@ def _forward_steps(w, sizes, xs, seq):
     h_seq = seq["h_seq"]
     n_1_seq = seq["n_1_seq"]
     h_1_seq = seq["h_1_seq"]
-    Z0_seq = seq["Z0_seq"]
-    Z1_seq = seq["Z1_seq"]
+    Z_f_seq = seq["Z_f_seq"]
+    Z_n_seq = seq["Z_n_seq"]
     # the x terms of every step at once  (F1)-(F4)
     A_x = numpy.matmul(xs.reshape(steps * B, -1), Wcat_x.T).reshape(steps, B, 2*H)
     A_x += bcat_x
@@ -152,21 +152,21 @@ def _forward_steps(w, sizes, xs, seq):
     A_n_1 = numpy.empty((B, H), dtype)
     for t in range(steps):
         h_prev = h_seq[t]
-        Z0 = Z0_seq[t]
-        Z1 = Z1_seq[t]
+        Z_f = Z_f_seq[t]
+        Z_n = Z_n_seq[t]
         numpy.matmul(h_prev, Wcat_h_prev.T, out=A_h_prev)  # (F1)
         A_h_prev += A_x[t][:, 0:H]
-        numpy.multiply(A_h_prev[:, 0:H], 1/2, out=Z0[:, 0:H])  # (F2)
-        numpy.tanh(Z0[:, 0:H], out=Z0[:, 0:H])
-        numpy.multiply(Z0[:, 0:H], 1/2, out=Z0[:, 0:H])
-        numpy.add(Z0[:, 0:H], 1/2, out=Z0[:, 0:H])
-        f = Z0[:, 0:H]
+        numpy.multiply(A_h_prev[:, 0:H], 1/2, out=Z_f)  # (F2)
+        numpy.tanh(Z_f, out=Z_f)
+        numpy.multiply(Z_f, 1/2, out=Z_f)
+        numpy.add(Z_f, 1/2, out=Z_f)
+        f = Z_f
         numpy.multiply(f, h_prev, out=n_1_seq[t])  # (F3)
         n_1 = n_1_seq[t]
         numpy.matmul(n_1, Wcat_n_1.T, out=A_n_1)  # (F4)
         A_n_1 += A_x[t][:, H:2*H]
-        numpy.tanh(A_n_1[:, 0:H], out=Z1[:, 0:H])  # (F5)
-        n = Z1[:, 0:H]
+        numpy.tanh(A_n_1[:, 0:H], out=Z_n)  # (F5)
+        n = Z_n
         numpy.subtract(1, f, out=h_1_seq[t])  # (F6)
         h_1 = h_1_seq[t]
         h_2 = h_1*h_prev  # (F7)
@@ -188,39 +188,41 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
     h_seq = seq["h_seq"]
     n_1_seq = seq["n_1_seq"]
     h_1_seq = seq["h_1_seq"]
-    Z0_seq = seq["Z0_seq"]
-    Z1_seq = seq["Z1_seq"]
+    Z_f_seq = seq["Z_f_seq"]
+    Z_n_seq = seq["Z_n_seq"]
     d_h_next = d_next["h"]
     d_A_x_seq = numpy.empty((steps, B, 2*H), dtype)
     d_A_h_prev_seq = numpy.empty((steps, B, H), dtype)
     d_A_n_1_seq = numpy.empty((steps, B, H), dtype)
-    d_Z0 = numpy.empty((B, H), dtype)
-    d_Z1 = numpy.empty((B, H), dtype)
+    d_Z_f = numpy.empty((B, H), dtype)
+    d_Z_n = numpy.empty((B, H), dtype)
+    scratch_Z_f = numpy.empty((B, H), dtype)
+    scratch_Z_n = numpy.empty((B, H), dtype)
     for t in reversed(range(steps)):
         h_prev = h_seq[t]
         n_1 = n_1_seq[t]
         h_1 = h_1_seq[t]
-        Z0 = Z0_seq[t]
-        Z1 = Z1_seq[t]
-        f = Z0[:, 0:H]
-        n = Z1[:, 0:H]
+        Z_f = Z_f_seq[t]
+        Z_n = Z_n_seq[t]
+        f = Z_f
+        n = Z_n
         d_A_h_prev = d_A_h_prev_seq[t]
         d_A_n_1 = d_A_n_1_seq[t]
         d_h = dhs[t] + d_h_next  # (B1) fork: loss, next step
         d_h_3 = d_h  # (B2)
         d_h_2 = d_h  # (B3)
         d_h_1 = d_h_2*h_prev  # (B4)
-        numpy.multiply(d_h_3, f, out=d_Z1[:, 0:H])  # (B5)
-        numpy.square(Z1[:, 0:H], out=d_A_n_1[:, 0:H])  # (B6)
-        numpy.subtract(1, d_A_n_1[:, 0:H], out=d_A_n_1[:, 0:H])
-        numpy.multiply(d_A_n_1[:, 0:H], d_Z1[:, 0:H], out=d_A_n_1[:, 0:H])
+        numpy.multiply(d_h_3, f, out=d_Z_n[:, 0:H])  # (B5)
+        numpy.square(Z_n, out=scratch_Z_n)  # (B6)
+        numpy.subtract(1, scratch_Z_n, out=scratch_Z_n)
+        numpy.multiply(scratch_Z_n, d_Z_n, out=d_A_n_1[:, 0:H])
         d_n_1 = d_A_n_1 @ Wcat_n_1  # (B7)
-        numpy.multiply(d_h_3, n, out=d_Z0[:, 0:H])  # (B8) fork: n_1, h_1, h_3
-        numpy.add(d_Z0[:, 0:H], d_n_1*h_prev, out=d_Z0[:, 0:H])
-        numpy.subtract(d_Z0[:, 0:H], d_h_1, out=d_Z0[:, 0:H])
-        numpy.subtract(1, Z0[:, 0:H], out=d_A_h_prev[:, 0:H])  # (B9)
-        numpy.multiply(d_A_h_prev[:, 0:H], Z0[:, 0:H], out=d_A_h_prev[:, 0:H])
-        numpy.multiply(d_A_h_prev[:, 0:H], d_Z0[:, 0:H], out=d_A_h_prev[:, 0:H])
+        numpy.multiply(d_h_3, n, out=d_Z_f[:, 0:H])  # (B8) fork: n_1, h_1, h_3
+        numpy.add(d_Z_f[:, 0:H], d_n_1*h_prev, out=d_Z_f[:, 0:H])
+        numpy.subtract(d_Z_f[:, 0:H], d_h_1, out=d_Z_f[:, 0:H])
+        numpy.subtract(1, Z_f, out=scratch_Z_f)  # (B9)
+        numpy.multiply(scratch_Z_f, Z_f, out=scratch_Z_f)
+        numpy.multiply(scratch_Z_f, d_Z_f, out=d_A_h_prev[:, 0:H])
         d_h_prev = d_h_2*h_1 + d_n_1*f + d_A_h_prev @ Wcat_h_prev  # (B10) fork: a_f, n_1, h_2
         d_h_next = d_h_prev
     d_A_x_seq[:, :, 0:H] = d_A_h_prev_seq[:, :, 0:H]

@@ -130,7 +130,7 @@ def _buffers(n, B, sizes, dtype):
     """Storage for n steps of what the backward pass reads (a state has n + 1 rows)."""
     D = sizes["D"]
     H = sizes["H"]
-    return dict(h_seq=numpy.empty((n + 1, B, H), dtype), c_seq=numpy.empty((n + 1, B, H), dtype), a_g_seq=numpy.empty((n, B, H), dtype), g_seq=numpy.empty((n, B, H), dtype), h_1_seq=numpy.empty((n, B, H), dtype), Z0_seq=numpy.empty((n, B, 3*H), dtype))
+    return dict(h_seq=numpy.empty((n + 1, B, H), dtype), c_seq=numpy.empty((n + 1, B, H), dtype), a_g_seq=numpy.empty((n, B, H), dtype), g_seq=numpy.empty((n, B, H), dtype), h_1_seq=numpy.empty((n, B, H), dtype), Z_f_i_o_seq=numpy.empty((n, B, 3*H), dtype))
 
 
 def _part(seq, n, state):
@@ -155,7 +155,7 @@ def _forward_steps(w, sizes, xs, seq):
     a_g_seq = seq["a_g_seq"]
     g_seq = seq["g_seq"]
     h_1_seq = seq["h_1_seq"]
-    Z0_seq = seq["Z0_seq"]
+    Z_f_i_o_seq = seq["Z_f_i_o_seq"]
     # the x terms of every step at once  (F1)-(F7)
     A_x = numpy.matmul(xs.reshape(steps * B, -1), Wcat_x.T).reshape(steps, B, 4*H)
     A_x += bcat_x
@@ -163,16 +163,16 @@ def _forward_steps(w, sizes, xs, seq):
     for t in range(steps):
         h_prev = h_seq[t]
         c_prev = c_seq[t]
-        Z0 = Z0_seq[t]
+        Z_f_i_o = Z_f_i_o_seq[t]
         numpy.matmul(h_prev, Wcat_h_prev.T, out=A_h_prev)  # (F1)-(F7)
         A_h_prev += A_x[t]
-        numpy.multiply(A_h_prev[:, 0:3*H], 1/2, out=Z0[:, 0:3*H])  # (F2) (F4) (F8)
-        numpy.tanh(Z0[:, 0:3*H], out=Z0[:, 0:3*H])
-        numpy.multiply(Z0[:, 0:3*H], 1/2, out=Z0[:, 0:3*H])
-        numpy.add(Z0[:, 0:3*H], 1/2, out=Z0[:, 0:3*H])
-        f = Z0[:, 0:H]
-        i = Z0[:, H:2*H]
-        o = Z0[:, 2*H:3*H]
+        numpy.multiply(A_h_prev[:, 0:3*H], 1/2, out=Z_f_i_o)  # (F2) (F4) (F8)
+        numpy.tanh(Z_f_i_o, out=Z_f_i_o)
+        numpy.multiply(Z_f_i_o, 1/2, out=Z_f_i_o)
+        numpy.add(Z_f_i_o, 1/2, out=Z_f_i_o)
+        f = Z_f_i_o[:, 0:H]
+        i = Z_f_i_o[:, H:2*H]
+        o = Z_f_i_o[:, 2*H:3*H]
         a_g_seq[t] = A_h_prev[:, 3*H:4*H]
         a_g = a_g_seq[t]
         g_seq[t][...] = (abs(a_g) + 1)**(-1.0)  # (F6)
@@ -202,36 +202,37 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
     a_g_seq = seq["a_g_seq"]
     g_seq = seq["g_seq"]
     h_1_seq = seq["h_1_seq"]
-    Z0_seq = seq["Z0_seq"]
+    Z_f_i_o_seq = seq["Z_f_i_o_seq"]
     d_h_next = d_next["h"]
     d_c_next = d_next["c"]
     d_A_x_seq = numpy.empty((steps, B, 4*H), dtype)
-    d_Z0 = numpy.empty((B, 3*H), dtype)
+    d_Z_f_i_o = numpy.empty((B, 3*H), dtype)
+    scratch_Z_f_i_o = numpy.empty((B, 3*H), dtype)
     for t in reversed(range(steps)):
         c_prev = c_seq[t]
         a_g = a_g_seq[t]
         g = g_seq[t]
         h_1 = h_1_seq[t]
-        Z0 = Z0_seq[t]
-        f = Z0[:, 0:H]
-        i = Z0[:, H:2*H]
-        o = Z0[:, 2*H:3*H]
+        Z_f_i_o = Z_f_i_o_seq[t]
+        f = Z_f_i_o[:, 0:H]
+        i = Z_f_i_o[:, H:2*H]
+        o = Z_f_i_o[:, 2*H:3*H]
         d_A_x = d_A_x_seq[t]
         d_h = dhs[t] + d_h_next  # (B1) fork: loss, next step
         d_h_1 = d_h*o  # (B2)
         d_c = d_h_1*(1 - h_1**2) + d_c_next  # (B3) fork: h_1, next step
         d_c_2 = d_c  # (B4)
         d_c_1 = d_c  # (B5)
-        numpy.multiply(d_h, h_1, out=d_Z0[:, 2*H:3*H])  # (B6)
+        numpy.multiply(d_h, h_1, out=d_Z_f_i_o[:, 2*H:3*H])  # (B6)
         d_g = d_c_2*i  # (B8)
         d_A_x[:, 3*H:4*H][...] = (abs(a_g) + 1)**(-1.0)  # (B9)
         numpy.subtract(d_A_x[:, 3*H:4*H], a_g*numpy.sign(a_g)/(abs(a_g) + 1)**2, out=d_A_x[:, 3*H:4*H])
         numpy.multiply(d_A_x[:, 3*H:4*H], d_g, out=d_A_x[:, 3*H:4*H])
-        numpy.multiply(d_c_2, g, out=d_Z0[:, H:2*H])  # (B10)
-        numpy.multiply(c_prev, d_c_1, out=d_Z0[:, 0:H])  # (B12)
-        numpy.subtract(1, Z0[:, 0:3*H], out=d_A_x[:, 0:3*H])  # (B13) (B11) (B7)
-        numpy.multiply(d_A_x[:, 0:3*H], Z0[:, 0:3*H], out=d_A_x[:, 0:3*H])
-        numpy.multiply(d_A_x[:, 0:3*H], d_Z0[:, 0:3*H], out=d_A_x[:, 0:3*H])
+        numpy.multiply(d_c_2, g, out=d_Z_f_i_o[:, H:2*H])  # (B10)
+        numpy.multiply(c_prev, d_c_1, out=d_Z_f_i_o[:, 0:H])  # (B12)
+        numpy.subtract(1, Z_f_i_o, out=scratch_Z_f_i_o)  # (B13) (B11) (B7)
+        numpy.multiply(scratch_Z_f_i_o, Z_f_i_o, out=scratch_Z_f_i_o)
+        numpy.multiply(scratch_Z_f_i_o, d_Z_f_i_o, out=d_A_x[:, 0:3*H])
         d_c_prev = d_c_1*f  # (B14)
         d_h_prev = d_A_x @ Wcat_h_prev  # (B15) fork: a_f, a_i, a_g, a_o
         d_h_next = d_h_prev

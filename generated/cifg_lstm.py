@@ -124,7 +124,7 @@ def _buffers(n, B, sizes, dtype):
     """Storage for n steps of what the backward pass reads (a state has n + 1 rows)."""
     D = sizes["D"]
     H = sizes["H"]
-    return dict(h_seq=numpy.empty((n + 1, B, H), dtype), c_seq=numpy.empty((n + 1, B, H), dtype), i_seq=numpy.empty((n, B, H), dtype), k_seq=numpy.empty((n, B, H), dtype), Z0_seq=numpy.empty((n, B, 3*H), dtype))
+    return dict(h_seq=numpy.empty((n + 1, B, H), dtype), c_seq=numpy.empty((n + 1, B, H), dtype), i_seq=numpy.empty((n, B, H), dtype), k_seq=numpy.empty((n, B, H), dtype), Z_f_o_seq=numpy.empty((n, B, 2*H), dtype), Z_g_seq=numpy.empty((n, B, H), dtype))
 
 
 def _part(seq, n, state):
@@ -148,7 +148,8 @@ def _forward_steps(w, sizes, xs, seq):
     c_seq = seq["c_seq"]
     i_seq = seq["i_seq"]
     k_seq = seq["k_seq"]
-    Z0_seq = seq["Z0_seq"]
+    Z_f_o_seq = seq["Z_f_o_seq"]
+    Z_g_seq = seq["Z_g_seq"]
     # the x terms of every step at once  (F1)-(F3)
     A_x = numpy.matmul(xs.reshape(steps * B, -1), Wcat_x.T).reshape(steps, B, 3*H)
     A_x += bcat_x
@@ -156,17 +157,18 @@ def _forward_steps(w, sizes, xs, seq):
     for t in range(steps):
         h_prev = h_seq[t]
         c_prev = c_seq[t]
-        Z0 = Z0_seq[t]
+        Z_f_o = Z_f_o_seq[t]
+        Z_g = Z_g_seq[t]
         numpy.matmul(h_prev, Wcat_h_prev.T, out=A_h_prev)  # (F1)-(F3)
         A_h_prev += A_x[t]
-        numpy.multiply(A_h_prev[:, 0:2*H], 1/2, out=Z0[:, 0:2*H])  # (F4) (F7)
-        numpy.tanh(Z0[:, 0:2*H], out=Z0[:, 0:2*H])
-        numpy.multiply(Z0[:, 0:2*H], 1/2, out=Z0[:, 0:2*H])
-        numpy.add(Z0[:, 0:2*H], 1/2, out=Z0[:, 0:2*H])
-        f = Z0[:, 0:H]
-        o = Z0[:, H:2*H]
-        numpy.tanh(A_h_prev[:, 2*H:3*H], out=Z0[:, 2*H:3*H])  # (F6)
-        g = Z0[:, 2*H:3*H]
+        numpy.multiply(A_h_prev[:, 0:2*H], 1/2, out=Z_f_o)  # (F4) (F7)
+        numpy.tanh(Z_f_o, out=Z_f_o)
+        numpy.multiply(Z_f_o, 1/2, out=Z_f_o)
+        numpy.add(Z_f_o, 1/2, out=Z_f_o)
+        f = Z_f_o[:, 0:H]
+        o = Z_f_o[:, H:2*H]
+        numpy.tanh(A_h_prev[:, 2*H:3*H], out=Z_g)  # (F6)
+        g = Z_g
         numpy.subtract(1, f, out=i_seq[t])  # (F5)
         i = i_seq[t]
         m = c_prev*f  # (F8)
@@ -192,36 +194,41 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
     c_seq = seq["c_seq"]
     i_seq = seq["i_seq"]
     k_seq = seq["k_seq"]
-    Z0_seq = seq["Z0_seq"]
+    Z_f_o_seq = seq["Z_f_o_seq"]
+    Z_g_seq = seq["Z_g_seq"]
     d_h_next = d_next["h"]
     d_c_next = d_next["c"]
     d_A_x_seq = numpy.empty((steps, B, 3*H), dtype)
-    d_Z0 = numpy.empty((B, 3*H), dtype)
+    d_Z_f_o = numpy.empty((B, 2*H), dtype)
+    d_Z_g = numpy.empty((B, H), dtype)
+    scratch_Z_f_o = numpy.empty((B, 2*H), dtype)
+    scratch_Z_g = numpy.empty((B, H), dtype)
     for t in reversed(range(steps)):
         c_prev = c_seq[t]
         i = i_seq[t]
         k = k_seq[t]
-        Z0 = Z0_seq[t]
-        f = Z0[:, 0:H]
-        o = Z0[:, H:2*H]
-        g = Z0[:, 2*H:3*H]
+        Z_f_o = Z_f_o_seq[t]
+        Z_g = Z_g_seq[t]
+        f = Z_f_o[:, 0:H]
+        o = Z_f_o[:, H:2*H]
+        g = Z_g
         d_A_x = d_A_x_seq[t]
         d_h = dhs[t] + d_h_next  # (B1) fork: loss, next step
         d_k = d_h*o  # (B2)
         d_c = d_k*(1 - k**2) + d_c_next  # (B3) fork: k, next step
         d_n = d_c  # (B4)
         d_m = d_c  # (B5)
-        numpy.multiply(d_h, k, out=d_Z0[:, H:2*H])  # (B6)
-        numpy.multiply(d_n, i, out=d_Z0[:, 2*H:3*H])  # (B7)
+        numpy.multiply(d_h, k, out=d_Z_f_o[:, H:2*H])  # (B6)
+        numpy.multiply(d_n, i, out=d_Z_g[:, 0:H])  # (B7)
         d_i = d_n*g  # (B8)
-        numpy.multiply(c_prev, d_m, out=d_Z0[:, 0:H])  # (B9) fork: i, m
-        numpy.subtract(d_Z0[:, 0:H], d_i, out=d_Z0[:, 0:H])
-        numpy.square(Z0[:, 2*H:3*H], out=d_A_x[:, 2*H:3*H])  # (B11)
-        numpy.subtract(1, d_A_x[:, 2*H:3*H], out=d_A_x[:, 2*H:3*H])
-        numpy.multiply(d_A_x[:, 2*H:3*H], d_Z0[:, 2*H:3*H], out=d_A_x[:, 2*H:3*H])
-        numpy.subtract(1, Z0[:, 0:2*H], out=d_A_x[:, 0:2*H])  # (B12) (B10)
-        numpy.multiply(d_A_x[:, 0:2*H], Z0[:, 0:2*H], out=d_A_x[:, 0:2*H])
-        numpy.multiply(d_A_x[:, 0:2*H], d_Z0[:, 0:2*H], out=d_A_x[:, 0:2*H])
+        numpy.multiply(c_prev, d_m, out=d_Z_f_o[:, 0:H])  # (B9) fork: i, m
+        numpy.subtract(d_Z_f_o[:, 0:H], d_i, out=d_Z_f_o[:, 0:H])
+        numpy.square(Z_g, out=scratch_Z_g)  # (B11)
+        numpy.subtract(1, scratch_Z_g, out=scratch_Z_g)
+        numpy.multiply(scratch_Z_g, d_Z_g, out=d_A_x[:, 2*H:3*H])
+        numpy.subtract(1, Z_f_o, out=scratch_Z_f_o)  # (B12) (B10)
+        numpy.multiply(scratch_Z_f_o, Z_f_o, out=scratch_Z_f_o)
+        numpy.multiply(scratch_Z_f_o, d_Z_f_o, out=d_A_x[:, 0:2*H])
         d_c_prev = d_m*f  # (B13)
         d_h_prev = d_A_x @ Wcat_h_prev  # (B14) fork: a_f, a_g, a_o
         d_h_next = d_h_prev

@@ -125,7 +125,7 @@ def _buffers(n, B, sizes, dtype):
     """Storage for n steps of what the backward pass reads (a state has n + 1 rows)."""
     D = sizes["D"]
     H = sizes["H"]
-    return dict(h_seq=numpy.empty((n + 1, B, H), dtype), s_seq=numpy.empty((n, B, H), dtype), v_seq=numpy.empty((n, B, H), dtype), Z0_seq=numpy.empty((n, B, 2*H), dtype), Z1_seq=numpy.empty((n, B, H), dtype))
+    return dict(h_seq=numpy.empty((n + 1, B, H), dtype), s_seq=numpy.empty((n, B, H), dtype), v_seq=numpy.empty((n, B, H), dtype), Z_z_r_seq=numpy.empty((n, B, 2*H), dtype), Z_n_seq=numpy.empty((n, B, H), dtype))
 
 
 def _part(seq, n, state):
@@ -149,8 +149,8 @@ def _forward_steps(w, sizes, xs, seq):
     h_seq = seq["h_seq"]
     s_seq = seq["s_seq"]
     v_seq = seq["v_seq"]
-    Z0_seq = seq["Z0_seq"]
-    Z1_seq = seq["Z1_seq"]
+    Z_z_r_seq = seq["Z_z_r_seq"]
+    Z_n_seq = seq["Z_n_seq"]
     # the x terms of every step at once  (F1)-(F6)
     A_x = numpy.matmul(xs.reshape(steps * B, -1), Wcat_x.T).reshape(steps, B, 3*H)
     A_x += bcat_x
@@ -158,22 +158,22 @@ def _forward_steps(w, sizes, xs, seq):
     A_s = numpy.empty((B, H), dtype)
     for t in range(steps):
         h_prev = h_seq[t]
-        Z0 = Z0_seq[t]
-        Z1 = Z1_seq[t]
+        Z_z_r = Z_z_r_seq[t]
+        Z_n = Z_n_seq[t]
         numpy.matmul(h_prev, Wcat_h_prev.T, out=A_h_prev)  # (F1)-(F2)
         A_h_prev += A_x[t][:, 0:2*H]
-        numpy.multiply(A_h_prev[:, 0:2*H], 1/2, out=Z0[:, 0:2*H])  # (F3) (F4)
-        numpy.tanh(Z0[:, 0:2*H], out=Z0[:, 0:2*H])
-        numpy.multiply(Z0[:, 0:2*H], 1/2, out=Z0[:, 0:2*H])
-        numpy.add(Z0[:, 0:2*H], 1/2, out=Z0[:, 0:2*H])
-        z = Z0[:, 0:H]
-        r = Z0[:, H:2*H]
+        numpy.multiply(A_h_prev[:, 0:2*H], 1/2, out=Z_z_r)  # (F3) (F4)
+        numpy.tanh(Z_z_r, out=Z_z_r)
+        numpy.multiply(Z_z_r, 1/2, out=Z_z_r)
+        numpy.add(Z_z_r, 1/2, out=Z_z_r)
+        z = Z_z_r[:, 0:H]
+        r = Z_z_r[:, H:2*H]
         numpy.multiply(h_prev, r, out=s_seq[t])  # (F5)
         s = s_seq[t]
         numpy.matmul(s, Wcat_s.T, out=A_s)  # (F6)
         A_s += A_x[t][:, 2*H:3*H]
-        numpy.tanh(A_s[:, 0:H], out=Z1[:, 0:H])  # (F7)
-        n = Z1[:, 0:H]
+        numpy.tanh(A_s[:, 0:H], out=Z_n)  # (F7)
+        n = Z_n
         numpy.subtract(1, z, out=v_seq[t])  # (F8)
         v = v_seq[t]
         m = n*v  # (F9)
@@ -195,40 +195,42 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
     h_seq = seq["h_seq"]
     s_seq = seq["s_seq"]
     v_seq = seq["v_seq"]
-    Z0_seq = seq["Z0_seq"]
-    Z1_seq = seq["Z1_seq"]
+    Z_z_r_seq = seq["Z_z_r_seq"]
+    Z_n_seq = seq["Z_n_seq"]
     d_h_next = d_next["h"]
     d_A_x_seq = numpy.empty((steps, B, 3*H), dtype)
     d_A_h_prev_seq = numpy.empty((steps, B, 2*H), dtype)
     d_A_s_seq = numpy.empty((steps, B, H), dtype)
-    d_Z0 = numpy.empty((B, 2*H), dtype)
-    d_Z1 = numpy.empty((B, H), dtype)
+    d_Z_z_r = numpy.empty((B, 2*H), dtype)
+    d_Z_n = numpy.empty((B, H), dtype)
+    scratch_Z_z_r = numpy.empty((B, 2*H), dtype)
+    scratch_Z_n = numpy.empty((B, H), dtype)
     for t in reversed(range(steps)):
         h_prev = h_seq[t]
         s = s_seq[t]
         v = v_seq[t]
-        Z0 = Z0_seq[t]
-        Z1 = Z1_seq[t]
-        z = Z0[:, 0:H]
-        r = Z0[:, H:2*H]
-        n = Z1[:, 0:H]
+        Z_z_r = Z_z_r_seq[t]
+        Z_n = Z_n_seq[t]
+        z = Z_z_r[:, 0:H]
+        r = Z_z_r[:, H:2*H]
+        n = Z_n
         d_A_h_prev = d_A_h_prev_seq[t]
         d_A_s = d_A_s_seq[t]
         d_h = dhs[t] + d_h_next  # (B1) fork: loss, next step
         d_q = d_h  # (B2)
         d_m = d_h  # (B3)
         d_v = d_m*n  # (B4)
-        numpy.multiply(d_m, v, out=d_Z1[:, 0:H])  # (B5)
-        numpy.square(Z1[:, 0:H], out=d_A_s[:, 0:H])  # (B6)
-        numpy.subtract(1, d_A_s[:, 0:H], out=d_A_s[:, 0:H])
-        numpy.multiply(d_A_s[:, 0:H], d_Z1[:, 0:H], out=d_A_s[:, 0:H])
+        numpy.multiply(d_m, v, out=d_Z_n[:, 0:H])  # (B5)
+        numpy.square(Z_n, out=scratch_Z_n)  # (B6)
+        numpy.subtract(1, scratch_Z_n, out=scratch_Z_n)
+        numpy.multiply(scratch_Z_n, d_Z_n, out=d_A_s[:, 0:H])
         d_s = d_A_s @ Wcat_s  # (B7)
-        numpy.multiply(d_s, h_prev, out=d_Z0[:, H:2*H])  # (B8)
-        numpy.multiply(d_q, h_prev, out=d_Z0[:, 0:H])  # (B9) fork: v, q
-        numpy.subtract(d_Z0[:, 0:H], d_v, out=d_Z0[:, 0:H])
-        numpy.subtract(1, Z0[:, 0:2*H], out=d_A_h_prev[:, 0:2*H])  # (B11) (B10)
-        numpy.multiply(d_A_h_prev[:, 0:2*H], Z0[:, 0:2*H], out=d_A_h_prev[:, 0:2*H])
-        numpy.multiply(d_A_h_prev[:, 0:2*H], d_Z0[:, 0:2*H], out=d_A_h_prev[:, 0:2*H])
+        numpy.multiply(d_s, h_prev, out=d_Z_z_r[:, H:2*H])  # (B8)
+        numpy.multiply(d_q, h_prev, out=d_Z_z_r[:, 0:H])  # (B9) fork: v, q
+        numpy.subtract(d_Z_z_r[:, 0:H], d_v, out=d_Z_z_r[:, 0:H])
+        numpy.subtract(1, Z_z_r, out=scratch_Z_z_r)  # (B11) (B10)
+        numpy.multiply(scratch_Z_z_r, Z_z_r, out=scratch_Z_z_r)
+        numpy.multiply(scratch_Z_z_r, d_Z_z_r, out=d_A_h_prev[:, 0:2*H])
         d_h_prev = d_q*z + d_s*r + d_A_h_prev @ Wcat_h_prev  # (B12) fork: a_z, a_r, s, q
         d_h_next = d_h_prev
     d_A_x_seq[:, :, 0:2*H] = d_A_h_prev_seq[:, :, 0:2*H]

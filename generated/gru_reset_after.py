@@ -127,7 +127,7 @@ def _buffers(n, B, sizes, dtype):
     """Storage for n steps of what the backward pass reads (a state has n + 1 rows)."""
     D = sizes["D"]
     H = sizes["H"]
-    return dict(h_seq=numpy.empty((n + 1, B, H), dtype), a_nh_seq=numpy.empty((n, B, H), dtype), n_seq=numpy.empty((n, B, H), dtype), v_seq=numpy.empty((n, B, H), dtype), Z0_seq=numpy.empty((n, B, 2*H), dtype))
+    return dict(h_seq=numpy.empty((n + 1, B, H), dtype), a_nh_seq=numpy.empty((n, B, H), dtype), n_seq=numpy.empty((n, B, H), dtype), v_seq=numpy.empty((n, B, H), dtype), Z_z_r_seq=numpy.empty((n, B, 2*H), dtype))
 
 
 def _part(seq, n, state):
@@ -152,22 +152,22 @@ def _forward_steps(w, sizes, xs, seq):
     a_nh_seq = seq["a_nh_seq"]
     n_seq = seq["n_seq"]
     v_seq = seq["v_seq"]
-    Z0_seq = seq["Z0_seq"]
+    Z_z_r_seq = seq["Z_z_r_seq"]
     # the x terms of every step at once  (F1)-(F3)
     A_x = numpy.matmul(xs.reshape(steps * B, -1), Wcat_x.T).reshape(steps, B, 3*H)
     A_x += bcat_x
     A_h_prev = numpy.empty((B, 3*H), dtype)
     for t in range(steps):
         h_prev = h_seq[t]
-        Z0 = Z0_seq[t]
+        Z_z_r = Z_z_r_seq[t]
         numpy.matmul(h_prev, Wcat_h_prev.T, out=A_h_prev)  # (F1)-(F2)
         A_h_prev[:, 0:2*H] += A_x[t][:, 0:2*H]
-        numpy.multiply(A_h_prev[:, 0:2*H], 1/2, out=Z0[:, 0:2*H])  # (F5) (F6)
-        numpy.tanh(Z0[:, 0:2*H], out=Z0[:, 0:2*H])
-        numpy.multiply(Z0[:, 0:2*H], 1/2, out=Z0[:, 0:2*H])
-        numpy.add(Z0[:, 0:2*H], 1/2, out=Z0[:, 0:2*H])
-        z = Z0[:, 0:H]
-        r = Z0[:, H:2*H]
+        numpy.multiply(A_h_prev[:, 0:2*H], 1/2, out=Z_z_r)  # (F5) (F6)
+        numpy.tanh(Z_z_r, out=Z_z_r)
+        numpy.multiply(Z_z_r, 1/2, out=Z_z_r)
+        numpy.add(Z_z_r, 1/2, out=Z_z_r)
+        z = Z_z_r[:, 0:H]
+        r = Z_z_r[:, H:2*H]
         a_nx = A_x[t][:, 2*H:3*H]
         A_h_prev[:, 2*H:3*H] += bcat_h_prev[2*H:3*H]
         a_nh_seq[t] = A_h_prev[:, 2*H:3*H]
@@ -198,19 +198,20 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
     a_nh_seq = seq["a_nh_seq"]
     n_seq = seq["n_seq"]
     v_seq = seq["v_seq"]
-    Z0_seq = seq["Z0_seq"]
+    Z_z_r_seq = seq["Z_z_r_seq"]
     d_h_next = d_next["h"]
     d_A_x_seq = numpy.empty((steps, B, 3*H), dtype)
     d_A_h_prev_seq = numpy.empty((steps, B, 3*H), dtype)
-    d_Z0 = numpy.empty((B, 2*H), dtype)
+    d_Z_z_r = numpy.empty((B, 2*H), dtype)
+    scratch_Z_z_r = numpy.empty((B, 2*H), dtype)
     for t in reversed(range(steps)):
         h_prev = h_seq[t]
         a_nh = a_nh_seq[t]
         n = n_seq[t]
         v = v_seq[t]
-        Z0 = Z0_seq[t]
-        z = Z0[:, 0:H]
-        r = Z0[:, H:2*H]
+        Z_z_r = Z_z_r_seq[t]
+        z = Z_z_r[:, 0:H]
+        r = Z_z_r[:, H:2*H]
         d_A_x = d_A_x_seq[t]
         d_A_h_prev = d_A_h_prev_seq[t]
         d_h = dhs[t] + d_h_next  # (B1) fork: loss, next step
@@ -220,14 +221,14 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
         d_n = d_m*v  # (B5)
         d_a_n = d_n*(1 - n**2)  # (B6)
         d_s = d_a_n  # (B7)
-        numpy.multiply(a_nh, d_s, out=d_Z0[:, H:2*H])  # (B8)
-        numpy.multiply(d_q, h_prev, out=d_Z0[:, 0:H])  # (B9) fork: v, q
-        numpy.subtract(d_Z0[:, 0:H], d_v, out=d_Z0[:, 0:H])
+        numpy.multiply(a_nh, d_s, out=d_Z_z_r[:, H:2*H])  # (B8)
+        numpy.multiply(d_q, h_prev, out=d_Z_z_r[:, 0:H])  # (B9) fork: v, q
+        numpy.subtract(d_Z_z_r[:, 0:H], d_v, out=d_Z_z_r[:, 0:H])
         numpy.multiply(d_s, r, out=d_A_h_prev[:, 2*H:3*H])  # (B10)
         d_A_x[:, 2*H:3*H][...] = d_a_n  # (B11)
-        numpy.subtract(1, Z0[:, 0:2*H], out=d_A_h_prev[:, 0:2*H])  # (B13) (B12)
-        numpy.multiply(d_A_h_prev[:, 0:2*H], Z0[:, 0:2*H], out=d_A_h_prev[:, 0:2*H])
-        numpy.multiply(d_A_h_prev[:, 0:2*H], d_Z0[:, 0:2*H], out=d_A_h_prev[:, 0:2*H])
+        numpy.subtract(1, Z_z_r, out=scratch_Z_z_r)  # (B13) (B12)
+        numpy.multiply(scratch_Z_z_r, Z_z_r, out=scratch_Z_z_r)
+        numpy.multiply(scratch_Z_z_r, d_Z_z_r, out=d_A_h_prev[:, 0:2*H])
         d_h_prev = d_q*z + d_A_h_prev @ Wcat_h_prev  # (B14) fork: a_z, a_r, a_nh, q
         d_h_next = d_h_prev
     d_A_x_seq[:, :, 0:2*H] = d_A_h_prev_seq[:, :, 0:2*H]

@@ -137,7 +137,7 @@ def _buffers(n, B, sizes, dtype):
     D = sizes["D"]
     H = sizes["H"]
     P = sizes["P"]
-    return dict(h_seq=numpy.empty((n + 1, B, P), dtype), c_seq=numpy.empty((n + 1, B, H), dtype), k_seq=numpy.empty((n, B, H), dtype), r_seq=numpy.empty((n, B, H), dtype), Z0_seq=numpy.empty((n, B, 4*H), dtype))
+    return dict(h_seq=numpy.empty((n + 1, B, P), dtype), c_seq=numpy.empty((n + 1, B, H), dtype), k_seq=numpy.empty((n, B, H), dtype), r_seq=numpy.empty((n, B, H), dtype), Z_f_i_o_seq=numpy.empty((n, B, 3*H), dtype), Z_g_seq=numpy.empty((n, B, H), dtype))
 
 
 def _part(seq, n, state):
@@ -163,7 +163,8 @@ def _forward_steps(w, sizes, xs, seq):
     c_seq = seq["c_seq"]
     k_seq = seq["k_seq"]
     r_seq = seq["r_seq"]
-    Z0_seq = seq["Z0_seq"]
+    Z_f_i_o_seq = seq["Z_f_i_o_seq"]
+    Z_g_seq = seq["Z_g_seq"]
     # the x terms of every step at once  (F1)-(F4)
     A_x = numpy.matmul(xs.reshape(steps * B, -1), Wcat_x.T).reshape(steps, B, 4*H)
     A_x += bcat_x
@@ -172,18 +173,19 @@ def _forward_steps(w, sizes, xs, seq):
     for t in range(steps):
         h_prev = h_seq[t]
         c_prev = c_seq[t]
-        Z0 = Z0_seq[t]
+        Z_f_i_o = Z_f_i_o_seq[t]
+        Z_g = Z_g_seq[t]
         numpy.matmul(h_prev, Wcat_h_prev.T, out=A_h_prev)  # (F1)-(F4)
         A_h_prev += A_x[t]
-        numpy.multiply(A_h_prev[:, 0:3*H], 1/2, out=Z0[:, 0:3*H])  # (F5) (F6) (F8)
-        numpy.tanh(Z0[:, 0:3*H], out=Z0[:, 0:3*H])
-        numpy.multiply(Z0[:, 0:3*H], 1/2, out=Z0[:, 0:3*H])
-        numpy.add(Z0[:, 0:3*H], 1/2, out=Z0[:, 0:3*H])
-        f = Z0[:, 0:H]
-        i = Z0[:, H:2*H]
-        o = Z0[:, 2*H:3*H]
-        numpy.tanh(A_h_prev[:, 3*H:4*H], out=Z0[:, 3*H:4*H])  # (F7)
-        g = Z0[:, 3*H:4*H]
+        numpy.multiply(A_h_prev[:, 0:3*H], 1/2, out=Z_f_i_o)  # (F5) (F6) (F8)
+        numpy.tanh(Z_f_i_o, out=Z_f_i_o)
+        numpy.multiply(Z_f_i_o, 1/2, out=Z_f_i_o)
+        numpy.add(Z_f_i_o, 1/2, out=Z_f_i_o)
+        f = Z_f_i_o[:, 0:H]
+        i = Z_f_i_o[:, H:2*H]
+        o = Z_f_i_o[:, 2*H:3*H]
+        numpy.tanh(A_h_prev[:, 3*H:4*H], out=Z_g)  # (F7)
+        g = Z_g
         m = c_prev*f  # (F9)
         n = g*i  # (F10)
         numpy.add(m, n, out=c_seq[t + 1])  # (F11)
@@ -212,20 +214,25 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
     c_seq = seq["c_seq"]
     k_seq = seq["k_seq"]
     r_seq = seq["r_seq"]
-    Z0_seq = seq["Z0_seq"]
+    Z_f_i_o_seq = seq["Z_f_i_o_seq"]
+    Z_g_seq = seq["Z_g_seq"]
     d_h_next = d_next["h"]
     d_c_next = d_next["c"]
     d_A_x_seq = numpy.empty((steps, B, 4*H), dtype)
     d_A_r_seq = numpy.empty((steps, B, P), dtype)
-    d_Z0 = numpy.empty((B, 4*H), dtype)
+    d_Z_f_i_o = numpy.empty((B, 3*H), dtype)
+    d_Z_g = numpy.empty((B, H), dtype)
+    scratch_Z_f_i_o = numpy.empty((B, 3*H), dtype)
+    scratch_Z_g = numpy.empty((B, H), dtype)
     for t in reversed(range(steps)):
         c_prev = c_seq[t]
         k = k_seq[t]
-        Z0 = Z0_seq[t]
-        f = Z0[:, 0:H]
-        i = Z0[:, H:2*H]
-        o = Z0[:, 2*H:3*H]
-        g = Z0[:, 3*H:4*H]
+        Z_f_i_o = Z_f_i_o_seq[t]
+        Z_g = Z_g_seq[t]
+        f = Z_f_i_o[:, 0:H]
+        i = Z_f_i_o[:, H:2*H]
+        o = Z_f_i_o[:, 2*H:3*H]
+        g = Z_g
         d_A_x = d_A_x_seq[t]
         d_A_r = d_A_r_seq[t]
         numpy.add(d_h_next, dhs[t], out=d_A_r[:, 0:P])  # (B1) fork: loss, next step
@@ -234,16 +241,16 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
         d_c = d_k*(1 - k**2) + d_c_next  # (B4) fork: k, next step
         d_n = d_c  # (B5)
         d_m = d_c  # (B6)
-        numpy.multiply(d_r, k, out=d_Z0[:, 2*H:3*H])  # (B7)
-        numpy.multiply(d_n, i, out=d_Z0[:, 3*H:4*H])  # (B8)
-        numpy.multiply(d_n, g, out=d_Z0[:, H:2*H])  # (B9)
-        numpy.multiply(c_prev, d_m, out=d_Z0[:, 0:H])  # (B10)
-        numpy.square(Z0[:, 3*H:4*H], out=d_A_x[:, 3*H:4*H])  # (B12)
-        numpy.subtract(1, d_A_x[:, 3*H:4*H], out=d_A_x[:, 3*H:4*H])
-        numpy.multiply(d_A_x[:, 3*H:4*H], d_Z0[:, 3*H:4*H], out=d_A_x[:, 3*H:4*H])
-        numpy.subtract(1, Z0[:, 0:3*H], out=d_A_x[:, 0:3*H])  # (B14) (B13) (B11)
-        numpy.multiply(d_A_x[:, 0:3*H], Z0[:, 0:3*H], out=d_A_x[:, 0:3*H])
-        numpy.multiply(d_A_x[:, 0:3*H], d_Z0[:, 0:3*H], out=d_A_x[:, 0:3*H])
+        numpy.multiply(d_r, k, out=d_Z_f_i_o[:, 2*H:3*H])  # (B7)
+        numpy.multiply(d_n, i, out=d_Z_g[:, 0:H])  # (B8)
+        numpy.multiply(d_n, g, out=d_Z_f_i_o[:, H:2*H])  # (B9)
+        numpy.multiply(c_prev, d_m, out=d_Z_f_i_o[:, 0:H])  # (B10)
+        numpy.square(Z_g, out=scratch_Z_g)  # (B12)
+        numpy.subtract(1, scratch_Z_g, out=scratch_Z_g)
+        numpy.multiply(scratch_Z_g, d_Z_g, out=d_A_x[:, 3*H:4*H])
+        numpy.subtract(1, Z_f_i_o, out=scratch_Z_f_i_o)  # (B14) (B13) (B11)
+        numpy.multiply(scratch_Z_f_i_o, Z_f_i_o, out=scratch_Z_f_i_o)
+        numpy.multiply(scratch_Z_f_i_o, d_Z_f_i_o, out=d_A_x[:, 0:3*H])
         d_c_prev = d_m*f  # (B15)
         d_h_prev = d_A_x @ Wcat_h_prev  # (B16) fork: a_f, a_i, a_g, a_o
         d_h_next = d_h_prev

@@ -136,7 +136,7 @@ def _buffers(n, B, sizes, dtype):
     """Storage for n steps of what the backward pass reads (a state has n + 1 rows)."""
     D = sizes["D"]
     H = sizes["H"]
-    return dict(h_seq=numpy.empty((n + 1, B, H), dtype), c_seq=numpy.empty((n + 1, B, H), dtype), f_seq=numpy.empty((n, B, H), dtype), i_seq=numpy.empty((n, B, H), dtype), o_seq=numpy.empty((n, B, H), dtype), k_seq=numpy.empty((n, B, H), dtype), Z0_seq=numpy.empty((n, B, H), dtype))
+    return dict(h_seq=numpy.empty((n + 1, B, H), dtype), c_seq=numpy.empty((n + 1, B, H), dtype), f_seq=numpy.empty((n, B, H), dtype), i_seq=numpy.empty((n, B, H), dtype), o_seq=numpy.empty((n, B, H), dtype), k_seq=numpy.empty((n, B, H), dtype), Z_g_seq=numpy.empty((n, B, H), dtype))
 
 
 def _part(seq, n, state):
@@ -165,7 +165,7 @@ def _forward_steps(w, sizes, xs, seq):
     i_seq = seq["i_seq"]
     o_seq = seq["o_seq"]
     k_seq = seq["k_seq"]
-    Z0_seq = seq["Z0_seq"]
+    Z_g_seq = seq["Z_g_seq"]
     # the x terms of every step at once  (F1)-(F4)
     A_x = numpy.matmul(xs.reshape(steps * B, -1), Wcat_x.T).reshape(steps, B, 4*H)
     A_x += bcat_x
@@ -173,11 +173,11 @@ def _forward_steps(w, sizes, xs, seq):
     for t in range(steps):
         h_prev = h_seq[t]
         c_prev = c_seq[t]
-        Z0 = Z0_seq[t]
+        Z_g = Z_g_seq[t]
         numpy.matmul(h_prev, Wcat_h_prev.T, out=A_h_prev)  # (F1)-(F4)
         A_h_prev += A_x[t]
-        numpy.tanh(A_h_prev[:, 0:H], out=Z0[:, 0:H])  # (F11)
-        g = Z0[:, 0:H]
+        numpy.tanh(A_h_prev[:, 0:H], out=Z_g)  # (F11)
+        g = Z_g
         a_f = A_h_prev[:, H:2*H]
         a_i = A_h_prev[:, 2*H:3*H]
         a_o = A_h_prev[:, 3*H:4*H]
@@ -230,14 +230,15 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
     i_seq = seq["i_seq"]
     o_seq = seq["o_seq"]
     k_seq = seq["k_seq"]
-    Z0_seq = seq["Z0_seq"]
+    Z_g_seq = seq["Z_g_seq"]
     d_h_next = d_next["h"]
     d_c_next = d_next["c"]
     d_p_f = dw["p_f"]
     d_p_i = dw["p_i"]
     d_p_o = dw["p_o"]
     d_A_x_seq = numpy.empty((steps, B, 4*H), dtype)
-    d_Z0 = numpy.empty((B, H), dtype)
+    d_Z_g = numpy.empty((B, H), dtype)
+    scratch_Z_g = numpy.empty((B, H), dtype)
     for t in reversed(range(steps)):
         c_prev = c_seq[t]
         c = c_seq[t + 1]
@@ -245,8 +246,8 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
         i = i_seq[t]
         o = o_seq[t]
         k = k_seq[t]
-        Z0 = Z0_seq[t]
-        g = Z0[:, 0:H]
+        Z_g = Z_g_seq[t]
+        g = Z_g
         d_A_x = d_A_x_seq[t]
         d_h = dhs[t] + d_h_next  # (B1) fork: loss, next step
         d_k = d_h*o  # (B2)
@@ -256,7 +257,7 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
         d_c = d_k*(1 - k**2) + d_q_o*p_o + d_c_next  # (B6) fork: q_o, k, next step
         d_n = d_c  # (B7)
         d_m = d_c  # (B8)
-        numpy.multiply(d_n, i, out=d_Z0[:, 0:H])  # (B9)
+        numpy.multiply(d_n, i, out=d_Z_g[:, 0:H])  # (B9)
         d_i = d_n*g  # (B10)
         d_z_i = d_i*i*(1 - i)  # (B11)
         d_q_i = d_z_i  # (B12)
@@ -264,9 +265,9 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
         d_z_f = d_f*f*(1 - f)  # (B14)
         d_q_f = d_z_f  # (B15)
         d_A_x[:, 3*H:4*H][...] = d_z_o  # (B16)
-        numpy.square(Z0[:, 0:H], out=d_A_x[:, 0:H])  # (B17)
-        numpy.subtract(1, d_A_x[:, 0:H], out=d_A_x[:, 0:H])
-        numpy.multiply(d_A_x[:, 0:H], d_Z0[:, 0:H], out=d_A_x[:, 0:H])
+        numpy.square(Z_g, out=scratch_Z_g)  # (B17)
+        numpy.subtract(1, scratch_Z_g, out=scratch_Z_g)
+        numpy.multiply(scratch_Z_g, d_Z_g, out=d_A_x[:, 0:H])
         d_A_x[:, 2*H:3*H][...] = d_z_i  # (B18)
         d_A_x[:, H:2*H][...] = d_z_f  # (B19)
         d_c_prev = d_m*f + d_q_f*p_f + d_q_i*p_i  # (B20) fork: q_f, q_i, m
