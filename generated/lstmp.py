@@ -61,7 +61,7 @@ def forward(params, xs, state0=None, *, checkpoint=None):
         raise ValueError(f"checkpoint must be None or a positive int, got {checkpoint!r}")
     xs = xs.astype(dtype, copy=False)
     params = {name: numpy.asarray(params[name]).astype(dtype, copy=False) for name in PARAMS}
-    state = _state(state0, "state0", B, sizes, dtype)
+    state = {s: value.copy() for s, value in _state(state0, "state0", B, sizes, dtype).items()}
     w = _stack(params, sizes, dtype)
     k = max(T, 1) if checkpoint is None else int(checkpoint)
     seq = _buffers(min(k, T), B, sizes, dtype)
