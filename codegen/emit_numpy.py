@@ -164,7 +164,10 @@ def _ref(product, time="t"):
 
 
 def _cols(buffer, cols, width):
-    return buffer if cols == f"0:{width}" else f"{buffer}[:, {cols}]"
+    """Columns of a per-step buffer; one index expression for a step of a hoisted one."""
+    if cols == f"0:{width}":
+        return buffer
+    return f"{buffer[:-1]}, :, {cols}]" if buffer.endswith("[t]") else f"{buffer}[:, {cols}]"
 
 
 def _forward_pre(derivation, plan: Plan):
@@ -200,7 +203,7 @@ def _forward_loop(derivation, plan: Plan, cached):
                 done.add(g.index)
                 lines += _group_forward(derivation, plan, g, done)
             home = plan.home(g)
-            rhs, body = f"{_ref(home)}[:, {home.columns(g, name)}]", None
+            rhs, body = _cols(_ref(home), home.columns(g, name), None), None
         elif _in_block_output(plan, name):
             continue
         elif eq.stage.kind is Kind.SOFTMAX:
@@ -242,7 +245,7 @@ def _group_forward(derivation, plan: Plan, g, done):
         first = next(eq for eq in derivation.forward if eq.stage.name == b.outputs[0])
         start = home.start(g) + sp.sympify(b.start)
         stop = home.start(g) + sp.sympify(b.stop)
-        source = sp.Symbol(f"{_ref(home)}[:, {code(start)}:{code(stop)}]", real=True)
+        source = sp.Symbol(_cols(_ref(home), f"{code(start)}:{code(stop)}", None), real=True)
         body = first.numeric.xreplace({symbol(b.members[0]): source})
         labels = _list_labels(eq.label for eq in derivation.forward if eq.stage.name in b.outputs)
         lines += _commented(assign(body, b.out), f"  # {labels}")

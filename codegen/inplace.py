@@ -23,7 +23,7 @@ def expr_code(expr: sp.Expr) -> str:
 def assign(expr: sp.Expr, out: str) -> list[str]:
     expr = sp.sympify(expr)
     if _leaf(expr):
-        return [f"{out}[...] = {expr_code(expr)}"]
+        return [_copy(out, expr_code(expr))]
     if isinstance(expr, sp.Add):
         return _add(expr, out)
     if isinstance(expr, sp.Mul):
@@ -32,7 +32,7 @@ def assign(expr: sp.Expr, out: str) -> list[str]:
         return _unary(expr.base, "numpy.square", out)
     if type(expr) in _FUNCTIONS and len(expr.args) == 1:
         return _unary(expr.args[0], _FUNCTIONS[type(expr)], out)
-    return [f"{out}[...] = {expr_code(expr)}"]
+    return [_copy(out, expr_code(expr))]
 
 
 def assign_via(expr: sp.Expr, scratch: str, out: str) -> list[str]:
@@ -43,6 +43,11 @@ def assign_via(expr: sp.Expr, scratch: str, out: str) -> list[str]:
     if not last.endswith(f"out={scratch})"):
         return assign(expr, out)
     return lines[:-1] + [last[:-len(f"out={scratch})")] + f"out={out})"]
+
+
+def _copy(out: str, value: str) -> str:
+    """`out[...] = value` for a named buffer, `out = value` for a slice expression."""
+    return f"{out} = {value}" if out.endswith("]") else f"{out}[...] = {value}"
 
 
 def _leaf(expr) -> bool:
@@ -73,7 +78,7 @@ def _add(expr, out):
         a, b = pos.pop(0), neg.pop(0)
         lines = [f"numpy.subtract({expr_code(a)}, {expr_code(b)}, out={out})"]
     elif pos:
-        lines = [f"{out}[...] = {expr_code(pos.pop(0))}"]
+        lines = [_copy(out, expr_code(pos.pop(0)))]
     else:
         lines = [f"numpy.negative({expr_code(neg.pop(0))}, out={out})"]
     lines += [f"numpy.add({out}, {expr_code(a)}, out={out})" for a in pos]
@@ -94,7 +99,7 @@ def _mul(expr, out):
         lines = [f"numpy.multiply({expr_code(a)}, {_number(coefficient)}, out={out})"]
         coefficient = sp.Integer(1)
     else:
-        lines = [f"{out}[...] = {expr_code(factors.pop(0))}"]
+        lines = [_copy(out, expr_code(factors.pop(0)))]
     lines += [f"numpy.multiply({out}, {expr_code(a)}, out={out})" for a in factors]
     if coefficient == -1:
         lines.append(f"numpy.negative({out}, out={out})")

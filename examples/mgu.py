@@ -155,7 +155,7 @@ def _forward_steps(w, sizes, xs, seq):
         Z_f = Z_f_seq[t]
         Z_n = Z_n_seq[t]
         numpy.matmul(h_prev, Wcat_h_prev.T, out=A_h_prev)  # (F1)
-        A_h_prev += A_x[t][:, 0:H]
+        A_h_prev += A_x[t, :, 0:H]
         numpy.multiply(A_h_prev[:, 0:H], 1/2, out=Z_f)  # (F2)
         numpy.tanh(Z_f, out=Z_f)
         numpy.multiply(Z_f, 1/2, out=Z_f)
@@ -164,7 +164,7 @@ def _forward_steps(w, sizes, xs, seq):
         numpy.multiply(f, h_prev, out=n_1_seq[t])  # (F3)
         n_1 = n_1_seq[t]
         numpy.matmul(n_1, Wcat_n_1.T, out=A_n_1)  # (F4)
-        A_n_1 += A_x[t][:, H:2*H]
+        A_n_1 += A_x[t, :, H:2*H]
         numpy.tanh(A_n_1[:, 0:H], out=Z_n)  # (F5)
         n = Z_n
         numpy.subtract(1, f, out=h_1_seq[t])  # (F6)

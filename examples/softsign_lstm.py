@@ -175,7 +175,7 @@ def _forward_steps(w, sizes, xs, seq):
         o = Z_f_i_o[:, 2*H:3*H]
         a_g_seq[t] = A_h_prev[:, 3*H:4*H]
         a_g = a_g_seq[t]
-        g_seq[t][...] = (abs(a_g) + 1)**(-1.0)  # (F6)
+        g_seq[t] = (abs(a_g) + 1)**(-1.0)  # (F6)
         numpy.multiply(g_seq[t], a_g, out=g_seq[t])
         g = g_seq[t]
         c_1 = c_prev*f  # (F9)
@@ -225,7 +225,7 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
         d_c_1 = d_c  # (B5)
         numpy.multiply(d_h, h_1, out=d_Z_f_i_o[:, 2*H:3*H])  # (B6)
         d_g = d_c_2*i  # (B8)
-        d_A_x[:, 3*H:4*H][...] = (abs(a_g) + 1)**(-1.0)  # (B9)
+        d_A_x[:, 3*H:4*H] = (abs(a_g) + 1)**(-1.0)  # (B9)
         numpy.subtract(d_A_x[:, 3*H:4*H], a_g*numpy.sign(a_g)/(abs(a_g) + 1)**2, out=d_A_x[:, 3*H:4*H])
         numpy.multiply(d_A_x[:, 3*H:4*H], d_g, out=d_A_x[:, 3*H:4*H])
         numpy.multiply(d_c_2, g, out=d_Z_f_i_o[:, H:2*H])  # (B10)

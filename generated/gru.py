@@ -161,7 +161,7 @@ def _forward_steps(w, sizes, xs, seq):
         Z_z_r = Z_z_r_seq[t]
         Z_n = Z_n_seq[t]
         numpy.matmul(h_prev, Wcat_h_prev.T, out=A_h_prev)  # (F1)-(F2)
-        A_h_prev += A_x[t][:, 0:2*H]
+        A_h_prev += A_x[t, :, 0:2*H]
         numpy.multiply(A_h_prev[:, 0:2*H], 1/2, out=Z_z_r)  # (F3) (F4)
         numpy.tanh(Z_z_r, out=Z_z_r)
         numpy.multiply(Z_z_r, 1/2, out=Z_z_r)
@@ -171,7 +171,7 @@ def _forward_steps(w, sizes, xs, seq):
         numpy.multiply(h_prev, r, out=s_seq[t])  # (F5)
         s = s_seq[t]
         numpy.matmul(s, Wcat_s.T, out=A_s)  # (F6)
-        A_s += A_x[t][:, 2*H:3*H]
+        A_s += A_x[t, :, 2*H:3*H]
         numpy.tanh(A_s[:, 0:H], out=Z_n)  # (F7)
         n = Z_n
         numpy.subtract(1, z, out=v_seq[t])  # (F8)

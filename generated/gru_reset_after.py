@@ -161,14 +161,14 @@ def _forward_steps(w, sizes, xs, seq):
         h_prev = h_seq[t]
         Z_z_r = Z_z_r_seq[t]
         numpy.matmul(h_prev, Wcat_h_prev.T, out=A_h_prev)  # (F1)-(F2)
-        A_h_prev[:, 0:2*H] += A_x[t][:, 0:2*H]
+        A_h_prev[:, 0:2*H] += A_x[t, :, 0:2*H]
         numpy.multiply(A_h_prev[:, 0:2*H], 1/2, out=Z_z_r)  # (F5) (F6)
         numpy.tanh(Z_z_r, out=Z_z_r)
         numpy.multiply(Z_z_r, 1/2, out=Z_z_r)
         numpy.add(Z_z_r, 1/2, out=Z_z_r)
         z = Z_z_r[:, 0:H]
         r = Z_z_r[:, H:2*H]
-        a_nx = A_x[t][:, 2*H:3*H]
+        a_nx = A_x[t, :, 2*H:3*H]
         A_h_prev[:, 2*H:3*H] += bcat_h_prev[2*H:3*H]
         a_nh_seq[t] = A_h_prev[:, 2*H:3*H]
         a_nh = a_nh_seq[t]
@@ -225,7 +225,7 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
         numpy.multiply(d_q, h_prev, out=d_Z_z_r[:, 0:H])  # (B9) fork: v, q
         numpy.subtract(d_Z_z_r[:, 0:H], d_v, out=d_Z_z_r[:, 0:H])
         numpy.multiply(d_s, r, out=d_A_h_prev[:, 2*H:3*H])  # (B10)
-        d_A_x[:, 2*H:3*H][...] = d_a_n  # (B11)
+        d_A_x[:, 2*H:3*H] = d_a_n  # (B11)
         numpy.subtract(1, Z_z_r, out=scratch_Z_z_r)  # (B13) (B12)
         numpy.multiply(scratch_Z_z_r, Z_z_r, out=scratch_Z_z_r)
         numpy.multiply(scratch_Z_z_r, d_Z_z_r, out=d_A_h_prev[:, 0:2*H])

@@ -264,12 +264,12 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
         d_f = c_prev*d_m  # (B13)
         d_z_f = d_f*f*(1 - f)  # (B14)
         d_q_f = d_z_f  # (B15)
-        d_A_x[:, 3*H:4*H][...] = d_z_o  # (B16)
+        d_A_x[:, 3*H:4*H] = d_z_o  # (B16)
         numpy.square(Z_g, out=scratch_Z_g)  # (B17)
         numpy.subtract(1, scratch_Z_g, out=scratch_Z_g)
         numpy.multiply(scratch_Z_g, d_Z_g, out=d_A_x[:, 0:H])
-        d_A_x[:, 2*H:3*H][...] = d_z_i  # (B18)
-        d_A_x[:, H:2*H][...] = d_z_f  # (B19)
+        d_A_x[:, 2*H:3*H] = d_z_i  # (B18)
+        d_A_x[:, H:2*H] = d_z_f  # (B19)
         d_c_prev = d_m*f + d_q_f*p_f + d_q_i*p_i  # (B20) fork: q_f, q_i, m
         d_h_prev = d_A_x @ Wcat_h_prev  # (B21) fork: a_f, a_i, a_g, a_o
         d_p_f += (c_prev*d_q_f).sum(axis=0)  # (P13)
