@@ -203,7 +203,7 @@ def _forward_loop(derivation, plan: Plan, cached):
                 done.add(g.index)
                 lines += _group_forward(derivation, plan, g, done)
             home = plan.home(g)
-            rhs, body = _cols(_ref(home), home.columns(g, name), None), None
+            rhs, body = _cols(_ref(home), home.columns(g, name), home.width), None
         elif _in_block_output(plan, name):
             continue
         elif eq.stage.kind is Kind.SOFTMAX:

@@ -195,7 +195,7 @@ def _forward_steps(w, sizes, xs, seq):
         numpy.multiply(k, o, out=r_seq[t])  # (F13)
         r = r_seq[t]
         numpy.matmul(r, Wcat_r.T, out=A_r)  # (F14)
-        h_seq[t + 1] = A_r[:, 0:P]
+        h_seq[t + 1] = A_r
 
 
 def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):

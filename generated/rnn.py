@@ -141,7 +141,7 @@ def _forward_steps(w, sizes, xs, seq):
         h_prev = h_seq[t]
         numpy.matmul(h_prev, Wcat_h_prev.T, out=A_h_prev)  # (F1)
         A_h_prev += A_x[t]
-        a = A_h_prev[:, 0:H]
+        a = A_h_prev
         numpy.tanh(a, out=h_seq[t + 1])  # (F2)
 
 
