@@ -87,9 +87,10 @@ def tuple_code(items) -> str:
 
 
 def _drop_unused_loads(lines):
-    """Remove `name = name_seq[...]`-style loads (views) of values no later line reads."""
+    """Remove loads and aliases (`f = Z[:, 0:H]`, `a = A`) of values no later line reads."""
     def is_load(line):
-        return re.fullmatch(r"\w+ = \w+\[[^\]]*\]", line) is not None
+        carried = line.split(" = ")[0].endswith("_next")   # read by the next step
+        return re.fullmatch(r"\w+ = \w+(\[[^\]]*\])?", line) is not None and not carried
     kept = []
     for n, line in enumerate(lines):
         name = line.split(" = ")[0]

@@ -161,14 +161,12 @@ def _forward_steps(w, sizes, xs, seq):
         numpy.multiply(Z_f, 1/2, out=Z_f)
         numpy.add(Z_f, 1/2, out=Z_f)
         f = Z_f
-        a_f = A_h_prev
         numpy.multiply(f, h_prev, out=n_1_seq[t])  # (F3)
         n_1 = n_1_seq[t]
         numpy.matmul(n_1, Wcat_n_1.T, out=A_n_1)  # (F4)
         A_n_1 += A_x[t, :, H:2*H]
         numpy.tanh(A_n_1[:, 0:H], out=Z_n)  # (F5)
         n = Z_n
-        a_n = A_n_1
         numpy.subtract(1, f, out=h_1_seq[t])  # (F6)
         h_1 = h_1_seq[t]
         h_2 = h_1*h_prev  # (F7)

@@ -174,7 +174,6 @@ def _forward_steps(w, sizes, xs, seq):
         A_s += A_x[t, :, 2*H:3*H]
         numpy.tanh(A_s[:, 0:H], out=Z_n)  # (F7)
         n = Z_n
-        a_n = A_s
         numpy.subtract(1, z, out=v_seq[t])  # (F8)
         v = v_seq[t]
         m = n*v  # (F9)
