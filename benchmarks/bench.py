@@ -3,11 +3,12 @@
     python benchmarks/bench.py            # every size, a few minutes
     python benchmarks/bench.py --quick    # fewer repetitions, well under a minute
     python benchmarks/bench.py --sizes medium,large --repeats 15
+    python benchmarks/bench.py --threads 1 --clock cpu   # one thread each, CPU time: for a busy machine
 
 Every measurement is forward + backward of the same loss, L = sum(hs * G) for a fixed
-random G, in float32 on the same data.  Implementations are interleaved (one run of each
-in turn, repeated) and the median time is reported, so a busy machine slows all of them
-alike; compare the ratios, not the absolute times.  GEMM efficiency is the matrix-product
+random G, in float32 on the same data.  Implementations are interleaved (three turns of
+each in rotation, a few runs per turn) and the median time is reported, so a busy machine
+slows all of them alike; compare the ratios, not the absolute times.  GEMM efficiency is the matrix-product
 FLOPs of forward + backward (6 T B rows cols per weight matrix: the product, its weight
 gradient and its input gradient) per second, divided by numpy's float32 1024x1024 GEMM
 throughput measured in the same rounds.  Memory is the peak traced by tracemalloc during
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import os
 import statistics
 import sys
 import time
@@ -25,7 +27,18 @@ import tracemalloc
 import warnings
 from pathlib import Path
 
-import numpy as np
+
+def threads_option(argv) -> int:
+    """--threads N, read before NumPy is imported: OpenBLAS fixes its thread count on import."""
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("--threads", type=int, default=2)
+    return parser.parse_known_args(argv)[0].threads
+
+
+if __name__ == "__main__":
+    os.environ["OPENBLAS_NUM_THREADS"] = os.environ["OMP_NUM_THREADS"] = str(threads_option(sys.argv[1:]))
+
+import numpy as np  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
@@ -89,17 +102,28 @@ def gemm_run(n=1024):
     return lambda: a @ b
 
 
-def interleaved(runs, repeats):
-    """Median seconds of each run, measured in turn `repeats` times after one warm-up."""
-    for run in runs.values():
-        run()
+CLOCK = time.perf_counter   # --clock cpu: time.process_time (with --threads 1 on a busy machine)
+# After a call, OpenBLAS's worker threads spin for about 2^28 cycles (and OpenMP's for a while)
+# before they sleep; a run started meanwhile shares the cores with them (measured here: torch
+# 2-10x slower right after a NumPy run).  So each turn of an implementation starts with a
+# pause, then an untimed warm-up run, then timed runs back to back, as in a training loop.
+SETTLE = 0.3
+
+
+def interleaved(runs, repeats, rounds=3):
+    """Median seconds of each run: `rounds` turns per implementation in rotation, each turn
+    a pause, a warm-up and about repeats / rounds timed runs."""
+    rounds = max(1, min(rounds, repeats))
+    per_turn = -(-repeats // rounds)
     times = {name: [] for name in runs}
-    for _ in range(repeats):
+    for _ in range(rounds):
         for name, run in runs.items():
-            time.sleep(0.002)  # let the previous run's spinning BLAS/OpenMP threads go idle
-            start = time.perf_counter()
+            time.sleep(SETTLE)
             run()
-            times[name].append(time.perf_counter() - start)
+            for _ in range(per_turn):
+                start = CLOCK()
+                run()
+                times[name].append(CLOCK() - start)
     return {name: statistics.median(t) for name, t in times.items()}
 
 
@@ -273,7 +297,14 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=None, help="timed runs per implementation")
     parser.add_argument("--quick", action="store_true", help="fewer repetitions, no reference at tall")
     parser.add_argument("--no-torch", action="store_true", help="skip PyTorch even when installed")
+    parser.add_argument("--threads", type=int, default=2,
+                        help="threads for NumPy's BLAS and for PyTorch (default 2, both cores here)")
+    parser.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                        help="wall time (default) or this process's CPU time, which other "
+                             "programs do not inflate; use cpu only with --threads 1")
     args = parser.parse_args(argv)
+    global CLOCK
+    CLOCK = time.process_time if args.clock == "cpu" else time.perf_counter
     sizes = [s.strip() for s in args.sizes.split(",") if s.strip()]
     unknown = [s for s in sizes if s not in SIZES]
     if unknown:
@@ -284,11 +315,13 @@ def main(argv=None):
     if not args.no_torch:
         try:
             import torch
-            torch.set_num_threads(2)
+            torch.set_num_threads(args.threads)
         except ImportError:
             print("PyTorch is not installed: its columns are skipped (pip install torch)")
-    print(machine() + (f", torch {torch.__version__} ({torch.get_num_threads()} threads)" if torch else ""))
-    print(f"repeats per implementation: {repeats}\n")
+    blas = os.environ.get("OPENBLAS_NUM_THREADS", "default")
+    print(machine() + f", NumPy BLAS threads {blas}"
+          + (f", torch {torch.__version__} ({torch.get_num_threads()} threads)" if torch else ""))
+    print(f"repeats per implementation: {repeats}, {args.clock} clock\n")
     bench_lstm(torch, sizes, repeats)
     if torch is not None:
         bench_cells(torch, sizes, repeats)
