@@ -295,7 +295,7 @@ def main(argv=None):
     parser.add_argument("--sizes", default=",".join(SIZES),
                         help=f"comma-separated subset of {', '.join(SIZES)}")
     parser.add_argument("--repeats", type=int, default=None, help="timed runs per implementation")
-    parser.add_argument("--quick", action="store_true", help="fewer repetitions, no reference at tall")
+    parser.add_argument("--quick", action="store_true", help="3 timed runs per implementation instead of 9")
     parser.add_argument("--no-torch", action="store_true", help="skip PyTorch even when installed")
     parser.add_argument("--threads", type=int, default=2,
                         help="threads for NumPy's BLAS and for PyTorch (default 2, both cores here)")
@@ -319,7 +319,8 @@ def main(argv=None):
         except ImportError:
             print("PyTorch is not installed: its columns are skipped (pip install torch)")
     blas = os.environ.get("OPENBLAS_NUM_THREADS", "default")
-    print(machine() + f", NumPy BLAS threads {blas}"
+    kernels = os.environ.get("OPENBLAS_CORETYPE", "auto-detected")
+    print(machine() + f", NumPy BLAS threads {blas}, OpenBLAS kernels {kernels}"
           + (f", torch {torch.__version__} ({torch.get_num_threads()} threads)" if torch else ""))
     print(f"repeats per implementation: {repeats}, {args.clock} clock\n")
     bench_lstm(torch, sizes, repeats)
