@@ -99,6 +99,7 @@ def test_benchmark_script_runs_and_checks_its_gradients(monkeypatch, capsys):
     monkeypatch.setattr(bench, "SIZES", {"small": (3, 2, 4, 6), "tall": (9, 2, 3, 4)})
     small_gemm = bench.gemm_run(64)
     monkeypatch.setattr(bench, "gemm_run", lambda: small_gemm)
+    monkeypatch.setattr(bench, "SETTLE", 0)
     monkeypatch.setattr(sys, "argv", ["bench.py"])
     bench.main(["--repeats", "1"])
     out = capsys.readouterr().out
