@@ -60,11 +60,14 @@ def emit_numpy(derivation: Derivation, command: str) -> str:
         + list(cell.vector_param_names),
         cached=cached,
         forward_pre=_forward_pre(derivation, plan),
+        forward_scratch=_scratch(_forward_pre(derivation, plan)),
         forward_loop=_drop_unused_loads(_forward_loop(derivation, plan, cached)),
         backward_pre=_backward_pre(derivation, plan),
+        backward_scratch=_scratch(_backward_pre(derivation, plan)),
         backward_loop=_drop_unused_loads(_backward_loop(derivation, plan, cached)),
         backward_post=_backward_post(derivation, plan),
         grads=_grads(derivation, plan),
+        dxs_written=_dxs_written(derivation, plan),
         softmax=any(s.kind is Kind.SOFTMAX for s in cell.stages),
     )
     return render("module.py.j2", **context)
@@ -150,6 +153,11 @@ def _z_cached(derivation, block) -> bool:
     return any(o in derivation.cached_values() for o in block.outputs)
 
 
+def _scratch(lines):
+    """Names of the buffers a function takes from the pool (it gives them back at its end)."""
+    return [line.split(" = ")[0] for line in lines if " = _take(" in line]
+
+
 def _labels(derivation, stages):
     labels = [eq.label for eq in derivation.forward if eq.stage.name in stages]
     return f"({labels[0]})" if len(labels) == 1 else f"({labels[0]})-({labels[-1]})"
@@ -177,15 +185,16 @@ def _forward_pre(derivation, plan: Plan):
         if p.hoisted:
             label = _labels(derivation, {s.name for g in p.groups for s in g.stages})
             lines.append(f"# the {p.input} terms of every step at once  {label}")
-            lines.append(f"{p.buffer} = numpy.matmul({p.input}s.reshape(steps * B, -1), {p.weight}.T)"
-                         f".reshape(steps, B, {p.width})")
+            lines.append(f"{p.buffer} = _take((steps, B, {p.width}), dtype)")
+            lines.append(f"numpy.matmul({p.input}s.reshape(steps * B, -1), {p.weight}.T, "
+                         f"out={p.buffer}.reshape(steps * B, {p.width}))")
             if _has_bias(plan, p):
                 lines.append(f"{p.buffer} += {p.bias}")
         else:
-            lines.append(f"{p.buffer} = numpy.empty((B, {p.width}), dtype)")
+            lines.append(f"{p.buffer} = _take((B, {p.width}), dtype)")
     for b in (b for g in plan.groups for b in g.blocks):
         if not _z_cached(derivation, b):
-            lines.append(f"{b.out} = numpy.empty((B, {b.width}), dtype)")
+            lines.append(f"{b.out} = _take((B, {b.width}), dtype)")
     return lines
 
 
@@ -263,9 +272,9 @@ def _backward_pre(derivation, plan: Plan):
     lines = [f'd_{name} = dw["{name}"]' for name in derivation.cell.vector_param_names]
     for p in plan.products:
         if plan.delta_of(p) is p:
-            lines.append(f"d_{p.buffer}_seq = numpy.empty((steps, B, {p.width}), dtype)")
-    lines += [f"d_{b.out} = numpy.empty((B, {b.width}), dtype)" for g in plan.groups for b in g.blocks]
-    lines += [f"scratch_{b.out} = numpy.empty((B, {b.width}), dtype)" for g in plan.groups for b in g.blocks]
+            lines.append(f"d_{p.buffer}_seq = _take((steps, B, {p.width}), dtype)")
+    lines += [f"d_{b.out} = _take((B, {b.width}), dtype)" for g in plan.groups for b in g.blocks]
+    lines += [f"scratch_{b.out} = _take((B, {b.width}), dtype)" for g in plan.groups for b in g.blocks]
     return lines
 
 
@@ -404,6 +413,13 @@ def _backward_post(derivation, plan: Plan):
             names = [s.bias for g in p.groups for s in g.stages if s.bias and plan.bias_home(g) is p]
             lines.append(f'dw["{p.bias}"] += {flat}.sum(axis=0)  # {_param_labels(derivation, names)}')
     return lines
+
+
+def _dxs_written(derivation, plan: Plan) -> bool:
+    """Whether the GEMM after the loop writes all of dxs (so it needs no zeros first)."""
+    x = derivation.cell.input_names[0]
+    return any(p.hoisted and p.input == x for p in plan.products) and \
+        _adjoint_expr(derivation.adjoint(x)) == 0
 
 
 def _grads(derivation, plan: Plan):

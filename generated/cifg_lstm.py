@@ -69,7 +69,9 @@ def forward(params, xs, state0=None, *, checkpoint=None):
         _forward_steps(w, sizes, xs[start:stop], part)
         hs[start:stop] = part["h_seq"][1:]
         state = {"h": part["h_seq"][-1].copy(), "c": part["c_seq"][-1].copy()}
-    cache = dict(xs=xs, sizes=sizes, w=w, k=k, saved=saved, seq=seq if checkpoint is None else None)
+    if checkpoint is not None:
+        _give(*seq.values())
+    cache = _Cache(xs=xs, sizes=sizes, w=w, k=k, saved=saved, seq=seq if checkpoint is None else None)
     return hs, state, cache
 
 
@@ -87,15 +89,18 @@ def backward(params, cache, dhs, dstateT=None):
     dhs = _array("dhs", dhs, (T, B, H), dtype)
     d_next = _state(dstateT, "dstateT", B, sizes, dtype)
     dw = {name: numpy.zeros_like(value) for name, value in w.items()}
-    dxs = numpy.zeros_like(xs)
-    seq = cache["seq"] if cache["seq"] is not None else _buffers(min(k, T), B, sizes, dtype)
+    dxs = numpy.empty_like(xs)
+    recompute = cache["seq"] is None
+    seq = _buffers(min(k, T), B, sizes, dtype) if recompute else cache["seq"]
     for start, state in reversed(list(zip(range(0, T, k), cache["saved"]))):
         stop = min(start + k, T)
-        part = _part(seq, stop - start, None if cache["seq"] is not None else state)
-        if cache["seq"] is None:  # checkpointed: recompute this stretch from its saved state
+        part = _part(seq, stop - start, state if recompute else None)
+        if recompute:  # checkpointed: recompute this stretch from its saved state
             _forward_steps(w, sizes, xs[start:stop], part)
         d_next = _backward_steps(w, sizes, xs[start:stop], part, dhs[start:stop], d_next, dw,
                                  dxs[start:stop])
+    if recompute:
+        _give(*seq.values())
     grads = {}
     grads["W_f"] = dw["Wcat_x"][0:H]
     grads["b_f"] = dw["bcat_x"][0:H]
@@ -124,7 +129,40 @@ def _buffers(n, B, sizes, dtype):
     """Storage for n steps of what the backward pass reads (a state has n + 1 rows)."""
     D = sizes["D"]
     H = sizes["H"]
-    return dict(h_seq=numpy.empty((n + 1, B, H), dtype), c_seq=numpy.empty((n + 1, B, H), dtype), i_seq=numpy.empty((n, B, H), dtype), k_seq=numpy.empty((n, B, H), dtype), Z_f_o_seq=numpy.empty((n, B, 2*H), dtype), Z_g_seq=numpy.empty((n, B, H), dtype))
+    return dict(h_seq=_take((n + 1, B, H), dtype), c_seq=_take((n + 1, B, H), dtype), i_seq=_take((n, B, H), dtype), k_seq=_take((n, B, H), dtype), Z_f_o_seq=_take((n, B, 2*H), dtype), Z_g_seq=_take((n, B, H), dtype))
+
+
+# Buffers are reused across calls: fresh memory costs a page fault per 4 KiB on first
+# touch, a fifth of the time at the large size.  A buffer is in the pool only while no
+# call uses it: functions give back their scratch when they end, a cache its storage
+# when it is dropped.
+_POOL = {}
+
+
+def _take(shape, dtype):
+    """An uninitialised array of this shape, from the pool when it has one."""
+    try:
+        return _POOL[shape, numpy.dtype(dtype)].pop()
+    except (KeyError, IndexError):
+        return numpy.empty(shape, dtype)
+
+
+def _give(*arrays):
+    """Put arrays nobody reads any more into the pool (at most two of each shape)."""
+    if len(_POOL) > 64:
+        _POOL.clear()
+    for array in arrays:
+        free = _POOL.setdefault((array.shape, array.dtype), [])
+        if len(free) < 2:
+            free.append(array)
+
+
+class _Cache(dict):
+    """What `backward` needs; its per-step storage goes back to the pool when it is dropped."""
+
+    def __del__(self):
+        if self.get("seq") is not None and _give is not None:
+            _give(*self["seq"].values())
 
 
 def _part(seq, n, state):
@@ -151,9 +189,10 @@ def _forward_steps(w, sizes, xs, seq):
     Z_f_o_seq = seq["Z_f_o_seq"]
     Z_g_seq = seq["Z_g_seq"]
     # the x terms of every step at once  (F1)-(F3)
-    A_x = numpy.matmul(xs.reshape(steps * B, -1), Wcat_x.T).reshape(steps, B, 3*H)
+    A_x = _take((steps, B, 3*H), dtype)
+    numpy.matmul(xs.reshape(steps * B, -1), Wcat_x.T, out=A_x.reshape(steps * B, 3*H))
     A_x += bcat_x
-    A_h_prev = numpy.empty((B, 3*H), dtype)
+    A_h_prev = _take((B, 3*H), dtype)
     for t in range(steps):
         h_prev = h_seq[t]
         c_prev = c_seq[t]
@@ -178,6 +217,7 @@ def _forward_steps(w, sizes, xs, seq):
         numpy.tanh(c, out=k_seq[t])  # (F11)
         k = k_seq[t]
         numpy.multiply(k, o, out=h_seq[t + 1])  # (F12)
+    _give(A_x, A_h_prev)
 
 
 def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
@@ -198,11 +238,11 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
     Z_g_seq = seq["Z_g_seq"]
     d_h_next = d_next["h"]
     d_c_next = d_next["c"]
-    d_A_x_seq = numpy.empty((steps, B, 3*H), dtype)
-    d_Z_f_o = numpy.empty((B, 2*H), dtype)
-    d_Z_g = numpy.empty((B, H), dtype)
-    scratch_Z_f_o = numpy.empty((B, 2*H), dtype)
-    scratch_Z_g = numpy.empty((B, H), dtype)
+    d_A_x_seq = _take((steps, B, 3*H), dtype)
+    d_Z_f_o = _take((B, 2*H), dtype)
+    d_Z_g = _take((B, H), dtype)
+    scratch_Z_f_o = _take((B, 2*H), dtype)
+    scratch_Z_g = _take((B, H), dtype)
     for t in reversed(range(steps)):
         c_prev = c_seq[t]
         i = i_seq[t]
@@ -237,6 +277,7 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
     numpy.matmul(d_A_x_seq.reshape(steps * B, 3*H), Wcat_x, out=dxs.reshape(steps * B, -1))  # (B15)
     dw["bcat_x"] += d_A_x_seq.reshape(steps * B, 3*H).sum(axis=0)  # (P7)-(P9)
     dw["Wcat_h_prev"] += d_A_x_seq.reshape(steps * B, 3*H).T @ h_seq[:steps].reshape(steps * B, -1)  # (P4)-(P6)
+    _give(d_A_x_seq, d_Z_f_o, d_Z_g, scratch_Z_f_o, scratch_Z_g)
     return {"h": d_h_next, "c": d_c_next}
 
 

@@ -69,7 +69,9 @@ def forward(params, xs, state0=None, *, checkpoint=None):
         _forward_steps(w, sizes, xs[start:stop], part)
         hs[start:stop] = part["h_seq"][1:]
         state = {"h": part["h_seq"][-1].copy()}
-    cache = dict(xs=xs, sizes=sizes, w=w, k=k, saved=saved, seq=seq if checkpoint is None else None)
+    if checkpoint is not None:
+        _give(*seq.values())
+    cache = _Cache(xs=xs, sizes=sizes, w=w, k=k, saved=saved, seq=seq if checkpoint is None else None)
     return hs, state, cache
 
 
@@ -87,15 +89,18 @@ def backward(params, cache, dhs, dstateT=None):
     dhs = _array("dhs", dhs, (T, B, H), dtype)
     d_next = _state(dstateT, "dstateT", B, sizes, dtype)
     dw = {name: numpy.zeros_like(value) for name, value in w.items()}
-    dxs = numpy.zeros_like(xs)
-    seq = cache["seq"] if cache["seq"] is not None else _buffers(min(k, T), B, sizes, dtype)
+    dxs = numpy.empty_like(xs)
+    recompute = cache["seq"] is None
+    seq = _buffers(min(k, T), B, sizes, dtype) if recompute else cache["seq"]
     for start, state in reversed(list(zip(range(0, T, k), cache["saved"]))):
         stop = min(start + k, T)
-        part = _part(seq, stop - start, None if cache["seq"] is not None else state)
-        if cache["seq"] is None:  # checkpointed: recompute this stretch from its saved state
+        part = _part(seq, stop - start, state if recompute else None)
+        if recompute:  # checkpointed: recompute this stretch from its saved state
             _forward_steps(w, sizes, xs[start:stop], part)
         d_next = _backward_steps(w, sizes, xs[start:stop], part, dhs[start:stop], d_next, dw,
                                  dxs[start:stop])
+    if recompute:
+        _give(*seq.values())
     grads = {}
     grads["W_z"] = dw["Wcat_x"][0:H]
     grads["b_z"] = dw["bcat_x"][0:H]
@@ -125,7 +130,40 @@ def _buffers(n, B, sizes, dtype):
     """Storage for n steps of what the backward pass reads (a state has n + 1 rows)."""
     D = sizes["D"]
     H = sizes["H"]
-    return dict(h_seq=numpy.empty((n + 1, B, H), dtype), s_seq=numpy.empty((n, B, H), dtype), v_seq=numpy.empty((n, B, H), dtype), Z_z_r_seq=numpy.empty((n, B, 2*H), dtype), Z_n_seq=numpy.empty((n, B, H), dtype))
+    return dict(h_seq=_take((n + 1, B, H), dtype), s_seq=_take((n, B, H), dtype), v_seq=_take((n, B, H), dtype), Z_z_r_seq=_take((n, B, 2*H), dtype), Z_n_seq=_take((n, B, H), dtype))
+
+
+# Buffers are reused across calls: fresh memory costs a page fault per 4 KiB on first
+# touch, a fifth of the time at the large size.  A buffer is in the pool only while no
+# call uses it: functions give back their scratch when they end, a cache its storage
+# when it is dropped.
+_POOL = {}
+
+
+def _take(shape, dtype):
+    """An uninitialised array of this shape, from the pool when it has one."""
+    try:
+        return _POOL[shape, numpy.dtype(dtype)].pop()
+    except (KeyError, IndexError):
+        return numpy.empty(shape, dtype)
+
+
+def _give(*arrays):
+    """Put arrays nobody reads any more into the pool (at most two of each shape)."""
+    if len(_POOL) > 64:
+        _POOL.clear()
+    for array in arrays:
+        free = _POOL.setdefault((array.shape, array.dtype), [])
+        if len(free) < 2:
+            free.append(array)
+
+
+class _Cache(dict):
+    """What `backward` needs; its per-step storage goes back to the pool when it is dropped."""
+
+    def __del__(self):
+        if self.get("seq") is not None and _give is not None:
+            _give(*self["seq"].values())
 
 
 def _part(seq, n, state):
@@ -152,10 +190,11 @@ def _forward_steps(w, sizes, xs, seq):
     Z_z_r_seq = seq["Z_z_r_seq"]
     Z_n_seq = seq["Z_n_seq"]
     # the x terms of every step at once  (F1)-(F6)
-    A_x = numpy.matmul(xs.reshape(steps * B, -1), Wcat_x.T).reshape(steps, B, 3*H)
+    A_x = _take((steps, B, 3*H), dtype)
+    numpy.matmul(xs.reshape(steps * B, -1), Wcat_x.T, out=A_x.reshape(steps * B, 3*H))
     A_x += bcat_x
-    A_h_prev = numpy.empty((B, 2*H), dtype)
-    A_s = numpy.empty((B, H), dtype)
+    A_h_prev = _take((B, 2*H), dtype)
+    A_s = _take((B, H), dtype)
     for t in range(steps):
         h_prev = h_seq[t]
         Z_z_r = Z_z_r_seq[t]
@@ -179,6 +218,7 @@ def _forward_steps(w, sizes, xs, seq):
         m = n*v  # (F9)
         q = h_prev*z  # (F10)
         numpy.add(m, q, out=h_seq[t + 1])  # (F11)
+    _give(A_x, A_h_prev, A_s)
 
 
 def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
@@ -198,13 +238,13 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
     Z_z_r_seq = seq["Z_z_r_seq"]
     Z_n_seq = seq["Z_n_seq"]
     d_h_next = d_next["h"]
-    d_A_x_seq = numpy.empty((steps, B, 3*H), dtype)
-    d_A_h_prev_seq = numpy.empty((steps, B, 2*H), dtype)
-    d_A_s_seq = numpy.empty((steps, B, H), dtype)
-    d_Z_z_r = numpy.empty((B, 2*H), dtype)
-    d_Z_n = numpy.empty((B, H), dtype)
-    scratch_Z_z_r = numpy.empty((B, 2*H), dtype)
-    scratch_Z_n = numpy.empty((B, H), dtype)
+    d_A_x_seq = _take((steps, B, 3*H), dtype)
+    d_A_h_prev_seq = _take((steps, B, 2*H), dtype)
+    d_A_s_seq = _take((steps, B, H), dtype)
+    d_Z_z_r = _take((B, 2*H), dtype)
+    d_Z_n = _take((B, H), dtype)
+    scratch_Z_z_r = _take((B, 2*H), dtype)
+    scratch_Z_n = _take((B, H), dtype)
     for t in reversed(range(steps)):
         h_prev = h_seq[t]
         s = s_seq[t]
@@ -240,6 +280,7 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
     dw["bcat_x"] += d_A_x_seq.reshape(steps * B, 3*H).sum(axis=0)  # (P7)-(P9)
     dw["Wcat_h_prev"] += d_A_h_prev_seq.reshape(steps * B, 2*H).T @ h_seq[:steps].reshape(steps * B, -1)  # (P4)-(P5)
     dw["Wcat_s"] += d_A_s_seq.reshape(steps * B, H).T @ s_seq.reshape(steps * B, -1)  # (P6)
+    _give(d_A_x_seq, d_A_h_prev_seq, d_A_s_seq, d_Z_z_r, d_Z_n, scratch_Z_z_r, scratch_Z_n)
     return {"h": d_h_next}
 
 
