@@ -143,7 +143,9 @@ def nbytes(value) -> int:
 
 
 def memory(module, params, xs, G, **options):
-    """(peak traced bytes of forward + backward, bytes held by the cache apart from xs)."""
+    """(peak traced bytes of forward + backward, bytes held by the cache apart from xs).
+    The module's buffer pool is emptied first, so every buffer is counted."""
+    getattr(module, "_POOL", {}).clear()
     tracemalloc.start()
     hs, _, cache = module.forward(params, xs, **options)
     held = nbytes({k: v for k, v in cache.items() if k != "xs"})
@@ -327,7 +329,7 @@ def main(argv=None):
     if torch is not None:
         bench_cells(torch, sizes, repeats)
     else:
-        print("Other cells vs PyTorch: skipped (PyTorch not installed)\n")
+        print("Other cells vs PyTorch: skipped (no PyTorch)\n")
     if "tall" in sizes:
         bench_checkpoint(repeats)
 
