@@ -41,6 +41,8 @@ def forward(params, xs, state0=None, *, checkpoint=None):
     dict, and what `backward` needs.  The dtype of xs is kept (float32 in, float32 out).
     checkpoint=k keeps the state only every k steps; `backward` then recomputes each stretch
     of k steps before going back through it (about k times less memory, one more forward).
+    When the cache is dropped its storage is reused by later calls: keep the cache itself
+    (or `cache.copy()`), not arrays taken out of it.
     """
     xs = numpy.asarray(xs)
     if xs.ndim != 3:
@@ -154,7 +156,7 @@ def _give(*arrays):
         _POOL.clear()
     for array in arrays:
         free = _POOL.setdefault((array.shape, array.dtype), [])
-        if len(free) < 2:
+        if len(free) < 2 and all(array is not f for f in free):
             free.append(array)
 
 
@@ -164,6 +166,15 @@ class _Cache(dict):
     def __del__(self):
         if self.get("seq") is not None and _give is not None:
             _give(*self["seq"].values())
+
+    def copy(self):
+        """A cache of its own: the storage is copied, since the original gives its back."""
+        other = _Cache(self)
+        if self["seq"] is not None:
+            other["seq"] = {name: value.copy() for name, value in self["seq"].items()}
+        return other
+
+    __copy__ = copy
 
 
 def _part(seq, n, state):
