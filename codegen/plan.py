@@ -137,6 +137,15 @@ class Plan:
         """Products holding the same groups share one gradient buffer."""
         return next(p for p in self.products if p.groups == product.groups)
 
+    def has_bias(self, product: Product) -> bool:
+        """Whether some group's bias is added in this product (so it has a bias vector)."""
+        return any(self.bias_home(g) is product and any(s.bias for s in g.stages)
+                   for g in product.groups)
+
+    def is_block_output(self, name: str) -> bool:
+        found = self.block_of(name)
+        return found is not None and name in found[1].outputs
+
     def block_of(self, name: str) -> tuple[Group, Block] | None:
         for g in self.groups:
             for b in g.blocks:
