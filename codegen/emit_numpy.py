@@ -1,47 +1,35 @@
 """Emit the standalone NumPy module of a derivation (`generated/<cell>.py`).
 
-All decisions are made here and in `codegen.plan`; the template `module.py.j2` only lays
-the lines out.  Expressions are printed by SymPy's NumPy printer; every emitted line
-that implements an equation cites its label in the document, e.g. `# (B3)`.
+All decisions are made here (the module and the forward steps), in `codegen.emit_backward`
+(the backward steps) and in `codegen.plan` (which products, blocks and buffers); the
+template `module.py.j2` only lays the lines out.  Expressions are printed by SymPy's
+NumPy printer, into preallocated buffers where a value is stored (`codegen.inplace`);
+every emitted line that implements an equation cites its label in the document, e.g.
+`# (B3)`.
 """
 from __future__ import annotations
 
 import re
 
 import sympy as sp
-from sympy.printing.numpy import NumPyPrinter
 
-from codegen.plan import Group, group_of, groups
+from codegen.emit_backward import (backward_loop, backward_post, backward_pre, dxs_written,
+                                   elementwise_parts, grad_lines)
+from codegen.inplace import assign, columns, commented, expr_code, list_labels
+from codegen.plan import Plan, code, plan as make_plan
 from codegen.templates import render
-from derive.derivation import Derivation, TermKind
+from derive.derivation import Derivation, symbol
 from derive.stages import Kind
 
-_PRINTER = NumPyPrinter({"fully_qualified_modules": True, "allow_unknown_functions": False})
-
-
-def expr_code(expr: sp.Expr) -> str:
-    return _PRINTER.doprint(expr)
-
-
-def softmax_code(y: str) -> str:
-    """y * (d_y - sum(d_y * y)), the softmax rule of derive.rules, per batch row."""
-    return f"{y}*(d_{y} - (d_{y}*{y}).sum(axis=-1, keepdims=True))"
-
-
-def elementwise_parts(terms) -> list[str]:
-    """Code of the branches that need no matrix product: the local-partial branches summed
-    into one SymPy expression (so it is printed simplified), then any softmax branches."""
-    local = sum((sp.Symbol(f"d_{t.source}", real=True) * t.factor
-                 for t in terms if t.kind is TermKind.LOCAL), sp.Integer(0))
-    parts = [expr_code(local)] if local != 0 else []
-    return parts + [softmax_code(t.source) for t in terms if t.kind is TermKind.SOFTMAX]
+__all__ = ["emit_numpy", "expr_code", "elementwise_parts", "size_sources", "tuple_code"]
 
 
 def emit_numpy(derivation: Derivation, command: str) -> str:
     """The module's source text."""
-    cell, plan = derivation.cell, groups(derivation)
+    cell, plan = derivation.cell, make_plan(derivation)
     sizes = cell.sizes()
     params = cell.params()
+    cached = _cached(derivation, plan)
     context = dict(
         cell=cell.name, description=cell.description, command=command,
         params=[(name, tuple_code(shape)) for name, shape in params],
@@ -51,13 +39,19 @@ def emit_numpy(derivation: Derivation, command: str) -> str:
         size_args=list(cell.size_args), vector_params=list(cell.vector_param_names),
         torch=_torch_context(cell),
         size_sources=size_sources(params),
-        stacking=_stacking(plan),
-        cached=_cached(derivation),
-        forward_pre=_forward_pre(plan),
-        forward_loop=_drop_unused_loads(_forward_loop(derivation, plan)),
-        backward_pre=_backward_pre(derivation, plan),
-        backward_loop=_drop_unused_loads(_backward_loop(derivation, plan)),
-        backward_post=_backward_post(derivation, plan),
+        stacking=_stacking(plan, sizes),
+        weights=[p.weight for p in plan.products] + [p.bias for p in plan.products if plan.has_bias(p)]
+        + list(cell.vector_param_names),
+        cached=cached,
+        forward_pre=_forward_pre(derivation, plan),
+        forward_scratch=_scratch(_forward_pre(derivation, plan)),
+        forward_loop=_drop_unused_loads(_forward_loop(derivation, plan, cached)),
+        backward_pre=backward_pre(derivation, plan),
+        backward_scratch=_scratch(backward_pre(derivation, plan)),
+        backward_loop=_drop_unused_loads(backward_loop(derivation, plan, cached)),
+        backward_post=backward_post(derivation, plan),
+        grads=grad_lines(derivation, plan),
+        dxs_written=dxs_written(derivation, plan),
         softmax=any(s.kind is Kind.SOFTMAX for s in cell.stages),
     )
     return render("module.py.j2", **context)
@@ -80,9 +74,10 @@ def tuple_code(items) -> str:
 
 
 def _drop_unused_loads(lines):
-    """Remove `name = name_seq[...]`-style loads of values no later line reads."""
+    """Remove loads and aliases (`f = Z[:, 0:H]`, `a = A`) of values no later line reads."""
     def is_load(line):
-        return re.fullmatch(r"\w+ = \w+\[[^\]]*\]", line) is not None
+        carried = line.split(" = ")[0].endswith("_next")   # read by the next step
+        return re.fullmatch(r"\w+ = \w+(\[[^\]]*\])?", line) is not None and not carried
     kept = []
     for n, line in enumerate(lines):
         name = line.split(" = ")[0]
@@ -101,28 +96,41 @@ def size_sources(params):
     return sorted(found.values())
 
 
-def _stacking(plan):
+def _stacking(plan: Plan, sizes):
+    """Lines of `_stack`: every product's weights (and biases) stacked in column order."""
     lines = []
-    for g in plan:
-        for inp in g.inputs:
-            names = ", ".join(f'params["{w}"]' for w in g.weights_of(inp))
-            lines.append(f"{g.weight(inp)} = numpy.concatenate([{names}])")
-        if g.biases:
-            names = ", ".join(f'params["{b}"]' for b in g.biases)
-            lines.append(f"{g.bias} = numpy.concatenate([{names}])")
+    for p in plan.products:
+        names = ", ".join(f'params["{w}"]' for g in p.groups for w in p.weights_of(g))
+        lines.append(f"{p.weight} = numpy.concatenate([{names}])")
+        if plan.has_bias(p):
+            blocks = [f'params["{s.bias}"]' if s.bias and plan.bias_home(g) is p
+                      else f"numpy.zeros({s.size}, dtype)" for g in p.groups for s in g.stages]
+            lines.append(f"{p.bias} = numpy.concatenate([{', '.join(blocks)}])")
     return lines
 
 
-def _cached(derivation):
-    """(name, size, is_state): per-step values the backward pass reads, stored per step."""
+def _cached(derivation, plan: Plan):
+    """(name, size, is_state): per-step values the backward pass reads, stored per step.
+    Block outputs are stored together in their group's Z buffer instead."""
     cell = derivation.cell
     sizes = cell.sizes()
     read = set(derivation.cached_values()) - set(cell.input_names)
     states = [s for s in cell.state_names if f"{s}_prev" in read or s in read]
-    rest = [v for v in read if not v.endswith("_prev") and v not in cell.state_names]
+    rest = [v for v in read if not v.endswith("_prev") and v not in cell.state_names
+            and not plan.is_block_output(v)]
     order = [eq.stage.name for eq in derivation.forward]
     return [(s, sizes[s], True) for s in cell.state_names if s in states or s == cell.output] + \
-        [(v, sizes[v], False) for v in order if v in rest]
+        [(v, sizes[v], False) for v in order if v in rest] + \
+        [(b.out, b.width, False) for g in plan.groups for b in g.blocks if _z_cached(derivation, b)]
+
+
+def _z_cached(derivation, block) -> bool:
+    return any(o in derivation.cached_values() for o in block.outputs)
+
+
+def _scratch(lines):
+    """Names of the buffers a function takes from the pool (it gives them back at its end)."""
+    return [line.split(" = ")[0] for line in lines if " = _take(" in line]
 
 
 def _labels(derivation, stages):
@@ -130,137 +138,86 @@ def _labels(derivation, stages):
     return f"({labels[0]})" if len(labels) == 1 else f"({labels[0]})-({labels[-1]})"
 
 
-def _forward_pre(plan):
+def _ref(product, time="t"):
+    """The per-step buffer of a product's terms."""
+    return f"{product.buffer}[{time}]" if product.hoisted else product.buffer
+
+
+def _forward_pre(derivation, plan: Plan):
     lines = []
-    for g in plan:
-        for inp in g.hoisted:
-            bias = f" + {g.bias}" if g.biases else ""
-            lines.append(f"# input terms of {', '.join(s.name for s in g.stages)} for all steps")
-            lines.append(f"{g.buffer}_{inp} = ({inp}s.reshape(T * B, -1) @ {g.weight(inp)}.T"
-                         f"{bias}).reshape(T, B, {g.width})")
+    for p in plan.products:
+        if p.hoisted:
+            label = _labels(derivation, {s.name for g in p.groups for s in g.stages})
+            lines.append(f"# the {p.input} terms of every step at once  {label}")
+            lines.append(f"{p.buffer} = _take((steps, B, {p.width}), dtype)")
+            lines.append(f"numpy.matmul({p.input}s.reshape(steps * B, -1), {p.weight}.T, "
+                         f"out={p.buffer}.reshape(steps * B, {p.width}))")
+            if plan.has_bias(p):
+                lines.append(f"{p.buffer} += {p.bias}")
+        else:
+            lines.append(f"{p.buffer} = _take((B, {p.width}), dtype)")
+    for b in (b for g in plan.groups for b in g.blocks):
+        if not _z_cached(derivation, b):
+            lines.append(f"{b.out} = _take((B, {b.width}), dtype)")
     return lines
 
 
-def _forward_loop(derivation, plan):
+def _forward_loop(derivation, plan: Plan, cached):
     cell = derivation.cell
-    cached = {name for name, _, _ in _cached(derivation)}
+    stored = {name for name, _, _ in cached}
     lines = [f"{x} = {x}s[t]" for x in cell.input_names]
     lines += [f"{s}_prev = {s}_seq[t]" for s in cell.state_names]
+    lines += [f"{b.out} = {b.out}_seq[t]" for g in plan.groups for b in g.blocks if b.out in stored]
+    done = set()
     for eq in derivation.forward:
         name = eq.stage.name
-        g = group_of(plan, name)
+        g = plan.group_of(name)
         if g is not None:
-            if name == g.stages[0].name:
-                lines += _group_forward(derivation, g)
-            rhs = f"{g.buffer}[:, {g.slices()[name]}]"
-        elif eq.stage.kind is Kind.SOFTMAX:
-            rhs = f"_softmax({eq.stage.inputs[0]})  # ({eq.label})"
-        else:
-            rhs = f"{expr_code(eq.numeric)}  # ({eq.label})"
-        if name in cell.state_names:
-            lines += [f"{name}_seq[t + 1] = {rhs}", f"{name} = {name}_seq[t + 1]"]
-        elif name in cached:
-            lines += [f"{name}_seq[t] = {rhs}", f"{name} = {name}_seq[t]"]
-        else:
-            lines.append(f"{name} = {rhs}")
-    return lines
-
-
-def _group_forward(derivation, g: Group):
-    terms = [f"{g.buffer}_{inp}[t]" for inp in g.hoisted]
-    terms += [f"{inp} @ {g.weight(inp)}.T" for inp in g.inputs if inp not in g.hoisted]
-    if g.biases and not g.hoisted:
-        terms.append(g.bias)
-    label = _labels(derivation, {s.name for s in g.stages})
-    return [f"{g.buffer} = {' + '.join(terms)}  # {label}"]
-
-
-def _backward_pre(derivation, plan):
-    lines = [f"d_{g.param} = numpy.zeros_like({g.param})"
-             for g in derivation.param_grads if g.stage is None]
-    for g in plan:
-        store = "(T, B, " if g.hoisted else "(B, "
-        lines.append(f"d_{g.buffer}_seq = numpy.empty({store}{g.width}), dtype)" if g.hoisted
-                     else f"d_{g.buffer} = numpy.empty((B, {g.width}), dtype)")
-        for inp in g.inputs:
-            if inp not in g.hoisted:
-                lines.append(f"d_{g.weight(inp)} = numpy.zeros_like({g.weight(inp)})")
-        if g.biases and not g.hoisted:
-            lines.append(f"d_{g.bias} = numpy.zeros_like({g.bias})")
-    return lines
-
-
-def _backward_loop(derivation, plan):
-    cell = derivation.cell
-    lines = [f"{x} = {x}s[t]" for x in cell.input_names]
-    lines += [f"{s}_prev = {s}_seq[t]" for s in cell.state_names]
-    for name, _, is_state in _cached(derivation):
-        lines.append(f"{name} = {name}_seq[t + 1]" if is_state else f"{name} = {name}_seq[t]")
-    lines += [f"d_{g.buffer} = d_{g.buffer}_seq[t]" for g in plan if g.hoisted]
-    for adj in derivation.adjoints:
-        lines += _adjoint_lines(adj, cell, plan)
-    for g in plan:
-        for inp in g.inputs:
-            if inp not in g.hoisted:
-                label = _param_labels(derivation, g.weights_of(inp))
-                lines.append(f"d_{g.weight(inp)} += d_{g.buffer}.T @ {inp}  # {label}")
-        if g.biases and not g.hoisted:
-            label = _param_labels(derivation, g.biases)
-            lines.append(f"d_{g.bias} += d_{g.buffer}.sum(axis=0)  # {label}")
-    for g in derivation.param_grads:
-        if g.stage is None:
-            total = " + ".join(elementwise_parts(g.terms))
-            lines.append(f"d_{g.param} += ({total}).sum(axis=0)  # ({g.label})")
-    lines += [f"d_{s}_next = d_{s}_prev" for s in cell.state_names]
-    return lines
-
-
-def _adjoint_lines(adj, cell, plan):
-    sequence = adj.target in cell.input_names
-    parts = elementwise_parts(adj.terms)
-    for term in adj.terms:
-        if term.kind is TermKind.LOSS:
-            parts.append(f"d{term.source}s[t]")
-        elif term.kind is TermKind.CARRY:
-            parts.append(f"d_{adj.target}_next")
-    for g in plan:
-        if adj.target in g.inputs and not (sequence and adj.target in g.hoisted):
-            parts.append(f"d_{g.buffer} @ {g.weight(adj.target)}")
-    comment = f"  # ({adj.label})" + (f" fork: {', '.join(t.branch for t in adj.terms)}"
-                                       if adj.is_fork else "")
-    g = group_of(plan, adj.target)
-    if g is not None:
-        return [f"d_{g.buffer}[:, {g.slices()[adj.target]}] = {' + '.join(parts)}{comment}"]
-    if sequence:
-        return [f"d{adj.target}s[t] = {' + '.join(parts)}{comment}"] if parts else []
-    rhs = " + ".join(parts) if parts else f"numpy.zeros((B, {adj.size}), dtype)"
-    return [f"d_{adj.target} = {rhs}{comment}"]
-
-
-def _param_labels(derivation, names):
-    labels = [g.label for g in derivation.param_grads if g.param in names]
-    return f"({labels[0]})" if len(labels) == 1 else f"({labels[0]})-({labels[-1]})"
-
-
-def _backward_post(derivation, plan):
-    lines = []
-    for g in plan:
-        if not g.hoisted:
+            if g.index not in done:
+                done.add(g.index)
+                lines += _group_forward(derivation, plan, g, done)
+            home = plan.home(g)
+            rhs, body = columns(_ref(home), home.columns(g, name), home.width), None
+        elif plan.is_block_output(name):
             continue
-        flat = f"d_{g.buffer}_flat"
-        lines.append(f"{flat} = d_{g.buffer}_seq.reshape(T * B, {g.width})")
-        for inp in g.hoisted:
-            label = _param_labels(derivation, g.weights_of(inp))
-            lines.append(f"d_{g.weight(inp)} = {flat}.T @ {inp}s.reshape(T * B, -1)  # {label}")
-            x_label = derivation.adjoint(inp).label
-            lines.append(f"d{inp}s += ({flat} @ {g.weight(inp)}).reshape(T, B, -1)  # ({x_label})")
-        if g.biases:
-            lines.append(f"d_{g.bias} = {flat}.sum(axis=0)  # {_param_labels(derivation, g.biases)}")
-    for g in plan:
-        slices = g.slices()
-        for inp in g.inputs:
-            lines += [f'grads["{w}"] = d_{g.weight(inp)}[{slices[s.name]}]'
-                      for w, s in zip(g.weights_of(inp), g.stages)]
-        lines += [f'grads["{s.bias}"] = d_{g.bias}[{slices[s.name]}]' for s in g.stages if s.bias]
-    lines += [f'grads["{g.param}"] = d_{g.param}' for g in derivation.param_grads if g.stage is None]
+        elif eq.stage.kind is Kind.SOFTMAX:
+            rhs, body = f"_softmax({eq.stage.inputs[0]})", None
+        else:
+            rhs, body = expr_code(eq.numeric), eq.numeric
+        comment = "" if g is not None else f"  # ({eq.label})"
+        target = (f"{name}_seq[t + 1]" if name in cell.state_names
+                  else f"{name}_seq[t]" if name in stored else None)
+        if target is None:
+            lines.append(f"{name} = {rhs}{comment}")
+            continue
+        lines += commented(assign(body, target) if body is not None else [f"{target} = {rhs}"],
+                            comment)
+        lines.append(f"{name} = {target}")
+    return lines
+
+
+def _group_forward(derivation, plan: Plan, g, done):
+    """The products a group needs, its pre-activations summed in its home buffer, its blocks."""
+    lines = []
+    label = _labels(derivation, set(g.names))
+    for p in plan.products_of(g):
+        if not p.hoisted and p.buffer not in done:
+            done.add(p.buffer)
+            lines.append(f"numpy.matmul({p.input}, {p.weight}.T, out={p.buffer})  # {label}")
+    home = plan.home(g)
+    target = columns(_ref(home), home.columns(g), home.width)
+    for p in plan.products_of(g):
+        if p is not home:
+            lines.append(f"{target} += {columns(_ref(p), p.columns(g), p.width)}")
+    if plan.bias_home(g) is home and not home.hoisted and any(s.bias for s in g.stages):
+        lines.append(f"{target} += {home.bias}[{home.columns(g)}]")
+    for b in g.blocks:
+        first = next(eq for eq in derivation.forward if eq.stage.name == b.outputs[0])
+        start = home.start(g) + sp.sympify(b.start)
+        stop = home.start(g) + sp.sympify(b.stop)
+        source = sp.Symbol(columns(_ref(home), f"{code(start)}:{code(stop)}", None), real=True)
+        body = first.numeric.xreplace({symbol(b.members[0]): source})
+        labels = list_labels(eq.label for eq in derivation.forward if eq.stage.name in b.outputs)
+        lines += commented(assign(body, b.out), f"  # {labels}")
+        lines += [f"{out} = {columns(b.out, b.columns(out), b.width)}" for out in b.outputs]
     return lines

@@ -31,11 +31,15 @@ def init_params(input_size, hidden_size, *, seed=0, dtype=numpy.float64):
     return {name: rng.uniform(-bound, bound, size=tuple(sizes[s] for s in shape)).astype(dtype)
             for name, shape in PARAMS.items()}
 
-def forward(params, xs, state0=None):
+def forward(params, xs, state0=None, *, checkpoint=None):
     """Run the cell over xs (T, B, D) from state0 (a dict of (B, size) arrays; zeros when None).
 
     Returns (hs, stateT, cache): the per-step outputs (T, B, H), the final state as a
     dict, and what `backward` needs.  The dtype of xs is kept (float32 in, float32 out).
+    checkpoint=k keeps the state only every k steps; `backward` then recomputes each stretch
+    of k steps before going back through it (about k times less memory, one more forward).
+    When the cache is dropped its storage is reused by later calls: keep the cache itself
+    (or `cache.copy()`), not arrays taken out of it.
     """
     xs = numpy.asarray(xs)
     if xs.ndim != 3:
@@ -47,45 +51,27 @@ def forward(params, xs, state0=None):
     T, B = xs.shape[:2]
     if xs.shape[2] != D:
         raise ValueError(f"xs has shape {xs.shape}, expected (T, B, D) = ({T}, {B}, {D})")
+    if checkpoint is not None and (isinstance(checkpoint, bool) or not isinstance(checkpoint, (int, numpy.integer)) or checkpoint < 1):
+        raise ValueError(f"checkpoint must be None or a positive int, got {checkpoint!r}")
     xs = xs.astype(dtype, copy=False)
     params = {name: numpy.asarray(params[name]).astype(dtype, copy=False) for name in PARAMS}
-    state0 = _state(state0, "state0", B, sizes, dtype)
-    Wcat_x = numpy.concatenate([params["W_f"]])
-    Wcat_h_prev = numpy.concatenate([params["U_f"]])
-    bcat = numpy.concatenate([params["b_f"]])
-    Wcat1_x = numpy.concatenate([params["W_n"]])
-    Wcat1_n_1 = numpy.concatenate([params["U_n"]])
-    bcat1 = numpy.concatenate([params["b_n"]])
-    # input terms of a_f for all steps
-    A_x = (xs.reshape(T * B, -1) @ Wcat_x.T + bcat).reshape(T, B, H)
-    # input terms of a_n for all steps
-    A1_x = (xs.reshape(T * B, -1) @ Wcat1_x.T + bcat1).reshape(T, B, H)
-    h_seq = numpy.empty((T + 1, B, H), dtype)
-    h_seq[0] = state0["h"]
-    f_seq = numpy.empty((T, B, H), dtype)
-    n_1_seq = numpy.empty((T, B, H), dtype)
-    n_seq = numpy.empty((T, B, H), dtype)
-    h_1_seq = numpy.empty((T, B, H), dtype)
-    for t in range(T):
-        h_prev = h_seq[t]
-        A = A_x[t] + h_prev @ Wcat_h_prev.T  # (F1)
-        a_f = A[:, 0:H]
-        f_seq[t] = (1/2)*numpy.tanh((1/2)*a_f) + 1/2  # (F2)
-        f = f_seq[t]
-        n_1_seq[t] = f*h_prev  # (F3)
-        n_1 = n_1_seq[t]
-        A1 = A1_x[t] + n_1 @ Wcat1_n_1.T  # (F4)
-        a_n = A1[:, 0:H]
-        n_seq[t] = numpy.tanh(a_n)  # (F5)
-        n = n_seq[t]
-        h_1_seq[t] = 1 - f  # (F6)
-        h_1 = h_1_seq[t]
-        h_2 = h_1*h_prev  # (F7)
-        h_3 = f*n  # (F8)
-        h_seq[t + 1] = h_2 + h_3  # (F9)
-    cache = dict(xs=xs, params=params, sizes=sizes, Wcat_x=Wcat_x, Wcat_h_prev=Wcat_h_prev, bcat=bcat, Wcat1_x=Wcat1_x, Wcat1_n_1=Wcat1_n_1, bcat1=bcat1, h_seq=h_seq, f_seq=f_seq, n_1_seq=n_1_seq, n_seq=n_seq, h_1_seq=h_1_seq)
-    stateT = {"h": h_seq[T].copy()}
-    return h_seq[1:].copy(), stateT, cache
+    state = {s: value.copy() for s, value in _state(state0, "state0", B, sizes, dtype).items()}
+    w = _stack(params, sizes, dtype)
+    k = max(T, 1) if checkpoint is None else int(checkpoint)
+    seq = _buffers(min(k, T), B, sizes, dtype)
+    hs = numpy.empty((T, B, H), dtype)
+    saved = []
+    for start in range(0, T, k):
+        stop = min(start + k, T)
+        saved.append(state)
+        part = _part(seq, stop - start, state)
+        _forward_steps(w, sizes, xs[start:stop], part)
+        hs[start:stop] = part["h_seq"][1:]
+        state = {"h": part["h_seq"][-1].copy()}
+    if checkpoint is not None:
+        _give(*seq.values())
+    cache = _Cache(xs=xs, sizes=sizes, w=w, k=k, saved=saved, seq=seq if checkpoint is None else None)
+    return hs, state, cache
 
 
 def backward(params, cache, dhs, dstateT=None):
@@ -94,68 +80,211 @@ def backward(params, cache, dhs, dstateT=None):
     Returns (grads, dxs, dstate0): grads keyed like params, dxs (T, B, D) and
     dstate0 = dL/dstate_0 as a dict.  dstateT=None means the loss does not read the final state.
     """
-    xs, sizes = cache["xs"], cache["sizes"]
+    xs, sizes, w, k = cache["xs"], cache["sizes"], cache["w"], cache["k"]
     dtype = xs.dtype
     D = sizes["D"]
     H = sizes["H"]
     T, B = xs.shape[:2]
     dhs = _array("dhs", dhs, (T, B, H), dtype)
-    dstateT = _state(dstateT, "dstateT", B, sizes, dtype)
-    Wcat_x = cache["Wcat_x"]
-    Wcat_h_prev = cache["Wcat_h_prev"]
-    bcat = cache["bcat"]
-    Wcat1_x = cache["Wcat1_x"]
-    Wcat1_n_1 = cache["Wcat1_n_1"]
-    bcat1 = cache["bcat1"]
-    h_seq = cache["h_seq"]
-    f_seq = cache["f_seq"]
-    n_1_seq = cache["n_1_seq"]
-    n_seq = cache["n_seq"]
-    h_1_seq = cache["h_1_seq"]
-    dxs = numpy.zeros_like(xs)
-    d_h_next = dstateT["h"]
-    d_A_seq = numpy.empty((T, B, H), dtype)
-    d_Wcat_h_prev = numpy.zeros_like(Wcat_h_prev)
-    d_A1_seq = numpy.empty((T, B, H), dtype)
-    d_Wcat1_n_1 = numpy.zeros_like(Wcat1_n_1)
-    for t in reversed(range(T)):
+    d_next = _state(dstateT, "dstateT", B, sizes, dtype)
+    dw = {name: numpy.zeros_like(value) for name, value in w.items()}
+    dxs = numpy.empty_like(xs)
+    recompute = cache["seq"] is None
+    seq = _buffers(min(k, T), B, sizes, dtype) if recompute else cache["seq"]
+    for start, state in reversed(list(zip(range(0, T, k), cache["saved"]))):
+        stop = min(start + k, T)
+        part = _part(seq, stop - start, state if recompute else None)
+        if recompute:  # checkpointed: recompute this stretch from its saved state
+            _forward_steps(w, sizes, xs[start:stop], part)
+        d_next = _backward_steps(w, sizes, xs[start:stop], part, dhs[start:stop], d_next, dw,
+                                 dxs[start:stop])
+    if recompute:
+        _give(*seq.values())
+    grads = {}
+    grads["W_f"] = dw["Wcat_x"][0:H]
+    grads["b_f"] = dw["bcat_x"][0:H]
+    grads["W_n"] = dw["Wcat_x"][H:2*H]
+    grads["b_n"] = dw["bcat_x"][H:2*H]
+    grads["U_f"] = dw["Wcat_h_prev"][0:H]
+    grads["U_n"] = dw["Wcat_n_1"][0:H]
+    grads = {name: grads[name] for name in PARAMS}
+    return grads, dxs, d_next
+
+
+def _stack(params, sizes, dtype):
+    """The weights of every input stacked into one matrix (and biases into one vector)."""
+    D = sizes["D"]
+    H = sizes["H"]
+    Wcat_x = numpy.concatenate([params["W_f"], params["W_n"]])
+    bcat_x = numpy.concatenate([params["b_f"], params["b_n"]])
+    Wcat_h_prev = numpy.concatenate([params["U_f"]])
+    Wcat_n_1 = numpy.concatenate([params["U_n"]])
+    return dict(Wcat_x=Wcat_x, Wcat_h_prev=Wcat_h_prev, Wcat_n_1=Wcat_n_1, bcat_x=bcat_x)
+
+
+def _buffers(n, B, sizes, dtype):
+    """Storage for n steps of what the backward pass reads (a state has n + 1 rows)."""
+    D = sizes["D"]
+    H = sizes["H"]
+    return dict(h_seq=_take((n + 1, B, H), dtype), n_1_seq=_take((n, B, H), dtype), h_1_seq=_take((n, B, H), dtype), Z_f_seq=_take((n, B, H), dtype), Z_n_seq=_take((n, B, H), dtype))
+
+
+# Buffers are reused across calls: fresh memory costs a page fault per 4 KiB on first
+# touch, a fifth of the time at the large size.  A buffer is in the pool only while no
+# call uses it: functions give back their scratch when they end, a cache its storage
+# when it is dropped.
+_POOL = {}
+
+
+def _take(shape, dtype):
+    """An uninitialised array of this shape, from the pool when it has one."""
+    try:
+        return _POOL[shape, numpy.dtype(dtype)].pop()
+    except (KeyError, IndexError):
+        return numpy.empty(shape, dtype)
+
+
+def _give(*arrays):
+    """Put arrays nobody reads any more into the pool (at most two of each shape)."""
+    if len(_POOL) > 64:
+        _POOL.clear()
+    for array in arrays:
+        free = _POOL.setdefault((array.shape, array.dtype), [])
+        if len(free) < 2 and all(array is not f for f in free):
+            free.append(array)
+
+
+class _Cache(dict):
+    """What `backward` needs; its per-step storage goes back to the pool when it is dropped."""
+
+    def __del__(self):
+        if self.get("seq") is not None and _give is not None:
+            _give(*self["seq"].values())
+
+    def copy(self):
+        """A cache of its own: the storage is copied, since the original gives its back."""
+        other = _Cache(self)
+        if self["seq"] is not None:
+            other["seq"] = {name: value.copy() for name, value in self["seq"].items()}
+        return other
+
+    __copy__ = copy
+
+
+def _part(seq, n, state):
+    """The first n steps of the storage, views; the states' first rows set from state (if given)."""
+    part = {name: value[:n + 1] if name[:-4] in STATE else value[:n] for name, value in seq.items()}
+    for s in STATE if state is not None else ():
+        part[f"{s}_seq"][0] = state[s]
+    return part
+
+
+def _forward_steps(w, sizes, xs, seq):
+    """Steps 0..steps-1 of xs (steps, B, D), from the states in row 0 of seq; fills seq."""
+    D = sizes["D"]
+    H = sizes["H"]
+    steps, B = xs.shape[:2]
+    dtype = xs.dtype
+    Wcat_x = w["Wcat_x"]
+    Wcat_h_prev = w["Wcat_h_prev"]
+    Wcat_n_1 = w["Wcat_n_1"]
+    bcat_x = w["bcat_x"]
+    h_seq = seq["h_seq"]
+    n_1_seq = seq["n_1_seq"]
+    h_1_seq = seq["h_1_seq"]
+    Z_f_seq = seq["Z_f_seq"]
+    Z_n_seq = seq["Z_n_seq"]
+    # the x terms of every step at once  (F1)-(F4)
+    A_x = _take((steps, B, 2*H), dtype)
+    numpy.matmul(xs.reshape(steps * B, -1), Wcat_x.T, out=A_x.reshape(steps * B, 2*H))
+    A_x += bcat_x
+    A_h_prev = _take((B, H), dtype)
+    A_n_1 = _take((B, H), dtype)
+    for t in range(steps):
         h_prev = h_seq[t]
-        f = f_seq[t]
+        Z_f = Z_f_seq[t]
+        Z_n = Z_n_seq[t]
+        numpy.matmul(h_prev, Wcat_h_prev.T, out=A_h_prev)  # (F1)
+        A_h_prev += A_x[t, :, 0:H]
+        numpy.multiply(A_h_prev[:, 0:H], 1/2, out=Z_f)  # (F2)
+        numpy.tanh(Z_f, out=Z_f)
+        numpy.multiply(Z_f, 1/2, out=Z_f)
+        numpy.add(Z_f, 1/2, out=Z_f)
+        f = Z_f
+        numpy.multiply(f, h_prev, out=n_1_seq[t])  # (F3)
         n_1 = n_1_seq[t]
-        n = n_seq[t]
+        numpy.matmul(n_1, Wcat_n_1.T, out=A_n_1)  # (F4)
+        A_n_1 += A_x[t, :, H:2*H]
+        numpy.tanh(A_n_1[:, 0:H], out=Z_n)  # (F5)
+        n = Z_n
+        numpy.subtract(1, f, out=h_1_seq[t])  # (F6)
         h_1 = h_1_seq[t]
-        d_A = d_A_seq[t]
-        d_A1 = d_A1_seq[t]
+        h_2 = h_1*h_prev  # (F7)
+        h_3 = f*n  # (F8)
+        numpy.add(h_2, h_3, out=h_seq[t + 1])  # (F9)
+    _give(A_x, A_h_prev, A_n_1)
+
+
+def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
+    """Steps steps-1..0 back from d_next (the state gradients after the last step); adds the parameter
+    gradients into dw, writes dxs (steps, B, D) and returns the state gradients before step 0."""
+    D = sizes["D"]
+    H = sizes["H"]
+    steps, B = xs.shape[:2]
+    dtype = xs.dtype
+    Wcat_x = w["Wcat_x"]
+    Wcat_h_prev = w["Wcat_h_prev"]
+    Wcat_n_1 = w["Wcat_n_1"]
+    bcat_x = w["bcat_x"]
+    h_seq = seq["h_seq"]
+    n_1_seq = seq["n_1_seq"]
+    h_1_seq = seq["h_1_seq"]
+    Z_f_seq = seq["Z_f_seq"]
+    Z_n_seq = seq["Z_n_seq"]
+    d_h_next = d_next["h"]
+    d_A_x_seq = _take((steps, B, 2*H), dtype)
+    d_A_h_prev_seq = _take((steps, B, H), dtype)
+    d_A_n_1_seq = _take((steps, B, H), dtype)
+    d_Z_f = _take((B, H), dtype)
+    d_Z_n = _take((B, H), dtype)
+    scratch_Z_f = _take((B, H), dtype)
+    scratch_Z_n = _take((B, H), dtype)
+    for t in reversed(range(steps)):
+        h_prev = h_seq[t]
+        n_1 = n_1_seq[t]
+        h_1 = h_1_seq[t]
+        Z_f = Z_f_seq[t]
+        Z_n = Z_n_seq[t]
+        f = Z_f
+        n = Z_n
+        d_A_h_prev = d_A_h_prev_seq[t]
+        d_A_n_1 = d_A_n_1_seq[t]
         d_h = dhs[t] + d_h_next  # (B1) fork: loss, next step
         d_h_3 = d_h  # (B2)
         d_h_2 = d_h  # (B3)
         d_h_1 = d_h_2*h_prev  # (B4)
-        d_n = d_h_3*f  # (B5)
-        d_A1[:, 0:H] = d_n*(1 - n**2)  # (B6)
-        d_n_1 = d_A1 @ Wcat1_n_1  # (B7)
-        d_f = -d_h_1 + d_h_3*n + d_n_1*h_prev  # (B8) fork: n_1, h_1, h_3
-        d_A[:, 0:H] = d_f*f*(1 - f)  # (B9)
-        d_h_prev = d_h_2*h_1 + d_n_1*f + d_A @ Wcat_h_prev  # (B10) fork: a_f, n_1, h_2
-        d_Wcat_h_prev += d_A.T @ h_prev  # (P3)
-        d_Wcat1_n_1 += d_A1.T @ n_1  # (P4)
+        numpy.multiply(d_h_3, f, out=d_Z_n[:, 0:H])  # (B5)
+        numpy.square(Z_n, out=scratch_Z_n)  # (B6)
+        numpy.subtract(1, scratch_Z_n, out=scratch_Z_n)
+        numpy.multiply(scratch_Z_n, d_Z_n, out=d_A_n_1[:, 0:H])
+        d_n_1 = d_A_n_1 @ Wcat_n_1  # (B7)
+        numpy.multiply(d_h_3, n, out=d_Z_f[:, 0:H])  # (B8) fork: n_1, h_1, h_3
+        numpy.add(d_Z_f[:, 0:H], d_n_1*h_prev, out=d_Z_f[:, 0:H])
+        numpy.subtract(d_Z_f[:, 0:H], d_h_1, out=d_Z_f[:, 0:H])
+        numpy.subtract(1, Z_f, out=scratch_Z_f)  # (B9)
+        numpy.multiply(scratch_Z_f, Z_f, out=scratch_Z_f)
+        numpy.multiply(scratch_Z_f, d_Z_f, out=d_A_h_prev[:, 0:H])
+        d_h_prev = d_h_2*h_1 + d_n_1*f + d_A_h_prev @ Wcat_h_prev  # (B10) fork: a_f, n_1, h_2
         d_h_next = d_h_prev
-    grads = {}
-    d_A_flat = d_A_seq.reshape(T * B, H)
-    d_Wcat_x = d_A_flat.T @ xs.reshape(T * B, -1)  # (P1)
-    dxs += (d_A_flat @ Wcat_x).reshape(T, B, -1)  # (B11)
-    d_bcat = d_A_flat.sum(axis=0)  # (P5)
-    d_A1_flat = d_A1_seq.reshape(T * B, H)
-    d_Wcat1_x = d_A1_flat.T @ xs.reshape(T * B, -1)  # (P2)
-    dxs += (d_A1_flat @ Wcat1_x).reshape(T, B, -1)  # (B11)
-    d_bcat1 = d_A1_flat.sum(axis=0)  # (P6)
-    grads["W_f"] = d_Wcat_x[0:H]
-    grads["U_f"] = d_Wcat_h_prev[0:H]
-    grads["b_f"] = d_bcat[0:H]
-    grads["W_n"] = d_Wcat1_x[0:H]
-    grads["U_n"] = d_Wcat1_n_1[0:H]
-    grads["b_n"] = d_bcat1[0:H]
-    grads = {name: grads[name] for name in PARAMS}
-    return grads, dxs, {"h": d_h_next}
+    d_A_x_seq[:, :, 0:H] = d_A_h_prev_seq[:, :, 0:H]
+    d_A_x_seq[:, :, H:2*H] = d_A_n_1_seq[:, :, 0:H]
+    dw["Wcat_x"] += d_A_x_seq.reshape(steps * B, 2*H).T @ xs.reshape(steps * B, -1)  # (P1)-(P2)
+    numpy.matmul(d_A_x_seq.reshape(steps * B, 2*H), Wcat_x, out=dxs.reshape(steps * B, -1))  # (B11)
+    dw["bcat_x"] += d_A_x_seq.reshape(steps * B, 2*H).sum(axis=0)  # (P5)-(P6)
+    dw["Wcat_h_prev"] += d_A_h_prev_seq.reshape(steps * B, H).T @ h_seq[:steps].reshape(steps * B, -1)  # (P3)
+    dw["Wcat_n_1"] += d_A_n_1_seq.reshape(steps * B, H).T @ n_1_seq.reshape(steps * B, -1)  # (P4)
+    _give(d_A_x_seq, d_A_h_prev_seq, d_A_n_1_seq, d_Z_f, d_Z_n, scratch_Z_f, scratch_Z_n)
+    return {"h": d_h_next}
 
 
 def _sizes(params):

@@ -37,11 +37,15 @@ def init_params(input_size, hidden_size, *, seed=0, dtype=numpy.float64):
     return {name: rng.uniform(-bound, bound, size=tuple(sizes[s] for s in shape)).astype(dtype)
             for name, shape in PARAMS.items()}
 
-def forward(params, xs, state0=None):
+def forward(params, xs, state0=None, *, checkpoint=None):
     """Run the cell over xs (T, B, D) from state0 (a dict of (B, size) arrays; zeros when None).
 
     Returns (hs, stateT, cache): the per-step outputs (T, B, H), the final state as a
     dict, and what `backward` needs.  The dtype of xs is kept (float32 in, float32 out).
+    checkpoint=k keeps the state only every k steps; `backward` then recomputes each stretch
+    of k steps before going back through it (about k times less memory, one more forward).
+    When the cache is dropped its storage is reused by later calls: keep the cache itself
+    (or `cache.copy()`), not arrays taken out of it.
     """
     xs = numpy.asarray(xs)
     if xs.ndim != 3:
@@ -53,51 +57,27 @@ def forward(params, xs, state0=None):
     T, B = xs.shape[:2]
     if xs.shape[2] != D:
         raise ValueError(f"xs has shape {xs.shape}, expected (T, B, D) = ({T}, {B}, {D})")
+    if checkpoint is not None and (isinstance(checkpoint, bool) or not isinstance(checkpoint, (int, numpy.integer)) or checkpoint < 1):
+        raise ValueError(f"checkpoint must be None or a positive int, got {checkpoint!r}")
     xs = xs.astype(dtype, copy=False)
     params = {name: numpy.asarray(params[name]).astype(dtype, copy=False) for name in PARAMS}
-    state0 = _state(state0, "state0", B, sizes, dtype)
-    Wcat_x = numpy.concatenate([params["W_f"], params["W_i"], params["W_g"], params["W_o"]])
-    Wcat_h_prev = numpy.concatenate([params["U_f"], params["U_i"], params["U_g"], params["U_o"]])
-    bcat = numpy.concatenate([params["b_f"], params["b_i"], params["b_g"], params["b_o"]])
-    # input terms of a_f, a_i, a_g, a_o for all steps
-    A_x = (xs.reshape(T * B, -1) @ Wcat_x.T + bcat).reshape(T, B, 4*H)
-    h_seq = numpy.empty((T + 1, B, H), dtype)
-    h_seq[0] = state0["h"]
-    c_seq = numpy.empty((T + 1, B, H), dtype)
-    c_seq[0] = state0["c"]
-    f_seq = numpy.empty((T, B, H), dtype)
-    i_seq = numpy.empty((T, B, H), dtype)
-    a_g_seq = numpy.empty((T, B, H), dtype)
-    g_seq = numpy.empty((T, B, H), dtype)
-    o_seq = numpy.empty((T, B, H), dtype)
-    h_1_seq = numpy.empty((T, B, H), dtype)
-    for t in range(T):
-        h_prev = h_seq[t]
-        c_prev = c_seq[t]
-        A = A_x[t] + h_prev @ Wcat_h_prev.T  # (F1)-(F7)
-        a_f = A[:, 0:H]
-        f_seq[t] = (1/2)*numpy.tanh((1/2)*a_f) + 1/2  # (F2)
-        f = f_seq[t]
-        a_i = A[:, H:2*H]
-        i_seq[t] = (1/2)*numpy.tanh((1/2)*a_i) + 1/2  # (F4)
-        i = i_seq[t]
-        a_g_seq[t] = A[:, 2*H:3*H]
-        a_g = a_g_seq[t]
-        g_seq[t] = a_g/(abs(a_g) + 1)  # (F6)
-        g = g_seq[t]
-        a_o = A[:, 3*H:4*H]
-        o_seq[t] = (1/2)*numpy.tanh((1/2)*a_o) + 1/2  # (F8)
-        o = o_seq[t]
-        c_1 = c_prev*f  # (F9)
-        c_2 = g*i  # (F10)
-        c_seq[t + 1] = c_1 + c_2  # (F11)
-        c = c_seq[t + 1]
-        h_1_seq[t] = numpy.tanh(c)  # (F12)
-        h_1 = h_1_seq[t]
-        h_seq[t + 1] = h_1*o  # (F13)
-    cache = dict(xs=xs, params=params, sizes=sizes, Wcat_x=Wcat_x, Wcat_h_prev=Wcat_h_prev, bcat=bcat, h_seq=h_seq, c_seq=c_seq, f_seq=f_seq, i_seq=i_seq, a_g_seq=a_g_seq, g_seq=g_seq, o_seq=o_seq, h_1_seq=h_1_seq)
-    stateT = {"h": h_seq[T].copy(), "c": c_seq[T].copy()}
-    return h_seq[1:].copy(), stateT, cache
+    state = {s: value.copy() for s, value in _state(state0, "state0", B, sizes, dtype).items()}
+    w = _stack(params, sizes, dtype)
+    k = max(T, 1) if checkpoint is None else int(checkpoint)
+    seq = _buffers(min(k, T), B, sizes, dtype)
+    hs = numpy.empty((T, B, H), dtype)
+    saved = []
+    for start in range(0, T, k):
+        stop = min(start + k, T)
+        saved.append(state)
+        part = _part(seq, stop - start, state)
+        _forward_steps(w, sizes, xs[start:stop], part)
+        hs[start:stop] = part["h_seq"][1:]
+        state = {"h": part["h_seq"][-1].copy(), "c": part["c_seq"][-1].copy()}
+    if checkpoint is not None:
+        _give(*seq.values())
+    cache = _Cache(xs=xs, sizes=sizes, w=w, k=k, saved=saved, seq=seq if checkpoint is None else None)
+    return hs, state, cache
 
 
 def backward(params, cache, dhs, dstateT=None):
@@ -106,76 +86,214 @@ def backward(params, cache, dhs, dstateT=None):
     Returns (grads, dxs, dstate0): grads keyed like params, dxs (T, B, D) and
     dstate0 = dL/dstate_0 as a dict.  dstateT=None means the loss does not read the final state.
     """
-    xs, sizes = cache["xs"], cache["sizes"]
+    xs, sizes, w, k = cache["xs"], cache["sizes"], cache["w"], cache["k"]
     dtype = xs.dtype
     D = sizes["D"]
     H = sizes["H"]
     T, B = xs.shape[:2]
     dhs = _array("dhs", dhs, (T, B, H), dtype)
-    dstateT = _state(dstateT, "dstateT", B, sizes, dtype)
-    Wcat_x = cache["Wcat_x"]
-    Wcat_h_prev = cache["Wcat_h_prev"]
-    bcat = cache["bcat"]
-    h_seq = cache["h_seq"]
-    c_seq = cache["c_seq"]
-    f_seq = cache["f_seq"]
-    i_seq = cache["i_seq"]
-    a_g_seq = cache["a_g_seq"]
-    g_seq = cache["g_seq"]
-    o_seq = cache["o_seq"]
-    h_1_seq = cache["h_1_seq"]
-    dxs = numpy.zeros_like(xs)
-    d_h_next = dstateT["h"]
-    d_c_next = dstateT["c"]
-    d_A_seq = numpy.empty((T, B, 4*H), dtype)
-    d_Wcat_h_prev = numpy.zeros_like(Wcat_h_prev)
-    for t in reversed(range(T)):
+    d_next = _state(dstateT, "dstateT", B, sizes, dtype)
+    dw = {name: numpy.zeros_like(value) for name, value in w.items()}
+    dxs = numpy.empty_like(xs)
+    recompute = cache["seq"] is None
+    seq = _buffers(min(k, T), B, sizes, dtype) if recompute else cache["seq"]
+    for start, state in reversed(list(zip(range(0, T, k), cache["saved"]))):
+        stop = min(start + k, T)
+        part = _part(seq, stop - start, state if recompute else None)
+        if recompute:  # checkpointed: recompute this stretch from its saved state
+            _forward_steps(w, sizes, xs[start:stop], part)
+        d_next = _backward_steps(w, sizes, xs[start:stop], part, dhs[start:stop], d_next, dw,
+                                 dxs[start:stop])
+    if recompute:
+        _give(*seq.values())
+    grads = {}
+    grads["W_f"] = dw["Wcat_x"][0:H]
+    grads["b_f"] = dw["bcat_x"][0:H]
+    grads["W_i"] = dw["Wcat_x"][H:2*H]
+    grads["b_i"] = dw["bcat_x"][H:2*H]
+    grads["W_o"] = dw["Wcat_x"][2*H:3*H]
+    grads["b_o"] = dw["bcat_x"][2*H:3*H]
+    grads["W_g"] = dw["Wcat_x"][3*H:4*H]
+    grads["b_g"] = dw["bcat_x"][3*H:4*H]
+    grads["U_f"] = dw["Wcat_h_prev"][0:H]
+    grads["U_i"] = dw["Wcat_h_prev"][H:2*H]
+    grads["U_o"] = dw["Wcat_h_prev"][2*H:3*H]
+    grads["U_g"] = dw["Wcat_h_prev"][3*H:4*H]
+    grads = {name: grads[name] for name in PARAMS}
+    return grads, dxs, d_next
+
+
+def _stack(params, sizes, dtype):
+    """The weights of every input stacked into one matrix (and biases into one vector)."""
+    D = sizes["D"]
+    H = sizes["H"]
+    Wcat_x = numpy.concatenate([params["W_f"], params["W_i"], params["W_o"], params["W_g"]])
+    bcat_x = numpy.concatenate([params["b_f"], params["b_i"], params["b_o"], params["b_g"]])
+    Wcat_h_prev = numpy.concatenate([params["U_f"], params["U_i"], params["U_o"], params["U_g"]])
+    return dict(Wcat_x=Wcat_x, Wcat_h_prev=Wcat_h_prev, bcat_x=bcat_x)
+
+
+def _buffers(n, B, sizes, dtype):
+    """Storage for n steps of what the backward pass reads (a state has n + 1 rows)."""
+    D = sizes["D"]
+    H = sizes["H"]
+    return dict(h_seq=_take((n + 1, B, H), dtype), c_seq=_take((n + 1, B, H), dtype), a_g_seq=_take((n, B, H), dtype), g_seq=_take((n, B, H), dtype), h_1_seq=_take((n, B, H), dtype), Z_f_i_o_seq=_take((n, B, 3*H), dtype))
+
+
+# Buffers are reused across calls: fresh memory costs a page fault per 4 KiB on first
+# touch, a fifth of the time at the large size.  A buffer is in the pool only while no
+# call uses it: functions give back their scratch when they end, a cache its storage
+# when it is dropped.
+_POOL = {}
+
+
+def _take(shape, dtype):
+    """An uninitialised array of this shape, from the pool when it has one."""
+    try:
+        return _POOL[shape, numpy.dtype(dtype)].pop()
+    except (KeyError, IndexError):
+        return numpy.empty(shape, dtype)
+
+
+def _give(*arrays):
+    """Put arrays nobody reads any more into the pool (at most two of each shape)."""
+    if len(_POOL) > 64:
+        _POOL.clear()
+    for array in arrays:
+        free = _POOL.setdefault((array.shape, array.dtype), [])
+        if len(free) < 2 and all(array is not f for f in free):
+            free.append(array)
+
+
+class _Cache(dict):
+    """What `backward` needs; its per-step storage goes back to the pool when it is dropped."""
+
+    def __del__(self):
+        if self.get("seq") is not None and _give is not None:
+            _give(*self["seq"].values())
+
+    def copy(self):
+        """A cache of its own: the storage is copied, since the original gives its back."""
+        other = _Cache(self)
+        if self["seq"] is not None:
+            other["seq"] = {name: value.copy() for name, value in self["seq"].items()}
+        return other
+
+    __copy__ = copy
+
+
+def _part(seq, n, state):
+    """The first n steps of the storage, views; the states' first rows set from state (if given)."""
+    part = {name: value[:n + 1] if name[:-4] in STATE else value[:n] for name, value in seq.items()}
+    for s in STATE if state is not None else ():
+        part[f"{s}_seq"][0] = state[s]
+    return part
+
+
+def _forward_steps(w, sizes, xs, seq):
+    """Steps 0..steps-1 of xs (steps, B, D), from the states in row 0 of seq; fills seq."""
+    D = sizes["D"]
+    H = sizes["H"]
+    steps, B = xs.shape[:2]
+    dtype = xs.dtype
+    Wcat_x = w["Wcat_x"]
+    Wcat_h_prev = w["Wcat_h_prev"]
+    bcat_x = w["bcat_x"]
+    h_seq = seq["h_seq"]
+    c_seq = seq["c_seq"]
+    a_g_seq = seq["a_g_seq"]
+    g_seq = seq["g_seq"]
+    h_1_seq = seq["h_1_seq"]
+    Z_f_i_o_seq = seq["Z_f_i_o_seq"]
+    # the x terms of every step at once  (F1)-(F7)
+    A_x = _take((steps, B, 4*H), dtype)
+    numpy.matmul(xs.reshape(steps * B, -1), Wcat_x.T, out=A_x.reshape(steps * B, 4*H))
+    A_x += bcat_x
+    A_h_prev = _take((B, 4*H), dtype)
+    for t in range(steps):
         h_prev = h_seq[t]
         c_prev = c_seq[t]
-        f = f_seq[t]
-        i = i_seq[t]
+        Z_f_i_o = Z_f_i_o_seq[t]
+        numpy.matmul(h_prev, Wcat_h_prev.T, out=A_h_prev)  # (F1)-(F7)
+        A_h_prev += A_x[t]
+        numpy.multiply(A_h_prev[:, 0:3*H], 1/2, out=Z_f_i_o)  # (F2) (F4) (F8)
+        numpy.tanh(Z_f_i_o, out=Z_f_i_o)
+        numpy.multiply(Z_f_i_o, 1/2, out=Z_f_i_o)
+        numpy.add(Z_f_i_o, 1/2, out=Z_f_i_o)
+        f = Z_f_i_o[:, 0:H]
+        i = Z_f_i_o[:, H:2*H]
+        o = Z_f_i_o[:, 2*H:3*H]
+        a_g_seq[t] = A_h_prev[:, 3*H:4*H]
+        a_g = a_g_seq[t]
+        g_seq[t] = (abs(a_g) + 1)**(-1.0)  # (F6)
+        numpy.multiply(g_seq[t], a_g, out=g_seq[t])
+        g = g_seq[t]
+        c_1 = c_prev*f  # (F9)
+        c_2 = g*i  # (F10)
+        numpy.add(c_1, c_2, out=c_seq[t + 1])  # (F11)
+        c = c_seq[t + 1]
+        numpy.tanh(c, out=h_1_seq[t])  # (F12)
+        h_1 = h_1_seq[t]
+        numpy.multiply(h_1, o, out=h_seq[t + 1])  # (F13)
+    _give(A_x, A_h_prev)
+
+
+def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
+    """Steps steps-1..0 back from d_next (the state gradients after the last step); adds the parameter
+    gradients into dw, writes dxs (steps, B, D) and returns the state gradients before step 0."""
+    D = sizes["D"]
+    H = sizes["H"]
+    steps, B = xs.shape[:2]
+    dtype = xs.dtype
+    Wcat_x = w["Wcat_x"]
+    Wcat_h_prev = w["Wcat_h_prev"]
+    bcat_x = w["bcat_x"]
+    h_seq = seq["h_seq"]
+    c_seq = seq["c_seq"]
+    a_g_seq = seq["a_g_seq"]
+    g_seq = seq["g_seq"]
+    h_1_seq = seq["h_1_seq"]
+    Z_f_i_o_seq = seq["Z_f_i_o_seq"]
+    d_h_next = d_next["h"]
+    d_c_next = d_next["c"]
+    d_A_x_seq = _take((steps, B, 4*H), dtype)
+    d_Z_f_i_o = _take((B, 3*H), dtype)
+    scratch_Z_f_i_o = _take((B, 3*H), dtype)
+    for t in reversed(range(steps)):
+        c_prev = c_seq[t]
         a_g = a_g_seq[t]
         g = g_seq[t]
-        o = o_seq[t]
         h_1 = h_1_seq[t]
-        d_A = d_A_seq[t]
+        Z_f_i_o = Z_f_i_o_seq[t]
+        f = Z_f_i_o[:, 0:H]
+        i = Z_f_i_o[:, H:2*H]
+        o = Z_f_i_o[:, 2*H:3*H]
+        d_A_x = d_A_x_seq[t]
         d_h = dhs[t] + d_h_next  # (B1) fork: loss, next step
         d_h_1 = d_h*o  # (B2)
         d_c = d_h_1*(1 - h_1**2) + d_c_next  # (B3) fork: h_1, next step
         d_c_2 = d_c  # (B4)
         d_c_1 = d_c  # (B5)
-        d_o = d_h*h_1  # (B6)
-        d_A[:, 3*H:4*H] = d_o*o*(1 - o)  # (B7)
+        numpy.multiply(d_h, h_1, out=d_Z_f_i_o[:, 2*H:3*H])  # (B6)
         d_g = d_c_2*i  # (B8)
-        d_A[:, 2*H:3*H] = d_g*(-a_g*numpy.sign(a_g)/(abs(a_g) + 1)**2 + (abs(a_g) + 1)**(-1.0))  # (B9)
-        d_i = d_c_2*g  # (B10)
-        d_A[:, H:2*H] = d_i*i*(1 - i)  # (B11)
-        d_f = c_prev*d_c_1  # (B12)
-        d_A[:, 0:H] = d_f*f*(1 - f)  # (B13)
+        d_A_x[:, 3*H:4*H] = (abs(a_g) + 1)**(-1.0)  # (B9)
+        numpy.subtract(d_A_x[:, 3*H:4*H], a_g*numpy.sign(a_g)/(abs(a_g) + 1)**2, out=d_A_x[:, 3*H:4*H])
+        numpy.multiply(d_A_x[:, 3*H:4*H], d_g, out=d_A_x[:, 3*H:4*H])
+        numpy.multiply(d_c_2, g, out=d_Z_f_i_o[:, H:2*H])  # (B10)
+        numpy.multiply(c_prev, d_c_1, out=d_Z_f_i_o[:, 0:H])  # (B12)
+        numpy.subtract(1, Z_f_i_o, out=scratch_Z_f_i_o)  # (B13) (B11) (B7)
+        numpy.multiply(scratch_Z_f_i_o, Z_f_i_o, out=scratch_Z_f_i_o)
+        numpy.multiply(scratch_Z_f_i_o, d_Z_f_i_o, out=d_A_x[:, 0:3*H])
         d_c_prev = d_c_1*f  # (B14)
-        d_h_prev = d_A @ Wcat_h_prev  # (B15) fork: a_f, a_i, a_g, a_o
-        d_Wcat_h_prev += d_A.T @ h_prev  # (P5)-(P8)
+        d_h_prev = d_A_x @ Wcat_h_prev  # (B15) fork: a_f, a_i, a_g, a_o
         d_h_next = d_h_prev
         d_c_next = d_c_prev
-    grads = {}
-    d_A_flat = d_A_seq.reshape(T * B, 4*H)
-    d_Wcat_x = d_A_flat.T @ xs.reshape(T * B, -1)  # (P1)-(P4)
-    dxs += (d_A_flat @ Wcat_x).reshape(T, B, -1)  # (B16)
-    d_bcat = d_A_flat.sum(axis=0)  # (P9)-(P12)
-    grads["W_f"] = d_Wcat_x[0:H]
-    grads["W_i"] = d_Wcat_x[H:2*H]
-    grads["W_g"] = d_Wcat_x[2*H:3*H]
-    grads["W_o"] = d_Wcat_x[3*H:4*H]
-    grads["U_f"] = d_Wcat_h_prev[0:H]
-    grads["U_i"] = d_Wcat_h_prev[H:2*H]
-    grads["U_g"] = d_Wcat_h_prev[2*H:3*H]
-    grads["U_o"] = d_Wcat_h_prev[3*H:4*H]
-    grads["b_f"] = d_bcat[0:H]
-    grads["b_i"] = d_bcat[H:2*H]
-    grads["b_g"] = d_bcat[2*H:3*H]
-    grads["b_o"] = d_bcat[3*H:4*H]
-    grads = {name: grads[name] for name in PARAMS}
-    return grads, dxs, {"h": d_h_next, "c": d_c_next}
+    dw["Wcat_x"] += d_A_x_seq.reshape(steps * B, 4*H).T @ xs.reshape(steps * B, -1)  # (P1)-(P4)
+    numpy.matmul(d_A_x_seq.reshape(steps * B, 4*H), Wcat_x, out=dxs.reshape(steps * B, -1))  # (B16)
+    dw["bcat_x"] += d_A_x_seq.reshape(steps * B, 4*H).sum(axis=0)  # (P9)-(P12)
+    dw["Wcat_h_prev"] += d_A_x_seq.reshape(steps * B, 4*H).T @ h_seq[:steps].reshape(steps * B, -1)  # (P5)-(P8)
+    _give(d_A_x_seq, d_Z_f_i_o, scratch_Z_f_i_o)
+    return {"h": d_h_next, "c": d_c_next}
 
 
 def _sizes(params):

@@ -35,11 +35,15 @@ def init_params(input_size, hidden_size, *, seed=0, dtype=numpy.float64):
     return {name: rng.uniform(-bound, bound, size=tuple(sizes[s] for s in shape)).astype(dtype)
             for name, shape in PARAMS.items()}
 
-def forward(params, xs, state0=None):
+def forward(params, xs, state0=None, *, checkpoint=None):
     """Run the cell over xs (T, B, D) from state0 (a dict of (B, size) arrays; zeros when None).
 
     Returns (hs, stateT, cache): the per-step outputs (T, B, H), the final state as a
     dict, and what `backward` needs.  The dtype of xs is kept (float32 in, float32 out).
+    checkpoint=k keeps the state only every k steps; `backward` then recomputes each stretch
+    of k steps before going back through it (about k times less memory, one more forward).
+    When the cache is dropped its storage is reused by later calls: keep the cache itself
+    (or `cache.copy()`), not arrays taken out of it.
     """
     xs = numpy.asarray(xs)
     if xs.ndim != 3:
@@ -51,53 +55,27 @@ def forward(params, xs, state0=None):
     T, B = xs.shape[:2]
     if xs.shape[2] != D:
         raise ValueError(f"xs has shape {xs.shape}, expected (T, B, D) = ({T}, {B}, {D})")
+    if checkpoint is not None and (isinstance(checkpoint, bool) or not isinstance(checkpoint, (int, numpy.integer)) or checkpoint < 1):
+        raise ValueError(f"checkpoint must be None or a positive int, got {checkpoint!r}")
     xs = xs.astype(dtype, copy=False)
     params = {name: numpy.asarray(params[name]).astype(dtype, copy=False) for name in PARAMS}
-    state0 = _state(state0, "state0", B, sizes, dtype)
-    Wcat_x = numpy.concatenate([params["W_z"], params["W_r"]])
-    Wcat_h_prev = numpy.concatenate([params["U_z"], params["U_r"]])
-    bcat = numpy.concatenate([params["b_z"], params["b_r"]])
-    Wcat1_x = numpy.concatenate([params["W_n"]])
-    bcat1 = numpy.concatenate([params["b_n"]])
-    Wcat2_h_prev = numpy.concatenate([params["U_n"]])
-    bcat2 = numpy.concatenate([params["b_hn"]])
-    # input terms of a_z, a_r for all steps
-    A_x = (xs.reshape(T * B, -1) @ Wcat_x.T + bcat).reshape(T, B, 2*H)
-    # input terms of a_nx for all steps
-    A1_x = (xs.reshape(T * B, -1) @ Wcat1_x.T + bcat1).reshape(T, B, H)
-    h_seq = numpy.empty((T + 1, B, H), dtype)
-    h_seq[0] = state0["h"]
-    a_nh_seq = numpy.empty((T, B, H), dtype)
-    z_seq = numpy.empty((T, B, H), dtype)
-    r_seq = numpy.empty((T, B, H), dtype)
-    n_seq = numpy.empty((T, B, H), dtype)
-    v_seq = numpy.empty((T, B, H), dtype)
-    for t in range(T):
-        h_prev = h_seq[t]
-        A = A_x[t] + h_prev @ Wcat_h_prev.T  # (F1)-(F2)
-        a_z = A[:, 0:H]
-        a_r = A[:, H:2*H]
-        A1 = A1_x[t]  # (F3)
-        a_nx = A1[:, 0:H]
-        A2 = h_prev @ Wcat2_h_prev.T + bcat2  # (F4)
-        a_nh_seq[t] = A2[:, 0:H]
-        a_nh = a_nh_seq[t]
-        z_seq[t] = (1/2)*numpy.tanh((1/2)*a_z) + 1/2  # (F5)
-        z = z_seq[t]
-        r_seq[t] = (1/2)*numpy.tanh((1/2)*a_r) + 1/2  # (F6)
-        r = r_seq[t]
-        s = a_nh*r  # (F7)
-        a_n = a_nx + s  # (F8)
-        n_seq[t] = numpy.tanh(a_n)  # (F9)
-        n = n_seq[t]
-        v_seq[t] = 1 - z  # (F10)
-        v = v_seq[t]
-        m = n*v  # (F11)
-        q = h_prev*z  # (F12)
-        h_seq[t + 1] = m + q  # (F13)
-    cache = dict(xs=xs, params=params, sizes=sizes, Wcat_x=Wcat_x, Wcat_h_prev=Wcat_h_prev, bcat=bcat, Wcat1_x=Wcat1_x, bcat1=bcat1, Wcat2_h_prev=Wcat2_h_prev, bcat2=bcat2, h_seq=h_seq, a_nh_seq=a_nh_seq, z_seq=z_seq, r_seq=r_seq, n_seq=n_seq, v_seq=v_seq)
-    stateT = {"h": h_seq[T].copy()}
-    return h_seq[1:].copy(), stateT, cache
+    state = {s: value.copy() for s, value in _state(state0, "state0", B, sizes, dtype).items()}
+    w = _stack(params, sizes, dtype)
+    k = max(T, 1) if checkpoint is None else int(checkpoint)
+    seq = _buffers(min(k, T), B, sizes, dtype)
+    hs = numpy.empty((T, B, H), dtype)
+    saved = []
+    for start in range(0, T, k):
+        stop = min(start + k, T)
+        saved.append(state)
+        part = _part(seq, stop - start, state)
+        _forward_steps(w, sizes, xs[start:stop], part)
+        hs[start:stop] = part["h_seq"][1:]
+        state = {"h": part["h_seq"][-1].copy()}
+    if checkpoint is not None:
+        _give(*seq.values())
+    cache = _Cache(xs=xs, sizes=sizes, w=w, k=k, saved=saved, seq=seq if checkpoint is None else None)
+    return hs, state, cache
 
 
 def backward(params, cache, dhs, dstateT=None):
@@ -106,43 +84,187 @@ def backward(params, cache, dhs, dstateT=None):
     Returns (grads, dxs, dstate0): grads keyed like params, dxs (T, B, D) and
     dstate0 = dL/dstate_0 as a dict.  dstateT=None means the loss does not read the final state.
     """
-    xs, sizes = cache["xs"], cache["sizes"]
+    xs, sizes, w, k = cache["xs"], cache["sizes"], cache["w"], cache["k"]
     dtype = xs.dtype
     D = sizes["D"]
     H = sizes["H"]
     T, B = xs.shape[:2]
     dhs = _array("dhs", dhs, (T, B, H), dtype)
-    dstateT = _state(dstateT, "dstateT", B, sizes, dtype)
-    Wcat_x = cache["Wcat_x"]
-    Wcat_h_prev = cache["Wcat_h_prev"]
-    bcat = cache["bcat"]
-    Wcat1_x = cache["Wcat1_x"]
-    bcat1 = cache["bcat1"]
-    Wcat2_h_prev = cache["Wcat2_h_prev"]
-    bcat2 = cache["bcat2"]
-    h_seq = cache["h_seq"]
-    a_nh_seq = cache["a_nh_seq"]
-    z_seq = cache["z_seq"]
-    r_seq = cache["r_seq"]
-    n_seq = cache["n_seq"]
-    v_seq = cache["v_seq"]
-    dxs = numpy.zeros_like(xs)
-    d_h_next = dstateT["h"]
-    d_A_seq = numpy.empty((T, B, 2*H), dtype)
-    d_Wcat_h_prev = numpy.zeros_like(Wcat_h_prev)
-    d_A1_seq = numpy.empty((T, B, H), dtype)
-    d_A2 = numpy.empty((B, H), dtype)
-    d_Wcat2_h_prev = numpy.zeros_like(Wcat2_h_prev)
-    d_bcat2 = numpy.zeros_like(bcat2)
-    for t in reversed(range(T)):
+    d_next = _state(dstateT, "dstateT", B, sizes, dtype)
+    dw = {name: numpy.zeros_like(value) for name, value in w.items()}
+    dxs = numpy.empty_like(xs)
+    recompute = cache["seq"] is None
+    seq = _buffers(min(k, T), B, sizes, dtype) if recompute else cache["seq"]
+    for start, state in reversed(list(zip(range(0, T, k), cache["saved"]))):
+        stop = min(start + k, T)
+        part = _part(seq, stop - start, state if recompute else None)
+        if recompute:  # checkpointed: recompute this stretch from its saved state
+            _forward_steps(w, sizes, xs[start:stop], part)
+        d_next = _backward_steps(w, sizes, xs[start:stop], part, dhs[start:stop], d_next, dw,
+                                 dxs[start:stop])
+    if recompute:
+        _give(*seq.values())
+    grads = {}
+    grads["W_z"] = dw["Wcat_x"][0:H]
+    grads["b_z"] = dw["bcat_x"][0:H]
+    grads["W_r"] = dw["Wcat_x"][H:2*H]
+    grads["b_r"] = dw["bcat_x"][H:2*H]
+    grads["W_n"] = dw["Wcat_x"][2*H:3*H]
+    grads["b_n"] = dw["bcat_x"][2*H:3*H]
+    grads["U_z"] = dw["Wcat_h_prev"][0:H]
+    grads["U_r"] = dw["Wcat_h_prev"][H:2*H]
+    grads["U_n"] = dw["Wcat_h_prev"][2*H:3*H]
+    grads["b_hn"] = dw["bcat_h_prev"][2*H:3*H]
+    grads = {name: grads[name] for name in PARAMS}
+    return grads, dxs, d_next
+
+
+def _stack(params, sizes, dtype):
+    """The weights of every input stacked into one matrix (and biases into one vector)."""
+    D = sizes["D"]
+    H = sizes["H"]
+    Wcat_x = numpy.concatenate([params["W_z"], params["W_r"], params["W_n"]])
+    bcat_x = numpy.concatenate([params["b_z"], params["b_r"], params["b_n"]])
+    Wcat_h_prev = numpy.concatenate([params["U_z"], params["U_r"], params["U_n"]])
+    bcat_h_prev = numpy.concatenate([numpy.zeros(H, dtype), numpy.zeros(H, dtype), params["b_hn"]])
+    return dict(Wcat_x=Wcat_x, Wcat_h_prev=Wcat_h_prev, bcat_x=bcat_x, bcat_h_prev=bcat_h_prev)
+
+
+def _buffers(n, B, sizes, dtype):
+    """Storage for n steps of what the backward pass reads (a state has n + 1 rows)."""
+    D = sizes["D"]
+    H = sizes["H"]
+    return dict(h_seq=_take((n + 1, B, H), dtype), a_nh_seq=_take((n, B, H), dtype), n_seq=_take((n, B, H), dtype), v_seq=_take((n, B, H), dtype), Z_z_r_seq=_take((n, B, 2*H), dtype))
+
+
+# Buffers are reused across calls: fresh memory costs a page fault per 4 KiB on first
+# touch, a fifth of the time at the large size.  A buffer is in the pool only while no
+# call uses it: functions give back their scratch when they end, a cache its storage
+# when it is dropped.
+_POOL = {}
+
+
+def _take(shape, dtype):
+    """An uninitialised array of this shape, from the pool when it has one."""
+    try:
+        return _POOL[shape, numpy.dtype(dtype)].pop()
+    except (KeyError, IndexError):
+        return numpy.empty(shape, dtype)
+
+
+def _give(*arrays):
+    """Put arrays nobody reads any more into the pool (at most two of each shape)."""
+    if len(_POOL) > 64:
+        _POOL.clear()
+    for array in arrays:
+        free = _POOL.setdefault((array.shape, array.dtype), [])
+        if len(free) < 2 and all(array is not f for f in free):
+            free.append(array)
+
+
+class _Cache(dict):
+    """What `backward` needs; its per-step storage goes back to the pool when it is dropped."""
+
+    def __del__(self):
+        if self.get("seq") is not None and _give is not None:
+            _give(*self["seq"].values())
+
+    def copy(self):
+        """A cache of its own: the storage is copied, since the original gives its back."""
+        other = _Cache(self)
+        if self["seq"] is not None:
+            other["seq"] = {name: value.copy() for name, value in self["seq"].items()}
+        return other
+
+    __copy__ = copy
+
+
+def _part(seq, n, state):
+    """The first n steps of the storage, views; the states' first rows set from state (if given)."""
+    part = {name: value[:n + 1] if name[:-4] in STATE else value[:n] for name, value in seq.items()}
+    for s in STATE if state is not None else ():
+        part[f"{s}_seq"][0] = state[s]
+    return part
+
+
+def _forward_steps(w, sizes, xs, seq):
+    """Steps 0..steps-1 of xs (steps, B, D), from the states in row 0 of seq; fills seq."""
+    D = sizes["D"]
+    H = sizes["H"]
+    steps, B = xs.shape[:2]
+    dtype = xs.dtype
+    Wcat_x = w["Wcat_x"]
+    Wcat_h_prev = w["Wcat_h_prev"]
+    bcat_x = w["bcat_x"]
+    bcat_h_prev = w["bcat_h_prev"]
+    h_seq = seq["h_seq"]
+    a_nh_seq = seq["a_nh_seq"]
+    n_seq = seq["n_seq"]
+    v_seq = seq["v_seq"]
+    Z_z_r_seq = seq["Z_z_r_seq"]
+    # the x terms of every step at once  (F1)-(F3)
+    A_x = _take((steps, B, 3*H), dtype)
+    numpy.matmul(xs.reshape(steps * B, -1), Wcat_x.T, out=A_x.reshape(steps * B, 3*H))
+    A_x += bcat_x
+    A_h_prev = _take((B, 3*H), dtype)
+    for t in range(steps):
+        h_prev = h_seq[t]
+        Z_z_r = Z_z_r_seq[t]
+        numpy.matmul(h_prev, Wcat_h_prev.T, out=A_h_prev)  # (F1)-(F2)
+        A_h_prev[:, 0:2*H] += A_x[t, :, 0:2*H]
+        numpy.multiply(A_h_prev[:, 0:2*H], 1/2, out=Z_z_r)  # (F5) (F6)
+        numpy.tanh(Z_z_r, out=Z_z_r)
+        numpy.multiply(Z_z_r, 1/2, out=Z_z_r)
+        numpy.add(Z_z_r, 1/2, out=Z_z_r)
+        z = Z_z_r[:, 0:H]
+        r = Z_z_r[:, H:2*H]
+        a_nx = A_x[t, :, 2*H:3*H]
+        A_h_prev[:, 2*H:3*H] += bcat_h_prev[2*H:3*H]
+        a_nh_seq[t] = A_h_prev[:, 2*H:3*H]
+        a_nh = a_nh_seq[t]
+        s = a_nh*r  # (F7)
+        a_n = a_nx + s  # (F8)
+        numpy.tanh(a_n, out=n_seq[t])  # (F9)
+        n = n_seq[t]
+        numpy.subtract(1, z, out=v_seq[t])  # (F10)
+        v = v_seq[t]
+        m = n*v  # (F11)
+        q = h_prev*z  # (F12)
+        numpy.add(m, q, out=h_seq[t + 1])  # (F13)
+    _give(A_x, A_h_prev)
+
+
+def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
+    """Steps steps-1..0 back from d_next (the state gradients after the last step); adds the parameter
+    gradients into dw, writes dxs (steps, B, D) and returns the state gradients before step 0."""
+    D = sizes["D"]
+    H = sizes["H"]
+    steps, B = xs.shape[:2]
+    dtype = xs.dtype
+    Wcat_x = w["Wcat_x"]
+    Wcat_h_prev = w["Wcat_h_prev"]
+    bcat_x = w["bcat_x"]
+    bcat_h_prev = w["bcat_h_prev"]
+    h_seq = seq["h_seq"]
+    a_nh_seq = seq["a_nh_seq"]
+    n_seq = seq["n_seq"]
+    v_seq = seq["v_seq"]
+    Z_z_r_seq = seq["Z_z_r_seq"]
+    d_h_next = d_next["h"]
+    d_A_x_seq = _take((steps, B, 3*H), dtype)
+    d_A_h_prev_seq = _take((steps, B, 3*H), dtype)
+    d_Z_z_r = _take((B, 2*H), dtype)
+    scratch_Z_z_r = _take((B, 2*H), dtype)
+    for t in reversed(range(steps)):
         h_prev = h_seq[t]
         a_nh = a_nh_seq[t]
-        z = z_seq[t]
-        r = r_seq[t]
         n = n_seq[t]
         v = v_seq[t]
-        d_A = d_A_seq[t]
-        d_A1 = d_A1_seq[t]
+        Z_z_r = Z_z_r_seq[t]
+        z = Z_z_r[:, 0:H]
+        r = Z_z_r[:, H:2*H]
+        d_A_x = d_A_x_seq[t]
+        d_A_h_prev = d_A_h_prev_seq[t]
         d_h = dhs[t] + d_h_next  # (B1) fork: loss, next step
         d_q = d_h  # (B2)
         d_m = d_h  # (B3)
@@ -150,38 +272,24 @@ def backward(params, cache, dhs, dstateT=None):
         d_n = d_m*v  # (B5)
         d_a_n = d_n*(1 - n**2)  # (B6)
         d_s = d_a_n  # (B7)
-        d_r = a_nh*d_s  # (B8)
-        d_z = d_q*h_prev - d_v  # (B9) fork: v, q
-        d_A2[:, 0:H] = d_s*r  # (B10)
-        d_A1[:, 0:H] = d_a_n  # (B11)
-        d_A[:, H:2*H] = d_r*r*(1 - r)  # (B12)
-        d_A[:, 0:H] = d_z*z*(1 - z)  # (B13)
-        d_h_prev = d_q*z + d_A @ Wcat_h_prev + d_A2 @ Wcat2_h_prev  # (B14) fork: a_z, a_r, a_nh, q
-        d_Wcat_h_prev += d_A.T @ h_prev  # (P4)-(P5)
-        d_Wcat2_h_prev += d_A2.T @ h_prev  # (P6)
-        d_bcat2 += d_A2.sum(axis=0)  # (P10)
+        numpy.multiply(a_nh, d_s, out=d_Z_z_r[:, H:2*H])  # (B8)
+        numpy.multiply(d_q, h_prev, out=d_Z_z_r[:, 0:H])  # (B9) fork: v, q
+        numpy.subtract(d_Z_z_r[:, 0:H], d_v, out=d_Z_z_r[:, 0:H])
+        numpy.multiply(d_s, r, out=d_A_h_prev[:, 2*H:3*H])  # (B10)
+        d_A_x[:, 2*H:3*H] = d_a_n  # (B11)
+        numpy.subtract(1, Z_z_r, out=scratch_Z_z_r)  # (B13) (B12)
+        numpy.multiply(scratch_Z_z_r, Z_z_r, out=scratch_Z_z_r)
+        numpy.multiply(scratch_Z_z_r, d_Z_z_r, out=d_A_h_prev[:, 0:2*H])
+        d_h_prev = d_q*z + d_A_h_prev @ Wcat_h_prev  # (B14) fork: a_z, a_r, a_nh, q
         d_h_next = d_h_prev
-    grads = {}
-    d_A_flat = d_A_seq.reshape(T * B, 2*H)
-    d_Wcat_x = d_A_flat.T @ xs.reshape(T * B, -1)  # (P1)-(P2)
-    dxs += (d_A_flat @ Wcat_x).reshape(T, B, -1)  # (B15)
-    d_bcat = d_A_flat.sum(axis=0)  # (P7)-(P8)
-    d_A1_flat = d_A1_seq.reshape(T * B, H)
-    d_Wcat1_x = d_A1_flat.T @ xs.reshape(T * B, -1)  # (P3)
-    dxs += (d_A1_flat @ Wcat1_x).reshape(T, B, -1)  # (B15)
-    d_bcat1 = d_A1_flat.sum(axis=0)  # (P9)
-    grads["W_z"] = d_Wcat_x[0:H]
-    grads["W_r"] = d_Wcat_x[H:2*H]
-    grads["U_z"] = d_Wcat_h_prev[0:H]
-    grads["U_r"] = d_Wcat_h_prev[H:2*H]
-    grads["b_z"] = d_bcat[0:H]
-    grads["b_r"] = d_bcat[H:2*H]
-    grads["W_n"] = d_Wcat1_x[0:H]
-    grads["b_n"] = d_bcat1[0:H]
-    grads["U_n"] = d_Wcat2_h_prev[0:H]
-    grads["b_hn"] = d_bcat2[0:H]
-    grads = {name: grads[name] for name in PARAMS}
-    return grads, dxs, {"h": d_h_next}
+    d_A_x_seq[:, :, 0:2*H] = d_A_h_prev_seq[:, :, 0:2*H]
+    dw["Wcat_x"] += d_A_x_seq.reshape(steps * B, 3*H).T @ xs.reshape(steps * B, -1)  # (P1)-(P3)
+    numpy.matmul(d_A_x_seq.reshape(steps * B, 3*H), Wcat_x, out=dxs.reshape(steps * B, -1))  # (B15)
+    dw["bcat_x"] += d_A_x_seq.reshape(steps * B, 3*H).sum(axis=0)  # (P7)-(P9)
+    dw["Wcat_h_prev"] += d_A_h_prev_seq.reshape(steps * B, 3*H).T @ h_seq[:steps].reshape(steps * B, -1)  # (P4)-(P6)
+    dw["bcat_h_prev"] += d_A_h_prev_seq.reshape(steps * B, 3*H).sum(axis=0)  # (P10)
+    _give(d_A_x_seq, d_A_h_prev_seq, d_Z_z_r, scratch_Z_z_r)
+    return {"h": d_h_next}
 
 
 # PyTorch's torch.nn.GRU(input_size=D, hidden_size=H) keeps these parameters

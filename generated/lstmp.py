@@ -38,11 +38,15 @@ def init_params(input_size, hidden_size, proj_size, *, seed=0, dtype=numpy.float
     return {name: rng.uniform(-bound, bound, size=tuple(sizes[s] for s in shape)).astype(dtype)
             for name, shape in PARAMS.items()}
 
-def forward(params, xs, state0=None):
+def forward(params, xs, state0=None, *, checkpoint=None):
     """Run the cell over xs (T, B, D) from state0 (a dict of (B, size) arrays; zeros when None).
 
     Returns (hs, stateT, cache): the per-step outputs (T, B, P), the final state as a
     dict, and what `backward` needs.  The dtype of xs is kept (float32 in, float32 out).
+    checkpoint=k keeps the state only every k steps; `backward` then recomputes each stretch
+    of k steps before going back through it (about k times less memory, one more forward).
+    When the cache is dropped its storage is reused by later calls: keep the cache itself
+    (or `cache.copy()`), not arrays taken out of it.
     """
     xs = numpy.asarray(xs)
     if xs.ndim != 3:
@@ -55,54 +59,27 @@ def forward(params, xs, state0=None):
     T, B = xs.shape[:2]
     if xs.shape[2] != D:
         raise ValueError(f"xs has shape {xs.shape}, expected (T, B, D) = ({T}, {B}, {D})")
+    if checkpoint is not None and (isinstance(checkpoint, bool) or not isinstance(checkpoint, (int, numpy.integer)) or checkpoint < 1):
+        raise ValueError(f"checkpoint must be None or a positive int, got {checkpoint!r}")
     xs = xs.astype(dtype, copy=False)
     params = {name: numpy.asarray(params[name]).astype(dtype, copy=False) for name in PARAMS}
-    state0 = _state(state0, "state0", B, sizes, dtype)
-    Wcat_x = numpy.concatenate([params["W_f"], params["W_i"], params["W_g"], params["W_o"]])
-    Wcat_h_prev = numpy.concatenate([params["U_f"], params["U_i"], params["U_g"], params["U_o"]])
-    bcat = numpy.concatenate([params["b_f"], params["b_i"], params["b_g"], params["b_o"]])
-    Wcat1_r = numpy.concatenate([params["W_hr"]])
-    # input terms of a_f, a_i, a_g, a_o for all steps
-    A_x = (xs.reshape(T * B, -1) @ Wcat_x.T + bcat).reshape(T, B, 4*H)
-    h_seq = numpy.empty((T + 1, B, P), dtype)
-    h_seq[0] = state0["h"]
-    c_seq = numpy.empty((T + 1, B, H), dtype)
-    c_seq[0] = state0["c"]
-    f_seq = numpy.empty((T, B, H), dtype)
-    i_seq = numpy.empty((T, B, H), dtype)
-    g_seq = numpy.empty((T, B, H), dtype)
-    o_seq = numpy.empty((T, B, H), dtype)
-    k_seq = numpy.empty((T, B, H), dtype)
-    r_seq = numpy.empty((T, B, H), dtype)
-    for t in range(T):
-        h_prev = h_seq[t]
-        c_prev = c_seq[t]
-        A = A_x[t] + h_prev @ Wcat_h_prev.T  # (F1)-(F4)
-        a_f = A[:, 0:H]
-        a_i = A[:, H:2*H]
-        a_g = A[:, 2*H:3*H]
-        a_o = A[:, 3*H:4*H]
-        f_seq[t] = (1/2)*numpy.tanh((1/2)*a_f) + 1/2  # (F5)
-        f = f_seq[t]
-        i_seq[t] = (1/2)*numpy.tanh((1/2)*a_i) + 1/2  # (F6)
-        i = i_seq[t]
-        g_seq[t] = numpy.tanh(a_g)  # (F7)
-        g = g_seq[t]
-        o_seq[t] = (1/2)*numpy.tanh((1/2)*a_o) + 1/2  # (F8)
-        o = o_seq[t]
-        m = c_prev*f  # (F9)
-        n = g*i  # (F10)
-        c_seq[t + 1] = m + n  # (F11)
-        c = c_seq[t + 1]
-        k_seq[t] = numpy.tanh(c)  # (F12)
-        k = k_seq[t]
-        r_seq[t] = k*o  # (F13)
-        r = r_seq[t]
-        A1 = r @ Wcat1_r.T  # (F14)
-        h_seq[t + 1] = A1[:, 0:P]
-    cache = dict(xs=xs, params=params, sizes=sizes, Wcat_x=Wcat_x, Wcat_h_prev=Wcat_h_prev, bcat=bcat, Wcat1_r=Wcat1_r, h_seq=h_seq, c_seq=c_seq, f_seq=f_seq, i_seq=i_seq, g_seq=g_seq, o_seq=o_seq, k_seq=k_seq, r_seq=r_seq)
-    stateT = {"h": h_seq[T].copy(), "c": c_seq[T].copy()}
-    return h_seq[1:].copy(), stateT, cache
+    state = {s: value.copy() for s, value in _state(state0, "state0", B, sizes, dtype).items()}
+    w = _stack(params, sizes, dtype)
+    k = max(T, 1) if checkpoint is None else int(checkpoint)
+    seq = _buffers(min(k, T), B, sizes, dtype)
+    hs = numpy.empty((T, B, P), dtype)
+    saved = []
+    for start in range(0, T, k):
+        stop = min(start + k, T)
+        saved.append(state)
+        part = _part(seq, stop - start, state)
+        _forward_steps(w, sizes, xs[start:stop], part)
+        hs[start:stop] = part["h_seq"][1:]
+        state = {"h": part["h_seq"][-1].copy(), "c": part["c_seq"][-1].copy()}
+    if checkpoint is not None:
+        _give(*seq.values())
+    cache = _Cache(xs=xs, sizes=sizes, w=w, k=k, saved=saved, seq=seq if checkpoint is None else None)
+    return hs, state, cache
 
 
 def backward(params, cache, dhs, dstateT=None):
@@ -111,83 +88,231 @@ def backward(params, cache, dhs, dstateT=None):
     Returns (grads, dxs, dstate0): grads keyed like params, dxs (T, B, D) and
     dstate0 = dL/dstate_0 as a dict.  dstateT=None means the loss does not read the final state.
     """
-    xs, sizes = cache["xs"], cache["sizes"]
+    xs, sizes, w, k = cache["xs"], cache["sizes"], cache["w"], cache["k"]
     dtype = xs.dtype
     D = sizes["D"]
     H = sizes["H"]
     P = sizes["P"]
     T, B = xs.shape[:2]
     dhs = _array("dhs", dhs, (T, B, P), dtype)
-    dstateT = _state(dstateT, "dstateT", B, sizes, dtype)
-    Wcat_x = cache["Wcat_x"]
-    Wcat_h_prev = cache["Wcat_h_prev"]
-    bcat = cache["bcat"]
-    Wcat1_r = cache["Wcat1_r"]
-    h_seq = cache["h_seq"]
-    c_seq = cache["c_seq"]
-    f_seq = cache["f_seq"]
-    i_seq = cache["i_seq"]
-    g_seq = cache["g_seq"]
-    o_seq = cache["o_seq"]
-    k_seq = cache["k_seq"]
-    r_seq = cache["r_seq"]
-    dxs = numpy.zeros_like(xs)
-    d_h_next = dstateT["h"]
-    d_c_next = dstateT["c"]
-    d_A_seq = numpy.empty((T, B, 4*H), dtype)
-    d_Wcat_h_prev = numpy.zeros_like(Wcat_h_prev)
-    d_A1 = numpy.empty((B, P), dtype)
-    d_Wcat1_r = numpy.zeros_like(Wcat1_r)
-    for t in reversed(range(T)):
+    d_next = _state(dstateT, "dstateT", B, sizes, dtype)
+    dw = {name: numpy.zeros_like(value) for name, value in w.items()}
+    dxs = numpy.empty_like(xs)
+    recompute = cache["seq"] is None
+    seq = _buffers(min(k, T), B, sizes, dtype) if recompute else cache["seq"]
+    for start, state in reversed(list(zip(range(0, T, k), cache["saved"]))):
+        stop = min(start + k, T)
+        part = _part(seq, stop - start, state if recompute else None)
+        if recompute:  # checkpointed: recompute this stretch from its saved state
+            _forward_steps(w, sizes, xs[start:stop], part)
+        d_next = _backward_steps(w, sizes, xs[start:stop], part, dhs[start:stop], d_next, dw,
+                                 dxs[start:stop])
+    if recompute:
+        _give(*seq.values())
+    grads = {}
+    grads["W_f"] = dw["Wcat_x"][0:H]
+    grads["b_f"] = dw["bcat_x"][0:H]
+    grads["W_i"] = dw["Wcat_x"][H:2*H]
+    grads["b_i"] = dw["bcat_x"][H:2*H]
+    grads["W_o"] = dw["Wcat_x"][2*H:3*H]
+    grads["b_o"] = dw["bcat_x"][2*H:3*H]
+    grads["W_g"] = dw["Wcat_x"][3*H:4*H]
+    grads["b_g"] = dw["bcat_x"][3*H:4*H]
+    grads["U_f"] = dw["Wcat_h_prev"][0:H]
+    grads["U_i"] = dw["Wcat_h_prev"][H:2*H]
+    grads["U_o"] = dw["Wcat_h_prev"][2*H:3*H]
+    grads["U_g"] = dw["Wcat_h_prev"][3*H:4*H]
+    grads["W_hr"] = dw["Wcat_r"][0:P]
+    grads = {name: grads[name] for name in PARAMS}
+    return grads, dxs, d_next
+
+
+def _stack(params, sizes, dtype):
+    """The weights of every input stacked into one matrix (and biases into one vector)."""
+    D = sizes["D"]
+    H = sizes["H"]
+    P = sizes["P"]
+    Wcat_x = numpy.concatenate([params["W_f"], params["W_i"], params["W_o"], params["W_g"]])
+    bcat_x = numpy.concatenate([params["b_f"], params["b_i"], params["b_o"], params["b_g"]])
+    Wcat_h_prev = numpy.concatenate([params["U_f"], params["U_i"], params["U_o"], params["U_g"]])
+    Wcat_r = numpy.concatenate([params["W_hr"]])
+    return dict(Wcat_x=Wcat_x, Wcat_h_prev=Wcat_h_prev, Wcat_r=Wcat_r, bcat_x=bcat_x)
+
+
+def _buffers(n, B, sizes, dtype):
+    """Storage for n steps of what the backward pass reads (a state has n + 1 rows)."""
+    D = sizes["D"]
+    H = sizes["H"]
+    P = sizes["P"]
+    return dict(h_seq=_take((n + 1, B, P), dtype), c_seq=_take((n + 1, B, H), dtype), k_seq=_take((n, B, H), dtype), r_seq=_take((n, B, H), dtype), Z_f_i_o_seq=_take((n, B, 3*H), dtype), Z_g_seq=_take((n, B, H), dtype))
+
+
+# Buffers are reused across calls: fresh memory costs a page fault per 4 KiB on first
+# touch, a fifth of the time at the large size.  A buffer is in the pool only while no
+# call uses it: functions give back their scratch when they end, a cache its storage
+# when it is dropped.
+_POOL = {}
+
+
+def _take(shape, dtype):
+    """An uninitialised array of this shape, from the pool when it has one."""
+    try:
+        return _POOL[shape, numpy.dtype(dtype)].pop()
+    except (KeyError, IndexError):
+        return numpy.empty(shape, dtype)
+
+
+def _give(*arrays):
+    """Put arrays nobody reads any more into the pool (at most two of each shape)."""
+    if len(_POOL) > 64:
+        _POOL.clear()
+    for array in arrays:
+        free = _POOL.setdefault((array.shape, array.dtype), [])
+        if len(free) < 2 and all(array is not f for f in free):
+            free.append(array)
+
+
+class _Cache(dict):
+    """What `backward` needs; its per-step storage goes back to the pool when it is dropped."""
+
+    def __del__(self):
+        if self.get("seq") is not None and _give is not None:
+            _give(*self["seq"].values())
+
+    def copy(self):
+        """A cache of its own: the storage is copied, since the original gives its back."""
+        other = _Cache(self)
+        if self["seq"] is not None:
+            other["seq"] = {name: value.copy() for name, value in self["seq"].items()}
+        return other
+
+    __copy__ = copy
+
+
+def _part(seq, n, state):
+    """The first n steps of the storage, views; the states' first rows set from state (if given)."""
+    part = {name: value[:n + 1] if name[:-4] in STATE else value[:n] for name, value in seq.items()}
+    for s in STATE if state is not None else ():
+        part[f"{s}_seq"][0] = state[s]
+    return part
+
+
+def _forward_steps(w, sizes, xs, seq):
+    """Steps 0..steps-1 of xs (steps, B, D), from the states in row 0 of seq; fills seq."""
+    D = sizes["D"]
+    H = sizes["H"]
+    P = sizes["P"]
+    steps, B = xs.shape[:2]
+    dtype = xs.dtype
+    Wcat_x = w["Wcat_x"]
+    Wcat_h_prev = w["Wcat_h_prev"]
+    Wcat_r = w["Wcat_r"]
+    bcat_x = w["bcat_x"]
+    h_seq = seq["h_seq"]
+    c_seq = seq["c_seq"]
+    k_seq = seq["k_seq"]
+    r_seq = seq["r_seq"]
+    Z_f_i_o_seq = seq["Z_f_i_o_seq"]
+    Z_g_seq = seq["Z_g_seq"]
+    # the x terms of every step at once  (F1)-(F4)
+    A_x = _take((steps, B, 4*H), dtype)
+    numpy.matmul(xs.reshape(steps * B, -1), Wcat_x.T, out=A_x.reshape(steps * B, 4*H))
+    A_x += bcat_x
+    A_h_prev = _take((B, 4*H), dtype)
+    A_r = _take((B, P), dtype)
+    for t in range(steps):
         h_prev = h_seq[t]
         c_prev = c_seq[t]
-        f = f_seq[t]
-        i = i_seq[t]
-        g = g_seq[t]
-        o = o_seq[t]
+        Z_f_i_o = Z_f_i_o_seq[t]
+        Z_g = Z_g_seq[t]
+        numpy.matmul(h_prev, Wcat_h_prev.T, out=A_h_prev)  # (F1)-(F4)
+        A_h_prev += A_x[t]
+        numpy.multiply(A_h_prev[:, 0:3*H], 1/2, out=Z_f_i_o)  # (F5) (F6) (F8)
+        numpy.tanh(Z_f_i_o, out=Z_f_i_o)
+        numpy.multiply(Z_f_i_o, 1/2, out=Z_f_i_o)
+        numpy.add(Z_f_i_o, 1/2, out=Z_f_i_o)
+        f = Z_f_i_o[:, 0:H]
+        i = Z_f_i_o[:, H:2*H]
+        o = Z_f_i_o[:, 2*H:3*H]
+        numpy.tanh(A_h_prev[:, 3*H:4*H], out=Z_g)  # (F7)
+        g = Z_g
+        m = c_prev*f  # (F9)
+        n = g*i  # (F10)
+        numpy.add(m, n, out=c_seq[t + 1])  # (F11)
+        c = c_seq[t + 1]
+        numpy.tanh(c, out=k_seq[t])  # (F12)
         k = k_seq[t]
+        numpy.multiply(k, o, out=r_seq[t])  # (F13)
         r = r_seq[t]
-        d_A = d_A_seq[t]
-        d_A1[:, 0:P] = dhs[t] + d_h_next  # (B1) fork: loss, next step
-        d_r = d_A1 @ Wcat1_r  # (B2)
+        numpy.matmul(r, Wcat_r.T, out=A_r)  # (F14)
+        h_seq[t + 1] = A_r
+    _give(A_x, A_h_prev, A_r)
+
+
+def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
+    """Steps steps-1..0 back from d_next (the state gradients after the last step); adds the parameter
+    gradients into dw, writes dxs (steps, B, D) and returns the state gradients before step 0."""
+    D = sizes["D"]
+    H = sizes["H"]
+    P = sizes["P"]
+    steps, B = xs.shape[:2]
+    dtype = xs.dtype
+    Wcat_x = w["Wcat_x"]
+    Wcat_h_prev = w["Wcat_h_prev"]
+    Wcat_r = w["Wcat_r"]
+    bcat_x = w["bcat_x"]
+    h_seq = seq["h_seq"]
+    c_seq = seq["c_seq"]
+    k_seq = seq["k_seq"]
+    r_seq = seq["r_seq"]
+    Z_f_i_o_seq = seq["Z_f_i_o_seq"]
+    Z_g_seq = seq["Z_g_seq"]
+    d_h_next = d_next["h"]
+    d_c_next = d_next["c"]
+    d_A_x_seq = _take((steps, B, 4*H), dtype)
+    d_A_r_seq = _take((steps, B, P), dtype)
+    d_Z_f_i_o = _take((B, 3*H), dtype)
+    d_Z_g = _take((B, H), dtype)
+    scratch_Z_f_i_o = _take((B, 3*H), dtype)
+    scratch_Z_g = _take((B, H), dtype)
+    for t in reversed(range(steps)):
+        c_prev = c_seq[t]
+        k = k_seq[t]
+        Z_f_i_o = Z_f_i_o_seq[t]
+        Z_g = Z_g_seq[t]
+        f = Z_f_i_o[:, 0:H]
+        i = Z_f_i_o[:, H:2*H]
+        o = Z_f_i_o[:, 2*H:3*H]
+        g = Z_g
+        d_A_x = d_A_x_seq[t]
+        d_A_r = d_A_r_seq[t]
+        numpy.add(d_h_next, dhs[t], out=d_A_r[:, 0:P])  # (B1) fork: loss, next step
+        d_r = d_A_r @ Wcat_r  # (B2)
         d_k = d_r*o  # (B3)
         d_c = d_k*(1 - k**2) + d_c_next  # (B4) fork: k, next step
         d_n = d_c  # (B5)
         d_m = d_c  # (B6)
-        d_o = d_r*k  # (B7)
-        d_g = d_n*i  # (B8)
-        d_i = d_n*g  # (B9)
-        d_f = c_prev*d_m  # (B10)
-        d_A[:, 3*H:4*H] = d_o*o*(1 - o)  # (B11)
-        d_A[:, 2*H:3*H] = d_g*(1 - g**2)  # (B12)
-        d_A[:, H:2*H] = d_i*i*(1 - i)  # (B13)
-        d_A[:, 0:H] = d_f*f*(1 - f)  # (B14)
+        numpy.multiply(d_r, k, out=d_Z_f_i_o[:, 2*H:3*H])  # (B7)
+        numpy.multiply(d_n, i, out=d_Z_g[:, 0:H])  # (B8)
+        numpy.multiply(d_n, g, out=d_Z_f_i_o[:, H:2*H])  # (B9)
+        numpy.multiply(c_prev, d_m, out=d_Z_f_i_o[:, 0:H])  # (B10)
+        numpy.square(Z_g, out=scratch_Z_g)  # (B12)
+        numpy.subtract(1, scratch_Z_g, out=scratch_Z_g)
+        numpy.multiply(scratch_Z_g, d_Z_g, out=d_A_x[:, 3*H:4*H])
+        numpy.subtract(1, Z_f_i_o, out=scratch_Z_f_i_o)  # (B14) (B13) (B11)
+        numpy.multiply(scratch_Z_f_i_o, Z_f_i_o, out=scratch_Z_f_i_o)
+        numpy.multiply(scratch_Z_f_i_o, d_Z_f_i_o, out=d_A_x[:, 0:3*H])
         d_c_prev = d_m*f  # (B15)
-        d_h_prev = d_A @ Wcat_h_prev  # (B16) fork: a_f, a_i, a_g, a_o
-        d_Wcat_h_prev += d_A.T @ h_prev  # (P5)-(P8)
-        d_Wcat1_r += d_A1.T @ r  # (P9)
+        d_h_prev = d_A_x @ Wcat_h_prev  # (B16) fork: a_f, a_i, a_g, a_o
         d_h_next = d_h_prev
         d_c_next = d_c_prev
-    grads = {}
-    d_A_flat = d_A_seq.reshape(T * B, 4*H)
-    d_Wcat_x = d_A_flat.T @ xs.reshape(T * B, -1)  # (P1)-(P4)
-    dxs += (d_A_flat @ Wcat_x).reshape(T, B, -1)  # (B17)
-    d_bcat = d_A_flat.sum(axis=0)  # (P10)-(P13)
-    grads["W_f"] = d_Wcat_x[0:H]
-    grads["W_i"] = d_Wcat_x[H:2*H]
-    grads["W_g"] = d_Wcat_x[2*H:3*H]
-    grads["W_o"] = d_Wcat_x[3*H:4*H]
-    grads["U_f"] = d_Wcat_h_prev[0:H]
-    grads["U_i"] = d_Wcat_h_prev[H:2*H]
-    grads["U_g"] = d_Wcat_h_prev[2*H:3*H]
-    grads["U_o"] = d_Wcat_h_prev[3*H:4*H]
-    grads["b_f"] = d_bcat[0:H]
-    grads["b_i"] = d_bcat[H:2*H]
-    grads["b_g"] = d_bcat[2*H:3*H]
-    grads["b_o"] = d_bcat[3*H:4*H]
-    grads["W_hr"] = d_Wcat1_r[0:P]
-    grads = {name: grads[name] for name in PARAMS}
-    return grads, dxs, {"h": d_h_next, "c": d_c_next}
+    dw["Wcat_x"] += d_A_x_seq.reshape(steps * B, 4*H).T @ xs.reshape(steps * B, -1)  # (P1)-(P4)
+    numpy.matmul(d_A_x_seq.reshape(steps * B, 4*H), Wcat_x, out=dxs.reshape(steps * B, -1))  # (B17)
+    dw["bcat_x"] += d_A_x_seq.reshape(steps * B, 4*H).sum(axis=0)  # (P10)-(P13)
+    dw["Wcat_h_prev"] += d_A_x_seq.reshape(steps * B, 4*H).T @ h_seq[:steps].reshape(steps * B, -1)  # (P5)-(P8)
+    dw["Wcat_r"] += d_A_r_seq.reshape(steps * B, P).T @ r_seq.reshape(steps * B, -1)  # (P9)
+    _give(d_A_x_seq, d_A_r_seq, d_Z_f_i_o, d_Z_g, scratch_Z_f_i_o, scratch_Z_g)
+    return {"h": d_h_next, "c": d_c_next}
 
 
 # PyTorch's torch.nn.LSTM(input_size=D, hidden_size=H, proj_size=P) keeps these parameters

@@ -40,11 +40,15 @@ def init_params(input_size, hidden_size, *, seed=0, dtype=numpy.float64):
     return {name: rng.uniform(-bound, bound, size=tuple(sizes[s] for s in shape)).astype(dtype)
             for name, shape in PARAMS.items()}
 
-def forward(params, xs, state0=None):
+def forward(params, xs, state0=None, *, checkpoint=None):
     """Run the cell over xs (T, B, D) from state0 (a dict of (B, size) arrays; zeros when None).
 
     Returns (hs, stateT, cache): the per-step outputs (T, B, H), the final state as a
     dict, and what `backward` needs.  The dtype of xs is kept (float32 in, float32 out).
+    checkpoint=k keeps the state only every k steps; `backward` then recomputes each stretch
+    of k steps before going back through it (about k times less memory, one more forward).
+    When the cache is dropped its storage is reused by later calls: keep the cache itself
+    (or `cache.copy()`), not arrays taken out of it.
     """
     xs = numpy.asarray(xs)
     if xs.ndim != 3:
@@ -56,58 +60,27 @@ def forward(params, xs, state0=None):
     T, B = xs.shape[:2]
     if xs.shape[2] != D:
         raise ValueError(f"xs has shape {xs.shape}, expected (T, B, D) = ({T}, {B}, {D})")
+    if checkpoint is not None and (isinstance(checkpoint, bool) or not isinstance(checkpoint, (int, numpy.integer)) or checkpoint < 1):
+        raise ValueError(f"checkpoint must be None or a positive int, got {checkpoint!r}")
     xs = xs.astype(dtype, copy=False)
     params = {name: numpy.asarray(params[name]).astype(dtype, copy=False) for name in PARAMS}
-    state0 = _state(state0, "state0", B, sizes, dtype)
-    p_f = params["p_f"]
-    p_i = params["p_i"]
-    p_o = params["p_o"]
-    Wcat_x = numpy.concatenate([params["W_f"], params["W_i"], params["W_g"], params["W_o"]])
-    Wcat_h_prev = numpy.concatenate([params["U_f"], params["U_i"], params["U_g"], params["U_o"]])
-    bcat = numpy.concatenate([params["b_f"], params["b_i"], params["b_g"], params["b_o"]])
-    # input terms of a_f, a_i, a_g, a_o for all steps
-    A_x = (xs.reshape(T * B, -1) @ Wcat_x.T + bcat).reshape(T, B, 4*H)
-    h_seq = numpy.empty((T + 1, B, H), dtype)
-    h_seq[0] = state0["h"]
-    c_seq = numpy.empty((T + 1, B, H), dtype)
-    c_seq[0] = state0["c"]
-    f_seq = numpy.empty((T, B, H), dtype)
-    i_seq = numpy.empty((T, B, H), dtype)
-    g_seq = numpy.empty((T, B, H), dtype)
-    o_seq = numpy.empty((T, B, H), dtype)
-    k_seq = numpy.empty((T, B, H), dtype)
-    for t in range(T):
-        h_prev = h_seq[t]
-        c_prev = c_seq[t]
-        A = A_x[t] + h_prev @ Wcat_h_prev.T  # (F1)-(F4)
-        a_f = A[:, 0:H]
-        a_i = A[:, H:2*H]
-        a_g = A[:, 2*H:3*H]
-        a_o = A[:, 3*H:4*H]
-        q_f = c_prev*p_f  # (F5)
-        z_f = a_f + q_f  # (F6)
-        f_seq[t] = (1/2)*numpy.tanh((1/2)*z_f) + 1/2  # (F7)
-        f = f_seq[t]
-        q_i = c_prev*p_i  # (F8)
-        z_i = a_i + q_i  # (F9)
-        i_seq[t] = (1/2)*numpy.tanh((1/2)*z_i) + 1/2  # (F10)
-        i = i_seq[t]
-        g_seq[t] = numpy.tanh(a_g)  # (F11)
-        g = g_seq[t]
-        m = c_prev*f  # (F12)
-        n = g*i  # (F13)
-        c_seq[t + 1] = m + n  # (F14)
-        c = c_seq[t + 1]
-        q_o = c*p_o  # (F15)
-        z_o = a_o + q_o  # (F16)
-        o_seq[t] = (1/2)*numpy.tanh((1/2)*z_o) + 1/2  # (F17)
-        o = o_seq[t]
-        k_seq[t] = numpy.tanh(c)  # (F18)
-        k = k_seq[t]
-        h_seq[t + 1] = k*o  # (F19)
-    cache = dict(xs=xs, params=params, sizes=sizes, Wcat_x=Wcat_x, Wcat_h_prev=Wcat_h_prev, bcat=bcat, h_seq=h_seq, c_seq=c_seq, f_seq=f_seq, i_seq=i_seq, g_seq=g_seq, o_seq=o_seq, k_seq=k_seq)
-    stateT = {"h": h_seq[T].copy(), "c": c_seq[T].copy()}
-    return h_seq[1:].copy(), stateT, cache
+    state = {s: value.copy() for s, value in _state(state0, "state0", B, sizes, dtype).items()}
+    w = _stack(params, sizes, dtype)
+    k = max(T, 1) if checkpoint is None else int(checkpoint)
+    seq = _buffers(min(k, T), B, sizes, dtype)
+    hs = numpy.empty((T, B, H), dtype)
+    saved = []
+    for start in range(0, T, k):
+        stop = min(start + k, T)
+        saved.append(state)
+        part = _part(seq, stop - start, state)
+        _forward_steps(w, sizes, xs[start:stop], part)
+        hs[start:stop] = part["h_seq"][1:]
+        state = {"h": part["h_seq"][-1].copy(), "c": part["c_seq"][-1].copy()}
+    if checkpoint is not None:
+        _give(*seq.values())
+    cache = _Cache(xs=xs, sizes=sizes, w=w, k=k, saved=saved, seq=seq if checkpoint is None else None)
+    return hs, state, cache
 
 
 def backward(params, cache, dhs, dstateT=None):
@@ -116,44 +89,217 @@ def backward(params, cache, dhs, dstateT=None):
     Returns (grads, dxs, dstate0): grads keyed like params, dxs (T, B, D) and
     dstate0 = dL/dstate_0 as a dict.  dstateT=None means the loss does not read the final state.
     """
-    xs, sizes = cache["xs"], cache["sizes"]
+    xs, sizes, w, k = cache["xs"], cache["sizes"], cache["w"], cache["k"]
     dtype = xs.dtype
     D = sizes["D"]
     H = sizes["H"]
     T, B = xs.shape[:2]
     dhs = _array("dhs", dhs, (T, B, H), dtype)
-    dstateT = _state(dstateT, "dstateT", B, sizes, dtype)
-    p_f = cache["params"]["p_f"]
-    p_i = cache["params"]["p_i"]
-    p_o = cache["params"]["p_o"]
-    Wcat_x = cache["Wcat_x"]
-    Wcat_h_prev = cache["Wcat_h_prev"]
-    bcat = cache["bcat"]
-    h_seq = cache["h_seq"]
-    c_seq = cache["c_seq"]
-    f_seq = cache["f_seq"]
-    i_seq = cache["i_seq"]
-    g_seq = cache["g_seq"]
-    o_seq = cache["o_seq"]
-    k_seq = cache["k_seq"]
-    dxs = numpy.zeros_like(xs)
-    d_h_next = dstateT["h"]
-    d_c_next = dstateT["c"]
-    d_p_f = numpy.zeros_like(p_f)
-    d_p_i = numpy.zeros_like(p_i)
-    d_p_o = numpy.zeros_like(p_o)
-    d_A_seq = numpy.empty((T, B, 4*H), dtype)
-    d_Wcat_h_prev = numpy.zeros_like(Wcat_h_prev)
-    for t in reversed(range(T)):
+    d_next = _state(dstateT, "dstateT", B, sizes, dtype)
+    dw = {name: numpy.zeros_like(value) for name, value in w.items()}
+    dxs = numpy.empty_like(xs)
+    recompute = cache["seq"] is None
+    seq = _buffers(min(k, T), B, sizes, dtype) if recompute else cache["seq"]
+    for start, state in reversed(list(zip(range(0, T, k), cache["saved"]))):
+        stop = min(start + k, T)
+        part = _part(seq, stop - start, state if recompute else None)
+        if recompute:  # checkpointed: recompute this stretch from its saved state
+            _forward_steps(w, sizes, xs[start:stop], part)
+        d_next = _backward_steps(w, sizes, xs[start:stop], part, dhs[start:stop], d_next, dw,
+                                 dxs[start:stop])
+    if recompute:
+        _give(*seq.values())
+    grads = {}
+    grads["W_g"] = dw["Wcat_x"][0:H]
+    grads["b_g"] = dw["bcat_x"][0:H]
+    grads["W_f"] = dw["Wcat_x"][H:2*H]
+    grads["b_f"] = dw["bcat_x"][H:2*H]
+    grads["W_i"] = dw["Wcat_x"][2*H:3*H]
+    grads["b_i"] = dw["bcat_x"][2*H:3*H]
+    grads["W_o"] = dw["Wcat_x"][3*H:4*H]
+    grads["b_o"] = dw["bcat_x"][3*H:4*H]
+    grads["U_g"] = dw["Wcat_h_prev"][0:H]
+    grads["U_f"] = dw["Wcat_h_prev"][H:2*H]
+    grads["U_i"] = dw["Wcat_h_prev"][2*H:3*H]
+    grads["U_o"] = dw["Wcat_h_prev"][3*H:4*H]
+    grads["p_f"] = dw["p_f"]
+    grads["p_i"] = dw["p_i"]
+    grads["p_o"] = dw["p_o"]
+    grads = {name: grads[name] for name in PARAMS}
+    return grads, dxs, d_next
+
+
+def _stack(params, sizes, dtype):
+    """The weights of every input stacked into one matrix (and biases into one vector)."""
+    D = sizes["D"]
+    H = sizes["H"]
+    Wcat_x = numpy.concatenate([params["W_g"], params["W_f"], params["W_i"], params["W_o"]])
+    bcat_x = numpy.concatenate([params["b_g"], params["b_f"], params["b_i"], params["b_o"]])
+    Wcat_h_prev = numpy.concatenate([params["U_g"], params["U_f"], params["U_i"], params["U_o"]])
+    return dict(Wcat_x=Wcat_x, Wcat_h_prev=Wcat_h_prev, bcat_x=bcat_x, p_f=params["p_f"], p_i=params["p_i"], p_o=params["p_o"])
+
+
+def _buffers(n, B, sizes, dtype):
+    """Storage for n steps of what the backward pass reads (a state has n + 1 rows)."""
+    D = sizes["D"]
+    H = sizes["H"]
+    return dict(h_seq=_take((n + 1, B, H), dtype), c_seq=_take((n + 1, B, H), dtype), f_seq=_take((n, B, H), dtype), i_seq=_take((n, B, H), dtype), o_seq=_take((n, B, H), dtype), k_seq=_take((n, B, H), dtype), Z_g_seq=_take((n, B, H), dtype))
+
+
+# Buffers are reused across calls: fresh memory costs a page fault per 4 KiB on first
+# touch, a fifth of the time at the large size.  A buffer is in the pool only while no
+# call uses it: functions give back their scratch when they end, a cache its storage
+# when it is dropped.
+_POOL = {}
+
+
+def _take(shape, dtype):
+    """An uninitialised array of this shape, from the pool when it has one."""
+    try:
+        return _POOL[shape, numpy.dtype(dtype)].pop()
+    except (KeyError, IndexError):
+        return numpy.empty(shape, dtype)
+
+
+def _give(*arrays):
+    """Put arrays nobody reads any more into the pool (at most two of each shape)."""
+    if len(_POOL) > 64:
+        _POOL.clear()
+    for array in arrays:
+        free = _POOL.setdefault((array.shape, array.dtype), [])
+        if len(free) < 2 and all(array is not f for f in free):
+            free.append(array)
+
+
+class _Cache(dict):
+    """What `backward` needs; its per-step storage goes back to the pool when it is dropped."""
+
+    def __del__(self):
+        if self.get("seq") is not None and _give is not None:
+            _give(*self["seq"].values())
+
+    def copy(self):
+        """A cache of its own: the storage is copied, since the original gives its back."""
+        other = _Cache(self)
+        if self["seq"] is not None:
+            other["seq"] = {name: value.copy() for name, value in self["seq"].items()}
+        return other
+
+    __copy__ = copy
+
+
+def _part(seq, n, state):
+    """The first n steps of the storage, views; the states' first rows set from state (if given)."""
+    part = {name: value[:n + 1] if name[:-4] in STATE else value[:n] for name, value in seq.items()}
+    for s in STATE if state is not None else ():
+        part[f"{s}_seq"][0] = state[s]
+    return part
+
+
+def _forward_steps(w, sizes, xs, seq):
+    """Steps 0..steps-1 of xs (steps, B, D), from the states in row 0 of seq; fills seq."""
+    D = sizes["D"]
+    H = sizes["H"]
+    steps, B = xs.shape[:2]
+    dtype = xs.dtype
+    Wcat_x = w["Wcat_x"]
+    Wcat_h_prev = w["Wcat_h_prev"]
+    bcat_x = w["bcat_x"]
+    p_f = w["p_f"]
+    p_i = w["p_i"]
+    p_o = w["p_o"]
+    h_seq = seq["h_seq"]
+    c_seq = seq["c_seq"]
+    f_seq = seq["f_seq"]
+    i_seq = seq["i_seq"]
+    o_seq = seq["o_seq"]
+    k_seq = seq["k_seq"]
+    Z_g_seq = seq["Z_g_seq"]
+    # the x terms of every step at once  (F1)-(F4)
+    A_x = _take((steps, B, 4*H), dtype)
+    numpy.matmul(xs.reshape(steps * B, -1), Wcat_x.T, out=A_x.reshape(steps * B, 4*H))
+    A_x += bcat_x
+    A_h_prev = _take((B, 4*H), dtype)
+    for t in range(steps):
         h_prev = h_seq[t]
+        c_prev = c_seq[t]
+        Z_g = Z_g_seq[t]
+        numpy.matmul(h_prev, Wcat_h_prev.T, out=A_h_prev)  # (F1)-(F4)
+        A_h_prev += A_x[t]
+        numpy.tanh(A_h_prev[:, 0:H], out=Z_g)  # (F11)
+        g = Z_g
+        a_f = A_h_prev[:, H:2*H]
+        a_i = A_h_prev[:, 2*H:3*H]
+        a_o = A_h_prev[:, 3*H:4*H]
+        q_f = c_prev*p_f  # (F5)
+        z_f = a_f + q_f  # (F6)
+        numpy.multiply(z_f, 1/2, out=f_seq[t])  # (F7)
+        numpy.tanh(f_seq[t], out=f_seq[t])
+        numpy.multiply(f_seq[t], 1/2, out=f_seq[t])
+        numpy.add(f_seq[t], 1/2, out=f_seq[t])
+        f = f_seq[t]
+        q_i = c_prev*p_i  # (F8)
+        z_i = a_i + q_i  # (F9)
+        numpy.multiply(z_i, 1/2, out=i_seq[t])  # (F10)
+        numpy.tanh(i_seq[t], out=i_seq[t])
+        numpy.multiply(i_seq[t], 1/2, out=i_seq[t])
+        numpy.add(i_seq[t], 1/2, out=i_seq[t])
+        i = i_seq[t]
+        m = c_prev*f  # (F12)
+        n = g*i  # (F13)
+        numpy.add(m, n, out=c_seq[t + 1])  # (F14)
+        c = c_seq[t + 1]
+        q_o = c*p_o  # (F15)
+        z_o = a_o + q_o  # (F16)
+        numpy.multiply(z_o, 1/2, out=o_seq[t])  # (F17)
+        numpy.tanh(o_seq[t], out=o_seq[t])
+        numpy.multiply(o_seq[t], 1/2, out=o_seq[t])
+        numpy.add(o_seq[t], 1/2, out=o_seq[t])
+        o = o_seq[t]
+        numpy.tanh(c, out=k_seq[t])  # (F18)
+        k = k_seq[t]
+        numpy.multiply(k, o, out=h_seq[t + 1])  # (F19)
+    _give(A_x, A_h_prev)
+
+
+def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
+    """Steps steps-1..0 back from d_next (the state gradients after the last step); adds the parameter
+    gradients into dw, writes dxs (steps, B, D) and returns the state gradients before step 0."""
+    D = sizes["D"]
+    H = sizes["H"]
+    steps, B = xs.shape[:2]
+    dtype = xs.dtype
+    Wcat_x = w["Wcat_x"]
+    Wcat_h_prev = w["Wcat_h_prev"]
+    bcat_x = w["bcat_x"]
+    p_f = w["p_f"]
+    p_i = w["p_i"]
+    p_o = w["p_o"]
+    h_seq = seq["h_seq"]
+    c_seq = seq["c_seq"]
+    f_seq = seq["f_seq"]
+    i_seq = seq["i_seq"]
+    o_seq = seq["o_seq"]
+    k_seq = seq["k_seq"]
+    Z_g_seq = seq["Z_g_seq"]
+    d_h_next = d_next["h"]
+    d_c_next = d_next["c"]
+    d_p_f = dw["p_f"]
+    d_p_i = dw["p_i"]
+    d_p_o = dw["p_o"]
+    d_A_x_seq = _take((steps, B, 4*H), dtype)
+    d_Z_g = _take((B, H), dtype)
+    scratch_Z_g = _take((B, H), dtype)
+    for t in reversed(range(steps)):
         c_prev = c_seq[t]
         c = c_seq[t + 1]
         f = f_seq[t]
         i = i_seq[t]
-        g = g_seq[t]
         o = o_seq[t]
         k = k_seq[t]
-        d_A = d_A_seq[t]
+        Z_g = Z_g_seq[t]
+        g = Z_g
+        d_A_x = d_A_x_seq[t]
         d_h = dhs[t] + d_h_next  # (B1) fork: loss, next step
         d_k = d_h*o  # (B2)
         d_o = d_h*k  # (B3)
@@ -162,47 +308,32 @@ def backward(params, cache, dhs, dstateT=None):
         d_c = d_k*(1 - k**2) + d_q_o*p_o + d_c_next  # (B6) fork: q_o, k, next step
         d_n = d_c  # (B7)
         d_m = d_c  # (B8)
-        d_g = d_n*i  # (B9)
+        numpy.multiply(d_n, i, out=d_Z_g[:, 0:H])  # (B9)
         d_i = d_n*g  # (B10)
         d_z_i = d_i*i*(1 - i)  # (B11)
         d_q_i = d_z_i  # (B12)
         d_f = c_prev*d_m  # (B13)
         d_z_f = d_f*f*(1 - f)  # (B14)
         d_q_f = d_z_f  # (B15)
-        d_A[:, 3*H:4*H] = d_z_o  # (B16)
-        d_A[:, 2*H:3*H] = d_g*(1 - g**2)  # (B17)
-        d_A[:, H:2*H] = d_z_i  # (B18)
-        d_A[:, 0:H] = d_z_f  # (B19)
+        d_A_x[:, 3*H:4*H] = d_z_o  # (B16)
+        numpy.square(Z_g, out=scratch_Z_g)  # (B17)
+        numpy.subtract(1, scratch_Z_g, out=scratch_Z_g)
+        numpy.multiply(scratch_Z_g, d_Z_g, out=d_A_x[:, 0:H])
+        d_A_x[:, 2*H:3*H] = d_z_i  # (B18)
+        d_A_x[:, H:2*H] = d_z_f  # (B19)
         d_c_prev = d_m*f + d_q_f*p_f + d_q_i*p_i  # (B20) fork: q_f, q_i, m
-        d_h_prev = d_A @ Wcat_h_prev  # (B21) fork: a_f, a_i, a_g, a_o
-        d_Wcat_h_prev += d_A.T @ h_prev  # (P5)-(P8)
+        d_h_prev = d_A_x @ Wcat_h_prev  # (B21) fork: a_f, a_i, a_g, a_o
         d_p_f += (c_prev*d_q_f).sum(axis=0)  # (P13)
         d_p_i += (c_prev*d_q_i).sum(axis=0)  # (P14)
         d_p_o += (c*d_q_o).sum(axis=0)  # (P15)
         d_h_next = d_h_prev
         d_c_next = d_c_prev
-    grads = {}
-    d_A_flat = d_A_seq.reshape(T * B, 4*H)
-    d_Wcat_x = d_A_flat.T @ xs.reshape(T * B, -1)  # (P1)-(P4)
-    dxs += (d_A_flat @ Wcat_x).reshape(T, B, -1)  # (B22)
-    d_bcat = d_A_flat.sum(axis=0)  # (P9)-(P12)
-    grads["W_f"] = d_Wcat_x[0:H]
-    grads["W_i"] = d_Wcat_x[H:2*H]
-    grads["W_g"] = d_Wcat_x[2*H:3*H]
-    grads["W_o"] = d_Wcat_x[3*H:4*H]
-    grads["U_f"] = d_Wcat_h_prev[0:H]
-    grads["U_i"] = d_Wcat_h_prev[H:2*H]
-    grads["U_g"] = d_Wcat_h_prev[2*H:3*H]
-    grads["U_o"] = d_Wcat_h_prev[3*H:4*H]
-    grads["b_f"] = d_bcat[0:H]
-    grads["b_i"] = d_bcat[H:2*H]
-    grads["b_g"] = d_bcat[2*H:3*H]
-    grads["b_o"] = d_bcat[3*H:4*H]
-    grads["p_f"] = d_p_f
-    grads["p_i"] = d_p_i
-    grads["p_o"] = d_p_o
-    grads = {name: grads[name] for name in PARAMS}
-    return grads, dxs, {"h": d_h_next, "c": d_c_next}
+    dw["Wcat_x"] += d_A_x_seq.reshape(steps * B, 4*H).T @ xs.reshape(steps * B, -1)  # (P1)-(P4)
+    numpy.matmul(d_A_x_seq.reshape(steps * B, 4*H), Wcat_x, out=dxs.reshape(steps * B, -1))  # (B22)
+    dw["bcat_x"] += d_A_x_seq.reshape(steps * B, 4*H).sum(axis=0)  # (P9)-(P12)
+    dw["Wcat_h_prev"] += d_A_x_seq.reshape(steps * B, 4*H).T @ h_seq[:steps].reshape(steps * B, -1)  # (P5)-(P8)
+    _give(d_A_x_seq, d_Z_g, scratch_Z_g)
+    return {"h": d_h_next, "c": d_c_next}
 
 
 def _sizes(params):

@@ -28,11 +28,15 @@ def init_params(input_size, hidden_size, *, seed=0, dtype=numpy.float64):
     return {name: rng.uniform(-bound, bound, size=tuple(sizes[s] for s in shape)).astype(dtype)
             for name, shape in PARAMS.items()}
 
-def forward(params, xs, state0=None):
+def forward(params, xs, state0=None, *, checkpoint=None):
     """Run the cell over xs (T, B, D) from state0 (a dict of (B, size) arrays; zeros when None).
 
     Returns (hs, stateT, cache): the per-step outputs (T, B, H), the final state as a
     dict, and what `backward` needs.  The dtype of xs is kept (float32 in, float32 out).
+    checkpoint=k keeps the state only every k steps; `backward` then recomputes each stretch
+    of k steps before going back through it (about k times less memory, one more forward).
+    When the cache is dropped its storage is reused by later calls: keep the cache itself
+    (or `cache.copy()`), not arrays taken out of it.
     """
     xs = numpy.asarray(xs)
     if xs.ndim != 3:
@@ -44,24 +48,27 @@ def forward(params, xs, state0=None):
     T, B = xs.shape[:2]
     if xs.shape[2] != D:
         raise ValueError(f"xs has shape {xs.shape}, expected (T, B, D) = ({T}, {B}, {D})")
+    if checkpoint is not None and (isinstance(checkpoint, bool) or not isinstance(checkpoint, (int, numpy.integer)) or checkpoint < 1):
+        raise ValueError(f"checkpoint must be None or a positive int, got {checkpoint!r}")
     xs = xs.astype(dtype, copy=False)
     params = {name: numpy.asarray(params[name]).astype(dtype, copy=False) for name in PARAMS}
-    state0 = _state(state0, "state0", B, sizes, dtype)
-    Wcat_x = numpy.concatenate([params["W"]])
-    Wcat_h_prev = numpy.concatenate([params["U"]])
-    bcat = numpy.concatenate([params["b"]])
-    # input terms of a for all steps
-    A_x = (xs.reshape(T * B, -1) @ Wcat_x.T + bcat).reshape(T, B, H)
-    h_seq = numpy.empty((T + 1, B, H), dtype)
-    h_seq[0] = state0["h"]
-    for t in range(T):
-        h_prev = h_seq[t]
-        A = A_x[t] + h_prev @ Wcat_h_prev.T  # (F1)
-        a = A[:, 0:H]
-        h_seq[t + 1] = numpy.tanh(a)  # (F2)
-    cache = dict(xs=xs, params=params, sizes=sizes, Wcat_x=Wcat_x, Wcat_h_prev=Wcat_h_prev, bcat=bcat, h_seq=h_seq)
-    stateT = {"h": h_seq[T].copy()}
-    return h_seq[1:].copy(), stateT, cache
+    state = {s: value.copy() for s, value in _state(state0, "state0", B, sizes, dtype).items()}
+    w = _stack(params, sizes, dtype)
+    k = max(T, 1) if checkpoint is None else int(checkpoint)
+    seq = _buffers(min(k, T), B, sizes, dtype)
+    hs = numpy.empty((T, B, H), dtype)
+    saved = []
+    for start in range(0, T, k):
+        stop = min(start + k, T)
+        saved.append(state)
+        part = _part(seq, stop - start, state)
+        _forward_steps(w, sizes, xs[start:stop], part)
+        hs[start:stop] = part["h_seq"][1:]
+        state = {"h": part["h_seq"][-1].copy()}
+    if checkpoint is not None:
+        _give(*seq.values())
+    cache = _Cache(xs=xs, sizes=sizes, w=w, k=k, saved=saved, seq=seq if checkpoint is None else None)
+    return hs, state, cache
 
 
 def backward(params, cache, dhs, dstateT=None):
@@ -70,40 +77,153 @@ def backward(params, cache, dhs, dstateT=None):
     Returns (grads, dxs, dstate0): grads keyed like params, dxs (T, B, D) and
     dstate0 = dL/dstate_0 as a dict.  dstateT=None means the loss does not read the final state.
     """
-    xs, sizes = cache["xs"], cache["sizes"]
+    xs, sizes, w, k = cache["xs"], cache["sizes"], cache["w"], cache["k"]
     dtype = xs.dtype
     D = sizes["D"]
     H = sizes["H"]
     T, B = xs.shape[:2]
     dhs = _array("dhs", dhs, (T, B, H), dtype)
-    dstateT = _state(dstateT, "dstateT", B, sizes, dtype)
-    Wcat_x = cache["Wcat_x"]
-    Wcat_h_prev = cache["Wcat_h_prev"]
-    bcat = cache["bcat"]
-    h_seq = cache["h_seq"]
-    dxs = numpy.zeros_like(xs)
-    d_h_next = dstateT["h"]
-    d_A_seq = numpy.empty((T, B, H), dtype)
-    d_Wcat_h_prev = numpy.zeros_like(Wcat_h_prev)
-    for t in reversed(range(T)):
-        h_prev = h_seq[t]
-        h = h_seq[t + 1]
-        d_A = d_A_seq[t]
-        d_h = dhs[t] + d_h_next  # (B1) fork: loss, next step
-        d_A[:, 0:H] = d_h*(1 - h**2)  # (B2)
-        d_h_prev = d_A @ Wcat_h_prev  # (B3)
-        d_Wcat_h_prev += d_A.T @ h_prev  # (P2)
-        d_h_next = d_h_prev
+    d_next = _state(dstateT, "dstateT", B, sizes, dtype)
+    dw = {name: numpy.zeros_like(value) for name, value in w.items()}
+    dxs = numpy.empty_like(xs)
+    recompute = cache["seq"] is None
+    seq = _buffers(min(k, T), B, sizes, dtype) if recompute else cache["seq"]
+    for start, state in reversed(list(zip(range(0, T, k), cache["saved"]))):
+        stop = min(start + k, T)
+        part = _part(seq, stop - start, state if recompute else None)
+        if recompute:  # checkpointed: recompute this stretch from its saved state
+            _forward_steps(w, sizes, xs[start:stop], part)
+        d_next = _backward_steps(w, sizes, xs[start:stop], part, dhs[start:stop], d_next, dw,
+                                 dxs[start:stop])
+    if recompute:
+        _give(*seq.values())
     grads = {}
-    d_A_flat = d_A_seq.reshape(T * B, H)
-    d_Wcat_x = d_A_flat.T @ xs.reshape(T * B, -1)  # (P1)
-    dxs += (d_A_flat @ Wcat_x).reshape(T, B, -1)  # (B4)
-    d_bcat = d_A_flat.sum(axis=0)  # (P3)
-    grads["W"] = d_Wcat_x[0:H]
-    grads["U"] = d_Wcat_h_prev[0:H]
-    grads["b"] = d_bcat[0:H]
+    grads["W"] = dw["Wcat_x"][0:H]
+    grads["b"] = dw["bcat_x"][0:H]
+    grads["U"] = dw["Wcat_h_prev"][0:H]
     grads = {name: grads[name] for name in PARAMS}
-    return grads, dxs, {"h": d_h_next}
+    return grads, dxs, d_next
+
+
+def _stack(params, sizes, dtype):
+    """The weights of every input stacked into one matrix (and biases into one vector)."""
+    D = sizes["D"]
+    H = sizes["H"]
+    Wcat_x = numpy.concatenate([params["W"]])
+    bcat_x = numpy.concatenate([params["b"]])
+    Wcat_h_prev = numpy.concatenate([params["U"]])
+    return dict(Wcat_x=Wcat_x, Wcat_h_prev=Wcat_h_prev, bcat_x=bcat_x)
+
+
+def _buffers(n, B, sizes, dtype):
+    """Storage for n steps of what the backward pass reads (a state has n + 1 rows)."""
+    D = sizes["D"]
+    H = sizes["H"]
+    return dict(h_seq=_take((n + 1, B, H), dtype))
+
+
+# Buffers are reused across calls: fresh memory costs a page fault per 4 KiB on first
+# touch, a fifth of the time at the large size.  A buffer is in the pool only while no
+# call uses it: functions give back their scratch when they end, a cache its storage
+# when it is dropped.
+_POOL = {}
+
+
+def _take(shape, dtype):
+    """An uninitialised array of this shape, from the pool when it has one."""
+    try:
+        return _POOL[shape, numpy.dtype(dtype)].pop()
+    except (KeyError, IndexError):
+        return numpy.empty(shape, dtype)
+
+
+def _give(*arrays):
+    """Put arrays nobody reads any more into the pool (at most two of each shape)."""
+    if len(_POOL) > 64:
+        _POOL.clear()
+    for array in arrays:
+        free = _POOL.setdefault((array.shape, array.dtype), [])
+        if len(free) < 2 and all(array is not f for f in free):
+            free.append(array)
+
+
+class _Cache(dict):
+    """What `backward` needs; its per-step storage goes back to the pool when it is dropped."""
+
+    def __del__(self):
+        if self.get("seq") is not None and _give is not None:
+            _give(*self["seq"].values())
+
+    def copy(self):
+        """A cache of its own: the storage is copied, since the original gives its back."""
+        other = _Cache(self)
+        if self["seq"] is not None:
+            other["seq"] = {name: value.copy() for name, value in self["seq"].items()}
+        return other
+
+    __copy__ = copy
+
+
+def _part(seq, n, state):
+    """The first n steps of the storage, views; the states' first rows set from state (if given)."""
+    part = {name: value[:n + 1] if name[:-4] in STATE else value[:n] for name, value in seq.items()}
+    for s in STATE if state is not None else ():
+        part[f"{s}_seq"][0] = state[s]
+    return part
+
+
+def _forward_steps(w, sizes, xs, seq):
+    """Steps 0..steps-1 of xs (steps, B, D), from the states in row 0 of seq; fills seq."""
+    D = sizes["D"]
+    H = sizes["H"]
+    steps, B = xs.shape[:2]
+    dtype = xs.dtype
+    Wcat_x = w["Wcat_x"]
+    Wcat_h_prev = w["Wcat_h_prev"]
+    bcat_x = w["bcat_x"]
+    h_seq = seq["h_seq"]
+    # the x terms of every step at once  (F1)
+    A_x = _take((steps, B, H), dtype)
+    numpy.matmul(xs.reshape(steps * B, -1), Wcat_x.T, out=A_x.reshape(steps * B, H))
+    A_x += bcat_x
+    A_h_prev = _take((B, H), dtype)
+    for t in range(steps):
+        h_prev = h_seq[t]
+        numpy.matmul(h_prev, Wcat_h_prev.T, out=A_h_prev)  # (F1)
+        A_h_prev += A_x[t]
+        a = A_h_prev
+        numpy.tanh(a, out=h_seq[t + 1])  # (F2)
+    _give(A_x, A_h_prev)
+
+
+def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
+    """Steps steps-1..0 back from d_next (the state gradients after the last step); adds the parameter
+    gradients into dw, writes dxs (steps, B, D) and returns the state gradients before step 0."""
+    D = sizes["D"]
+    H = sizes["H"]
+    steps, B = xs.shape[:2]
+    dtype = xs.dtype
+    Wcat_x = w["Wcat_x"]
+    Wcat_h_prev = w["Wcat_h_prev"]
+    bcat_x = w["bcat_x"]
+    h_seq = seq["h_seq"]
+    d_h_next = d_next["h"]
+    d_A_x_seq = _take((steps, B, H), dtype)
+    for t in reversed(range(steps)):
+        h = h_seq[t + 1]
+        d_A_x = d_A_x_seq[t]
+        d_h = dhs[t] + d_h_next  # (B1) fork: loss, next step
+        numpy.square(h, out=d_A_x[:, 0:H])  # (B2)
+        numpy.subtract(1, d_A_x[:, 0:H], out=d_A_x[:, 0:H])
+        numpy.multiply(d_A_x[:, 0:H], d_h, out=d_A_x[:, 0:H])
+        d_h_prev = d_A_x @ Wcat_h_prev  # (B3)
+        d_h_next = d_h_prev
+    dw["Wcat_x"] += d_A_x_seq.reshape(steps * B, H).T @ xs.reshape(steps * B, -1)  # (P1)
+    numpy.matmul(d_A_x_seq.reshape(steps * B, H), Wcat_x, out=dxs.reshape(steps * B, -1))  # (B4)
+    dw["bcat_x"] += d_A_x_seq.reshape(steps * B, H).sum(axis=0)  # (P3)
+    dw["Wcat_h_prev"] += d_A_x_seq.reshape(steps * B, H).T @ h_seq[:steps].reshape(steps * B, -1)  # (P2)
+    _give(d_A_x_seq)
+    return {"h": d_h_next}
 
 
 # PyTorch's torch.nn.RNN(input_size=D, hidden_size=H, nonlinearity='tanh') keeps these parameters

@@ -1,0 +1,338 @@
+"""Benchmark the generated recurrent cells against PyTorch and the hand-written reference.
+
+    python benchmarks/bench.py            # every size, a few minutes
+    python benchmarks/bench.py --quick    # fewer repetitions, well under a minute
+    python benchmarks/bench.py --sizes medium,large --repeats 15
+    python benchmarks/bench.py --threads 1 --clock cpu   # one thread each, CPU time: for a busy machine
+
+Every measurement is forward + backward of the same loss, L = sum(hs * G) for a fixed
+random G, in float32 on the same data.  Implementations are interleaved (three turns of
+each in rotation, a few runs per turn) and the median time is reported, so a busy machine
+slows all of them alike; compare the ratios, not the absolute times.  GEMM efficiency is the matrix-product
+FLOPs of forward + backward (6 T B rows cols per weight matrix: the product, its weight
+gradient and its input gradient) per second, divided by numpy's float32 1024x1024 GEMM
+throughput measured in the same rounds.  Memory is the peak traced by tracemalloc during
+forward + backward (NumPy only), the bytes the cache holds, and the lower bound: the
+per-step values the derived backward pass reads (`Derivation.cached_values`).
+"""
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import statistics
+import sys
+import time
+import tracemalloc
+import warnings
+from pathlib import Path
+
+
+def threads_option(argv) -> int:
+    """--threads N, read before NumPy is imported: OpenBLAS fixes its thread count on import."""
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("--threads", type=int, default=2)
+    return parser.parse_known_args(argv)[0].threads
+
+
+if __name__ == "__main__":
+    os.environ["OPENBLAS_NUM_THREADS"] = os.environ["OMP_NUM_THREADS"] = str(threads_option(sys.argv[1:]))
+
+import numpy as np  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+
+SIZES = {  # T steps, B batch, D input, H hidden
+    "small": (16, 8, 32, 32),
+    "medium": (32, 32, 128, 128),
+    "large": (64, 64, 256, 256),
+    "tall": (256, 16, 64, 128),
+}
+TORCH_CELLS = {"gru_reset_after": "GRU", "rnn": "RNN", "lstmp": "LSTM(proj_size=H/2)"}
+
+
+def load(name):
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", ROOT / "generated" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def problem(module, size, seed=0):
+    T, B, D, H = size
+    args = {"D": D, "H": H, "P": H // 2}
+    params = module.init_params(*(args[s] for s in module.SIZES), seed=seed, dtype=np.float32)
+    rng = np.random.default_rng(seed)
+    xs = rng.normal(size=(T, B, D)).astype(np.float32)
+    hs, _, _ = module.forward(params, xs[:1])
+    G = rng.normal(size=(T, B, hs.shape[-1])).astype(np.float32)
+    return params, xs, G
+
+
+def generated_run(module, params, xs, G, **options):
+    def run():
+        hs, _, cache = module.forward(params, xs, **options)
+        return module.backward(params, cache, G)
+    return run
+
+
+def torch_run(torch, module, params, xs, G):
+    """nn.LSTM/GRU/RNN with the same parameters; returns a function and its gradients."""
+    H = params[module.PARAMS and next(iter(module.PARAMS))].shape[0]
+    options = dict(input_size=xs.shape[2], hidden_size=H)
+    if "P" in module.SIZES:
+        options["proj_size"] = params["W_hr"].shape[0]
+    net = getattr(torch.nn, module.TORCH_MODULE)(**options)
+    net.load_state_dict({k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in module.to_torch(params).items()})
+    x0, g = torch.from_numpy(xs), torch.from_numpy(G)
+
+    def run():
+        net.zero_grad(set_to_none=True)
+        x = x0.clone().requires_grad_(True)
+        out, _ = net(x)
+        out.backward(g)
+        return net, x
+    return run
+
+
+def gemm_run(n=1024):
+    a = np.random.default_rng(1).normal(size=(n, n)).astype(np.float32)
+    b = a.T.copy()
+    return lambda: a @ b
+
+
+CLOCK = time.perf_counter   # --clock cpu: time.process_time (with --threads 1 on a busy machine)
+# After a call, OpenBLAS's worker threads spin for about 2^28 cycles (and OpenMP's for a while)
+# before they sleep; a run started meanwhile shares the cores with them (measured here: torch
+# 2-10x slower right after a NumPy run).  So each turn of an implementation starts with a
+# pause, then an untimed warm-up run, then timed runs back to back, as in a training loop.
+SETTLE = 0.3
+
+
+def interleaved(runs, repeats, rounds=3):
+    """Median seconds of each run: `rounds` turns per implementation in rotation, each turn
+    a pause, a warm-up and about repeats / rounds timed runs."""
+    rounds = max(1, min(rounds, repeats))
+    per_turn = -(-repeats // rounds)
+    times = {name: [] for name in runs}
+    for _ in range(rounds):
+        for name, run in runs.items():
+            time.sleep(SETTLE)
+            run()
+            for _ in range(per_turn):
+                start = CLOCK()
+                run()
+                times[name].append(CLOCK() - start)
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
+def matmul_flops(module, params, T, B):
+    return 6 * T * B * sum(v.shape[0] * v.shape[1] for k, v in params.items()
+                           if np.ndim(v) == 2 and k in module.PARAMS)
+
+
+def nbytes(value) -> int:
+    if isinstance(value, np.ndarray):
+        return value.nbytes
+    if isinstance(value, dict):
+        return sum(nbytes(v) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return sum(nbytes(v) for v in value)
+    return 0
+
+
+def memory(module, params, xs, G, **options):
+    """(peak traced bytes of forward + backward, bytes held by the cache apart from xs).
+    The module's buffer pool is emptied first, so every buffer is counted."""
+    getattr(module, "_POOL", {}).clear()
+    tracemalloc.start()
+    hs, _, cache = module.forward(params, xs, **options)
+    held = nbytes({k: v for k, v in cache.items() if k != "xs"})
+    module.backward(params, cache, G)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    return peak, held
+
+
+def cache_lower_bound(name, size):
+    """Bytes of the per-step values the derived backward pass reads, all steps, float32."""
+    from derive.cells import get_cell
+    from derive.derivation import derive
+    derivation = derive(get_cell(name))
+    cell = derivation.cell
+    T, B, D, H = size
+    widths = {"D": D, "H": H, "P": H // 2}
+    sizes = cell.sizes()
+    total = 0
+    for v in derivation.cached_values():
+        if v in cell.input_names:
+            continue
+        total += widths[sizes[v[:-5] if v.endswith("_prev") else v]]
+    return 4 * T * B * total
+
+
+def cell(value, spec) -> str:
+    """A table cell, or n/a right-aligned to the same width."""
+    width = int(spec.split(".")[0])
+    return format(value, spec) if value else "n/a".rjust(width)
+
+
+def mb(n) -> str:
+    return f"{n / 2**20:.1f}"
+
+
+def check(reference, result, what):
+    """Largest relative difference of two gradient sets (dicts of arrays)."""
+    worst = 0.0
+    for key, value in reference.items():
+        scale = max(np.abs(value).max(), 1e-30)
+        worst = max(worst, float(np.abs(result[key] - value).max() / scale))
+    if worst > 1e-3:
+        raise SystemExit(f"{what}: gradients disagree (max relative difference {worst:.1e})")
+    return worst
+
+
+def torch_grads(module, net, x):
+    """Torch's gradients in our names.  A parameter torch keeps twice (its two biases) gets
+    the same gradient in both places, so only its first copy is kept."""
+    grads = {k: v.grad.numpy().copy() for k, v in net.named_parameters()}
+    seen = set()
+    for key, names in module.TORCH_KEYS.items():
+        for name, block in zip(names, np.split(grads[key], len(names))):
+            if name in seen:
+                block[...] = 0
+        seen.update(names)
+    ours = module.from_torch(grads)
+    return ours, x.grad.numpy()
+
+
+def bench_lstm(torch, sizes, repeats):
+    import reference_lstm
+    lstm = load("lstm")
+    print("LSTM forward+backward, float32, median ms over interleaved runs")
+    header = (f"{'size':7} {'T,B,D,H':16} {'generated':>9} {'torch':>8} {'reference':>9} "
+              f"{'gen/torch':>9} {'gen/ref':>8} {'GEMM GF/s':>9} {'gen eff':>7} {'torch eff':>9} "
+              f"{'peak MB':>7} {'cache MB':>8} {'bound MB':>8}")
+    print(header)
+    for name in sizes:
+        size = SIZES[name]
+        T, B, D, H = size
+        params, xs, G = problem(lstm, size)
+        runs = {"gen": generated_run(lstm, params, xs, G),
+                "ref": lambda: reference_lstm.backward(params, reference_lstm.forward(params, xs)[2], G),
+                "gemm": gemm_run()}
+        if torch is not None:
+            runs["torch"] = torch_run(torch, lstm, params, xs, G)
+            grads, dxs, _ = runs["gen"]()
+            theirs, dx_t = torch_grads(lstm, *runs["torch"]())
+            check(theirs | {"xs": dx_t}, grads | {"xs": dxs}, f"lstm {name} vs torch")
+        t = interleaved(runs, repeats)
+        gflops = 2 * 1024 ** 3 / t["gemm"] / 1e9
+        flops = matmul_flops(lstm, params, T, B)
+        peak, held = memory(lstm, params, xs, G)
+        bound = cache_lower_bound("lstm", size)
+        gen, ref, tt = t["gen"], t["ref"], t.get("torch")
+        cells = [f"{gen * 1e3:9.2f}", cell(tt and tt * 1e3, "8.2f"), f"{ref * 1e3:9.2f}",
+                 cell(tt and gen / tt, "9.2f"), f"{gen / ref:8.2f}", f"{gflops:9.0f}",
+                 f"{flops / gen / 1e9 / gflops:7.0%}", cell(tt and flops / tt / 1e9 / gflops, "9.0%"),
+                 f"{mb(peak):>7} {mb(held):>8} {mb(bound):>8}"]
+        print(f"{name:7} {str(size):16} " + " ".join(cells))
+    print()
+
+
+def bench_cells(torch, sizes, repeats):
+    print("Other cells vs PyTorch (forward+backward, float32, median ms; gru_reset_after is nn.GRU)")
+    print(f"{'cell':16} {'torch':20} " + " ".join(f"{s:>16}" for s in sizes))
+    for cell, torch_name in TORCH_CELLS.items():
+        module = load(cell)
+        row = []
+        for name in sizes:
+            params, xs, G = problem(module, SIZES[name])
+            runs = {"gen": generated_run(module, params, xs, G),
+                    "torch": torch_run(torch, module, params, xs, G)}
+            grads, dxs, _ = runs["gen"]()
+            theirs, dx_t = torch_grads(module, *runs["torch"]())
+            check(theirs | {"xs": dx_t}, grads | {"xs": dxs}, f"{cell} {name} vs torch")
+            t = interleaved(runs, repeats)
+            row.append(f"{t['gen'] * 1e3:.2f}/{t['torch'] * 1e3:.2f}={t['gen'] / t['torch']:.2f}x")
+        print(f"{cell:16} {'nn.' + torch_name:20} " + " ".join(f"{r:>16}" for r in row))
+    print("  (each entry: generated ms / torch ms = ratio)")
+    print()
+
+
+def bench_checkpoint(repeats, size_name="tall"):
+    lstm = load("lstm")
+    size = SIZES[size_name]
+    T = size[0]
+    params, xs, G = problem(lstm, size)
+    ks = [None, 32, 16, 4]
+    runs = {k: generated_run(lstm, params, xs, G, checkpoint=k) for k in ks}
+    plain = runs[None]()
+    for k in ks[1:]:
+        grads, dxs, _ = runs[k]()
+        check(plain[0] | {"xs": plain[1]}, grads | {"xs": dxs}, f"checkpoint={k}")
+    t = interleaved(runs, repeats)
+    print(f"Gradient checkpointing, LSTM at {size_name} {size} (T={T})")
+    print(f"{'checkpoint':>10} {'ms':>8} {'time x':>7} {'peak MB':>8} {'cache MB':>9} {'cache x':>8}")
+    base_peak, base_held = memory(lstm, params, xs, G)
+    for k in ks:
+        peak, held = memory(lstm, params, xs, G, checkpoint=k)
+        print(f"{str(k):>10} {t[k] * 1e3:8.2f} {t[k] / t[None]:7.2f} {mb(peak):>8} {mb(held):>9} "
+              f"{base_held / held:8.1f}")
+    print()
+
+
+def machine():
+    import platform
+    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
+                if line.startswith("model name")), platform.processor()) \
+        if Path("/proc/cpuinfo").exists() else platform.processor()
+    import os
+    return f"{os.cpu_count()} cores, {cpu}, Python {platform.python_version()}, numpy {np.__version__}"
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", default=",".join(SIZES),
+                        help=f"comma-separated subset of {', '.join(SIZES)}")
+    parser.add_argument("--repeats", type=int, default=None, help="timed runs per implementation")
+    parser.add_argument("--quick", action="store_true", help="3 timed runs per implementation instead of 9")
+    parser.add_argument("--no-torch", action="store_true", help="skip PyTorch even when installed")
+    parser.add_argument("--threads", type=int, default=2,
+                        help="threads for NumPy's BLAS and for PyTorch (default 2, both cores here)")
+    parser.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                        help="wall time (default) or this process's CPU time, which other "
+                             "programs do not inflate; use cpu only with --threads 1")
+    args = parser.parse_args(argv)
+    global CLOCK
+    CLOCK = time.process_time if args.clock == "cpu" else time.perf_counter
+    sizes = [s.strip() for s in args.sizes.split(",") if s.strip()]
+    unknown = [s for s in sizes if s not in SIZES]
+    if unknown:
+        parser.error(f"unknown size(s) {', '.join(unknown)}; choose from {', '.join(SIZES)}")
+    repeats = args.repeats or (3 if args.quick else 9)
+    warnings.filterwarnings("ignore", message="LSTM with projections is not supported with oneDNN")
+    torch = None
+    if not args.no_torch:
+        try:
+            import torch
+            torch.set_num_threads(args.threads)
+        except ImportError:
+            print("PyTorch is not installed: its columns are skipped (pip install torch)")
+    blas = os.environ.get("OPENBLAS_NUM_THREADS", "default")
+    kernels = os.environ.get("OPENBLAS_CORETYPE", "auto-detected")
+    print(machine() + f", NumPy BLAS threads {blas}, OpenBLAS kernels {kernels}"
+          + (f", torch {torch.__version__} ({torch.get_num_threads()} threads)" if torch else ""))
+    print(f"repeats per implementation: {repeats}, {args.clock} clock\n")
+    bench_lstm(torch, sizes, repeats)
+    if torch is not None:
+        bench_cells(torch, sizes, repeats)
+    else:
+        print("Other cells vs PyTorch: skipped (no PyTorch)\n")
+    if "tall" in sizes:
+        bench_checkpoint(repeats)
+
+
+if __name__ == "__main__":
+    main()

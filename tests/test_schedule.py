@@ -1,0 +1,124 @@
+"""The fast paths the benchmark times: checkpointing, float32 at the medium size, the benchmark
+script itself.  Correctness only; speed is shown by benchmarks/bench.py, never by a test."""
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import ROOT, generated, load_file, random_problem
+from derive.cells import CELLS
+
+RECURRENT = [name for name, cell in CELLS.items() if cell.recurrent]
+EXAMPLES = sorted((ROOT / "examples").glob("*.py"))
+
+
+def modules():
+    return [generated(name) for name in RECURRENT] + \
+        [load_file(path, f"example_{path.stem}") for path in EXAMPLES]
+
+
+def sizes(module, D, H):
+    return [{"D": D, "H": H, "P": 3}[s] for s in module.SIZES]
+
+
+def run(module, params, xs, state0, dhs, dstateT, **options):
+    hs, stateT, cache = module.forward(params, xs, state0, **options)
+    grads, dxs, dstate0 = module.backward(params, cache, dhs, dstateT)
+    return {"hs": hs, "dxs": dxs, **grads, **{f"{s}T": v for s, v in stateT.items()},
+            **{f"d{s}0": v for s, v in dstate0.items()}}
+
+
+@pytest.mark.parametrize("module", modules(), ids=lambda m: m.__name__)
+def test_checkpointed_gradients_equal_the_plain_ones(module):
+    T, B = 7, 2
+    params = module.init_params(*sizes(module, 4, 5), seed=1)
+    rng = np.random.default_rng(0)
+    xs = rng.normal(size=(T, B, 4))
+    hs, stateT, _ = module.forward(params, xs)
+    state0 = {s: rng.normal(size=v.shape) for s, v in stateT.items()}
+    dhs = rng.normal(size=hs.shape)
+    dstateT = {s: rng.normal(size=v.shape) for s, v in stateT.items()}
+    plain = run(module, params, xs, state0, dhs, dstateT)
+    for k in (1, 2, 3, 7, 10):   # every step, k dividing nothing, k = T, k > T
+        got = run(module, params, xs, state0, dhs, dstateT, checkpoint=k)
+        for key, value in plain.items():
+            np.testing.assert_allclose(got[key], value, rtol=1e-12, atol=1e-13, err_msg=f"k={k} {key}")
+
+
+def test_checkpointing_cuts_the_cache_about_k_fold(lstm):
+    params, xs, *_ = random_problem(lstm, 64, 3, 4, 5)
+
+    def held(cache):
+        return sum(v.nbytes for v in cache["seq"].values()) if cache["seq"] else \
+            sum(v.nbytes for state in cache["saved"] for v in state.values())
+    plain = held(lstm.forward(params, xs)[2])
+    assert held(lstm.forward(params, xs, checkpoint=8)[2]) * 8 <= plain
+
+
+@pytest.mark.parametrize("bad", [0, -2, 2.5, True, "3"])
+def test_checkpoint_must_be_a_positive_int(lstm, bad):
+    with pytest.raises(ValueError, match="checkpoint must be None or a positive int"):
+        lstm.forward(lstm.init_params(3, 2), np.zeros((2, 1, 3)), checkpoint=bad)
+
+
+def float32_error(module, T, B, D, H, **options):
+    """Largest relative difference of float32 and float64 gradients (per parameter and dxs)."""
+    if "P" in module.SIZES:   # the projection LSTM: its output and h have size P = H / 2
+        p64 = module.init_params(D, H, H // 2, seed=6)
+        rng = np.random.default_rng(5)
+        xs = rng.normal(size=(T, B, D))
+        hs, stateT, _ = module.forward(p64, xs)
+        state0 = {s: rng.normal(size=v.shape) for s, v in stateT.items()}
+        dhs = rng.normal(size=hs.shape)
+        dstateT = {s: rng.normal(size=v.shape) for s, v in stateT.items()}
+    else:
+        p64, xs, state0, dhs, dstateT = random_problem(module, T, B, D, H, seed=5)
+    f32 = (lambda v: v.astype(np.float32))
+    r64 = run(module, p64, xs, state0, dhs, dstateT, **options)
+    r32 = run(module, {k: f32(v) for k, v in p64.items()}, f32(xs),
+              {k: f32(v) for k, v in state0.items()}, f32(dhs),
+              {k: f32(v) for k, v in dstateT.items()}, **options)
+    assert all(v.dtype == np.float32 for v in r32.values())
+    return max(float(np.abs(r32[k] - v).max() / np.abs(v).max()) for k, v in r64.items())
+
+
+def test_float32_lstm_gradients_agree_with_float64_at_the_medium_size(lstm):
+    assert float32_error(lstm, 32, 32, 128, 128) < 1e-4
+    assert float32_error(lstm, 32, 32, 128, 128, checkpoint=5) < 1e-4
+
+
+@pytest.mark.parametrize("name", [n for n in RECURRENT if n != "lstm"])
+def test_float32_gradients_agree_with_float64(name):
+    assert float32_error(generated(name), 8, 4, 16, 16) < 1e-4
+
+
+def test_benchmark_script_runs_and_checks_its_gradients(monkeypatch, capsys):
+    """benchmarks/bench.py end to end at tiny sizes: it compares generated, reference and
+    (when installed) PyTorch gradients itself and exits on a disagreement."""
+    bench = load_file(ROOT / "benchmarks" / "bench.py", "bench")
+    monkeypatch.setattr(bench, "SIZES", {"small": (3, 2, 4, 6), "tall": (9, 2, 3, 4)})
+    small_gemm = bench.gemm_run(64)
+    monkeypatch.setattr(bench, "gemm_run", lambda: small_gemm)
+    monkeypatch.setattr(bench, "SETTLE", 0)
+    monkeypatch.setattr(sys, "argv", ["bench.py"])
+    bench.main(["--repeats", "1"])
+    out = capsys.readouterr().out
+    assert "small" in out and "Gradient checkpointing" in out and "lstm" in out.lower()
+    assert bench.cache_lower_bound("lstm", (2, 3, 4, 5)) == 4 * 2 * 3 * 5 * 7
+
+
+def test_reused_buffers_never_change_a_live_cache(lstm):
+    """Dropped caches and finished calls give their buffers to a pool; live ones keep theirs."""
+    import copy
+    params, xs, state0, dhs, dstateT = random_problem(lstm, 5, 2, 3, 4, seed=7)
+    expected = run(lstm, params, xs, state0, dhs, dstateT)
+    for keep in (lambda c: c, copy.copy, lambda c: c.copy(), copy.deepcopy):
+        _, _, cache = lstm.forward(params, xs, state0)
+        kept = keep(cache)
+        del cache
+        other = [lstm.forward(params, 2 * xs, state0)[2] for _ in range(3)]   # takes pooled buffers
+        grads, dxs, _ = lstm.backward(params, kept, dhs, dstateT)
+        np.testing.assert_allclose(dxs, expected["dxs"], rtol=1e-12)
+        for name, value in grads.items():
+            np.testing.assert_allclose(value, expected[name], rtol=1e-12, atol=1e-14, err_msg=name)
+        del other
