@@ -10,6 +10,7 @@ matplotlib's SVG.  No JavaScript, nothing fetched: one self-contained file.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from html import escape
 
 from latex2mathml.converter import convert
@@ -229,6 +230,7 @@ class Reader:
         raise DeriveError(f"HTML: unsupported LaTeX command \\{name}")
 
 
+@lru_cache(maxsize=None)
 def mathml(tex: str, display: str) -> str:
     """latex2mathml's MathML for one formula, without the & column marks of LaTeX."""
     return convert(_text_math(tex.replace("&", " ").strip()), display=display)
@@ -258,6 +260,7 @@ def mathml_table(tex: str) -> str:
             '<mtable columnalign="right left left left">' + "".join(cells) + "</mtable></math>")
 
 
+@lru_cache(maxsize=None)
 def _inner(tex: str) -> str:
     if not tex:
         return "<mrow/>"

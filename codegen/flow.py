@@ -135,21 +135,26 @@ def _figure(curves):
 
 def plot_svg(cell: Cell) -> str | None:
     """The plot as SVG text (deterministic), or None without matplotlib."""
-    data = _plot(cell, "svg", {"Date": None, "Creator": None})
-    return None if data is None else data.decode("utf-8")[data.index(b"<svg"):]
+    drawn = _plots(cell)
+    return None if drawn is None else drawn[0]
 
 
 def plot_pdf(cell: Cell) -> bytes | None:
     """The plot as PDF bytes for the LaTeX document; None without matplotlib."""
-    return _plot(cell, "pdf", {"CreationDate": None, "Creator": None})
+    drawn = _plots(cell)
+    return None if drawn is None else drawn[1]
 
 
-def _plot(cell, fmt, metadata) -> bytes | None:
+@lru_cache(maxsize=16)
+def _plots(cell) -> tuple[str, bytes] | None:
+    """The plot drawn once, saved as SVG and as PDF (no dates: reproducible output)."""
     try:
         fig, plt = _figure(gradient_norms(cell))
     except ImportError:
         return None
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format=fmt, metadata=metadata)   # no dates: reproducible output
+    svg, pdf = io.BytesIO(), io.BytesIO()
+    fig.savefig(svg, format="svg", metadata={"Date": None, "Creator": None})
+    fig.savefig(pdf, format="pdf", metadata={"CreationDate": None, "Creator": None})
     plt.close(fig)
-    return buffer.getvalue()
+    text = svg.getvalue().decode("utf-8")
+    return text[text.index("<svg"):], pdf.getvalue()

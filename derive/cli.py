@@ -134,32 +134,39 @@ def _show(args) -> int:
 
 
 def _build(args) -> int:
-    from codegen.build import LATEX_HINT, compile_pdf, latex_engine, pdf_assets, render_cell, write_text
+    from codegen.build import compile_pdf, pdf_assets, render_cell, write_text
     targets = [(cell, args.out) for cell in CELLS.values()]
     if args.examples.is_dir():
         targets += [(resolve(str(spec)), args.examples) for spec in sorted(args.examples.glob("*.toml"))]
-    rendered = [(folder, cell.name, render_cell(cell)) for cell, folder in targets]
     if args.check:
-        return _report_drift(rendered)
-    for folder, _, files in rendered:
-        for file_name, text in files.items():
-            write_text(folder / file_name, text)
-            print(f"wrote {folder / file_name}")
-    if args.no_pdf:
-        return 0
-    try:
-        latex_engine()
-    except DeriveError:
-        print(f"PDFs skipped: {LATEX_HINT}")
-        return 0
-    jobs = [(files[f"{name}.tex"], folder / f"{name}.pdf", pdf_assets(cell))
-            for (cell, _), (folder, name, files) in zip(targets, rendered)]
-    # pdflatex runs in its own process: compile the documents side by side on all cores
+        return _report_drift([(folder, cell.name, render_cell(cell)) for cell, folder in targets])
+    pdfs = not args.no_pdf and _latex_available()
+    # pdflatex runs in processes of its own: each PDF compiles while the next cell renders
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-        for (_, pdf, _), done in zip(jobs, [pool.submit(compile_pdf, *job) for job in jobs]):
+        pending = []
+        for cell, folder in targets:
+            files = render_cell(cell)
+            for file_name, text in files.items():
+                write_text(folder / file_name, text)
+                print(f"wrote {folder / file_name}")
+            if pdfs:
+                pdf = folder / f"{cell.name}.pdf"
+                pending.append((pdf, pool.submit(compile_pdf, files[f"{cell.name}.tex"], pdf,
+                                                 pdf_assets(cell))))
+        for pdf, done in pending:
             done.result()
             print(f"wrote {pdf}")
     return 0
+
+
+def _latex_available() -> bool:
+    from codegen.build import LATEX_HINT, latex_engine
+    try:
+        latex_engine()
+        return True
+    except DeriveError:
+        print(f"PDFs skipped: {LATEX_HINT}")
+        return False
 
 
 def _report_drift(rendered) -> int:
