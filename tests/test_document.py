@@ -98,8 +98,12 @@ def test_without_matplotlib_the_page_says_the_plot_was_not_drawn(monkeypatch):
     def no_matplotlib(curves):
         raise ImportError("No module named 'matplotlib'")
     monkeypatch.setattr(codegen.flow, "_figure", no_matplotlib)
-    assert codegen.flow.plot_pdf(get_cell("rnn")) is None
-    page = render_cell(get_cell("rnn"))["rnn.html"]
+    codegen.flow._plots.cache_clear()          # drawn plots are cached per cell
+    try:
+        assert codegen.flow.plot_pdf(get_cell("rnn")) is None
+        page = render_cell(get_cell("rnn"))["rnn.html"]
+    finally:
+        codegen.flow._plots.cache_clear()
     assert "matplotlib, which was not installed" in page
     root = ET.fromstring(page.split("\n", 1)[1])
     assert len(list(root.iter(f"{SVG}svg"))) == 2      # the two drawn figures remain
