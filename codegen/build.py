@@ -7,11 +7,13 @@ no error and no undefined reference.
 """
 from __future__ import annotations
 
+import atexit
 import os
 import re
 import shutil
 import subprocess
 import tempfile
+import threading
 from pathlib import Path
 
 from codegen.emit_feedforward import emit_feedforward
@@ -79,14 +81,17 @@ def compile_pdf(tex: str, pdf_path: Path, assets: dict[str, bytes] | None = None
     `assets` are files the document includes (the gradient-flow plot), by name.
     """
     engine = latex_engine()
+    preamble, body = _split_preamble(tex)
+    fmt = _preamble_format(engine, preamble) if preamble else None
     with tempfile.TemporaryDirectory(prefix="lstm-derive-") as scratch:
         source = Path(scratch) / "doc.tex"
-        source.write_text(tex, encoding="utf-8")
+        source.write_text(body if fmt else tex, encoding="utf-8")
         for name, data in (assets or {}).items():
             (Path(scratch) / name).write_bytes(data)
+        command = [engine] + ([f"-fmt={fmt}"] if fmt else []) + [
+            "-interaction=nonstopmode", "-halt-on-error", "doc.tex"]
         for _ in range(2):  # the second run resolves cross-references
-            run = subprocess.run([engine, "-interaction=nonstopmode", "-halt-on-error", "doc.tex"],
-                                 cwd=scratch, capture_output=True, text=True, timeout=300)
+            run = subprocess.run(command, cwd=scratch, capture_output=True, text=True, timeout=300)
         log = (Path(scratch) / "doc.log").read_text(encoding="latin-1")
         problems = latex_problems(log)
         if run.returncode != 0 or problems:
@@ -118,6 +123,38 @@ def pdf_assets(cell) -> dict[str, bytes]:
     from codegen.flow import plot_pdf
     data = plot_pdf(cell)
     return {f"{cell.name}-flow.pdf": data} if data else {}
+
+
+def _split_preamble(tex: str) -> tuple[str, str]:
+    """(document class and packages, the rest); ("", tex) when there are no packages."""
+    lines = tex.split("\n")
+    loads = [n for n, line in enumerate(lines) if line.startswith("\\usepackage")]
+    if not loads or not lines[0].startswith(("%", "\\documentclass")):
+        return "", tex
+    return "\n".join(lines[:loads[-1] + 1]), "\n".join(lines[loads[-1] + 1:])
+
+
+_FORMATS: dict[str, str | None] = {}
+_FORMAT_LOCK = threading.Lock()
+
+
+def _preamble_format(engine: str, preamble: str) -> str | None:
+    """A LaTeX format with the packages already loaded, made once per preamble and process.
+
+    Loading the packages (TikZ above all) is half of each pdflatex run; every document of a
+    build shares the same preamble.  None (compile the usual way) if dumping fails.
+    """
+    with _FORMAT_LOCK:
+        if preamble not in _FORMATS:
+            folder = tempfile.mkdtemp(prefix="lstm-derive-format-")
+            atexit.register(shutil.rmtree, folder, True)
+            Path(folder, "preamble.tex").write_text(preamble + "\n\\dump\n", encoding="utf-8")
+            run = subprocess.run([engine, "-ini", "-jobname=preamble", "-interaction=nonstopmode",
+                                  "&pdflatex", "preamble.tex"],
+                                 cwd=folder, capture_output=True, text=True, timeout=300)
+            made = run.returncode == 0 and Path(folder, "preamble.fmt").exists()
+            _FORMATS[preamble] = str(Path(folder, "preamble")) if made else None
+        return _FORMATS[preamble]
 
 
 def latex_problems(log: str) -> list[str]:
