@@ -102,6 +102,25 @@ def gemm_run(n=1024):
     return lambda: a @ b
 
 
+def products_run(size):
+    """Only the matrix products of an LSTM forward+backward, with the generated code's shapes:
+    the hoisted x products, one h product per step each way, the weight gradients after."""
+    T, B, D, H = size
+    rng = np.random.default_rng(2)
+    xs, hs = (rng.normal(size=(T * B, n)).astype(np.float32) for n in (D, H))
+    W, U = (rng.normal(size=(4 * H, n)).astype(np.float32) for n in (D, H))
+    dA = rng.normal(size=(T * B, 4 * H)).astype(np.float32)
+    out = np.empty((B, 4 * H), np.float32)
+
+    def run():
+        xs @ W.T
+        for t in range(T):
+            np.matmul(hs[t * B:(t + 1) * B], U.T, out=out)
+            dA[t * B:(t + 1) * B] @ U
+        dA.T @ xs, dA @ W, dA.T @ hs
+    return run
+
+
 CLOCK = time.perf_counter   # --clock cpu: time.process_time (with --threads 1 on a busy machine)
 # After a call, OpenBLAS's worker threads spin for about 2^28 cycles (and OpenMP's for a while)
 # before they sleep; a run started meanwhile shares the cores with them (measured here: torch
@@ -213,6 +232,7 @@ def bench_lstm(torch, sizes, repeats):
     print("LSTM forward+backward, float32, median ms over interleaved runs")
     header = (f"{'size':7} {'T,B,D,H':16} {'generated':>9} {'torch':>8} {'reference':>9} "
               f"{'gen/torch':>9} {'gen/ref':>8} {'GEMM GF/s':>9} {'gen eff':>7} {'torch eff':>9} "
+              f"{'GEMMs ms':>8} "
               f"{'peak MB':>7} {'cache MB':>8} {'bound MB':>8}")
     print(header)
     for name in sizes:
@@ -221,7 +241,7 @@ def bench_lstm(torch, sizes, repeats):
         params, xs, G = problem(lstm, size)
         runs = {"gen": generated_run(lstm, params, xs, G),
                 "ref": lambda: reference_lstm.backward(params, reference_lstm.forward(params, xs)[2], G),
-                "gemm": gemm_run()}
+                "gemm": gemm_run(), "products": products_run(size)}
         if torch is not None:
             runs["torch"] = torch_run(torch, lstm, params, xs, G)
             grads, dxs, _ = runs["gen"]()
@@ -236,7 +256,7 @@ def bench_lstm(torch, sizes, repeats):
         cells = [f"{gen * 1e3:9.2f}", cell(tt and tt * 1e3, "8.2f"), f"{ref * 1e3:9.2f}",
                  cell(tt and gen / tt, "9.2f"), f"{gen / ref:8.2f}", f"{gflops:9.0f}",
                  f"{flops / gen / 1e9 / gflops:7.0%}", cell(tt and flops / tt / 1e9 / gflops, "9.0%"),
-                 f"{mb(peak):>7} {mb(held):>8} {mb(bound):>8}"]
+                 f"{t['products'] * 1e3:8.2f}", f"{mb(peak):>7} {mb(held):>8} {mb(bound):>8}"]
         print(f"{name:7} {str(size):16} " + " ".join(cells))
     print()
 
