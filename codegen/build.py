@@ -26,6 +26,8 @@ from derive.errors import DeriveError
 
 BUILD_COMMAND = "lstm-derive build"
 LATEX_ENGINE = "pdflatex"
+_UMASK = os.umask(0)   # read the process's umask (the only way) and put it back at once
+os.umask(_UMASK)
 LATEX_HINT = ("no LaTeX engine found (pdflatex); install one, e.g. "
               "`sudo apt-get install texlive-latex-base texlive-latex-recommended`")
 
@@ -61,6 +63,7 @@ def write_text(path: Path, text: str) -> None:
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as out:
             out.write(text)
+        os.chmod(tmp, 0o666 & ~_UMASK)   # mkstemp makes it private; give it a new file's mode
         os.replace(tmp, path)
     except OSError as err:
         if tmp and os.path.exists(tmp):

@@ -78,3 +78,12 @@ def test_build_without_latex_writes_code_and_document_and_says_how_to_get_pdfs(t
     written = sorted(p.name for p in (tmp_path / "gen").iterdir())
     assert written == sorted(f"{name}.{ext}" for name in CELLS for ext in ("py", "tex", "html"))
     assert "PDFs skipped: no LaTeX engine found" in result.stdout
+
+
+def test_written_files_get_the_usual_permissions(tmp_path):
+    import os
+    from codegen.build import write_text
+    write_text(tmp_path / "a.txt", "text")
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (tmp_path / "a.txt").stat().st_mode & 0o777 == 0o666 & ~umask
