@@ -11,7 +11,7 @@ import pytest
 from codegen import figures
 from codegen.emit_html import Reader
 from codegen.notation import Notation
-from conftest import GENERATED
+from conftest import GENERATED, ROOT
 from derive import derive, get_cell
 from derive.cells import CELLS
 from derive.errors import DeriveError
@@ -21,15 +21,19 @@ MATHML = "{http://www.w3.org/1998/Math/MathML}"
 SVG = "{http://www.w3.org/2000/svg}"
 
 
-def _page(name):
-    text = (GENERATED / f"{name}.html").read_text(encoding="utf-8")
+def _page(name, folder=GENERATED):
+    text = (folder / f"{name}.html").read_text(encoding="utf-8")
     return text, ET.fromstring(text.split("\n", 1)[1])   # the line after <!DOCTYPE html>
 
 
-@pytest.mark.parametrize("name", sorted(CELLS))
-def test_html_is_xml_with_every_equation_label_of_the_document(name):
-    text, root = _page(name)
-    tex = (GENERATED / f"{name}.tex").read_text(encoding="utf-8")
+PAGES = [(name, GENERATED) for name in sorted(CELLS)] + [
+    (p.stem, p.parent) for p in sorted((ROOT / "examples").glob("*.html"))]
+
+
+@pytest.mark.parametrize("name, folder", PAGES, ids=[name for name, _ in PAGES])
+def test_html_is_xml_with_every_equation_label_of_the_document(name, folder):
+    text, root = _page(name, folder)
+    tex = (folder / f"{name}.tex").read_text(encoding="utf-8")
     tags = set(re.findall(r"\\tag\{([^}]*)\}", tex))
     ids = {e.get("id") for e in root.iter() if e.get("id")}
     assert tags and {f"eq:{t}" for t in tags} <= ids, sorted(tags - {i[3:] for i in ids if i})
