@@ -56,13 +56,18 @@ def render_cell(cell, command: str = BUILD_COMMAND, only: str | None = None) -> 
 
 def write_text(path: Path, text: str) -> None:
     """Write atomically; any OS problem becomes a one-line DeriveError naming the path."""
+    write_bytes(path, text.encode("utf-8"))
+
+
+def write_bytes(path: Path, data: bytes) -> None:
+    """Write through a temporary file in the target folder, renamed into place."""
     path = Path(path)
     tmp = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as out:
-            out.write(text)
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
         os.chmod(tmp, 0o666 & ~_UMASK)   # mkstemp makes it private; give it a new file's mode
         os.replace(tmp, path)
     except OSError as err:
@@ -87,30 +92,22 @@ def compile_pdf(tex: str, pdf_path: Path, assets: dict[str, bytes] | None = None
     preamble, body = _split_preamble(tex)
     fmt = _preamble_format(engine, preamble) if preamble else None
     with tempfile.TemporaryDirectory(prefix="lstm-derive-") as scratch:
-        source = Path(scratch) / "doc.tex"
-        source.write_text(body if fmt else tex, encoding="utf-8")
         for name, data in (assets or {}).items():
             (Path(scratch) / name).write_bytes(data)
-        command = [engine] + ([f"-fmt={fmt}"] if fmt else []) + [
-            "-interaction=nonstopmode", "-halt-on-error", "doc.tex"]
-        for _ in range(2):  # the second run resolves cross-references
-            run = subprocess.run(command, cwd=scratch, capture_output=True, text=True, timeout=300)
-        log = (Path(scratch) / "doc.log").read_text(encoding="latin-1")
-        problems = latex_problems(log)
+        # the body keeps its line numbers (the log cites them): one comment line per
+        # preamble line; if the format cannot be used, the whole source is compiled
+        source = "%\n" * (preamble.count("\n") + 1) + body if fmt else tex
+        run, log = _latex_runs(engine, fmt, source, scratch)
+        if log is None and fmt:
+            run, log = _latex_runs(engine, None, tex, scratch)
+        problems = latex_problems(log or "")
         if run.returncode != 0 or problems:
             first = problems[0] if problems else f"{LATEX_ENGINE} exited {run.returncode}"
             raise DeriveError(f"LaTeX failed for {pdf_path}: {first}")
-        pdf_path = Path(pdf_path)
-        try:
-            pdf_path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = pdf_path.with_name(f".{pdf_path.name}.tmp")
-            shutil.copyfile(Path(scratch) / "doc.pdf", tmp)
-            os.replace(tmp, pdf_path)
-        except OSError as err:
-            raise DeriveError(f"cannot write {pdf_path}: {err.strerror or err}") from None
-    warnings = re.findall(r"^LaTeX Warning: .*$", log, flags=re.M)
+        write_bytes(pdf_path, (Path(scratch) / "doc.pdf").read_bytes())
+    warnings = re.findall(r"^LaTeX Warning: .*$", log or "", flags=re.M)
     return warnings + [f"overfull box {width:g}pt too wide at {where}"
-                       for width, where in overfull_boxes(log) if width > 1.0]
+                       for width, where in overfull_boxes(log or "") if width > 1.0]
 
 
 def overfull_boxes(log: str) -> list[tuple[float, str]]:
@@ -126,6 +123,20 @@ def pdf_assets(cell) -> dict[str, bytes]:
     from codegen.flow import plot_pdf
     data = plot_pdf(cell)
     return {f"{cell.name}-flow.pdf": data} if data else {}
+
+
+def _latex_runs(engine, fmt, source, scratch):
+    """Two pdflatex runs (the second resolves cross-references): (last run, log or None)."""
+    Path(scratch, "doc.tex").write_text(source, encoding="utf-8")
+    command = [engine] + ([f"-fmt={fmt}"] if fmt else []) + [
+        "-interaction=nonstopmode", "-halt-on-error", "doc.tex"]
+    try:
+        for _ in range(2):
+            run = subprocess.run(command, cwd=scratch, capture_output=True, text=True, timeout=300)
+    except subprocess.TimeoutExpired:
+        raise DeriveError(f"{LATEX_ENGINE} took longer than 300 s") from None
+    log = Path(scratch, "doc.log")
+    return run, log.read_text(encoding="latin-1") if log.exists() else None
 
 
 def _split_preamble(tex: str) -> tuple[str, str]:

@@ -23,7 +23,9 @@ from derive.errors import DeriveError
 SIMPLE = {r"\_": "_", r"\&": "&amp;", r"\%": "%", r"\#": "#", r"\$": "$", r"\{": "{",
           r"\}": "}", r"\ ": " ", r"\,": "&#8201;", "~": "&#160;", "``": "&#8220;",
           "''": "&#8221;", "---": "&#8212;", "--": "&#8211;", r"\\": "<br/>"}
-WRAP = {"emph": "em", "textbf": "strong", "code": "code", "small": None, "fbox": None}
+WRAP = {"emph": "em", "textbf": "strong", "code": "code", "fbox": None}
+COLUMN = re.compile(r"(?<!\\)&")          # an alignment mark, not an escaped ampersand
+TEXT_ESCAPES = {r"\&": "&amp;", r"\_": "_", r"\%": "%", r"\#": "#", r"\$": "$"}
 DROP = ("noindent", "centering", "small", "maketitle")
 TEXT_COMMANDS = {"textbackslash": "\\", "textasciitilde": "~", "textasciicircum": "^"}
 
@@ -142,7 +144,7 @@ class Reader:
         for row in rows:
             tag = _argument(row, r"\tag") if r"\tag" in row else None
             row = re.sub(r"\\(tag|label)\{[^}]*\}", "", row).strip()
-            cells = "".join(f"<mtd>{_inner(p.strip())}</mtd>" for p in row.split("&"))
+            cells = "".join(f"<mtd>{_inner(p.strip())}</mtd>" for p in COLUMN.split(row))
             if tag:
                 cells += f'<mtd><mtext>({escape(tag)})</mtext></mtd>'
             out.append(f'<mtr id="eq:{escape(tag)}">{cells}</mtr>' if tag else f"<mtr>{cells}</mtr>")
@@ -233,7 +235,15 @@ class Reader:
 @lru_cache(maxsize=None)
 def mathml(tex: str, display: str) -> str:
     """latex2mathml's MathML for one formula, without the & column marks of LaTeX."""
-    return convert(_text_math(tex.replace("&", " ").strip()), display=display)
+    return _unescape(convert(_text_math(COLUMN.sub(" ", tex).strip()), display=display))
+
+
+def _unescape(mathml_text: str) -> str:
+    """latex2mathml keeps escaped characters of `\\text{}` literally (`\\&` would even be
+    invalid XML): write them as the characters they stand for."""
+    for escaped, char in TEXT_ESCAPES.items():
+        mathml_text = mathml_text.replace(escaped, char)
+    return mathml_text
 
 
 def _text_math(tex: str) -> str:
@@ -254,7 +264,7 @@ def mathml_table(tex: str) -> str:
         return mathml(tex, "block")
     cells = []
     for row in rows:
-        parts = [p.strip() for p in row.split("&")]
+        parts = [p.strip() for p in COLUMN.split(row)]
         cells.append("<mtr>" + "".join(f"<mtd>{_inner(p)}</mtd>" for p in parts) + "</mtr>")
     return ('<math xmlns="http://www.w3.org/1998/Math/MathML" display="block">'
             '<mtable columnalign="right left left left">' + "".join(cells) + "</mtable></math>")
@@ -264,7 +274,7 @@ def mathml_table(tex: str) -> str:
 def _inner(tex: str) -> str:
     if not tex:
         return "<mrow/>"
-    text = convert(_text_math(tex))
+    text = _unescape(convert(_text_math(tex)))
     inner = text[text.index(">") + 1:text.rindex("</math>")]
     return f'<mstyle displaystyle="true">{inner}</mstyle>'
 

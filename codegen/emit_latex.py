@@ -13,7 +13,7 @@ import sympy as sp
 
 from codegen import latex_sections
 from codegen.latex_terms import (KIND_TEX, adjoint_lhs, backward_eq, branch_name, forward_eq,
-                                 loss_head, param_eq, tex_prose, term_tex)
+                                 loss_head, param_eq, signed_sum, tex_prose, term_tex)
 from codegen.notation import Notation, tex_param, tex_text
 from codegen.templates import render
 from derive.cells import LSTM
@@ -160,7 +160,7 @@ def _carries(cell, nt):
 
 def _summary(derivation, printer, nt):
     rows = [dict(label=a.label, lhs=adjoint_lhs(a.target, nt), shape=a.size,
-                 rhs=" + ".join(term_tex(t, printer, nt, a.target) for t in a.terms) or "0")
+                 rhs=signed_sum([term_tex(t, printer, nt, a.target) for t in a.terms]))
             for a in derivation.adjoints]
     for g in derivation.param_grads:
         eq = param_eq(g, printer, nt)

@@ -236,7 +236,7 @@ def svg(figure: Figure, title: str) -> str:
            'fill="context-stroke"/></marker></defs>']
     pos = {n.key: n for n in figure.nodes}
     for e in figure.edges:
-        out.append(_svg_edge(e, pos, at).replace("url(#arrow)", f"url(#{marker})"))
+        out.append(_svg_edge(e, pos, at, marker))
     for n in figure.nodes:
         out.append(_svg_node(n, at))
     out.append(_svg_legend(figure.legend, height))
@@ -273,9 +273,14 @@ def _tspan(text, kind, size=14):
     return f'<tspan font-size="{size * 0.65:.0f}" baseline-shift="{shift}">{escape(text)}</tspan>'
 
 
-def _svg_edge(e, pos, at):
+def _stroke(style):
+    """SVG stroke colour and dash attribute of a line style."""
+    return ("#a01010", ' stroke-dasharray="4 3"') if style == "gradient" else ("black", "")
+
+
+def _svg_edge(e, pos, at, marker):
     if e.shift:
-        return _svg_straight(e, pos, at)
+        return _svg_straight(e, pos, at, marker)
     (x1, y1), (x2, y2) = at(pos[e.source].x, pos[e.source].y), at(pos[e.target].x, pos[e.target].y)
     # stop at the boxes: shorten the segment by the node's half size along its direction
     length = max(((x2 - x1) ** 2 + (y2 - y1) ** 2) ** 0.5, 1e-9)
@@ -284,16 +289,16 @@ def _svg_edge(e, pos, at):
     x1, y1, x2, y2 = x1 + ux * r1, y1 + uy * r1, x2 - ux * r2, y2 - uy * r2
     bend = 0.12 if e.style == "gradient" else 0.0
     cx, cy = (x1 + x2) / 2 - uy * bend * length, (y1 + y2) / 2 + ux * bend * length
-    color, dash = ("#a01010", ' stroke-dasharray="4 3"') if e.style == "gradient" else ("black", "")
+    color, dash = _stroke(e.style)
     path = (f'<path d="M{x1:.1f},{y1:.1f} Q{cx:.1f},{cy:.1f} {x2:.1f},{y2:.1f}" fill="none" '
-            f'stroke="{color}"{dash} marker-end="url(#arrow)"/>')
+            f'stroke="{color}"{dash} marker-end="url(#{marker})"/>')
     if e.label_text:
         path += (f'<text x="{cx:.1f}" y="{cy:.1f}" text-anchor="middle" font-size="11" '
                  f'fill="{color}">{escape(e.label_text)}</text>')
     return path
 
 
-def _svg_straight(e, pos, at):
+def _svg_straight(e, pos, at, marker):
     """A side-to-side edge moved by its shift (unrolled figure: one lane per state)."""
     a, b = pos[e.source], pos[e.target]
     dx, dy = e.shift
@@ -302,11 +307,11 @@ def _svg_straight(e, pos, at):
     ux, uy = (x2 - x1) / length, (y2 - y1) / length
     r1, r2 = _radius(a, abs(ux), abs(uy)), _radius(b, abs(ux), abs(uy))
     x1, y1, x2, y2 = x1 + ux * r1, y1 + uy * r1, x2 - ux * r2, y2 - uy * r2
-    color, dash = ("#a01010", ' stroke-dasharray="4 3"') if e.style == "gradient" else ("black", "")
+    color, dash = _stroke(e.style)
     mx, my = (x1 + x2) / 2, (y1 + y2) / 2 - 3
     anchor, mx = ("middle", mx) if not uy else ("end", mx - 6) if dx < 0 else ("start", mx + 6)
     return (f'<path d="M{x1:.1f},{y1:.1f} L{x2:.1f},{y2:.1f}" fill="none" stroke="{color}"{dash} '
-            f'marker-end="url(#arrow)"/><text x="{mx:.1f}" y="{my:.1f}" '
+            f'marker-end="url(#{marker})"/><text x="{mx:.1f}" y="{my:.1f}" '
             f'text-anchor="{anchor}" font-size="11" fill="{color}">{escape(e.label_text)}</text>')
 
 
@@ -336,7 +341,7 @@ def _svg_legend(legend, height):
             parts.append(f'<rect x="{x}" y="{y - 8}" width="16" height="11" fill="{SVG_FILL["fork"]}" '
                          'stroke="black" stroke-width="2"/>')
         else:
-            color, dash = ("#a01010", ' stroke-dasharray="4 3"') if style == "gradient" else ("black", "")
+            color, dash = _stroke(style)
             parts.append(f'<line x1="{x}" y1="{y - 3}" x2="{x + 18}" y2="{y - 3}" stroke="{color}"{dash}/>')
         parts.append(f'<text x="{x + 22}" y="{y + 1}" font-size="11">{escape(words)}</text>')
         x += 30 + 6 * len(words)

@@ -25,7 +25,7 @@ from derive.stages import Cell, Kind
 BATCH, INPUT, HIDDEN = 16, 16, 32
 STEPS = (1, 2, 3, 4, 5, 6, 8, 10, 12, 15, 20, 25, 30, 35, 40, 45, 50)   # k, steps back
 OPEN_BIAS = 3.0   # sigmoid(3) = 0.95: a gate this open keeps 95% per step
-MATPLOTLIB_HINT = "matplotlib is not installed (pip install 'lstm-derive[docs]')"
+RC = {"svg.hashsalt": "lstm-derive", "svg.fonttype": "none", "font.size": 9}
 
 
 def generated_module(cell: Cell) -> types.ModuleType:
@@ -51,7 +51,7 @@ def norms(module, open_biases=(), seed: int = 0) -> np.ndarray:
         params[bias][:] = OPEN_BIAS
     steps = STEPS[-1]
     xs = rng.normal(size=(steps, BATCH, INPUT))
-    out_size = _sizes(module)[module.SIZES[module.STATE_SIZES[module.STATE[0]]]]
+    out_size = module.forward(params, xs[:1])[0].shape[2]   # the output's size, whatever it is
     u = rng.normal(size=(BATCH, out_size))
     u /= np.linalg.norm(u, axis=1, keepdims=True)
     states, state = [None], None      # states[j]: the state after the first j steps
@@ -95,6 +95,12 @@ def _bias_of(cell, value) -> list[str]:
 
 
 @lru_cache(maxsize=16)
+def setting() -> dict:
+    """The measurement's constants, for the document's description of it."""
+    return dict(hidden=HIDDEN, input=INPUT, batch=BATCH, steps=STEPS[-1], bias=f"{OPEN_BIAS:g}",
+                gate=f"{1 / (1 + np.exp(-OPEN_BIAS)):.2f}")
+
+
 def gradient_norms(cell: Cell) -> dict[str, tuple[float, ...]]:
     """{curve label: norm for every k in STEPS}: this cell at its usual initialisation,
     with its weight-free path's gates opened (when it has one), and the plain RNN."""
@@ -113,24 +119,25 @@ def _rnn_norms():
 
 
 def _figure(curves):
+    """The plot as a matplotlib Figure, made without pyplot and without touching the
+    caller's matplotlib settings (a notebook showing a derivation keeps its own)."""
     import matplotlib
-    matplotlib.use("Agg")
-    from matplotlib import pyplot as plt
+    from matplotlib.figure import Figure
     from matplotlib.ticker import FuncFormatter, NullFormatter
-    matplotlib.rcParams.update({"svg.hashsalt": "lstm-derive", "svg.fonttype": "none",
-                                "font.size": 9})
-    fig, ax = plt.subplots(figsize=(5.6, 2.9))
-    for (name, values), style in zip(curves.items(), ("o-", "s-", "^--")):
-        ax.semilogy(STEPS, values, style, markersize=3, label=name)
-    ax.set_xlabel("k (steps back from the last output)")
-    ax.set_ylabel("mean norm of dL/ds at T-k")
-    # plain tick labels: matplotlib's mathtext would cost most of the plotting time
-    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"1e{round(np.log10(v))}"))
-    ax.yaxis.set_minor_formatter(NullFormatter())
-    ax.grid(True, which="major", alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    return fig, plt
+    with matplotlib.rc_context(RC):
+        fig = Figure(figsize=(5.6, 2.9))
+        ax = fig.add_subplot()
+        for (name, values), style in zip(curves.items(), ("o-", "s-", "^--")):
+            ax.semilogy(STEPS, values, style, markersize=3, label=name)
+        ax.set_xlabel("k (steps back from the last output)")
+        ax.set_ylabel("mean norm of dL/ds at T-k")
+        # plain tick labels: matplotlib's mathtext would cost most of the plotting time
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"1e{round(np.log10(v))}"))
+        ax.yaxis.set_minor_formatter(NullFormatter())
+        ax.grid(True, which="major", alpha=0.3)
+        ax.legend()
+        fig.tight_layout()
+    return fig
 
 
 def plot_svg(cell: Cell) -> str | None:
@@ -149,12 +156,13 @@ def plot_pdf(cell: Cell) -> bytes | None:
 def _plots(cell) -> tuple[str, bytes] | None:
     """The plot drawn once, saved as SVG and as PDF (no dates: reproducible output)."""
     try:
-        fig, plt = _figure(gradient_norms(cell))
+        import matplotlib
+        fig = _figure(gradient_norms(cell))
     except ImportError:
         return None
     svg, pdf = io.BytesIO(), io.BytesIO()
-    fig.savefig(svg, format="svg", metadata={"Date": None, "Creator": None})
-    fig.savefig(pdf, format="pdf", metadata={"CreationDate": None, "Creator": None})
-    plt.close(fig)
+    with matplotlib.rc_context(RC):   # tick labels are made while saving: same settings
+        fig.savefig(svg, format="svg", metadata={"Date": None, "Creator": None})
+        fig.savefig(pdf, format="pdf", metadata={"CreationDate": None, "Creator": None})
     text = svg.getvalue().decode("utf-8")
     return text[text.index("<svg"):], pdf.getvalue()

@@ -7,13 +7,14 @@ the words around it are chosen from facts read off those derivations.
 """
 from __future__ import annotations
 
+import itertools
 import re
 
 import sympy as sp
 from sympy.printing.precedence import PRECEDENCE
 
 from codegen import figures
-from codegen.latex_terms import backward_eq, forward_eq, loss_head, param_eq, term_tex
+from codegen.latex_terms import backward_eq, forward_eq, loss_head, param_eq, signed_sum, term_tex
 from codegen.notation import Notation, tex_param, tex_text
 from derive.derivation import TermKind, derive
 from derive.heads import output_heads
@@ -27,7 +28,9 @@ LINE = 48   # visible characters of one line of a long Jacobian term
 
 def sections(derivation, printer, nt) -> dict:
     cell = derivation.cell
-    out = dict(graph=_figure(figures.stage_graph(derivation, nt)),
+    loss = next((a.label for a in derivation.adjoints
+                 if any(t.kind is TermKind.LOSS for t in a.terms)), None)
+    out = dict(graph=_figure(figures.stage_graph(derivation, nt)), loss_entry=loss,
                steps=[backward_step(derivation, adj, printer, nt) for adj in derivation.adjoints],
                unrolled=None, heads=[], flow=None)
     if cell.recurrent:
@@ -89,12 +92,12 @@ def _head(head_cell, prefix, outer_nt) -> dict:
     d = derive(head_cell)
     nt = Notation(True)
     printer = nt.printer(list(head_cell.sizes()))
-    n = iter(range(1, 100))
+    n = itertools.count(1)
     forward = [dict(forward_eq(eq, nt), label=f"{prefix}{next(n)}") for eq in d.forward]
     backward = [dict(backward_eq(a, printer, nt), label=f"{prefix}{next(n)}") for a in d.adjoints]
     params = [dict(param_eq(g, printer, nt), label=f"{prefix}{next(n)}") for g in d.param_grads]
     out = head_cell.inputs[0][0]
-    return dict(description=head_cell.description, loss=loss_head(head_cell, nt),
+    return dict(description=head_cell.description, loss=loss_head(head_cell, nt, "y^{*}"),
                 forward=forward, backward=backward, params=params,
                 sizes=", ".join(f"${tex_param(p)}$: ${TIMES.join(shape)}$" for p, shape in head_cell.params()),
                 output=outer_nt.value(out), enters=backward[-1]["label"],
@@ -103,7 +106,7 @@ def _head(head_cell, prefix, outer_nt) -> dict:
 
 def gradient_flow(derivation, printer, nt) -> dict:
     """The one-step state Jacobians, which of them have a weight-free path, and the plot."""
-    from codegen.flow import gate_biases, gradient_norms   # flow imports the NumPy emitter
+    from codegen.flow import gate_biases, gradient_norms, setting   # imports the NumPy emitter
     cell = derivation.cell
     jacobians = []
     for n, j in enumerate(state_jacobians(derivation), 1):
@@ -113,11 +116,12 @@ def gradient_flow(derivation, printer, nt) -> dict:
                               paths=paths, size=f"{cell.sizes()[j.state]}{TIMES}{cell.sizes()[j.previous]}",
                               free=[_path_tex(p, printer) for p in j.weight_free]
                               if j.state == j.previous else []))
+        jacobians[-1]["free_sum"] = signed_sum(jacobians[-1]["free"])
     free = [j for j in jacobians if j["free"]]
     biases = [f"${tex_param(b)}$" for b in gate_biases(derivation)]
     at_end = [f"{tex_text(name)}: ${_sci(values[-1])}$" for name, values in gradient_norms(cell).items()]
     return dict(jacobians=jacobians, free=free, biases=biases, plot=f"{cell.name}-flow.pdf",
-                at_end=at_end,
+                at_end=at_end, setting=setting(),
                 final=nt.value(cell.output, "T"))
 
 
@@ -145,22 +149,24 @@ def _diag_tex(d, printer) -> str:
     whole = printer.doprint(d)
     if _visible(whole) <= LINE:
         return rf"\operatorname{{diag}}\left({whole}\right)"
-    if d.is_Add:
-        pieces, joiner = [printer.doprint(t) for t in sp.Add.make_args(d)], " + "
-    else:
+    if d.is_Add:   # break between terms: `a + b \\ - c`
+        pieces = [printer.doprint(t) for t in sp.Add.make_args(d)]
+        join, glue = signed_sum, lambda line: (" - " + line[1:].lstrip() if line.startswith("-")
+                                               else " + " + line)
+    else:          # break between factors: `a \odot b \\ \odot c`
         coeff, factors = d.as_coeff_mul()
         pieces = [printer.parenthesize(f, PRECEDENCE["Mul"]) for f in factors]
-        sign = {1: "", -1: "-"}.get(coeff, f"{printer.doprint(coeff)} ")
-        pieces[0] = sign + pieces[0]
-        joiner = r" \odot "
+        pieces[0] = {1: "", -1: "-"}.get(coeff, f"{printer.doprint(coeff)} ") + pieces[0]
+        join, glue = (lambda part: r" \odot ".join(part)), (lambda line: r" \odot " + line)
     lines, line = [], []
     for piece in pieces:
-        if line and _visible(joiner.join(line + [piece])) > LINE:
-            lines.append(joiner.join(line))
+        if line and _visible(join(line + [piece])) > LINE:
+            lines.append(join(line))
             line = []
         line.append(piece)
-    lines.append(joiner.join(line))
-    return (r"\operatorname{diag}\bigl(" + (r" \\ &\qquad" + joiner).join(lines) + r"\bigr)")
+    lines.append(join(line))
+    rest = "".join(r" \\ &\qquad" + glue(text) for text in lines[1:])
+    return r"\operatorname{diag}\bigl(" + lines[0] + rest + r"\bigr)"
 
 
 def _visible(tex: str) -> int:

@@ -56,10 +56,13 @@ def forward_eq(eq, nt):
                 note=tex_text(stage.note))
 
 
-def loss_head(cell, nt):
-    y, t = sp.Symbol(nt.value(cell.output)), sp.Symbol("t")
+def loss_head(cell, nt, target: str = "t"):
+    """The loss per element and its gradient; `target` names the target (not `t` where `t`
+    is also the time step)."""
+    y, t = sp.Symbol(nt.value(cell.output)), sp.Symbol(target)
     names = {X: y, TARGET: t}
-    return dict(name=cell.loss.value, element=sp.latex(LOSSES[cell.loss].xreplace(names)),
+    return dict(name=cell.loss.value, target=target,
+                element=sp.latex(LOSSES[cell.loss].xreplace(names)),
                 gradient=sp.latex(loss_gradient(cell.loss).xreplace(names)),
                 one_hot=cell.loss is Loss.CROSS_ENTROPY,
                 softmax=any(s.kind is Kind.SOFTMAX for s in cell.stages))
@@ -102,10 +105,19 @@ def term_tex(term, printer, nt, target):
     return rf"{{{nt.adjoint(target)}}}^{{(t+1)}}"
 
 
+def signed_sum(terms) -> str:
+    """`a + b - c` rather than `a + b + -c`."""
+    out = terms[0] if terms else "0"
+    for term in terms[1:]:
+        out += f" - {term[1:].lstrip()}" if term.startswith("-") else f" + {term}"
+    return out
+
+
 def backward_eq(adj, printer, nt):
     terms = [term_tex(t, printer, nt, adj.target) for t in adj.terms] or ["0"]
     named = [(tex, branch_label(t, nt)) for tex, t in zip(terms, adj.terms)]
     return dict(label=adj.label, lhs=adjoint_lhs(adj.target, nt), terms=terms, named=named,
+                sum=signed_sum(terms),
                 lhs_value=nt.value(adj.target),
                 fork=adj.is_fork, carry=adj.target.endswith("_prev"),
                 words=backward_words(adj, nt))

@@ -64,10 +64,9 @@ class StateJacobian:
 
 def state_jacobians(derivation: Derivation) -> tuple[StateJacobian, ...]:
     """Every d s_t / d r_{t-1} of the cell, s and r running over its state variables."""
-    cell = derivation.cell
-    states = cell.state_names
-    return tuple(StateJacobian(s, r, _forward_mode(derivation, f"{r}_prev")[s])
-                 for s in states for r in states)
+    states = derivation.cell.state_names
+    modes = {r: _forward_mode(derivation, f"{r}_prev") for r in states}   # one sweep per r
+    return tuple(StateJacobian(s, r, modes[r][s]) for s in states for r in states)
 
 
 def _forward_mode(derivation: Derivation, seed: str) -> dict[str, tuple[Path, ...]]:

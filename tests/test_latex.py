@@ -67,3 +67,20 @@ def test_a_broken_document_is_reported_and_no_pdf_is_left(tmp_path):
         compile_pdf("\\documentclass{article}\\begin{document}\\ref{nowhere}\\undefinedmacro\\end{document}",
                     tmp_path / "bad.pdf")
     assert not (tmp_path / "bad.pdf").exists()
+
+
+@NEEDS_LATEX
+def test_an_unusable_preamble_format_falls_back_to_a_plain_compile(tmp_path, monkeypatch):
+    import codegen.build as build
+    monkeypatch.setattr(build, "_preamble_format", lambda engine, preamble: str(tmp_path / "gone"))
+    tex = "\\documentclass{article}\n\\usepackage{amsmath}\n\\begin{document}\n$x$\n\\end{document}\n"
+    compile_pdf(tex, tmp_path / "doc.pdf")
+    assert (tmp_path / "doc.pdf").read_bytes().startswith(b"%PDF")
+
+
+@NEEDS_LATEX
+def test_log_line_numbers_are_those_of_the_source(tmp_path):
+    tex = ("\\documentclass{article}\n\\usepackage{amsmath}\n\\begin{document}\n"
+           "\\noindent\\rule{30cm}{1pt}\n\\end{document}\n")
+    warnings = compile_pdf(tex, tmp_path / "doc.pdf")
+    assert any("overfull" in w and ("line 4" in w or "lines 4--" in w) for w in warnings), warnings
