@@ -17,7 +17,7 @@ import threading
 from pathlib import Path
 
 from codegen.emit_feedforward import emit_feedforward
-from codegen.emit_html import emit_html
+from codegen.emit_html import emit_html, label_numbers
 from codegen.emit_latex import emit_latex
 from codegen.emit_numpy import emit_numpy
 from derive.cells import get_cell
@@ -126,17 +126,35 @@ def pdf_assets(cell) -> dict[str, bytes]:
 
 
 def _latex_runs(engine, fmt, source, scratch):
-    """Two pdflatex runs (the second resolves cross-references): (last run, log or None)."""
+    """pdflatex on doc.tex: (last run, log or None).
+
+    References usually need a second run, which reads the labels the first one wrote.  We
+    know what they will be (equation tags are literal, section and figure numbers are
+    counted from the source), so the first run starts from an .aux holding them; a second
+    run follows only if the labels LaTeX wrote differ from those (never silently wrong).
+    """
     Path(scratch, "doc.tex").write_text(source, encoding="utf-8")
+    seeded = label_numbers(source.split("\n"))
+    Path(scratch, "doc.aux").write_text("\\relax\n" + "".join(
+        f"\\newlabel{{{label}}}{{{{{number}}}{{0}}}}\n" for label, number in seeded.items()))
     command = [engine] + ([f"-fmt={fmt}"] if fmt else []) + [
         "-interaction=nonstopmode", "-halt-on-error", "doc.tex"]
     try:
-        for _ in range(2):
+        run = subprocess.run(command, cwd=scratch, capture_output=True, text=True, timeout=300)
+        if run.returncode == 0 and _written_labels(scratch) != seeded:
             run = subprocess.run(command, cwd=scratch, capture_output=True, text=True, timeout=300)
     except subprocess.TimeoutExpired:
         raise DeriveError(f"{LATEX_ENGINE} took longer than 300 s") from None
     log = Path(scratch, "doc.log")
     return run, log.read_text(encoding="latin-1") if log.exists() else None
+
+
+def _written_labels(scratch) -> dict[str, str]:
+    """label -> number, as the last pdflatex run wrote them to doc.aux."""
+    aux = Path(scratch, "doc.aux")
+    text = aux.read_text(encoding="latin-1") if aux.exists() else ""
+    return {label: number for label, number in
+            re.findall(r"^\\newlabel\{([^}]*)\}\{\{\{?([^{}]*)\}?\}\{", text, flags=re.M)}
 
 
 def _split_preamble(tex: str) -> tuple[str, str]:

@@ -62,7 +62,7 @@ class Reader:
         preamble, _, rest = tex.partition(r"\begin{document}")
         self.lines = rest.partition(r"\end{document}")[0].strip("\n").split("\n")
         self.svgs = svgs
-        self.labels = _numbers(self.lines)
+        self.labels = label_numbers(self.lines)
         self.title = self.prose(_argument(preamble, r"\title"))
         self.sections = [0, 0]
         self.figure = 0
@@ -279,7 +279,7 @@ def _inner(tex: str) -> str:
     return f'<mstyle displaystyle="true">{inner}</mstyle>'
 
 
-def _numbers(lines) -> dict[str, str]:
+def label_numbers(lines) -> dict[str, str]:
     """label -> the number LaTeX prints for it: sections, subsections, figures, tags."""
     labels, counts, figure = {}, [0, 0], 0
     for line in lines:

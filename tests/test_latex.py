@@ -84,3 +84,25 @@ def test_log_line_numbers_are_those_of_the_source(tmp_path):
            "\\noindent\\rule{30cm}{1pt}\n\\end{document}\n")
     warnings = compile_pdf(tex, tmp_path / "doc.pdf")
     assert any("overfull" in w and ("line 4" in w or "lines 4--" in w) for w in warnings), warnings
+
+
+@NEEDS_LATEX
+def test_a_label_counted_wrongly_in_advance_gets_the_second_run(tmp_path, monkeypatch):
+    """The .aux is seeded with the labels we expect; when LaTeX writes others (here an item
+    number where we guessed a section number) a second run follows; our documents need one."""
+    import subprocess
+    import codegen.build as build
+    runs = []
+    real_run = subprocess.run
+    monkeypatch.setattr(build.subprocess, "run", lambda *a, **k: runs.append(1) or real_run(*a, **k))
+    engine = build.latex_engine()
+    tex = ("\\documentclass{article}\n\\begin{document}\n\\section{One}\n\\begin{enumerate}\n"
+           "\\item a\n\\item b \\label{sec:item}\n\\end{enumerate}\nSee \\ref{sec:item}.\n"
+           "\\end{document}\n")
+    (tmp_path / "odd").mkdir()
+    build._latex_runs(engine, None, tex, tmp_path / "odd")
+    assert len(runs) == 2 and build._written_labels(tmp_path / "odd") == {"sec:item": "2"}
+    runs.clear()
+    (tmp_path / "lstm").mkdir()
+    build._latex_runs(engine, None, (GENERATED / "lstm.tex").read_text(), tmp_path / "lstm")
+    assert len(runs) == 1, "the document's own labels were not all predicted"
