@@ -1,9 +1,10 @@
 """Render a cell's artefacts and write them safely: never a half-written file.
 
-`render_all(name)` returns {file name: text} for one cell (.py, .tex, .html); `write_text` writes through a
-temporary file in the target folder and renames it into place; `compile_pdf` runs
-pdflatex twice in a scratch folder and moves the PDF into place only when the log shows
-no error and no undefined reference.
+`render_all(name)` returns {file name: text} for one cell (.py, .tex, .html);
+`write_text` writes through a temporary file in the target folder and renames it into
+place; `compile_pdf` runs pdflatex in a scratch folder (from a preloaded preamble format,
+once when the predicted labels hold, else twice) and moves the PDF into place only when
+the log shows no error and no undefined reference.
 """
 from __future__ import annotations
 
