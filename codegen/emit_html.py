@@ -63,16 +63,15 @@ class Reader:
         self.lines = rest.partition(r"\end{document}")[0].strip("\n").split("\n")
         self.svgs = svgs
         self.labels = label_numbers(self.lines)
+        self.numbers = heading_numbers(self.lines)
         self.title = self.prose(_argument(preamble, r"\title"))
-        self.sections = [0, 0]
-        self.figure = 0
 
     def body(self) -> str:
         out, paragraph, n = [], [], 0
         while n < len(self.lines):
             line = self.lines[n].strip()
             block = re.match(r"\\(?:begin\{([\w*]+)\}|(?:sub)?section|paragraph\{|\[)", line)
-            if not line or block or line.startswith("{\\renewcommand") or line == "}":
+            if not line or block or _is_wrapper(line):
                 if paragraph:
                     out.append(f"<p>{self.prose(' '.join(paragraph))}</p>")
                     paragraph = []
@@ -81,13 +80,13 @@ class Reader:
                 out.append(self.environment(block.group(1), self.lines[n + 1:end]))
                 n = end
             elif line.startswith(("\\section", "\\subsection")):
-                out.append(self.heading(line))
+                out.append(self.heading(line, self.numbers.get(n)))
             elif line.startswith("\\paragraph{"):
                 title, rest = _split_group(line[len("\\paragraph"):])
                 paragraph = [f"\\textbf{{{title}}} {rest}"]
             elif line.startswith("\\["):
                 out.append(self.display(line[2:line.rindex("\\]")]))
-            elif line and not line.startswith("{\\renewcommand") and line != "}" and line != "\\maketitle":
+            elif line and not _is_wrapper(line):
                 paragraph.append(line)
             n += 1
         if paragraph:
@@ -100,18 +99,14 @@ class Reader:
                 return n
         raise DeriveError(f"HTML: \\begin{{{name}}} without \\end")
 
-    def heading(self, line):
-        starred = "*" in line.split("{", 1)[0]
+    def heading(self, line, number):
+        """A section or subsection; `number` is None for a starred one."""
         level = 0 if line.startswith("\\section") else 1
         title, rest = _split_group(line[line.index("{"):])
         label = _argument(rest, r"\label") if r"\label" in rest else None
-        number = ""
-        if not starred:
-            self.sections[level] += 1
-            self.sections[1:] = [0] if level == 0 else self.sections[1:]
-            number = ".".join(str(s) for s in self.sections[: level + 1]) + " "
         anchor = f' id="{escape(label)}"' if label else ""
-        return f"<h{level + 2}{anchor}>{number}{self.prose(title)}</h{level + 2}>"
+        shown = f"{number} " if number else ""
+        return f"<h{level + 2}{anchor}>{shown}{self.prose(title)}</h{level + 2}>"
 
     def environment(self, name, lines):
         if name in ("itemize", "enumerate"):
@@ -164,7 +159,6 @@ class Reader:
         return "<table>" + "".join(rows) + "</table>"
 
     def figure_block(self, text):
-        self.figure += 1
         label = _argument(text, r"\label")
         caption = self.prose(_argument(text, r"\caption"))
         drawing = self.svgs.get(label)
@@ -173,7 +167,7 @@ class Reader:
             drawing = f"<p>{self.prose(fallback)}</p>"
         if drawing is None:
             raise DeriveError(f"HTML: no drawing for figure {label}")
-        return (f'<figure id="{escape(label)}">{drawing}<figcaption>Figure {self.figure}: '
+        return (f'<figure id="{escape(label)}">{drawing}<figcaption>Figure {self.labels[label]}: '
                 f"{caption}</figcaption></figure>")
 
     def prose(self, text: str) -> str:
@@ -279,20 +273,34 @@ def _inner(tex: str) -> str:
     return f'<mstyle displaystyle="true">{inner}</mstyle>'
 
 
-def label_numbers(lines) -> dict[str, str]:
-    """label -> the number LaTeX prints for it: sections, subsections, figures, tags."""
-    labels, counts, figure = {}, [0, 0], 0
-    for line in lines:
-        line = line.strip()
-        heading = re.match(r"\\(sub)?section(\*?)\{", line)
+def _is_wrapper(line: str) -> bool:
+    """Lines of the template that carry no content of their own."""
+    return line.startswith("{\\renewcommand") or line in ("}", "\\maketitle")
+
+
+def heading_numbers(lines) -> dict[int, str]:
+    """line index -> the number LaTeX gives the (unstarred) section or subsection there."""
+    numbers, counts = {}, [0, 0]
+    for n, line in enumerate(lines):
+        heading = re.match(r"\\(sub)?section(\*?)\{", line.strip())
         if heading and not heading.group(2):
             level = 1 if heading.group(1) else 0
             counts[level] += 1
             counts[1:] = [0] if level == 0 else counts[1:]
-        figure += line.startswith(r"\begin{figure}")
+            numbers[n] = ".".join(map(str, counts[: level + 1]))
+    return numbers
+
+
+def label_numbers(lines) -> dict[str, str]:
+    """label -> the number LaTeX prints for it: sections, subsections, figures, tags."""
+    headings = heading_numbers(lines)
+    labels, section, figure = {}, "", 0
+    for n, line in enumerate(lines):
+        section = headings.get(n, section)
+        figure += line.strip().startswith(r"\begin{figure}")
         for label in re.findall(r"\\label\{([^}]*)\}", line):
             if label.startswith("sec:"):
-                labels[label] = ".".join(map(str, counts[: 2 if heading and heading.group(1) else 1]))
+                labels[label] = section
             elif label.startswith("fig:"):
                 labels[label] = str(figure)
             else:

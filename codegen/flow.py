@@ -20,6 +20,7 @@ from codegen.emit_numpy import emit_numpy
 from derive.cells import RNN
 from derive.derivation import derive
 from derive.jacobians import state_jacobians
+from derive.rules import DEFINITIONS, X
 from derive.stages import Cell, Kind
 
 BATCH, INPUT, HIDDEN = 16, 16, 32
@@ -97,8 +98,9 @@ def _bias_of(cell, value) -> list[str]:
 @lru_cache(maxsize=16)
 def setting() -> dict:
     """The measurement's constants, for the document's description of it."""
+    sigmoid = DEFINITIONS[Kind.SIGMOID].expr     # the one definition of the sigmoid
     return dict(hidden=HIDDEN, input=INPUT, batch=BATCH, steps=STEPS[-1], bias=f"{OPEN_BIAS:g}",
-                gate=f"{1 / (1 + np.exp(-OPEN_BIAS)):.2f}")
+                gate=f"{float(sigmoid.subs(X, OPEN_BIAS)):.2f}", closed=str(sigmoid.subs(X, 0)))
 
 
 def gradient_norms(cell: Cell) -> dict[str, tuple[float, ...]]:

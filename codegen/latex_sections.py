@@ -47,19 +47,20 @@ def _figure(figure):
 def backward_step(derivation, adj, printer, nt) -> dict:
     """One backward equation with, for each branch, the stage, its local partial and shapes."""
     eq = backward_eq(adj, printer, nt)
-    eq["branches"] = [_branch(derivation, adj, term, printer, nt) for term in adj.terms]
+    stages = {f.stage.name: f for f in derivation.forward}
+    eq["branches"] = [_branch(derivation, stages, adj, term, printer, nt) for term in adj.terms]
     return eq
 
 
-def _branch(derivation, adj, term, printer, nt) -> dict:
+def _branch(derivation, stages, adj, term, printer, nt) -> dict:
+    """One branch of a backward equation; `stages` maps a stage name to its ForwardEq."""
     cell, target = derivation.cell, adj.target
-    labels = {eq.stage.name: eq.label for eq in derivation.forward}
     sizes = cell.sizes()
     tex = term_tex(term, printer, nt, target)
     v = nt.value(target)
     if term.kind in (TermKind.LOCAL, TermKind.WEIGHT, TermKind.SOFTMAX):
-        stage = forward_eq(next(e for e in derivation.forward if e.stage.name == term.branch), nt)
-        head = (f"via ${stage['lhs']}$, stage ({labels[term.branch]}) "
+        stage = forward_eq(stages[term.branch], nt)
+        head = (f"via ${stage['lhs']}$, stage ({stage['label']}) "
                 f"${stage['lhs']} = {stage['rhs']}$")
         s = stage["lhs"]
         if term.kind is TermKind.LOCAL:
