@@ -176,7 +176,7 @@ def memory(module, params, xs, G, **options):
 
 def cache_lower_bound(name, size):
     """Bytes of the per-step values the derived backward pass reads, all steps, float32."""
-    from derive.cells import get_cell
+    from catalogue.cells import get_cell
     from derive.derivation import derive
     derivation = derive(get_cell(name))
     cell = derivation.cell

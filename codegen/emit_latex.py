@@ -16,7 +16,7 @@ from codegen.latex_terms import (KIND_TEX, adjoint_lhs, backward_eq, branch_name
                                  loss_head, param_eq, signed_sum, tex_prose, term_tex)
 from codegen.notation import Notation, tex_param, tex_text
 from codegen.templates import render
-from derive.cells import LSTM
+from catalogue.cells import LSTM
 from derive.derivation import Derivation, derive
 from derive.rules import DEFINITIONS, affine_rule, derivative, softmax_rule
 from derive.stages import Kind

@@ -17,7 +17,7 @@ import numpy as np
 import sympy as sp
 
 from codegen.emit_numpy import emit_numpy
-from derive.cells import RNN
+from catalogue.cells import RNN
 from derive.derivation import derive
 from derive.jacobians import state_jacobians
 from derive.rules import DEFINITIONS, X

@@ -1,10 +1,12 @@
-"""lstm-derive's mathematics: stages, cells, SymPy differentiation and the reverse sweep.
+"""lstm-derive's mathematics: stages, operations, SymPy differentiation and the reverse sweep.
 
-    from derive import derive, get_cell
+It imports nothing else of the project.  Built-in cells live in `catalogue`:
+
+    from catalogue import get_cell
+    from derive import derive
     print(derive(get_cell("lstm")))
 """
-from derive.cells import CELLS, get_cell
 from derive.derivation import Derivation, derive
 from derive.errors import DeriveError
 
-__all__ = ["CELLS", "Derivation", "DeriveError", "derive", "get_cell"]
+__all__ = ["Derivation", "DeriveError", "derive"]

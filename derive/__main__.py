@@ -1,6 +1,6 @@
 """`python -m derive` is the `lstm-derive` command."""
 import sys
 
-from derive.cli import main
+from lstm_derive.cli import main
 
 sys.exit(main())

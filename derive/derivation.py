@@ -121,16 +121,6 @@ class Derivation:
         order += [eq.stage.name for eq in self.forward]
         return tuple(v for v in order if v in read)
 
-    def _repr_latex_(self) -> str:
-        """Notebook display: every equation, as the document writes it."""
-        from codegen.emit_latex import summary_latex   # presentation lives in codegen
-        return summary_latex(self)
-
-    def _repr_html_(self) -> str:
-        """Notebook display: the whole derivation page (MathML and SVG, no scripts)."""
-        from codegen.emit_html import html_fragment
-        return html_fragment(self)
-
     def __str__(self) -> str:
         lines = [f"derivation of {self.cell.name}: {len(self.forward)} forward stages, "
                  f"{len(self.adjoints)} backward steps, {len(self.param_grads)} parameter gradients",

@@ -74,7 +74,7 @@ def test_missing_latex_engine_is_one_line_and_writes_nothing(tmp_path):
 def test_build_without_latex_writes_code_and_document_and_says_how_to_get_pdfs(tmp_path):
     result = lstm_derive("build", "--out", "gen", cwd=tmp_path, path="")
     assert result.returncode == 0, result.stderr
-    from derive.cells import CELLS
+    from catalogue.cells import CELLS
     written = sorted(p.name for p in (tmp_path / "gen").iterdir())
     assert written == sorted(f"{name}.{ext}" for name in CELLS for ext in ("py", "tex", "html"))
     assert "PDFs skipped: no LaTeX engine found" in result.stdout
@@ -82,7 +82,7 @@ def test_build_without_latex_writes_code_and_document_and_says_how_to_get_pdfs(t
 
 def test_written_files_get_the_usual_permissions(tmp_path):
     import os
-    from codegen.build import write_text
+    from lstm_derive.build import write_text
     write_text(tmp_path / "a.txt", "text")
     umask = os.umask(0)
     os.umask(umask)

@@ -12,7 +12,7 @@ import sys
 import pytest
 
 from conftest import GENERATED, ROOT
-from derive.cli import main
+from lstm_derive.cli import main
 
 REFERENCE = (ROOT / "tests" / "reference_lstm.py").read_text()
 

@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 
 from conftest import random_problem
-from derive import derive, get_cell
+from catalogue import get_cell
+from derive import derive
 from derive.derivation import TermKind
 from derive.interpret import run
 

@@ -12,8 +12,9 @@ from codegen import figures
 from codegen.emit_html import Reader
 from codegen.notation import Notation
 from conftest import GENERATED, ROOT
-from derive import derive, get_cell
-from derive.cells import CELLS
+from catalogue import get_cell
+from derive import derive
+from catalogue.cells import CELLS
 from derive.errors import DeriveError
 
 XHTML = "{http://www.w3.org/1999/xhtml}"
@@ -87,7 +88,8 @@ def test_tikz_and_svg_draw_the_same_nodes():
 
 
 def test_a_derivation_displays_itself_in_a_notebook():
-    derivation = derive(get_cell("rnn"))
+    from codegen.notebook import Page
+    derivation = Page(derive(get_cell("rnn")))
     latex = derivation._repr_latex_()
     assert latex.startswith("$$\\begin{aligned}") and latex.endswith("\\end{aligned}$$")
     assert all(f"({label})" in latex for label in ("F1", "F2", "B1", "B2", "B3", "P1", "P3"))
@@ -98,7 +100,7 @@ def test_a_derivation_displays_itself_in_a_notebook():
 
 def test_without_matplotlib_the_page_says_the_plot_was_not_drawn(monkeypatch):
     import codegen.flow
-    from codegen.build import render_cell
+    from lstm_derive.build import render_cell
 
     def no_matplotlib(curves):
         raise ImportError("No module named 'matplotlib'")
@@ -116,8 +118,8 @@ def test_without_matplotlib_the_page_says_the_plot_was_not_drawn(monkeypatch):
 
 def test_notes_with_special_characters_reach_the_page_intact(tmp_path):
     """`&`, `_`, `%` in a spec's notes are LaTeX-escaped in the .tex and plain in the page."""
-    from codegen.build import render_cell
-    from derive.spec import load_spec
+    from lstm_derive.build import render_cell
+    from catalogue.spec import load_spec
     spec = (ROOT / "examples" / "mgu.toml").read_text(encoding="utf-8")
     spec = spec.replace('name = "mgu"', 'name = "odd"').replace(
         'description = "', 'description = "50% of W_f & U_f: ', 1).replace(

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from conftest import GENERATED, generated
-from derive.cells import CELLS
+from catalogue.cells import CELLS
 
 
 def test_parameter_names_follow_the_common_notation():

@@ -10,8 +10,9 @@ import sympy as sp
 
 from codegen.emit_feedforward import emit_feedforward
 from codegen.flow import gate_biases, gradient_norms
-from derive import derive, get_cell
-from derive.gradcheck import check, load_module
+from catalogue import get_cell
+from derive import derive
+from checks.gradcheck import check, load_module
 from derive.heads import output_heads
 from derive.interpret import run
 from derive.jacobians import state_jacobians

@@ -2,7 +2,7 @@
 correct ones written differently are equal, bad formulas are one line with exit code 2."""
 import pytest
 
-from derive.cli import main
+from lstm_derive.cli import main
 
 PROVED = "equal: proved symbolically"
 AT_POINTS = "equal: at 12 random rational points"

@@ -2,10 +2,10 @@
 import difflib
 import shutil
 
-from codegen.build import render_all
+from lstm_derive.build import render_all
 from conftest import GENERATED
-from derive.cells import CELLS
-from derive.cli import main
+from catalogue.cells import CELLS
+from lstm_derive.cli import main
 
 UPDATE = "lstm-derive build"
 

@@ -9,10 +9,10 @@ import shutil
 
 import pytest
 
-from codegen.build import compile_pdf, latex_problems, overfull_boxes, pdf_assets, render_cell
+from lstm_derive.build import compile_pdf, latex_problems, overfull_boxes, pdf_assets, render_cell
 from conftest import GENERATED, ROOT
-from derive.cells import CELLS
-from derive.cli import resolve
+from catalogue.cells import CELLS
+from lstm_derive.cli import resolve
 from derive.errors import DeriveError
 
 NEEDS_LATEX = pytest.mark.skipif(shutil.which("pdflatex") is None and os.environ.get("CI") != "true",
@@ -71,7 +71,7 @@ def test_a_broken_document_is_reported_and_no_pdf_is_left(tmp_path):
 
 @NEEDS_LATEX
 def test_an_unusable_preamble_format_falls_back_to_a_plain_compile(tmp_path, monkeypatch):
-    import codegen.build as build
+    import lstm_derive.build as build
     monkeypatch.setattr(build, "_preamble_format", lambda engine, preamble: str(tmp_path / "gone"))
     tex = "\\documentclass{article}\n\\usepackage{amsmath}\n\\begin{document}\n$x$\n\\end{document}\n"
     compile_pdf(tex, tmp_path / "doc.pdf")
@@ -91,7 +91,7 @@ def test_a_label_counted_wrongly_in_advance_gets_the_second_run(tmp_path, monkey
     """The .aux is seeded with the labels we expect; when LaTeX writes others (here an item
     number where we guessed a section number) a second run follows; our documents need one."""
     import subprocess
-    import codegen.build as build
+    import lstm_derive.build as build
     runs = []
     real_run = subprocess.run
     monkeypatch.setattr(build.subprocess, "run", lambda *a, **k: runs.append(1) or real_run(*a, **k))

@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 
 from conftest import GENERATED, generated
-from derive.cells import CELLS
-from derive.gradcheck import analytic, check, load_module, numeric, problem, relative_errors
+from catalogue.cells import CELLS
+from checks.gradcheck import analytic, check, load_module, numeric, problem, relative_errors
 
 SHAPES = [  # (T, B, D, H): includes B=1, T=1 and D != H
     (1, 1, 3, 2), (3, 2, 4, 3), (2, 1, 2, 5), (4, 3, 5, 4), (1, 4, 1, 1),

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from conftest import ROOT, generated, load_file, random_problem
-from derive.cells import CELLS
+from catalogue.cells import CELLS
 
 RECURRENT = [name for name, cell in CELLS.items() if cell.recurrent]
 EXAMPLES = sorted((ROOT / "examples").glob("*.py"))

@@ -54,7 +54,7 @@ import numpy as np
 import pytest
 import sympy as sp
 
-from derive.cells import LSTM
+from catalogue.cells import LSTM
 from derive.derivation import TermKind, derive
 from derive.interpret import run
 

@@ -24,9 +24,9 @@ import pytest
 import sympy as sp
 
 from derive import derive
-from derive.cells import CELLS
+from catalogue.cells import CELLS
 from derive.interpret import run
-from derive.spec import load_spec
+from catalogue.spec import load_spec
 from derive.stages import Kind
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -10,9 +10,9 @@ from hypothesis import strategies as st
 from conftest import ROOT
 from derive import derive
 from derive.errors import DeriveError
-from derive.gradcheck import check, load_module
-from derive.spec import load_spec
-from codegen.build import render_cell
+from checks.gradcheck import check, load_module
+from catalogue.spec import load_spec
+from lstm_derive.build import render_cell
 
 EXAMPLES = sorted((ROOT / "examples").glob("*.toml")) + [ROOT / "tests" / "specs" / "every_kind.toml"]
 HEADER = """

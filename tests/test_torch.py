@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from conftest import generated
-from derive.cells import CELLS
+from catalogue.cells import CELLS
 
 if os.environ.get("CI") == "true":
     import torch

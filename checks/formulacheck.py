@@ -1,7 +1,7 @@
 """The verdict on hand-written formulas: equal (proved, or at exact random points) or different.
 
 `check_formulas` parses every formula first (a bad one is a one-line DeriveError before
-anything is printed), evaluates both sides at the random points of `derive.formula`,
+anything is printed), evaluates both sides at the random points of `checks.formula`,
 and prints for each formula the derived equation, the verdict and, when they differ,
 the difference: for elementwise formulas the simplified SymPy difference in the
 derivation's names, for formulas with matrix products the terms that are missing,
@@ -16,9 +16,9 @@ import numpy as np
 import sympy as sp
 
 from derive.derivation import TermKind
-from derive.diagnose import relation
+from checks.diagnose import relation
 from derive.errors import DeriveError
-from derive.formula import DPS, SIZES, ShapeError, evaluate, names_of, parse, points
+from checks.formula import DPS, SIZES, ShapeError, evaluate, names_of, parse, points
 from derive.interpret import term_value
 
 TOLERANCE = mpmath.mpf("1e-30")

@@ -21,7 +21,7 @@ from codegen.emit_feedforward import emit_feedforward
 from codegen.emit_html import emit_html, label_numbers
 from codegen.emit_latex import emit_latex
 from codegen.emit_numpy import emit_numpy
-from derive.cells import get_cell
+from catalogue.cells import get_cell
 from derive.derivation import derive
 from derive.errors import DeriveError
 

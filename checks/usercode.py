@@ -62,7 +62,7 @@ class Runner:
     """Calls `module.forward`/`backward` for one cell and validates the results.
 
     `shapes` maps every quantity (parameters, inputs, state) to its expected shape;
-    results are float64 arrays keyed like the derived side (see `derive.compare`).
+    results are float64 arrays keyed like the derived side (see `checks.compare`).
     """
 
     def __init__(self, module, label: str, cell):

@@ -1,4 +1,4 @@
-"""What is wrong, as precisely as the evidence allows, after `derive.compare` disagreed.
+"""What is wrong, as precisely as the evidence allows, after `checks.compare` disagreed.
 
 In order: (1) whether the forward outputs already differ (then the forward is the bug
 and the gradients say nothing more); (2) which gradients differ; (3) simple relations
@@ -18,7 +18,7 @@ from fractions import Fraction
 import numpy as np
 import sympy as sp
 
-from derive.compare import close, derived, differing, expected_shapes, make_problem
+from checks.compare import close, derived, differing, expected_shapes, make_problem
 from derive.derivation import TermKind
 
 MAX_T = 4

@@ -12,8 +12,8 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from derive.cells import CELLS, get_cell
-from derive.spec import load_spec
+from catalogue.cells import CELLS, get_cell
+from catalogue.spec import load_spec
 from derive.derivation import derive
 from derive.errors import DeriveError
 
@@ -126,7 +126,7 @@ def _list(args) -> int:
 
 
 def _show(args) -> int:
-    from derive.formula import formula_names
+    from checks.formula import formula_names
     derivation = derive(resolve(args.cell))
     print(derivation)
     print(formula_names(derivation))
@@ -134,7 +134,7 @@ def _show(args) -> int:
 
 
 def _build(args) -> int:
-    from codegen.build import compile_pdf, pdf_assets, render_cell, write_text
+    from lstm_derive.build import compile_pdf, pdf_assets, render_cell, write_text
     targets = [(cell, args.out) for cell in CELLS.values()]
     if args.examples.is_dir():
         targets += [(resolve(str(spec)), args.examples) for spec in sorted(args.examples.glob("*.toml"))]
@@ -160,7 +160,7 @@ def _build(args) -> int:
 
 
 def _latex_available() -> bool:
-    from codegen.build import LATEX_HINT, latex_engine
+    from lstm_derive.build import LATEX_HINT, latex_engine
     try:
         latex_engine()
         return True
@@ -188,14 +188,14 @@ def _report_drift(rendered) -> int:
 
 def _render_one(args, suffix):
     """(cell, text, output path) of one artefact of the cell named on the command line."""
-    from codegen.build import render_cell
+    from lstm_derive.build import render_cell
     cell = resolve(args.cell)
     text = render_cell(cell, f"lstm-derive {args.command} {args.cell}", only=suffix)
     return cell, text[f"{cell.name}{suffix}"], args.out or DEFAULT_OUT / f"{cell.name}{suffix}"
 
 
 def _latex(args) -> int:
-    from codegen.build import compile_pdf, pdf_assets, write_text
+    from lstm_derive.build import compile_pdf, pdf_assets, write_text
     cell, text, out = _render_one(args, ".tex")
     if args.pdf:
         compile_pdf(text, out.with_suffix(".pdf"), pdf_assets(cell))
@@ -205,7 +205,7 @@ def _latex(args) -> int:
 
 
 def _write_one(args, suffix) -> int:
-    from codegen.build import write_text
+    from lstm_derive.build import write_text
     _, text, out = _render_one(args, suffix)
     write_text(out, text)
     print(f"wrote {out}")
@@ -221,8 +221,8 @@ def _code(args) -> int:
 
 
 def _check(args) -> int:
-    from codegen.build import render_cell
-    from derive.gradcheck import check, load_module
+    from lstm_derive.build import render_cell
+    from checks.gradcheck import check, load_module
     cell = resolve(args.cell)
     name = cell.name
     module = load_module(render_cell(cell, only=".py")[f"{name}.py"], name)
@@ -244,8 +244,8 @@ def _check(args) -> int:
 
 
 def _compare(args) -> int:
-    from derive.formula import read_formulas
-    from derive.formulacheck import check_formulas
+    from checks.formula import read_formulas
+    from checks.formulacheck import check_formulas
     cell = resolve(args.cell)
     formulas = [("--formula", f) for f in args.formula]
     formulas += read_formulas(args.formulas) if args.formulas else []
@@ -259,12 +259,12 @@ def _compare(args) -> int:
 
 
 def _compare_code(derivation, args) -> int:
-    from derive.compare import compare, table
-    from derive.diagnose import diagnose
-    from derive.usercode import Runner, load
+    from checks.compare import compare, table
+    from checks.diagnose import diagnose
+    from checks.usercode import Runner, load
     cell = derivation.cell
     if args.against == "torch":
-        from derive.torchref import torch_module
+        from checks.torchref import torch_module
         module, label = torch_module(cell), "torch"
     else:
         module, label = load(args.against), "yours"

@@ -25,7 +25,7 @@ import mpmath
 import numpy as np
 import sympy as sp
 
-from derive.compare import Problem
+from checks.compare import Problem
 from derive.errors import DeriveError
 from derive.interpret import run
 

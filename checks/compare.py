@@ -6,7 +6,7 @@ random float64 problems (`SHAPES` x seeds: T=1, B=1 and D != H among them).  Eve
 quantity — the forward outputs (hs and the final state; y for a feed-forward network),
 every parameter gradient, dxs and each initial-state gradient — becomes one table row
 with its largest absolute and relative error and a verdict.  When something disagrees,
-`derive.diagnose` says what (forward first, simple relations, one-change derivations,
+`checks.diagnose` says what (forward first, simple relations, one-change derivations,
 time localisation).
 """
 from __future__ import annotations

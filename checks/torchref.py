@@ -11,7 +11,7 @@ from __future__ import annotations
 import ast
 import numpy as np
 
-from derive.cells import CELLS
+from catalogue.cells import CELLS
 from derive.errors import DeriveError
 
 

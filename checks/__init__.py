@@ -1,0 +1,1 @@
+"""Checks on top of the mathematics: finite differences, compare, diagnosis, formulas, user code."""

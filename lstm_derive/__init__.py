@@ -1,0 +1,1 @@
+"""build and the command line: the one place that sequences work."""
