@@ -15,13 +15,11 @@ from functools import lru_cache
 
 import sympy as sp
 
-from derive.rules import CONSTANT, OUT, definition, derivative
+from derive.rules import CONSTANT, OUT, affine_rule, definition, derivative, softmax_rule
 from derive.stages import Cell, Kind, Stage
+from derive.terms import Carried, LossGrad, Outer, adjoint, value, vector_form
 
-
-def symbol(name: str) -> sp.Symbol:
-    """The SymPy symbol of a per-step value (elementwise maths is scalar per element)."""
-    return sp.Symbol(name, real=True)
+symbol = value   # the SymPy symbol of a per-step value
 
 
 class TermKind(Enum):
@@ -41,6 +39,7 @@ class Term:
     source: str               # value whose adjoint flows in
     factor: sp.Expr | None = None
     weight: str | None = None
+    expr: sp.Expr = sp.Integer(0)   # the branch as a SymPy expression (derive.terms)
 
     def __str__(self) -> str:
         if self.kind is TermKind.LOCAL:
@@ -67,6 +66,11 @@ class Adjoint:
     def is_fork(self) -> bool:
         return len(self.terms) > 1
 
+    @property
+    def expr(self) -> sp.Expr:
+        """The whole right-hand side: the sum of the branches."""
+        return sp.Add(*(t.expr for t in self.terms))
+
 
 @dataclass(frozen=True)
 class ParamGrad:
@@ -82,6 +86,14 @@ class ParamGrad:
     label: str
     shape: tuple[str, ...]
     terms: tuple[Term, ...] = ()
+
+    @property
+    def expr(self) -> sp.Expr:
+        """What one step and one batch row add to the gradient (summed over both)."""
+        if self.stage is None:
+            return sp.Add(*(t.expr for t in self.terms))
+        d = adjoint(self.stage)
+        return Outer(d, symbol(self.input)) if self.input else d
 
 
 @dataclass(frozen=True)
@@ -190,18 +202,35 @@ def _terms(cell: Cell, value: str, partials) -> tuple[Term, ...]:
         if value not in stage.inputs:
             continue
         if stage.kind is Kind.AFFINE:
-            terms += [Term(TermKind.WEIGHT, stage.name, stage.name, weight=w)
+            terms += [Term(TermKind.WEIGHT, stage.name, stage.name, weight=w,
+                           expr=_through_affine(w, stage.name))
                       for w, x in zip(stage.weights, stage.inputs) if x == value]
         elif stage.kind is Kind.SOFTMAX:
-            terms.append(Term(TermKind.SOFTMAX, stage.name, stage.name))
+            terms.append(Term(TermKind.SOFTMAX, stage.name, stage.name,
+                              expr=_through_softmax(stage.name)))
         else:
             factor = next(p.expr for p in partials if p.stage == stage.name and p.wrt == value)
-            terms.append(Term(TermKind.LOCAL, stage.name, stage.name, factor=factor))
+            terms.append(Term(TermKind.LOCAL, stage.name, stage.name, factor=factor,
+                              expr=adjoint(stage.name) * factor))
     if value == cell.output:
-        terms.append(Term(TermKind.LOSS, "loss", value))
+        terms.append(Term(TermKind.LOSS, "loss", value, expr=LossGrad(symbol(value))))
     if value in cell.state_names:
-        terms.append(Term(TermKind.CARRY, "next step", f"{value}_prev"))
+        terms.append(Term(TermKind.CARRY, "next step", f"{value}_prev", expr=Carried(symbol(value))))
     return tuple(terms)
+
+
+def _through_affine(weight: str, out: str) -> sp.Expr:
+    """The affine rule's d_input (index notation, derived by SymPy) for this weight: WT(W, d_out)."""
+    rule = affine_rule()
+    s = rule.symbols
+    return vector_form(rule.d_input, s["q"], {s["W"]: symbol(weight), s["delta"]: adjoint(out)})
+
+
+def _through_softmax(y: str) -> sp.Expr:
+    """The softmax rule's d_input (derived by SymPy): y*(d_y - RowSum(d_y*y))."""
+    rule = softmax_rule()
+    s = rule.symbols
+    return vector_form(rule.d_input, s["q"], {s["y"]: symbol(y), s["delta"]: adjoint(y)})
 
 
 def _param_grads(cell: Cell, partials) -> tuple[ParamGrad, ...]:
