@@ -19,7 +19,7 @@ import numpy as np
 import sympy as sp
 
 from checks.compare import close, derived, differing, expected_shapes, make_problem
-from derive.derivation import TermKind
+from derive.terms import Carried, adjoint, is_elementwise
 
 MAX_T = 4
 
@@ -110,14 +110,16 @@ def variants(derivation):
             if adj.is_fork:
                 changed.append((f"d_{adj.target} is missing the branch {term.branch!r} "
                                 f"({adj.label}: {_term_text(term)})", adj.terms[:k] + adj.terms[k + 1:]))
-            if term.kind is TermKind.LOCAL and term.factor != 1:
-                changed.append((f"d_{adj.target} lacks the factor ({term.factor}) of its branch "
+            local = is_elementwise(term.expr)   # d_source * (its local partial)
+            factor = term.expr.as_independent(adjoint(term.source), as_Add=False)[0] if local else None
+            if local and factor != 1:
+                changed.append((f"d_{adj.target} lacks the factor ({factor}) of its branch "
                                 f"{term.branch!r} ({adj.label}: {term})",
-                                adj.terms[:k] + (replace(term, factor=sp.Integer(1)),) + adj.terms[k + 1:]))
-            if term.kind is TermKind.LOCAL:
+                                adj.terms[:k] + (replace(term, expr=adjoint(term.source)),) + adj.terms[k + 1:]))
+            if local:
                 changed.append((f"the branch {term.branch!r} of d_{adj.target} has the wrong sign "
                                 f"({adj.label}: {term})",
-                                adj.terms[:k] + (replace(term, factor=-term.factor),) + adj.terms[k + 1:]))
+                                adj.terms[:k] + (replace(term, expr=-term.expr),) + adj.terms[k + 1:]))
             for text, terms in changed:
                 adjoints = derivation.adjoints[:n] + (replace(adj, terms=terms),) + derivation.adjoints[n + 1:]
                 yield text, replace(derivation, adjoints=adjoints)
@@ -130,7 +132,7 @@ def variants(derivation):
 
 
 def _term_text(term):
-    if term.kind is TermKind.CARRY:
+    if isinstance(term.expr, Carried):
         return f"{term}, the gradient carried back from step t+1"
     return str(term)
 

@@ -15,7 +15,7 @@ import mpmath
 import numpy as np
 import sympy as sp
 
-from derive.derivation import TermKind
+from derive.terms import Carried, LossGrad, TermPrinter, is_elementwise
 from checks.diagnose import relation
 from derive.errors import DeriveError
 from checks.formula import DPS, SIZES, ShapeError, evaluate, names_of, parse, points
@@ -62,17 +62,24 @@ def derived_terms(derivation, name):
     return g.label, [(f"d_{g.stage} @ {g.input}.T" if g.input else f"d_{g.stage}", None)]
 
 
+class _FormulaPrinter(TermPrinter):
+    """Backward terms in the names a formula uses: dL_dh (the loss's own), d_h_next (carried)."""
+
+    def _print_LossGrad(self, e):
+        return f"dL_d{self._print(e.args[0])}"
+
+    def _print_Carried(self, e):
+        return f"d_{self._print(e.args[0])}_next"
+
+
 def _term_text(term, target):
-    if term.kind is TermKind.LOCAL:
-        return f"d_{term.source}" if term.factor == 1 else f"d_{term.source}*({term.factor})"
-    if term.kind is TermKind.WEIGHT:
-        return f"{term.weight}.T @ d_{term.source}"
-    if term.kind is TermKind.LOSS:
-        return f"dL_d{term.source}"
-    if term.kind is TermKind.SOFTMAX:
-        y = term.source
-        return f"{y}*(d_{y} - sum(d_{y}*{y}))"
-    return f"d_{target}_next"
+    return _FormulaPrinter({"order": "none"}).doprint(term.expr)
+
+
+def _as_formula(expr):
+    """`expr` with loss and carried terms as the symbols formulas use for them."""
+    nodes = expr.atoms(LossGrad, Carried)
+    return expr.xreplace({n: sp.Symbol(_FormulaPrinter().doprint(n), real=True) for n in nodes})
 
 
 def check(derivation, lhs, tree, envs, values):
@@ -152,17 +159,9 @@ def _definition(derivation, name):
 
 
 def _scalar_sum(terms, target):
-    total = sp.Integer(0)
-    for t in terms:
-        if t.kind is TermKind.LOCAL:
-            total += sp.Symbol(f"d_{t.source}", real=True) * t.factor
-        elif t.kind is TermKind.LOSS:
-            total += sp.Symbol(f"dL_d{t.source}", real=True)
-        elif t.kind is TermKind.CARRY:
-            total += sp.Symbol(f"d_{target}_next", real=True)
-        else:
-            return None
-    return total
+    """The terms' sum as scalar maths per element, or None if one needs a matrix."""
+    total = _as_formula(sp.Add(*(t.expr for t in terms)))
+    return total if is_elementwise(total) else None
 
 
 _FUNCTIONS = {"sigmoid": lambda x: 1 / (1 + sp.exp(-x)), "tanh": sp.tanh, "exp": sp.exp, "log": sp.log}
@@ -243,13 +242,22 @@ def _term_difference(derivation, lhs, tree, terms, env):
         if match or flipped:
             yours.remove(match or flipped)
         (negated if flipped else [] if match else missing).append(text)
-    parts = [t for t, _ in yours] + [f"- {t}" for t in missing] + [f"- 2*({t})" for t in negated]
+    parts = [t for t, _ in yours] + [f"- {_grouped(t)}" for t in missing] + [f"- 2*({t})" for t in negated]
     lines = ["  different: yours - derived = " + (" ".join(parts).removeprefix("+ ") or "0")]
     for what, items in (("missing from yours", missing), ("negated in yours", negated),
                         ("in yours but not in the derivation", [t.removeprefix("+ ") for t, _ in yours])):
         if items:
             lines.append(f"  {what}: {', '.join(items)}")
     return lines
+
+
+def _grouped(text):
+    """A term's text in parentheses when it is itself a sum (so a minus applies to all of it)."""
+    depth, top_level_sum = 0, False
+    for n, ch in enumerate(text):
+        depth += {"(": 1, ")": -1}.get(ch, 0)
+        top_level_sum |= depth == 0 and n > 0 and text[n - 1:n + 2] in (" + ", " - ")
+    return f"({text})" if top_level_sum else text
 
 
 def _derived_value(derivation, lhs, term, env):

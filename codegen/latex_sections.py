@@ -16,10 +16,11 @@ from sympy.printing.precedence import PRECEDENCE
 from codegen import figures
 from codegen.latex_terms import backward_eq, forward_eq, loss_head, param_eq, signed_sum, term_tex
 from codegen.notation import Notation, tex_param, tex_text
-from derive.derivation import TermKind, derive
+from derive.derivation import LOSS_BRANCH, derive
 from derive.heads import output_heads
 from derive.jacobians import state_jacobians
 from derive.stages import Kind
+from derive.terms import WT, adjoint
 
 HEAD_LABELS = ("S", "Q")   # softmax head equations S1.., squared-error head Q1..
 TIMES = r" \times "
@@ -29,7 +30,7 @@ LINE = 48   # visible characters of one line of a long Jacobian term
 def sections(derivation, printer, nt) -> dict:
     cell = derivation.cell
     loss = next((a.label for a in derivation.adjoints
-                 if any(t.kind is TermKind.LOSS for t in a.terms)), None)
+                 if any(t.branch == LOSS_BRANCH for t in a.terms)), None)
     out = dict(graph=_figure(figures.stage_graph(derivation, nt)), loss_entry=loss,
                steps=[backward_step(derivation, adj, printer, nt) for adj in derivation.adjoints],
                unrolled=None, heads=[], flow=None)
@@ -58,24 +59,28 @@ def _branch(derivation, stages, adj, term, printer, nt) -> dict:
     sizes = cell.sizes()
     tex = term_tex(term, printer, nt, target)
     v = nt.value(target)
-    if term.kind in (TermKind.LOCAL, TermKind.WEIGHT, TermKind.SOFTMAX):
+    if term.branch in stages:   # explained by the consuming stage's operation
+        consumer = stages[term.branch].stage
         stage = forward_eq(stages[term.branch], nt)
         head = (f"via ${stage['lhs']}$, stage ({stage['label']}) "
                 f"${stage['lhs']} = {stage['rhs']}$")
         s = stage["lhs"]
-        if term.kind is TermKind.LOCAL:
-            why = (rf"; SymPy's local partial $\partial {s} / \partial {v} = "
-                   rf"{printer.doprint(term.factor)}$")
-            shapes = rf"{sizes[term.source]} \odot {sizes[target]} \to {sizes[target]}"
-        elif term.kind is TermKind.WEIGHT:
-            shape = dict(cell.params())[term.weight]
-            why = (rf"; affine rule: $\partial {s} / \partial {v} = {tex_param(term.weight)}$, "
+        if consumer.kind is Kind.AFFINE:
+            (weight, _), = (node.args for node in term.expr.atoms(WT))
+            weight = str(weight)
+            shape = dict(cell.params())[weight]
+            why = (rf"; affine rule: $\partial {s} / \partial {v} = {tex_param(weight)}$, "
                    "so the gradient goes back through the transposed weights")
             shapes = rf"({TIMES.join(shape)})^{{\top}} \cdot {shape[0]} \to {shape[1]}"
-        else:
+        elif consumer.kind is Kind.SOFTMAX:
             why = "; the softmax rule contracts its Jacobian with the incoming gradient"
             shapes = rf"{sizes[term.source]} \to {sizes[target]}"
-    elif term.kind is TermKind.LOSS:
+        else:
+            factor = term.expr.as_independent(adjoint(term.source), as_Add=False)[0]
+            why = (rf"; SymPy's local partial $\partial {s} / \partial {v} = "
+                   rf"{printer.doprint(factor)}$")
+            shapes = rf"{sizes[term.source]} \odot {sizes[target]} \to {sizes[target]}"
+    elif term.branch == LOSS_BRANCH:
         head = f"the loss reads ${v}$ directly"
         why = ("" if not cell.recurrent else
                r" (Section~\ref{sec:heads} derives this term for two output layers)")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import sympy as sp
 
 from codegen.notation import tex_param, tex_text
-from derive.derivation import TermKind
+from derive.derivation import LOSS_BRANCH, NEXT_STEP_BRANCH
 from derive.rules import LOSSES, TARGET, X, loss_gradient
 from derive.stages import Kind, Loss
 
@@ -69,18 +69,18 @@ def loss_head(cell, nt, target: str = "t"):
 
 
 def branch_name(term, nt):
-    if term.kind is TermKind.LOSS:
+    if term.branch == LOSS_BRANCH:
         return "the loss" + (" at step $t$" if nt.timed else "")
-    if term.kind is TermKind.CARRY:
+    if term.branch == NEXT_STEP_BRANCH:
         return "the next time step"
     return f"${nt.value(term.branch)}$"
 
 
 def branch_label(term, nt):
     """How a branch is named under its term, in math mode."""
-    if term.kind is TermKind.LOSS:
+    if term.branch == LOSS_BRANCH:
         return r"\text{loss at step } t" if nt.timed else r"\text{loss}"
-    if term.kind is TermKind.CARRY:
+    if term.branch == NEXT_STEP_BRANCH:
         return r"\text{from step } t+1"
     return rf"\text{{via }} {nt.value(term.branch)}"
 
@@ -93,16 +93,8 @@ def adjoint_lhs(target, nt):
 
 
 def term_tex(term, printer, nt, target):
-    if term.kind is TermKind.LOCAL:
-        return printer.doprint(sp.Symbol(f"d_{term.source}", real=True) * term.factor)
-    if term.kind is TermKind.WEIGHT:
-        return f"{tex_param(term.weight)}^{{\\top}} {nt.adjoint(term.source)}"
-    if term.kind is TermKind.SOFTMAX:
-        y, dy = nt.value(term.source), nt.adjoint(term.source)
-        return rf"{y} \odot \left({dy} - ({dy}^{{\top}} {y})\,\mathbf{{1}}\right)"
-    if term.kind is TermKind.LOSS:
-        return rf"\frac{{\partial L}}{{\partial {nt.value(target)}}}"
-    return rf"{{{nt.adjoint(target)}}}^{{(t+1)}}"
+    """One branch, printed from its expression (the printer spells products and sums)."""
+    return printer.doprint(term.expr)
 
 
 def signed_sum(terms) -> str:

@@ -13,6 +13,8 @@ import sympy as sp
 from sympy.printing.latex import LatexPrinter
 from sympy.printing.precedence import PRECEDENCE
 
+from derive.terms import adjoint
+
 _TEXT_ESCAPES = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#",
                  "_": r"\_", "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}",
                  "^": r"\textasciicircum{}"}
@@ -88,3 +90,25 @@ class VectorLatexPrinter(LatexPrinter):
         if exp.is_Integer and exp > 0:  # braces: the base may carry its own superscript
             return f"{{{self.parenthesize(base, PRECEDENCE['Pow'])}}}^{{{exp}}}"
         return super()._print_Pow(expr)
+
+    def _print_WT(self, expr):
+        weight, delta = expr.args
+        return rf"{tex_param(str(weight))}^{{\top}} {self.parenthesize(delta, PRECEDENCE['Mul'])}"
+
+    def _print_RowSum(self, expr):
+        """The sum over a vector's entries, broadcast back: (a^T b) 1 for a product of two."""
+        factors = sp.Mul.make_args(expr.args[0])
+        if len(factors) == 2:
+            a, b = (self._print(f) for f in factors)
+            return rf"({a}^{{\top}} {b})\,\mathbf{{1}}"
+        return rf"(\mathbf{{1}}^{{\top}} {self.parenthesize(expr.args[0], PRECEDENCE['Mul'])})\,\mathbf{{1}}"
+
+    def _print_LossGrad(self, expr):
+        return rf"\frac{{\partial L}}{{\partial {self._print(expr.args[0])}}}"
+
+    def _print_Carried(self, expr):
+        return rf"{{{self._print(adjoint(str(expr.args[0])))}}}^{{(t+1)}}"
+
+    def _print_Outer(self, expr):
+        delta, x = (self._print(a) for a in expr.args)
+        return rf"{delta} \, {{{x}}}^{{\top}}"

@@ -17,9 +17,11 @@ import sympy as sp
 
 from derive.rules import CONSTANT, OUT, affine_rule, definition, derivative, softmax_rule
 from derive.stages import Cell, Kind, Stage
-from derive.terms import Carried, LossGrad, Outer, adjoint, value, vector_form
+from derive.terms import Carried, LossGrad, Outer, RowSum, adjoint, is_elementwise, text, value, vector_form
 
 symbol = value   # the SymPy symbol of a per-step value
+LOSS_BRANCH = "loss"          # the branch of a value the loss reads directly
+NEXT_STEP_BRANCH = "next step"  # the branch of a state into the next time step
 
 
 class TermKind(Enum):
@@ -42,15 +44,7 @@ class Term:
     expr: sp.Expr = sp.Integer(0)   # the branch as a SymPy expression (derive.terms)
 
     def __str__(self) -> str:
-        if self.kind is TermKind.LOCAL:
-            return f"d_{self.source}" if self.factor == 1 else f"d_{self.source}*({self.factor})"
-        if self.kind is TermKind.WEIGHT:
-            return f"{self.weight}.T @ d_{self.source}"
-        if self.kind is TermKind.LOSS:
-            return f"dL/d{self.source}[t]"
-        if self.kind is TermKind.SOFTMAX:
-            return f"{self.source}*(d_{self.source} - sum(d_{self.source}*{self.source}))"
-        return f"d_{self.source}[t+1]"
+        return text(self.expr)
 
 
 @dataclass(frozen=True)
@@ -128,7 +122,8 @@ class Derivation:
         """Per-step values the backward pass reads, in forward order."""
         read = {str(s) for p in self.partials for s in p.expr.free_symbols}
         read |= {g.input for g in self.param_grads if g.input}
-        read |= {t.source for a in self.adjoints for t in a.terms if t.kind is TermKind.SOFTMAX}
+        read |= {str(s) for a in self.adjoints for t in a.terms if not is_elementwise(t.expr)
+                 for node in t.expr.atoms(RowSum) for s in node.free_symbols}
         order = list(self.cell.input_names) + [f"{s}_prev" for s in self.cell.state_names]
         order += [eq.stage.name for eq in self.forward]
         return tuple(v for v in order if v in read)
@@ -145,9 +140,7 @@ class Derivation:
             lines.append(f"  ({adj.label}) d_{adj.target} = {body}{fork}")
         lines.append("parameters (summed over time steps and batch):")
         for g in self.param_grads:
-            rhs = f"d_{g.stage} {g.input}^T" if g.input else f"d_{g.stage}"
-            rhs = " + ".join(str(t) for t in g.terms) if g.stage is None else rhs
-            lines.append(f"  ({g.label}) d_{g.param} = sum {rhs}")
+            lines.append(f"  ({g.label}) d_{g.param} = sum {text(g.expr)}")
         return "\n".join(lines)
 
 
@@ -213,9 +206,9 @@ def _terms(cell: Cell, value: str, partials) -> tuple[Term, ...]:
             terms.append(Term(TermKind.LOCAL, stage.name, stage.name, factor=factor,
                               expr=adjoint(stage.name) * factor))
     if value == cell.output:
-        terms.append(Term(TermKind.LOSS, "loss", value, expr=LossGrad(symbol(value))))
+        terms.append(Term(TermKind.LOSS, LOSS_BRANCH, value, expr=LossGrad(symbol(value))))
     if value in cell.state_names:
-        terms.append(Term(TermKind.CARRY, "next step", f"{value}_prev", expr=Carried(symbol(value))))
+        terms.append(Term(TermKind.CARRY, NEXT_STEP_BRANCH, f"{value}_prev", expr=Carried(symbol(value))))
     return tuple(terms)
 
 
@@ -230,7 +223,8 @@ def _through_softmax(y: str) -> sp.Expr:
     """The softmax rule's d_input (derived by SymPy): y*(d_y - RowSum(d_y*y))."""
     rule = softmax_rule()
     s = rule.symbols
-    return vector_form(rule.d_input, s["q"], {s["y"]: symbol(y), s["delta"]: adjoint(y)})
+    vjp = vector_form(rule.d_input, s["q"], {s["y"]: symbol(y), s["delta"]: adjoint(y)})
+    return sp.factor_terms(vjp)   # y*(d_y - RowSum(d_y*y)): y read once
 
 
 def _param_grads(cell: Cell, partials) -> tuple[ParamGrad, ...]:

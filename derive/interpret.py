@@ -13,8 +13,9 @@ from functools import lru_cache
 import numpy as np
 import sympy as sp
 
-from derive.derivation import Derivation, TermKind
+from derive.derivation import Derivation
 from derive.stages import Kind
+from derive.terms import NON_ELEMENTWISE, WT, LossGrad, Outer, RowSum
 
 
 def run(derivation: Derivation, params, xs, state0, dhs, dstateT, module="numpy"):
@@ -41,14 +42,10 @@ def run(derivation: Derivation, params, xs, state0, dhs, dstateT, module="numpy"
         for adj in derivation.adjoints:
             values[f"d_{adj.target}"] = _adjoint(adj, values, params, carry, dhs[t], module)
         carry = {s: values[f"d_{s}_prev"] for s in cell.state_names}
-        for g in derivation.param_grads:
-            if g.stage is None:  # read elementwise: sum its branches over the batch
-                total = sum(_term(t, g.param, values, params, carry, None, module) for t in g.terms)
-                grads[g.param] = grads[g.param] + total.sum(axis=0)
-                continue
-            delta = values[f"d_{g.stage}"]
-            grads[g.param] = grads[g.param] + (delta.T @ values[g.input] if g.input
-                                               else delta.sum(axis=0))
+        env = dict(values, **params)
+        for g in derivation.param_grads:   # summed over the batch rows, then over steps
+            step = evaluate(g.expr, env, module, carry=carry)
+            grads[g.param] = grads[g.param] + (step if isinstance(g.expr, Outer) else step.sum(axis=0))
     dxs = np.stack([values[f"d_{cell.input_names[0]}"] for values in trace])
     return np.stack(hs), state, grads, dxs, carry, trace
 
@@ -85,17 +82,43 @@ def term_value(term, target, values, params, carry, loss_grad, module="numpy"):
 
 
 def _term(term, target, values, params, carry, loss_grad, module):
-    delta = values.get(f"d_{term.source}")
-    if term.kind is TermKind.LOCAL:
-        return delta * _elementwise(term.factor, values, module)
-    if term.kind is TermKind.WEIGHT:
-        return delta @ params[term.weight]
-    if term.kind is TermKind.SOFTMAX:
-        y = values[term.source]
-        return y * (delta - (delta * y).sum(axis=-1, keepdims=True))
-    if term.kind is TermKind.LOSS:
+    env = dict(values)
+    env.update(params)
+    return evaluate(term.expr, env, module, loss_grad=loss_grad, carry=carry)
+
+
+def evaluate(expr, env, module="numpy", *, loss_grad=None, carry=None):
+    """The value of a backward expression (derive.terms) at one step, on batch-row arrays.
+
+    `env` maps symbol names (values, adjoints `d_v`, parameters) to arrays; `loss_grad` is
+    the step's direct loss gradient and `carry[s]` the gradient of state s from step t+1.
+    Non-elementwise nodes are evaluated here, innermost first; what is left is elementwise
+    and compiled by lambdify (vectorised over object arrays for mpmath).
+    """
+    expr = sp.sympify(expr)
+    special = [node for node in sp.preorder_traversal(expr) if isinstance(node, NON_ELEMENTWISE)]
+    if not special:
+        return _elementwise(expr, env, module)
+    node = special[-1]     # preorder: the last one found has no special node inside it
+    name = f"_node{len(env)}"
+    env = dict(env, **{name: _node(node, env, module, loss_grad, carry)})
+    return evaluate(expr.xreplace({node: sp.Symbol(name, real=True)}), env, module,
+                    loss_grad=loss_grad, carry=carry)
+
+
+def _node(node, env, module, loss_grad, carry):
+    """One non-elementwise node: a matrix product, a row sum, a loss or carried gradient."""
+    if isinstance(node, WT):
+        weight, delta = node.args
+        return _elementwise(delta, env, module) @ env[str(weight)]
+    if isinstance(node, Outer):   # d x^T summed over the batch rows
+        delta, x = node.args
+        return _elementwise(delta, env, module).T @ _elementwise(x, env, module)
+    if isinstance(node, RowSum):
+        return _elementwise(node.args[0], env, module).sum(axis=-1, keepdims=True)
+    if isinstance(node, LossGrad):
         return loss_grad
-    return carry[target]
+    return carry[str(node.args[0])]
 
 
 def _elementwise(expr, values, module):

@@ -19,6 +19,8 @@ rules derive it) into this vocabulary, so non-elementwise terms come from SymPy 
 from __future__ import annotations
 
 import sympy as sp
+from sympy.printing.precedence import PRECEDENCE
+from sympy.printing.str import StrPrinter
 
 
 class WT(sp.Function):
@@ -100,3 +102,32 @@ def _transposed_product(body, k, free, names):
     if len(factors) == 2 and len(matrix) == 1 and len(vector) == 1:
         return WT(names[matrix[0].base], names[vector[0].base])
     return None
+
+
+class TermPrinter(StrPrinter):
+    """Plain-text form of backward expressions, as `print(derivation)` shows them."""
+
+    def _print_WT(self, e):
+        return f"{self._print(e.args[0])}.T @ {self.parenthesize(e.args[1], PRECEDENCE['Mul'])}"
+
+    def _print_RowSum(self, e):
+        return f"sum({self._print(e.args[0])})"
+
+    def _print_LossGrad(self, e):
+        return f"dL/d{self._print(e.args[0])}[t]"
+
+    def _print_Carried(self, e):
+        return f"d_{self._print(e.args[0])}_prev[t+1]"   # what step t+1 computed for its s_prev
+
+    def _print_Outer(self, e):
+        return f"{self._print(e.args[0])} {self._print(e.args[1])}^T"
+
+
+def text(expr: sp.Expr) -> str:
+    """`expr` as one line of text (TermPrinter)."""
+    return TermPrinter({"order": "none"}).doprint(expr)
+
+
+def is_elementwise(expr: sp.Expr) -> bool:
+    """Whether `expr` is scalar maths per element (no product, row sum, loss or carried term)."""
+    return not expr.has(*NON_ELEMENTWISE)

@@ -44,7 +44,7 @@ MUTANTS = {
         ["d_W_f is the derived gradient transposed", "gradients that differ: W_f, W_i, W_g, W_o\n"]),
     "negated term": (
         "do = dh * tanh_c", "do = -dh * tanh_c",
-        ["the branch 'h' of d_o has the wrong sign (B6: d_h*(k))", "the bug is inside one step"]),
+        ["the branch 'h' of d_o has the wrong sign (B6: d_h*k)", "the bug is inside one step"]),
     "scaled bias gradient": (
         'grads["b_" + k] += da[k].sum(axis=0)', 'grads["b_" + k] += 0.5 * da[k].sum(axis=0)',
         ["d_b_o is the derived gradient scaled by 0.5"]),
@@ -205,7 +205,7 @@ def backward(p, steps, dhs, dstateT=None):
 
 @pytest.mark.parametrize("old, new, phrase", [
     (None, None, None),
-    ("dh_prev = dh * z", "dh_prev = 0 * dh", "d_h_prev is missing the branch 'q' (B12: d_q*(z))"),
+    ("dh_prev = dh * z", "dh_prev = 0 * dh", "d_h_prev is missing the branch 'q' (B12: d_q*z)"),
     ("ds * h_prev * r", "ds * r * r", None),
 ], ids=["correct", "missing kept-state branch", "wrong factor"])
 def test_a_hand_written_gru(old, new, phrase, tmp_path, capsys):

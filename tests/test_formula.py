@@ -24,7 +24,7 @@ EQUAL = [
 
 DIFFERENT = [
     ("lstm", "d_c = d_h*o*(1 - k**2)", ["yours - derived = -d_c_next", "counterexample: at d_c_next = "]),
-    ("lstm", "d_c_prev = d_c", ["derived (B14): d_c_prev = d_m*(f)", "yours - derived = d_c*(1 - f)"]),
+    ("lstm", "d_c_prev = d_c", ["derived (B14): d_c_prev = d_m*f", "yours - derived = d_c*(1 - f)"]),
     ("lstm", "d_a_g = d_g*(1 - g**2)/2", ["yours - derived = d_g*(g**2 - 1)/2",
                                          "hint: yours is the derived gradient scaled by 0.5"]),
     ("lstm", "d_h_prev = U_f.T @ d_a_f + U_i.T @ d_a_i + U_g.T @ d_a_g",
