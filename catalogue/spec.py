@@ -16,11 +16,10 @@ import tomllib
 from pathlib import Path
 
 from derive.errors import DeriveError
+from derive.ops import ACTIVATIONS
 from derive.stages import Cell, Kind, Stage, affine, elementwise
 
-FUNCTIONS = {"sigmoid": Kind.SIGMOID, "tanh": Kind.TANH, "relu": Kind.RELU,
-             "softplus": Kind.SOFTPLUS, "softsign": Kind.SOFTSIGN, "exp": Kind.EXP,
-             "log": Kind.LOG}
+FUNCTIONS = ACTIVATIONS   # a spec calls the activations of the operations table by name
 KEYS = {"name", "description", "inputs", "state", "output", "params", "stages"}
 SIZES = ("D", "H")
 MAX_BYTES, MAX_STAGES, MAX_EXPR, MAX_DEPTH, MAX_NAMES = 65536, 256, 2000, 40, 64

@@ -12,24 +12,16 @@ from functools import lru_cache
 import sympy as sp
 
 from codegen import latex_sections
-from codegen.latex_terms import (KIND_TEX, adjoint_lhs, backward_eq, branch_name, forward_eq,
+from codegen.latex_terms import (adjoint_lhs, backward_eq, branch_name, forward_eq,
                                  loss_head, param_eq, signed_sum, tex_prose, term_tex)
 from codegen.notation import Notation, tex_param, tex_text
 from codegen.templates import render
 from catalogue.cells import LSTM
 from derive.derivation import Derivation, derive
-from derive.rules import DEFINITIONS, affine_rule, derivative, softmax_rule
+from derive.ops import OPS
+from derive.rules import affine_rule, definition, derivative, softmax_rule
 from derive.stages import Kind
 
-KIND_WORDS = {Kind.SIGMOID: "the logistic sigmoid", Kind.TANH: "the hyperbolic tangent",
-              Kind.RELU: "the rectifier", Kind.SOFTPLUS: "the softplus",
-              Kind.SOFTSIGN: "the softsign", Kind.EXP: "the exponential", Kind.LOG: "the logarithm",
-              Kind.MUL: "elementwise product", Kind.ADD: "elementwise sum",
-              Kind.ONE_MINUS: "complement", Kind.SUB: "elementwise difference",
-              Kind.DIV: "elementwise quotient", Kind.RECIPROCAL: "reciprocal",
-              Kind.SCALE: "scaling by a constant", Kind.SHIFT: "shift by a constant"}
-SIMPLE_KINDS = (Kind.MUL, Kind.ADD, Kind.ONE_MINUS, Kind.SUB, Kind.DIV, Kind.RECIPROCAL,
-                Kind.SCALE, Kind.SHIFT)
 STEP_WORDS = {"definition": "definition", "derivative": "SymPy's derivative",
               "inverse": r"solve $s = \mathrm{def}(x)$ for $x$",
               "substituted": "substitute that $x$",
@@ -100,11 +92,11 @@ def _role(cell, value):
 def _activation_rules(kinds):
     """Derivation steps of every activation kind the cell uses, printed from SymPy."""
     out = []
-    for kind in (k for k in KIND_TEX if k in kinds):
+    for kind in (k for k in _in_table_order(kinds) if k.activation):
         partial = derivative(kind, 0)
         steps = [(STEP_WORDS[name], _scalar_step(name, kind, expr)) for name, expr in partial.steps]
-        d = DEFINITIONS[kind]
-        out.append(dict(name=KIND_WORDS[kind], symbol=KIND_TEX[kind], steps=steps,
+        d = definition(kind)
+        out.append(dict(name=kind.words, symbol=kind.symbol, steps=steps,
                         numeric=sp.latex(d.numeric) if d.numeric != d.expr else None,
                         reuse=d.reuse_output,
                         result=sp.latex(partial.expr)))
@@ -112,21 +104,26 @@ def _activation_rules(kinds):
 
 
 def _scalar_step(name, kind, expr):
-    lhs = {"definition": f"s = {KIND_TEX[kind]}(x)", "inverse": "x"}.get(name, r"\frac{ds}{dx}")
+    lhs = {"definition": f"s = {kind.symbol}(x)", "inverse": "x"}.get(name, r"\frac{ds}{dx}")
     return f"{lhs} = {sp.latex(expr)}"
 
 
 def _simple_rules(kinds):
     """Partial derivatives of products, sums and complements, as SymPy gives them."""
     rows = []
-    for kind in SIMPLE_KINDS:
-        if kind in kinds:
-            d = DEFINITIONS[kind]
+    for kind in _in_table_order(kinds):
+        if kind.elementwise and not kind.activation:
             partials = ", ".join(rf"\frac{{\partial s}}{{\partial {sp.latex(a)}}} = "
                                  rf"{sp.latex(derivative(kind, n).expr)}"
-                                 for n, a in enumerate(d.args))
-            rows.append(dict(name=KIND_WORDS[kind], definition=sp.latex(d.expr), partials=partials))
+                                 for n, a in enumerate(kind.args))
+            rows.append(dict(name=kind.words, definition=sp.latex(kind.expr), partials=partials))
     return rows
+
+
+def _in_table_order(kinds):
+    """The cell's kinds, built-in rows in the table's order, any other rows after them."""
+    return [k for k in OPS if k in kinds] + sorted((k for k in kinds if k not in OPS),
+                                                   key=lambda k: k.name)
 
 
 def _plain(expr):

@@ -13,11 +13,6 @@ from derive.derivation import LOSS_BRANCH, NEXT_STEP_BRANCH
 from derive.rules import LOSSES, TARGET, X, loss_gradient
 from derive.stages import Kind, Loss
 
-KIND_TEX = {Kind.SIGMOID: r"\sigma", Kind.TANH: r"\tanh", Kind.RELU: r"\operatorname{relu}",
-            Kind.SOFTPLUS: r"\operatorname{softplus}", Kind.SOFTSIGN: r"\operatorname{softsign}",
-            Kind.EXP: r"\exp", Kind.LOG: r"\log"}
-
-
 def tex_prose(text: str) -> str:
     """Words with `$...$` mathematics: escape the words, keep the mathematics."""
     parts = text.split("$")
@@ -29,25 +24,8 @@ def stage_rhs(stage, nt):
         terms = [f"{tex_param(w)} {nt.value(x)}" for w, x in zip(stage.weights, stage.inputs)]
         return " + ".join(terms + ([tex_param(stage.bias)] if stage.bias else []))
     args = [nt.value(x) for x in stage.inputs]
-    if stage.kind is Kind.MUL:
-        return r" \odot ".join(args)
-    if stage.kind is Kind.ADD:
-        return " + ".join(args)
-    if stage.kind is Kind.ONE_MINUS:
-        return f"1 - {args[0]}"
-    if stage.kind is Kind.SUB:
-        return f"{args[0]} - {args[1]}"
-    if stage.kind is Kind.DIV:
-        return rf"{args[0]} \oslash {args[1]}"
-    if stage.kind is Kind.RECIPROCAL:
-        return rf"1 \oslash {args[0]}"
-    if stage.kind is Kind.SCALE:
-        return f"{sp.latex(sp.nsimplify(stage.constant, rational=True))} {args[0]}"
-    if stage.kind is Kind.SHIFT:
-        return f"{args[0]} + {sp.latex(sp.nsimplify(stage.constant, rational=True))}"
-    if stage.kind is Kind.SOFTMAX:
-        return rf"\operatorname{{softmax}}\left({args[0]}\right)"
-    return rf"{KIND_TEX[stage.kind]}\left({', '.join(args)}\right)"
+    constant = "" if stage.constant is None else sp.latex(sp.nsimplify(stage.constant, rational=True))
+    return stage.kind.tex.format(*args, c=constant)
 
 
 def forward_eq(eq, nt):

@@ -1,7 +1,7 @@
 """The calculus of every stage kind, obtained by SymPy from the kind's definition.
 
-`DEFINITIONS` is the one table of elementwise kinds: each is a scalar SymPy expression
-of its arguments.  `derivative(kind, k)` differentiates the definition with respect to
+The elementwise rows of the operations table (`derive.ops`) each define their kind as a
+scalar SymPy expression of its arguments.  `derivative(kind, k)` differentiates the definition with respect to
 argument k; for invertible activations the result is then rewritten in terms of the
 stage's own output (sigmoid' -> s(1 - s), tanh' -> 1 - s^2) by solving the definition
 for its argument and substituting, so the backward pass can reuse forward values.  The
@@ -17,42 +17,12 @@ import sympy as sp
 from sympy.simplify.simplify import factor_sum
 
 from derive.errors import DeriveError
-from derive.stages import Kind, Loss
+from derive.ops import CONSTANT, OPS, X, Y, Kind, Op
+from derive.stages import Loss
 
-X, Y = sp.symbols("x y", real=True)
 OUT = sp.Symbol("s", real=True)  # stands for the stage's own output
-CONSTANT = sp.Symbol("c", real=True)  # the constant of a SCALE or SHIFT stage
+DEFINITIONS = {op: op for op in OPS if op.elementwise}   # the elementwise rows, by kind
 
-
-@dataclass(frozen=True)
-class Definition:
-    """A scalar definition; `numeric` is an equal form that is stable to evaluate."""
-
-    args: tuple[sp.Symbol, ...]
-    expr: sp.Expr
-    numeric: sp.Expr
-    reuse_output: bool  # rewrite the derivative in terms of the output
-
-
-DEFINITIONS = {
-    Kind.SIGMOID: Definition((X,), 1 / (1 + sp.exp(-X)), (1 + sp.tanh(X / 2)) / 2, True),
-    Kind.TANH: Definition((X,), (sp.exp(X) - sp.exp(-X)) / (sp.exp(X) + sp.exp(-X)),
-                          sp.tanh(X), True),
-    Kind.MUL: Definition((X, Y), X * Y, X * Y, False),
-    Kind.ADD: Definition((X, Y), X + Y, X + Y, False),
-    Kind.ONE_MINUS: Definition((X,), 1 - X, 1 - X, False),
-    Kind.SUB: Definition((X, Y), X - Y, X - Y, False),
-    Kind.DIV: Definition((X, Y), X / Y, X / Y, False),
-    Kind.RECIPROCAL: Definition((X,), 1 / X, 1 / X, False),
-    Kind.SCALE: Definition((X,), CONSTANT * X, CONSTANT * X, False),
-    Kind.SHIFT: Definition((X,), X + CONSTANT, X + CONSTANT, False),
-    Kind.RELU: Definition((X,), (X + sp.Abs(X)) / 2, (X + sp.Abs(X)) / 2, False),
-    Kind.SOFTPLUS: Definition((X,), sp.log(1 + sp.exp(X)),
-                              (X + sp.Abs(X)) / 2 + sp.log(1 + sp.exp(-sp.Abs(X))), True),
-    Kind.SOFTSIGN: Definition((X,), X / (1 + sp.Abs(X)), X / (1 + sp.Abs(X)), False),
-    Kind.EXP: Definition((X,), sp.exp(X), sp.exp(X), True),
-    Kind.LOG: Definition((X,), sp.log(X), sp.log(X), False),
-}
 
 TARGET = sp.Symbol("t", real=True)  # the target of a loss head, elementwise
 LOSSES = {
@@ -70,21 +40,21 @@ def loss_gradient(loss: Loss) -> sp.Expr:
 class Partial:
     """d(kind)/d(arg k); `expr` may use the output symbol `OUT`; `steps` for the document."""
 
-    kind: Kind
+    kind: Op
     arg: int
     expr: sp.Expr
     steps: tuple[tuple[str, sp.Expr], ...]
 
 
-def definition(kind: Kind) -> Definition:
-    try:
-        return DEFINITIONS[kind]
-    except KeyError:
-        raise DeriveError(f"stage kind {kind.name} has no elementwise definition") from None
+def definition(kind: Op) -> Op:
+    """The row of an elementwise kind (its definition); a structural row has none."""
+    if not kind.elementwise:
+        raise DeriveError(f"stage kind {kind.name} has no elementwise definition")
+    return kind
 
 
 @lru_cache(maxsize=None)
-def derivative(kind: Kind, arg: int) -> Partial:
+def derivative(kind: Op, arg: int) -> Partial:
     """Differentiate the definition of `kind` with respect to its argument `arg`."""
     d = definition(kind)
     _check_numeric_form(kind, d)

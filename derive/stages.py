@@ -3,7 +3,7 @@
 A `Stage` is the finest functional step of a cell: one affine map or one elementwise
 function.  A `Cell` is an ordered tuple of stages plus the names of its per-step inputs,
 its recurrent state and its per-step output.  Nothing here knows any calculus; the
-calculus lives in `derive.rules`, the reverse sweep in `derive.derivation`.
+calculus lives in `derive.rules`, the operations' table in `derive.ops`, the reverse sweep in `derive.derivation`.
 
 Naming: inside one time step the previous value of a state variable `h` is called
 `h_prev`; the stage named `h` defines its new value.
@@ -14,28 +14,7 @@ from dataclasses import dataclass
 from enum import Enum
 
 from derive.errors import DeriveError
-
-
-class Kind(Enum):
-    """The closed set of stage kinds; `derive.rules` defines each one."""
-
-    AFFINE = "affine"    # sum of weight @ input terms, plus an optional bias
-    SIGMOID = "sigmoid"  # logistic function, elementwise
-    TANH = "tanh"        # hyperbolic tangent, elementwise
-    MUL = "mul"          # elementwise (Hadamard) product of two values
-    ADD = "add"          # elementwise sum of two values
-    ONE_MINUS = "one_minus"  # 1 - x, elementwise
-    SUB = "sub"          # x - y, elementwise
-    DIV = "div"          # x / y, elementwise
-    RECIPROCAL = "reciprocal"  # 1 / x
-    SCALE = "scale"      # c * x for the stage's constant c
-    SHIFT = "shift"      # x + c for the stage's constant c
-    RELU = "relu"
-    SOFTPLUS = "softplus"
-    SOFTSIGN = "softsign"
-    EXP = "exp"
-    LOG = "log"
-    SOFTMAX = "softmax"  # normalised exponentials over the vector (not elementwise)
+from derive.ops import Kind, Op
 
 
 class Loss(Enum):
@@ -54,7 +33,7 @@ class Stage:
     """
 
     name: str
-    kind: Kind
+    kind: Op
     inputs: tuple[str, ...]
     weights: tuple[str, ...] = ()
     bias: str | None = None

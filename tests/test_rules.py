@@ -1,4 +1,5 @@
 """The calculus table: every rule comes from SymPy and matches brute force."""
+import dataclasses
 import numpy as np
 import pytest
 import sympy as sp
@@ -31,19 +32,14 @@ def test_product_and_sum_partials():
     assert derivative(Kind.ADD, 0).expr == 1 and derivative(Kind.ADD, 1).expr == 1
 
 
-def test_a_wrong_numeric_form_is_rejected(monkeypatch):
-    wrong = rules.Definition((X,), 1 / (1 + sp.exp(-X)), sp.tanh(X), True)
-    monkeypatch.setitem(rules.DEFINITIONS, Kind.SIGMOID, wrong)
-    rules.derivative.cache_clear()
-    try:
-        with pytest.raises(DeriveError, match="numeric form of SIGMOID"):
-            derivative(Kind.SIGMOID, 0)
-    finally:
-        rules.derivative.cache_clear()
+def test_a_wrong_numeric_form_is_rejected():
+    wrong = dataclasses.replace(Kind.SIGMOID, name="wrong_sigmoid", numeric=sp.tanh(X))
+    with pytest.raises(DeriveError, match="numeric form of wrong_sigmoid"):
+        derivative(wrong, 0)
 
 
 def test_a_kind_without_definition_names_itself():
-    with pytest.raises(DeriveError, match="AFFINE"):
+    with pytest.raises(DeriveError, match="affine"):
         rules.definition(Kind.AFFINE)
 
 
