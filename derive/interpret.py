@@ -8,6 +8,7 @@ so an affine stage is `x @ W.T + b` and its input adjoint `d_a @ W`.
 """
 from __future__ import annotations
 
+import math
 from functools import lru_cache
 
 import numpy as np
@@ -129,7 +130,13 @@ def _elementwise(expr, values, module):
     return fn(*(values[n] for n in names))
 
 
+# Functions NumPy lacks, element by element from the math module (the evaluator is the
+# reference meaning of a derivation, not the fast code).
+_MATH = {"erf": np.vectorize(math.erf, otypes=[float]), "erfc": np.vectorize(math.erfc, otypes=[float])}
+
+
 @lru_cache(maxsize=None)
 def _compiled(expr, names, module):
-    fn = sp.lambdify([sp.Symbol(n, real=True) for n in names], expr, module)
+    modules = [_MATH, "numpy"] if module == "numpy" else module
+    fn = sp.lambdify([sp.Symbol(n, real=True) for n in names], expr, modules)
     return fn if module == "numpy" else np.vectorize(fn, otypes=[object])

@@ -1,0 +1,71 @@
+"""Adding an activation is one row of the operations table (plus a spelling per backend).
+
+Two rows made here, outside the package's table — a hard sigmoid (piecewise linear, from
+absolute values) and GELU (with the error function erf) — go through the whole pipeline:
+SymPy differentiates their definitions, the derivation's gradients agree with central
+differences of its own forward pass, and the document shows them.  The module emitters
+are checked in test_backends.py: NumPy spells the hard sigmoid and refuses erf with one
+line naming it, at generation time.
+"""
+import numpy as np
+import pytest
+import sympy as sp
+
+from derive import derive
+from derive.interpret import run
+from derive.ops import OPS, X, Op
+from derive.rules import derivative
+from derive.stages import Cell, affine, elementwise
+
+HARD_SIGMOID = Op("hard_sigmoid", (X,), (sp.Abs(X + 1) - sp.Abs(X - 1)) / 4 + sp.Rational(1, 2),
+                  (sp.Abs(X + 1) - sp.Abs(X - 1)) / 4 + sp.Rational(1, 2), False,
+                  r"\operatorname{hardsigmoid}\left({0}\right)", "the hard sigmoid",
+                  r"\operatorname{hardsigmoid}", activation=True)
+GELU = Op("gelu", (X,), X / 2 * (1 + sp.erf(X / sp.sqrt(2))), X / 2 * (1 + sp.erf(X / sp.sqrt(2))),
+          False, r"\operatorname{GELU}\left({0}\right)", "the Gaussian error linear unit",
+          r"\operatorname{GELU}", activation=True)
+
+
+def rnn_with(op: Op) -> Cell:
+    """h_t = op(W x_t + U h_{t-1} + b): a plain RNN whose activation is the new row."""
+    return Cell(name=f"rnn_{op.name}", description="", inputs=(("x", "D"),), state=(("h", "H"),), output="h",
+                stages=(affine("a", ("x", "h_prev"), ("W", "U"), "b", "H"),
+                        elementwise(op, "h", "a")))
+
+
+def _loss(derivation, params, xs, h0, dhs):
+    hs, stateT, *_ = run(derivation, params, xs, {"h": h0}, dhs, {"h": np.zeros_like(h0)})
+    return float((hs * dhs).sum())
+
+
+@pytest.mark.parametrize("op", [HARD_SIGMOID, GELU], ids=lambda op: op.name)
+def test_a_new_row_is_derived_and_its_gradients_match_finite_differences(op):
+    assert op not in OPS   # not in the package's table: the row alone carries the operation
+    derivation = derive(rnn_with(op))
+    partial = derivative(op, 0).expr
+    points = [sp.Rational(n, 7) for n in (-13, -4, 3, 11)]   # away from the hard sigmoid's kinks
+    for x in points:   # SymPy's derivative of the row's own definition
+        assert sp.N(partial.subs(X, x) - sp.diff(op.expr, X).subs(X, x), 30) == 0
+    rng = np.random.default_rng(3)
+    D, H, T, B = 3, 2, 3, 2
+    params = {"W": rng.normal(size=(H, D)), "U": rng.normal(size=(H, H)) * 0.5,
+              "b": rng.normal(size=H) * 0.3}
+    xs, h0, dhs = rng.normal(size=(T, B, D)), rng.normal(size=(B, H)), rng.normal(size=(T, B, H))
+    _, _, grads, *_ = run(derivation, params, xs, {"h": h0}, dhs, {"h": np.zeros((B, H))})
+    eps = 1e-6
+    for name, value in params.items():
+        for index in np.ndindex(value.shape):
+            up, down = ({**params, name: value.copy()} for _ in range(2))
+            up[name][index] += eps
+            down[name][index] -= eps
+            numeric = (_loss(derivation, up, xs, h0, dhs) - _loss(derivation, down, xs, h0, dhs)) / (2 * eps)
+            assert np.isfinite(grads[name][index])
+            assert abs(grads[name][index] - numeric) <= 1e-6 * (1 + abs(numeric)), (name, index)
+
+
+def test_a_wrong_row_is_caught_by_the_same_check():
+    """The check above can fail: a row whose stable form is not its definition is refused."""
+    from derive.errors import DeriveError
+    wrong = Op("bad_gelu", (X,), GELU.expr, X / 2 * (1 + sp.tanh(X)), False, activation=True)
+    with pytest.raises(DeriveError, match="numeric form of bad_gelu"):
+        derivative(wrong, 0)
