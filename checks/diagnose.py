@@ -19,7 +19,8 @@ import numpy as np
 import sympy as sp
 
 from checks.compare import close, derived, differing, expected_shapes, make_problem
-from derive.terms import Carried, adjoint, is_elementwise
+from derive.derivation import NEXT_STEP_BRANCH
+from derive.terms import adjoint, is_elementwise
 
 MAX_T = 4
 
@@ -132,7 +133,7 @@ def variants(derivation):
 
 
 def _term_text(term):
-    if isinstance(term.expr, Carried):
+    if term.branch == NEXT_STEP_BRANCH:
         return f"{term}, the gradient carried back from step t+1"
     return str(term)
 
