@@ -43,9 +43,10 @@ def backward_pre(derivation, plan: Plan):
     lines = [f'd_{name} = dw["{name}"]' for name in derivation.cell.vector_param_names]
     for p in plan.products:
         if plan.delta_of(p) is p:
-            lines.append(f"d_{p.buffer}_seq = _take((steps, B, {p.width}), dtype)")
-    lines += [f"d_{b.out} = _take((B, {b.width}), dtype)" for g in plan.groups for b in g.blocks]
-    lines += [f"scratch_{b.out} = _take((B, {b.width}), dtype)" for g in plan.groups for b in g.blocks]
+            lines.append(f'd_{p.buffer}_seq = _take(ws, "d_{p.buffer}_seq", (steps, B, {p.width}), dtype)')
+    lines += [f'd_{b.out} = _take(ws, "d_{b.out}", (B, {b.width}), dtype)' for g in plan.groups for b in g.blocks]
+    lines += [f'scratch_{b.out} = _take(ws, "scratch_{b.out}", (B, {b.width}), dtype)'
+              for g in plan.groups for b in g.blocks]
     return lines
 
 
@@ -150,11 +151,12 @@ def _param_labels(derivation, names):
 
 
 def _flat_input(cell, inp):
+    size = cell.sizes()[inp]
     if inp in cell.input_names:
-        return f"{inp}s.reshape(steps * B, -1)"
+        return f"{inp}s.reshape(steps * B, {size})"
     if inp.endswith("_prev") and inp[:-5] in cell.state_names:
-        return f"{inp[:-5]}_seq[:steps].reshape(steps * B, -1)"
-    return f"{inp}_seq.reshape(steps * B, -1)"
+        return f"{inp[:-5]}_seq[:steps].reshape(steps * B, {size})"
+    return f"{inp}_seq.reshape(steps * B, {size})"
 
 
 def backward_post(derivation, plan: Plan):
@@ -174,11 +176,11 @@ def backward_post(derivation, plan: Plan):
         label = _param_labels(derivation, [w for g in p.groups for w in p.weights_of(g)])
         lines.append(f'dw["{p.weight}"] += {flat}.T @ {_flat_input(cell, p.input)}  # {label}')
         if p.hoisted:
-            x_label = derivation.adjoint(p.input).label
+            x_label, size = derivation.adjoint(p.input).label, cell.sizes()[p.input]
             if _adjoint_expr(derivation.adjoint(p.input)) != 0:
-                lines.append(f"d{p.input}s += ({flat} @ {p.weight}).reshape(steps, B, -1)  # ({x_label})")
+                lines.append(f"d{p.input}s += ({flat} @ {p.weight}).reshape(steps, B, {size})  # ({x_label})")
             else:
-                lines.append(f"numpy.matmul({flat}, {p.weight}, out=d{p.input}s.reshape(steps * B, -1))"
+                lines.append(f"numpy.matmul({flat}, {p.weight}, out=d{p.input}s.reshape(steps * B, {size}))"
                              f"  # ({x_label})")
         if plan.has_bias(p):
             names = [s.bias for g in p.groups for s in g.stages if s.bias and plan.bias_home(g) is p]

@@ -44,10 +44,8 @@ def emit_numpy(derivation: Derivation, command: str) -> str:
         + list(cell.vector_param_names),
         cached=cached,
         forward_pre=_forward_pre(derivation, plan),
-        forward_scratch=_scratch(_forward_pre(derivation, plan)),
         forward_loop=_drop_unused_loads(_forward_loop(derivation, plan, cached)),
         backward_pre=backward_pre(derivation, plan),
-        backward_scratch=_scratch(backward_pre(derivation, plan)),
         backward_loop=_drop_unused_loads(backward_loop(derivation, plan, cached)),
         backward_post=backward_post(derivation, plan),
         grads=grad_lines(derivation, plan),
@@ -128,11 +126,6 @@ def _z_cached(derivation, block) -> bool:
     return any(o in derivation.cached_values() for o in block.outputs)
 
 
-def _scratch(lines):
-    """Names of the buffers a function takes from the pool (it gives them back at its end)."""
-    return [line.split(" = ")[0] for line in lines if " = _take(" in line]
-
-
 def _labels(derivation, stages):
     labels = [eq.label for eq in derivation.forward if eq.stage.name in stages]
     return f"({labels[0]})" if len(labels) == 1 else f"({labels[0]})-({labels[-1]})"
@@ -144,21 +137,22 @@ def _ref(product, time="t"):
 
 
 def _forward_pre(derivation, plan: Plan):
+    sizes = derivation.cell.sizes()
     lines = []
     for p in plan.products:
         if p.hoisted:
             label = _labels(derivation, {s.name for g in p.groups for s in g.stages})
             lines.append(f"# the {p.input} terms of every step at once  {label}")
-            lines.append(f"{p.buffer} = _take((steps, B, {p.width}), dtype)")
-            lines.append(f"numpy.matmul({p.input}s.reshape(steps * B, -1), {p.weight}.T, "
+            lines.append(f'{p.buffer} = _take(ws, "{p.buffer}", (steps, B, {p.width}), dtype)')
+            lines.append(f"numpy.matmul({p.input}s.reshape(steps * B, {sizes[p.input]}), {p.weight}.T, "
                          f"out={p.buffer}.reshape(steps * B, {p.width}))")
             if plan.has_bias(p):
                 lines.append(f"{p.buffer} += {p.bias}")
         else:
-            lines.append(f"{p.buffer} = _take((B, {p.width}), dtype)")
+            lines.append(f'{p.buffer} = _take(ws, "{p.buffer}", (B, {p.width}), dtype)')
     for b in (b for g in plan.groups for b in g.blocks):
         if not _z_cached(derivation, b):
-            lines.append(f"{b.out} = _take((B, {b.width}), dtype)")
+            lines.append(f'{b.out} = _take(ws, "{b.out}", (B, {b.width}), dtype)')
     return lines
 
 
