@@ -109,8 +109,8 @@ def backward(params, cache, dhs, dstateT=None):
     grads = {}
     grads["W_f"] = dw["Wcat_x"][0:H]
     grads["b_f"] = dw["bcat_x"][0:H]
-    grads["W_n"] = dw["Wcat_x"][H:2*H]
-    grads["b_n"] = dw["bcat_x"][H:2*H]
+    grads["W_n"] = dw["Wcat_x"][H:2 * H]
+    grads["b_n"] = dw["bcat_x"][H:2 * H]
     grads["U_f"] = dw["Wcat_h_prev"][0:H]
     grads["U_n"] = dw["Wcat_n_1"][0:H]
     grads = {name: grads[name] for name in PARAMS}
@@ -184,8 +184,8 @@ def _forward_steps(w, sizes, xs, seq, ws):
     Z_f_seq = seq["Z_f_seq"]
     Z_n_seq = seq["Z_n_seq"]
     # the x terms of every step at once  (F1)-(F4)
-    A_x = _take(ws, "A_x", (steps, B, 2*H), dtype)
-    numpy.matmul(xs.reshape(steps * B, D), Wcat_x.T, out=A_x.reshape(steps * B, 2*H))
+    A_x = _take(ws, "A_x", (steps, B, 2 * H), dtype)
+    numpy.matmul(xs.reshape(steps * B, D), Wcat_x.T, out=A_x.reshape(steps * B, 2 * H))
     A_x += bcat_x
     A_h_prev = _take(ws, "A_h_prev", (B, H), dtype)
     A_n_1 = _take(ws, "A_n_1", (B, H), dtype)
@@ -203,7 +203,7 @@ def _forward_steps(w, sizes, xs, seq, ws):
         numpy.multiply(f, h_prev, out=n_1_seq[t])  # (F3)
         n_1 = n_1_seq[t]
         numpy.matmul(n_1, Wcat_n_1.T, out=A_n_1)  # (F4)
-        A_n_1 += A_x[t, :, H:2*H]
+        A_n_1 += A_x[t, :, H:2 * H]
         numpy.tanh(A_n_1[:, 0:H], out=Z_n)  # (F5)
         n = Z_n
         numpy.subtract(1, f, out=h_1_seq[t])  # (F6)
@@ -230,7 +230,7 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs, ws):
     Z_f_seq = seq["Z_f_seq"]
     Z_n_seq = seq["Z_n_seq"]
     d_h_next = d_next["h"]
-    d_A_x_seq = _take(ws, "d_A_x_seq", (steps, B, 2*H), dtype)
+    d_A_x_seq = _take(ws, "d_A_x_seq", (steps, B, 2 * H), dtype)
     d_A_h_prev_seq = _take(ws, "d_A_h_prev_seq", (steps, B, H), dtype)
     d_A_n_1_seq = _take(ws, "d_A_n_1_seq", (steps, B, H), dtype)
     d_Z_f = _take(ws, "d_Z_f", (B, H), dtype)
@@ -247,7 +247,7 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs, ws):
         n = Z_n
         d_A_h_prev = d_A_h_prev_seq[t]
         d_A_n_1 = d_A_n_1_seq[t]
-        d_h = dhs[t] + d_h_next  # (B1) fork: loss, next step
+        d_h = d_h_next + dhs[t]  # (B1) fork: loss, next step
         d_h_3 = d_h  # (B2)
         d_h_2 = d_h  # (B3)
         d_h_1 = d_h_2*h_prev  # (B4)
@@ -265,10 +265,10 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs, ws):
         d_h_prev = d_h_2*h_1 + d_n_1*f + d_A_h_prev @ Wcat_h_prev  # (B10) fork: a_f, n_1, h_2
         d_h_next = d_h_prev
     d_A_x_seq[:, :, 0:H] = d_A_h_prev_seq[:, :, 0:H]
-    d_A_x_seq[:, :, H:2*H] = d_A_n_1_seq[:, :, 0:H]
-    dw["Wcat_x"] += d_A_x_seq.reshape(steps * B, 2*H).T @ xs.reshape(steps * B, D)  # (P1)-(P2)
-    numpy.matmul(d_A_x_seq.reshape(steps * B, 2*H), Wcat_x, out=dxs.reshape(steps * B, D))  # (B11)
-    dw["bcat_x"] += d_A_x_seq.reshape(steps * B, 2*H).sum(axis=0)  # (P5)-(P6)
+    d_A_x_seq[:, :, H:2 * H] = d_A_n_1_seq[:, :, 0:H]
+    dw["Wcat_x"] += d_A_x_seq.reshape(steps * B, 2 * H).T @ xs.reshape(steps * B, D)  # (P1)-(P2)
+    numpy.matmul(d_A_x_seq.reshape(steps * B, 2 * H), Wcat_x, out=dxs.reshape(steps * B, D))  # (B11)
+    dw["bcat_x"] += d_A_x_seq.reshape(steps * B, 2 * H).sum(axis=0)  # (P5)-(P6)
     dw["Wcat_h_prev"] += d_A_h_prev_seq.reshape(steps * B, H).T @ h_seq[:steps].reshape(steps * B, H)  # (P3)
     dw["Wcat_n_1"] += d_A_n_1_seq.reshape(steps * B, H).T @ n_1_seq.reshape(steps * B, H)  # (P4)
     return {"h": d_h_next}

@@ -112,13 +112,13 @@ def backward(params, cache, dhs, dstateT=None):
     grads = {}
     grads["W_f"] = dw["Wcat_x"][0:H]
     grads["b_f"] = dw["bcat_x"][0:H]
-    grads["W_o"] = dw["Wcat_x"][H:2*H]
-    grads["b_o"] = dw["bcat_x"][H:2*H]
-    grads["W_g"] = dw["Wcat_x"][2*H:3*H]
-    grads["b_g"] = dw["bcat_x"][2*H:3*H]
+    grads["W_o"] = dw["Wcat_x"][H:2 * H]
+    grads["b_o"] = dw["bcat_x"][H:2 * H]
+    grads["W_g"] = dw["Wcat_x"][2 * H:3 * H]
+    grads["b_g"] = dw["bcat_x"][2 * H:3 * H]
     grads["U_f"] = dw["Wcat_h_prev"][0:H]
-    grads["U_o"] = dw["Wcat_h_prev"][H:2*H]
-    grads["U_g"] = dw["Wcat_h_prev"][2*H:3*H]
+    grads["U_o"] = dw["Wcat_h_prev"][H:2 * H]
+    grads["U_g"] = dw["Wcat_h_prev"][2 * H:3 * H]
     grads = {name: grads[name] for name in PARAMS}
     return grads, dxs, d_next
 
@@ -137,7 +137,7 @@ def _buffers(n, B, sizes, dtype, ws):
     """Storage for n steps of what the backward pass reads (a state has n + 1 rows)."""
     D = sizes["D"]
     H = sizes["H"]
-    return dict(h_seq=_take(ws, "h_seq", (n + 1, B, H), dtype), c_seq=_take(ws, "c_seq", (n + 1, B, H), dtype), i_seq=_take(ws, "i_seq", (n, B, H), dtype), k_seq=_take(ws, "k_seq", (n, B, H), dtype), Z_f_o_seq=_take(ws, "Z_f_o_seq", (n, B, 2*H), dtype), Z_g_seq=_take(ws, "Z_g_seq", (n, B, H), dtype))
+    return dict(h_seq=_take(ws, "h_seq", (n + 1, B, H), dtype), c_seq=_take(ws, "c_seq", (n + 1, B, H), dtype), i_seq=_take(ws, "i_seq", (n, B, H), dtype), k_seq=_take(ws, "k_seq", (n, B, H), dtype), Z_f_o_seq=_take(ws, "Z_f_o_seq", (n, B, 2 * H), dtype), Z_g_seq=_take(ws, "Z_g_seq", (n, B, H), dtype))
 
 
 class Workspace:
@@ -189,10 +189,10 @@ def _forward_steps(w, sizes, xs, seq, ws):
     Z_f_o_seq = seq["Z_f_o_seq"]
     Z_g_seq = seq["Z_g_seq"]
     # the x terms of every step at once  (F1)-(F3)
-    A_x = _take(ws, "A_x", (steps, B, 3*H), dtype)
-    numpy.matmul(xs.reshape(steps * B, D), Wcat_x.T, out=A_x.reshape(steps * B, 3*H))
+    A_x = _take(ws, "A_x", (steps, B, 3 * H), dtype)
+    numpy.matmul(xs.reshape(steps * B, D), Wcat_x.T, out=A_x.reshape(steps * B, 3 * H))
     A_x += bcat_x
-    A_h_prev = _take(ws, "A_h_prev", (B, 3*H), dtype)
+    A_h_prev = _take(ws, "A_h_prev", (B, 3 * H), dtype)
     for t in range(steps):
         h_prev = h_seq[t]
         c_prev = c_seq[t]
@@ -200,13 +200,13 @@ def _forward_steps(w, sizes, xs, seq, ws):
         Z_g = Z_g_seq[t]
         numpy.matmul(h_prev, Wcat_h_prev.T, out=A_h_prev)  # (F1)-(F3)
         A_h_prev += A_x[t]
-        numpy.multiply(A_h_prev[:, 0:2*H], 1/2, out=Z_f_o)  # (F4) (F7)
+        numpy.multiply(A_h_prev[:, 0:2 * H], 1/2, out=Z_f_o)  # (F4) (F7)
         numpy.tanh(Z_f_o, out=Z_f_o)
         numpy.multiply(Z_f_o, 1/2, out=Z_f_o)
         numpy.add(Z_f_o, 1/2, out=Z_f_o)
         f = Z_f_o[:, 0:H]
-        o = Z_f_o[:, H:2*H]
-        numpy.tanh(A_h_prev[:, 2*H:3*H], out=Z_g)  # (F6)
+        o = Z_f_o[:, H:2 * H]
+        numpy.tanh(A_h_prev[:, 2 * H:3 * H], out=Z_g)  # (F6)
         g = Z_g
         numpy.subtract(1, f, out=i_seq[t])  # (F5)
         i = i_seq[t]
@@ -237,10 +237,10 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs, ws):
     Z_g_seq = seq["Z_g_seq"]
     d_h_next = d_next["h"]
     d_c_next = d_next["c"]
-    d_A_x_seq = _take(ws, "d_A_x_seq", (steps, B, 3*H), dtype)
-    d_Z_f_o = _take(ws, "d_Z_f_o", (B, 2*H), dtype)
+    d_A_x_seq = _take(ws, "d_A_x_seq", (steps, B, 3 * H), dtype)
+    d_Z_f_o = _take(ws, "d_Z_f_o", (B, 2 * H), dtype)
     d_Z_g = _take(ws, "d_Z_g", (B, H), dtype)
-    scratch_Z_f_o = _take(ws, "scratch_Z_f_o", (B, 2*H), dtype)
+    scratch_Z_f_o = _take(ws, "scratch_Z_f_o", (B, 2 * H), dtype)
     scratch_Z_g = _take(ws, "scratch_Z_g", (B, H), dtype)
     for t in reversed(range(steps)):
         c_prev = c_seq[t]
@@ -249,33 +249,33 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs, ws):
         Z_f_o = Z_f_o_seq[t]
         Z_g = Z_g_seq[t]
         f = Z_f_o[:, 0:H]
-        o = Z_f_o[:, H:2*H]
+        o = Z_f_o[:, H:2 * H]
         g = Z_g
         d_A_x = d_A_x_seq[t]
-        d_h = dhs[t] + d_h_next  # (B1) fork: loss, next step
+        d_h = d_h_next + dhs[t]  # (B1) fork: loss, next step
         d_k = d_h*o  # (B2)
         d_c = d_k*(1 - k**2) + d_c_next  # (B3) fork: k, next step
         d_n = d_c  # (B4)
         d_m = d_c  # (B5)
-        numpy.multiply(d_h, k, out=d_Z_f_o[:, H:2*H])  # (B6)
+        numpy.multiply(d_h, k, out=d_Z_f_o[:, H:2 * H])  # (B6)
         numpy.multiply(d_n, i, out=d_Z_g[:, 0:H])  # (B7)
         d_i = d_n*g  # (B8)
         numpy.multiply(c_prev, d_m, out=d_Z_f_o[:, 0:H])  # (B9) fork: i, m
         numpy.subtract(d_Z_f_o[:, 0:H], d_i, out=d_Z_f_o[:, 0:H])
         numpy.square(Z_g, out=scratch_Z_g)  # (B11)
         numpy.subtract(1, scratch_Z_g, out=scratch_Z_g)
-        numpy.multiply(scratch_Z_g, d_Z_g, out=d_A_x[:, 2*H:3*H])
+        numpy.multiply(scratch_Z_g, d_Z_g, out=d_A_x[:, 2 * H:3 * H])
         numpy.subtract(1, Z_f_o, out=scratch_Z_f_o)  # (B12) (B10)
         numpy.multiply(scratch_Z_f_o, Z_f_o, out=scratch_Z_f_o)
-        numpy.multiply(scratch_Z_f_o, d_Z_f_o, out=d_A_x[:, 0:2*H])
+        numpy.multiply(scratch_Z_f_o, d_Z_f_o, out=d_A_x[:, 0:2 * H])
         d_c_prev = d_m*f  # (B13)
         d_h_prev = d_A_x @ Wcat_h_prev  # (B14) fork: a_f, a_g, a_o
         d_h_next = d_h_prev
         d_c_next = d_c_prev
-    dw["Wcat_x"] += d_A_x_seq.reshape(steps * B, 3*H).T @ xs.reshape(steps * B, D)  # (P1)-(P3)
-    numpy.matmul(d_A_x_seq.reshape(steps * B, 3*H), Wcat_x, out=dxs.reshape(steps * B, D))  # (B15)
-    dw["bcat_x"] += d_A_x_seq.reshape(steps * B, 3*H).sum(axis=0)  # (P7)-(P9)
-    dw["Wcat_h_prev"] += d_A_x_seq.reshape(steps * B, 3*H).T @ h_seq[:steps].reshape(steps * B, H)  # (P4)-(P6)
+    dw["Wcat_x"] += d_A_x_seq.reshape(steps * B, 3 * H).T @ xs.reshape(steps * B, D)  # (P1)-(P3)
+    numpy.matmul(d_A_x_seq.reshape(steps * B, 3 * H), Wcat_x, out=dxs.reshape(steps * B, D))  # (B15)
+    dw["bcat_x"] += d_A_x_seq.reshape(steps * B, 3 * H).sum(axis=0)  # (P7)-(P9)
+    dw["Wcat_h_prev"] += d_A_x_seq.reshape(steps * B, 3 * H).T @ h_seq[:steps].reshape(steps * B, H)  # (P4)-(P6)
     return {"h": d_h_next, "c": d_c_next}
 
 

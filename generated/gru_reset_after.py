@@ -113,14 +113,14 @@ def backward(params, cache, dhs, dstateT=None):
     grads = {}
     grads["W_z"] = dw["Wcat_x"][0:H]
     grads["b_z"] = dw["bcat_x"][0:H]
-    grads["W_r"] = dw["Wcat_x"][H:2*H]
-    grads["b_r"] = dw["bcat_x"][H:2*H]
-    grads["W_n"] = dw["Wcat_x"][2*H:3*H]
-    grads["b_n"] = dw["bcat_x"][2*H:3*H]
+    grads["W_r"] = dw["Wcat_x"][H:2 * H]
+    grads["b_r"] = dw["bcat_x"][H:2 * H]
+    grads["W_n"] = dw["Wcat_x"][2 * H:3 * H]
+    grads["b_n"] = dw["bcat_x"][2 * H:3 * H]
     grads["U_z"] = dw["Wcat_h_prev"][0:H]
-    grads["U_r"] = dw["Wcat_h_prev"][H:2*H]
-    grads["U_n"] = dw["Wcat_h_prev"][2*H:3*H]
-    grads["b_hn"] = dw["bcat_h_prev"][2*H:3*H]
+    grads["U_r"] = dw["Wcat_h_prev"][H:2 * H]
+    grads["U_n"] = dw["Wcat_h_prev"][2 * H:3 * H]
+    grads["b_hn"] = dw["bcat_h_prev"][2 * H:3 * H]
     grads = {name: grads[name] for name in PARAMS}
     return grads, dxs, d_next
 
@@ -140,7 +140,7 @@ def _buffers(n, B, sizes, dtype, ws):
     """Storage for n steps of what the backward pass reads (a state has n + 1 rows)."""
     D = sizes["D"]
     H = sizes["H"]
-    return dict(h_seq=_take(ws, "h_seq", (n + 1, B, H), dtype), a_nh_seq=_take(ws, "a_nh_seq", (n, B, H), dtype), n_seq=_take(ws, "n_seq", (n, B, H), dtype), v_seq=_take(ws, "v_seq", (n, B, H), dtype), Z_z_r_seq=_take(ws, "Z_z_r_seq", (n, B, 2*H), dtype))
+    return dict(h_seq=_take(ws, "h_seq", (n + 1, B, H), dtype), a_nh_seq=_take(ws, "a_nh_seq", (n, B, H), dtype), n_seq=_take(ws, "n_seq", (n, B, H), dtype), v_seq=_take(ws, "v_seq", (n, B, H), dtype), Z_z_r_seq=_take(ws, "Z_z_r_seq", (n, B, 2 * H), dtype))
 
 
 class Workspace:
@@ -192,24 +192,24 @@ def _forward_steps(w, sizes, xs, seq, ws):
     v_seq = seq["v_seq"]
     Z_z_r_seq = seq["Z_z_r_seq"]
     # the x terms of every step at once  (F1)-(F3)
-    A_x = _take(ws, "A_x", (steps, B, 3*H), dtype)
-    numpy.matmul(xs.reshape(steps * B, D), Wcat_x.T, out=A_x.reshape(steps * B, 3*H))
+    A_x = _take(ws, "A_x", (steps, B, 3 * H), dtype)
+    numpy.matmul(xs.reshape(steps * B, D), Wcat_x.T, out=A_x.reshape(steps * B, 3 * H))
     A_x += bcat_x
-    A_h_prev = _take(ws, "A_h_prev", (B, 3*H), dtype)
+    A_h_prev = _take(ws, "A_h_prev", (B, 3 * H), dtype)
     for t in range(steps):
         h_prev = h_seq[t]
         Z_z_r = Z_z_r_seq[t]
         numpy.matmul(h_prev, Wcat_h_prev.T, out=A_h_prev)  # (F1)-(F2)
-        A_h_prev[:, 0:2*H] += A_x[t, :, 0:2*H]
-        numpy.multiply(A_h_prev[:, 0:2*H], 1/2, out=Z_z_r)  # (F5) (F6)
+        A_h_prev[:, 0:2 * H] += A_x[t, :, 0:2 * H]
+        numpy.multiply(A_h_prev[:, 0:2 * H], 1/2, out=Z_z_r)  # (F5) (F6)
         numpy.tanh(Z_z_r, out=Z_z_r)
         numpy.multiply(Z_z_r, 1/2, out=Z_z_r)
         numpy.add(Z_z_r, 1/2, out=Z_z_r)
         z = Z_z_r[:, 0:H]
-        r = Z_z_r[:, H:2*H]
-        a_nx = A_x[t, :, 2*H:3*H]
-        A_h_prev[:, 2*H:3*H] += bcat_h_prev[2*H:3*H]
-        a_nh_seq[t] = A_h_prev[:, 2*H:3*H]
+        r = Z_z_r[:, H:2 * H]
+        a_nx = A_x[t, :, 2 * H:3 * H]
+        A_h_prev[:, 2 * H:3 * H] += bcat_h_prev[2 * H:3 * H]
+        a_nh_seq[t] = A_h_prev[:, 2 * H:3 * H]
         a_nh = a_nh_seq[t]
         s = a_nh*r  # (F7)
         a_n = a_nx + s  # (F8)
@@ -239,10 +239,10 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs, ws):
     v_seq = seq["v_seq"]
     Z_z_r_seq = seq["Z_z_r_seq"]
     d_h_next = d_next["h"]
-    d_A_x_seq = _take(ws, "d_A_x_seq", (steps, B, 3*H), dtype)
-    d_A_h_prev_seq = _take(ws, "d_A_h_prev_seq", (steps, B, 3*H), dtype)
-    d_Z_z_r = _take(ws, "d_Z_z_r", (B, 2*H), dtype)
-    scratch_Z_z_r = _take(ws, "scratch_Z_z_r", (B, 2*H), dtype)
+    d_A_x_seq = _take(ws, "d_A_x_seq", (steps, B, 3 * H), dtype)
+    d_A_h_prev_seq = _take(ws, "d_A_h_prev_seq", (steps, B, 3 * H), dtype)
+    d_Z_z_r = _take(ws, "d_Z_z_r", (B, 2 * H), dtype)
+    scratch_Z_z_r = _take(ws, "scratch_Z_z_r", (B, 2 * H), dtype)
     for t in reversed(range(steps)):
         h_prev = h_seq[t]
         a_nh = a_nh_seq[t]
@@ -250,32 +250,32 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs, ws):
         v = v_seq[t]
         Z_z_r = Z_z_r_seq[t]
         z = Z_z_r[:, 0:H]
-        r = Z_z_r[:, H:2*H]
+        r = Z_z_r[:, H:2 * H]
         d_A_x = d_A_x_seq[t]
         d_A_h_prev = d_A_h_prev_seq[t]
-        d_h = dhs[t] + d_h_next  # (B1) fork: loss, next step
+        d_h = d_h_next + dhs[t]  # (B1) fork: loss, next step
         d_q = d_h  # (B2)
         d_m = d_h  # (B3)
         d_v = d_m*n  # (B4)
         d_n = d_m*v  # (B5)
         d_a_n = d_n*(1 - n**2)  # (B6)
         d_s = d_a_n  # (B7)
-        numpy.multiply(a_nh, d_s, out=d_Z_z_r[:, H:2*H])  # (B8)
+        numpy.multiply(a_nh, d_s, out=d_Z_z_r[:, H:2 * H])  # (B8)
         numpy.multiply(d_q, h_prev, out=d_Z_z_r[:, 0:H])  # (B9) fork: v, q
         numpy.subtract(d_Z_z_r[:, 0:H], d_v, out=d_Z_z_r[:, 0:H])
-        numpy.multiply(d_s, r, out=d_A_h_prev[:, 2*H:3*H])  # (B10)
-        d_A_x[:, 2*H:3*H] = d_a_n  # (B11)
+        numpy.multiply(d_s, r, out=d_A_h_prev[:, 2 * H:3 * H])  # (B10)
+        d_A_x[:, 2 * H:3 * H] = d_a_n  # (B11)
         numpy.subtract(1, Z_z_r, out=scratch_Z_z_r)  # (B13) (B12)
         numpy.multiply(scratch_Z_z_r, Z_z_r, out=scratch_Z_z_r)
-        numpy.multiply(scratch_Z_z_r, d_Z_z_r, out=d_A_h_prev[:, 0:2*H])
+        numpy.multiply(scratch_Z_z_r, d_Z_z_r, out=d_A_h_prev[:, 0:2 * H])
         d_h_prev = d_q*z + d_A_h_prev @ Wcat_h_prev  # (B14) fork: a_z, a_r, a_nh, q
         d_h_next = d_h_prev
-    d_A_x_seq[:, :, 0:2*H] = d_A_h_prev_seq[:, :, 0:2*H]
-    dw["Wcat_x"] += d_A_x_seq.reshape(steps * B, 3*H).T @ xs.reshape(steps * B, D)  # (P1)-(P3)
-    numpy.matmul(d_A_x_seq.reshape(steps * B, 3*H), Wcat_x, out=dxs.reshape(steps * B, D))  # (B15)
-    dw["bcat_x"] += d_A_x_seq.reshape(steps * B, 3*H).sum(axis=0)  # (P7)-(P9)
-    dw["Wcat_h_prev"] += d_A_h_prev_seq.reshape(steps * B, 3*H).T @ h_seq[:steps].reshape(steps * B, H)  # (P4)-(P6)
-    dw["bcat_h_prev"] += d_A_h_prev_seq.reshape(steps * B, 3*H).sum(axis=0)  # (P10)
+    d_A_x_seq[:, :, 0:2 * H] = d_A_h_prev_seq[:, :, 0:2 * H]
+    dw["Wcat_x"] += d_A_x_seq.reshape(steps * B, 3 * H).T @ xs.reshape(steps * B, D)  # (P1)-(P3)
+    numpy.matmul(d_A_x_seq.reshape(steps * B, 3 * H), Wcat_x, out=dxs.reshape(steps * B, D))  # (B15)
+    dw["bcat_x"] += d_A_x_seq.reshape(steps * B, 3 * H).sum(axis=0)  # (P7)-(P9)
+    dw["Wcat_h_prev"] += d_A_h_prev_seq.reshape(steps * B, 3 * H).T @ h_seq[:steps].reshape(steps * B, H)  # (P4)-(P6)
+    dw["bcat_h_prev"] += d_A_h_prev_seq.reshape(steps * B, 3 * H).sum(axis=0)  # (P10)
     return {"h": d_h_next}
 
 

@@ -118,16 +118,16 @@ def backward(params, cache, dhs, dstateT=None):
     grads = {}
     grads["W_f"] = dw["Wcat_x"][0:H]
     grads["b_f"] = dw["bcat_x"][0:H]
-    grads["W_i"] = dw["Wcat_x"][H:2*H]
-    grads["b_i"] = dw["bcat_x"][H:2*H]
-    grads["W_o"] = dw["Wcat_x"][2*H:3*H]
-    grads["b_o"] = dw["bcat_x"][2*H:3*H]
-    grads["W_g"] = dw["Wcat_x"][3*H:4*H]
-    grads["b_g"] = dw["bcat_x"][3*H:4*H]
+    grads["W_i"] = dw["Wcat_x"][H:2 * H]
+    grads["b_i"] = dw["bcat_x"][H:2 * H]
+    grads["W_o"] = dw["Wcat_x"][2 * H:3 * H]
+    grads["b_o"] = dw["bcat_x"][2 * H:3 * H]
+    grads["W_g"] = dw["Wcat_x"][3 * H:4 * H]
+    grads["b_g"] = dw["bcat_x"][3 * H:4 * H]
     grads["U_f"] = dw["Wcat_h_prev"][0:H]
-    grads["U_i"] = dw["Wcat_h_prev"][H:2*H]
-    grads["U_o"] = dw["Wcat_h_prev"][2*H:3*H]
-    grads["U_g"] = dw["Wcat_h_prev"][3*H:4*H]
+    grads["U_i"] = dw["Wcat_h_prev"][H:2 * H]
+    grads["U_o"] = dw["Wcat_h_prev"][2 * H:3 * H]
+    grads["U_g"] = dw["Wcat_h_prev"][3 * H:4 * H]
     grads["W_hr"] = dw["Wcat_r"][0:P]
     grads = {name: grads[name] for name in PARAMS}
     return grads, dxs, d_next
@@ -150,7 +150,7 @@ def _buffers(n, B, sizes, dtype, ws):
     D = sizes["D"]
     H = sizes["H"]
     P = sizes["P"]
-    return dict(h_seq=_take(ws, "h_seq", (n + 1, B, P), dtype), c_seq=_take(ws, "c_seq", (n + 1, B, H), dtype), k_seq=_take(ws, "k_seq", (n, B, H), dtype), r_seq=_take(ws, "r_seq", (n, B, H), dtype), Z_f_i_o_seq=_take(ws, "Z_f_i_o_seq", (n, B, 3*H), dtype), Z_g_seq=_take(ws, "Z_g_seq", (n, B, H), dtype))
+    return dict(h_seq=_take(ws, "h_seq", (n + 1, B, P), dtype), c_seq=_take(ws, "c_seq", (n + 1, B, H), dtype), k_seq=_take(ws, "k_seq", (n, B, H), dtype), r_seq=_take(ws, "r_seq", (n, B, H), dtype), Z_f_i_o_seq=_take(ws, "Z_f_i_o_seq", (n, B, 3 * H), dtype), Z_g_seq=_take(ws, "Z_g_seq", (n, B, H), dtype))
 
 
 class Workspace:
@@ -204,10 +204,10 @@ def _forward_steps(w, sizes, xs, seq, ws):
     Z_f_i_o_seq = seq["Z_f_i_o_seq"]
     Z_g_seq = seq["Z_g_seq"]
     # the x terms of every step at once  (F1)-(F4)
-    A_x = _take(ws, "A_x", (steps, B, 4*H), dtype)
-    numpy.matmul(xs.reshape(steps * B, D), Wcat_x.T, out=A_x.reshape(steps * B, 4*H))
+    A_x = _take(ws, "A_x", (steps, B, 4 * H), dtype)
+    numpy.matmul(xs.reshape(steps * B, D), Wcat_x.T, out=A_x.reshape(steps * B, 4 * H))
     A_x += bcat_x
-    A_h_prev = _take(ws, "A_h_prev", (B, 4*H), dtype)
+    A_h_prev = _take(ws, "A_h_prev", (B, 4 * H), dtype)
     A_r = _take(ws, "A_r", (B, P), dtype)
     for t in range(steps):
         h_prev = h_seq[t]
@@ -216,14 +216,14 @@ def _forward_steps(w, sizes, xs, seq, ws):
         Z_g = Z_g_seq[t]
         numpy.matmul(h_prev, Wcat_h_prev.T, out=A_h_prev)  # (F1)-(F4)
         A_h_prev += A_x[t]
-        numpy.multiply(A_h_prev[:, 0:3*H], 1/2, out=Z_f_i_o)  # (F5) (F6) (F8)
+        numpy.multiply(A_h_prev[:, 0:3 * H], 1/2, out=Z_f_i_o)  # (F5) (F6) (F8)
         numpy.tanh(Z_f_i_o, out=Z_f_i_o)
         numpy.multiply(Z_f_i_o, 1/2, out=Z_f_i_o)
         numpy.add(Z_f_i_o, 1/2, out=Z_f_i_o)
         f = Z_f_i_o[:, 0:H]
-        i = Z_f_i_o[:, H:2*H]
-        o = Z_f_i_o[:, 2*H:3*H]
-        numpy.tanh(A_h_prev[:, 3*H:4*H], out=Z_g)  # (F7)
+        i = Z_f_i_o[:, H:2 * H]
+        o = Z_f_i_o[:, 2 * H:3 * H]
+        numpy.tanh(A_h_prev[:, 3 * H:4 * H], out=Z_g)  # (F7)
         g = Z_g
         m = c_prev*f  # (F9)
         n = g*i  # (F10)
@@ -257,11 +257,11 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs, ws):
     Z_g_seq = seq["Z_g_seq"]
     d_h_next = d_next["h"]
     d_c_next = d_next["c"]
-    d_A_x_seq = _take(ws, "d_A_x_seq", (steps, B, 4*H), dtype)
+    d_A_x_seq = _take(ws, "d_A_x_seq", (steps, B, 4 * H), dtype)
     d_A_r_seq = _take(ws, "d_A_r_seq", (steps, B, P), dtype)
-    d_Z_f_i_o = _take(ws, "d_Z_f_i_o", (B, 3*H), dtype)
+    d_Z_f_i_o = _take(ws, "d_Z_f_i_o", (B, 3 * H), dtype)
     d_Z_g = _take(ws, "d_Z_g", (B, H), dtype)
-    scratch_Z_f_i_o = _take(ws, "scratch_Z_f_i_o", (B, 3*H), dtype)
+    scratch_Z_f_i_o = _take(ws, "scratch_Z_f_i_o", (B, 3 * H), dtype)
     scratch_Z_g = _take(ws, "scratch_Z_g", (B, H), dtype)
     for t in reversed(range(steps)):
         c_prev = c_seq[t]
@@ -269,8 +269,8 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs, ws):
         Z_f_i_o = Z_f_i_o_seq[t]
         Z_g = Z_g_seq[t]
         f = Z_f_i_o[:, 0:H]
-        i = Z_f_i_o[:, H:2*H]
-        o = Z_f_i_o[:, 2*H:3*H]
+        i = Z_f_i_o[:, H:2 * H]
+        o = Z_f_i_o[:, 2 * H:3 * H]
         g = Z_g
         d_A_x = d_A_x_seq[t]
         d_A_r = d_A_r_seq[t]
@@ -280,24 +280,24 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs, ws):
         d_c = d_k*(1 - k**2) + d_c_next  # (B4) fork: k, next step
         d_n = d_c  # (B5)
         d_m = d_c  # (B6)
-        numpy.multiply(d_r, k, out=d_Z_f_i_o[:, 2*H:3*H])  # (B7)
+        numpy.multiply(d_r, k, out=d_Z_f_i_o[:, 2 * H:3 * H])  # (B7)
         numpy.multiply(d_n, i, out=d_Z_g[:, 0:H])  # (B8)
-        numpy.multiply(d_n, g, out=d_Z_f_i_o[:, H:2*H])  # (B9)
+        numpy.multiply(d_n, g, out=d_Z_f_i_o[:, H:2 * H])  # (B9)
         numpy.multiply(c_prev, d_m, out=d_Z_f_i_o[:, 0:H])  # (B10)
         numpy.square(Z_g, out=scratch_Z_g)  # (B12)
         numpy.subtract(1, scratch_Z_g, out=scratch_Z_g)
-        numpy.multiply(scratch_Z_g, d_Z_g, out=d_A_x[:, 3*H:4*H])
+        numpy.multiply(scratch_Z_g, d_Z_g, out=d_A_x[:, 3 * H:4 * H])
         numpy.subtract(1, Z_f_i_o, out=scratch_Z_f_i_o)  # (B14) (B13) (B11)
         numpy.multiply(scratch_Z_f_i_o, Z_f_i_o, out=scratch_Z_f_i_o)
-        numpy.multiply(scratch_Z_f_i_o, d_Z_f_i_o, out=d_A_x[:, 0:3*H])
+        numpy.multiply(scratch_Z_f_i_o, d_Z_f_i_o, out=d_A_x[:, 0:3 * H])
         d_c_prev = d_m*f  # (B15)
         d_h_prev = d_A_x @ Wcat_h_prev  # (B16) fork: a_f, a_i, a_g, a_o
         d_h_next = d_h_prev
         d_c_next = d_c_prev
-    dw["Wcat_x"] += d_A_x_seq.reshape(steps * B, 4*H).T @ xs.reshape(steps * B, D)  # (P1)-(P4)
-    numpy.matmul(d_A_x_seq.reshape(steps * B, 4*H), Wcat_x, out=dxs.reshape(steps * B, D))  # (B17)
-    dw["bcat_x"] += d_A_x_seq.reshape(steps * B, 4*H).sum(axis=0)  # (P10)-(P13)
-    dw["Wcat_h_prev"] += d_A_x_seq.reshape(steps * B, 4*H).T @ h_seq[:steps].reshape(steps * B, P)  # (P5)-(P8)
+    dw["Wcat_x"] += d_A_x_seq.reshape(steps * B, 4 * H).T @ xs.reshape(steps * B, D)  # (P1)-(P4)
+    numpy.matmul(d_A_x_seq.reshape(steps * B, 4 * H), Wcat_x, out=dxs.reshape(steps * B, D))  # (B17)
+    dw["bcat_x"] += d_A_x_seq.reshape(steps * B, 4 * H).sum(axis=0)  # (P10)-(P13)
+    dw["Wcat_h_prev"] += d_A_x_seq.reshape(steps * B, 4 * H).T @ h_seq[:steps].reshape(steps * B, P)  # (P5)-(P8)
     dw["Wcat_r"] += d_A_r_seq.reshape(steps * B, P).T @ r_seq.reshape(steps * B, H)  # (P9)
     return {"h": d_h_next, "c": d_c_next}
 

@@ -118,16 +118,16 @@ def backward(params, cache, dhs, dstateT=None):
     grads = {}
     grads["W_g"] = dw["Wcat_x"][0:H]
     grads["b_g"] = dw["bcat_x"][0:H]
-    grads["W_f"] = dw["Wcat_x"][H:2*H]
-    grads["b_f"] = dw["bcat_x"][H:2*H]
-    grads["W_i"] = dw["Wcat_x"][2*H:3*H]
-    grads["b_i"] = dw["bcat_x"][2*H:3*H]
-    grads["W_o"] = dw["Wcat_x"][3*H:4*H]
-    grads["b_o"] = dw["bcat_x"][3*H:4*H]
+    grads["W_f"] = dw["Wcat_x"][H:2 * H]
+    grads["b_f"] = dw["bcat_x"][H:2 * H]
+    grads["W_i"] = dw["Wcat_x"][2 * H:3 * H]
+    grads["b_i"] = dw["bcat_x"][2 * H:3 * H]
+    grads["W_o"] = dw["Wcat_x"][3 * H:4 * H]
+    grads["b_o"] = dw["bcat_x"][3 * H:4 * H]
     grads["U_g"] = dw["Wcat_h_prev"][0:H]
-    grads["U_f"] = dw["Wcat_h_prev"][H:2*H]
-    grads["U_i"] = dw["Wcat_h_prev"][2*H:3*H]
-    grads["U_o"] = dw["Wcat_h_prev"][3*H:4*H]
+    grads["U_f"] = dw["Wcat_h_prev"][H:2 * H]
+    grads["U_i"] = dw["Wcat_h_prev"][2 * H:3 * H]
+    grads["U_o"] = dw["Wcat_h_prev"][3 * H:4 * H]
     grads["p_f"] = dw["p_f"]
     grads["p_i"] = dw["p_i"]
     grads["p_o"] = dw["p_o"]
@@ -205,10 +205,10 @@ def _forward_steps(w, sizes, xs, seq, ws):
     k_seq = seq["k_seq"]
     Z_g_seq = seq["Z_g_seq"]
     # the x terms of every step at once  (F1)-(F4)
-    A_x = _take(ws, "A_x", (steps, B, 4*H), dtype)
-    numpy.matmul(xs.reshape(steps * B, D), Wcat_x.T, out=A_x.reshape(steps * B, 4*H))
+    A_x = _take(ws, "A_x", (steps, B, 4 * H), dtype)
+    numpy.matmul(xs.reshape(steps * B, D), Wcat_x.T, out=A_x.reshape(steps * B, 4 * H))
     A_x += bcat_x
-    A_h_prev = _take(ws, "A_h_prev", (B, 4*H), dtype)
+    A_h_prev = _take(ws, "A_h_prev", (B, 4 * H), dtype)
     for t in range(steps):
         h_prev = h_seq[t]
         c_prev = c_seq[t]
@@ -217,9 +217,9 @@ def _forward_steps(w, sizes, xs, seq, ws):
         A_h_prev += A_x[t]
         numpy.tanh(A_h_prev[:, 0:H], out=Z_g)  # (F11)
         g = Z_g
-        a_f = A_h_prev[:, H:2*H]
-        a_i = A_h_prev[:, 2*H:3*H]
-        a_o = A_h_prev[:, 3*H:4*H]
+        a_f = A_h_prev[:, H:2 * H]
+        a_i = A_h_prev[:, 2 * H:3 * H]
+        a_o = A_h_prev[:, 3 * H:4 * H]
         q_f = c_prev*p_f  # (F5)
         z_f = a_f + q_f  # (F6)
         numpy.multiply(z_f, 1/2, out=f_seq[t])  # (F7)
@@ -275,7 +275,7 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs, ws):
     d_p_f = dw["p_f"]
     d_p_i = dw["p_i"]
     d_p_o = dw["p_o"]
-    d_A_x_seq = _take(ws, "d_A_x_seq", (steps, B, 4*H), dtype)
+    d_A_x_seq = _take(ws, "d_A_x_seq", (steps, B, 4 * H), dtype)
     d_Z_g = _take(ws, "d_Z_g", (B, H), dtype)
     scratch_Z_g = _take(ws, "scratch_Z_g", (B, H), dtype)
     for t in reversed(range(steps)):
@@ -288,7 +288,7 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs, ws):
         Z_g = Z_g_seq[t]
         g = Z_g
         d_A_x = d_A_x_seq[t]
-        d_h = dhs[t] + d_h_next  # (B1) fork: loss, next step
+        d_h = d_h_next + dhs[t]  # (B1) fork: loss, next step
         d_k = d_h*o  # (B2)
         d_o = d_h*k  # (B3)
         d_z_o = d_o*o*(1 - o)  # (B4)
@@ -303,12 +303,12 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs, ws):
         d_f = c_prev*d_m  # (B13)
         d_z_f = d_f*f*(1 - f)  # (B14)
         d_q_f = d_z_f  # (B15)
-        d_A_x[:, 3*H:4*H] = d_z_o  # (B16)
+        d_A_x[:, 3 * H:4 * H] = d_z_o  # (B16)
         numpy.square(Z_g, out=scratch_Z_g)  # (B17)
         numpy.subtract(1, scratch_Z_g, out=scratch_Z_g)
         numpy.multiply(scratch_Z_g, d_Z_g, out=d_A_x[:, 0:H])
-        d_A_x[:, 2*H:3*H] = d_z_i  # (B18)
-        d_A_x[:, H:2*H] = d_z_f  # (B19)
+        d_A_x[:, 2 * H:3 * H] = d_z_i  # (B18)
+        d_A_x[:, H:2 * H] = d_z_f  # (B19)
         d_c_prev = d_m*f + d_q_f*p_f + d_q_i*p_i  # (B20) fork: q_f, q_i, m
         d_h_prev = d_A_x @ Wcat_h_prev  # (B21) fork: a_f, a_i, a_g, a_o
         d_p_f += (c_prev*d_q_f).sum(axis=0)  # (P13)
@@ -316,10 +316,10 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs, ws):
         d_p_o += (c*d_q_o).sum(axis=0)  # (P15)
         d_h_next = d_h_prev
         d_c_next = d_c_prev
-    dw["Wcat_x"] += d_A_x_seq.reshape(steps * B, 4*H).T @ xs.reshape(steps * B, D)  # (P1)-(P4)
-    numpy.matmul(d_A_x_seq.reshape(steps * B, 4*H), Wcat_x, out=dxs.reshape(steps * B, D))  # (B22)
-    dw["bcat_x"] += d_A_x_seq.reshape(steps * B, 4*H).sum(axis=0)  # (P9)-(P12)
-    dw["Wcat_h_prev"] += d_A_x_seq.reshape(steps * B, 4*H).T @ h_seq[:steps].reshape(steps * B, H)  # (P5)-(P8)
+    dw["Wcat_x"] += d_A_x_seq.reshape(steps * B, 4 * H).T @ xs.reshape(steps * B, D)  # (P1)-(P4)
+    numpy.matmul(d_A_x_seq.reshape(steps * B, 4 * H), Wcat_x, out=dxs.reshape(steps * B, D))  # (B22)
+    dw["bcat_x"] += d_A_x_seq.reshape(steps * B, 4 * H).sum(axis=0)  # (P9)-(P12)
+    dw["Wcat_h_prev"] += d_A_x_seq.reshape(steps * B, 4 * H).T @ h_seq[:steps].reshape(steps * B, H)  # (P5)-(P8)
     return {"h": d_h_next, "c": d_c_next}
 
 

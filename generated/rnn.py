@@ -200,7 +200,7 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs, ws):
     for t in reversed(range(steps)):
         h = h_seq[t + 1]
         d_A_x = d_A_x_seq[t]
-        d_h = dhs[t] + d_h_next  # (B1) fork: loss, next step
+        d_h = d_h_next + dhs[t]  # (B1) fork: loss, next step
         numpy.square(h, out=d_A_x[:, 0:H])  # (B2)
         numpy.subtract(1, d_A_x[:, 0:H], out=d_A_x[:, 0:H])
         numpy.multiply(d_A_x[:, 0:H], d_h, out=d_A_x[:, 0:H])
