@@ -4,6 +4,7 @@
     python benchmarks/bench.py --quick    # fewer repetitions, well under a minute
     python benchmarks/bench.py --sizes medium,large --repeats 15
     python benchmarks/bench.py --threads 1 --clock cpu   # one thread each, CPU time: for a busy machine
+    python benchmarks/bench.py --baseline OLD_DIR --cells lstm,gru   # these modules against older copies
 
 Every measurement is forward + backward of the same loss, L = sum(hs * G) for a fixed
 random G, in float32 on the same data.  Implementations are interleaved (three turns of
@@ -52,8 +53,14 @@ SIZES = {  # T steps, B batch, D input, H hidden
 TORCH_CELLS = {"gru_reset_after": "GRU", "rnn": "RNN", "lstmp": "LSTM(proj_size=H/2)"}
 
 
-def load(name):
-    spec = importlib.util.spec_from_file_location(f"bench_{name}", ROOT / "generated" / f"{name}.py")
+DTYPE = np.float32   # --dtype float64
+
+
+def load(name, folder=None):
+    path = Path(folder) / f"{name}.py" if folder else ROOT / "generated" / f"{name}.py"
+    if not path.exists() and folder is None:
+        path = ROOT / "examples" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"bench_{name}_{abs(hash(str(path)))}", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -62,11 +69,11 @@ def load(name):
 def problem(module, size, seed=0):
     T, B, D, H = size
     args = {"D": D, "H": H, "P": H // 2}
-    params = module.init_params(*(args[s] for s in module.SIZES), seed=seed, dtype=np.float32)
+    params = module.init_params(*(args[s] for s in module.SIZES), seed=seed, dtype=DTYPE)
     rng = np.random.default_rng(seed)
-    xs = rng.normal(size=(T, B, D)).astype(np.float32)
+    xs = rng.normal(size=(T, B, D)).astype(DTYPE)
     hs, _, _ = module.forward(params, xs[:1])
-    G = rng.normal(size=(T, B, hs.shape[-1])).astype(np.float32)
+    G = rng.normal(size=(T, B, hs.shape[-1])).astype(DTYPE)
     return params, xs, G
 
 
@@ -162,12 +169,10 @@ def nbytes(value) -> int:
 
 
 def memory(module, params, xs, G, **options):
-    """(peak traced bytes of forward + backward, bytes held by the cache apart from xs).
-    The module's buffer pool is emptied first, so every buffer is counted."""
-    getattr(module, "_POOL", {}).clear()
+    """(peak traced bytes of forward + backward, bytes held by the cache apart from xs)."""
     tracemalloc.start()
     hs, _, cache = module.forward(params, xs, **options)
-    held = nbytes({k: v for k, v in cache.items() if k != "xs"})
+    held = nbytes({k: v for k, v in cache.items() if k not in ("xs", "workspace")})
     module.backward(params, cache, G)
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
@@ -191,7 +196,7 @@ def cache_lower_bound(name, size):
     return 4 * T * B * total
 
 
-def cell(value, spec) -> str:
+def cell_text(value, spec) -> str:
     """A table cell, or n/a right-aligned to the same width."""
     width = int(spec.split(".")[0])
     return format(value, spec) if value else "n/a".rjust(width)
@@ -253,9 +258,9 @@ def bench_lstm(torch, sizes, repeats):
         peak, held = memory(lstm, params, xs, G)
         bound = cache_lower_bound("lstm", size)
         gen, ref, tt = t["gen"], t["ref"], t.get("torch")
-        cells = [f"{gen * 1e3:9.2f}", cell(tt and tt * 1e3, "8.2f"), f"{ref * 1e3:9.2f}",
-                 cell(tt and gen / tt, "9.2f"), f"{gen / ref:8.2f}", f"{gflops:9.0f}",
-                 f"{flops / gen / 1e9 / gflops:7.0%}", cell(tt and flops / tt / 1e9 / gflops, "9.0%"),
+        cells = [f"{gen * 1e3:9.2f}", cell_text(tt and tt * 1e3, "8.2f"), f"{ref * 1e3:9.2f}",
+                 cell_text(tt and gen / tt, "9.2f"), f"{gen / ref:8.2f}", f"{gflops:9.0f}",
+                 f"{flops / gen / 1e9 / gflops:7.0%}", cell_text(tt and flops / tt / 1e9 / gflops, "9.0%"),
                  f"{t['products'] * 1e3:8.2f}", f"{mb(peak):>7} {mb(held):>8} {mb(bound):>8}"]
         print(f"{name:7} {str(size):16} " + " ".join(cells))
     print()
@@ -303,6 +308,28 @@ def bench_checkpoint(repeats, size_name="tall"):
     print()
 
 
+def bench_baseline(folder, cells, sizes, repeats):
+    """Each cell's module against an older copy of it in `folder`, both timed in one run;
+    with a `Workspace` too where the module offers one."""
+    print(f"Generated modules against {folder} (forward+backward, {np.dtype(DTYPE).name}, median ms)")
+    print(f"{'cell':16} {'size':7} {'old':>9} {'new':>9} {'new/old':>8} {'new+ws':>9} {'ws/old':>7}")
+    for cell in cells:
+        old, new = load(cell, folder), load(cell)
+        for name in sizes:
+            params, xs, G = problem(new, SIZES[name])
+            runs = {"old": generated_run(old, params, xs, G), "new": generated_run(new, params, xs, G)}
+            if hasattr(new, "Workspace"):
+                runs["ws"] = generated_run(new, params, xs, G, workspace=new.Workspace())
+            a, b = runs["old"](), runs["new"]()
+            check(a[0] | {"xs": a[1]}, b[0] | {"xs": b[1]}, f"{cell} {name} old vs new")
+            t = interleaved(runs, repeats)
+            ws = t.get("ws")
+            print(f"{cell:16} {name:7} {t['old'] * 1e3:9.2f} {t['new'] * 1e3:9.2f} "
+                  f"{t['new'] / t['old']:8.3f} {cell_text(ws and ws * 1e3, '9.2f')} "
+                  f"{cell_text(ws and ws / t['old'], '7.3f')}")
+    print()
+
+
 def machine():
     import platform
     cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
@@ -324,14 +351,25 @@ def main(argv=None):
     parser.add_argument("--clock", choices=("wall", "cpu"), default="wall",
                         help="wall time (default) or this process's CPU time, which other "
                              "programs do not inflate; use cpu only with --threads 1")
+    parser.add_argument("--dtype", choices=("float32", "float64"), default="float32")
+    parser.add_argument("--baseline", metavar="DIR",
+                        help="a folder of older generated modules: time each beside today's and "
+                             "print the ratio (only this comparison runs)")
+    parser.add_argument("--cells", default="lstm", help="cells compared with --baseline (comma-separated)")
     args = parser.parse_args(argv)
-    global CLOCK
+    global CLOCK, DTYPE
+    DTYPE = np.dtype(args.dtype).type
     CLOCK = time.process_time if args.clock == "cpu" else time.perf_counter
     sizes = [s.strip() for s in args.sizes.split(",") if s.strip()]
     unknown = [s for s in sizes if s not in SIZES]
     if unknown:
         parser.error(f"unknown size(s) {', '.join(unknown)}; choose from {', '.join(SIZES)}")
     repeats = args.repeats or (3 if args.quick else 9)
+    if args.baseline:
+        print(machine() + f", {args.clock} clock, repeats per implementation: {repeats}\n")
+        bench_baseline(args.baseline, [c.strip() for c in args.cells.split(",") if c.strip()],
+                       sizes, repeats)
+        return
     warnings.filterwarnings("ignore", message="LSTM with projections is not supported with oneDNN")
     torch = None
     if not args.no_torch:

@@ -31,17 +31,19 @@ def init_params(input_size, hidden_size, *, seed=0, dtype=numpy.float64):
     return {name: rng.uniform(-bound, bound, size=tuple(sizes[s] for s in shape)).astype(dtype)
             for name, shape in PARAMS.items()}
 
-def forward(params, xs, state0=None, *, checkpoint=None):
+def forward(params, xs, state0=None, *, checkpoint=None, workspace=None):
     """Run the cell over xs (T, B, D) from state0 (a dict of (B, size) arrays; zeros when None).
 
     Returns (hs, stateT, cache): the per-step outputs (T, B, H), the final state as a
     dict, and what `backward` needs.  The dtype of xs is kept (float32 in, float32 out).
     checkpoint=k keeps the state only every k steps; `backward` then recomputes each stretch
     of k steps before going back through it (about k times less memory, one more forward).
-    When the cache is dropped its storage is reused by later calls: keep the cache itself
-    (or `cache.copy()`), not arrays taken out of it.
+    The cache owns what `backward` reads (a copy of xs and of the parameters): changing the
+    caller's arrays afterwards never changes a gradient.  Memory is fresh unless a
+    `Workspace` is given: its buffers are reused by every call given it, so a later forward
+    with the same workspace invalidates this cache (its backward then raises ValueError).
     """
-    xs = numpy.asarray(xs)
+    xs = _real("xs", numpy.asarray(xs))
     if xs.ndim != 3:
         raise ValueError(f"xs has shape {xs.shape}, expected (T, B, D)")
     dtype = xs.dtype if numpy.issubdtype(xs.dtype, numpy.floating) else numpy.dtype(numpy.float64)
@@ -53,24 +55,27 @@ def forward(params, xs, state0=None, *, checkpoint=None):
         raise ValueError(f"xs has shape {xs.shape}, expected (T, B, D) = ({T}, {B}, {D})")
     if checkpoint is not None and (isinstance(checkpoint, bool) or not isinstance(checkpoint, (int, numpy.integer)) or checkpoint < 1):
         raise ValueError(f"checkpoint must be None or a positive int, got {checkpoint!r}")
-    xs = xs.astype(dtype, copy=False)
-    params = {name: numpy.asarray(params[name]).astype(dtype, copy=False) for name in PARAMS}
+    xs = numpy.array(xs, dtype=dtype)  # the cache's own copy
+    params = {name: _real(f'params["{name}"]', numpy.asarray(params[name])).astype(dtype, copy=False)
+              for name in PARAMS}
     state = {s: value.copy() for s, value in _state(state0, "state0", B, sizes, dtype).items()}
     w = _stack(params, sizes, dtype)
     k = max(T, 1) if checkpoint is None else int(checkpoint)
-    seq = _buffers(min(k, T), B, sizes, dtype)
+    ws = workspace
+    if ws is not None:
+        ws.calls += 1
+    seq = _buffers(min(k, T), B, sizes, dtype, ws)
     hs = numpy.empty((T, B, H), dtype)
     saved = []
     for start in range(0, T, k):
         stop = min(start + k, T)
         saved.append(state)
         part = _part(seq, stop - start, state)
-        _forward_steps(w, sizes, xs[start:stop], part)
+        _forward_steps(w, sizes, xs[start:stop], part, ws)
         hs[start:stop] = part["h_seq"][1:]
         state = {"h": part["h_seq"][-1].copy()}
-    if checkpoint is not None:
-        _give(*seq.values())
-    cache = _Cache(xs=xs, sizes=sizes, w=w, k=k, saved=saved, seq=seq if checkpoint is None else None)
+    cache = dict(xs=xs, sizes=sizes, w=w, k=k, saved=saved, seq=seq if checkpoint is None else None,
+                 workspace=ws, call=ws and ws.calls)
     return hs, state, cache
 
 
@@ -79,32 +84,33 @@ def backward(params, cache, dhs, dstateT=None):
 
     Returns (grads, dxs, dstate0): grads keyed like params, dxs (T, B, D) and
     dstate0 = dL/dstate_0 as a dict.  dstateT=None means the loss does not read the final state.
+    Every returned array is new.  Scratch memory comes from the cache's workspace, if any.
     """
-    xs, sizes, w, k = cache["xs"], cache["sizes"], cache["w"], cache["k"]
+    xs, sizes, w, k, ws = cache["xs"], cache["sizes"], cache["w"], cache["k"], cache["workspace"]
+    if ws is not None and cache["call"] != ws.calls:
+        raise ValueError("the cache's workspace was used by a later forward, which overwrote the cache")
     dtype = xs.dtype
     D = sizes["D"]
     H = sizes["H"]
     T, B = xs.shape[:2]
     dhs = _array("dhs", dhs, (T, B, H), dtype)
-    d_next = _state(dstateT, "dstateT", B, sizes, dtype)
+    d_next = {s: value.copy() for s, value in _state(dstateT, "dstateT", B, sizes, dtype).items()}
     dw = {name: numpy.zeros_like(value) for name, value in w.items()}
     dxs = numpy.empty_like(xs)
     recompute = cache["seq"] is None
-    seq = _buffers(min(k, T), B, sizes, dtype) if recompute else cache["seq"]
+    seq = _buffers(min(k, T), B, sizes, dtype, ws) if recompute else cache["seq"]
     for start, state in reversed(list(zip(range(0, T, k), cache["saved"]))):
         stop = min(start + k, T)
         part = _part(seq, stop - start, state if recompute else None)
         if recompute:  # checkpointed: recompute this stretch from its saved state
-            _forward_steps(w, sizes, xs[start:stop], part)
+            _forward_steps(w, sizes, xs[start:stop], part, ws)
         d_next = _backward_steps(w, sizes, xs[start:stop], part, dhs[start:stop], d_next, dw,
-                                 dxs[start:stop])
-    if recompute:
-        _give(*seq.values())
+                                 dxs[start:stop], ws)
     grads = {}
     grads["W_f"] = dw["Wcat_x"][0:H]
     grads["b_f"] = dw["bcat_x"][0:H]
-    grads["W_n"] = dw["Wcat_x"][H:2*H]
-    grads["b_n"] = dw["bcat_x"][H:2*H]
+    grads["W_n"] = dw["Wcat_x"][H:2 * H]
+    grads["b_n"] = dw["bcat_x"][H:2 * H]
     grads["U_f"] = dw["Wcat_h_prev"][0:H]
     grads["U_n"] = dw["Wcat_n_1"][0:H]
     grads = {name: grads[name] for name in PARAMS}
@@ -122,53 +128,36 @@ def _stack(params, sizes, dtype):
     return dict(Wcat_x=Wcat_x, Wcat_h_prev=Wcat_h_prev, Wcat_n_1=Wcat_n_1, bcat_x=bcat_x)
 
 
-def _buffers(n, B, sizes, dtype):
+def _buffers(n, B, sizes, dtype, ws):
     """Storage for n steps of what the backward pass reads (a state has n + 1 rows)."""
     D = sizes["D"]
     H = sizes["H"]
-    return dict(h_seq=_take((n + 1, B, H), dtype), n_1_seq=_take((n, B, H), dtype), h_1_seq=_take((n, B, H), dtype), Z_f_seq=_take((n, B, H), dtype), Z_n_seq=_take((n, B, H), dtype))
+    return dict(h_seq=_take(ws, "h_seq", (n + 1, B, H), dtype), n_1_seq=_take(ws, "n_1_seq", (n, B, H), dtype), h_1_seq=_take(ws, "h_1_seq", (n, B, H), dtype), Z_f_seq=_take(ws, "Z_f_seq", (n, B, H), dtype), Z_n_seq=_take(ws, "Z_n_seq", (n, B, H), dtype))
 
 
-# Buffers are reused across calls: fresh memory costs a page fault per 4 KiB on first
-# touch, a fifth of the time at the large size.  A buffer is in the pool only while no
-# call uses it: functions give back their scratch when they end, a cache its storage
-# when it is dropped.
-_POOL = {}
+class Workspace:
+    """Buffers reused by the calls given it: `forward(..., workspace=ws)` and the `backward` of
+    its cache.  Fresh memory costs a page fault per 4 KiB on first touch (up to a fifth of the
+    time at some sizes); a workspace pays that once.  A cache's storage lives in its workspace,
+    so one workspace serves one live cache: a later forward with it overwrites the earlier
+    cache, whose backward then raises ValueError.  Owned by the caller; one per thread.
+    """
+
+    def __init__(self):
+        self.calls = 0
+        self._arrays = {}
+
+    def take(self, name, shape, dtype):
+        """The workspace's uninitialised array called name, of this shape and dtype."""
+        array = self._arrays.get(name)
+        if array is None or array.shape != shape or array.dtype != dtype:
+            array = self._arrays[name] = numpy.empty(shape, dtype)
+        return array
 
 
-def _take(shape, dtype):
-    """An uninitialised array of this shape, from the pool when it has one."""
-    try:
-        return _POOL[shape, numpy.dtype(dtype)].pop()
-    except (KeyError, IndexError):
-        return numpy.empty(shape, dtype)
-
-
-def _give(*arrays):
-    """Put arrays nobody reads any more into the pool (at most two of each shape)."""
-    if len(_POOL) > 64:
-        _POOL.clear()
-    for array in arrays:
-        free = _POOL.setdefault((array.shape, array.dtype), [])
-        if len(free) < 2 and all(array is not f for f in free):
-            free.append(array)
-
-
-class _Cache(dict):
-    """What `backward` needs; its per-step storage goes back to the pool when it is dropped."""
-
-    def __del__(self):
-        if self.get("seq") is not None and _give is not None:
-            _give(*self["seq"].values())
-
-    def copy(self):
-        """A cache of its own: the storage is copied, since the original gives its back."""
-        other = _Cache(self)
-        if self["seq"] is not None:
-            other["seq"] = {name: value.copy() for name, value in self["seq"].items()}
-        return other
-
-    __copy__ = copy
+def _take(ws, name, shape, dtype):
+    """An uninitialised array: fresh without a workspace, the workspace's own with one."""
+    return numpy.empty(shape, dtype) if ws is None else ws.take(name, shape, dtype)
 
 
 def _part(seq, n, state):
@@ -179,7 +168,7 @@ def _part(seq, n, state):
     return part
 
 
-def _forward_steps(w, sizes, xs, seq):
+def _forward_steps(w, sizes, xs, seq, ws):
     """Steps 0..steps-1 of xs (steps, B, D), from the states in row 0 of seq; fills seq."""
     D = sizes["D"]
     H = sizes["H"]
@@ -195,11 +184,11 @@ def _forward_steps(w, sizes, xs, seq):
     Z_f_seq = seq["Z_f_seq"]
     Z_n_seq = seq["Z_n_seq"]
     # the x terms of every step at once  (F1)-(F4)
-    A_x = _take((steps, B, 2*H), dtype)
-    numpy.matmul(xs.reshape(steps * B, -1), Wcat_x.T, out=A_x.reshape(steps * B, 2*H))
+    A_x = _take(ws, "A_x", (steps, B, 2 * H), dtype)
+    numpy.matmul(xs.reshape(steps * B, D), Wcat_x.T, out=A_x.reshape(steps * B, 2 * H))
     A_x += bcat_x
-    A_h_prev = _take((B, H), dtype)
-    A_n_1 = _take((B, H), dtype)
+    A_h_prev = _take(ws, "A_h_prev", (B, H), dtype)
+    A_n_1 = _take(ws, "A_n_1", (B, H), dtype)
     for t in range(steps):
         h_prev = h_seq[t]
         Z_f = Z_f_seq[t]
@@ -214,7 +203,7 @@ def _forward_steps(w, sizes, xs, seq):
         numpy.multiply(f, h_prev, out=n_1_seq[t])  # (F3)
         n_1 = n_1_seq[t]
         numpy.matmul(n_1, Wcat_n_1.T, out=A_n_1)  # (F4)
-        A_n_1 += A_x[t, :, H:2*H]
+        A_n_1 += A_x[t, :, H:2 * H]
         numpy.tanh(A_n_1[:, 0:H], out=Z_n)  # (F5)
         n = Z_n
         numpy.subtract(1, f, out=h_1_seq[t])  # (F6)
@@ -222,10 +211,9 @@ def _forward_steps(w, sizes, xs, seq):
         h_2 = h_1*h_prev  # (F7)
         h_3 = f*n  # (F8)
         numpy.add(h_2, h_3, out=h_seq[t + 1])  # (F9)
-    _give(A_x, A_h_prev, A_n_1)
 
 
-def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
+def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs, ws):
     """Steps steps-1..0 back from d_next (the state gradients after the last step); adds the parameter
     gradients into dw, writes dxs (steps, B, D) and returns the state gradients before step 0."""
     D = sizes["D"]
@@ -242,13 +230,13 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
     Z_f_seq = seq["Z_f_seq"]
     Z_n_seq = seq["Z_n_seq"]
     d_h_next = d_next["h"]
-    d_A_x_seq = _take((steps, B, 2*H), dtype)
-    d_A_h_prev_seq = _take((steps, B, H), dtype)
-    d_A_n_1_seq = _take((steps, B, H), dtype)
-    d_Z_f = _take((B, H), dtype)
-    d_Z_n = _take((B, H), dtype)
-    scratch_Z_f = _take((B, H), dtype)
-    scratch_Z_n = _take((B, H), dtype)
+    d_A_x_seq = _take(ws, "d_A_x_seq", (steps, B, 2 * H), dtype)
+    d_A_h_prev_seq = _take(ws, "d_A_h_prev_seq", (steps, B, H), dtype)
+    d_A_n_1_seq = _take(ws, "d_A_n_1_seq", (steps, B, H), dtype)
+    d_Z_f = _take(ws, "d_Z_f", (B, H), dtype)
+    d_Z_n = _take(ws, "d_Z_n", (B, H), dtype)
+    scratch_Z_f = _take(ws, "scratch_Z_f", (B, H), dtype)
+    scratch_Z_n = _take(ws, "scratch_Z_n", (B, H), dtype)
     for t in reversed(range(steps)):
         h_prev = h_seq[t]
         n_1 = n_1_seq[t]
@@ -259,7 +247,7 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
         n = Z_n
         d_A_h_prev = d_A_h_prev_seq[t]
         d_A_n_1 = d_A_n_1_seq[t]
-        d_h = dhs[t] + d_h_next  # (B1) fork: loss, next step
+        d_h = d_h_next + dhs[t]  # (B1) fork: loss, next step
         d_h_3 = d_h  # (B2)
         d_h_2 = d_h  # (B3)
         d_h_1 = d_h_2*h_prev  # (B4)
@@ -277,13 +265,12 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
         d_h_prev = d_h_2*h_1 + d_n_1*f + d_A_h_prev @ Wcat_h_prev  # (B10) fork: a_f, n_1, h_2
         d_h_next = d_h_prev
     d_A_x_seq[:, :, 0:H] = d_A_h_prev_seq[:, :, 0:H]
-    d_A_x_seq[:, :, H:2*H] = d_A_n_1_seq[:, :, 0:H]
-    dw["Wcat_x"] += d_A_x_seq.reshape(steps * B, 2*H).T @ xs.reshape(steps * B, -1)  # (P1)-(P2)
-    numpy.matmul(d_A_x_seq.reshape(steps * B, 2*H), Wcat_x, out=dxs.reshape(steps * B, -1))  # (B11)
-    dw["bcat_x"] += d_A_x_seq.reshape(steps * B, 2*H).sum(axis=0)  # (P5)-(P6)
-    dw["Wcat_h_prev"] += d_A_h_prev_seq.reshape(steps * B, H).T @ h_seq[:steps].reshape(steps * B, -1)  # (P3)
-    dw["Wcat_n_1"] += d_A_n_1_seq.reshape(steps * B, H).T @ n_1_seq.reshape(steps * B, -1)  # (P4)
-    _give(d_A_x_seq, d_A_h_prev_seq, d_A_n_1_seq, d_Z_f, d_Z_n, scratch_Z_f, scratch_Z_n)
+    d_A_x_seq[:, :, H:2 * H] = d_A_n_1_seq[:, :, 0:H]
+    dw["Wcat_x"] += d_A_x_seq.reshape(steps * B, 2 * H).T @ xs.reshape(steps * B, D)  # (P1)-(P2)
+    numpy.matmul(d_A_x_seq.reshape(steps * B, 2 * H), Wcat_x, out=dxs.reshape(steps * B, D))  # (B11)
+    dw["bcat_x"] += d_A_x_seq.reshape(steps * B, 2 * H).sum(axis=0)  # (P5)-(P6)
+    dw["Wcat_h_prev"] += d_A_h_prev_seq.reshape(steps * B, H).T @ h_seq[:steps].reshape(steps * B, H)  # (P3)
+    dw["Wcat_n_1"] += d_A_n_1_seq.reshape(steps * B, H).T @ n_1_seq.reshape(steps * B, H)  # (P4)
     return {"h": d_h_next}
 
 
@@ -306,8 +293,15 @@ def _sizes(params):
     return sizes
 
 
+def _real(name, value):
+    """value, unless it is complex: the cell is defined for real numbers."""
+    if numpy.iscomplexobj(value):
+        raise ValueError(f"{name} is complex ({value.dtype}); the cell takes real arrays")
+    return value
+
+
 def _array(name, value, shape, dtype):
-    value = numpy.asarray(value)
+    value = _real(name, numpy.asarray(value))
     if value.shape != shape:
         raise ValueError(f"{name} has shape {value.shape}, expected {shape}")
     return value.astype(dtype, copy=False)

@@ -31,16 +31,21 @@ def init_params(input_size, hidden_size, output_size, *, seed=0, dtype=numpy.flo
 
 
 def forward(params, x):
-    """Run the network on a batch x (B, D); returns (y (B, K), cache)."""
-    x = numpy.asarray(x)
+    """Run the network on a batch x (B, D); returns (y (B, K), cache).
+
+    The cache holds copies of x and the parameters: changing the caller's arrays
+    afterwards never changes a gradient.
+    """
+    x = _real("x", numpy.asarray(x))
     if x.ndim != 2:
         raise ValueError(f"x has shape {x.shape}, expected (B, D)")
     dtype = x.dtype if numpy.issubdtype(x.dtype, numpy.floating) else numpy.dtype(numpy.float64)
     sizes = _sizes(params)
     if x.shape[1] != sizes["D"]:
         raise ValueError(f"x has shape {x.shape}, expected (B, D) = ({x.shape[0]}, {sizes['D']})")
-    x = x.astype(dtype, copy=False)
-    params = {name: numpy.asarray(params[name]).astype(dtype, copy=False) for name in PARAMS}
+    x = numpy.array(x, dtype=dtype)  # the cache owns what backward reads
+    params = {name: numpy.array(_real(f'params["{name}"]', numpy.asarray(params[name])), dtype=dtype)
+              for name in PARAMS}
     W1 = params["W1"]
     W2 = params["W2"]
     b1 = params["b1"]
@@ -109,8 +114,15 @@ def _sizes(params):
     return sizes
 
 
+def _real(name, value):
+    """value, unless it is complex: the cell is defined for real numbers."""
+    if numpy.iscomplexobj(value):
+        raise ValueError(f"{name} is complex ({value.dtype}); the cell takes real arrays")
+    return value
+
+
 def _array(name, value, shape, dtype):
-    value = numpy.asarray(value)
+    value = _real(name, numpy.asarray(value))
     if value.shape != shape:
         raise ValueError(f"{name} has shape {value.shape}, expected {shape}")
     return value.astype(dtype, copy=False)

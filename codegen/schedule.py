@@ -1,4 +1,4 @@
-"""The schedule of the generated NumPy code, read off the derivation's stage graph.
+"""The schedule of the generated code, read off the derivation's stage graph; no backend in it.
 
 Affine stages that read the same inputs form a *group*: their pre-activations sit side by
 side in one buffer.  Every input (x, h_prev, ...) gets one *product*: the weights of all
@@ -13,7 +13,11 @@ Within a group, members whose only consumer is the same one-input stage kind (th
 sigmoids, say) are laid out next to each other: a *block*, whose activation and whose
 backward step are one vectorised call each instead of one per gate.
 
-Nothing here is mathematics: stacked products equal the sums of per-stage terms.
+`stacked(plan, adjoint)` rewrites an adjoint's expression for this layout: its W^T d terms
+become one `WT(Wcat_<input>, d_A_<input>)` per product computed in the loop (those of hoisted
+products are one GEMM after it).  Column bounds are Python slice syntax (`0:2 * H`), shared
+by every Python backend.  Nothing here is mathematics: stacked products equal the sums of
+per-stage terms.
 """
 from __future__ import annotations
 
@@ -21,8 +25,9 @@ from dataclasses import dataclass
 
 import sympy as sp
 
-from derive.derivation import Derivation, symbol
+from derive.derivation import Adjoint, Derivation, symbol
 from derive.stages import Kind, Stage
+from derive.terms import WT, adjoint
 
 
 @dataclass(frozen=True)
@@ -155,7 +160,18 @@ class Plan:
 
 
 def code(expr) -> str:
-    return str(expr).replace(" ", "")
+    """A size expression as Python: 2 * H, D + H."""
+    return str(expr).replace("*", " * ")
+
+
+def stacked(plan: Plan, adj: Adjoint) -> sp.Expr:
+    """The adjoint's expression with its W^T d terms replaced by the stacked products of its
+    target computed in the loop; those of hoisted products are left to the GEMM after it."""
+    products = [p for p in plan.products if p.input == adj.target]
+    weights = {symbol(w) for p in products for g in p.groups for w in p.weights_of(g)}
+    expr = adj.expr.xreplace({wt: sp.Integer(0) for wt in adj.expr.atoms(WT) if wt.args[0] in weights})
+    return expr + sum((WT(symbol(p.weight), adjoint(plan.delta_of(p).buffer))
+                       for p in products if not p.hoisted), sp.Integer(0))
 
 
 def plan(derivation: Derivation) -> Plan:

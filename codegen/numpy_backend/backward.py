@@ -1,37 +1,21 @@
-"""The backward pass of a generated module: the lines of `_backward_steps` and the gradients.
+"""The backward pass of a generated recurrent module: the lines of `_backward_steps`, the grads.
 
-One step backwards is one adjoint per value, in the derivation's order: into the
-gradient buffer of a product where the value is a pre-activation (a block of gates all
-at once), into a named array otherwise.  After the loop every product's weight gradient,
-the input gradient and the bias gradients are single GEMMs or sums over all steps
-(`codegen.plan` decides the buffers).
+One step backwards is one adjoint per value, in the derivation's order, printed from the
+adjoint's SymPy expression (`Adjoint.expr`) after the schedule has replaced its W^T d terms
+by the stacked products (`codegen.schedule.stacked`): into the gradient buffer of a product
+where the value is a pre-activation (a block of gates all at once), into a named array
+otherwise.  After the loop every product's weight gradient, the input gradient and the bias
+gradients are single GEMMs or sums over all steps.
 """
 from __future__ import annotations
 
 import sympy as sp
 
-from codegen.inplace import assign, assign_via, columns, commented, expr_code, list_labels
-from codegen.plan import Plan, code
-from derive.derivation import TermKind, symbol
-
-
-def softmax_code(y: str) -> str:
-    """y * (d_y - sum(d_y * y)), the softmax rule of derive.rules, per batch row."""
-    return f"{y}*(d_{y} - (d_{y}*{y}).sum(axis=-1, keepdims=True))"
-
-
-def local_sum(terms) -> sp.Expr:
-    """The local-partial branches of a fork summed into one SymPy expression."""
-    return sum((sp.Symbol(f"d_{t.source}", real=True) * t.factor
-                for t in terms if t.kind is TermKind.LOCAL), sp.Integer(0))
-
-
-def elementwise_parts(terms) -> list[str]:
-    """Code of the branches that need no matrix product: the local-partial branches summed
-    into one SymPy expression (so it is printed simplified), then any softmax branches."""
-    local = local_sum(terms)
-    parts = [expr_code(local)] if local != 0 else []
-    return parts + [softmax_code(t.source) for t in terms if t.kind is TermKind.SOFTMAX]
+from codegen.numpy_backend.inplace import assign, assign_via, commented, list_labels
+from codegen.numpy_backend.printer import expr_code
+from codegen.schedule import Plan, code, stacked
+from derive.derivation import symbol
+from derive.terms import adjoint
 
 
 def _delta(plan: Plan, product) -> str:
@@ -43,9 +27,10 @@ def backward_pre(derivation, plan: Plan):
     lines = [f'd_{name} = dw["{name}"]' for name in derivation.cell.vector_param_names]
     for p in plan.products:
         if plan.delta_of(p) is p:
-            lines.append(f"d_{p.buffer}_seq = _take((steps, B, {p.width}), dtype)")
-    lines += [f"d_{b.out} = _take((B, {b.width}), dtype)" for g in plan.groups for b in g.blocks]
-    lines += [f"scratch_{b.out} = _take((B, {b.width}), dtype)" for g in plan.groups for b in g.blocks]
+            lines.append(f'd_{p.buffer}_seq = _take(ws, "d_{p.buffer}_seq", (steps, B, {p.width}), dtype)')
+    blocks = [b for g in plan.groups for b in g.blocks]
+    lines += [f'd_{b.out} = _take(ws, "d_{b.out}", (B, {b.width}), dtype)' for b in blocks]
+    lines += [f'scratch_{b.out} = _take(ws, "scratch_{b.out}", (B, {b.width}), dtype)' for b in blocks]
     return lines
 
 
@@ -56,71 +41,49 @@ def backward_loop(derivation, plan: Plan, cached):
     for name, _, is_state in cached:
         lines.append(f"{name} = {name}_seq[t + 1]" if is_state else f"{name} = {name}_seq[t]")
     for b in (b for g in plan.groups for b in g.blocks):
-        lines += [f"{out} = {columns(b.out, b.columns(out), b.width)}" for out in b.outputs]
+        lines += [f"{out} = {b.out}[:, {b.columns(out)}]" if b.columns(out) != f"0:{b.width}"
+                  else f"{out} = {b.out}" for out in b.outputs]
     lines += [f"d_{p.buffer} = d_{p.buffer}_seq[t]" for p in plan.products if plan.delta_of(p) is p]
     order = {adj.target: n for n, adj in enumerate(derivation.adjoints)}
     for adj in derivation.adjoints:
         lines += _adjoint_lines(derivation, plan, adj, order)
     for g in derivation.param_grads:
         if g.stage is None:
-            total = " + ".join(elementwise_parts(g.terms))
-            lines.append(f"d_{g.param} += ({total}).sum(axis=0)  # ({g.label})")
+            lines.append(f"d_{g.param} += ({expr_code(g.expr)}).sum(axis=0)  # ({g.label})")
     lines += [f"d_{s}_next = d_{s}_prev" for s in cell.state_names]
     return lines
 
 
-def _adjoint_expr(adj):
-    """The adjoint as a SymPy expression, or None when a softmax branch needs plain code."""
-    if any(t.kind is TermKind.SOFTMAX for t in adj.terms):
-        return None
-    expr = local_sum(adj.terms)
-    for term in adj.terms:
-        if term.kind is TermKind.LOSS:
-            expr += sp.Symbol(f"d{term.source}s[t]", real=True)
-        elif term.kind is TermKind.CARRY:
-            expr += sp.Symbol(f"d_{adj.target}_next", real=True)
-    return expr
+def in_loop(plan: Plan, adj) -> sp.Expr:
+    """The part of an adjoint computed inside the loop: products of hoisted inputs come after."""
+    return stacked(plan, adj)
 
 
 def _adjoint_lines(derivation, plan: Plan, adj, order):
     cell = derivation.cell
     comment = f"  # ({adj.label})" + (f" fork: {', '.join(t.branch for t in adj.terms)}"
                                        if adj.is_fork else "")
-    expr = _adjoint_expr(adj)
-    parts = elementwise_parts(adj.terms)
-    for term in adj.terms:
-        if term.kind is TermKind.LOSS:
-            parts.append(f"d{term.source}s[t]")
-        elif term.kind is TermKind.CARRY:
-            parts.append(f"d_{adj.target}_next")
+    expr = in_loop(plan, adj)
     found = plan.block_of(adj.target)
     g = plan.group_of(adj.target)
     if found is not None and adj.target in found[1].outputs:
         b = found[1]
-        return _store(expr, parts, f"d_{b.out}[:, {b.columns(adj.target)}]", comment)
+        return commented(assign(expr, f"d_{b.out}[:, {b.columns(adj.target)}]"), comment)
     if g is not None:
-        return _member_adjoint(derivation, plan, g, adj, expr, parts, comment, order)
-    products = [p for p in plan.products if p.input == adj.target]
+        return _member_adjoint(derivation, plan, g, adj, expr, comment, order)
     if adj.target in cell.input_names:
-        return _store(expr, parts, f"d{adj.target}s[t]", comment) if parts else []
-    parts += [f"{_delta(plan, p)} @ {p.weight}" for p in products]
-    rhs = " + ".join(parts) if parts else f"numpy.zeros((B, {adj.size}), dtype)"
+        return commented(assign(expr, f"d{adj.target}s[t]"), comment) if expr != 0 else []
+    rhs = expr_code(expr) if expr != 0 else f"numpy.zeros((B, {adj.size}), dtype)"
     return [f"d_{adj.target} = {rhs}{comment}"]
 
 
-def _store(expr, parts, target, comment):
-    if expr is not None:
-        return commented(assign(expr, target), comment)
-    return [f"{target} = {' + '.join(parts)}{comment}"]
-
-
-def _member_adjoint(derivation, plan: Plan, g, adj, expr, parts, comment, order):
+def _member_adjoint(derivation, plan: Plan, g, adj, expr, comment, order):
     """A pre-activation's gradient, into its home gradient buffer; a block's all at once."""
     home = plan.home(g)
     lines = []
     found = plan.block_of(adj.target)
     if found is None:
-        lines += _store(expr, parts, f"{_delta(plan, home)}[:, {home.columns(g, adj.target)}]", comment)
+        lines += commented(assign(expr, f"{_delta(plan, home)}[:, {home.columns(g, adj.target)}]"), comment)
     elif adj.target == max(found[1].members, key=order.get):
         lines += _block_adjoint(derivation, plan, g, found[1], home)
     if adj.target != max(g.names, key=order.get):
@@ -133,10 +96,10 @@ def _member_adjoint(derivation, plan: Plan, g, adj, expr, parts, comment, order)
 
 
 def _block_adjoint(derivation, plan: Plan, g, b, home):
-    first = derivation.adjoint(b.members[0])
+    """Every member of a block at once: the first member's rule on the block's buffers."""
     out = b.outputs[0]
-    body = _adjoint_expr(first).xreplace({sp.Symbol(f"d_{out}", real=True): sp.Symbol(f"d_{b.out}", real=True),
-                                         symbol(out): sp.Symbol(b.out, real=True)})
+    body = derivation.adjoint(b.members[0]).expr.xreplace(
+        {adjoint(out): adjoint(b.out), symbol(out): symbol(b.out)})
     start = home.start(g) + sp.sympify(b.start)
     stop = home.start(g) + sp.sympify(b.stop)
     labels = list_labels(derivation.adjoint(m).label for m in b.members)
@@ -150,11 +113,12 @@ def _param_labels(derivation, names):
 
 
 def _flat_input(cell, inp):
+    size = cell.sizes()[inp]
     if inp in cell.input_names:
-        return f"{inp}s.reshape(steps * B, -1)"
+        return f"{inp}s.reshape(steps * B, {size})"
     if inp.endswith("_prev") and inp[:-5] in cell.state_names:
-        return f"{inp[:-5]}_seq[:steps].reshape(steps * B, -1)"
-    return f"{inp}_seq.reshape(steps * B, -1)"
+        return f"{inp[:-5]}_seq[:steps].reshape(steps * B, {size})"
+    return f"{inp}_seq.reshape(steps * B, {size})"
 
 
 def backward_post(derivation, plan: Plan):
@@ -174,11 +138,11 @@ def backward_post(derivation, plan: Plan):
         label = _param_labels(derivation, [w for g in p.groups for w in p.weights_of(g)])
         lines.append(f'dw["{p.weight}"] += {flat}.T @ {_flat_input(cell, p.input)}  # {label}')
         if p.hoisted:
-            x_label = derivation.adjoint(p.input).label
-            if _adjoint_expr(derivation.adjoint(p.input)) != 0:
-                lines.append(f"d{p.input}s += ({flat} @ {p.weight}).reshape(steps, B, -1)  # ({x_label})")
+            x_label, size = derivation.adjoint(p.input).label, cell.sizes()[p.input]
+            if in_loop(plan, derivation.adjoint(p.input)) != 0:
+                lines.append(f"d{p.input}s += ({flat} @ {p.weight}).reshape(steps, B, {size})  # ({x_label})")
             else:
-                lines.append(f"numpy.matmul({flat}, {p.weight}, out=d{p.input}s.reshape(steps * B, -1))"
+                lines.append(f"numpy.matmul({flat}, {p.weight}, out=d{p.input}s.reshape(steps * B, {size}))"
                              f"  # ({x_label})")
         if plan.has_bias(p):
             names = [s.bias for g in p.groups for s in g.stages if s.bias and plan.bias_home(g) is p]
@@ -190,7 +154,7 @@ def dxs_written(derivation, plan: Plan) -> bool:
     """Whether the GEMM after the loop writes all of dxs (so it needs no zeros first)."""
     x = derivation.cell.input_names[0]
     return any(p.hoisted and p.input == x for p in plan.products) and \
-        _adjoint_expr(derivation.adjoint(x)) == 0
+        in_loop(plan, derivation.adjoint(x)) == 0
 
 
 def grad_lines(derivation, plan: Plan):

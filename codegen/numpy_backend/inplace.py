@@ -9,20 +9,16 @@ below does not know is printed whole and assigned, so every expression works.
 from __future__ import annotations
 
 import sympy as sp
-from sympy.printing.numpy import NumPyPrinter
+from codegen.numpy_backend.printer import expr_code, spelled
+from derive.terms import WT, Carried, LossGrad, Outer, RowSum
 
-_PRINTER = NumPyPrinter({"fully_qualified_modules": True, "allow_unknown_functions": False})
 _FUNCTIONS = {sp.tanh: "numpy.tanh", sp.exp: "numpy.exp", sp.log: "numpy.log"}
-
-
-def expr_code(expr: sp.Expr) -> str:
-    """The expression as one NumPy expression (temporaries allocated by NumPy)."""
-    return _PRINTER.doprint(expr)
+_WHOLE = (WT, Outer, RowSum)   # printed whole: not elementwise, no in-place form
 
 
 def assign(expr: sp.Expr, out: str) -> list[str]:
-    expr = sp.sympify(expr)
-    if _leaf(expr):
+    expr = spelled(expr)
+    if _leaf(expr) or expr.atoms(*_WHOLE):
         return [_copy(out, expr_code(expr))]
     if isinstance(expr, sp.Add):
         return _add(expr, out)
@@ -51,7 +47,8 @@ def _copy(out: str, value: str) -> str:
 
 
 def _leaf(expr) -> bool:
-    return expr.is_Symbol or expr.is_Number
+    """A value read as it is: a symbol, a number, the loss's or the next step's gradient."""
+    return expr.is_Symbol or expr.is_Number or isinstance(expr, (LossGrad, Carried))
 
 
 def _unary(arg, function, out):

@@ -1,0 +1,81 @@
+"""How NumPy spells expressions: SymPy's NumPy printer plus the backward vocabulary.
+
+Contract: `expr_code(expr)` prints an expression in value symbols, adjoint symbols and the
+functions of `derive.terms` as one NumPy expression over batch rows (a vector is the last
+axis); `assign(expr, out)` prints it as calls that write into an existing array, one
+operation at a time, so it allocates no temporaries where it can.  A function missing from
+`SPELLED` raises `DeriveError` naming it when the module is generated, never a NameError
+when it runs.  The loss gradient and the carried gradient are spelled by the settings
+`loss_grad` and `carried` (format strings of the value's name).
+"""
+from __future__ import annotations
+
+import sympy as sp
+from sympy.printing.numpy import NumPyPrinter
+from sympy.printing.precedence import PRECEDENCE
+
+from derive.errors import DeriveError
+from derive.terms import WT, Carried, LossGrad, Outer, RowSum
+
+# Every function the printer can spell (the backward vocabulary has its own methods below).
+SPELLED = {sp.tanh: "numpy.tanh", sp.exp: "numpy.exp", sp.log: "numpy.log", sp.Abs: "numpy.abs", sp.sign: "numpy.sign",
+           sp.Max: "numpy.maximum", WT: None, RowSum: None, LossGrad: None, Carried: None, Outer: None}
+_IN_PLACE = {sp.tanh: "numpy.tanh", sp.exp: "numpy.exp", sp.log: "numpy.log"}
+_X = sp.Wild("x")
+
+
+class NumPyCode(NumPyPrinter):
+    """SymPy's NumPy printer with the backward terms: W^T d over batch rows is `d @ W`."""
+
+    _default_settings = {**NumPyPrinter._default_settings, "fully_qualified_modules": True,
+                         "allow_unknown_functions": False, "loss_grad": "d{}s[t]",
+                         "carried": "d_{}_next"}
+
+    def doprint(self, expr, assign_to=None):
+        return super().doprint(spelled(expr), assign_to)
+
+    def parenthesize(self, item, level, strict=False):
+        """A matrix product inside a product or power keeps its parentheses: y*(d @ W)."""
+        if isinstance(item, (WT, Outer)) and level >= PRECEDENCE["Mul"]:
+            return f"({self._print(item)})"
+        return super().parenthesize(item, level, strict)
+
+    def _print_WT(self, expr):
+        weight, delta = expr.args
+        return f"{self._print(delta)} @ {self._print(weight)}"
+
+    def _print_Outer(self, expr):
+        delta, x = expr.args
+        return f"{self._print(delta)}.T @ {self._print(x)}"
+
+    def _print_RowSum(self, expr):
+        return f"({self._print(expr.args[0])}).sum(axis=-1, keepdims=True)"
+
+    def _print_LossGrad(self, expr):
+        return self._settings["loss_grad"].format(expr.args[0].name)
+
+    def _print_Carried(self, expr):
+        return self._settings["carried"].format(expr.args[0].name)
+
+    def _print_Max(self, expr):
+        a, b = sorted(expr.args, key=lambda e: e.is_Number)   # numpy.maximum(z, 0)
+        return f"numpy.maximum({self._print(a)}, {self._print(b)})"
+
+
+def spelled(expr) -> sp.Expr:
+    """The expression, checked: ReLU's (z + |z|)/2 as Max(z, 0); DeriveError for a function
+    NumPy cannot spell."""
+    expr = sp.sympify(expr).replace((_X + sp.Abs(_X)) / 2, lambda x: sp.Max(x, 0, evaluate=False))
+    for f in expr.atoms(sp.Function):
+        if type(f) not in SPELLED:
+            raise DeriveError(f"the NumPy backend cannot spell the function {type(f).__name__} "
+                              f"(in {expr}); it spells {', '.join(sorted(k.__name__ for k in SPELLED))}")
+    return expr
+
+
+PRINTER = NumPyCode()
+
+
+def expr_code(expr, **settings) -> str:
+    """The expression as one NumPy expression (temporaries allocated by NumPy)."""
+    return (NumPyCode(settings) if settings else PRINTER).doprint(expr)
