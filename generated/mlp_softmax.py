@@ -89,7 +89,7 @@ def backward(params, cache, dy):
     b2 = params["b2"]
     dy = _array("dy", dy, cache["shape"], params["W1"].dtype)
     d_y = dy  # (B1)
-    d_a2 = d_y*y - y*(d_y*y).sum(axis=-1, keepdims=True)  # (B2)
+    d_a2 = y*(d_y - (d_y*y).sum(axis=-1, keepdims=True))  # (B2)
     d_h = d_a2 @ W2  # (B3)
     d_a1 = d_h*h*(1 - h)  # (B4)
     d_x = d_a1 @ W1  # (B5)
