@@ -10,7 +10,6 @@ from `derive.rules`; this module only asks for them and adds them up at forks.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
 from functools import lru_cache
 
 import sympy as sp
@@ -24,24 +23,13 @@ LOSS_BRANCH = "loss"          # the branch of a value the loss reads directly
 NEXT_STEP_BRANCH = "next step"  # the branch of a state into the next time step
 
 
-class TermKind(Enum):
-    LOCAL = "local"    # d_source * partial, through an elementwise stage
-    WEIGHT = "weight"  # weight^T d_source, through an affine stage
-    LOSS = "loss"      # the loss's own gradient of this step's output
-    CARRY = "carry"    # gradient carried back from step t+1 (BPTT)
-    SOFTMAX = "softmax"  # y * (d_y - sum(d_y * y)), through a softmax stage
-
-
 @dataclass(frozen=True)
 class Term:
     """One branch of a fork: what flows into the target's adjoint from one consumer."""
 
-    kind: TermKind
-    branch: str               # consuming stage name, "loss" or "next step"
+    branch: str               # consuming stage name, LOSS_BRANCH or NEXT_STEP_BRANCH
     source: str               # value whose adjoint flows in
-    factor: sp.Expr | None = None
-    weight: str | None = None
-    expr: sp.Expr = sp.Integer(0)   # the branch as a SymPy expression (derive.terms)
+    expr: sp.Expr             # what flows in, as a SymPy expression (derive.terms)
 
     def __str__(self) -> str:
         return text(self.expr)
@@ -195,20 +183,17 @@ def _terms(cell: Cell, value: str, partials) -> tuple[Term, ...]:
         if value not in stage.inputs:
             continue
         if stage.kind is Kind.AFFINE:
-            terms += [Term(TermKind.WEIGHT, stage.name, stage.name, weight=w,
-                           expr=_through_affine(w, stage.name))
+            terms += [Term(stage.name, stage.name, _through_affine(w, stage.name))
                       for w, x in zip(stage.weights, stage.inputs) if x == value]
         elif stage.kind is Kind.SOFTMAX:
-            terms.append(Term(TermKind.SOFTMAX, stage.name, stage.name,
-                              expr=_through_softmax(stage.name)))
+            terms.append(Term(stage.name, stage.name, _through_softmax(stage.name)))
         else:
             factor = next(p.expr for p in partials if p.stage == stage.name and p.wrt == value)
-            terms.append(Term(TermKind.LOCAL, stage.name, stage.name, factor=factor,
-                              expr=adjoint(stage.name) * factor))
+            terms.append(Term(stage.name, stage.name, adjoint(stage.name) * factor))
     if value == cell.output:
-        terms.append(Term(TermKind.LOSS, LOSS_BRANCH, value, expr=LossGrad(symbol(value))))
+        terms.append(Term(LOSS_BRANCH, value, LossGrad(symbol(value))))
     if value in cell.state_names:
-        terms.append(Term(TermKind.CARRY, NEXT_STEP_BRANCH, f"{value}_prev", expr=Carried(symbol(value))))
+        terms.append(Term(NEXT_STEP_BRANCH, f"{value}_prev", Carried(symbol(value))))
     return tuple(terms)
 
 
