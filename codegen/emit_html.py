@@ -16,6 +16,7 @@ from html import escape
 from latex2mathml.converter import convert
 
 from codegen import figures
+from codegen.labels import heading_numbers, label_numbers
 from codegen.notation import Notation
 from codegen.templates import render
 from derive.errors import DeriveError
@@ -276,36 +277,6 @@ def _inner(tex: str) -> str:
 def _is_wrapper(line: str) -> bool:
     """Lines of the template that carry no content of their own."""
     return line.startswith("{\\renewcommand") or line in ("}", "\\maketitle")
-
-
-def heading_numbers(lines) -> dict[int, str]:
-    """line index -> the number LaTeX gives the (unstarred) section or subsection there."""
-    numbers, counts = {}, [0, 0]
-    for n, line in enumerate(lines):
-        heading = re.match(r"\\(sub)?section(\*?)\{", line.strip())
-        if heading and not heading.group(2):
-            level = 1 if heading.group(1) else 0
-            counts[level] += 1
-            counts[1:] = [0] if level == 0 else counts[1:]
-            numbers[n] = ".".join(map(str, counts[: level + 1]))
-    return numbers
-
-
-def label_numbers(lines) -> dict[str, str]:
-    """label -> the number LaTeX prints for it: sections, subsections, figures, tags."""
-    headings = heading_numbers(lines)
-    labels, section, figure = {}, "", 0
-    for n, line in enumerate(lines):
-        section = headings.get(n, section)
-        figure += line.strip().startswith(r"\begin{figure}")
-        for label in re.findall(r"\\label\{([^}]*)\}", line):
-            if label.startswith("sec:"):
-                labels[label] = section
-            elif label.startswith("fig:"):
-                labels[label] = str(figure)
-            else:
-                labels[label] = label.split(":", 1)[1]
-    return labels
 
 
 def _group(text: str, i: int) -> tuple[str, int]:

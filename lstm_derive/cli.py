@@ -134,7 +134,9 @@ def _show(args) -> int:
 
 
 def _build(args) -> int:
-    from lstm_derive.build import compile_pdf, pdf_assets, render_cell, write_text
+    from lstm_derive.build import pdf_assets, render_cell
+    from lstm_derive.files import write_text
+    from lstm_derive.pdf import compile_pdf
     targets = [(cell, args.out) for cell in CELLS.values()]
     if args.examples.is_dir():
         targets += [(resolve(str(spec)), args.examples) for spec in sorted(args.examples.glob("*.toml"))]
@@ -160,7 +162,7 @@ def _build(args) -> int:
 
 
 def _latex_available() -> bool:
-    from lstm_derive.build import LATEX_HINT, latex_engine
+    from lstm_derive.pdf import LATEX_HINT, latex_engine
     try:
         latex_engine()
         return True
@@ -195,7 +197,9 @@ def _render_one(args, suffix):
 
 
 def _latex(args) -> int:
-    from lstm_derive.build import compile_pdf, pdf_assets, write_text
+    from lstm_derive.build import pdf_assets
+    from lstm_derive.files import write_text
+    from lstm_derive.pdf import compile_pdf
     cell, text, out = _render_one(args, ".tex")
     if args.pdf:
         compile_pdf(text, out.with_suffix(".pdf"), pdf_assets(cell))
@@ -205,7 +209,7 @@ def _latex(args) -> int:
 
 
 def _write_one(args, suffix) -> int:
-    from lstm_derive.build import write_text
+    from lstm_derive.files import write_text
     _, text, out = _render_one(args, suffix)
     write_text(out, text)
     print(f"wrote {out}")
