@@ -1,19 +1,81 @@
-"""Render a cell's artefacts: the one place that sequences the work for a cell.
+"""Render cells' artefacts: the one place that sequences the work, in one direction.
 
-`render_all(name)` returns {file name: text} for one built-in cell (.py, .tex, .html) and
-`render_cell(entry)` for any cell; `pdf_assets(cell)` the files its PDF includes.  Writing
-is `lstm_derive.files`, compiling PDFs `lstm_derive.pdf`.
+A `Build` derives each cell once and renders its module once; for a cell's document it
+measures the gradient flow by running that module text (and the plain RNN's, rendered by
+the same build), gathers everything into a `Document`, and hands it to the renderers:
+
+    derive -> module (.py) -> measure with it -> Document -> .tex -> .html (+ the PDF's assets)
+
+`render_all(name)` and `render_cell(cell)` are one-cell builds returning {file name: text}.
+Writing files is `lstm_derive.files`, compiling PDFs `lstm_derive.pdf`.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+from codegen.document import Document
 from codegen.emit_feedforward import emit_feedforward
 from codegen.emit_html import emit_html
 from codegen.emit_latex import emit_latex
 from codegen.emit_numpy import emit_numpy
-from catalogue.cells import get_cell
-from derive.derivation import derive
+from catalogue.cells import LSTM, RNN, get_cell
+from derive.derivation import Derivation, derive
+from lstm_derive.document import make_document
 
 BUILD_COMMAND = "lstm-derive build"
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """One cell's artefacts: texts by file name, and the files its .tex includes by name."""
+
+    files: dict[str, str]
+    assets: dict[str, bytes]   # the gradient-flow plot's PDF, when it was drawn
+
+
+class Build:
+    """One build: every cell it touches is derived once and its module rendered once
+    (the LSTM's derivation and the RNN's module serve every document that compares with them)."""
+
+    def __init__(self, command: str = BUILD_COMMAND):
+        self.command = command   # the command named in every generated file's header
+        self._derivations: dict = {}
+        self._modules: dict = {}
+
+    def derivation(self, cell) -> Derivation:
+        if cell not in self._derivations:
+            self._derivations[cell] = derive(cell)
+        return self._derivations[cell]
+
+    def module(self, cell) -> str:
+        """The cell's generated module text (NumPy)."""
+        if cell not in self._modules:
+            emit = emit_numpy if cell.recurrent else emit_feedforward
+            self._modules[cell] = emit(self.derivation(cell), self.command)
+        return self._modules[cell]
+
+    def document(self, cell) -> Document:
+        """The document's data; its gradient flow is measured with `module(cell)`."""
+        lstm = None if cell.name == LSTM.name else self.derivation(LSTM)
+        reference = ((RNN.name, self.module(RNN))
+                     if cell.recurrent and cell.name != RNN.name else None)
+        return make_document(self.derivation(cell), lstm, self.module(cell), reference)
+
+    def render(self, cell, only: str | None = None) -> Rendered:
+        """All of a cell's artefacts, or with `only=".py"` (".tex", ".html") just that file."""
+        files = {}
+        if only in (None, ".py"):
+            files[f"{cell.name}.py"] = self.module(cell)
+        if only == ".py":
+            return Rendered(files, {})
+        document = self.document(cell)
+        tex = emit_latex(document, self.command)
+        if only in (None, ".tex"):
+            files[f"{cell.name}.tex"] = tex
+        if only in (None, ".html"):
+            files[f"{cell.name}.html"] = emit_html(document, tex)   # converted from the .tex
+        assets = {document.plot_file: document.plot.pdf} if document.plot else {}
+        return Rendered(files, assets)
 
 
 def render_all(name: str, command: str = BUILD_COMMAND) -> dict[str, str]:
@@ -22,26 +84,5 @@ def render_all(name: str, command: str = BUILD_COMMAND) -> dict[str, str]:
 
 
 def render_cell(cell, command: str = BUILD_COMMAND, only: str | None = None) -> dict[str, str]:
-    """{file name: text} for any cell, built in or from a spec; `only=".py"` (or ".tex",
-    ".html") renders just that file (the page is converted from the .tex)."""
-    derivation = derive(cell)
-    out = {}
-    if only in (None, ".py"):
-        emit = emit_numpy if cell.recurrent else emit_feedforward
-        out[f"{cell.name}.py"] = emit(derivation, command)
-    if only in (None, ".tex", ".html"):
-        tex = emit_latex(derivation, command)
-        if only in (None, ".tex"):
-            out[f"{cell.name}.tex"] = tex
-        if only in (None, ".html"):
-            out[f"{cell.name}.html"] = emit_html(derivation, tex)
-    return out
-
-
-def pdf_assets(cell) -> dict[str, bytes]:
-    """Files a cell's document includes: its gradient-flow plot when matplotlib is there."""
-    if not cell.recurrent:
-        return {}
-    from codegen.flow import plot_pdf
-    data = plot_pdf(cell)
-    return {f"{cell.name}-flow.pdf": data} if data else {}
+    """{file name: text} for any cell, built in or from a spec (see `Build.render`)."""
+    return Build(command).render(cell, only).files

@@ -134,27 +134,28 @@ def _show(args) -> int:
 
 
 def _build(args) -> int:
-    from lstm_derive.build import pdf_assets, render_cell
+    from lstm_derive.build import Build
     from lstm_derive.files import write_text
     from lstm_derive.pdf import compile_pdf
     targets = [(cell, args.out) for cell in CELLS.values()]
     if args.examples.is_dir():
         targets += [(resolve(str(spec)), args.examples) for spec in sorted(args.examples.glob("*.toml"))]
+    build = Build()   # one build: each cell derived once, its module rendered once
     if args.check:
-        return _report_drift([(folder, cell.name, render_cell(cell)) for cell, folder in targets])
+        return _report_drift([(folder, cell.name, build.render(cell).files) for cell, folder in targets])
     pdfs = not args.no_pdf and _latex_available()
     # pdflatex runs in processes of its own: each PDF compiles while the next cell renders
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
         pending = []
         for cell, folder in targets:
-            files = render_cell(cell)
-            for file_name, text in files.items():
+            rendered = build.render(cell)
+            for file_name, text in rendered.files.items():
                 write_text(folder / file_name, text)
                 print(f"wrote {folder / file_name}")
             if pdfs:
                 pdf = folder / f"{cell.name}.pdf"
-                pending.append((pdf, pool.submit(compile_pdf, files[f"{cell.name}.tex"], pdf,
-                                                 pdf_assets(cell))))
+                pending.append((pdf, pool.submit(compile_pdf, rendered.files[f"{cell.name}.tex"],
+                                                 pdf, rendered.assets)))
         for pdf, done in pending:
             done.result()
             print(f"wrote {pdf}")
@@ -189,20 +190,19 @@ def _report_drift(rendered) -> int:
 
 
 def _render_one(args, suffix):
-    """(cell, text, output path) of one artefact of the cell named on the command line."""
-    from lstm_derive.build import render_cell
+    """(rendered artefacts, text, output path) of one artefact of the cell named on the command line."""
+    from lstm_derive.build import Build
     cell = resolve(args.cell)
-    text = render_cell(cell, f"lstm-derive {args.command} {args.cell}", only=suffix)
-    return cell, text[f"{cell.name}{suffix}"], args.out or DEFAULT_OUT / f"{cell.name}{suffix}"
+    rendered = Build(f"lstm-derive {args.command} {args.cell}").render(cell, only=suffix)
+    return rendered, rendered.files[f"{cell.name}{suffix}"], args.out or DEFAULT_OUT / f"{cell.name}{suffix}"
 
 
 def _latex(args) -> int:
-    from lstm_derive.build import pdf_assets
     from lstm_derive.files import write_text
     from lstm_derive.pdf import compile_pdf
-    cell, text, out = _render_one(args, ".tex")
+    rendered, text, out = _render_one(args, ".tex")
     if args.pdf:
-        compile_pdf(text, out.with_suffix(".pdf"), pdf_assets(cell))
+        compile_pdf(text, out.with_suffix(".pdf"), rendered.assets)
     write_text(out, text)
     print(f"wrote {out}" + (f" and {out.with_suffix('.pdf')}" if args.pdf else ""))
     return 0

@@ -88,7 +88,7 @@ def test_tikz_and_svg_draw_the_same_nodes():
 
 
 def test_a_derivation_displays_itself_in_a_notebook():
-    from codegen.notebook import Page
+    from lstm_derive.notebook import Page
     derivation = Page(derive(get_cell("rnn")))
     latex = derivation._repr_latex_()
     assert latex.startswith("$$\\begin{aligned}") and latex.endswith("\\end{aligned}$$")
@@ -99,18 +99,19 @@ def test_a_derivation_displays_itself_in_a_notebook():
 
 
 def test_without_matplotlib_the_page_says_the_plot_was_not_drawn(monkeypatch):
-    import codegen.flow
-    from lstm_derive.build import render_cell
+    import codegen.flow_plot
+    from lstm_derive.build import Build
 
-    def no_matplotlib(curves):
+    def no_matplotlib(flow):
         raise ImportError("No module named 'matplotlib'")
-    monkeypatch.setattr(codegen.flow, "_figure", no_matplotlib)
-    codegen.flow._plots.cache_clear()          # drawn plots are cached per cell
+    monkeypatch.setattr(codegen.flow_plot, "_figure", no_matplotlib)
+    codegen.flow_plot.draw.cache_clear()          # drawn plots are cached by their numbers
     try:
-        assert codegen.flow.plot_pdf(get_cell("rnn")) is None
-        page = render_cell(get_cell("rnn"))["rnn.html"]
+        rendered = Build().render(get_cell("rnn"))
     finally:
-        codegen.flow._plots.cache_clear()
+        codegen.flow_plot.draw.cache_clear()
+    assert rendered.assets == {}                  # no plot for the PDF either
+    page = rendered.files["rnn.html"]
     assert "matplotlib, which was not installed" in page
     root = ET.fromstring(page.split("\n", 1)[1])
     assert len(list(root.iter(f"{SVG}svg"))) == 2      # the two drawn figures remain

@@ -9,7 +9,7 @@ import shutil
 
 import pytest
 
-from lstm_derive.build import pdf_assets, render_cell
+from lstm_derive.build import Build
 from lstm_derive.pdf import compile_pdf, latex_problems, overfull_boxes
 from conftest import GENERATED, ROOT
 from catalogue.cells import CELLS
@@ -56,8 +56,9 @@ def test_log_parser_measures_overfull_boxes():
 def test_document_compiles_cleanly_and_every_box_fits(name, tmp_path):
     """No error, no undefined reference, no box more than 1pt too wide, for every document."""
     cell = resolve(name)
-    tex = render_cell(cell)[f"{cell.name}.tex"]
-    warnings = compile_pdf(tex, tmp_path / "doc.pdf", pdf_assets(cell))  # raises on errors
+    rendered = Build().render(cell, only=".tex")
+    tex = rendered.files[f"{cell.name}.tex"]
+    warnings = compile_pdf(tex, tmp_path / "doc.pdf", rendered.assets)  # raises on errors
     assert (tmp_path / "doc.pdf").read_bytes().startswith(b"%PDF")
     assert not [w for w in warnings if w.startswith("overfull")], warnings
 

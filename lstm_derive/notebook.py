@@ -1,11 +1,13 @@
 """A derivation shown in a notebook: `Page(derivation)` renders as its equations or its page.
 
-The mathematics does not know how it is drawn; wrap a derivation to display it.
+The mathematics does not know how it is drawn; wrap a derivation to display it.  The page
+is rendered the way the build renders it (module, measured flow, document, .tex, .html).
 """
 from __future__ import annotations
 
 from codegen.emit_html import html_fragment
 from codegen.emit_latex import summary_latex
+from lstm_derive.build import Build
 
 
 class Page:
@@ -18,4 +20,6 @@ class Page:
         return summary_latex(self.derivation)
 
     def _repr_html_(self) -> str:
-        return html_fragment(self.derivation)
+        cell = self.derivation.cell
+        page = Build("lstm-derive").render(cell, only=".html").files[f"{cell.name}.html"]
+        return html_fragment(page)
