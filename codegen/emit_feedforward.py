@@ -15,16 +15,17 @@ from derive.rules import LOSSES, TARGET, X, loss_gradient
 from derive.stages import Kind, Loss
 
 
-def emit_feedforward(derivation: Derivation, command: str) -> str:
+def emit_feedforward(derivation: Derivation, entry, command: str) -> str:
+    """The module's source text; `entry` (the cell's catalogue entry) gives its words."""
     cell = derivation.cell
     sizes = cell.sizes()
     safe = sp.Symbol("y_safe", real=True)
     head = {X: safe if cell.loss is Loss.CROSS_ENTROPY else sp.Symbol("y", real=True),
             TARGET: sp.Symbol("t", real=True)}
     return render(
-        "feedforward.py.j2", cell=cell.name, description=cell.description, command=command,
+        "feedforward.py.j2", cell=cell.name, description=entry.description, command=command,
         params=[(name, tuple_code(shape)) for name, shape in cell.params()],
-        size_args=list(cell.size_args), size_sources=size_sources(cell.params()),
+        size_args=list(entry.size_args), size_sources=size_sources(cell.params()),
         input=cell.input_names[0], input_size=sizes[cell.input_names[0]],
         output=cell.output, output_size=sizes[cell.output],
         loss_name=cell.loss.value, one_hot=cell.loss is Loss.CROSS_ENTROPY,

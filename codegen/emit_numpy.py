@@ -24,20 +24,20 @@ from derive.stages import Kind
 __all__ = ["emit_numpy", "expr_code", "elementwise_parts", "size_sources", "tuple_code"]
 
 
-def emit_numpy(derivation: Derivation, command: str) -> str:
-    """The module's source text."""
+def emit_numpy(derivation: Derivation, entry, command: str) -> str:
+    """The module's source text; `entry` (the cell's catalogue entry) gives its words."""
     cell, plan = derivation.cell, make_plan(derivation)
     sizes = cell.sizes()
     params = cell.params()
     cached = _cached(derivation, plan)
     context = dict(
-        cell=cell.name, description=cell.description, command=command,
+        cell=cell.name, description=entry.description, command=command,
         params=[(name, tuple_code(shape)) for name, shape in params],
         state=list(cell.state_names), state_tuple=tuple_code(cell.state_names), state_sizes=[size for _, size in cell.state],
         output=cell.output, output_size=sizes[cell.output],
         sequence_input=cell.input_names[0], input_size=sizes[cell.input_names[0]],
-        size_args=list(cell.size_args), vector_params=list(cell.vector_param_names),
-        torch=_torch_context(cell),
+        size_args=list(entry.size_args), vector_params=list(cell.vector_param_names),
+        torch=_torch_context(entry),
         size_sources=size_sources(params),
         stacking=_stacking(plan, sizes),
         weights=[p.weight for p in plan.products] + [p.bias for p in plan.products if plan.has_bias(p)]
@@ -57,14 +57,14 @@ def emit_numpy(derivation: Derivation, command: str) -> str:
     return render("module.py.j2", **context)
 
 
-def _torch_context(cell):
+def _torch_context(entry):
     """The PyTorch state-dict layout of the cell, as code, or None."""
-    if cell.torch is None:
+    if entry.torch is None:
         return None
-    sizes = ", ".join(f"{arg}={symbol}" for symbol, arg in cell.size_args[:2])
-    options = ", ".join(o for o in (sizes, cell.torch.options) if o)
-    return dict(module=cell.torch.module, options=options,
-                blocks=[(key, tuple_code(names)) for key, names in cell.torch.keys])
+    sizes = ", ".join(f"{arg}={symbol}" for symbol, arg in entry.size_args[:2])
+    options = ", ".join(o for o in (sizes, entry.torch.options) if o)
+    return dict(module=entry.torch.module, options=options,
+                blocks=[(key, tuple_code(names)) for key, names in entry.torch.keys])
 
 
 def tuple_code(items) -> str:

@@ -18,9 +18,11 @@ from codegen import figures
 from codegen.latex_terms import backward_eq, forward_eq, loss_head, param_eq, signed_sum, term_tex
 from codegen.notation import Notation, tex_param, tex_text
 from derive.derivation import TermKind
-from derive.stages import Kind
+from derive.stages import Kind, Loss
 
 HEAD_LABELS = ("S", "Q")   # softmax head equations S1.., squared-error head Q1..
+HEAD_WORDS = {Loss.CROSS_ENTROPY: "softmax output layer with cross-entropy loss",
+              Loss.SQUARED_ERROR: "linear output layer with squared-error loss"}
 TIMES = r" \times "
 LINE = 48   # visible characters of one line of a long Jacobian term
 
@@ -98,7 +100,7 @@ def _head(d, prefix, outer_nt) -> dict:
     backward = [dict(backward_eq(a, printer, nt), label=f"{prefix}{next(n)}") for a in d.adjoints]
     params = [dict(param_eq(g, printer, nt), label=f"{prefix}{next(n)}") for g in d.param_grads]
     out = head_cell.inputs[0][0]
-    return dict(description=head_cell.description, loss=loss_head(head_cell, nt, "y^{*}"),
+    return dict(description=HEAD_WORDS[head_cell.loss], loss=loss_head(head_cell, nt, "y^{*}"),
                 forward=forward, backward=backward, params=params,
                 sizes=", ".join(f"${tex_param(p)}$: ${TIMES.join(shape)}$" for p, shape in head_cell.params()),
                 output=outer_nt.value(out), enters=backward[-1]["label"],

@@ -6,7 +6,9 @@ the same build), gathers everything into a `Document`, and hands it to the rende
 
     derive -> module (.py) -> measure with it -> Document -> .tex -> .html (+ the PDF's assets)
 
-`render_all(name)` and `render_cell(cell)` are one-cell builds returning {file name: text}.
+A cell arrives as its catalogue `Entry` (the mathematics plus its words, size-argument
+names and PyTorch layout, which the renderers print).  `render_all(name)` and
+`render_cell(entry)` are one-cell builds returning {file name: text}.
 Writing files is `lstm_derive.files`, compiling PDFs `lstm_derive.pdf`.
 """
 from __future__ import annotations
@@ -18,7 +20,8 @@ from codegen.emit_feedforward import emit_feedforward
 from codegen.emit_html import emit_html
 from codegen.emit_latex import emit_latex
 from codegen.emit_numpy import emit_numpy
-from catalogue.cells import LSTM, RNN, get_cell
+from catalogue.cells import LSTM, RNN, get_entry
+from catalogue.entry import Entry
 from derive.derivation import Derivation, derive
 from lstm_derive.document import make_document
 
@@ -47,28 +50,29 @@ class Build:
             self._derivations[cell] = derive(cell)
         return self._derivations[cell]
 
-    def module(self, cell) -> str:
+    def module(self, entry: Entry) -> str:
         """The cell's generated module text (NumPy)."""
-        if cell not in self._modules:
-            emit = emit_numpy if cell.recurrent else emit_feedforward
-            self._modules[cell] = emit(self.derivation(cell), self.command)
-        return self._modules[cell]
+        if entry not in self._modules:
+            emit = emit_numpy if entry.cell.recurrent else emit_feedforward
+            self._modules[entry] = emit(self.derivation(entry.cell), entry, self.command)
+        return self._modules[entry]
 
-    def document(self, cell) -> Document:
-        """The document's data; its gradient flow is measured with `module(cell)`."""
-        lstm = None if cell.name == LSTM.name else self.derivation(LSTM)
+    def document(self, entry: Entry) -> Document:
+        """The document's data; its gradient flow is measured with `module(entry)`."""
+        cell = entry.cell
+        lstm = None if cell.name == LSTM.name else self.derivation(LSTM.cell)
         reference = ((RNN.name, self.module(RNN))
                      if cell.recurrent and cell.name != RNN.name else None)
-        return make_document(self.derivation(cell), lstm, self.module(cell), reference)
+        return make_document(entry, self.derivation(cell), lstm, self.module(entry), reference)
 
-    def render(self, cell, only: str | None = None) -> Rendered:
+    def render(self, entry: Entry, only: str | None = None) -> Rendered:
         """All of a cell's artefacts, or with `only=".py"` (".tex", ".html") just that file."""
-        files = {}
+        cell, files = entry.cell, {}
         if only in (None, ".py"):
-            files[f"{cell.name}.py"] = self.module(cell)
+            files[f"{cell.name}.py"] = self.module(entry)
         if only == ".py":
             return Rendered(files, {})
-        document = self.document(cell)
+        document = self.document(entry)
         tex = emit_latex(document, self.command)
         if only in (None, ".tex"):
             files[f"{cell.name}.tex"] = tex
@@ -80,9 +84,9 @@ class Build:
 
 def render_all(name: str, command: str = BUILD_COMMAND) -> dict[str, str]:
     """The artefacts of a built-in cell."""
-    return render_cell(get_cell(name), command)
+    return render_cell(get_entry(name), command)
 
 
-def render_cell(cell, command: str = BUILD_COMMAND, only: str | None = None) -> dict[str, str]:
+def render_cell(entry: Entry, command: str = BUILD_COMMAND, only: str | None = None) -> dict[str, str]:
     """{file name: text} for any cell, built in or from a spec (see `Build.render`)."""
-    return Build(command).render(cell, only).files
+    return Build(command).render(entry, only).files

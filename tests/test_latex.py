@@ -55,9 +55,9 @@ def test_log_parser_measures_overfull_boxes():
 @pytest.mark.parametrize("name", DOCUMENTS)
 def test_document_compiles_cleanly_and_every_box_fits(name, tmp_path):
     """No error, no undefined reference, no box more than 1pt too wide, for every document."""
-    cell = resolve(name)
-    rendered = Build().render(cell, only=".tex")
-    tex = rendered.files[f"{cell.name}.tex"]
+    entry = resolve(name)
+    rendered = Build().render(entry, only=".tex")
+    tex = rendered.files[f"{entry.name}.tex"]
     warnings = compile_pdf(tex, tmp_path / "doc.pdf", rendered.assets)  # raises on errors
     assert (tmp_path / "doc.pdf").read_bytes().startswith(b"%PDF")
     assert not [w for w in warnings if w.startswith("overfull")], warnings
