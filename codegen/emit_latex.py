@@ -11,10 +11,10 @@ from __future__ import annotations
 import sympy as sp
 
 from codegen import latex_sections
+from codegen.document import Document
 from codegen.latex_terms import (KIND_TEX, adjoint_lhs, backward_eq, branch_name, forward_eq,
                                  loss_head, param_eq, signed_sum, tex_prose, term_tex)
 from codegen.notation import Notation, tex_param, tex_text
-from codegen.document import Document
 from codegen.templates import render
 from derive.derivation import Derivation
 from derive.rules import DEFINITIONS, affine_rule, derivative, softmax_rule

@@ -46,6 +46,7 @@ class Build:
         self._modules: dict = {}
 
     def derivation(self, cell) -> Derivation:
+        """The cell's derivation, derived on first use."""
         if cell not in self._derivations:
             self._derivations[cell] = derive(cell)
         return self._derivations[cell]

@@ -144,7 +144,8 @@ def _build(args) -> int:
         targets += [(resolve(str(spec)), args.examples) for spec in sorted(args.examples.glob("*.toml"))]
     build = Build()   # one build: each cell derived once, its module rendered once
     if args.check:
-        return _report_drift([(folder, entry.name, build.render(entry).files) for entry, folder in targets])
+        return _report_drift([(folder, entry.name, build.render(entry).files)
+                              for entry, folder in targets])
     pdfs = not args.no_pdf and _latex_available()
     # pdflatex runs in processes of its own: each PDF compiles while the next cell renders
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
@@ -192,11 +193,12 @@ def _report_drift(rendered) -> int:
 
 
 def _render_one(args, suffix):
-    """(rendered artefacts, text, output path) of one artefact of the cell named on the command line."""
+    """(all rendered, text, output path) of one artefact of the cell named on the command line."""
     from lstm_derive.build import Build
     entry = resolve(args.cell)
     rendered = Build(f"lstm-derive {args.command} {args.cell}").render(entry, only=suffix)
-    return rendered, rendered.files[f"{entry.name}{suffix}"], args.out or DEFAULT_OUT / f"{entry.name}{suffix}"
+    file_name = f"{entry.name}{suffix}"
+    return rendered, rendered.files[file_name], args.out or DEFAULT_OUT / file_name
 
 
 def _latex(args) -> int:

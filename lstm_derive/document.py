@@ -3,9 +3,9 @@
 `make_document(entry, derivation, lstm, module, reference)` takes the cell's catalogue
 entry (its words) and derivation, the LSTM's derivation (None for the LSTM itself), the
 cell's generated module text and the reference module (name, text) its gradient flow is
-compared with.  For a recurrent cell it derives the output
-heads, computes the state Jacobians, measures the gradient flow by running `module` and
-draws the plot; the renderers then only print the result.
+compared with.  For a recurrent cell it derives the output heads, computes the state
+Jacobians, measures the gradient flow by running `module` and draws the plot; the
+renderers then only print the result.
 """
 from __future__ import annotations
 

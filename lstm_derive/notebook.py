@@ -19,7 +19,8 @@ class Page:
 
     def __init__(self, derivation, entry: Entry | None = None):
         if entry is not None and entry.cell != derivation.cell:
-            raise ValueError(f"entry {entry.name!r} is not the derivation's cell {derivation.cell.name!r}")
+            raise ValueError(f"entry {entry.name!r} is not the derivation's cell "
+                             f"{derivation.cell.name!r}")
         self.derivation = derivation
         self.entry = entry or _entry_of(derivation.cell)
 
@@ -34,4 +35,6 @@ class Page:
 def _entry_of(cell) -> Entry:
     """The built-in entry of `cell`, or a plain one naming it (a cell made in the notebook)."""
     found = CELLS.get(cell.name)
-    return found if found is not None and found.cell == cell else Entry(cell, f"user-defined cell {cell.name}")
+    if found is not None and found.cell == cell:
+        return found
+    return Entry(cell, f"user-defined cell {cell.name}")   # the words a spec without any gets

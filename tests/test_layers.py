@@ -11,8 +11,8 @@ inside functions too) has no cycle, and each package imports only the layers bel
 
 Renderers render what they are handed: nothing under codegen/ derives, computes Jacobians,
 builds output heads or runs code (no `derive`, `state_jacobians`, `output_heads`, `exec`,
-`compile`, `types.ModuleType`, nor importing a module by its name), only the NumPy-module emitters import each other, and
-compiling a PDF does not need the HTML emitter.  The checkers are tested on tiny synthetic
+`compile`, `types.ModuleType`, nor importing a module by its name), only the NumPy-module
+emitters import each other, and compiling a PDF does not need the HTML emitter.  The checkers are tested on tiny synthetic
 graphs and sources, so they are seen to fail.
 """
 from __future__ import annotations
@@ -119,7 +119,7 @@ def forbidden_calls(source: str) -> list[str]:
             func = node.func
             if isinstance(func, ast.Name) and func.id in FORBIDDEN_CALLS:
                 found.append(f"line {node.lineno}: {func.id}(...)")
-            elif (isinstance(func, ast.Attribute) and func.attr in FORBIDDEN_CALLS - {"exec", "compile"}):
+            elif isinstance(func, ast.Attribute) and func.attr in FORBIDDEN_CALLS - {"exec", "compile"}:
                 found.append(f"line {node.lineno}: .{func.attr}(...)")
         elif isinstance(node, ast.ImportFrom):
             found += [f"line {node.lineno}: imports {a.name}" for a in node.names
