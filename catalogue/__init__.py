@@ -1,4 +1,6 @@
-"""The built-in cells (stages plus prose, PyTorch layouts, size-argument names) and the spec parser."""
-from catalogue.cells import CELLS, get_cell
+"""The built-in cells (each an `Entry`: stages plus prose, PyTorch layout, size-argument names)
+and the spec parser that builds entries from TOML.  The mathematics of a cell is `entry.cell`."""
+from catalogue.cells import CELLS, get_cell, get_entry
+from catalogue.entry import Entry, TorchLayout
 
-__all__ = ["CELLS", "get_cell"]
+__all__ = ["CELLS", "Entry", "TorchLayout", "get_cell", "get_entry"]

@@ -1,13 +1,15 @@
-"""The built-in cells, each an ordered tuple of functional stages (data, not code).
+"""The built-in cells: each an `Entry`, a cell's ordered stages (data, not code) with its words.
 
 Recurrent cells name their weights W_* (input), U_* (recurrent) and b_* (bias), the
 gates f, i, g, o (LSTM) or z, r, n (GRU).  The words in `notes` go into the cell's
-document, to say how its derivation differs from the LSTM's.
+document, to say how its derivation differs from the LSTM's.  `CELLS` maps each name to
+its entry; `get_cell(name)` is the mathematics alone, `get_entry(name)` the whole entry.
 """
 from __future__ import annotations
 
 from derive.errors import DeriveError
-from derive.stages import Cell, Kind, Loss, TorchLayout, affine, elementwise
+from catalogue.entry import Entry, TorchLayout
+from derive.stages import Cell, Kind, Loss, affine, elementwise
 
 _ROLE = {"f": "forget gate", "i": "input gate", "g": "candidate cell value", "o": "output gate",
          "z": "update gate", "r": "reset gate", "n": "candidate state"}
@@ -42,14 +44,13 @@ def _torch_layout(module, gates, two_biases, extra=(), options=""):
             ("bias_hh_l0", two_biases), *extra)
     return TorchLayout(module, keys, options)
 
-LSTM = Cell(
-    name="lstm",
+LSTM = Entry(
+    Cell(name="lstm", inputs=(("x", "D"),), state=_LSTM_STATE, output="h",
+         stages=(_gate("f"), _gate("i"), _gate("g"), _gate("o"),
+                 _act(_SIG, "f", "a_f"), _act(_SIG, "i", "a_i"), _act(_TANH, "g", "a_g"),
+                 _act(_SIG, "o", "a_o"), *_CELL_UPDATE,
+                 elementwise(_MUL, "h", "o", "k", note="new hidden state and output"))),
     description="LSTM with a forget gate, no peepholes (Hochreiter & Schmidhuber; Gers et al.)",
-    inputs=(("x", "D"),), state=_LSTM_STATE, output="h",
-    stages=(_gate("f"), _gate("i"), _gate("g"), _gate("o"),
-            _act(_SIG, "f", "a_f"), _act(_SIG, "i", "a_i"), _act(_TANH, "g", "a_g"),
-            _act(_SIG, "o", "a_o"), *_CELL_UPDATE,
-            elementwise(_MUL, "h", "o", "k", note="new hidden state and output")),
     torch=_torch_layout("LSTM", "ifgo", ("b_i", "b_f", "b_g", "b_o")),
 )
 
@@ -62,15 +63,14 @@ def _peephole(gate, reads):
             _act(_SIG, gate, f"z_{gate}"))
 
 
-PEEPHOLE_LSTM = Cell(
-    name="peephole_lstm",
+PEEPHOLE_LSTM = Entry(
+    Cell(name="peephole_lstm", inputs=(("x", "D"),), state=_LSTM_STATE, output="h",
+         stages=(_gate("f"), _gate("i"), _gate("g"), _gate("o"),
+                 *_peephole("f", "c_prev"), *_peephole("i", "c_prev"), _act(_TANH, "g", "a_g"),
+                 *_CELL_UPDATE[:3], *_peephole("o", "c"), _CELL_UPDATE[3],
+                 elementwise(_MUL, "h", "o", "k", note="new hidden state and output")),
+         vector_params=(("p_f", "H"), ("p_i", "H"), ("p_o", "H"))),
     description="LSTM with peephole connections: the gates also read the cell state (Gers & Schmidhuber)",
-    inputs=(("x", "D"),), state=_LSTM_STATE, output="h",
-    stages=(_gate("f"), _gate("i"), _gate("g"), _gate("o"),
-            *_peephole("f", "c_prev"), *_peephole("i", "c_prev"), _act(_TANH, "g", "a_g"),
-            *_CELL_UPDATE[:3], *_peephole("o", "c"), _CELL_UPDATE[3],
-            elementwise(_MUL, "h", "o", "k", note="new hidden state and output")),
-    vector_params=(("p_f", "H"), ("p_i", "H"), ("p_o", "H")),
     notes=("The forget and input gates read the previous cell state through the peepholes "
            "$p_f$ and $p_i$, and the output gate reads the new cell state through $p_o$.",
            "So $c_{t-1}$ gains two branches (into $q^f_t$ and $q^i_t$) and the new cell state "
@@ -79,15 +79,14 @@ PEEPHOLE_LSTM = Cell(
            "batch of elementwise products, not outer products."),
 )
 
-CIFG_LSTM = Cell(
-    name="cifg_lstm",
+CIFG_LSTM = Entry(
+    Cell(name="cifg_lstm", inputs=(("x", "D"),), state=_LSTM_STATE, output="h",
+         stages=(_gate("f"), _gate("g"), _gate("o"),
+                 _act(_SIG, "f", "a_f"),
+                 elementwise(_ONE_MINUS, "i", "f", note="input gate, coupled to the forget gate"),
+                 _act(_TANH, "g", "a_g"), _act(_SIG, "o", "a_o"), *_CELL_UPDATE,
+                 elementwise(_MUL, "h", "o", "k", note="new hidden state and output"))),
     description="LSTM with coupled input and forget gates: i = 1 - f (Greff et al.)",
-    inputs=(("x", "D"),), state=_LSTM_STATE, output="h",
-    stages=(_gate("f"), _gate("g"), _gate("o"),
-            _act(_SIG, "f", "a_f"),
-            elementwise(_ONE_MINUS, "i", "f", note="input gate, coupled to the forget gate"),
-            _act(_TANH, "g", "a_g"), _act(_SIG, "o", "a_o"), *_CELL_UPDATE,
-            elementwise(_MUL, "h", "o", "k", note="new hidden state and output")),
     notes=("There is no input-gate affine stage (no $W_i$, $U_i$, $b_i$): the input gate is "
            "$i_t = 1 - f_t$.",
            "So $f_t$ becomes a fork with two branches, into $m_t = f_t \\odot c_{t-1}$ and into "
@@ -103,13 +102,12 @@ _GRU_OUTPUT = (
     elementwise(_ADD, "h", "m", "q", note="new hidden state and output"),
 )
 
-GRU = Cell(
-    name="gru",
+GRU = Entry(
+    Cell(name="gru", inputs=(("x", "D"),), state=(("h", "H"),), output="h",
+         stages=(_gate("z"), _gate("r"), _act(_SIG, "z", "a_z"), _act(_SIG, "r", "a_r"),
+                 elementwise(_MUL, "s", "r", "h_prev", note="reset previous state"),
+                 _gate("n", reads="s"), _act(_TANH, "n", "a_n"), *_GRU_OUTPUT)),
     description="GRU as originally published, reset gate applied before the recurrent product (Cho et al.)",
-    inputs=(("x", "D"),), state=(("h", "H"),), output="h",
-    stages=(_gate("z"), _gate("r"), _act(_SIG, "z", "a_z"), _act(_SIG, "r", "a_r"),
-            elementwise(_MUL, "s", "r", "h_prev", note="reset previous state"),
-            _gate("n", reads="s"), _act(_TANH, "n", "a_n"), *_GRU_OUTPUT),
     notes=("There is no cell state: $h$ is the only state, so the only carried gradient is the "
            "one of $h$.",
            "$h_{t-1}$ is a fork with four branches: the two gates, the reset product "
@@ -117,17 +115,17 @@ GRU = Cell(
            "gate $z_t$ also forks (into $v_t = 1 - z_t$ and $q_t$)."),
 )
 
-GRU_RESET_AFTER = Cell(
-    name="gru_reset_after",
+GRU_RESET_AFTER = Entry(
+    Cell(name="gru_reset_after", inputs=(("x", "D"),), state=(("h", "H"),), output="h",
+         stages=(_gate("z"), _gate("r"),
+                 affine("a_nx", ("x",), ("W_n",), "b_n", "H", note="input part of the candidate"),
+                 affine("a_nh", ("h_prev",), ("U_n",), "b_hn", "H",
+                        note="recurrent part of the candidate"),
+                 _act(_SIG, "z", "a_z"), _act(_SIG, "r", "a_r"),
+                 elementwise(_MUL, "s", "r", "a_nh", note="reset recurrent part"),
+                 elementwise(_ADD, "a_n", "a_nx", "s", note="pre-activation of the candidate state"),
+                 _act(_TANH, "n", "a_n"), *_GRU_OUTPUT)),
     description="GRU as PyTorch and cuDNN compute it: reset gate applied after the recurrent product",
-    inputs=(("x", "D"),), state=(("h", "H"),), output="h",
-    stages=(_gate("z"), _gate("r"),
-            affine("a_nx", ("x",), ("W_n",), "b_n", "H", note="input part of the candidate"),
-            affine("a_nh", ("h_prev",), ("U_n",), "b_hn", "H", note="recurrent part of the candidate"),
-            _act(_SIG, "z", "a_z"), _act(_SIG, "r", "a_r"),
-            elementwise(_MUL, "s", "r", "a_nh", note="reset recurrent part"),
-            elementwise(_ADD, "a_n", "a_nx", "s", note="pre-activation of the candidate state"),
-            _act(_TANH, "n", "a_n"), *_GRU_OUTPUT),
     notes=("The reset gate multiplies $U_n h_{t-1} + b_{hn}$ after the product, so the recurrent "
            "bias $b_{hn}$ is scaled by $r_t$ and is not interchangeable with $b_n$: its gradient "
            "sums $r_t \\odot \\delta s_t$, while $b_n$ gets the unscaled gradient of the "
@@ -136,27 +134,25 @@ GRU_RESET_AFTER = Cell(
     torch=_torch_layout("GRU", "rzn", ("b_r", "b_z", "b_hn")),
 )
 
-RNN = Cell(
-    name="rnn",
+RNN = Entry(
+    Cell(name="rnn", inputs=(("x", "D"),), state=(("h", "H"),), output="h",
+         stages=(affine("a", ("x", "h_prev"), ("W", "U"), "b", "H", note="pre-activation"),
+                 elementwise(_TANH, "h", "a", note="new hidden state and output"))),
     description="plain (Elman) tanh RNN",
-    inputs=(("x", "D"),), state=(("h", "H"),), output="h",
-    stages=(affine("a", ("x", "h_prev"), ("W", "U"), "b", "H", note="pre-activation"),
-            elementwise(_TANH, "h", "a", note="new hidden state and output")),
     notes=("One affine stage and one tanh: the only path back in time goes through $U^\\top$ "
            "and the tanh derivative at every step, with no additive path like the LSTM's cell "
            "state.",),
     torch=_torch_layout("RNN", ("",), ("b",), options="nonlinearity='tanh'"),
 )
 
-LSTMP = Cell(
-    name="lstmp",
+LSTMP = Entry(
+    Cell(name="lstmp", inputs=(("x", "D"),), state=(("h", "P"), ("c", "H")), output="h",
+         stages=(_gate("f"), _gate("i"), _gate("g"), _gate("o"),
+                 _act(_SIG, "f", "a_f"), _act(_SIG, "i", "a_i"), _act(_TANH, "g", "a_g"),
+                 _act(_SIG, "o", "a_o"), *_CELL_UPDATE,
+                 elementwise(_MUL, "r", "o", "k", note="unprojected output"),
+                 affine("h", ("r",), ("W_hr",), None, "P", note="projected hidden state and output"))),
     description="LSTM with a projection: h = W_hr (o * tanh c), h of size P, c of size H (Sak et al.)",
-    inputs=(("x", "D"),), state=(("h", "P"), ("c", "H")), output="h",
-    stages=(_gate("f"), _gate("i"), _gate("g"), _gate("o"),
-            _act(_SIG, "f", "a_f"), _act(_SIG, "i", "a_i"), _act(_TANH, "g", "a_g"),
-            _act(_SIG, "o", "a_o"), *_CELL_UPDATE,
-            elementwise(_MUL, "r", "o", "k", note="unprojected output"),
-            affine("h", ("r",), ("W_hr",), None, "P", note="projected hidden state and output")),
     size_args=(("D", "input_size"), ("H", "hidden_size"), ("P", "proj_size")),
     notes=("The hidden state is a linear projection of $o_t \\odot \\tanh(c_t)$: one more "
            "affine stage, without bias, whose weight gradient is an outer product like any other.",
@@ -171,34 +167,38 @@ _HIDDEN = (affine("a1", ("x",), ("W1",), "b1", "H", note="hidden pre-activation"
            elementwise(_SIG, "h", "a1", note="hidden layer"),
            affine("a2", ("h",), ("W2",), "b2", "K", note="output pre-activation"))
 
-MLP = Cell(
-    name="mlp",
+MLP = Entry(
+    Cell(name="mlp", inputs=(("x", "D"),), state=(), output="y",
+         stages=(*_HIDDEN, elementwise(_SIG, "y", "a2", note="output")), loss=Loss.SQUARED_ERROR),
     description="feed-forward network, one sigmoid hidden layer, sigmoid outputs, squared error",
-    inputs=(("x", "D"),), state=(), output="y",
-    stages=(*_HIDDEN, elementwise(_SIG, "y", "a2", note="output")),
-    size_args=_FF_SIZES, loss=Loss.SQUARED_ERROR,
+    size_args=_FF_SIZES,
     notes=("No time and no state: nothing is carried, and the parameter gradients are sums over "
            "the batch only.",),
 )
 
-MLP_SOFTMAX = Cell(
-    name="mlp_softmax",
+MLP_SOFTMAX = Entry(
+    Cell(name="mlp_softmax", inputs=(("x", "D"),), state=(), output="y",
+         stages=(*_HIDDEN, elementwise(Kind.SOFTMAX, "y", "a2", note="class probabilities")),
+         loss=Loss.CROSS_ENTROPY),
     description="feed-forward network, one sigmoid hidden layer, softmax outputs, cross-entropy",
-    inputs=(("x", "D"),), state=(), output="y",
-    stages=(*_HIDDEN, elementwise(Kind.SOFTMAX, "y", "a2", note="class probabilities")),
-    size_args=_FF_SIZES, loss=Loss.CROSS_ENTROPY,
+    size_args=_FF_SIZES,
     notes=("The softmax is not elementwise: every output depends on every logit, so its "
            "Jacobian is a full matrix, $\\mathrm{diag}(y) - y y^\\top$, and the backward step "
            "contracts it.",),
 )
 
-CELLS = {cell.name: cell for cell in (LSTM, PEEPHOLE_LSTM, CIFG_LSTM, GRU, GRU_RESET_AFTER, RNN,
-                                      LSTMP, MLP, MLP_SOFTMAX)}
+CELLS = {entry.name: entry for entry in (LSTM, PEEPHOLE_LSTM, CIFG_LSTM, GRU, GRU_RESET_AFTER,
+                                         RNN, LSTMP, MLP, MLP_SOFTMAX)}
 
 
-def get_cell(name: str) -> Cell:
-    """The built-in cell called `name`, or a DeriveError listing the known ones."""
+def get_entry(name: str) -> Entry:
+    """The built-in entry called `name`, or a DeriveError listing the known ones."""
     try:
         return CELLS[name]
     except KeyError:
         raise DeriveError(f"unknown cell {name!r}; known cells: {', '.join(sorted(CELLS))}") from None
+
+
+def get_cell(name: str) -> Cell:
+    """The mathematics of the built-in cell called `name` (what `derive` takes)."""
+    return get_entry(name).cell

@@ -6,6 +6,7 @@ Python's `ast` (parsing runs nothing) and only a whitelist of node types is acce
 numbers, names, `+ - * /`, `@` with a weight on the left, unary minus and calls of the
 functions in `FUNCTIONS`.  Compound expressions are broken into the finest stages, so a
 user cell gets the same derivation, document, code and checks as a built-in one.
+`load_spec` returns a catalogue `Entry`: the cell, with the spec's description as its words.
 Every mistake is a `DeriveError` naming the file, the stage and the problem.
 """
 from __future__ import annotations
@@ -15,6 +16,7 @@ import re
 import tomllib
 from pathlib import Path
 
+from catalogue.entry import Entry
 from derive.errors import DeriveError
 from derive.ops import ACTIVATIONS
 from derive.stages import Cell, Kind, Stage, affine, elementwise
@@ -26,8 +28,8 @@ MAX_BYTES, MAX_STAGES, MAX_EXPR, MAX_DEPTH, MAX_NAMES = 65536, 256, 2000, 40, 64
 IDENTIFIER = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,31}")
 
 
-def load_spec(path) -> tuple[Cell, list[str]]:
-    """The cell a spec file defines, and its warnings (unused parameters)."""
+def load_spec(path) -> tuple[Entry, list[str]]:
+    """The entry (cell and description) a spec file defines, and its warnings (unused parameters)."""
     path = Path(path)
     try:
         data = path.read_bytes()
@@ -170,10 +172,10 @@ class _Spec:
         warnings = [f"{self.path}: parameter {p!r} is never used" for p in self.params
                     if p not in self.uses]
         vector = tuple((p, self.params[p][0]) for p, use in self.uses.items() if use == "elementwise")
-        cell = Cell(name=self.name, description=self.description, inputs=((self.input, "D"),),
+        cell = Cell(name=self.name, inputs=((self.input, "D"),),
                     state=tuple((s, "H") for s in self.state), output=self.output,
                     stages=tuple(self.stages), vector_params=vector)
-        return cell, warnings
+        return Entry(cell, description=self.description), warnings
 
     def use(self, param, how, stage):
         if param in self.uses:

@@ -1,6 +1,6 @@
 """PyTorch autograd dressed as a hand-written module, for `compare CELL --against torch`.
 
-`torch_module(cell)` returns an object with the generated module's `forward`/`backward`
+`torch_module(cell, layout)` returns an object with the generated module's `forward`/`backward`
 contract whose gradients come from PyTorch autograd (float64) on the matching one-layer
 `torch.nn` module.  Parameters are moved with the cell's `TorchLayout` (PyTorch stacks
 the gates in its own order; a parameter named in both biases is exported in the first
@@ -15,24 +15,25 @@ from catalogue.cells import CELLS
 from derive.errors import DeriveError
 
 
-def torch_module(cell):
-    """A forward/backward pair backed by PyTorch autograd, or a DeriveError saying why not."""
-    if cell.torch is None:
-        have = ", ".join(name for name, c in CELLS.items() if c.torch is not None)
+def torch_module(cell, layout):
+    """A forward/backward pair backed by PyTorch autograd, or a DeriveError saying why not;
+    `layout` is the cell's `TorchLayout` from the catalogue (None: PyTorch has no such cell)."""
+    if layout is None:
+        have = ", ".join(name for name, entry in CELLS.items() if entry.torch is not None)
         raise DeriveError(f"PyTorch has no cell like {cell.name!r}; --against torch works for {have}")
     try:
         import torch
     except ImportError:
         raise DeriveError("--against torch needs PyTorch, which is not installed "
                           "(pip install torch)") from None
-    return _TorchCell(cell, torch)
+    return _TorchCell(cell, layout, torch)
 
 
 class _TorchCell:
     """`forward`/`backward` with the generated module's contract; autograd does the work."""
 
-    def __init__(self, cell, torch):
-        self.cell, self.torch, self.layout = cell, torch, cell.torch
+    def __init__(self, cell, layout, torch):
+        self.cell, self.torch, self.layout = cell, torch, layout
 
     def net(self, params):
         sizes = _sizes(self.cell, params)

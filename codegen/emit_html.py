@@ -1,11 +1,12 @@
-"""Emit the HTML page of a derivation (`generated/<cell>.html`) from its LaTeX document.
+"""Emit a cell's HTML page (`generated/<cell>.html`) from its `Document` and its LaTeX text.
 
 The page is the .tex document converted, so the two cannot say different things: prose
 and structure are translated by a small reader that knows exactly the constructs our
 template writes (and raises on anything else, so a template change cannot silently drop
 content); every formula becomes MathML through latex2mathml; the TikZ figures are drawn
-again as inline SVG from the same layouts (`codegen.figures`), the gradient-flow plot is
-matplotlib's SVG.  No JavaScript, nothing fetched: one self-contained file.
+again as inline SVG from the same layouts (`codegen.figures`) of the document's derivation,
+and the gradient-flow plot is the SVG the document carries.  No JavaScript, nothing
+fetched: one self-contained file.  `html_fragment(page)` is a page's body for embedding.
 """
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ from html import escape
 from latex2mathml.converter import convert
 
 from codegen import figures
+from codegen.document import Document
+from codegen.labels import heading_numbers, label_numbers
 from codegen.notation import Notation
 from codegen.templates import render
 from derive.errors import DeriveError
@@ -30,23 +33,21 @@ DROP = ("noindent", "centering", "small", "maketitle")
 TEXT_COMMANDS = {"textbackslash": "\\", "textasciitilde": "~", "textasciicircum": "^"}
 
 
-def emit_html(derivation, tex: str) -> str:
-    """The page for `derivation`, whose LaTeX document is `tex`."""
+def emit_html(document: Document, tex: str) -> str:
+    """The page of `document`, whose LaTeX text (`emit_latex`) is `tex`."""
+    derivation = document.derivation
     cell = derivation.cell
     nt = Notation(cell.recurrent, cell.vector_param_names)
     svgs = {"fig:graph": figures.svg(figures.stage_graph(derivation, nt), "stage graph")}
     if cell.recurrent:
-        from codegen.flow import plot_svg   # imports the NumPy emitter; only recurrent cells
         svgs["fig:unrolled"] = figures.svg(figures.unrolled(derivation, nt), "three steps unrolled")
-        svgs["fig:flow"] = plot_svg(cell)
+        svgs["fig:flow"] = document.plot.svg if document.plot else None
     reader = Reader(tex, svgs)
     return render("document.html.j2", title=reader.title, body=reader.body(), cell=cell.name)
 
 
-def html_fragment(derivation) -> str:
-    """The page's body for embedding (a notebook cell): its style, title and content."""
-    from codegen.emit_latex import emit_latex
-    page = emit_html(derivation, emit_latex(derivation, "lstm-derive"))
+def html_fragment(page: str) -> str:
+    """A page's body for embedding (a notebook cell): its style, scoped, title and content."""
     style = page[page.index("<style>"):page.index("</style>") + len("</style>")]
     body = page[page.index("<body>") + len("<body>"):page.index("</body>")]
     scoped = re.sub(r"^([^{}\n]+)\{", lambda m: ", ".join(
@@ -276,36 +277,6 @@ def _inner(tex: str) -> str:
 def _is_wrapper(line: str) -> bool:
     """Lines of the template that carry no content of their own."""
     return line.startswith("{\\renewcommand") or line in ("}", "\\maketitle")
-
-
-def heading_numbers(lines) -> dict[int, str]:
-    """line index -> the number LaTeX gives the (unstarred) section or subsection there."""
-    numbers, counts = {}, [0, 0]
-    for n, line in enumerate(lines):
-        heading = re.match(r"\\(sub)?section(\*?)\{", line.strip())
-        if heading and not heading.group(2):
-            level = 1 if heading.group(1) else 0
-            counts[level] += 1
-            counts[1:] = [0] if level == 0 else counts[1:]
-            numbers[n] = ".".join(map(str, counts[: level + 1]))
-    return numbers
-
-
-def label_numbers(lines) -> dict[str, str]:
-    """label -> the number LaTeX prints for it: sections, subsections, figures, tags."""
-    headings = heading_numbers(lines)
-    labels, section, figure = {}, "", 0
-    for n, line in enumerate(lines):
-        section = headings.get(n, section)
-        figure += line.strip().startswith(r"\begin{figure}")
-        for label in re.findall(r"\\label\{([^}]*)\}", line):
-            if label.startswith("sec:"):
-                labels[label] = section
-            elif label.startswith("fig:"):
-                labels[label] = str(figure)
-            else:
-                labels[label] = label.split(":", 1)[1]
-    return labels
 
 
 def _group(text: str, i: int) -> tuple[str, int]:

@@ -1,23 +1,22 @@
-"""Emit the LaTeX derivation document of a derivation (`generated/<cell>.tex`).
+"""Emit a cell's LaTeX derivation document (`generated/<cell>.tex`) from its `Document`.
 
-The emitter turns the `Derivation` into plain lists of LaTeX strings (one per equation,
-with its label) and the template `document.tex.j2` lays them out.  Every formula shown
-is printed from the SymPy expression the engine computed; nothing mathematical is
-decided here.
+The emitter turns the document's data (the derivation, the LSTM's for comparison, and what
+`latex_sections` shows) into plain lists of LaTeX strings (one per equation, with its label)
+and the template `document.tex.j2` lays them out.  Every formula shown is printed from a
+SymPy expression the engine computed; nothing is derived, measured or decided here.
+`summary_latex(derivation)` is the equations alone, for a notebook.
 """
 from __future__ import annotations
-
-from functools import lru_cache
 
 import sympy as sp
 
 from codegen import latex_sections
+from codegen.document import Document
 from codegen.latex_terms import (adjoint_lhs, backward_eq, branch_name, forward_eq,
                                  loss_head, param_eq, signed_sum, tex_prose, term_tex)
 from codegen.notation import Notation, tex_param, tex_text
 from codegen.templates import render
-from catalogue.cells import LSTM
-from derive.derivation import Derivation, derive
+from derive.derivation import Derivation
 from derive.ops import OPS
 from derive.rules import affine_rule, definition, derivative, softmax_rule
 from derive.stages import Kind
@@ -28,14 +27,15 @@ STEP_WORDS = {"definition": "definition", "derivative": "SymPy's derivative",
               "in terms of output": "simplified: in terms of the output $s$"}
 
 
-def emit_latex(derivation: Derivation, command: str) -> str:
+def emit_latex(document: Document, command: str) -> str:
+    derivation = document.derivation
     cell = derivation.cell
     nt = Notation(cell.recurrent, cell.vector_param_names)
     printer = nt.printer(list(cell.sizes()))
     kinds = {s.kind for s in cell.stages}
     context = dict(
         cell=tex_text(cell.name), title_cell=tex_text(cell.name.upper()),
-        description=tex_prose(cell.description), command=command, timed=cell.recurrent,
+        description=tex_prose(document.description), command=command, timed=cell.recurrent,
         shapes=_shapes(cell, nt),
         forward=[forward_eq(eq, nt) for eq in derivation.forward],
         activations=_activation_rules(kinds),
@@ -49,12 +49,12 @@ def emit_latex(derivation: Derivation, command: str) -> str:
         carries=_carries(cell, nt),
         param_grads=[param_eq(g, printer, nt) for g in derivation.param_grads],
         summary=_summary(derivation, printer, nt),
-        differences=_differences(derivation, nt) if cell.name != LSTM.name else None,
+        differences=_differences(document, nt) if document.lstm else None,
         output=nt.value(cell.output),
         states0=[nt.value(s, "0") for s in cell.state_names],
         inputs=[nt.value(x) for x in cell.input_names],
         sum_over=r"\sum_{t=1}^{T} \sum_{b=1}^{B}" if cell.recurrent else r"\sum_{b=1}^{B}",
-        **latex_sections.sections(derivation, printer, nt),
+        **latex_sections.sections(document, printer, nt),
     )
     return render("document.tex.j2", **context)
 
@@ -170,16 +170,10 @@ def _forks_of(derivation):
     return {a.target: tuple(t.branch for t in a.terms) for a in derivation.adjoints if a.is_fork}
 
 
-@lru_cache(maxsize=1)
-def _lstm_forks():
-    """The LSTM's forks, derived once for every document that compares with them."""
-    return _forks_of(derive(LSTM))
-
-
-def _differences(derivation, nt):
+def _differences(document, nt):
     """What the stage graph of this cell has that the LSTM's has not, and the reverse."""
-    cell = derivation.cell
-    mine, theirs = _forks_of(derivation), _lstm_forks()
+    cell, lstm = document.derivation.cell, document.lstm.cell
+    mine, theirs = _forks_of(document.derivation), _forks_of(document.lstm)
     lstm_nt = Notation(True)
 
     def show(value, branches, notation):
@@ -187,9 +181,9 @@ def _differences(derivation, nt):
                           else f"${notation.value(b)}$" for b in branches)
         return f"${notation.value(value)}$ into {names}"
 
-    params, lstm_params = dict(cell.params()), dict(LSTM.params())
+    params, lstm_params = dict(cell.params()), dict(lstm.params())
     return dict(
-        notes=[tex_prose(n) for n in cell.notes],
+        notes=[tex_prose(n) for n in document.notes],
         new_forks=[show(v, b, nt) for v, b in mine.items() if theirs.get(v) != b],
         lost_forks=[show(v, b, lstm_nt) for v, b in theirs.items() if mine.get(v) != b],
         new_params=[f"${tex_param(p)}$" for p in params if p not in lstm_params],

@@ -1,9 +1,10 @@
 """The document's teaching sections: figures, backward steps branch by branch, output
 layers that start the chain from a loss, and the gradient flow through time.
 
-`sections(derivation, printer, nt)` returns the template context for them.  Everything
-printed comes from a derivation (the cell's, its output heads', the state Jacobians');
-the words around it are chosen from facts read off those derivations.
+`sections(document, printer, nt)` returns the template context for them.  Everything
+printed comes from the `Document` it is handed (the cell's derivation, its output heads'
+derivations, the state Jacobians, the measured gradient flow); the words around it are
+chosen from facts read off those.
 """
 from __future__ import annotations
 
@@ -16,18 +17,19 @@ from sympy.printing.precedence import PRECEDENCE
 from codegen import figures
 from codegen.latex_terms import backward_eq, forward_eq, loss_head, param_eq, signed_sum, term_tex
 from codegen.notation import Notation, tex_param, tex_text
-from derive.derivation import LOSS_BRANCH, derive
-from derive.heads import output_heads
-from derive.jacobians import state_jacobians
-from derive.stages import Kind
+from derive.derivation import LOSS_BRANCH
+from derive.stages import Kind, Loss
 from derive.terms import WT, adjoint
 
 HEAD_LABELS = ("S", "Q")   # softmax head equations S1.., squared-error head Q1..
+HEAD_WORDS = {Loss.CROSS_ENTROPY: "softmax output layer with cross-entropy loss",
+              Loss.SQUARED_ERROR: "linear output layer with squared-error loss"}
 TIMES = r" \times "
 LINE = 48   # visible characters of one line of a long Jacobian term
 
 
-def sections(derivation, printer, nt) -> dict:
+def sections(document, printer, nt) -> dict:
+    derivation = document.derivation
     cell = derivation.cell
     loss = next((a.label for a in derivation.adjoints
                  if any(t.branch == LOSS_BRANCH for t in a.terms)), None)
@@ -36,8 +38,8 @@ def sections(derivation, printer, nt) -> dict:
                unrolled=None, heads=[], flow=None)
     if cell.recurrent:
         out.update(unrolled=_figure(figures.unrolled(derivation, nt)),
-                   heads=[_head(h, p, nt) for h, p in zip(output_heads(cell), HEAD_LABELS)],
-                   flow=gradient_flow(derivation, printer, nt))
+                   heads=[_head(h, p, nt) for h, p in zip(document.heads, HEAD_LABELS)],
+                   flow=gradient_flow(document, printer, nt))
     return out
 
 
@@ -93,9 +95,9 @@ def _branch(derivation, stages, adj, term, printer, nt) -> dict:
     return dict(head=head + why, term=tex, shapes=shapes)
 
 
-def _head(head_cell, prefix, outer_nt) -> dict:
-    """An output layer on h_t, derived like any network, its labels renamed S1.. / Q1.."""
-    d = derive(head_cell)
+def _head(d, prefix, outer_nt) -> dict:
+    """An output layer on h_t (its derivation `d`), its labels renamed S1.. / Q1.."""
+    head_cell = d.cell
     nt = Notation(True)
     printer = nt.printer(list(head_cell.sizes()))
     n = itertools.count(1)
@@ -103,19 +105,18 @@ def _head(head_cell, prefix, outer_nt) -> dict:
     backward = [dict(backward_eq(a, printer, nt), label=f"{prefix}{next(n)}") for a in d.adjoints]
     params = [dict(param_eq(g, printer, nt), label=f"{prefix}{next(n)}") for g in d.param_grads]
     out = head_cell.inputs[0][0]
-    return dict(description=head_cell.description, loss=loss_head(head_cell, nt, "y^{*}"),
+    return dict(description=HEAD_WORDS[head_cell.loss], loss=loss_head(head_cell, nt, "y^{*}"),
                 forward=forward, backward=backward, params=params,
                 sizes=", ".join(f"${tex_param(p)}$: ${TIMES.join(shape)}$" for p, shape in head_cell.params()),
                 output=outer_nt.value(out), enters=backward[-1]["label"],
                 softmax=any(s.kind is Kind.SOFTMAX for s in head_cell.stages))
 
 
-def gradient_flow(derivation, printer, nt) -> dict:
+def gradient_flow(document, printer, nt) -> dict:
     """The one-step state Jacobians, which of them have a weight-free path, and the plot."""
-    from codegen.flow import gate_biases, gradient_norms, setting   # imports the NumPy emitter
-    cell = derivation.cell
+    cell, flow = document.derivation.cell, document.flow
     jacobians = []
-    for n, j in enumerate(state_jacobians(derivation), 1):
+    for n, j in enumerate(document.jacobians, 1):
         paths = [_path_tex(p, printer) for p in j.paths] or ["0"]
         jacobians.append(dict(label=f"J{n}", lhs=rf"\frac{{\partial {nt.value(j.state)}}}"
                                                   rf"{{\partial {nt.value(j.previous, 't-1')}}}",
@@ -124,11 +125,18 @@ def gradient_flow(derivation, printer, nt) -> dict:
                               if j.state == j.previous else []))
         jacobians[-1]["free_sum"] = signed_sum(jacobians[-1]["free"])
     free = [j for j in jacobians if j["free"]]
-    biases = [f"${tex_param(b)}$" for b in gate_biases(derivation)]
-    at_end = [f"{tex_text(name)}: ${_sci(values[-1])}$" for name, values in gradient_norms(cell).items()]
-    return dict(jacobians=jacobians, free=free, biases=biases, plot=f"{cell.name}-flow.pdf",
-                at_end=at_end, setting=setting(),
+    biases = [f"${tex_param(b)}$" for b in flow.biases]
+    at_end = [f"{tex_text(name)}: ${_sci(values[-1])}$" for name, values in flow.curves]
+    return dict(jacobians=jacobians, free=free, biases=biases, plot=document.plot_file,
+                at_end=at_end, setting=_setting(flow),
                 final=nt.value(cell.output, "T"))
+
+
+def _setting(flow) -> dict:
+    """The measurement's constants as the text prints them."""
+    s = flow.setting
+    return dict(hidden=s.hidden, input=s.input, batch=s.batch, steps=flow.steps[-1],
+                bias=f"{s.open_bias:g}", gate=f"{s.open_gate:.2f}", closed=str(s.closed_gate))
 
 
 def _sci(value: float) -> str:

@@ -61,37 +61,21 @@ def elementwise(kind, name, *inputs, note="", constant=None):
 
 
 @dataclass(frozen=True)
-class TorchLayout:
-    """Where a cell's parameters live in the state dict of the matching `torch.nn` module.
-
-    `keys` maps each state-dict key to the parameters stacked in it, one per block of rows.
-    A parameter named in several keys (PyTorch's two biases) is exported in the first and
-    as zeros elsewhere, and imported as the sum of all its blocks.
-    """
-
-    module: str
-    keys: tuple[tuple[str, tuple[str, ...]], ...]
-    options: str = ""   # constructor options beyond the sizes, as Python source
-
-
-@dataclass(frozen=True)
 class Cell:
     """A recurrent cell: per-step inputs, recurrent state, output and ordered stages.
 
-    `inputs` and `state` pair each name with its size symbol ("D", "H").
+    `inputs` and `state` pair each name with its size symbol ("D", "H").  A cell is
+    mathematics only: its description, notes and PyTorch layout are the catalogue's
+    (`catalogue.entry.Entry`).
     """
 
     name: str
-    description: str
     inputs: tuple[tuple[str, str], ...]
     state: tuple[tuple[str, str], ...]
     output: str
     stages: tuple[Stage, ...]
-    notes: tuple[str, ...] = ()
     vector_params: tuple[tuple[str, str], ...] = ()   # parameters read elementwise (p_f)
-    size_args: tuple[tuple[str, str], ...] = (("D", "input_size"), ("H", "hidden_size"))
     loss: Loss | None = None   # the loss head of a feed-forward network
-    torch: TorchLayout | None = None  # the same cell in PyTorch, when it has one
 
     @property
     def recurrent(self) -> bool:

@@ -1,200 +1,93 @@
-"""Render a cell's artefacts and write them safely: never a half-written file.
+"""Render cells' artefacts: the one place that sequences the work, in one direction.
 
-`render_all(name)` returns {file name: text} for one cell (.py, .tex, .html);
-`write_text` writes through a temporary file in the target folder and renames it into
-place; `compile_pdf` runs pdflatex in a scratch folder (from a preloaded preamble format,
-once when the predicted labels hold, else twice) and moves the PDF into place only when
-the log shows no error and no undefined reference.
+A `Build` derives each cell once and renders its module once; for a cell's document it
+measures the gradient flow by running that module text (and the plain RNN's, rendered by
+the same build), gathers everything into a `Document`, and hands it to the renderers:
+
+    derive -> module (.py) -> measure with it -> Document -> .tex -> .html (+ the PDF's assets)
+
+A cell arrives as its catalogue `Entry` (the mathematics plus its words, size-argument
+names and PyTorch layout, which the renderers print).  `render_all(name)` and
+`render_cell(entry)` are one-cell builds returning {file name: text}.
+Writing files is `lstm_derive.files`, compiling PDFs `lstm_derive.pdf`.
 """
 from __future__ import annotations
 
-import atexit
-import os
-import re
-import shutil
-import subprocess
-import tempfile
-import threading
-from pathlib import Path
+from dataclasses import dataclass
 
+from codegen.document import Document
 from codegen.emit_feedforward import emit_feedforward
-from codegen.emit_html import emit_html, label_numbers
+from codegen.emit_html import emit_html
 from codegen.emit_latex import emit_latex
 from codegen.emit_numpy import emit_numpy
-from catalogue.cells import get_cell
-from derive.derivation import derive
-from derive.errors import DeriveError
+from catalogue.cells import LSTM, RNN, get_entry
+from catalogue.entry import Entry
+from derive.derivation import Derivation, derive
+from lstm_derive.document import make_document
 
 BUILD_COMMAND = "lstm-derive build"
-LATEX_ENGINE = "pdflatex"
-_UMASK = os.umask(0)   # read the process's umask (the only way) and put it back at once
-os.umask(_UMASK)
-LATEX_HINT = ("no LaTeX engine found (pdflatex); install one, e.g. "
-              "`sudo apt-get install texlive-latex-base texlive-latex-recommended`")
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """One cell's artefacts: texts by file name, and the files its .tex includes by name."""
+
+    files: dict[str, str]
+    assets: dict[str, bytes]   # the gradient-flow plot's PDF, when it was drawn
+
+
+class Build:
+    """One build: every cell it touches is derived once and its module rendered once
+    (the LSTM's derivation and the RNN's module serve every document that compares with them)."""
+
+    def __init__(self, command: str = BUILD_COMMAND):
+        self.command = command   # the command named in every generated file's header
+        self._derivations: dict = {}
+        self._modules: dict = {}
+
+    def derivation(self, cell) -> Derivation:
+        """The cell's derivation, derived on first use."""
+        if cell not in self._derivations:
+            self._derivations[cell] = derive(cell)
+        return self._derivations[cell]
+
+    def module(self, entry: Entry) -> str:
+        """The cell's generated module text (NumPy)."""
+        if entry not in self._modules:
+            emit = emit_numpy if entry.cell.recurrent else emit_feedforward
+            self._modules[entry] = emit(self.derivation(entry.cell), entry, self.command)
+        return self._modules[entry]
+
+    def document(self, entry: Entry) -> Document:
+        """The document's data; its gradient flow is measured with `module(entry)`."""
+        cell = entry.cell
+        lstm = None if cell.name == LSTM.name else self.derivation(LSTM.cell)
+        reference = ((RNN.name, self.module(RNN))
+                     if cell.recurrent and cell.name != RNN.name else None)
+        return make_document(entry, self.derivation(cell), lstm, self.module(entry), reference)
+
+    def render(self, entry: Entry, only: str | None = None) -> Rendered:
+        """All of a cell's artefacts, or with `only=".py"` (".tex", ".html") just that file."""
+        cell, files = entry.cell, {}
+        if only in (None, ".py"):
+            files[f"{cell.name}.py"] = self.module(entry)
+        if only == ".py":
+            return Rendered(files, {})
+        document = self.document(entry)
+        tex = emit_latex(document, self.command)
+        if only in (None, ".tex"):
+            files[f"{cell.name}.tex"] = tex
+        if only in (None, ".html"):
+            files[f"{cell.name}.html"] = emit_html(document, tex)   # converted from the .tex
+        assets = {document.plot_file: document.plot.pdf} if document.plot else {}
+        return Rendered(files, assets)
 
 
 def render_all(name: str, command: str = BUILD_COMMAND) -> dict[str, str]:
     """The artefacts of a built-in cell."""
-    return render_cell(get_cell(name), command)
+    return render_cell(get_entry(name), command)
 
 
-def render_cell(cell, command: str = BUILD_COMMAND, only: str | None = None) -> dict[str, str]:
-    """{file name: text} for any cell, built in or from a spec; `only=".py"` (or ".tex",
-    ".html") renders just that file (the page is converted from the .tex)."""
-    derivation = derive(cell)
-    out = {}
-    if only in (None, ".py"):
-        emit = emit_numpy if cell.recurrent else emit_feedforward
-        out[f"{cell.name}.py"] = emit(derivation, command)
-    if only in (None, ".tex", ".html"):
-        tex = emit_latex(derivation, command)
-        if only in (None, ".tex"):
-            out[f"{cell.name}.tex"] = tex
-        if only in (None, ".html"):
-            out[f"{cell.name}.html"] = emit_html(derivation, tex)
-    return out
-
-
-def write_text(path: Path, text: str) -> None:
-    """Write atomically; any OS problem becomes a one-line DeriveError naming the path."""
-    write_bytes(path, text.encode("utf-8"))
-
-
-def write_bytes(path: Path, data: bytes) -> None:
-    """Write through a temporary file in the target folder, renamed into place."""
-    path = Path(path)
-    tmp = None
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-        os.chmod(tmp, 0o666 & ~_UMASK)   # mkstemp makes it private; give it a new file's mode
-        os.replace(tmp, path)
-    except OSError as err:
-        if tmp and os.path.exists(tmp):
-            os.unlink(tmp)
-        raise DeriveError(f"cannot write {path}: {err.strerror or err}") from None
-
-
-def latex_engine() -> str:
-    engine = shutil.which(LATEX_ENGINE)
-    if engine is None:
-        raise DeriveError(LATEX_HINT)
-    return engine
-
-
-def compile_pdf(tex: str, pdf_path: Path, assets: dict[str, bytes] | None = None) -> list[str]:
-    """Compile LaTeX source to `pdf_path`; returns the log's warnings (errors raise).
-
-    `assets` are files the document includes (the gradient-flow plot), by name.
-    """
-    engine = latex_engine()
-    preamble, body = _split_preamble(tex)
-    fmt = _preamble_format(engine, preamble) if preamble else None
-    with tempfile.TemporaryDirectory(prefix="lstm-derive-") as scratch:
-        for name, data in (assets or {}).items():
-            (Path(scratch) / name).write_bytes(data)
-        # the body keeps its line numbers (the log cites them): one comment line per
-        # preamble line; if the format cannot be used, the whole source is compiled
-        source = "%\n" * (preamble.count("\n") + 1) + body if fmt else tex
-        run, log = _latex_runs(engine, fmt, source, scratch)
-        if log is None and fmt:
-            run, log = _latex_runs(engine, None, tex, scratch)
-        problems = latex_problems(log or "")
-        if run.returncode != 0 or problems:
-            first = problems[0] if problems else f"{LATEX_ENGINE} exited {run.returncode}"
-            raise DeriveError(f"LaTeX failed for {pdf_path}: {first}")
-        write_bytes(pdf_path, (Path(scratch) / "doc.pdf").read_bytes())
-    warnings = re.findall(r"^LaTeX Warning: .*$", log or "", flags=re.M)
-    return warnings + [f"overfull box {width:g}pt too wide at {where}"
-                       for width, where in overfull_boxes(log or "") if width > 1.0]
-
-
-def overfull_boxes(log: str) -> list[tuple[float, str]]:
-    """(width in pt, where) of every overfull box a LaTeX log reports."""
-    return [(float(width), where.strip()) for width, where in
-            re.findall(r"^Overfull \\[hv]box \(([\d.]+)pt too \w+\) (.*)$", log, flags=re.M)]
-
-
-def pdf_assets(cell) -> dict[str, bytes]:
-    """Files a cell's document includes: its gradient-flow plot when matplotlib is there."""
-    if not cell.recurrent:
-        return {}
-    from codegen.flow import plot_pdf
-    data = plot_pdf(cell)
-    return {f"{cell.name}-flow.pdf": data} if data else {}
-
-
-def _latex_runs(engine, fmt, source, scratch):
-    """pdflatex on doc.tex: (last run, log or None).
-
-    References usually need a second run, which reads the labels the first one wrote.  We
-    know what they will be (equation tags are literal, section and figure numbers are
-    counted from the source), so the first run starts from an .aux holding them; a second
-    run follows only if the labels LaTeX wrote differ from those (never silently wrong).
-    """
-    Path(scratch, "doc.tex").write_text(source, encoding="utf-8")
-    seeded = label_numbers(source.split("\n"))
-    Path(scratch, "doc.aux").write_text("\\relax\n" + "".join(
-        f"\\newlabel{{{label}}}{{{{{number}}}{{0}}}}\n" for label, number in seeded.items()))
-    command = [engine] + ([f"-fmt={fmt}"] if fmt else []) + [
-        "-interaction=nonstopmode", "-halt-on-error", "doc.tex"]
-    try:
-        run = subprocess.run(command, cwd=scratch, capture_output=True, text=True, timeout=300)
-        if run.returncode == 0 and _written_labels(scratch) != seeded:
-            run = subprocess.run(command, cwd=scratch, capture_output=True, text=True, timeout=300)
-    except subprocess.TimeoutExpired:
-        raise DeriveError(f"{LATEX_ENGINE} took longer than 300 s") from None
-    log = Path(scratch, "doc.log")
-    return run, log.read_text(encoding="latin-1") if log.exists() else None
-
-
-def _written_labels(scratch) -> dict[str, str]:
-    """label -> number, as the last pdflatex run wrote them to doc.aux."""
-    aux = Path(scratch, "doc.aux")
-    text = aux.read_text(encoding="latin-1") if aux.exists() else ""
-    return {label: number for label, number in
-            re.findall(r"^\\newlabel\{([^}]*)\}\{\{\{?([^{}]*)\}?\}\{", text, flags=re.M)}
-
-
-def _split_preamble(tex: str) -> tuple[str, str]:
-    """(document class and packages, the rest); ("", tex) when there are no packages."""
-    lines = tex.split("\n")
-    loads = [n for n, line in enumerate(lines) if line.startswith("\\usepackage")]
-    if not loads or not lines[0].startswith(("%", "\\documentclass")):
-        return "", tex
-    return "\n".join(lines[:loads[-1] + 1]), "\n".join(lines[loads[-1] + 1:])
-
-
-_FORMATS: dict[str, str | None] = {}
-_FORMAT_LOCK = threading.Lock()
-
-
-def _preamble_format(engine: str, preamble: str) -> str | None:
-    """A LaTeX format with the packages already loaded, made once per preamble and process.
-
-    Loading the packages (TikZ above all) is half of each pdflatex run; every document of a
-    build shares the same preamble.  None (compile the usual way) if dumping fails.
-    """
-    with _FORMAT_LOCK:
-        if preamble not in _FORMATS:
-            folder = tempfile.mkdtemp(prefix="lstm-derive-format-")
-            atexit.register(shutil.rmtree, folder, True)
-            Path(folder, "preamble.tex").write_text(preamble + "\n\\dump\n", encoding="utf-8")
-            run = subprocess.run([engine, "-ini", "-jobname=preamble", "-interaction=nonstopmode",
-                                  "&pdflatex", "preamble.tex"],
-                                 cwd=folder, capture_output=True, text=True, timeout=300)
-            made = run.returncode == 0 and Path(folder, "preamble.fmt").exists()
-            _FORMATS[preamble] = str(Path(folder, "preamble")) if made else None
-        return _FORMATS[preamble]
-
-
-def latex_problems(log: str) -> list[str]:
-    """Errors and undefined references reported in a LaTeX log, one line each."""
-    patterns = [r"^! .*$", r"^LaTeX Warning: (Reference|Citation) .* undefined.*$",
-                r"^LaTeX Warning: There were undefined references.*$"]
-    found = []
-    for pattern in patterns:
-        found += re.findall(pattern, log, flags=re.M)
-    return found
+def render_cell(entry: Entry, command: str = BUILD_COMMAND, only: str | None = None) -> dict[str, str]:
+    """{file name: text} for any cell, built in or from a spec (see `Build.render`)."""
+    return Build(command).render(entry, only).files

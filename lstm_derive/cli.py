@@ -12,7 +12,7 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from catalogue.cells import CELLS, get_cell
+from catalogue.cells import CELLS, get_entry
 from catalogue.spec import load_spec
 from derive.derivation import derive
 from derive.errors import DeriveError
@@ -28,13 +28,14 @@ class _Parser(argparse.ArgumentParser):
 
 
 def resolve(arg: str):
-    """A built-in cell by name, or the cell of a spec file (a path or a name ending .toml)."""
+    """The catalogue entry of a built-in cell by name, or of a spec file (a path or a name
+    ending .toml); its `.cell` is the mathematics."""
     if arg.endswith(".toml") or "/" in arg or "\\" in arg:
-        cell, warnings = load_spec(arg)
+        entry, warnings = load_spec(arg)
         for warning in warnings:
             print(f"lstm-derive: warning: {warning}", file=sys.stderr)
-        return cell
-    return get_cell(arg)
+        return entry
+    return get_entry(arg)
 
 
 def main(argv=None) -> int:
@@ -118,41 +119,46 @@ def _compare_parser(sub, cell_help):
 
 
 def _list(args) -> int:
-    for cell in CELLS.values():
+    for entry in CELLS.values():
+        cell = entry.cell
         params = ", ".join(f"{n} ({'x'.join(s)})" for n, s in cell.params())
         state = f"state {', '.join(cell.state_names)}" if cell.recurrent else "no state"
-        print(f"{cell.name:<16}{cell.description}\n{'':<16}{state}; parameters {params}")
+        print(f"{cell.name:<16}{entry.description}\n{'':<16}{state}; parameters {params}")
     return 0
 
 
 def _show(args) -> int:
     from checks.formula import formula_names
-    derivation = derive(resolve(args.cell))
+    derivation = derive(resolve(args.cell).cell)
     print(derivation)
     print(formula_names(derivation))
     return 0
 
 
 def _build(args) -> int:
-    from lstm_derive.build import compile_pdf, pdf_assets, render_cell, write_text
-    targets = [(cell, args.out) for cell in CELLS.values()]
+    from lstm_derive.build import Build
+    from lstm_derive.files import write_text
+    from lstm_derive.pdf import compile_pdf
+    targets = [(entry, args.out) for entry in CELLS.values()]
     if args.examples.is_dir():
         targets += [(resolve(str(spec)), args.examples) for spec in sorted(args.examples.glob("*.toml"))]
+    build = Build()   # one build: each cell derived once, its module rendered once
     if args.check:
-        return _report_drift([(folder, cell.name, render_cell(cell)) for cell, folder in targets])
+        return _report_drift([(folder, entry.name, build.render(entry).files)
+                              for entry, folder in targets])
     pdfs = not args.no_pdf and _latex_available()
     # pdflatex runs in processes of its own: each PDF compiles while the next cell renders
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
         pending = []
-        for cell, folder in targets:
-            files = render_cell(cell)
-            for file_name, text in files.items():
+        for entry, folder in targets:
+            rendered = build.render(entry)
+            for file_name, text in rendered.files.items():
                 write_text(folder / file_name, text)
                 print(f"wrote {folder / file_name}")
             if pdfs:
-                pdf = folder / f"{cell.name}.pdf"
-                pending.append((pdf, pool.submit(compile_pdf, files[f"{cell.name}.tex"], pdf,
-                                                 pdf_assets(cell))))
+                pdf = folder / f"{entry.name}.pdf"
+                pending.append((pdf, pool.submit(compile_pdf, rendered.files[f"{entry.name}.tex"],
+                                                 pdf, rendered.assets)))
         for pdf, done in pending:
             done.result()
             print(f"wrote {pdf}")
@@ -160,7 +166,7 @@ def _build(args) -> int:
 
 
 def _latex_available() -> bool:
-    from lstm_derive.build import LATEX_HINT, latex_engine
+    from lstm_derive.pdf import LATEX_HINT, latex_engine
     try:
         latex_engine()
         return True
@@ -187,25 +193,27 @@ def _report_drift(rendered) -> int:
 
 
 def _render_one(args, suffix):
-    """(cell, text, output path) of one artefact of the cell named on the command line."""
-    from lstm_derive.build import render_cell
-    cell = resolve(args.cell)
-    text = render_cell(cell, f"lstm-derive {args.command} {args.cell}", only=suffix)
-    return cell, text[f"{cell.name}{suffix}"], args.out or DEFAULT_OUT / f"{cell.name}{suffix}"
+    """(all rendered, text, output path) of one artefact of the cell named on the command line."""
+    from lstm_derive.build import Build
+    entry = resolve(args.cell)
+    rendered = Build(f"lstm-derive {args.command} {args.cell}").render(entry, only=suffix)
+    file_name = f"{entry.name}{suffix}"
+    return rendered, rendered.files[file_name], args.out or DEFAULT_OUT / file_name
 
 
 def _latex(args) -> int:
-    from lstm_derive.build import compile_pdf, pdf_assets, write_text
-    cell, text, out = _render_one(args, ".tex")
+    from lstm_derive.files import write_text
+    from lstm_derive.pdf import compile_pdf
+    rendered, text, out = _render_one(args, ".tex")
     if args.pdf:
-        compile_pdf(text, out.with_suffix(".pdf"), pdf_assets(cell))
+        compile_pdf(text, out.with_suffix(".pdf"), rendered.assets)
     write_text(out, text)
     print(f"wrote {out}" + (f" and {out.with_suffix('.pdf')}" if args.pdf else ""))
     return 0
 
 
 def _write_one(args, suffix) -> int:
-    from lstm_derive.build import write_text
+    from lstm_derive.files import write_text
     _, text, out = _render_one(args, suffix)
     write_text(out, text)
     print(f"wrote {out}")
@@ -223,9 +231,9 @@ def _code(args) -> int:
 def _check(args) -> int:
     from lstm_derive.build import render_cell
     from checks.gradcheck import check, load_module
-    cell = resolve(args.cell)
-    name = cell.name
-    module = load_module(render_cell(cell, only=".py")[f"{name}.py"], name)
+    entry = resolve(args.cell)
+    name = entry.name
+    module = load_module(render_cell(entry, only=".py")[f"{name}.py"], name)
     worst = 0.0
     recurrent = hasattr(module, "STATE")
     head = ("T,B," if recurrent else "B,") + ",".join(module.SIZES)
@@ -246,26 +254,26 @@ def _check(args) -> int:
 def _compare(args) -> int:
     from checks.formula import read_formulas
     from checks.formulacheck import check_formulas
-    cell = resolve(args.cell)
+    entry = resolve(args.cell)
     formulas = [("--formula", f) for f in args.formula]
     formulas += read_formulas(args.formulas) if args.formulas else []
     if not args.against and not formulas:
         raise DeriveError("compare needs --against PATH_OR_MODULE, --formula or --formulas")
-    derivation = derive(cell)
-    status = _compare_code(derivation, args) if args.against else 0
+    derivation = derive(entry.cell)
+    status = _compare_code(derivation, entry, args) if args.against else 0
     if formulas:
         status = max(status, check_formulas(derivation, formulas, print))
     return status
 
 
-def _compare_code(derivation, args) -> int:
+def _compare_code(derivation, entry, args) -> int:
     from checks.compare import compare, table
     from checks.diagnose import diagnose
     from checks.usercode import Runner, load
     cell = derivation.cell
     if args.against == "torch":
         from checks.torchref import torch_module
-        module, label = torch_module(cell), "torch"
+        module, label = torch_module(cell, entry.torch), "torch"
     else:
         module, label = load(args.against), "yours"
     runner = Runner(module, args.against, cell)

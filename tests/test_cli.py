@@ -82,7 +82,7 @@ def test_build_without_latex_writes_code_and_document_and_says_how_to_get_pdfs(t
 
 def test_written_files_get_the_usual_permissions(tmp_path):
     import os
-    from lstm_derive.build import write_text
+    from lstm_derive.files import write_text
     write_text(tmp_path / "a.txt", "text")
     umask = os.umask(0)
     os.umask(umask)

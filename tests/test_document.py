@@ -12,7 +12,7 @@ from codegen import figures
 from codegen.emit_html import Reader
 from codegen.notation import Notation
 from conftest import GENERATED, ROOT
-from catalogue import get_cell
+from catalogue import get_cell, get_entry
 from derive import derive
 from catalogue.cells import CELLS
 from derive.errors import DeriveError
@@ -50,7 +50,7 @@ def test_html_is_self_contained_mathml_and_svg(name):
     assert not [e for e in root.iter() if e.tag in (f"{XHTML}script", f"{XHTML}link", f"{XHTML}img")]
     assert not re.search(r"""(src|href)=["']https?:""", text)
     assert len(list(root.iter(f"{MATHML}math"))) > 50
-    assert len(list(root.iter(f"{SVG}svg"))) == (3 if CELLS[name].recurrent else 1)
+    assert len(list(root.iter(f"{SVG}svg"))) == (3 if CELLS[name].cell.recurrent else 1)
     assert "\\" not in "".join(root.itertext()), "LaTeX left in the page"
     ids = [e.get("id") for e in root.iter() if e.get("id")]
     assert len(ids) == len(set(ids)), "duplicate ids"
@@ -88,7 +88,7 @@ def test_tikz_and_svg_draw_the_same_nodes():
 
 
 def test_a_derivation_displays_itself_in_a_notebook():
-    from codegen.notebook import Page
+    from lstm_derive.notebook import Page
     derivation = Page(derive(get_cell("rnn")))
     latex = derivation._repr_latex_()
     assert latex.startswith("$$\\begin{aligned}") and latex.endswith("\\end{aligned}$$")
@@ -96,21 +96,24 @@ def test_a_derivation_displays_itself_in_a_notebook():
     html = derivation._repr_html_()
     root = ET.fromstring(html)
     assert root.get("class") == "lstm-derive" and list(root.iter(f"{MATHML}math"))
+    with pytest.raises(ValueError, match="not the derivation's cell"):   # words of another cell
+        Page(derive(get_cell("rnn")), get_entry("gru"))
 
 
 def test_without_matplotlib_the_page_says_the_plot_was_not_drawn(monkeypatch):
-    import codegen.flow
-    from lstm_derive.build import render_cell
+    import codegen.flow_plot
+    from lstm_derive.build import Build
 
-    def no_matplotlib(curves):
+    def no_matplotlib(flow):
         raise ImportError("No module named 'matplotlib'")
-    monkeypatch.setattr(codegen.flow, "_figure", no_matplotlib)
-    codegen.flow._plots.cache_clear()          # drawn plots are cached per cell
+    monkeypatch.setattr(codegen.flow_plot, "_figure", no_matplotlib)
+    codegen.flow_plot.draw.cache_clear()          # drawn plots are cached by their numbers
     try:
-        assert codegen.flow.plot_pdf(get_cell("rnn")) is None
-        page = render_cell(get_cell("rnn"))["rnn.html"]
+        rendered = Build().render(get_entry("rnn"))
     finally:
-        codegen.flow._plots.cache_clear()
+        codegen.flow_plot.draw.cache_clear()
+    assert rendered.assets == {}                  # no plot for the PDF either
+    page = rendered.files["rnn.html"]
     assert "matplotlib, which was not installed" in page
     root = ET.fromstring(page.split("\n", 1)[1])
     assert len(list(root.iter(f"{SVG}svg"))) == 2      # the two drawn figures remain
@@ -125,8 +128,8 @@ def test_notes_with_special_characters_reach_the_page_intact(tmp_path):
         'description = "', 'description = "50% of W_f & U_f: ', 1).replace(
         'note = "forget gate"', 'note = "forget & reset_gate, 50% open"', 1)
     (tmp_path / "odd.toml").write_text(spec, encoding="utf-8")
-    cell, _ = load_spec(tmp_path / "odd.toml")
-    page = render_cell(cell)["odd.html"]
+    entry, _ = load_spec(tmp_path / "odd.toml")
+    page = render_cell(entry)["odd.html"]
     root = ET.fromstring(page.split("\n", 1)[1])
     text = "".join(root.itertext()).replace("\xa0", " ")
     assert "50% of W_f & U_f: " in text and "forget & reset_gate, 50% open" in text

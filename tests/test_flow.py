@@ -9,13 +9,14 @@ import pytest
 import sympy as sp
 
 from codegen.emit_feedforward import emit_feedforward
-from codegen.flow import gate_biases, gradient_norms
-from catalogue import get_cell
+from catalogue import Entry, get_cell, get_entry
 from derive import derive
 from checks.gradcheck import check, load_module
 from derive.heads import output_heads
 from derive.interpret import run
 from derive.jacobians import state_jacobians
+from lstm_derive.build import Build
+from lstm_derive.measure import gate_biases
 
 RECURRENT = ["lstm", "peephole_lstm", "cifg_lstm", "gru", "gru_reset_after", "rnn", "lstmp"]
 SIZES = {"D": 3, "H": 4, "P": 2}
@@ -87,13 +88,13 @@ def test_the_additive_paths_are_found_where_they_exist():
     assert free["lstm"] == ["dc[t]/dc[t-1] = diag(f)"]
     assert free["rnn"] == []
     assert any("diag(z)" in text for text in free["gru"])
-    assert gate_biases(derive(get_cell("lstm"))) == ("b_f",)
-    assert gate_biases(derive(get_cell("gru"))) == ("b_z",)
-    assert gate_biases(derive(get_cell("rnn"))) == ()
+    for name, biases in (("lstm", ("b_f",)), ("gru", ("b_z",)), ("rnn", ())):
+        derivation = derive(get_cell(name))
+        assert gate_biases(derivation, state_jacobians(derivation)) == biases
 
 
 def test_measured_gradient_norms_show_the_additive_path():
-    curves = gradient_norms(get_cell("lstm"))
+    curves = dict(Build().document(get_entry("lstm")).flow.curves)   # measured with the module
     plain, opened, rnn = curves["lstm"], curves["lstm, b_f = 3"], curves["rnn"]
     assert rnn[-1] < 1e-3 * rnn[0]                 # the plain RNN's gradient vanishes
     assert opened[-1] > 1e3 * rnn[-1]              # an open forget gate carries it
@@ -103,6 +104,7 @@ def test_measured_gradient_norms_show_the_additive_path():
 @pytest.mark.parametrize("head", [0, 1])
 def test_output_heads_pass_the_gradient_check(head):
     cell = output_heads(get_cell("lstm"))[head]
-    module = load_module(emit_feedforward(derive(cell), "test"), cell.name)
+    entry = Entry(cell, "output head", size_args=(("H", "hidden_size"), ("K", "output_size")))
+    module = load_module(emit_feedforward(derive(cell), entry, "test"), cell.name)
     errors = check(module, 1, 3, 4, 5)
     assert max(errors.values()) < 1e-8, errors

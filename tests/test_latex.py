@@ -9,7 +9,8 @@ import shutil
 
 import pytest
 
-from lstm_derive.build import compile_pdf, latex_problems, overfull_boxes, pdf_assets, render_cell
+from lstm_derive.build import Build
+from lstm_derive.pdf import compile_pdf, latex_problems, overfull_boxes
 from conftest import GENERATED, ROOT
 from catalogue.cells import CELLS
 from lstm_derive.cli import resolve
@@ -54,9 +55,10 @@ def test_log_parser_measures_overfull_boxes():
 @pytest.mark.parametrize("name", DOCUMENTS)
 def test_document_compiles_cleanly_and_every_box_fits(name, tmp_path):
     """No error, no undefined reference, no box more than 1pt too wide, for every document."""
-    cell = resolve(name)
-    tex = render_cell(cell)[f"{cell.name}.tex"]
-    warnings = compile_pdf(tex, tmp_path / "doc.pdf", pdf_assets(cell))  # raises on errors
+    entry = resolve(name)
+    rendered = Build().render(entry, only=".tex")
+    tex = rendered.files[f"{entry.name}.tex"]
+    warnings = compile_pdf(tex, tmp_path / "doc.pdf", rendered.assets)  # raises on errors
     assert (tmp_path / "doc.pdf").read_bytes().startswith(b"%PDF")
     assert not [w for w in warnings if w.startswith("overfull")], warnings
 
@@ -71,8 +73,8 @@ def test_a_broken_document_is_reported_and_no_pdf_is_left(tmp_path):
 
 @NEEDS_LATEX
 def test_an_unusable_preamble_format_falls_back_to_a_plain_compile(tmp_path, monkeypatch):
-    import lstm_derive.build as build
-    monkeypatch.setattr(build, "_preamble_format", lambda engine, preamble: str(tmp_path / "gone"))
+    import lstm_derive.pdf as pdf
+    monkeypatch.setattr(pdf, "_preamble_format", lambda engine, preamble: str(tmp_path / "gone"))
     tex = "\\documentclass{article}\n\\usepackage{amsmath}\n\\begin{document}\n$x$\n\\end{document}\n"
     compile_pdf(tex, tmp_path / "doc.pdf")
     assert (tmp_path / "doc.pdf").read_bytes().startswith(b"%PDF")
@@ -91,18 +93,18 @@ def test_a_label_counted_wrongly_in_advance_gets_the_second_run(tmp_path, monkey
     """The .aux is seeded with the labels we expect; when LaTeX writes others (here an item
     number where we guessed a section number) a second run follows; our documents need one."""
     import subprocess
-    import lstm_derive.build as build
+    import lstm_derive.pdf as pdf
     runs = []
     real_run = subprocess.run
-    monkeypatch.setattr(build.subprocess, "run", lambda *a, **k: runs.append(1) or real_run(*a, **k))
-    engine = build.latex_engine()
+    monkeypatch.setattr(pdf.subprocess, "run", lambda *a, **k: runs.append(1) or real_run(*a, **k))
+    engine = pdf.latex_engine()
     tex = ("\\documentclass{article}\n\\begin{document}\n\\section{One}\n\\begin{enumerate}\n"
            "\\item a\n\\item b \\label{sec:item}\n\\end{enumerate}\nSee \\ref{sec:item}.\n"
            "\\end{document}\n")
     (tmp_path / "odd").mkdir()
-    build._latex_runs(engine, None, tex, tmp_path / "odd")
-    assert len(runs) == 2 and build._written_labels(tmp_path / "odd") == {"sec:item": "2"}
+    pdf._latex_runs(engine, None, tex, tmp_path / "odd")
+    assert len(runs) == 2 and pdf._written_labels(tmp_path / "odd") == {"sec:item": "2"}
     runs.clear()
     (tmp_path / "lstm").mkdir()
-    build._latex_runs(engine, None, (GENERATED / "lstm.tex").read_text(), tmp_path / "lstm")
+    pdf._latex_runs(engine, None, (GENERATED / "lstm.tex").read_text(), tmp_path / "lstm")
     assert len(runs) == 1, "the document's own labels were not all predicted"

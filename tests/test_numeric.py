@@ -21,8 +21,8 @@ def test_every_gradient_matches_finite_differences(lstm, shape):
 
 
 FAMILY_SHAPES = [(3, 2, 4, 3, 2), (1, 1, 2, 3, 4), (2, 3, 3, 2, 3)]  # T, B, then D, H, (P or K)
-RECURRENT = [name for name, cell in CELLS.items() if cell.recurrent]
-FEEDFORWARD = [name for name, cell in CELLS.items() if not cell.recurrent]
+RECURRENT = [name for name, entry in CELLS.items() if entry.cell.recurrent]
+FEEDFORWARD = [name for name, entry in CELLS.items() if not entry.cell.recurrent]
 
 
 @pytest.mark.parametrize("shape", FAMILY_SHAPES, ids=lambda s: "-".join(map(str, s)))

@@ -28,7 +28,7 @@ GELU = Op("gelu", (X,), X / 2 * (1 + sp.erf(X / sp.sqrt(2))), X / 2 * (1 + sp.er
 
 def rnn_with(op: Op) -> Cell:
     """h_t = op(W x_t + U h_{t-1} + b): a plain RNN whose activation is the new row."""
-    return Cell(name=f"rnn_{op.name}", description="", inputs=(("x", "D"),), state=(("h", "H"),), output="h",
+    return Cell(name=f"rnn_{op.name}", inputs=(("x", "D"),), state=(("h", "H"),), output="h",
                 stages=(affine("a", ("x", "h_prev"), ("W", "U"), "b", "H"),
                         elementwise(op, "h", "a")))
 

@@ -5,7 +5,7 @@ import dataclasses
 import pytest
 import sympy as sp
 
-from catalogue.cells import get_cell
+from catalogue.cells import get_cell, get_entry
 from codegen.numpy_backend.emit import emit_numpy
 from codegen.numpy_backend.printer import expr_code
 from derive import DeriveError, derive
@@ -31,6 +31,6 @@ def test_an_unspellable_function_is_refused_at_generation_time_in_one_line():
     forward = tuple(dataclasses.replace(eq, numeric=sp.erf(value(eq.stage.inputs[0])))
                     if eq.numeric is not None else eq for eq in derivation.forward)
     with pytest.raises(DeriveError) as error:
-        emit_numpy(dataclasses.replace(derivation, forward=forward), "test")
+        emit_numpy(dataclasses.replace(derivation, forward=forward), get_entry("rnn"), "test")
     message = str(error.value)
     assert "\n" not in message and "cannot spell the function erf" in message

@@ -8,7 +8,7 @@ import pytest
 from conftest import ROOT, generated, load_file, random_problem
 from catalogue.cells import CELLS
 
-RECURRENT = [name for name, cell in CELLS.items() if cell.recurrent]
+RECURRENT = [name for name, entry in CELLS.items() if entry.cell.recurrent]
 EXAMPLES = sorted((ROOT / "examples").glob("*.py"))
 
 

@@ -343,7 +343,7 @@ def chained_reference(seed, T=T_MAIN):
 
 @lru_cache(maxsize=None)
 def package_derivation():
-    return derive(LSTM)
+    return derive(LSTM.cell)
 
 
 def run_package(pt: Point, derivation=None):

@@ -39,15 +39,16 @@ def stages(*pairs):
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.stem)
 def test_examples_match_finite_differences(path):
-    cell, warnings = load_spec(path)
+    entry, warnings = load_spec(path)
     assert warnings == []
-    module = load_module(render_cell(cell)[f"{cell.name}.py"], cell.name)
+    module = load_module(render_cell(entry)[f"{entry.name}.py"], entry.name)
     errors = check(module, 3, 2, 4, 3, seed=5)
     assert max(errors.values()) < 1e-6, errors
 
 
 def test_compound_expressions_become_the_finest_stages(tmp_path):
-    cell, _ = load_spec(spec(tmp_path, stages(("h", "tanh(W @ x + U @ h_prev + b) * (1 - h_prev)"))))
+    entry, _ = load_spec(spec(tmp_path, stages(("h", "tanh(W @ x + U @ h_prev + b) * (1 - h_prev)"))))
+    cell = entry.cell
     kinds = [(s.name, s.kind.value) for s in cell.stages]
     assert kinds == [("h_1", "affine"), ("h_2", "tanh"), ("h_3", "one_minus"), ("h", "mul")]
     assert cell.stages[0].weights == ("W", "U") and cell.stages[0].bias == "b"
@@ -56,8 +57,8 @@ def test_compound_expressions_become_the_finest_stages(tmp_path):
 def test_minimal_gated_unit_matches_a_hand_written_step(tmp_path):
     """The MGU example's first step against the equations written out here."""
     import numpy as np
-    cell, _ = load_spec(ROOT / "examples" / "mgu.toml")
-    module = load_module(render_cell(cell)["mgu.py"], "mgu")
+    entry, _ = load_spec(ROOT / "examples" / "mgu.toml")
+    module = load_module(render_cell(entry)["mgu.py"], "mgu")
     p = module.init_params(3, 2, seed=1)
     x = np.random.default_rng(1).normal(size=(1, 1, 3))
     h0 = np.random.default_rng(2).normal(size=(1, 2))
@@ -122,9 +123,9 @@ def test_unused_parameters_are_a_warning(tmp_path):
     body = HEADER + 'V = ["H", "H"]\n' + stages(("h", "tanh(W @ x + U @ h_prev + b)"))
     path = tmp_path / "warn.toml"
     path.write_text(body)
-    cell, warnings = load_spec(path)
+    entry, warnings = load_spec(path)
     assert warnings == [f"{path}: parameter 'V' is never used"]
-    assert "V" not in dict(cell.params())
+    assert "V" not in dict(entry.cell.params())
 
 
 def test_spec_code_is_never_run_from_the_command_line(tmp_path):
@@ -159,8 +160,8 @@ def test_random_and_mutated_specs_never_crash(tmp_path_factory, text):
     path.write_text(text, encoding="utf-8", errors="surrogatepass") if False else \
         path.write_bytes(text.encode("utf-8", "surrogatepass"))
     try:
-        cell, _ = load_spec(path)
+        entry, _ = load_spec(path)
     except DeriveError as err:
         assert "\n" not in str(err)
         return
-    derive(cell)   # a spec that loads must also derive
+    derive(entry.cell)   # a spec that loads must also derive

@@ -16,7 +16,7 @@ if os.environ.get("CI") == "true":
 else:
     torch = pytest.importorskip("torch")
 
-TORCH_CELLS = [name for name, cell in CELLS.items() if cell.torch is not None]
+TORCH_CELLS = [name for name, entry in CELLS.items() if entry.torch is not None]
 SIZES = {"D": 3, "H": 4, "P": 2}
 
 

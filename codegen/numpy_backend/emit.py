@@ -1,6 +1,6 @@
 """Emit the standalone NumPy module of a recurrent cell's derivation (`generated/<cell>.py`).
 
-Contract: `emit_numpy(derivation, command) -> str`, the module's source, deterministic.
+Contract: `emit_numpy(derivation, entry, command) -> str`, the module's source, deterministic.
 All decisions are made here (the module and the forward steps), in `backward.py` (the
 backward steps) and in `codegen.schedule` (which products, blocks and buffers); the
 template `module.py.j2` only lays the lines out.  Expressions are printed by the backend's
@@ -26,14 +26,14 @@ from derive.stages import Kind
 __all__ = ["emit_numpy", "size_sources", "tuple_code", "module_facts"]
 
 
-def emit_numpy(derivation: Derivation, command: str) -> str:
+def emit_numpy(derivation: Derivation, entry, command: str) -> str:
     """The module's source text."""
     cell, plan = derivation.cell, make_plan(derivation)
     sizes = cell.sizes()
     params = cell.params()
     cached = _cached(derivation, plan)
     context = dict(
-        cell=cell.name, command=command, **module_facts(cell),
+        cell=cell.name, command=command, **module_facts(entry),
         params=[(name, tuple_code(shape)) for name, shape in params],
         state=list(cell.state_names), state_tuple=tuple_code(cell.state_names), state_sizes=[size for _, size in cell.state],
         output=cell.output, output_size=sizes[cell.output],
@@ -56,15 +56,15 @@ def emit_numpy(derivation: Derivation, command: str) -> str:
     return render("module.py.j2", **context)
 
 
-def module_facts(cell) -> dict:
-    """What the module says about the cell beyond its mathematics: its description, its
-    size arguments and its PyTorch layout (the cell's prose; the only place it is read)."""
-    facts = dict(description=cell.description, size_args=list(cell.size_args), torch=None)
-    if cell.torch is not None:
-        sizes = ", ".join(f"{arg}={symbol}" for symbol, arg in cell.size_args[:2])
-        options = ", ".join(o for o in (sizes, cell.torch.options) if o)
-        facts["torch"] = dict(module=cell.torch.module, options=options,
-                              blocks=[(key, tuple_code(names)) for key, names in cell.torch.keys])
+def module_facts(entry) -> dict:
+    """What the module says about the cell beyond its mathematics, from its catalogue entry:
+    its description, its size arguments and its PyTorch layout (the only place they are read)."""
+    facts = dict(description=entry.description, size_args=list(entry.size_args), torch=None)
+    if entry.torch is not None:
+        sizes = ", ".join(f"{arg}={symbol}" for symbol, arg in entry.size_args[:2])
+        options = ", ".join(o for o in (sizes, entry.torch.options) if o)
+        facts["torch"] = dict(module=entry.torch.module, options=options,
+                              blocks=[(key, tuple_code(names)) for key, names in entry.torch.keys])
     return facts
 
 

@@ -18,14 +18,14 @@ from derive.rules import LOSSES, TARGET, X, loss_gradient
 from derive.stages import Kind, Loss
 
 
-def emit_feedforward(derivation: Derivation, command: str) -> str:
+def emit_feedforward(derivation: Derivation, entry, command: str) -> str:
     cell = derivation.cell
     sizes = cell.sizes()
     safe = sp.Symbol("y_safe", real=True)
     head = {X: safe if cell.loss is Loss.CROSS_ENTROPY else sp.Symbol("y", real=True),
             TARGET: sp.Symbol("t", real=True)}
     return render(
-        "feedforward.py.j2", cell=cell.name, command=command, **module_facts(cell),
+        "feedforward.py.j2", cell=cell.name, command=command, **module_facts(entry),
         params=[(name, tuple_code(shape)) for name, shape in cell.params()],
         size_sources=size_sources(cell.params()),
         input=cell.input_names[0], input_size=sizes[cell.input_names[0]],

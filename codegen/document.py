@@ -1,0 +1,65 @@
+"""The data a cell's document is rendered from, handed to the renderers whole.
+
+`lstm_derive` builds a `Document` (it derives, measures and draws); `emit_latex` and
+`emit_html` only print what is in it.  It holds the cell's derivation and words, the LSTM's
+derivation to compare with, and for a recurrent cell the derivations of its output heads,
+its one-step state Jacobians, the gradient flow measured with its generated module
+(`Flow`: plain numbers) and that measurement's plot, already drawn.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sympy as sp
+
+from derive.derivation import Derivation
+from derive.jacobians import StateJacobian
+
+
+@dataclass(frozen=True)
+class Setting:
+    """The constants of the gradient-flow measurement, for the document's account of it."""
+
+    hidden: int            # H
+    input: int             # D
+    batch: int
+    open_bias: float       # what the biases of the opened gates are set to
+    open_gate: float       # sigmoid(open_bias): what such a gate keeps per step
+    closed_gate: sp.Expr   # sigmoid(0), exactly: a gate at the usual initialisation
+
+
+@dataclass(frozen=True)
+class Flow:
+    """Mean norm of dL/d(state at T-k) for every k in `steps`, one curve per setting."""
+
+    steps: tuple[int, ...]
+    curves: tuple[tuple[str, tuple[float, ...]], ...]   # (label, one norm per k)
+    biases: tuple[str, ...]   # biases of the gates on a weight-free state path (opened in a curve)
+    setting: Setting
+
+
+@dataclass(frozen=True)
+class Plot:
+    """The gradient-flow plot, drawn once: SVG for the page, PDF for the LaTeX document."""
+
+    svg: str
+    pdf: bytes
+
+
+@dataclass(frozen=True)
+class Document:
+    """Everything a cell's document shows; feed-forward networks have no heads, Jacobians or flow."""
+
+    derivation: Derivation
+    description: str
+    notes: tuple[str, ...] = ()
+    lstm: Derivation | None = None          # the LSTM's, to say how this cell differs; None for the LSTM
+    heads: tuple[Derivation, ...] = ()      # output layers that put a loss on the outputs
+    jacobians: tuple[StateJacobian, ...] = ()
+    flow: Flow | None = None
+    plot: Plot | None = None                # None when matplotlib is not installed
+
+    @property
+    def plot_file(self) -> str:
+        """The name under which the LaTeX document includes the plot's PDF."""
+        return f"{self.derivation.cell.name}-flow.pdf"

@@ -1,0 +1,56 @@
+"""The gradient-flow plot: measured norms (a `Flow`) drawn with matplotlib, as SVG and PDF.
+
+`draw(flow)` returns a `Plot` (deterministic SVG text and PDF bytes: no dates, a fixed hash
+salt) or None when matplotlib, an optional documentation dependency, is not installed; the
+documents then say the plot was not drawn.  It draws numbers it is handed and measures
+nothing: the numbers come from `lstm_derive.measure`.
+"""
+from __future__ import annotations
+
+import io
+from functools import lru_cache
+
+import numpy as np
+
+from codegen.document import Flow, Plot
+
+RC = {"svg.hashsalt": "lstm-derive", "svg.fonttype": "none", "font.size": 9}
+
+
+def _figure(flow: Flow):
+    """The plot as a matplotlib Figure, made without pyplot and without touching the
+    caller's matplotlib settings (a notebook showing a derivation keeps its own)."""
+    import matplotlib
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import FuncFormatter, NullFormatter
+    with matplotlib.rc_context(RC):
+        fig = Figure(figsize=(5.6, 2.9))
+        ax = fig.add_subplot()
+        for (name, values), style in zip(flow.curves, ("o-", "s-", "^--")):
+            ax.semilogy(flow.steps, values, style, markersize=3, label=name)
+        ax.set_xlabel("k (steps back from the last output)")
+        ax.set_ylabel("mean norm of dL/ds at T-k")
+        # plain tick labels: matplotlib's mathtext would cost most of the plotting time
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"1e{round(np.log10(v))}"))
+        ax.yaxis.set_minor_formatter(NullFormatter())
+        ax.grid(True, which="major", alpha=0.3)
+        ax.legend()
+        fig.tight_layout()
+    return fig
+
+
+@lru_cache(maxsize=16)
+def draw(flow: Flow) -> Plot | None:
+    """The plot drawn once, saved as SVG and as PDF; None without matplotlib.  Cached by
+    the numbers: the same measurement always gives the same bytes."""
+    try:
+        import matplotlib
+        fig = _figure(flow)
+    except ImportError:
+        return None
+    svg, pdf = io.BytesIO(), io.BytesIO()
+    with matplotlib.rc_context(RC):   # tick labels are made while saving: same settings
+        fig.savefig(svg, format="svg", metadata={"Date": None, "Creator": None})
+        fig.savefig(pdf, format="pdf", metadata={"CreationDate": None, "Creator": None})
+    text = svg.getvalue().decode("utf-8")
+    return Plot(svg=text[text.index("<svg"):], pdf=pdf.getvalue())

@@ -1,0 +1,31 @@
+"""Build a cell's `Document`: everything its .tex and .html show, derived, measured and drawn here.
+
+`make_document(entry, derivation, lstm, module, reference)` takes the cell's catalogue
+entry (its words) and derivation, the LSTM's derivation (None for the LSTM itself), the
+cell's generated module text and the reference module (name, text) its gradient flow is
+compared with.  For a recurrent cell it derives the output heads, computes the state
+Jacobians, measures the gradient flow by running `module` and draws the plot; the
+renderers then only print the result.
+"""
+from __future__ import annotations
+
+from catalogue.entry import Entry
+from codegen.document import Document
+from codegen.flow_plot import draw
+from derive.derivation import Derivation, derive
+from derive.heads import output_heads
+from derive.jacobians import state_jacobians
+from lstm_derive.measure import measure_flow
+
+
+def make_document(entry: Entry, derivation: Derivation, lstm: Derivation | None, module: str,
+                  reference: tuple[str, str] | None) -> Document:
+    cell = derivation.cell
+    words = dict(description=entry.description, notes=entry.notes)
+    if not cell.recurrent:
+        return Document(derivation, lstm=lstm, **words)
+    jacobians = state_jacobians(derivation)
+    flow = measure_flow(derivation, jacobians, module, reference)
+    return Document(derivation, lstm=lstm, **words,
+                    heads=tuple(derive(head) for head in output_heads(cell)),
+                    jacobians=jacobians, flow=flow, plot=draw(flow))
