@@ -183,8 +183,8 @@ def _forward_steps(w, sizes, xs, seq, ws):
     h_1_seq = seq["h_1_seq"]
     Z_f_seq = seq["Z_f_seq"]
     Z_n_seq = seq["Z_n_seq"]
-    # the x terms of every step at once  (F1)-(F4)
     A_x = _take(ws, "A_x", (steps, B, 2 * H), dtype)
+    # the x terms of every step at once  (F1)-(F4)
     numpy.matmul(xs.reshape(steps * B, D), Wcat_x.T, out=A_x.reshape(steps * B, 2 * H))
     A_x += bcat_x
     A_h_prev = _take(ws, "A_h_prev", (B, H), dtype)
@@ -239,7 +239,6 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs, ws):
     scratch_Z_n = _take(ws, "scratch_Z_n", (B, H), dtype)
     for t in reversed(range(steps)):
         h_prev = h_seq[t]
-        n_1 = n_1_seq[t]
         h_1 = h_1_seq[t]
         Z_f = Z_f_seq[t]
         Z_n = Z_n_seq[t]

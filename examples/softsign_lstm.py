@@ -194,8 +194,8 @@ def _forward_steps(w, sizes, xs, seq, ws):
     g_seq = seq["g_seq"]
     h_1_seq = seq["h_1_seq"]
     Z_f_i_o_seq = seq["Z_f_i_o_seq"]
-    # the x terms of every step at once  (F1)-(F7)
     A_x = _take(ws, "A_x", (steps, B, 4 * H), dtype)
+    # the x terms of every step at once  (F1)-(F7)
     numpy.matmul(xs.reshape(steps * B, D), Wcat_x.T, out=A_x.reshape(steps * B, 4 * H))
     A_x += bcat_x
     A_h_prev = _take(ws, "A_h_prev", (B, 4 * H), dtype)

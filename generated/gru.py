@@ -189,8 +189,8 @@ def _forward_steps(w, sizes, xs, seq, ws):
     v_seq = seq["v_seq"]
     Z_z_r_seq = seq["Z_z_r_seq"]
     Z_n_seq = seq["Z_n_seq"]
-    # the x terms of every step at once  (F1)-(F6)
     A_x = _take(ws, "A_x", (steps, B, 3 * H), dtype)
+    # the x terms of every step at once  (F1)-(F6)
     numpy.matmul(xs.reshape(steps * B, D), Wcat_x.T, out=A_x.reshape(steps * B, 3 * H))
     A_x += bcat_x
     A_h_prev = _take(ws, "A_h_prev", (B, 2 * H), dtype)
@@ -246,7 +246,6 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs, ws):
     scratch_Z_n = _take(ws, "scratch_Z_n", (B, H), dtype)
     for t in reversed(range(steps)):
         h_prev = h_seq[t]
-        s = s_seq[t]
         v = v_seq[t]
         Z_z_r = Z_z_r_seq[t]
         Z_n = Z_n_seq[t]

@@ -191,8 +191,8 @@ def _forward_steps(w, sizes, xs, seq, ws):
     n_seq = seq["n_seq"]
     v_seq = seq["v_seq"]
     Z_z_r_seq = seq["Z_z_r_seq"]
-    # the x terms of every step at once  (F1)-(F3)
     A_x = _take(ws, "A_x", (steps, B, 3 * H), dtype)
+    # the x terms of every step at once  (F1)-(F3)
     numpy.matmul(xs.reshape(steps * B, D), Wcat_x.T, out=A_x.reshape(steps * B, 3 * H))
     A_x += bcat_x
     A_h_prev = _take(ws, "A_h_prev", (B, 3 * H), dtype)

@@ -112,15 +112,3 @@ def _number(value) -> str:
 def commented(lines, comment):
     """The comment (an equation label) on the first of the lines an equation became."""
     return [lines[0] + comment] + lines[1:] if comment else lines
-
-
-def columns(buffer, cols, width):
-    """Columns of a per-step buffer; one index expression for a step of a hoisted one."""
-    if cols == f"0:{width}":
-        return buffer
-    return f"{buffer[:-1]}, :, {cols}]" if buffer.endswith("[t]") else f"{buffer}[:, {cols}]"
-
-
-def list_labels(labels):
-    """(F5) (F6) (F8): the labels of the equations one line implements."""
-    return " ".join(f"({label})" for label in labels)

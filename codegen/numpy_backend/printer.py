@@ -15,11 +15,13 @@ from sympy.printing.numpy import NumPyPrinter
 from sympy.printing.precedence import PRECEDENCE
 
 from derive.errors import DeriveError
+from codegen.records import Softmax
 from derive.terms import WT, Carried, LossGrad, Outer, RowSum
 
 # Every function the printer can spell (the backward vocabulary has its own methods below).
 SPELLED = {sp.tanh: "numpy.tanh", sp.exp: "numpy.exp", sp.log: "numpy.log", sp.Abs: "numpy.abs", sp.sign: "numpy.sign",
-           sp.Max: "numpy.maximum", WT: None, RowSum: None, LossGrad: None, Carried: None, Outer: None}
+           sp.Max: "numpy.maximum", WT: None, RowSum: None, LossGrad: None, Carried: None, Outer: None,
+           Softmax: None}
 _IN_PLACE = {sp.tanh: "numpy.tanh", sp.exp: "numpy.exp", sp.log: "numpy.log"}
 _X = sp.Wild("x")
 
@@ -56,6 +58,9 @@ class NumPyCode(NumPyPrinter):
 
     def _print_Carried(self, expr):
         return self._settings["carried"].format(expr.args[0].name)
+
+    def _print_Softmax(self, expr):
+        return f"_softmax({self._print(expr.args[0])})"
 
     def _print_Max(self, expr):
         a, b = sorted(expr.args, key=lambda e: e.is_Number)   # numpy.maximum(z, 0)
