@@ -31,6 +31,8 @@ def backward_pre(derivation, plan: Plan):
     blocks = [b for g in plan.groups for b in g.blocks]
     out += [Buffer(f"d_{b.out}", ("B", b.width)) for b in blocks]
     out += [Buffer(f"scratch_{b.out}", ("B", b.width)) for b in blocks]
+    # the gradient of each block output, bound once to its mathematical name
+    out += [View(f"d_{o}", part(f"d_{b.out}", b.columns(o), b.width)) for b in blocks for o in b.outputs]
     return out
 
 
@@ -66,8 +68,7 @@ def _adjoint(derivation, plan: Plan, adj, order):
     found = plan.block_of(adj.target)
     g = plan.group_of(adj.target)
     if found is not None and adj.target in found[1].outputs:
-        b = found[1]
-        return [Assign(Ref(f"d_{b.out}", columns=b.columns(adj.target)), expr, label)]
+        return [Assign(Ref(f"d_{adj.target}"), expr, label)]
     if g is not None:
         return _member(derivation, plan, g, adj, expr, label, order)
     if adj.target in cell.input_names:

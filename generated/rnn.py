@@ -125,7 +125,9 @@ def _buffers(n, B, sizes, dtype, ws):
     """Storage for n steps of what the backward pass reads (a state has n + 1 rows)."""
     D = sizes["D"]
     H = sizes["H"]
-    return dict(h_seq=_take(ws, "h_seq", (n + 1, B, H), dtype))
+    return {
+        "h_seq": _take(ws, "h_seq", (n + 1, B, H), dtype),
+    }
 
 
 class Workspace:

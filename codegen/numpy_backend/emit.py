@@ -44,6 +44,7 @@ def emit_numpy(derivation: Derivation, command: str) -> str:
         grads=[grad_line(g) for g in prog.grads],
         dxs_written=prog.dxs_written,
         softmax=any(s.kind is Kind.SOFTMAX for s in cell.stages),
+        sigmoid=any(s.kind is Kind.SIGMOID for s in cell.stages),
     )
     return render("module.py.j2", **context)
 

@@ -9,10 +9,10 @@ below does not know is printed whole and assigned, so every expression works.
 from __future__ import annotations
 
 import sympy as sp
-from codegen.numpy_backend.printer import expr_code, spelled
+from codegen.numpy_backend.printer import Sigmoid, expr_code, spelled
 from derive.terms import WT, Carried, LossGrad, Outer, RowSum
 
-_FUNCTIONS = {sp.tanh: "numpy.tanh", sp.exp: "numpy.exp", sp.log: "numpy.log"}
+_FUNCTIONS = {sp.tanh: "numpy.tanh", sp.exp: "numpy.exp", sp.log: "numpy.log", Sigmoid: "_sigmoid"}
 _WHOLE = (WT, Outer, RowSum)   # printed whole: not elementwise, no in-place form
 
 

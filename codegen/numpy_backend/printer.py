@@ -19,9 +19,17 @@ from codegen.records import Softmax
 from derive.terms import WT, Carried, LossGrad, Outer, RowSum
 
 # Every function the printer can spell (the backward vocabulary has its own methods below).
+class Sigmoid(sp.Function):
+    """The logistic sigmoid, as the module's helper `_sigmoid` spells it (the derivation writes
+    it (1 + tanh(z/2))/2, which the printers recognise)."""
+
+    nargs = 1
+    is_real = True
+
+
 SPELLED = {sp.tanh: "numpy.tanh", sp.exp: "numpy.exp", sp.log: "numpy.log", sp.Abs: "numpy.abs", sp.sign: "numpy.sign",
            sp.Max: "numpy.maximum", WT: None, RowSum: None, LossGrad: None, Carried: None, Outer: None,
-           Softmax: None}
+           Softmax: None, Sigmoid: None}
 _IN_PLACE = {sp.tanh: "numpy.tanh", sp.exp: "numpy.exp", sp.log: "numpy.log"}
 _X = sp.Wild("x")
 
@@ -59,6 +67,9 @@ class NumPyCode(NumPyPrinter):
     def _print_Carried(self, expr):
         return self._settings["carried"].format(expr.args[0].name)
 
+    def _print_Sigmoid(self, expr):
+        return f"_sigmoid({self._print(expr.args[0])})"
+
     def _print_Softmax(self, expr):
         return f"_softmax({self._print(expr.args[0])})"
 
@@ -68,9 +79,11 @@ class NumPyCode(NumPyPrinter):
 
 
 def spelled(expr) -> sp.Expr:
-    """The expression, checked: ReLU's (z + |z|)/2 as Max(z, 0); DeriveError for a function
+    """The expression, checked: ReLU's (z + |z|)/2 as Max(z, 0), (1 + tanh(z/2))/2 as
+    Sigmoid(z); DeriveError for a function
     NumPy cannot spell."""
     expr = sp.sympify(expr).replace((_X + sp.Abs(_X)) / 2, lambda x: sp.Max(x, 0, evaluate=False))
+    expr = expr.replace(sp.tanh(_X / 2) / 2 + sp.Rational(1, 2), lambda x: Sigmoid(x))
     for f in expr.atoms(sp.Function):
         if type(f) not in SPELLED:
             raise DeriveError(f"the NumPy backend cannot spell the function {type(f).__name__} "
