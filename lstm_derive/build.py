@@ -21,6 +21,7 @@ from codegen.emit_feedforward import emit_feedforward
 from codegen.emit_html import emit_html, label_numbers
 from codegen.emit_latex import emit_latex
 from codegen.emit_numpy import emit_numpy
+from codegen.emit_torch import emit_torch
 from catalogue.cells import get_cell
 from derive.derivation import derive
 from derive.errors import DeriveError
@@ -40,12 +41,15 @@ def render_all(name: str, command: str = BUILD_COMMAND) -> dict[str, str]:
 
 def render_cell(cell, command: str = BUILD_COMMAND, only: str | None = None) -> dict[str, str]:
     """{file name: text} for any cell, built in or from a spec; `only=".py"` (or ".tex",
-    ".html") renders just that file (the page is converted from the .tex)."""
+    ".html", "torch") renders just that file (the page is converted from the .tex).
+    A recurrent cell's PyTorch module is `torch/<cell>.py`."""
     derivation = derive(cell)
     out = {}
     if only in (None, ".py"):
         emit = emit_numpy if cell.recurrent else emit_feedforward
         out[f"{cell.name}.py"] = emit(derivation, command)
+    if only in (None, "torch") and cell.recurrent:
+        out[f"torch/{cell.name}.py"] = emit_torch(derivation, command)
     if only in (None, ".tex", ".html"):
         tex = emit_latex(derivation, command)
         if only in (None, ".tex"):
