@@ -132,7 +132,13 @@ def _buffers(n, B, sizes, dtype, ws):
     """Storage for n steps of what the backward pass reads (a state has n + 1 rows)."""
     D = sizes["D"]
     H = sizes["H"]
-    return dict(h_seq=_take(ws, "h_seq", (n + 1, B, H), dtype), n_1_seq=_take(ws, "n_1_seq", (n, B, H), dtype), h_1_seq=_take(ws, "h_1_seq", (n, B, H), dtype), Z_f_seq=_take(ws, "Z_f_seq", (n, B, H), dtype), Z_n_seq=_take(ws, "Z_n_seq", (n, B, H), dtype))
+    return {
+        "h_seq": _take(ws, "h_seq", (n + 1, B, H), dtype),
+        "n_1_seq": _take(ws, "n_1_seq", (n, B, H), dtype),
+        "h_1_seq": _take(ws, "h_1_seq", (n, B, H), dtype),
+        "Z_f_seq": _take(ws, "Z_f_seq", (n, B, H), dtype),
+        "Z_n_seq": _take(ws, "Z_n_seq", (n, B, H), dtype),
+    }
 
 
 class Workspace:
@@ -183,8 +189,8 @@ def _forward_steps(w, sizes, xs, seq, ws):
     h_1_seq = seq["h_1_seq"]
     Z_f_seq = seq["Z_f_seq"]
     Z_n_seq = seq["Z_n_seq"]
-    # the x terms of every step at once  (F1)-(F4)
     A_x = _take(ws, "A_x", (steps, B, 2 * H), dtype)
+    # the x terms of every step at once  (F1)-(F4)
     numpy.matmul(xs.reshape(steps * B, D), Wcat_x.T, out=A_x.reshape(steps * B, 2 * H))
     A_x += bcat_x
     A_h_prev = _take(ws, "A_h_prev", (B, H), dtype)
@@ -195,10 +201,7 @@ def _forward_steps(w, sizes, xs, seq, ws):
         Z_n = Z_n_seq[t]
         numpy.matmul(h_prev, Wcat_h_prev.T, out=A_h_prev)  # (F1)
         A_h_prev += A_x[t, :, 0:H]
-        numpy.multiply(A_h_prev[:, 0:H], 1/2, out=Z_f)  # (F2)
-        numpy.tanh(Z_f, out=Z_f)
-        numpy.multiply(Z_f, 1/2, out=Z_f)
-        numpy.add(Z_f, 1/2, out=Z_f)
+        _sigmoid(A_h_prev[:, 0:H], out=Z_f)  # (F2)
         f = Z_f
         numpy.multiply(f, h_prev, out=n_1_seq[t])  # (F3)
         n_1 = n_1_seq[t]
@@ -237,9 +240,10 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs, ws):
     d_Z_n = _take(ws, "d_Z_n", (B, H), dtype)
     scratch_Z_f = _take(ws, "scratch_Z_f", (B, H), dtype)
     scratch_Z_n = _take(ws, "scratch_Z_n", (B, H), dtype)
+    d_f = d_Z_f
+    d_n = d_Z_n
     for t in reversed(range(steps)):
         h_prev = h_seq[t]
-        n_1 = n_1_seq[t]
         h_1 = h_1_seq[t]
         Z_f = Z_f_seq[t]
         Z_n = Z_n_seq[t]
@@ -251,14 +255,14 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs, ws):
         d_h_3 = d_h  # (B2)
         d_h_2 = d_h  # (B3)
         d_h_1 = d_h_2*h_prev  # (B4)
-        numpy.multiply(d_h_3, f, out=d_Z_n[:, 0:H])  # (B5)
+        numpy.multiply(d_h_3, f, out=d_n)  # (B5)
         numpy.square(Z_n, out=scratch_Z_n)  # (B6)
         numpy.subtract(1, scratch_Z_n, out=scratch_Z_n)
         numpy.multiply(scratch_Z_n, d_Z_n, out=d_A_n_1[:, 0:H])
         d_n_1 = d_A_n_1 @ Wcat_n_1  # (B7)
-        numpy.multiply(d_h_3, n, out=d_Z_f[:, 0:H])  # (B8) fork: n_1, h_1, h_3
-        numpy.add(d_Z_f[:, 0:H], d_n_1*h_prev, out=d_Z_f[:, 0:H])
-        numpy.subtract(d_Z_f[:, 0:H], d_h_1, out=d_Z_f[:, 0:H])
+        numpy.multiply(d_h_3, n, out=d_f)  # (B8) fork: n_1, h_1, h_3
+        numpy.add(d_f, d_n_1*h_prev, out=d_f)
+        numpy.subtract(d_f, d_h_1, out=d_f)
         numpy.subtract(1, Z_f, out=scratch_Z_f)  # (B9)
         numpy.multiply(scratch_Z_f, Z_f, out=scratch_Z_f)
         numpy.multiply(scratch_Z_f, d_Z_f, out=d_A_h_prev[:, 0:H])
@@ -272,6 +276,15 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs, ws):
     dw["Wcat_h_prev"] += d_A_h_prev_seq.reshape(steps * B, H).T @ h_seq[:steps].reshape(steps * B, H)  # (P3)
     dw["Wcat_n_1"] += d_A_n_1_seq.reshape(steps * B, H).T @ n_1_seq.reshape(steps * B, H)  # (P4)
     return {"h": d_h_next}
+
+
+def _sigmoid(z, out=None):
+    """The logistic sigmoid 1 / (1 + exp(-z)), computed as (1 + tanh(z / 2)) / 2 (never overflows)."""
+    out = numpy.multiply(z, 0.5, out=out)
+    numpy.tanh(out, out=out)
+    out *= 0.5
+    out += 0.5
+    return out
 
 
 def _sizes(params):

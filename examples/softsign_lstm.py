@@ -143,7 +143,14 @@ def _buffers(n, B, sizes, dtype, ws):
     """Storage for n steps of what the backward pass reads (a state has n + 1 rows)."""
     D = sizes["D"]
     H = sizes["H"]
-    return dict(h_seq=_take(ws, "h_seq", (n + 1, B, H), dtype), c_seq=_take(ws, "c_seq", (n + 1, B, H), dtype), a_g_seq=_take(ws, "a_g_seq", (n, B, H), dtype), g_seq=_take(ws, "g_seq", (n, B, H), dtype), h_1_seq=_take(ws, "h_1_seq", (n, B, H), dtype), Z_f_i_o_seq=_take(ws, "Z_f_i_o_seq", (n, B, 3 * H), dtype))
+    return {
+        "h_seq": _take(ws, "h_seq", (n + 1, B, H), dtype),
+        "c_seq": _take(ws, "c_seq", (n + 1, B, H), dtype),
+        "a_g_seq": _take(ws, "a_g_seq", (n, B, H), dtype),
+        "g_seq": _take(ws, "g_seq", (n, B, H), dtype),
+        "h_1_seq": _take(ws, "h_1_seq", (n, B, H), dtype),
+        "Z_f_i_o_seq": _take(ws, "Z_f_i_o_seq", (n, B, 3 * H), dtype),
+    }
 
 
 class Workspace:
@@ -194,8 +201,8 @@ def _forward_steps(w, sizes, xs, seq, ws):
     g_seq = seq["g_seq"]
     h_1_seq = seq["h_1_seq"]
     Z_f_i_o_seq = seq["Z_f_i_o_seq"]
-    # the x terms of every step at once  (F1)-(F7)
     A_x = _take(ws, "A_x", (steps, B, 4 * H), dtype)
+    # the x terms of every step at once  (F1)-(F7)
     numpy.matmul(xs.reshape(steps * B, D), Wcat_x.T, out=A_x.reshape(steps * B, 4 * H))
     A_x += bcat_x
     A_h_prev = _take(ws, "A_h_prev", (B, 4 * H), dtype)
@@ -205,10 +212,7 @@ def _forward_steps(w, sizes, xs, seq, ws):
         Z_f_i_o = Z_f_i_o_seq[t]
         numpy.matmul(h_prev, Wcat_h_prev.T, out=A_h_prev)  # (F1)-(F7)
         A_h_prev += A_x[t]
-        numpy.multiply(A_h_prev[:, 0:3 * H], 1/2, out=Z_f_i_o)  # (F2) (F4) (F8)
-        numpy.tanh(Z_f_i_o, out=Z_f_i_o)
-        numpy.multiply(Z_f_i_o, 1/2, out=Z_f_i_o)
-        numpy.add(Z_f_i_o, 1/2, out=Z_f_i_o)
+        _sigmoid(A_h_prev[:, 0:3 * H], out=Z_f_i_o)  # (F2) (F4) (F8)
         f = Z_f_i_o[:, 0:H]
         i = Z_f_i_o[:, H:2 * H]
         o = Z_f_i_o[:, 2 * H:3 * H]
@@ -247,6 +251,9 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs, ws):
     d_A_x_seq = _take(ws, "d_A_x_seq", (steps, B, 4 * H), dtype)
     d_Z_f_i_o = _take(ws, "d_Z_f_i_o", (B, 3 * H), dtype)
     scratch_Z_f_i_o = _take(ws, "scratch_Z_f_i_o", (B, 3 * H), dtype)
+    d_f = d_Z_f_i_o[:, 0:H]
+    d_i = d_Z_f_i_o[:, H:2 * H]
+    d_o = d_Z_f_i_o[:, 2 * H:3 * H]
     for t in reversed(range(steps)):
         c_prev = c_seq[t]
         a_g = a_g_seq[t]
@@ -262,13 +269,13 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs, ws):
         d_c = d_h_1*(1 - h_1**2) + d_c_next  # (B3) fork: h_1, next step
         d_c_2 = d_c  # (B4)
         d_c_1 = d_c  # (B5)
-        numpy.multiply(d_h, h_1, out=d_Z_f_i_o[:, 2 * H:3 * H])  # (B6)
+        numpy.multiply(d_h, h_1, out=d_o)  # (B6)
         d_g = d_c_2*i  # (B8)
         d_A_x[:, 3 * H:4 * H] = (abs(a_g) + 1)**(-1.0)  # (B9)
         numpy.subtract(d_A_x[:, 3 * H:4 * H], a_g*numpy.sign(a_g)/(abs(a_g) + 1)**2, out=d_A_x[:, 3 * H:4 * H])
         numpy.multiply(d_A_x[:, 3 * H:4 * H], d_g, out=d_A_x[:, 3 * H:4 * H])
-        numpy.multiply(d_c_2, g, out=d_Z_f_i_o[:, H:2 * H])  # (B10)
-        numpy.multiply(c_prev, d_c_1, out=d_Z_f_i_o[:, 0:H])  # (B12)
+        numpy.multiply(d_c_2, g, out=d_i)  # (B10)
+        numpy.multiply(c_prev, d_c_1, out=d_f)  # (B12)
         numpy.subtract(1, Z_f_i_o, out=scratch_Z_f_i_o)  # (B13) (B11) (B7)
         numpy.multiply(scratch_Z_f_i_o, Z_f_i_o, out=scratch_Z_f_i_o)
         numpy.multiply(scratch_Z_f_i_o, d_Z_f_i_o, out=d_A_x[:, 0:3 * H])
@@ -281,6 +288,15 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs, ws):
     dw["bcat_x"] += d_A_x_seq.reshape(steps * B, 4 * H).sum(axis=0)  # (P9)-(P12)
     dw["Wcat_h_prev"] += d_A_x_seq.reshape(steps * B, 4 * H).T @ h_seq[:steps].reshape(steps * B, H)  # (P5)-(P8)
     return {"h": d_h_next, "c": d_c_next}
+
+
+def _sigmoid(z, out=None):
+    """The logistic sigmoid 1 / (1 + exp(-z)), computed as (1 + tanh(z / 2)) / 2 (never overflows)."""
+    out = numpy.multiply(z, 0.5, out=out)
+    numpy.tanh(out, out=out)
+    out *= 0.5
+    out += 0.5
+    return out
 
 
 def _sizes(params):

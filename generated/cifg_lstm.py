@@ -137,7 +137,14 @@ def _buffers(n, B, sizes, dtype, ws):
     """Storage for n steps of what the backward pass reads (a state has n + 1 rows)."""
     D = sizes["D"]
     H = sizes["H"]
-    return dict(h_seq=_take(ws, "h_seq", (n + 1, B, H), dtype), c_seq=_take(ws, "c_seq", (n + 1, B, H), dtype), i_seq=_take(ws, "i_seq", (n, B, H), dtype), k_seq=_take(ws, "k_seq", (n, B, H), dtype), Z_f_o_seq=_take(ws, "Z_f_o_seq", (n, B, 2 * H), dtype), Z_g_seq=_take(ws, "Z_g_seq", (n, B, H), dtype))
+    return {
+        "h_seq": _take(ws, "h_seq", (n + 1, B, H), dtype),
+        "c_seq": _take(ws, "c_seq", (n + 1, B, H), dtype),
+        "i_seq": _take(ws, "i_seq", (n, B, H), dtype),
+        "k_seq": _take(ws, "k_seq", (n, B, H), dtype),
+        "Z_f_o_seq": _take(ws, "Z_f_o_seq", (n, B, 2 * H), dtype),
+        "Z_g_seq": _take(ws, "Z_g_seq", (n, B, H), dtype),
+    }
 
 
 class Workspace:
@@ -188,8 +195,8 @@ def _forward_steps(w, sizes, xs, seq, ws):
     k_seq = seq["k_seq"]
     Z_f_o_seq = seq["Z_f_o_seq"]
     Z_g_seq = seq["Z_g_seq"]
-    # the x terms of every step at once  (F1)-(F3)
     A_x = _take(ws, "A_x", (steps, B, 3 * H), dtype)
+    # the x terms of every step at once  (F1)-(F3)
     numpy.matmul(xs.reshape(steps * B, D), Wcat_x.T, out=A_x.reshape(steps * B, 3 * H))
     A_x += bcat_x
     A_h_prev = _take(ws, "A_h_prev", (B, 3 * H), dtype)
@@ -200,10 +207,7 @@ def _forward_steps(w, sizes, xs, seq, ws):
         Z_g = Z_g_seq[t]
         numpy.matmul(h_prev, Wcat_h_prev.T, out=A_h_prev)  # (F1)-(F3)
         A_h_prev += A_x[t]
-        numpy.multiply(A_h_prev[:, 0:2 * H], 1/2, out=Z_f_o)  # (F4) (F7)
-        numpy.tanh(Z_f_o, out=Z_f_o)
-        numpy.multiply(Z_f_o, 1/2, out=Z_f_o)
-        numpy.add(Z_f_o, 1/2, out=Z_f_o)
+        _sigmoid(A_h_prev[:, 0:2 * H], out=Z_f_o)  # (F4) (F7)
         f = Z_f_o[:, 0:H]
         o = Z_f_o[:, H:2 * H]
         numpy.tanh(A_h_prev[:, 2 * H:3 * H], out=Z_g)  # (F6)
@@ -242,6 +246,9 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs, ws):
     d_Z_g = _take(ws, "d_Z_g", (B, H), dtype)
     scratch_Z_f_o = _take(ws, "scratch_Z_f_o", (B, 2 * H), dtype)
     scratch_Z_g = _take(ws, "scratch_Z_g", (B, H), dtype)
+    d_f = d_Z_f_o[:, 0:H]
+    d_o = d_Z_f_o[:, H:2 * H]
+    d_g = d_Z_g
     for t in reversed(range(steps)):
         c_prev = c_seq[t]
         i = i_seq[t]
@@ -257,11 +264,11 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs, ws):
         d_c = d_k*(1 - k**2) + d_c_next  # (B3) fork: k, next step
         d_n = d_c  # (B4)
         d_m = d_c  # (B5)
-        numpy.multiply(d_h, k, out=d_Z_f_o[:, H:2 * H])  # (B6)
-        numpy.multiply(d_n, i, out=d_Z_g[:, 0:H])  # (B7)
+        numpy.multiply(d_h, k, out=d_o)  # (B6)
+        numpy.multiply(d_n, i, out=d_g)  # (B7)
         d_i = d_n*g  # (B8)
-        numpy.multiply(c_prev, d_m, out=d_Z_f_o[:, 0:H])  # (B9) fork: i, m
-        numpy.subtract(d_Z_f_o[:, 0:H], d_i, out=d_Z_f_o[:, 0:H])
+        numpy.multiply(c_prev, d_m, out=d_f)  # (B9) fork: i, m
+        numpy.subtract(d_f, d_i, out=d_f)
         numpy.square(Z_g, out=scratch_Z_g)  # (B11)
         numpy.subtract(1, scratch_Z_g, out=scratch_Z_g)
         numpy.multiply(scratch_Z_g, d_Z_g, out=d_A_x[:, 2 * H:3 * H])
@@ -277,6 +284,15 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs, ws):
     dw["bcat_x"] += d_A_x_seq.reshape(steps * B, 3 * H).sum(axis=0)  # (P7)-(P9)
     dw["Wcat_h_prev"] += d_A_x_seq.reshape(steps * B, 3 * H).T @ h_seq[:steps].reshape(steps * B, H)  # (P4)-(P6)
     return {"h": d_h_next, "c": d_c_next}
+
+
+def _sigmoid(z, out=None):
+    """The logistic sigmoid 1 / (1 + exp(-z)), computed as (1 + tanh(z / 2)) / 2 (never overflows)."""
+    out = numpy.multiply(z, 0.5, out=out)
+    numpy.tanh(out, out=out)
+    out *= 0.5
+    out += 0.5
+    return out
 
 
 def _sizes(params):

@@ -138,7 +138,13 @@ def _buffers(n, B, sizes, dtype, ws):
     """Storage for n steps of what the backward pass reads (a state has n + 1 rows)."""
     D = sizes["D"]
     H = sizes["H"]
-    return dict(h_seq=_take(ws, "h_seq", (n + 1, B, H), dtype), s_seq=_take(ws, "s_seq", (n, B, H), dtype), v_seq=_take(ws, "v_seq", (n, B, H), dtype), Z_z_r_seq=_take(ws, "Z_z_r_seq", (n, B, 2 * H), dtype), Z_n_seq=_take(ws, "Z_n_seq", (n, B, H), dtype))
+    return {
+        "h_seq": _take(ws, "h_seq", (n + 1, B, H), dtype),
+        "s_seq": _take(ws, "s_seq", (n, B, H), dtype),
+        "v_seq": _take(ws, "v_seq", (n, B, H), dtype),
+        "Z_z_r_seq": _take(ws, "Z_z_r_seq", (n, B, 2 * H), dtype),
+        "Z_n_seq": _take(ws, "Z_n_seq", (n, B, H), dtype),
+    }
 
 
 class Workspace:
@@ -189,8 +195,8 @@ def _forward_steps(w, sizes, xs, seq, ws):
     v_seq = seq["v_seq"]
     Z_z_r_seq = seq["Z_z_r_seq"]
     Z_n_seq = seq["Z_n_seq"]
-    # the x terms of every step at once  (F1)-(F6)
     A_x = _take(ws, "A_x", (steps, B, 3 * H), dtype)
+    # the x terms of every step at once  (F1)-(F6)
     numpy.matmul(xs.reshape(steps * B, D), Wcat_x.T, out=A_x.reshape(steps * B, 3 * H))
     A_x += bcat_x
     A_h_prev = _take(ws, "A_h_prev", (B, 2 * H), dtype)
@@ -201,10 +207,7 @@ def _forward_steps(w, sizes, xs, seq, ws):
         Z_n = Z_n_seq[t]
         numpy.matmul(h_prev, Wcat_h_prev.T, out=A_h_prev)  # (F1)-(F2)
         A_h_prev += A_x[t, :, 0:2 * H]
-        numpy.multiply(A_h_prev[:, 0:2 * H], 1/2, out=Z_z_r)  # (F3) (F4)
-        numpy.tanh(Z_z_r, out=Z_z_r)
-        numpy.multiply(Z_z_r, 1/2, out=Z_z_r)
-        numpy.add(Z_z_r, 1/2, out=Z_z_r)
+        _sigmoid(A_h_prev[:, 0:2 * H], out=Z_z_r)  # (F3) (F4)
         z = Z_z_r[:, 0:H]
         r = Z_z_r[:, H:2 * H]
         numpy.multiply(h_prev, r, out=s_seq[t])  # (F5)
@@ -244,9 +247,11 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs, ws):
     d_Z_n = _take(ws, "d_Z_n", (B, H), dtype)
     scratch_Z_z_r = _take(ws, "scratch_Z_z_r", (B, 2 * H), dtype)
     scratch_Z_n = _take(ws, "scratch_Z_n", (B, H), dtype)
+    d_z = d_Z_z_r[:, 0:H]
+    d_r = d_Z_z_r[:, H:2 * H]
+    d_n = d_Z_n
     for t in reversed(range(steps)):
         h_prev = h_seq[t]
-        s = s_seq[t]
         v = v_seq[t]
         Z_z_r = Z_z_r_seq[t]
         Z_n = Z_n_seq[t]
@@ -259,14 +264,14 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs, ws):
         d_q = d_h  # (B2)
         d_m = d_h  # (B3)
         d_v = d_m*n  # (B4)
-        numpy.multiply(d_m, v, out=d_Z_n[:, 0:H])  # (B5)
+        numpy.multiply(d_m, v, out=d_n)  # (B5)
         numpy.square(Z_n, out=scratch_Z_n)  # (B6)
         numpy.subtract(1, scratch_Z_n, out=scratch_Z_n)
         numpy.multiply(scratch_Z_n, d_Z_n, out=d_A_s[:, 0:H])
         d_s = d_A_s @ Wcat_s  # (B7)
-        numpy.multiply(d_s, h_prev, out=d_Z_z_r[:, H:2 * H])  # (B8)
-        numpy.multiply(d_q, h_prev, out=d_Z_z_r[:, 0:H])  # (B9) fork: v, q
-        numpy.subtract(d_Z_z_r[:, 0:H], d_v, out=d_Z_z_r[:, 0:H])
+        numpy.multiply(d_s, h_prev, out=d_r)  # (B8)
+        numpy.multiply(d_q, h_prev, out=d_z)  # (B9) fork: v, q
+        numpy.subtract(d_z, d_v, out=d_z)
         numpy.subtract(1, Z_z_r, out=scratch_Z_z_r)  # (B11) (B10)
         numpy.multiply(scratch_Z_z_r, Z_z_r, out=scratch_Z_z_r)
         numpy.multiply(scratch_Z_z_r, d_Z_z_r, out=d_A_h_prev[:, 0:2 * H])
@@ -280,6 +285,15 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs, ws):
     dw["Wcat_h_prev"] += d_A_h_prev_seq.reshape(steps * B, 2 * H).T @ h_seq[:steps].reshape(steps * B, H)  # (P4)-(P5)
     dw["Wcat_s"] += d_A_s_seq.reshape(steps * B, H).T @ s_seq.reshape(steps * B, H)  # (P6)
     return {"h": d_h_next}
+
+
+def _sigmoid(z, out=None):
+    """The logistic sigmoid 1 / (1 + exp(-z)), computed as (1 + tanh(z / 2)) / 2 (never overflows)."""
+    out = numpy.multiply(z, 0.5, out=out)
+    numpy.tanh(out, out=out)
+    out *= 0.5
+    out += 0.5
+    return out
 
 
 def _sizes(params):

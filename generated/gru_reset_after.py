@@ -140,7 +140,13 @@ def _buffers(n, B, sizes, dtype, ws):
     """Storage for n steps of what the backward pass reads (a state has n + 1 rows)."""
     D = sizes["D"]
     H = sizes["H"]
-    return dict(h_seq=_take(ws, "h_seq", (n + 1, B, H), dtype), a_nh_seq=_take(ws, "a_nh_seq", (n, B, H), dtype), n_seq=_take(ws, "n_seq", (n, B, H), dtype), v_seq=_take(ws, "v_seq", (n, B, H), dtype), Z_z_r_seq=_take(ws, "Z_z_r_seq", (n, B, 2 * H), dtype))
+    return {
+        "h_seq": _take(ws, "h_seq", (n + 1, B, H), dtype),
+        "a_nh_seq": _take(ws, "a_nh_seq", (n, B, H), dtype),
+        "n_seq": _take(ws, "n_seq", (n, B, H), dtype),
+        "v_seq": _take(ws, "v_seq", (n, B, H), dtype),
+        "Z_z_r_seq": _take(ws, "Z_z_r_seq", (n, B, 2 * H), dtype),
+    }
 
 
 class Workspace:
@@ -191,8 +197,8 @@ def _forward_steps(w, sizes, xs, seq, ws):
     n_seq = seq["n_seq"]
     v_seq = seq["v_seq"]
     Z_z_r_seq = seq["Z_z_r_seq"]
-    # the x terms of every step at once  (F1)-(F3)
     A_x = _take(ws, "A_x", (steps, B, 3 * H), dtype)
+    # the x terms of every step at once  (F1)-(F3)
     numpy.matmul(xs.reshape(steps * B, D), Wcat_x.T, out=A_x.reshape(steps * B, 3 * H))
     A_x += bcat_x
     A_h_prev = _take(ws, "A_h_prev", (B, 3 * H), dtype)
@@ -201,10 +207,7 @@ def _forward_steps(w, sizes, xs, seq, ws):
         Z_z_r = Z_z_r_seq[t]
         numpy.matmul(h_prev, Wcat_h_prev.T, out=A_h_prev)  # (F1)-(F2)
         A_h_prev[:, 0:2 * H] += A_x[t, :, 0:2 * H]
-        numpy.multiply(A_h_prev[:, 0:2 * H], 1/2, out=Z_z_r)  # (F5) (F6)
-        numpy.tanh(Z_z_r, out=Z_z_r)
-        numpy.multiply(Z_z_r, 1/2, out=Z_z_r)
-        numpy.add(Z_z_r, 1/2, out=Z_z_r)
+        _sigmoid(A_h_prev[:, 0:2 * H], out=Z_z_r)  # (F5) (F6)
         z = Z_z_r[:, 0:H]
         r = Z_z_r[:, H:2 * H]
         a_nx = A_x[t, :, 2 * H:3 * H]
@@ -243,6 +246,8 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs, ws):
     d_A_h_prev_seq = _take(ws, "d_A_h_prev_seq", (steps, B, 3 * H), dtype)
     d_Z_z_r = _take(ws, "d_Z_z_r", (B, 2 * H), dtype)
     scratch_Z_z_r = _take(ws, "scratch_Z_z_r", (B, 2 * H), dtype)
+    d_z = d_Z_z_r[:, 0:H]
+    d_r = d_Z_z_r[:, H:2 * H]
     for t in reversed(range(steps)):
         h_prev = h_seq[t]
         a_nh = a_nh_seq[t]
@@ -260,9 +265,9 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs, ws):
         d_n = d_m*v  # (B5)
         d_a_n = d_n*(1 - n**2)  # (B6)
         d_s = d_a_n  # (B7)
-        numpy.multiply(a_nh, d_s, out=d_Z_z_r[:, H:2 * H])  # (B8)
-        numpy.multiply(d_q, h_prev, out=d_Z_z_r[:, 0:H])  # (B9) fork: v, q
-        numpy.subtract(d_Z_z_r[:, 0:H], d_v, out=d_Z_z_r[:, 0:H])
+        numpy.multiply(a_nh, d_s, out=d_r)  # (B8)
+        numpy.multiply(d_q, h_prev, out=d_z)  # (B9) fork: v, q
+        numpy.subtract(d_z, d_v, out=d_z)
         numpy.multiply(d_s, r, out=d_A_h_prev[:, 2 * H:3 * H])  # (B10)
         d_A_x[:, 2 * H:3 * H] = d_a_n  # (B11)
         numpy.subtract(1, Z_z_r, out=scratch_Z_z_r)  # (B13) (B12)
@@ -277,6 +282,15 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs, ws):
     dw["Wcat_h_prev"] += d_A_h_prev_seq.reshape(steps * B, 3 * H).T @ h_seq[:steps].reshape(steps * B, H)  # (P4)-(P6)
     dw["bcat_h_prev"] += d_A_h_prev_seq.reshape(steps * B, 3 * H).sum(axis=0)  # (P10)
     return {"h": d_h_next}
+
+
+def _sigmoid(z, out=None):
+    """The logistic sigmoid 1 / (1 + exp(-z)), computed as (1 + tanh(z / 2)) / 2 (never overflows)."""
+    out = numpy.multiply(z, 0.5, out=out)
+    numpy.tanh(out, out=out)
+    out *= 0.5
+    out += 0.5
+    return out
 
 
 # PyTorch's torch.nn.GRU(input_size=D, hidden_size=H) keeps these parameters

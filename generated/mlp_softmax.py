@@ -51,7 +51,7 @@ def forward(params, x):
     b1 = params["b1"]
     b2 = params["b2"]
     a1 = x @ W1.T + b1  # (F1)
-    h = (1/2)*numpy.tanh((1/2)*a1) + 1/2  # (F2)
+    h = _sigmoid(a1)  # (F2)
     a2 = h @ W2.T + b2  # (F3)
     y = _softmax(a2)  # (F4)
     cache = dict(params=params, shape=y.shape, x=x, h=h, y=y)
@@ -99,6 +99,15 @@ def backward(params, cache, dy):
     grads["b1"] = d_a1.sum(axis=0)  # (P3)
     grads["b2"] = d_a2.sum(axis=0)  # (P4)
     return grads, d_x
+
+
+def _sigmoid(z, out=None):
+    """The logistic sigmoid 1 / (1 + exp(-z)), computed as (1 + tanh(z / 2)) / 2 (never overflows)."""
+    out = numpy.multiply(z, 0.5, out=out)
+    numpy.tanh(out, out=out)
+    out *= 0.5
+    out += 0.5
+    return out
 
 
 def _softmax(a):

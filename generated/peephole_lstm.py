@@ -149,7 +149,15 @@ def _buffers(n, B, sizes, dtype, ws):
     """Storage for n steps of what the backward pass reads (a state has n + 1 rows)."""
     D = sizes["D"]
     H = sizes["H"]
-    return dict(h_seq=_take(ws, "h_seq", (n + 1, B, H), dtype), c_seq=_take(ws, "c_seq", (n + 1, B, H), dtype), f_seq=_take(ws, "f_seq", (n, B, H), dtype), i_seq=_take(ws, "i_seq", (n, B, H), dtype), o_seq=_take(ws, "o_seq", (n, B, H), dtype), k_seq=_take(ws, "k_seq", (n, B, H), dtype), Z_g_seq=_take(ws, "Z_g_seq", (n, B, H), dtype))
+    return {
+        "h_seq": _take(ws, "h_seq", (n + 1, B, H), dtype),
+        "c_seq": _take(ws, "c_seq", (n + 1, B, H), dtype),
+        "f_seq": _take(ws, "f_seq", (n, B, H), dtype),
+        "i_seq": _take(ws, "i_seq", (n, B, H), dtype),
+        "o_seq": _take(ws, "o_seq", (n, B, H), dtype),
+        "k_seq": _take(ws, "k_seq", (n, B, H), dtype),
+        "Z_g_seq": _take(ws, "Z_g_seq", (n, B, H), dtype),
+    }
 
 
 class Workspace:
@@ -204,8 +212,8 @@ def _forward_steps(w, sizes, xs, seq, ws):
     o_seq = seq["o_seq"]
     k_seq = seq["k_seq"]
     Z_g_seq = seq["Z_g_seq"]
-    # the x terms of every step at once  (F1)-(F4)
     A_x = _take(ws, "A_x", (steps, B, 4 * H), dtype)
+    # the x terms of every step at once  (F1)-(F4)
     numpy.matmul(xs.reshape(steps * B, D), Wcat_x.T, out=A_x.reshape(steps * B, 4 * H))
     A_x += bcat_x
     A_h_prev = _take(ws, "A_h_prev", (B, 4 * H), dtype)
@@ -222,17 +230,11 @@ def _forward_steps(w, sizes, xs, seq, ws):
         a_o = A_h_prev[:, 3 * H:4 * H]
         q_f = c_prev*p_f  # (F5)
         z_f = a_f + q_f  # (F6)
-        numpy.multiply(z_f, 1/2, out=f_seq[t])  # (F7)
-        numpy.tanh(f_seq[t], out=f_seq[t])
-        numpy.multiply(f_seq[t], 1/2, out=f_seq[t])
-        numpy.add(f_seq[t], 1/2, out=f_seq[t])
+        _sigmoid(z_f, out=f_seq[t])  # (F7)
         f = f_seq[t]
         q_i = c_prev*p_i  # (F8)
         z_i = a_i + q_i  # (F9)
-        numpy.multiply(z_i, 1/2, out=i_seq[t])  # (F10)
-        numpy.tanh(i_seq[t], out=i_seq[t])
-        numpy.multiply(i_seq[t], 1/2, out=i_seq[t])
-        numpy.add(i_seq[t], 1/2, out=i_seq[t])
+        _sigmoid(z_i, out=i_seq[t])  # (F10)
         i = i_seq[t]
         m = c_prev*f  # (F12)
         n = g*i  # (F13)
@@ -240,10 +242,7 @@ def _forward_steps(w, sizes, xs, seq, ws):
         c = c_seq[t + 1]
         q_o = c*p_o  # (F15)
         z_o = a_o + q_o  # (F16)
-        numpy.multiply(z_o, 1/2, out=o_seq[t])  # (F17)
-        numpy.tanh(o_seq[t], out=o_seq[t])
-        numpy.multiply(o_seq[t], 1/2, out=o_seq[t])
-        numpy.add(o_seq[t], 1/2, out=o_seq[t])
+        _sigmoid(z_o, out=o_seq[t])  # (F17)
         o = o_seq[t]
         numpy.tanh(c, out=k_seq[t])  # (F18)
         k = k_seq[t]
@@ -278,6 +277,7 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs, ws):
     d_A_x_seq = _take(ws, "d_A_x_seq", (steps, B, 4 * H), dtype)
     d_Z_g = _take(ws, "d_Z_g", (B, H), dtype)
     scratch_Z_g = _take(ws, "scratch_Z_g", (B, H), dtype)
+    d_g = d_Z_g
     for t in reversed(range(steps)):
         c_prev = c_seq[t]
         c = c_seq[t + 1]
@@ -296,7 +296,7 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs, ws):
         d_c = d_k*(1 - k**2) + d_q_o*p_o + d_c_next  # (B6) fork: q_o, k, next step
         d_n = d_c  # (B7)
         d_m = d_c  # (B8)
-        numpy.multiply(d_n, i, out=d_Z_g[:, 0:H])  # (B9)
+        numpy.multiply(d_n, i, out=d_g)  # (B9)
         d_i = d_n*g  # (B10)
         d_z_i = d_i*i*(1 - i)  # (B11)
         d_q_i = d_z_i  # (B12)
@@ -321,6 +321,15 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs, ws):
     dw["bcat_x"] += d_A_x_seq.reshape(steps * B, 4 * H).sum(axis=0)  # (P9)-(P12)
     dw["Wcat_h_prev"] += d_A_x_seq.reshape(steps * B, 4 * H).T @ h_seq[:steps].reshape(steps * B, H)  # (P5)-(P8)
     return {"h": d_h_next, "c": d_c_next}
+
+
+def _sigmoid(z, out=None):
+    """The logistic sigmoid 1 / (1 + exp(-z)), computed as (1 + tanh(z / 2)) / 2 (never overflows)."""
+    out = numpy.multiply(z, 0.5, out=out)
+    numpy.tanh(out, out=out)
+    out *= 0.5
+    out += 0.5
+    return out
 
 
 def _sizes(params):

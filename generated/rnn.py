@@ -125,7 +125,9 @@ def _buffers(n, B, sizes, dtype, ws):
     """Storage for n steps of what the backward pass reads (a state has n + 1 rows)."""
     D = sizes["D"]
     H = sizes["H"]
-    return dict(h_seq=_take(ws, "h_seq", (n + 1, B, H), dtype))
+    return {
+        "h_seq": _take(ws, "h_seq", (n + 1, B, H), dtype),
+    }
 
 
 class Workspace:
@@ -171,8 +173,8 @@ def _forward_steps(w, sizes, xs, seq, ws):
     Wcat_h_prev = w["Wcat_h_prev"]
     bcat_x = w["bcat_x"]
     h_seq = seq["h_seq"]
-    # the x terms of every step at once  (F1)
     A_x = _take(ws, "A_x", (steps, B, H), dtype)
+    # the x terms of every step at once  (F1)
     numpy.matmul(xs.reshape(steps * B, D), Wcat_x.T, out=A_x.reshape(steps * B, H))
     A_x += bcat_x
     A_h_prev = _take(ws, "A_h_prev", (B, H), dtype)

@@ -76,7 +76,10 @@ def test_build_without_latex_writes_code_and_document_and_says_how_to_get_pdfs(t
     assert result.returncode == 0, result.stderr
     from catalogue.cells import CELLS
     written = sorted(p.name for p in (tmp_path / "gen").iterdir())
-    assert written == sorted(f"{name}.{ext}" for name in CELLS for ext in ("py", "tex", "html"))
+    assert written == sorted([f"{name}.{ext}" for name in CELLS for ext in ("py", "tex", "html")]
+                             + ["torch"])
+    torch_files = sorted(p.name for p in (tmp_path / "gen" / "torch").iterdir())
+    assert torch_files == sorted(f"{name}.py" for name, entry in CELLS.items() if entry.cell.recurrent)
     assert "PDFs skipped: no LaTeX engine found" in result.stdout
 
 

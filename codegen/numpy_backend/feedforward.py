@@ -37,7 +37,8 @@ def emit_feedforward(derivation: Derivation, entry, command: str) -> str:
         forward=[_forward_line(eq) for eq in derivation.forward],
         backward=[_adjoint_line(adj, cell) for adj in derivation.adjoints],
         param_grads=[_param_line(g) for g in derivation.param_grads],
-        softmax=any(s.kind is Kind.SOFTMAX for s in cell.stages))
+        softmax=any(s.kind is Kind.SOFTMAX for s in cell.stages),
+        sigmoid=any(s.kind is Kind.SIGMOID for s in cell.stages))
 
 
 def _forward_line(eq):

@@ -9,10 +9,10 @@ below does not know is printed whole and assigned, so every expression works.
 from __future__ import annotations
 
 import sympy as sp
-from codegen.numpy_backend.printer import expr_code, spelled
+from codegen.numpy_backend.printer import Sigmoid, expr_code, spelled
 from derive.terms import WT, Carried, LossGrad, Outer, RowSum
 
-_FUNCTIONS = {sp.tanh: "numpy.tanh", sp.exp: "numpy.exp", sp.log: "numpy.log"}
+_FUNCTIONS = {sp.tanh: "numpy.tanh", sp.exp: "numpy.exp", sp.log: "numpy.log", Sigmoid: "_sigmoid"}
 _WHOLE = (WT, Outer, RowSum)   # printed whole: not elementwise, no in-place form
 
 
@@ -112,15 +112,3 @@ def _number(value) -> str:
 def commented(lines, comment):
     """The comment (an equation label) on the first of the lines an equation became."""
     return [lines[0] + comment] + lines[1:] if comment else lines
-
-
-def columns(buffer, cols, width):
-    """Columns of a per-step buffer; one index expression for a step of a hoisted one."""
-    if cols == f"0:{width}":
-        return buffer
-    return f"{buffer[:-1]}, :, {cols}]" if buffer.endswith("[t]") else f"{buffer}[:, {cols}]"
-
-
-def list_labels(labels):
-    """(F5) (F6) (F8): the labels of the equations one line implements."""
-    return " ".join(f"({label})" for label in labels)

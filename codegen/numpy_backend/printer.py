@@ -15,11 +15,21 @@ from sympy.printing.numpy import NumPyPrinter
 from sympy.printing.precedence import PRECEDENCE
 
 from derive.errors import DeriveError
+from codegen.records import Softmax
 from derive.terms import WT, Carried, LossGrad, Outer, RowSum
 
 # Every function the printer can spell (the backward vocabulary has its own methods below).
+class Sigmoid(sp.Function):
+    """The logistic sigmoid, as the module's helper `_sigmoid` spells it (the derivation writes
+    it (1 + tanh(z/2))/2, which the printers recognise)."""
+
+    nargs = 1
+    is_real = True
+
+
 SPELLED = {sp.tanh: "numpy.tanh", sp.exp: "numpy.exp", sp.log: "numpy.log", sp.Abs: "numpy.abs", sp.sign: "numpy.sign",
-           sp.Max: "numpy.maximum", WT: None, RowSum: None, LossGrad: None, Carried: None, Outer: None}
+           sp.Max: "numpy.maximum", WT: None, RowSum: None, LossGrad: None, Carried: None, Outer: None,
+           Softmax: None, Sigmoid: None}
 _IN_PLACE = {sp.tanh: "numpy.tanh", sp.exp: "numpy.exp", sp.log: "numpy.log"}
 _X = sp.Wild("x")
 
@@ -57,18 +67,26 @@ class NumPyCode(NumPyPrinter):
     def _print_Carried(self, expr):
         return self._settings["carried"].format(expr.args[0].name)
 
+    def _print_Sigmoid(self, expr):
+        return f"_sigmoid({self._print(expr.args[0])})"
+
+    def _print_Softmax(self, expr):
+        return f"_softmax({self._print(expr.args[0])})"
+
     def _print_Max(self, expr):
         a, b = sorted(expr.args, key=lambda e: e.is_Number)   # numpy.maximum(z, 0)
         return f"numpy.maximum({self._print(a)}, {self._print(b)})"
 
 
-def spelled(expr) -> sp.Expr:
-    """The expression, checked: ReLU's (z + |z|)/2 as Max(z, 0); DeriveError for a function
+def spelled(expr, backend: str = "NumPy") -> sp.Expr:
+    """The expression, checked: ReLU's (z + |z|)/2 as Max(z, 0), (1 + tanh(z/2))/2 as
+    Sigmoid(z); DeriveError for a function
     NumPy cannot spell."""
     expr = sp.sympify(expr).replace((_X + sp.Abs(_X)) / 2, lambda x: sp.Max(x, 0, evaluate=False))
+    expr = expr.replace(sp.tanh(_X / 2) / 2 + sp.Rational(1, 2), lambda x: Sigmoid(x))
     for f in expr.atoms(sp.Function):
         if type(f) not in SPELLED:
-            raise DeriveError(f"the NumPy backend cannot spell the function {type(f).__name__} "
+            raise DeriveError(f"the {backend} backend cannot spell the function {type(f).__name__} "
                               f"(in {expr}); it spells {', '.join(sorted(k.__name__ for k in SPELLED))}")
     return expr
 

@@ -1,0 +1,98 @@
+"""How the NumPy backend spells operation records (`codegen.records`) as lines of Python.
+
+Contract: `spell(records) -> list[str]`, one or more lines per record, in order; elementwise
+expressions go through the printer (`printer.py`) and, where they are stored into a
+buffer, through `inplace.py` (one `out=` call per operation).  An equation's label is a
+comment on the first line it became.
+"""
+from __future__ import annotations
+
+import sympy as sp
+
+from codegen.numpy_backend.inplace import assign, assign_via, commented
+from codegen.numpy_backend.printer import expr_code
+from codegen.records import (ALL_STEPS, Add, Assign, Buffer, Copy, Gemm, Ref, Reduce, Stack, View,
+                             Zeros)
+
+
+def ref_code(ref: Ref) -> str:
+    """A part of a buffer as a Python expression (the same in every array library)."""
+    name = ref.name
+    if ref.step == ":steps":
+        name = f"{name}[:steps]"
+    elif ref.step is not None and ref.columns is not None:
+        return f"{name}[{ref.step}, :, {ref.columns}]"
+    elif ref.step is not None and ref.step != ALL_STEPS:
+        name = f"{name}[{ref.step}]"
+    if ref.columns is not None:
+        return f"{name}[{ref.columns}]" if ref.vector else f"{name}[:, {ref.columns}]"
+    if ref.flat is not None:
+        return f"{name}.reshape(steps * B, {ref.flat})"
+    return name
+
+
+def _comment(label: str) -> str:
+    return f"  # {label}" if label else ""
+
+
+def _buffer(r: Buffer, module):
+    return [f'{r.name} = _take(ws, "{r.name}", ({", ".join(r.shape)}), dtype)']
+
+
+def _zeros(r: Zeros, module):
+    return [f"{r.name} = {module}.zeros(({', '.join(r.shape)}), dtype){_comment(r.label)}"]
+
+
+def _view(r: View, module):
+    return [f"{r.name} = {ref_code(r.ref)}"]
+
+
+def _gemm(r: Gemm, module):
+    a = ref_code(r.a) + (".T" if r.transpose_a else "")
+    b = ref_code(r.b) + (".T" if r.transpose_b else "")
+    if not r.accumulate:
+        line = f"{module}.matmul({a}, {b}, out={ref_code(r.out)})"
+    elif r.out.flat is not None:
+        line = f"{r.out.name} += ({a} @ {b}).reshape(steps, B, {r.out.flat})"
+    else:
+        line = f"{ref_code(r.out)} += {a} @ {b}"
+    if r.note:
+        return [f"# {r.note}  {r.label}", line]
+    return [line + _comment(r.label)]
+
+
+def _assign(r: Assign, module):
+    expr = r.expr.xreplace({sp.Symbol(name, real=True): sp.Symbol(ref_code(ref), real=True)
+                            for name, ref in r.operands})
+    if isinstance(r.target, str):
+        return [f"{r.target} = {expr_code(expr)}{_comment(r.label)}"]
+    target = ref_code(r.target)
+    lines = assign_via(expr, r.scratch, target) if r.scratch else assign(expr, target)
+    return commented(lines, _comment(r.label))
+
+
+def _add(r: Add, module):
+    return [f"{ref_code(r.target)} += {ref_code(r.source)}"]
+
+
+def _copy(r: Copy, module):
+    return [f"{ref_code(r.target)} = {ref_code(r.source)}"]
+
+
+def _reduce(r: Reduce, module):
+    source = ref_code(r.source) if isinstance(r.source, Ref) else f"({expr_code(r.source)})"
+    return [f"{r.target} += {source}.sum(axis=0){_comment(r.label)}"]
+
+
+SPELLING = {Buffer: _buffer, Zeros: _zeros, View: _view, Gemm: _gemm, Assign: _assign,
+            Add: _add, Copy: _copy, Reduce: _reduce}
+
+
+def spell(records, module: str = "numpy") -> list[str]:
+    return [line for r in records for line in SPELLING[type(r)](r, module)]
+
+
+def stack_line(s: Stack) -> str:
+    parts = ", ".join(f'params["{name}"]' if name else f"numpy.zeros({size}, dtype)"
+                      for name, size in s.parts)
+    return f"{s.name} = numpy.concatenate([{parts}])"

@@ -1,0 +1,149 @@
+"""A recurrent cell's generated code as operation records (`codegen.records`), for any backend.
+
+Contract: `program(derivation) -> Program`, deterministic.  It reads the layout of
+`codegen.schedule` (groups, blocks, stacked products, hoisting) and the derivation's
+equations, and lists in order what the module does: the stacked weights; before the
+loop the hoisted products of all steps; per step the products, pre-activation sums,
+blocks and elementwise equations of the forward pass; per step backwards one adjoint per
+value (its W^T d terms already stacked by `schedule.stacked`); after the loop one GEMM
+per product for its weight gradient and for the gradient of a hoisted input.  Every
+record that implements an equation carries its label, e.g. "(B3)".  Nothing is spelled.
+"""
+from __future__ import annotations
+
+import sympy as sp
+
+from codegen.program_backward import (backward_loop, backward_post, backward_pre, dxs_written,
+                                      grad_rows)
+from codegen.records import (Add, Assign, Buffer, Copy, Gemm, Program, Ref, Softmax, Stack, View,
+                             list_labels, part, prune_views, step_of)
+from codegen.schedule import Plan, code, plan as make_plan
+from derive.derivation import Derivation, symbol
+from derive.stages import Kind
+
+__all__ = ["program"]
+
+
+def program(derivation: Derivation) -> Program:
+    plan = make_plan(derivation)
+    cell = derivation.cell
+    cached = tuple(_cached(derivation, plan))
+    weights = [p.weight for p in plan.products] + [p.bias for p in plan.products if plan.has_bias(p)]
+    return Program(
+        stacking=tuple(_stacking(plan)), weights=tuple(weights + list(cell.vector_param_names)),
+        cached=cached, forward_pre=tuple(_forward_pre(derivation, plan)),
+        forward_loop=tuple(prune_views(_forward_loop(derivation, plan, cached))),
+        backward_pre=tuple(backward_pre(derivation, plan)),
+        backward_loop=tuple(prune_views(backward_loop(derivation, plan, cached))),
+        backward_post=tuple(backward_post(derivation, plan)),
+        grads=tuple(grad_rows(derivation, plan)), dxs_written=dxs_written(derivation, plan))
+
+
+def labels(derivation, stages) -> str:
+    found = [eq.label for eq in derivation.forward if eq.stage.name in stages]
+    return f"({found[0]})" if len(found) == 1 else f"({found[0]})-({found[-1]})"
+
+
+def _stacking(plan: Plan):
+    """Every product's weights (and biases) stacked in column order."""
+    for p in plan.products:
+        yield Stack(p.weight, tuple((w, s.size) for g in p.groups
+                                    for w, s in zip(p.weights_of(g), g.stages)))
+        if plan.has_bias(p):
+            yield Stack(p.bias, tuple((s.bias if s.bias and plan.bias_home(g) is p else None, s.size)
+                                      for g in p.groups for s in g.stages))
+
+
+def _cached(derivation, plan: Plan):
+    """(name, size, is_state): per-step values the backward pass reads, stored per step.
+    Block outputs are stored together in their group's Z buffer instead."""
+    cell = derivation.cell
+    sizes = cell.sizes()
+    read = set(derivation.cached_values()) - set(cell.input_names)
+    states = [s for s in cell.state_names if f"{s}_prev" in read or s in read]
+    rest = [v for v in read if not v.endswith("_prev") and v not in cell.state_names
+            and not plan.is_block_output(v)]
+    order = [eq.stage.name for eq in derivation.forward]
+    return [(s, sizes[s], True) for s in cell.state_names if s in states or s == cell.output] + \
+        [(v, sizes[v], False) for v in order if v in rest] + \
+        [(b.out, b.width, False) for g in plan.groups for b in g.blocks if z_cached(derivation, b)]
+
+
+def z_cached(derivation, block) -> bool:
+    return any(o in derivation.cached_values() for o in block.outputs)
+
+
+def _forward_pre(derivation, plan: Plan):
+    sizes = derivation.cell.sizes()
+    for p in plan.products:
+        if p.hoisted:
+            yield Buffer(p.buffer, ("steps", "B", p.width))
+            yield Gemm(Ref(p.buffer, flat=p.width), Ref(f"{p.input}s", flat=sizes[p.input]),
+                       Ref(p.weight), transpose_b=True,
+                       label=labels(derivation, {s.name for g in p.groups for s in g.stages}),
+                       note=f"the {p.input} terms of every step at once")
+            if plan.has_bias(p):
+                yield Add(Ref(p.buffer), Ref(p.bias))
+        else:
+            yield Buffer(p.buffer, ("B", p.width))
+    for b in (b for g in plan.groups for b in g.blocks):
+        if not z_cached(derivation, b):
+            yield Buffer(b.out, ("B", b.width))
+
+
+def _forward_loop(derivation, plan: Plan, cached):
+    cell = derivation.cell
+    stored = {name for name, _, _ in cached}
+    out = [View(x, Ref(f"{x}s", "t")) for x in cell.input_names]
+    out += [View(f"{s}_prev", Ref(f"{s}_seq", "t")) for s in cell.state_names]
+    out += [View(b.out, Ref(f"{b.out}_seq", "t")) for g in plan.groups for b in g.blocks
+            if b.out in stored]
+    done = set()
+    for eq in derivation.forward:
+        name = eq.stage.name
+        g = plan.group_of(name)
+        if plan.is_block_output(name):
+            continue
+        target = (Ref(f"{name}_seq", "t + 1") if name in cell.state_names
+                  else Ref(f"{name}_seq", "t") if name in stored else None)
+        if g is not None:
+            if g.index not in done:
+                done.add(g.index)
+                out += _group_forward(derivation, plan, g, done)
+            home = plan.home(g)
+            source = part(home.buffer, home.columns(g, name), home.width, step_of(home))
+            out += [View(name, source)] if target is None else [Copy(target, source), View(name, target)]
+            continue
+        body = (Softmax(symbol(eq.stage.inputs[0])) if eq.stage.kind is Kind.SOFTMAX
+                else eq.numeric)
+        out += [Assign(name, body, f"({eq.label})")] if target is None else \
+            [Assign(target, body, f"({eq.label})"), View(name, target)]
+    return out
+
+
+def _group_forward(derivation, plan: Plan, g, done):
+    """The products a group needs, its pre-activations summed in its home buffer, its blocks."""
+    out = []
+    label = labels(derivation, set(g.names))
+    for p in plan.products_of(g):
+        if not p.hoisted and p.buffer not in done:
+            done.add(p.buffer)
+            out.append(Gemm(Ref(p.buffer), Ref(p.input), Ref(p.weight), transpose_b=True, label=label))
+    home = plan.home(g)
+    target = part(home.buffer, home.columns(g), home.width, step_of(home))
+    for p in plan.products_of(g):
+        if p is not home:
+            out.append(Add(target, part(p.buffer, p.columns(g), p.width, step_of(p))))
+    if plan.bias_home(g) is home and not home.hoisted and any(s.bias for s in g.stages):
+        out.append(Add(target, Ref(home.bias, columns=home.columns(g), vector=True)))
+    for b in g.blocks:
+        first = next(eq for eq in derivation.forward if eq.stage.name == b.outputs[0])
+        start = home.start(g) + sp.sympify(b.start)
+        stop = home.start(g) + sp.sympify(b.stop)
+        source = part(home.buffer, f"{code(start)}:{code(stop)}", None, step_of(home))
+        body = first.numeric.xreplace({symbol(b.members[0]): sp.Symbol("operand", real=True)})
+        found = list_labels(eq.label for eq in derivation.forward if eq.stage.name in b.outputs)
+        out.append(Assign(Ref(b.out), body, found, operands=(("operand", source),)))
+        out += [View(o, part(b.out, b.columns(o), b.width)) for o in b.outputs]
+    return out
+

@@ -1,0 +1,2 @@
+"""The PyTorch backend: a printer (`printer.py`), a spelling of the operation records
+(`spell.py`) and a template, over the same `codegen.program` as the NumPy backend."""

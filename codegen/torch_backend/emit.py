@@ -1,0 +1,53 @@
+"""Emit the PyTorch module of a recurrent cell's derivation (`generated/torch/<cell>.py`).
+
+Contract: `emit_torch(derivation, entry, command) -> str`, the module's source, deterministic,
+without importing torch.  What the module does is `codegen.program`'s records, the same
+as the NumPy module's; this backend spells them (`spell.py`, `printer.py`) and the
+template `module.py.j2` lays out the autograd.Function and the nn.Module around them.
+The cell's prose and PyTorch layout are read through `numpy_backend.emit.module_facts`.
+"""
+from __future__ import annotations
+
+from codegen.numpy_backend.emit import module_facts, size_sources, tuple_code
+from codegen.program import program
+from codegen.torch_backend.spell import spell, stack_line
+from codegen.torch_backend.templates import render
+from derive.derivation import Derivation
+
+__all__ = ["emit_torch", "class_name"]
+
+ACRONYMS = {"lstm", "lstmp", "gru", "rnn", "cifg", "mgu", "mlp"}
+
+
+def class_name(cell_name: str) -> str:
+    """The nn.Module's name: CamelCase of the cell's (gru_reset_after -> GRUResetAfter)."""
+    return "".join(p.upper() if p in ACRONYMS else p.capitalize() for p in cell_name.split("_"))
+
+
+def emit_torch(derivation: Derivation, entry, command: str) -> str:
+    cell, prog = derivation.cell, program(derivation)
+    sizes = cell.sizes()
+    params = cell.params()
+    facts = module_facts(entry)
+    return render(
+        "module.py.j2", cell=cell.name, command=command, name=class_name(cell.name),
+        description=facts["description"], torch=facts["torch"],
+        size_args=[arg for _, arg in facts["size_args"]], size_args_map=facts["size_args"],
+        params=[(name, tuple_code(shape)) for name, shape in params],
+        state=list(cell.state_names), state_tuple=tuple_code(cell.state_names),
+        state_sizes=[size for _, size in cell.state],
+        output=cell.output, output_size=sizes[cell.output],
+        output_is_state=cell.output in cell.state_names,
+        input_size=sizes[cell.input_names[0]], vector_params=list(cell.vector_param_names),
+        size_sources=size_sources(params),
+        stacking=[stack_line(s) for s in prog.stacking], weights=list(prog.weights),
+        cached=list(prog.cached), cached_names=tuple_code([f"{n}_seq" for n, _, _ in prog.cached]),
+        forward_pre=spell(prog.forward_pre), forward_loop=spell(prog.forward_loop),
+        backward_pre=spell(prog.backward_pre), backward_loop=spell(prog.backward_loop),
+        backward_post=spell(prog.backward_post),
+        grads=[_grad_line(g) for g in prog.grads], dxs_written=prog.dxs_written)
+
+
+def _grad_line(g) -> str:
+    rows = f"[{g.rows}]" if g.rows else ""
+    return f'grads["{g.param}"] = dw["{g.source}"]{rows}'

@@ -1,0 +1,45 @@
+"""How PyTorch spells expressions: the NumPy backend's printer with `torch` for `numpy`.
+
+Contract: `expr_code(expr)` prints an expression of the backward vocabulary
+(`derive.terms`) as one torch expression over batch rows; a function missing from
+`SPELLED` raises `DeriveError` naming it when the module is generated.  Like SymPy's
+`JaxPrinter`, this changes the module name and a few spellings, nothing else.
+"""
+from __future__ import annotations
+
+from sympy.printing.numpy import NumPyPrinter
+
+from codegen.numpy_backend.printer import SPELLED, NumPyCode, spelled
+
+__all__ = ["TorchCode", "expr_code", "SPELLED"]
+
+
+class TorchCode(NumPyCode):
+    _module = "torch"
+    _kf = {k: "torch." + v.split(".")[-1] for k, v in NumPyPrinter._kf.items()}
+    _kc = {k: "torch." + v.split(".")[-1] for k, v in NumPyPrinter._kc.items()}
+
+    def doprint(self, expr, assign_to=None):
+        return super(NumPyCode, self).doprint(spelled(expr, "PyTorch"), assign_to)
+
+    def _print_RowSum(self, expr):
+        return f"({self._print(expr.args[0])}).sum(dim=-1, keepdim=True)"
+
+    def _print_Sigmoid(self, expr):
+        return f"torch.sigmoid({self._print(expr.args[0])})"
+
+    def _print_Softmax(self, expr):
+        return f"torch.softmax({self._print(expr.args[0])}, dim=-1)"
+
+    def _print_Max(self, expr):
+        a, b = sorted(expr.args, key=lambda e: e.is_Number)   # max(z, 0)
+        return f"torch.clamp({self._print(a)}, min={self._print(b)})"
+
+
+PRINTER = TorchCode()
+
+
+def expr_code(expr) -> str:
+    """The expression as one torch expression."""
+    return PRINTER.doprint(expr)
+

@@ -1,0 +1,286 @@
+"""GRU as PyTorch and cuDNN compute it: reset gate applied after the recurrent product: the derived backward inside PyTorch.
+
+GENERATED FILE -- do not edit.  Written by `lstm-derive build` from the stage list of the
+cell `gru_reset_after`.  Equation labels such as (F1), (B1) and (P1) refer to the derivation
+document generated/gru_reset_after.tex.  Depends on PyTorch only; runs on any device and dtype.
+
+`GRUResetAfterFunction` runs the whole sequence: the input terms of all steps in one product
+before the loop, one stacked product per step, and it saves for backward only what the
+derived backward reads.  `GRUResetAfter` is an nn.Module with torch.nn.LSTM's interface:
+`GRUResetAfter(input_size, hidden_size, num_layers=1, bidirectional=False, batch_first=False)`,
+called as `module(input, state0=None) -> (output, stateT)`, input (T, B, D) or (B, T, D),
+the state a tuple in the order of STATE, each (num_layers * directions, B, size).
+Its state dict is torch.nn.GRU's (input_size=D, hidden_size=H): load_state_dict takes one.
+"""
+try:
+    import torch
+except ImportError:
+    raise ImportError("this generated module needs PyTorch (package torch): pip install torch") from None
+
+PARAMS = {
+    "W_z": ("H", "D"),
+    "W_r": ("H", "D"),
+    "W_n": ("H", "D"),
+    "U_z": ("H", "H"),
+    "U_r": ("H", "H"),
+    "U_n": ("H", "H"),
+    "b_z": ("H",),
+    "b_r": ("H",),
+    "b_n": ("H",),
+    "b_hn": ("H",),
+}
+STATE = ("h",)
+STATE_SIZES = {"h": "H"}
+SIZES = {"D": "input_size", "H": "hidden_size"}  # size symbol -> constructor argument
+OUTPUT = ("h", "H")
+CACHED = ("h_seq", "a_nh_seq", "n_seq", "v_seq", "Z_z_r_seq")  # per-step storage the backward reads
+# torch.nn.GRU keeps the parameters stacked: each key lists those in its blocks of rows;
+# a parameter in two keys (PyTorch's two biases) is their sum.
+LAYOUT = {
+    "weight_ih": ("W_r", "W_z", "W_n"),
+    "weight_hh": ("U_r", "U_z", "U_n"),
+    "bias_ih": ("b_r", "b_z", "b_n"),
+    "bias_hh": ("b_r", "b_z", "b_hn"),
+}
+
+
+def _sizes(params):
+    return {
+        "D": params["W_z"].shape[1],
+        "H": params["W_z"].shape[0],
+    }
+
+
+def _stack(params, sizes, xs):
+    """The weights of every input stacked into one matrix (and biases into one vector)."""
+    D = sizes["D"]
+    H = sizes["H"]
+    Wcat_x = torch.cat([params["W_z"], params["W_r"], params["W_n"]])
+    bcat_x = torch.cat([params["b_z"], params["b_r"], params["b_n"]])
+    Wcat_h_prev = torch.cat([params["U_z"], params["U_r"], params["U_n"]])
+    bcat_h_prev = torch.cat([xs.new_zeros(H), xs.new_zeros(H), params["b_hn"]])
+    return dict(Wcat_x=Wcat_x, Wcat_h_prev=Wcat_h_prev, bcat_x=bcat_x, bcat_h_prev=bcat_h_prev)
+
+
+def _forward_steps(w, sizes, xs, seq):
+    """All steps of xs (steps, B, D) from the states in row 0 of seq; fills seq."""
+    D = sizes["D"]
+    H = sizes["H"]
+    steps, B = xs.shape[:2]
+    Wcat_x = w["Wcat_x"]
+    Wcat_h_prev = w["Wcat_h_prev"]
+    bcat_x = w["bcat_x"]
+    bcat_h_prev = w["bcat_h_prev"]
+    h_seq = seq["h_seq"]
+    a_nh_seq = seq["a_nh_seq"]
+    n_seq = seq["n_seq"]
+    v_seq = seq["v_seq"]
+    Z_z_r_seq = seq["Z_z_r_seq"]
+    A_x = xs.new_empty((steps, B, 3 * H))
+    # the x terms of every step at once  (F1)-(F3)
+    torch.matmul(xs.reshape(steps * B, D), Wcat_x.T, out=A_x.reshape(steps * B, 3 * H))
+    A_x += bcat_x
+    A_h_prev = xs.new_empty((B, 3 * H))
+    for t in range(steps):
+        h_prev = h_seq[t]
+        Z_z_r = Z_z_r_seq[t]
+        torch.matmul(h_prev, Wcat_h_prev.T, out=A_h_prev)  # (F1)-(F2)
+        A_h_prev[:, 0:2 * H] += A_x[t, :, 0:2 * H]
+        Z_z_r[...] = torch.sigmoid(A_h_prev[:, 0:2 * H])  # (F5) (F6)
+        z = Z_z_r[:, 0:H]
+        r = Z_z_r[:, H:2 * H]
+        a_nx = A_x[t, :, 2 * H:3 * H]
+        A_h_prev[:, 2 * H:3 * H] += bcat_h_prev[2 * H:3 * H]
+        a_nh_seq[t] = A_h_prev[:, 2 * H:3 * H]
+        a_nh = a_nh_seq[t]
+        s = a_nh*r  # (F7)
+        a_n = a_nx + s  # (F8)
+        n_seq[t] = torch.tanh(a_n)  # (F9)
+        n = n_seq[t]
+        v_seq[t] = 1 - z  # (F10)
+        v = v_seq[t]
+        m = n*v  # (F11)
+        q = h_prev*z  # (F12)
+        h_seq[t + 1] = m + q  # (F13)
+
+
+def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
+    """All steps back from d_next (the state gradients after the last step); adds the parameter
+    gradients into dw, writes dxs and returns the state gradients before step 0."""
+    D = sizes["D"]
+    H = sizes["H"]
+    steps, B = xs.shape[:2]
+    Wcat_x = w["Wcat_x"]
+    Wcat_h_prev = w["Wcat_h_prev"]
+    bcat_x = w["bcat_x"]
+    bcat_h_prev = w["bcat_h_prev"]
+    h_seq = seq["h_seq"]
+    a_nh_seq = seq["a_nh_seq"]
+    n_seq = seq["n_seq"]
+    v_seq = seq["v_seq"]
+    Z_z_r_seq = seq["Z_z_r_seq"]
+    d_h_next = d_next["h"]
+    d_A_x_seq = xs.new_empty((steps, B, 3 * H))
+    d_A_h_prev_seq = xs.new_empty((steps, B, 3 * H))
+    d_Z_z_r = xs.new_empty((B, 2 * H))
+    scratch_Z_z_r = xs.new_empty((B, 2 * H))
+    d_z = d_Z_z_r[:, 0:H]
+    d_r = d_Z_z_r[:, H:2 * H]
+    for t in reversed(range(steps)):
+        h_prev = h_seq[t]
+        a_nh = a_nh_seq[t]
+        n = n_seq[t]
+        v = v_seq[t]
+        Z_z_r = Z_z_r_seq[t]
+        z = Z_z_r[:, 0:H]
+        r = Z_z_r[:, H:2 * H]
+        d_A_x = d_A_x_seq[t]
+        d_A_h_prev = d_A_h_prev_seq[t]
+        d_h = d_h_next + dhs[t]  # (B1) fork: loss, next step
+        d_q = d_h  # (B2)
+        d_m = d_h  # (B3)
+        d_v = d_m*n  # (B4)
+        d_n = d_m*v  # (B5)
+        d_a_n = d_n*(1 - n**2)  # (B6)
+        d_s = d_a_n  # (B7)
+        d_r[...] = a_nh*d_s  # (B8)
+        d_z[...] = d_q*h_prev - d_v  # (B9) fork: v, q
+        d_A_h_prev[:, 2 * H:3 * H] = d_s*r  # (B10)
+        d_A_x[:, 2 * H:3 * H] = d_a_n  # (B11)
+        d_A_h_prev[:, 0:2 * H] = Z_z_r*d_Z_z_r*(1 - Z_z_r)  # (B13) (B12)
+        d_h_prev = d_q*z + d_A_h_prev @ Wcat_h_prev  # (B14) fork: a_z, a_r, a_nh, q
+        d_h_next = d_h_prev
+    d_A_x_seq[:, :, 0:2 * H] = d_A_h_prev_seq[:, :, 0:2 * H]
+    dw["Wcat_x"] += d_A_x_seq.reshape(steps * B, 3 * H).T @ xs.reshape(steps * B, D)  # (P1)-(P3)
+    torch.matmul(d_A_x_seq.reshape(steps * B, 3 * H), Wcat_x, out=dxs.reshape(steps * B, D))  # (B15)
+    dw["bcat_x"] += d_A_x_seq.reshape(steps * B, 3 * H).sum(dim=0)  # (P7)-(P9)
+    dw["Wcat_h_prev"] += d_A_h_prev_seq.reshape(steps * B, 3 * H).T @ h_seq[:steps].reshape(steps * B, H)  # (P4)-(P6)
+    dw["bcat_h_prev"] += d_A_h_prev_seq.reshape(steps * B, 3 * H).sum(dim=0)  # (P10)
+    return {"h": d_h_next}
+
+
+def _buffers(n, B, sizes, xs):
+    """Storage for n steps of what the backward pass reads (a state has n + 1 rows)."""
+    D = sizes["D"]
+    H = sizes["H"]
+    return {
+        "h_seq": xs.new_empty((n + 1, B, H)),
+        "a_nh_seq": xs.new_empty((n, B, H)),
+        "n_seq": xs.new_empty((n, B, H)),
+        "v_seq": xs.new_empty((n, B, H)),
+        "Z_z_r_seq": xs.new_empty((n, B, 2 * H)),
+    }
+
+
+def _grads(dw, sizes):
+    """Each parameter's gradient: its rows of a stacked gradient."""
+    D = sizes["D"]
+    H = sizes["H"]
+    grads = {}
+    grads["W_z"] = dw["Wcat_x"][0:H]
+    grads["b_z"] = dw["bcat_x"][0:H]
+    grads["W_r"] = dw["Wcat_x"][H:2 * H]
+    grads["b_r"] = dw["bcat_x"][H:2 * H]
+    grads["W_n"] = dw["Wcat_x"][2 * H:3 * H]
+    grads["b_n"] = dw["bcat_x"][2 * H:3 * H]
+    grads["U_z"] = dw["Wcat_h_prev"][0:H]
+    grads["U_r"] = dw["Wcat_h_prev"][H:2 * H]
+    grads["U_n"] = dw["Wcat_h_prev"][2 * H:3 * H]
+    grads["b_hn"] = dw["bcat_h_prev"][2 * H:3 * H]
+    return [grads[name] for name in PARAMS]
+
+
+class GRUResetAfterFunction(torch.autograd.Function):
+    """(xs, *state0, *params in PARAMS order) -> (outputs, *stateT), with the derived backward.
+
+    xs is (T, B, D), each state (B, size).  The forward saves only the per-step values
+    the backward reads (CACHED), xs and the parameters (not copied).
+    """
+
+    @staticmethod
+    def forward(ctx, xs, *args):
+        xs, state0, params = xs.contiguous(), args[:len(STATE)], dict(zip(PARAMS, args[len(STATE):]))
+        sizes = _sizes(params)
+        seq = _buffers(xs.shape[0], xs.shape[1], sizes, xs)
+        for s, value in zip(STATE, state0):
+            seq[f"{s}_seq"][0] = value
+        _forward_steps(_stack(params, sizes, xs), sizes, xs, seq)
+        ctx.save_for_backward(xs, *params.values(), *seq.values())
+        outputs = seq["h_seq"][1:]
+        return (outputs, *(seq[f"{s}_seq"][-1].clone() for s in STATE))
+
+    @staticmethod
+    def backward(ctx, dhs, *dstateT):
+        xs, *rest = ctx.saved_tensors
+        params = dict(zip(PARAMS, rest[:len(PARAMS)]))
+        seq = dict(zip(CACHED, rest[len(PARAMS):]))
+        sizes = _sizes(params)
+        w = _stack(params, sizes, xs)
+        dw = {name: torch.zeros_like(value) for name, value in w.items()}
+        dxs = torch.empty_like(xs)
+        d_next = {s: d.clone() for s, d in zip(STATE, dstateT)}
+        dstate0 = _backward_steps(w, sizes, xs, seq, dhs.contiguous(), d_next, dw, dxs)
+        return (dxs, *(dstate0[s] for s in STATE), *_grads(dw, sizes))
+
+
+class GRUResetAfter(torch.nn.Module):
+    """The cell over sequences, stacked in layers, in one or both directions (torch.nn.LSTM's interface)."""
+
+    def __init__(self, input_size, hidden_size, num_layers=1, bidirectional=False, batch_first=False,
+                 *, device=None, dtype=None):
+        super().__init__()
+        self.sizes = {"D": int(input_size), "H": int(hidden_size)}
+        self.num_layers, self.bidirectional, self.batch_first = num_layers, bidirectional, batch_first
+        self.directions = 2 if bidirectional else 1
+        for layer in range(num_layers):
+            sizes = self._layer_sizes(layer)
+            for suffix in ("", "_reverse")[:self.directions]:
+                for key, names in LAYOUT.items():
+                    rows = sum(sizes[PARAMS[name][0]] for name in names)
+                    shape = (rows, *(sizes[s] for s in PARAMS[names[0]][1:]))
+                    self.register_parameter(f"{key}_l{layer}{suffix}", torch.nn.Parameter(
+                        torch.empty(shape, device=device, dtype=dtype)))
+        self.reset_parameters()
+
+    def reset_parameters(self):
+        """Uniform in (-1/sqrt(H), 1/sqrt(H)), as torch.nn's recurrent modules."""
+        bound = 1.0 / self.sizes["H"] ** 0.5
+        for value in self.parameters():
+            torch.nn.init.uniform_(value, -bound, bound)
+
+    def _layer_sizes(self, layer):
+        width = self.sizes[OUTPUT[1]] * self.directions
+        return dict(self.sizes, D=self.sizes["D"] if layer == 0 else width)
+
+    def layer_params(self, layer, reverse=False):
+        """The parameters of one layer and direction keyed like PARAMS (views; summed doubles)."""
+        sizes, suffix, params = self._layer_sizes(layer), "_reverse" if reverse else "", {}
+        for key, names in LAYOUT.items():
+            blocks = torch.split(getattr(self, f"{key}_l{layer}{suffix}"),
+                                 [sizes[PARAMS[name][0]] for name in names])
+            for name, block in zip(names, blocks):
+                params[name] = params[name] + block if name in params else block
+        return params
+
+    def forward(self, input, state0=None):
+        xs = input.transpose(0, 1) if self.batch_first else input
+        B = xs.shape[1]
+        if state0 is None:
+            state0 = tuple(xs.new_zeros((self.num_layers * self.directions, B, self.sizes[STATE_SIZES[s]]))
+                           for s in STATE)
+        elif isinstance(state0, torch.Tensor):
+            state0 = (state0,)
+        final = []
+        for layer in range(self.num_layers):
+            outputs = []
+            for direction in range(self.directions):
+                k = layer * self.directions + direction
+                params = self.layer_params(layer, reverse=direction == 1)
+                run = xs.flip(0) if direction else xs
+                out, *stateT = GRUResetAfterFunction.apply(run, *(s[k] for s in state0),
+                                                       *(params[name] for name in PARAMS))
+                outputs.append(out.flip(0) if direction else out)
+                final.append(stateT)
+            xs = torch.cat(outputs, dim=2) if self.directions == 2 else outputs[0]
+        output = xs.transpose(0, 1) if self.batch_first else xs
+        return output, tuple(torch.stack([f[n] for f in final]) for n in range(len(STATE)))

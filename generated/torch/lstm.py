@@ -1,0 +1,289 @@
+"""LSTM with a forget gate, no peepholes (Hochreiter & Schmidhuber; Gers et al.): the derived backward inside PyTorch.
+
+GENERATED FILE -- do not edit.  Written by `lstm-derive build` from the stage list of the
+cell `lstm`.  Equation labels such as (F1), (B1) and (P1) refer to the derivation
+document generated/lstm.tex.  Depends on PyTorch only; runs on any device and dtype.
+
+`LSTMFunction` runs the whole sequence: the input terms of all steps in one product
+before the loop, one stacked product per step, and it saves for backward only what the
+derived backward reads.  `LSTM` is an nn.Module with torch.nn.LSTM's interface:
+`LSTM(input_size, hidden_size, num_layers=1, bidirectional=False, batch_first=False)`,
+called as `module(input, state0=None) -> (output, stateT)`, input (T, B, D) or (B, T, D),
+the state a tuple in the order of STATE, each (num_layers * directions, B, size).
+Its state dict is torch.nn.LSTM's (input_size=D, hidden_size=H): load_state_dict takes one.
+"""
+try:
+    import torch
+except ImportError:
+    raise ImportError("this generated module needs PyTorch (package torch): pip install torch") from None
+
+PARAMS = {
+    "W_f": ("H", "D"),
+    "W_i": ("H", "D"),
+    "W_g": ("H", "D"),
+    "W_o": ("H", "D"),
+    "U_f": ("H", "H"),
+    "U_i": ("H", "H"),
+    "U_g": ("H", "H"),
+    "U_o": ("H", "H"),
+    "b_f": ("H",),
+    "b_i": ("H",),
+    "b_g": ("H",),
+    "b_o": ("H",),
+}
+STATE = ("h", "c")
+STATE_SIZES = {"h": "H", "c": "H"}
+SIZES = {"D": "input_size", "H": "hidden_size"}  # size symbol -> constructor argument
+OUTPUT = ("h", "H")
+CACHED = ("h_seq", "c_seq", "k_seq", "Z_f_i_o_seq", "Z_g_seq")  # per-step storage the backward reads
+# torch.nn.LSTM keeps the parameters stacked: each key lists those in its blocks of rows;
+# a parameter in two keys (PyTorch's two biases) is their sum.
+LAYOUT = {
+    "weight_ih": ("W_i", "W_f", "W_g", "W_o"),
+    "weight_hh": ("U_i", "U_f", "U_g", "U_o"),
+    "bias_ih": ("b_i", "b_f", "b_g", "b_o"),
+    "bias_hh": ("b_i", "b_f", "b_g", "b_o"),
+}
+
+
+def _sizes(params):
+    return {
+        "D": params["W_f"].shape[1],
+        "H": params["W_f"].shape[0],
+    }
+
+
+def _stack(params, sizes, xs):
+    """The weights of every input stacked into one matrix (and biases into one vector)."""
+    D = sizes["D"]
+    H = sizes["H"]
+    Wcat_x = torch.cat([params["W_f"], params["W_i"], params["W_o"], params["W_g"]])
+    bcat_x = torch.cat([params["b_f"], params["b_i"], params["b_o"], params["b_g"]])
+    Wcat_h_prev = torch.cat([params["U_f"], params["U_i"], params["U_o"], params["U_g"]])
+    return dict(Wcat_x=Wcat_x, Wcat_h_prev=Wcat_h_prev, bcat_x=bcat_x)
+
+
+def _forward_steps(w, sizes, xs, seq):
+    """All steps of xs (steps, B, D) from the states in row 0 of seq; fills seq."""
+    D = sizes["D"]
+    H = sizes["H"]
+    steps, B = xs.shape[:2]
+    Wcat_x = w["Wcat_x"]
+    Wcat_h_prev = w["Wcat_h_prev"]
+    bcat_x = w["bcat_x"]
+    h_seq = seq["h_seq"]
+    c_seq = seq["c_seq"]
+    k_seq = seq["k_seq"]
+    Z_f_i_o_seq = seq["Z_f_i_o_seq"]
+    Z_g_seq = seq["Z_g_seq"]
+    A_x = xs.new_empty((steps, B, 4 * H))
+    # the x terms of every step at once  (F1)-(F4)
+    torch.matmul(xs.reshape(steps * B, D), Wcat_x.T, out=A_x.reshape(steps * B, 4 * H))
+    A_x += bcat_x
+    A_h_prev = xs.new_empty((B, 4 * H))
+    for t in range(steps):
+        h_prev = h_seq[t]
+        c_prev = c_seq[t]
+        Z_f_i_o = Z_f_i_o_seq[t]
+        Z_g = Z_g_seq[t]
+        torch.matmul(h_prev, Wcat_h_prev.T, out=A_h_prev)  # (F1)-(F4)
+        A_h_prev += A_x[t]
+        Z_f_i_o[...] = torch.sigmoid(A_h_prev[:, 0:3 * H])  # (F5) (F6) (F8)
+        f = Z_f_i_o[:, 0:H]
+        i = Z_f_i_o[:, H:2 * H]
+        o = Z_f_i_o[:, 2 * H:3 * H]
+        Z_g[...] = torch.tanh(A_h_prev[:, 3 * H:4 * H])  # (F7)
+        g = Z_g
+        m = c_prev*f  # (F9)
+        n = g*i  # (F10)
+        c_seq[t + 1] = m + n  # (F11)
+        c = c_seq[t + 1]
+        k_seq[t] = torch.tanh(c)  # (F12)
+        k = k_seq[t]
+        h_seq[t + 1] = k*o  # (F13)
+
+
+def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
+    """All steps back from d_next (the state gradients after the last step); adds the parameter
+    gradients into dw, writes dxs and returns the state gradients before step 0."""
+    D = sizes["D"]
+    H = sizes["H"]
+    steps, B = xs.shape[:2]
+    Wcat_x = w["Wcat_x"]
+    Wcat_h_prev = w["Wcat_h_prev"]
+    bcat_x = w["bcat_x"]
+    h_seq = seq["h_seq"]
+    c_seq = seq["c_seq"]
+    k_seq = seq["k_seq"]
+    Z_f_i_o_seq = seq["Z_f_i_o_seq"]
+    Z_g_seq = seq["Z_g_seq"]
+    d_h_next = d_next["h"]
+    d_c_next = d_next["c"]
+    d_A_x_seq = xs.new_empty((steps, B, 4 * H))
+    d_Z_f_i_o = xs.new_empty((B, 3 * H))
+    d_Z_g = xs.new_empty((B, H))
+    scratch_Z_f_i_o = xs.new_empty((B, 3 * H))
+    scratch_Z_g = xs.new_empty((B, H))
+    d_f = d_Z_f_i_o[:, 0:H]
+    d_i = d_Z_f_i_o[:, H:2 * H]
+    d_o = d_Z_f_i_o[:, 2 * H:3 * H]
+    d_g = d_Z_g
+    for t in reversed(range(steps)):
+        c_prev = c_seq[t]
+        k = k_seq[t]
+        Z_f_i_o = Z_f_i_o_seq[t]
+        Z_g = Z_g_seq[t]
+        f = Z_f_i_o[:, 0:H]
+        i = Z_f_i_o[:, H:2 * H]
+        o = Z_f_i_o[:, 2 * H:3 * H]
+        g = Z_g
+        d_A_x = d_A_x_seq[t]
+        d_h = d_h_next + dhs[t]  # (B1) fork: loss, next step
+        d_k = d_h*o  # (B2)
+        d_c = d_k*(1 - k**2) + d_c_next  # (B3) fork: k, next step
+        d_n = d_c  # (B4)
+        d_m = d_c  # (B5)
+        d_o[...] = d_h*k  # (B6)
+        d_g[...] = d_n*i  # (B7)
+        d_i[...] = d_n*g  # (B8)
+        d_f[...] = c_prev*d_m  # (B9)
+        d_A_x[:, 3 * H:4 * H] = d_Z_g*(1 - Z_g**2)  # (B11)
+        d_A_x[:, 0:3 * H] = Z_f_i_o*d_Z_f_i_o*(1 - Z_f_i_o)  # (B13) (B12) (B10)
+        d_c_prev = d_m*f  # (B14)
+        d_h_prev = d_A_x @ Wcat_h_prev  # (B15) fork: a_f, a_i, a_g, a_o
+        d_h_next = d_h_prev
+        d_c_next = d_c_prev
+    dw["Wcat_x"] += d_A_x_seq.reshape(steps * B, 4 * H).T @ xs.reshape(steps * B, D)  # (P1)-(P4)
+    torch.matmul(d_A_x_seq.reshape(steps * B, 4 * H), Wcat_x, out=dxs.reshape(steps * B, D))  # (B16)
+    dw["bcat_x"] += d_A_x_seq.reshape(steps * B, 4 * H).sum(dim=0)  # (P9)-(P12)
+    dw["Wcat_h_prev"] += d_A_x_seq.reshape(steps * B, 4 * H).T @ h_seq[:steps].reshape(steps * B, H)  # (P5)-(P8)
+    return {"h": d_h_next, "c": d_c_next}
+
+
+def _buffers(n, B, sizes, xs):
+    """Storage for n steps of what the backward pass reads (a state has n + 1 rows)."""
+    D = sizes["D"]
+    H = sizes["H"]
+    return {
+        "h_seq": xs.new_empty((n + 1, B, H)),
+        "c_seq": xs.new_empty((n + 1, B, H)),
+        "k_seq": xs.new_empty((n, B, H)),
+        "Z_f_i_o_seq": xs.new_empty((n, B, 3 * H)),
+        "Z_g_seq": xs.new_empty((n, B, H)),
+    }
+
+
+def _grads(dw, sizes):
+    """Each parameter's gradient: its rows of a stacked gradient."""
+    D = sizes["D"]
+    H = sizes["H"]
+    grads = {}
+    grads["W_f"] = dw["Wcat_x"][0:H]
+    grads["b_f"] = dw["bcat_x"][0:H]
+    grads["W_i"] = dw["Wcat_x"][H:2 * H]
+    grads["b_i"] = dw["bcat_x"][H:2 * H]
+    grads["W_o"] = dw["Wcat_x"][2 * H:3 * H]
+    grads["b_o"] = dw["bcat_x"][2 * H:3 * H]
+    grads["W_g"] = dw["Wcat_x"][3 * H:4 * H]
+    grads["b_g"] = dw["bcat_x"][3 * H:4 * H]
+    grads["U_f"] = dw["Wcat_h_prev"][0:H]
+    grads["U_i"] = dw["Wcat_h_prev"][H:2 * H]
+    grads["U_o"] = dw["Wcat_h_prev"][2 * H:3 * H]
+    grads["U_g"] = dw["Wcat_h_prev"][3 * H:4 * H]
+    return [grads[name] for name in PARAMS]
+
+
+class LSTMFunction(torch.autograd.Function):
+    """(xs, *state0, *params in PARAMS order) -> (outputs, *stateT), with the derived backward.
+
+    xs is (T, B, D), each state (B, size).  The forward saves only the per-step values
+    the backward reads (CACHED), xs and the parameters (not copied).
+    """
+
+    @staticmethod
+    def forward(ctx, xs, *args):
+        xs, state0, params = xs.contiguous(), args[:len(STATE)], dict(zip(PARAMS, args[len(STATE):]))
+        sizes = _sizes(params)
+        seq = _buffers(xs.shape[0], xs.shape[1], sizes, xs)
+        for s, value in zip(STATE, state0):
+            seq[f"{s}_seq"][0] = value
+        _forward_steps(_stack(params, sizes, xs), sizes, xs, seq)
+        ctx.save_for_backward(xs, *params.values(), *seq.values())
+        outputs = seq["h_seq"][1:]
+        return (outputs, *(seq[f"{s}_seq"][-1].clone() for s in STATE))
+
+    @staticmethod
+    def backward(ctx, dhs, *dstateT):
+        xs, *rest = ctx.saved_tensors
+        params = dict(zip(PARAMS, rest[:len(PARAMS)]))
+        seq = dict(zip(CACHED, rest[len(PARAMS):]))
+        sizes = _sizes(params)
+        w = _stack(params, sizes, xs)
+        dw = {name: torch.zeros_like(value) for name, value in w.items()}
+        dxs = torch.empty_like(xs)
+        d_next = {s: d.clone() for s, d in zip(STATE, dstateT)}
+        dstate0 = _backward_steps(w, sizes, xs, seq, dhs.contiguous(), d_next, dw, dxs)
+        return (dxs, *(dstate0[s] for s in STATE), *_grads(dw, sizes))
+
+
+class LSTM(torch.nn.Module):
+    """The cell over sequences, stacked in layers, in one or both directions (torch.nn.LSTM's interface)."""
+
+    def __init__(self, input_size, hidden_size, num_layers=1, bidirectional=False, batch_first=False,
+                 *, device=None, dtype=None):
+        super().__init__()
+        self.sizes = {"D": int(input_size), "H": int(hidden_size)}
+        self.num_layers, self.bidirectional, self.batch_first = num_layers, bidirectional, batch_first
+        self.directions = 2 if bidirectional else 1
+        for layer in range(num_layers):
+            sizes = self._layer_sizes(layer)
+            for suffix in ("", "_reverse")[:self.directions]:
+                for key, names in LAYOUT.items():
+                    rows = sum(sizes[PARAMS[name][0]] for name in names)
+                    shape = (rows, *(sizes[s] for s in PARAMS[names[0]][1:]))
+                    self.register_parameter(f"{key}_l{layer}{suffix}", torch.nn.Parameter(
+                        torch.empty(shape, device=device, dtype=dtype)))
+        self.reset_parameters()
+
+    def reset_parameters(self):
+        """Uniform in (-1/sqrt(H), 1/sqrt(H)), as torch.nn's recurrent modules."""
+        bound = 1.0 / self.sizes["H"] ** 0.5
+        for value in self.parameters():
+            torch.nn.init.uniform_(value, -bound, bound)
+
+    def _layer_sizes(self, layer):
+        width = self.sizes[OUTPUT[1]] * self.directions
+        return dict(self.sizes, D=self.sizes["D"] if layer == 0 else width)
+
+    def layer_params(self, layer, reverse=False):
+        """The parameters of one layer and direction keyed like PARAMS (views; summed doubles)."""
+        sizes, suffix, params = self._layer_sizes(layer), "_reverse" if reverse else "", {}
+        for key, names in LAYOUT.items():
+            blocks = torch.split(getattr(self, f"{key}_l{layer}{suffix}"),
+                                 [sizes[PARAMS[name][0]] for name in names])
+            for name, block in zip(names, blocks):
+                params[name] = params[name] + block if name in params else block
+        return params
+
+    def forward(self, input, state0=None):
+        xs = input.transpose(0, 1) if self.batch_first else input
+        B = xs.shape[1]
+        if state0 is None:
+            state0 = tuple(xs.new_zeros((self.num_layers * self.directions, B, self.sizes[STATE_SIZES[s]]))
+                           for s in STATE)
+        elif isinstance(state0, torch.Tensor):
+            state0 = (state0,)
+        final = []
+        for layer in range(self.num_layers):
+            outputs = []
+            for direction in range(self.directions):
+                k = layer * self.directions + direction
+                params = self.layer_params(layer, reverse=direction == 1)
+                run = xs.flip(0) if direction else xs
+                out, *stateT = LSTMFunction.apply(run, *(s[k] for s in state0),
+                                                       *(params[name] for name in PARAMS))
+                outputs.append(out.flip(0) if direction else out)
+                final.append(stateT)
+            xs = torch.cat(outputs, dim=2) if self.directions == 2 else outputs[0]
+        output = xs.transpose(0, 1) if self.batch_first else xs
+        return output, tuple(torch.stack([f[n] for f in final]) for n in range(len(STATE)))

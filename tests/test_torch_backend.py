@@ -1,0 +1,128 @@
+"""generated/torch/<cell>.py: the derived backward inside PyTorch (float64, small shapes).
+
+gradcheck on every cell's autograd.Function; the nn.Module against torch.nn.LSTM/GRU/RNN/
+LSTM(proj_size) with their own state dicts (layers, directions, batch_first); every cell
+against its NumPy module.  Skipped without torch, a failure when CI=true.
+"""
+import os
+
+import numpy as np
+import pytest
+
+from conftest import GENERATED, generated, load_file
+from catalogue.cells import CELLS
+from codegen.torch_backend.emit import class_name
+
+if os.environ.get("CI") == "true":
+    import torch
+else:
+    torch = pytest.importorskip("torch")
+
+RECURRENT = [name for name, entry in CELLS.items() if entry.cell.recurrent]
+SIZES = {"D": 3, "H": 4, "P": 2}
+T, B = 3, 2
+
+
+def torch_module(name):
+    return load_file(GENERATED / "torch" / f"{name}.py", f"generated_torch_{name}")
+
+
+def function_of(module):
+    return next(getattr(module, k) for k in dir(module) if k.endswith("Function") and k != "Function")
+
+
+def random_inputs(module, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    rand = (lambda *shape: torch.randn(*shape, generator=g, dtype=torch.float64).requires_grad_())
+    xs = rand(T, B, SIZES["D"])
+    state0 = [rand(B, SIZES[module.STATE_SIZES[s]]) for s in module.STATE]
+    params = [(0.5 * rand(*(SIZES[d] for d in shape))).detach().requires_grad_()
+              for shape in module.PARAMS.values()]
+    return xs, state0, params
+
+
+@pytest.mark.parametrize("name", RECURRENT)
+def test_gradcheck_of_the_function(name):
+    module = torch_module(name)
+    xs, state0, params = random_inputs(module)
+    assert torch.autograd.gradcheck(function_of(module).apply, (xs, *state0, *params))
+
+
+@pytest.mark.parametrize("name", RECURRENT)
+def test_equal_to_the_numpy_module(name):
+    module, reference = torch_module(name), generated(name)
+    xs, state0, params = random_inputs(module, seed=1)
+    out, *stateT = function_of(module).apply(xs, *state0, *params)
+    rng = np.random.default_rng(2)
+    dhs = rng.normal(size=tuple(out.shape))
+    dT = [rng.normal(size=tuple(s.shape)) for s in stateT]
+    loss = (out * torch.from_numpy(dhs)).sum() + sum((s * torch.from_numpy(d)).sum() for s, d in zip(stateT, dT))
+    loss.backward()
+    np_params = {n: p.detach().numpy() for n, p in zip(module.PARAMS, params)}
+    np_state = {s: v.detach().numpy() for s, v in zip(module.STATE, state0)}
+    hs, np_stateT, cache = reference.forward(np_params, xs.detach().numpy(), np_state)
+    grads, dxs, dstate0 = reference.backward(np_params, cache, dhs, dict(zip(module.STATE, dT)))
+    np.testing.assert_allclose(out.detach().numpy(), hs, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(xs.grad.numpy(), dxs, rtol=1e-10, atol=1e-12)
+    for s, v in zip(module.STATE, state0):
+        np.testing.assert_allclose(v.grad.numpy(), dstate0[s], rtol=1e-10, atol=1e-12)
+    for n, p in zip(module.PARAMS, params):
+        np.testing.assert_allclose(p.grad.numpy(), grads[n], rtol=1e-10, atol=1e-12, err_msg=n)
+
+
+PYTORCH = {"lstm": ("LSTM", {}), "gru_reset_after": ("GRU", {}), "rnn": ("RNN", {}),
+           "lstmp": ("LSTM", {"proj_size": 2})}
+
+
+@pytest.mark.parametrize("name", sorted(PYTORCH))
+@pytest.mark.parametrize("layers, bidirectional, batch_first", [(1, False, False), (2, True, True)])
+def test_the_module_equals_torch_nn(name, layers, bidirectional, batch_first):
+    kind, extra = PYTORCH[name]
+    module = torch_module(name)
+    cls = getattr(module, class_name(name))
+    torch.manual_seed(0)
+    options = dict(num_layers=layers, bidirectional=bidirectional, batch_first=batch_first)
+    theirs = getattr(torch.nn, kind)(SIZES["D"], SIZES["H"], **extra, **options).double()
+    ours = cls(SIZES["D"], SIZES["H"], *extra.values(), **options, dtype=torch.float64)
+    assert list(ours.state_dict()) == list(theirs.state_dict())
+    ours.load_state_dict(theirs.state_dict())
+    x = torch.randn(B, T, SIZES["D"], dtype=torch.float64) if batch_first else \
+        torch.randn(T, B, SIZES["D"], dtype=torch.float64)
+    dirs = 2 if bidirectional else 1
+    state_sizes = {"h": extra.get("proj_size", SIZES["H"]), "c": SIZES["H"]}
+    state0 = tuple(torch.randn(layers * dirs, B, state_sizes[s], dtype=torch.float64)
+                   for s in module.STATE)
+    results = []
+    for net in (theirs, ours):
+        xr = x.clone().requires_grad_()
+        s0 = tuple(s.clone().requires_grad_() for s in state0)
+        out, stateT = net(xr, s0 if len(s0) > 1 else s0[0])
+        stateT = stateT if isinstance(stateT, tuple) else (stateT,)
+        loss = (out ** 2).sum() + sum((s ** 3).sum() for s in stateT)
+        loss.backward()
+        results.append([out, *stateT, xr.grad, *(s.grad for s in s0),
+                        *(p.grad for p in net.parameters())])
+    for a, b in zip(*results):
+        torch.testing.assert_close(b, a, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("name", ["peephole_lstm", "gru"])
+def test_a_cell_torch_lacks_is_a_module_too(name):
+    module = torch_module(name)
+    net = getattr(module, class_name(name))(SIZES["D"], SIZES["H"], num_layers=2, bidirectional=True,
+                                            dtype=torch.float64)
+    assert list(net.state_dict())[:len(module.PARAMS)] == [f"{p}_l0" for p in module.PARAMS]
+    out, stateT = net(torch.randn(T, B, SIZES["D"], dtype=torch.float64))
+    out.sum().backward()
+    assert out.shape == (T, B, 2 * SIZES["H"]) and stateT[0].shape == (4, B, SIZES["H"])
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in net.parameters())
+
+
+def test_importing_without_torch_names_the_package(tmp_path):
+    import subprocess
+    import sys
+    code = ("import sys; sys.modules['torch'] = None; import runpy; "
+            f"runpy.run_path({str(GENERATED / 'torch' / 'lstm.py')!r})")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    last = run.stderr.strip().splitlines()[-1]
+    assert run.returncode != 0 and "needs PyTorch (package torch)" in last
