@@ -154,7 +154,7 @@ def reads(record) -> set[str]:
         (refs if isinstance(record.source, Ref) else exprs).append(record.source)
     found = {r.name for r in refs}
     for expr in exprs:   # LossGrad(h), Carried(h) read dhs[t], d_h_next: not h
-        expr = expr.replace(lambda e: isinstance(e, (LossGrad, Carried)), lambda e: sp.Integer(1))
+        expr = expr.xreplace({node: sp.Integer(1) for node in expr.atoms(LossGrad, Carried)})
         found |= {s.name for s in expr.free_symbols}
     return found
 
