@@ -21,10 +21,9 @@ from derive.ops import OPS
 from derive.rules import affine_rule, definition, derivative, softmax_rule
 from derive.stages import Kind
 
-STEP_WORDS = {"definition": "definition", "derivative": "SymPy's derivative",
-              "inverse": r"solve $s = \mathrm{def}(x)$ for $x$",
-              "substituted": "substitute that $x$",
-              "in terms of output": "simplified: in terms of the output $s$"}
+STEP_WORDS = {"definition": "definition", "derivative": "differentiate the definition",
+              "around the definition": "the same, written around the definition",
+              "in terms of output": "name the definition $s$"}
 
 
 def emit_latex(document: Document, command: str) -> str:
@@ -104,8 +103,10 @@ def _activation_rules(kinds):
 
 
 def _scalar_step(name, kind, expr):
-    lhs = {"definition": f"s = {kind.symbol}(x)", "inverse": "x"}.get(name, r"\frac{ds}{dx}")
-    return f"{lhs} = {sp.latex(expr)}"
+    if name == "definition":
+        return f"s = {kind.symbol}(x) &= {sp.latex(expr)}"
+    lhs = r"\frac{ds}{dx}" if name == "derivative" else ""
+    return f"{lhs} &= {sp.latex(expr)}"
 
 
 def _simple_rules(kinds):
