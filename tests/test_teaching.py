@@ -63,3 +63,29 @@ def test_the_step_check_can_fail():
     inverse = sp.log(-sp.sqrt(-(s + 1) / (s - 1)))
     with pytest.raises(AssertionError):
         _real_everywhere(inverse.subs(s, sp.UnevaluatedExpr(Kind.TANH.expr)).doit(), sp.Rational(1, 3))
+
+
+# ----- names: the direct per-step loss gradient and the final-state gradient -------------
+
+from catalogue import get_cell   # noqa: E402
+from catalogue.cells import CELLS   # noqa: E402
+from conftest import GENERATED   # noqa: E402
+from derive import derive   # noqa: E402
+
+RECURRENT = sorted(name for name in CELLS if get_cell(name).recurrent)
+
+
+@pytest.mark.parametrize("name", RECURRENT)
+def test_the_direct_loss_gradient_is_never_written_as_the_total_one(name):
+    tex = (GENERATED / f"{name}.tex").read_text(encoding="utf-8")
+    output = get_cell(name).output
+    # dL/dv is the total gradient delta v: no backward term, figure or sentence may use
+    # it for the direct term of a step's loss or for the final-state term
+    assert not re.search(r"\\partial L\}?\s*/?\s*\{?\\partial " + output + r"_\{[tT]\}", tex), name
+    assert r"\frac{\partial \ell_{t}}{\partial " in tex
+    assert r"\partial \ell_{\mathrm{fin}}" in tex
+    assert r"L = \sum_{t=1}^{T} \ell_t + \ell_{\mathrm{fin}}" in tex
+    code = (GENERATED / f"{name}.py").read_text(encoding="utf-8")
+    assert f"dl_t/d{output}_t" in code and "dl_fin/dstate_T" in code
+    shown = str(derive(get_cell(name)))
+    assert f"dl_t/d{output}" in shown and "dL/d" not in shown.split("names for")[0].replace("dL/dv", "")
