@@ -89,3 +89,64 @@ def test_the_direct_loss_gradient_is_never_written_as_the_total_one(name):
     assert f"dl_t/d{output}_t" in code and "dl_fin/dstate_T" in code
     shown = str(derive(get_cell(name)))
     assert f"dl_t/d{output}" in shown and "dL/d" not in shown.split("names for")[0].replace("dL/dv", "")
+
+
+# ----- the gradient-flow text states what the measured curves show ----------------------
+
+from catalogue import get_entry   # noqa: E402
+from codegen.latex_sections import flow_words, number   # noqa: E402
+from lstm_derive.build import Build   # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def flows():
+    build = Build()
+    return {name: build.document(get_entry(name)).flow for name in RECURRENT}
+
+
+def _flow_section(name):
+    tex = (GENERATED / f"{name}.tex").read_text(encoding="utf-8")
+    section = tex[tex.index(r"\section{Gradient flow"):tex.index(r"\section{Parameter gradients")]
+    prose = section[section.index("Figure~"):section.index(r"\begin{figure}")]
+    return re.sub(r"\\begin\{equation\*?\}.*?\\end\{equation\*?\}", "", prose, flags=re.S)
+
+
+@pytest.mark.parametrize("name", RECURRENT)
+def test_every_number_the_flow_text_quotes_is_read_off_the_measured_curves(name, flows):
+    flow = flows[name]
+    curves = dict(flow.curves + flow.paths)
+    claims = []
+    words = flow_words(flow, claims)
+    assert claims, "the text quotes no measured number"
+    for claim in claims:   # each quoted value is the curve's value at the k it names
+        assert claim["printed"] == number(curves[claim["curve"]][flow.steps.index(claim["k"])]), claim
+    prose = _flow_section(name)
+    assert all(sentence in prose for sentence in words)    # the document says exactly these
+    # no other number in the prose: only the measurement's constants and the k's
+    for claim in sorted(claims, key=lambda c: -len(c["printed"])):
+        prose = prose.replace(claim["printed"], "")
+    s = flow.setting
+    constants = {"0", "1", "2", "3", str(s.hidden), str(s.input), str(s.batch), f"{s.open_bias:g}",
+                 f"{s.open_gate:.2f}", number(s.open_gate ** flow.steps[-1]), "0.95",
+                 *map(str, flow.steps)}
+    left = set(re.findall(r"\d+(?:\.\d+)?", prose)) - constants
+    assert not left, left
+    if flow.biases:   # the plot shows the weight-free path alone, and the text says so
+        assert len(flow.paths) == 2 and "weight-free path alone" in prose
+
+
+def test_the_flow_text_does_not_overclaim():
+    lstm = _flow_section("lstm")
+    assert "however large" not in lstm and "over all 50 steps" not in lstm
+    assert "paths through the recurrent weights" in lstm   # what the numbers show
+    assert "exploding" in lstm                            # the rising tail is named
+
+
+def test_the_flow_check_can_fail(flows):
+    """A text quoting the whole gradient where it means the path alone is caught."""
+    flow = flows["lstm"]
+    claims = []
+    flow_words(flow, claims)
+    wrong = dict(claims[1], curve="lstm")   # claim 1 is the path alone; read the whole curve
+    curves = dict(flow.curves + flow.paths)
+    assert wrong["printed"] != number(curves["lstm"][flow.steps.index(wrong["k"])])
