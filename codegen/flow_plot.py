@@ -30,8 +30,8 @@ def _figure(flow: Flow):
             ax.semilogy(flow.steps, values, style, markersize=3, label=name)
         for (name, values), colour in zip(flow.paths, ("C0", "C1")):   # the cell's colours
             ax.semilogy(flow.steps, values, "--", color=colour, linewidth=1, label=name)
-        ax.set_xlabel("k (steps back from the last output)")
-        ax.set_ylabel("mean norm of dL/ds at T-k")
+        ax.set_xlabel("\u03c4 (steps back from the last output)")
+        ax.set_ylabel("mean norm of dL/ds at T-\u03c4")
         # plain tick labels: matplotlib's mathtext would cost most of the plotting time
         ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"1e{round(np.log10(v))}"))
         ax.yaxis.set_minor_formatter(NullFormatter())

@@ -152,13 +152,13 @@ def flow_words(flow, claims) -> list[str]:
         alone = {name: f"{name}: weight-free path alone" for name in (cell, opened)}
         whole_open, path_open = (curves[n][-1] for n in (opened, alone[opened]))
         words += [
-            rf"At this initialisation the gates are about $\sigma(0) = {s.closed_gate}$: at $k = {last}$ "
+            rf"At this initialisation the gates are about $\sigma(0) = {s.closed_gate}$: at $\tau = {last}$ "
             f"the whole gradient is {_read(claims, curves, cell, last)} and the weight-free path "
             f"alone carries {_read(claims, curves, alone[cell], last)}.",
             f"With {bias} set to ${s.open_bias:g}$ ($\\sigma({s.open_bias:g}) \\approx {s.open_gate:.2f}$, "
             f"so that path keeps about $\\sigma({s.open_bias:g})^{{{last}}} \\approx {number(s.open_gate ** last)}$ "
             f"of what it carries over {last} steps) the path alone carries "
-            f"{_read(claims, curves, alone[opened], last)} at $k = {last}$, while the whole gradient is "
+            f"{_read(claims, curves, alone[opened], last)} at $\\tau = {last}$, while the whole gradient is "
             f"{_read(claims, curves, opened, last)}: "
             + ("most of what survives comes along the paths through the recurrent weights, not "
                "along the weight-free path alone." if path_open < whole_open / 2 else
@@ -168,18 +168,18 @@ def flow_words(flow, claims) -> list[str]:
         low = min(range(len(values)), key=values.__getitem__)
         if low < len(values) - 1 and values[-1] > 1.1 * values[low]:
             words.append(
-                f"The whole gradient of the {_curve_tex(name, flow)} is smallest at $k = {flow.steps[low]}$ "
+                f"The whole gradient of the {_curve_tex(name, flow)} is smallest at $\\tau = {flow.steps[low]}$ "
                 f"({_read(claims, curves, name, flow.steps[low])}) and then rises to "
-                f"{_read(claims, curves, name, last)} at $k = {last}$: there the paths through "
+                f"{_read(claims, curves, name, last)} at $\\tau = {last}$: there the paths through "
                 "the weights have begun to grow the gradient, the early sign of an exploding gradient.")
     if len(names) > (2 if flow.biases else 1):
         reference = names[-1]
         words.append(f"The plain RNN (\\code{{{tex_text(reference)}}}), whose every path passes through its weights, "
-                     f"falls from {_read(claims, curves, reference, flow.steps[0])} at $k = {flow.steps[0]}$ "
-                     f"to {_read(claims, curves, reference, last)} at $k = {last}$.")
+                     f"falls from {_read(claims, curves, reference, flow.steps[0])} at $\\tau = {flow.steps[0]}$ "
+                     f"to {_read(claims, curves, reference, last)} at $\\tau = {last}$.")
     elif not flow.biases:
         words.append(f"Its gradient falls from {_read(claims, curves, cell, flow.steps[0])} at "
-                     f"$k = {flow.steps[0]}$ to {_read(claims, curves, cell, last)} at $k = {last}$.")
+                     f"$\\tau = {flow.steps[0]}$ to {_read(claims, curves, cell, last)} at $\\tau = {last}$.")
     return words
 
 
