@@ -12,8 +12,8 @@ import pytest
 from conftest import ROOT, generated, load_file
 from catalogue.cells import CELLS
 
-RECURRENT = [name for name, cell in CELLS.items() if cell.recurrent]
-FEEDFORWARD = [name for name, cell in CELLS.items() if not cell.recurrent]
+RECURRENT = [name for name, entry in CELLS.items() if entry.cell.recurrent]
+FEEDFORWARD = [name for name, entry in CELLS.items() if not entry.cell.recurrent]
 EXAMPLES = sorted((ROOT / "examples").glob("*.py"))
 
 
