@@ -132,6 +132,7 @@ GRU_RESET_AFTER = Entry(
            "candidate's pre-activation.",
            "$h_{t-1}$ feeds three affine stages and the kept part $q_t = z_t \\odot h_{t-1}$."),
     torch=_torch_layout("GRU", "rzn", ("b_r", "b_z", "b_hn")),
+    compare="gru",   # the difference worth teaching is the one from the GRU as published
 )
 
 RNN = Entry(

@@ -36,6 +36,7 @@ class Entry:
     notes: tuple[str, ...] = ()
     size_args: tuple[tuple[str, str], ...] = (("D", "input_size"), ("H", "hidden_size"))
     torch: TorchLayout | None = None   # the same cell in PyTorch, when it has one
+    compare: str = "lstm"   # the built-in cell the document compares this one with (and `notes` with)
 
     @property
     def name(self) -> str:

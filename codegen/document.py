@@ -36,6 +36,9 @@ class Flow:
     curves: tuple[tuple[str, tuple[float, ...]], ...]   # (label, one norm per k)
     biases: tuple[str, ...]   # biases of the gates on a weight-free state path (opened in a curve)
     setting: Setting
+    # the weight-free state path alone (its diagonals multiplied back from dL/ds_T), for
+    # the cell as initialised and with its gates opened; empty without such a path
+    paths: tuple[tuple[str, tuple[float, ...]], ...] = ()
 
 
 @dataclass(frozen=True)

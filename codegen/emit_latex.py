@@ -21,10 +21,9 @@ from derive.ops import OPS
 from derive.rules import affine_rule, definition, derivative, softmax_rule
 from derive.stages import Kind
 
-STEP_WORDS = {"definition": "definition", "derivative": "SymPy's derivative",
-              "inverse": r"solve $s = \mathrm{def}(x)$ for $x$",
-              "substituted": "substitute that $x$",
-              "in terms of output": "simplified: in terms of the output $s$"}
+STEP_WORDS = {"definition": "definition", "derivative": "differentiate the definition",
+              "around the definition": "the same, written around the definition",
+              "in terms of output": "name the definition $s$"}
 
 
 def emit_latex(document: Document, command: str) -> str:
@@ -34,14 +33,14 @@ def emit_latex(document: Document, command: str) -> str:
     printer = nt.printer(list(cell.sizes()))
     kinds = {s.kind for s in cell.stages}
     context = dict(
-        cell=tex_text(cell.name), title_cell=tex_text(cell.name.upper()),
+        cell=tex_text(cell.name), title_cell=_title(cell.name),
         description=tex_prose(document.description), command=command, timed=cell.recurrent,
         shapes=_shapes(cell, nt),
         forward=[forward_eq(eq, nt) for eq in derivation.forward],
         activations=_activation_rules(kinds),
         simple_rules=_simple_rules(kinds),
         affine=_affine_rule(), softmax=_softmax_rule() if Kind.SOFTMAX in kinds or cell.recurrent else None,
-        loss=loss_head(cell, nt) if cell.loss else None,
+        loss=loss_head(cell, nt, TARGET_TEX) if cell.loss else None, target=TARGET_TEX,
         partials=[dict(stage=nt.value(p.stage), wrt=nt.value(p.wrt), expr=printer.doprint(p.expr))
                   for p in derivation.partials],
         forks=_forks(derivation, nt),
@@ -53,10 +52,19 @@ def emit_latex(document: Document, command: str) -> str:
         output=nt.value(cell.output),
         states0=[nt.value(s, "0") for s in cell.state_names],
         inputs=[nt.value(x) for x in cell.input_names],
-        sum_over=r"\sum_{t=1}^{T} \sum_{b=1}^{B}" if cell.recurrent else r"\sum_{b=1}^{B}",
+        sum_over=(r"\sum_{t=1}^{T} \sum_{\text{batch}}" if cell.recurrent
+                  else r"\sum_{\text{batch}}"),
         **latex_sections.sections(document, printer, nt),
     )
     return render("document.tex.j2", **context)
+
+
+TITLES = {"lstm": "LSTM", "gru": "GRU", "rnn": "RNN", "mlp": "MLP"}
+
+
+def _title(name: str) -> str:
+    """The cell's name as a title says it: LSTM, or the identifier itself in type."""
+    return TITLES.get(name, rf"\code{{{tex_text(name)}}}")
 
 
 def summary_latex(derivation: Derivation) -> str:
@@ -104,8 +112,10 @@ def _activation_rules(kinds):
 
 
 def _scalar_step(name, kind, expr):
-    lhs = {"definition": f"s = {kind.symbol}(x)", "inverse": "x"}.get(name, r"\frac{ds}{dx}")
-    return f"{lhs} = {sp.latex(expr)}"
+    if name == "definition":
+        return f"s = {kind.symbol}(x) &= {sp.latex(expr)}"
+    lhs = r"\frac{ds}{dx}" if name == "derivative" else ""
+    return f"{lhs} &= {sp.latex(expr)}"
 
 
 def _simple_rules(kinds):
@@ -126,21 +136,31 @@ def _in_table_order(kinds):
                                                    key=lambda k: k.name)
 
 
-def _plain(expr):
-    """LaTeX of an index expression with its indices printed as plain letters."""
-    return sp.latex(expr.xreplace({i: sp.Symbol(str(i.label)) for i in expr.atoms(sp.Idx)}))
+TARGET_TEX = "y^{*}"   # the target of a loss, everywhere (t is the time step)
+
+
+def _plain(expr, rename=None):
+    """LaTeX of an index expression with its indices printed as plain letters, renamed by
+    `rename` (k is the LSTM's k_t and the steps back elsewhere: the rows are p here), and
+    the target `t` written y*."""
+    rename = rename or {}
+    letters = {i: sp.Symbol(rename.get(str(i.label), str(i.label))) for i in expr.atoms(sp.Idx)}
+    targets = {b: sp.IndexedBase(TARGET_TEX) for b in expr.atoms(sp.IndexedBase) if str(b) == "t"}
+    return sp.latex(expr.xreplace(targets).xreplace(letters))
 
 
 def _affine_rule():
     rule = affine_rule()
-    return dict(definition=_plain(rule.definition), d_weight=_plain(rule.d_weight),
-                d_input=_plain(rule.d_input), d_bias=_plain(rule.d_bias))
+    rows = {"k": "p", "j": "q"}
+    return dict(definition=_plain(rule.definition, rows), d_weight=_plain(rule.d_weight, rows),
+                d_input=_plain(rule.d_input, rows), d_bias=_plain(rule.d_bias, rows))
 
 
 def _softmax_rule():
     rule = softmax_rule()
-    return dict(definition=_plain(rule.definition), jacobian=_plain(rule.jacobian),
-                d_input=_plain(rule.d_input), cross_entropy=_plain(rule.cross_entropy))
+    rows = {"k": "p"}
+    return dict(definition=_plain(rule.definition, rows), jacobian=_plain(rule.jacobian, rows),
+                d_input=_plain(rule.d_input, rows), cross_entropy=_plain(rule.cross_entropy, rows))
 
 
 def _forks(derivation, nt):
@@ -174,7 +194,7 @@ def _differences(document, nt):
     """What the stage graph of this cell has that the LSTM's has not, and the reverse."""
     cell, lstm = document.derivation.cell, document.lstm.cell
     mine, theirs = _forks_of(document.derivation), _forks_of(document.lstm)
-    lstm_nt = Notation(True)
+    lstm_nt = Notation(True, lstm.vector_param_names)
 
     def show(value, branches, notation):
         names = ", ".join("the loss" if b == "loss" else "the next step" if b == "next step"
@@ -183,7 +203,7 @@ def _differences(document, nt):
 
     params, lstm_params = dict(cell.params()), dict(lstm.params())
     return dict(
-        notes=[tex_prose(n) for n in document.notes],
+        against=_title(lstm.name), notes=[tex_prose(n) for n in document.notes],
         new_forks=[show(v, b, nt) for v, b in mine.items() if theirs.get(v) != b],
         lost_forks=[show(v, b, lstm_nt) for v, b in theirs.items() if mine.get(v) != b],
         new_params=[f"${tex_param(p)}$" for p in params if p not in lstm_params],

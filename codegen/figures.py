@@ -139,13 +139,13 @@ def unrolled(derivation: Derivation, nt) -> Figure:
                           ((f"cell at step {step}", ""),), "box"))
         nodes.append(Node(f"x{n}", x, -2.2, nt.value(cell.input_names[0], step),
                           _pieces(cell.input_names[0], step, set()), "value"))
-        nodes.append(Node(f"L{n}", x, 2.2, f"L_{{{step}}}", (("L", ""), (step, "sub")), "sink"))
+        nodes.append(Node(f"L{n}", x, 2.2, rf"\ell_{{{step}}}", (("\u2113", ""), (step, "sub")), "sink"))
         edges += [Edge(f"x{n}", f"cell{n}"),
                   Edge(f"cell{n}", f"L{n}", label=nt.value(cell.output, step),
                        label_text=cell.output, shift=(-0.35, 0)),
                   Edge(f"L{n}", f"cell{n}", "gradient",
-                       rf"\partial L / \partial {nt.value(cell.output, step)}",
-                       f"dL/d{cell.output}", shift=(0.35, 0))]
+                       rf"\partial \ell_{{{step}}} / \partial {nt.value(cell.output, step)}",
+                       f"d\u2113/d{cell.output}", shift=(0.35, 0))]
     states = cell.state_names
     for a, b in ((-1, 0), (0, 1)):
         step = steps[a + 1][0]

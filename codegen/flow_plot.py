@@ -24,17 +24,19 @@ def _figure(flow: Flow):
     from matplotlib.figure import Figure
     from matplotlib.ticker import FuncFormatter, NullFormatter
     with matplotlib.rc_context(RC):
-        fig = Figure(figsize=(5.6, 2.9))
+        fig = Figure(figsize=(5.6, 3.4))
         ax = fig.add_subplot()
-        for (name, values), style in zip(flow.curves, ("o-", "s-", "^--")):
+        for (name, values), style in zip(flow.curves, ("o-", "s-", "^-")):
             ax.semilogy(flow.steps, values, style, markersize=3, label=name)
-        ax.set_xlabel("k (steps back from the last output)")
-        ax.set_ylabel("mean norm of dL/ds at T-k")
+        for (name, values), colour in zip(flow.paths, ("C0", "C1")):   # the cell's colours
+            ax.semilogy(flow.steps, values, "--", color=colour, linewidth=1, label=name)
+        ax.set_xlabel("\u03c4 (steps back from the last output)")
+        ax.set_ylabel("mean norm of dL/ds at T-\u03c4")
         # plain tick labels: matplotlib's mathtext would cost most of the plotting time
         ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"1e{round(np.log10(v))}"))
         ax.yaxis.set_minor_formatter(NullFormatter())
         ax.grid(True, which="major", alpha=0.3)
-        ax.legend()
+        ax.legend(fontsize=7)
         fig.tight_layout()
     return fig
 

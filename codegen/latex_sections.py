@@ -126,10 +126,77 @@ def gradient_flow(document, printer, nt) -> dict:
         jacobians[-1]["free_sum"] = signed_sum(jacobians[-1]["free"])
     free = [j for j in jacobians if j["free"]]
     biases = [f"${tex_param(b)}$" for b in flow.biases]
-    at_end = [f"{tex_text(name)}: ${_sci(values[-1])}$" for name, values in flow.curves]
+    claims = []
     return dict(jacobians=jacobians, free=free, biases=biases, plot=document.plot_file,
-                at_end=at_end, setting=_setting(flow),
+                measured=flow_words(flow, claims), claims=claims, setting=_setting(flow),
                 final=nt.value(cell.output, "T"))
+
+
+def _read(claims, curves, name, k):
+    """The value of curve `name` at k as the text prints it, recorded in `claims`."""
+    flow_steps, values = curves["steps"], curves[name]
+    printed = number(values[flow_steps.index(k)])
+    claims.append(dict(curve=name, k=k, printed=printed))
+    return f"${printed}$"
+
+
+def flow_words(flow, claims) -> list[str]:
+    """What the measured curves show, each number read off them (and listed in `claims`)."""
+    curves = dict(flow.curves + flow.paths, steps=flow.steps)
+    names = [name for name, _ in flow.curves]
+    cell, last, s = names[0], flow.steps[-1], flow.setting
+    words = []
+    if flow.biases:
+        opened = names[1]
+        bias = ", ".join(f"${tex_param(b)}$" for b in flow.biases)
+        alone = {name: f"{name}: weight-free path alone" for name in (cell, opened)}
+        whole_open, path_open = (curves[n][-1] for n in (opened, alone[opened]))
+        words += [
+            rf"At this initialisation the gates are about $\sigma(0) = {s.closed_gate}$: at $\tau = {last}$ "
+            f"the whole gradient is {_read(claims, curves, cell, last)} and the weight-free path "
+            f"alone carries {_read(claims, curves, alone[cell], last)}.",
+            f"With {bias} set to ${s.open_bias:g}$ ($\\sigma({s.open_bias:g}) \\approx {s.open_gate:.2f}$, "
+            f"so that path keeps about $\\sigma({s.open_bias:g})^{{{last}}} \\approx {number(s.open_gate ** last)}$ "
+            f"of what it carries over {last} steps) the path alone carries "
+            f"{_read(claims, curves, alone[opened], last)} at $\\tau = {last}$, while the whole gradient is "
+            f"{_read(claims, curves, opened, last)}: "
+            + ("most of what survives comes along the paths through the recurrent weights, not "
+               "along the weight-free path alone." if path_open < whole_open / 2 else
+               "the weight-free path carries most of what survives.")]
+    for name in names:
+        values = curves[name]
+        low = min(range(len(values)), key=values.__getitem__)
+        if low < len(values) - 1 and values[-1] > 1.1 * values[low]:
+            words.append(
+                f"The whole gradient of the {_curve_tex(name, flow)} is smallest at $\\tau = {flow.steps[low]}$ "
+                f"({_read(claims, curves, name, flow.steps[low])}) and then rises to "
+                f"{_read(claims, curves, name, last)} at $\\tau = {last}$: there the paths through "
+                "the weights have begun to grow the gradient, the early sign of an exploding gradient.")
+    if len(names) > (2 if flow.biases else 1):
+        reference = names[-1]
+        words.append(f"The plain RNN (\\code{{{tex_text(reference)}}}), whose every path passes through its weights, "
+                     f"falls from {_read(claims, curves, reference, flow.steps[0])} at $\\tau = {flow.steps[0]}$ "
+                     f"to {_read(claims, curves, reference, last)} at $\\tau = {last}$.")
+    elif not flow.biases:
+        words.append(f"Its gradient falls from {_read(claims, curves, cell, flow.steps[0])} at "
+                     f"$\\tau = {flow.steps[0]}$ to {_read(claims, curves, cell, last)} at $\\tau = {last}$.")
+    return words
+
+
+def _curve_tex(name, flow) -> str:
+    """A curve's name in prose: `lstm, b_f = 3` -> lstm with $b_{f} = 3$."""
+    names = [n for n, _ in flow.curves]
+    if flow.biases and name == names[1]:
+        biases = ", ".join(tex_param(b) for b in flow.biases)
+        return f"{tex_text(names[0])} with ${biases} = {flow.setting.open_bias:g}$"
+    return tex_text(name)
+
+
+def number(value: float) -> str:
+    """A measured value as the text prints it: two significant digits."""
+    if 1e-2 <= abs(value) < 100:
+        return f"{value:.2g}"
+    return _sci(value)
 
 
 def _setting(flow) -> dict:

@@ -65,14 +65,27 @@ class Notation:
         """A printer knowing every per-step value, parameter and adjoint `d_<name>`."""
         names = {v: self.value(v) for v in [*values, *self.params]}
         names.update({f"d_{v}": self.adjoint(v) for v in values})
-        return VectorLatexPrinter(names)
+        return VectorLatexPrinter(names, self.timed)
+
+
+def direct_loss_gradient(value_tex: str, timed: bool) -> str:
+    """The direct gradient of the loss term that reads a value: dl_t/dv for a step's loss
+    term l_t (never dL/dv, the total gradient delta v), dL/dv without time."""
+    loss = r"\ell_{t}" if timed else "L"
+    return rf"\frac{{\partial {loss}}}{{\partial {value_tex}}}"
+
+
+def final_state_gradient(state_tex: str) -> str:
+    """The direct gradient of the loss term that reads the final state, l_fin."""
+    return rf"\frac{{\partial \ell_{{\mathrm{{fin}}}}}}{{\partial {state_tex}}}"
 
 
 class VectorLatexPrinter(LatexPrinter):
     """Prints per-step vector expressions: symbols by their names, products as odot."""
 
-    def __init__(self, names: dict[str, str]):
+    def __init__(self, names: dict[str, str], timed: bool = True):
         super().__init__({"symbol_names": {sp.Symbol(n, real=True): t for n, t in names.items()}})
+        self.timed = timed
 
     def _print_Mul(self, expr):
         if not expr.is_Mul or any(f.is_Pow and f.exp.is_negative for f in expr.args):
@@ -104,7 +117,7 @@ class VectorLatexPrinter(LatexPrinter):
         return rf"(\mathbf{{1}}^{{\top}} {self.parenthesize(expr.args[0], PRECEDENCE['Mul'])})\,\mathbf{{1}}"
 
     def _print_LossGrad(self, expr):
-        return rf"\frac{{\partial L}}{{\partial {self._print(expr.args[0])}}}"
+        return direct_loss_gradient(self._print(expr.args[0]), self.timed)
 
     def _print_Carried(self, expr):
         return rf"{{{self._print(adjoint(str(expr.args[0])))}}}^{{(t+1)}}"

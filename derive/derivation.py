@@ -126,6 +126,8 @@ class Derivation:
             fork = f"    [fork: {', '.join(t.branch for t in adj.terms)}]" if adj.is_fork else ""
             body = " + ".join(str(t) for t in adj.terms) or "0"
             lines.append(f"  ({adj.label}) d_{adj.target} = {body}{fork}")
+        lines.append("  (d_v = dL/dv is the total gradient; dl_t/dv the direct gradient of step t's "
+                     "loss term l_t; d_s_prev[t+1] what step t+1 sent back to its s_prev)")
         lines.append("parameters (summed over time steps and batch):")
         for g in self.param_grads:
             lines.append(f"  ({g.label}) d_{g.param} = sum {text(g.expr)}")

@@ -38,7 +38,9 @@ def loss_gradient(loss: Loss) -> sp.Expr:
 
 @dataclass(frozen=True)
 class Partial:
-    """d(kind)/d(arg k); `expr` may use the output symbol `OUT`; `steps` for the document."""
+    """d(kind)/d(arg k); `expr` may use the output symbol `OUT`; `steps` for the document:
+    (name, expression) pairs, each equal to the one before on the reals (the last may use
+    `OUT`, standing for the definition)."""
 
     kind: Op
     arg: int
@@ -72,7 +74,14 @@ def derivative(kind: Op, arg: int) -> Partial:
                  else simplified)
     if rewritten.has(var) or sp.simplify(rewritten.subs(OUT, d.expr) - raw) != 0:
         raise DeriveError(f"cannot rewrite the derivative of {kind.name} in terms of its output")
-    steps += [("inverse", inverse), ("substituted", substituted), ("in terms of output", rewritten)]
+    # What the document shows: the derivative, the same function written around the
+    # definition, then with the output's name for it.  Every step is an identity on the
+    # reals; the inverse above (possibly a complex branch) only finds the rewriting.
+    around = rewritten.subs(OUT, sp.UnevaluatedExpr(d.expr))
+    if sp.latex(around) != sp.latex(raw):
+        steps.append(("around the definition", around))
+    if rewritten != around:
+        steps.append(("in terms of output", rewritten))
     return Partial(kind, arg, rewritten, tuple(steps))
 
 

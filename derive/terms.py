@@ -9,7 +9,8 @@ expression language instead of a tagged union:
 - `WT(W, d)`: W^T d, a transposed-weight product (batch rows: `d @ W`);
 - `RowSum(e)`: the sum of e over the entries of one vector (kept as a column, so it
   broadcasts against the vector it came from: softmax's sum(d_y * y));
-- `LossGrad(v)`: the loss's own gradient of value v at this step (its direct term);
+- `LossGrad(v)`: the direct gradient of this step's loss term l_t with respect to v
+  (`dl_t/dv` — never dL/dv, which is the total gradient `d_v`);
 - `Carried(s)`: the gradient of state s carried back from step t+1 (BPTT);
 - `Outer(d, x)`: d x^T, a weight's gradient at one step (parameter gradients sum it).
 
@@ -114,7 +115,7 @@ class TermPrinter(StrPrinter):
         return f"sum({self._print(e.args[0])})"
 
     def _print_LossGrad(self, e):
-        return f"dL/d{self._print(e.args[0])}[t]"
+        return f"dl_t/d{self._print(e.args[0])}"   # l_t: the loss term of step t alone
 
     def _print_Carried(self, e):
         return f"d_{self._print(e.args[0])}_prev[t+1]"   # what step t+1 computed for its s_prev

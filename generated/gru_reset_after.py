@@ -84,7 +84,9 @@ def forward(params, xs, state0=None, *, checkpoint=None, workspace=None):
 
 
 def backward(params, cache, dhs, dstateT=None):
-    """Gradients of a loss L given dhs = dL/dh_t (T, B, H) and dstateT = dL/dstate_T.
+    """Gradients of a loss L = sum_t l_t + l_fin given dhs = dl_t/dh_t (T, B, H),
+    the direct gradient of each step's loss term, and dstateT = dl_fin/dstate_T, that of the
+    term reading the final state (dL/dh_t itself also has the part from later steps).
 
     Returns (grads, dxs, dstate0): grads keyed like params, dxs (T, B, D) and
     dstate0 = dL/dstate_0 as a dict.  dstateT=None means the loss does not read the final state.

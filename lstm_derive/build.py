@@ -62,7 +62,8 @@ class Build:
     def document(self, entry: Entry) -> Document:
         """The document's data; its gradient flow is measured with `module(entry)`."""
         cell = entry.cell
-        lstm = None if cell.name == LSTM.name else self.derivation(LSTM.cell)
+        lstm = (None if cell.name == LSTM.name   # the cell compared with: the LSTM, or its own choice
+                else self.derivation(get_entry(entry.compare).cell))
         reference = ((RNN.name, self.module(RNN))
                      if cell.recurrent and cell.name != RNN.name else None)
         return make_document(entry, self.derivation(cell), lstm, self.module(entry), reference)

@@ -1,0 +1,57 @@
+"""The worked examples' numbers, computed by the generated modules, equal the published ones
+to the digits the authors print: Gomez 2016 (LSTM) and Mazur 2015 (2-2-2 MLP)."""
+import numpy as np
+
+from derive import derive
+from catalogue import get_cell
+from derive.interpret import run
+from conftest import GENERATED
+from lstm_derive.worked import GOMEZ, lstm_example, mlp_example
+
+
+def _agrees(value, printed, places=5):
+    """Equal to the digits printed: he truncates (0.785726 is printed 0.78572), so within
+    one unit of the last printed place."""
+    return abs(float(value) - printed) < 10 ** -places
+
+
+def _source(name):
+    return (GENERATED / f"{name}.py").read_text(encoding="utf-8")
+
+
+def test_lstm_example_equals_gomez():
+    got = lstm_example(_source("lstm"))
+    # forward at t = 0 as the brief quotes his post: out_0 = 0.53631, state_0 = 0.78572
+    assert _agrees(got["hs"][0], 0.53631)
+    # gate values at t = 0 (a = 0.81775, i = 0.96083, f = 0.85195, o = 0.81757, state = 0.78572),
+    # read off the derivation's own evaluator on the same problem
+    params = {k: np.array(v, float) for k, v in GOMEZ["params"].items()}
+    xs = np.array(GOMEZ["xs"])[:, None, :]
+    zero = {"h": np.zeros((1, 1)), "c": np.zeros((1, 1))}
+    trace = run(derive(get_cell("lstm")), params, xs, zero, got["dhs"][:, None, None], zero)[5]
+    step0 = {k: float(np.ravel(v)[0]) for k, v in trace[0].items() if np.size(v) == 1}
+    for name, printed in zip("gifoc", (0.81775, 0.96083, 0.85195, 0.81757, 0.78572)):
+        assert _agrees(step0[name], printed), name
+    assert _agrees(got["hs"][1], 0.77198)
+    # his Delta out_0 and delta state_0 (0.01804, -0.05348): dl/dh plus what step 1 sent back
+    assert _agrees(step0["d_h"], 0.01803) and _agrees(step0["d_c"], -0.05348)
+    # his summed gradients (rows a, i, f, o), to the 5 decimals he prints
+    want_w = {"W_g": [-0.02672, -0.09220], "W_i": [-0.00220, -0.00664],
+              "W_f": [-0.00315, -0.01892], "W_o": [-0.02592, -0.16260]}
+    for name, row in want_w.items():
+        assert all(_agrees(v, w) for v, w in zip(got["grads"][name].ravel(), row)), name
+    want_u = {"U_g": -0.01040, "U_i": -0.00060, "U_f": -0.00338, "U_o": -0.02970}
+    want_b = {"b_g": -0.03641, "b_i": -0.00276, "b_f": -0.00631, "b_o": -0.05361}
+    for name, value in {**want_u, **want_b}.items():
+        assert _agrees(got["grads"][name].ravel()[0], value), name
+
+
+def test_mlp_example_equals_mazur():
+    got = mlp_example(_source("mlp"))
+    assert np.round(got["y"], 9).tolist() == [0.75136507, 0.772928465]
+    assert round(got["error"], 9) == 0.298371109
+    w2 = got["grads"]["W2"]   # rows: output units; w5, w6 into o1, w7, w8 into o2
+    assert round(float(w2[0, 0]), 9) == 0.082167041   # dE/dw5
+    assert np.round(w2.ravel(), 8).tolist() == [0.08216704, 0.08266763, -0.02260254, -0.02274024]
+    w1 = got["grads"]["W1"]   # w1..w4
+    assert np.round(w1.ravel(), 9).tolist() == [0.000438568, 0.000877135, 0.000497713, 0.000995425]
