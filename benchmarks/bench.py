@@ -109,23 +109,97 @@ def gemm_run(n=1024):
     return lambda: a @ b
 
 
-def products_run(size):
-    """Only the matrix products of an LSTM forward+backward, with the generated code's shapes:
-    the hoisted x products, one h product per step each way, the weight gradients after."""
-    T, B, D, H = size
+def products_run(module, params, xs):
+    """Only the matrix products of a cell's forward+backward, with the generated code's shapes
+    (read off its stacked weights): per product of x, one GEMM before the loop and two after
+    (weight gradient, dxs); per product of a per-step value (h_prev, ...), one GEMM per step
+    each way and its weight gradient after the loop."""
+    T, B, _ = xs.shape
+    w = module._stack(params, module._sizes(params), xs.dtype)
+    weights = {k[5:]: v for k, v in w.items() if k.startswith("Wcat_")}
     rng = np.random.default_rng(2)
-    xs, hs = (rng.normal(size=(T * B, n)).astype(np.float32) for n in (D, H))
-    W, U = (rng.normal(size=(4 * H, n)).astype(np.float32) for n in (D, H))
-    dA = rng.normal(size=(T * B, 4 * H)).astype(np.float32)
-    out = np.empty((B, 4 * H), np.float32)
+    data = {k: (rng.normal(size=(T * B, v.shape[1])).astype(xs.dtype),
+                rng.normal(size=(T * B, v.shape[0])).astype(xs.dtype),
+                np.empty((B, v.shape[0]), xs.dtype)) for k, v in weights.items()}
 
     def run():
-        xs @ W.T
-        for t in range(T):
-            np.matmul(hs[t * B:(t + 1) * B], U.T, out=out)
-            dA[t * B:(t + 1) * B] @ U
-        dA.T @ xs, dA @ W, dA.T @ hs
+        for k, W in weights.items():
+            inputs, dA, out = data[k]
+            if k == "x":
+                inputs @ W.T
+                dA @ W
+            else:
+                for t in range(T):
+                    np.matmul(inputs[t * B:(t + 1) * B], W.T, out=out)
+                    dA[t * B:(t + 1) * B] @ W
+            dA.T @ inputs
     return run
+
+
+class _Counted(np.ndarray):
+    """An array that counts every ufunc it takes part in (operators, out= calls, sums, @)."""
+
+    counter = None
+
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        _Counted.counter[0] += 1
+        plain = tuple(a.view(np.ndarray) if isinstance(a, _Counted) else a for a in inputs)
+        if "out" in kwargs:
+            kwargs["out"] = tuple(a.view(np.ndarray) if isinstance(a, _Counted) else a
+                                  for a in kwargs["out"])
+        result = getattr(ufunc, method)(*plain, **kwargs)
+        return _counted(result)
+
+
+def _counted(value):
+    if isinstance(value, np.ndarray) and not isinstance(value, _Counted):
+        return value.view(_Counted)
+    if isinstance(value, tuple):
+        return tuple(_counted(v) for v in value)
+    return value
+
+
+class _CountingNumpy:
+    """Stands in for the `numpy` module of a generated module: calls of NumPy functions that
+    are not ufuncs are counted here, and every array it hands out counts its ufuncs."""
+
+    def __init__(self, counter):
+        self.counter = counter
+
+    def __getattr__(self, name):
+        attr = getattr(np, name)
+        if isinstance(attr, np.ufunc) or not callable(attr) or isinstance(attr, type):
+            return attr
+
+        def call(*args, **kwargs):
+            self.counter[0] += 1
+            return _counted(attr(*args, **kwargs))
+        return call
+
+
+def calls_per_step(module, params, B=4, steps=(4, 8)):
+    """NumPy calls per time step of forward and of backward: the difference between two
+    sequence lengths (so work outside the loops cancels), divided by the extra steps."""
+    counter = [0]
+    _Counted.counter = counter
+    saved = module.numpy
+    module.numpy = _CountingNumpy(counter)
+    try:
+        counts = []
+        for T in steps:
+            D = next(v.shape[1] for k, v in params.items() if k.startswith("W"))
+            xs = np.random.default_rng(0).normal(size=(T, B, D)).astype(DTYPE)
+            p = {k: _counted(v) for k, v in params.items()}
+            counter[0] = 0
+            hs, _, cache = module.forward(p, _counted(xs))
+            forward = counter[0]
+            counter[0] = 0
+            module.backward(p, cache, _counted(np.ones(hs.shape, DTYPE)))
+            counts.append((forward, counter[0]))
+    finally:
+        module.numpy = saved
+    extra = steps[1] - steps[0]
+    return tuple((b - a) / extra for a, b in zip(*counts))
 
 
 CLOCK = time.perf_counter   # --clock cpu: time.process_time (with --threads 1 on a busy machine)
@@ -246,7 +320,7 @@ def bench_lstm(torch, sizes, repeats):
         params, xs, G = problem(lstm, size)
         runs = {"gen": generated_run(lstm, params, xs, G),
                 "ref": lambda: reference_lstm.backward(params, reference_lstm.forward(params, xs)[2], G),
-                "gemm": gemm_run(), "products": products_run(size)}
+                "gemm": gemm_run(), "products": products_run(lstm, params, xs)}
         if torch is not None:
             runs["torch"] = torch_run(torch, lstm, params, xs, G)
             grads, dxs, _ = runs["gen"]()
@@ -266,23 +340,49 @@ def bench_lstm(torch, sizes, repeats):
     print()
 
 
+RATIO_CELLS = {"lstm": "LSTM", **TORCH_CELLS}
+
+
 def bench_cells(torch, sizes, repeats):
-    print("Other cells vs PyTorch (forward+backward, float32, median ms; gru_reset_after is nn.GRU)")
-    print(f"{'cell':16} {'torch':20} " + " ".join(f"{s:>16}" for s in sizes))
-    for cell, torch_name in TORCH_CELLS.items():
+    """Per cell and size: forward+backward over our own matrix products alone (same shapes,
+    same BLAS, same run), PyTorch's pass over the same products, and ours over PyTorch's."""
+    print("Overhead over our own matrix products (forward+backward, "
+          f"{np.dtype(DTYPE).name}, median ms; gru_reset_after is nn.GRU)")
+    print(f"{'cell':16} {'size':7} {'ours':>8} {'products':>8} {'ours/prod':>9} "
+          f"{'torch':>8} {'torch/prod':>10} {'ours/torch':>10}")
+    for cell in RATIO_CELLS:
         module = load(cell)
-        row = []
         for name in sizes:
             params, xs, G = problem(module, SIZES[name])
             runs = {"gen": generated_run(module, params, xs, G),
-                    "torch": torch_run(torch, module, params, xs, G)}
-            grads, dxs, _ = runs["gen"]()
-            theirs, dx_t = torch_grads(module, *runs["torch"]())
-            check(theirs | {"xs": dx_t}, grads | {"xs": dxs}, f"{cell} {name} vs torch")
+                    "products": products_run(module, params, xs)}
+            if torch is not None:
+                runs["torch"] = torch_run(torch, module, params, xs, G)
+                grads, dxs, _ = runs["gen"]()
+                theirs, dx_t = torch_grads(module, *runs["torch"]())
+                check(theirs | {"xs": dx_t}, grads | {"xs": dxs}, f"{cell} {name} vs torch")
             t = interleaved(runs, repeats)
-            row.append(f"{t['gen'] * 1e3:.2f}/{t['torch'] * 1e3:.2f}={t['gen'] / t['torch']:.2f}x")
-        print(f"{cell:16} {'nn.' + torch_name:20} " + " ".join(f"{r:>16}" for r in row))
-    print("  (each entry: generated ms / torch ms = ratio)")
+            tt, prod = t.get("torch"), t["products"]
+            print(f"{cell:16} {name:7} {t['gen'] * 1e3:8.2f} {prod * 1e3:8.2f} {t['gen'] / prod:8.2f}x "
+                  f"{cell_text(tt and tt * 1e3, '8.2f')} {cell_text(tt and tt / prod, '9.2f')}"
+                  f"{'x' if tt else ' '} {cell_text(tt and t['gen'] / tt, '9.2f')}{'x' if tt else ' '}")
+    print("  targets: ours/prod <= 1.25x at medium, large, tall and <= 3x at small; the LSTM <= 1.0x")
+    print("  nn.LSTM where torch/prod >= 1.2x; GRU, RNN, LSTMP <= 1.0x their PyTorch modules")
+    print()
+
+
+CALL_CELLS = ("lstm", "gru_reset_after", "gru", "rnn", "lstmp", "peephole_lstm", "cifg_lstm")
+
+
+def bench_calls():
+    print("NumPy calls per time step (ufuncs incl. operators, @ and sums, plus other numpy calls)")
+    print(f"{'cell':16} {'forward':>7} {'backward':>8}")
+    for cell in CALL_CELLS:
+        module = load(cell)
+        params = module.init_params(*({"D": 3, "H": 5, "P": 2}[s] for s in module.SIZES),
+                                    seed=0, dtype=DTYPE)
+        forward, backward = calls_per_step(module, params)
+        print(f"{cell:16} {forward:7.0f} {backward:8.0f}")
     print()
 
 
@@ -336,7 +436,14 @@ def machine():
                 if line.startswith("model name")), platform.processor()) \
         if Path("/proc/cpuinfo").exists() else platform.processor()
     import os
-    return f"{os.cpu_count()} cores, {cpu}, Python {platform.python_version()}, numpy {np.__version__}"
+    flags = next((line for line in open("/proc/cpuinfo") if line.startswith("flags")), "") \
+        if Path("/proc/cpuinfo").exists() else ""
+    avx = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "no AVX2"
+    config = np.show_config(mode="dicts")["Build Dependencies"]["blas"] \
+        if hasattr(np, "show_config") else {}
+    blas = f"{config.get('name', '?')} {config.get('version', '')}".strip()
+    return (f"{os.cpu_count()} cores, {cpu} ({avx}), Python {platform.python_version()}, "
+            f"numpy {np.__version__} with {blas}")
 
 
 def main(argv=None):
@@ -383,11 +490,9 @@ def main(argv=None):
     print(machine() + f", NumPy BLAS threads {blas}, OpenBLAS kernels {kernels}"
           + (f", torch {torch.__version__} ({torch.get_num_threads()} threads)" if torch else ""))
     print(f"repeats per implementation: {repeats}, {args.clock} clock\n")
+    bench_calls()
+    bench_cells(torch, sizes, repeats)
     bench_lstm(torch, sizes, repeats)
-    if torch is not None:
-        bench_cells(torch, sizes, repeats)
-    else:
-        print("Other cells vs PyTorch: skipped (no PyTorch)\n")
     if "tall" in sizes:
         bench_checkpoint(repeats)
 
