@@ -3,14 +3,16 @@
 A spec names the per-step input, the recurrent state, the output, the parameters with
 their shapes, and one `[[stages]]` entry per named value.  Each expression is parsed by
 Python's `ast` (parsing runs nothing) and only a whitelist of node types is accepted:
-numbers, names, `+ - * /`, `@` with a weight on the left, unary minus and calls of the
-functions in `FUNCTIONS`.  Compound expressions are broken into the finest stages, so a
+numbers (finite, at most `MAX_NUMBER` in size, also after constants are folded), names,
+`+ - * /`, `@` with a weight on the left, unary minus and calls of the functions in
+`FUNCTIONS`.  Compound expressions are broken into the finest stages, so a
 user cell gets the same derivation, document, code and checks as a built-in one.
 Every mistake is a `DeriveError` naming the file, the stage and the problem.
 """
 from __future__ import annotations
 
 import ast
+import math
 import re
 import tomllib
 from pathlib import Path
@@ -24,6 +26,7 @@ FUNCTIONS = {"sigmoid": Kind.SIGMOID, "tanh": Kind.TANH, "relu": Kind.RELU,
 KEYS = {"name", "description", "inputs", "state", "output", "params", "stages"}
 SIZES = ("D", "H")
 MAX_BYTES, MAX_STAGES, MAX_EXPR, MAX_DEPTH, MAX_NAMES = 65536, 256, 2000, 40, 64
+MAX_NUMBER = 1e15   # constants beyond it only overflow float64 arithmetic downstream
 IDENTIFIER = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,31}")
 
 
@@ -147,11 +150,13 @@ class _Spec:
             tree = ast.parse(entry["expr"], mode="eval")
         except SyntaxError as err:
             self.fail(f"syntax error in expression: {err.msg}", name)
-        except (RecursionError, MemoryError, ValueError):
+        except (RecursionError, MemoryError):
             self.fail("expression is too deeply nested", name)
+        except ValueError as err:   # e.g. an integer literal of more than 4300 digits
+            self.fail(f"cannot parse the expression: {str(err).splitlines()[0]}", name)
         if _depth(tree) > MAX_DEPTH:
             self.fail(f"expression is nested more than {MAX_DEPTH} deep", name)
-        lowering = _Lowering(self, name, entry.get("note", ""))
+        lowering = _Lowering(self, name, entry.get("note", ""), entry["expr"])
         ref = lowering.lower(tree.body, target=name)
         if ref[0] == "const":
             self.fail("is a constant; a stage must depend on an input, the state or a parameter", name)
@@ -183,6 +188,14 @@ class _Spec:
         self.uses[param] = how
 
 
+def _as_float(value) -> float:
+    """float(value), inf for integers too large for a float (instead of OverflowError)."""
+    try:
+        return float(value)
+    except OverflowError:
+        return math.inf
+
+
 def _depth(node, level=0):
     children = list(ast.iter_child_nodes(node))
     return level if not children else max(_depth(c, level + 1) for c in children)
@@ -191,8 +204,18 @@ def _depth(node, level=0):
 class _Lowering:
     """Turns one expression into stages.  A reference is ("value", name, size) or ("const", c)."""
 
-    def __init__(self, spec, target, note):
+    def __init__(self, spec, target, note, source):
         self.spec, self.target, self.note, self.count = spec, target, note, 0
+        self.source = source
+
+    def number(self, value, node=None):
+        """`value` if it is a finite number of at most MAX_NUMBER, else a one-line failure."""
+        if not (math.isfinite(value) and abs(value) <= MAX_NUMBER):
+            text = ast.get_source_segment(self.source, node) if node is not None else None
+            text = text if not text or len(text) <= 24 else f"{text[:20]}...({len(text)} characters)"
+            what = f"number {text}" if text else f"constant {value:g} (after folding constants)"
+            self.fail(f"{what} is out of range (at most {MAX_NUMBER:g} in size)")
+        return value
 
     def fail(self, message):
         self.spec.fail(message, self.target)
@@ -216,7 +239,7 @@ class _Lowering:
         if isinstance(node, ast.Constant):
             if isinstance(node.value, bool) or not isinstance(node.value, (int, float)):
                 self.fail(f"unsupported constant {node.value!r}")
-            return ("const", float(node.value))
+            return ("const", self.number(_as_float(node.value), node))
         if isinstance(node, ast.Name):
             return self.name(node.id)
         if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
@@ -315,7 +338,7 @@ class _Lowering:
 
     def combine(self, refs, target):
         """Sum of signed references, folding constants into one shift."""
-        constant = sum(s * r[1] for s, r in refs if r[0] == "const")
+        constant = self.number(sum(s * r[1] for s, r in refs if r[0] == "const"))
         values = [(s, r) for s, r in refs if r[0] == "value"]
         if not values:
             return ("const", constant)
@@ -337,6 +360,7 @@ class _Lowering:
         return acc
 
     def scale(self, ref, factor, target):
+        self.number(factor)
         if ref[0] == "const":
             return ("const", factor * ref[1])
         return self.emit(elementwise(Kind.SCALE, target or self.fresh(), ref[1], constant=factor),
@@ -346,7 +370,7 @@ class _Lowering:
         if left[0] == "const" or right[0] == "const":
             const, other = (left, right) if left[0] == "const" else (right, left)
             return self.scale(other, const[1], target) if other[0] == "value" else \
-                ("const", left[1] * right[1])
+                ("const", self.number(left[1] * right[1]))
         self.same_size(left, right)
         return self.emit(elementwise(Kind.MUL, target or self.fresh(), left[1], right[1]), left[2])
 
@@ -355,7 +379,7 @@ class _Lowering:
             if right[1] == 0:
                 self.fail("division by zero")
             return self.scale(left, 1.0 / right[1], target) if left[0] == "value" else \
-                ("const", left[1] / right[1])
+                ("const", self.number(left[1] / right[1]))
         if left[0] == "const":
             inverse = self.emit(elementwise(Kind.RECIPROCAL, target if left[1] == 1 and target
                                             else self.fresh(), right[1]), right[2])
