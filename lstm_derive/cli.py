@@ -222,25 +222,30 @@ def _code(args) -> int:
 
 def _check(args) -> int:
     from lstm_derive.build import render_cell
-    from checks.gradcheck import check, load_module
+    from checks.gradcheck import check_report, load_module, worst
     cell = resolve(args.cell)
-    name = cell.name
-    module = load_module(render_cell(cell, only=".py")[f"{name}.py"], name)
-    worst = 0.0
+    module = load_module(render_cell(cell, only=".py")[f"{cell.name}.py"], cell.name)
     recurrent = hasattr(module, "STATE")
     head = ("T,B," if recurrent else "B,") + ",".join(module.SIZES)
     print(f"{head:<14}{'gradient':<12}{'rel. error':>12}")
+    errors, broken = [], []
     for T, B, *dims in CHECK_SHAPES:
         dims = dims[:len(module.SIZES)]
         shape = ",".join(map(str, ([T] if recurrent else []) + [B] + dims))
-        for grad, err in check(module, T, B, *dims, seed=args.seed).items():
-            worst = max(worst, err)
-            flag = "" if err <= args.tol else "  <-- above tolerance"
+        found, notes = check_report(module, T, B, *dims, seed=args.seed)
+        for grad, err in found.items():
+            errors.append(err)
+            broken += [f"{grad} at {head} = {shape} ({notes[grad]})"] if grad in notes else []
+            flag = (f"  <-- not finite: {notes[grad]}" if grad in notes
+                    else "" if err <= args.tol else "  <-- above tolerance")
             print(f"{shape:<14}{grad:<12}{err:>12.2e}{flag}")
-    verdict = "agree" if worst <= args.tol else "DISAGREE"
-    print(f"{name}: generated gradients and finite differences {verdict} "
-          f"(max relative error {worst:.2e}, tolerance {args.tol:.0e})")
-    return 0 if worst <= args.tol else 1
+    largest = worst(errors)
+    agree = largest <= args.tol   # False for NaN
+    verdict = "agree" if agree else "DISAGREE"
+    why = f": {len(broken)} gradient(s) not finite, first {broken[0]}" if broken else ""
+    print(f"{cell.name}: generated gradients and finite differences {verdict}{why} "
+          f"(max relative error {largest:.2e}, tolerance {args.tol:.0e})")
+    return 0 if agree else 1
 
 
 def _compare(args) -> int:

@@ -87,3 +87,36 @@ def test_written_files_get_the_usual_permissions(tmp_path):
     umask = os.umask(0)
     os.umask(umask)
     assert (tmp_path / "a.txt").stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+LOG_CELL = """
+name = "logcell"
+inputs = ["x"]
+state = ["h"]
+output = "h"
+[params]
+W = ["H", "D"]
+U = ["H", "H"]
+b = ["H"]
+[[stages]]
+name = "h"
+expr = "log(W @ x + U @ h_prev + b)"
+"""
+
+
+def test_check_fails_when_a_gradient_is_not_finite(tmp_path, capsys):
+    from lstm_derive.cli import main
+    path = tmp_path / "logcell.toml"
+    path.write_text(LOG_CELL)
+    assert main(["check", str(path)]) == 1   # log of a negative number: NaN, never "agree"
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert "not finite" in lines[1]
+    assert "DISAGREE" in lines[-1] and "not finite" in lines[-1] and "at T,B,D,H = " in lines[-1]
+
+
+def test_the_worst_error_is_nan_when_any_error_is():
+    import math
+    from checks.gradcheck import worst
+    assert max(0.0, float("nan")) == 0.0                    # the trap
+    assert math.isnan(worst([0.0, float("nan"), 1.0])) and worst([0.5, 2.0]) == 2.0
+    assert worst([]) == 0.0

@@ -225,3 +225,27 @@ def test_the_installed_command_line(tmp_path):
     assert helped.returncode == 0 and "forward(params, xs, state0=None)" in helped.stdout
     assert_one_line_error(lstm_derive("compare", "lstm", "--against", "gone.py", cwd=tmp_path),
                           "cannot import gone.py: no such file")
+
+
+ZEROS = '''
+import numpy as np
+
+def forward(params, xs, state0=None):
+    T, B, _ = xs.shape
+    H = params["U"].shape[0]
+    return np.zeros((T, B, H)), {"h": np.zeros((B, H))}, (xs.shape, H)
+
+def backward(params, cache, dhs, dstateT=None):
+    (T, B, D), H = cache
+    grads = {k: np.zeros_like(v) for k, v in params.items()}
+    return grads, np.zeros((T, B, D)), {"h": np.zeros((B, H))}
+'''
+
+
+def test_a_derivation_that_is_not_finite_cannot_be_compared(tmp_path, capsys):
+    from test_cli import LOG_CELL
+    (tmp_path / "logcell.toml").write_text(LOG_CELL)
+    (tmp_path / "zeros.py").write_text(ZEROS)
+    code, out, err = compare(capsys, str(tmp_path / "logcell.toml"), "--against", str(tmp_path / "zeros.py"))
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert "the derivation itself is not finite" in err and "DIFFERS" not in out
