@@ -188,7 +188,7 @@ class _Spec:
         self.uses[param] = how
 
 
-def _as_float(value) -> float:
+def as_float(value) -> float:
     """float(value), inf for integers too large for a float (instead of OverflowError)."""
     try:
         return float(value)
@@ -239,7 +239,7 @@ class _Lowering:
         if isinstance(node, ast.Constant):
             if isinstance(node.value, bool) or not isinstance(node.value, (int, float)):
                 self.fail(f"unsupported constant {node.value!r}")
-            return ("const", self.number(_as_float(node.value), node))
+            return ("const", self.number(as_float(node.value), node))
         if isinstance(node, ast.Name):
             return self.name(node.id)
         if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
