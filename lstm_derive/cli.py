@@ -114,6 +114,8 @@ def _compare_parser(sub, cell_help):
     p.add_argument("--rtol", type=float, default=1e-6, help="relative tolerance (default 1e-6)")
     p.add_argument("--atol", type=float, default=1e-9, help="absolute tolerance (default 1e-9)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--timeout", type=float, default=60.0, metavar="SECONDS",
+                   help="how long --against code may run in all, import included (default 60)")
     p.set_defaults(run=_compare)
 
 
@@ -264,16 +266,20 @@ def _compare(args) -> int:
 
 
 def _compare_code(derivation, args) -> int:
+    from checks.runner import ChildRunner
+    if args.against == "torch":   # our own reference: it runs here
+        from checks.torchref import torch_module
+        from checks.usercode import Runner
+        runner = Runner(torch_module(derivation.cell), args.against, derivation.cell)
+        return _compare_with(derivation, args, runner, "torch")
+    with ChildRunner(args.against, derivation.cell, args.timeout) as runner:
+        return _compare_with(derivation, args, runner, "yours")
+
+
+def _compare_with(derivation, args, runner, label) -> int:
     from checks.compare import compare, table
     from checks.diagnose import diagnose
-    from checks.usercode import Runner, load
     cell = derivation.cell
-    if args.against == "torch":
-        from checks.torchref import torch_module
-        module, label = torch_module(cell), "torch"
-    else:
-        module, label = load(args.against), "yours"
-    runner = Runner(module, args.against, cell)
     comparison = compare(derivation, runner, args.rtol, args.atol, args.seed)
     print("\n".join(table(comparison, args.rtol, args.atol, label)))
     if all(row.agree for row in comparison.rows.values()):

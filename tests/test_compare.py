@@ -125,6 +125,14 @@ BROKEN = {
     "missing_key.py": (REFERENCE.replace("return grads, dxs, dstate0",
                                          "del grads['U_g']\n    return grads, dxs, dstate0"),
                        "backward() returned grads without 'U_g'"),
+    "exits.py": (REFERENCE.replace("return grads, dxs, dstate0", "import sys; sys.exit(0)"),
+                 "backward() called sys.exit(0)"),
+    "os_exit.py": (REFERENCE.replace("return grads, dxs, dstate0", "import os; os._exit(0)"),
+                   "ended with exit code 0 while running forward() and backward()"),
+    "killed.py": (REFERENCE.replace("return grads, dxs, dstate0",
+                                    "import os, signal; os.kill(os.getpid(), signal.SIGKILL)"),
+                  "was killed by SIGKILL"),
+    "exits_on_import.py": ("import sys\nsys.exit(3)\n", "cannot import", "called sys.exit(3)"),
 }
 
 
@@ -249,3 +257,31 @@ def test_a_derivation_that_is_not_finite_cannot_be_compared(tmp_path, capsys):
     code, out, err = compare(capsys, str(tmp_path / "logcell.toml"), "--against", str(tmp_path / "zeros.py"))
     assert code == 2 and len(err.strip().splitlines()) == 1, err
     assert "the derivation itself is not finite" in err and "DIFFERS" not in out
+
+
+def test_code_that_never_returns_is_stopped_after_the_timeout(tmp_path, capsys):
+    import time
+    path = tmp_path / "loops.py"
+    path.write_text(REFERENCE.replace("return grads, dxs, dstate0", "while True:\n        pass"))
+    start = time.monotonic()
+    code, out, err = compare(capsys, "lstm", "--against", str(path), "--timeout", "2")
+    assert time.monotonic() - start < 20
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert "did not finish within 2 s (--timeout) while running forward() and backward()" in err
+
+
+def test_changed_inputs_are_a_warning_and_prints_do_not_disturb(tmp_path, capsys):
+    path = tmp_path / "scribbles.py"
+    path.write_text(REFERENCE.replace("return grads, dxs, dstate0",
+                                      "print('debug output'); dhs *= 0\n    return grads, dxs, dstate0"))
+    code, out, err = compare(capsys, "lstm", "--against", str(path))
+    assert code == 0, out + err
+    assert "lstm-derive: warning: " in err and "backward() changed its input dhs in place" in err
+    assert err.count("changed its input") == 1   # said once, not once per run
+
+
+def test_a_compiled_file_is_named_as_such(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "x.pyc").write_bytes(b"\x00")
+    code, _, err = compare(capsys, "lstm", "--against", "x.pyc")
+    assert code == 2 and "cannot import x.pyc: not a .py source file" in err, err
