@@ -7,7 +7,10 @@ numbers (finite, at most `MAX_NUMBER` in size, also after constants are folded),
 `+ - * /`, `@` with a weight on the left, unary minus and calls of the functions in
 `FUNCTIONS`.  Compound expressions are broken into the finest stages, so a
 user cell gets the same derivation, document, code and checks as a built-in one.
-Every mistake is a `DeriveError` naming the file, the stage and the problem.
+Every mistake is a `DeriveError` naming the file, the stage and the problem.  So is a
+cell whose one-step state Jacobians would have too many paths to derive and print
+(`derive.jacobians.check_jacobian_sizes`): every spec accepted here renders in time
+polynomial in its size.
 """
 from __future__ import annotations
 
@@ -18,6 +21,7 @@ import tomllib
 from pathlib import Path
 
 from derive.errors import DeriveError
+from derive.jacobians import check_jacobian_sizes
 from derive.stages import Cell, Kind, Stage, affine, elementwise
 
 FUNCTIONS = {"sigmoid": Kind.SIGMOID, "tanh": Kind.TANH, "relu": Kind.RELU,
@@ -179,6 +183,10 @@ class _Spec:
         cell = Cell(name=self.name, description=self.description, inputs=((self.input, "D"),),
                     state=tuple((s, "H") for s in self.state), output=self.output,
                     stages=tuple(self.stages), vector_params=vector)
+        try:
+            check_jacobian_sizes(cell)
+        except DeriveError as err:
+            self.fail(str(err))
         return cell, warnings
 
     def use(self, param, how, stage):

@@ -167,3 +167,24 @@ def test_random_and_mutated_specs_never_crash(tmp_path_factory, text):
         assert "\n" not in str(err)
         return
     derive(cell)   # a spec that loads must also derive
+
+
+def chain_spec(tmp_path, n, stage, extra_params=""):
+    """A spec whose stages a1..an each apply `stage` (formatted with i and i-1) to a0."""
+    body = HEADER + extra_params + stages(("a0", "sigmoid(W @ x + U @ h_prev + b)"))
+    body += stages(*((f"a{i}", stage.format(i=i, j=i - 1)) for i in range(1, n + 1)))
+    path = tmp_path / f"chain{n}.toml"
+    path.write_text(body + stages(("h", f"tanh(a{n}) * h_prev")))
+    return path
+
+
+def test_specs_whose_jacobian_paths_multiply_are_refused_at_once(tmp_path):
+    import time
+    weights = "".join(f'U{i} = ["H", "H"]\nV{i} = ["H", "H"]\n' for i in range(1, 13))
+    start = time.monotonic()
+    for path in (chain_spec(tmp_path, 12, "tanh(U{i} @ a{j} + V{i} @ a{j})", weights),  # 2**12 paths
+                 chain_spec(tmp_path, 14, "a{j} + tanh(a{j})")):                       # 2**14 terms
+        with pytest.raises(DeriveError, match=r"dh\[t\]/dh\[t-1\] has \d+ paths through the stages"):
+            load_spec(path)
+    assert time.monotonic() - start < 5
+
