@@ -14,12 +14,11 @@ import types
 from functools import lru_cache
 
 import numpy as np
-import sympy as sp
 
 from codegen.emit_numpy import emit_numpy
 from catalogue.cells import RNN
 from derive.derivation import derive
-from derive.jacobians import state_jacobians
+from derive.jacobians import expanded_terms, state_jacobians
 from derive.rules import DEFINITIONS, X
 from derive.stages import Cell, Kind
 
@@ -74,7 +73,7 @@ def gate_biases(derivation) -> tuple[str, ...]:
     """Biases of the sigmoid gates that scale a weight-free state path (LSTM: b_f)."""
     cell = derivation.cell
     names = {str(term) for j in state_jacobians(derivation) if j.state == j.previous
-             for path in j.weight_free for term in sp.Add.make_args(sp.expand(path.diags[0]))
+             for path in j.weight_free for term in expanded_terms(path.diags[0])
              if term.is_Symbol}   # the gate that multiplies the kept state itself
     found = []
     for stage in cell.stages:
