@@ -29,8 +29,8 @@ BUILD_COMMAND = "lstm-derive build"
 LATEX_ENGINE = "pdflatex"
 _UMASK = os.umask(0)   # read the process's umask (the only way) and put it back at once
 os.umask(_UMASK)
-LATEX_HINT = ("no LaTeX engine found (pdflatex); install one, e.g. "
-              "`sudo apt-get install texlive-latex-base texlive-latex-recommended`")
+LATEX_HINT = ("no LaTeX engine found (pdflatex); install one, e.g. `sudo apt-get install "
+              "texlive-latex-base texlive-latex-recommended texlive-pictures` (TikZ draws the figures)")
 
 
 def render_all(name: str, command: str = BUILD_COMMAND) -> dict[str, str]:
