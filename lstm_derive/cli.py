@@ -1,24 +1,25 @@
 """The `lstm-derive` command line (also `python -m derive`).
 
 Exit codes: 0 success; 1 a check found a problem (gradient mismatch, generated files out
-of date); 2 a usage or input error, reported on one line.
+of date); 2 a usage or input error, reported on one line.  Run as a program, an
+unexpected exception (a bug in lstm-derive) is one line too, with exit 2; called as
+`main([...])` (the tests) it propagates, and LSTM_DERIVE_DEBUG=1 shows it as well.
+Long work (deriving, rendering) says what it is doing on stderr when that is a terminal.
 """
 from __future__ import annotations
 
 import argparse
-import difflib
+import math
 import os
 import sys
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from catalogue.cells import CELLS, get_cell
 from catalogue.spec import load_spec
 from derive.derivation import derive
 from derive.errors import DeriveError
+from lstm_derive.rebuild import DEFAULT_OUT
 
-DEFAULT_OUT = Path("generated")
-DEFAULT_EXAMPLES = Path("examples")
 CHECK_SHAPES = ((3, 2, 4, 3, 2), (1, 1, 3, 2, 3), (2, 3, 2, 5, 4))  # T, B, then sizes in order
 
 
@@ -47,11 +48,55 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("lstm-derive: interrupted", file=sys.stderr)
         return 130
+    except SystemExit as done:   # --help and --version
+        return done.code if isinstance(done.code, int) else 0
+    except BrokenPipeError:   # `lstm-derive ... | head`: the reader left; say nothing more
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
+    except Exception as err:  # noqa: BLE001 - a bug of ours, not the user's input
+        if argv is not None or os.environ.get("LSTM_DERIVE_DEBUG"):
+            raise
+        text = (str(err).strip().splitlines() or [""])[0][:200]
+        print(f"lstm-derive: internal error (a bug in lstm-derive; LSTM_DERIVE_DEBUG=1 shows where): "
+              f"{type(err).__name__}: {text}", file=sys.stderr)
+        return 2
+
+
+def progress(message: str) -> None:
+    """What long work is doing, for a person watching a terminal (never into pipes or logs)."""
+    if sys.stderr.isatty():
+        print(f"lstm-derive: {message} ...", file=sys.stderr, flush=True)
+
+
+def _at_least(low, kind=float, strict=False):
+    """An argparse type: a finite number >= low (> low if strict); argparse names the option."""
+    def convert(text):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be {'an integer' if kind is int else 'a number'}, "
+                                             f"got {text!r}") from None
+        if not math.isfinite(value) or value < low or (strict and value == low):
+            raise argparse.ArgumentTypeError(f"must be {'>' if strict else '>='} {low}, got {text}")
+        return value
+    return convert
+
+
+SEED, TOLERANCE, SECONDS = _at_least(0, int), _at_least(0), _at_least(0, strict=True)
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+    try:
+        return f"lstm-derive {version('lstm-derive')}"
+    except PackageNotFoundError:
+        return "lstm-derive (not installed: running from the source folder)"
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="lstm-derive", description="Derive, document, generate and check "
                      "the gradients of recurrent cells, stage by stage.")
+    parser.add_argument("--version", action="version", version=_version())
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     p = sub.add_parser("list", help="list the available cells")
     p.set_defaults(run=_list)
@@ -60,11 +105,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("cell", help=cell_help)
     p.set_defaults(run=_show)
     p = sub.add_parser("build", help="regenerate every cell's module and document (and PDF)")
-    p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output folder (default: generated)")
+    p.add_argument("--out", type=Path, help="output folder (default: generated; the examples then "
+                   "go to OUT/examples)")
     p.add_argument("--check", action="store_true", help="write nothing; exit 1 if files differ")
     p.add_argument("--no-pdf", action="store_true", help="skip the PDFs")
-    p.add_argument("--examples", type=Path, default=DEFAULT_EXAMPLES,
-                   help="folder of example specs, rendered next to them (default: examples)")
+    p.add_argument("--examples", type=Path, help="folder of example specs, rendered next to them "
+                   "(default: examples, when there is one)")
     p.set_defaults(run=_build)
     p = sub.add_parser("latex", help="write a cell's LaTeX document (and PDF with --pdf)")
     p.add_argument("cell", help=cell_help)
@@ -81,8 +127,8 @@ def _parser() -> argparse.ArgumentParser:
     p.set_defaults(run=_code)
     p = sub.add_parser("check", help="compare a cell's generated gradients with finite differences")
     p.add_argument("cell", help=cell_help)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--tol", type=float, default=1e-6, help="largest relative error accepted")
+    p.add_argument("--seed", type=SEED, default=0)
+    p.add_argument("--tol", type=TOLERANCE, default=1e-6, help="largest relative error accepted")
     p.set_defaults(run=_check)
     _compare_parser(sub, cell_help)
     return parser
@@ -111,10 +157,10 @@ def _compare_parser(sub, cell_help):
     p.add_argument("--formula", action="append", default=[], metavar="'NAME = EXPRESSION'",
                    help="a hand-written formula for one backward quantity (repeatable)")
     p.add_argument("--formulas", type=Path, metavar="FILE", help="formulas, one per line, # comments")
-    p.add_argument("--rtol", type=float, default=1e-6, help="relative tolerance (default 1e-6)")
-    p.add_argument("--atol", type=float, default=1e-9, help="absolute tolerance (default 1e-9)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--timeout", type=float, default=60.0, metavar="SECONDS",
+    p.add_argument("--rtol", type=TOLERANCE, default=1e-6, help="relative tolerance (default 1e-6)")
+    p.add_argument("--atol", type=TOLERANCE, default=1e-9, help="absolute tolerance (default 1e-9)")
+    p.add_argument("--seed", type=SEED, default=0)
+    p.add_argument("--timeout", type=SECONDS, default=60.0, metavar="SECONDS",
                    help="how long --against code may run in all, import included (default 60)")
     p.set_defaults(run=_compare)
 
@@ -136,29 +182,11 @@ def _show(args) -> int:
 
 
 def _build(args) -> int:
-    from lstm_derive.build import compile_pdf, pdf_assets, render_cell, write_text
-    targets = [(cell, args.out) for cell in CELLS.values()]
-    if args.examples.is_dir():
-        targets += [(resolve(str(spec)), args.examples) for spec in sorted(args.examples.glob("*.toml"))]
+    from lstm_derive import rebuild
+    found = rebuild.targets(args.out, args.examples, resolve)
     if args.check:
-        return _report_drift([(folder, cell.name, render_cell(cell)) for cell, folder in targets])
-    pdfs = not args.no_pdf and _latex_available()
-    # pdflatex runs in processes of its own: each PDF compiles while the next cell renders
-    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-        pending = []
-        for cell, folder in targets:
-            files = render_cell(cell)
-            for file_name, text in files.items():
-                write_text(folder / file_name, text)
-                print(f"wrote {folder / file_name}")
-            if pdfs:
-                pdf = folder / f"{cell.name}.pdf"
-                pending.append((pdf, pool.submit(compile_pdf, files[f"{cell.name}.tex"], pdf,
-                                                 pdf_assets(cell))))
-        for pdf, done in pending:
-            done.result()
-            print(f"wrote {pdf}")
-    return 0
+        return rebuild.report_drift(found)
+    return rebuild.build(found, not args.no_pdf and _latex_available(), progress)
 
 
 def _latex_available() -> bool:
@@ -171,27 +199,13 @@ def _latex_available() -> bool:
         return False
 
 
-def _report_drift(rendered) -> int:
-    drift, out = 0, ", ".join(sorted({str(folder) for folder, _, _ in rendered}))
-    for folder, _, files in rendered:
-        for file_name, text in files.items():
-            path = folder / file_name
-            old = path.read_text(encoding="utf-8") if path.exists() else ""
-            if old != text:
-                drift += 1
-                sys.stdout.writelines(difflib.unified_diff(
-                    old.splitlines(True), text.splitlines(True), str(path), f"{path} (regenerated)"))
-    if drift:
-        print(f"{drift} generated file(s) out of date; run `lstm-derive build` to update them")
-        return 1
-    print(f"generated files in {out} are up to date")
-    return 0
-
-
 def _render_one(args, suffix):
     """(cell, text, output path) of one artefact of the cell named on the command line."""
     from lstm_derive.build import render_cell
     cell = resolve(args.cell)
+    progress(f"deriving {cell.name} ({len(cell.stages)} stages)")
+    derive(cell)   # cached: render_cell reuses it
+    progress(f"rendering {cell.name}{suffix}")
     text = render_cell(cell, f"lstm-derive {args.command} {args.cell}", only=suffix)
     return cell, text[f"{cell.name}{suffix}"], args.out or DEFAULT_OUT / f"{cell.name}{suffix}"
 

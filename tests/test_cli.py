@@ -67,7 +67,7 @@ def test_unwritable_output_path_writes_nothing(tmp_path):
 
 def test_missing_latex_engine_is_one_line_and_writes_nothing(tmp_path):
     result = lstm_derive("latex", "lstm", "--pdf", "--out", "doc/lstm.tex", cwd=tmp_path, path="")
-    assert_one_line_error(result, "no LaTeX engine found", "apt-get install")
+    assert_one_line_error(result, "no LaTeX engine found", "apt-get install", "texlive-pictures")
     assert not (tmp_path / "doc").exists()
 
 
@@ -120,3 +120,42 @@ def test_the_worst_error_is_nan_when_any_error_is():
     assert max(0.0, float("nan")) == 0.0                    # the trap
     assert math.isnan(worst([0.0, float("nan"), 1.0])) and worst([0.5, 2.0]) == 2.0
     assert worst([]) == 0.0
+
+
+def test_version(capsys):
+    from lstm_derive.cli import main
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out.startswith("lstm-derive ")
+
+
+@pytest.mark.parametrize("args, words", [
+    (["check", "lstm", "--tol", "-1"], "argument --tol: must be >= 0, got -1"),
+    (["check", "lstm", "--seed", "-1"], "argument --seed: must be >= 0"),
+    (["compare", "lstm", "--rtol", "-1", "--formula", "d_h = d_h"], "argument --rtol: must be >= 0"),
+    (["compare", "lstm", "--atol", "nan", "--formula", "d_h = d_h"], "argument --atol: must be >= 0, got nan"),
+    (["compare", "lstm", "--against", "x.py", "--timeout", "0"], "argument --timeout: must be > 0"),
+    (["build", "--examples", "/nonexistent", "--check"], "--examples /nonexistent: no such folder"),
+], ids=lambda a: " ".join(a) if isinstance(a, list) else None)
+def test_nonsense_options_are_refused(args, words, capsys):
+    from lstm_derive.cli import main
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and words in err[0], err
+
+
+def test_build_into_another_folder_leaves_the_examples_alone_and_skips_unchanged_files(
+        tmp_path, capsys, monkeypatch):
+    from lstm_derive.cli import main
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "examples").mkdir()
+    spec = (ROOT / "examples" / "mgu.toml").read_text()
+    (tmp_path / "examples" / "mgu.toml").write_text(spec)
+    assert main(["build", "--out", "out", "--no-pdf"]) == 0
+    assert sorted(p.name for p in (tmp_path / "examples").iterdir()) == ["mgu.toml"]
+    assert (tmp_path / "out" / "examples" / "mgu.py").exists() and (tmp_path / "out" / "lstm.py").exists()
+    stamp = (tmp_path / "out" / "lstm.py").stat().st_mtime_ns
+    capsys.readouterr()
+    assert main(["build", "--out", "out", "--no-pdf"]) == 0
+    assert (tmp_path / "out" / "lstm.py").stat().st_mtime_ns == stamp
+    out = capsys.readouterr().out
+    assert "unchanged out/lstm.py" in out and "wrote" not in out
