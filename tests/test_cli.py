@@ -159,3 +159,28 @@ def test_build_into_another_folder_leaves_the_examples_alone_and_skips_unchanged
     assert (tmp_path / "out" / "lstm.py").stat().st_mtime_ns == stamp
     out = capsys.readouterr().out
     assert "unchanged out/lstm.py" in out and "wrote" not in out
+
+
+def test_long_work_says_what_it_is_doing_on_a_terminal(tmp_path, capsys, monkeypatch):
+    import sys
+    from lstm_derive.cli import main
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    assert main(["code", "lstm", "--out", str(tmp_path / "lstm.py")]) == 0
+    err = capsys.readouterr().err
+    assert "lstm-derive: deriving lstm (13 stages) ..." in err and "rendering lstm.py" in err
+
+
+def test_a_bug_of_ours_is_one_line_for_the_program_and_a_traceback_for_callers(capsys, monkeypatch):
+    import sys
+    from lstm_derive import cli
+
+    def broken(args):
+        raise RuntimeError("deliberate\nsecond line")
+    monkeypatch.setattr(cli, "_list", broken)
+    with pytest.raises(RuntimeError):
+        cli.main(["list"])
+    monkeypatch.setattr(sys, "argv", ["lstm-derive", "list"])
+    monkeypatch.delenv("LSTM_DERIVE_DEBUG", raising=False)
+    assert cli.main() == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("lstm-derive: internal error") and "deliberate" in err[0]
