@@ -38,11 +38,12 @@ def load_spec(path) -> tuple[Cell, list[str]]:
     """The cell a spec file defines, and its warnings (unused parameters)."""
     path = Path(path)
     try:
-        data = path.read_bytes()
+        with open(path, "rb") as stream:   # never more than MAX_BYTES + 1 (/dev/zero)
+            data = stream.read(MAX_BYTES + 1)
     except OSError as err:
         raise DeriveError(f"cannot read spec {path}: {err.strerror or err}") from None
     if len(data) > MAX_BYTES:
-        raise DeriveError(f"{path}: spec is too large ({len(data)} bytes, at most {MAX_BYTES})")
+        raise DeriveError(f"{path}: spec is too large (more than {MAX_BYTES} bytes)")
     try:
         raw = tomllib.loads(data.decode("utf-8"))
     except UnicodeDecodeError:

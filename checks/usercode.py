@@ -35,7 +35,7 @@ def load(target: str):
     if target.endswith(".py") or "/" in target or "\\" in target:
         path = Path(target)
         if not path.is_file():
-            raise DeriveError(f"cannot import {target}: no such file")
+            raise DeriveError(f"cannot import {target}: {'not a file' if path.exists() else 'no such file'}")
         spec = importlib.util.spec_from_file_location(f"_compared_{path.stem}", path)
         module = importlib.util.module_from_spec(spec)
         sys.path.insert(0, str(path.resolve().parent))   # so it can import its neighbours

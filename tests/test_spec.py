@@ -198,3 +198,8 @@ def test_a_long_chain_renders_in_polynomial_time(tmp_path):
                             env={"PYTHONPATH": str(ROOT), "PATH": ""})
     assert result.returncode == 0, result.stderr
     assert r"\operatorname{diag}" in (tmp_path / "c.tex").read_text()
+
+
+def test_an_endless_file_is_read_only_up_to_the_size_limit():
+    with pytest.raises(DeriveError, match="spec is too large"):
+        load_spec("/dev/zero")   # read_bytes() would never return
