@@ -53,9 +53,18 @@ class ChildRunner:
         self._request(("load", target, Contract(cell.recurrent, tuple(cell.state_names))), "importing it")
 
     def run(self, problem, shapes):
-        """Forward and backward on one problem, in the child; a dict of float64 arrays."""
+        """Forward and backward on one problem, in the child; a dict of float64 arrays.
+
+        The child checked them, but it runs the user's code, which may have changed how
+        (numpy itself, say): what arrives is checked again.
+        """
         plain = {k: getattr(problem, k) for k in ("T", "B", "params", "xs", "state0", "dhs", "dstateT")}
-        return self._request(("run", plain, shapes), "running forward() and backward()")
+        doing = "running forward() and backward()"
+        result = self._request(("run", plain, shapes), doing)
+        if set(result) != set(shapes) or not all(np.all(np.isfinite(v)) for v in result.values()):
+            raise DeriveError(f"{self.label}: the process running your code sent a reply that is "
+                              f"incomplete or not finite while {doing}")
+        return result
 
     def close(self):
         if self.process.poll() is None:

@@ -150,10 +150,9 @@ class Runner:
             raise DeriveError(f"{self.label}: {what}() returned {name} without {key!r}") from None
 
     def array(self, what, name, value, shape, transposable=False):
-        try:
-            value = np.asarray(value, dtype=np.float64)
-        except (TypeError, ValueError):
-            raise DeriveError(f"{self.label}: {what}() returned {name} that is not a float array") from None
+        value = _floats(value)
+        if isinstance(value, str):   # complex values would lose their imaginary part without a word
+            raise DeriveError(f"{self.label}: {what}() returned {name} that is {value}")
         ok = value.shape == tuple(shape) or (transposable and value.shape == tuple(shape)[::-1])
         if not ok:
             raise DeriveError(f"{self.label}: {what}() returned {name} of shape {value.shape}, "
@@ -162,6 +161,17 @@ class Runner:
             bad = "NaN" if np.isnan(value).any() else "inf"
             raise DeriveError(f"{self.label}: {what}() returned {bad} in {name}")
         return value
+
+
+def _floats(value):
+    """`value` as a float64 array, or what it is instead."""
+    try:
+        raw = np.asarray(value)
+        if np.iscomplexobj(raw):
+            return "complex numbers"
+        return "not a float array" if raw.dtype.kind in "SUVM" else raw.astype(np.float64)
+    except (TypeError, ValueError, OverflowError):
+        return "not a float array"
 
 
 def _raised(err: BaseException) -> str:

@@ -265,11 +265,13 @@ def _check(args) -> int:
 
 
 def _compare(args) -> int:
-    from checks.formula import read_formulas
+    from checks.formula import MAX_FORMULAS, read_formulas
     from checks.formulacheck import check_formulas
     cell = resolve(args.cell)
     formulas = [("--formula", f) for f in args.formula]
     formulas += read_formulas(args.formulas) if args.formulas else []
+    if len(formulas) > MAX_FORMULAS:   # each may take SymPy a few seconds
+        raise DeriveError(f"{len(formulas)} formulas, at most {MAX_FORMULAS} in one run")
     if not args.against and not formulas:
         raise DeriveError("compare needs --against PATH_OR_MODULE, --formula or --formulas")
     derivation = derive(cell)

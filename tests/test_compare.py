@@ -133,6 +133,11 @@ BROKEN = {
                                     "import os, signal; os.kill(os.getpid(), signal.SIGKILL)"),
                   "was killed by SIGKILL"),
     "exits_on_import.py": ("import sys\nsys.exit(3)\n", "cannot import", "called sys.exit(3)"),
+    "subverts.py": ("import numpy\nnumpy.isfinite = lambda a: numpy.ones(numpy.shape(a), bool)\n"
+                    + REFERENCE.replace("return grads, dxs, dstate0", "return grads, dxs * numpy.nan, dstate0"),
+                    "sent a reply that is incomplete or not finite"),
+    "complex.py": (REFERENCE.replace("return grads, dxs, dstate0", "return grads, dxs + 0j, dstate0"),
+                   "backward() returned dxs that is complex numbers"),
 }
 
 
