@@ -29,7 +29,8 @@ from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
-from catalogue.spec import MAX_DEPTH, MAX_EXPR as MAX_TEXT, MAX_NUMBER, as_float
+from catalogue.lowering import MAX_NUMBER, as_float
+from catalogue.spec import MAX_DEPTH, MAX_EXPR as MAX_TEXT
 from derive.errors import DeriveError
 
 FUNCTIONS = ("sigmoid", "tanh", "exp", "log", "sum")
