@@ -121,16 +121,22 @@ def parse(text: str, names: Names, where: str = "--formula"):
         fail("expression is too deeply nested")
     except ValueError as err:   # e.g. an integer literal of more than 4300 digits
         fail(f"cannot parse: {str(err).splitlines()[0]}")
-    nodes = list(ast.walk(tree))
-    number = next((n for n in nodes if isinstance(n, ast.Constant) and _number_problem(n)), None)
-    if number is not None:   # named as written: 1e400 is inf once parsed
-        written = ast.get_source_segment(rhs, number) or "a number"
-        fail(f"number {written[:24]} is out of range (at most {MAX_NUMBER:g} in size)")
-    problem = (f"expression is too large ({len(nodes)} syntax nodes, at most {MAX_NODES})"
-               if len(nodes) > MAX_NODES else _check_node(tree, names.all, 0, 1))
+    problem = _size_problem(tree, rhs) or _check_node(tree, names.all, 0, 1)
     if problem:
         fail(problem)
     return lhs, tree
+
+
+def _size_problem(tree, rhs):
+    """Too many nodes, or a number out of range (named as written: 1e400 is inf once parsed)."""
+    nodes = list(ast.walk(tree))
+    if len(nodes) > MAX_NODES:
+        return f"expression is too large ({len(nodes)} syntax nodes, at most {MAX_NODES})"
+    number = next((n for n in nodes if isinstance(n, ast.Constant) and _number_problem(n)), None)
+    if number is not None:
+        written = ast.get_source_segment(rhs, number) or "a number"
+        return f"number {written[:24]} is out of range (at most {MAX_NUMBER:g} in size)"
+    return None
 
 
 def _check_node(node, known, depth, power):
@@ -140,13 +146,12 @@ def _check_node(node, known, depth, power):
     """
     if depth > MAX_DEPTH:
         return f"expression is nested more than {MAX_DEPTH} deep"
-    if isinstance(node, ast.Constant):
+    if isinstance(node, ast.Constant):   # (numbers are bounded by _size_problem)
         ok = isinstance(node.value, (int, float)) and not isinstance(node.value, bool)
-        return _number_problem(node) if ok else f"unsupported constant {node.value!r}"
+        return None if ok else f"unsupported constant {node.value!r}"
     if isinstance(node, ast.Name):
-        if node.id in FUNCTIONS:
-            return f"function {node.id} needs an argument"
-        return None if node.id in known else f"unknown name {node.id!r} (see `lstm-derive show` for the names)"
+        return (f"function {node.id} needs an argument" if node.id in FUNCTIONS else None if node.id in known
+                else f"unknown name {node.id!r} (see `lstm-derive show` for the names)")
     if isinstance(node, ast.BinOp):
         if not isinstance(node.op, (ast.Add, ast.Sub, ast.Mult, ast.Div, ast.Pow, ast.MatMult)):
             return f"operator {type(node.op).__name__} is not allowed; use + - * / ** @"

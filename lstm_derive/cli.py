@@ -112,6 +112,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--examples", type=Path, help="folder of example specs, rendered next to them "
                    "(default: examples, when there is one)")
     p.set_defaults(run=_build)
+    _render_parsers(sub, cell_help)
+    _compare_parser(sub, cell_help)
+    return parser
+
+
+def _render_parsers(sub, cell_help):
+    """latex, html, code and check: the commands that render or check one cell."""
     p = sub.add_parser("latex", help="write a cell's LaTeX document (and PDF with --pdf)")
     p.add_argument("cell", help=cell_help)
     p.add_argument("--out", type=Path, help="output .tex path (default: generated/CELL.tex)")
@@ -130,8 +137,6 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=SEED, default=0)
     p.add_argument("--tol", type=TOLERANCE, default=1e-6, help="largest relative error accepted")
     p.set_defaults(run=_check)
-    _compare_parser(sub, cell_help)
-    return parser
 
 
 COMPARE_HELP = """Compare hand-written gradients with the derived ones.
