@@ -105,8 +105,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("cell", help=cell_help)
     p.set_defaults(run=_show)
     p = sub.add_parser("build", help="regenerate every cell's module and document (and PDF)")
-    p.add_argument("--out", type=Path, help="output folder (default: generated; the examples then "
-                   "go to OUT/examples)")
+    p.add_argument("--out", type=Path, help="output folder (default: generated); the examples are "
+                   "then built only with --examples, into OUT/examples")
     p.add_argument("--check", action="store_true", help="write nothing; exit 1 if files differ")
     p.add_argument("--no-pdf", action="store_true", help="skip the PDFs")
     p.add_argument("--examples", type=Path, help="folder of example specs, rendered next to them "

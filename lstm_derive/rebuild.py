@@ -1,8 +1,8 @@
 """The `build` command: which files go where, and writing only what changed.
 
 Every built-in cell renders into OUT (default `generated/`).  The example specs render
-next to themselves (`examples/`), or into OUT/examples when `--out` is given, so a build
-into another folder never touches the working tree.  A file whose text is unchanged is
+next to themselves (`examples/`); with `--out` they render only when `--examples` is given,
+and then into OUT/examples, so a build into another folder never touches the working tree.  A file whose text is unchanged is
 not rewritten (its time stamp stays), and its PDF is not recompiled while it is newer
 than the .tex.  `--check` writes nothing and reports the drift as a unified diff.
 """
@@ -22,14 +22,19 @@ DEFAULT_EXAMPLES = Path("examples")
 
 
 def targets(out: Path | None, examples: Path | None, resolve) -> list[tuple[object, Path]]:
-    """(cell, folder) for every cell and example spec; `resolve` loads a spec path."""
+    """(cell, folder) for every cell and example spec; `resolve` loads a spec path.
+
+    Without --out the examples (`examples/` when it exists) render next to their specs;
+    with --out only the built-in cells do, unless --examples is given: then into OUT/examples.
+    """
     if examples is not None and not examples.is_dir():
         raise DeriveError(f"--examples {examples}: no such folder")
     found = [(cell, out or DEFAULT_OUT) for cell in CELLS.values()]
-    folder = examples or (DEFAULT_EXAMPLES if DEFAULT_EXAMPLES.is_dir() else None)
-    if folder is not None:
-        into = out / "examples" if out is not None else folder
-        found += [(resolve(str(spec)), into) for spec in sorted(folder.glob("*.toml"))]
+    if out is None:
+        examples = examples or (DEFAULT_EXAMPLES if DEFAULT_EXAMPLES.is_dir() else None)
+    if examples is not None:
+        into = examples if out is None else out / "examples"
+        found += [(resolve(str(spec)), into) for spec in sorted(examples.glob("*.toml"))]
     return found
 
 

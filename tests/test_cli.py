@@ -152,7 +152,10 @@ def test_build_into_another_folder_leaves_the_examples_alone_and_skips_unchanged
     (tmp_path / "examples" / "mgu.toml").write_text(spec)
     assert main(["build", "--out", "out", "--no-pdf"]) == 0
     assert sorted(p.name for p in (tmp_path / "examples").iterdir()) == ["mgu.toml"]
-    assert (tmp_path / "out" / "examples" / "mgu.py").exists() and (tmp_path / "out" / "lstm.py").exists()
+    assert (tmp_path / "out" / "lstm.py").exists() and not (tmp_path / "out" / "examples").exists()
+    assert main(["build", "--out", "out", "--no-pdf", "--examples", "examples"]) == 0
+    assert sorted(p.name for p in (tmp_path / "examples").iterdir()) == ["mgu.toml"]
+    assert (tmp_path / "out" / "examples" / "mgu.py").exists()
     stamp = (tmp_path / "out" / "lstm.py").stat().st_mtime_ns
     capsys.readouterr()
     assert main(["build", "--out", "out", "--no-pdf"]) == 0
