@@ -142,7 +142,8 @@ def _render_parsers(sub, cell_help):
 COMPARE_HELP = """Compare hand-written gradients with the derived ones.
 
 --against PATH_OR_MODULE imports a .py file or a dotted module (importing is all that is
-done with it besides calling its functions) with the contract of the generated module:
+done with it besides calling its functions), in a separate Python process that may run
+for --timeout seconds in all, with the contract of the generated module:
 forward(params, xs, state0=None) -> (hs, stateT, cache) and
 backward(params, cache, dhs, dstateT=None) -> (grads, dxs, dstate0), the same parameter
 names, (T, B, D) inputs and (B, size) state dicts; for mlp and mlp_softmax
@@ -150,8 +151,9 @@ forward(params, x) -> (y, cache) and backward(params, cache, dy) -> (grads, dx).
 --against torch uses PyTorch autograd (lstm, gru_reset_after, rnn, lstmp).
 
 --formula "NAME = EXPRESSION" checks one backward quantity of one step; the names are
-those `lstm-derive show CELL` lists.  Exit 0 when everything agrees, 1 when something
-differs, 2 for bad input or an error inside the compared code."""
+those `lstm-derive show CELL` lists (at most 2000 characters, numbers up to 1e15, ** by
+a number of at most 16).  Exit 0 when everything agrees, 1 when something differs, 2 for
+bad input, an error inside the compared code, or a formula that cannot be checked."""
 
 
 def _compare_parser(sub, cell_help):
