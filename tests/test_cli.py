@@ -145,23 +145,26 @@ def test_nonsense_options_are_refused(args, words, capsys):
 
 def test_build_into_another_folder_leaves_the_examples_alone_and_skips_unchanged_files(
         tmp_path, capsys, monkeypatch):
+    from catalogue.cells import CELLS
+    from lstm_derive import rebuild
     from lstm_derive.cli import main
+    monkeypatch.setattr(rebuild, "CELLS", {"rnn": CELLS["rnn"]})   # one small cell is enough here
     monkeypatch.chdir(tmp_path)
     (tmp_path / "examples").mkdir()
     spec = (ROOT / "examples" / "mgu.toml").read_text()
     (tmp_path / "examples" / "mgu.toml").write_text(spec)
     assert main(["build", "--out", "out", "--no-pdf"]) == 0
     assert sorted(p.name for p in (tmp_path / "examples").iterdir()) == ["mgu.toml"]
-    assert (tmp_path / "out" / "lstm.py").exists() and not (tmp_path / "out" / "examples").exists()
+    assert (tmp_path / "out" / "rnn.py").exists() and not (tmp_path / "out" / "examples").exists()
     assert main(["build", "--out", "out", "--no-pdf", "--examples", "examples"]) == 0
     assert sorted(p.name for p in (tmp_path / "examples").iterdir()) == ["mgu.toml"]
     assert (tmp_path / "out" / "examples" / "mgu.py").exists()
-    stamp = (tmp_path / "out" / "lstm.py").stat().st_mtime_ns
+    stamp = (tmp_path / "out" / "rnn.py").stat().st_mtime_ns
     capsys.readouterr()
     assert main(["build", "--out", "out", "--no-pdf"]) == 0
-    assert (tmp_path / "out" / "lstm.py").stat().st_mtime_ns == stamp
+    assert (tmp_path / "out" / "rnn.py").stat().st_mtime_ns == stamp
     out = capsys.readouterr().out
-    assert "unchanged out/lstm.py" in out and "wrote" not in out
+    assert "unchanged out/rnn.py" in out and "wrote" not in out
 
 
 def test_long_work_says_what_it_is_doing_on_a_terminal(tmp_path, capsys, monkeypatch):
