@@ -9,13 +9,15 @@ one C call, where no signal or flag in this process would stop them; a process c
 be killed.  Exceptions raised by `fn` are raised again here.
 
 This is for our own computations on hostile input (formulas, specs), not for running the
-user's code: that runs in a fresh interpreter (`checks.runner`).  Where `fork` does not
-exist (Windows) the work runs in this process, without limits.
+user's code: that runs in a fresh interpreter (`checks.runner`).  Off Linux (no `fork`
+on Windows; on macOS it is unsafe without `exec`) the work runs in this process, without
+limits.
 """
 from __future__ import annotations
 
 import multiprocessing
 import os
+import sys
 
 SECONDS = 5.0
 MEMORY = 2 << 30   # bytes of address space the child may add to what it inherited
@@ -27,7 +29,7 @@ class OverBudget(Exception):
 
 def limited(fn, *args, seconds: float = SECONDS, memory: int = MEMORY):
     """fn(*args), computed in a child that is killed after `seconds`."""
-    if "fork" not in multiprocessing.get_all_start_methods():
+    if not sys.platform.startswith("linux"):   # fork without exec is unsafe on macOS
         return fn(*args)
     context = multiprocessing.get_context("fork")
     receive, send = context.Pipe(duplex=False)
