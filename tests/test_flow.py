@@ -70,7 +70,7 @@ def test_state_jacobians_match_finite_differences_of_one_step(name):
                         for sign in (1, -1))
             want[:, q] = (_step(derivation, params, up, xs)[0][j.state]
                           - _step(derivation, params, down, xs)[0][j.state])[0] / 2e-6
-        np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-8, err_msg=str(j))
+        np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-8, err_msg=str(j), equal_nan=False)
 
 
 def test_the_jacobian_check_can_fail(monkeypatch):
