@@ -35,6 +35,7 @@ import numpy as np
 from derive.errors import DeriveError
 
 TIMEOUT = 60.0
+STARTUP = 120.0   # for the child's interpreter and our imports, before the user's code
 MAX_FRAME = 1 << 30
 ROOT = Path(__file__).resolve().parent.parent   # the folder that holds our packages
 Contract = namedtuple("Contract", "recurrent state_names")
@@ -50,6 +51,9 @@ class ChildRunner:
         self.process = subprocess.Popen([sys.executable, "-P", "-m", "checks.runner"],
                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env,
                                         start_new_session=True)   # Ctrl-C is ours to handle
+        self.seconds = STARTUP          # Python and our modules starting is not the user's time
+        self._receive("starting")
+        self.seconds, self.used = seconds, 0.0
         self._request(("load", target, Contract(cell.recurrent, tuple(cell.state_names))), "importing it")
 
     def run(self, problem, shapes):
@@ -84,6 +88,9 @@ class ChildRunner:
             _write(self.process.stdin, pickle.dumps(message))
         except (BrokenPipeError, OSError):
             raise DeriveError(self._ended(doing)) from None
+        return self._receive(doing)
+
+    def _receive(self, doing):
         start = time.monotonic()
         try:
             header = json.loads(self._frame(doing))
@@ -156,6 +163,7 @@ def main():
     requests, replies = os.fdopen(os.dup(0), "rb"), os.fdopen(os.dup(1), "wb")
     os.dup2(os.open(os.devnull, os.O_RDONLY), 0)   # the user's code cannot read our requests
     os.dup2(2, 1)                                  # ... and its prints cannot corrupt replies
+    _reply(replies, "ok", {}, [])                  # started: the user's time begins now
     runner = None
     while True:
         head = requests.read(8)
