@@ -285,8 +285,11 @@ def check(reference, result, what):
     worst = 0.0
     for key, value in reference.items():
         scale = max(np.abs(value).max(), 1e-30)
-        worst = max(worst, float(np.abs(result[key] - value).max() / scale))
-    if worst > 1e-3:
+        error = float(np.abs(result[key] - value).max() / scale)
+        worst = error if np.isnan(error) else max(worst, error)   # max(0.0, nan) is 0.0
+        if np.isnan(worst):
+            break
+    if not worst <= 1e-3:   # NaN fails too
         raise SystemExit(f"{what}: gradients disagree (max relative difference {worst:.1e})")
     return worst
 

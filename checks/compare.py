@@ -7,7 +7,8 @@ quantity — the forward outputs (hs and the final state; y for a feed-forward n
 every parameter gradient, dxs and each initial-state gradient — becomes one table row
 with its largest absolute and relative error and a verdict.  When something disagrees,
 `checks.diagnose` says what (forward first, simple relations, one-change derivations,
-time localisation).
+time localisation).  A derived value that is NaN or inf (the cell is not defined at the
+random inputs) stops the comparison with a one-line DeriveError: nothing can agree with it.
 """
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from checks.gradcheck import worst
+from derive.errors import DeriveError
 from derive.interpret import run
 
 # (T, B, sizes): unused size symbols are ignored by cells that lack them
@@ -82,6 +85,19 @@ def derived(derivation, problem: Problem) -> dict[str, np.ndarray]:
     return out
 
 
+def finite_derived(derivation, problem: Problem) -> dict[str, np.ndarray]:
+    """`derived`, or a DeriveError naming the first value that is NaN or inf."""
+    with np.errstate(all="ignore"):
+        want = derived(derivation, problem)
+    for name, value in want.items():
+        if not np.all(np.isfinite(value)):
+            kind = "NaN" if np.isnan(value).any() else "inf"
+            raise DeriveError(f"{derivation.cell.name}: cannot compare: the derivation itself is not "
+                              f"finite ({kind} in {name}) at {problem.describe()}; the cell is not "
+                              "defined at these random inputs")
+    return want
+
+
 def forward_names(cell) -> tuple[str, ...]:
     """The rows that are forward outputs rather than gradients."""
     return ("hs", *(f"{s}_T" for s in cell.state_names)) if cell.recurrent else ("y",)
@@ -108,9 +124,12 @@ def close(got, want, rtol, atol) -> bool:
 
 
 def errors(got, want) -> tuple[float, float]:
-    """(max absolute error, that divided by max |want|); infinite for a wrong shape."""
+    """(max absolute error, that divided by max |want|); infinite for a wrong shape, NaN
+    when either side is not finite."""
     if got.shape != want.shape:
         return float("inf"), float("inf")
+    if not (np.all(np.isfinite(got)) and np.all(np.isfinite(want))):
+        return float("nan"), float("nan")
     err = float(np.max(np.abs(got - want), initial=0.0))
     return err, err / max(float(np.max(np.abs(want), initial=0.0)), 1e-300)
 
@@ -138,13 +157,13 @@ def compare(derivation, runner, rtol, atol, seed=0) -> Comparison:
     fwd = set(forward_names(cell))
     rows, runs = {}, []
     for problem in problems(cell, seed):
-        want = derived(derivation, problem)
+        want = finite_derived(derivation, problem)
         got = runner.run(problem, expected_shapes(cell, problem))
         runs.append((problem, got, want))
         for name, ref in want.items():
             row = rows.setdefault(name, Row(name, name in fwd))
             a, r = errors(got[name], ref)
-            row.abs_err, row.rel_err = max(row.abs_err, a), max(row.rel_err, r)
+            row.abs_err, row.rel_err = worst((row.abs_err, a)), worst((row.rel_err, r))
             if not close(got[name], ref, rtol, atol):
                 row.failures.append((problem, got[name], ref))
     return Comparison(cell, rows, runs)

@@ -7,8 +7,15 @@ adjoint `d_v` or a parameter gradient `d_W` (one step's term, e.g. `d_a_f @ x.T`
 Expressions may use every forward value, parameter and adjoint of the step, plus
 `d_<state>_next` (the gradient of a state carried back from step t+1, shown as
 `d_<state>_prev[t+1]` in the derivation) and `dL_d<output>` (the loss's own gradient).
-The text is parsed by `ast` against a whitelist and evaluated by a small interpreter;
-nothing is ever `eval`ed.
+The text is parsed by `ast` against a whitelist and evaluated by a small interpreter
+(`checks.points`); nothing is ever `eval`ed.
+
+Before SymPy or mpmath sees a formula, its size is bounded the way the spec parser bounds
+a stage (`catalogue.spec`): at most MAX_TEXT characters, MAX_NODES syntax nodes and
+MAX_DEPTH levels of nesting; numbers finite and at most MAX_NUMBER; the exponent of `**`
+a plain number of at most MAX_EXPONENT whose nested products stay within MAX_POWER
+(`2**10**10` or `((x**9)**9)**9` would otherwise be exact integers of billions of digits).
+A formulas file is read up to MAX_FILE bytes and MAX_FORMULAS formulas.
 
 The verdict is numeric: both sides at POINTS random rational points (50 digits), the
 derived side by `derive.interpret.run`.  An elementwise formula is also compared as a
@@ -19,19 +26,16 @@ from __future__ import annotations
 
 import ast
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 
-import mpmath
-import numpy as np
-import sympy as sp
-
-from checks.compare import Problem
+from catalogue.lowering import MAX_NUMBER, as_float
+from catalogue.spec import MAX_DEPTH, MAX_EXPR as MAX_TEXT
 from derive.errors import DeriveError
-from derive.interpret import run
 
 FUNCTIONS = ("sigmoid", "tanh", "exp", "log", "sum")
-SIZES = {"D": 3, "H": 2, "P": 4, "K": 4}
-POINTS, DPS, MAX_TEXT, MAX_DEPTH = 12, 50, 2000, 40
+MAX_NODES, MAX_EXPONENT, MAX_POWER = 300, 16, 64
+MAX_FILE, MAX_FORMULAS = 65536, 100
 
 
 @dataclass(frozen=True)
@@ -77,11 +81,23 @@ def formula_names(derivation) -> str:
 def read_formulas(path: Path) -> list[tuple[str, str]]:
     """(where, text) for each formula line of a file; # starts a comment."""
     try:
-        lines = Path(path).read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as err:
-        raise DeriveError(f"cannot read formulas {path}: {getattr(err, 'strerror', None) or err}") from None
-    return [(f"{path}:{n}", line.split("#", 1)[0].strip()) for n, line in enumerate(lines, 1)
-            if line.split("#", 1)[0].strip()]
+        with open(path, "rb") as stream:   # never more than MAX_FILE + 1 bytes (/dev/zero)
+            data = stream.read(MAX_FILE + 1)
+    except OSError as err:
+        raise DeriveError(f"cannot read formulas {path}: {err.strerror or err}") from None
+    if len(data) > MAX_FILE:
+        raise DeriveError(f"formulas file {path} is too large (more than {MAX_FILE} bytes)")
+    try:
+        lines = data.decode("utf-8").splitlines()
+    except UnicodeDecodeError:
+        raise DeriveError(f"formulas file {path} is not UTF-8 text") from None
+    found = [(f"{path}:{n}", line.split("#", 1)[0].strip()) for n, line in enumerate(lines, 1)
+             if line.split("#", 1)[0].strip()]
+    if not found:
+        raise DeriveError(f"no formulas in {path} (write one NAME = EXPRESSION per line)")
+    if len(found) > MAX_FORMULAS:
+        raise DeriveError(f"{path} has {len(found)} formulas, at most {MAX_FORMULAS}")
+    return found
 
 
 def parse(text: str, names: Names, where: str = "--formula"):
@@ -101,115 +117,92 @@ def parse(text: str, names: Names, where: str = "--formula"):
         tree = ast.parse(rhs, mode="eval").body
     except SyntaxError as err:
         fail(f"syntax error: {err.msg}")
-    except (RecursionError, MemoryError, ValueError):
+    except (RecursionError, MemoryError):
         fail("expression is too deeply nested")
-    problem = _check_node(tree, names.all, 0)
+    except ValueError as err:   # e.g. an integer literal of more than 4300 digits
+        fail(f"cannot parse: {str(err).splitlines()[0]}")
+    problem = _size_problem(tree, rhs) or _check_node(tree, names.all, 0, 1)
     if problem:
         fail(problem)
     return lhs, tree
 
 
-def _check_node(node, known, depth):
-    """The first thing outside the whitelist, or None."""
+def _size_problem(tree, rhs):
+    """Too many nodes, or a number out of range (named as written: 1e400 is inf once parsed)."""
+    nodes = list(ast.walk(tree))
+    if len(nodes) > MAX_NODES:
+        return f"expression is too large ({len(nodes)} syntax nodes, at most {MAX_NODES})"
+    number = next((n for n in nodes if isinstance(n, ast.Constant) and _number_problem(n)), None)
+    if number is not None:
+        written = ast.get_source_segment(rhs, number) or "a number"
+        return f"number {written[:24]} is out of range (at most {MAX_NUMBER:g} in size)"
+    return None
+
+
+def _check_node(node, known, depth, power):
+    """The first thing outside the whitelist or the bounds, or None.
+
+    `power` is the product of the exponents this node is raised to (bounded by MAX_POWER).
+    """
     if depth > MAX_DEPTH:
         return f"expression is nested more than {MAX_DEPTH} deep"
-    if isinstance(node, ast.Constant):
+    if isinstance(node, ast.Constant):   # (numbers are bounded by _size_problem)
         ok = isinstance(node.value, (int, float)) and not isinstance(node.value, bool)
         return None if ok else f"unsupported constant {node.value!r}"
     if isinstance(node, ast.Name):
-        if node.id in FUNCTIONS:
-            return f"function {node.id} needs an argument"
-        return None if node.id in known else f"unknown name {node.id!r} (see `lstm-derive show` for the names)"
+        return (f"function {node.id} needs an argument" if node.id in FUNCTIONS else None if node.id in known
+                else f"unknown name {node.id!r} (see `lstm-derive show` for the names)")
     if isinstance(node, ast.BinOp):
         if not isinstance(node.op, (ast.Add, ast.Sub, ast.Mult, ast.Div, ast.Pow, ast.MatMult)):
             return f"operator {type(node.op).__name__} is not allowed; use + - * / ** @"
-        return _check_node(node.left, known, depth + 1) or _check_node(node.right, known, depth + 1)
+        if isinstance(node.op, ast.Pow):
+            return _power_problem(node, known, depth, power)
+        return _check_node(node.left, known, depth + 1, power) or _check_node(node.right, known, depth + 1, power)
     if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
-        return _check_node(node.operand, known, depth + 1)
+        return _check_node(node.operand, known, depth + 1, power)
     if isinstance(node, ast.Attribute):
-        return _check_node(node.value, known, depth + 1) if node.attr == "T" else \
+        return _check_node(node.value, known, depth + 1, power) if node.attr == "T" else \
             f"attribute .{node.attr} is not allowed (only .T)"
     if isinstance(node, ast.Call):
         if not isinstance(node.func, ast.Name) or node.func.id not in FUNCTIONS:
             return f"unknown function {ast.unparse(node.func)!r}; known: {', '.join(FUNCTIONS)}"
         if len(node.args) != 1 or node.keywords:
             return f"{node.func.id} takes exactly one argument"
-        return _check_node(node.args[0], known, depth + 1)
+        return _check_node(node.args[0], known, depth + 1, power)
     return f"unsupported syntax: {type(node).__name__}"
 
 
-# ----- numeric evaluation at exact random points -------------------------------------------
-
-def points(derivation, n=POINTS, seed=0):
-    """n environments: every formula name -> an mpmath array (columns, matrices) at one point."""
-    cell, rng = derivation.cell, np.random.default_rng(seed)
-    vs, shapes = cell.sizes(), dict(cell.params())
-    with mpmath.workdps(DPS):
-        for _ in range(n):
-            def draw(*shape):   # nonzero multiples of 1/8, so no value divides by zero
-                whole = rng.integers(1, 13, size=shape) * rng.choice((-1, 1), size=shape)
-                return np.vectorize(lambda v: mpmath.mpf(int(v)) / 8, otypes=[object])(whole)
-            params = {p: draw(*(SIZES[s] for s in shape)) for p, shape in shapes.items()}
-            p = Problem(1, 1, SIZES, params, draw(1, 1, SIZES[vs[cell.input_names[0]]]),
-                        {s: draw(1, SIZES[z]) for s, z in cell.state},
-                        draw(1, 1, SIZES[vs[cell.output]]), {s: draw(1, SIZES[z]) for s, z in cell.state})
-            *_, grads, _, _, trace = run(derivation, params, p.xs, p.state0, p.dhs, p.dstateT, module="mpmath")
-            yield _environment(derivation, p, grads, trace[0])
+def _number_problem(node):
+    ok = not isinstance(node.value, (int, float)) or abs(as_float(node.value)) <= MAX_NUMBER
+    return None if ok else "number out of range"   # (False for inf and NaN too)
 
 
-def _environment(derivation, p, grads, values):
-    cell = derivation.cell
-    column = lambda a: np.asarray(a, dtype=object).reshape(-1, 1)  # noqa: E731
-    env = {name: column(v) for name, v in values.items() if isinstance(v, np.ndarray)}
-    env.update({name: v if v.ndim == 2 else column(v) for name, v in p.params.items()})
-    env.update({f"d_{name}": v if v.ndim == 2 else column(v) for name, v in grads.items()})
-    env.update({f"d_{s}_next": column(p.dstateT[s]) for s in cell.state_names})
-    env[f"dL_d{cell.output}"] = column(p.dhs[0])
-    env["__problem__"] = (p, values)
-    return env
+def _power_problem(node, known, depth, power):
+    """A power's exponent must be a plain number; nested exponents may not multiply up."""
+    exponent = constant_value(node.right)
+    if exponent is None:
+        return (f"the exponent in {ast.unparse(node)[:40]} must be a number "
+                f"(at most {MAX_EXPONENT} in size), not an expression")
+    if abs(exponent) > MAX_EXPONENT:
+        return f"exponent {float(exponent):g} is too large (at most {MAX_EXPONENT} in size)"
+    power *= max(1, abs(exponent))
+    if power > MAX_POWER:
+        return f"powers of powers: the exponents multiply to more than {MAX_POWER}"
+    return _check_node(node.left, known, depth + 1, power)
 
 
-class ShapeError(Exception):
-    pass
-
-
-_UNARY = {"sigmoid": lambda v: 1 / (1 + mpmath.exp(-v)), "tanh": mpmath.tanh,
-          "exp": mpmath.exp, "log": mpmath.log}
-
-
-def evaluate(node, env):
-    """The value of an expression tree: an object array or an mpmath scalar."""
-    if isinstance(node, ast.Constant):
-        q = sp.Rational(sp.nsimplify(node.value, rational=True))
-        return mpmath.mpf(int(q.p)) / int(q.q)
-    if isinstance(node, ast.Name):
-        return env[node.id]
-    if isinstance(node, ast.UnaryOp):
-        value = evaluate(node.operand, env)
-        return -value if isinstance(node.op, ast.USub) else value
-    if isinstance(node, ast.Attribute):
-        value = evaluate(node.value, env)
-        return value.T if isinstance(value, np.ndarray) else value
-    if isinstance(node, ast.Call):
-        value = evaluate(node.args[0], env)
-        if node.func.id == "sum":
-            return np.sum(value) if isinstance(value, np.ndarray) else value
-        return np.vectorize(_UNARY[node.func.id], otypes=[object])(value)
-    left, right = evaluate(node.left, env), evaluate(node.right, env)
-    return _binary(node, left, right)
-
-
-def _binary(node, left, right):
-    shapes = [np.shape(v) for v in (left, right)]
-    if isinstance(node.op, ast.MatMult):
-        if len(shapes[0]) != 2 or len(shapes[1]) != 2 or shapes[0][1] != shapes[1][0]:
-            raise ShapeError(f"{ast.unparse(node)}: cannot multiply {shapes[0]} by {shapes[1]}")
-        return np.dot(left, right)
-    if shapes[0] and shapes[1] and shapes[0] != shapes[1]:
-        raise ShapeError(f"{ast.unparse(node)}: elementwise operands of shapes {shapes[0]} and {shapes[1]}")
-    if isinstance(node.op, ast.Pow):
-        if shapes[1]:
-            raise ShapeError(f"{ast.unparse(node)}: the exponent must be a number")
-        return left ** right
-    ops = {ast.Add: np.add, ast.Sub: np.subtract, ast.Mult: np.multiply, ast.Div: np.divide}
-    return ops[type(node.op)](left, right)
+def constant_value(node) -> Fraction | None:
+    """The exact value of a number built from literals with + - * / (no **), or None."""
+    if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)) \
+            and not isinstance(node.value, bool) and _number_problem(node) is None:
+        return Fraction(node.value)
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
+        value = constant_value(node.operand)
+        return None if value is None else (-value if isinstance(node.op, ast.USub) else value)
+    if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Add, ast.Sub, ast.Mult, ast.Div)):
+        left, right = constant_value(node.left), constant_value(node.right)
+        if left is None or right is None or (isinstance(node.op, ast.Div) and right == 0):
+            return None
+        ops = {ast.Add: left.__add__, ast.Sub: left.__sub__, ast.Mult: left.__mul__, ast.Div: left.__truediv__}
+        return ops[type(node.op)](right)
+    return None

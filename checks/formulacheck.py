@@ -1,11 +1,17 @@
 """The verdict on hand-written formulas: equal (proved, or at exact random points) or different.
 
-`check_formulas` parses every formula first (a bad one is a one-line DeriveError before
-anything is printed), evaluates both sides at the random points of `checks.formula`,
-and prints for each formula the derived equation, the verdict and, when they differ,
-the difference: for elementwise formulas the simplified SymPy difference in the
+`check_formulas` parses every formula and evaluates it at POINTS random points of
+`checks.points` first (a bad formula, or one that is not a finite real number at enough
+points, is a one-line DeriveError before anything is printed; a point where only some
+formulas are singular, like d_h / d_h where d_h = 0, is replaced by the next one for
+them), then prints for each formula the derived equation, the verdict and, when they
+differ, the difference: for elementwise formulas the simplified SymPy difference in the
 derivation's names, for formulas with matrix products the terms that are missing,
 extra, negated or transposed; then a one-element numeric counterexample.
+
+SymPy's part (the proof and the named difference) runs under a time budget
+(`checks.budget`, PROOF_SECONDS per formula); when it runs out the verdict rests on the
+points, matched term by term, and says so.  Every formula is answered in a few seconds.
 """
 from __future__ import annotations
 
@@ -15,40 +21,54 @@ import mpmath
 import numpy as np
 import sympy as sp
 
+from checks.budget import OverBudget, limited
 from derive.terms import Carried, LossGrad, TermPrinter, is_elementwise
 from checks.diagnose import relation
 from derive.errors import DeriveError
-from checks.formula import DPS, SIZES, ShapeError, evaluate, names_of, parse, points
+from checks.formula import names_of, parse
+from checks.points import DPS, POINTS, POOL, SIZES, Points, ShapeError, Singular, evaluate
 from derive.interpret import term_value
 
 TOLERANCE = mpmath.mpf("1e-30")
 MAX_PROOF_OPS = 600
+PROOF_SECONDS = 4.0
 
 
 def check_formulas(derivation, formulas, out) -> int:
     """Check (where, text) formulas, printing with `out`; 0 if all equal, else 1."""
     names = names_of(derivation)
     parsed = [(where, text, *parse(text, names, where)) for where, text in formulas]
-    envs = list(points(derivation))
+    pool = Points(derivation)
     with mpmath.workdps(DPS):
-        results = [[_evaluate_or_fail(derivation.cell, tree, env, where, text) for env in envs]
+        results = [_evaluate_or_fail(derivation.cell, tree, pool, where, text)
                    for where, text, _, tree in parsed]
         status = 0
-        for (where, text, lhs, tree), values in zip(parsed, results):
+        for (where, text, lhs, tree), (envs, values) in zip(parsed, results):
             lines, equal = check(derivation, lhs, tree, envs, values)
             out("\n".join(lines))
             status = max(status, 0 if equal else 1)
     return status
 
 
-def _evaluate_or_fail(cell, tree, env, where, text):
-    try:
-        return evaluate(tree, env)
-    except ShapeError as err:
-        raise DeriveError(f"{where}: {text.strip()[:60]!r}: shape mismatch in {err} "
-                          f"(at {_sizes(cell)})") from None
-    except ZeroDivisionError:
-        raise DeriveError(f"{where}: {text.strip()[:60]!r}: division by zero") from None
+def _evaluate_or_fail(cell, tree, pool, where, text):
+    """(environments, values) at the first POINTS points where the formula is finite."""
+    envs, values, singular, i = [], [], [], 0
+    while len(envs) < POINTS:
+        env = pool.get(i)
+        i += 1
+        if env is None:
+            reason = singular[0] if singular else "the derivation is not finite there"
+            raise DeriveError(f"{where}: {text.strip()[:60]!r}: cannot be checked: a finite real value "
+                              f"at only {len(envs)} of {POOL} random points ({reason})")
+        try:
+            values.append(evaluate(tree, env))
+            envs.append(env)
+        except ShapeError as err:
+            raise DeriveError(f"{where}: {text.strip()[:60]!r}: shape mismatch in {err} "
+                              f"(at {_sizes(cell)})") from None
+        except Singular as err:
+            singular.append(str(err))
+    return envs, values
 
 
 def derived_terms(derivation, name):
@@ -95,20 +115,46 @@ def check(derivation, lhs, tree, envs, values):
                      f"(at {_sizes(derivation.cell)})")
         return lines, False
     equal = all(_same(y, w) for y, w in zip(yours, want))
-    proof = _symbolic(derivation, lhs, tree, equal) if _elementwise(derivation, tree, lhs) else None
+    proof, slow = _proof(derivation, lhs, tree, equal, envs[0], yours[0], want[0])
     if equal:
         how = ("proved symbolically (elementwise: the difference simplifies to 0)" if proof and proof[1]
                else f"at {len(envs)} random rational points ({_sizes(derivation.cell)}, {DPS} digits); "
-               + ("no symbolic proof found" if proof else "not proved symbolically (not elementwise: matrix products or sums)"))
+               + ("no symbolic proof found" if proof else f"no symbolic proof: SymPy {slow}" if slow
+                  else "not proved symbolically (not elementwise: matrix products or sums)"))
         lines.append(f"  equal: {how}")
         return lines, True
     lines += ([f"  different: yours - derived = {proof[0]}"] if proof
               else _term_difference(derivation, lhs, tree, terms, envs[0]))
+    if slow:
+        lines.append(f"  (SymPy {slow}, so the difference is matched term by term)")
     hint = relation([(None, _floats(yours[0]), _floats(want[0]))], 1e-9, 1e-12)
     if hint:
         lines.append(f"  hint: yours {hint}")
-    lines.append("  counterexample: " + _counterexample(derivation.cell, envs[0], yours[0], want[0], proof))
+    counter = proof[2] if proof else _counterexample(derivation.cell, envs[0], yours[0], want[0], None)
+    lines.append("  counterexample: " + counter)
     return lines, False
+
+
+def _proof(derivation, lhs, tree, equal, env, yours, want):
+    """((named difference, proved?, counterexample), "") from SymPy; (None, "") for a
+    formula that is not elementwise; (None, what happened) when SymPy ran out of budget.
+
+    SymPy runs in a child process that is stopped after PROOF_SECONDS.
+    """
+    if not _elementwise(derivation, tree, lhs):
+        return None, ""
+    try:
+        return limited(_symbolic_report, derivation, lhs, tree, equal, env, yours, want,
+                       seconds=PROOF_SECONDS), ""
+    except OverBudget as err:
+        return None, f"no symbolic proof: SymPy {err}"
+
+
+def _symbolic_report(derivation, lhs, tree, equal, env, yours, want):
+    named, proved = _symbolic(derivation, lhs, tree, equal)
+    with mpmath.workdps(DPS):
+        counter = None if equal else _counterexample(derivation.cell, env, yours, want, (named, proved))
+    return named, proved, counter
 
 
 def _like(value, want):

@@ -6,10 +6,13 @@ feed-forward module the loss is the module's own loss head on random targets.  I
 the module's `backward` and compares every gradient with central differences (the
 five-point stencil, in float64).  The error of one gradient array is
 max|analytic - numeric| / max|numeric|, so tiny entries do not turn rounding noise into
-huge relative errors.
+huge relative errors.  A NaN or inf on either side makes that error NaN, and `worst`
+keeps it NaN: `max(0.0, nan)` is 0.0, and a checker must never pass what it could not
+measure.
 """
 from __future__ import annotations
 
+import math
 import types
 
 import numpy as np
@@ -99,17 +102,44 @@ def _five_point(array, index, step, evaluate):
     return (values[0] - 8 * values[1] + 8 * values[2] - values[3]) / (12 * step)
 
 
+def worst(errors) -> float:
+    """The largest of `errors`, NaN if any is NaN (0.0 for none)."""
+    values = [float(e) for e in errors]
+    return math.nan if any(math.isnan(v) for v in values) else max(values, default=0.0)
+
+
 def relative_errors(got: dict, want: dict) -> dict[str, float]:
+    """max|got - want| / max|want| per name; NaN where either side is not finite."""
     errors = {}
     for name, ref in want.items():
         if np.shape(got[name]) != ref.shape:
             raise DeriveError(f"gradient {name} has shape {np.shape(got[name])}, expected {ref.shape}")
+        if not_finite(got[name], ref):
+            errors[name] = math.nan
+            continue
         scale = max(float(np.max(np.abs(ref), initial=0.0)), 1e-12)
         errors[name] = float(np.max(np.abs(got[name] - ref), initial=0.0)) / scale
     return errors
 
 
+def not_finite(got, want) -> str:
+    """Which side holds a NaN or inf ("" when both are finite), for the report."""
+    sides = [f"{side} {'NaN' if np.isnan(a).any() else 'inf'}"
+             for side, a in (("the gradient has", np.asarray(got)),
+                             ("finite differences give", np.asarray(want)))
+             if not np.all(np.isfinite(a))]
+    return " and ".join(sides)
+
+
+def check_report(module, T, B, *dims, seed=0) -> tuple[dict[str, float], dict[str, str]]:
+    """(relative error of every gradient, {gradient: what is not finite}) at one shape."""
+    with np.errstate(all="ignore"):   # NaN and inf are reported below, not warned about
+        args = problem(module, T, B, *dims, seed=seed)
+        got, want = analytic(module, *args), numeric(module, *args)
+    notes = {name: not_finite(got[name], want[name]) for name in want}
+    return relative_errors(got, want), {name: note for name, note in notes.items() if note}
+
+
 def check(module, T, B, *dims, seed=0) -> dict[str, float]:
     """Relative error of every gradient of `module` at one shape (dims follow module.SIZES)."""
-    args = problem(module, T, B, *dims, seed=seed)
-    return relative_errors(analytic(module, *args), numeric(module, *args))
+    return check_report(module, T, B, *dims, seed=seed)[0]

@@ -1,24 +1,25 @@
 """The `lstm-derive` command line (also `python -m derive`).
 
 Exit codes: 0 success; 1 a check found a problem (gradient mismatch, generated files out
-of date); 2 a usage or input error, reported on one line.
+of date); 2 a usage or input error, reported on one line.  Run as a program, an
+unexpected exception (a bug in lstm-derive) is one line too, with exit 2; called as
+`main([...])` (the tests) it propagates, and LSTM_DERIVE_DEBUG=1 shows it as well.
+Long work (deriving, rendering) says what it is doing on stderr when that is a terminal.
 """
 from __future__ import annotations
 
 import argparse
-import difflib
+import math
 import os
 import sys
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from catalogue.cells import CELLS, get_entry
 from catalogue.spec import load_spec
 from derive.derivation import derive
 from derive.errors import DeriveError
+from lstm_derive.rebuild import DEFAULT_OUT
 
-DEFAULT_OUT = Path("generated")
-DEFAULT_EXAMPLES = Path("examples")
 CHECK_SHAPES = ((3, 2, 4, 3, 2), (1, 1, 3, 2, 3), (2, 3, 2, 5, 4))  # T, B, then sizes in order
 
 
@@ -48,11 +49,55 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("lstm-derive: interrupted", file=sys.stderr)
         return 130
+    except SystemExit as done:   # --help and --version
+        return done.code if isinstance(done.code, int) else 0
+    except BrokenPipeError:   # `lstm-derive ... | head`: the reader left; say nothing more
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
+    except Exception as err:  # noqa: BLE001 - a bug of ours, not the user's input
+        if argv is not None or os.environ.get("LSTM_DERIVE_DEBUG"):
+            raise
+        text = (str(err).strip().splitlines() or [""])[0][:200]
+        print(f"lstm-derive: internal error (a bug in lstm-derive; LSTM_DERIVE_DEBUG=1 shows where): "
+              f"{type(err).__name__}: {text}", file=sys.stderr)
+        return 2
+
+
+def progress(message: str) -> None:
+    """What long work is doing, for a person watching a terminal (never into pipes or logs)."""
+    if sys.stderr.isatty():
+        print(f"lstm-derive: {message} ...", file=sys.stderr, flush=True)
+
+
+def _at_least(low, kind=float, strict=False):
+    """An argparse type: a finite number >= low (> low if strict); argparse names the option."""
+    def convert(text):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be {'an integer' if kind is int else 'a number'}, "
+                                             f"got {text!r}") from None
+        if not math.isfinite(value) or value < low or (strict and value == low):
+            raise argparse.ArgumentTypeError(f"must be {'>' if strict else '>='} {low}, got {text}")
+        return value
+    return convert
+
+
+SEED, TOLERANCE, SECONDS = _at_least(0, int), _at_least(0), _at_least(0, strict=True)
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+    try:
+        return f"lstm-derive {version('lstm-derive')}"
+    except PackageNotFoundError:
+        return "lstm-derive (not installed: running from the source folder)"
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="lstm-derive", description="Derive, document, generate and check "
                      "the gradients of recurrent cells, stage by stage.")
+    parser.add_argument("--version", action="version", version=_version())
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     p = sub.add_parser("list", help="list the available cells")
     p.set_defaults(run=_list)
@@ -61,12 +106,20 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("cell", help=cell_help)
     p.set_defaults(run=_show)
     p = sub.add_parser("build", help="regenerate every cell's module and document (and PDF)")
-    p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output folder (default: generated)")
+    p.add_argument("--out", type=Path, help="output folder (default: generated); the examples are "
+                   "then built only with --examples, into OUT/examples")
     p.add_argument("--check", action="store_true", help="write nothing; exit 1 if files differ")
     p.add_argument("--no-pdf", action="store_true", help="skip the PDFs")
-    p.add_argument("--examples", type=Path, default=DEFAULT_EXAMPLES,
-                   help="folder of example specs, rendered next to them (default: examples)")
+    p.add_argument("--examples", type=Path, help="folder of example specs, rendered next to them "
+                   "(default: examples, when there is one)")
     p.set_defaults(run=_build)
+    _render_parsers(sub, cell_help)
+    _compare_parser(sub, cell_help)
+    return parser
+
+
+def _render_parsers(sub, cell_help):
+    """latex, html, code and check: the commands that render or check one cell."""
     p = sub.add_parser("latex", help="write a cell's LaTeX document (and PDF with --pdf)")
     p.add_argument("cell", help=cell_help)
     p.add_argument("--out", type=Path, help="output .tex path (default: generated/CELL.tex)")
@@ -85,17 +138,16 @@ def _parser() -> argparse.ArgumentParser:
     p.set_defaults(run=_code)
     p = sub.add_parser("check", help="compare a cell's generated gradients with finite differences")
     p.add_argument("cell", help=cell_help)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--tol", type=float, default=1e-6, help="largest relative error accepted")
+    p.add_argument("--seed", type=SEED, default=0)
+    p.add_argument("--tol", type=TOLERANCE, default=1e-6, help="largest relative error accepted")
     p.set_defaults(run=_check)
-    _compare_parser(sub, cell_help)
-    return parser
 
 
 COMPARE_HELP = """Compare hand-written gradients with the derived ones.
 
 --against PATH_OR_MODULE imports a .py file or a dotted module (importing is all that is
-done with it besides calling its functions) with the contract of the generated module:
+done with it besides calling its functions), in a separate Python process that may run
+for --timeout seconds in all, with the contract of the generated module:
 forward(params, xs, state0=None) -> (hs, stateT, cache) and
 backward(params, cache, dhs, dstateT=None) -> (grads, dxs, dstate0), the same parameter
 names, (T, B, D) inputs and (B, size) state dicts; for mlp and mlp_softmax
@@ -103,8 +155,9 @@ forward(params, x) -> (y, cache) and backward(params, cache, dy) -> (grads, dx).
 --against torch uses PyTorch autograd (lstm, gru_reset_after, rnn, lstmp).
 
 --formula "NAME = EXPRESSION" checks one backward quantity of one step; the names are
-those `lstm-derive show CELL` lists.  Exit 0 when everything agrees, 1 when something
-differs, 2 for bad input or an error inside the compared code."""
+those `lstm-derive show CELL` lists (at most 2000 characters, numbers up to 1e15, ** by
+a number of at most 16).  Exit 0 when everything agrees, 1 when something differs, 2 for
+bad input, an error inside the compared code, or a formula that cannot be checked."""
 
 
 def _compare_parser(sub, cell_help):
@@ -115,9 +168,11 @@ def _compare_parser(sub, cell_help):
     p.add_argument("--formula", action="append", default=[], metavar="'NAME = EXPRESSION'",
                    help="a hand-written formula for one backward quantity (repeatable)")
     p.add_argument("--formulas", type=Path, metavar="FILE", help="formulas, one per line, # comments")
-    p.add_argument("--rtol", type=float, default=1e-6, help="relative tolerance (default 1e-6)")
-    p.add_argument("--atol", type=float, default=1e-9, help="absolute tolerance (default 1e-9)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--rtol", type=TOLERANCE, default=1e-6, help="relative tolerance (default 1e-6)")
+    p.add_argument("--atol", type=TOLERANCE, default=1e-9, help="absolute tolerance (default 1e-9)")
+    p.add_argument("--seed", type=SEED, default=0)
+    p.add_argument("--timeout", type=SECONDS, default=60.0, metavar="SECONDS",
+                   help="how long --against code may run in all, import included (default 60)")
     p.set_defaults(run=_compare)
 
 
@@ -139,33 +194,11 @@ def _show(args) -> int:
 
 
 def _build(args) -> int:
-    from lstm_derive.build import Build
-    from lstm_derive.files import write_text
-    from lstm_derive.pdf import compile_pdf
-    targets = [(entry, args.out) for entry in CELLS.values()]
-    if args.examples.is_dir():
-        targets += [(resolve(str(spec)), args.examples) for spec in sorted(args.examples.glob("*.toml"))]
-    build = Build()   # one build: each cell derived once, its module rendered once
+    from lstm_derive import rebuild
+    found = rebuild.targets(args.out, args.examples, resolve)
     if args.check:
-        return _report_drift([(folder, entry.name, build.render(entry).files)
-                              for entry, folder in targets])
-    pdfs = not args.no_pdf and _latex_available()
-    # pdflatex runs in processes of its own: each PDF compiles while the next cell renders
-    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-        pending = []
-        for entry, folder in targets:
-            rendered = build.render(entry)
-            for file_name, text in rendered.files.items():
-                write_text(folder / file_name, text)
-                print(f"wrote {folder / file_name}")
-            if pdfs:
-                pdf = folder / f"{entry.name}.pdf"
-                pending.append((pdf, pool.submit(compile_pdf, rendered.files[f"{entry.name}.tex"],
-                                                 pdf, rendered.assets)))
-        for pdf, done in pending:
-            done.result()
-            print(f"wrote {pdf}")
-    return 0
+        return rebuild.report_drift(found)
+    return rebuild.build(found, not args.no_pdf and _latex_available(), progress)
 
 
 def _latex_available() -> bool:
@@ -178,28 +211,15 @@ def _latex_available() -> bool:
         return False
 
 
-def _report_drift(rendered) -> int:
-    drift, out = 0, ", ".join(sorted({str(folder) for folder, _, _ in rendered}))
-    for folder, _, files in rendered:
-        for file_name, text in files.items():
-            path = folder / file_name
-            old = path.read_text(encoding="utf-8") if path.exists() else ""
-            if old != text:
-                drift += 1
-                sys.stdout.writelines(difflib.unified_diff(
-                    old.splitlines(True), text.splitlines(True), str(path), f"{path} (regenerated)"))
-    if drift:
-        print(f"{drift} generated file(s) out of date; run `lstm-derive build` to update them")
-        return 1
-    print(f"generated files in {out} are up to date")
-    return 0
-
-
 def _render_one(args, suffix):
     """(all rendered, text, output path) of one artefact of the cell named on the command line."""
     from lstm_derive.build import Build
     entry = resolve(args.cell)
-    rendered = Build(f"lstm-derive {args.command} {args.cell}").render(entry, only=suffix)
+    build = Build(f"lstm-derive {args.command} {args.cell}")
+    progress(f"deriving {entry.name} ({len(entry.cell.stages)} stages)")
+    build.derivation(entry.cell)   # kept by the build: render reuses it
+    progress(f"rendering {entry.name}{suffix}")
+    rendered = build.render(entry, only=suffix)
     file_name = f"{entry.name}{suffix}"
     return rendered, rendered.files[file_name], args.out or DEFAULT_OUT / file_name
 
@@ -232,7 +252,8 @@ def _code(args) -> int:
         return _write_one(args, ".py")
     if args.target == "jax":
         raise DeriveError("the JAX backend is not written yet; targets: numpy, torch")
-    from lstm_derive.build import render_cell, write_text
+    from lstm_derive.build import render_cell
+    from lstm_derive.files import write_text
     entry = resolve(args.cell)
     cell = entry.cell
     if not cell.recurrent:
@@ -246,33 +267,41 @@ def _code(args) -> int:
 
 def _check(args) -> int:
     from lstm_derive.build import render_cell
-    from checks.gradcheck import check, load_module
+    from checks.gradcheck import check_report, load_module, worst
     entry = resolve(args.cell)
-    name = entry.name
-    module = load_module(render_cell(entry, only=".py")[f"{name}.py"], name)
-    worst = 0.0
+    cell = entry.cell
+    module = load_module(render_cell(entry, only=".py")[f"{cell.name}.py"], cell.name)
     recurrent = hasattr(module, "STATE")
     head = ("T,B," if recurrent else "B,") + ",".join(module.SIZES)
     print(f"{head:<14}{'gradient':<12}{'rel. error':>12}")
+    errors, broken = [], []
     for T, B, *dims in CHECK_SHAPES:
         dims = dims[:len(module.SIZES)]
         shape = ",".join(map(str, ([T] if recurrent else []) + [B] + dims))
-        for grad, err in check(module, T, B, *dims, seed=args.seed).items():
-            worst = max(worst, err)
-            flag = "" if err <= args.tol else "  <-- above tolerance"
+        found, notes = check_report(module, T, B, *dims, seed=args.seed)
+        for grad, err in found.items():
+            errors.append(err)
+            broken += [f"{grad} at {head} = {shape} ({notes[grad]})"] if grad in notes else []
+            flag = (f"  <-- not finite: {notes[grad]}" if grad in notes
+                    else "" if err <= args.tol else "  <-- above tolerance")
             print(f"{shape:<14}{grad:<12}{err:>12.2e}{flag}")
-    verdict = "agree" if worst <= args.tol else "DISAGREE"
-    print(f"{name}: generated gradients and finite differences {verdict} "
-          f"(max relative error {worst:.2e}, tolerance {args.tol:.0e})")
-    return 0 if worst <= args.tol else 1
+    largest = worst(errors)
+    agree = largest <= args.tol   # False for NaN
+    verdict = "agree" if agree else "DISAGREE"
+    why = f": {len(broken)} gradient(s) not finite, first {broken[0]}" if broken else ""
+    print(f"{cell.name}: generated gradients and finite differences {verdict}{why} "
+          f"(max relative error {largest:.2e}, tolerance {args.tol:.0e})")
+    return 0 if agree else 1
 
 
 def _compare(args) -> int:
-    from checks.formula import read_formulas
+    from checks.formula import MAX_FORMULAS, read_formulas
     from checks.formulacheck import check_formulas
     entry = resolve(args.cell)
     formulas = [("--formula", f) for f in args.formula]
     formulas += read_formulas(args.formulas) if args.formulas else []
+    if len(formulas) > MAX_FORMULAS:   # each may take SymPy a few seconds
+        raise DeriveError(f"{len(formulas)} formulas, at most {MAX_FORMULAS} in one run")
     if not args.against and not formulas:
         raise DeriveError("compare needs --against PATH_OR_MODULE, --formula or --formulas")
     derivation = derive(entry.cell)
@@ -283,16 +312,20 @@ def _compare(args) -> int:
 
 
 def _compare_code(derivation, entry, args) -> int:
+    from checks.runner import ChildRunner
+    if args.against == "torch":   # our own reference: it runs here
+        from checks.torchref import torch_module
+        from checks.usercode import Runner
+        runner = Runner(torch_module(derivation.cell, entry.torch), args.against, derivation.cell)
+        return _compare_with(derivation, args, runner, "torch")
+    with ChildRunner(args.against, derivation.cell, args.timeout) as runner:
+        return _compare_with(derivation, args, runner, "yours")
+
+
+def _compare_with(derivation, args, runner, label) -> int:
     from checks.compare import compare, table
     from checks.diagnose import diagnose
-    from checks.usercode import Runner, load
     cell = derivation.cell
-    if args.against == "torch":
-        from checks.torchref import torch_module
-        module, label = torch_module(cell, entry.torch), "torch"
-    else:
-        module, label = load(args.against), "yours"
-    runner = Runner(module, args.against, cell)
     comparison = compare(derivation, runner, args.rtol, args.atol, args.seed)
     print("\n".join(table(comparison, args.rtol, args.atol, label)))
     if all(row.agree for row in comparison.rows.values()):

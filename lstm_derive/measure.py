@@ -22,6 +22,7 @@ import sympy as sp
 from checks.gradcheck import load_module
 from codegen.document import Flow, Setting
 from derive.interpret import evaluate, run
+from derive.jacobians import expanded_terms
 from derive.rules import DEFINITIONS, X
 from derive.stages import Kind
 
@@ -136,7 +137,7 @@ def gate_biases(derivation, jacobians) -> tuple[str, ...]:
     `jacobians` are the derivation's one-step state Jacobians."""
     cell = derivation.cell
     names = {str(term) for j in jacobians if j.state == j.previous
-             for path in j.weight_free for term in sp.Add.make_args(sp.expand(path.diags[0]))
+             for path in j.weight_free for term in expanded_terms(path.diags[0])
              if term.is_Symbol}   # the gate that multiplies the kept state itself
     found = []
     for stage in cell.stages:

@@ -20,8 +20,8 @@ from derive.errors import DeriveError
 from lstm_derive.files import write_bytes
 
 LATEX_ENGINE = "pdflatex"
-LATEX_HINT = ("no LaTeX engine found (pdflatex); install one, e.g. "
-              "`sudo apt-get install texlive-latex-base texlive-latex-recommended`")
+LATEX_HINT = ("no LaTeX engine found (pdflatex); install one, e.g. `sudo apt-get install "
+              "texlive-latex-base texlive-latex-recommended texlive-pictures` (TikZ draws the figures)")
 
 
 def latex_engine() -> str:

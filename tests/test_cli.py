@@ -67,7 +67,7 @@ def test_unwritable_output_path_writes_nothing(tmp_path):
 
 def test_missing_latex_engine_is_one_line_and_writes_nothing(tmp_path):
     result = lstm_derive("latex", "lstm", "--pdf", "--out", "doc/lstm.tex", cwd=tmp_path, path="")
-    assert_one_line_error(result, "no LaTeX engine found", "apt-get install")
+    assert_one_line_error(result, "no LaTeX engine found", "apt-get install", "texlive-pictures")
     assert not (tmp_path / "doc").exists()
 
 
@@ -90,3 +90,106 @@ def test_written_files_get_the_usual_permissions(tmp_path):
     umask = os.umask(0)
     os.umask(umask)
     assert (tmp_path / "a.txt").stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+LOG_CELL = """
+name = "logcell"
+inputs = ["x"]
+state = ["h"]
+output = "h"
+[params]
+W = ["H", "D"]
+U = ["H", "H"]
+b = ["H"]
+[[stages]]
+name = "h"
+expr = "log(W @ x + U @ h_prev + b)"
+"""
+
+
+def test_check_fails_when_a_gradient_is_not_finite(tmp_path, capsys):
+    from lstm_derive.cli import main
+    path = tmp_path / "logcell.toml"
+    path.write_text(LOG_CELL)
+    assert main(["check", str(path)]) == 1   # log of a negative number: NaN, never "agree"
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert "not finite" in lines[1]
+    assert "DISAGREE" in lines[-1] and "not finite" in lines[-1] and "at T,B,D,H = " in lines[-1]
+
+
+def test_the_worst_error_is_nan_when_any_error_is():
+    import math
+    from checks.gradcheck import worst
+    assert max(0.0, float("nan")) == 0.0                    # the trap
+    assert math.isnan(worst([0.0, float("nan"), 1.0])) and worst([0.5, 2.0]) == 2.0
+    assert worst([]) == 0.0
+
+
+def test_version(capsys):
+    from lstm_derive.cli import main
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out.startswith("lstm-derive ")
+
+
+@pytest.mark.parametrize("args, words", [
+    (["check", "lstm", "--tol", "-1"], "argument --tol: must be >= 0, got -1"),
+    (["check", "lstm", "--seed", "-1"], "argument --seed: must be >= 0"),
+    (["compare", "lstm", "--rtol", "-1", "--formula", "d_h = d_h"], "argument --rtol: must be >= 0"),
+    (["compare", "lstm", "--atol", "nan", "--formula", "d_h = d_h"], "argument --atol: must be >= 0, got nan"),
+    (["compare", "lstm", "--against", "x.py", "--timeout", "0"], "argument --timeout: must be > 0"),
+    (["build", "--examples", "/nonexistent", "--check"], "--examples /nonexistent: no such folder"),
+], ids=lambda a: " ".join(a) if isinstance(a, list) else None)
+def test_nonsense_options_are_refused(args, words, capsys):
+    from lstm_derive.cli import main
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and words in err[0], err
+
+
+def test_build_into_another_folder_leaves_the_examples_alone_and_skips_unchanged_files(
+        tmp_path, capsys, monkeypatch):
+    from catalogue.cells import CELLS
+    from lstm_derive import rebuild
+    from lstm_derive.cli import main
+    monkeypatch.setattr(rebuild, "CELLS", {"rnn": CELLS["rnn"]})   # one small cell is enough here
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "examples").mkdir()
+    spec = (ROOT / "examples" / "mgu.toml").read_text()
+    (tmp_path / "examples" / "mgu.toml").write_text(spec)
+    assert main(["build", "--out", "out", "--no-pdf"]) == 0
+    assert sorted(p.name for p in (tmp_path / "examples").iterdir()) == ["mgu.toml"]
+    assert (tmp_path / "out" / "rnn.py").exists() and not (tmp_path / "out" / "examples").exists()
+    assert main(["build", "--out", "out", "--no-pdf", "--examples", "examples"]) == 0
+    assert sorted(p.name for p in (tmp_path / "examples").iterdir()) == ["mgu.toml"]
+    assert (tmp_path / "out" / "examples" / "mgu.py").exists()
+    stamp = (tmp_path / "out" / "rnn.py").stat().st_mtime_ns
+    capsys.readouterr()
+    assert main(["build", "--out", "out", "--no-pdf"]) == 0
+    assert (tmp_path / "out" / "rnn.py").stat().st_mtime_ns == stamp
+    out = capsys.readouterr().out
+    assert "unchanged out/rnn.py" in out and "wrote" not in out
+
+
+def test_long_work_says_what_it_is_doing_on_a_terminal(tmp_path, capsys, monkeypatch):
+    import sys
+    from lstm_derive.cli import main
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    assert main(["code", "lstm", "--out", str(tmp_path / "lstm.py")]) == 0
+    err = capsys.readouterr().err
+    assert "lstm-derive: deriving lstm (13 stages) ..." in err and "rendering lstm.py" in err
+
+
+def test_a_bug_of_ours_is_one_line_for_the_program_and_a_traceback_for_callers(capsys, monkeypatch):
+    import sys
+    from lstm_derive import cli
+
+    def broken(args):
+        raise RuntimeError("deliberate\nsecond line")
+    monkeypatch.setattr(cli, "_list", broken)
+    with pytest.raises(RuntimeError):
+        cli.main(["list"])
+    monkeypatch.setattr(sys, "argv", ["lstm-derive", "list"])
+    monkeypatch.delenv("LSTM_DERIVE_DEBUG", raising=False)
+    assert cli.main() == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("lstm-derive: internal error") and "deliberate" in err[0]

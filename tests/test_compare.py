@@ -125,6 +125,19 @@ BROKEN = {
     "missing_key.py": (REFERENCE.replace("return grads, dxs, dstate0",
                                          "del grads['U_g']\n    return grads, dxs, dstate0"),
                        "backward() returned grads without 'U_g'"),
+    "exits.py": (REFERENCE.replace("return grads, dxs, dstate0", "import sys; sys.exit(0)"),
+                 "backward() called sys.exit(0)"),
+    "os_exit.py": (REFERENCE.replace("return grads, dxs, dstate0", "import os; os._exit(0)"),
+                   "ended with exit code 0 while running forward() and backward()"),
+    "killed.py": (REFERENCE.replace("return grads, dxs, dstate0",
+                                    "import os, signal; os.kill(os.getpid(), signal.SIGKILL)"),
+                  "was killed by SIGKILL"),
+    "exits_on_import.py": ("import sys\nsys.exit(3)\n", "cannot import", "called sys.exit(3)"),
+    "subverts.py": ("import numpy\nnumpy.isfinite = lambda a: numpy.ones(numpy.shape(a), bool)\n"
+                    + REFERENCE.replace("return grads, dxs, dstate0", "return grads, dxs * numpy.nan, dstate0"),
+                    "sent a reply that is incomplete or not finite"),
+    "complex.py": (REFERENCE.replace("return grads, dxs, dstate0", "return grads, dxs + 0j, dstate0"),
+                   "backward() returned dxs that is complex numbers"),
 }
 
 
@@ -225,3 +238,55 @@ def test_the_installed_command_line(tmp_path):
     assert helped.returncode == 0 and "forward(params, xs, state0=None)" in helped.stdout
     assert_one_line_error(lstm_derive("compare", "lstm", "--against", "gone.py", cwd=tmp_path),
                           "cannot import gone.py: no such file")
+
+
+ZEROS = '''
+import numpy as np
+
+def forward(params, xs, state0=None):
+    T, B, _ = xs.shape
+    H = params["U"].shape[0]
+    return np.zeros((T, B, H)), {"h": np.zeros((B, H))}, (xs.shape, H)
+
+def backward(params, cache, dhs, dstateT=None):
+    (T, B, D), H = cache
+    grads = {k: np.zeros_like(v) for k, v in params.items()}
+    return grads, np.zeros((T, B, D)), {"h": np.zeros((B, H))}
+'''
+
+
+def test_a_derivation_that_is_not_finite_cannot_be_compared(tmp_path, capsys):
+    from test_cli import LOG_CELL
+    (tmp_path / "logcell.toml").write_text(LOG_CELL)
+    (tmp_path / "zeros.py").write_text(ZEROS)
+    code, out, err = compare(capsys, str(tmp_path / "logcell.toml"), "--against", str(tmp_path / "zeros.py"))
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert "the derivation itself is not finite" in err and "DIFFERS" not in out
+
+
+def test_code_that_never_returns_is_stopped_after_the_timeout(tmp_path, capsys):
+    import time
+    path = tmp_path / "loops.py"
+    path.write_text(REFERENCE.replace("return grads, dxs, dstate0", "while True:\n        pass"))
+    start = time.monotonic()
+    code, out, err = compare(capsys, "lstm", "--against", str(path), "--timeout", "2")
+    assert time.monotonic() - start < 20
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert "did not finish within 2 s (--timeout) while running forward() and backward()" in err
+
+
+def test_changed_inputs_are_a_warning_and_prints_do_not_disturb(tmp_path, capsys):
+    path = tmp_path / "scribbles.py"
+    path.write_text(REFERENCE.replace("return grads, dxs, dstate0",
+                                      "print('debug output'); dhs *= 0\n    return grads, dxs, dstate0"))
+    code, out, err = compare(capsys, "lstm", "--against", str(path))
+    assert code == 0, out + err
+    assert "lstm-derive: warning: " in err and "backward() changed its input dhs in place" in err
+    assert err.count("changed its input") == 1   # said once, not once per run
+
+
+def test_a_compiled_file_is_named_as_such(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "x.pyc").write_bytes(b"\x00")
+    code, _, err = compare(capsys, "lstm", "--against", "x.pyc")
+    assert code == 2 and "cannot import x.pyc: not a .py source file" in err, err

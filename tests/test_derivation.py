@@ -70,9 +70,9 @@ def test_interpreted_derivation_matches_hand_written(lstm, reference, derivation
     hs, stateT, grads, dxs, dstate0, _ = run(derivation, params, xs, state0, dhs, dstateT)
     ref_hs, _, cache = reference.forward(params, xs, state0)
     ref_grads, ref_dxs, ref_dstate0 = reference.backward(params, cache, dhs, dstateT)
-    np.testing.assert_allclose(hs, ref_hs, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(hs, ref_hs, rtol=1e-12, atol=1e-14, equal_nan=False)
     for name in params:
-        np.testing.assert_allclose(grads[name], ref_grads[name], rtol=1e-10, atol=1e-13)
-    np.testing.assert_allclose(dxs, ref_dxs, rtol=1e-10, atol=1e-13)
+        np.testing.assert_allclose(grads[name], ref_grads[name], rtol=1e-10, atol=1e-13, equal_nan=False)
+    np.testing.assert_allclose(dxs, ref_dxs, rtol=1e-10, atol=1e-13, equal_nan=False)
     for s in ("h", "c"):
-        np.testing.assert_allclose(dstate0[s], ref_dstate0[s], rtol=1e-10, atol=1e-13)
+        np.testing.assert_allclose(dstate0[s], ref_dstate0[s], rtol=1e-10, atol=1e-13, equal_nan=False)

@@ -111,3 +111,53 @@ def test_show_lists_the_names_a_formula_may_use(capsys):
     assert "names for `compare --formula" in out
     for name in ("c_prev", "d_a_f", "d_W_f", "dL_dh", "d_c_next", "d_h_next", "U_o"):
         assert name in out
+
+
+# (formula, exit code, words of the answer): each answered within a few seconds, never a traceback
+HOSTILE = [
+    ("d_h = 2**10**10", 2, "must be a number"),
+    ("d_h = d_h * 10**100000", 2, "exponent 100000 is too large"),
+    ("d_h = d_h ** 10**10", 2, "must be a number"),
+    ("d_h = 1e400*d_h", 2, "number 1e400 is out of range"),
+    ("d_h = 9**9**9", 2, "must be a number"),
+    ("d_h = ((d_h**9)**9)**9", 2, "exponents multiply to more than"),
+    ("d_h = d_h**0.5", 2, "is not real"),
+    ("d_h = " + "+".join(["d_h"] * 400), 2, "expression is too large"),
+    ("d_h = exp(exp(exp(exp(d_h))))", 1, "different"),
+    ("d_h = d_h * d_h / d_h", 0, "equal: proved"),   # d_h = 0 at one point: another is drawn
+]
+
+
+@pytest.mark.parametrize("formula, code, words", HOSTILE, ids=[f[:30] for f, _, _ in HOSTILE])
+def test_hostile_formulas_are_answered_in_seconds(formula, code, words, capsys):
+    import time
+    start = time.monotonic()
+    got, out, err = compare(capsys, "lstm", "--formula", formula)
+    assert time.monotonic() - start < 15, formula
+    assert got == code and "Traceback" not in err, out + err
+    assert words in (err if code == 2 else out), out + err
+    if code == 2:
+        assert len(err.strip().splitlines()) == 1 and not out
+
+
+def test_slow_sympy_is_stopped_and_the_verdict_rests_on_the_points(capsys, monkeypatch):
+    import time
+    from checks import formulacheck
+    monkeypatch.setattr(formulacheck, "PROOF_SECONDS", 0.5)
+    start = time.monotonic()
+    code, out, _ = compare(capsys, "lstm", "--formula",
+                           "d_c = (d_h + o + k + c + f + i + g + a_f)**16*(d_h - o)**16 + d_c_next")
+    assert time.monotonic() - start < 10
+    assert code == 1 and "SymPy took longer than 0.5 s" in out and "missing from yours: d_k*(1 - k**2)" in out
+
+
+@pytest.mark.parametrize("make, words", [
+    (lambda tmp: tmp / "big.txt", "is too large"),
+    (lambda tmp: "/dev/null", "no formulas in /dev/null"),
+    (lambda tmp: "/dev/zero", "is too large"),
+    (lambda tmp: tmp, "Is a directory"),
+], ids=["20 MB", "/dev/null", "/dev/zero", "a folder"])
+def test_formulas_files_are_read_within_bounds(make, words, tmp_path, capsys):
+    (tmp_path / "big.txt").write_text("d_h = d_h\n" * 2_000_000)
+    code, out, err = compare(capsys, "lstm", "--formulas", str(make(tmp_path)))
+    assert code == 2 and not out and len(err.strip().splitlines()) == 1 and words in err, err

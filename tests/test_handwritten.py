@@ -12,14 +12,14 @@ def test_generated_matches_hand_written_backward(lstm, reference, shape):
     grads, dxs, dstate0 = lstm.backward(params, cache, dhs, dstateT)
     ref_hs, ref_stateT, ref_cache = reference.forward(params, xs, state0)
     ref_grads, ref_dxs, ref_dstate0 = reference.backward(params, ref_cache, dhs, dstateT)
-    np.testing.assert_allclose(hs, ref_hs, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(hs, ref_hs, rtol=1e-10, atol=1e-12, equal_nan=False)
     for s in lstm.STATE:
-        np.testing.assert_allclose(stateT[s], ref_stateT[s], rtol=1e-10, atol=1e-12)
-        np.testing.assert_allclose(dstate0[s], ref_dstate0[s], rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(stateT[s], ref_stateT[s], rtol=1e-10, atol=1e-12, equal_nan=False)
+        np.testing.assert_allclose(dstate0[s], ref_dstate0[s], rtol=1e-10, atol=1e-12, equal_nan=False)
     assert list(grads) == list(lstm.PARAMS)
     for name in lstm.PARAMS:
-        np.testing.assert_allclose(grads[name], ref_grads[name], rtol=1e-10, atol=1e-12, err_msg=name)
-    np.testing.assert_allclose(dxs, ref_dxs, rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(grads[name], ref_grads[name], rtol=1e-10, atol=1e-12, err_msg=name, equal_nan=False)
+    np.testing.assert_allclose(dxs, ref_dxs, rtol=1e-10, atol=1e-12, equal_nan=False)
 
 
 def test_default_state_and_final_gradient_are_zeros(lstm, reference):
@@ -29,5 +29,5 @@ def test_default_state_and_final_gradient_are_zeros(lstm, reference):
     _, _, ref_cache = reference.forward(params, xs, None)
     ref_grads, ref_dxs, ref_dstate0 = reference.backward(params, ref_cache, dhs, None)
     for name in lstm.PARAMS:
-        np.testing.assert_allclose(grads[name], ref_grads[name], rtol=1e-10, atol=1e-12)
-    np.testing.assert_allclose(dstate0["c"], ref_dstate0["c"], rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(grads[name], ref_grads[name], rtol=1e-10, atol=1e-12, equal_nan=False)
+    np.testing.assert_allclose(dstate0["c"], ref_dstate0["c"], rtol=1e-10, atol=1e-12, equal_nan=False)

@@ -45,7 +45,7 @@ def test_parameters_round_trip(name):
     xs = np.random.default_rng(0).normal(size=(4, 2, SIZES["D"]))
     out, _ = net2(torch.from_numpy(xs))
     hs, _, _ = module.forward(converted, xs)
-    np.testing.assert_allclose(hs, out.detach().numpy(), rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(hs, out.detach().numpy(), rtol=1e-12, atol=1e-14, equal_nan=False)
 
 
 def test_from_torch_names_a_missing_key():
@@ -83,13 +83,13 @@ def test_gradients_match_torch_autograd(name, shape):
         (final[s][0] * torch.from_numpy(dstateT[s])).sum() for s in module.STATE)
     loss.backward()
 
-    np.testing.assert_allclose(hs, out.detach().numpy(), rtol=1e-10, atol=1e-12)
-    np.testing.assert_allclose(dxs, x_t.grad.numpy(), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(hs, out.detach().numpy(), rtol=1e-10, atol=1e-12, equal_nan=False)
+    np.testing.assert_allclose(dxs, x_t.grad.numpy(), rtol=1e-10, atol=1e-12, equal_nan=False)
     for s in module.STATE:
-        np.testing.assert_allclose(dstate0[s], s0[s].grad[0].numpy(), rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(dstate0[s], s0[s].grad[0].numpy(), rtol=1e-10, atol=1e-12, equal_nan=False)
     torch_grads = dict(net.named_parameters())
     for key, names in module.TORCH_KEYS.items():
         blocks = np.split(torch_grads[key].grad.numpy(), len(names))
         for param, block in zip(names, blocks):   # both PyTorch biases get our bias gradient
             np.testing.assert_allclose(grads[param], block, rtol=1e-10, atol=1e-12,
-                                       err_msg=f"{name}: {param} in {key}")
+                                       err_msg=f"{name}: {param} in {key}", equal_nan=False)
