@@ -5,7 +5,7 @@ entry (its words) and derivation, the LSTM's derivation (None for the LSTM itsel
 cell's generated module text and the reference module (name, text) its gradient flow is
 compared with.  For a recurrent cell it derives the output heads, computes the state
 Jacobians, measures the gradient flow by running `module` and draws the plot; the
-renderers then only print the result.
+renderers then only print the result.  Every cell gets a worked example, run with `module`.
 """
 from __future__ import annotations
 
@@ -16,12 +16,14 @@ from derive.derivation import Derivation, derive
 from derive.heads import output_heads
 from derive.jacobians import state_jacobians
 from lstm_derive.measure import measure_flow
+from lstm_derive.worked import worked_example
 
 
 def make_document(entry: Entry, derivation: Derivation, lstm: Derivation | None, module: str,
                   reference: tuple[str, str] | None) -> Document:
     cell = derivation.cell
-    words = dict(description=entry.description, notes=entry.notes)
+    words = dict(description=entry.description, notes=entry.notes,
+                 worked=worked_example(entry, derivation, module))
     if not cell.recurrent:
         return Document(derivation, lstm=lstm, **words)
     jacobians = state_jacobians(derivation)
