@@ -96,6 +96,9 @@ class Document:
     flow: Flow | None = None
     plot: Plot | None = None                # None when matplotlib is not installed
     worked: Worked | None = None            # a tiny problem, run through the generated module
+    intuition: tuple[str, ...] = ()         # LaTeX prose: what each part of the cell is for
+    cites: tuple[str, ...] = ()             # the keys of the works the cell comes from
+    references: tuple[tuple[str, str], ...] = ()   # (key, LaTeX entry) of every work cited
 
     @property
     def plot_file(self) -> str:

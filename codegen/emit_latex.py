@@ -56,6 +56,8 @@ def emit_latex(document: Document, command: str) -> str:
         sum_over=(r"\sum_{t=1}^{T} \sum_{\text{batch}}" if cell.recurrent
                   else r"\sum_{\text{batch}}"),
         worked=worked(document, nt),
+        intuition=[tex_prose(p) for p in document.intuition], cites=",".join(document.cites),
+        references=document.references,
         **latex_sections.sections(document, printer, nt),
     )
     return render("document.tex.j2", **context)

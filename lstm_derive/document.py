@@ -10,6 +10,7 @@ renderers then only print the result.  Every cell gets a worked example, run wit
 from __future__ import annotations
 
 from catalogue.entry import Entry
+from catalogue.references import references
 from codegen.document import Document
 from codegen.flow_plot import draw
 from derive.derivation import Derivation, derive
@@ -22,8 +23,10 @@ from lstm_derive.worked import worked_example
 def make_document(entry: Entry, derivation: Derivation, lstm: Derivation | None, module: str,
                   reference: tuple[str, str] | None) -> Document:
     cell = derivation.cell
-    words = dict(description=entry.description, notes=entry.notes,
-                 worked=worked_example(entry, derivation, module))
+    example = "gomez2016" if cell.recurrent else "mazur2015"   # the worked example's source
+    words = dict(description=entry.description, notes=entry.notes, intuition=entry.intuition,
+                 cites=entry.cites, worked=worked_example(entry, derivation, module),
+                 references=references(("kang2019", *entry.cites, example)))
     if not cell.recurrent:
         return Document(derivation, lstm=lstm, **words)
     jacobians = state_jacobians(derivation)
