@@ -52,6 +52,19 @@ LSTM = Entry(
                  elementwise(_MUL, "h", "o", "k", note="new hidden state and output"))),
     description="LSTM with a forget gate, no peepholes (Hochreiter & Schmidhuber; Gers et al.)",
     torch=_torch_layout("LSTM", "ifgo", ("b_i", "b_f", "b_g", "b_o")),
+    intuition=(
+        'The cell state $c_t$ is a conveyor belt through time: each step only scales it '
+        'elementwise and adds to it, so what was written many steps ago can still be read.',
+        'Three sigmoid gates, each a number between 0 and 1 per unit, decide what happens to '
+        'it: the forget gate $f_t$ how much of the old state to keep, the input gate $i_t$ '
+        'how much of the candidate $g_t$ (a tanh proposal in $(-1, 1)$) to write, and the '
+        'output gate $o_t$ how much of the squashed state to show as $h_t$.',
+        'Backwards, the additive update $c_t = f_t \\odot c_{t-1} + i_t \\odot g_t$ is what '
+        'matters: the gradient reaching $c_{t-1}$ from $c_t$ is only multiplied by $f_t$, '
+        'with no weight matrix and no squashing derivative, so it survives many steps while '
+        'the forget gate stays open.',
+    ),
+    cites=("hochreiter1997", "gers2000forget", "greff2017"),
 )
 
 
@@ -77,6 +90,17 @@ PEEPHOLE_LSTM = Entry(
            "$c_t$ gains the branch into $q^o_t$: the output gate's gradient flows back into the cell.",
            "The peepholes are vectors read elementwise: their gradients are sums over time and "
            "batch of elementwise products, not outer products."),
+    intuition=(
+        'An ordinary LSTM decides its gates from $x_t$ and $h_{t-1}$ alone, and $h_{t-1}$ '
+        'shows the cell state only through the output gate: when that gate is shut, the gates'
+        ' are blind to the very memory they control.',
+        'Peepholes let each gate look at the cell state directly, one weight per unit: the '
+        'forget and input gates at $c_{t-1}$, the output gate at the new $c_t$. That helps '
+        'with timing and counting, where the decision depends on how much has accumulated.',
+        'The price, backwards, is that the cell state now forks into the gates too, so its '
+        'gradient collects those extra branches on top of the additive path.',
+    ),
+    cites=("gers2000peephole", "hochreiter1997", "greff2017"),
 )
 
 CIFG_LSTM = Entry(
@@ -93,6 +117,13 @@ CIFG_LSTM = Entry(
            "$i_t = 1 - f_t$, and "
            "the gradient of the forget gate's pre-activation collects both; $h_{t-1}$ and $x_t$ feed "
            "three gates instead of four."),
+    intuition=(
+        'Coupling the gates, $i_t = 1 - f_t$, says: write new content exactly where old '
+        'content is forgotten. The state becomes a running blend of old and new, and one gate'
+        ' (with its weights) is saved.',
+        "Greff et al. found this variant about as good as the full LSTM on their tasks; backwards, the forget gate's pre-activation collects the gradient of both roles.",
+    ),
+    cites=("greff2017", "hochreiter1997"),
 )
 
 _GRU_OUTPUT = (
@@ -113,6 +144,16 @@ GRU = Entry(
            "$h_{t-1}$ is a fork with four branches: the two gates, the reset product "
            "$s_t = r_t \\odot h_{t-1}$ and the kept part $q_t = z_t \\odot h_{t-1}$; the update "
            "gate $z_t$ also forks (into $v_t = 1 - z_t$ and $q_t$)."),
+    intuition=(
+        'The GRU keeps one state $h_t$ and no separate cell. Its update gate $z_t$ '
+        'interpolates: $h_t = (1 - z_t) \\odot n_t + z_t \\odot h_{t-1}$, per unit a convex mix'
+        ' of the candidate and the old state, so $z_t$ near 1 copies the state forward '
+        'untouched.',
+        'The reset gate $r_t$ decides how much of the old state the candidate may look at: '
+        'with $r_t$ near 0 the candidate is computed as if from a fresh start.',
+        "Backwards, the kept part $z_t \\odot h_{t-1}$ is the GRU's additive path: the gradient of $h_{t-1}$ gets a term scaled by $z_t$ alone, with no weight matrix.",
+    ),
+    cites=("cho2014",),
 )
 
 GRU_RESET_AFTER = Entry(
@@ -133,6 +174,14 @@ GRU_RESET_AFTER = Entry(
            "$h_{t-1}$ feeds three affine stages and the kept part $q_t = z_t \\odot h_{t-1}$."),
     torch=_torch_layout("GRU", "rzn", ("b_r", "b_z", "b_hn")),
     compare="gru",   # the difference worth teaching is the one from the GRU as published
+    intuition=(
+        'The same interpolation as the GRU: the update gate $z_t$ mixes the candidate and the'
+        ' old state per unit, and $z_t \\odot h_{t-1}$ is the additive path backwards.',
+        'Only the reset gate acts later: it scales the recurrent part $U_n h_{t-1} + b_{hn}$ '
+        'after the product, so all three recurrent products can be computed in one matrix '
+        'product per step, which is why cuDNN and PyTorch compute the GRU this way.',
+    ),
+    cites=("cho2014",),
 )
 
 RNN = Entry(
@@ -144,6 +193,15 @@ RNN = Entry(
            "and the tanh derivative at every step, with no additive path like the LSTM's cell "
            "state.",),
     torch=_torch_layout("RNN", ("",), ("b",), options="nonlinearity='tanh'"),
+    intuition=(
+        'The plain recurrent network feeds its state back through one affine map and a tanh: '
+        '$h_t$ is the whole memory, rewritten from scratch at every step.',
+        'Backwards, every step multiplies the gradient by $U^\\top$ and by the tanh '
+        'derivative, at most one: over many steps the product shrinks (or, with large '
+        'weights, grows) geometrically. This is the problem the gated cells were designed to '
+        'solve, and the reference curve of the gradient-flow plots.',
+    ),
+    cites=("elman1990", "rumelhart1986"),
 )
 
 LSTMP = Entry(
@@ -161,6 +219,14 @@ LSTMP = Entry(
            "entries while the cell's has $H$."),
     torch=_torch_layout("LSTM", "ifgo", ("b_i", "b_f", "b_g", "b_o"),
                         extra=(("weight_hr_l0", ("W_hr",)),), options="proj_size=P"),
+    intuition=(
+        'A large LSTM spends most of its parameters on the recurrent weights, $4H \\times H$. '
+        'Projecting the output down to $P < H$ units before feeding it back makes them $4H '
+        '\\times P$, while the cell state keeps all $H$ units of memory.',
+        'The cell state and its additive path are untouched; only what the gates see of the '
+        'past, and what the next layer sees, is compressed.',
+    ),
+    cites=("sak2014", "hochreiter1997"),
 )
 
 _FF_SIZES = (("D", "input_size"), ("H", "hidden_size"), ("K", "output_size"))
@@ -175,6 +241,13 @@ MLP = Entry(
     size_args=_FF_SIZES,
     notes=("No time and no state: nothing is carried, and the parameter gradients are sums over "
            "the batch only.",),
+    intuition=(
+        'A feed-forward network with one hidden layer: each hidden unit computes a feature of'
+        ' the input, a weighted sum squashed by a sigmoid, and each output unit weighs the '
+        'features.',
+        "Backpropagation is the chain rule run from the error back to every weight: the output error is passed through the output layer's weights to the hidden units, each of which receives the sum over the outputs it feeds.",
+    ),
+    cites=("rumelhart1986", "mazur2015"),
 )
 
 MLP_SOFTMAX = Entry(
@@ -186,6 +259,14 @@ MLP_SOFTMAX = Entry(
     notes=("The softmax is not elementwise: every output depends on every logit, so its "
            "Jacobian is a full matrix, $\\mathrm{diag}(y) - y y^\\top$, and the backward step "
            "contracts it.",),
+    intuition=(
+        'The same network as a classifier: the softmax turns the output scores into '
+        'probabilities that sum to one, and the cross-entropy loss is the negative '
+        'log-probability of the true class.',
+        'Their composition has the simplest gradient there is: the logits receive the '
+        'predicted probabilities minus the one-hot target.',
+    ),
+    cites=("rumelhart1986",),
 )
 
 CELLS = {entry.name: entry for entry in (LSTM, PEEPHOLE_LSTM, CIFG_LSTM, GRU, GRU_RESET_AFTER,

@@ -22,11 +22,12 @@ from pathlib import Path
 
 from catalogue.entry import Entry
 from catalogue.lowering import FUNCTIONS, Lowering
+from catalogue.references import REFERENCES
 from derive.errors import DeriveError
 from derive.jacobians import check_jacobian_sizes
 from derive.stages import Cell, Kind, Stage, elementwise
 
-KEYS = {"name", "description", "inputs", "state", "output", "params", "stages"}
+KEYS = {"name", "description", "intuition", "cites", "inputs", "state", "output", "params", "stages"}
 SIZES = ("D", "H")
 MAX_BYTES, MAX_STAGES, MAX_EXPR, MAX_DEPTH, MAX_NAMES = 65536, 256, 2000, 40, 64
 IDENTIFIER = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,31}")
@@ -84,6 +85,13 @@ class _Spec:
         self.description = raw.get("description", f"user-defined cell {self.name}")
         if not isinstance(self.description, str) or len(self.description) > 300:
             self.fail("description must be a string of at most 300 characters")
+        self.intuition = raw.get("intuition", "")
+        if not isinstance(self.intuition, str) or len(self.intuition) > 2000:
+            self.fail("intuition must be a string of at most 2000 characters (paragraphs "
+                      "separated by a blank line)")
+        self.cites = raw.get("cites", [])
+        if not isinstance(self.cites, list) or any(c not in REFERENCES for c in self.cites):
+            self.fail(f"cites must list reference keys among {', '.join(REFERENCES)}")
         inputs = self._names(raw.get("inputs"), "inputs")
         if len(inputs) != 1:
             self.fail("inputs must name exactly one per-step input (of size D)")
@@ -186,7 +194,9 @@ class _Spec:
             check_jacobian_sizes(cell)
         except DeriveError as err:
             self.fail(str(err))
-        return Entry(cell, description=self.description), warnings
+        intuition = tuple(" ".join(p.split()) for p in self.intuition.split("\n\n") if p.strip())
+        return Entry(cell, description=self.description, intuition=intuition,
+                     cites=tuple(self.cites)), warnings
 
     def use(self, param, how, stage):
         if param in self.uses:

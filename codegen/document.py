@@ -50,6 +50,40 @@ class Plot:
 
 
 @dataclass(frozen=True)
+class Row:
+    """One line of a worked example: an equation's label, the value (or gradient) it
+    computes, and that value's entries at every step (one tuple per step)."""
+
+    label: str
+    name: str
+    values: tuple[tuple[float, ...], ...]
+
+
+@dataclass(frozen=True)
+class Worked:
+    """A tiny problem run through the generated module, every stage and backward step numbered.
+
+    `problem` names it: "gomez" (the LSTM on Gomez 2016), "mazur" (the MLP on Mazur 2015),
+    "mazur_label" (Mazur's network with a class label) or "small" (H = 1, D = 2, T = 2,
+    parameters drawn with `seed` and rounded).  Parameters are (name, entries) with their
+    shapes; `given` the inputs and initial state per step; `targets` and `direct` (the direct
+    loss gradient of the output) one tuple per step.
+    """
+
+    problem: str
+    seed: int | None
+    params: tuple[tuple[str, tuple[float, ...]], ...]
+    shapes: tuple[tuple[str, tuple[int, ...]], ...]
+    given: tuple[Row, ...]
+    targets: tuple[tuple[float, ...], ...]
+    direct: tuple[tuple[float, ...], ...]
+    forward: tuple[Row, ...]
+    backward: tuple[Row, ...]
+    grads: tuple[Row, ...]
+    loss: float
+
+
+@dataclass(frozen=True)
 class Document:
     """Everything a cell's document shows; feed-forward networks have no heads, Jacobians or flow."""
 
@@ -61,6 +95,10 @@ class Document:
     jacobians: tuple[StateJacobian, ...] = ()
     flow: Flow | None = None
     plot: Plot | None = None                # None when matplotlib is not installed
+    worked: Worked | None = None            # a tiny problem, run through the generated module
+    intuition: tuple[str, ...] = ()         # LaTeX prose: what each part of the cell is for
+    cites: tuple[str, ...] = ()             # the keys of the works the cell comes from
+    references: tuple[tuple[str, str], ...] = ()   # (key, LaTeX entry) of every work cited
 
     @property
     def plot_file(self) -> str:

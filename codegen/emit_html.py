@@ -18,7 +18,7 @@ from latex2mathml.converter import convert
 
 from codegen import figures
 from codegen.document import Document
-from codegen.labels import heading_numbers, label_numbers
+from codegen.labels import citation_numbers, heading_numbers, label_numbers
 from codegen.notation import Notation
 from codegen.templates import render
 from derive.errors import DeriveError
@@ -65,6 +65,7 @@ class Reader:
         self.svgs = svgs
         self.labels = label_numbers(self.lines)
         self.numbers = heading_numbers(self.lines)
+        self.bib = citation_numbers(self.lines)
         self.title = self.prose(_argument(preamble, r"\title"))
 
     def body(self) -> str:
@@ -123,6 +124,8 @@ class Reader:
             return self.table(lines)
         if name == "figure":
             return self.figure_block("\n".join(lines))
+        if name == "thebibliography":
+            return self.bibliography(lines)
         raise DeriveError(f"HTML: unsupported LaTeX environment {name}")
 
     def display(self, tex):
@@ -158,6 +161,15 @@ class Reader:
             tag = "th" if not rows else "td"
             rows.append("<tr>" + "".join(f"<{tag}>{self.prose(c)}</{tag}>" for c in cells) + "</tr>")
         return "<table>" + "".join(rows) + "</table>"
+
+    def bibliography(self, lines):
+        """The references, numbered as \\cite shows them, each an anchor `bib-<key>`."""
+        items = " ".join(line.strip() for line in lines).split("\\bibitem")[1:]
+        out = []
+        for item in items:
+            key, text = _split_group(item)
+            out.append(f'<li id="bib-{escape(key)}">{self.prose(text.strip())}</li>')
+        return '<h2 id="references">References</h2><ol class="references">' + "".join(out) + "</ol>"
 
     def figure_block(self, text):
         label = _argument(text, r"\label")
@@ -211,6 +223,12 @@ class Reader:
         if name == "ref":
             label, i = _group(text, i)
             out.append(f'<a href="#{escape(label)}">{escape(self.labels.get(label, label))}</a>')
+            return i
+        if name == "cite":
+            keys, i = _group(text, i)
+            links = ", ".join(f'<a href="#bib-{escape(k.strip())}">{self.bib[k.strip()]}</a>'
+                              for k in keys.split(","))
+            out.append(f"[{links}]")
             return i
         if name in ("parbox", "label"):
             _, i = _group(text, i)

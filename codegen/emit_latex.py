@@ -11,6 +11,7 @@ from __future__ import annotations
 import sympy as sp
 
 from codegen import latex_sections
+from codegen.latex_worked import worked
 from codegen.document import Document
 from codegen.latex_terms import (adjoint_lhs, backward_eq, branch_name, forward_eq,
                                  loss_head, param_eq, signed_sum, tex_prose, term_tex)
@@ -54,6 +55,9 @@ def emit_latex(document: Document, command: str) -> str:
         inputs=[nt.value(x) for x in cell.input_names],
         sum_over=(r"\sum_{t=1}^{T} \sum_{\text{batch}}" if cell.recurrent
                   else r"\sum_{\text{batch}}"),
+        worked=worked(document, nt),
+        intuition=[tex_prose(p) for p in document.intuition], cites=",".join(document.cites),
+        references=document.references,
         **latex_sections.sections(document, printer, nt),
     )
     return render("document.tex.j2", **context)

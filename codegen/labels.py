@@ -39,3 +39,9 @@ def label_numbers(lines) -> dict[str, str]:
             else:
                 labels[label] = label.split(":", 1)[1]
     return labels
+
+
+def citation_numbers(lines) -> dict[str, int]:
+    """bibliography key -> the number `\\cite` prints: the `\\bibitem`s counted in order."""
+    items = (re.match(r"\\bibitem\{([^}]*)\}", line.strip()) for line in lines)
+    return {m[1]: n for n, m in enumerate((m for m in items if m), 1)}

@@ -15,7 +15,7 @@ import tempfile
 import threading
 from pathlib import Path
 
-from codegen.labels import label_numbers
+from codegen.labels import citation_numbers, label_numbers
 from derive.errors import DeriveError
 from lstm_derive.files import write_bytes
 
@@ -74,8 +74,10 @@ def _latex_runs(engine, fmt, source, scratch):
     """
     Path(scratch, "doc.tex").write_text(source, encoding="utf-8")
     seeded = label_numbers(source.split("\n"))
+    cited = citation_numbers(source.split("\n"))   # \bibcite lines seed the citations likewise
     Path(scratch, "doc.aux").write_text("\\relax\n" + "".join(
-        f"\\newlabel{{{label}}}{{{{{number}}}{{0}}}}\n" for label, number in seeded.items()))
+        f"\\newlabel{{{label}}}{{{{{number}}}{{0}}}}\n" for label, number in seeded.items())
+        + "".join(f"\\bibcite{{{key}}}{{{number}}}\n" for key, number in cited.items()))
     command = [engine] + ([f"-fmt={fmt}"] if fmt else []) + [
         "-interaction=nonstopmode", "-halt-on-error", "doc.tex"]
     try:

@@ -1,17 +1,28 @@
-"""Worked numerical examples: a cell's generated NumPy module run on a tiny published problem.
+"""Worked numerical examples: a cell's generated module run on a tiny problem, every stage shown.
 
-`lstm_example(source)` runs the LSTM module text on Gomez's setup ("Backpropogating an LSTM:
-A Numerical Example", 2016: one unit, two inputs, two steps, loss 1/2 (h_t - y_t)^2) and
-`mlp_example(source)` the MLP module on Mazur's ("A Step by Step Backpropagation Example",
-2015: a 2-2-2 sigmoid network, squared error).  Every number is computed by the generated
-code (never typed in); only the problems are data.  The result is plain numbers for the
-document (rendering them as a section is still to do).
+`worked_example(entry, derivation, source)` returns the `Worked` numbers a document prints:
+the LSTM on Gomez's problem ("Backpropogating an LSTM: A Numerical Example", 2016: one unit,
+two inputs, two steps, loss 1/2 (h_t - y_t)^2), the MLP on Mazur's ("A Step by Step
+Backpropagation Example", 2015: a 2-2-2 sigmoid network, squared error), and every other cell
+on the same kind of problem at H = 1 (every other size 1), D = 2, T = 2: Gomez's inputs and
+targets, parameters drawn by the module's `init_params` (seed 0) and rounded to two decimals
+so a student can redo the arithmetic.  The outputs, losses and gradients are the generated
+module's; the value of every stage and of every backward equation at every step is read off
+the derivation's own evaluator (`derive.interpret.run`), which is checked here to give the
+module's outputs and gradients to 1e-10 — a build fails rather than print numbers that
+disagree.  `lstm_example` and `mlp_example` give the module's raw results (tests compare
+them with the published numbers).  Only the problems are data here.
 """
 from __future__ import annotations
 
 import numpy as np
 
+from catalogue.entry import Entry
 from checks.gradcheck import load_module
+from codegen.document import Row, Worked
+from derive.derivation import Derivation
+from derive.errors import DeriveError
+from derive.interpret import run
 
 # Gomez 2016; his candidate "a" is our g.
 GOMEZ = dict(
@@ -24,7 +35,10 @@ GOMEZ = dict(
 # Mazur 2015: w1..w4 into the hidden layer, w5..w8 into the outputs, one bias per layer.
 MAZUR = dict(params=dict(W1=[[0.15, 0.20], [0.25, 0.30]], b1=[0.35, 0.35],
                          W2=[[0.40, 0.45], [0.50, 0.55]], b2=[0.60, 0.60]),
-             x=[0.05, 0.10], target=[0.01, 0.99])
+             x=[0.05, 0.10], target=[0.01, 0.99], label=1)
+
+SEED = 0          # init_params seed of the examples that are not published ones
+AGREE = 1e-10     # the evaluator and the generated module must agree this closely
 
 
 def _arrays(params):
@@ -52,3 +66,86 @@ def mlp_example(source: str) -> dict:
     error, dy = module.loss(y, target)
     grads, dx = module.backward(params, cache, dy)
     return dict(y=y[0], error=float(error), grads=grads)
+
+
+def worked_example(entry: Entry, derivation: Derivation, source: str) -> Worked:
+    """The worked example of `entry`'s document, run with its generated module `source`."""
+    module = load_module(source, f"lstm_derive_worked_{entry.name}")
+    if entry.cell.recurrent:
+        return _recurrent(entry, derivation, module)
+    return _feedforward(entry, derivation, module)
+
+
+def _problem_params(entry, module, problem):
+    if problem in ("gomez", "mazur"):
+        return _arrays((GOMEZ if problem == "gomez" else MAZUR)["params"])
+    sizes = {arg: (2 if symbol == "D" else 1) for symbol, arg in entry.size_args}
+    drawn = module.init_params(**sizes, seed=SEED)
+    return {name: np.round(value, 2) for name, value in drawn.items()}
+
+
+def _recurrent(entry, derivation, module) -> Worked:
+    cell = derivation.cell
+    problem = "gomez" if entry.name == "lstm" else "small"
+    params = _problem_params(entry, module, problem)
+    xs = np.array(GOMEZ["xs"])[:, None, :]
+    ys = np.array(GOMEZ["ys"])[:, None, None]               # one output unit in every example
+    hs, _, cache = module.forward(params, xs)
+    dhs = hs - ys
+    loss = float(0.5 * np.sum(dhs ** 2))
+    grads, dxs, _ = module.backward(params, cache, dhs)
+    zeros = {s: np.zeros((1, 1)) for s in cell.state_names}   # every state has one unit
+    ehs, _, egrads, edxs, _, trace = run(derivation, params, xs, zeros, dhs, zeros)
+    _agree(entry, [(hs, ehs), (dxs, edxs)] + [(grads[p], egrads[p]) for p in grads])
+    return _worked(problem, derivation, params, trace, [y.ravel() for y in ys],
+                   [d.ravel() for d in dhs], grads, loss)
+
+
+def _feedforward(entry, derivation, module) -> Worked:
+    cell = derivation.cell
+    params = _problem_params(entry, module, "mazur")
+    x = np.array([MAZUR["x"]])
+    target = (np.array([MAZUR["target"]]) if entry.name == "mlp"
+              else np.array([MAZUR["label"]]))
+    y, cache = module.forward(params, x)
+    loss, dy = module.loss(y, target)
+    grads, dx = module.backward(params, cache, dy)
+    ey, _, egrads, edxs, _, trace = run(derivation, params, x[None], {}, dy[None], {})
+    _agree(entry, [(y, ey[0])] + [(grads[p], egrads[p]) for p in grads])
+    shown_target = target.ravel() if entry.name == "mlp" else np.eye(y.shape[1])[MAZUR["label"]]
+    return _worked("mazur" if entry.name == "mlp" else "mazur_label", derivation, params, trace,
+                   [shown_target], [dy.ravel()], grads, float(loss))
+
+
+def _agree(entry, pairs):
+    worst = max(float(np.max(np.abs(np.asarray(a) - np.asarray(b)), initial=0.0)) for a, b in pairs)
+    if worst > AGREE:
+        raise DeriveError(f"worked example of {entry.name}: the generated module and the "
+                          f"derivation differ by {worst:.3g}")
+
+
+def _worked(problem, derivation, params, trace, targets, direct, grads, loss) -> Worked:
+    cell = derivation.cell
+
+    def per_step(name):
+        return tuple(_numbers(values[name]) for values in trace)
+
+    given = [cell.input_names[0]] + [f"{s}_prev" for s in cell.state_names]
+    return Worked(
+        problem=problem, seed=None if problem in ("gomez", "mazur", "mazur_label") else SEED,
+        params=tuple((name, _numbers(value)) for name, value in params.items()),
+        shapes=tuple((name, tuple(np.shape(value))) for name, value in params.items()),
+        given=tuple(Row("", name, per_step(name)) for name in given),
+        targets=tuple(_numbers(t) for t in targets),
+        direct=tuple(_numbers(d) for d in direct),
+        forward=tuple(Row(eq.label, eq.stage.name, per_step(eq.stage.name))
+                      for eq in derivation.forward),
+        backward=tuple(Row(adj.label, adj.target, per_step(f"d_{adj.target}"))
+                       for adj in derivation.adjoints),
+        grads=tuple(Row(g.label, g.param, (_numbers(grads[g.param]),))
+                    for g in derivation.param_grads),
+        loss=loss)
+
+
+def _numbers(array) -> tuple[float, ...]:
+    return tuple(float(v) for v in np.ravel(array))

@@ -41,6 +41,7 @@ def test_html_is_xml_with_every_equation_label_of_the_document(name, folder):
     for tag in tags:
         assert f"({tag})" in text
     sections = re.findall(r"\\(?:sub)?section\*?\{", tex)
+    sections += re.findall(r"\\begin\{thebibliography\}", tex)   # LaTeX heads it "References"
     assert len([e for e in root.iter() if e.tag in (f"{XHTML}h2", f"{XHTML}h3")]) == len(sections)
 
 
@@ -133,3 +134,15 @@ def test_notes_with_special_characters_reach_the_page_intact(tmp_path):
     root = ET.fromstring(page.split("\n", 1)[1])
     text = "".join(root.itertext()).replace("\xa0", " ")
     assert "50% of W_f & U_f: " in text and "forget & reset_gate, 50% open" in text
+
+
+def test_every_citation_has_its_reference_in_the_page():
+    """\\cite becomes numbered links to the list of references, in the .tex and the page."""
+    for name, folder in PAGES:
+        tex = (folder / f"{name}.tex").read_text(encoding="utf-8")
+        cited = {k.strip() for group in re.findall(r"\\cite\{([^}]*)\}", tex) for k in group.split(",")}
+        listed = set(re.findall(r"\\bibitem\{([^}]*)\}", tex))
+        assert cited and cited <= listed, (name, cited - listed)
+        text, root = _page(name, folder)
+        ids = {e.get("id") for e in root.iter() if e.get("id")}
+        assert {f"bib-{k}" for k in listed} <= ids, name

@@ -55,3 +55,21 @@ def test_mlp_example_equals_mazur():
     assert np.round(w2.ravel(), 8).tolist() == [0.08216704, 0.08266763, -0.02260254, -0.02274024]
     w1 = got["grads"]["W1"]   # w1..w4
     assert np.round(w1.ravel(), 9).tolist() == [0.000438568, 0.000877135, 0.000497713, 0.000995425]
+
+
+def test_every_document_works_its_example_equation_by_equation():
+    """Each document's section "A worked example" prints a row for every forward stage and
+    every backward equation (by label), with the module's numbers: Gomez's h_1 in the LSTM's,
+    Mazur's outputs in the MLP's."""
+    from catalogue.cells import CELLS
+    for name, entry in CELLS.items():
+        tex = (GENERATED / f"{name}.tex").read_text(encoding="utf-8")
+        section = tex[tex.index(r"\section{A worked example}"):tex.index(r"\section{Summary")]
+        derivation = derive(entry.cell)
+        labels = [eq.label for eq in derivation.forward] + [a.label for a in derivation.adjoints]
+        labels += [g.label for g in derivation.param_grads]
+        for label in labels:
+            assert rf"(\ref{{eq:{label}}})" in section, (name, label)
+    lstm = (GENERATED / "lstm.tex").read_text(encoding="utf-8")
+    assert "$0.53631$ & $0.77198$" in lstm and "agree with" in lstm
+    assert "$(0.75137,\\ 0.77293)$" in (GENERATED / "mlp.tex").read_text(encoding="utf-8")
