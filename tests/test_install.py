@@ -26,7 +26,7 @@ def test_the_readme_sets_up_in_two_commands_in_a_virtual_environment():
     assert 'pip install -e ".[docs]"' in install and install.endswith("&& lstm-derive build")
     grep = re.search(r"grep -m1 '([^']+)' README\.md", (ROOT / ".ci" / "run").read_text()).group(1)
     assert [line for line in README.splitlines() if re.match(grep, line)] == [tests]   # what CI runs
-    assert "pip install --no-deps -e ." in tests and tests.endswith("&& python -m pytest -q")
+    assert tests.startswith('pip install -e ".[test]"') and tests.endswith("&& python -m pytest -q")
 
 
 def test_the_installed_package_is_this_source_folder(tmp_path):
