@@ -6,7 +6,8 @@ document generated/gru.tex.  Depends on JAX only; pure functions, jit-able.
 
 `forward(params, xs, state0=None) -> (outputs, stateT)` runs the whole sequence with
 `lax.scan` on a parameter pytree (a dict keyed like PARAMS), xs (T, B, D), each state
-(B, size) in a dict keyed like STATE (zeros when None).  It is a `jax.custom_vjp`: its
+(B, size) in a dict keyed like STATE (zeros when None).  Zeros are made `like xs`, so
+they are sharded like it under `shard_map`.  It is a `jax.custom_vjp`: its
 forward scan keeps only what the derived backward reads (CACHED), and its backward is the
 derivation's, one scan in reverse, so `jax.grad` and `jax.vjp` of anything built on it use
 the derived backward.  `derived_forward` and `derived_backward` are the two halves, with
@@ -99,7 +100,7 @@ def derived_forward(params, xs, state0=None):
     H = sizes["H"]
     steps, B = xs.shape[:2]
     if state0 is None:
-        state0 = {s: jnp.zeros((B, sizes[STATE_SIZES[s]]), xs.dtype) for s in STATE}
+        state0 = {s: jnp.zeros_like(xs, shape=(B, sizes[STATE_SIZES[s]])) for s in STATE}
     w = _stack(params, sizes, xs)
     Wcat_x = w["Wcat_x"]
     Wcat_h_prev = w["Wcat_h_prev"]
@@ -173,8 +174,8 @@ def derived_backward(params, cache, dhs, dstateT=None):
     Z_z_r_seq = seq["Z_z_r_seq"]
     Z_n_seq = seq["Z_n_seq"]
     if dstateT is None:
-        dstateT = {s: jnp.zeros((B, sizes[STATE_SIZES[s]]), xs.dtype) for s in STATE}
-    dw = {name: jnp.zeros_like(value) for name, value in w.items()}
+        dstateT = {s: jnp.zeros_like(xs, shape=(B, sizes[STATE_SIZES[s]])) for s in STATE}
+    dw = {name: jnp.zeros_like(xs, shape=value.shape) for name, value in w.items()}
     step = dict(dhs_t=dhs, Z_n=Z_n_seq, v=v_seq, h_prev=h_seq[:-1], Z_z_r=Z_z_r_seq)
     carry = (tuple(dstateT[s] for s in STATE), dw)
     (dstate0, dw), ys = jax.lax.scan(lambda c, s: _backward_step(w, sizes, c, s), carry, step, reverse=True)
@@ -205,7 +206,7 @@ def forward(params, xs, state0=None):
     """(outputs, stateT) of the sequence xs from state0 (a dict keyed like STATE, zeros when
     None); differentiated by JAX with the derived backward."""
     if state0 is None:
-        state0 = {s: jnp.zeros((xs.shape[1], _sizes(params, xs)[STATE_SIZES[s]]), xs.dtype) for s in STATE}
+        state0 = {s: jnp.zeros_like(xs, shape=(xs.shape[1], _sizes(params, xs)[STATE_SIZES[s]])) for s in STATE}
     return _run(params, xs, state0)
 
 
@@ -224,7 +225,23 @@ def _forward_bwd(saved, cotangents):
     params, cache = saved
     dhs, dstateT = cotangents
     grads, dxs, dstate0 = derived_backward(params, cache, dhs, dstateT)
-    return grads, dxs, dstate0
+    return {name: _summed_like(grads[name], params[name]) for name in grads}, dxs, dstate0
+
+
+def _summed_like(gradient, primal):
+    """Under shard_map a parameter replicated over mesh axes gets its gradient summed over
+    them, as JAX's own differentiation does; elsewhere the gradient as it is."""
+    extra = tuple(sorted(_varying_axes(gradient) - _varying_axes(primal)))
+    return jax.lax.psum(gradient, extra) if extra else gradient
+
+
+def _varying_axes(value):
+    """The mesh axes a value varies over inside shard_map (`vma`; `mat.varying` since JAX 0.10)."""
+    aval = jax.typeof(value) if hasattr(jax, "typeof") else None
+    found = getattr(aval, "vma", None)
+    if found is None:
+        found = getattr(getattr(aval, "mat", None), "varying", None)
+    return frozenset(found or ())
 
 
 _run.defvjp(_forward_fwd, _forward_bwd)
