@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from codegen.document import Document
 from codegen.emit_feedforward import emit_feedforward
 from codegen.emit_html import emit_html
+from codegen.emit_jax import emit_jax
 from codegen.emit_latex import emit_latex
 from codegen.emit_numpy import emit_numpy
 from codegen.emit_torch import emit_torch
@@ -69,14 +70,16 @@ class Build:
         return make_document(entry, self.derivation(cell), lstm, self.module(entry), reference)
 
     def render(self, entry: Entry, only: str | None = None) -> Rendered:
-        """All of a cell's artefacts, or with `only=".py"` (".tex", ".html", "torch") just that
-        file; a recurrent cell's PyTorch module is `torch/<cell>.py`."""
+        """All of a cell's artefacts, or with `only=".py"` (".tex", ".html", "torch", "jax") just
+        that file; a recurrent cell's PyTorch module is `torch/<cell>.py`, its JAX module `jax/<cell>.py`."""
         cell, files = entry.cell, {}
         if only in (None, ".py"):
             files[f"{cell.name}.py"] = self.module(entry)
         if only in (None, "torch") and cell.recurrent:
             files[f"torch/{cell.name}.py"] = emit_torch(self.derivation(cell), entry, self.command)
-        if only in (".py", "torch"):
+        if only in (None, "jax") and cell.recurrent:
+            files[f"jax/{cell.name}.py"] = emit_jax(self.derivation(cell), entry, self.command)
+        if only in (".py", "torch", "jax"):
             return Rendered(files, {})
         document = self.document(entry)
         tex = emit_latex(document, self.command)

@@ -129,12 +129,12 @@ def _render_parsers(sub, cell_help):
     p.add_argument("cell", help=cell_help)
     p.add_argument("--out", type=Path, help="output .html path (default: generated/CELL.html)")
     p.set_defaults(run=_html)
-    p = sub.add_parser("code", help="write a cell's standalone module (NumPy, or PyTorch with --target torch)")
+    p = sub.add_parser("code", help="write a cell's standalone module (NumPy; PyTorch or JAX with --target torch, jax)")
     p.add_argument("cell", help=cell_help)
     p.add_argument("--target", choices=("numpy", "torch", "jax"), default="numpy",
                    help="the framework of the module (default numpy)")
     p.add_argument("--out", type=Path, help="output .py path (default: generated/CELL.py, "
-                                             "generated/torch/CELL.py)")
+                                             "generated/torch/CELL.py, generated/jax/CELL.py)")
     p.set_defaults(run=_code)
     p = sub.add_parser("check", help="compare a cell's generated gradients with finite differences")
     p.add_argument("cell", help=cell_help)
@@ -250,17 +250,15 @@ def _html(args) -> int:
 def _code(args) -> int:
     if args.target == "numpy":
         return _write_one(args, ".py")
-    if args.target == "jax":
-        raise DeriveError("the JAX backend is not written yet; targets: numpy, torch")
     from lstm_derive.build import render_cell
     from lstm_derive.files import write_text
     entry = resolve(args.cell)
     cell = entry.cell
     if not cell.recurrent:
-        raise DeriveError(f"{cell.name} is not recurrent; the torch target writes recurrent cells")
-    text = render_cell(entry, f"lstm-derive code {args.cell} --target torch", only="torch")
-    out = args.out or DEFAULT_OUT / "torch" / f"{cell.name}.py"
-    write_text(out, text[f"torch/{cell.name}.py"])
+        raise DeriveError(f"{cell.name} is not recurrent; the {args.target} target writes recurrent cells")
+    text = render_cell(entry, f"lstm-derive code {args.cell} --target {args.target}", only=args.target)
+    out = args.out or DEFAULT_OUT / args.target / f"{cell.name}.py"
+    write_text(out, text[f"{args.target}/{cell.name}.py"])
     print(f"wrote {out}")
     return 0
 

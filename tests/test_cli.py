@@ -58,6 +58,14 @@ def test_unknown_command(tmp_path):
     assert_one_line_error(lstm_derive("derive-everything", cwd=tmp_path), "invalid choice")
 
 
+@pytest.mark.parametrize("target", ["torch", "jax"])
+def test_code_for_a_framework_writes_what_build_writes(tmp_path, target):
+    result = lstm_derive("code", "gru", "--target", target, "--out", "gru.py", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    body = (tmp_path / "gru.py").read_text().split("GENERATED FILE", 1)[1].split("\n", 1)[1]
+    assert body == (ROOT / "generated" / target / "gru.py").read_text().split("GENERATED FILE", 1)[1].split("\n", 1)[1]
+
+
 def test_unwritable_output_path_writes_nothing(tmp_path):
     (tmp_path / "file").write_text("not a folder")
     result = lstm_derive("code", "lstm", "--out", "file/lstm.py", cwd=tmp_path)
@@ -77,9 +85,10 @@ def test_build_without_latex_writes_code_and_document_and_says_how_to_get_pdfs(t
     from catalogue.cells import CELLS
     written = sorted(p.name for p in (tmp_path / "gen").iterdir())
     assert written == sorted([f"{name}.{ext}" for name in CELLS for ext in ("py", "tex", "html")]
-                             + ["torch"])
-    torch_files = sorted(p.name for p in (tmp_path / "gen" / "torch").iterdir())
-    assert torch_files == sorted(f"{name}.py" for name, entry in CELLS.items() if entry.cell.recurrent)
+                             + ["jax", "torch"])
+    for target in ("torch", "jax"):
+        files = sorted(p.name for p in (tmp_path / "gen" / target).iterdir())
+        assert files == sorted(f"{name}.py" for name, entry in CELLS.items() if entry.cell.recurrent)
     assert "PDFs skipped: no LaTeX engine found" in result.stdout
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from codegen.numpy_backend.emit import module_facts, size_sources, tuple_code
 from codegen.program import program
+from codegen.records import Assign, Buffer
 from codegen.torch_backend.spell import spell, stack_line
 from codegen.torch_backend.templates import render
 from derive.derivation import Derivation
@@ -43,9 +44,16 @@ def emit_torch(derivation: Derivation, entry, command: str) -> str:
         stacking=[stack_line(s) for s in prog.stacking], weights=list(prog.weights),
         cached=list(prog.cached), cached_names=tuple_code([f"{n}_seq" for n, _, _ in prog.cached]),
         forward_pre=spell(prog.forward_pre), forward_loop=spell(prog.forward_loop),
-        backward_pre=spell(prog.backward_pre), backward_loop=spell(prog.backward_loop),
+        backward_pre=spell(_without_scratch(prog)), backward_loop=spell(prog.backward_loop),
         backward_post=spell(prog.backward_post),
         grads=[_grad_line(g) for g in prog.grads], dxs_written=prog.dxs_written)
+
+
+def _without_scratch(prog):
+    """backward_pre without the NumPy backend's scratch buffers: torch evaluates an
+    expression in one statement (`t[...] = expr`), so it never writes them."""
+    scratch = {r.scratch for r in prog.backward_loop if isinstance(r, Assign) and r.scratch}
+    return [r for r in prog.backward_pre if not (isinstance(r, Buffer) and r.name in scratch)]
 
 
 def _grad_line(g) -> str:

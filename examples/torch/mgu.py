@@ -112,8 +112,6 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
     d_A_n_1_seq = xs.new_empty((steps, B, H))
     d_Z_f = xs.new_empty((B, H))
     d_Z_n = xs.new_empty((B, H))
-    scratch_Z_f = xs.new_empty((B, H))
-    scratch_Z_n = xs.new_empty((B, H))
     d_f = d_Z_f
     d_n = d_Z_n
     for t in reversed(range(steps)):

@@ -116,8 +116,6 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
     d_A_s_seq = xs.new_empty((steps, B, H))
     d_Z_z_r = xs.new_empty((B, 2 * H))
     d_Z_n = xs.new_empty((B, H))
-    scratch_Z_z_r = xs.new_empty((B, 2 * H))
-    scratch_Z_n = xs.new_empty((B, H))
     d_z = d_Z_z_r[:, 0:H]
     d_r = d_Z_z_r[:, H:2 * H]
     d_n = d_Z_n

@@ -123,7 +123,6 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
     d_A_x_seq = xs.new_empty((steps, B, 3 * H))
     d_A_h_prev_seq = xs.new_empty((steps, B, 3 * H))
     d_Z_z_r = xs.new_empty((B, 2 * H))
-    scratch_Z_z_r = xs.new_empty((B, 2 * H))
     d_z = d_Z_z_r[:, 0:H]
     d_r = d_Z_z_r[:, H:2 * H]
     for t in reversed(range(steps)):

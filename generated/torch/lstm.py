@@ -122,8 +122,6 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
     d_A_x_seq = xs.new_empty((steps, B, 4 * H))
     d_Z_f_i_o = xs.new_empty((B, 3 * H))
     d_Z_g = xs.new_empty((B, H))
-    scratch_Z_f_i_o = xs.new_empty((B, 3 * H))
-    scratch_Z_g = xs.new_empty((B, H))
     d_f = d_Z_f_i_o[:, 0:H]
     d_i = d_Z_f_i_o[:, H:2 * H]
     d_o = d_Z_f_i_o[:, 2 * H:3 * H]

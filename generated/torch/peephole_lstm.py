@@ -139,7 +139,6 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
     d_p_o = dw["p_o"]
     d_A_x_seq = xs.new_empty((steps, B, 4 * H))
     d_Z_g = xs.new_empty((B, H))
-    scratch_Z_g = xs.new_empty((B, H))
     d_g = d_Z_g
     for t in reversed(range(steps)):
         c_prev = c_seq[t]

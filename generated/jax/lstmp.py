@@ -1,0 +1,266 @@
+"""LSTM with a projection: h = W_hr (o * tanh c), h of size P, c of size H (Sak et al.): the derived backward inside JAX.
+
+GENERATED FILE -- do not edit.  Written by `lstm-derive build` from the stage list of the
+cell `lstmp`.  Equation labels such as (F1), (B1) and (P1) refer to the derivation
+document generated/lstmp.tex.  Depends on JAX only; pure functions, jit-able.
+
+`forward(params, xs, state0=None) -> (outputs, stateT)` runs the whole sequence with
+`lax.scan` on a parameter pytree (a dict keyed like PARAMS), xs (T, B, D), each state
+(B, size) in a dict keyed like STATE (zeros when None).  Zeros are made `like xs`, so
+they are sharded like it under `shard_map`.  It is a `jax.custom_vjp`: its
+forward scan keeps only what the derived backward reads (CACHED), and its backward is the
+derivation's, one scan in reverse, so `jax.grad` and `jax.vjp` of anything built on it use
+the derived backward.  `derived_forward` and `derived_backward` are the two halves, with
+the contract of the NumPy module generated/lstmp.py.
+"""
+try:
+    import jax
+    import jax.numpy as jnp
+except ImportError:
+    raise ImportError("this generated module needs JAX (package jax): pip install jax") from None
+
+PARAMS = {
+    "W_f": ("H", "D"),
+    "W_i": ("H", "D"),
+    "W_g": ("H", "D"),
+    "W_o": ("H", "D"),
+    "U_f": ("H", "P"),
+    "U_i": ("H", "P"),
+    "U_g": ("H", "P"),
+    "U_o": ("H", "P"),
+    "W_hr": ("P", "H"),
+    "b_f": ("H",),
+    "b_i": ("H",),
+    "b_g": ("H",),
+    "b_o": ("H",),
+}
+STATE = ("h", "c")
+STATE_SIZES = {"h": "P", "c": "H"}
+SIZES = {"D": "input_size", "H": "hidden_size", "P": "proj_size"}  # size symbol -> argument of init_params
+OUTPUT = ("h", "P")
+CACHED = ("h_seq", "c_seq", "k_seq", "r_seq", "Z_f_i_o_seq", "Z_g_seq")  # per-step values the backward reads
+
+
+def init_params(key, input_size, hidden_size, proj_size, dtype=jnp.float32):
+    """Uniform in (-1/sqrt(H), 1/sqrt(H)), as torch.nn's recurrent modules; key a jax.random key."""
+    sizes = {"D": input_size, "H": hidden_size, "P": proj_size}
+    bound = 1.0 / sizes["H"] ** 0.5
+    keys = jax.random.split(key, len(PARAMS))
+    return {name: jax.random.uniform(k, tuple(sizes[s] for s in shape), dtype, -bound, bound)
+            for k, (name, shape) in zip(keys, PARAMS.items())}
+
+
+def _sizes(params, xs):
+    return {
+        "D": params["W_f"].shape[1],
+        "H": params["W_f"].shape[0],
+        "P": params["U_f"].shape[1],
+        "steps": xs.shape[0], "B": xs.shape[1],
+    }
+
+
+def _stack(params, sizes, xs):
+    """The weights of every input stacked into one matrix (and biases into one vector)."""
+    D = sizes["D"]
+    H = sizes["H"]
+    P = sizes["P"]
+    Wcat_x = jnp.concatenate([params["W_f"], params["W_i"], params["W_o"], params["W_g"]])
+    bcat_x = jnp.concatenate([params["b_f"], params["b_i"], params["b_o"], params["b_g"]])
+    Wcat_h_prev = jnp.concatenate([params["U_f"], params["U_i"], params["U_o"], params["U_g"]])
+    Wcat_r = jnp.concatenate([params["W_hr"]])
+    return dict(Wcat_x=Wcat_x, Wcat_h_prev=Wcat_h_prev, Wcat_r=Wcat_r, bcat_x=bcat_x)
+
+
+def _forward_step(w, sizes, carry, step):
+    """One step: the states before it (carry) and its slices of the sequences (step) ->
+    the states after it and the values the backward reads."""
+    D = sizes["D"]
+    H = sizes["H"]
+    P = sizes["P"]
+    Wcat_x = w["Wcat_x"]
+    Wcat_h_prev = w["Wcat_h_prev"]
+    Wcat_r = w["Wcat_r"]
+    bcat_x = w["bcat_x"]
+    h_prev, c_prev = carry
+    A_x_t = step["A_x_t"]
+    A_h_prev = h_prev @ Wcat_h_prev.T  # (F1)-(F4)
+    A_h_prev = A_h_prev + A_x_t
+    Z_f_i_o = jax.nn.sigmoid(A_h_prev[..., 0:3 * H])  # (F5) (F6) (F8)
+    Z_g = jnp.tanh(A_h_prev[..., 3 * H:4 * H])  # (F7)
+    f = Z_f_i_o[..., 0:H]
+    m = c_prev*f  # (F9)
+    g = Z_g
+    i = Z_f_i_o[..., H:2 * H]
+    n = g*i  # (F10)
+    c = m + n  # (F11)
+    k = jnp.tanh(c)  # (F12)
+    o = Z_f_i_o[..., 2 * H:3 * H]
+    r = k*o  # (F13)
+    A_r = r @ Wcat_r.T  # (F14)
+    h = A_r
+    return (h, c), {"h": h, "c": c, "k": k, "r": r, "Z_f_i_o": Z_f_i_o, "Z_g": Z_g}
+
+
+def derived_forward(params, xs, state0=None):
+    """(outputs, stateT, cache): all steps of xs (T, B, D) from state0, and what the backward reads."""
+    sizes = _sizes(params, xs)
+    D = sizes["D"]
+    H = sizes["H"]
+    P = sizes["P"]
+    steps, B = xs.shape[:2]
+    if state0 is None:
+        state0 = {s: jnp.zeros_like(xs, shape=(B, sizes[STATE_SIZES[s]])) for s in STATE}
+    w = _stack(params, sizes, xs)
+    Wcat_x = w["Wcat_x"]
+    Wcat_h_prev = w["Wcat_h_prev"]
+    Wcat_r = w["Wcat_r"]
+    bcat_x = w["bcat_x"]
+    # the x terms of every step at once  (F1)-(F4)
+    A_x = (xs.reshape(steps * B, D) @ Wcat_x.T).reshape(steps, B, 4 * H)
+    A_x = A_x + bcat_x
+    step = dict(A_x_t=A_x)
+    carry = tuple(state0[s] for s in STATE)
+    stateT, ys = jax.lax.scan(lambda c, s: _forward_step(w, sizes, c, s), carry, step)
+    seq = {f"{name}_seq": ys[name] for name in ys}
+    for s in STATE:
+        if f"{s}_seq" in seq:   # a state's sequence keeps its value before step 0 in row 0
+            seq[f"{s}_seq"] = jnp.concatenate([state0[s][None], seq[f"{s}_seq"]])
+    outputs = seq["h_seq"][1:]
+    return outputs, dict(zip(STATE, stateT)), dict(xs=xs, seq=seq)
+
+
+def _backward_step(w, sizes, carry, step):
+    """One step back: the state gradients after it and the parameter gradients so far
+    (carry), its slices of the sequences (step) -> the carry before it and its adjoints."""
+    D = sizes["D"]
+    H = sizes["H"]
+    P = sizes["P"]
+    Wcat_x = w["Wcat_x"]
+    Wcat_h_prev = w["Wcat_h_prev"]
+    Wcat_r = w["Wcat_r"]
+    bcat_x = w["bcat_x"]
+    (d_h_next, d_c_next), dw = carry
+    dw = dict(dw)
+    dhs_t = step["dhs_t"]
+    Z_f_i_o = step["Z_f_i_o"]
+    k = step["k"]
+    Z_g = step["Z_g"]
+    c_prev = step["c_prev"]
+    d_A_r = d_h_next + dhs_t  # (B1) fork: loss, next step
+    d_r = d_A_r @ Wcat_r  # (B2)
+    o = Z_f_i_o[..., 2 * H:3 * H]
+    d_k = d_r*o  # (B3)
+    d_c = d_k*(1 - k**2) + d_c_next  # (B4) fork: k, next step
+    d_n = d_c  # (B5)
+    d_m = d_c  # (B6)
+    d_o = d_r*k  # (B7)
+    i = Z_f_i_o[..., H:2 * H]
+    d_g = d_n*i  # (B8)
+    g = Z_g
+    d_i = d_n*g  # (B9)
+    d_f = c_prev*d_m  # (B10)
+    d_Z_g = d_g
+    d_A_x_1 = d_Z_g*(1 - Z_g**2)  # (B12)
+    d_Z_f_i_o = jnp.concatenate([d_f, d_i, d_o], axis=-1)
+    d_A_x_2 = Z_f_i_o*d_Z_f_i_o*(1 - Z_f_i_o)  # (B14) (B13) (B11)
+    f = Z_f_i_o[..., 0:H]
+    d_c_prev = d_m*f  # (B15)
+    d_A_x = jnp.concatenate([d_A_x_2, d_A_x_1], axis=-1)
+    d_h_prev = d_A_x @ Wcat_h_prev  # (B16) fork: a_f, a_i, a_g, a_o
+    d_h_next = d_h_prev
+    d_c_next = d_c_prev
+    return ((d_h_next, d_c_next), dw), {"d_A_r": d_A_r, "d_A_x": d_A_x}
+
+
+def derived_backward(params, cache, dhs, dstateT=None):
+    """(grads, dxs, dstate0): the derived backward of `derived_forward`, grads keyed like params."""
+    xs, seq = cache["xs"], cache["seq"]
+    sizes = _sizes(params, xs)
+    D = sizes["D"]
+    H = sizes["H"]
+    P = sizes["P"]
+    steps, B = xs.shape[:2]
+    w = _stack(params, sizes, xs)
+    Wcat_x = w["Wcat_x"]
+    Wcat_h_prev = w["Wcat_h_prev"]
+    Wcat_r = w["Wcat_r"]
+    bcat_x = w["bcat_x"]
+    h_seq = seq["h_seq"]
+    c_seq = seq["c_seq"]
+    k_seq = seq["k_seq"]
+    r_seq = seq["r_seq"]
+    Z_f_i_o_seq = seq["Z_f_i_o_seq"]
+    Z_g_seq = seq["Z_g_seq"]
+    if dstateT is None:
+        dstateT = {s: jnp.zeros_like(xs, shape=(B, sizes[STATE_SIZES[s]])) for s in STATE}
+    dw = {name: jnp.zeros_like(xs, shape=value.shape) for name, value in w.items()}
+    step = dict(dhs_t=dhs, Z_f_i_o=Z_f_i_o_seq, k=k_seq, Z_g=Z_g_seq, c_prev=c_seq[:-1])
+    carry = (tuple(dstateT[s] for s in STATE), dw)
+    (dstate0, dw), ys = jax.lax.scan(lambda c, s: _backward_step(w, sizes, c, s), carry, step, reverse=True)
+    d_A_r_seq = ys["d_A_r"]
+    d_A_x_seq = ys["d_A_x"]
+    dw["Wcat_x"] = dw["Wcat_x"] + d_A_x_seq.reshape(steps * B, 4 * H).T @ xs.reshape(steps * B, D)  # (P1)-(P4)
+    dxs = (d_A_x_seq.reshape(steps * B, 4 * H) @ Wcat_x).reshape(steps, B, D)  # (B17)
+    dw["bcat_x"] = dw["bcat_x"] + d_A_x_seq.reshape(steps * B, 4 * H).sum(axis=0)  # (P10)-(P13)
+    dw["Wcat_h_prev"] = dw["Wcat_h_prev"] + d_A_x_seq.reshape(steps * B, 4 * H).T @ h_seq[:steps].reshape(steps * B, P)  # (P5)-(P8)
+    dw["Wcat_r"] = dw["Wcat_r"] + d_A_r_seq.reshape(steps * B, P).T @ r_seq.reshape(steps * B, H)  # (P9)
+    grads = {}
+    grads["W_f"] = dw["Wcat_x"][0:H]
+    grads["b_f"] = dw["bcat_x"][0:H]
+    grads["W_i"] = dw["Wcat_x"][H:2 * H]
+    grads["b_i"] = dw["bcat_x"][H:2 * H]
+    grads["W_o"] = dw["Wcat_x"][2 * H:3 * H]
+    grads["b_o"] = dw["bcat_x"][2 * H:3 * H]
+    grads["W_g"] = dw["Wcat_x"][3 * H:4 * H]
+    grads["b_g"] = dw["bcat_x"][3 * H:4 * H]
+    grads["U_f"] = dw["Wcat_h_prev"][0:H]
+    grads["U_i"] = dw["Wcat_h_prev"][H:2 * H]
+    grads["U_o"] = dw["Wcat_h_prev"][2 * H:3 * H]
+    grads["U_g"] = dw["Wcat_h_prev"][3 * H:4 * H]
+    grads["W_hr"] = dw["Wcat_r"][0:P]
+    return {name: grads[name] for name in PARAMS}, dxs, dict(zip(STATE, dstate0))
+
+
+def forward(params, xs, state0=None):
+    """(outputs, stateT) of the sequence xs from state0 (a dict keyed like STATE, zeros when
+    None); differentiated by JAX with the derived backward."""
+    if state0 is None:
+        state0 = {s: jnp.zeros_like(xs, shape=(xs.shape[1], _sizes(params, xs)[STATE_SIZES[s]])) for s in STATE}
+    return _run(params, xs, state0)
+
+
+@jax.custom_vjp
+def _run(params, xs, state0):
+    outputs, stateT, _ = derived_forward(params, xs, state0)
+    return outputs, stateT
+
+
+def _forward_fwd(params, xs, state0):
+    outputs, stateT, cache = derived_forward(params, xs, state0)
+    return (outputs, stateT), (params, cache)
+
+
+def _forward_bwd(saved, cotangents):
+    params, cache = saved
+    dhs, dstateT = cotangents
+    grads, dxs, dstate0 = derived_backward(params, cache, dhs, dstateT)
+    return {name: _summed_like(grads[name], params[name]) for name in grads}, dxs, dstate0
+
+
+def _summed_like(gradient, primal):
+    """Under shard_map a parameter replicated over mesh axes gets its gradient summed over
+    them, as JAX's own differentiation does; elsewhere the gradient as it is."""
+    extra = tuple(sorted(_varying_axes(gradient) - _varying_axes(primal)))
+    return jax.lax.psum(gradient, extra) if extra else gradient
+
+
+def _varying_axes(value):
+    """The mesh axes a value varies over inside shard_map (`vma`; `mat.varying` since JAX 0.10)."""
+    aval = jax.typeof(value) if hasattr(jax, "typeof") else None
+    found = getattr(aval, "vma", None)
+    if found is None:
+        found = getattr(getattr(aval, "mat", None), "varying", None)
+    return frozenset(found or ())
+
+
+_run.defvjp(_forward_fwd, _forward_bwd)
