@@ -114,8 +114,12 @@ def _param_labels(derivation, names):
     return f"({found[0]})" if len(found) == 1 else f"({found[0]})-({found[-1]})"
 
 
-def _flat_input(cell, inp) -> Ref:
+def _flat_input(cell, plan, inp) -> Ref:
+    """All steps of a product's input as one (steps * B, size) matrix."""
     size = cell.sizes()[inp]
+    if plan.is_block_output(inp):   # stored in its block's buffer, beside its siblings
+        _, block = plan.block_of(inp)
+        return Ref(f"{block.out}_seq", ALL_STEPS, block.columns(inp), flat=size)
     if inp in cell.input_names:
         return Ref(f"{inp}s", flat=size)
     if inp.endswith("_prev") and inp[:-5] in cell.state_names:
@@ -138,7 +142,7 @@ def backward_post(derivation, plan: Plan):
     for p in plan.products:
         flat = Ref(f"d_{plan.delta_of(p).buffer}_seq", flat=p.width)
         label = _param_labels(derivation, [w for g in p.groups for w in p.weights_of(g)])
-        out.append(Gemm(Ref(f'dw["{p.weight}"]'), flat, _flat_input(cell, p.input),
+        out.append(Gemm(Ref(f'dw["{p.weight}"]'), flat, _flat_input(cell, plan, p.input),
                         transpose_a=True, accumulate=True, label=label))
         if p.hoisted:
             x = derivation.adjoint(p.input)

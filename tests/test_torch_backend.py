@@ -9,7 +9,7 @@ import os
 import numpy as np
 import pytest
 
-from conftest import GENERATED, generated, load_file
+from conftest import GENERATED, ROOT, generated, load_file
 from catalogue.cells import CELLS
 from codegen.torch_backend.emit import class_name
 
@@ -19,12 +19,18 @@ else:
     torch = pytest.importorskip("torch")
 
 RECURRENT = [name for name, entry in CELLS.items() if entry.cell.recurrent]
+SPECS = sorted(p.stem for p in (ROOT / "examples").glob("*.toml"))   # spec cells, all recurrent
 SIZES = {"D": 3, "H": 4, "P": 2}
 T, B = 3, 2
 
 
 def torch_module(name):
-    return load_file(GENERATED / "torch" / f"{name}.py", f"generated_torch_{name}")
+    folder = GENERATED if name in CELLS else ROOT / "examples"
+    return load_file(folder / "torch" / f"{name}.py", f"generated_torch_{name}")
+
+
+def numpy_module(name):
+    return generated(name) if name in CELLS else load_file(ROOT / "examples" / f"{name}.py", f"spec_{name}")
 
 
 def function_of(module):
@@ -41,16 +47,16 @@ def random_inputs(module, seed=0):
     return xs, state0, params
 
 
-@pytest.mark.parametrize("name", RECURRENT)
+@pytest.mark.parametrize("name", RECURRENT + SPECS)
 def test_gradcheck_of_the_function(name):
     module = torch_module(name)
     xs, state0, params = random_inputs(module)
     assert torch.autograd.gradcheck(function_of(module).apply, (xs, *state0, *params))
 
 
-@pytest.mark.parametrize("name", RECURRENT)
+@pytest.mark.parametrize("name", RECURRENT + SPECS)
 def test_equal_to_the_numpy_module(name):
-    module, reference = torch_module(name), generated(name)
+    module, reference = torch_module(name), numpy_module(name)
     xs, state0, params = random_inputs(module, seed=1)
     out, *stateT = function_of(module).apply(xs, *state0, *params)
     rng = np.random.default_rng(2)

@@ -21,7 +21,8 @@ def ref_code(ref: Ref) -> str:
     if ref.step == ":steps":
         name = f"{name}[:steps]"
     elif ref.step is not None and ref.columns is not None:
-        return f"{name}[{ref.step}, :, {ref.columns}]"
+        part = f"{name}[{ref.step}, :, {ref.columns}]"
+        return part if ref.flat is None else f"{part}.reshape(steps * B, {ref.flat})"
     elif ref.step is not None and ref.step != ALL_STEPS:
         name = f"{name}[{ref.step}]"
     if ref.columns is not None:
