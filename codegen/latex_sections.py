@@ -55,6 +55,10 @@ def backward_step(derivation, adj, printer, nt) -> dict:
     eq = backward_eq(adj, printer, nt)
     stages = {f.stage.name: f for f in derivation.forward}
     eq["branches"] = [_branch(derivation, stages, adj, term, printer, nt) for term in adj.terms]
+    term = adj.terms[0] if len(adj.terms) == 1 else None
+    # a plain copy (one branch, factor 1) is shown in one line, not under a heading of its own
+    eq["plain"] = (term is not None and term.branch in stages and not eq["words"]
+                  and term.expr == adjoint(term.source))
     return eq
 
 
