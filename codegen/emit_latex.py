@@ -13,7 +13,7 @@ import sympy as sp
 from codegen import latex_sections
 from codegen.latex_worked import worked
 from codegen.document import Document
-from codegen.latex_terms import (adjoint_lhs, backward_eq, branch_name, forward_eq,
+from codegen.latex_terms import (adjoint_lhs, and_join, backward_eq, branch_name, forward_eq,
                                  loss_head, param_eq, signed_sum, tex_prose, term_tex)
 from codegen.notation import Notation, tex_param, tex_text
 from codegen.templates import render
@@ -36,7 +36,7 @@ def emit_latex(document: Document, command: str) -> str:
     context = dict(
         cell=tex_text(cell.name), title_cell=_title(cell.name),
         description=tex_prose(document.description), command=command, timed=cell.recurrent,
-        shapes=_shapes(cell, nt),
+        shapes=_shapes(cell, nt), params=_params(cell),
         forward=[forward_eq(eq, nt) for eq in derivation.forward],
         activations=_activation_rules(kinds),
         simple_rules=_simple_rules(kinds),
@@ -85,11 +85,13 @@ def summary_latex(derivation: Derivation) -> str:
 
 
 def _shapes(cell, nt):
-    rows = [(f"${nt.value(v)}$", f"${size}$", _role(cell, v)) for v, size in cell.sizes().items()]
+    return [(f"${nt.value(v)}$", f"${size}$", _role(cell, v)) for v, size in cell.sizes().items()]
+
+
+def _params(cell):
+    """The parameters with their shapes, for one line under the table of values."""
     times = r" \times "
-    rows += [(f"${tex_param(p)}$", f"${times.join(shape)}$", "parameter")
-             for p, shape in cell.params()]
-    return rows
+    return ", ".join(f"${tex_param(p)}$ (${times.join(shape)}$)" for p, shape in cell.params())
 
 
 def _role(cell, value):
@@ -168,7 +170,7 @@ def _softmax_rule():
 
 
 def _forks(derivation, nt):
-    return [dict(value=nt.value(adj.target), branches=[branch_name(t, nt) for t in adj.terms])
+    return [dict(value=nt.value(adj.target), branches=and_join([branch_name(t, nt) for t in adj.terms]))
             for adj in derivation.adjoints if adj.is_fork]
 
 

@@ -25,6 +25,9 @@ HEAD_LABELS = ("S", "Q")   # softmax head equations S1.., squared-error head Q1.
 HEAD_WORDS = {Loss.CROSS_ENTROPY: "softmax output layer with cross-entropy loss",
               Loss.SQUARED_ERROR: "linear output layer with squared-error loss"}
 TIMES = r" \times "
+# the pattern of backward flow each consuming stage's kind follows (Section "Patterns of
+# backward flow"); every other elementwise kind multiplies by its local partial
+PATTERNS = {Kind.ADD: "add", Kind.MUL: "multiply", Kind.AFFINE: "affine"}
 LINE = 48   # visible characters of one line of a long Jacobian term
 
 
@@ -52,13 +55,16 @@ def backward_step(derivation, adj, printer, nt) -> dict:
     eq = backward_eq(adj, printer, nt)
     stages = {f.stage.name: f for f in derivation.forward}
     eq["branches"] = [_branch(derivation, stages, adj, term, printer, nt) for term in adj.terms]
+    term = adj.terms[0] if len(adj.terms) == 1 else None
+    # a plain copy (one branch, factor 1) is shown in one line, not under a heading of its own
+    eq["plain"] = (term is not None and term.branch in stages and not eq["words"]
+                  and term.expr == adjoint(term.source))
     return eq
 
 
 def _branch(derivation, stages, adj, term, printer, nt) -> dict:
     """One branch of a backward equation; `stages` maps a stage name to its ForwardEq."""
     cell, target = derivation.cell, adj.target
-    sizes = cell.sizes()
     tex = term_tex(term, printer, nt, target)
     v = nt.value(target)
     if term.branch in stages:   # explained by the consuming stage's operation
@@ -67,32 +73,25 @@ def _branch(derivation, stages, adj, term, printer, nt) -> dict:
         head = (f"via ${stage['lhs']}$, stage ({stage['label']}) "
                 f"${stage['lhs']} = {stage['rhs']}$")
         s = stage["lhs"]
+        pattern = PATTERNS.get(consumer.kind, "elementwise")
         if consumer.kind is Kind.AFFINE:
             (weight, _), = (node.args for node in term.expr.atoms(WT))
-            weight = str(weight)
-            shape = dict(cell.params())[weight]
-            why = (rf"; affine rule: $\partial {s} / \partial {v} = {tex_param(weight)}$, "
-                   "so the gradient goes back through the transposed weights")
-            shapes = rf"({TIMES.join(shape)})^{{\top}} \cdot {shape[0]} \to {shape[1]}"
+            why = rf"; pattern: {pattern}, through ${tex_param(str(weight))}^{{\top}}$"
         elif consumer.kind is Kind.SOFTMAX:
-            why = "; the softmax rule contracts its Jacobian with the incoming gradient"
-            shapes = rf"{sizes[term.source]} \to {sizes[target]}"
+            why = r"; the softmax rule (Section~\ref{sec:softmax}) contracts its Jacobian with the incoming gradient"
         else:
             factor = term.expr.as_independent(adjoint(term.source), as_Add=False)[0]
-            why = (rf"; SymPy's local partial $\partial {s} / \partial {v} = "
+            why = (rf"; pattern: {pattern}, local partial $\partial {s} / \partial {v} = "
                    rf"{printer.doprint(factor)}$")
-            shapes = rf"{sizes[term.source]} \odot {sizes[target]} \to {sizes[target]}"
     elif term.branch == LOSS_BRANCH:
         head = f"the loss reads ${v}$ directly"
         why = ("" if not cell.recurrent else
                r" (Section~\ref{sec:heads} derives this term for two output layers)")
-        shapes = sizes[target]
     else:
         prev = derivation.adjoint(f"{target}_prev").label
         head = f"the next time step: ${v}$ is its previous state"
         why = f"; the term was computed there by (\\ref{{eq:{prev}}})"
-        shapes = sizes[target]
-    return dict(head=head + why, term=tex, shapes=shapes)
+    return dict(head=head + why, term=tex)
 
 
 def _head(d, prefix, outer_nt) -> dict:

@@ -75,6 +75,11 @@ def term_tex(term, printer, nt, target):
     return printer.doprint(term.expr)
 
 
+def and_join(items) -> str:
+    """`a, b and c`."""
+    return " and ".join([", ".join(items[:-1]), items[-1]] if len(items) > 1 else items)
+
+
 def signed_sum(terms) -> str:
     """`a + b - c` rather than `a + b + -c`."""
     out = terms[0] if terms else "0"
@@ -96,8 +101,8 @@ def backward_eq(adj, printer, nt):
 def backward_words(adj, nt):
     if adj.is_fork:
         return (f"${nt.value(adj.target)}$ is a fork: it feeds "
-                + ", ".join(branch_name(t, nt) for t in adj.terms)
-                + "; its gradient is the sum of one term per branch.")
+                + and_join([branch_name(t, nt) for t in adj.terms])
+                + "; pattern: fork, its gradient is the sum of one term per branch.")
     if adj.target.endswith("_prev"):
         state = adj.target[: -len("_prev")]
         return (f"This is the part of the gradient of ${nt.value(adj.target)}$ that flows back "

@@ -108,3 +108,25 @@ def test_a_label_counted_wrongly_in_advance_gets_the_second_run(tmp_path, monkey
     (tmp_path / "lstm").mkdir()
     pdf._latex_runs(engine, None, (GENERATED / "lstm.tex").read_text(), tmp_path / "lstm")
     assert len(runs) == 1, "the document's own labels were not all predicted"
+
+
+TEX = sorted(GENERATED.glob("*.tex")) + sorted((ROOT / "examples").glob("*.tex"))
+
+
+def _sentences(tex):
+    """The sentences of a document's body, whitespace collapsed (a rough split at . ; : ? !)."""
+    body = re.sub(r"\s+", " ", tex.partition(r"\begin{document}")[2])
+    return [s.strip() for s in re.split(r"(?<=[.;:!?])\s+(?=[A-Z\\$])", body)]
+
+
+@pytest.mark.parametrize("path", TEX, ids=[p.stem for p in TEX])
+def test_no_sentence_of_eight_words_or_more_is_said_twice(path):
+    long = [s for s in _sentences(path.read_text(encoding="utf-8")) if len(s.split()) >= 8]
+    repeated = sorted({s for s in long if long.count(s) > 1})
+    assert not repeated, repeated
+
+
+@pytest.mark.parametrize("path", TEX, ids=[p.stem for p in TEX])
+def test_sympy_is_named_where_it_matters_only(path):
+    body = path.read_text(encoding="utf-8").partition(r"\begin{document}")[2]
+    assert body.count("SymPy") <= 4
