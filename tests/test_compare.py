@@ -154,6 +154,24 @@ def test_broken_module_is_one_line_with_exit_2(file_name, tmp_path, capsys):
         assert word in lines[0], lines[0]
 
 
+def test_an_exception_in_your_code_names_your_file_and_line(tmp_path, capsys):
+    """The innermost frame in the user's file, even when numpy raised below it."""
+    text = REFERENCE.replace("    dstate0 = {", "    _squash(dxs)\n    dstate0 = {")
+    text += "\n\ndef _squash(a):\n    return np.reshape(a, (7, 7))   # not 49 numbers\n"
+    path = tmp_path / "my_lstm.py"
+    path.write_text(text)
+    line = text.splitlines().index("    return np.reshape(a, (7, 7))   # not 49 numbers") + 1
+    code, _, err = compare(capsys, "lstm", "--against", str(path))
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1, err
+    assert "backward() raised ValueError: cannot reshape" in lines[0], lines[0]
+    assert lines[0].endswith(f"(at {path}:{line})"), lines[0]
+    path.write_text(BROKEN["crash.py"][0])
+    line = BROKEN["crash.py"][0].splitlines().index("        dh = dhs[t] + undefined_name") + 1
+    code, _, err = compare(capsys, "lstm", "--against", str(path))
+    assert code == 2 and "backward() raised NameError" in err and f"(at {path}:{line})" in err, err
+
+
 @pytest.mark.parametrize("target, words", [("nowhere/missing.py", "no such file"),
                                            ("no_such_module_xyz", "No module named"),
                                            ("bad name!", "not a .py path or a dotted module name")])
