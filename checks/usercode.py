@@ -74,12 +74,14 @@ class Runner:
 
     `cell` needs `recurrent` and `state_names`; `shapes` maps every quantity (parameters,
     inputs, state) to its expected shape; results are float64 arrays keyed like the
-    derived side (see `checks.compare`).
+    derived side (see `checks.compare`); `dtypes` collects the float dtypes the code
+    returned them in (they set the default tolerances).
     """
 
     def __init__(self, module, label: str, cell):
         self.label, self.cell = label, cell
         self.warnings: list[str] = []
+        self.dtypes: set[str] = set()   # the float dtypes of everything the code returned
         names = ("forward", "backward")
         missing = [n for n in names if not callable(getattr(module, n, None))]
         if missing:
@@ -163,7 +165,9 @@ class Runner:
             raise DeriveError(f"{self.label}: {what}() returned {name} without {key!r}") from None
 
     def array(self, what, name, value, shape, transposable=False):
-        value = _floats(value)
+        value, dtype = _floats(value)
+        if dtype is not None:
+            self.dtypes.add(dtype)
         if isinstance(value, str):   # complex values would lose their imaginary part without a word
             raise DeriveError(f"{self.label}: {what}() returned {name} that is {value}")
         ok = value.shape == tuple(shape) or (transposable and value.shape == tuple(shape)[::-1])
@@ -177,14 +181,17 @@ class Runner:
 
 
 def _floats(value):
-    """`value` as a float64 array, or what it is instead."""
+    """(`value` as a float64 array, the name of its own float dtype or None), or (what it
+    is instead, None)."""
     try:
         raw = np.asarray(value)
         if np.iscomplexobj(raw):
-            return "complex numbers"
-        return "not a float array" if raw.dtype.kind in "SUVM" else raw.astype(np.float64)
+            return "complex numbers", None
+        if raw.dtype.kind in "SUVM":
+            return "not a float array", None
+        return raw.astype(np.float64), (raw.dtype.name if raw.dtype.kind == "f" else None)
     except (TypeError, ValueError, OverflowError):
-        return "not a float array"
+        return "not a float array", None
 
 
 def _raised(err: BaseException) -> str:
