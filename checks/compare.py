@@ -141,6 +141,9 @@ class Comparison:
     cell: object
     rows: dict[str, Row]
     runs: list   # (problem, yours, derived)
+    rtol: float = 1e-6
+    atol: float = 1e-9
+    tolerances: str = ""   # which tolerances were used and why, one line
 
     def disagreeing(self, forward: bool) -> list[str]:
         return [r.name for r in self.rows.values() if not r.agree and r.forward == forward]
@@ -151,8 +154,36 @@ def differing(got: dict, want: dict, rtol, atol) -> list[str]:
     return [name for name in want if not close(got[name], want[name], rtol, atol)]
 
 
-def compare(derivation, runner, rtol, atol, seed=0) -> Comparison:
-    """Run both sides on every problem and tabulate the errors."""
+# (rtol, atol) by the float dtype of the compared code's results: a few hundred units in the
+# last place relative, and absolute errors of the values' own size (~1) times that, allowing
+# for what rounding accumulates over the few steps and sums of the random problems
+DTYPE_TOLERANCES = {"float64": (1e-6, 1e-9), "float32": (1e-4, 1e-5), "float16": (3e-2, 1e-2)}
+DEFAULT_DTYPE = "float64"
+
+
+def tolerances(dtypes, rtol=None, atol=None) -> tuple[float, float, str]:
+    """(rtol, atol, one line saying which and why): each one not given explicitly (None)
+    comes from the least precise float dtype among `dtypes` (float64 if none is known)."""
+    known = [d for d in dtypes if d in DTYPE_TOLERANCES]
+    dtype = max(known, key=lambda d: DTYPE_TOLERANCES[d]) if known else DEFAULT_DTYPE
+    auto_rtol, auto_atol = DTYPE_TOLERANCES[dtype]
+    why = (f"your results are {dtype}" if dtypes and len(set(dtypes)) == 1 and known
+           else f"the least precise of your results ({', '.join(sorted(set(dtypes)))}) is {dtype}"
+           if known else f"your results are {', '.join(sorted(set(dtypes)))}, compared as float64"
+           if dtypes else "float64")
+    given = [n for n, v in (("--rtol", rtol), ("--atol", atol)) if v is not None]
+    rtol = auto_rtol if rtol is None else rtol
+    atol = auto_atol if atol is None else atol
+    if len(given) == 2:
+        return rtol, atol, f"tolerances: rtol {rtol:g}, atol {atol:g} (given by --rtol and --atol)"
+    reason = f"{why}, so the {dtype} defaults"
+    reason += f"; {given[0]} as given" if given else "; --rtol/--atol override"
+    return rtol, atol, f"tolerances: rtol {rtol:g}, atol {atol:g} ({reason})"
+
+
+def compare(derivation, runner, rtol=None, atol=None, seed=0) -> Comparison:
+    """Run both sides on every problem and tabulate the errors.  A tolerance left None is
+    chosen by the float dtype of what the runner's code returned (`tolerances`)."""
     cell = derivation.cell
     fwd = set(forward_names(cell))
     rows, runs = {}, []
@@ -160,13 +191,15 @@ def compare(derivation, runner, rtol, atol, seed=0) -> Comparison:
         want = finite_derived(derivation, problem)
         got = runner.run(problem, expected_shapes(cell, problem))
         runs.append((problem, got, want))
+    rtol, atol, why = tolerances(sorted(getattr(runner, "dtypes", ())), rtol, atol)
+    for problem, got, want in runs:
         for name, ref in want.items():
             row = rows.setdefault(name, Row(name, name in fwd))
             a, r = errors(got[name], ref)
             row.abs_err, row.rel_err = worst((row.abs_err, a)), worst((row.rel_err, r))
             if not close(got[name], ref, rtol, atol):
                 row.failures.append((problem, got[name], ref))
-    return Comparison(cell, rows, runs)
+    return Comparison(cell, rows, runs, rtol, atol, why)
 
 
 def expected_shapes(cell, problem: Problem) -> dict[str, tuple[int, ...]]:

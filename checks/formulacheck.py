@@ -1,10 +1,10 @@
 """The verdict on hand-written formulas: equal (proved, or at exact random points) or different.
 
-`check_formulas` parses every formula and evaluates it at POINTS random points of
-`checks.points` first (a bad formula, or one that is not a finite real number at enough
-points, is a one-line DeriveError before anything is printed; a point where only some
-formulas are singular, like d_h / d_h where d_h = 0, is replaced by the next one for
-them), then prints for each formula the derived equation, the verdict and, when they
+`check_formulas` takes the formulas one at a time: it parses each and evaluates it at
+POINTS random points of `checks.points` (a bad formula, or one that is not a finite real
+number at enough points, is its own one-line error and the others still run; a point
+where only some formulas are singular, like d_h / d_h where d_h = 0, is replaced by the
+next one for them), then prints for each formula the derived equation, the verdict and, when they
 differ, the difference: for elementwise formulas the simplified SymPy difference in the
 derivation's names, for formulas with matrix products the terms that are missing,
 extra, negated or transposed; then a one-element numeric counterexample.
@@ -16,6 +16,7 @@ points, matched term by term, and says so.  Every formula is answered in a few s
 from __future__ import annotations
 
 import ast
+import sys
 
 import mpmath
 import numpy as np
@@ -34,19 +35,26 @@ MAX_PROOF_OPS = 600
 PROOF_SECONDS = 4.0
 
 
-def check_formulas(derivation, formulas, out) -> int:
-    """Check (where, text) formulas, printing with `out`; 0 if all equal, else 1."""
+def check_formulas(derivation, formulas, out, err=None) -> int:
+    """Check (where, text) formulas, printing verdicts with `out` and, for a formula that
+    cannot be checked, its one-line error with `err` (stderr by default); the rest still
+    run.  The worst status: 2 if any could not be checked, else 1 if any differs, else 0."""
+    err = err or (lambda line: print(line, file=sys.stderr))
     names = names_of(derivation)
-    parsed = [(where, text, *parse(text, names, where)) for where, text in formulas]
     pool = Points(derivation)
-    with mpmath.workdps(DPS):
-        results = [_evaluate_or_fail(derivation.cell, tree, pool, where, text)
-                   for where, text, _, tree in parsed]
-        status = 0
-        for (where, text, lhs, tree), (envs, values) in zip(parsed, results):
-            lines, equal = check(derivation, lhs, tree, envs, values)
-            out("\n".join(lines))
-            status = max(status, 0 if equal else 1)
+    status = 0
+    for where, text in formulas:
+        try:
+            lhs, tree = parse(text, names, where)
+            with mpmath.workdps(DPS):
+                envs, values = _evaluate_or_fail(derivation.cell, tree, pool, where, text)
+                lines, equal = check(derivation, lhs, tree, envs, values)
+        except DeriveError as error:
+            err(f"lstm-derive: error: {error}")
+            status = 2
+            continue
+        out("\n".join(lines))
+        status = max(status, 0 if equal else 1)
     return status
 
 

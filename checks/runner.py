@@ -46,6 +46,7 @@ class ChildRunner:
 
     def __init__(self, target: str, cell, seconds: float = TIMEOUT):
         self.label, self.seconds, self.used, self.shown = target, seconds, 0.0, set()
+        self.dtypes: set[str] = set()   # the float dtypes the user's code returned, as reported
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(
             [str(ROOT)] + [p for p in [os.environ.get("PYTHONPATH")] if p]))
         self.process = subprocess.Popen([sys.executable, "-P", "-m", "checks.runner"],
@@ -101,6 +102,7 @@ class ChildRunner:
                               f"while {doing} (does your code write to file descriptor 1?)") from None
         finally:
             self.used += time.monotonic() - start
+        self.dtypes.update(str(d) for d in header.get("dtypes", []) if isinstance(d, str))
         for warning in header.get("warnings", []):
             if warning not in self.shown:
                 self.shown.add(warning)
@@ -177,13 +179,14 @@ def main():
                 _reply(replies, "ok", {}, [])
             else:
                 result = runner.run(SimpleNamespace(**args[0]), args[1])
-                _reply(replies, "ok", result, runner.warnings)
+                _reply(replies, "ok", result, runner.warnings, dtypes=sorted(runner.dtypes))
         except DeriveError as err:
             _reply(replies, "error", {}, runner.warnings if runner else [], str(err))
 
 
-def _reply(stream, status, arrays, warnings, message=""):
-    header = dict(status=status, message=message, warnings=warnings, arrays=list(arrays))
+def _reply(stream, status, arrays, warnings, message="", dtypes=()):
+    header = dict(status=status, message=message, warnings=warnings, arrays=list(arrays),
+                  dtypes=list(dtypes))
     _write(stream, json.dumps(header).encode())
     for value in arrays.values():
         buffer = io.BytesIO()

@@ -5,7 +5,8 @@ thing ever done with it besides calling its `forward` and `backward`.  `Runner` 
 those two functions on copies of our arrays and checks what comes back against the
 generated module's contract; every way of breaking it (an exception inside the user's
 code, `sys.exit`, a missing key, a wrong shape, NaN) becomes a `DeriveError` of one line
-naming the function and the problem.  A gradient of exactly the transposed shape is let
+naming the function and the problem (for an exception, also the
+innermost FILE:LINE of the user's file it passed through).  A gradient of exactly the transposed shape is let
 through, so the comparison can say "transposed" instead of refusing it.  Inputs the code
 changes in place are noted in `Runner.warnings` (a caller's arrays would be changed).
 
@@ -18,6 +19,7 @@ import importlib
 import importlib.util
 import re
 import sys
+import traceback
 from pathlib import Path
 
 import numpy as np
@@ -72,25 +74,38 @@ class Runner:
 
     `cell` needs `recurrent` and `state_names`; `shapes` maps every quantity (parameters,
     inputs, state) to its expected shape; results are float64 arrays keyed like the
-    derived side (see `checks.compare`).
+    derived side (see `checks.compare`); `dtypes` collects the float dtypes the code
+    returned them in (they set the default tolerances).
     """
 
     def __init__(self, module, label: str, cell):
         self.label, self.cell = label, cell
         self.warnings: list[str] = []
+        self.dtypes: set[str] = set()   # the float dtypes of everything the code returned
         names = ("forward", "backward")
         missing = [n for n in names if not callable(getattr(module, n, None))]
         if missing:
             raise DeriveError(f"{label}: has no function {missing[0]}() "
                               f"(the contract: see `lstm-derive compare --help`)")
         self.forward, self.backward = module.forward, module.backward
+        self.file = getattr(module, "__file__", None)
+
+    def where(self, err: BaseException) -> str:
+        """The text ' (at FILE:LINE)' naming the innermost frame of the traceback in the
+        user's file (else the innermost one outside this module), or '' if there is none."""
+        frames = [f for f in traceback.extract_tb(err.__traceback__)
+                  if Path(f.filename).resolve() != Path(__file__).resolve()]
+        if self.file:
+            mine = Path(self.file).resolve()
+            frames = [f for f in frames if Path(f.filename).resolve() == mine] or frames
+        return f" (at {frames[-1].filename}:{frames[-1].lineno})" if frames else ""
 
     def call(self, what, fn, *args, inputs=()):
         """fn(*args); `inputs` are (name, ours, the copy handed over) to watch for changes."""
         try:
             out = fn(*args)
         except BaseException as err:  # noqa: BLE001 - the user's code, sys.exit included
-            raise DeriveError(f"{self.label}: {what}() {_raised(err)}") from None
+            raise DeriveError(f"{self.label}: {what}() {_raised(err)}{self.where(err)}") from None
         for name, ours, theirs in inputs:
             for key in _changed(ours, theirs):
                 warning = f"{self.label}: {what}() changed its input {name}{key} in place"
@@ -150,7 +165,9 @@ class Runner:
             raise DeriveError(f"{self.label}: {what}() returned {name} without {key!r}") from None
 
     def array(self, what, name, value, shape, transposable=False):
-        value = _floats(value)
+        value, dtype = _floats(value)
+        if dtype is not None:
+            self.dtypes.add(dtype)
         if isinstance(value, str):   # complex values would lose their imaginary part without a word
             raise DeriveError(f"{self.label}: {what}() returned {name} that is {value}")
         ok = value.shape == tuple(shape) or (transposable and value.shape == tuple(shape)[::-1])
@@ -164,14 +181,17 @@ class Runner:
 
 
 def _floats(value):
-    """`value` as a float64 array, or what it is instead."""
+    """(`value` as a float64 array, the name of its own float dtype or None), or (what it
+    is instead, None)."""
     try:
         raw = np.asarray(value)
         if np.iscomplexobj(raw):
-            return "complex numbers"
-        return "not a float array" if raw.dtype.kind in "SUVM" else raw.astype(np.float64)
+            return "complex numbers", None
+        if raw.dtype.kind in "SUVM":
+            return "not a float array", None
+        return raw.astype(np.float64), (raw.dtype.name if raw.dtype.kind == "f" else None)
     except (TypeError, ValueError, OverflowError):
-        return "not a float array"
+        return "not a float array", None
 
 
 def _raised(err: BaseException) -> str:

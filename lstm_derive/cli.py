@@ -168,8 +168,12 @@ def _compare_parser(sub, cell_help):
     p.add_argument("--formula", action="append", default=[], metavar="'NAME = EXPRESSION'",
                    help="a hand-written formula for one backward quantity (repeatable)")
     p.add_argument("--formulas", type=Path, metavar="FILE", help="formulas, one per line, # comments")
-    p.add_argument("--rtol", type=TOLERANCE, default=1e-6, help="relative tolerance (default 1e-6)")
-    p.add_argument("--atol", type=TOLERANCE, default=1e-9, help="absolute tolerance (default 1e-9)")
+    p.add_argument("--rtol", type=TOLERANCE, default=None,
+                   help="relative tolerance (default by the dtype of your results: "
+                        "1e-6 for float64, 1e-4 for float32)")
+    p.add_argument("--atol", type=TOLERANCE, default=None,
+                   help="absolute tolerance (default by the dtype of your results: "
+                        "1e-9 for float64, 1e-5 for float32)")
     p.add_argument("--seed", type=SEED, default=0)
     p.add_argument("--timeout", type=SECONDS, default=60.0, metavar="SECONDS",
                    help="how long --against code may run in all, import included (default 60)")
@@ -325,10 +329,12 @@ def _compare_with(derivation, args, runner, label) -> int:
     from checks.diagnose import diagnose
     cell = derivation.cell
     comparison = compare(derivation, runner, args.rtol, args.atol, args.seed)
-    print("\n".join(table(comparison, args.rtol, args.atol, label)))
+    rtol, atol = comparison.rtol, comparison.atol
+    print("\n".join(table(comparison, rtol, atol, label)))
+    print(comparison.tolerances)
     if all(row.agree for row in comparison.rows.values()):
         print(f"{cell.name}: {args.against} and the derivation agree")
         return 0
     print(f"{cell.name}: {args.against} and the derivation DISAGREE")
-    print("\n".join(diagnose(comparison, derivation, runner, args.rtol, args.atol)))
+    print("\n".join(diagnose(comparison, derivation, runner, rtol, atol)))
     return 1

@@ -109,6 +109,36 @@ def test_tolerance_is_adjustable(tmp_path, capsys):
     assert compare(capsys, "lstm", "--against", str(path), "--rtol", "1e-4")[0] == 0
 
 
+FLOAT32 = "    return np.result_type(np.float64, *[np.asarray(a).dtype for a in arrays])"
+
+
+@pytest.mark.parametrize("bug", [None, "scaled bias gradient", "missing carried d_c"])
+def test_float32_code_gets_float32_tolerances(bug, tmp_path, capsys):
+    """The reference computing in float32: correct is agreement, a real bug still differs."""
+    assert REFERENCE.count(FLOAT32) == 1
+    text = REFERENCE.replace(FLOAT32, "    return np.dtype(np.float32)")
+    if bug:
+        old, new, _ = MUTANTS[bug]
+        text = text.replace(old, new)
+    path = tmp_path / "my_lstm32.py"
+    path.write_text(text)
+    code, out, err = compare(capsys, "lstm", "--against", str(path))
+    assert code == (1 if bug else 0) and not err, out + err
+    assert "tolerances: rtol 0.0001, atol 1e-05 (your results are float32, so the float32 " \
+           "defaults; --rtol/--atol override)\n" in out, out
+    if not bug:   # the float64 defaults, given explicitly, are too tight for float32
+        code, out, _ = compare(capsys, "lstm", "--against", str(path), "--rtol", "1e-6", "--atol", "1e-9")
+        assert code == 1 and "(given by --rtol and --atol)" in out, out
+        assert "the forward pass already differs" in out, out
+
+
+def test_float64_code_keeps_the_float64_tolerances(capsys):
+    code, out, _ = compare(capsys, "lstm", "--against", str(ROOT / "tests" / "reference_lstm.py"),
+                           "--rtol", "1e-5")
+    assert code == 0 and "tolerances: rtol 1e-05, atol 1e-09 (your results are float64, so the " \
+        "float64 defaults; --rtol as given)\n" in out, out
+
+
 BROKEN = {
     "syntax.py": ("def forward(:\n", "cannot import", "SyntaxError"),
     "raises_on_import.py": ("raise RuntimeError('no GPU here')\n", "cannot import", "no GPU here"),
@@ -152,6 +182,24 @@ def test_broken_module_is_one_line_with_exit_2(file_name, tmp_path, capsys):
     assert "Traceback" not in err
     for word in words:
         assert word in lines[0], lines[0]
+
+
+def test_an_exception_in_your_code_names_your_file_and_line(tmp_path, capsys):
+    """The innermost frame in the user's file, even when numpy raised below it."""
+    text = REFERENCE.replace("    dstate0 = {", "    _squash(dxs)\n    dstate0 = {")
+    text += "\n\ndef _squash(a):\n    return np.reshape(a, (7, 7))   # not 49 numbers\n"
+    path = tmp_path / "my_lstm.py"
+    path.write_text(text)
+    line = text.splitlines().index("    return np.reshape(a, (7, 7))   # not 49 numbers") + 1
+    code, _, err = compare(capsys, "lstm", "--against", str(path))
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1, err
+    assert "backward() raised ValueError: cannot reshape" in lines[0], lines[0]
+    assert lines[0].endswith(f"(at {path}:{line})"), lines[0]
+    path.write_text(BROKEN["crash.py"][0])
+    line = BROKEN["crash.py"][0].splitlines().index("        dh = dhs[t] + undefined_name") + 1
+    code, _, err = compare(capsys, "lstm", "--against", str(path))
+    assert code == 2 and "backward() raised NameError" in err and f"(at {path}:{line})" in err, err
 
 
 @pytest.mark.parametrize("target, words", [("nowhere/missing.py", "no such file"),

@@ -100,9 +100,29 @@ def test_bad_line_in_a_formulas_file_names_the_line(tmp_path, capsys):
     path = tmp_path / "mine.txt"
     path.write_text("d_c = d_h*o*(1 - k**2) + d_c_next\n# fine so far\nd_c = d_h +\n")
     code, out, err = compare(capsys, "lstm", "--formulas", str(path))
-    assert code == 2 and not out and f"{path}:3: " in err
+    assert code == 2 and f"{path}:3: " in err and out.count("equal: proved") == 1
     code, _, err = compare(capsys, "lstm", "--formulas", str(tmp_path / "none.txt"))
     assert code == 2 and "cannot read formulas" in err
+
+
+@pytest.mark.parametrize("lines, code", [
+    (["d_c = d_h*o*(1 - k**2) + d_c_next", "d_c_prev = d_c", "d_a_f = d_c * (c_prev"], 2),
+    (["d_a_f = d_c * (c_prev", "d_c_prev = d_c", "d_c = d_h*o*(1 - k**2) + d_c_next"], 2),
+    (["d_c = d_h*o*(1 - k**2) + d_c_next", "d_c_prev = d_c"], 1),
+])
+def test_one_bad_formula_does_not_stop_the_others(lines, code, tmp_path, capsys):
+    path = tmp_path / "mine.txt"
+    path.write_text("\n".join(lines) + "\n")
+    got, out, err = compare(capsys, "lstm", "--formulas", str(path))
+    assert got == code, (out, err)
+    assert out.count("  equal: proved") == 1 and out.count("  different: ") == 1, out
+    errors = err.strip().splitlines()
+    if code == 2:
+        bad = lines.index("d_a_f = d_c * (c_prev") + 1
+        assert len(errors) == 1 and errors[0].startswith(f"lstm-derive: error: {path}:{bad}: "), err
+        assert "syntax error" in errors[0]
+    else:
+        assert not errors, err
 
 
 def test_show_lists_the_names_a_formula_may_use(capsys):
