@@ -46,7 +46,8 @@ class Op:
         return f"Op({self.name!r})"
 
 
-def _activation(name, expr, numeric, reuse_output, symbol, words):
+def activation(name, expr, numeric, reuse_output, symbol, words):
+    """A row for an activation: its symbol (\\sigma) makes its notation, sigma(x)."""
     tex = symbol.replace("{", "{{").replace("}", "}}") + r"\left({0}\right)"
     return Op(name, (X,), expr, numeric, reuse_output, tex, words, symbol, activation=True)
 
@@ -60,19 +61,19 @@ class Kind:
 
     AFFINE = Op("affine", words="affine map")
     SOFTMAX = Op("softmax", tex=r"\operatorname{{softmax}}\left({0}\right)", words="softmax")
-    SIGMOID = _activation("sigmoid", 1 / (1 + sp.exp(-X)), (1 + sp.tanh(X / 2)) / 2, True,
+    SIGMOID = activation("sigmoid", 1 / (1 + sp.exp(-X)), (1 + sp.tanh(X / 2)) / 2, True,
                           r"\sigma", "the logistic sigmoid")
-    TANH = _activation("tanh", (sp.exp(X) - sp.exp(-X)) / (sp.exp(X) + sp.exp(-X)), sp.tanh(X),
+    TANH = activation("tanh", (sp.exp(X) - sp.exp(-X)) / (sp.exp(X) + sp.exp(-X)), sp.tanh(X),
                        True, r"\tanh", "the hyperbolic tangent")
-    RELU = _activation("relu", (X + sp.Abs(X)) / 2, (X + sp.Abs(X)) / 2, False,
+    RELU = activation("relu", (X + sp.Abs(X)) / 2, (X + sp.Abs(X)) / 2, False,
                        r"\operatorname{relu}", "the rectifier")
-    SOFTPLUS = _activation("softplus", sp.log(1 + sp.exp(X)),
+    SOFTPLUS = activation("softplus", sp.log(1 + sp.exp(X)),
                            (X + sp.Abs(X)) / 2 + sp.log(1 + sp.exp(-sp.Abs(X))), True,
                            r"\operatorname{softplus}", "the softplus")
-    SOFTSIGN = _activation("softsign", X / (1 + sp.Abs(X)), X / (1 + sp.Abs(X)), False,
+    SOFTSIGN = activation("softsign", X / (1 + sp.Abs(X)), X / (1 + sp.Abs(X)), False,
                            r"\operatorname{softsign}", "the softsign")
-    EXP = _activation("exp", sp.exp(X), sp.exp(X), True, r"\exp", "the exponential")
-    LOG = _activation("log", sp.log(X), sp.log(X), False, r"\log", "the logarithm")
+    EXP = activation("exp", sp.exp(X), sp.exp(X), True, r"\exp", "the exponential")
+    LOG = activation("log", sp.log(X), sp.log(X), False, r"\log", "the logarithm")
     MUL = _simple("mul", (X, Y), X * Y, r"{0} \odot {1}", "elementwise product")
     ADD = _simple("add", (X, Y), X + Y, "{0} + {1}", "elementwise sum")
     ONE_MINUS = _simple("one_minus", (X,), 1 - X, "1 - {0}", "complement")

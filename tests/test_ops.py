@@ -13,17 +13,15 @@ import sympy as sp
 
 from derive import derive
 from derive.interpret import run
-from derive.ops import OPS, X, Op
+from derive.ops import OPS, X, Op, activation
 from derive.rules import derivative
 from derive.stages import Cell, affine, elementwise
 
-HARD_SIGMOID = Op("hard_sigmoid", (X,), (sp.Abs(X + 1) - sp.Abs(X - 1)) / 4 + sp.Rational(1, 2),
-                  (sp.Abs(X + 1) - sp.Abs(X - 1)) / 4 + sp.Rational(1, 2), False,
-                  r"\operatorname{hardsigmoid}\left({0}\right)", "the hard sigmoid",
-                  r"\operatorname{hardsigmoid}", activation=True)
-GELU = Op("gelu", (X,), X / 2 * (1 + sp.erf(X / sp.sqrt(2))), X / 2 * (1 + sp.erf(X / sp.sqrt(2))),
-          False, r"\operatorname{GELU}\left({0}\right)", "the Gaussian error linear unit",
-          r"\operatorname{GELU}", activation=True)
+HARD_SIGMOID = activation("hard_sigmoid", (sp.Abs(X + 1) - sp.Abs(X - 1)) / 4 + sp.Rational(1, 2),
+                          (sp.Abs(X + 1) - sp.Abs(X - 1)) / 4 + sp.Rational(1, 2), False,
+                          r"\operatorname{hardsigmoid}", "the hard sigmoid")
+GELU = activation("gelu", X / 2 * (1 + sp.erf(X / sp.sqrt(2))), X / 2 * (1 + sp.erf(X / sp.sqrt(2))),
+                  False, r"\operatorname{GELU}", "the Gaussian error linear unit")
 
 
 def rnn_with(op: Op) -> Cell:
@@ -69,3 +67,44 @@ def test_a_wrong_row_is_caught_by_the_same_check():
     wrong = Op("bad_gelu", (X,), GELU.expr, X / 2 * (1 + sp.tanh(X)), False, activation=True)
     with pytest.raises(DeriveError, match="numeric form of bad_gelu"):
         derivative(wrong, 0)
+
+
+def test_a_new_row_gets_its_document_and_modules():
+    """The hard sigmoid row, through the whole build: NumPy, PyTorch and JAX modules, the
+    .tex and the .html; the NumPy module's gradients agree with finite differences."""
+    from catalogue.entry import Entry
+    from checks.gradcheck import check, load_module
+    from lstm_derive.build import Build
+    entry = Entry(rnn_with(HARD_SIGMOID), "a plain RNN with a hard sigmoid")
+    files = Build("test").render(entry).files
+    assert {"rnn_hard_sigmoid.py", "rnn_hard_sigmoid.tex", "rnn_hard_sigmoid.html",
+            "torch/rnn_hard_sigmoid.py", "jax/rnn_hard_sigmoid.py"} <= set(files)
+    assert "the hard sigmoid" in files["rnn_hard_sigmoid.tex"]
+    assert r"\operatorname{hardsigmoid}" in files["rnn_hard_sigmoid.tex"]
+    module = load_module(files["rnn_hard_sigmoid.py"], "rnn_hard_sigmoid")
+    errors = check(module, 3, 2, 4, 3, seed=1)
+    assert errors and all(np.isfinite(e) and e < 1e-6 for e in errors.values()), errors
+
+
+def test_a_backend_that_cannot_spell_a_row_says_so_at_generation_time():
+    """GELU's stable form uses erf: NumPy has none, so generating its module is one line naming
+    the function; PyTorch spells it (torch.erf), and that module's gradients pass gradcheck."""
+    from catalogue.entry import Entry
+    from derive.errors import DeriveError
+    from lstm_derive.build import Build
+    entry = Entry(rnn_with(GELU), "a plain RNN with GELU")
+    with pytest.raises(DeriveError) as error:
+        Build("test").render(entry, only=".py")
+    assert "\n" not in str(error.value) and "cannot spell the function erf" in str(error.value)
+    torch = pytest.importorskip("torch")
+    source = Build("test").render(entry, only="torch").files["torch/rnn_gelu.py"]
+    assert "torch.erf(" in source
+    namespace = {}
+    exec(compile(source, "rnn_gelu_torch", "exec"), namespace)
+    function = next(v for k, v in namespace.items() if k.endswith("Function") and k != "Function")
+    g = torch.Generator().manual_seed(0)
+    rand = lambda *shape: torch.randn(*shape, generator=g, dtype=torch.float64).requires_grad_()
+    xs, h0 = rand(3, 2, 4), rand(2, 3)
+    params = [(0.5 * rand(*(3 if d == "H" else 4 for d in shape))).detach().requires_grad_()
+              for shape in namespace["PARAMS"].values()]
+    assert torch.autograd.gradcheck(function.apply, (xs, h0, *params))

@@ -78,16 +78,16 @@ class NumPyCode(NumPyPrinter):
         return f"numpy.maximum({self._print(a)}, {self._print(b)})"
 
 
-def spelled(expr, backend: str = "NumPy") -> sp.Expr:
+def spelled(expr, backend: str = "NumPy", table=SPELLED) -> sp.Expr:
     """The expression, checked: ReLU's (z + |z|)/2 as Max(z, 0), (1 + tanh(z/2))/2 as
     Sigmoid(z); DeriveError for a function
     NumPy cannot spell."""
     expr = sp.sympify(expr).replace((_X + sp.Abs(_X)) / 2, lambda x: sp.Max(x, 0, evaluate=False))
     expr = expr.replace(sp.tanh(_X / 2) / 2 + sp.Rational(1, 2), lambda x: Sigmoid(x))
     for f in expr.atoms(sp.Function):
-        if type(f) not in SPELLED:
+        if type(f) not in table:
             raise DeriveError(f"the {backend} backend cannot spell the function {type(f).__name__} "
-                              f"(in {expr}); it spells {', '.join(sorted(k.__name__ for k in SPELLED))}")
+                              f"(in {expr}); it spells {', '.join(sorted(k.__name__ for k in table))}")
     return expr
 
 

@@ -7,11 +7,15 @@ Contract: `expr_code(expr)` prints an expression of the backward vocabulary
 """
 from __future__ import annotations
 
+import sympy as sp
 from sympy.printing.numpy import NumPyPrinter
 
 from codegen.numpy_backend.printer import SPELLED, NumPyCode, spelled
 
 __all__ = ["TorchCode", "expr_code", "SPELLED"]
+
+# What PyTorch spells beyond NumPy's table: the error function (a GELU's stable form uses it).
+SPELLED = {**SPELLED, sp.erf: "torch.erf"}
 
 
 class TorchCode(NumPyCode):
@@ -20,10 +24,18 @@ class TorchCode(NumPyCode):
     _kc = {k: "torch." + v.split(".")[-1] for k, v in NumPyPrinter._kc.items()}
 
     def doprint(self, expr, assign_to=None):
-        return super(NumPyCode, self).doprint(spelled(expr, "PyTorch"), assign_to)
+        return super(NumPyCode, self).doprint(spelled(expr, "PyTorch", SPELLED), assign_to)
 
     def _print_RowSum(self, expr):
         return f"({self._print(expr.args[0])}).sum(dim=-1, keepdim=True)"
+
+    def _print_Pow(self, expr):
+        if expr.is_number and not expr.is_Integer:   # sqrt(2): torch.sqrt wants a tensor
+            return repr(float(expr))
+        return super()._print_Pow(expr)
+
+    def _print_erf(self, expr):
+        return f"torch.erf({self._print(expr.args[0])})"
 
     def _print_Sigmoid(self, expr):
         return f"torch.sigmoid({self._print(expr.args[0])})"
