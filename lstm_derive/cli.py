@@ -54,6 +54,12 @@ def main(argv=None) -> int:
     except BrokenPipeError:   # `lstm-derive ... | head`: the reader left; say nothing more
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
+    except ModuleNotFoundError as err:   # a dependency this environment lacks, not a bug
+        if argv is not None or os.environ.get("LSTM_DERIVE_DEBUG"):
+            raise
+        print(f"lstm-derive: error: the package {err.name!r} is not installed here; install "
+              f"lstm-derive with its dependencies (README: pip install -e \".[docs]\")", file=sys.stderr)
+        return 2
     except Exception as err:  # noqa: BLE001 - a bug of ours, not the user's input
         if argv is not None or os.environ.get("LSTM_DERIVE_DEBUG"):
             raise

@@ -202,3 +202,17 @@ def test_a_bug_of_ours_is_one_line_for_the_program_and_a_traceback_for_callers(c
     assert cli.main() == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("lstm-derive: internal error") and "deliberate" in err[0]
+
+
+def test_a_missing_dependency_is_named_in_one_line_not_called_a_bug(capsys, monkeypatch):
+    import sys
+    from lstm_derive import cli
+
+    def missing(args):
+        raise ModuleNotFoundError("No module named 'latex2mathml'", name="latex2mathml")
+    monkeypatch.setattr(cli, "_list", missing)
+    monkeypatch.setattr(sys, "argv", ["lstm-derive", "list"])
+    monkeypatch.delenv("LSTM_DERIVE_DEBUG", raising=False)
+    assert cli.main() == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "'latex2mathml' is not installed" in err[0] and "internal error" not in err[0]
