@@ -289,29 +289,24 @@ def _term_difference(derivation, lhs, tree, terms, env):
     want = env[lhs]
     yours = [(("- " if s < 0 else "+ ") + ast.unparse(n), _like(s * evaluate(n, env), want))
              for s, n in _signed_terms(tree)]
-    missing, negated = [], []
-    for text, value in ((text, _derived_value(derivation, lhs, t, env)) for text, t in terms):
+    missing, negated, subtracted = [], [], []
+    for text, term in terms:
+        value = _derived_value(derivation, lhs, term, env)
         match = next((y for y in yours if _same(y[1], value)), None)
         flipped = None if match else next((y for y in yours if _same(y[1], -value)), None)
         if match or flipped:
             yours.remove(match or flipped)
         (negated if flipped else [] if match else missing).append(text)
-    parts = [t for t, _ in yours] + [f"- {_grouped(t)}" for t in missing] + [f"- 2*({t})" for t in negated]
+        if not (match or flipped):   # a minus must apply to all of a term that is itself a sum
+            sum_term = term is not None and isinstance(term.expr, sp.Add)
+            subtracted.append(f"- ({text})" if sum_term else f"- {text}")
+    parts = [t for t, _ in yours] + subtracted + [f"- 2*({t})" for t in negated]
     lines = ["  different: yours - derived = " + (" ".join(parts).removeprefix("+ ") or "0")]
     for what, items in (("missing from yours", missing), ("negated in yours", negated),
                         ("in yours but not in the derivation", [t.removeprefix("+ ") for t, _ in yours])):
         if items:
             lines.append(f"  {what}: {', '.join(items)}")
     return lines
-
-
-def _grouped(text):
-    """A term's text in parentheses when it is itself a sum (so a minus applies to all of it)."""
-    depth, top_level_sum = 0, False
-    for n, ch in enumerate(text):
-        depth += {"(": 1, ")": -1}.get(ch, 0)
-        top_level_sum |= depth == 0 and n > 0 and text[n - 1:n + 2] in (" + ", " - ")
-    return f"({text})" if top_level_sum else text
 
 
 def _derived_value(derivation, lhs, term, env):
