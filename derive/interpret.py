@@ -96,15 +96,26 @@ def evaluate(expr, env, module="numpy", *, loss_grad=None, carry=None):
     Non-elementwise nodes are evaluated here, innermost first; what is left is elementwise
     and compiled by lambdify (vectorised over object arrays for mpmath).
     """
-    expr = sp.sympify(expr)
-    special = [node for node in sp.preorder_traversal(expr) if isinstance(node, NON_ELEMENTWISE)]
-    if not special:
-        return _elementwise(expr, env, module)
-    node = special[-1]     # preorder: the last one found has no special node inside it
-    name = f"_node{len(env)}"
-    env = dict(env, **{name: _node(node, env, module, loss_grad, carry)})
-    return evaluate(expr.xreplace({node: sp.Symbol(name, real=True)}), env, module,
-                    loss_grad=loss_grad, carry=carry)
+    nodes, rest = _split(sp.sympify(expr))
+    env = dict(env)
+    for name, node in nodes:
+        env[name] = _node(node, env, module, loss_grad, carry)
+    return _elementwise(rest, env, module)
+
+
+@lru_cache(maxsize=None)
+def _split(expr):
+    """(named non-elementwise nodes, innermost first, each reading only earlier names; the
+    elementwise rest): SymPy's work on an expression done once, not at every step."""
+    nodes = []
+    while True:
+        special = [n for n in sp.preorder_traversal(expr) if isinstance(n, NON_ELEMENTWISE)]
+        if not special:
+            return tuple(nodes), expr
+        node = special[-1]     # preorder: the last one found has no special node inside it
+        name = f"_node{len(nodes)}"
+        nodes.append((name, node))
+        expr = expr.xreplace({node: sp.Symbol(name, real=True)})
 
 
 def _node(node, env, module, loss_grad, carry):
