@@ -164,3 +164,26 @@ def test_the_unrolled_figure_keeps_its_indices_in_the_page():
              if t.tag.endswith("}text")]
     for label in ("ht-1", "ct", "\u03b4ht(t+1)", "\u03b4ct-1(t)", "xt+1", "\u2113t-1", "\u2202\u2113t/\u2202ht"):
         assert label in texts, label
+
+
+TOOL_MODULES = {"subprocess", "shutil", "os"}   # what running a program would need
+
+
+def tool_imports(source: str) -> set[str]:
+    """The modules of TOOL_MODULES that a source imports (anywhere in it)."""
+    import ast
+    found = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            found |= {a.name.split(".")[0] for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            found.add(node.module.split(".")[0])
+    return found & TOOL_MODULES
+
+
+def test_renderers_run_no_program_dot_runs_in_the_build():
+    """Only lstm_derive runs Graphviz; the figure code under codegen/ draws what it is handed."""
+    for path in ("codegen/figures.py", "codegen/layout.py", "codegen/drawing.py"):
+        assert tool_imports((ROOT / path).read_text(encoding="utf-8")) == set(), path
+    assert "subprocess" in tool_imports((ROOT / "lstm_derive/layout.py").read_text(encoding="utf-8"))
+    assert tool_imports("def f():\n    from subprocess import run\n") == {"subprocess"}
