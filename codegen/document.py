@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import sympy as sp
 
+from codegen.figures import Figure
+from codegen.layout import Layout
 from derive.derivation import Derivation
 from derive.jacobians import StateJacobian
 
@@ -99,6 +101,7 @@ class Document:
     intuition: tuple[str, ...] = ()         # LaTeX prose: what each part of the cell is for
     cites: tuple[str, ...] = ()             # the keys of the works the cell comes from
     references: tuple[tuple[str, str], ...] = ()   # (key, LaTeX entry) of every work cited
+    graph: tuple[Figure, Layout] | None = None     # the stage graph and its layout (by Graphviz)
 
     @property
     def plot_file(self) -> str:

@@ -4,7 +4,7 @@ The page is the .tex document converted, so the two cannot say different things:
 and structure are translated by a small reader that knows exactly the constructs our
 template writes (and raises on anything else, so a template change cannot silently drop
 content); every formula becomes MathML through latex2mathml; the TikZ figures are drawn
-again as inline SVG from the same layouts (`codegen.figures`) of the document's derivation,
+again as inline SVG from the same layouts (`codegen.drawing`; the stage graph's comes with the document),
 and the gradient-flow plot is the SVG the document carries.  No JavaScript, nothing
 fetched: one self-contained file.  `html_fragment(page)` is a page's body for embedding.
 """
@@ -16,7 +16,7 @@ from html import escape
 
 from latex2mathml.converter import convert
 
-from codegen import figures
+from codegen import drawing, figures
 from codegen.document import Document
 from codegen.labels import citation_numbers, heading_numbers, label_numbers
 from codegen.notation import Notation
@@ -38,9 +38,9 @@ def emit_html(document: Document, tex: str) -> str:
     derivation = document.derivation
     cell = derivation.cell
     nt = Notation(cell.recurrent, cell.vector_param_names)
-    svgs = {"fig:graph": figures.svg(figures.stage_graph(derivation, nt), "stage graph")}
+    svgs = {"fig:graph": drawing.svg(*document.graph, "stage graph")}
     if cell.recurrent:
-        svgs["fig:unrolled"] = figures.svg(figures.unrolled(derivation, nt), "three steps unrolled")
+        svgs["fig:unrolled"] = drawing.svg(*figures.unrolled(derivation, nt), "three steps unrolled")
         svgs["fig:flow"] = document.plot.svg if document.plot else None
     reader = Reader(tex, svgs)
     return render("document.html.j2", title=reader.title, body=reader.body(), cell=cell.name)

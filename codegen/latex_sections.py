@@ -14,7 +14,7 @@ import re
 import sympy as sp
 from sympy.printing.precedence import PRECEDENCE
 
-from codegen import figures
+from codegen import drawing, figures
 from codegen.latex_terms import backward_eq, forward_eq, loss_head, param_eq, signed_sum, term_tex
 from codegen.notation import Notation, tex_param, tex_text
 from derive.derivation import LOSS_BRANCH
@@ -36,18 +36,18 @@ def sections(document, printer, nt) -> dict:
     cell = derivation.cell
     loss = next((a.label for a in derivation.adjoints
                  if any(t.branch == LOSS_BRANCH for t in a.terms)), None)
-    out = dict(graph=_figure(figures.stage_graph(derivation, nt)), loss_entry=loss,
+    out = dict(graph=_figure(*document.graph), loss_entry=loss,
                steps=[backward_step(derivation, adj, printer, nt) for adj in derivation.adjoints],
                unrolled=None, heads=[], flow=None)
     if cell.recurrent:
-        out.update(unrolled=_figure(figures.unrolled(derivation, nt)),
+        out.update(unrolled=_figure(*figures.unrolled(derivation, nt)),
                    heads=[_head(h, p, nt) for h, p in zip(document.heads, HEAD_LABELS)],
                    flow=gradient_flow(document, printer, nt))
     return out
 
 
-def _figure(figure):
-    return dict(tikz=figures.tikz(figure), legend=figures.tikz_legend(figure.legend))
+def _figure(figure, layout):
+    return dict(tikz=drawing.tikz(figure, layout), legend=drawing.tikz_legend(figure.legend))
 
 
 def backward_step(derivation, adj, printer, nt) -> dict:

@@ -25,7 +25,9 @@ from codegen.emit_torch import emit_torch
 from catalogue.cells import LSTM, RNN, get_entry
 from catalogue.entry import Entry
 from derive.derivation import Derivation, derive
+from codegen.layout import to_json
 from lstm_derive.document import make_document
+from lstm_derive.layout import Layouts
 
 BUILD_COMMAND = "lstm-derive build"
 
@@ -42,8 +44,9 @@ class Build:
     """One build: every cell it touches is derived once and its module rendered once
     (the LSTM's derivation and the RNN's module serve every document that compares with them)."""
 
-    def __init__(self, command: str = BUILD_COMMAND):
+    def __init__(self, command: str = BUILD_COMMAND, layout_folders=()):
         self.command = command   # the command named in every generated file's header
+        self.layouts = Layouts(layout_folders)   # stored stage-graph layouts, looked up first
         self._derivations: dict = {}
         self._modules: dict = {}
 
@@ -67,10 +70,11 @@ class Build:
                 else self.derivation(get_entry(entry.compare).cell))
         reference = ((RNN.name, self.module(RNN))
                      if cell.recurrent and cell.name != RNN.name else None)
-        return make_document(entry, self.derivation(cell), lstm, self.module(entry), reference)
+        return make_document(entry, self.derivation(cell), lstm, self.module(entry), reference,
+                             layouts=self.layouts)
 
     def render(self, entry: Entry, only: str | None = None) -> Rendered:
-        """All of a cell's artefacts, or with `only=".py"` (".tex", ".html", "torch", "jax") just
+        """All of a cell's artefacts (and its stage graph's layout, `layout/<cell>.json`), or with `only=".py"` (".tex", ".html", "torch", "jax") just
         that file; a recurrent cell's PyTorch module is `torch/<cell>.py`, its JAX module `jax/<cell>.py`."""
         cell, files = entry.cell, {}
         if only in (None, ".py"):
@@ -87,6 +91,8 @@ class Build:
             files[f"{cell.name}.tex"] = tex
         if only in (None, ".html"):
             files[f"{cell.name}.html"] = emit_html(document, tex)   # converted from the .tex
+        if only is None:   # the stage graph's layout, stored so that a build needs no Graphviz
+            files[f"layout/{cell.name}.json"] = to_json(document.graph[1])
         assets = {document.plot_file: document.plot.pdf} if document.plot else {}
         return Rendered(files, assets)
 

@@ -5,28 +5,34 @@ entry (its words) and derivation, the LSTM's derivation (None for the LSTM itsel
 cell's generated module text and the reference module (name, text) its gradient flow is
 compared with.  For a recurrent cell it derives the output heads, computes the state
 Jacobians, measures the gradient flow by running `module` and draws the plot; the
-renderers then only print the result.  Every cell gets a worked example, run with `module`.
+renderers then only print the result.  Every cell gets a worked example, run with `module`,
+and its stage graph with a layout from `layouts` (stored, or made by Graphviz's `dot`).
 """
 from __future__ import annotations
 
 from catalogue.entry import Entry
 from catalogue.references import references
 from codegen.document import Document
+from codegen.figures import dot_source, stage_graph
 from codegen.flow_plot import draw
+from codegen.notation import Notation
 from derive.derivation import Derivation, derive
 from derive.heads import output_heads
 from derive.jacobians import state_jacobians
+from lstm_derive.layout import Layouts
 from lstm_derive.measure import measure_flow
 from lstm_derive.worked import worked_example
 
 
 def make_document(entry: Entry, derivation: Derivation, lstm: Derivation | None, module: str,
-                  reference: tuple[str, str] | None) -> Document:
+                  reference: tuple[str, str] | None, layouts: Layouts | None = None) -> Document:
     cell = derivation.cell
+    graph = stage_graph(derivation, Notation(cell.recurrent, cell.vector_param_names))
+    layout = (layouts or Layouts()).get(cell.name, dot_source(graph))
     example = "gomez2016" if cell.recurrent else "mazur2015"   # the worked example's source
     words = dict(description=entry.description, notes=entry.notes, intuition=entry.intuition,
                  cites=entry.cites, worked=worked_example(entry, derivation, module),
-                 references=references(("kang2019", *entry.cites, example)))
+                 references=references(("kang2019", *entry.cites, example)), graph=(graph, layout))
     if not cell.recurrent:
         return Document(derivation, lstm=lstm, **words)
     jacobians = state_jacobians(derivation)

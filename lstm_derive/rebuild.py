@@ -38,11 +38,16 @@ def targets(out: Path | None, examples: Path | None, resolve) -> list[tuple[obje
     return found
 
 
+def _builder(found):
+    """One build for all targets; each target folder's stored layouts are looked up first."""
+    from lstm_derive.build import Build
+    return Build(layout_folders=[folder / "layout" for _, folder in found])
+
+
 def build(found, pdfs: bool, progress) -> int:
     """Render and write every target; PDFs compile while the next cell renders."""
-    from lstm_derive.build import Build
     from lstm_derive.pdf import compile_pdf
-    builder = Build()   # one build: each cell derived once, its module rendered once
+    builder = _builder(found)   # one build: each cell derived once, its module rendered once
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:   # pdflatex runs apart
         pending = []
         for entry, folder in found:
@@ -84,8 +89,7 @@ def _newer(path: Path, than: Path) -> bool:
 
 def report_drift(found) -> int:
     """--check: 0 when every file is up to date, else 1 after a unified diff of each."""
-    from lstm_derive.build import Build
-    builder = Build()
+    builder = _builder(found)
     drift, folders = 0, ", ".join(sorted({str(folder) for _, folder in found}))
     for entry, folder in found:
         for file_name, text in builder.render(entry).files.items():

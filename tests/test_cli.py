@@ -80,12 +80,15 @@ def test_missing_latex_engine_is_one_line_and_writes_nothing(tmp_path):
 
 
 def test_build_without_latex_writes_code_and_document_and_says_how_to_get_pdfs(tmp_path):
+    """(Nor Graphviz on the PATH: the stage graphs' layouts are the committed ones.)"""
     result = lstm_derive("build", "--out", "gen", cwd=tmp_path, path="")
     assert result.returncode == 0, result.stderr
     from catalogue.cells import CELLS
     written = sorted(p.name for p in (tmp_path / "gen").iterdir())
     assert written == sorted([f"{name}.{ext}" for name in CELLS for ext in ("py", "tex", "html")]
-                             + ["jax", "torch"])
+                             + ["jax", "layout", "torch"])
+    layouts = sorted(p.name for p in (tmp_path / "gen" / "layout").iterdir())
+    assert layouts == sorted(f"{name}.json" for name in CELLS)
     for target in ("torch", "jax"):
         files = sorted(p.name for p in (tmp_path / "gen" / target).iterdir())
         assert files == sorted(f"{name}.py" for name, entry in CELLS.items() if entry.cell.recurrent)

@@ -8,7 +8,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from codegen import figures
+from codegen import drawing, figures
 from codegen.emit_html import Reader
 from codegen.notation import Notation
 from conftest import GENERATED, ROOT
@@ -71,21 +71,23 @@ def test_stage_graph_has_every_value_and_marks_exactly_the_forks(name):
     assert {s.name for s in cell.stages} | set(cell.input_names) <= keys
     forks = {n.key for n in graph.nodes if n.style == "fork"}
     assert forks == {a.target for a in derivation.adjoints if a.is_fork}
-    forward = {(e.source, e.target) for e in graph.edges if e.style == "forward"}
-    back = {(e.target, e.source) for e in graph.edges if e.style == "gradient"}
-    assert forward == back
-    for stage in cell.stages:
-        assert all((x, stage.name) in forward for x in stage.inputs if x in keys)
+    arrows = [(e.source, e.target) for e in graph.edges]
+    assert len(arrows) == len(set(arrows)) and {e.style for e in graph.edges} == {"forward"}
+    for stage in cell.stages:   # one arrow per (value, reader), and no other
+        assert all((x, stage.name) in arrows for x in stage.inputs if x in keys)
+    assert {t for _, t in arrows} <= {s.name for s in cell.stages} | {"loss", "next"}
 
 
 def test_tikz_and_svg_draw_the_same_nodes():
-    derivation = derive(get_cell("lstm"))
-    graph = figures.stage_graph(derivation, Notation(True))
-    tikz, svg = figures.tikz(graph), figures.svg(graph, "lstm")
-    assert tikz.count("\\node[") == len(graph.nodes)
+    from lstm_derive.layout import Layouts
+    graph = figures.stage_graph(derive(get_cell("lstm")), Notation(True))
+    layout = Layouts().get("lstm", figures.dot_source(graph))
+    tikz, svg = drawing.tikz(graph, layout), drawing.svg(graph, layout, "lstm")
+    assert tikz.count("\\node[") == len(graph.nodes) and tikz.count("\\draw[") == len(graph.edges)
     root = ET.fromstring(svg)
     boxes = [r for r in root.iter(f"{SVG}rect") if r.get("rx")]        # legend swatches have none
     assert len(boxes) + len(list(root.iter(f"{SVG}circle"))) == len(graph.nodes)
+    assert len([p for p in root.iter(f"{SVG}path") if p.get("marker-end")]) == len(graph.edges)
 
 
 def test_a_derivation_displays_itself_in_a_notebook():

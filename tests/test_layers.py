@@ -221,7 +221,7 @@ def test_a_build_derives_each_cell_once_and_measures_the_modules_it_rendered(mon
     calls, handed = [], []
     real = build.derive
     monkeypatch.setattr(build, "derive", lambda cell: calls.append(cell.name) or real(cell))
-    monkeypatch.setattr(build, "make_document", lambda *args: handed.append(args))
+    monkeypatch.setattr(build, "make_document", lambda *args, **kwargs: handed.append(args))
     session = build.Build()
     for name in ("gru", "rnn", "lstm"):
         session.document(get_entry(name))

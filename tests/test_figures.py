@@ -1,0 +1,189 @@
+"""The figures read at 100%: no arrow passes through or grazes a box it does not join, every
+label is at least 8 pt in the PDF and 11 px in the page, and the stored layouts are current.
+
+Every cell's stage graph (built in, and every example spec) is checked from the coordinates
+of its committed layout (made by Graphviz's `dot`), its unrolled figure from the positions
+placed by hand; the checker is shown to reject a bad layout, a grazing arrow and a label in
+the way.  A build without Graphviz uses the stored layouts and gives the same bytes.
+"""
+from __future__ import annotations
+
+import re
+import shutil
+import xml.etree.ElementTree as ET
+from dataclasses import replace
+from functools import lru_cache
+
+import pytest
+
+from catalogue.cells import CELLS
+from codegen import figures
+from codegen.layout import Box, Layout, Route, collisions, crossings, from_json, to_json
+from codegen.notation import Notation
+from conftest import GENERATED, ROOT
+from derive import derive
+from derive.errors import DeriveError
+from lstm_derive import layout as layouts
+from lstm_derive.cli import resolve
+
+SPECS = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "examples").glob("*.toml"))
+LINE = 470.0                            # points: the document's line is 482 pt wide
+needs_dot = pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz is not installed")
+
+
+@lru_cache(maxsize=None)
+def drawn(name: str):
+    """(figure, stored layout or None, unrolled figure and layout) of a cell or example spec."""
+    entry = resolve(str(ROOT / name) if name.endswith(".toml") else name)
+    derivation = derive(entry.cell)
+    cell = derivation.cell
+    nt = Notation(cell.recurrent, cell.vector_param_names)
+    graph = figures.stage_graph(derivation, nt)
+    stored = layouts.Layouts().stored(entry.name, figures.dot_source(graph))
+    return graph, stored, figures.unrolled(derivation, nt) if cell.recurrent else None
+
+
+@pytest.mark.parametrize("name", [*CELLS, *SPECS])
+def test_every_stage_graph_has_a_current_layout_with_no_arrow_through_a_box(name):
+    graph, layout, _ = drawn(name)
+    assert layout is not None, f"no stored layout of {name} for its current graph: run `lstm-derive build`"
+    assert [k for k, _ in layout.boxes] == [n.key for n in graph.nodes]
+    assert [(r.source, r.target) for r in layout.routes] == [(e.source, e.target) for e in graph.edges]
+    for (key, box), node in zip(layout.boxes, graph.nodes):   # dot kept the sizes we asked for
+        assert (box.w, box.h) == pytest.approx(node.size, abs=1.0), key
+    for r in layout.routes:   # each arrow starts on its source's box and ends on its target's
+        for end, key in ((r.points[0], r.source), (r.points[-1], r.target)):
+            assert layout.box(key).contains(*end, margin=1.0), (r.source, r.target)
+    assert collisions(layout) == []
+    left, _, right, _ = layout.bounds
+    assert right - left <= LINE, "the figure would have to be scaled down to fit the line"
+
+
+@pytest.mark.parametrize("name", [n for n in [*CELLS, *SPECS] if drawn(n)[2]])
+def test_the_unrolled_figure_keeps_arrows_off_boxes_and_labels(name):
+    figure, layout = drawn(name)[2]
+    assert collisions(layout) == [] and crossings(layout) == 0
+    left, _, right, _ = layout.bounds
+    assert right - left <= LINE
+
+
+def test_the_stage_graphs_cross_only_where_the_lstm_gates_force_it():
+    """x and h_{t-1} both feed the LSTM's four gate stages: drawn in two columns, the arrows of
+    K(2,4) cross at least 1 + 2 + 3 = 6 times, and dot's layout has no other crossing."""
+    assert crossings(drawn("lstm")[1]) == 6
+    assert crossings(drawn("rnn")[1]) == 0 and crossings(drawn("mlp")[1]) == 0
+
+
+def _line(source, target, a, b, label=None):
+    return Route(source, target, (a, a, b, b), label)
+
+
+def test_the_checker_rejects_an_arrow_through_a_box_a_grazing_arrow_and_a_label_in_the_way():
+    boxes = (("a", Box(0, 0, 20, 10)), ("b", Box(100, 0, 20, 10)), ("c", Box(50, 0, 20, 10)))
+    through = Layout("", boxes, (_line("a", "b", (10, 0), (90, 0)),))
+    assert collisions(through) == ["a -> b meets c"]
+    grazing = Layout("", boxes, (_line("a", "b", (10, 6.5), (90, 6.5)),))   # 1.5 pt above c
+    assert collisions(grazing) == ["a -> b meets c"]
+    clear = Layout("", boxes, (_line("a", "b", (10, 9), (90, 9)),))
+    assert collisions(clear) == [] and collisions(grazing, margin=1.0) == []
+    label = Box(50, 20, 20, 8)
+    lanes = Layout("", boxes[:2], (_line("a", "b", (10, 20), (90, 20), label),
+                                   _line("b", "a", (90, 19), (10, 19))))
+    assert collisions(lanes) == ["b -> a meets label of a -> b"]   # its own label is allowed
+
+
+def test_the_checker_rejects_a_real_layout_with_one_box_moved_onto_an_arrow():
+    graph, layout, _ = drawn("lstm")
+    route = next(r for r in layout.routes if (r.source, r.target) == ("c", "next"))
+    (x, y), k = route.points[len(route.points) // 2], layout.box("k")
+    moved = replace(layout, boxes=tuple((key, replace(b, x=x, y=y) if key == "k" else b)
+                                        for key, b in layout.boxes))
+    assert "c -> next meets k" in collisions(moved) and collisions(layout) == []
+    assert k != moved.box("k")
+
+
+def test_crossings_counts_crossing_arrows_but_not_arrows_that_share_an_end():
+    boxes = tuple((k, Box(x, y, 4, 4)) for k, x, y in
+                  (("a", 0, 0), ("b", 100, 100), ("c", 0, 100), ("d", 100, 0)))
+    x = Layout("", boxes, (_line("a", "b", (0, 0), (100, 100)), _line("c", "d", (0, 100), (100, 0))))
+    fork = Layout("", boxes, (_line("a", "b", (0, 0), (100, 100)), _line("a", "d", (0, 0), (100, 0))))
+    assert crossings(x) == 1 and crossings(fork) == 0
+
+
+@pytest.mark.parametrize("path", sorted((GENERATED / "layout").glob("*.json")), ids=lambda p: p.name)
+def test_a_stored_layout_is_canonical_text(path):
+    text = path.read_text(encoding="utf-8")
+    assert to_json(from_json(text)) == text
+
+
+def test_a_build_without_graphviz_reads_the_stored_layouts_and_gives_the_same_bytes(monkeypatch):
+    from lstm_derive.build import render_all
+    monkeypatch.setattr(layouts.shutil, "which", lambda program: None)
+    files = render_all("gru")
+    for name in ("gru.tex", "gru.html", "layout/gru.json"):
+        assert files[name] == (GENERATED / name).read_text(encoding="utf-8"), name
+
+
+def test_a_changed_graph_without_graphviz_is_one_line_naming_graphviz(monkeypatch):
+    monkeypatch.setattr(layouts.shutil, "which", lambda program: None)
+    dot = figures.dot_source(drawn("rnn")[0]).replace("ranksep", "ranksep=0.5, nodesep")
+    with pytest.raises(DeriveError) as err:
+        layouts.Layouts().get("rnn", dot)
+    message = str(err.value)
+    assert "\n" not in message and "Graphviz" in message and "install" in message
+
+
+@needs_dot
+def test_dot_is_run_for_a_changed_graph_and_its_errors_are_one_line():
+    dot = figures.dot_source(drawn("rnn")[0])
+    fresh = layouts.run_dot("rnn", dot)
+    assert fresh == drawn("rnn")[1]          # the stored layout is what dot makes of this text
+    with pytest.raises(DeriveError, match="^Graphviz's `dot` failed on the stage graph of bad: "):
+        layouts.run_dot("bad", "digraph { a -> }")
+
+
+@pytest.mark.parametrize("name", ["lstm", "gru"])
+def test_labels_are_legible_at_full_size(name):
+    tex = (GENERATED / f"{name}.tex").read_text(encoding="utf-8")
+    pictures = re.findall(r"\\begin\{tikzpicture\}.*?\\end\{tikzpicture\}", tex, re.S)
+    assert len(pictures) >= 2 and r"\resizebox" not in tex and r"\scalebox" not in tex
+    assert not re.search(r"\\(tiny|scriptsize|footnotesize|small)\b|scale=", "".join(pictures))
+    page = (GENERATED / f"{name}.html").read_text(encoding="utf-8")
+    svgs = re.findall(r"<svg .*?</svg>", page, re.S)
+    for svg in svgs[:2]:   # the stage graph and the unrolled figure (the plot is matplotlib's)
+        root = ET.fromstring(svg)
+        assert float(root.get("width")) <= 800    # the page's column is 832 px: drawn at 100%
+        sizes = [float(e.get("font-size")) for e in root.iter() if e.get("font-size")]
+        assert sizes and min(sizes) >= 11
+
+
+def test_the_unrolled_figure_keeps_its_indices_in_the_page():
+    page = (GENERATED / "lstm.html").read_text(encoding="utf-8")
+    svg = re.search(r'<figure id="fig:unrolled"><svg .*?</svg>', page, re.S).group(0)
+    texts = ["".join(t.itertext()) for t in ET.fromstring(svg[svg.index("<svg"):]).iter()
+             if t.tag.endswith("}text")]
+    for label in ("ht-1", "ct", "\u03b4ht(t+1)", "\u03b4ct-1(t)", "xt+1", "\u2113t-1", "\u2202\u2113t/\u2202ht"):
+        assert label in texts, label
+
+
+TOOL_MODULES = {"subprocess", "shutil", "os"}   # what running a program would need
+
+
+def tool_imports(source: str) -> set[str]:
+    """The modules of TOOL_MODULES that a source imports (anywhere in it)."""
+    import ast
+    found = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            found |= {a.name.split(".")[0] for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            found.add(node.module.split(".")[0])
+    return found & TOOL_MODULES
+
+
+def test_renderers_run_no_program_dot_runs_in_the_build():
+    """Only lstm_derive runs Graphviz; the figure code under codegen/ draws what it is handed."""
+    for path in ("codegen/figures.py", "codegen/layout.py", "codegen/drawing.py"):
+        assert tool_imports((ROOT / path).read_text(encoding="utf-8")) == set(), path
+    assert "subprocess" in tool_imports((ROOT / "lstm_derive/layout.py").read_text(encoding="utf-8"))
+    assert tool_imports("def f():\n    from subprocess import run\n") == {"subprocess"}
