@@ -54,6 +54,52 @@ def test_gradcheck_of_the_function(name):
     assert torch.autograd.gradcheck(function_of(module).apply, (xs, *state0, *params))
 
 
+def saved_storages(module, xs, state0, params):
+    """{storage pointer: bytes} of every tensor the Function saves for backward."""
+    seen = {}
+
+    def pack(t):
+        seen[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
+        return t
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        function_of(module).apply(xs, *state0, *params)
+    return seen
+
+
+@pytest.mark.parametrize("name", RECURRENT + SPECS)
+def test_the_function_saves_the_states_and_nothing_else_it_made(name):
+    module = torch_module(name)
+    xs, state0, params = random_inputs(module)
+    seen = saved_storages(module, xs, state0, params)
+    given = {t.untyped_storage().data_ptr() for t in (xs, *params)}
+    made = sum(n for ptr, n in seen.items() if ptr not in given)
+    states = sum((T + 1) * B * SIZES[module.STATE_SIZES[s]] * 8 for s in module.STATE)
+    assert set(module.SAVED) == {f"{s}_seq" for s in module.STATE} and made == states
+
+
+@pytest.mark.parametrize("name", RECURRENT + SPECS)
+def test_the_backward_recomputes_what_the_forward_computed(name):
+    module = torch_module(name)
+    xs, state0, params = random_inputs(module, seed=2)
+    with torch.no_grad():
+        params = dict(zip(module.PARAMS, params))
+        sizes = module._sizes(params)
+        w = module._stack(params, sizes, xs)
+        seq = module._buffers(T, B, sizes, xs)
+        for s, value in zip(module.STATE, state0):
+            seq[f"{s}_seq"][0] = value
+        module._forward_steps(w, sizes, xs, seq)
+        again = {name: seq[name].clone() for name in module.SAVED}
+        module._recompute(w, sizes, xs, again)
+        assert again.keys() == seq.keys()
+        for value in module.CACHED:
+            np.testing.assert_allclose(again[value].numpy(), seq[value].numpy(), rtol=1e-12, atol=1e-14)
+        if set(module.CACHED) != set(module.SAVED):   # the check can fail: other states, other values
+            wrong = {name: 1.5 * seq[name] for name in module.SAVED}
+            module._recompute(w, sizes, xs, wrong)
+            assert any(not torch.allclose(wrong[v], seq[v]) for v in module.CACHED if v not in module.SAVED)
+
+
 @pytest.mark.parametrize("name", RECURRENT + SPECS)
 def test_equal_to_the_numpy_module(name):
     module, reference = torch_module(name), numpy_module(name)

@@ -43,6 +43,8 @@ def emit_torch(derivation: Derivation, entry, command: str) -> str:
         size_sources=size_sources(params),
         stacking=[stack_line(s) for s in prog.stacking], weights=list(prog.weights),
         cached=list(prog.cached), cached_names=tuple_code([f"{n}_seq" for n, _, _ in prog.cached]),
+        saved_names=tuple_code([f"{n}_seq" for n, _, is_state in prog.cached if is_state]),
+        recompute=spell(prog.recompute),
         forward_pre=spell(prog.forward_pre), forward_loop=spell(prog.forward_loop),
         backward_pre=spell(_without_scratch(prog)), backward_loop=spell(prog.backward_loop),
         backward_post=spell(prog.backward_post),

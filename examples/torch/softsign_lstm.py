@@ -35,6 +35,7 @@ STATE_SIZES = {"h": "H", "c": "H"}
 SIZES = {"D": "input_size", "H": "hidden_size"}  # size symbol -> constructor argument
 OUTPUT = ("h", "H")
 CACHED = ("h_seq", "c_seq", "a_g_seq", "g_seq", "h_1_seq", "Z_f_i_o_seq")  # per-step storage the backward reads
+SAVED = ("h_seq", "c_seq")  # what the forward keeps for backward: the states; the rest is recomputed
 LAYOUT = {name: (name,) for name in PARAMS}  # no torch.nn counterpart: one tensor per parameter
 
 
@@ -151,18 +152,52 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
     return {"h": d_h_next, "c": d_c_next}
 
 
-def _buffers(n, B, sizes, xs):
-    """Storage for n steps of what the backward pass reads (a state has n + 1 rows)."""
+def _buffers(n, B, sizes, xs, names=CACHED):
+    """Storage for n steps of the named values the backward pass reads (a state has n + 1 rows)."""
     D = sizes["D"]
     H = sizes["H"]
-    return {
-        "h_seq": xs.new_empty((n + 1, B, H)),
-        "c_seq": xs.new_empty((n + 1, B, H)),
-        "a_g_seq": xs.new_empty((n, B, H)),
-        "g_seq": xs.new_empty((n, B, H)),
-        "h_1_seq": xs.new_empty((n, B, H)),
-        "Z_f_i_o_seq": xs.new_empty((n, B, 3 * H)),
+    shapes = {
+        "h_seq": (n + 1, B, H),
+        "c_seq": (n + 1, B, H),
+        "a_g_seq": (n, B, H),
+        "g_seq": (n, B, H),
+        "h_1_seq": (n, B, H),
+        "Z_f_i_o_seq": (n, B, 3 * H),
     }
+    return {name: xs.new_empty(shapes[name]) for name in names}
+
+
+def _recompute(w, sizes, xs, seq):
+    """Every step's other cached values from the states in seq (all steps at once: given the
+    states, the steps are independent); adds them to seq."""
+    D = sizes["D"]
+    H = sizes["H"]
+    steps, B = xs.shape[:2]
+    seq.update(_buffers(steps, B, sizes, xs, tuple(n for n in CACHED if n not in SAVED)))
+    Wcat_x = w["Wcat_x"]
+    Wcat_h_prev = w["Wcat_h_prev"]
+    bcat_x = w["bcat_x"]
+    h_seq = seq["h_seq"]
+    c_seq = seq["c_seq"]
+    a_g_seq = seq["a_g_seq"]
+    g_seq = seq["g_seq"]
+    h_1_seq = seq["h_1_seq"]
+    Z_f_i_o_seq = seq["Z_f_i_o_seq"]
+    A_x = xs.new_empty((steps, B, 4 * H))
+    # the x terms of every step at once  (F1)-(F7)
+    torch.matmul(xs.reshape(steps * B, D), Wcat_x.T, out=A_x.reshape(steps * B, 4 * H))
+    A_x += bcat_x
+    A_h_prev = xs.new_empty((steps, B, 4 * H))
+    h_prev = h_seq[0:steps]
+    Z_f_i_o = Z_f_i_o_seq[0:steps]
+    torch.matmul(h_prev, Wcat_h_prev.T, out=A_h_prev)  # (F1)-(F7)
+    A_h_prev += A_x[0:steps]
+    Z_f_i_o[...] = torch.sigmoid(A_h_prev[:, :, 0:3 * H])  # (F2) (F4) (F8)
+    a_g_seq[0:steps] = A_h_prev[:, :, 3 * H:4 * H]
+    a_g = a_g_seq[0:steps]
+    g_seq[0:steps] = a_g/(abs(a_g) + 1)  # (F6)
+    c = c_seq[1:]
+    h_1_seq[0:steps] = torch.tanh(c)  # (F12)
 
 
 def _grads(dw, sizes):
@@ -188,8 +223,9 @@ def _grads(dw, sizes):
 class SoftsignLSTMFunction(torch.autograd.Function):
     """(xs, *state0, *params in PARAMS order) -> (outputs, *stateT), with the derived backward.
 
-    xs is (T, B, D), each state (B, size).  The forward saves only the per-step values
-    the backward reads (CACHED), xs and the parameters (not copied).
+    xs is (T, B, D), each state (B, size).  The forward saves for backward the states
+    of every step (SAVED), xs and the parameters (not copied); the backward first recomputes
+    the other per-step values it reads (CACHED) for all steps at once from them.
     """
 
     @staticmethod
@@ -200,7 +236,7 @@ class SoftsignLSTMFunction(torch.autograd.Function):
         for s, value in zip(STATE, state0):
             seq[f"{s}_seq"][0] = value
         _forward_steps(_stack(params, sizes, xs), sizes, xs, seq)
-        ctx.save_for_backward(xs, *params.values(), *seq.values())
+        ctx.save_for_backward(xs, *params.values(), *(seq[name] for name in SAVED))
         outputs = seq["h_seq"][1:]
         return (outputs, *(seq[f"{s}_seq"][-1].clone() for s in STATE))
 
@@ -208,9 +244,10 @@ class SoftsignLSTMFunction(torch.autograd.Function):
     def backward(ctx, dhs, *dstateT):
         xs, *rest = ctx.saved_tensors
         params = dict(zip(PARAMS, rest[:len(PARAMS)]))
-        seq = dict(zip(CACHED, rest[len(PARAMS):]))
+        seq = dict(zip(SAVED, rest[len(PARAMS):]))
         sizes = _sizes(params)
         w = _stack(params, sizes, xs)
+        _recompute(w, sizes, xs, seq)
         dw = {name: torch.zeros_like(value) for name, value in w.items()}
         dxs = torch.empty_like(xs)
         d_next = {s: d.clone() for s, d in zip(STATE, dstateT)}

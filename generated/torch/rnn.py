@@ -27,6 +27,7 @@ STATE_SIZES = {"h": "H"}
 SIZES = {"D": "input_size", "H": "hidden_size"}  # size symbol -> constructor argument
 OUTPUT = ("h", "H")
 CACHED = ("h_seq",)  # per-step storage the backward reads
+SAVED = ("h_seq",)  # what the forward keeps for backward: the states; the rest is recomputed
 # torch.nn.RNN keeps the parameters stacked: each key lists those in its blocks of rows;
 # a parameter in two keys (PyTorch's two biases) is their sum.
 LAYOUT = {
@@ -102,13 +103,23 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
     return {"h": d_h_next}
 
 
-def _buffers(n, B, sizes, xs):
-    """Storage for n steps of what the backward pass reads (a state has n + 1 rows)."""
+def _buffers(n, B, sizes, xs, names=CACHED):
+    """Storage for n steps of the named values the backward pass reads (a state has n + 1 rows)."""
     D = sizes["D"]
     H = sizes["H"]
-    return {
-        "h_seq": xs.new_empty((n + 1, B, H)),
+    shapes = {
+        "h_seq": (n + 1, B, H),
     }
+    return {name: xs.new_empty(shapes[name]) for name in names}
+
+
+def _recompute(w, sizes, xs, seq):
+    """Every step's other cached values from the states in seq (all steps at once: given the
+    states, the steps are independent); adds them to seq."""
+    D = sizes["D"]
+    H = sizes["H"]
+    steps, B = xs.shape[:2]
+    seq.update(_buffers(steps, B, sizes, xs, tuple(n for n in CACHED if n not in SAVED)))
 
 
 def _grads(dw, sizes):
@@ -125,8 +136,9 @@ def _grads(dw, sizes):
 class RNNFunction(torch.autograd.Function):
     """(xs, *state0, *params in PARAMS order) -> (outputs, *stateT), with the derived backward.
 
-    xs is (T, B, D), each state (B, size).  The forward saves only the per-step values
-    the backward reads (CACHED), xs and the parameters (not copied).
+    xs is (T, B, D), each state (B, size).  The forward saves for backward the states
+    of every step (SAVED), xs and the parameters (not copied); the backward first recomputes
+    the other per-step values it reads (CACHED) for all steps at once from them.
     """
 
     @staticmethod
@@ -137,7 +149,7 @@ class RNNFunction(torch.autograd.Function):
         for s, value in zip(STATE, state0):
             seq[f"{s}_seq"][0] = value
         _forward_steps(_stack(params, sizes, xs), sizes, xs, seq)
-        ctx.save_for_backward(xs, *params.values(), *seq.values())
+        ctx.save_for_backward(xs, *params.values(), *(seq[name] for name in SAVED))
         outputs = seq["h_seq"][1:]
         return (outputs, *(seq[f"{s}_seq"][-1].clone() for s in STATE))
 
@@ -145,9 +157,10 @@ class RNNFunction(torch.autograd.Function):
     def backward(ctx, dhs, *dstateT):
         xs, *rest = ctx.saved_tensors
         params = dict(zip(PARAMS, rest[:len(PARAMS)]))
-        seq = dict(zip(CACHED, rest[len(PARAMS):]))
+        seq = dict(zip(SAVED, rest[len(PARAMS):]))
         sizes = _sizes(params)
         w = _stack(params, sizes, xs)
+        _recompute(w, sizes, xs, seq)
         dw = {name: torch.zeros_like(value) for name, value in w.items()}
         dxs = torch.empty_like(xs)
         d_next = {s: d.clone() for s, d in zip(STATE, dstateT)}
