@@ -33,8 +33,10 @@ def numpy_module(name):
     return generated(name) if name in CELLS else load_file(ROOT / "examples" / f"{name}.py", f"spec_{name}")
 
 
-def function_of(module):
-    return next(getattr(module, k) for k in dir(module) if k.endswith("Function") and k != "Function")
+def function_of(module, recompute=False):
+    """The module's autograd.Function: the one keeping every cached value, or only the states."""
+    name = next(k for k in dir(module) if k.endswith("RecomputeFunction"))
+    return getattr(module, name if recompute else name.replace("RecomputeFunction", "Function"))
 
 
 def random_inputs(module, seed=0):
@@ -47,14 +49,15 @@ def random_inputs(module, seed=0):
     return xs, state0, params
 
 
+@pytest.mark.parametrize("recompute", [False, True], ids=["cached", "recompute"])
 @pytest.mark.parametrize("name", RECURRENT + SPECS)
-def test_gradcheck_of_the_function(name):
+def test_gradcheck_of_the_function(name, recompute):
     module = torch_module(name)
     xs, state0, params = random_inputs(module)
-    assert torch.autograd.gradcheck(function_of(module).apply, (xs, *state0, *params))
+    assert torch.autograd.gradcheck(function_of(module, recompute).apply, (xs, *state0, *params))
 
 
-def saved_storages(module, xs, state0, params):
+def saved_storages(function, xs, state0, params):
     """{storage pointer: bytes} of every tensor the Function saves for backward."""
     seen = {}
 
@@ -62,15 +65,15 @@ def saved_storages(module, xs, state0, params):
         seen[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
         return t
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        function_of(module).apply(xs, *state0, *params)
+        function.apply(xs, *state0, *params)
     return seen
 
 
 @pytest.mark.parametrize("name", RECURRENT + SPECS)
-def test_the_function_saves_the_states_and_nothing_else_it_made(name):
+def test_the_recompute_function_saves_the_states_and_nothing_else_it_made(name):
     module = torch_module(name)
     xs, state0, params = random_inputs(module)
-    seen = saved_storages(module, xs, state0, params)
+    seen = saved_storages(function_of(module, recompute=True), xs, state0, params)
     given = {t.untyped_storage().data_ptr() for t in (xs, *params)}
     made = sum(n for ptr, n in seen.items() if ptr not in given)
     states = sum((T + 1) * B * SIZES[module.STATE_SIZES[s]] * 8 for s in module.STATE)
@@ -127,15 +130,16 @@ PYTORCH = {"lstm": ("LSTM", {}), "gru_reset_after": ("GRU", {}), "rnn": ("RNN", 
 
 
 @pytest.mark.parametrize("name", sorted(PYTORCH))
-@pytest.mark.parametrize("layers, bidirectional, batch_first", [(1, False, False), (2, True, True)])
-def test_the_module_equals_torch_nn(name, layers, bidirectional, batch_first):
+@pytest.mark.parametrize("layers, bidirectional, batch_first, recompute",
+                         [(1, False, False, False), (2, True, True, False), (2, True, True, True)])
+def test_the_module_equals_torch_nn(name, layers, bidirectional, batch_first, recompute):
     kind, extra = PYTORCH[name]
     module = torch_module(name)
     cls = getattr(module, class_name(name))
     torch.manual_seed(0)
     options = dict(num_layers=layers, bidirectional=bidirectional, batch_first=batch_first)
     theirs = getattr(torch.nn, kind)(SIZES["D"], SIZES["H"], **extra, **options).double()
-    ours = cls(SIZES["D"], SIZES["H"], *extra.values(), **options, dtype=torch.float64)
+    ours = cls(SIZES["D"], SIZES["H"], *extra.values(), **options, dtype=torch.float64, recompute=recompute)
     assert list(ours.state_dict()) == list(theirs.state_dict())
     ours.load_state_dict(theirs.state_dict())
     x = torch.randn(B, T, SIZES["D"], dtype=torch.float64) if batch_first else \
