@@ -3,9 +3,10 @@
     python benchmarks/bench_frameworks.py                 # the sizes of bench.py, a few minutes
     python benchmarks/bench_frameworks.py --sizes medium --repeats 5 --compile-sizes ''
 
-Every measurement is forward + backward of L = sum(outputs * G), float32, one thread by
-default; every implementation is warmed up, then they take turns (`--repeats` rounds) and
-each keeps its fastest run, which a busy machine disturbs least.  Per cell (lstm, gru, the
+Every measurement is forward + backward of L = sum(outputs * G), float32, one thread and
+the process's CPU time by default (`--clock wall` for elapsed time); every implementation
+is warmed up, then they take turns (`--repeats` rounds) and each keeps its fastest run,
+which a busy machine disturbs least.  Per cell (lstm, gru, the
 spec cell examples/mgu) and size:
 - `ours/plain`: generated/torch/<cell>.py's two Functions against the same cell written
   plainly in PyTorch (a Python loop over steps, autograd): `cached` keeps every value its
@@ -90,6 +91,10 @@ def torch_plain(name):
 
 
 # -- measuring ---------------------------------------------------------------------------------
+CLOCKS = {"cpu": time.process_time, "wall": time.perf_counter}
+clock = CLOCKS["cpu"]
+
+
 def interleaved(runs, repeats):
     """The fastest of `repeats` runs of each, taking turns after two warm-up runs each."""
     for run in runs.values():
@@ -98,9 +103,9 @@ def interleaved(runs, repeats):
     times = {k: [] for k in runs}
     for _ in range(repeats):
         for k, run in runs.items():
-            start = time.perf_counter()
+            start = clock()
             run()
-            times[k].append(time.perf_counter() - start)
+            times[k].append(clock() - start)
     return {k: min(v) for k, v in times.items()}
 
 
@@ -256,10 +261,14 @@ def main(argv=None) -> int:
     parser.add_argument("--sizes", default=",".join(SIZES))
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--clock", choices=sorted(CLOCKS), default="cpu",
+                        help="cpu: the process's CPU time, which other jobs on the machine disturb least")
     parser.add_argument("--compile-sizes", default="small",
                         help="sizes at which to torch.compile the plain cell (it unrolls the loop: ~2 min a cell here)")
     parser.add_argument("--no-jax", action="store_true")
     args = parser.parse_args(argv)
+    global clock
+    clock = CLOCKS[args.clock]
     torch.set_num_threads(args.threads)
     print(f"machine: {machine()}")
     print("GPU: " + (torch.cuda.get_device_name() if torch.cuda.is_available()
@@ -267,7 +276,7 @@ def main(argv=None) -> int:
     for size_name in args.sizes.split(","):
         size = SIZES[size_name]
         print(f"\n== {size_name}: T={size[0]} B={size[1]} D={size[2]} H={size[3]}, float32, fwd+bwd, "
-              f"fastest of {args.repeats} interleaved runs")
+              f"fastest of {args.repeats} interleaved runs, {args.clock} clock")
         for name in CELLS:
             torch_line(name, size, args, size_name in args.compile_sizes.split(","))
         for name in NN:

@@ -44,7 +44,7 @@ def emit_torch(derivation: Derivation, entry, command: str) -> str:
         stacking=[stack_line(s) for s in prog.stacking], weights=list(prog.weights),
         cached=list(prog.cached), cached_names=tuple_code([f"{n}_seq" for n, _, _ in prog.cached]),
         saved_names=tuple_code([f"{n}_seq" for n, _, is_state in prog.cached if is_state]),
-        recompute=spell(prog.recompute),
+        recompute=spell(prog.recompute, per_step=False),
         forward_pre=spell(prog.forward_pre), forward_loop=spell(prog.forward_loop),
         backward_pre=spell(_without_scratch(prog)), backward_loop=spell(prog.backward_loop),
         backward_post=spell(prog.backward_post),

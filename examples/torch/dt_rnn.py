@@ -73,14 +73,12 @@ def _forward_steps(w, sizes, xs, seq):
     for t in range(steps):
         h_prev = h_seq[t]
         Z_u = Z_u_seq[t]
-        torch.matmul(h_prev, Wcat_h_prev.T, out=A_h_prev)  # (F1)
-        A_h_prev += A_x[t]
-        Z_u[...] = torch.sigmoid(A_h_prev[:, 0:H])  # (F2)
+        torch.addmm(A_x[t], h_prev, Wcat_h_prev.T, out=A_h_prev)  # (F1)
+        torch.sigmoid(A_h_prev[:, 0:H], out=Z_u)  # (F2)
         u = Z_u
-        torch.matmul(u, Wcat_u.T, out=A_u)  # (F3)
-        A_u += bcat_u[0:H]
+        torch.addmm(bcat_u[0:H], u, Wcat_u.T, out=A_u)  # (F3)
         a_h = A_u
-        h_seq[t + 1] = torch.tanh(a_h)  # (F4)
+        torch.tanh(a_h, out=h_seq[t + 1])  # (F4)
 
 
 def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
@@ -107,9 +105,9 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
         d_A_x = d_A_x_seq[t]
         d_A_u = d_A_u_seq[t]
         d_h = d_h_next + dhs[t]  # (B1) fork: loss, next step
-        d_A_u[:, 0:H] = d_h*(1 - h**2)  # (B2)
+        torch.mul(d_h, 1 - h**2, out=d_A_u[:, 0:H])  # (B2)
         d_u[...] = d_A_u @ Wcat_u  # (B3)
-        d_A_x[:, 0:H] = Z_u*d_Z_u*(1 - Z_u)  # (B4)
+        torch.mul(Z_u, d_Z_u*(1 - Z_u), out=d_A_x[:, 0:H])  # (B4)
         d_h_prev = d_A_x @ Wcat_h_prev  # (B5)
         d_h_next = d_h_prev
     dw["Wcat_x"] += d_A_x_seq.reshape(steps * B, H).T @ xs.reshape(steps * B, D)  # (P1)
@@ -155,7 +153,7 @@ def _recompute(w, sizes, xs, seq):
     Z_u = Z_u_seq[0:steps]
     torch.matmul(h_prev, Wcat_h_prev.T, out=A_h_prev)  # (F1)
     A_h_prev += A_x[0:steps]
-    Z_u[...] = torch.sigmoid(A_h_prev[:, :, 0:H])  # (F2)
+    torch.sigmoid(A_h_prev[:, :, 0:H], out=Z_u)  # (F2)
 
 
 def _grads(dw, sizes):

@@ -76,21 +76,19 @@ def _forward_steps(w, sizes, xs, seq):
         h_prev = h_seq[t]
         Z_f = Z_f_seq[t]
         Z_n = Z_n_seq[t]
-        torch.matmul(h_prev, Wcat_h_prev.T, out=A_h_prev)  # (F1)
-        A_h_prev += A_x[t, :, 0:H]
-        Z_f[...] = torch.sigmoid(A_h_prev[:, 0:H])  # (F2)
+        torch.addmm(A_x[t, :, 0:H], h_prev, Wcat_h_prev.T, out=A_h_prev)  # (F1)
+        torch.sigmoid(A_h_prev[:, 0:H], out=Z_f)  # (F2)
         f = Z_f
-        n_1_seq[t] = f*h_prev  # (F3)
+        torch.mul(f, h_prev, out=n_1_seq[t])  # (F3)
         n_1 = n_1_seq[t]
-        torch.matmul(n_1, Wcat_n_1.T, out=A_n_1)  # (F4)
-        A_n_1 += A_x[t, :, H:2 * H]
-        Z_n[...] = torch.tanh(A_n_1[:, 0:H])  # (F5)
+        torch.addmm(A_x[t, :, H:2 * H], n_1, Wcat_n_1.T, out=A_n_1)  # (F4)
+        torch.tanh(A_n_1[:, 0:H], out=Z_n)  # (F5)
         n = Z_n
-        h_1_seq[t] = 1 - f  # (F6)
+        torch.add(-f, 1, out=h_1_seq[t])  # (F6)
         h_1 = h_1_seq[t]
         h_2 = h_1*h_prev  # (F7)
         h_3 = f*n  # (F8)
-        h_seq[t + 1] = h_2 + h_3  # (F9)
+        torch.add(h_2, h_3, out=h_seq[t + 1])  # (F9)
 
 
 def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
@@ -129,12 +127,12 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
         d_h_3 = d_h  # (B2)
         d_h_2 = d_h  # (B3)
         d_h_1 = d_h_2*h_prev  # (B4)
-        d_n[...] = d_h_3*f  # (B5)
-        d_A_n_1[:, 0:H] = d_Z_n*(1 - Z_n**2)  # (B6)
+        torch.mul(d_h_3, f, out=d_n)  # (B5)
+        torch.mul(d_Z_n, 1 - Z_n**2, out=d_A_n_1[:, 0:H])  # (B6)
         d_n_1 = d_A_n_1 @ Wcat_n_1  # (B7)
-        d_f[...] = -d_h_1 + d_h_3*n + d_n_1*h_prev  # (B8) fork: n_1, h_1, h_3
-        d_A_h_prev[:, 0:H] = Z_f*d_Z_f*(1 - Z_f)  # (B9)
-        d_h_prev = d_h_2*h_1 + d_n_1*f + d_A_h_prev @ Wcat_h_prev  # (B10) fork: a_f, n_1, h_2
+        torch.addcmul(torch.addcmul(-d_h_1, d_n_1, h_prev), d_h_3, n, out=d_f)  # (B8) fork: n_1, h_1, h_3
+        torch.mul(Z_f, d_Z_f*(1 - Z_f), out=d_A_h_prev[:, 0:H])  # (B9)
+        d_h_prev = torch.addmm(torch.addcmul(d_n_1*f, d_h_2, h_1), d_A_h_prev, Wcat_h_prev)  # (B10) fork: a_f, n_1, h_2
         d_h_next = d_h_prev
     d_A_x_seq[:, :, 0:H] = d_A_h_prev_seq[:, :, 0:H]
     d_A_x_seq[:, :, H:2 * H] = d_A_n_1_seq[:, :, 0:H]
@@ -187,14 +185,14 @@ def _recompute(w, sizes, xs, seq):
     Z_n = Z_n_seq[0:steps]
     torch.matmul(h_prev, Wcat_h_prev.T, out=A_h_prev)  # (F1)
     A_h_prev += A_x[0:steps, :, 0:H]
-    Z_f[...] = torch.sigmoid(A_h_prev[:, :, 0:H])  # (F2)
+    torch.sigmoid(A_h_prev[:, :, 0:H], out=Z_f)  # (F2)
     f = Z_f
-    n_1_seq[0:steps] = f*h_prev  # (F3)
+    torch.mul(f, h_prev, out=n_1_seq[0:steps])  # (F3)
     n_1 = n_1_seq[0:steps]
     torch.matmul(n_1, Wcat_n_1.T, out=A_n_1)  # (F4)
     A_n_1 += A_x[0:steps, :, H:2 * H]
-    Z_n[...] = torch.tanh(A_n_1[:, :, 0:H])  # (F5)
-    h_1_seq[0:steps] = 1 - f  # (F6)
+    torch.tanh(A_n_1[:, :, 0:H], out=Z_n)  # (F5)
+    torch.add(-f, 1, out=h_1_seq[0:steps])  # (F6)
 
 
 def _grads(dw, sizes):

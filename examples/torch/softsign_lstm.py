@@ -80,23 +80,22 @@ def _forward_steps(w, sizes, xs, seq):
         h_prev = h_seq[t]
         c_prev = c_seq[t]
         Z_f_i_o = Z_f_i_o_seq[t]
-        torch.matmul(h_prev, Wcat_h_prev.T, out=A_h_prev)  # (F1)-(F7)
-        A_h_prev += A_x[t]
-        Z_f_i_o[...] = torch.sigmoid(A_h_prev[:, 0:3 * H])  # (F2) (F4) (F8)
+        torch.addmm(A_x[t], h_prev, Wcat_h_prev.T, out=A_h_prev)  # (F1)-(F7)
+        torch.sigmoid(A_h_prev[:, 0:3 * H], out=Z_f_i_o)  # (F2) (F4) (F8)
         f = Z_f_i_o[:, 0:H]
         i = Z_f_i_o[:, H:2 * H]
         o = Z_f_i_o[:, 2 * H:3 * H]
         a_g_seq[t] = A_h_prev[:, 3 * H:4 * H]
         a_g = a_g_seq[t]
-        g_seq[t] = a_g/(abs(a_g) + 1)  # (F6)
+        torch.mul(a_g, (abs(a_g) + 1)**(-1.0), out=g_seq[t])  # (F6)
         g = g_seq[t]
         c_1 = c_prev*f  # (F9)
         c_2 = g*i  # (F10)
-        c_seq[t + 1] = c_1 + c_2  # (F11)
+        torch.add(c_1, c_2, out=c_seq[t + 1])  # (F11)
         c = c_seq[t + 1]
-        h_1_seq[t] = torch.tanh(c)  # (F12)
+        torch.tanh(c, out=h_1_seq[t])  # (F12)
         h_1 = h_1_seq[t]
-        h_seq[t + 1] = h_1*o  # (F13)
+        torch.mul(h_1, o, out=h_seq[t + 1])  # (F13)
 
 
 def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
@@ -133,15 +132,15 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
         d_A_x = d_A_x_seq[t]
         d_h = d_h_next + dhs[t]  # (B1) fork: loss, next step
         d_h_1 = d_h*o  # (B2)
-        d_c = d_h_1*(1 - h_1**2) + d_c_next  # (B3) fork: h_1, next step
+        d_c = torch.addcmul(d_c_next, d_h_1, 1 - h_1**2)  # (B3) fork: h_1, next step
         d_c_2 = d_c  # (B4)
         d_c_1 = d_c  # (B5)
-        d_o[...] = d_h*h_1  # (B6)
+        torch.mul(d_h, h_1, out=d_o)  # (B6)
         d_g = d_c_2*i  # (B8)
-        d_A_x[:, 3 * H:4 * H] = d_g*(-a_g*torch.sign(a_g)/(abs(a_g) + 1)**2 + (abs(a_g) + 1)**(-1.0))  # (B9)
-        d_i[...] = d_c_2*g  # (B10)
-        d_f[...] = c_prev*d_c_1  # (B12)
-        d_A_x[:, 0:3 * H] = Z_f_i_o*d_Z_f_i_o*(1 - Z_f_i_o)  # (B13) (B11) (B7)
+        torch.mul(d_g, -a_g*torch.sign(a_g)/(abs(a_g) + 1)**2 + (abs(a_g) + 1)**(-1.0), out=d_A_x[:, 3 * H:4 * H])  # (B9)
+        torch.mul(d_c_2, g, out=d_i)  # (B10)
+        torch.mul(c_prev, d_c_1, out=d_f)  # (B12)
+        torch.mul(Z_f_i_o, d_Z_f_i_o*(1 - Z_f_i_o), out=d_A_x[:, 0:3 * H])  # (B13) (B11) (B7)
         d_c_prev = d_c_1*f  # (B14)
         d_h_prev = d_A_x @ Wcat_h_prev  # (B15) fork: a_f, a_i, a_g, a_o
         d_h_next = d_h_prev
@@ -193,12 +192,12 @@ def _recompute(w, sizes, xs, seq):
     Z_f_i_o = Z_f_i_o_seq[0:steps]
     torch.matmul(h_prev, Wcat_h_prev.T, out=A_h_prev)  # (F1)-(F7)
     A_h_prev += A_x[0:steps]
-    Z_f_i_o[...] = torch.sigmoid(A_h_prev[:, :, 0:3 * H])  # (F2) (F4) (F8)
+    torch.sigmoid(A_h_prev[:, :, 0:3 * H], out=Z_f_i_o)  # (F2) (F4) (F8)
     a_g_seq[0:steps] = A_h_prev[:, :, 3 * H:4 * H]
     a_g = a_g_seq[0:steps]
-    g_seq[0:steps] = a_g/(abs(a_g) + 1)  # (F6)
+    torch.mul(a_g, (abs(a_g) + 1)**(-1.0), out=g_seq[0:steps])  # (F6)
     c = c_seq[1:]
-    h_1_seq[0:steps] = torch.tanh(c)  # (F12)
+    torch.tanh(c, out=h_1_seq[0:steps])  # (F12)
 
 
 def _grads(dw, sizes):

@@ -78,22 +78,21 @@ def _forward_steps(w, sizes, xs, seq):
         c_prev = c_seq[t]
         Z_f_o = Z_f_o_seq[t]
         Z_g = Z_g_seq[t]
-        torch.matmul(h_prev, Wcat_h_prev.T, out=A_h_prev)  # (F1)-(F3)
-        A_h_prev += A_x[t]
-        Z_f_o[...] = torch.sigmoid(A_h_prev[:, 0:2 * H])  # (F4) (F7)
+        torch.addmm(A_x[t], h_prev, Wcat_h_prev.T, out=A_h_prev)  # (F1)-(F3)
+        torch.sigmoid(A_h_prev[:, 0:2 * H], out=Z_f_o)  # (F4) (F7)
         f = Z_f_o[:, 0:H]
         o = Z_f_o[:, H:2 * H]
-        Z_g[...] = torch.tanh(A_h_prev[:, 2 * H:3 * H])  # (F6)
+        torch.tanh(A_h_prev[:, 2 * H:3 * H], out=Z_g)  # (F6)
         g = Z_g
-        i_seq[t] = 1 - f  # (F5)
+        torch.add(-f, 1, out=i_seq[t])  # (F5)
         i = i_seq[t]
         m = c_prev*f  # (F8)
         n = g*i  # (F9)
-        c_seq[t + 1] = m + n  # (F10)
+        torch.add(m, n, out=c_seq[t + 1])  # (F10)
         c = c_seq[t + 1]
-        k_seq[t] = torch.tanh(c)  # (F11)
+        torch.tanh(c, out=k_seq[t])  # (F11)
         k = k_seq[t]
-        h_seq[t + 1] = k*o  # (F12)
+        torch.mul(k, o, out=h_seq[t + 1])  # (F12)
 
 
 def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
@@ -131,15 +130,15 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
         d_A_x = d_A_x_seq[t]
         d_h = d_h_next + dhs[t]  # (B1) fork: loss, next step
         d_k = d_h*o  # (B2)
-        d_c = d_k*(1 - k**2) + d_c_next  # (B3) fork: k, next step
+        d_c = torch.addcmul(d_c_next, d_k, 1 - k**2)  # (B3) fork: k, next step
         d_n = d_c  # (B4)
         d_m = d_c  # (B5)
-        d_o[...] = d_h*k  # (B6)
-        d_g[...] = d_n*i  # (B7)
+        torch.mul(d_h, k, out=d_o)  # (B6)
+        torch.mul(d_n, i, out=d_g)  # (B7)
         d_i = d_n*g  # (B8)
-        d_f[...] = c_prev*d_m - d_i  # (B9) fork: i, m
-        d_A_x[:, 2 * H:3 * H] = d_Z_g*(1 - Z_g**2)  # (B11)
-        d_A_x[:, 0:2 * H] = Z_f_o*d_Z_f_o*(1 - Z_f_o)  # (B12) (B10)
+        torch.addcmul(-d_i, c_prev, d_m, out=d_f)  # (B9) fork: i, m
+        torch.mul(d_Z_g, 1 - Z_g**2, out=d_A_x[:, 2 * H:3 * H])  # (B11)
+        torch.mul(Z_f_o, d_Z_f_o*(1 - Z_f_o), out=d_A_x[:, 0:2 * H])  # (B12) (B10)
         d_c_prev = d_m*f  # (B13)
         d_h_prev = d_A_x @ Wcat_h_prev  # (B14) fork: a_f, a_g, a_o
         d_h_next = d_h_prev
@@ -192,12 +191,12 @@ def _recompute(w, sizes, xs, seq):
     Z_g = Z_g_seq[0:steps]
     torch.matmul(h_prev, Wcat_h_prev.T, out=A_h_prev)  # (F1)-(F3)
     A_h_prev += A_x[0:steps]
-    Z_f_o[...] = torch.sigmoid(A_h_prev[:, :, 0:2 * H])  # (F4) (F7)
+    torch.sigmoid(A_h_prev[:, :, 0:2 * H], out=Z_f_o)  # (F4) (F7)
     f = Z_f_o[:, :, 0:H]
-    Z_g[...] = torch.tanh(A_h_prev[:, :, 2 * H:3 * H])  # (F6)
-    i_seq[0:steps] = 1 - f  # (F5)
+    torch.tanh(A_h_prev[:, :, 2 * H:3 * H], out=Z_g)  # (F6)
+    torch.add(-f, 1, out=i_seq[0:steps])  # (F5)
     c = c_seq[1:]
-    k_seq[0:steps] = torch.tanh(c)  # (F11)
+    torch.tanh(c, out=k_seq[0:steps])  # (F11)
 
 
 def _grads(dw, sizes):

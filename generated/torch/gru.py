@@ -79,22 +79,20 @@ def _forward_steps(w, sizes, xs, seq):
         h_prev = h_seq[t]
         Z_z_r = Z_z_r_seq[t]
         Z_n = Z_n_seq[t]
-        torch.matmul(h_prev, Wcat_h_prev.T, out=A_h_prev)  # (F1)-(F2)
-        A_h_prev += A_x[t, :, 0:2 * H]
-        Z_z_r[...] = torch.sigmoid(A_h_prev[:, 0:2 * H])  # (F3) (F4)
+        torch.addmm(A_x[t, :, 0:2 * H], h_prev, Wcat_h_prev.T, out=A_h_prev)  # (F1)-(F2)
+        torch.sigmoid(A_h_prev[:, 0:2 * H], out=Z_z_r)  # (F3) (F4)
         z = Z_z_r[:, 0:H]
         r = Z_z_r[:, H:2 * H]
-        s_seq[t] = h_prev*r  # (F5)
+        torch.mul(h_prev, r, out=s_seq[t])  # (F5)
         s = s_seq[t]
-        torch.matmul(s, Wcat_s.T, out=A_s)  # (F6)
-        A_s += A_x[t, :, 2 * H:3 * H]
-        Z_n[...] = torch.tanh(A_s[:, 0:H])  # (F7)
+        torch.addmm(A_x[t, :, 2 * H:3 * H], s, Wcat_s.T, out=A_s)  # (F6)
+        torch.tanh(A_s[:, 0:H], out=Z_n)  # (F7)
         n = Z_n
-        v_seq[t] = 1 - z  # (F8)
+        torch.add(-z, 1, out=v_seq[t])  # (F8)
         v = v_seq[t]
         m = n*v  # (F9)
         q = h_prev*z  # (F10)
-        h_seq[t + 1] = m + q  # (F11)
+        torch.add(m, q, out=h_seq[t + 1])  # (F11)
 
 
 def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
@@ -135,13 +133,13 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
         d_q = d_h  # (B2)
         d_m = d_h  # (B3)
         d_v = d_m*n  # (B4)
-        d_n[...] = d_m*v  # (B5)
-        d_A_s[:, 0:H] = d_Z_n*(1 - Z_n**2)  # (B6)
+        torch.mul(d_m, v, out=d_n)  # (B5)
+        torch.mul(d_Z_n, 1 - Z_n**2, out=d_A_s[:, 0:H])  # (B6)
         d_s = d_A_s @ Wcat_s  # (B7)
-        d_r[...] = d_s*h_prev  # (B8)
-        d_z[...] = d_q*h_prev - d_v  # (B9) fork: v, q
-        d_A_h_prev[:, 0:2 * H] = Z_z_r*d_Z_z_r*(1 - Z_z_r)  # (B11) (B10)
-        d_h_prev = d_q*z + d_s*r + d_A_h_prev @ Wcat_h_prev  # (B12) fork: a_z, a_r, s, q
+        torch.mul(d_s, h_prev, out=d_r)  # (B8)
+        torch.addcmul(-d_v, d_q, h_prev, out=d_z)  # (B9) fork: v, q
+        torch.mul(Z_z_r, d_Z_z_r*(1 - Z_z_r), out=d_A_h_prev[:, 0:2 * H])  # (B11) (B10)
+        d_h_prev = torch.addmm(torch.addcmul(d_s*r, d_q, z), d_A_h_prev, Wcat_h_prev)  # (B12) fork: a_z, a_r, s, q
         d_h_next = d_h_prev
     d_A_x_seq[:, :, 0:2 * H] = d_A_h_prev_seq[:, :, 0:2 * H]
     d_A_x_seq[:, :, 2 * H:3 * H] = d_A_s_seq[:, :, 0:H]
@@ -194,15 +192,15 @@ def _recompute(w, sizes, xs, seq):
     Z_n = Z_n_seq[0:steps]
     torch.matmul(h_prev, Wcat_h_prev.T, out=A_h_prev)  # (F1)-(F2)
     A_h_prev += A_x[0:steps, :, 0:2 * H]
-    Z_z_r[...] = torch.sigmoid(A_h_prev[:, :, 0:2 * H])  # (F3) (F4)
+    torch.sigmoid(A_h_prev[:, :, 0:2 * H], out=Z_z_r)  # (F3) (F4)
     z = Z_z_r[:, :, 0:H]
     r = Z_z_r[:, :, H:2 * H]
-    s_seq[0:steps] = h_prev*r  # (F5)
+    torch.mul(h_prev, r, out=s_seq[0:steps])  # (F5)
     s = s_seq[0:steps]
     torch.matmul(s, Wcat_s.T, out=A_s)  # (F6)
     A_s += A_x[0:steps, :, 2 * H:3 * H]
-    Z_n[...] = torch.tanh(A_s[:, :, 0:H])  # (F7)
-    v_seq[0:steps] = 1 - z  # (F8)
+    torch.tanh(A_s[:, :, 0:H], out=Z_n)  # (F7)
+    torch.add(-z, 1, out=v_seq[0:steps])  # (F8)
 
 
 def _grads(dw, sizes):

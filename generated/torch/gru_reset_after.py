@@ -88,7 +88,7 @@ def _forward_steps(w, sizes, xs, seq):
         Z_z_r = Z_z_r_seq[t]
         torch.matmul(h_prev, Wcat_h_prev.T, out=A_h_prev)  # (F1)-(F2)
         A_h_prev[:, 0:2 * H] += A_x[t, :, 0:2 * H]
-        Z_z_r[...] = torch.sigmoid(A_h_prev[:, 0:2 * H])  # (F5) (F6)
+        torch.sigmoid(A_h_prev[:, 0:2 * H], out=Z_z_r)  # (F5) (F6)
         z = Z_z_r[:, 0:H]
         r = Z_z_r[:, H:2 * H]
         a_nx = A_x[t, :, 2 * H:3 * H]
@@ -97,13 +97,13 @@ def _forward_steps(w, sizes, xs, seq):
         a_nh = a_nh_seq[t]
         s = a_nh*r  # (F7)
         a_n = a_nx + s  # (F8)
-        n_seq[t] = torch.tanh(a_n)  # (F9)
+        torch.tanh(a_n, out=n_seq[t])  # (F9)
         n = n_seq[t]
-        v_seq[t] = 1 - z  # (F10)
+        torch.add(-z, 1, out=v_seq[t])  # (F10)
         v = v_seq[t]
         m = n*v  # (F11)
         q = h_prev*z  # (F12)
-        h_seq[t + 1] = m + q  # (F13)
+        torch.add(m, q, out=h_seq[t + 1])  # (F13)
 
 
 def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
@@ -144,12 +144,12 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
         d_n = d_m*v  # (B5)
         d_a_n = d_n*(1 - n**2)  # (B6)
         d_s = d_a_n  # (B7)
-        d_r[...] = a_nh*d_s  # (B8)
-        d_z[...] = d_q*h_prev - d_v  # (B9) fork: v, q
-        d_A_h_prev[:, 2 * H:3 * H] = d_s*r  # (B10)
+        torch.mul(a_nh, d_s, out=d_r)  # (B8)
+        torch.addcmul(-d_v, d_q, h_prev, out=d_z)  # (B9) fork: v, q
+        torch.mul(d_s, r, out=d_A_h_prev[:, 2 * H:3 * H])  # (B10)
         d_A_x[:, 2 * H:3 * H] = d_a_n  # (B11)
-        d_A_h_prev[:, 0:2 * H] = Z_z_r*d_Z_z_r*(1 - Z_z_r)  # (B13) (B12)
-        d_h_prev = d_q*z + d_A_h_prev @ Wcat_h_prev  # (B14) fork: a_z, a_r, a_nh, q
+        torch.mul(Z_z_r, d_Z_z_r*(1 - Z_z_r), out=d_A_h_prev[:, 0:2 * H])  # (B13) (B12)
+        d_h_prev = torch.addmm(d_q*z, d_A_h_prev, Wcat_h_prev)  # (B14) fork: a_z, a_r, a_nh, q
         d_h_next = d_h_prev
     d_A_x_seq[:, :, 0:2 * H] = d_A_h_prev_seq[:, :, 0:2 * H]
     dw["Wcat_x"] += d_A_x_seq.reshape(steps * B, 3 * H).T @ xs.reshape(steps * B, D)  # (P1)-(P3)
@@ -199,7 +199,7 @@ def _recompute(w, sizes, xs, seq):
     Z_z_r = Z_z_r_seq[0:steps]
     torch.matmul(h_prev, Wcat_h_prev.T, out=A_h_prev)  # (F1)-(F2)
     A_h_prev[:, :, 0:2 * H] += A_x[0:steps, :, 0:2 * H]
-    Z_z_r[...] = torch.sigmoid(A_h_prev[:, :, 0:2 * H])  # (F5) (F6)
+    torch.sigmoid(A_h_prev[:, :, 0:2 * H], out=Z_z_r)  # (F5) (F6)
     z = Z_z_r[:, :, 0:H]
     r = Z_z_r[:, :, H:2 * H]
     a_nx = A_x[0:steps, :, 2 * H:3 * H]
@@ -208,8 +208,8 @@ def _recompute(w, sizes, xs, seq):
     a_nh = a_nh_seq[0:steps]
     s = a_nh*r  # (F7)
     a_n = a_nx + s  # (F8)
-    n_seq[0:steps] = torch.tanh(a_n)  # (F9)
-    v_seq[0:steps] = 1 - z  # (F10)
+    torch.tanh(a_n, out=n_seq[0:steps])  # (F9)
+    torch.add(-z, 1, out=v_seq[0:steps])  # (F10)
 
 
 def _grads(dw, sizes):

@@ -88,21 +88,20 @@ def _forward_steps(w, sizes, xs, seq):
         c_prev = c_seq[t]
         Z_f_i_o = Z_f_i_o_seq[t]
         Z_g = Z_g_seq[t]
-        torch.matmul(h_prev, Wcat_h_prev.T, out=A_h_prev)  # (F1)-(F4)
-        A_h_prev += A_x[t]
-        Z_f_i_o[...] = torch.sigmoid(A_h_prev[:, 0:3 * H])  # (F5) (F6) (F8)
+        torch.addmm(A_x[t], h_prev, Wcat_h_prev.T, out=A_h_prev)  # (F1)-(F4)
+        torch.sigmoid(A_h_prev[:, 0:3 * H], out=Z_f_i_o)  # (F5) (F6) (F8)
         f = Z_f_i_o[:, 0:H]
         i = Z_f_i_o[:, H:2 * H]
         o = Z_f_i_o[:, 2 * H:3 * H]
-        Z_g[...] = torch.tanh(A_h_prev[:, 3 * H:4 * H])  # (F7)
+        torch.tanh(A_h_prev[:, 3 * H:4 * H], out=Z_g)  # (F7)
         g = Z_g
         m = c_prev*f  # (F9)
         n = g*i  # (F10)
-        c_seq[t + 1] = m + n  # (F11)
+        torch.add(m, n, out=c_seq[t + 1])  # (F11)
         c = c_seq[t + 1]
-        k_seq[t] = torch.tanh(c)  # (F12)
+        torch.tanh(c, out=k_seq[t])  # (F12)
         k = k_seq[t]
-        h_seq[t + 1] = k*o  # (F13)
+        torch.mul(k, o, out=h_seq[t + 1])  # (F13)
 
 
 def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
@@ -140,15 +139,15 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
         d_A_x = d_A_x_seq[t]
         d_h = d_h_next + dhs[t]  # (B1) fork: loss, next step
         d_k = d_h*o  # (B2)
-        d_c = d_k*(1 - k**2) + d_c_next  # (B3) fork: k, next step
+        d_c = torch.addcmul(d_c_next, d_k, 1 - k**2)  # (B3) fork: k, next step
         d_n = d_c  # (B4)
         d_m = d_c  # (B5)
-        d_o[...] = d_h*k  # (B6)
-        d_g[...] = d_n*i  # (B7)
-        d_i[...] = d_n*g  # (B8)
-        d_f[...] = c_prev*d_m  # (B9)
-        d_A_x[:, 3 * H:4 * H] = d_Z_g*(1 - Z_g**2)  # (B11)
-        d_A_x[:, 0:3 * H] = Z_f_i_o*d_Z_f_i_o*(1 - Z_f_i_o)  # (B13) (B12) (B10)
+        torch.mul(d_h, k, out=d_o)  # (B6)
+        torch.mul(d_n, i, out=d_g)  # (B7)
+        torch.mul(d_n, g, out=d_i)  # (B8)
+        torch.mul(c_prev, d_m, out=d_f)  # (B9)
+        torch.mul(d_Z_g, 1 - Z_g**2, out=d_A_x[:, 3 * H:4 * H])  # (B11)
+        torch.mul(Z_f_i_o, d_Z_f_i_o*(1 - Z_f_i_o), out=d_A_x[:, 0:3 * H])  # (B13) (B12) (B10)
         d_c_prev = d_m*f  # (B14)
         d_h_prev = d_A_x @ Wcat_h_prev  # (B15) fork: a_f, a_i, a_g, a_o
         d_h_next = d_h_prev
@@ -199,10 +198,10 @@ def _recompute(w, sizes, xs, seq):
     Z_g = Z_g_seq[0:steps]
     torch.matmul(h_prev, Wcat_h_prev.T, out=A_h_prev)  # (F1)-(F4)
     A_h_prev += A_x[0:steps]
-    Z_f_i_o[...] = torch.sigmoid(A_h_prev[:, :, 0:3 * H])  # (F5) (F6) (F8)
-    Z_g[...] = torch.tanh(A_h_prev[:, :, 3 * H:4 * H])  # (F7)
+    torch.sigmoid(A_h_prev[:, :, 0:3 * H], out=Z_f_i_o)  # (F5) (F6) (F8)
+    torch.tanh(A_h_prev[:, :, 3 * H:4 * H], out=Z_g)  # (F7)
     c = c_seq[1:]
-    k_seq[0:steps] = torch.tanh(c)  # (F12)
+    torch.tanh(c, out=k_seq[0:steps])  # (F12)
 
 
 def _grads(dw, sizes):

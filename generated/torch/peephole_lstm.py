@@ -87,32 +87,31 @@ def _forward_steps(w, sizes, xs, seq):
         h_prev = h_seq[t]
         c_prev = c_seq[t]
         Z_g = Z_g_seq[t]
-        torch.matmul(h_prev, Wcat_h_prev.T, out=A_h_prev)  # (F1)-(F4)
-        A_h_prev += A_x[t]
-        Z_g[...] = torch.tanh(A_h_prev[:, 0:H])  # (F11)
+        torch.addmm(A_x[t], h_prev, Wcat_h_prev.T, out=A_h_prev)  # (F1)-(F4)
+        torch.tanh(A_h_prev[:, 0:H], out=Z_g)  # (F11)
         g = Z_g
         a_f = A_h_prev[:, H:2 * H]
         a_i = A_h_prev[:, 2 * H:3 * H]
         a_o = A_h_prev[:, 3 * H:4 * H]
         q_f = c_prev*p_f  # (F5)
         z_f = a_f + q_f  # (F6)
-        f_seq[t] = torch.sigmoid(z_f)  # (F7)
+        torch.sigmoid(z_f, out=f_seq[t])  # (F7)
         f = f_seq[t]
         q_i = c_prev*p_i  # (F8)
         z_i = a_i + q_i  # (F9)
-        i_seq[t] = torch.sigmoid(z_i)  # (F10)
+        torch.sigmoid(z_i, out=i_seq[t])  # (F10)
         i = i_seq[t]
         m = c_prev*f  # (F12)
         n = g*i  # (F13)
-        c_seq[t + 1] = m + n  # (F14)
+        torch.add(m, n, out=c_seq[t + 1])  # (F14)
         c = c_seq[t + 1]
         q_o = c*p_o  # (F15)
         z_o = a_o + q_o  # (F16)
-        o_seq[t] = torch.sigmoid(z_o)  # (F17)
+        torch.sigmoid(z_o, out=o_seq[t])  # (F17)
         o = o_seq[t]
-        k_seq[t] = torch.tanh(c)  # (F18)
+        torch.tanh(c, out=k_seq[t])  # (F18)
         k = k_seq[t]
-        h_seq[t + 1] = k*o  # (F19)
+        torch.mul(k, o, out=h_seq[t + 1])  # (F19)
 
 
 def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
@@ -157,10 +156,10 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
         d_o = d_h*k  # (B3)
         d_z_o = d_o*o*(1 - o)  # (B4)
         d_q_o = d_z_o  # (B5)
-        d_c = d_k*(1 - k**2) + d_q_o*p_o + d_c_next  # (B6) fork: q_o, k, next step
+        d_c = torch.addcmul(torch.addcmul(d_c_next, d_q_o, p_o), d_k, 1 - k**2)  # (B6) fork: q_o, k, next step
         d_n = d_c  # (B7)
         d_m = d_c  # (B8)
-        d_g[...] = d_n*i  # (B9)
+        torch.mul(d_n, i, out=d_g)  # (B9)
         d_i = d_n*g  # (B10)
         d_z_i = d_i*i*(1 - i)  # (B11)
         d_q_i = d_z_i  # (B12)
@@ -168,10 +167,10 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
         d_z_f = d_f*f*(1 - f)  # (B14)
         d_q_f = d_z_f  # (B15)
         d_A_x[:, 3 * H:4 * H] = d_z_o  # (B16)
-        d_A_x[:, 0:H] = d_Z_g*(1 - Z_g**2)  # (B17)
+        torch.mul(d_Z_g, 1 - Z_g**2, out=d_A_x[:, 0:H])  # (B17)
         d_A_x[:, 2 * H:3 * H] = d_z_i  # (B18)
         d_A_x[:, H:2 * H] = d_z_f  # (B19)
-        d_c_prev = d_m*f + d_q_f*p_f + d_q_i*p_i  # (B20) fork: q_f, q_i, m
+        d_c_prev = torch.addcmul(torch.addcmul(d_q_i*p_i, d_q_f, p_f), d_m, f)  # (B20) fork: q_f, q_i, m
         d_h_prev = d_A_x @ Wcat_h_prev  # (B21) fork: a_f, a_i, a_g, a_o
         d_p_f += (c_prev*d_q_f).sum(dim=0)  # (P13)
         d_p_i += (c_prev*d_q_i).sum(dim=0)  # (P14)
@@ -231,21 +230,21 @@ def _recompute(w, sizes, xs, seq):
     Z_g = Z_g_seq[0:steps]
     torch.matmul(h_prev, Wcat_h_prev.T, out=A_h_prev)  # (F1)-(F4)
     A_h_prev += A_x[0:steps]
-    Z_g[...] = torch.tanh(A_h_prev[:, :, 0:H])  # (F11)
+    torch.tanh(A_h_prev[:, :, 0:H], out=Z_g)  # (F11)
     a_f = A_h_prev[:, :, H:2 * H]
     a_i = A_h_prev[:, :, 2 * H:3 * H]
     a_o = A_h_prev[:, :, 3 * H:4 * H]
     q_f = c_prev*p_f  # (F5)
     z_f = a_f + q_f  # (F6)
-    f_seq[0:steps] = torch.sigmoid(z_f)  # (F7)
+    torch.sigmoid(z_f, out=f_seq[0:steps])  # (F7)
     q_i = c_prev*p_i  # (F8)
     z_i = a_i + q_i  # (F9)
-    i_seq[0:steps] = torch.sigmoid(z_i)  # (F10)
+    torch.sigmoid(z_i, out=i_seq[0:steps])  # (F10)
     c = c_seq[1:]
     q_o = c*p_o  # (F15)
     z_o = a_o + q_o  # (F16)
-    o_seq[0:steps] = torch.sigmoid(z_o)  # (F17)
-    k_seq[0:steps] = torch.tanh(c)  # (F18)
+    torch.sigmoid(z_o, out=o_seq[0:steps])  # (F17)
+    torch.tanh(c, out=k_seq[0:steps])  # (F18)
 
 
 def _grads(dw, sizes):

@@ -72,10 +72,9 @@ def _forward_steps(w, sizes, xs, seq):
     A_h_prev = xs.new_empty((B, H))
     for t in range(steps):
         h_prev = h_seq[t]
-        torch.matmul(h_prev, Wcat_h_prev.T, out=A_h_prev)  # (F1)
-        A_h_prev += A_x[t]
+        torch.addmm(A_x[t], h_prev, Wcat_h_prev.T, out=A_h_prev)  # (F1)
         a = A_h_prev
-        h_seq[t + 1] = torch.tanh(a)  # (F2)
+        torch.tanh(a, out=h_seq[t + 1])  # (F2)
 
 
 def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
@@ -94,7 +93,7 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
         h = h_seq[t + 1]
         d_A_x = d_A_x_seq[t]
         d_h = d_h_next + dhs[t]  # (B1) fork: loss, next step
-        d_A_x[:, 0:H] = d_h*(1 - h**2)  # (B2)
+        torch.mul(d_h, 1 - h**2, out=d_A_x[:, 0:H])  # (B2)
         d_h_prev = d_A_x @ Wcat_h_prev  # (B3)
         d_h_next = d_h_prev
     dw["Wcat_x"] += d_A_x_seq.reshape(steps * B, H).T @ xs.reshape(steps * B, D)  # (P1)
