@@ -27,7 +27,7 @@ def recompute(forward_pre, forward_loop, cached, states) -> list:
     """`states`: the state names (`h`, `c`); `cached`: (name, size, is_state) as in Program."""
     seqs = {f"{s}_seq" for s in states}
     scratch = {r.name for r in forward_pre if isinstance(r, Buffer) and r.shape[0] == "B"}
-    moved = [_all_steps(r, scratch) for r in (*forward_pre, *forward_loop)
+    moved = [all_steps(r, scratch) for r in (*forward_pre, *forward_loop)
              if _target(r) not in seqs]
     wanted = {f"{name}_seq" for name, _, is_state in cached if not is_state}
     return _live(moved, wanted)
@@ -58,7 +58,8 @@ def _ref(ref: Ref, scratch) -> Ref:
     return ref
 
 
-def _all_steps(record, scratch):
+def all_steps(record, scratch):
+    """The record for every step at once; `scratch`: the one-step buffers that gain a steps axis."""
     move = lambda ref: _ref(ref, scratch)   # noqa: E731
     if isinstance(record, Buffer) and record.name in scratch:
         return replace(record, shape=("steps", *record.shape))

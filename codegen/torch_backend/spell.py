@@ -17,7 +17,7 @@ from __future__ import annotations
 import sympy as sp
 
 from codegen.numpy_backend.spell import SPELLING as NUMPY_SPELLING, ref_code
-from codegen.records import Add, Assign, Buffer, Gemm, Ref, Reduce, Stack, Zeros
+from codegen.records import Add, Assign, Buffer, Copy, Gemm, Ref, Reduce, Stack, Zeros
 from codegen.numpy_backend.printer import Sigmoid, spelled
 from codegen.torch_backend.printer import SPELLED, expr_code
 from derive.terms import WT
@@ -46,8 +46,22 @@ def _assign(r: Assign, module):
     call = _call(expr, target)
     if call:
         return [f"{call}{_comment(r.label)}"]
-    target = target if target.endswith("]") else f"{target}[...]"
-    return [f"{target} = {expr_code(expr)}{_comment(r.label)}"]
+    return [f"{_whole(r.target)} = {expr_code(expr)}{_comment(r.label)}"]
+
+
+def _whole(ref: Ref) -> str:
+    """A target written as a whole: `t[...] = value` (a bare name or a row of a split buffer
+    would be rebound, not written)."""
+    code = ref_code(ref)
+    return f"{code}[...]" if ref.step is None and ref.columns is None else code
+
+
+def _copy(r: Copy, module):
+    return [f"{_whole(r.target)} = {ref_code(r.source)}"]
+
+
+def _add(r: Add, module):
+    return [f"{ref_code(r.target)}.add_({ref_code(r.source)})"]
 
 
 def _call(expr, out: str | None = None) -> str | None:
@@ -95,7 +109,8 @@ def _reduce(r: Reduce, module):
     return [f"{r.target} += {source}.sum(dim=0){_comment(r.label)}"]
 
 
-SPELLING = {**NUMPY_SPELLING, Buffer: _buffer, Zeros: _zeros, Assign: _assign, Reduce: _reduce}
+SPELLING = {**NUMPY_SPELLING, Buffer: _buffer, Zeros: _zeros, Assign: _assign, Reduce: _reduce,
+            Copy: _copy, Add: _add}
 
 
 def spell(records, per_step=True) -> list[str]:

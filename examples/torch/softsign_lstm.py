@@ -74,28 +74,35 @@ def _forward_steps(w, sizes, xs, seq):
     A_x = xs.new_empty((steps, B, 4 * H))
     # the x terms of every step at once  (F1)-(F7)
     torch.matmul(xs.reshape(steps * B, D), Wcat_x.T, out=A_x.reshape(steps * B, 4 * H))
-    A_x += bcat_x
+    A_x.add_(bcat_x)
     A_h_prev = xs.new_empty((B, 4 * H))
+    h_seq_rows = h_seq.unbind(0)
+    c_seq_rows = c_seq.unbind(0)
+    Z_f_i_o_seq_rows = Z_f_i_o_seq.unbind(0)
+    A_x_rows = A_x.unbind(0)
+    a_g_seq_rows = a_g_seq.unbind(0)
+    g_seq_rows = g_seq.unbind(0)
+    h_1_seq_rows = h_1_seq.unbind(0)
     for t in range(steps):
-        h_prev = h_seq[t]
-        c_prev = c_seq[t]
-        Z_f_i_o = Z_f_i_o_seq[t]
-        torch.addmm(A_x[t], h_prev, Wcat_h_prev.T, out=A_h_prev)  # (F1)-(F7)
+        h_prev = h_seq_rows[t]
+        c_prev = c_seq_rows[t]
+        Z_f_i_o = Z_f_i_o_seq_rows[t]
+        torch.addmm(A_x_rows[t], h_prev, Wcat_h_prev.T, out=A_h_prev)  # (F1)-(F7)
         torch.sigmoid(A_h_prev[:, 0:3 * H], out=Z_f_i_o)  # (F2) (F4) (F8)
         f = Z_f_i_o[:, 0:H]
         i = Z_f_i_o[:, H:2 * H]
         o = Z_f_i_o[:, 2 * H:3 * H]
-        a_g_seq[t] = A_h_prev[:, 3 * H:4 * H]
-        a_g = a_g_seq[t]
-        torch.mul(a_g, (abs(a_g) + 1)**(-1.0), out=g_seq[t])  # (F6)
-        g = g_seq[t]
+        a_g_seq_rows[t][...] = A_h_prev[:, 3 * H:4 * H]
+        a_g = a_g_seq_rows[t]
+        torch.mul(a_g, (abs(a_g) + 1)**(-1.0), out=g_seq_rows[t])  # (F6)
+        g = g_seq_rows[t]
         c_1 = c_prev*f  # (F9)
         c_2 = g*i  # (F10)
-        torch.add(c_1, c_2, out=c_seq[t + 1])  # (F11)
-        c = c_seq[t + 1]
-        torch.tanh(c, out=h_1_seq[t])  # (F12)
-        h_1 = h_1_seq[t]
-        torch.mul(h_1, o, out=h_seq[t + 1])  # (F13)
+        torch.add(c_1, c_2, out=c_seq_rows[t + 1])  # (F11)
+        c = c_seq_rows[t + 1]
+        torch.tanh(c, out=h_1_seq_rows[t])  # (F12)
+        h_1 = h_1_seq_rows[t]
+        torch.mul(h_1, o, out=h_seq_rows[t + 1])  # (F13)
 
 
 def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
@@ -120,27 +127,46 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
     d_f = d_Z_f_i_o[:, 0:H]
     d_i = d_Z_f_i_o[:, H:2 * H]
     d_o = d_Z_f_i_o[:, 2 * H:3 * H]
+    a_g = a_g_seq[0:steps]
+    h_1 = h_1_seq[0:steps]
+    Z_f_i_o = Z_f_i_o_seq[0:steps]
+    J_B3_seq = 1 - h_1**2  # (B3) fork: h_1, next step
+    J_B9_seq = -a_g*torch.sign(a_g)/(abs(a_g) + 1)**2 + (abs(a_g) + 1)**(-1.0)  # (B9)
+    J_B13_seq = Z_f_i_o*(1 - Z_f_i_o)  # (B13) (B11) (B7)
+    dhs_rows = dhs.unbind(0)
+    J_B3_seq_rows = J_B3_seq.unbind(0)
+    J_B9_seq_rows = J_B9_seq.unbind(0)
+    J_B13_seq_rows = J_B13_seq.unbind(0)
+    c_seq_rows = c_seq.unbind(0)
+    a_g_seq_rows = a_g_seq.unbind(0)
+    g_seq_rows = g_seq.unbind(0)
+    h_1_seq_rows = h_1_seq.unbind(0)
+    Z_f_i_o_seq_rows = Z_f_i_o_seq.unbind(0)
+    d_A_x_seq_rows = d_A_x_seq.unbind(0)
     for t in reversed(range(steps)):
-        c_prev = c_seq[t]
-        a_g = a_g_seq[t]
-        g = g_seq[t]
-        h_1 = h_1_seq[t]
-        Z_f_i_o = Z_f_i_o_seq[t]
+        J_B3 = J_B3_seq_rows[t]
+        J_B9 = J_B9_seq_rows[t]
+        J_B13 = J_B13_seq_rows[t]
+        c_prev = c_seq_rows[t]
+        a_g = a_g_seq_rows[t]
+        g = g_seq_rows[t]
+        h_1 = h_1_seq_rows[t]
+        Z_f_i_o = Z_f_i_o_seq_rows[t]
         f = Z_f_i_o[:, 0:H]
         i = Z_f_i_o[:, H:2 * H]
         o = Z_f_i_o[:, 2 * H:3 * H]
-        d_A_x = d_A_x_seq[t]
-        d_h = d_h_next + dhs[t]  # (B1) fork: loss, next step
+        d_A_x = d_A_x_seq_rows[t]
+        d_h = d_h_next + dhs_rows[t]  # (B1) fork: loss, next step
         d_h_1 = d_h*o  # (B2)
-        d_c = torch.addcmul(d_c_next, d_h_1, 1 - h_1**2)  # (B3) fork: h_1, next step
+        d_c = torch.addcmul(d_c_next, J_B3, d_h_1)  # (B3) fork: h_1, next step
         d_c_2 = d_c  # (B4)
         d_c_1 = d_c  # (B5)
         torch.mul(d_h, h_1, out=d_o)  # (B6)
         d_g = d_c_2*i  # (B8)
-        torch.mul(d_g, -a_g*torch.sign(a_g)/(abs(a_g) + 1)**2 + (abs(a_g) + 1)**(-1.0), out=d_A_x[:, 3 * H:4 * H])  # (B9)
+        torch.mul(J_B9, d_g, out=d_A_x[:, 3 * H:4 * H])  # (B9)
         torch.mul(d_c_2, g, out=d_i)  # (B10)
         torch.mul(c_prev, d_c_1, out=d_f)  # (B12)
-        torch.mul(Z_f_i_o, d_Z_f_i_o*(1 - Z_f_i_o), out=d_A_x[:, 0:3 * H])  # (B13) (B11) (B7)
+        torch.mul(J_B13, d_Z_f_i_o, out=d_A_x[:, 0:3 * H])  # (B13) (B11) (B7)
         d_c_prev = d_c_1*f  # (B14)
         d_h_prev = d_A_x @ Wcat_h_prev  # (B15) fork: a_f, a_i, a_g, a_o
         d_h_next = d_h_prev
@@ -186,12 +212,12 @@ def _recompute(w, sizes, xs, seq):
     A_x = xs.new_empty((steps, B, 4 * H))
     # the x terms of every step at once  (F1)-(F7)
     torch.matmul(xs.reshape(steps * B, D), Wcat_x.T, out=A_x.reshape(steps * B, 4 * H))
-    A_x += bcat_x
+    A_x.add_(bcat_x)
     A_h_prev = xs.new_empty((steps, B, 4 * H))
     h_prev = h_seq[0:steps]
     Z_f_i_o = Z_f_i_o_seq[0:steps]
     torch.matmul(h_prev, Wcat_h_prev.T, out=A_h_prev)  # (F1)-(F7)
-    A_h_prev += A_x[0:steps]
+    A_h_prev.add_(A_x[0:steps])
     torch.sigmoid(A_h_prev[:, :, 0:3 * H], out=Z_f_i_o)  # (F2) (F4) (F8)
     a_g_seq[0:steps] = A_h_prev[:, :, 3 * H:4 * H]
     a_g = a_g_seq[0:steps]

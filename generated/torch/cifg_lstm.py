@@ -71,28 +71,35 @@ def _forward_steps(w, sizes, xs, seq):
     A_x = xs.new_empty((steps, B, 3 * H))
     # the x terms of every step at once  (F1)-(F3)
     torch.matmul(xs.reshape(steps * B, D), Wcat_x.T, out=A_x.reshape(steps * B, 3 * H))
-    A_x += bcat_x
+    A_x.add_(bcat_x)
     A_h_prev = xs.new_empty((B, 3 * H))
+    h_seq_rows = h_seq.unbind(0)
+    c_seq_rows = c_seq.unbind(0)
+    Z_f_o_seq_rows = Z_f_o_seq.unbind(0)
+    Z_g_seq_rows = Z_g_seq.unbind(0)
+    A_x_rows = A_x.unbind(0)
+    i_seq_rows = i_seq.unbind(0)
+    k_seq_rows = k_seq.unbind(0)
     for t in range(steps):
-        h_prev = h_seq[t]
-        c_prev = c_seq[t]
-        Z_f_o = Z_f_o_seq[t]
-        Z_g = Z_g_seq[t]
-        torch.addmm(A_x[t], h_prev, Wcat_h_prev.T, out=A_h_prev)  # (F1)-(F3)
+        h_prev = h_seq_rows[t]
+        c_prev = c_seq_rows[t]
+        Z_f_o = Z_f_o_seq_rows[t]
+        Z_g = Z_g_seq_rows[t]
+        torch.addmm(A_x_rows[t], h_prev, Wcat_h_prev.T, out=A_h_prev)  # (F1)-(F3)
         torch.sigmoid(A_h_prev[:, 0:2 * H], out=Z_f_o)  # (F4) (F7)
         f = Z_f_o[:, 0:H]
         o = Z_f_o[:, H:2 * H]
         torch.tanh(A_h_prev[:, 2 * H:3 * H], out=Z_g)  # (F6)
         g = Z_g
-        torch.add(-f, 1, out=i_seq[t])  # (F5)
-        i = i_seq[t]
+        torch.add(-f, 1, out=i_seq_rows[t])  # (F5)
+        i = i_seq_rows[t]
         m = c_prev*f  # (F8)
         n = g*i  # (F9)
-        torch.add(m, n, out=c_seq[t + 1])  # (F10)
-        c = c_seq[t + 1]
-        torch.tanh(c, out=k_seq[t])  # (F11)
-        k = k_seq[t]
-        torch.mul(k, o, out=h_seq[t + 1])  # (F12)
+        torch.add(m, n, out=c_seq_rows[t + 1])  # (F10)
+        c = c_seq_rows[t + 1]
+        torch.tanh(c, out=k_seq_rows[t])  # (F11)
+        k = k_seq_rows[t]
+        torch.mul(k, o, out=h_seq_rows[t + 1])  # (F12)
 
 
 def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
@@ -118,27 +125,46 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
     d_f = d_Z_f_o[:, 0:H]
     d_o = d_Z_f_o[:, H:2 * H]
     d_g = d_Z_g
+    k = k_seq[0:steps]
+    Z_f_o = Z_f_o_seq[0:steps]
+    Z_g = Z_g_seq[0:steps]
+    J_B3_seq = 1 - k**2  # (B3) fork: k, next step
+    J_B11_seq = 1 - Z_g**2  # (B11)
+    J_B12_seq = Z_f_o*(1 - Z_f_o)  # (B12) (B10)
+    dhs_rows = dhs.unbind(0)
+    J_B3_seq_rows = J_B3_seq.unbind(0)
+    J_B11_seq_rows = J_B11_seq.unbind(0)
+    J_B12_seq_rows = J_B12_seq.unbind(0)
+    c_seq_rows = c_seq.unbind(0)
+    i_seq_rows = i_seq.unbind(0)
+    k_seq_rows = k_seq.unbind(0)
+    Z_f_o_seq_rows = Z_f_o_seq.unbind(0)
+    Z_g_seq_rows = Z_g_seq.unbind(0)
+    d_A_x_seq_rows = d_A_x_seq.unbind(0)
     for t in reversed(range(steps)):
-        c_prev = c_seq[t]
-        i = i_seq[t]
-        k = k_seq[t]
-        Z_f_o = Z_f_o_seq[t]
-        Z_g = Z_g_seq[t]
+        J_B3 = J_B3_seq_rows[t]
+        J_B11 = J_B11_seq_rows[t]
+        J_B12 = J_B12_seq_rows[t]
+        c_prev = c_seq_rows[t]
+        i = i_seq_rows[t]
+        k = k_seq_rows[t]
+        Z_f_o = Z_f_o_seq_rows[t]
+        Z_g = Z_g_seq_rows[t]
         f = Z_f_o[:, 0:H]
         o = Z_f_o[:, H:2 * H]
         g = Z_g
-        d_A_x = d_A_x_seq[t]
-        d_h = d_h_next + dhs[t]  # (B1) fork: loss, next step
+        d_A_x = d_A_x_seq_rows[t]
+        d_h = d_h_next + dhs_rows[t]  # (B1) fork: loss, next step
         d_k = d_h*o  # (B2)
-        d_c = torch.addcmul(d_c_next, d_k, 1 - k**2)  # (B3) fork: k, next step
+        d_c = torch.addcmul(d_c_next, J_B3, d_k)  # (B3) fork: k, next step
         d_n = d_c  # (B4)
         d_m = d_c  # (B5)
         torch.mul(d_h, k, out=d_o)  # (B6)
         torch.mul(d_n, i, out=d_g)  # (B7)
         d_i = d_n*g  # (B8)
         torch.addcmul(-d_i, c_prev, d_m, out=d_f)  # (B9) fork: i, m
-        torch.mul(d_Z_g, 1 - Z_g**2, out=d_A_x[:, 2 * H:3 * H])  # (B11)
-        torch.mul(Z_f_o, d_Z_f_o*(1 - Z_f_o), out=d_A_x[:, 0:2 * H])  # (B12) (B10)
+        torch.mul(J_B11, d_Z_g, out=d_A_x[:, 2 * H:3 * H])  # (B11)
+        torch.mul(J_B12, d_Z_f_o, out=d_A_x[:, 0:2 * H])  # (B12) (B10)
         d_c_prev = d_m*f  # (B13)
         d_h_prev = d_A_x @ Wcat_h_prev  # (B14) fork: a_f, a_g, a_o
         d_h_next = d_h_prev
@@ -184,13 +210,13 @@ def _recompute(w, sizes, xs, seq):
     A_x = xs.new_empty((steps, B, 3 * H))
     # the x terms of every step at once  (F1)-(F3)
     torch.matmul(xs.reshape(steps * B, D), Wcat_x.T, out=A_x.reshape(steps * B, 3 * H))
-    A_x += bcat_x
+    A_x.add_(bcat_x)
     A_h_prev = xs.new_empty((steps, B, 3 * H))
     h_prev = h_seq[0:steps]
     Z_f_o = Z_f_o_seq[0:steps]
     Z_g = Z_g_seq[0:steps]
     torch.matmul(h_prev, Wcat_h_prev.T, out=A_h_prev)  # (F1)-(F3)
-    A_h_prev += A_x[0:steps]
+    A_h_prev.add_(A_x[0:steps])
     torch.sigmoid(A_h_prev[:, :, 0:2 * H], out=Z_f_o)  # (F4) (F7)
     f = Z_f_o[:, :, 0:H]
     torch.tanh(A_h_prev[:, :, 2 * H:3 * H], out=Z_g)  # (F6)

@@ -72,27 +72,33 @@ def _forward_steps(w, sizes, xs, seq):
     A_x = xs.new_empty((steps, B, 3 * H))
     # the x terms of every step at once  (F1)-(F6)
     torch.matmul(xs.reshape(steps * B, D), Wcat_x.T, out=A_x.reshape(steps * B, 3 * H))
-    A_x += bcat_x
+    A_x.add_(bcat_x)
     A_h_prev = xs.new_empty((B, 2 * H))
     A_s = xs.new_empty((B, H))
+    h_seq_rows = h_seq.unbind(0)
+    Z_z_r_seq_rows = Z_z_r_seq.unbind(0)
+    Z_n_seq_rows = Z_n_seq.unbind(0)
+    A_x_rows = A_x.unbind(0)
+    s_seq_rows = s_seq.unbind(0)
+    v_seq_rows = v_seq.unbind(0)
     for t in range(steps):
-        h_prev = h_seq[t]
-        Z_z_r = Z_z_r_seq[t]
-        Z_n = Z_n_seq[t]
-        torch.addmm(A_x[t, :, 0:2 * H], h_prev, Wcat_h_prev.T, out=A_h_prev)  # (F1)-(F2)
+        h_prev = h_seq_rows[t]
+        Z_z_r = Z_z_r_seq_rows[t]
+        Z_n = Z_n_seq_rows[t]
+        torch.addmm(A_x_rows[t][:, 0:2 * H], h_prev, Wcat_h_prev.T, out=A_h_prev)  # (F1)-(F2)
         torch.sigmoid(A_h_prev[:, 0:2 * H], out=Z_z_r)  # (F3) (F4)
         z = Z_z_r[:, 0:H]
         r = Z_z_r[:, H:2 * H]
-        torch.mul(h_prev, r, out=s_seq[t])  # (F5)
-        s = s_seq[t]
-        torch.addmm(A_x[t, :, 2 * H:3 * H], s, Wcat_s.T, out=A_s)  # (F6)
+        torch.mul(h_prev, r, out=s_seq_rows[t])  # (F5)
+        s = s_seq_rows[t]
+        torch.addmm(A_x_rows[t][:, 2 * H:3 * H], s, Wcat_s.T, out=A_s)  # (F6)
         torch.tanh(A_s[:, 0:H], out=Z_n)  # (F7)
         n = Z_n
-        torch.add(-z, 1, out=v_seq[t])  # (F8)
-        v = v_seq[t]
+        torch.add(-z, 1, out=v_seq_rows[t])  # (F8)
+        v = v_seq_rows[t]
         m = n*v  # (F9)
         q = h_prev*z  # (F10)
-        torch.add(m, q, out=h_seq[t + 1])  # (F11)
+        torch.add(m, q, out=h_seq_rows[t + 1])  # (F11)
 
 
 def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
@@ -119,26 +125,41 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
     d_z = d_Z_z_r[:, 0:H]
     d_r = d_Z_z_r[:, H:2 * H]
     d_n = d_Z_n
+    Z_z_r = Z_z_r_seq[0:steps]
+    Z_n = Z_n_seq[0:steps]
+    J_B6_seq = 1 - Z_n**2  # (B6)
+    J_B11_seq = Z_z_r*(1 - Z_z_r)  # (B11) (B10)
+    dhs_rows = dhs.unbind(0)
+    J_B6_seq_rows = J_B6_seq.unbind(0)
+    J_B11_seq_rows = J_B11_seq.unbind(0)
+    h_seq_rows = h_seq.unbind(0)
+    v_seq_rows = v_seq.unbind(0)
+    Z_z_r_seq_rows = Z_z_r_seq.unbind(0)
+    Z_n_seq_rows = Z_n_seq.unbind(0)
+    d_A_h_prev_seq_rows = d_A_h_prev_seq.unbind(0)
+    d_A_s_seq_rows = d_A_s_seq.unbind(0)
     for t in reversed(range(steps)):
-        h_prev = h_seq[t]
-        v = v_seq[t]
-        Z_z_r = Z_z_r_seq[t]
-        Z_n = Z_n_seq[t]
+        J_B6 = J_B6_seq_rows[t]
+        J_B11 = J_B11_seq_rows[t]
+        h_prev = h_seq_rows[t]
+        v = v_seq_rows[t]
+        Z_z_r = Z_z_r_seq_rows[t]
+        Z_n = Z_n_seq_rows[t]
         z = Z_z_r[:, 0:H]
         r = Z_z_r[:, H:2 * H]
         n = Z_n
-        d_A_h_prev = d_A_h_prev_seq[t]
-        d_A_s = d_A_s_seq[t]
-        d_h = d_h_next + dhs[t]  # (B1) fork: loss, next step
+        d_A_h_prev = d_A_h_prev_seq_rows[t]
+        d_A_s = d_A_s_seq_rows[t]
+        d_h = d_h_next + dhs_rows[t]  # (B1) fork: loss, next step
         d_q = d_h  # (B2)
         d_m = d_h  # (B3)
         d_v = d_m*n  # (B4)
         torch.mul(d_m, v, out=d_n)  # (B5)
-        torch.mul(d_Z_n, 1 - Z_n**2, out=d_A_s[:, 0:H])  # (B6)
+        torch.mul(J_B6, d_Z_n, out=d_A_s[:, 0:H])  # (B6)
         d_s = d_A_s @ Wcat_s  # (B7)
         torch.mul(d_s, h_prev, out=d_r)  # (B8)
         torch.addcmul(-d_v, d_q, h_prev, out=d_z)  # (B9) fork: v, q
-        torch.mul(Z_z_r, d_Z_z_r*(1 - Z_z_r), out=d_A_h_prev[:, 0:2 * H])  # (B11) (B10)
+        torch.mul(J_B11, d_Z_z_r, out=d_A_h_prev[:, 0:2 * H])  # (B11) (B10)
         d_h_prev = torch.addmm(torch.addcmul(d_s*r, d_q, z), d_A_h_prev, Wcat_h_prev)  # (B12) fork: a_z, a_r, s, q
         d_h_next = d_h_prev
     d_A_x_seq[:, :, 0:2 * H] = d_A_h_prev_seq[:, :, 0:2 * H]
@@ -184,21 +205,21 @@ def _recompute(w, sizes, xs, seq):
     A_x = xs.new_empty((steps, B, 3 * H))
     # the x terms of every step at once  (F1)-(F6)
     torch.matmul(xs.reshape(steps * B, D), Wcat_x.T, out=A_x.reshape(steps * B, 3 * H))
-    A_x += bcat_x
+    A_x.add_(bcat_x)
     A_h_prev = xs.new_empty((steps, B, 2 * H))
     A_s = xs.new_empty((steps, B, H))
     h_prev = h_seq[0:steps]
     Z_z_r = Z_z_r_seq[0:steps]
     Z_n = Z_n_seq[0:steps]
     torch.matmul(h_prev, Wcat_h_prev.T, out=A_h_prev)  # (F1)-(F2)
-    A_h_prev += A_x[0:steps, :, 0:2 * H]
+    A_h_prev.add_(A_x[0:steps, :, 0:2 * H])
     torch.sigmoid(A_h_prev[:, :, 0:2 * H], out=Z_z_r)  # (F3) (F4)
     z = Z_z_r[:, :, 0:H]
     r = Z_z_r[:, :, H:2 * H]
     torch.mul(h_prev, r, out=s_seq[0:steps])  # (F5)
     s = s_seq[0:steps]
     torch.matmul(s, Wcat_s.T, out=A_s)  # (F6)
-    A_s += A_x[0:steps, :, 2 * H:3 * H]
+    A_s.add_(A_x[0:steps, :, 2 * H:3 * H])
     torch.tanh(A_s[:, :, 0:H], out=Z_n)  # (F7)
     torch.add(-z, 1, out=v_seq[0:steps])  # (F8)
 

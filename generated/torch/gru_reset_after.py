@@ -81,29 +81,35 @@ def _forward_steps(w, sizes, xs, seq):
     A_x = xs.new_empty((steps, B, 3 * H))
     # the x terms of every step at once  (F1)-(F3)
     torch.matmul(xs.reshape(steps * B, D), Wcat_x.T, out=A_x.reshape(steps * B, 3 * H))
-    A_x += bcat_x
+    A_x.add_(bcat_x)
     A_h_prev = xs.new_empty((B, 3 * H))
+    h_seq_rows = h_seq.unbind(0)
+    Z_z_r_seq_rows = Z_z_r_seq.unbind(0)
+    A_x_rows = A_x.unbind(0)
+    a_nh_seq_rows = a_nh_seq.unbind(0)
+    n_seq_rows = n_seq.unbind(0)
+    v_seq_rows = v_seq.unbind(0)
     for t in range(steps):
-        h_prev = h_seq[t]
-        Z_z_r = Z_z_r_seq[t]
+        h_prev = h_seq_rows[t]
+        Z_z_r = Z_z_r_seq_rows[t]
         torch.matmul(h_prev, Wcat_h_prev.T, out=A_h_prev)  # (F1)-(F2)
-        A_h_prev[:, 0:2 * H] += A_x[t, :, 0:2 * H]
+        A_h_prev[:, 0:2 * H].add_(A_x_rows[t][:, 0:2 * H])
         torch.sigmoid(A_h_prev[:, 0:2 * H], out=Z_z_r)  # (F5) (F6)
         z = Z_z_r[:, 0:H]
         r = Z_z_r[:, H:2 * H]
-        a_nx = A_x[t, :, 2 * H:3 * H]
-        A_h_prev[:, 2 * H:3 * H] += bcat_h_prev[2 * H:3 * H]
-        a_nh_seq[t] = A_h_prev[:, 2 * H:3 * H]
-        a_nh = a_nh_seq[t]
+        a_nx = A_x_rows[t][:, 2 * H:3 * H]
+        A_h_prev[:, 2 * H:3 * H].add_(bcat_h_prev[2 * H:3 * H])
+        a_nh_seq_rows[t][...] = A_h_prev[:, 2 * H:3 * H]
+        a_nh = a_nh_seq_rows[t]
         s = a_nh*r  # (F7)
         a_n = a_nx + s  # (F8)
-        torch.tanh(a_n, out=n_seq[t])  # (F9)
-        n = n_seq[t]
-        torch.add(-z, 1, out=v_seq[t])  # (F10)
-        v = v_seq[t]
+        torch.tanh(a_n, out=n_seq_rows[t])  # (F9)
+        n = n_seq_rows[t]
+        torch.add(-z, 1, out=v_seq_rows[t])  # (F10)
+        v = v_seq_rows[t]
         m = n*v  # (F11)
         q = h_prev*z  # (F12)
-        torch.add(m, q, out=h_seq[t + 1])  # (F13)
+        torch.add(m, q, out=h_seq_rows[t + 1])  # (F13)
 
 
 def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
@@ -127,28 +133,44 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
     d_Z_z_r = xs.new_empty((B, 2 * H))
     d_z = d_Z_z_r[:, 0:H]
     d_r = d_Z_z_r[:, H:2 * H]
+    n = n_seq[0:steps]
+    Z_z_r = Z_z_r_seq[0:steps]
+    J_B6_seq = 1 - n**2  # (B6)
+    J_B13_seq = Z_z_r*(1 - Z_z_r)  # (B13) (B12)
+    dhs_rows = dhs.unbind(0)
+    J_B6_seq_rows = J_B6_seq.unbind(0)
+    J_B13_seq_rows = J_B13_seq.unbind(0)
+    h_seq_rows = h_seq.unbind(0)
+    a_nh_seq_rows = a_nh_seq.unbind(0)
+    n_seq_rows = n_seq.unbind(0)
+    v_seq_rows = v_seq.unbind(0)
+    Z_z_r_seq_rows = Z_z_r_seq.unbind(0)
+    d_A_x_seq_rows = d_A_x_seq.unbind(0)
+    d_A_h_prev_seq_rows = d_A_h_prev_seq.unbind(0)
     for t in reversed(range(steps)):
-        h_prev = h_seq[t]
-        a_nh = a_nh_seq[t]
-        n = n_seq[t]
-        v = v_seq[t]
-        Z_z_r = Z_z_r_seq[t]
+        J_B6 = J_B6_seq_rows[t]
+        J_B13 = J_B13_seq_rows[t]
+        h_prev = h_seq_rows[t]
+        a_nh = a_nh_seq_rows[t]
+        n = n_seq_rows[t]
+        v = v_seq_rows[t]
+        Z_z_r = Z_z_r_seq_rows[t]
         z = Z_z_r[:, 0:H]
         r = Z_z_r[:, H:2 * H]
-        d_A_x = d_A_x_seq[t]
-        d_A_h_prev = d_A_h_prev_seq[t]
-        d_h = d_h_next + dhs[t]  # (B1) fork: loss, next step
+        d_A_x = d_A_x_seq_rows[t]
+        d_A_h_prev = d_A_h_prev_seq_rows[t]
+        d_h = d_h_next + dhs_rows[t]  # (B1) fork: loss, next step
         d_q = d_h  # (B2)
         d_m = d_h  # (B3)
         d_v = d_m*n  # (B4)
         d_n = d_m*v  # (B5)
-        d_a_n = d_n*(1 - n**2)  # (B6)
+        d_a_n = J_B6*d_n  # (B6)
         d_s = d_a_n  # (B7)
         torch.mul(a_nh, d_s, out=d_r)  # (B8)
         torch.addcmul(-d_v, d_q, h_prev, out=d_z)  # (B9) fork: v, q
         torch.mul(d_s, r, out=d_A_h_prev[:, 2 * H:3 * H])  # (B10)
         d_A_x[:, 2 * H:3 * H] = d_a_n  # (B11)
-        torch.mul(Z_z_r, d_Z_z_r*(1 - Z_z_r), out=d_A_h_prev[:, 0:2 * H])  # (B13) (B12)
+        torch.mul(J_B13, d_Z_z_r, out=d_A_h_prev[:, 0:2 * H])  # (B13) (B12)
         d_h_prev = torch.addmm(d_q*z, d_A_h_prev, Wcat_h_prev)  # (B14) fork: a_z, a_r, a_nh, q
         d_h_next = d_h_prev
     d_A_x_seq[:, :, 0:2 * H] = d_A_h_prev_seq[:, :, 0:2 * H]
@@ -193,17 +215,17 @@ def _recompute(w, sizes, xs, seq):
     A_x = xs.new_empty((steps, B, 3 * H))
     # the x terms of every step at once  (F1)-(F3)
     torch.matmul(xs.reshape(steps * B, D), Wcat_x.T, out=A_x.reshape(steps * B, 3 * H))
-    A_x += bcat_x
+    A_x.add_(bcat_x)
     A_h_prev = xs.new_empty((steps, B, 3 * H))
     h_prev = h_seq[0:steps]
     Z_z_r = Z_z_r_seq[0:steps]
     torch.matmul(h_prev, Wcat_h_prev.T, out=A_h_prev)  # (F1)-(F2)
-    A_h_prev[:, :, 0:2 * H] += A_x[0:steps, :, 0:2 * H]
+    A_h_prev[:, :, 0:2 * H].add_(A_x[0:steps, :, 0:2 * H])
     torch.sigmoid(A_h_prev[:, :, 0:2 * H], out=Z_z_r)  # (F5) (F6)
     z = Z_z_r[:, :, 0:H]
     r = Z_z_r[:, :, H:2 * H]
     a_nx = A_x[0:steps, :, 2 * H:3 * H]
-    A_h_prev[:, :, 2 * H:3 * H] += bcat_h_prev[2 * H:3 * H]
+    A_h_prev[:, :, 2 * H:3 * H].add_(bcat_h_prev[2 * H:3 * H])
     a_nh_seq[0:steps] = A_h_prev[:, :, 2 * H:3 * H]
     a_nh = a_nh_seq[0:steps]
     s = a_nh*r  # (F7)
