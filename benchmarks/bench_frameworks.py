@@ -3,11 +3,18 @@
     python benchmarks/bench_frameworks.py                 # the sizes of bench.py, a few minutes
     python benchmarks/bench_frameworks.py --sizes medium --repeats 5 --compile-sizes ''
 
-Every measurement is forward + backward of L = sum(outputs * G), float32, the median of
-interleaved runs.  Per cell (lstm, gru, the spec cell examples/mgu) and size:
-- `ours/plain`: generated/torch/<cell>.py's Function against the same cell written plainly
-  in PyTorch (a Python loop over steps, autograd) -- time, and bytes saved for backward
-  (every tensor autograd saves, counted once per storage by `saved_tensors_hooks`);
+Every measurement is forward + backward of L = sum(outputs * G), float32, one thread and
+the process's CPU time by default (`--clock wall` for elapsed time); every implementation
+is warmed up, then they take turns (`--repeats` rounds) and each keeps its fastest run,
+which a busy machine disturbs least.  Per cell (lstm, gru, the
+spec cell examples/mgu) and size:
+- `ours/plain`: generated/torch/<cell>.py's two Functions against the same cell written
+  plainly in PyTorch (a Python loop over steps, autograd): `cached` keeps every value its
+  backward reads, `recompute` only the states -- time, and bytes saved for backward.
+  Saved bytes are counted the same way on both sides: `saved_tensors_hooks` sees every
+  tensor autograd keeps for backward (ours through `ctx.save_for_backward`, which is all our
+  Functions keep: nothing is stashed on ctx), each storage once; `made` leaves out the
+  storages of the inputs and parameters (which exist anyway), `all` counts them;
 - `compiled`: the plain cell under `torch.compile` (compile time reported apart), when it works,
   at --compile-sizes only;
 - `ours/nn`: the generated LSTM and GRU (reset after, PyTorch's) against `nn.LSTM`/`nn.GRU`;
@@ -18,7 +25,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import statistics
+import os
 import sys
 import time
 from pathlib import Path
@@ -84,18 +91,27 @@ def torch_plain(name):
 
 
 # -- measuring ---------------------------------------------------------------------------------
+CLOCKS = {"cpu": time.process_time, "wall": time.perf_counter}
+clock = CLOCKS["cpu"]
+
+
 def interleaved(runs, repeats):
+    """The fastest of `repeats` runs of each, taking turns after two warm-up runs each."""
+    for run in runs.values():
+        run()
+        run()
     times = {k: [] for k in runs}
     for _ in range(repeats):
         for k, run in runs.items():
-            start = time.perf_counter()
+            start = clock()
             run()
-            times[k].append(time.perf_counter() - start)
-    return {k: statistics.median(v) for k, v in times.items()}
+            times[k].append(clock() - start)
+    return {k: min(v) for k, v in times.items()}
 
 
-def saved_bytes(run):
-    """Bytes autograd saves for backward during `run()` (each storage once)."""
+def saved_bytes(run, given):
+    """(made, all): bytes autograd saves for backward during `run()`, each storage once, without
+    and with the storages of the tensors in `given` (inputs, parameters)."""
     seen = {}
 
     def pack(t):
@@ -103,7 +119,8 @@ def saved_bytes(run):
         return t
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
         run(backward=False)
-    return sum(seen.values())
+    inputs = {t.untyped_storage().data_ptr() for t in given}
+    return sum(n for ptr, n in seen.items() if ptr not in inputs), sum(seen.values())
 
 
 def torch_problem(module, size, seed=0):
@@ -116,16 +133,25 @@ def torch_problem(module, size, seed=0):
     return params, xs, state0, torch.randn(T, B, H, generator=g)
 
 
+def functions(module):
+    """The module's two autograd.Functions: keeping every cached value, keeping the states."""
+    name = next(k for k in dir(module) if k.endswith("RecomputeFunction"))
+    return getattr(module, name.replace("RecomputeFunction", "Function")), getattr(module, name)
+
+
 def torch_runs(name, size, compile_plain):
     module = load(CELLS[name], "torch", name)
-    function = next(getattr(module, k) for k in dir(module) if k.endswith("Function") and k != "Function")
+    cached, recompute = functions(module)
     params, xs, state0, G = torch_problem(module, size)
     plain = torch_plain(name)
 
-    def ours(backward=True):
+    def ours(function=cached, backward=True):
         out = function.apply(xs, *state0, *(params[k] for k in module.PARAMS))[0]
         if backward:
             (out * G).sum().backward()
+
+    def ours_recompute(backward=True):
+        ours(recompute, backward)
 
     def theirs(fn=plain, backward=True):
         out = fn(params, xs, state0)
@@ -133,9 +159,9 @@ def torch_runs(name, size, compile_plain):
             (out * G).sum().backward()
 
     with torch.no_grad():
-        assert torch.allclose(function.apply(xs, *state0, *(params[k] for k in module.PARAMS))[0],
+        assert torch.allclose(cached.apply(xs, *state0, *(params[k] for k in module.PARAMS))[0],
                               plain(params, xs, state0), atol=1e-4), f"{name}: plain cell differs"
-    runs = {"ours": ours, "plain": theirs}
+    runs = {"ours": ours, "recompute": ours_recompute, "plain": theirs}
     compile_note = ""
     if compile_plain:
         try:
@@ -146,7 +172,9 @@ def torch_runs(name, size, compile_plain):
             runs["compiled"] = lambda: theirs(compiled)
         except Exception as error:   # inductor needs a C++ compiler; say so and go on
             compile_note = f"failed ({type(error).__name__})"
-    return runs, (saved_bytes(ours), saved_bytes(theirs)), compile_note
+    given = (xs, *params.values(), *state0)
+    saved = {k: saved_bytes(runs[k], given) for k in ("ours", "recompute", "plain")}
+    return runs, saved, compile_note
 
 
 def nn_runs(name, size):
@@ -157,11 +185,13 @@ def nn_runs(name, size):
                if isinstance(getattr(module, k), type) and issubclass(getattr(module, k), torch.nn.Module)
                and not k.endswith("Function"))
     reference = getattr(torch.nn, nn_name)(D, H)
-    ours = cls(D, H)
+    ours, lean = cls(D, H), cls(D, H, recompute=True)
     ours.load_state_dict(reference.state_dict())
+    lean.load_state_dict(reference.state_dict())
     xs = torch.randn(T, B, D, requires_grad=True)
     G = torch.randn(T, B, H)
     return {"ours": lambda: (ours(xs)[0] * G).sum().backward(),
+            "recompute": lambda: (lean(xs)[0] * G).sum().backward(),
             "nn": lambda: (reference(xs)[0] * G).sum().backward()}
 
 
@@ -204,6 +234,7 @@ def jax_runs(name, size):
 
 
 def machine() -> str:
+    """The CPU, whether it has AVX-512 (its flags, and the kernels torch chose), threads, load."""
     model, flags = "unknown CPU", ""
     try:
         text = Path("/proc/cpuinfo").read_text()
@@ -211,8 +242,14 @@ def machine() -> str:
         flags = next(line for line in text.splitlines() if line.startswith("flags"))
     except (OSError, StopIteration):
         pass
-    avx512 = "AVX-512 present" if "avx512f" in flags else "no AVX-512"
-    return f"{model}, {avx512}, torch {torch.__version__} with {torch.get_num_threads()} threads"
+    avx512 = "AVX-512 in its flags" if "avx512f" in flags.split() else "no AVX-512 in its flags"
+    return (f"{model} ({os.cpu_count()} cores), {avx512}; torch {torch.__version__} with "
+            f"{torch.backends.cpu.get_cpu_capability()} kernels, {torch.get_num_threads()} thread(s); {load_average()}")
+
+
+def load_average() -> str:
+    one, five, _ = os.getloadavg()
+    return f"load average {one:.1f} (1 min), {five:.1f} (5 min) on {os.cpu_count()} cores"
 
 
 def mib(n):
@@ -223,40 +260,58 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default=",".join(SIZES))
     parser.add_argument("--repeats", type=int, default=7)
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--clock", choices=sorted(CLOCKS), default="cpu",
+                        help="cpu: the process's CPU time, which other jobs on the machine disturb least")
     parser.add_argument("--compile-sizes", default="small",
                         help="sizes at which to torch.compile the plain cell (it unrolls the loop: ~2 min a cell here)")
     parser.add_argument("--no-jax", action="store_true")
     args = parser.parse_args(argv)
+    global clock
+    clock = CLOCKS[args.clock]
     torch.set_num_threads(args.threads)
     print(f"machine: {machine()}")
-    if not torch.cuda.is_available():
-        print("no GPU here: CUDA not measured")
+    print("GPU: " + (torch.cuda.get_device_name() if torch.cuda.is_available()
+                     else "none here (torch.cuda.is_available() is False): nothing measured on CUDA"))
     for size_name in args.sizes.split(","):
         size = SIZES[size_name]
-        print(f"\n== {size_name}: T={size[0]} B={size[1]} D={size[2]} H={size[3]}, float32, fwd+bwd")
+        print(f"\n== {size_name}: T={size[0]} B={size[1]} D={size[2]} H={size[3]}, float32, fwd+bwd, "
+              f"fastest of {args.repeats} interleaved runs, {args.clock} clock")
         for name in CELLS:
-            runs, (ours_b, plain_b), compile_note = torch_runs(name, size, size_name in args.compile_sizes.split(","))
-            t = interleaved(runs, args.repeats)
-            line = (f"torch {name:5s} ours {t['ours'] * 1e3:8.2f} ms  plain {t['plain'] * 1e3:8.2f} ms"
-                    f"  time ours/plain {t['ours'] / t['plain']:.2f}"
-                    f"  saved ours/plain {ours_b / plain_b:.2f} ({mib(ours_b)} / {mib(plain_b)})")
-            if "compiled" in t:
-                line += f"  compiled {t['compiled'] * 1e3:.2f} ms (ours/compiled {t['ours'] / t['compiled']:.2f}, compile {compile_note})"
-            elif compile_note:
-                line += f"  compile {compile_note}"
-            print(line)
+            torch_line(name, size, args, size_name in args.compile_sizes.split(","))
         for name in NN:
             t = interleaved(nn_runs(name, size), args.repeats)
-            print(f"torch {name:5s} ours {t['ours'] * 1e3:8.2f} ms  nn.{NN[name][1]} {t['nn'] * 1e3:8.2f} ms"
-                  f"  ours/nn {t['ours'] / t['nn']:.2f}")
+            print(f"torch {name:5s} vs nn.{NN[name][1]:5s} ours {t['ours'] * 1e3:8.2f} ms  recompute=True"
+                  f" {t['recompute'] * 1e3:8.2f} ms  nn {t['nn'] * 1e3:8.2f} ms   ours/nn {t['ours'] / t['nn']:.2f}"
+                  f"  recompute/nn {t['recompute'] / t['nn']:.2f}")
         if not args.no_jax:
             for name in CELLS:
                 runs, temp = jax_runs(name, size)
                 t = interleaved(runs, args.repeats)
                 print(f"jax   {name:5s} ours {t['ours'] * 1e3:8.2f} ms  plain {t['plain'] * 1e3:8.2f} ms"
                       f"  ours/plain {t['ours'] / t['plain']:.2f}  XLA temp {mib(temp['ours'])} / {mib(temp['plain'])}")
+    print(f"\nafter the run: {load_average()}")
     return 0
+
+
+def torch_line(name, size, args, compile_plain):
+    """Time and saved bytes of both Functions against the plain cell (and its compiled form)."""
+    runs, saved, compile_note = torch_runs(name, size, compile_plain)
+    t = interleaved(runs, args.repeats)
+    print(f"torch {name:5s} time   cached {t['ours'] * 1e3:8.2f} ms  recompute {t['recompute'] * 1e3:8.2f} ms"
+          f"  plain {t['plain'] * 1e3:8.2f} ms   cached/plain {t['ours'] / t['plain']:.2f}"
+          f"  recompute/plain {t['recompute'] / t['plain']:.2f}")
+    made = {k: v[0] for k, v in saved.items()}
+    total = {k: v[1] for k, v in saved.items()}
+    print(f"{'':11s} saved  cached {mib(made['ours'])}  recompute {mib(made['recompute'])}  plain "
+          f"{mib(made['plain'])}   cached/plain {made['ours'] / made['plain']:.2f}  recompute/plain "
+          f"{made['recompute'] / made['plain']:.2f}  (with inputs and parameters: "
+          f"{total['ours'] / total['plain']:.2f}, {total['recompute'] / total['plain']:.2f})")
+    if "compiled" in t:
+        print(f"{'':11s} torch.compile of plain {t['compiled'] * 1e3:.2f} ms (compile {compile_note}):"
+              f"  cached/compiled {t['ours'] / t['compiled']:.2f}")
+    elif compile_note:
+        print(f"{'':11s} torch.compile of plain: {compile_note}")
 
 
 if __name__ == "__main__":

@@ -6,7 +6,9 @@ equations, and lists in order what the module does: the stacked weights; before 
 loop the hoisted products of all steps; per step the products, pre-activation sums,
 blocks and elementwise equations of the forward pass; per step backwards one adjoint per
 value (its W^T d terms already stacked by `schedule.stacked`); after the loop one GEMM
-per product for its weight gradient and for the gradient of a hoisted input.  Every
+per product for its weight gradient and for the gradient of a hoisted input; and the
+forward pass of all steps at once from the states (`codegen.program_recompute`), for a
+backend that keeps only the states between its forward and backward passes.  Every
 record that implements an equation carries its label, e.g. "(B3)".  Nothing is spelled.
 """
 from __future__ import annotations
@@ -15,6 +17,7 @@ import sympy as sp
 
 from codegen.program_backward import (backward_loop, backward_post, backward_pre, dxs_written,
                                       grad_rows)
+from codegen.program_recompute import recompute
 from codegen.records import (Add, Assign, Buffer, Copy, Gemm, Program, Ref, Softmax, Stack, View,
                              list_labels, part, prune_views, step_of)
 from codegen.schedule import Plan, code, plan as make_plan
@@ -29,10 +32,12 @@ def program(derivation: Derivation) -> Program:
     cell = derivation.cell
     cached = tuple(_cached(derivation, plan))
     weights = [p.weight for p in plan.products] + [p.bias for p in plan.products if plan.has_bias(p)]
+    forward_pre = tuple(_forward_pre(derivation, plan))
+    forward_loop = tuple(prune_views(_forward_loop(derivation, plan, cached)))
     return Program(
         stacking=tuple(_stacking(plan)), weights=tuple(weights + list(cell.vector_param_names)),
-        cached=cached, forward_pre=tuple(_forward_pre(derivation, plan)),
-        forward_loop=tuple(prune_views(_forward_loop(derivation, plan, cached))),
+        cached=cached, forward_pre=forward_pre, forward_loop=forward_loop,
+        recompute=tuple(prune_views(recompute(forward_pre, forward_loop, cached, cell.state_names))),
         backward_pre=tuple(backward_pre(derivation, plan)),
         backward_loop=tuple(prune_views(backward_loop(derivation, plan, cached))),
         backward_post=tuple(backward_post(derivation, plan)),

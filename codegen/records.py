@@ -133,6 +133,7 @@ class Program:
     backward_pre: tuple = ()
     backward_loop: tuple = ()
     backward_post: tuple = ()
+    recompute: tuple = ()                        # all steps' non-state cached values from the states
     grads: tuple[GradRows, ...] = ()
     dxs_written: bool = False
     extras: dict = field(default_factory=dict, compare=False)

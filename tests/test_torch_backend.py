@@ -33,8 +33,10 @@ def numpy_module(name):
     return generated(name) if name in CELLS else load_file(ROOT / "examples" / f"{name}.py", f"spec_{name}")
 
 
-def function_of(module):
-    return next(getattr(module, k) for k in dir(module) if k.endswith("Function") and k != "Function")
+def function_of(module, recompute=False):
+    """The module's autograd.Function: the one keeping every cached value, or only the states."""
+    name = next(k for k in dir(module) if k.endswith("RecomputeFunction"))
+    return getattr(module, name if recompute else name.replace("RecomputeFunction", "Function"))
 
 
 def random_inputs(module, seed=0):
@@ -47,11 +49,58 @@ def random_inputs(module, seed=0):
     return xs, state0, params
 
 
+@pytest.mark.parametrize("recompute", [False, True], ids=["cached", "recompute"])
 @pytest.mark.parametrize("name", RECURRENT + SPECS)
-def test_gradcheck_of_the_function(name):
+def test_gradcheck_of_the_function(name, recompute):
     module = torch_module(name)
     xs, state0, params = random_inputs(module)
-    assert torch.autograd.gradcheck(function_of(module).apply, (xs, *state0, *params))
+    assert torch.autograd.gradcheck(function_of(module, recompute).apply, (xs, *state0, *params))
+
+
+def saved_storages(function, xs, state0, params):
+    """{storage pointer: bytes} of every tensor the Function saves for backward."""
+    seen = {}
+
+    def pack(t):
+        seen[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
+        return t
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        function.apply(xs, *state0, *params)
+    return seen
+
+
+@pytest.mark.parametrize("name", RECURRENT + SPECS)
+def test_the_recompute_function_saves_the_states_and_nothing_else_it_made(name):
+    module = torch_module(name)
+    xs, state0, params = random_inputs(module)
+    seen = saved_storages(function_of(module, recompute=True), xs, state0, params)
+    given = {t.untyped_storage().data_ptr() for t in (xs, *params)}
+    made = sum(n for ptr, n in seen.items() if ptr not in given)
+    states = sum((T + 1) * B * SIZES[module.STATE_SIZES[s]] * 8 for s in module.STATE)
+    assert set(module.SAVED) == {f"{s}_seq" for s in module.STATE} and made == states
+
+
+@pytest.mark.parametrize("name", RECURRENT + SPECS)
+def test_the_backward_recomputes_what_the_forward_computed(name):
+    module = torch_module(name)
+    xs, state0, params = random_inputs(module, seed=2)
+    with torch.no_grad():
+        params = dict(zip(module.PARAMS, params))
+        sizes = module._sizes(params)
+        w = module._stack(params, sizes, xs)
+        seq = module._buffers(T, B, sizes, xs)
+        for s, value in zip(module.STATE, state0):
+            seq[f"{s}_seq"][0] = value
+        module._forward_steps(w, sizes, xs, seq)
+        again = {name: seq[name].clone() for name in module.SAVED}
+        module._recompute(w, sizes, xs, again)
+        assert again.keys() == seq.keys()
+        for value in module.CACHED:
+            np.testing.assert_allclose(again[value].numpy(), seq[value].numpy(), rtol=1e-12, atol=1e-14)
+        if set(module.CACHED) != set(module.SAVED):   # the check can fail: other states, other values
+            wrong = {name: 1.5 * seq[name] for name in module.SAVED}
+            module._recompute(w, sizes, xs, wrong)
+            assert any(not torch.allclose(wrong[v], seq[v]) for v in module.CACHED if v not in module.SAVED)
 
 
 @pytest.mark.parametrize("name", RECURRENT + SPECS)
@@ -81,15 +130,16 @@ PYTORCH = {"lstm": ("LSTM", {}), "gru_reset_after": ("GRU", {}), "rnn": ("RNN", 
 
 
 @pytest.mark.parametrize("name", sorted(PYTORCH))
-@pytest.mark.parametrize("layers, bidirectional, batch_first", [(1, False, False), (2, True, True)])
-def test_the_module_equals_torch_nn(name, layers, bidirectional, batch_first):
+@pytest.mark.parametrize("layers, bidirectional, batch_first, recompute",
+                         [(1, False, False, False), (2, True, True, False), (2, True, True, True)])
+def test_the_module_equals_torch_nn(name, layers, bidirectional, batch_first, recompute):
     kind, extra = PYTORCH[name]
     module = torch_module(name)
     cls = getattr(module, class_name(name))
     torch.manual_seed(0)
     options = dict(num_layers=layers, bidirectional=bidirectional, batch_first=batch_first)
     theirs = getattr(torch.nn, kind)(SIZES["D"], SIZES["H"], **extra, **options).double()
-    ours = cls(SIZES["D"], SIZES["H"], *extra.values(), **options, dtype=torch.float64)
+    ours = cls(SIZES["D"], SIZES["H"], *extra.values(), **options, dtype=torch.float64, recompute=recompute)
     assert list(ours.state_dict()) == list(theirs.state_dict())
     ours.load_state_dict(theirs.state_dict())
     x = torch.randn(B, T, SIZES["D"], dtype=torch.float64) if batch_first else \

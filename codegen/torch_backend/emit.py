@@ -2,7 +2,8 @@
 
 Contract: `emit_torch(derivation, entry, command) -> str`, the module's source, deterministic,
 without importing torch.  What the module does is `codegen.program`'s records, the same
-as the NumPy module's; this backend spells them (`spell.py`, `printer.py`) and the
+as the NumPy module's, with the backward loop's local-derivative factors evaluated for all
+steps before it (`codegen.program_hoist`: eager calls are costly); this backend spells them (`spell.py`, `printer.py`) and the
 template `module.py.j2` lays out the autograd.Function and the nn.Module around them.
 The cell's prose and PyTorch layout are read through `numpy_backend.emit.module_facts`.
 """
@@ -10,7 +11,10 @@ from __future__ import annotations
 
 from codegen.numpy_backend.emit import module_facts, size_sources, tuple_code
 from codegen.program import program
-from codegen.records import Assign, Buffer
+from codegen.program_hoist import hoist
+from dataclasses import replace
+
+from codegen.records import Add, Assign, Buffer, Copy, Gemm, Reduce, Ref, View
 from codegen.torch_backend.spell import spell, stack_line
 from codegen.torch_backend.templates import render
 from derive.derivation import Derivation
@@ -26,7 +30,9 @@ def class_name(cell_name: str) -> str:
 
 
 def emit_torch(derivation: Derivation, entry, command: str) -> str:
-    cell, prog = derivation.cell, program(derivation)
+    cell, prog = derivation.cell, hoist(program(derivation))
+    forward_loop, forward_rows = by_rows(prog.forward_loop)
+    backward_loop, backward_rows = by_rows(prog.backward_loop)
     sizes = cell.sizes()
     params = cell.params()
     facts = module_facts(entry)
@@ -43,10 +49,42 @@ def emit_torch(derivation: Derivation, entry, command: str) -> str:
         size_sources=size_sources(params),
         stacking=[stack_line(s) for s in prog.stacking], weights=list(prog.weights),
         cached=list(prog.cached), cached_names=tuple_code([f"{n}_seq" for n, _, _ in prog.cached]),
-        forward_pre=spell(prog.forward_pre), forward_loop=spell(prog.forward_loop),
-        backward_pre=spell(_without_scratch(prog)), backward_loop=spell(prog.backward_loop),
+        saved_names=tuple_code([f"{n}_seq" for n, _, is_state in prog.cached if is_state]),
+        recompute=spell(prog.recompute, per_step=False),
+        forward_pre=spell(prog.forward_pre), forward_loop=spell(forward_loop), forward_rows=forward_rows,
+        backward_pre=spell(_without_scratch(prog)), backward_loop=spell(backward_loop),
+        backward_rows=backward_rows,
         backward_post=spell(prog.backward_post),
         grads=[_grad_line(g) for g in prog.grads], dxs_written=prog.dxs_written)
+
+
+def by_rows(records):
+    """The loop's records reading step t of a buffer from its rows, split once before the loop
+    (`h_seq_rows = h_seq.unbind(0)`; `h_seq_rows[t]`): a Python list index per step instead
+    of a tensor indexing call.  Returns the records and the buffers to split."""
+    names = []
+
+    def move(ref):
+        if not isinstance(ref, Ref) or ref.step not in ("t", "t + 1") or ref.flat is not None:
+            return ref
+        names.append(ref.name)
+        return replace(ref, name=f"{ref.name}_rows[{ref.step}]", step=None)
+    moved = [_moved(r, move) for r in records]
+    return moved, list(dict.fromkeys(names))
+
+
+def _moved(r, move):
+    if isinstance(r, View):
+        return replace(r, ref=move(r.ref))
+    if isinstance(r, Gemm):
+        return replace(r, out=move(r.out), a=move(r.a), b=move(r.b))
+    if isinstance(r, Assign):
+        return replace(r, target=move(r.target), operands=tuple((n, move(f)) for n, f in r.operands))
+    if isinstance(r, (Add, Copy)):
+        return replace(r, target=move(r.target), source=move(r.source))
+    if isinstance(r, Reduce):
+        return replace(r, source=move(r.source))
+    return r
 
 
 def _without_scratch(prog):

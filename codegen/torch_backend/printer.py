@@ -22,6 +22,8 @@ class TorchCode(NumPyCode):
     _module = "torch"
     _kf = {k: "torch." + v.split(".")[-1] for k, v in NumPyPrinter._kf.items()}
     _kc = {k: "torch." + v.split(".")[-1] for k, v in NumPyPrinter._kc.items()}
+    # the loss gradient of step t from the rows of dhs, split once before the loop
+    _default_settings = {**NumPyCode._default_settings, "loss_grad": "d{}s_rows[t]"}
 
     def doprint(self, expr, assign_to=None):
         return super(NumPyCode, self).doprint(spelled(expr, "PyTorch", SPELLED), assign_to)

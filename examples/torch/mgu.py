@@ -6,7 +6,8 @@ document generated/mgu.tex.  Depends on PyTorch only; runs on any device and dty
 
 `MGUFunction` runs the whole sequence: the input terms of all steps in one product
 before the loop, one stacked product per step, and it saves for backward only what the
-derived backward reads.  `MGU` is an nn.Module with torch.nn.LSTM's interface:
+derived backward reads; `MGURecomputeFunction` saves only the states and recomputes
+the rest in its backward pass.  `MGU` is an nn.Module with torch.nn.LSTM's interface:
 `MGU(input_size, hidden_size, num_layers=1, bidirectional=False, batch_first=False)`,
 called as `module(input, state0=None) -> (output, stateT)`, input (T, B, D) or (B, T, D),
 the state a tuple in the order of STATE, each (num_layers * directions, B, size).
@@ -29,6 +30,7 @@ STATE_SIZES = {"h": "H"}
 SIZES = {"D": "input_size", "H": "hidden_size"}  # size symbol -> constructor argument
 OUTPUT = ("h", "H")
 CACHED = ("h_seq", "n_1_seq", "h_1_seq", "Z_f_seq", "Z_n_seq")  # per-step storage the backward reads
+SAVED = ("h_seq",)  # what the RecomputeFunction keeps for backward: the states
 LAYOUT = {name: (name,) for name in PARAMS}  # no torch.nn counterpart: one tensor per parameter
 
 
@@ -67,28 +69,32 @@ def _forward_steps(w, sizes, xs, seq):
     A_x = xs.new_empty((steps, B, 2 * H))
     # the x terms of every step at once  (F1)-(F4)
     torch.matmul(xs.reshape(steps * B, D), Wcat_x.T, out=A_x.reshape(steps * B, 2 * H))
-    A_x += bcat_x
+    A_x.add_(bcat_x)
     A_h_prev = xs.new_empty((B, H))
     A_n_1 = xs.new_empty((B, H))
+    h_seq_rows = h_seq.unbind(0)
+    Z_f_seq_rows = Z_f_seq.unbind(0)
+    Z_n_seq_rows = Z_n_seq.unbind(0)
+    A_x_rows = A_x.unbind(0)
+    n_1_seq_rows = n_1_seq.unbind(0)
+    h_1_seq_rows = h_1_seq.unbind(0)
     for t in range(steps):
-        h_prev = h_seq[t]
-        Z_f = Z_f_seq[t]
-        Z_n = Z_n_seq[t]
-        torch.matmul(h_prev, Wcat_h_prev.T, out=A_h_prev)  # (F1)
-        A_h_prev += A_x[t, :, 0:H]
-        Z_f[...] = torch.sigmoid(A_h_prev[:, 0:H])  # (F2)
+        h_prev = h_seq_rows[t]
+        Z_f = Z_f_seq_rows[t]
+        Z_n = Z_n_seq_rows[t]
+        torch.addmm(A_x_rows[t][:, 0:H], h_prev, Wcat_h_prev.T, out=A_h_prev)  # (F1)
+        torch.sigmoid(A_h_prev[:, 0:H], out=Z_f)  # (F2)
         f = Z_f
-        n_1_seq[t] = f*h_prev  # (F3)
-        n_1 = n_1_seq[t]
-        torch.matmul(n_1, Wcat_n_1.T, out=A_n_1)  # (F4)
-        A_n_1 += A_x[t, :, H:2 * H]
-        Z_n[...] = torch.tanh(A_n_1[:, 0:H])  # (F5)
+        torch.mul(f, h_prev, out=n_1_seq_rows[t])  # (F3)
+        n_1 = n_1_seq_rows[t]
+        torch.addmm(A_x_rows[t][:, H:2 * H], n_1, Wcat_n_1.T, out=A_n_1)  # (F4)
+        torch.tanh(A_n_1[:, 0:H], out=Z_n)  # (F5)
         n = Z_n
-        h_1_seq[t] = 1 - f  # (F6)
-        h_1 = h_1_seq[t]
+        torch.add(-f, 1, out=h_1_seq_rows[t])  # (F6)
+        h_1 = h_1_seq_rows[t]
         h_2 = h_1*h_prev  # (F7)
         h_3 = f*n  # (F8)
-        h_seq[t + 1] = h_2 + h_3  # (F9)
+        torch.add(h_2, h_3, out=h_seq_rows[t + 1])  # (F9)
 
 
 def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
@@ -114,25 +120,40 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
     d_Z_n = xs.new_empty((B, H))
     d_f = d_Z_f
     d_n = d_Z_n
+    Z_f = Z_f_seq[0:steps]
+    Z_n = Z_n_seq[0:steps]
+    J_B6_seq = 1 - Z_n**2  # (B6)
+    J_B9_seq = Z_f*(1 - Z_f)  # (B9)
+    dhs_rows = dhs.unbind(0)
+    J_B6_seq_rows = J_B6_seq.unbind(0)
+    J_B9_seq_rows = J_B9_seq.unbind(0)
+    h_seq_rows = h_seq.unbind(0)
+    h_1_seq_rows = h_1_seq.unbind(0)
+    Z_f_seq_rows = Z_f_seq.unbind(0)
+    Z_n_seq_rows = Z_n_seq.unbind(0)
+    d_A_h_prev_seq_rows = d_A_h_prev_seq.unbind(0)
+    d_A_n_1_seq_rows = d_A_n_1_seq.unbind(0)
     for t in reversed(range(steps)):
-        h_prev = h_seq[t]
-        h_1 = h_1_seq[t]
-        Z_f = Z_f_seq[t]
-        Z_n = Z_n_seq[t]
+        J_B6 = J_B6_seq_rows[t]
+        J_B9 = J_B9_seq_rows[t]
+        h_prev = h_seq_rows[t]
+        h_1 = h_1_seq_rows[t]
+        Z_f = Z_f_seq_rows[t]
+        Z_n = Z_n_seq_rows[t]
         f = Z_f
         n = Z_n
-        d_A_h_prev = d_A_h_prev_seq[t]
-        d_A_n_1 = d_A_n_1_seq[t]
-        d_h = d_h_next + dhs[t]  # (B1) fork: loss, next step
+        d_A_h_prev = d_A_h_prev_seq_rows[t]
+        d_A_n_1 = d_A_n_1_seq_rows[t]
+        d_h = d_h_next + dhs_rows[t]  # (B1) fork: loss, next step
         d_h_3 = d_h  # (B2)
         d_h_2 = d_h  # (B3)
         d_h_1 = d_h_2*h_prev  # (B4)
-        d_n[...] = d_h_3*f  # (B5)
-        d_A_n_1[:, 0:H] = d_Z_n*(1 - Z_n**2)  # (B6)
+        torch.mul(d_h_3, f, out=d_n)  # (B5)
+        torch.mul(J_B6, d_Z_n, out=d_A_n_1[:, 0:H])  # (B6)
         d_n_1 = d_A_n_1 @ Wcat_n_1  # (B7)
-        d_f[...] = -d_h_1 + d_h_3*n + d_n_1*h_prev  # (B8) fork: n_1, h_1, h_3
-        d_A_h_prev[:, 0:H] = Z_f*d_Z_f*(1 - Z_f)  # (B9)
-        d_h_prev = d_h_2*h_1 + d_n_1*f + d_A_h_prev @ Wcat_h_prev  # (B10) fork: a_f, n_1, h_2
+        torch.addcmul(torch.addcmul(-d_h_1, d_n_1, h_prev), d_h_3, n, out=d_f)  # (B8) fork: n_1, h_1, h_3
+        torch.mul(J_B9, d_Z_f, out=d_A_h_prev[:, 0:H])  # (B9)
+        d_h_prev = torch.addmm(torch.addcmul(d_n_1*f, d_h_2, h_1), d_A_h_prev, Wcat_h_prev)  # (B10) fork: a_f, n_1, h_2
         d_h_next = d_h_prev
     d_A_x_seq[:, :, 0:H] = d_A_h_prev_seq[:, :, 0:H]
     d_A_x_seq[:, :, H:2 * H] = d_A_n_1_seq[:, :, 0:H]
@@ -144,17 +165,55 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
     return {"h": d_h_next}
 
 
-def _buffers(n, B, sizes, xs):
-    """Storage for n steps of what the backward pass reads (a state has n + 1 rows)."""
+def _buffers(n, B, sizes, xs, names=CACHED):
+    """Storage for n steps of the named values the backward pass reads (a state has n + 1 rows)."""
     D = sizes["D"]
     H = sizes["H"]
-    return {
-        "h_seq": xs.new_empty((n + 1, B, H)),
-        "n_1_seq": xs.new_empty((n, B, H)),
-        "h_1_seq": xs.new_empty((n, B, H)),
-        "Z_f_seq": xs.new_empty((n, B, H)),
-        "Z_n_seq": xs.new_empty((n, B, H)),
+    shapes = {
+        "h_seq": (n + 1, B, H),
+        "n_1_seq": (n, B, H),
+        "h_1_seq": (n, B, H),
+        "Z_f_seq": (n, B, H),
+        "Z_n_seq": (n, B, H),
     }
+    return {name: xs.new_empty(shapes[name]) for name in names}
+
+
+def _recompute(w, sizes, xs, seq):
+    """Every step's other cached values from the states in seq (all steps at once: given the
+    states, the steps are independent); adds them to seq."""
+    D = sizes["D"]
+    H = sizes["H"]
+    steps, B = xs.shape[:2]
+    seq.update(_buffers(steps, B, sizes, xs, tuple(n for n in CACHED if n not in SAVED)))
+    Wcat_x = w["Wcat_x"]
+    Wcat_h_prev = w["Wcat_h_prev"]
+    Wcat_n_1 = w["Wcat_n_1"]
+    bcat_x = w["bcat_x"]
+    h_seq = seq["h_seq"]
+    n_1_seq = seq["n_1_seq"]
+    h_1_seq = seq["h_1_seq"]
+    Z_f_seq = seq["Z_f_seq"]
+    Z_n_seq = seq["Z_n_seq"]
+    A_x = xs.new_empty((steps, B, 2 * H))
+    # the x terms of every step at once  (F1)-(F4)
+    torch.matmul(xs.reshape(steps * B, D), Wcat_x.T, out=A_x.reshape(steps * B, 2 * H))
+    A_x.add_(bcat_x)
+    A_h_prev = xs.new_empty((steps, B, H))
+    A_n_1 = xs.new_empty((steps, B, H))
+    h_prev = h_seq[0:steps]
+    Z_f = Z_f_seq[0:steps]
+    Z_n = Z_n_seq[0:steps]
+    torch.matmul(h_prev, Wcat_h_prev.T, out=A_h_prev)  # (F1)
+    A_h_prev.add_(A_x[0:steps, :, 0:H])
+    torch.sigmoid(A_h_prev[:, :, 0:H], out=Z_f)  # (F2)
+    f = Z_f
+    torch.mul(f, h_prev, out=n_1_seq[0:steps])  # (F3)
+    n_1 = n_1_seq[0:steps]
+    torch.matmul(n_1, Wcat_n_1.T, out=A_n_1)  # (F4)
+    A_n_1.add_(A_x[0:steps, :, H:2 * H])
+    torch.tanh(A_n_1[:, :, 0:H], out=Z_n)  # (F5)
+    torch.add(-f, 1, out=h_1_seq[0:steps])  # (F6)
 
 
 def _grads(dw, sizes):
@@ -171,45 +230,74 @@ def _grads(dw, sizes):
     return [grads[name] for name in PARAMS]
 
 
+def _forward(ctx, xs, args, keep):
+    """The forward pass of a Function that keeps the values named in `keep` for its backward."""
+    xs, state0, params = xs.contiguous(), args[:len(STATE)], dict(zip(PARAMS, args[len(STATE):]))
+    sizes = _sizes(params)
+    seq = _buffers(xs.shape[0], xs.shape[1], sizes, xs)
+    for s, value in zip(STATE, state0):
+        seq[f"{s}_seq"][0] = value
+    _forward_steps(_stack(params, sizes, xs), sizes, xs, seq)
+    ctx.kept = keep
+    ctx.save_for_backward(xs, *params.values(), *(seq[name] for name in keep))
+    outputs = seq["h_seq"][1:]
+    return (outputs, *(seq[f"{s}_seq"][-1].clone() for s in STATE))
+
+
+def _backward(ctx, dhs, dstateT):
+    """The derived backward pass, after recomputing what the forward did not keep."""
+    xs, *rest = ctx.saved_tensors
+    params = dict(zip(PARAMS, rest[:len(PARAMS)]))
+    seq = dict(zip(ctx.kept, rest[len(PARAMS):]))
+    sizes = _sizes(params)
+    w = _stack(params, sizes, xs)
+    if len(seq) < len(CACHED):
+        _recompute(w, sizes, xs, seq)
+    dw = {name: torch.zeros_like(value) for name, value in w.items()}
+    dxs = torch.empty_like(xs)
+    d_next = {s: d.clone() for s, d in zip(STATE, dstateT)}
+    dstate0 = _backward_steps(w, sizes, xs, seq, dhs.contiguous(), d_next, dw, dxs)
+    return (dxs, *(dstate0[s] for s in STATE), *_grads(dw, sizes))
+
+
 class MGUFunction(torch.autograd.Function):
     """(xs, *state0, *params in PARAMS order) -> (outputs, *stateT), with the derived backward.
 
-    xs is (T, B, D), each state (B, size).  The forward saves only the per-step values
-    the backward reads (CACHED), xs and the parameters (not copied).
+    xs is (T, B, D), each state (B, size).  The forward saves for backward every per-step
+    value the backward reads (CACHED), xs and the parameters (not copied).
     """
 
     @staticmethod
     def forward(ctx, xs, *args):
-        xs, state0, params = xs.contiguous(), args[:len(STATE)], dict(zip(PARAMS, args[len(STATE):]))
-        sizes = _sizes(params)
-        seq = _buffers(xs.shape[0], xs.shape[1], sizes, xs)
-        for s, value in zip(STATE, state0):
-            seq[f"{s}_seq"][0] = value
-        _forward_steps(_stack(params, sizes, xs), sizes, xs, seq)
-        ctx.save_for_backward(xs, *params.values(), *seq.values())
-        outputs = seq["h_seq"][1:]
-        return (outputs, *(seq[f"{s}_seq"][-1].clone() for s in STATE))
+        return _forward(ctx, xs, args, CACHED)
 
     @staticmethod
     def backward(ctx, dhs, *dstateT):
-        xs, *rest = ctx.saved_tensors
-        params = dict(zip(PARAMS, rest[:len(PARAMS)]))
-        seq = dict(zip(CACHED, rest[len(PARAMS):]))
-        sizes = _sizes(params)
-        w = _stack(params, sizes, xs)
-        dw = {name: torch.zeros_like(value) for name, value in w.items()}
-        dxs = torch.empty_like(xs)
-        d_next = {s: d.clone() for s, d in zip(STATE, dstateT)}
-        dstate0 = _backward_steps(w, sizes, xs, seq, dhs.contiguous(), d_next, dw, dxs)
-        return (dxs, *(dstate0[s] for s in STATE), *_grads(dw, sizes))
+        return _backward(ctx, dhs, dstateT)
+
+
+class MGURecomputeFunction(torch.autograd.Function):
+    """MGUFunction that saves less: only the states of every step (SAVED), xs and the
+    parameters; its backward first recomputes the other values in CACHED, all steps at once
+    (one more forward pass, done with whole-sequence products)."""
+
+    @staticmethod
+    def forward(ctx, xs, *args):
+        return _forward(ctx, xs, args, SAVED)
+
+    @staticmethod
+    def backward(ctx, dhs, *dstateT):
+        return _backward(ctx, dhs, dstateT)
 
 
 class MGU(torch.nn.Module):
     """The cell over sequences, stacked in layers, in one or both directions (torch.nn.LSTM's interface)."""
 
     def __init__(self, input_size, hidden_size, num_layers=1, bidirectional=False, batch_first=False,
-                 *, device=None, dtype=None):
+                 *, device=None, dtype=None, recompute=False):
+        """recompute=True: keep only the states between forward and backward (less memory, more time)."""
         super().__init__()
+        self.function = MGURecomputeFunction if recompute else MGUFunction
         self.sizes = {"D": int(input_size), "H": int(hidden_size)}
         self.num_layers, self.bidirectional, self.batch_first = num_layers, bidirectional, batch_first
         self.directions = 2 if bidirectional else 1
@@ -258,8 +346,8 @@ class MGU(torch.nn.Module):
                 k = layer * self.directions + direction
                 params = self.layer_params(layer, reverse=direction == 1)
                 run = xs.flip(0) if direction else xs
-                out, *stateT = MGUFunction.apply(run, *(s[k] for s in state0),
-                                                       *(params[name] for name in PARAMS))
+                out, *stateT = self.function.apply(run, *(s[k] for s in state0),
+                                                   *(params[name] for name in PARAMS))
                 outputs.append(out.flip(0) if direction else out)
                 final.append(stateT)
             xs = torch.cat(outputs, dim=2) if self.directions == 2 else outputs[0]

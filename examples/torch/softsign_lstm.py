@@ -6,7 +6,8 @@ document generated/softsign_lstm.tex.  Depends on PyTorch only; runs on any devi
 
 `SoftsignLSTMFunction` runs the whole sequence: the input terms of all steps in one product
 before the loop, one stacked product per step, and it saves for backward only what the
-derived backward reads.  `SoftsignLSTM` is an nn.Module with torch.nn.LSTM's interface:
+derived backward reads; `SoftsignLSTMRecomputeFunction` saves only the states and recomputes
+the rest in its backward pass.  `SoftsignLSTM` is an nn.Module with torch.nn.LSTM's interface:
 `SoftsignLSTM(input_size, hidden_size, num_layers=1, bidirectional=False, batch_first=False)`,
 called as `module(input, state0=None) -> (output, stateT)`, input (T, B, D) or (B, T, D),
 the state a tuple in the order of STATE, each (num_layers * directions, B, size).
@@ -35,6 +36,7 @@ STATE_SIZES = {"h": "H", "c": "H"}
 SIZES = {"D": "input_size", "H": "hidden_size"}  # size symbol -> constructor argument
 OUTPUT = ("h", "H")
 CACHED = ("h_seq", "c_seq", "a_g_seq", "g_seq", "h_1_seq", "Z_f_i_o_seq")  # per-step storage the backward reads
+SAVED = ("h_seq", "c_seq")  # what the RecomputeFunction keeps for backward: the states
 LAYOUT = {name: (name,) for name in PARAMS}  # no torch.nn counterpart: one tensor per parameter
 
 
@@ -72,29 +74,35 @@ def _forward_steps(w, sizes, xs, seq):
     A_x = xs.new_empty((steps, B, 4 * H))
     # the x terms of every step at once  (F1)-(F7)
     torch.matmul(xs.reshape(steps * B, D), Wcat_x.T, out=A_x.reshape(steps * B, 4 * H))
-    A_x += bcat_x
+    A_x.add_(bcat_x)
     A_h_prev = xs.new_empty((B, 4 * H))
+    h_seq_rows = h_seq.unbind(0)
+    c_seq_rows = c_seq.unbind(0)
+    Z_f_i_o_seq_rows = Z_f_i_o_seq.unbind(0)
+    A_x_rows = A_x.unbind(0)
+    a_g_seq_rows = a_g_seq.unbind(0)
+    g_seq_rows = g_seq.unbind(0)
+    h_1_seq_rows = h_1_seq.unbind(0)
     for t in range(steps):
-        h_prev = h_seq[t]
-        c_prev = c_seq[t]
-        Z_f_i_o = Z_f_i_o_seq[t]
-        torch.matmul(h_prev, Wcat_h_prev.T, out=A_h_prev)  # (F1)-(F7)
-        A_h_prev += A_x[t]
-        Z_f_i_o[...] = torch.sigmoid(A_h_prev[:, 0:3 * H])  # (F2) (F4) (F8)
+        h_prev = h_seq_rows[t]
+        c_prev = c_seq_rows[t]
+        Z_f_i_o = Z_f_i_o_seq_rows[t]
+        torch.addmm(A_x_rows[t], h_prev, Wcat_h_prev.T, out=A_h_prev)  # (F1)-(F7)
+        torch.sigmoid(A_h_prev[:, 0:3 * H], out=Z_f_i_o)  # (F2) (F4) (F8)
         f = Z_f_i_o[:, 0:H]
         i = Z_f_i_o[:, H:2 * H]
         o = Z_f_i_o[:, 2 * H:3 * H]
-        a_g_seq[t] = A_h_prev[:, 3 * H:4 * H]
-        a_g = a_g_seq[t]
-        g_seq[t] = a_g/(abs(a_g) + 1)  # (F6)
-        g = g_seq[t]
+        a_g_seq_rows[t][...] = A_h_prev[:, 3 * H:4 * H]
+        a_g = a_g_seq_rows[t]
+        torch.mul(a_g, (abs(a_g) + 1)**(-1.0), out=g_seq_rows[t])  # (F6)
+        g = g_seq_rows[t]
         c_1 = c_prev*f  # (F9)
         c_2 = g*i  # (F10)
-        c_seq[t + 1] = c_1 + c_2  # (F11)
-        c = c_seq[t + 1]
-        h_1_seq[t] = torch.tanh(c)  # (F12)
-        h_1 = h_1_seq[t]
-        h_seq[t + 1] = h_1*o  # (F13)
+        torch.add(c_1, c_2, out=c_seq_rows[t + 1])  # (F11)
+        c = c_seq_rows[t + 1]
+        torch.tanh(c, out=h_1_seq_rows[t])  # (F12)
+        h_1 = h_1_seq_rows[t]
+        torch.mul(h_1, o, out=h_seq_rows[t + 1])  # (F13)
 
 
 def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
@@ -119,27 +127,46 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
     d_f = d_Z_f_i_o[:, 0:H]
     d_i = d_Z_f_i_o[:, H:2 * H]
     d_o = d_Z_f_i_o[:, 2 * H:3 * H]
+    a_g = a_g_seq[0:steps]
+    h_1 = h_1_seq[0:steps]
+    Z_f_i_o = Z_f_i_o_seq[0:steps]
+    J_B3_seq = 1 - h_1**2  # (B3) fork: h_1, next step
+    J_B9_seq = -a_g*torch.sign(a_g)/(abs(a_g) + 1)**2 + (abs(a_g) + 1)**(-1.0)  # (B9)
+    J_B13_seq = Z_f_i_o*(1 - Z_f_i_o)  # (B13) (B11) (B7)
+    dhs_rows = dhs.unbind(0)
+    J_B3_seq_rows = J_B3_seq.unbind(0)
+    J_B9_seq_rows = J_B9_seq.unbind(0)
+    J_B13_seq_rows = J_B13_seq.unbind(0)
+    c_seq_rows = c_seq.unbind(0)
+    a_g_seq_rows = a_g_seq.unbind(0)
+    g_seq_rows = g_seq.unbind(0)
+    h_1_seq_rows = h_1_seq.unbind(0)
+    Z_f_i_o_seq_rows = Z_f_i_o_seq.unbind(0)
+    d_A_x_seq_rows = d_A_x_seq.unbind(0)
     for t in reversed(range(steps)):
-        c_prev = c_seq[t]
-        a_g = a_g_seq[t]
-        g = g_seq[t]
-        h_1 = h_1_seq[t]
-        Z_f_i_o = Z_f_i_o_seq[t]
+        J_B3 = J_B3_seq_rows[t]
+        J_B9 = J_B9_seq_rows[t]
+        J_B13 = J_B13_seq_rows[t]
+        c_prev = c_seq_rows[t]
+        a_g = a_g_seq_rows[t]
+        g = g_seq_rows[t]
+        h_1 = h_1_seq_rows[t]
+        Z_f_i_o = Z_f_i_o_seq_rows[t]
         f = Z_f_i_o[:, 0:H]
         i = Z_f_i_o[:, H:2 * H]
         o = Z_f_i_o[:, 2 * H:3 * H]
-        d_A_x = d_A_x_seq[t]
-        d_h = d_h_next + dhs[t]  # (B1) fork: loss, next step
+        d_A_x = d_A_x_seq_rows[t]
+        d_h = d_h_next + dhs_rows[t]  # (B1) fork: loss, next step
         d_h_1 = d_h*o  # (B2)
-        d_c = d_h_1*(1 - h_1**2) + d_c_next  # (B3) fork: h_1, next step
+        d_c = torch.addcmul(d_c_next, J_B3, d_h_1)  # (B3) fork: h_1, next step
         d_c_2 = d_c  # (B4)
         d_c_1 = d_c  # (B5)
-        d_o[...] = d_h*h_1  # (B6)
+        torch.mul(d_h, h_1, out=d_o)  # (B6)
         d_g = d_c_2*i  # (B8)
-        d_A_x[:, 3 * H:4 * H] = d_g*(-a_g*torch.sign(a_g)/(abs(a_g) + 1)**2 + (abs(a_g) + 1)**(-1.0))  # (B9)
-        d_i[...] = d_c_2*g  # (B10)
-        d_f[...] = c_prev*d_c_1  # (B12)
-        d_A_x[:, 0:3 * H] = Z_f_i_o*d_Z_f_i_o*(1 - Z_f_i_o)  # (B13) (B11) (B7)
+        torch.mul(J_B9, d_g, out=d_A_x[:, 3 * H:4 * H])  # (B9)
+        torch.mul(d_c_2, g, out=d_i)  # (B10)
+        torch.mul(c_prev, d_c_1, out=d_f)  # (B12)
+        torch.mul(J_B13, d_Z_f_i_o, out=d_A_x[:, 0:3 * H])  # (B13) (B11) (B7)
         d_c_prev = d_c_1*f  # (B14)
         d_h_prev = d_A_x @ Wcat_h_prev  # (B15) fork: a_f, a_i, a_g, a_o
         d_h_next = d_h_prev
@@ -151,18 +178,52 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
     return {"h": d_h_next, "c": d_c_next}
 
 
-def _buffers(n, B, sizes, xs):
-    """Storage for n steps of what the backward pass reads (a state has n + 1 rows)."""
+def _buffers(n, B, sizes, xs, names=CACHED):
+    """Storage for n steps of the named values the backward pass reads (a state has n + 1 rows)."""
     D = sizes["D"]
     H = sizes["H"]
-    return {
-        "h_seq": xs.new_empty((n + 1, B, H)),
-        "c_seq": xs.new_empty((n + 1, B, H)),
-        "a_g_seq": xs.new_empty((n, B, H)),
-        "g_seq": xs.new_empty((n, B, H)),
-        "h_1_seq": xs.new_empty((n, B, H)),
-        "Z_f_i_o_seq": xs.new_empty((n, B, 3 * H)),
+    shapes = {
+        "h_seq": (n + 1, B, H),
+        "c_seq": (n + 1, B, H),
+        "a_g_seq": (n, B, H),
+        "g_seq": (n, B, H),
+        "h_1_seq": (n, B, H),
+        "Z_f_i_o_seq": (n, B, 3 * H),
     }
+    return {name: xs.new_empty(shapes[name]) for name in names}
+
+
+def _recompute(w, sizes, xs, seq):
+    """Every step's other cached values from the states in seq (all steps at once: given the
+    states, the steps are independent); adds them to seq."""
+    D = sizes["D"]
+    H = sizes["H"]
+    steps, B = xs.shape[:2]
+    seq.update(_buffers(steps, B, sizes, xs, tuple(n for n in CACHED if n not in SAVED)))
+    Wcat_x = w["Wcat_x"]
+    Wcat_h_prev = w["Wcat_h_prev"]
+    bcat_x = w["bcat_x"]
+    h_seq = seq["h_seq"]
+    c_seq = seq["c_seq"]
+    a_g_seq = seq["a_g_seq"]
+    g_seq = seq["g_seq"]
+    h_1_seq = seq["h_1_seq"]
+    Z_f_i_o_seq = seq["Z_f_i_o_seq"]
+    A_x = xs.new_empty((steps, B, 4 * H))
+    # the x terms of every step at once  (F1)-(F7)
+    torch.matmul(xs.reshape(steps * B, D), Wcat_x.T, out=A_x.reshape(steps * B, 4 * H))
+    A_x.add_(bcat_x)
+    A_h_prev = xs.new_empty((steps, B, 4 * H))
+    h_prev = h_seq[0:steps]
+    Z_f_i_o = Z_f_i_o_seq[0:steps]
+    torch.matmul(h_prev, Wcat_h_prev.T, out=A_h_prev)  # (F1)-(F7)
+    A_h_prev.add_(A_x[0:steps])
+    torch.sigmoid(A_h_prev[:, :, 0:3 * H], out=Z_f_i_o)  # (F2) (F4) (F8)
+    a_g_seq[0:steps] = A_h_prev[:, :, 3 * H:4 * H]
+    a_g = a_g_seq[0:steps]
+    torch.mul(a_g, (abs(a_g) + 1)**(-1.0), out=g_seq[0:steps])  # (F6)
+    c = c_seq[1:]
+    torch.tanh(c, out=h_1_seq[0:steps])  # (F12)
 
 
 def _grads(dw, sizes):
@@ -185,45 +246,74 @@ def _grads(dw, sizes):
     return [grads[name] for name in PARAMS]
 
 
+def _forward(ctx, xs, args, keep):
+    """The forward pass of a Function that keeps the values named in `keep` for its backward."""
+    xs, state0, params = xs.contiguous(), args[:len(STATE)], dict(zip(PARAMS, args[len(STATE):]))
+    sizes = _sizes(params)
+    seq = _buffers(xs.shape[0], xs.shape[1], sizes, xs)
+    for s, value in zip(STATE, state0):
+        seq[f"{s}_seq"][0] = value
+    _forward_steps(_stack(params, sizes, xs), sizes, xs, seq)
+    ctx.kept = keep
+    ctx.save_for_backward(xs, *params.values(), *(seq[name] for name in keep))
+    outputs = seq["h_seq"][1:]
+    return (outputs, *(seq[f"{s}_seq"][-1].clone() for s in STATE))
+
+
+def _backward(ctx, dhs, dstateT):
+    """The derived backward pass, after recomputing what the forward did not keep."""
+    xs, *rest = ctx.saved_tensors
+    params = dict(zip(PARAMS, rest[:len(PARAMS)]))
+    seq = dict(zip(ctx.kept, rest[len(PARAMS):]))
+    sizes = _sizes(params)
+    w = _stack(params, sizes, xs)
+    if len(seq) < len(CACHED):
+        _recompute(w, sizes, xs, seq)
+    dw = {name: torch.zeros_like(value) for name, value in w.items()}
+    dxs = torch.empty_like(xs)
+    d_next = {s: d.clone() for s, d in zip(STATE, dstateT)}
+    dstate0 = _backward_steps(w, sizes, xs, seq, dhs.contiguous(), d_next, dw, dxs)
+    return (dxs, *(dstate0[s] for s in STATE), *_grads(dw, sizes))
+
+
 class SoftsignLSTMFunction(torch.autograd.Function):
     """(xs, *state0, *params in PARAMS order) -> (outputs, *stateT), with the derived backward.
 
-    xs is (T, B, D), each state (B, size).  The forward saves only the per-step values
-    the backward reads (CACHED), xs and the parameters (not copied).
+    xs is (T, B, D), each state (B, size).  The forward saves for backward every per-step
+    value the backward reads (CACHED), xs and the parameters (not copied).
     """
 
     @staticmethod
     def forward(ctx, xs, *args):
-        xs, state0, params = xs.contiguous(), args[:len(STATE)], dict(zip(PARAMS, args[len(STATE):]))
-        sizes = _sizes(params)
-        seq = _buffers(xs.shape[0], xs.shape[1], sizes, xs)
-        for s, value in zip(STATE, state0):
-            seq[f"{s}_seq"][0] = value
-        _forward_steps(_stack(params, sizes, xs), sizes, xs, seq)
-        ctx.save_for_backward(xs, *params.values(), *seq.values())
-        outputs = seq["h_seq"][1:]
-        return (outputs, *(seq[f"{s}_seq"][-1].clone() for s in STATE))
+        return _forward(ctx, xs, args, CACHED)
 
     @staticmethod
     def backward(ctx, dhs, *dstateT):
-        xs, *rest = ctx.saved_tensors
-        params = dict(zip(PARAMS, rest[:len(PARAMS)]))
-        seq = dict(zip(CACHED, rest[len(PARAMS):]))
-        sizes = _sizes(params)
-        w = _stack(params, sizes, xs)
-        dw = {name: torch.zeros_like(value) for name, value in w.items()}
-        dxs = torch.empty_like(xs)
-        d_next = {s: d.clone() for s, d in zip(STATE, dstateT)}
-        dstate0 = _backward_steps(w, sizes, xs, seq, dhs.contiguous(), d_next, dw, dxs)
-        return (dxs, *(dstate0[s] for s in STATE), *_grads(dw, sizes))
+        return _backward(ctx, dhs, dstateT)
+
+
+class SoftsignLSTMRecomputeFunction(torch.autograd.Function):
+    """SoftsignLSTMFunction that saves less: only the states of every step (SAVED), xs and the
+    parameters; its backward first recomputes the other values in CACHED, all steps at once
+    (one more forward pass, done with whole-sequence products)."""
+
+    @staticmethod
+    def forward(ctx, xs, *args):
+        return _forward(ctx, xs, args, SAVED)
+
+    @staticmethod
+    def backward(ctx, dhs, *dstateT):
+        return _backward(ctx, dhs, dstateT)
 
 
 class SoftsignLSTM(torch.nn.Module):
     """The cell over sequences, stacked in layers, in one or both directions (torch.nn.LSTM's interface)."""
 
     def __init__(self, input_size, hidden_size, num_layers=1, bidirectional=False, batch_first=False,
-                 *, device=None, dtype=None):
+                 *, device=None, dtype=None, recompute=False):
+        """recompute=True: keep only the states between forward and backward (less memory, more time)."""
         super().__init__()
+        self.function = SoftsignLSTMRecomputeFunction if recompute else SoftsignLSTMFunction
         self.sizes = {"D": int(input_size), "H": int(hidden_size)}
         self.num_layers, self.bidirectional, self.batch_first = num_layers, bidirectional, batch_first
         self.directions = 2 if bidirectional else 1
@@ -272,8 +362,8 @@ class SoftsignLSTM(torch.nn.Module):
                 k = layer * self.directions + direction
                 params = self.layer_params(layer, reverse=direction == 1)
                 run = xs.flip(0) if direction else xs
-                out, *stateT = SoftsignLSTMFunction.apply(run, *(s[k] for s in state0),
-                                                       *(params[name] for name in PARAMS))
+                out, *stateT = self.function.apply(run, *(s[k] for s in state0),
+                                                   *(params[name] for name in PARAMS))
                 outputs.append(out.flip(0) if direction else out)
                 final.append(stateT)
             xs = torch.cat(outputs, dim=2) if self.directions == 2 else outputs[0]

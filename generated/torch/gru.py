@@ -6,7 +6,8 @@ document generated/gru.tex.  Depends on PyTorch only; runs on any device and dty
 
 `GRUFunction` runs the whole sequence: the input terms of all steps in one product
 before the loop, one stacked product per step, and it saves for backward only what the
-derived backward reads.  `GRU` is an nn.Module with torch.nn.LSTM's interface:
+derived backward reads; `GRURecomputeFunction` saves only the states and recomputes
+the rest in its backward pass.  `GRU` is an nn.Module with torch.nn.LSTM's interface:
 `GRU(input_size, hidden_size, num_layers=1, bidirectional=False, batch_first=False)`,
 called as `module(input, state0=None) -> (output, stateT)`, input (T, B, D) or (B, T, D),
 the state a tuple in the order of STATE, each (num_layers * directions, B, size).
@@ -32,6 +33,7 @@ STATE_SIZES = {"h": "H"}
 SIZES = {"D": "input_size", "H": "hidden_size"}  # size symbol -> constructor argument
 OUTPUT = ("h", "H")
 CACHED = ("h_seq", "s_seq", "v_seq", "Z_z_r_seq", "Z_n_seq")  # per-step storage the backward reads
+SAVED = ("h_seq",)  # what the RecomputeFunction keeps for backward: the states
 LAYOUT = {name: (name,) for name in PARAMS}  # no torch.nn counterpart: one tensor per parameter
 
 
@@ -70,29 +72,33 @@ def _forward_steps(w, sizes, xs, seq):
     A_x = xs.new_empty((steps, B, 3 * H))
     # the x terms of every step at once  (F1)-(F6)
     torch.matmul(xs.reshape(steps * B, D), Wcat_x.T, out=A_x.reshape(steps * B, 3 * H))
-    A_x += bcat_x
+    A_x.add_(bcat_x)
     A_h_prev = xs.new_empty((B, 2 * H))
     A_s = xs.new_empty((B, H))
+    h_seq_rows = h_seq.unbind(0)
+    Z_z_r_seq_rows = Z_z_r_seq.unbind(0)
+    Z_n_seq_rows = Z_n_seq.unbind(0)
+    A_x_rows = A_x.unbind(0)
+    s_seq_rows = s_seq.unbind(0)
+    v_seq_rows = v_seq.unbind(0)
     for t in range(steps):
-        h_prev = h_seq[t]
-        Z_z_r = Z_z_r_seq[t]
-        Z_n = Z_n_seq[t]
-        torch.matmul(h_prev, Wcat_h_prev.T, out=A_h_prev)  # (F1)-(F2)
-        A_h_prev += A_x[t, :, 0:2 * H]
-        Z_z_r[...] = torch.sigmoid(A_h_prev[:, 0:2 * H])  # (F3) (F4)
+        h_prev = h_seq_rows[t]
+        Z_z_r = Z_z_r_seq_rows[t]
+        Z_n = Z_n_seq_rows[t]
+        torch.addmm(A_x_rows[t][:, 0:2 * H], h_prev, Wcat_h_prev.T, out=A_h_prev)  # (F1)-(F2)
+        torch.sigmoid(A_h_prev[:, 0:2 * H], out=Z_z_r)  # (F3) (F4)
         z = Z_z_r[:, 0:H]
         r = Z_z_r[:, H:2 * H]
-        s_seq[t] = h_prev*r  # (F5)
-        s = s_seq[t]
-        torch.matmul(s, Wcat_s.T, out=A_s)  # (F6)
-        A_s += A_x[t, :, 2 * H:3 * H]
-        Z_n[...] = torch.tanh(A_s[:, 0:H])  # (F7)
+        torch.mul(h_prev, r, out=s_seq_rows[t])  # (F5)
+        s = s_seq_rows[t]
+        torch.addmm(A_x_rows[t][:, 2 * H:3 * H], s, Wcat_s.T, out=A_s)  # (F6)
+        torch.tanh(A_s[:, 0:H], out=Z_n)  # (F7)
         n = Z_n
-        v_seq[t] = 1 - z  # (F8)
-        v = v_seq[t]
+        torch.add(-z, 1, out=v_seq_rows[t])  # (F8)
+        v = v_seq_rows[t]
         m = n*v  # (F9)
         q = h_prev*z  # (F10)
-        h_seq[t + 1] = m + q  # (F11)
+        torch.add(m, q, out=h_seq_rows[t + 1])  # (F11)
 
 
 def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
@@ -119,27 +125,42 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
     d_z = d_Z_z_r[:, 0:H]
     d_r = d_Z_z_r[:, H:2 * H]
     d_n = d_Z_n
+    Z_z_r = Z_z_r_seq[0:steps]
+    Z_n = Z_n_seq[0:steps]
+    J_B6_seq = 1 - Z_n**2  # (B6)
+    J_B11_seq = Z_z_r*(1 - Z_z_r)  # (B11) (B10)
+    dhs_rows = dhs.unbind(0)
+    J_B6_seq_rows = J_B6_seq.unbind(0)
+    J_B11_seq_rows = J_B11_seq.unbind(0)
+    h_seq_rows = h_seq.unbind(0)
+    v_seq_rows = v_seq.unbind(0)
+    Z_z_r_seq_rows = Z_z_r_seq.unbind(0)
+    Z_n_seq_rows = Z_n_seq.unbind(0)
+    d_A_h_prev_seq_rows = d_A_h_prev_seq.unbind(0)
+    d_A_s_seq_rows = d_A_s_seq.unbind(0)
     for t in reversed(range(steps)):
-        h_prev = h_seq[t]
-        v = v_seq[t]
-        Z_z_r = Z_z_r_seq[t]
-        Z_n = Z_n_seq[t]
+        J_B6 = J_B6_seq_rows[t]
+        J_B11 = J_B11_seq_rows[t]
+        h_prev = h_seq_rows[t]
+        v = v_seq_rows[t]
+        Z_z_r = Z_z_r_seq_rows[t]
+        Z_n = Z_n_seq_rows[t]
         z = Z_z_r[:, 0:H]
         r = Z_z_r[:, H:2 * H]
         n = Z_n
-        d_A_h_prev = d_A_h_prev_seq[t]
-        d_A_s = d_A_s_seq[t]
-        d_h = d_h_next + dhs[t]  # (B1) fork: loss, next step
+        d_A_h_prev = d_A_h_prev_seq_rows[t]
+        d_A_s = d_A_s_seq_rows[t]
+        d_h = d_h_next + dhs_rows[t]  # (B1) fork: loss, next step
         d_q = d_h  # (B2)
         d_m = d_h  # (B3)
         d_v = d_m*n  # (B4)
-        d_n[...] = d_m*v  # (B5)
-        d_A_s[:, 0:H] = d_Z_n*(1 - Z_n**2)  # (B6)
+        torch.mul(d_m, v, out=d_n)  # (B5)
+        torch.mul(J_B6, d_Z_n, out=d_A_s[:, 0:H])  # (B6)
         d_s = d_A_s @ Wcat_s  # (B7)
-        d_r[...] = d_s*h_prev  # (B8)
-        d_z[...] = d_q*h_prev - d_v  # (B9) fork: v, q
-        d_A_h_prev[:, 0:2 * H] = Z_z_r*d_Z_z_r*(1 - Z_z_r)  # (B11) (B10)
-        d_h_prev = d_q*z + d_s*r + d_A_h_prev @ Wcat_h_prev  # (B12) fork: a_z, a_r, s, q
+        torch.mul(d_s, h_prev, out=d_r)  # (B8)
+        torch.addcmul(-d_v, d_q, h_prev, out=d_z)  # (B9) fork: v, q
+        torch.mul(J_B11, d_Z_z_r, out=d_A_h_prev[:, 0:2 * H])  # (B11) (B10)
+        d_h_prev = torch.addmm(torch.addcmul(d_s*r, d_q, z), d_A_h_prev, Wcat_h_prev)  # (B12) fork: a_z, a_r, s, q
         d_h_next = d_h_prev
     d_A_x_seq[:, :, 0:2 * H] = d_A_h_prev_seq[:, :, 0:2 * H]
     d_A_x_seq[:, :, 2 * H:3 * H] = d_A_s_seq[:, :, 0:H]
@@ -151,17 +172,56 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
     return {"h": d_h_next}
 
 
-def _buffers(n, B, sizes, xs):
-    """Storage for n steps of what the backward pass reads (a state has n + 1 rows)."""
+def _buffers(n, B, sizes, xs, names=CACHED):
+    """Storage for n steps of the named values the backward pass reads (a state has n + 1 rows)."""
     D = sizes["D"]
     H = sizes["H"]
-    return {
-        "h_seq": xs.new_empty((n + 1, B, H)),
-        "s_seq": xs.new_empty((n, B, H)),
-        "v_seq": xs.new_empty((n, B, H)),
-        "Z_z_r_seq": xs.new_empty((n, B, 2 * H)),
-        "Z_n_seq": xs.new_empty((n, B, H)),
+    shapes = {
+        "h_seq": (n + 1, B, H),
+        "s_seq": (n, B, H),
+        "v_seq": (n, B, H),
+        "Z_z_r_seq": (n, B, 2 * H),
+        "Z_n_seq": (n, B, H),
     }
+    return {name: xs.new_empty(shapes[name]) for name in names}
+
+
+def _recompute(w, sizes, xs, seq):
+    """Every step's other cached values from the states in seq (all steps at once: given the
+    states, the steps are independent); adds them to seq."""
+    D = sizes["D"]
+    H = sizes["H"]
+    steps, B = xs.shape[:2]
+    seq.update(_buffers(steps, B, sizes, xs, tuple(n for n in CACHED if n not in SAVED)))
+    Wcat_x = w["Wcat_x"]
+    Wcat_h_prev = w["Wcat_h_prev"]
+    Wcat_s = w["Wcat_s"]
+    bcat_x = w["bcat_x"]
+    h_seq = seq["h_seq"]
+    s_seq = seq["s_seq"]
+    v_seq = seq["v_seq"]
+    Z_z_r_seq = seq["Z_z_r_seq"]
+    Z_n_seq = seq["Z_n_seq"]
+    A_x = xs.new_empty((steps, B, 3 * H))
+    # the x terms of every step at once  (F1)-(F6)
+    torch.matmul(xs.reshape(steps * B, D), Wcat_x.T, out=A_x.reshape(steps * B, 3 * H))
+    A_x.add_(bcat_x)
+    A_h_prev = xs.new_empty((steps, B, 2 * H))
+    A_s = xs.new_empty((steps, B, H))
+    h_prev = h_seq[0:steps]
+    Z_z_r = Z_z_r_seq[0:steps]
+    Z_n = Z_n_seq[0:steps]
+    torch.matmul(h_prev, Wcat_h_prev.T, out=A_h_prev)  # (F1)-(F2)
+    A_h_prev.add_(A_x[0:steps, :, 0:2 * H])
+    torch.sigmoid(A_h_prev[:, :, 0:2 * H], out=Z_z_r)  # (F3) (F4)
+    z = Z_z_r[:, :, 0:H]
+    r = Z_z_r[:, :, H:2 * H]
+    torch.mul(h_prev, r, out=s_seq[0:steps])  # (F5)
+    s = s_seq[0:steps]
+    torch.matmul(s, Wcat_s.T, out=A_s)  # (F6)
+    A_s.add_(A_x[0:steps, :, 2 * H:3 * H])
+    torch.tanh(A_s[:, :, 0:H], out=Z_n)  # (F7)
+    torch.add(-z, 1, out=v_seq[0:steps])  # (F8)
 
 
 def _grads(dw, sizes):
@@ -181,45 +241,74 @@ def _grads(dw, sizes):
     return [grads[name] for name in PARAMS]
 
 
+def _forward(ctx, xs, args, keep):
+    """The forward pass of a Function that keeps the values named in `keep` for its backward."""
+    xs, state0, params = xs.contiguous(), args[:len(STATE)], dict(zip(PARAMS, args[len(STATE):]))
+    sizes = _sizes(params)
+    seq = _buffers(xs.shape[0], xs.shape[1], sizes, xs)
+    for s, value in zip(STATE, state0):
+        seq[f"{s}_seq"][0] = value
+    _forward_steps(_stack(params, sizes, xs), sizes, xs, seq)
+    ctx.kept = keep
+    ctx.save_for_backward(xs, *params.values(), *(seq[name] for name in keep))
+    outputs = seq["h_seq"][1:]
+    return (outputs, *(seq[f"{s}_seq"][-1].clone() for s in STATE))
+
+
+def _backward(ctx, dhs, dstateT):
+    """The derived backward pass, after recomputing what the forward did not keep."""
+    xs, *rest = ctx.saved_tensors
+    params = dict(zip(PARAMS, rest[:len(PARAMS)]))
+    seq = dict(zip(ctx.kept, rest[len(PARAMS):]))
+    sizes = _sizes(params)
+    w = _stack(params, sizes, xs)
+    if len(seq) < len(CACHED):
+        _recompute(w, sizes, xs, seq)
+    dw = {name: torch.zeros_like(value) for name, value in w.items()}
+    dxs = torch.empty_like(xs)
+    d_next = {s: d.clone() for s, d in zip(STATE, dstateT)}
+    dstate0 = _backward_steps(w, sizes, xs, seq, dhs.contiguous(), d_next, dw, dxs)
+    return (dxs, *(dstate0[s] for s in STATE), *_grads(dw, sizes))
+
+
 class GRUFunction(torch.autograd.Function):
     """(xs, *state0, *params in PARAMS order) -> (outputs, *stateT), with the derived backward.
 
-    xs is (T, B, D), each state (B, size).  The forward saves only the per-step values
-    the backward reads (CACHED), xs and the parameters (not copied).
+    xs is (T, B, D), each state (B, size).  The forward saves for backward every per-step
+    value the backward reads (CACHED), xs and the parameters (not copied).
     """
 
     @staticmethod
     def forward(ctx, xs, *args):
-        xs, state0, params = xs.contiguous(), args[:len(STATE)], dict(zip(PARAMS, args[len(STATE):]))
-        sizes = _sizes(params)
-        seq = _buffers(xs.shape[0], xs.shape[1], sizes, xs)
-        for s, value in zip(STATE, state0):
-            seq[f"{s}_seq"][0] = value
-        _forward_steps(_stack(params, sizes, xs), sizes, xs, seq)
-        ctx.save_for_backward(xs, *params.values(), *seq.values())
-        outputs = seq["h_seq"][1:]
-        return (outputs, *(seq[f"{s}_seq"][-1].clone() for s in STATE))
+        return _forward(ctx, xs, args, CACHED)
 
     @staticmethod
     def backward(ctx, dhs, *dstateT):
-        xs, *rest = ctx.saved_tensors
-        params = dict(zip(PARAMS, rest[:len(PARAMS)]))
-        seq = dict(zip(CACHED, rest[len(PARAMS):]))
-        sizes = _sizes(params)
-        w = _stack(params, sizes, xs)
-        dw = {name: torch.zeros_like(value) for name, value in w.items()}
-        dxs = torch.empty_like(xs)
-        d_next = {s: d.clone() for s, d in zip(STATE, dstateT)}
-        dstate0 = _backward_steps(w, sizes, xs, seq, dhs.contiguous(), d_next, dw, dxs)
-        return (dxs, *(dstate0[s] for s in STATE), *_grads(dw, sizes))
+        return _backward(ctx, dhs, dstateT)
+
+
+class GRURecomputeFunction(torch.autograd.Function):
+    """GRUFunction that saves less: only the states of every step (SAVED), xs and the
+    parameters; its backward first recomputes the other values in CACHED, all steps at once
+    (one more forward pass, done with whole-sequence products)."""
+
+    @staticmethod
+    def forward(ctx, xs, *args):
+        return _forward(ctx, xs, args, SAVED)
+
+    @staticmethod
+    def backward(ctx, dhs, *dstateT):
+        return _backward(ctx, dhs, dstateT)
 
 
 class GRU(torch.nn.Module):
     """The cell over sequences, stacked in layers, in one or both directions (torch.nn.LSTM's interface)."""
 
     def __init__(self, input_size, hidden_size, num_layers=1, bidirectional=False, batch_first=False,
-                 *, device=None, dtype=None):
+                 *, device=None, dtype=None, recompute=False):
+        """recompute=True: keep only the states between forward and backward (less memory, more time)."""
         super().__init__()
+        self.function = GRURecomputeFunction if recompute else GRUFunction
         self.sizes = {"D": int(input_size), "H": int(hidden_size)}
         self.num_layers, self.bidirectional, self.batch_first = num_layers, bidirectional, batch_first
         self.directions = 2 if bidirectional else 1
@@ -268,8 +357,8 @@ class GRU(torch.nn.Module):
                 k = layer * self.directions + direction
                 params = self.layer_params(layer, reverse=direction == 1)
                 run = xs.flip(0) if direction else xs
-                out, *stateT = GRUFunction.apply(run, *(s[k] for s in state0),
-                                                       *(params[name] for name in PARAMS))
+                out, *stateT = self.function.apply(run, *(s[k] for s in state0),
+                                                   *(params[name] for name in PARAMS))
                 outputs.append(out.flip(0) if direction else out)
                 final.append(stateT)
             xs = torch.cat(outputs, dim=2) if self.directions == 2 else outputs[0]

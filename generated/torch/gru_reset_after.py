@@ -6,7 +6,8 @@ document generated/gru_reset_after.tex.  Depends on PyTorch only; runs on any de
 
 `GRUResetAfterFunction` runs the whole sequence: the input terms of all steps in one product
 before the loop, one stacked product per step, and it saves for backward only what the
-derived backward reads.  `GRUResetAfter` is an nn.Module with torch.nn.LSTM's interface:
+derived backward reads; `GRUResetAfterRecomputeFunction` saves only the states and recomputes
+the rest in its backward pass.  `GRUResetAfter` is an nn.Module with torch.nn.LSTM's interface:
 `GRUResetAfter(input_size, hidden_size, num_layers=1, bidirectional=False, batch_first=False)`,
 called as `module(input, state0=None) -> (output, stateT)`, input (T, B, D) or (B, T, D),
 the state a tuple in the order of STATE, each (num_layers * directions, B, size).
@@ -34,6 +35,7 @@ STATE_SIZES = {"h": "H"}
 SIZES = {"D": "input_size", "H": "hidden_size"}  # size symbol -> constructor argument
 OUTPUT = ("h", "H")
 CACHED = ("h_seq", "a_nh_seq", "n_seq", "v_seq", "Z_z_r_seq")  # per-step storage the backward reads
+SAVED = ("h_seq",)  # what the RecomputeFunction keeps for backward: the states
 # torch.nn.GRU keeps the parameters stacked: each key lists those in its blocks of rows;
 # a parameter in two keys (PyTorch's two biases) is their sum.
 LAYOUT = {
@@ -79,29 +81,35 @@ def _forward_steps(w, sizes, xs, seq):
     A_x = xs.new_empty((steps, B, 3 * H))
     # the x terms of every step at once  (F1)-(F3)
     torch.matmul(xs.reshape(steps * B, D), Wcat_x.T, out=A_x.reshape(steps * B, 3 * H))
-    A_x += bcat_x
+    A_x.add_(bcat_x)
     A_h_prev = xs.new_empty((B, 3 * H))
+    h_seq_rows = h_seq.unbind(0)
+    Z_z_r_seq_rows = Z_z_r_seq.unbind(0)
+    A_x_rows = A_x.unbind(0)
+    a_nh_seq_rows = a_nh_seq.unbind(0)
+    n_seq_rows = n_seq.unbind(0)
+    v_seq_rows = v_seq.unbind(0)
     for t in range(steps):
-        h_prev = h_seq[t]
-        Z_z_r = Z_z_r_seq[t]
+        h_prev = h_seq_rows[t]
+        Z_z_r = Z_z_r_seq_rows[t]
         torch.matmul(h_prev, Wcat_h_prev.T, out=A_h_prev)  # (F1)-(F2)
-        A_h_prev[:, 0:2 * H] += A_x[t, :, 0:2 * H]
-        Z_z_r[...] = torch.sigmoid(A_h_prev[:, 0:2 * H])  # (F5) (F6)
+        A_h_prev[:, 0:2 * H].add_(A_x_rows[t][:, 0:2 * H])
+        torch.sigmoid(A_h_prev[:, 0:2 * H], out=Z_z_r)  # (F5) (F6)
         z = Z_z_r[:, 0:H]
         r = Z_z_r[:, H:2 * H]
-        a_nx = A_x[t, :, 2 * H:3 * H]
-        A_h_prev[:, 2 * H:3 * H] += bcat_h_prev[2 * H:3 * H]
-        a_nh_seq[t] = A_h_prev[:, 2 * H:3 * H]
-        a_nh = a_nh_seq[t]
+        a_nx = A_x_rows[t][:, 2 * H:3 * H]
+        A_h_prev[:, 2 * H:3 * H].add_(bcat_h_prev[2 * H:3 * H])
+        a_nh_seq_rows[t][...] = A_h_prev[:, 2 * H:3 * H]
+        a_nh = a_nh_seq_rows[t]
         s = a_nh*r  # (F7)
         a_n = a_nx + s  # (F8)
-        n_seq[t] = torch.tanh(a_n)  # (F9)
-        n = n_seq[t]
-        v_seq[t] = 1 - z  # (F10)
-        v = v_seq[t]
+        torch.tanh(a_n, out=n_seq_rows[t])  # (F9)
+        n = n_seq_rows[t]
+        torch.add(-z, 1, out=v_seq_rows[t])  # (F10)
+        v = v_seq_rows[t]
         m = n*v  # (F11)
         q = h_prev*z  # (F12)
-        h_seq[t + 1] = m + q  # (F13)
+        torch.add(m, q, out=h_seq_rows[t + 1])  # (F13)
 
 
 def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
@@ -125,29 +133,45 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
     d_Z_z_r = xs.new_empty((B, 2 * H))
     d_z = d_Z_z_r[:, 0:H]
     d_r = d_Z_z_r[:, H:2 * H]
+    n = n_seq[0:steps]
+    Z_z_r = Z_z_r_seq[0:steps]
+    J_B6_seq = 1 - n**2  # (B6)
+    J_B13_seq = Z_z_r*(1 - Z_z_r)  # (B13) (B12)
+    dhs_rows = dhs.unbind(0)
+    J_B6_seq_rows = J_B6_seq.unbind(0)
+    J_B13_seq_rows = J_B13_seq.unbind(0)
+    h_seq_rows = h_seq.unbind(0)
+    a_nh_seq_rows = a_nh_seq.unbind(0)
+    n_seq_rows = n_seq.unbind(0)
+    v_seq_rows = v_seq.unbind(0)
+    Z_z_r_seq_rows = Z_z_r_seq.unbind(0)
+    d_A_x_seq_rows = d_A_x_seq.unbind(0)
+    d_A_h_prev_seq_rows = d_A_h_prev_seq.unbind(0)
     for t in reversed(range(steps)):
-        h_prev = h_seq[t]
-        a_nh = a_nh_seq[t]
-        n = n_seq[t]
-        v = v_seq[t]
-        Z_z_r = Z_z_r_seq[t]
+        J_B6 = J_B6_seq_rows[t]
+        J_B13 = J_B13_seq_rows[t]
+        h_prev = h_seq_rows[t]
+        a_nh = a_nh_seq_rows[t]
+        n = n_seq_rows[t]
+        v = v_seq_rows[t]
+        Z_z_r = Z_z_r_seq_rows[t]
         z = Z_z_r[:, 0:H]
         r = Z_z_r[:, H:2 * H]
-        d_A_x = d_A_x_seq[t]
-        d_A_h_prev = d_A_h_prev_seq[t]
-        d_h = d_h_next + dhs[t]  # (B1) fork: loss, next step
+        d_A_x = d_A_x_seq_rows[t]
+        d_A_h_prev = d_A_h_prev_seq_rows[t]
+        d_h = d_h_next + dhs_rows[t]  # (B1) fork: loss, next step
         d_q = d_h  # (B2)
         d_m = d_h  # (B3)
         d_v = d_m*n  # (B4)
         d_n = d_m*v  # (B5)
-        d_a_n = d_n*(1 - n**2)  # (B6)
+        d_a_n = J_B6*d_n  # (B6)
         d_s = d_a_n  # (B7)
-        d_r[...] = a_nh*d_s  # (B8)
-        d_z[...] = d_q*h_prev - d_v  # (B9) fork: v, q
-        d_A_h_prev[:, 2 * H:3 * H] = d_s*r  # (B10)
+        torch.mul(a_nh, d_s, out=d_r)  # (B8)
+        torch.addcmul(-d_v, d_q, h_prev, out=d_z)  # (B9) fork: v, q
+        torch.mul(d_s, r, out=d_A_h_prev[:, 2 * H:3 * H])  # (B10)
         d_A_x[:, 2 * H:3 * H] = d_a_n  # (B11)
-        d_A_h_prev[:, 0:2 * H] = Z_z_r*d_Z_z_r*(1 - Z_z_r)  # (B13) (B12)
-        d_h_prev = d_q*z + d_A_h_prev @ Wcat_h_prev  # (B14) fork: a_z, a_r, a_nh, q
+        torch.mul(J_B13, d_Z_z_r, out=d_A_h_prev[:, 0:2 * H])  # (B13) (B12)
+        d_h_prev = torch.addmm(d_q*z, d_A_h_prev, Wcat_h_prev)  # (B14) fork: a_z, a_r, a_nh, q
         d_h_next = d_h_prev
     d_A_x_seq[:, :, 0:2 * H] = d_A_h_prev_seq[:, :, 0:2 * H]
     dw["Wcat_x"] += d_A_x_seq.reshape(steps * B, 3 * H).T @ xs.reshape(steps * B, D)  # (P1)-(P3)
@@ -158,17 +182,56 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
     return {"h": d_h_next}
 
 
-def _buffers(n, B, sizes, xs):
-    """Storage for n steps of what the backward pass reads (a state has n + 1 rows)."""
+def _buffers(n, B, sizes, xs, names=CACHED):
+    """Storage for n steps of the named values the backward pass reads (a state has n + 1 rows)."""
     D = sizes["D"]
     H = sizes["H"]
-    return {
-        "h_seq": xs.new_empty((n + 1, B, H)),
-        "a_nh_seq": xs.new_empty((n, B, H)),
-        "n_seq": xs.new_empty((n, B, H)),
-        "v_seq": xs.new_empty((n, B, H)),
-        "Z_z_r_seq": xs.new_empty((n, B, 2 * H)),
+    shapes = {
+        "h_seq": (n + 1, B, H),
+        "a_nh_seq": (n, B, H),
+        "n_seq": (n, B, H),
+        "v_seq": (n, B, H),
+        "Z_z_r_seq": (n, B, 2 * H),
     }
+    return {name: xs.new_empty(shapes[name]) for name in names}
+
+
+def _recompute(w, sizes, xs, seq):
+    """Every step's other cached values from the states in seq (all steps at once: given the
+    states, the steps are independent); adds them to seq."""
+    D = sizes["D"]
+    H = sizes["H"]
+    steps, B = xs.shape[:2]
+    seq.update(_buffers(steps, B, sizes, xs, tuple(n for n in CACHED if n not in SAVED)))
+    Wcat_x = w["Wcat_x"]
+    Wcat_h_prev = w["Wcat_h_prev"]
+    bcat_x = w["bcat_x"]
+    bcat_h_prev = w["bcat_h_prev"]
+    h_seq = seq["h_seq"]
+    a_nh_seq = seq["a_nh_seq"]
+    n_seq = seq["n_seq"]
+    v_seq = seq["v_seq"]
+    Z_z_r_seq = seq["Z_z_r_seq"]
+    A_x = xs.new_empty((steps, B, 3 * H))
+    # the x terms of every step at once  (F1)-(F3)
+    torch.matmul(xs.reshape(steps * B, D), Wcat_x.T, out=A_x.reshape(steps * B, 3 * H))
+    A_x.add_(bcat_x)
+    A_h_prev = xs.new_empty((steps, B, 3 * H))
+    h_prev = h_seq[0:steps]
+    Z_z_r = Z_z_r_seq[0:steps]
+    torch.matmul(h_prev, Wcat_h_prev.T, out=A_h_prev)  # (F1)-(F2)
+    A_h_prev[:, :, 0:2 * H].add_(A_x[0:steps, :, 0:2 * H])
+    torch.sigmoid(A_h_prev[:, :, 0:2 * H], out=Z_z_r)  # (F5) (F6)
+    z = Z_z_r[:, :, 0:H]
+    r = Z_z_r[:, :, H:2 * H]
+    a_nx = A_x[0:steps, :, 2 * H:3 * H]
+    A_h_prev[:, :, 2 * H:3 * H].add_(bcat_h_prev[2 * H:3 * H])
+    a_nh_seq[0:steps] = A_h_prev[:, :, 2 * H:3 * H]
+    a_nh = a_nh_seq[0:steps]
+    s = a_nh*r  # (F7)
+    a_n = a_nx + s  # (F8)
+    torch.tanh(a_n, out=n_seq[0:steps])  # (F9)
+    torch.add(-z, 1, out=v_seq[0:steps])  # (F10)
 
 
 def _grads(dw, sizes):
@@ -189,45 +252,74 @@ def _grads(dw, sizes):
     return [grads[name] for name in PARAMS]
 
 
+def _forward(ctx, xs, args, keep):
+    """The forward pass of a Function that keeps the values named in `keep` for its backward."""
+    xs, state0, params = xs.contiguous(), args[:len(STATE)], dict(zip(PARAMS, args[len(STATE):]))
+    sizes = _sizes(params)
+    seq = _buffers(xs.shape[0], xs.shape[1], sizes, xs)
+    for s, value in zip(STATE, state0):
+        seq[f"{s}_seq"][0] = value
+    _forward_steps(_stack(params, sizes, xs), sizes, xs, seq)
+    ctx.kept = keep
+    ctx.save_for_backward(xs, *params.values(), *(seq[name] for name in keep))
+    outputs = seq["h_seq"][1:]
+    return (outputs, *(seq[f"{s}_seq"][-1].clone() for s in STATE))
+
+
+def _backward(ctx, dhs, dstateT):
+    """The derived backward pass, after recomputing what the forward did not keep."""
+    xs, *rest = ctx.saved_tensors
+    params = dict(zip(PARAMS, rest[:len(PARAMS)]))
+    seq = dict(zip(ctx.kept, rest[len(PARAMS):]))
+    sizes = _sizes(params)
+    w = _stack(params, sizes, xs)
+    if len(seq) < len(CACHED):
+        _recompute(w, sizes, xs, seq)
+    dw = {name: torch.zeros_like(value) for name, value in w.items()}
+    dxs = torch.empty_like(xs)
+    d_next = {s: d.clone() for s, d in zip(STATE, dstateT)}
+    dstate0 = _backward_steps(w, sizes, xs, seq, dhs.contiguous(), d_next, dw, dxs)
+    return (dxs, *(dstate0[s] for s in STATE), *_grads(dw, sizes))
+
+
 class GRUResetAfterFunction(torch.autograd.Function):
     """(xs, *state0, *params in PARAMS order) -> (outputs, *stateT), with the derived backward.
 
-    xs is (T, B, D), each state (B, size).  The forward saves only the per-step values
-    the backward reads (CACHED), xs and the parameters (not copied).
+    xs is (T, B, D), each state (B, size).  The forward saves for backward every per-step
+    value the backward reads (CACHED), xs and the parameters (not copied).
     """
 
     @staticmethod
     def forward(ctx, xs, *args):
-        xs, state0, params = xs.contiguous(), args[:len(STATE)], dict(zip(PARAMS, args[len(STATE):]))
-        sizes = _sizes(params)
-        seq = _buffers(xs.shape[0], xs.shape[1], sizes, xs)
-        for s, value in zip(STATE, state0):
-            seq[f"{s}_seq"][0] = value
-        _forward_steps(_stack(params, sizes, xs), sizes, xs, seq)
-        ctx.save_for_backward(xs, *params.values(), *seq.values())
-        outputs = seq["h_seq"][1:]
-        return (outputs, *(seq[f"{s}_seq"][-1].clone() for s in STATE))
+        return _forward(ctx, xs, args, CACHED)
 
     @staticmethod
     def backward(ctx, dhs, *dstateT):
-        xs, *rest = ctx.saved_tensors
-        params = dict(zip(PARAMS, rest[:len(PARAMS)]))
-        seq = dict(zip(CACHED, rest[len(PARAMS):]))
-        sizes = _sizes(params)
-        w = _stack(params, sizes, xs)
-        dw = {name: torch.zeros_like(value) for name, value in w.items()}
-        dxs = torch.empty_like(xs)
-        d_next = {s: d.clone() for s, d in zip(STATE, dstateT)}
-        dstate0 = _backward_steps(w, sizes, xs, seq, dhs.contiguous(), d_next, dw, dxs)
-        return (dxs, *(dstate0[s] for s in STATE), *_grads(dw, sizes))
+        return _backward(ctx, dhs, dstateT)
+
+
+class GRUResetAfterRecomputeFunction(torch.autograd.Function):
+    """GRUResetAfterFunction that saves less: only the states of every step (SAVED), xs and the
+    parameters; its backward first recomputes the other values in CACHED, all steps at once
+    (one more forward pass, done with whole-sequence products)."""
+
+    @staticmethod
+    def forward(ctx, xs, *args):
+        return _forward(ctx, xs, args, SAVED)
+
+    @staticmethod
+    def backward(ctx, dhs, *dstateT):
+        return _backward(ctx, dhs, dstateT)
 
 
 class GRUResetAfter(torch.nn.Module):
     """The cell over sequences, stacked in layers, in one or both directions (torch.nn.LSTM's interface)."""
 
     def __init__(self, input_size, hidden_size, num_layers=1, bidirectional=False, batch_first=False,
-                 *, device=None, dtype=None):
+                 *, device=None, dtype=None, recompute=False):
+        """recompute=True: keep only the states between forward and backward (less memory, more time)."""
         super().__init__()
+        self.function = GRUResetAfterRecomputeFunction if recompute else GRUResetAfterFunction
         self.sizes = {"D": int(input_size), "H": int(hidden_size)}
         self.num_layers, self.bidirectional, self.batch_first = num_layers, bidirectional, batch_first
         self.directions = 2 if bidirectional else 1
@@ -276,8 +368,8 @@ class GRUResetAfter(torch.nn.Module):
                 k = layer * self.directions + direction
                 params = self.layer_params(layer, reverse=direction == 1)
                 run = xs.flip(0) if direction else xs
-                out, *stateT = GRUResetAfterFunction.apply(run, *(s[k] for s in state0),
-                                                       *(params[name] for name in PARAMS))
+                out, *stateT = self.function.apply(run, *(s[k] for s in state0),
+                                                   *(params[name] for name in PARAMS))
                 outputs.append(out.flip(0) if direction else out)
                 final.append(stateT)
             xs = torch.cat(outputs, dim=2) if self.directions == 2 else outputs[0]

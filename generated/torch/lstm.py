@@ -6,7 +6,8 @@ document generated/lstm.tex.  Depends on PyTorch only; runs on any device and dt
 
 `LSTMFunction` runs the whole sequence: the input terms of all steps in one product
 before the loop, one stacked product per step, and it saves for backward only what the
-derived backward reads.  `LSTM` is an nn.Module with torch.nn.LSTM's interface:
+derived backward reads; `LSTMRecomputeFunction` saves only the states and recomputes
+the rest in its backward pass.  `LSTM` is an nn.Module with torch.nn.LSTM's interface:
 `LSTM(input_size, hidden_size, num_layers=1, bidirectional=False, batch_first=False)`,
 called as `module(input, state0=None) -> (output, stateT)`, input (T, B, D) or (B, T, D),
 the state a tuple in the order of STATE, each (num_layers * directions, B, size).
@@ -36,6 +37,7 @@ STATE_SIZES = {"h": "H", "c": "H"}
 SIZES = {"D": "input_size", "H": "hidden_size"}  # size symbol -> constructor argument
 OUTPUT = ("h", "H")
 CACHED = ("h_seq", "c_seq", "k_seq", "Z_f_i_o_seq", "Z_g_seq")  # per-step storage the backward reads
+SAVED = ("h_seq", "c_seq")  # what the RecomputeFunction keeps for backward: the states
 # torch.nn.LSTM keeps the parameters stacked: each key lists those in its blocks of rows;
 # a parameter in two keys (PyTorch's two biases) is their sum.
 LAYOUT = {
@@ -79,28 +81,33 @@ def _forward_steps(w, sizes, xs, seq):
     A_x = xs.new_empty((steps, B, 4 * H))
     # the x terms of every step at once  (F1)-(F4)
     torch.matmul(xs.reshape(steps * B, D), Wcat_x.T, out=A_x.reshape(steps * B, 4 * H))
-    A_x += bcat_x
+    A_x.add_(bcat_x)
     A_h_prev = xs.new_empty((B, 4 * H))
+    h_seq_rows = h_seq.unbind(0)
+    c_seq_rows = c_seq.unbind(0)
+    Z_f_i_o_seq_rows = Z_f_i_o_seq.unbind(0)
+    Z_g_seq_rows = Z_g_seq.unbind(0)
+    A_x_rows = A_x.unbind(0)
+    k_seq_rows = k_seq.unbind(0)
     for t in range(steps):
-        h_prev = h_seq[t]
-        c_prev = c_seq[t]
-        Z_f_i_o = Z_f_i_o_seq[t]
-        Z_g = Z_g_seq[t]
-        torch.matmul(h_prev, Wcat_h_prev.T, out=A_h_prev)  # (F1)-(F4)
-        A_h_prev += A_x[t]
-        Z_f_i_o[...] = torch.sigmoid(A_h_prev[:, 0:3 * H])  # (F5) (F6) (F8)
+        h_prev = h_seq_rows[t]
+        c_prev = c_seq_rows[t]
+        Z_f_i_o = Z_f_i_o_seq_rows[t]
+        Z_g = Z_g_seq_rows[t]
+        torch.addmm(A_x_rows[t], h_prev, Wcat_h_prev.T, out=A_h_prev)  # (F1)-(F4)
+        torch.sigmoid(A_h_prev[:, 0:3 * H], out=Z_f_i_o)  # (F5) (F6) (F8)
         f = Z_f_i_o[:, 0:H]
         i = Z_f_i_o[:, H:2 * H]
         o = Z_f_i_o[:, 2 * H:3 * H]
-        Z_g[...] = torch.tanh(A_h_prev[:, 3 * H:4 * H])  # (F7)
+        torch.tanh(A_h_prev[:, 3 * H:4 * H], out=Z_g)  # (F7)
         g = Z_g
         m = c_prev*f  # (F9)
         n = g*i  # (F10)
-        c_seq[t + 1] = m + n  # (F11)
-        c = c_seq[t + 1]
-        k_seq[t] = torch.tanh(c)  # (F12)
-        k = k_seq[t]
-        h_seq[t + 1] = k*o  # (F13)
+        torch.add(m, n, out=c_seq_rows[t + 1])  # (F11)
+        c = c_seq_rows[t + 1]
+        torch.tanh(c, out=k_seq_rows[t])  # (F12)
+        k = k_seq_rows[t]
+        torch.mul(k, o, out=h_seq_rows[t + 1])  # (F13)
 
 
 def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
@@ -126,27 +133,45 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
     d_i = d_Z_f_i_o[:, H:2 * H]
     d_o = d_Z_f_i_o[:, 2 * H:3 * H]
     d_g = d_Z_g
+    k = k_seq[0:steps]
+    Z_f_i_o = Z_f_i_o_seq[0:steps]
+    Z_g = Z_g_seq[0:steps]
+    J_B3_seq = 1 - k**2  # (B3) fork: k, next step
+    J_B11_seq = 1 - Z_g**2  # (B11)
+    J_B13_seq = Z_f_i_o*(1 - Z_f_i_o)  # (B13) (B12) (B10)
+    dhs_rows = dhs.unbind(0)
+    J_B3_seq_rows = J_B3_seq.unbind(0)
+    J_B11_seq_rows = J_B11_seq.unbind(0)
+    J_B13_seq_rows = J_B13_seq.unbind(0)
+    c_seq_rows = c_seq.unbind(0)
+    k_seq_rows = k_seq.unbind(0)
+    Z_f_i_o_seq_rows = Z_f_i_o_seq.unbind(0)
+    Z_g_seq_rows = Z_g_seq.unbind(0)
+    d_A_x_seq_rows = d_A_x_seq.unbind(0)
     for t in reversed(range(steps)):
-        c_prev = c_seq[t]
-        k = k_seq[t]
-        Z_f_i_o = Z_f_i_o_seq[t]
-        Z_g = Z_g_seq[t]
+        J_B3 = J_B3_seq_rows[t]
+        J_B11 = J_B11_seq_rows[t]
+        J_B13 = J_B13_seq_rows[t]
+        c_prev = c_seq_rows[t]
+        k = k_seq_rows[t]
+        Z_f_i_o = Z_f_i_o_seq_rows[t]
+        Z_g = Z_g_seq_rows[t]
         f = Z_f_i_o[:, 0:H]
         i = Z_f_i_o[:, H:2 * H]
         o = Z_f_i_o[:, 2 * H:3 * H]
         g = Z_g
-        d_A_x = d_A_x_seq[t]
-        d_h = d_h_next + dhs[t]  # (B1) fork: loss, next step
+        d_A_x = d_A_x_seq_rows[t]
+        d_h = d_h_next + dhs_rows[t]  # (B1) fork: loss, next step
         d_k = d_h*o  # (B2)
-        d_c = d_k*(1 - k**2) + d_c_next  # (B3) fork: k, next step
+        d_c = torch.addcmul(d_c_next, J_B3, d_k)  # (B3) fork: k, next step
         d_n = d_c  # (B4)
         d_m = d_c  # (B5)
-        d_o[...] = d_h*k  # (B6)
-        d_g[...] = d_n*i  # (B7)
-        d_i[...] = d_n*g  # (B8)
-        d_f[...] = c_prev*d_m  # (B9)
-        d_A_x[:, 3 * H:4 * H] = d_Z_g*(1 - Z_g**2)  # (B11)
-        d_A_x[:, 0:3 * H] = Z_f_i_o*d_Z_f_i_o*(1 - Z_f_i_o)  # (B13) (B12) (B10)
+        torch.mul(d_h, k, out=d_o)  # (B6)
+        torch.mul(d_n, i, out=d_g)  # (B7)
+        torch.mul(d_n, g, out=d_i)  # (B8)
+        torch.mul(c_prev, d_m, out=d_f)  # (B9)
+        torch.mul(J_B11, d_Z_g, out=d_A_x[:, 3 * H:4 * H])  # (B11)
+        torch.mul(J_B13, d_Z_f_i_o, out=d_A_x[:, 0:3 * H])  # (B13) (B12) (B10)
         d_c_prev = d_m*f  # (B14)
         d_h_prev = d_A_x @ Wcat_h_prev  # (B15) fork: a_f, a_i, a_g, a_o
         d_h_next = d_h_prev
@@ -158,17 +183,49 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
     return {"h": d_h_next, "c": d_c_next}
 
 
-def _buffers(n, B, sizes, xs):
-    """Storage for n steps of what the backward pass reads (a state has n + 1 rows)."""
+def _buffers(n, B, sizes, xs, names=CACHED):
+    """Storage for n steps of the named values the backward pass reads (a state has n + 1 rows)."""
     D = sizes["D"]
     H = sizes["H"]
-    return {
-        "h_seq": xs.new_empty((n + 1, B, H)),
-        "c_seq": xs.new_empty((n + 1, B, H)),
-        "k_seq": xs.new_empty((n, B, H)),
-        "Z_f_i_o_seq": xs.new_empty((n, B, 3 * H)),
-        "Z_g_seq": xs.new_empty((n, B, H)),
+    shapes = {
+        "h_seq": (n + 1, B, H),
+        "c_seq": (n + 1, B, H),
+        "k_seq": (n, B, H),
+        "Z_f_i_o_seq": (n, B, 3 * H),
+        "Z_g_seq": (n, B, H),
     }
+    return {name: xs.new_empty(shapes[name]) for name in names}
+
+
+def _recompute(w, sizes, xs, seq):
+    """Every step's other cached values from the states in seq (all steps at once: given the
+    states, the steps are independent); adds them to seq."""
+    D = sizes["D"]
+    H = sizes["H"]
+    steps, B = xs.shape[:2]
+    seq.update(_buffers(steps, B, sizes, xs, tuple(n for n in CACHED if n not in SAVED)))
+    Wcat_x = w["Wcat_x"]
+    Wcat_h_prev = w["Wcat_h_prev"]
+    bcat_x = w["bcat_x"]
+    h_seq = seq["h_seq"]
+    c_seq = seq["c_seq"]
+    k_seq = seq["k_seq"]
+    Z_f_i_o_seq = seq["Z_f_i_o_seq"]
+    Z_g_seq = seq["Z_g_seq"]
+    A_x = xs.new_empty((steps, B, 4 * H))
+    # the x terms of every step at once  (F1)-(F4)
+    torch.matmul(xs.reshape(steps * B, D), Wcat_x.T, out=A_x.reshape(steps * B, 4 * H))
+    A_x.add_(bcat_x)
+    A_h_prev = xs.new_empty((steps, B, 4 * H))
+    h_prev = h_seq[0:steps]
+    Z_f_i_o = Z_f_i_o_seq[0:steps]
+    Z_g = Z_g_seq[0:steps]
+    torch.matmul(h_prev, Wcat_h_prev.T, out=A_h_prev)  # (F1)-(F4)
+    A_h_prev.add_(A_x[0:steps])
+    torch.sigmoid(A_h_prev[:, :, 0:3 * H], out=Z_f_i_o)  # (F5) (F6) (F8)
+    torch.tanh(A_h_prev[:, :, 3 * H:4 * H], out=Z_g)  # (F7)
+    c = c_seq[1:]
+    torch.tanh(c, out=k_seq[0:steps])  # (F12)
 
 
 def _grads(dw, sizes):
@@ -191,45 +248,74 @@ def _grads(dw, sizes):
     return [grads[name] for name in PARAMS]
 
 
+def _forward(ctx, xs, args, keep):
+    """The forward pass of a Function that keeps the values named in `keep` for its backward."""
+    xs, state0, params = xs.contiguous(), args[:len(STATE)], dict(zip(PARAMS, args[len(STATE):]))
+    sizes = _sizes(params)
+    seq = _buffers(xs.shape[0], xs.shape[1], sizes, xs)
+    for s, value in zip(STATE, state0):
+        seq[f"{s}_seq"][0] = value
+    _forward_steps(_stack(params, sizes, xs), sizes, xs, seq)
+    ctx.kept = keep
+    ctx.save_for_backward(xs, *params.values(), *(seq[name] for name in keep))
+    outputs = seq["h_seq"][1:]
+    return (outputs, *(seq[f"{s}_seq"][-1].clone() for s in STATE))
+
+
+def _backward(ctx, dhs, dstateT):
+    """The derived backward pass, after recomputing what the forward did not keep."""
+    xs, *rest = ctx.saved_tensors
+    params = dict(zip(PARAMS, rest[:len(PARAMS)]))
+    seq = dict(zip(ctx.kept, rest[len(PARAMS):]))
+    sizes = _sizes(params)
+    w = _stack(params, sizes, xs)
+    if len(seq) < len(CACHED):
+        _recompute(w, sizes, xs, seq)
+    dw = {name: torch.zeros_like(value) for name, value in w.items()}
+    dxs = torch.empty_like(xs)
+    d_next = {s: d.clone() for s, d in zip(STATE, dstateT)}
+    dstate0 = _backward_steps(w, sizes, xs, seq, dhs.contiguous(), d_next, dw, dxs)
+    return (dxs, *(dstate0[s] for s in STATE), *_grads(dw, sizes))
+
+
 class LSTMFunction(torch.autograd.Function):
     """(xs, *state0, *params in PARAMS order) -> (outputs, *stateT), with the derived backward.
 
-    xs is (T, B, D), each state (B, size).  The forward saves only the per-step values
-    the backward reads (CACHED), xs and the parameters (not copied).
+    xs is (T, B, D), each state (B, size).  The forward saves for backward every per-step
+    value the backward reads (CACHED), xs and the parameters (not copied).
     """
 
     @staticmethod
     def forward(ctx, xs, *args):
-        xs, state0, params = xs.contiguous(), args[:len(STATE)], dict(zip(PARAMS, args[len(STATE):]))
-        sizes = _sizes(params)
-        seq = _buffers(xs.shape[0], xs.shape[1], sizes, xs)
-        for s, value in zip(STATE, state0):
-            seq[f"{s}_seq"][0] = value
-        _forward_steps(_stack(params, sizes, xs), sizes, xs, seq)
-        ctx.save_for_backward(xs, *params.values(), *seq.values())
-        outputs = seq["h_seq"][1:]
-        return (outputs, *(seq[f"{s}_seq"][-1].clone() for s in STATE))
+        return _forward(ctx, xs, args, CACHED)
 
     @staticmethod
     def backward(ctx, dhs, *dstateT):
-        xs, *rest = ctx.saved_tensors
-        params = dict(zip(PARAMS, rest[:len(PARAMS)]))
-        seq = dict(zip(CACHED, rest[len(PARAMS):]))
-        sizes = _sizes(params)
-        w = _stack(params, sizes, xs)
-        dw = {name: torch.zeros_like(value) for name, value in w.items()}
-        dxs = torch.empty_like(xs)
-        d_next = {s: d.clone() for s, d in zip(STATE, dstateT)}
-        dstate0 = _backward_steps(w, sizes, xs, seq, dhs.contiguous(), d_next, dw, dxs)
-        return (dxs, *(dstate0[s] for s in STATE), *_grads(dw, sizes))
+        return _backward(ctx, dhs, dstateT)
+
+
+class LSTMRecomputeFunction(torch.autograd.Function):
+    """LSTMFunction that saves less: only the states of every step (SAVED), xs and the
+    parameters; its backward first recomputes the other values in CACHED, all steps at once
+    (one more forward pass, done with whole-sequence products)."""
+
+    @staticmethod
+    def forward(ctx, xs, *args):
+        return _forward(ctx, xs, args, SAVED)
+
+    @staticmethod
+    def backward(ctx, dhs, *dstateT):
+        return _backward(ctx, dhs, dstateT)
 
 
 class LSTM(torch.nn.Module):
     """The cell over sequences, stacked in layers, in one or both directions (torch.nn.LSTM's interface)."""
 
     def __init__(self, input_size, hidden_size, num_layers=1, bidirectional=False, batch_first=False,
-                 *, device=None, dtype=None):
+                 *, device=None, dtype=None, recompute=False):
+        """recompute=True: keep only the states between forward and backward (less memory, more time)."""
         super().__init__()
+        self.function = LSTMRecomputeFunction if recompute else LSTMFunction
         self.sizes = {"D": int(input_size), "H": int(hidden_size)}
         self.num_layers, self.bidirectional, self.batch_first = num_layers, bidirectional, batch_first
         self.directions = 2 if bidirectional else 1
@@ -278,8 +364,8 @@ class LSTM(torch.nn.Module):
                 k = layer * self.directions + direction
                 params = self.layer_params(layer, reverse=direction == 1)
                 run = xs.flip(0) if direction else xs
-                out, *stateT = LSTMFunction.apply(run, *(s[k] for s in state0),
-                                                       *(params[name] for name in PARAMS))
+                out, *stateT = self.function.apply(run, *(s[k] for s in state0),
+                                                   *(params[name] for name in PARAMS))
                 outputs.append(out.flip(0) if direction else out)
                 final.append(stateT)
             xs = torch.cat(outputs, dim=2) if self.directions == 2 else outputs[0]

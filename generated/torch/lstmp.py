@@ -6,7 +6,8 @@ document generated/lstmp.tex.  Depends on PyTorch only; runs on any device and d
 
 `LSTMPFunction` runs the whole sequence: the input terms of all steps in one product
 before the loop, one stacked product per step, and it saves for backward only what the
-derived backward reads.  `LSTMP` is an nn.Module with torch.nn.LSTM's interface:
+derived backward reads; `LSTMPRecomputeFunction` saves only the states and recomputes
+the rest in its backward pass.  `LSTMP` is an nn.Module with torch.nn.LSTM's interface:
 `LSTMP(input_size, hidden_size, proj_size, num_layers=1, bidirectional=False, batch_first=False)`,
 called as `module(input, state0=None) -> (output, stateT)`, input (T, B, D) or (B, T, D),
 the state a tuple in the order of STATE, each (num_layers * directions, B, size).
@@ -37,6 +38,7 @@ STATE_SIZES = {"h": "P", "c": "H"}
 SIZES = {"D": "input_size", "H": "hidden_size", "P": "proj_size"}  # size symbol -> constructor argument
 OUTPUT = ("h", "P")
 CACHED = ("h_seq", "c_seq", "k_seq", "r_seq", "Z_f_i_o_seq", "Z_g_seq")  # per-step storage the backward reads
+SAVED = ("h_seq", "c_seq")  # what the RecomputeFunction keeps for backward: the states
 # torch.nn.LSTM keeps the parameters stacked: each key lists those in its blocks of rows;
 # a parameter in two keys (PyTorch's two biases) is their sum.
 LAYOUT = {
@@ -87,32 +89,38 @@ def _forward_steps(w, sizes, xs, seq):
     A_x = xs.new_empty((steps, B, 4 * H))
     # the x terms of every step at once  (F1)-(F4)
     torch.matmul(xs.reshape(steps * B, D), Wcat_x.T, out=A_x.reshape(steps * B, 4 * H))
-    A_x += bcat_x
+    A_x.add_(bcat_x)
     A_h_prev = xs.new_empty((B, 4 * H))
     A_r = xs.new_empty((B, P))
+    h_seq_rows = h_seq.unbind(0)
+    c_seq_rows = c_seq.unbind(0)
+    Z_f_i_o_seq_rows = Z_f_i_o_seq.unbind(0)
+    Z_g_seq_rows = Z_g_seq.unbind(0)
+    A_x_rows = A_x.unbind(0)
+    k_seq_rows = k_seq.unbind(0)
+    r_seq_rows = r_seq.unbind(0)
     for t in range(steps):
-        h_prev = h_seq[t]
-        c_prev = c_seq[t]
-        Z_f_i_o = Z_f_i_o_seq[t]
-        Z_g = Z_g_seq[t]
-        torch.matmul(h_prev, Wcat_h_prev.T, out=A_h_prev)  # (F1)-(F4)
-        A_h_prev += A_x[t]
-        Z_f_i_o[...] = torch.sigmoid(A_h_prev[:, 0:3 * H])  # (F5) (F6) (F8)
+        h_prev = h_seq_rows[t]
+        c_prev = c_seq_rows[t]
+        Z_f_i_o = Z_f_i_o_seq_rows[t]
+        Z_g = Z_g_seq_rows[t]
+        torch.addmm(A_x_rows[t], h_prev, Wcat_h_prev.T, out=A_h_prev)  # (F1)-(F4)
+        torch.sigmoid(A_h_prev[:, 0:3 * H], out=Z_f_i_o)  # (F5) (F6) (F8)
         f = Z_f_i_o[:, 0:H]
         i = Z_f_i_o[:, H:2 * H]
         o = Z_f_i_o[:, 2 * H:3 * H]
-        Z_g[...] = torch.tanh(A_h_prev[:, 3 * H:4 * H])  # (F7)
+        torch.tanh(A_h_prev[:, 3 * H:4 * H], out=Z_g)  # (F7)
         g = Z_g
         m = c_prev*f  # (F9)
         n = g*i  # (F10)
-        c_seq[t + 1] = m + n  # (F11)
-        c = c_seq[t + 1]
-        k_seq[t] = torch.tanh(c)  # (F12)
-        k = k_seq[t]
-        r_seq[t] = k*o  # (F13)
-        r = r_seq[t]
+        torch.add(m, n, out=c_seq_rows[t + 1])  # (F11)
+        c = c_seq_rows[t + 1]
+        torch.tanh(c, out=k_seq_rows[t])  # (F12)
+        k = k_seq_rows[t]
+        torch.mul(k, o, out=r_seq_rows[t])  # (F13)
+        r = r_seq_rows[t]
         torch.matmul(r, Wcat_r.T, out=A_r)  # (F14)
-        h_seq[t + 1] = A_r
+        h_seq_rows[t + 1][...] = A_r
 
 
 def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
@@ -142,29 +150,48 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
     d_i = d_Z_f_i_o[:, H:2 * H]
     d_o = d_Z_f_i_o[:, 2 * H:3 * H]
     d_g = d_Z_g
+    k = k_seq[0:steps]
+    Z_f_i_o = Z_f_i_o_seq[0:steps]
+    Z_g = Z_g_seq[0:steps]
+    J_B4_seq = 1 - k**2  # (B4) fork: k, next step
+    J_B12_seq = 1 - Z_g**2  # (B12)
+    J_B14_seq = Z_f_i_o*(1 - Z_f_i_o)  # (B14) (B13) (B11)
+    dhs_rows = dhs.unbind(0)
+    J_B4_seq_rows = J_B4_seq.unbind(0)
+    J_B12_seq_rows = J_B12_seq.unbind(0)
+    J_B14_seq_rows = J_B14_seq.unbind(0)
+    c_seq_rows = c_seq.unbind(0)
+    k_seq_rows = k_seq.unbind(0)
+    Z_f_i_o_seq_rows = Z_f_i_o_seq.unbind(0)
+    Z_g_seq_rows = Z_g_seq.unbind(0)
+    d_A_x_seq_rows = d_A_x_seq.unbind(0)
+    d_A_r_seq_rows = d_A_r_seq.unbind(0)
     for t in reversed(range(steps)):
-        c_prev = c_seq[t]
-        k = k_seq[t]
-        Z_f_i_o = Z_f_i_o_seq[t]
-        Z_g = Z_g_seq[t]
+        J_B4 = J_B4_seq_rows[t]
+        J_B12 = J_B12_seq_rows[t]
+        J_B14 = J_B14_seq_rows[t]
+        c_prev = c_seq_rows[t]
+        k = k_seq_rows[t]
+        Z_f_i_o = Z_f_i_o_seq_rows[t]
+        Z_g = Z_g_seq_rows[t]
         f = Z_f_i_o[:, 0:H]
         i = Z_f_i_o[:, H:2 * H]
         o = Z_f_i_o[:, 2 * H:3 * H]
         g = Z_g
-        d_A_x = d_A_x_seq[t]
-        d_A_r = d_A_r_seq[t]
-        d_A_r[:, 0:P] = d_h_next + dhs[t]  # (B1) fork: loss, next step
+        d_A_x = d_A_x_seq_rows[t]
+        d_A_r = d_A_r_seq_rows[t]
+        torch.add(d_h_next, dhs_rows[t], out=d_A_r[:, 0:P])  # (B1) fork: loss, next step
         d_r = d_A_r @ Wcat_r  # (B2)
         d_k = d_r*o  # (B3)
-        d_c = d_k*(1 - k**2) + d_c_next  # (B4) fork: k, next step
+        d_c = torch.addcmul(d_c_next, J_B4, d_k)  # (B4) fork: k, next step
         d_n = d_c  # (B5)
         d_m = d_c  # (B6)
-        d_o[...] = d_r*k  # (B7)
-        d_g[...] = d_n*i  # (B8)
-        d_i[...] = d_n*g  # (B9)
-        d_f[...] = c_prev*d_m  # (B10)
-        d_A_x[:, 3 * H:4 * H] = d_Z_g*(1 - Z_g**2)  # (B12)
-        d_A_x[:, 0:3 * H] = Z_f_i_o*d_Z_f_i_o*(1 - Z_f_i_o)  # (B14) (B13) (B11)
+        torch.mul(d_r, k, out=d_o)  # (B7)
+        torch.mul(d_n, i, out=d_g)  # (B8)
+        torch.mul(d_n, g, out=d_i)  # (B9)
+        torch.mul(c_prev, d_m, out=d_f)  # (B10)
+        torch.mul(J_B12, d_Z_g, out=d_A_x[:, 3 * H:4 * H])  # (B12)
+        torch.mul(J_B14, d_Z_f_i_o, out=d_A_x[:, 0:3 * H])  # (B14) (B13) (B11)
         d_c_prev = d_m*f  # (B15)
         d_h_prev = d_A_x @ Wcat_h_prev  # (B16) fork: a_f, a_i, a_g, a_o
         d_h_next = d_h_prev
@@ -177,19 +204,57 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
     return {"h": d_h_next, "c": d_c_next}
 
 
-def _buffers(n, B, sizes, xs):
-    """Storage for n steps of what the backward pass reads (a state has n + 1 rows)."""
+def _buffers(n, B, sizes, xs, names=CACHED):
+    """Storage for n steps of the named values the backward pass reads (a state has n + 1 rows)."""
     D = sizes["D"]
     H = sizes["H"]
     P = sizes["P"]
-    return {
-        "h_seq": xs.new_empty((n + 1, B, P)),
-        "c_seq": xs.new_empty((n + 1, B, H)),
-        "k_seq": xs.new_empty((n, B, H)),
-        "r_seq": xs.new_empty((n, B, H)),
-        "Z_f_i_o_seq": xs.new_empty((n, B, 3 * H)),
-        "Z_g_seq": xs.new_empty((n, B, H)),
+    shapes = {
+        "h_seq": (n + 1, B, P),
+        "c_seq": (n + 1, B, H),
+        "k_seq": (n, B, H),
+        "r_seq": (n, B, H),
+        "Z_f_i_o_seq": (n, B, 3 * H),
+        "Z_g_seq": (n, B, H),
     }
+    return {name: xs.new_empty(shapes[name]) for name in names}
+
+
+def _recompute(w, sizes, xs, seq):
+    """Every step's other cached values from the states in seq (all steps at once: given the
+    states, the steps are independent); adds them to seq."""
+    D = sizes["D"]
+    H = sizes["H"]
+    P = sizes["P"]
+    steps, B = xs.shape[:2]
+    seq.update(_buffers(steps, B, sizes, xs, tuple(n for n in CACHED if n not in SAVED)))
+    Wcat_x = w["Wcat_x"]
+    Wcat_h_prev = w["Wcat_h_prev"]
+    Wcat_r = w["Wcat_r"]
+    bcat_x = w["bcat_x"]
+    h_seq = seq["h_seq"]
+    c_seq = seq["c_seq"]
+    k_seq = seq["k_seq"]
+    r_seq = seq["r_seq"]
+    Z_f_i_o_seq = seq["Z_f_i_o_seq"]
+    Z_g_seq = seq["Z_g_seq"]
+    A_x = xs.new_empty((steps, B, 4 * H))
+    # the x terms of every step at once  (F1)-(F4)
+    torch.matmul(xs.reshape(steps * B, D), Wcat_x.T, out=A_x.reshape(steps * B, 4 * H))
+    A_x.add_(bcat_x)
+    A_h_prev = xs.new_empty((steps, B, 4 * H))
+    h_prev = h_seq[0:steps]
+    Z_f_i_o = Z_f_i_o_seq[0:steps]
+    Z_g = Z_g_seq[0:steps]
+    torch.matmul(h_prev, Wcat_h_prev.T, out=A_h_prev)  # (F1)-(F4)
+    A_h_prev.add_(A_x[0:steps])
+    torch.sigmoid(A_h_prev[:, :, 0:3 * H], out=Z_f_i_o)  # (F5) (F6) (F8)
+    o = Z_f_i_o[:, :, 2 * H:3 * H]
+    torch.tanh(A_h_prev[:, :, 3 * H:4 * H], out=Z_g)  # (F7)
+    c = c_seq[1:]
+    torch.tanh(c, out=k_seq[0:steps])  # (F12)
+    k = k_seq[0:steps]
+    torch.mul(k, o, out=r_seq[0:steps])  # (F13)
 
 
 def _grads(dw, sizes):
@@ -214,45 +279,74 @@ def _grads(dw, sizes):
     return [grads[name] for name in PARAMS]
 
 
+def _forward(ctx, xs, args, keep):
+    """The forward pass of a Function that keeps the values named in `keep` for its backward."""
+    xs, state0, params = xs.contiguous(), args[:len(STATE)], dict(zip(PARAMS, args[len(STATE):]))
+    sizes = _sizes(params)
+    seq = _buffers(xs.shape[0], xs.shape[1], sizes, xs)
+    for s, value in zip(STATE, state0):
+        seq[f"{s}_seq"][0] = value
+    _forward_steps(_stack(params, sizes, xs), sizes, xs, seq)
+    ctx.kept = keep
+    ctx.save_for_backward(xs, *params.values(), *(seq[name] for name in keep))
+    outputs = seq["h_seq"][1:]
+    return (outputs, *(seq[f"{s}_seq"][-1].clone() for s in STATE))
+
+
+def _backward(ctx, dhs, dstateT):
+    """The derived backward pass, after recomputing what the forward did not keep."""
+    xs, *rest = ctx.saved_tensors
+    params = dict(zip(PARAMS, rest[:len(PARAMS)]))
+    seq = dict(zip(ctx.kept, rest[len(PARAMS):]))
+    sizes = _sizes(params)
+    w = _stack(params, sizes, xs)
+    if len(seq) < len(CACHED):
+        _recompute(w, sizes, xs, seq)
+    dw = {name: torch.zeros_like(value) for name, value in w.items()}
+    dxs = torch.empty_like(xs)
+    d_next = {s: d.clone() for s, d in zip(STATE, dstateT)}
+    dstate0 = _backward_steps(w, sizes, xs, seq, dhs.contiguous(), d_next, dw, dxs)
+    return (dxs, *(dstate0[s] for s in STATE), *_grads(dw, sizes))
+
+
 class LSTMPFunction(torch.autograd.Function):
     """(xs, *state0, *params in PARAMS order) -> (outputs, *stateT), with the derived backward.
 
-    xs is (T, B, D), each state (B, size).  The forward saves only the per-step values
-    the backward reads (CACHED), xs and the parameters (not copied).
+    xs is (T, B, D), each state (B, size).  The forward saves for backward every per-step
+    value the backward reads (CACHED), xs and the parameters (not copied).
     """
 
     @staticmethod
     def forward(ctx, xs, *args):
-        xs, state0, params = xs.contiguous(), args[:len(STATE)], dict(zip(PARAMS, args[len(STATE):]))
-        sizes = _sizes(params)
-        seq = _buffers(xs.shape[0], xs.shape[1], sizes, xs)
-        for s, value in zip(STATE, state0):
-            seq[f"{s}_seq"][0] = value
-        _forward_steps(_stack(params, sizes, xs), sizes, xs, seq)
-        ctx.save_for_backward(xs, *params.values(), *seq.values())
-        outputs = seq["h_seq"][1:]
-        return (outputs, *(seq[f"{s}_seq"][-1].clone() for s in STATE))
+        return _forward(ctx, xs, args, CACHED)
 
     @staticmethod
     def backward(ctx, dhs, *dstateT):
-        xs, *rest = ctx.saved_tensors
-        params = dict(zip(PARAMS, rest[:len(PARAMS)]))
-        seq = dict(zip(CACHED, rest[len(PARAMS):]))
-        sizes = _sizes(params)
-        w = _stack(params, sizes, xs)
-        dw = {name: torch.zeros_like(value) for name, value in w.items()}
-        dxs = torch.empty_like(xs)
-        d_next = {s: d.clone() for s, d in zip(STATE, dstateT)}
-        dstate0 = _backward_steps(w, sizes, xs, seq, dhs.contiguous(), d_next, dw, dxs)
-        return (dxs, *(dstate0[s] for s in STATE), *_grads(dw, sizes))
+        return _backward(ctx, dhs, dstateT)
+
+
+class LSTMPRecomputeFunction(torch.autograd.Function):
+    """LSTMPFunction that saves less: only the states of every step (SAVED), xs and the
+    parameters; its backward first recomputes the other values in CACHED, all steps at once
+    (one more forward pass, done with whole-sequence products)."""
+
+    @staticmethod
+    def forward(ctx, xs, *args):
+        return _forward(ctx, xs, args, SAVED)
+
+    @staticmethod
+    def backward(ctx, dhs, *dstateT):
+        return _backward(ctx, dhs, dstateT)
 
 
 class LSTMP(torch.nn.Module):
     """The cell over sequences, stacked in layers, in one or both directions (torch.nn.LSTM's interface)."""
 
     def __init__(self, input_size, hidden_size, proj_size, num_layers=1, bidirectional=False, batch_first=False,
-                 *, device=None, dtype=None):
+                 *, device=None, dtype=None, recompute=False):
+        """recompute=True: keep only the states between forward and backward (less memory, more time)."""
         super().__init__()
+        self.function = LSTMPRecomputeFunction if recompute else LSTMPFunction
         self.sizes = {"D": int(input_size), "H": int(hidden_size), "P": int(proj_size)}
         self.num_layers, self.bidirectional, self.batch_first = num_layers, bidirectional, batch_first
         self.directions = 2 if bidirectional else 1
@@ -301,8 +395,8 @@ class LSTMP(torch.nn.Module):
                 k = layer * self.directions + direction
                 params = self.layer_params(layer, reverse=direction == 1)
                 run = xs.flip(0) if direction else xs
-                out, *stateT = LSTMPFunction.apply(run, *(s[k] for s in state0),
-                                                       *(params[name] for name in PARAMS))
+                out, *stateT = self.function.apply(run, *(s[k] for s in state0),
+                                                   *(params[name] for name in PARAMS))
                 outputs.append(out.flip(0) if direction else out)
                 final.append(stateT)
             xs = torch.cat(outputs, dim=2) if self.directions == 2 else outputs[0]

@@ -6,7 +6,8 @@ document generated/peephole_lstm.tex.  Depends on PyTorch only; runs on any devi
 
 `PeepholeLSTMFunction` runs the whole sequence: the input terms of all steps in one product
 before the loop, one stacked product per step, and it saves for backward only what the
-derived backward reads.  `PeepholeLSTM` is an nn.Module with torch.nn.LSTM's interface:
+derived backward reads; `PeepholeLSTMRecomputeFunction` saves only the states and recomputes
+the rest in its backward pass.  `PeepholeLSTM` is an nn.Module with torch.nn.LSTM's interface:
 `PeepholeLSTM(input_size, hidden_size, num_layers=1, bidirectional=False, batch_first=False)`,
 called as `module(input, state0=None) -> (output, stateT)`, input (T, B, D) or (B, T, D),
 the state a tuple in the order of STATE, each (num_layers * directions, B, size).
@@ -38,6 +39,7 @@ STATE_SIZES = {"h": "H", "c": "H"}
 SIZES = {"D": "input_size", "H": "hidden_size"}  # size symbol -> constructor argument
 OUTPUT = ("h", "H")
 CACHED = ("h_seq", "c_seq", "f_seq", "i_seq", "o_seq", "k_seq", "Z_g_seq")  # per-step storage the backward reads
+SAVED = ("h_seq", "c_seq")  # what the RecomputeFunction keeps for backward: the states
 LAYOUT = {name: (name,) for name in PARAMS}  # no torch.nn counterpart: one tensor per parameter
 
 
@@ -79,38 +81,45 @@ def _forward_steps(w, sizes, xs, seq):
     A_x = xs.new_empty((steps, B, 4 * H))
     # the x terms of every step at once  (F1)-(F4)
     torch.matmul(xs.reshape(steps * B, D), Wcat_x.T, out=A_x.reshape(steps * B, 4 * H))
-    A_x += bcat_x
+    A_x.add_(bcat_x)
     A_h_prev = xs.new_empty((B, 4 * H))
+    h_seq_rows = h_seq.unbind(0)
+    c_seq_rows = c_seq.unbind(0)
+    Z_g_seq_rows = Z_g_seq.unbind(0)
+    A_x_rows = A_x.unbind(0)
+    f_seq_rows = f_seq.unbind(0)
+    i_seq_rows = i_seq.unbind(0)
+    o_seq_rows = o_seq.unbind(0)
+    k_seq_rows = k_seq.unbind(0)
     for t in range(steps):
-        h_prev = h_seq[t]
-        c_prev = c_seq[t]
-        Z_g = Z_g_seq[t]
-        torch.matmul(h_prev, Wcat_h_prev.T, out=A_h_prev)  # (F1)-(F4)
-        A_h_prev += A_x[t]
-        Z_g[...] = torch.tanh(A_h_prev[:, 0:H])  # (F11)
+        h_prev = h_seq_rows[t]
+        c_prev = c_seq_rows[t]
+        Z_g = Z_g_seq_rows[t]
+        torch.addmm(A_x_rows[t], h_prev, Wcat_h_prev.T, out=A_h_prev)  # (F1)-(F4)
+        torch.tanh(A_h_prev[:, 0:H], out=Z_g)  # (F11)
         g = Z_g
         a_f = A_h_prev[:, H:2 * H]
         a_i = A_h_prev[:, 2 * H:3 * H]
         a_o = A_h_prev[:, 3 * H:4 * H]
         q_f = c_prev*p_f  # (F5)
         z_f = a_f + q_f  # (F6)
-        f_seq[t] = torch.sigmoid(z_f)  # (F7)
-        f = f_seq[t]
+        torch.sigmoid(z_f, out=f_seq_rows[t])  # (F7)
+        f = f_seq_rows[t]
         q_i = c_prev*p_i  # (F8)
         z_i = a_i + q_i  # (F9)
-        i_seq[t] = torch.sigmoid(z_i)  # (F10)
-        i = i_seq[t]
+        torch.sigmoid(z_i, out=i_seq_rows[t])  # (F10)
+        i = i_seq_rows[t]
         m = c_prev*f  # (F12)
         n = g*i  # (F13)
-        c_seq[t + 1] = m + n  # (F14)
-        c = c_seq[t + 1]
+        torch.add(m, n, out=c_seq_rows[t + 1])  # (F14)
+        c = c_seq_rows[t + 1]
         q_o = c*p_o  # (F15)
         z_o = a_o + q_o  # (F16)
-        o_seq[t] = torch.sigmoid(z_o)  # (F17)
-        o = o_seq[t]
-        k_seq[t] = torch.tanh(c)  # (F18)
-        k = k_seq[t]
-        h_seq[t + 1] = k*o  # (F19)
+        torch.sigmoid(z_o, out=o_seq_rows[t])  # (F17)
+        o = o_seq_rows[t]
+        torch.tanh(c, out=k_seq_rows[t])  # (F18)
+        k = k_seq_rows[t]
+        torch.mul(k, o, out=h_seq_rows[t + 1])  # (F19)
 
 
 def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
@@ -140,36 +149,64 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
     d_A_x_seq = xs.new_empty((steps, B, 4 * H))
     d_Z_g = xs.new_empty((B, H))
     d_g = d_Z_g
+    f = f_seq[0:steps]
+    i = i_seq[0:steps]
+    o = o_seq[0:steps]
+    k = k_seq[0:steps]
+    Z_g = Z_g_seq[0:steps]
+    J_B4_seq = o*(1 - o)  # (B4)
+    J_B6_seq = 1 - k**2  # (B6) fork: q_o, k, next step
+    J_B11_seq = i*(1 - i)  # (B11)
+    J_B14_seq = f*(1 - f)  # (B14)
+    J_B17_seq = 1 - Z_g**2  # (B17)
+    dhs_rows = dhs.unbind(0)
+    J_B4_seq_rows = J_B4_seq.unbind(0)
+    J_B6_seq_rows = J_B6_seq.unbind(0)
+    J_B11_seq_rows = J_B11_seq.unbind(0)
+    J_B14_seq_rows = J_B14_seq.unbind(0)
+    J_B17_seq_rows = J_B17_seq.unbind(0)
+    c_seq_rows = c_seq.unbind(0)
+    f_seq_rows = f_seq.unbind(0)
+    i_seq_rows = i_seq.unbind(0)
+    o_seq_rows = o_seq.unbind(0)
+    k_seq_rows = k_seq.unbind(0)
+    Z_g_seq_rows = Z_g_seq.unbind(0)
+    d_A_x_seq_rows = d_A_x_seq.unbind(0)
     for t in reversed(range(steps)):
-        c_prev = c_seq[t]
-        c = c_seq[t + 1]
-        f = f_seq[t]
-        i = i_seq[t]
-        o = o_seq[t]
-        k = k_seq[t]
-        Z_g = Z_g_seq[t]
+        J_B4 = J_B4_seq_rows[t]
+        J_B6 = J_B6_seq_rows[t]
+        J_B11 = J_B11_seq_rows[t]
+        J_B14 = J_B14_seq_rows[t]
+        J_B17 = J_B17_seq_rows[t]
+        c_prev = c_seq_rows[t]
+        c = c_seq_rows[t + 1]
+        f = f_seq_rows[t]
+        i = i_seq_rows[t]
+        o = o_seq_rows[t]
+        k = k_seq_rows[t]
+        Z_g = Z_g_seq_rows[t]
         g = Z_g
-        d_A_x = d_A_x_seq[t]
-        d_h = d_h_next + dhs[t]  # (B1) fork: loss, next step
+        d_A_x = d_A_x_seq_rows[t]
+        d_h = d_h_next + dhs_rows[t]  # (B1) fork: loss, next step
         d_k = d_h*o  # (B2)
         d_o = d_h*k  # (B3)
-        d_z_o = d_o*o*(1 - o)  # (B4)
+        d_z_o = J_B4*d_o  # (B4)
         d_q_o = d_z_o  # (B5)
-        d_c = d_k*(1 - k**2) + d_q_o*p_o + d_c_next  # (B6) fork: q_o, k, next step
+        d_c = torch.addcmul(torch.addcmul(d_c_next, d_q_o, p_o), J_B6, d_k)  # (B6) fork: q_o, k, next step
         d_n = d_c  # (B7)
         d_m = d_c  # (B8)
-        d_g[...] = d_n*i  # (B9)
+        torch.mul(d_n, i, out=d_g)  # (B9)
         d_i = d_n*g  # (B10)
-        d_z_i = d_i*i*(1 - i)  # (B11)
+        d_z_i = J_B11*d_i  # (B11)
         d_q_i = d_z_i  # (B12)
         d_f = c_prev*d_m  # (B13)
-        d_z_f = d_f*f*(1 - f)  # (B14)
+        d_z_f = J_B14*d_f  # (B14)
         d_q_f = d_z_f  # (B15)
         d_A_x[:, 3 * H:4 * H] = d_z_o  # (B16)
-        d_A_x[:, 0:H] = d_Z_g*(1 - Z_g**2)  # (B17)
+        torch.mul(J_B17, d_Z_g, out=d_A_x[:, 0:H])  # (B17)
         d_A_x[:, 2 * H:3 * H] = d_z_i  # (B18)
         d_A_x[:, H:2 * H] = d_z_f  # (B19)
-        d_c_prev = d_m*f + d_q_f*p_f + d_q_i*p_i  # (B20) fork: q_f, q_i, m
+        d_c_prev = torch.addcmul(torch.addcmul(d_q_i*p_i, d_q_f, p_f), d_m, f)  # (B20) fork: q_f, q_i, m
         d_h_prev = d_A_x @ Wcat_h_prev  # (B21) fork: a_f, a_i, a_g, a_o
         d_p_f += (c_prev*d_q_f).sum(dim=0)  # (P13)
         d_p_i += (c_prev*d_q_i).sum(dim=0)  # (P14)
@@ -183,19 +220,67 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
     return {"h": d_h_next, "c": d_c_next}
 
 
-def _buffers(n, B, sizes, xs):
-    """Storage for n steps of what the backward pass reads (a state has n + 1 rows)."""
+def _buffers(n, B, sizes, xs, names=CACHED):
+    """Storage for n steps of the named values the backward pass reads (a state has n + 1 rows)."""
     D = sizes["D"]
     H = sizes["H"]
-    return {
-        "h_seq": xs.new_empty((n + 1, B, H)),
-        "c_seq": xs.new_empty((n + 1, B, H)),
-        "f_seq": xs.new_empty((n, B, H)),
-        "i_seq": xs.new_empty((n, B, H)),
-        "o_seq": xs.new_empty((n, B, H)),
-        "k_seq": xs.new_empty((n, B, H)),
-        "Z_g_seq": xs.new_empty((n, B, H)),
+    shapes = {
+        "h_seq": (n + 1, B, H),
+        "c_seq": (n + 1, B, H),
+        "f_seq": (n, B, H),
+        "i_seq": (n, B, H),
+        "o_seq": (n, B, H),
+        "k_seq": (n, B, H),
+        "Z_g_seq": (n, B, H),
     }
+    return {name: xs.new_empty(shapes[name]) for name in names}
+
+
+def _recompute(w, sizes, xs, seq):
+    """Every step's other cached values from the states in seq (all steps at once: given the
+    states, the steps are independent); adds them to seq."""
+    D = sizes["D"]
+    H = sizes["H"]
+    steps, B = xs.shape[:2]
+    seq.update(_buffers(steps, B, sizes, xs, tuple(n for n in CACHED if n not in SAVED)))
+    Wcat_x = w["Wcat_x"]
+    Wcat_h_prev = w["Wcat_h_prev"]
+    bcat_x = w["bcat_x"]
+    p_f = w["p_f"]
+    p_i = w["p_i"]
+    p_o = w["p_o"]
+    h_seq = seq["h_seq"]
+    c_seq = seq["c_seq"]
+    f_seq = seq["f_seq"]
+    i_seq = seq["i_seq"]
+    o_seq = seq["o_seq"]
+    k_seq = seq["k_seq"]
+    Z_g_seq = seq["Z_g_seq"]
+    A_x = xs.new_empty((steps, B, 4 * H))
+    # the x terms of every step at once  (F1)-(F4)
+    torch.matmul(xs.reshape(steps * B, D), Wcat_x.T, out=A_x.reshape(steps * B, 4 * H))
+    A_x.add_(bcat_x)
+    A_h_prev = xs.new_empty((steps, B, 4 * H))
+    h_prev = h_seq[0:steps]
+    c_prev = c_seq[0:steps]
+    Z_g = Z_g_seq[0:steps]
+    torch.matmul(h_prev, Wcat_h_prev.T, out=A_h_prev)  # (F1)-(F4)
+    A_h_prev.add_(A_x[0:steps])
+    torch.tanh(A_h_prev[:, :, 0:H], out=Z_g)  # (F11)
+    a_f = A_h_prev[:, :, H:2 * H]
+    a_i = A_h_prev[:, :, 2 * H:3 * H]
+    a_o = A_h_prev[:, :, 3 * H:4 * H]
+    q_f = c_prev*p_f  # (F5)
+    z_f = a_f + q_f  # (F6)
+    torch.sigmoid(z_f, out=f_seq[0:steps])  # (F7)
+    q_i = c_prev*p_i  # (F8)
+    z_i = a_i + q_i  # (F9)
+    torch.sigmoid(z_i, out=i_seq[0:steps])  # (F10)
+    c = c_seq[1:]
+    q_o = c*p_o  # (F15)
+    z_o = a_o + q_o  # (F16)
+    torch.sigmoid(z_o, out=o_seq[0:steps])  # (F17)
+    torch.tanh(c, out=k_seq[0:steps])  # (F18)
 
 
 def _grads(dw, sizes):
@@ -221,45 +306,74 @@ def _grads(dw, sizes):
     return [grads[name] for name in PARAMS]
 
 
+def _forward(ctx, xs, args, keep):
+    """The forward pass of a Function that keeps the values named in `keep` for its backward."""
+    xs, state0, params = xs.contiguous(), args[:len(STATE)], dict(zip(PARAMS, args[len(STATE):]))
+    sizes = _sizes(params)
+    seq = _buffers(xs.shape[0], xs.shape[1], sizes, xs)
+    for s, value in zip(STATE, state0):
+        seq[f"{s}_seq"][0] = value
+    _forward_steps(_stack(params, sizes, xs), sizes, xs, seq)
+    ctx.kept = keep
+    ctx.save_for_backward(xs, *params.values(), *(seq[name] for name in keep))
+    outputs = seq["h_seq"][1:]
+    return (outputs, *(seq[f"{s}_seq"][-1].clone() for s in STATE))
+
+
+def _backward(ctx, dhs, dstateT):
+    """The derived backward pass, after recomputing what the forward did not keep."""
+    xs, *rest = ctx.saved_tensors
+    params = dict(zip(PARAMS, rest[:len(PARAMS)]))
+    seq = dict(zip(ctx.kept, rest[len(PARAMS):]))
+    sizes = _sizes(params)
+    w = _stack(params, sizes, xs)
+    if len(seq) < len(CACHED):
+        _recompute(w, sizes, xs, seq)
+    dw = {name: torch.zeros_like(value) for name, value in w.items()}
+    dxs = torch.empty_like(xs)
+    d_next = {s: d.clone() for s, d in zip(STATE, dstateT)}
+    dstate0 = _backward_steps(w, sizes, xs, seq, dhs.contiguous(), d_next, dw, dxs)
+    return (dxs, *(dstate0[s] for s in STATE), *_grads(dw, sizes))
+
+
 class PeepholeLSTMFunction(torch.autograd.Function):
     """(xs, *state0, *params in PARAMS order) -> (outputs, *stateT), with the derived backward.
 
-    xs is (T, B, D), each state (B, size).  The forward saves only the per-step values
-    the backward reads (CACHED), xs and the parameters (not copied).
+    xs is (T, B, D), each state (B, size).  The forward saves for backward every per-step
+    value the backward reads (CACHED), xs and the parameters (not copied).
     """
 
     @staticmethod
     def forward(ctx, xs, *args):
-        xs, state0, params = xs.contiguous(), args[:len(STATE)], dict(zip(PARAMS, args[len(STATE):]))
-        sizes = _sizes(params)
-        seq = _buffers(xs.shape[0], xs.shape[1], sizes, xs)
-        for s, value in zip(STATE, state0):
-            seq[f"{s}_seq"][0] = value
-        _forward_steps(_stack(params, sizes, xs), sizes, xs, seq)
-        ctx.save_for_backward(xs, *params.values(), *seq.values())
-        outputs = seq["h_seq"][1:]
-        return (outputs, *(seq[f"{s}_seq"][-1].clone() for s in STATE))
+        return _forward(ctx, xs, args, CACHED)
 
     @staticmethod
     def backward(ctx, dhs, *dstateT):
-        xs, *rest = ctx.saved_tensors
-        params = dict(zip(PARAMS, rest[:len(PARAMS)]))
-        seq = dict(zip(CACHED, rest[len(PARAMS):]))
-        sizes = _sizes(params)
-        w = _stack(params, sizes, xs)
-        dw = {name: torch.zeros_like(value) for name, value in w.items()}
-        dxs = torch.empty_like(xs)
-        d_next = {s: d.clone() for s, d in zip(STATE, dstateT)}
-        dstate0 = _backward_steps(w, sizes, xs, seq, dhs.contiguous(), d_next, dw, dxs)
-        return (dxs, *(dstate0[s] for s in STATE), *_grads(dw, sizes))
+        return _backward(ctx, dhs, dstateT)
+
+
+class PeepholeLSTMRecomputeFunction(torch.autograd.Function):
+    """PeepholeLSTMFunction that saves less: only the states of every step (SAVED), xs and the
+    parameters; its backward first recomputes the other values in CACHED, all steps at once
+    (one more forward pass, done with whole-sequence products)."""
+
+    @staticmethod
+    def forward(ctx, xs, *args):
+        return _forward(ctx, xs, args, SAVED)
+
+    @staticmethod
+    def backward(ctx, dhs, *dstateT):
+        return _backward(ctx, dhs, dstateT)
 
 
 class PeepholeLSTM(torch.nn.Module):
     """The cell over sequences, stacked in layers, in one or both directions (torch.nn.LSTM's interface)."""
 
     def __init__(self, input_size, hidden_size, num_layers=1, bidirectional=False, batch_first=False,
-                 *, device=None, dtype=None):
+                 *, device=None, dtype=None, recompute=False):
+        """recompute=True: keep only the states between forward and backward (less memory, more time)."""
         super().__init__()
+        self.function = PeepholeLSTMRecomputeFunction if recompute else PeepholeLSTMFunction
         self.sizes = {"D": int(input_size), "H": int(hidden_size)}
         self.num_layers, self.bidirectional, self.batch_first = num_layers, bidirectional, batch_first
         self.directions = 2 if bidirectional else 1
@@ -308,8 +422,8 @@ class PeepholeLSTM(torch.nn.Module):
                 k = layer * self.directions + direction
                 params = self.layer_params(layer, reverse=direction == 1)
                 run = xs.flip(0) if direction else xs
-                out, *stateT = PeepholeLSTMFunction.apply(run, *(s[k] for s in state0),
-                                                       *(params[name] for name in PARAMS))
+                out, *stateT = self.function.apply(run, *(s[k] for s in state0),
+                                                   *(params[name] for name in PARAMS))
                 outputs.append(out.flip(0) if direction else out)
                 final.append(stateT)
             xs = torch.cat(outputs, dim=2) if self.directions == 2 else outputs[0]

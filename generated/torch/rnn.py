@@ -6,7 +6,8 @@ document generated/rnn.tex.  Depends on PyTorch only; runs on any device and dty
 
 `RNNFunction` runs the whole sequence: the input terms of all steps in one product
 before the loop, one stacked product per step, and it saves for backward only what the
-derived backward reads.  `RNN` is an nn.Module with torch.nn.LSTM's interface:
+derived backward reads; `RNNRecomputeFunction` saves only the states and recomputes
+the rest in its backward pass.  `RNN` is an nn.Module with torch.nn.LSTM's interface:
 `RNN(input_size, hidden_size, num_layers=1, bidirectional=False, batch_first=False)`,
 called as `module(input, state0=None) -> (output, stateT)`, input (T, B, D) or (B, T, D),
 the state a tuple in the order of STATE, each (num_layers * directions, B, size).
@@ -27,6 +28,7 @@ STATE_SIZES = {"h": "H"}
 SIZES = {"D": "input_size", "H": "hidden_size"}  # size symbol -> constructor argument
 OUTPUT = ("h", "H")
 CACHED = ("h_seq",)  # per-step storage the backward reads
+SAVED = ("h_seq",)  # what the RecomputeFunction keeps for backward: the states
 # torch.nn.RNN keeps the parameters stacked: each key lists those in its blocks of rows;
 # a parameter in two keys (PyTorch's two biases) is their sum.
 LAYOUT = {
@@ -66,14 +68,15 @@ def _forward_steps(w, sizes, xs, seq):
     A_x = xs.new_empty((steps, B, H))
     # the x terms of every step at once  (F1)
     torch.matmul(xs.reshape(steps * B, D), Wcat_x.T, out=A_x.reshape(steps * B, H))
-    A_x += bcat_x
+    A_x.add_(bcat_x)
     A_h_prev = xs.new_empty((B, H))
+    h_seq_rows = h_seq.unbind(0)
+    A_x_rows = A_x.unbind(0)
     for t in range(steps):
-        h_prev = h_seq[t]
-        torch.matmul(h_prev, Wcat_h_prev.T, out=A_h_prev)  # (F1)
-        A_h_prev += A_x[t]
+        h_prev = h_seq_rows[t]
+        torch.addmm(A_x_rows[t], h_prev, Wcat_h_prev.T, out=A_h_prev)  # (F1)
         a = A_h_prev
-        h_seq[t + 1] = torch.tanh(a)  # (F2)
+        torch.tanh(a, out=h_seq_rows[t + 1])  # (F2)
 
 
 def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
@@ -88,11 +91,18 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
     h_seq = seq["h_seq"]
     d_h_next = d_next["h"]
     d_A_x_seq = xs.new_empty((steps, B, H))
+    h = h_seq[1:]
+    J_B2_seq = 1 - h**2  # (B2)
+    dhs_rows = dhs.unbind(0)
+    J_B2_seq_rows = J_B2_seq.unbind(0)
+    h_seq_rows = h_seq.unbind(0)
+    d_A_x_seq_rows = d_A_x_seq.unbind(0)
     for t in reversed(range(steps)):
-        h = h_seq[t + 1]
-        d_A_x = d_A_x_seq[t]
-        d_h = d_h_next + dhs[t]  # (B1) fork: loss, next step
-        d_A_x[:, 0:H] = d_h*(1 - h**2)  # (B2)
+        J_B2 = J_B2_seq_rows[t]
+        h = h_seq_rows[t + 1]
+        d_A_x = d_A_x_seq_rows[t]
+        d_h = d_h_next + dhs_rows[t]  # (B1) fork: loss, next step
+        torch.mul(J_B2, d_h, out=d_A_x[:, 0:H])  # (B2)
         d_h_prev = d_A_x @ Wcat_h_prev  # (B3)
         d_h_next = d_h_prev
     dw["Wcat_x"] += d_A_x_seq.reshape(steps * B, H).T @ xs.reshape(steps * B, D)  # (P1)
@@ -102,13 +112,23 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
     return {"h": d_h_next}
 
 
-def _buffers(n, B, sizes, xs):
-    """Storage for n steps of what the backward pass reads (a state has n + 1 rows)."""
+def _buffers(n, B, sizes, xs, names=CACHED):
+    """Storage for n steps of the named values the backward pass reads (a state has n + 1 rows)."""
     D = sizes["D"]
     H = sizes["H"]
-    return {
-        "h_seq": xs.new_empty((n + 1, B, H)),
+    shapes = {
+        "h_seq": (n + 1, B, H),
     }
+    return {name: xs.new_empty(shapes[name]) for name in names}
+
+
+def _recompute(w, sizes, xs, seq):
+    """Every step's other cached values from the states in seq (all steps at once: given the
+    states, the steps are independent); adds them to seq."""
+    D = sizes["D"]
+    H = sizes["H"]
+    steps, B = xs.shape[:2]
+    seq.update(_buffers(steps, B, sizes, xs, tuple(n for n in CACHED if n not in SAVED)))
 
 
 def _grads(dw, sizes):
@@ -122,45 +142,74 @@ def _grads(dw, sizes):
     return [grads[name] for name in PARAMS]
 
 
+def _forward(ctx, xs, args, keep):
+    """The forward pass of a Function that keeps the values named in `keep` for its backward."""
+    xs, state0, params = xs.contiguous(), args[:len(STATE)], dict(zip(PARAMS, args[len(STATE):]))
+    sizes = _sizes(params)
+    seq = _buffers(xs.shape[0], xs.shape[1], sizes, xs)
+    for s, value in zip(STATE, state0):
+        seq[f"{s}_seq"][0] = value
+    _forward_steps(_stack(params, sizes, xs), sizes, xs, seq)
+    ctx.kept = keep
+    ctx.save_for_backward(xs, *params.values(), *(seq[name] for name in keep))
+    outputs = seq["h_seq"][1:]
+    return (outputs, *(seq[f"{s}_seq"][-1].clone() for s in STATE))
+
+
+def _backward(ctx, dhs, dstateT):
+    """The derived backward pass, after recomputing what the forward did not keep."""
+    xs, *rest = ctx.saved_tensors
+    params = dict(zip(PARAMS, rest[:len(PARAMS)]))
+    seq = dict(zip(ctx.kept, rest[len(PARAMS):]))
+    sizes = _sizes(params)
+    w = _stack(params, sizes, xs)
+    if len(seq) < len(CACHED):
+        _recompute(w, sizes, xs, seq)
+    dw = {name: torch.zeros_like(value) for name, value in w.items()}
+    dxs = torch.empty_like(xs)
+    d_next = {s: d.clone() for s, d in zip(STATE, dstateT)}
+    dstate0 = _backward_steps(w, sizes, xs, seq, dhs.contiguous(), d_next, dw, dxs)
+    return (dxs, *(dstate0[s] for s in STATE), *_grads(dw, sizes))
+
+
 class RNNFunction(torch.autograd.Function):
     """(xs, *state0, *params in PARAMS order) -> (outputs, *stateT), with the derived backward.
 
-    xs is (T, B, D), each state (B, size).  The forward saves only the per-step values
-    the backward reads (CACHED), xs and the parameters (not copied).
+    xs is (T, B, D), each state (B, size).  The forward saves for backward every per-step
+    value the backward reads (CACHED), xs and the parameters (not copied).
     """
 
     @staticmethod
     def forward(ctx, xs, *args):
-        xs, state0, params = xs.contiguous(), args[:len(STATE)], dict(zip(PARAMS, args[len(STATE):]))
-        sizes = _sizes(params)
-        seq = _buffers(xs.shape[0], xs.shape[1], sizes, xs)
-        for s, value in zip(STATE, state0):
-            seq[f"{s}_seq"][0] = value
-        _forward_steps(_stack(params, sizes, xs), sizes, xs, seq)
-        ctx.save_for_backward(xs, *params.values(), *seq.values())
-        outputs = seq["h_seq"][1:]
-        return (outputs, *(seq[f"{s}_seq"][-1].clone() for s in STATE))
+        return _forward(ctx, xs, args, CACHED)
 
     @staticmethod
     def backward(ctx, dhs, *dstateT):
-        xs, *rest = ctx.saved_tensors
-        params = dict(zip(PARAMS, rest[:len(PARAMS)]))
-        seq = dict(zip(CACHED, rest[len(PARAMS):]))
-        sizes = _sizes(params)
-        w = _stack(params, sizes, xs)
-        dw = {name: torch.zeros_like(value) for name, value in w.items()}
-        dxs = torch.empty_like(xs)
-        d_next = {s: d.clone() for s, d in zip(STATE, dstateT)}
-        dstate0 = _backward_steps(w, sizes, xs, seq, dhs.contiguous(), d_next, dw, dxs)
-        return (dxs, *(dstate0[s] for s in STATE), *_grads(dw, sizes))
+        return _backward(ctx, dhs, dstateT)
+
+
+class RNNRecomputeFunction(torch.autograd.Function):
+    """RNNFunction that saves less: only the states of every step (SAVED), xs and the
+    parameters; its backward first recomputes the other values in CACHED, all steps at once
+    (one more forward pass, done with whole-sequence products)."""
+
+    @staticmethod
+    def forward(ctx, xs, *args):
+        return _forward(ctx, xs, args, SAVED)
+
+    @staticmethod
+    def backward(ctx, dhs, *dstateT):
+        return _backward(ctx, dhs, dstateT)
 
 
 class RNN(torch.nn.Module):
     """The cell over sequences, stacked in layers, in one or both directions (torch.nn.LSTM's interface)."""
 
     def __init__(self, input_size, hidden_size, num_layers=1, bidirectional=False, batch_first=False,
-                 *, device=None, dtype=None):
+                 *, device=None, dtype=None, recompute=False):
+        """recompute=True: keep only the states between forward and backward (less memory, more time)."""
         super().__init__()
+        self.function = RNNRecomputeFunction if recompute else RNNFunction
         self.sizes = {"D": int(input_size), "H": int(hidden_size)}
         self.num_layers, self.bidirectional, self.batch_first = num_layers, bidirectional, batch_first
         self.directions = 2 if bidirectional else 1
@@ -209,8 +258,8 @@ class RNN(torch.nn.Module):
                 k = layer * self.directions + direction
                 params = self.layer_params(layer, reverse=direction == 1)
                 run = xs.flip(0) if direction else xs
-                out, *stateT = RNNFunction.apply(run, *(s[k] for s in state0),
-                                                       *(params[name] for name in PARAMS))
+                out, *stateT = self.function.apply(run, *(s[k] for s in state0),
+                                                   *(params[name] for name in PARAMS))
                 outputs.append(out.flip(0) if direction else out)
                 final.append(stateT)
             xs = torch.cat(outputs, dim=2) if self.directions == 2 else outputs[0]
