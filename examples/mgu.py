@@ -191,9 +191,12 @@ def _forward_steps(w, sizes, xs, seq, ws):
     h_1_seq = seq["h_1_seq"]
     Z_f_seq = seq["Z_f_seq"]
     Z_n_seq = seq["Z_n_seq"]
+    Wcat_x_T = numpy.ascontiguousarray(Wcat_x.T)  # contiguous: a faster product
+    Wcat_h_prev_T = numpy.ascontiguousarray(Wcat_h_prev.T)  # contiguous: a faster product
+    Wcat_n_1_T = numpy.ascontiguousarray(Wcat_n_1.T)  # contiguous: a faster product
     A_x = _take(ws, "A_x", (steps, B, 2 * H), dtype)
     # the x terms of every step at once  (F1)-(F4)
-    numpy.matmul(xs.reshape(steps * B, D), Wcat_x.T, out=A_x.reshape(steps * B, 2 * H))
+    numpy.matmul(xs.reshape(steps * B, D), Wcat_x_T, out=A_x.reshape(steps * B, 2 * H))
     A_x += bcat_x
     A_h_prev = _take(ws, "A_h_prev", (B, H), dtype)
     A_n_1 = _take(ws, "A_n_1", (B, H), dtype)
@@ -201,13 +204,13 @@ def _forward_steps(w, sizes, xs, seq, ws):
         h_prev = h_seq[t]
         Z_f = Z_f_seq[t]
         Z_n = Z_n_seq[t]
-        numpy.matmul(h_prev, Wcat_h_prev.T, out=A_h_prev)  # (F1)
+        numpy.matmul(h_prev, Wcat_h_prev_T, out=A_h_prev)  # (F1)
         A_h_prev += A_x[t, :, 0:H]
         _sigmoid(A_h_prev[:, 0:H], out=Z_f)  # (F2)
         f = Z_f
         numpy.multiply(f, h_prev, out=n_1_seq[t])  # (F3)
         n_1 = n_1_seq[t]
-        numpy.matmul(n_1, Wcat_n_1.T, out=A_n_1)  # (F4)
+        numpy.matmul(n_1, Wcat_n_1_T, out=A_n_1)  # (F4)
         A_n_1 += A_x[t, :, H:2 * H]
         numpy.tanh(A_n_1[:, 0:H], out=Z_n)  # (F5)
         n = Z_n

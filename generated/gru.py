@@ -197,9 +197,12 @@ def _forward_steps(w, sizes, xs, seq, ws):
     v_seq = seq["v_seq"]
     Z_z_r_seq = seq["Z_z_r_seq"]
     Z_n_seq = seq["Z_n_seq"]
+    Wcat_x_T = numpy.ascontiguousarray(Wcat_x.T)  # contiguous: a faster product
+    Wcat_h_prev_T = numpy.ascontiguousarray(Wcat_h_prev.T)  # contiguous: a faster product
+    Wcat_s_T = numpy.ascontiguousarray(Wcat_s.T)  # contiguous: a faster product
     A_x = _take(ws, "A_x", (steps, B, 3 * H), dtype)
     # the x terms of every step at once  (F1)-(F6)
-    numpy.matmul(xs.reshape(steps * B, D), Wcat_x.T, out=A_x.reshape(steps * B, 3 * H))
+    numpy.matmul(xs.reshape(steps * B, D), Wcat_x_T, out=A_x.reshape(steps * B, 3 * H))
     A_x += bcat_x
     A_h_prev = _take(ws, "A_h_prev", (B, 2 * H), dtype)
     A_s = _take(ws, "A_s", (B, H), dtype)
@@ -207,14 +210,14 @@ def _forward_steps(w, sizes, xs, seq, ws):
         h_prev = h_seq[t]
         Z_z_r = Z_z_r_seq[t]
         Z_n = Z_n_seq[t]
-        numpy.matmul(h_prev, Wcat_h_prev.T, out=A_h_prev)  # (F1)-(F2)
+        numpy.matmul(h_prev, Wcat_h_prev_T, out=A_h_prev)  # (F1)-(F2)
         A_h_prev += A_x[t, :, 0:2 * H]
         _sigmoid(A_h_prev[:, 0:2 * H], out=Z_z_r)  # (F3) (F4)
         z = Z_z_r[:, 0:H]
         r = Z_z_r[:, H:2 * H]
         numpy.multiply(h_prev, r, out=s_seq[t])  # (F5)
         s = s_seq[t]
-        numpy.matmul(s, Wcat_s.T, out=A_s)  # (F6)
+        numpy.matmul(s, Wcat_s_T, out=A_s)  # (F6)
         A_s += A_x[t, :, 2 * H:3 * H]
         numpy.tanh(A_s[:, 0:H], out=Z_n)  # (F7)
         n = Z_n

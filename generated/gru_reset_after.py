@@ -199,15 +199,17 @@ def _forward_steps(w, sizes, xs, seq, ws):
     n_seq = seq["n_seq"]
     v_seq = seq["v_seq"]
     Z_z_r_seq = seq["Z_z_r_seq"]
+    Wcat_x_T = numpy.ascontiguousarray(Wcat_x.T)  # contiguous: a faster product
+    Wcat_h_prev_T = numpy.ascontiguousarray(Wcat_h_prev.T)  # contiguous: a faster product
     A_x = _take(ws, "A_x", (steps, B, 3 * H), dtype)
     # the x terms of every step at once  (F1)-(F3)
-    numpy.matmul(xs.reshape(steps * B, D), Wcat_x.T, out=A_x.reshape(steps * B, 3 * H))
+    numpy.matmul(xs.reshape(steps * B, D), Wcat_x_T, out=A_x.reshape(steps * B, 3 * H))
     A_x += bcat_x
     A_h_prev = _take(ws, "A_h_prev", (B, 3 * H), dtype)
     for t in range(steps):
         h_prev = h_seq[t]
         Z_z_r = Z_z_r_seq[t]
-        numpy.matmul(h_prev, Wcat_h_prev.T, out=A_h_prev)  # (F1)-(F2)
+        numpy.matmul(h_prev, Wcat_h_prev_T, out=A_h_prev)  # (F1)-(F2)
         A_h_prev[:, 0:2 * H] += A_x[t, :, 0:2 * H]
         _sigmoid(A_h_prev[:, 0:2 * H], out=Z_z_r)  # (F5) (F6)
         z = Z_z_r[:, 0:H]

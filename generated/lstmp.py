@@ -212,9 +212,12 @@ def _forward_steps(w, sizes, xs, seq, ws):
     r_seq = seq["r_seq"]
     Z_f_i_o_seq = seq["Z_f_i_o_seq"]
     Z_g_seq = seq["Z_g_seq"]
+    Wcat_x_T = numpy.ascontiguousarray(Wcat_x.T)  # contiguous: a faster product
+    Wcat_h_prev_T = numpy.ascontiguousarray(Wcat_h_prev.T)  # contiguous: a faster product
+    Wcat_r_T = numpy.ascontiguousarray(Wcat_r.T)  # contiguous: a faster product
     A_x = _take(ws, "A_x", (steps, B, 4 * H), dtype)
     # the x terms of every step at once  (F1)-(F4)
-    numpy.matmul(xs.reshape(steps * B, D), Wcat_x.T, out=A_x.reshape(steps * B, 4 * H))
+    numpy.matmul(xs.reshape(steps * B, D), Wcat_x_T, out=A_x.reshape(steps * B, 4 * H))
     A_x += bcat_x
     A_h_prev = _take(ws, "A_h_prev", (B, 4 * H), dtype)
     A_r = _take(ws, "A_r", (B, P), dtype)
@@ -223,7 +226,7 @@ def _forward_steps(w, sizes, xs, seq, ws):
         c_prev = c_seq[t]
         Z_f_i_o = Z_f_i_o_seq[t]
         Z_g = Z_g_seq[t]
-        numpy.matmul(h_prev, Wcat_h_prev.T, out=A_h_prev)  # (F1)-(F4)
+        numpy.matmul(h_prev, Wcat_h_prev_T, out=A_h_prev)  # (F1)-(F4)
         A_h_prev += A_x[t]
         _sigmoid(A_h_prev[:, 0:3 * H], out=Z_f_i_o)  # (F5) (F6) (F8)
         f = Z_f_i_o[:, 0:H]
@@ -239,7 +242,7 @@ def _forward_steps(w, sizes, xs, seq, ws):
         k = k_seq[t]
         numpy.multiply(k, o, out=r_seq[t])  # (F13)
         r = r_seq[t]
-        numpy.matmul(r, Wcat_r.T, out=A_r)  # (F14)
+        numpy.matmul(r, Wcat_r_T, out=A_r)  # (F14)
         h_seq[t + 1] = A_r
 
 

@@ -10,7 +10,7 @@ place, `module_facts`.
 """
 from __future__ import annotations
 
-from codegen.numpy_backend.spell import spell, stack_line
+from codegen.numpy_backend.spell import contiguous_weights, spell, stack_line
 from codegen.numpy_backend.templates import render
 from codegen.program import program
 from derive.derivation import Derivation
@@ -22,6 +22,7 @@ __all__ = ["emit_numpy", "size_sources", "tuple_code", "module_facts"]
 def emit_numpy(derivation: Derivation, entry, command: str) -> str:
     """The module's source text."""
     cell, prog = derivation.cell, program(derivation)
+    copies, (forward_pre, forward_loop) = contiguous_weights(prog.forward_pre, prog.forward_loop)
     sizes = cell.sizes()
     params = cell.params()
     context = dict(
@@ -36,8 +37,8 @@ def emit_numpy(derivation: Derivation, entry, command: str) -> str:
         stacking=[stack_line(s) for s in prog.stacking],
         weights=list(prog.weights),
         cached=list(prog.cached),
-        forward_pre=spell(prog.forward_pre),
-        forward_loop=spell(prog.forward_loop),
+        forward_pre=copies + spell(forward_pre),
+        forward_loop=spell(forward_loop),
         backward_pre=spell(prog.backward_pre),
         backward_loop=spell(prog.backward_loop),
         backward_post=spell(prog.backward_post),

@@ -11,6 +11,8 @@ import sympy as sp
 
 from codegen.numpy_backend.inplace import assign, assign_via, commented
 from codegen.numpy_backend.printer import expr_code
+from dataclasses import replace
+
 from codegen.records import (ALL_STEPS, Add, Assign, Buffer, Copy, Gemm, Ref, Reduce, Stack, View,
                              Zeros)
 
@@ -91,6 +93,21 @@ SPELLING = {Buffer: _buffer, Zeros: _zeros, View: _view, Gemm: _gemm, Assign: _a
 
 def spell(records, module: str = "numpy") -> list[str]:
     return [line for r in records for line in SPELLING[type(r)](r, module)]
+
+
+def contiguous_weights(*stretches):
+    """The forward's products that read a whole weight transposed (`h @ W.T`) read a contiguous
+    copy of W.T instead, made once before the loop: OpenBLAS's kernels for a transposed right
+    operand took up to 2.6x as long at the loop's shapes (a few batch rows) on the machine of
+    the README's Speed section, and the copy costs one pass over the weight.
+    Returns (the copy lines, each stretch of records rewritten)."""
+    weights = list(dict.fromkeys(r.b.name for records in stretches for r in records
+                                 if isinstance(r, Gemm) and r.transpose_b and r.b == Ref(r.b.name)))
+    lines = [f"{w}_T = numpy.ascontiguousarray({w}.T)  # contiguous: a faster product" for w in weights]
+    rewritten = tuple([replace(r, b=Ref(f"{r.b.name}_T"), transpose_b=False)
+                       if isinstance(r, Gemm) and r.transpose_b and r.b.name in weights else r
+                       for r in records] for records in stretches)
+    return lines, rewritten
 
 
 def stack_line(s: Stack) -> str:
