@@ -203,12 +203,16 @@ def _forward_steps(w, sizes, xs, seq, ws):
     g_seq = seq["g_seq"]
     h_1_seq = seq["h_1_seq"]
     Z_f_i_o_seq = seq["Z_f_i_o_seq"]
-    Wcat_x_T = numpy.ascontiguousarray(Wcat_x.T)  # contiguous: a faster product
-    Wcat_h_prev_T = numpy.ascontiguousarray(Wcat_h_prev.T)  # contiguous: a faster product
+    Wcat_x_T = Wcat_x.T.copy()  # a contiguous copy: a faster product
+    Wcat_x_T[:, 0:3 * H] *= 1/2  # folded: tanh(k z) of a block
+    Wcat_h_prev_T = Wcat_h_prev.T.copy()  # a contiguous copy: a faster product
+    Wcat_h_prev_T[:, 0:3 * H] *= 1/2  # folded: tanh(k z) of a block
+    bcat_x_fwd = bcat_x.copy()
+    bcat_x_fwd[0:3 * H] *= 1/2  # folded: tanh(k z) of a block
     A_x = _take(ws, "A_x", (steps, B, 4 * H), dtype)
     # the x terms of every step at once  (F1)-(F7)
     numpy.matmul(xs.reshape(steps * B, D), Wcat_x_T, out=A_x.reshape(steps * B, 4 * H))
-    A_x += bcat_x
+    A_x += bcat_x_fwd
     A_h_prev = _take(ws, "A_h_prev", (B, 4 * H), dtype)
     for t in range(steps):
         h_prev = h_seq[t]
@@ -216,7 +220,9 @@ def _forward_steps(w, sizes, xs, seq, ws):
         Z_f_i_o = Z_f_i_o_seq[t]
         numpy.matmul(h_prev, Wcat_h_prev_T, out=A_h_prev)  # (F1)-(F7)
         A_h_prev += A_x[t]
-        _sigmoid(A_h_prev[:, 0:3 * H], out=Z_f_i_o)  # (F2) (F4) (F8)
+        numpy.tanh(A_h_prev[:, 0:3 * H], out=Z_f_i_o)  # (F2) (F4) (F8) (the factor 1/2 inside tanh is in the weights' copies)
+        numpy.multiply(Z_f_i_o, 1/2, out=Z_f_i_o)
+        numpy.add(Z_f_i_o, 1/2, out=Z_f_i_o)
         f = Z_f_i_o[:, 0:H]
         i = Z_f_i_o[:, H:2 * H]
         o = Z_f_i_o[:, 2 * H:3 * H]

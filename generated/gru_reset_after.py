@@ -199,19 +199,25 @@ def _forward_steps(w, sizes, xs, seq, ws):
     n_seq = seq["n_seq"]
     v_seq = seq["v_seq"]
     Z_z_r_seq = seq["Z_z_r_seq"]
-    Wcat_x_T = numpy.ascontiguousarray(Wcat_x.T)  # contiguous: a faster product
-    Wcat_h_prev_T = numpy.ascontiguousarray(Wcat_h_prev.T)  # contiguous: a faster product
+    Wcat_x_T = Wcat_x.T.copy()  # a contiguous copy: a faster product
+    Wcat_x_T[:, 0:2 * H] *= 1/2  # folded: tanh(k z) of a block
+    Wcat_h_prev_T = Wcat_h_prev.T.copy()  # a contiguous copy: a faster product
+    Wcat_h_prev_T[:, 0:2 * H] *= 1/2  # folded: tanh(k z) of a block
+    bcat_x_fwd = bcat_x.copy()
+    bcat_x_fwd[0:2 * H] *= 1/2  # folded: tanh(k z) of a block
     A_x = _take(ws, "A_x", (steps, B, 3 * H), dtype)
     # the x terms of every step at once  (F1)-(F3)
     numpy.matmul(xs.reshape(steps * B, D), Wcat_x_T, out=A_x.reshape(steps * B, 3 * H))
-    A_x += bcat_x
+    A_x += bcat_x_fwd
     A_h_prev = _take(ws, "A_h_prev", (B, 3 * H), dtype)
     for t in range(steps):
         h_prev = h_seq[t]
         Z_z_r = Z_z_r_seq[t]
         numpy.matmul(h_prev, Wcat_h_prev_T, out=A_h_prev)  # (F1)-(F2)
         A_h_prev[:, 0:2 * H] += A_x[t, :, 0:2 * H]
-        _sigmoid(A_h_prev[:, 0:2 * H], out=Z_z_r)  # (F5) (F6)
+        numpy.tanh(A_h_prev[:, 0:2 * H], out=Z_z_r)  # (F5) (F6) (the factor 1/2 inside tanh is in the weights' copies)
+        numpy.multiply(Z_z_r, 1/2, out=Z_z_r)
+        numpy.add(Z_z_r, 1/2, out=Z_z_r)
         z = Z_z_r[:, 0:H]
         r = Z_z_r[:, H:2 * H]
         a_nx = A_x[t, :, 2 * H:3 * H]

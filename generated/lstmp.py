@@ -212,13 +212,17 @@ def _forward_steps(w, sizes, xs, seq, ws):
     r_seq = seq["r_seq"]
     Z_f_i_o_seq = seq["Z_f_i_o_seq"]
     Z_g_seq = seq["Z_g_seq"]
-    Wcat_x_T = numpy.ascontiguousarray(Wcat_x.T)  # contiguous: a faster product
-    Wcat_h_prev_T = numpy.ascontiguousarray(Wcat_h_prev.T)  # contiguous: a faster product
-    Wcat_r_T = numpy.ascontiguousarray(Wcat_r.T)  # contiguous: a faster product
+    Wcat_x_T = Wcat_x.T.copy()  # a contiguous copy: a faster product
+    Wcat_x_T[:, 0:3 * H] *= 1/2  # folded: tanh(k z) of a block
+    Wcat_h_prev_T = Wcat_h_prev.T.copy()  # a contiguous copy: a faster product
+    Wcat_h_prev_T[:, 0:3 * H] *= 1/2  # folded: tanh(k z) of a block
+    Wcat_r_T = Wcat_r.T.copy()  # a contiguous copy: a faster product
+    bcat_x_fwd = bcat_x.copy()
+    bcat_x_fwd[0:3 * H] *= 1/2  # folded: tanh(k z) of a block
     A_x = _take(ws, "A_x", (steps, B, 4 * H), dtype)
     # the x terms of every step at once  (F1)-(F4)
     numpy.matmul(xs.reshape(steps * B, D), Wcat_x_T, out=A_x.reshape(steps * B, 4 * H))
-    A_x += bcat_x
+    A_x += bcat_x_fwd
     A_h_prev = _take(ws, "A_h_prev", (B, 4 * H), dtype)
     A_r = _take(ws, "A_r", (B, P), dtype)
     for t in range(steps):
@@ -228,7 +232,9 @@ def _forward_steps(w, sizes, xs, seq, ws):
         Z_g = Z_g_seq[t]
         numpy.matmul(h_prev, Wcat_h_prev_T, out=A_h_prev)  # (F1)-(F4)
         A_h_prev += A_x[t]
-        _sigmoid(A_h_prev[:, 0:3 * H], out=Z_f_i_o)  # (F5) (F6) (F8)
+        numpy.tanh(A_h_prev[:, 0:3 * H], out=Z_f_i_o)  # (F5) (F6) (F8) (the factor 1/2 inside tanh is in the weights' copies)
+        numpy.multiply(Z_f_i_o, 1/2, out=Z_f_i_o)
+        numpy.add(Z_f_i_o, 1/2, out=Z_f_i_o)
         f = Z_f_i_o[:, 0:H]
         i = Z_f_i_o[:, H:2 * H]
         o = Z_f_i_o[:, 2 * H:3 * H]

@@ -214,8 +214,8 @@ def _forward_steps(w, sizes, xs, seq, ws):
     o_seq = seq["o_seq"]
     k_seq = seq["k_seq"]
     Z_g_seq = seq["Z_g_seq"]
-    Wcat_x_T = numpy.ascontiguousarray(Wcat_x.T)  # contiguous: a faster product
-    Wcat_h_prev_T = numpy.ascontiguousarray(Wcat_h_prev.T)  # contiguous: a faster product
+    Wcat_x_T = Wcat_x.T.copy()  # a contiguous copy: a faster product
+    Wcat_h_prev_T = Wcat_h_prev.T.copy()  # a contiguous copy: a faster product
     A_x = _take(ws, "A_x", (steps, B, 4 * H), dtype)
     # the x terms of every step at once  (F1)-(F4)
     numpy.matmul(xs.reshape(steps * B, D), Wcat_x_T, out=A_x.reshape(steps * B, 4 * H))

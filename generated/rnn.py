@@ -175,8 +175,8 @@ def _forward_steps(w, sizes, xs, seq, ws):
     Wcat_h_prev = w["Wcat_h_prev"]
     bcat_x = w["bcat_x"]
     h_seq = seq["h_seq"]
-    Wcat_x_T = numpy.ascontiguousarray(Wcat_x.T)  # contiguous: a faster product
-    Wcat_h_prev_T = numpy.ascontiguousarray(Wcat_h_prev.T)  # contiguous: a faster product
+    Wcat_x_T = Wcat_x.T.copy()  # a contiguous copy: a faster product
+    Wcat_h_prev_T = Wcat_h_prev.T.copy()  # a contiguous copy: a faster product
     A_x = _take(ws, "A_x", (steps, B, H), dtype)
     # the x terms of every step at once  (F1)
     numpy.matmul(xs.reshape(steps * B, D), Wcat_x_T, out=A_x.reshape(steps * B, H))

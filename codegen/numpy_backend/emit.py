@@ -10,7 +10,7 @@ place, `module_facts`.
 """
 from __future__ import annotations
 
-from codegen.numpy_backend.spell import contiguous_weights, spell, stack_line
+from codegen.numpy_backend.spell import forward_copies, spell, stack_line
 from codegen.numpy_backend.templates import render
 from codegen.program import program
 from derive.derivation import Derivation
@@ -22,7 +22,7 @@ __all__ = ["emit_numpy", "size_sources", "tuple_code", "module_facts"]
 def emit_numpy(derivation: Derivation, entry, command: str) -> str:
     """The module's source text."""
     cell, prog = derivation.cell, program(derivation)
-    copies, (forward_pre, forward_loop) = contiguous_weights(prog.forward_pre, prog.forward_loop)
+    copies, (forward_pre, forward_loop) = forward_copies(prog.folds, prog.forward_pre, prog.forward_loop)
     sizes = cell.sizes()
     params = cell.params()
     context = dict(

@@ -65,13 +65,18 @@ def _gemm(r: Gemm, module):
 
 
 def _assign(r: Assign, module):
-    expr = r.expr.xreplace({sp.Symbol(name, real=True): sp.Symbol(ref_code(ref), real=True)
-                            for name, ref in r.operands})
+    expr, label = r.expr, r.label
+    if r.fold is not None:   # the weights' copies carry the factor: evaluate at operand / factor
+        expr = expr.xreplace({sp.Symbol(name, real=True): sp.Symbol(name, real=True) / r.fold
+                              for name, _ in r.operands})
+        label += f" (the factor {expr_code(r.fold)} inside tanh is in the weights' copies)"
+    expr = expr.xreplace({sp.Symbol(name, real=True): sp.Symbol(ref_code(ref), real=True)
+                          for name, ref in r.operands})
     if isinstance(r.target, str):
-        return [f"{r.target} = {expr_code(expr)}{_comment(r.label)}"]
+        return [f"{r.target} = {expr_code(expr)}{_comment(label)}"]
     target = ref_code(r.target)
     lines = assign_via(expr, r.scratch, target) if r.scratch else assign(expr, target)
-    return commented(lines, _comment(r.label))
+    return commented(lines, _comment(label))
 
 
 def _add(r: Add, module):
@@ -95,19 +100,37 @@ def spell(records, module: str = "numpy") -> list[str]:
     return [line for r in records for line in SPELLING[type(r)](r, module)]
 
 
-def contiguous_weights(*stretches):
-    """The forward's products that read a whole weight transposed (`h @ W.T`) read a contiguous
-    copy of W.T instead, made once before the loop: OpenBLAS's kernels for a transposed right
-    operand took up to 2.6x as long at the loop's shapes (a few batch rows) on the machine of
-    the README's Speed section, and the copy costs one pass over the weight.
-    Returns (the copy lines, each stretch of records rewritten)."""
-    weights = list(dict.fromkeys(r.b.name for records in stretches for r in records
-                                 if isinstance(r, Gemm) and r.transpose_b and r.b == Ref(r.b.name)))
-    lines = [f"{w}_T = numpy.ascontiguousarray({w}.T)  # contiguous: a faster product" for w in weights]
-    rewritten = tuple([replace(r, b=Ref(f"{r.b.name}_T"), transpose_b=False)
-                       if isinstance(r, Gemm) and r.transpose_b and r.b.name in weights else r
-                       for r in records] for records in stretches)
-    return lines, rewritten
+def forward_copies(folds, *stretches):
+    """The forward's own copies of the stacked weights, made once before its loop: a weight
+    read transposed (`h @ W.T`) is read from a contiguous copy of W.T (OpenBLAS's kernels for a
+    transposed right operand took up to 2.6x as long at the loop's shapes, a few batch rows, on
+    the machine of the README's Speed section); the rows of a `Fold` are scaled by its factor
+    (the 1/2 of a sigmoid's tanh(z/2)), in a copy of the bias too.  The backward reads the
+    stacked weights as they are.  Returns (the copy lines, each stretch of records rewritten)."""
+    transposed = list(dict.fromkeys(r.b.name for records in stretches for r in records
+                                    if isinstance(r, Gemm) and r.transpose_b and r.b == Ref(r.b.name)))
+    lines = []
+    for w in transposed:
+        lines.append(f"{w}_T = {w}.T.copy()  # a contiguous copy: a faster product")
+        lines += [f"{w}_T[:, {f.rows}] *= {expr_code(f.factor)}  # folded: tanh(k z) of a block"
+                  for f in folds if f.name == w]
+    copied = [n for n in dict.fromkeys(f.name for f in folds) if n not in transposed]
+    for n in copied:
+        lines.append(f"{n}_fwd = {n}.copy()")
+        lines += [f"{n}_fwd[{f.rows}] *= {expr_code(f.factor)}  # folded: tanh(k z) of a block"
+                  for f in folds if f.name == n]
+    return lines, tuple([_forward_copy(r, transposed, copied) for r in records] for records in stretches)
+
+
+def _forward_copy(r, transposed, copied):
+    """The record reading the forward's copies."""
+    if isinstance(r, Gemm) and r.transpose_b and r.b.name in transposed:
+        return replace(r, b=Ref(f"{r.b.name}_T"), transpose_b=False)
+    if isinstance(r, Gemm) and r.b.name in copied:
+        return replace(r, b=replace(r.b, name=f"{r.b.name}_fwd"))
+    if isinstance(r, Add) and r.source.name in copied:
+        return replace(r, source=replace(r.source, name=f"{r.source.name}_fwd"))
+    return r
 
 
 def stack_line(s: Stack) -> str:
