@@ -148,3 +148,18 @@ def test_the_sigmoid_blocks_factor_is_read_off_the_derivation():
         ("Wcat_x", "0:3 * H", "1/2"), ("Wcat_h_prev", "0:3 * H", "1/2"), ("bcat_x", "0:3 * H", "1/2")}
     rnn = program(derive(CELLS["rnn"].cell))
     assert rnn.folds == ()
+
+
+def test_a_block_stored_gate_by_gate_reads_one_gate_per_index_and_nothing_else():
+    """The NumPy module keeps the LSTM's three sigmoid gates as (3, B, H) per step; a column
+    slice that is not exactly one gate has no index there and is refused when generating."""
+    from codegen.numpy_backend.layout import gate_major
+    from codegen.schedule import plan
+    from derive.derivation import derive
+    layout = gate_major(plan(derive(CELLS["lstm"].cell)))
+    assert layout.of("Z_f_i_o_seq") == layout.of("d_Z_f_i_o") == (3, "H")
+    assert layout.of("Z_g") is None          # one gate: contiguous already
+    assert [layout.gate("Z_f_i_o", c) for c in ("0:H", "H:2 * H", "2 * H:3 * H")] == [0, 1, 2]
+    for bad in ("0:2 * H", "H:3 * H", "3 * H:4 * H"):
+        with pytest.raises(ValueError, match="not one gate"):
+            layout.gate("Z_f_i_o", bad)

@@ -9,17 +9,24 @@ from __future__ import annotations
 
 import sympy as sp
 
-from codegen.numpy_backend.inplace import assign, assign_via, commented
-from codegen.numpy_backend.printer import expr_code
 from dataclasses import replace
 
+from codegen.numpy_backend.inplace import assign, assign_via, commented
+from codegen.numpy_backend.layout import ROW_MAJOR, gate_view
+from codegen.numpy_backend.printer import expr_code
 from codegen.records import (ALL_STEPS, Add, Assign, Buffer, Copy, Gemm, Ref, Reduce, Stack, View,
                              Zeros)
 
 
-def ref_code(ref: Ref) -> str:
-    """A part of a buffer as a Python expression (the same in every array library)."""
+def ref_code(ref: Ref, layout=ROW_MAJOR) -> str:
+    """A part of a buffer as a Python expression (the same in every array library); one gate of
+    a block buffer stored gate by gate (`layout.py`) is its own index."""
     name = ref.name
+    if ref.columns is not None and layout.of(name):
+        n = layout.gate(name, ref.columns)
+        if ref.step == ALL_STEPS:
+            return f"{name}[:, {n}]" + ("" if ref.flat is None else f".reshape(steps * B, {ref.flat})")
+        return f"{name}[{ref.step}, {n}]" if ref.step is not None else f"{name}[{n}]"
     if ref.step == ":steps":
         name = f"{name}[:steps]"
     elif ref.step is not None and ref.columns is not None:
@@ -38,57 +45,63 @@ def _comment(label: str) -> str:
     return f"  # {label}" if label else ""
 
 
-def _buffer(r: Buffer, module):
-    return [f'{r.name} = _take(ws, "{r.name}", ({", ".join(r.shape)}), dtype)']
+def _buffer(r: Buffer, module, layout=ROW_MAJOR):
+    found = layout.of(r.name)
+    shape = r.shape if found is None else (str(found[0]), "B", found[1])
+    return [f'{r.name} = _take(ws, "{r.name}", ({", ".join(shape)}), dtype)']
 
 
-def _zeros(r: Zeros, module):
+def _zeros(r: Zeros, module, layout=ROW_MAJOR):
     return [f"{r.name} = {module}.zeros(({', '.join(r.shape)}), dtype){_comment(r.label)}"]
 
 
-def _view(r: View, module):
-    return [f"{r.name} = {ref_code(r.ref)}"]
+def _view(r: View, module, layout=ROW_MAJOR):
+    return [f"{r.name} = {ref_code(r.ref, layout)}"]
 
 
-def _gemm(r: Gemm, module):
-    a = ref_code(r.a) + (".T" if r.transpose_a else "")
-    b = ref_code(r.b) + (".T" if r.transpose_b else "")
+def _gemm(r: Gemm, module, layout=ROW_MAJOR):
+    a = ref_code(r.a, layout) + (".T" if r.transpose_a else "")
+    b = ref_code(r.b, layout) + (".T" if r.transpose_b else "")
     if not r.accumulate:
-        line = f"{module}.matmul({a}, {b}, out={ref_code(r.out)})"
+        line = f"{module}.matmul({a}, {b}, out={ref_code(r.out, layout)})"
     elif r.out.flat is not None:
         line = f"{r.out.name} += ({a} @ {b}).reshape(steps, B, {r.out.flat})"
     else:
-        line = f"{ref_code(r.out)} += {a} @ {b}"
+        line = f"{ref_code(r.out, layout)} += {a} @ {b}"
     if r.note:
         return [f"# {r.note}  {r.label}", line]
     return [line + _comment(r.label)]
 
 
-def _assign(r: Assign, module):
+def _assign(r: Assign, module, layout=ROW_MAJOR):
     expr, label = r.expr, r.label
     if r.fold is not None:   # the weights' copies carry the factor: evaluate at operand / factor
         expr = expr.xreplace({sp.Symbol(name, real=True): sp.Symbol(name, real=True) / r.fold
                               for name, _ in r.operands})
         label += f" (the factor {expr_code(r.fold)} inside tanh is in the weights' copies)"
-    expr = expr.xreplace({sp.Symbol(name, real=True): sp.Symbol(ref_code(ref), real=True)
-                          for name, ref in r.operands})
+    whole = isinstance(r.target, Ref) and r.target.columns is None and layout.of(r.target.name)
+    expr = expr.xreplace({sp.Symbol(name, real=True): sp.Symbol(
+        gate_view(ref_code(ref, layout), *whole) if whole and not layout.of(ref.name)
+        else ref_code(ref, layout), real=True) for name, ref in r.operands})
     if isinstance(r.target, str):
         return [f"{r.target} = {expr_code(expr)}{_comment(label)}"]
-    target = ref_code(r.target)
+    target = ref_code(r.target, layout)
+    if r.scratch and layout.of(r.scratch) and not layout.of(r.target.name):
+        target = gate_view(target, *layout.of(r.scratch))   # a block's gradient into stacked columns
     lines = assign_via(expr, r.scratch, target) if r.scratch else assign(expr, target)
     return commented(lines, _comment(label))
 
 
-def _add(r: Add, module):
-    return [f"{ref_code(r.target)} += {ref_code(r.source)}"]
+def _add(r: Add, module, layout=ROW_MAJOR):
+    return [f"{ref_code(r.target, layout)} += {ref_code(r.source, layout)}"]
 
 
-def _copy(r: Copy, module):
-    return [f"{ref_code(r.target)} = {ref_code(r.source)}"]
+def _copy(r: Copy, module, layout=ROW_MAJOR):
+    return [f"{ref_code(r.target, layout)} = {ref_code(r.source, layout)}"]
 
 
-def _reduce(r: Reduce, module):
-    source = ref_code(r.source) if isinstance(r.source, Ref) else f"({expr_code(r.source)})"
+def _reduce(r: Reduce, module, layout=ROW_MAJOR):
+    source = ref_code(r.source, layout) if isinstance(r.source, Ref) else f"({expr_code(r.source)})"
     return [f"{r.target} += {source}.sum(axis=0){_comment(r.label)}"]
 
 
@@ -96,8 +109,8 @@ SPELLING = {Buffer: _buffer, Zeros: _zeros, View: _view, Gemm: _gemm, Assign: _a
             Add: _add, Copy: _copy, Reduce: _reduce}
 
 
-def spell(records, module: str = "numpy") -> list[str]:
-    return [line for r in records for line in SPELLING[type(r)](r, module)]
+def spell(records, module: str = "numpy", layout=ROW_MAJOR) -> list[str]:
+    return [line for r in records for line in SPELLING[type(r)](r, module, layout)]
 
 
 def forward_copies(folds, *stretches):
