@@ -257,15 +257,6 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs, ws):
     return {"h": d_h_next}
 
 
-def _sigmoid(z, out=None):
-    """The logistic sigmoid 1 / (1 + exp(-z)), computed as (1 + tanh(z / 2)) / 2 (never overflows)."""
-    out = numpy.multiply(z, 0.5, out=out)
-    numpy.tanh(out, out=out)
-    out *= 0.5
-    out += 0.5
-    return out
-
-
 def _sizes(params):
     """The size symbols, read off the parameters; every parameter's shape is checked."""
     if not isinstance(params, dict):

@@ -321,15 +321,6 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs, ws):
     return {"h": d_h_next, "c": d_c_next}
 
 
-def _sigmoid(z, out=None):
-    """The logistic sigmoid 1 / (1 + exp(-z)), computed as (1 + tanh(z / 2)) / 2 (never overflows)."""
-    out = numpy.multiply(z, 0.5, out=out)
-    numpy.tanh(out, out=out)
-    out *= 0.5
-    out += 0.5
-    return out
-
-
 # PyTorch's torch.nn.LSTM(input_size=D, hidden_size=H, proj_size=P) keeps these parameters
 # stacked in its state dict; each key lists the parameters in its blocks of rows.
 TORCH_MODULE = "LSTM"

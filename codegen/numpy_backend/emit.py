@@ -48,8 +48,11 @@ def emit_numpy(derivation: Derivation, entry, command: str) -> str:
         grads=[grad_line(g) for g in prog.grads],
         dxs_written=prog.dxs_written,
         softmax=any(s.kind is Kind.SOFTMAX for s in cell.stages),
-        sigmoid=any(s.kind is Kind.SIGMOID for s in cell.stages),
     )
+    # the helper only where a spelled line calls it (a sigmoid block folded into tanh does not)
+    context["sigmoid"] = any("_sigmoid(" in line for key in ("forward_pre", "forward_loop", "backward_pre",
+                                                              "backward_loop", "backward_post")
+                             for line in context[key])
     return render("module.py.j2", **context)
 
 
