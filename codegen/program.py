@@ -18,8 +18,8 @@ import sympy as sp
 from codegen.program_backward import (backward_loop, backward_post, backward_pre, dxs_written,
                                       grad_rows)
 from codegen.program_recompute import recompute
-from codegen.records import (Add, Assign, Buffer, Copy, Gemm, Program, Ref, Softmax, Stack, View,
-                             list_labels, part, prune_views, step_of)
+from codegen.records import (Add, Assign, Buffer, Copy, Fold, Gemm, Program, Ref, Softmax, Stack,
+                             View, list_labels, part, prune_views, step_of)
 from codegen.schedule import Plan, code, plan as make_plan
 from derive.derivation import Derivation, symbol
 from derive.stages import Kind
@@ -41,7 +41,8 @@ def program(derivation: Derivation) -> Program:
         backward_pre=tuple(backward_pre(derivation, plan)),
         backward_loop=tuple(prune_views(backward_loop(derivation, plan, cached))),
         backward_post=tuple(backward_post(derivation, plan)),
-        grads=tuple(grad_rows(derivation, plan)), dxs_written=dxs_written(derivation, plan))
+        grads=tuple(grad_rows(derivation, plan)), dxs_written=dxs_written(derivation, plan),
+        folds=tuple(_folds(derivation, plan, {name for name, _, _ in cached})))
 
 
 def labels(derivation, stages) -> str:
@@ -76,6 +77,37 @@ def _cached(derivation, plan: Plan):
 
 def z_cached(derivation, block) -> bool:
     return any(o in derivation.cached_values() for o in block.outputs)
+
+
+def fold_factor(derivation, block, stored) -> sp.Expr | None:
+    """The number k when the block's activation reads its pre-activation z only as tanh(k z),
+    k != 1 (the sigmoid, (1 + tanh(z/2))/2: k = 1/2), read off the forward equation; None
+    otherwise, or when a member's pre-activation is stored (it must keep its value)."""
+    if any(m in stored for m in block.members):
+        return None
+    first = next(eq for eq in derivation.forward if eq.stage.name == block.outputs[0])
+    z, body = symbol(block.members[0]), first.numeric
+    found = body.atoms(sp.tanh)
+    if len(found) != 1:
+        return None
+    tanh = found.pop()
+    factor = sp.simplify(tanh.args[0] / z)
+    if not factor.is_Number or factor == 1 or z in body.xreplace({tanh: sp.Dummy()}).free_symbols:
+        return None
+    return factor
+
+
+def _folds(derivation, plan: Plan, stored):
+    """Every stacked weight's (and bias's) rows feeding a block with a fold factor."""
+    for g in plan.groups:
+        for b in g.blocks:
+            factor = fold_factor(derivation, b, stored)
+            for p in plan.products_of(g) if factor is not None else ():
+                start = p.start(g) + sp.sympify(b.start)
+                rows = f"{code(start)}:{code(start - sp.sympify(b.start) + sp.sympify(b.stop))}"
+                yield Fold(p.weight, rows, factor)
+                if plan.has_bias(p) and plan.bias_home(g) is p and any(s.bias for s in g.stages):
+                    yield Fold(p.bias, rows, factor)
 
 
 def _forward_pre(derivation, plan: Plan):
@@ -114,7 +146,7 @@ def _forward_loop(derivation, plan: Plan, cached):
         if g is not None:
             if g.index not in done:
                 done.add(g.index)
-                out += _group_forward(derivation, plan, g, done)
+                out += _group_forward(derivation, plan, g, done, stored)
             home = plan.home(g)
             source = part(home.buffer, home.columns(g, name), home.width, step_of(home))
             out += [View(name, source)] if target is None else [Copy(target, source), View(name, target)]
@@ -126,7 +158,7 @@ def _forward_loop(derivation, plan: Plan, cached):
     return out
 
 
-def _group_forward(derivation, plan: Plan, g, done):
+def _group_forward(derivation, plan: Plan, g, done, stored):
     """The products a group needs, its pre-activations summed in its home buffer, its blocks."""
     out = []
     label = labels(derivation, set(g.names))
@@ -148,7 +180,8 @@ def _group_forward(derivation, plan: Plan, g, done):
         source = part(home.buffer, f"{code(start)}:{code(stop)}", None, step_of(home))
         body = first.numeric.xreplace({symbol(b.members[0]): sp.Symbol("operand", real=True)})
         found = list_labels(eq.label for eq in derivation.forward if eq.stage.name in b.outputs)
-        out.append(Assign(Ref(b.out), body, found, operands=(("operand", source),)))
+        out.append(Assign(Ref(b.out), body, found, operands=(("operand", source),),
+                          fold=fold_factor(derivation, b, stored)))
         out += [View(o, part(b.out, b.columns(o), b.width)) for o in b.outputs]
     return out
 

@@ -14,6 +14,8 @@ Python size expressions (`2 * H`), shared by every Python backend.
 - `Add(target, source)`: target += source (bias, another product's columns).
 - `Copy(target, source)`: target = source, element by element.
 - `Reduce(target, source)`: target += the sum of source over its rows (batch, steps).
+- `Fold(name, rows, factor)`: a constant factor of a block's activation that a backend may
+  fold into its forward's copy of the weights (`Program.folds`).
 """
 from __future__ import annotations
 
@@ -83,6 +85,20 @@ class Assign:
     label: str = ""
     scratch: str | None = None                  # contiguous scratch for all but the last write
     operands: tuple[tuple[str, Ref], ...] = ()  # symbols of expr standing for parts of buffers
+    fold: sp.Expr | None = None                 # see `Fold`: the operands' factor a backend may fold
+
+
+@dataclass(frozen=True)
+class Fold:
+    """Rows of a stacked weight (entries of a stacked bias) that feed only a block whose
+    activation reads its pre-activation z as tanh(factor * z) (the sigmoid: tanh(z/2)).  A
+    backend may scale its forward's copy of these rows by `factor` and evaluate the block's
+    `Assign` (marked with the same `fold`) at operand / factor: one tanh, no scaling per step.
+    The backward reads the stacked weights as they are."""
+
+    name: str
+    rows: str           # a slice, as code
+    factor: sp.Expr
 
 
 @dataclass(frozen=True)
@@ -136,6 +152,7 @@ class Program:
     recompute: tuple = ()                        # all steps' non-state cached values from the states
     grads: tuple[GradRows, ...] = ()
     dxs_written: bool = False
+    folds: tuple[Fold, ...] = ()
     extras: dict = field(default_factory=dict, compare=False)
 
 

@@ -191,23 +191,32 @@ def _forward_steps(w, sizes, xs, seq, ws):
     h_1_seq = seq["h_1_seq"]
     Z_f_seq = seq["Z_f_seq"]
     Z_n_seq = seq["Z_n_seq"]
+    Wcat_x_T = Wcat_x.T.copy()  # a contiguous copy: a faster product
+    Wcat_x_T[:, 0:H] *= 1/2  # folded: tanh(k z) of a block
+    Wcat_h_prev_T = Wcat_h_prev.T.copy()  # a contiguous copy: a faster product
+    Wcat_h_prev_T[:, 0:H] *= 1/2  # folded: tanh(k z) of a block
+    Wcat_n_1_T = Wcat_n_1.T.copy()  # a contiguous copy: a faster product
+    bcat_x_fwd = bcat_x.copy()
+    bcat_x_fwd[0:H] *= 1/2  # folded: tanh(k z) of a block
     A_x = _take(ws, "A_x", (steps, B, 2 * H), dtype)
     # the x terms of every step at once  (F1)-(F4)
-    numpy.matmul(xs.reshape(steps * B, D), Wcat_x.T, out=A_x.reshape(steps * B, 2 * H))
-    A_x += bcat_x
+    numpy.matmul(xs.reshape(steps * B, D), Wcat_x_T, out=A_x.reshape(steps * B, 2 * H))
+    A_x += bcat_x_fwd
     A_h_prev = _take(ws, "A_h_prev", (B, H), dtype)
     A_n_1 = _take(ws, "A_n_1", (B, H), dtype)
     for t in range(steps):
         h_prev = h_seq[t]
         Z_f = Z_f_seq[t]
         Z_n = Z_n_seq[t]
-        numpy.matmul(h_prev, Wcat_h_prev.T, out=A_h_prev)  # (F1)
+        numpy.matmul(h_prev, Wcat_h_prev_T, out=A_h_prev)  # (F1)
         A_h_prev += A_x[t, :, 0:H]
-        _sigmoid(A_h_prev[:, 0:H], out=Z_f)  # (F2)
+        numpy.tanh(A_h_prev[:, 0:H], out=Z_f)  # (F2) (the factor 1/2 inside tanh is in the weights' copies)
+        numpy.multiply(Z_f, 1/2, out=Z_f)
+        numpy.add(Z_f, 1/2, out=Z_f)
         f = Z_f
         numpy.multiply(f, h_prev, out=n_1_seq[t])  # (F3)
         n_1 = n_1_seq[t]
-        numpy.matmul(n_1, Wcat_n_1.T, out=A_n_1)  # (F4)
+        numpy.matmul(n_1, Wcat_n_1_T, out=A_n_1)  # (F4)
         A_n_1 += A_x[t, :, H:2 * H]
         numpy.tanh(A_n_1[:, 0:H], out=Z_n)  # (F5)
         n = Z_n
@@ -278,15 +287,6 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs, ws):
     dw["Wcat_h_prev"] += d_A_h_prev_seq.reshape(steps * B, H).T @ h_seq[:steps].reshape(steps * B, H)  # (P3)
     dw["Wcat_n_1"] += d_A_n_1_seq.reshape(steps * B, H).T @ n_1_seq.reshape(steps * B, H)  # (P4)
     return {"h": d_h_next}
-
-
-def _sigmoid(z, out=None):
-    """The logistic sigmoid 1 / (1 + exp(-z)), computed as (1 + tanh(z / 2)) / 2 (never overflows)."""
-    out = numpy.multiply(z, 0.5, out=out)
-    numpy.tanh(out, out=out)
-    out *= 0.5
-    out += 0.5
-    return out
 
 
 def _sizes(params):

@@ -144,7 +144,7 @@ def _buffers(n, B, sizes, dtype, ws):
         "c_seq": _take(ws, "c_seq", (n + 1, B, H), dtype),
         "i_seq": _take(ws, "i_seq", (n, B, H), dtype),
         "k_seq": _take(ws, "k_seq", (n, B, H), dtype),
-        "Z_f_o_seq": _take(ws, "Z_f_o_seq", (n, B, 2 * H), dtype),
+        "Z_f_o_seq": _take(ws, "Z_f_o_seq", (n, 2, B, H), dtype),
         "Z_g_seq": _take(ws, "Z_g_seq", (n, B, H), dtype),
     }
 
@@ -197,21 +197,29 @@ def _forward_steps(w, sizes, xs, seq, ws):
     k_seq = seq["k_seq"]
     Z_f_o_seq = seq["Z_f_o_seq"]
     Z_g_seq = seq["Z_g_seq"]
+    Wcat_x_T = Wcat_x.T.copy()  # a contiguous copy: a faster product
+    Wcat_x_T[:, 0:2 * H] *= 1/2  # folded: tanh(k z) of a block
+    Wcat_h_prev_T = Wcat_h_prev.T.copy()  # a contiguous copy: a faster product
+    Wcat_h_prev_T[:, 0:2 * H] *= 1/2  # folded: tanh(k z) of a block
+    bcat_x_fwd = bcat_x.copy()
+    bcat_x_fwd[0:2 * H] *= 1/2  # folded: tanh(k z) of a block
     A_x = _take(ws, "A_x", (steps, B, 3 * H), dtype)
     # the x terms of every step at once  (F1)-(F3)
-    numpy.matmul(xs.reshape(steps * B, D), Wcat_x.T, out=A_x.reshape(steps * B, 3 * H))
-    A_x += bcat_x
+    numpy.matmul(xs.reshape(steps * B, D), Wcat_x_T, out=A_x.reshape(steps * B, 3 * H))
+    A_x += bcat_x_fwd
     A_h_prev = _take(ws, "A_h_prev", (B, 3 * H), dtype)
     for t in range(steps):
         h_prev = h_seq[t]
         c_prev = c_seq[t]
         Z_f_o = Z_f_o_seq[t]
         Z_g = Z_g_seq[t]
-        numpy.matmul(h_prev, Wcat_h_prev.T, out=A_h_prev)  # (F1)-(F3)
+        numpy.matmul(h_prev, Wcat_h_prev_T, out=A_h_prev)  # (F1)-(F3)
         A_h_prev += A_x[t]
-        _sigmoid(A_h_prev[:, 0:2 * H], out=Z_f_o)  # (F4) (F7)
-        f = Z_f_o[:, 0:H]
-        o = Z_f_o[:, H:2 * H]
+        numpy.tanh(A_h_prev[:, 0:2 * H].reshape(B, 2, H).transpose(1, 0, 2), out=Z_f_o)  # (F4) (F7) (the factor 1/2 inside tanh is in the weights' copies)
+        numpy.multiply(Z_f_o, 1/2, out=Z_f_o)
+        numpy.add(Z_f_o, 1/2, out=Z_f_o)
+        f = Z_f_o[0]
+        o = Z_f_o[1]
         numpy.tanh(A_h_prev[:, 2 * H:3 * H], out=Z_g)  # (F6)
         g = Z_g
         numpy.subtract(1, f, out=i_seq[t])  # (F5)
@@ -244,12 +252,12 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs, ws):
     d_h_next = d_next["h"]
     d_c_next = d_next["c"]
     d_A_x_seq = _take(ws, "d_A_x_seq", (steps, B, 3 * H), dtype)
-    d_Z_f_o = _take(ws, "d_Z_f_o", (B, 2 * H), dtype)
+    d_Z_f_o = _take(ws, "d_Z_f_o", (2, B, H), dtype)
     d_Z_g = _take(ws, "d_Z_g", (B, H), dtype)
-    scratch_Z_f_o = _take(ws, "scratch_Z_f_o", (B, 2 * H), dtype)
+    scratch_Z_f_o = _take(ws, "scratch_Z_f_o", (2, B, H), dtype)
     scratch_Z_g = _take(ws, "scratch_Z_g", (B, H), dtype)
-    d_f = d_Z_f_o[:, 0:H]
-    d_o = d_Z_f_o[:, H:2 * H]
+    d_f = d_Z_f_o[0]
+    d_o = d_Z_f_o[1]
     d_g = d_Z_g
     for t in reversed(range(steps)):
         c_prev = c_seq[t]
@@ -257,8 +265,8 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs, ws):
         k = k_seq[t]
         Z_f_o = Z_f_o_seq[t]
         Z_g = Z_g_seq[t]
-        f = Z_f_o[:, 0:H]
-        o = Z_f_o[:, H:2 * H]
+        f = Z_f_o[0]
+        o = Z_f_o[1]
         g = Z_g
         d_A_x = d_A_x_seq[t]
         d_h = d_h_next + dhs[t]  # (B1) fork: loss, next step
@@ -276,7 +284,7 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs, ws):
         numpy.multiply(scratch_Z_g, d_Z_g, out=d_A_x[:, 2 * H:3 * H])
         numpy.subtract(1, Z_f_o, out=scratch_Z_f_o)  # (B12) (B10)
         numpy.multiply(scratch_Z_f_o, Z_f_o, out=scratch_Z_f_o)
-        numpy.multiply(scratch_Z_f_o, d_Z_f_o, out=d_A_x[:, 0:2 * H])
+        numpy.multiply(scratch_Z_f_o, d_Z_f_o, out=d_A_x[:, 0:2 * H].reshape(B, 2, H).transpose(1, 0, 2))
         d_c_prev = d_m*f  # (B13)
         d_h_prev = d_A_x @ Wcat_h_prev  # (B14) fork: a_f, a_g, a_o
         d_h_next = d_h_prev
@@ -286,15 +294,6 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs, ws):
     dw["bcat_x"] += d_A_x_seq.reshape(steps * B, 3 * H).sum(axis=0)  # (P7)-(P9)
     dw["Wcat_h_prev"] += d_A_x_seq.reshape(steps * B, 3 * H).T @ h_seq[:steps].reshape(steps * B, H)  # (P4)-(P6)
     return {"h": d_h_next, "c": d_c_next}
-
-
-def _sigmoid(z, out=None):
-    """The logistic sigmoid 1 / (1 + exp(-z)), computed as (1 + tanh(z / 2)) / 2 (never overflows)."""
-    out = numpy.multiply(z, 0.5, out=out)
-    numpy.tanh(out, out=out)
-    out *= 0.5
-    out += 0.5
-    return out
 
 
 def _sizes(params):

@@ -144,7 +144,7 @@ def _buffers(n, B, sizes, dtype, ws):
         "h_seq": _take(ws, "h_seq", (n + 1, B, H), dtype),
         "s_seq": _take(ws, "s_seq", (n, B, H), dtype),
         "v_seq": _take(ws, "v_seq", (n, B, H), dtype),
-        "Z_z_r_seq": _take(ws, "Z_z_r_seq", (n, B, 2 * H), dtype),
+        "Z_z_r_seq": _take(ws, "Z_z_r_seq", (n, 2, B, H), dtype),
         "Z_n_seq": _take(ws, "Z_n_seq", (n, B, H), dtype),
     }
 
@@ -197,24 +197,33 @@ def _forward_steps(w, sizes, xs, seq, ws):
     v_seq = seq["v_seq"]
     Z_z_r_seq = seq["Z_z_r_seq"]
     Z_n_seq = seq["Z_n_seq"]
+    Wcat_x_T = Wcat_x.T.copy()  # a contiguous copy: a faster product
+    Wcat_x_T[:, 0:2 * H] *= 1/2  # folded: tanh(k z) of a block
+    Wcat_h_prev_T = Wcat_h_prev.T.copy()  # a contiguous copy: a faster product
+    Wcat_h_prev_T[:, 0:2 * H] *= 1/2  # folded: tanh(k z) of a block
+    Wcat_s_T = Wcat_s.T.copy()  # a contiguous copy: a faster product
+    bcat_x_fwd = bcat_x.copy()
+    bcat_x_fwd[0:2 * H] *= 1/2  # folded: tanh(k z) of a block
     A_x = _take(ws, "A_x", (steps, B, 3 * H), dtype)
     # the x terms of every step at once  (F1)-(F6)
-    numpy.matmul(xs.reshape(steps * B, D), Wcat_x.T, out=A_x.reshape(steps * B, 3 * H))
-    A_x += bcat_x
+    numpy.matmul(xs.reshape(steps * B, D), Wcat_x_T, out=A_x.reshape(steps * B, 3 * H))
+    A_x += bcat_x_fwd
     A_h_prev = _take(ws, "A_h_prev", (B, 2 * H), dtype)
     A_s = _take(ws, "A_s", (B, H), dtype)
     for t in range(steps):
         h_prev = h_seq[t]
         Z_z_r = Z_z_r_seq[t]
         Z_n = Z_n_seq[t]
-        numpy.matmul(h_prev, Wcat_h_prev.T, out=A_h_prev)  # (F1)-(F2)
+        numpy.matmul(h_prev, Wcat_h_prev_T, out=A_h_prev)  # (F1)-(F2)
         A_h_prev += A_x[t, :, 0:2 * H]
-        _sigmoid(A_h_prev[:, 0:2 * H], out=Z_z_r)  # (F3) (F4)
-        z = Z_z_r[:, 0:H]
-        r = Z_z_r[:, H:2 * H]
+        numpy.tanh(A_h_prev[:, 0:2 * H].reshape(B, 2, H).transpose(1, 0, 2), out=Z_z_r)  # (F3) (F4) (the factor 1/2 inside tanh is in the weights' copies)
+        numpy.multiply(Z_z_r, 1/2, out=Z_z_r)
+        numpy.add(Z_z_r, 1/2, out=Z_z_r)
+        z = Z_z_r[0]
+        r = Z_z_r[1]
         numpy.multiply(h_prev, r, out=s_seq[t])  # (F5)
         s = s_seq[t]
-        numpy.matmul(s, Wcat_s.T, out=A_s)  # (F6)
+        numpy.matmul(s, Wcat_s_T, out=A_s)  # (F6)
         A_s += A_x[t, :, 2 * H:3 * H]
         numpy.tanh(A_s[:, 0:H], out=Z_n)  # (F7)
         n = Z_n
@@ -245,20 +254,20 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs, ws):
     d_A_x_seq = _take(ws, "d_A_x_seq", (steps, B, 3 * H), dtype)
     d_A_h_prev_seq = _take(ws, "d_A_h_prev_seq", (steps, B, 2 * H), dtype)
     d_A_s_seq = _take(ws, "d_A_s_seq", (steps, B, H), dtype)
-    d_Z_z_r = _take(ws, "d_Z_z_r", (B, 2 * H), dtype)
+    d_Z_z_r = _take(ws, "d_Z_z_r", (2, B, H), dtype)
     d_Z_n = _take(ws, "d_Z_n", (B, H), dtype)
-    scratch_Z_z_r = _take(ws, "scratch_Z_z_r", (B, 2 * H), dtype)
+    scratch_Z_z_r = _take(ws, "scratch_Z_z_r", (2, B, H), dtype)
     scratch_Z_n = _take(ws, "scratch_Z_n", (B, H), dtype)
-    d_z = d_Z_z_r[:, 0:H]
-    d_r = d_Z_z_r[:, H:2 * H]
+    d_z = d_Z_z_r[0]
+    d_r = d_Z_z_r[1]
     d_n = d_Z_n
     for t in reversed(range(steps)):
         h_prev = h_seq[t]
         v = v_seq[t]
         Z_z_r = Z_z_r_seq[t]
         Z_n = Z_n_seq[t]
-        z = Z_z_r[:, 0:H]
-        r = Z_z_r[:, H:2 * H]
+        z = Z_z_r[0]
+        r = Z_z_r[1]
         n = Z_n
         d_A_h_prev = d_A_h_prev_seq[t]
         d_A_s = d_A_s_seq[t]
@@ -276,7 +285,7 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs, ws):
         numpy.subtract(d_z, d_v, out=d_z)
         numpy.subtract(1, Z_z_r, out=scratch_Z_z_r)  # (B11) (B10)
         numpy.multiply(scratch_Z_z_r, Z_z_r, out=scratch_Z_z_r)
-        numpy.multiply(scratch_Z_z_r, d_Z_z_r, out=d_A_h_prev[:, 0:2 * H])
+        numpy.multiply(scratch_Z_z_r, d_Z_z_r, out=d_A_h_prev[:, 0:2 * H].reshape(B, 2, H).transpose(1, 0, 2))
         d_h_prev = d_q*z + d_s*r + d_A_h_prev @ Wcat_h_prev  # (B12) fork: a_z, a_r, s, q
         d_h_next = d_h_prev
     d_A_x_seq[:, :, 0:2 * H] = d_A_h_prev_seq[:, :, 0:2 * H]
@@ -287,15 +296,6 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs, ws):
     dw["Wcat_h_prev"] += d_A_h_prev_seq.reshape(steps * B, 2 * H).T @ h_seq[:steps].reshape(steps * B, H)  # (P4)-(P5)
     dw["Wcat_s"] += d_A_s_seq.reshape(steps * B, H).T @ s_seq.reshape(steps * B, H)  # (P6)
     return {"h": d_h_next}
-
-
-def _sigmoid(z, out=None):
-    """The logistic sigmoid 1 / (1 + exp(-z)), computed as (1 + tanh(z / 2)) / 2 (never overflows)."""
-    out = numpy.multiply(z, 0.5, out=out)
-    numpy.tanh(out, out=out)
-    out *= 0.5
-    out += 0.5
-    return out
 
 
 def _sizes(params):

@@ -147,7 +147,7 @@ def _buffers(n, B, sizes, dtype, ws):
         "a_nh_seq": _take(ws, "a_nh_seq", (n, B, H), dtype),
         "n_seq": _take(ws, "n_seq", (n, B, H), dtype),
         "v_seq": _take(ws, "v_seq", (n, B, H), dtype),
-        "Z_z_r_seq": _take(ws, "Z_z_r_seq", (n, B, 2 * H), dtype),
+        "Z_z_r_seq": _take(ws, "Z_z_r_seq", (n, 2, B, H), dtype),
     }
 
 
@@ -199,19 +199,27 @@ def _forward_steps(w, sizes, xs, seq, ws):
     n_seq = seq["n_seq"]
     v_seq = seq["v_seq"]
     Z_z_r_seq = seq["Z_z_r_seq"]
+    Wcat_x_T = Wcat_x.T.copy()  # a contiguous copy: a faster product
+    Wcat_x_T[:, 0:2 * H] *= 1/2  # folded: tanh(k z) of a block
+    Wcat_h_prev_T = Wcat_h_prev.T.copy()  # a contiguous copy: a faster product
+    Wcat_h_prev_T[:, 0:2 * H] *= 1/2  # folded: tanh(k z) of a block
+    bcat_x_fwd = bcat_x.copy()
+    bcat_x_fwd[0:2 * H] *= 1/2  # folded: tanh(k z) of a block
     A_x = _take(ws, "A_x", (steps, B, 3 * H), dtype)
     # the x terms of every step at once  (F1)-(F3)
-    numpy.matmul(xs.reshape(steps * B, D), Wcat_x.T, out=A_x.reshape(steps * B, 3 * H))
-    A_x += bcat_x
+    numpy.matmul(xs.reshape(steps * B, D), Wcat_x_T, out=A_x.reshape(steps * B, 3 * H))
+    A_x += bcat_x_fwd
     A_h_prev = _take(ws, "A_h_prev", (B, 3 * H), dtype)
     for t in range(steps):
         h_prev = h_seq[t]
         Z_z_r = Z_z_r_seq[t]
-        numpy.matmul(h_prev, Wcat_h_prev.T, out=A_h_prev)  # (F1)-(F2)
+        numpy.matmul(h_prev, Wcat_h_prev_T, out=A_h_prev)  # (F1)-(F2)
         A_h_prev[:, 0:2 * H] += A_x[t, :, 0:2 * H]
-        _sigmoid(A_h_prev[:, 0:2 * H], out=Z_z_r)  # (F5) (F6)
-        z = Z_z_r[:, 0:H]
-        r = Z_z_r[:, H:2 * H]
+        numpy.tanh(A_h_prev[:, 0:2 * H].reshape(B, 2, H).transpose(1, 0, 2), out=Z_z_r)  # (F5) (F6) (the factor 1/2 inside tanh is in the weights' copies)
+        numpy.multiply(Z_z_r, 1/2, out=Z_z_r)
+        numpy.add(Z_z_r, 1/2, out=Z_z_r)
+        z = Z_z_r[0]
+        r = Z_z_r[1]
         a_nx = A_x[t, :, 2 * H:3 * H]
         A_h_prev[:, 2 * H:3 * H] += bcat_h_prev[2 * H:3 * H]
         a_nh_seq[t] = A_h_prev[:, 2 * H:3 * H]
@@ -246,18 +254,18 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs, ws):
     d_h_next = d_next["h"]
     d_A_x_seq = _take(ws, "d_A_x_seq", (steps, B, 3 * H), dtype)
     d_A_h_prev_seq = _take(ws, "d_A_h_prev_seq", (steps, B, 3 * H), dtype)
-    d_Z_z_r = _take(ws, "d_Z_z_r", (B, 2 * H), dtype)
-    scratch_Z_z_r = _take(ws, "scratch_Z_z_r", (B, 2 * H), dtype)
-    d_z = d_Z_z_r[:, 0:H]
-    d_r = d_Z_z_r[:, H:2 * H]
+    d_Z_z_r = _take(ws, "d_Z_z_r", (2, B, H), dtype)
+    scratch_Z_z_r = _take(ws, "scratch_Z_z_r", (2, B, H), dtype)
+    d_z = d_Z_z_r[0]
+    d_r = d_Z_z_r[1]
     for t in reversed(range(steps)):
         h_prev = h_seq[t]
         a_nh = a_nh_seq[t]
         n = n_seq[t]
         v = v_seq[t]
         Z_z_r = Z_z_r_seq[t]
-        z = Z_z_r[:, 0:H]
-        r = Z_z_r[:, H:2 * H]
+        z = Z_z_r[0]
+        r = Z_z_r[1]
         d_A_x = d_A_x_seq[t]
         d_A_h_prev = d_A_h_prev_seq[t]
         d_h = d_h_next + dhs[t]  # (B1) fork: loss, next step
@@ -274,7 +282,7 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs, ws):
         d_A_x[:, 2 * H:3 * H] = d_a_n  # (B11)
         numpy.subtract(1, Z_z_r, out=scratch_Z_z_r)  # (B13) (B12)
         numpy.multiply(scratch_Z_z_r, Z_z_r, out=scratch_Z_z_r)
-        numpy.multiply(scratch_Z_z_r, d_Z_z_r, out=d_A_h_prev[:, 0:2 * H])
+        numpy.multiply(scratch_Z_z_r, d_Z_z_r, out=d_A_h_prev[:, 0:2 * H].reshape(B, 2, H).transpose(1, 0, 2))
         d_h_prev = d_q*z + d_A_h_prev @ Wcat_h_prev  # (B14) fork: a_z, a_r, a_nh, q
         d_h_next = d_h_prev
     d_A_x_seq[:, :, 0:2 * H] = d_A_h_prev_seq[:, :, 0:2 * H]
@@ -284,15 +292,6 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs, ws):
     dw["Wcat_h_prev"] += d_A_h_prev_seq.reshape(steps * B, 3 * H).T @ h_seq[:steps].reshape(steps * B, H)  # (P4)-(P6)
     dw["bcat_h_prev"] += d_A_h_prev_seq.reshape(steps * B, 3 * H).sum(axis=0)  # (P10)
     return {"h": d_h_next}
-
-
-def _sigmoid(z, out=None):
-    """The logistic sigmoid 1 / (1 + exp(-z)), computed as (1 + tanh(z / 2)) / 2 (never overflows)."""
-    out = numpy.multiply(z, 0.5, out=out)
-    numpy.tanh(out, out=out)
-    out *= 0.5
-    out += 0.5
-    return out
 
 
 # PyTorch's torch.nn.GRU(input_size=D, hidden_size=H) keeps these parameters

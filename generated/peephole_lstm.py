@@ -214,16 +214,18 @@ def _forward_steps(w, sizes, xs, seq, ws):
     o_seq = seq["o_seq"]
     k_seq = seq["k_seq"]
     Z_g_seq = seq["Z_g_seq"]
+    Wcat_x_T = Wcat_x.T.copy()  # a contiguous copy: a faster product
+    Wcat_h_prev_T = Wcat_h_prev.T.copy()  # a contiguous copy: a faster product
     A_x = _take(ws, "A_x", (steps, B, 4 * H), dtype)
     # the x terms of every step at once  (F1)-(F4)
-    numpy.matmul(xs.reshape(steps * B, D), Wcat_x.T, out=A_x.reshape(steps * B, 4 * H))
+    numpy.matmul(xs.reshape(steps * B, D), Wcat_x_T, out=A_x.reshape(steps * B, 4 * H))
     A_x += bcat_x
     A_h_prev = _take(ws, "A_h_prev", (B, 4 * H), dtype)
     for t in range(steps):
         h_prev = h_seq[t]
         c_prev = c_seq[t]
         Z_g = Z_g_seq[t]
-        numpy.matmul(h_prev, Wcat_h_prev.T, out=A_h_prev)  # (F1)-(F4)
+        numpy.matmul(h_prev, Wcat_h_prev_T, out=A_h_prev)  # (F1)-(F4)
         A_h_prev += A_x[t]
         numpy.tanh(A_h_prev[:, 0:H], out=Z_g)  # (F11)
         g = Z_g

@@ -123,3 +123,43 @@ def test_later_calls_never_change_a_kept_cache(lstm):
         for name, value in grads.items():
             np.testing.assert_allclose(value, expected[name], rtol=1e-12, atol=1e-14, err_msg=name, equal_nan=False)
         del other
+
+
+@pytest.mark.parametrize("module", modules(), ids=lambda m: m.__name__)
+@pytest.mark.parametrize("D, H", [(1, 1), (3, 4)])
+def test_the_forwards_weight_copies_never_change_the_cached_weights(module, D, H):
+    """The forward scales its own copies of the stacked weights (a sigmoid's 1/2 folded in); at
+    one unit a transposed weight is already contiguous, so a copy that only viewed it would halve
+    the weights the backward reads."""
+    params = module.init_params(*sizes(module, D, H), seed=2)
+    xs = np.random.default_rng(3).normal(size=(3, 2, D))
+    _, _, cache = module.forward(params, xs)
+    stacked = module._stack(params, module._sizes(params), xs.dtype)
+    for name, value in stacked.items():
+        np.testing.assert_array_equal(cache["w"][name], value, err_msg=name)
+
+
+def test_the_sigmoid_blocks_factor_is_read_off_the_derivation():
+    """The LSTM's sigmoid gates fold the 1/2 of tanh(z/2) into the weights; tanh's block has nothing to fold."""
+    from codegen.program import program
+    from derive.derivation import derive
+    prog = program(derive(CELLS["lstm"].cell))
+    assert {(f.name, f.rows, str(f.factor)) for f in prog.folds} == {
+        ("Wcat_x", "0:3 * H", "1/2"), ("Wcat_h_prev", "0:3 * H", "1/2"), ("bcat_x", "0:3 * H", "1/2")}
+    rnn = program(derive(CELLS["rnn"].cell))
+    assert rnn.folds == ()
+
+
+def test_a_block_stored_gate_by_gate_reads_one_gate_per_index_and_nothing_else():
+    """The NumPy module keeps the LSTM's three sigmoid gates as (3, B, H) per step; a column
+    slice that is not exactly one gate has no index there and is refused when generating."""
+    from codegen.numpy_backend.layout import gate_major
+    from codegen.schedule import plan
+    from derive.derivation import derive
+    layout = gate_major(plan(derive(CELLS["lstm"].cell)))
+    assert layout.of("Z_f_i_o_seq") == layout.of("d_Z_f_i_o") == (3, "H")
+    assert layout.of("Z_g") is None          # one gate: contiguous already
+    assert [layout.gate("Z_f_i_o", c) for c in ("0:H", "H:2 * H", "2 * H:3 * H")] == [0, 1, 2]
+    for bad in ("0:2 * H", "H:3 * H", "3 * H:4 * H"):
+        with pytest.raises(ValueError, match="not one gate"):
+            layout.gate("Z_f_i_o", bad)

@@ -10,9 +10,11 @@ place, `module_facts`.
 """
 from __future__ import annotations
 
-from codegen.numpy_backend.spell import spell, stack_line
+from codegen.numpy_backend.layout import gate_major
+from codegen.numpy_backend.spell import forward_copies, spell, stack_line
 from codegen.numpy_backend.templates import render
 from codegen.program import program
+from codegen.schedule import plan as make_plan
 from derive.derivation import Derivation
 from derive.stages import Kind
 
@@ -22,6 +24,8 @@ __all__ = ["emit_numpy", "size_sources", "tuple_code", "module_facts"]
 def emit_numpy(derivation: Derivation, entry, command: str) -> str:
     """The module's source text."""
     cell, prog = derivation.cell, program(derivation)
+    copies, (forward_pre, forward_loop) = forward_copies(prog.folds, prog.forward_pre, prog.forward_loop)
+    layout = gate_major(make_plan(derivation))
     sizes = cell.sizes()
     params = cell.params()
     context = dict(
@@ -35,18 +39,27 @@ def emit_numpy(derivation: Derivation, entry, command: str) -> str:
         size_sources=size_sources(params),
         stacking=[stack_line(s) for s in prog.stacking],
         weights=list(prog.weights),
-        cached=list(prog.cached),
-        forward_pre=spell(prog.forward_pre),
-        forward_loop=spell(prog.forward_loop),
-        backward_pre=spell(prog.backward_pre),
-        backward_loop=spell(prog.backward_loop),
-        backward_post=spell(prog.backward_post),
+        cached=[(name, _step_shape(layout, name, size), is_state) for name, size, is_state in prog.cached],
+        forward_pre=copies + spell(forward_pre, layout=layout),
+        forward_loop=spell(forward_loop, layout=layout),
+        backward_pre=spell(prog.backward_pre, layout=layout),
+        backward_loop=spell(prog.backward_loop, layout=layout),
+        backward_post=spell(prog.backward_post, layout=layout),
         grads=[grad_line(g) for g in prog.grads],
         dxs_written=prog.dxs_written,
         softmax=any(s.kind is Kind.SOFTMAX for s in cell.stages),
-        sigmoid=any(s.kind is Kind.SIGMOID for s in cell.stages),
     )
+    # the helper only where a spelled line calls it (a sigmoid block folded into tanh does not)
+    context["sigmoid"] = any("_sigmoid(" in line for key in ("forward_pre", "forward_loop", "backward_pre",
+                                                              "backward_loop", "backward_post")
+                             for line in context[key])
     return render("module.py.j2", **context)
+
+
+def _step_shape(layout, name, size) -> str:
+    """One step of a stored value: (B, size), or (gates, B, size) for a block stored gate by gate."""
+    found = layout.of(name)
+    return f"B, {size}" if found is None else f"{found[0]}, B, {found[1]}"
 
 
 def grad_line(g) -> str:

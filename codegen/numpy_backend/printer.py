@@ -83,12 +83,23 @@ def spelled(expr, backend: str = "NumPy", table=SPELLED) -> sp.Expr:
     Sigmoid(z); DeriveError for a function
     NumPy cannot spell."""
     expr = sp.sympify(expr).replace((_X + sp.Abs(_X)) / 2, lambda x: sp.Max(x, 0, evaluate=False))
-    expr = expr.replace(sp.tanh(_X / 2) / 2 + sp.Rational(1, 2), lambda x: Sigmoid(x))
+    expr = expr.replace(_is_sigmoid, lambda e: Sigmoid(2 * next(iter(e.atoms(sp.tanh))).args[0]))
     for f in expr.atoms(sp.Function):
         if type(f) not in table:
             raise DeriveError(f"the {backend} backend cannot spell the function {type(f).__name__} "
                               f"(in {expr}); it spells {', '.join(sorted(k.__name__ for k in table))}")
     return expr
+
+
+def _is_sigmoid(expr) -> bool:
+    """(1 + tanh(z/2))/2 written out, the half visible in tanh's argument: a tanh whose argument
+    has no factor 1/2 (weights already halved) stays a tanh, so it is not halved twice."""
+    if not isinstance(expr, sp.Add) or len(expr.args) != 2 or sp.Rational(1, 2) not in expr.args:
+        return False
+    rest = expr - sp.Rational(1, 2)
+    found = rest.atoms(sp.tanh)
+    return len(found) == 1 and sp.expand(rest - next(iter(found)) / 2) == 0 and \
+        next(iter(found)).args[0].as_coeff_Mul()[0] == sp.Rational(1, 2)
 
 
 PRINTER = NumPyCode()
