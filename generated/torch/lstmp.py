@@ -36,7 +36,7 @@ STATE = ("h", "c")
 STATE_SIZES = {"h": "P", "c": "H"}
 SIZES = {"D": "input_size", "H": "hidden_size", "P": "proj_size"}  # size symbol -> constructor argument
 OUTPUT = ("h", "P")
-CACHED = ("h_seq", "c_seq", "k_seq", "r_seq", "Z_f_i_o_seq", "Z_g_seq")  # per-step storage the backward reads
+CACHED = ("h_seq", "c_seq", "k_seq", "h_full_seq", "Z_f_i_o_seq", "Z_g_seq")  # per-step storage the backward reads
 # torch.nn.LSTM keeps the parameters stacked: each key lists those in its blocks of rows;
 # a parameter in two keys (PyTorch's two biases) is their sum.
 LAYOUT = {
@@ -64,8 +64,8 @@ def _stack(params, sizes, xs):
     Wcat_x = torch.cat([params["W_f"], params["W_i"], params["W_o"], params["W_g"]])
     bcat_x = torch.cat([params["b_f"], params["b_i"], params["b_o"], params["b_g"]])
     Wcat_h_prev = torch.cat([params["U_f"], params["U_i"], params["U_o"], params["U_g"]])
-    Wcat_r = torch.cat([params["W_hr"]])
-    return dict(Wcat_x=Wcat_x, Wcat_h_prev=Wcat_h_prev, Wcat_r=Wcat_r, bcat_x=bcat_x)
+    Wcat_h_full = torch.cat([params["W_hr"]])
+    return dict(Wcat_x=Wcat_x, Wcat_h_prev=Wcat_h_prev, Wcat_h_full=Wcat_h_full, bcat_x=bcat_x)
 
 
 def _forward_steps(w, sizes, xs, seq):
@@ -76,12 +76,12 @@ def _forward_steps(w, sizes, xs, seq):
     steps, B = xs.shape[:2]
     Wcat_x = w["Wcat_x"]
     Wcat_h_prev = w["Wcat_h_prev"]
-    Wcat_r = w["Wcat_r"]
+    Wcat_h_full = w["Wcat_h_full"]
     bcat_x = w["bcat_x"]
     h_seq = seq["h_seq"]
     c_seq = seq["c_seq"]
     k_seq = seq["k_seq"]
-    r_seq = seq["r_seq"]
+    h_full_seq = seq["h_full_seq"]
     Z_f_i_o_seq = seq["Z_f_i_o_seq"]
     Z_g_seq = seq["Z_g_seq"]
     A_x = xs.new_empty((steps, B, 4 * H))
@@ -89,7 +89,7 @@ def _forward_steps(w, sizes, xs, seq):
     torch.matmul(xs.reshape(steps * B, D), Wcat_x.T, out=A_x.reshape(steps * B, 4 * H))
     A_x += bcat_x
     A_h_prev = xs.new_empty((B, 4 * H))
-    A_r = xs.new_empty((B, P))
+    A_h_full = xs.new_empty((B, P))
     for t in range(steps):
         h_prev = h_seq[t]
         c_prev = c_seq[t]
@@ -109,10 +109,10 @@ def _forward_steps(w, sizes, xs, seq):
         c = c_seq[t + 1]
         k_seq[t] = torch.tanh(c)  # (F12)
         k = k_seq[t]
-        r_seq[t] = k*o  # (F13)
-        r = r_seq[t]
-        torch.matmul(r, Wcat_r.T, out=A_r)  # (F14)
-        h_seq[t + 1] = A_r
+        h_full_seq[t] = k*o  # (F13)
+        h_full = h_full_seq[t]
+        torch.matmul(h_full, Wcat_h_full.T, out=A_h_full)  # (F14)
+        h_seq[t + 1] = A_h_full
 
 
 def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
@@ -124,18 +124,18 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
     steps, B = xs.shape[:2]
     Wcat_x = w["Wcat_x"]
     Wcat_h_prev = w["Wcat_h_prev"]
-    Wcat_r = w["Wcat_r"]
+    Wcat_h_full = w["Wcat_h_full"]
     bcat_x = w["bcat_x"]
     h_seq = seq["h_seq"]
     c_seq = seq["c_seq"]
     k_seq = seq["k_seq"]
-    r_seq = seq["r_seq"]
+    h_full_seq = seq["h_full_seq"]
     Z_f_i_o_seq = seq["Z_f_i_o_seq"]
     Z_g_seq = seq["Z_g_seq"]
     d_h_next = d_next["h"]
     d_c_next = d_next["c"]
     d_A_x_seq = xs.new_empty((steps, B, 4 * H))
-    d_A_r_seq = xs.new_empty((steps, B, P))
+    d_A_h_full_seq = xs.new_empty((steps, B, P))
     d_Z_f_i_o = xs.new_empty((B, 3 * H))
     d_Z_g = xs.new_empty((B, H))
     d_f = d_Z_f_i_o[:, 0:H]
@@ -152,14 +152,14 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
         o = Z_f_i_o[:, 2 * H:3 * H]
         g = Z_g
         d_A_x = d_A_x_seq[t]
-        d_A_r = d_A_r_seq[t]
-        d_A_r[:, 0:P] = d_h_next + dhs[t]  # (B1) fork: loss, next step
-        d_r = d_A_r @ Wcat_r  # (B2)
-        d_k = d_r*o  # (B3)
+        d_A_h_full = d_A_h_full_seq[t]
+        d_A_h_full[:, 0:P] = d_h_next + dhs[t]  # (B1) fork: loss, next step
+        d_h_full = d_A_h_full @ Wcat_h_full  # (B2)
+        d_k = d_h_full*o  # (B3)
         d_c = d_k*(1 - k**2) + d_c_next  # (B4) fork: k, next step
         d_n = d_c  # (B5)
         d_m = d_c  # (B6)
-        d_o[...] = d_r*k  # (B7)
+        d_o[...] = d_h_full*k  # (B7)
         d_g[...] = d_n*i  # (B8)
         d_i[...] = d_n*g  # (B9)
         d_f[...] = c_prev*d_m  # (B10)
@@ -173,7 +173,7 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
     torch.matmul(d_A_x_seq.reshape(steps * B, 4 * H), Wcat_x, out=dxs.reshape(steps * B, D))  # (B17)
     dw["bcat_x"] += d_A_x_seq.reshape(steps * B, 4 * H).sum(dim=0)  # (P10)-(P13)
     dw["Wcat_h_prev"] += d_A_x_seq.reshape(steps * B, 4 * H).T @ h_seq[:steps].reshape(steps * B, P)  # (P5)-(P8)
-    dw["Wcat_r"] += d_A_r_seq.reshape(steps * B, P).T @ r_seq.reshape(steps * B, H)  # (P9)
+    dw["Wcat_h_full"] += d_A_h_full_seq.reshape(steps * B, P).T @ h_full_seq.reshape(steps * B, H)  # (P9)
     return {"h": d_h_next, "c": d_c_next}
 
 
@@ -186,7 +186,7 @@ def _buffers(n, B, sizes, xs):
         "h_seq": xs.new_empty((n + 1, B, P)),
         "c_seq": xs.new_empty((n + 1, B, H)),
         "k_seq": xs.new_empty((n, B, H)),
-        "r_seq": xs.new_empty((n, B, H)),
+        "h_full_seq": xs.new_empty((n, B, H)),
         "Z_f_i_o_seq": xs.new_empty((n, B, 3 * H)),
         "Z_g_seq": xs.new_empty((n, B, H)),
     }
@@ -210,7 +210,7 @@ def _grads(dw, sizes):
     grads["U_i"] = dw["Wcat_h_prev"][H:2 * H]
     grads["U_o"] = dw["Wcat_h_prev"][2 * H:3 * H]
     grads["U_g"] = dw["Wcat_h_prev"][3 * H:4 * H]
-    grads["W_hr"] = dw["Wcat_r"][0:P]
+    grads["W_hr"] = dw["Wcat_h_full"][0:P]
     return [grads[name] for name in PARAMS]
 
 
