@@ -293,8 +293,9 @@ def _inner(tex: str) -> str:
 
 
 def _is_wrapper(line: str) -> bool:
-    """Lines of the template that carry no content of their own."""
-    return line.startswith("{\\renewcommand") or line in ("}", "\\maketitle")
+    """Lines of the template that carry no content of their own (page-layout commands too)."""
+    return (line.startswith(("{\\renewcommand", "\\needroom{")) or
+            line in ("}", "\\maketitle", "\\stepopen", "\\stepclose"))
 
 
 def _group(text: str, i: int) -> tuple[str, int]:
