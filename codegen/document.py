@@ -99,6 +99,9 @@ class Document:
     intuition: tuple[str, ...] = ()         # LaTeX prose: what each part of the cell is for
     cites: tuple[str, ...] = ()             # the keys of the works the cell comes from
     references: tuple[tuple[str, str], ...] = ()   # (key, LaTeX entry) of every work cited
+    # the generated module's lines that run one backward step, as the module has them (less
+    # their common indentation); each cites in its comment the B-equations it computes
+    code: tuple[str, ...] = ()
 
     @property
     def plot_file(self) -> str:

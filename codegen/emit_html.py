@@ -126,6 +126,8 @@ class Reader:
             return self.figure_block("\n".join(lines))
         if name == "thebibliography":
             return self.bibliography(lines)
+        if name == "verbatim":
+            return "<pre><code>" + escape("\n".join(lines)) + "</code></pre>"
         raise DeriveError(f"HTML: unsupported LaTeX environment {name}")
 
     def display(self, tex):
@@ -295,7 +297,8 @@ def _inner(tex: str) -> str:
 def _is_wrapper(line: str) -> bool:
     """Lines of the template that carry no content of their own (page-layout commands too)."""
     return (line.startswith(("{\\renewcommand", "\\needroom{")) or
-            line in ("}", "\\maketitle", "\\stepopen", "\\stepclose"))
+            line in ("}", "\\maketitle", "\\stepopen", "\\stepclose", "\\endgroup") or
+            re.fullmatch(r"\\begingroup\\(small|footnotesize|scriptsize)", line) is not None)
 
 
 def _group(text: str, i: int) -> tuple[str, int]:
