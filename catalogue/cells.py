@@ -150,9 +150,9 @@ GRU = Entry(
            "$s_t = r_t \\odot h_{t-1}$ and the kept part $h^{\\mathrm{kept}}_t = z_t \\odot h_{t-1}$; "
            "the update gate $z_t$ also forks (into $\\bar{z}_t = 1 - z_t$ and $h^{\\mathrm{kept}}_t$).",
            "Its letters are its own: the candidate $\\tilde{h}_t$ (whose parameters $W_n$, $U_n$, "
-           "$b_n$ keep PyTorch's letter $n$) and the two parts of the new state "
-           "$h^{\\mathrm{new}}_t$ and $h^{\\mathrm{kept}}_t$ play the roles of the LSTM's $g_t$, "
-           "$n_t$ and $m_t$."),
+           "$b_n$ keep PyTorch's letter $n$) plays the role of the LSTM's candidate $g_t$, and "
+           "the two parts of the new state, $h^{\\mathrm{new}}_t$ and $h^{\\mathrm{kept}}_t$, "
+           "those of its $n_t$ and $m_t$."),
     intuition=(
         'The GRU keeps one state $h_t$ and no separate cell. Its update gate $z_t$ '
         'interpolates: $h_t = (1 - z_t) \\odot \\tilde{h}_t + z_t \\odot h_{t-1}$, per unit a convex mix'
