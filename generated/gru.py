@@ -143,9 +143,9 @@ def _buffers(n, B, sizes, dtype, ws):
     return {
         "h_seq": _take(ws, "h_seq", (n + 1, B, H), dtype),
         "s_seq": _take(ws, "s_seq", (n, B, H), dtype),
-        "z_bar_seq": _take(ws, "z_bar_seq", (n, B, H), dtype),
+        "v_seq": _take(ws, "v_seq", (n, B, H), dtype),
         "Z_z_r_seq": _take(ws, "Z_z_r_seq", (n, B, 2 * H), dtype),
-        "Z_h_tilde_seq": _take(ws, "Z_h_tilde_seq", (n, B, H), dtype),
+        "Z_h_cand_seq": _take(ws, "Z_h_cand_seq", (n, B, H), dtype),
     }
 
 
@@ -194,9 +194,9 @@ def _forward_steps(w, sizes, xs, seq, ws):
     bcat_x = w["bcat_x"]
     h_seq = seq["h_seq"]
     s_seq = seq["s_seq"]
-    z_bar_seq = seq["z_bar_seq"]
+    v_seq = seq["v_seq"]
     Z_z_r_seq = seq["Z_z_r_seq"]
-    Z_h_tilde_seq = seq["Z_h_tilde_seq"]
+    Z_h_cand_seq = seq["Z_h_cand_seq"]
     A_x = _take(ws, "A_x", (steps, B, 3 * H), dtype)
     # the x terms of every step at once  (F1)-(F6)
     numpy.matmul(xs.reshape(steps * B, D), Wcat_x.T, out=A_x.reshape(steps * B, 3 * H))
@@ -206,7 +206,7 @@ def _forward_steps(w, sizes, xs, seq, ws):
     for t in range(steps):
         h_prev = h_seq[t]
         Z_z_r = Z_z_r_seq[t]
-        Z_h_tilde = Z_h_tilde_seq[t]
+        Z_h_cand = Z_h_cand_seq[t]
         numpy.matmul(h_prev, Wcat_h_prev.T, out=A_h_prev)  # (F1)-(F2)
         A_h_prev += A_x[t, :, 0:2 * H]
         _sigmoid(A_h_prev[:, 0:2 * H], out=Z_z_r)  # (F3) (F4)
@@ -216,11 +216,11 @@ def _forward_steps(w, sizes, xs, seq, ws):
         s = s_seq[t]
         numpy.matmul(s, Wcat_s.T, out=A_s)  # (F6)
         A_s += A_x[t, :, 2 * H:3 * H]
-        numpy.tanh(A_s[:, 0:H], out=Z_h_tilde)  # (F7)
-        h_tilde = Z_h_tilde
-        numpy.subtract(1, z, out=z_bar_seq[t])  # (F8)
-        z_bar = z_bar_seq[t]
-        h_new = h_tilde*z_bar  # (F9)
+        numpy.tanh(A_s[:, 0:H], out=Z_h_cand)  # (F7)
+        h_cand = Z_h_cand
+        numpy.subtract(1, z, out=v_seq[t])  # (F8)
+        v = v_seq[t]
+        h_new = h_cand*v  # (F9)
         h_kept = h_prev*z  # (F10)
         numpy.add(h_kept, h_new, out=h_seq[t + 1])  # (F11)
 
@@ -238,42 +238,42 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs, ws):
     bcat_x = w["bcat_x"]
     h_seq = seq["h_seq"]
     s_seq = seq["s_seq"]
-    z_bar_seq = seq["z_bar_seq"]
+    v_seq = seq["v_seq"]
     Z_z_r_seq = seq["Z_z_r_seq"]
-    Z_h_tilde_seq = seq["Z_h_tilde_seq"]
+    Z_h_cand_seq = seq["Z_h_cand_seq"]
     d_h_next = d_next["h"]
     d_A_x_seq = _take(ws, "d_A_x_seq", (steps, B, 3 * H), dtype)
     d_A_h_prev_seq = _take(ws, "d_A_h_prev_seq", (steps, B, 2 * H), dtype)
     d_A_s_seq = _take(ws, "d_A_s_seq", (steps, B, H), dtype)
     d_Z_z_r = _take(ws, "d_Z_z_r", (B, 2 * H), dtype)
-    d_Z_h_tilde = _take(ws, "d_Z_h_tilde", (B, H), dtype)
+    d_Z_h_cand = _take(ws, "d_Z_h_cand", (B, H), dtype)
     scratch_Z_z_r = _take(ws, "scratch_Z_z_r", (B, 2 * H), dtype)
-    scratch_Z_h_tilde = _take(ws, "scratch_Z_h_tilde", (B, H), dtype)
+    scratch_Z_h_cand = _take(ws, "scratch_Z_h_cand", (B, H), dtype)
     d_z = d_Z_z_r[:, 0:H]
     d_r = d_Z_z_r[:, H:2 * H]
-    d_h_tilde = d_Z_h_tilde
+    d_h_cand = d_Z_h_cand
     for t in reversed(range(steps)):
         h_prev = h_seq[t]
-        z_bar = z_bar_seq[t]
+        v = v_seq[t]
         Z_z_r = Z_z_r_seq[t]
-        Z_h_tilde = Z_h_tilde_seq[t]
+        Z_h_cand = Z_h_cand_seq[t]
         z = Z_z_r[:, 0:H]
         r = Z_z_r[:, H:2 * H]
-        h_tilde = Z_h_tilde
+        h_cand = Z_h_cand
         d_A_h_prev = d_A_h_prev_seq[t]
         d_A_s = d_A_s_seq[t]
         d_h = d_h_next + dhs[t]  # (B1) fork: loss, next step
         d_h_kept = d_h  # (B2)
         d_h_new = d_h  # (B3)
-        d_z_bar = d_h_new*h_tilde  # (B4)
-        numpy.multiply(d_h_new, z_bar, out=d_h_tilde)  # (B5)
-        numpy.square(Z_h_tilde, out=scratch_Z_h_tilde)  # (B6)
-        numpy.subtract(1, scratch_Z_h_tilde, out=scratch_Z_h_tilde)
-        numpy.multiply(scratch_Z_h_tilde, d_Z_h_tilde, out=d_A_s[:, 0:H])
+        d_v = d_h_new*h_cand  # (B4)
+        numpy.multiply(d_h_new, v, out=d_h_cand)  # (B5)
+        numpy.square(Z_h_cand, out=scratch_Z_h_cand)  # (B6)
+        numpy.subtract(1, scratch_Z_h_cand, out=scratch_Z_h_cand)
+        numpy.multiply(scratch_Z_h_cand, d_Z_h_cand, out=d_A_s[:, 0:H])
         d_s = d_A_s @ Wcat_s  # (B7)
         numpy.multiply(d_s, h_prev, out=d_r)  # (B8)
-        numpy.multiply(d_h_kept, h_prev, out=d_z)  # (B9) fork: z_bar, h_kept
-        numpy.subtract(d_z, d_z_bar, out=d_z)
+        numpy.multiply(d_h_kept, h_prev, out=d_z)  # (B9) fork: v, h_kept
+        numpy.subtract(d_z, d_v, out=d_z)
         numpy.subtract(1, Z_z_r, out=scratch_Z_z_r)  # (B11) (B10)
         numpy.multiply(scratch_Z_z_r, Z_z_r, out=scratch_Z_z_r)
         numpy.multiply(scratch_Z_z_r, d_Z_z_r, out=d_A_h_prev[:, 0:2 * H])

@@ -145,8 +145,8 @@ def _buffers(n, B, sizes, dtype, ws):
     return {
         "h_seq": _take(ws, "h_seq", (n + 1, B, H), dtype),
         "a_nh_seq": _take(ws, "a_nh_seq", (n, B, H), dtype),
-        "h_tilde_seq": _take(ws, "h_tilde_seq", (n, B, H), dtype),
-        "z_bar_seq": _take(ws, "z_bar_seq", (n, B, H), dtype),
+        "h_cand_seq": _take(ws, "h_cand_seq", (n, B, H), dtype),
+        "v_seq": _take(ws, "v_seq", (n, B, H), dtype),
         "Z_z_r_seq": _take(ws, "Z_z_r_seq", (n, B, 2 * H), dtype),
     }
 
@@ -196,8 +196,8 @@ def _forward_steps(w, sizes, xs, seq, ws):
     bcat_h_prev = w["bcat_h_prev"]
     h_seq = seq["h_seq"]
     a_nh_seq = seq["a_nh_seq"]
-    h_tilde_seq = seq["h_tilde_seq"]
-    z_bar_seq = seq["z_bar_seq"]
+    h_cand_seq = seq["h_cand_seq"]
+    v_seq = seq["v_seq"]
     Z_z_r_seq = seq["Z_z_r_seq"]
     A_x = _take(ws, "A_x", (steps, B, 3 * H), dtype)
     # the x terms of every step at once  (F1)-(F3)
@@ -218,11 +218,11 @@ def _forward_steps(w, sizes, xs, seq, ws):
         a_nh = a_nh_seq[t]
         a_nr = a_nh*r  # (F7)
         a_n = a_nr + a_nx  # (F8)
-        numpy.tanh(a_n, out=h_tilde_seq[t])  # (F9)
-        h_tilde = h_tilde_seq[t]
-        numpy.subtract(1, z, out=z_bar_seq[t])  # (F10)
-        z_bar = z_bar_seq[t]
-        h_new = h_tilde*z_bar  # (F11)
+        numpy.tanh(a_n, out=h_cand_seq[t])  # (F9)
+        h_cand = h_cand_seq[t]
+        numpy.subtract(1, z, out=v_seq[t])  # (F10)
+        v = v_seq[t]
+        h_new = h_cand*v  # (F11)
         h_kept = h_prev*z  # (F12)
         numpy.add(h_kept, h_new, out=h_seq[t + 1])  # (F13)
 
@@ -240,8 +240,8 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs, ws):
     bcat_h_prev = w["bcat_h_prev"]
     h_seq = seq["h_seq"]
     a_nh_seq = seq["a_nh_seq"]
-    h_tilde_seq = seq["h_tilde_seq"]
-    z_bar_seq = seq["z_bar_seq"]
+    h_cand_seq = seq["h_cand_seq"]
+    v_seq = seq["v_seq"]
     Z_z_r_seq = seq["Z_z_r_seq"]
     d_h_next = d_next["h"]
     d_A_x_seq = _take(ws, "d_A_x_seq", (steps, B, 3 * H), dtype)
@@ -253,8 +253,8 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs, ws):
     for t in reversed(range(steps)):
         h_prev = h_seq[t]
         a_nh = a_nh_seq[t]
-        h_tilde = h_tilde_seq[t]
-        z_bar = z_bar_seq[t]
+        h_cand = h_cand_seq[t]
+        v = v_seq[t]
         Z_z_r = Z_z_r_seq[t]
         z = Z_z_r[:, 0:H]
         r = Z_z_r[:, H:2 * H]
@@ -263,13 +263,13 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs, ws):
         d_h = d_h_next + dhs[t]  # (B1) fork: loss, next step
         d_h_kept = d_h  # (B2)
         d_h_new = d_h  # (B3)
-        d_z_bar = d_h_new*h_tilde  # (B4)
-        d_h_tilde = d_h_new*z_bar  # (B5)
-        d_a_n = d_h_tilde*(1 - h_tilde**2)  # (B6)
+        d_v = d_h_new*h_cand  # (B4)
+        d_h_cand = d_h_new*v  # (B5)
+        d_a_n = d_h_cand*(1 - h_cand**2)  # (B6)
         d_a_nr = d_a_n  # (B7)
         numpy.multiply(a_nh, d_a_nr, out=d_r)  # (B8)
-        numpy.multiply(d_h_kept, h_prev, out=d_z)  # (B9) fork: z_bar, h_kept
-        numpy.subtract(d_z, d_z_bar, out=d_z)
+        numpy.multiply(d_h_kept, h_prev, out=d_z)  # (B9) fork: v, h_kept
+        numpy.subtract(d_z, d_v, out=d_z)
         numpy.multiply(d_a_nr, r, out=d_A_h_prev[:, 2 * H:3 * H])  # (B10)
         d_A_x[:, 2 * H:3 * H] = d_a_n  # (B11)
         numpy.subtract(1, Z_z_r, out=scratch_Z_z_r)  # (B13) (B12)

@@ -74,7 +74,7 @@ def test_document_compiles_cleanly_and_every_box_fits(name, tmp_path):
 
 def _pages(pdf) -> list[str]:
     """The text of each page of a PDF, laid out as printed (pdftotext, poppler-utils)."""
-    if shutil.which("pdftotext") is None:
+    if shutil.which("pdftotext") is None and os.environ.get("CI") != "true":
         pytest.skip("pdftotext not installed (poppler-utils; CI installs it)")
     text = subprocess.run(["pdftotext", "-layout", str(pdf), "-"], capture_output=True,
                           text=True, check=True).stdout

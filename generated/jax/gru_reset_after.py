@@ -35,7 +35,7 @@ STATE = ("h",)
 STATE_SIZES = {"h": "H"}
 SIZES = {"D": "input_size", "H": "hidden_size"}  # size symbol -> argument of init_params
 OUTPUT = ("h", "H")
-CACHED = ("h_seq", "a_nh_seq", "h_tilde_seq", "z_bar_seq", "Z_z_r_seq")  # per-step values the backward reads
+CACHED = ("h_seq", "a_nh_seq", "h_cand_seq", "v_seq", "Z_z_r_seq")  # per-step values the backward reads
 
 
 def init_params(key, input_size, hidden_size, dtype=jnp.float32):
@@ -86,13 +86,13 @@ def _forward_step(w, sizes, carry, step):
     a_nr = a_nh*r  # (F7)
     a_nx = A_x_t[..., 2 * H:3 * H]
     a_n = a_nr + a_nx  # (F8)
-    h_tilde = jnp.tanh(a_n)  # (F9)
+    h_cand = jnp.tanh(a_n)  # (F9)
     z = Z_z_r[..., 0:H]
-    z_bar = 1 - z  # (F10)
-    h_new = h_tilde*z_bar  # (F11)
+    v = 1 - z  # (F10)
+    h_new = h_cand*v  # (F11)
     h_kept = h_prev*z  # (F12)
     h = h_kept + h_new  # (F13)
-    return (h,), {"h": h, "a_nh": a_nh, "h_tilde": h_tilde, "z_bar": z_bar, "Z_z_r": Z_z_r}
+    return (h,), {"h": h, "a_nh": a_nh, "h_cand": h_cand, "v": v, "Z_z_r": Z_z_r}
 
 
 def derived_forward(params, xs, state0=None):
@@ -134,20 +134,20 @@ def _backward_step(w, sizes, carry, step):
     (d_h_next,), dw = carry
     dw = dict(dw)
     dhs_t = step["dhs_t"]
-    h_tilde = step["h_tilde"]
-    z_bar = step["z_bar"]
+    h_cand = step["h_cand"]
+    v = step["v"]
     a_nh = step["a_nh"]
     h_prev = step["h_prev"]
     Z_z_r = step["Z_z_r"]
     d_h = d_h_next + dhs_t  # (B1) fork: loss, next step
     d_h_kept = d_h  # (B2)
     d_h_new = d_h  # (B3)
-    d_z_bar = d_h_new*h_tilde  # (B4)
-    d_h_tilde = d_h_new*z_bar  # (B5)
-    d_a_n = d_h_tilde*(1 - h_tilde**2)  # (B6)
+    d_v = d_h_new*h_cand  # (B4)
+    d_h_cand = d_h_new*v  # (B5)
+    d_a_n = d_h_cand*(1 - h_cand**2)  # (B6)
     d_a_nr = d_a_n  # (B7)
     d_r = a_nh*d_a_nr  # (B8)
-    d_z = d_h_kept*h_prev - d_z_bar  # (B9) fork: z_bar, h_kept
+    d_z = d_h_kept*h_prev - d_v  # (B9) fork: v, h_kept
     r = Z_z_r[..., H:2 * H]
     d_A_h_prev_1 = d_a_nr*r  # (B10)
     d_A_x_1 = d_a_n  # (B11)
@@ -176,13 +176,13 @@ def derived_backward(params, cache, dhs, dstateT=None):
     bcat_h_prev = w["bcat_h_prev"]
     h_seq = seq["h_seq"]
     a_nh_seq = seq["a_nh_seq"]
-    h_tilde_seq = seq["h_tilde_seq"]
-    z_bar_seq = seq["z_bar_seq"]
+    h_cand_seq = seq["h_cand_seq"]
+    v_seq = seq["v_seq"]
     Z_z_r_seq = seq["Z_z_r_seq"]
     if dstateT is None:
         dstateT = {s: jnp.zeros_like(xs, shape=(B, sizes[STATE_SIZES[s]])) for s in STATE}
     dw = {name: jnp.zeros_like(xs, shape=value.shape) for name, value in w.items()}
-    step = dict(dhs_t=dhs, h_tilde=h_tilde_seq, z_bar=z_bar_seq, a_nh=a_nh_seq, h_prev=h_seq[:-1], Z_z_r=Z_z_r_seq)
+    step = dict(dhs_t=dhs, h_cand=h_cand_seq, v=v_seq, a_nh=a_nh_seq, h_prev=h_seq[:-1], Z_z_r=Z_z_r_seq)
     carry = (tuple(dstateT[s] for s in STATE), dw)
     (dstate0, dw), ys = jax.lax.scan(lambda c, s: _backward_step(w, sizes, c, s), carry, step, reverse=True)
     d_A_h_prev_seq = ys["d_A_h_prev"]

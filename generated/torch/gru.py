@@ -31,7 +31,7 @@ STATE = ("h",)
 STATE_SIZES = {"h": "H"}
 SIZES = {"D": "input_size", "H": "hidden_size"}  # size symbol -> constructor argument
 OUTPUT = ("h", "H")
-CACHED = ("h_seq", "s_seq", "z_bar_seq", "Z_z_r_seq", "Z_h_tilde_seq")  # per-step storage the backward reads
+CACHED = ("h_seq", "s_seq", "v_seq", "Z_z_r_seq", "Z_h_cand_seq")  # per-step storage the backward reads
 LAYOUT = {name: (name,) for name in PARAMS}  # no torch.nn counterpart: one tensor per parameter
 
 
@@ -64,9 +64,9 @@ def _forward_steps(w, sizes, xs, seq):
     bcat_x = w["bcat_x"]
     h_seq = seq["h_seq"]
     s_seq = seq["s_seq"]
-    z_bar_seq = seq["z_bar_seq"]
+    v_seq = seq["v_seq"]
     Z_z_r_seq = seq["Z_z_r_seq"]
-    Z_h_tilde_seq = seq["Z_h_tilde_seq"]
+    Z_h_cand_seq = seq["Z_h_cand_seq"]
     A_x = xs.new_empty((steps, B, 3 * H))
     # the x terms of every step at once  (F1)-(F6)
     torch.matmul(xs.reshape(steps * B, D), Wcat_x.T, out=A_x.reshape(steps * B, 3 * H))
@@ -76,7 +76,7 @@ def _forward_steps(w, sizes, xs, seq):
     for t in range(steps):
         h_prev = h_seq[t]
         Z_z_r = Z_z_r_seq[t]
-        Z_h_tilde = Z_h_tilde_seq[t]
+        Z_h_cand = Z_h_cand_seq[t]
         torch.matmul(h_prev, Wcat_h_prev.T, out=A_h_prev)  # (F1)-(F2)
         A_h_prev += A_x[t, :, 0:2 * H]
         Z_z_r[...] = torch.sigmoid(A_h_prev[:, 0:2 * H])  # (F3) (F4)
@@ -86,11 +86,11 @@ def _forward_steps(w, sizes, xs, seq):
         s = s_seq[t]
         torch.matmul(s, Wcat_s.T, out=A_s)  # (F6)
         A_s += A_x[t, :, 2 * H:3 * H]
-        Z_h_tilde[...] = torch.tanh(A_s[:, 0:H])  # (F7)
-        h_tilde = Z_h_tilde
-        z_bar_seq[t] = 1 - z  # (F8)
-        z_bar = z_bar_seq[t]
-        h_new = h_tilde*z_bar  # (F9)
+        Z_h_cand[...] = torch.tanh(A_s[:, 0:H])  # (F7)
+        h_cand = Z_h_cand
+        v_seq[t] = 1 - z  # (F8)
+        v = v_seq[t]
+        h_new = h_cand*v  # (F9)
         h_kept = h_prev*z  # (F10)
         h_seq[t + 1] = h_kept + h_new  # (F11)
 
@@ -107,37 +107,37 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
     bcat_x = w["bcat_x"]
     h_seq = seq["h_seq"]
     s_seq = seq["s_seq"]
-    z_bar_seq = seq["z_bar_seq"]
+    v_seq = seq["v_seq"]
     Z_z_r_seq = seq["Z_z_r_seq"]
-    Z_h_tilde_seq = seq["Z_h_tilde_seq"]
+    Z_h_cand_seq = seq["Z_h_cand_seq"]
     d_h_next = d_next["h"]
     d_A_x_seq = xs.new_empty((steps, B, 3 * H))
     d_A_h_prev_seq = xs.new_empty((steps, B, 2 * H))
     d_A_s_seq = xs.new_empty((steps, B, H))
     d_Z_z_r = xs.new_empty((B, 2 * H))
-    d_Z_h_tilde = xs.new_empty((B, H))
+    d_Z_h_cand = xs.new_empty((B, H))
     d_z = d_Z_z_r[:, 0:H]
     d_r = d_Z_z_r[:, H:2 * H]
-    d_h_tilde = d_Z_h_tilde
+    d_h_cand = d_Z_h_cand
     for t in reversed(range(steps)):
         h_prev = h_seq[t]
-        z_bar = z_bar_seq[t]
+        v = v_seq[t]
         Z_z_r = Z_z_r_seq[t]
-        Z_h_tilde = Z_h_tilde_seq[t]
+        Z_h_cand = Z_h_cand_seq[t]
         z = Z_z_r[:, 0:H]
         r = Z_z_r[:, H:2 * H]
-        h_tilde = Z_h_tilde
+        h_cand = Z_h_cand
         d_A_h_prev = d_A_h_prev_seq[t]
         d_A_s = d_A_s_seq[t]
         d_h = d_h_next + dhs[t]  # (B1) fork: loss, next step
         d_h_kept = d_h  # (B2)
         d_h_new = d_h  # (B3)
-        d_z_bar = d_h_new*h_tilde  # (B4)
-        d_h_tilde[...] = d_h_new*z_bar  # (B5)
-        d_A_s[:, 0:H] = d_Z_h_tilde*(1 - Z_h_tilde**2)  # (B6)
+        d_v = d_h_new*h_cand  # (B4)
+        d_h_cand[...] = d_h_new*v  # (B5)
+        d_A_s[:, 0:H] = d_Z_h_cand*(1 - Z_h_cand**2)  # (B6)
         d_s = d_A_s @ Wcat_s  # (B7)
         d_r[...] = d_s*h_prev  # (B8)
-        d_z[...] = d_h_kept*h_prev - d_z_bar  # (B9) fork: z_bar, h_kept
+        d_z[...] = d_h_kept*h_prev - d_v  # (B9) fork: v, h_kept
         d_A_h_prev[:, 0:2 * H] = Z_z_r*d_Z_z_r*(1 - Z_z_r)  # (B11) (B10)
         d_h_prev = d_h_kept*z + d_s*r + d_A_h_prev @ Wcat_h_prev  # (B12) fork: a_z, a_r, s, h_kept
         d_h_next = d_h_prev
@@ -158,9 +158,9 @@ def _buffers(n, B, sizes, xs):
     return {
         "h_seq": xs.new_empty((n + 1, B, H)),
         "s_seq": xs.new_empty((n, B, H)),
-        "z_bar_seq": xs.new_empty((n, B, H)),
+        "v_seq": xs.new_empty((n, B, H)),
         "Z_z_r_seq": xs.new_empty((n, B, 2 * H)),
-        "Z_h_tilde_seq": xs.new_empty((n, B, H)),
+        "Z_h_cand_seq": xs.new_empty((n, B, H)),
     }
 
 

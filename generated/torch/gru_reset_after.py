@@ -33,7 +33,7 @@ STATE = ("h",)
 STATE_SIZES = {"h": "H"}
 SIZES = {"D": "input_size", "H": "hidden_size"}  # size symbol -> constructor argument
 OUTPUT = ("h", "H")
-CACHED = ("h_seq", "a_nh_seq", "h_tilde_seq", "z_bar_seq", "Z_z_r_seq")  # per-step storage the backward reads
+CACHED = ("h_seq", "a_nh_seq", "h_cand_seq", "v_seq", "Z_z_r_seq")  # per-step storage the backward reads
 # torch.nn.GRU keeps the parameters stacked: each key lists those in its blocks of rows;
 # a parameter in two keys (PyTorch's two biases) is their sum.
 LAYOUT = {
@@ -73,8 +73,8 @@ def _forward_steps(w, sizes, xs, seq):
     bcat_h_prev = w["bcat_h_prev"]
     h_seq = seq["h_seq"]
     a_nh_seq = seq["a_nh_seq"]
-    h_tilde_seq = seq["h_tilde_seq"]
-    z_bar_seq = seq["z_bar_seq"]
+    h_cand_seq = seq["h_cand_seq"]
+    v_seq = seq["v_seq"]
     Z_z_r_seq = seq["Z_z_r_seq"]
     A_x = xs.new_empty((steps, B, 3 * H))
     # the x terms of every step at once  (F1)-(F3)
@@ -95,11 +95,11 @@ def _forward_steps(w, sizes, xs, seq):
         a_nh = a_nh_seq[t]
         a_nr = a_nh*r  # (F7)
         a_n = a_nr + a_nx  # (F8)
-        h_tilde_seq[t] = torch.tanh(a_n)  # (F9)
-        h_tilde = h_tilde_seq[t]
-        z_bar_seq[t] = 1 - z  # (F10)
-        z_bar = z_bar_seq[t]
-        h_new = h_tilde*z_bar  # (F11)
+        h_cand_seq[t] = torch.tanh(a_n)  # (F9)
+        h_cand = h_cand_seq[t]
+        v_seq[t] = 1 - z  # (F10)
+        v = v_seq[t]
+        h_new = h_cand*v  # (F11)
         h_kept = h_prev*z  # (F12)
         h_seq[t + 1] = h_kept + h_new  # (F13)
 
@@ -116,8 +116,8 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
     bcat_h_prev = w["bcat_h_prev"]
     h_seq = seq["h_seq"]
     a_nh_seq = seq["a_nh_seq"]
-    h_tilde_seq = seq["h_tilde_seq"]
-    z_bar_seq = seq["z_bar_seq"]
+    h_cand_seq = seq["h_cand_seq"]
+    v_seq = seq["v_seq"]
     Z_z_r_seq = seq["Z_z_r_seq"]
     d_h_next = d_next["h"]
     d_A_x_seq = xs.new_empty((steps, B, 3 * H))
@@ -128,8 +128,8 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
     for t in reversed(range(steps)):
         h_prev = h_seq[t]
         a_nh = a_nh_seq[t]
-        h_tilde = h_tilde_seq[t]
-        z_bar = z_bar_seq[t]
+        h_cand = h_cand_seq[t]
+        v = v_seq[t]
         Z_z_r = Z_z_r_seq[t]
         z = Z_z_r[:, 0:H]
         r = Z_z_r[:, H:2 * H]
@@ -138,12 +138,12 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
         d_h = d_h_next + dhs[t]  # (B1) fork: loss, next step
         d_h_kept = d_h  # (B2)
         d_h_new = d_h  # (B3)
-        d_z_bar = d_h_new*h_tilde  # (B4)
-        d_h_tilde = d_h_new*z_bar  # (B5)
-        d_a_n = d_h_tilde*(1 - h_tilde**2)  # (B6)
+        d_v = d_h_new*h_cand  # (B4)
+        d_h_cand = d_h_new*v  # (B5)
+        d_a_n = d_h_cand*(1 - h_cand**2)  # (B6)
         d_a_nr = d_a_n  # (B7)
         d_r[...] = a_nh*d_a_nr  # (B8)
-        d_z[...] = d_h_kept*h_prev - d_z_bar  # (B9) fork: z_bar, h_kept
+        d_z[...] = d_h_kept*h_prev - d_v  # (B9) fork: v, h_kept
         d_A_h_prev[:, 2 * H:3 * H] = d_a_nr*r  # (B10)
         d_A_x[:, 2 * H:3 * H] = d_a_n  # (B11)
         d_A_h_prev[:, 0:2 * H] = Z_z_r*d_Z_z_r*(1 - Z_z_r)  # (B13) (B12)
@@ -165,8 +165,8 @@ def _buffers(n, B, sizes, xs):
     return {
         "h_seq": xs.new_empty((n + 1, B, H)),
         "a_nh_seq": xs.new_empty((n, B, H)),
-        "h_tilde_seq": xs.new_empty((n, B, H)),
-        "z_bar_seq": xs.new_empty((n, B, H)),
+        "h_cand_seq": xs.new_empty((n, B, H)),
+        "v_seq": xs.new_empty((n, B, H)),
         "Z_z_r_seq": xs.new_empty((n, B, 2 * H)),
     }
 
