@@ -1,7 +1,9 @@
 """The built-in cells: each an `Entry`, a cell's ordered stages (data, not code) with its words.
 
 Recurrent cells name their weights W_* (input), U_* (recurrent) and b_* (bias), the
-gates f, i, g, o (LSTM) or z, r, n (GRU).  The words in `notes` go into the cell's
+gates f, i, g, o (LSTM) or z, r (GRU, whose candidate state is h_cand).  No stage name
+means two things across the built-in cells (a test checks): the GRU's parts of the new
+state are h_new and h_kept, not the LSTM's m and n.  The words in `notes` go into the cell's
 document, to say how its derivation differs from the LSTM's.  `CELLS` maps each name to
 its entry; `get_cell(name)` is the mathematics alone, `get_entry(name)` the whole entry.
 """
@@ -12,7 +14,7 @@ from catalogue.entry import Entry, TorchLayout
 from derive.stages import Cell, Kind, Loss, affine, elementwise
 
 _ROLE = {"f": "forget gate", "i": "input gate", "g": "candidate cell value", "o": "output gate",
-         "z": "update gate", "r": "reset gate", "n": "candidate state"}
+         "z": "update gate", "r": "reset gate", "n": "candidate state", "h_cand": "candidate state"}
 _SIG, _TANH, _MUL, _ADD, _ONE_MINUS = Kind.SIGMOID, Kind.TANH, Kind.MUL, Kind.ADD, Kind.ONE_MINUS
 
 
@@ -126,27 +128,35 @@ CIFG_LSTM = Entry(
     cites=("greff2017", "hochreiter1997"),
 )
 
+# The GRU's own letters: its parts of the new state are not the LSTM's m_t and n_t (its
+# document compares the two cells); the candidate is h^cand (Cho et al.'s h-tilde), while
+# its parameters keep PyTorch's letter n (W_n, U_n, b_n, b_hn).
 _GRU_OUTPUT = (
     elementwise(_ONE_MINUS, "v", "z", note="share of the candidate"),
-    elementwise(_MUL, "m", "v", "n", note="candidate part of the new state"),
-    elementwise(_MUL, "q", "z", "h_prev", note="kept part of the old state"),
-    elementwise(_ADD, "h", "m", "q", note="new hidden state and output"),
+    elementwise(_MUL, "h_new", "v", "h_cand", note="candidate part of the new state"),
+    elementwise(_MUL, "h_kept", "z", "h_prev", note="kept part of the old state"),
+    elementwise(_ADD, "h", "h_new", "h_kept", note="new hidden state and output"),
 )
 
 GRU = Entry(
     Cell(name="gru", inputs=(("x", "D"),), state=(("h", "H"),), output="h",
          stages=(_gate("z"), _gate("r"), _act(_SIG, "z", "a_z"), _act(_SIG, "r", "a_r"),
                  elementwise(_MUL, "s", "r", "h_prev", note="reset previous state"),
-                 _gate("n", reads="s"), _act(_TANH, "n", "a_n"), *_GRU_OUTPUT)),
+                 _gate("n", reads="s"), _act(_TANH, "h_cand", "a_n"), *_GRU_OUTPUT)),
     description="GRU as originally published, reset gate applied before the recurrent product (Cho et al.)",
     notes=("There is no cell state: $h$ is the only state, so the only carried gradient is the "
            "one of $h$.",
            "$h_{t-1}$ is a fork with four branches: the two gates, the reset product "
-           "$s_t = r_t \\odot h_{t-1}$ and the kept part $q_t = z_t \\odot h_{t-1}$; the update "
-           "gate $z_t$ also forks (into $v_t = 1 - z_t$ and $q_t$)."),
+           "$s_t = r_t \\odot h_{t-1}$ and the kept part $h^{\\mathrm{kept}}_t = z_t \\odot h_{t-1}$; "
+           "the update gate $z_t$ also forks (into $v_t = 1 - z_t$ and $h^{\\mathrm{kept}}_t$).",
+           "Its letters are its own: the candidate $h^{\\mathrm{cand}}_t$ (Cho et al.'s "
+           "$\\tilde{h}_t$; its parameters $W_n$, $U_n$, $b_n$ keep PyTorch's letter $n$) plays "
+           "the role of the LSTM's candidate $g_t$, and "
+           "the two parts of the new state, $h^{\\mathrm{new}}_t$ and $h^{\\mathrm{kept}}_t$, "
+           "those of its $n_t$ and $m_t$."),
     intuition=(
         'The GRU keeps one state $h_t$ and no separate cell. Its update gate $z_t$ '
-        'interpolates: $h_t = (1 - z_t) \\odot n_t + z_t \\odot h_{t-1}$, per unit a convex mix'
+        'interpolates: $h_t = (1 - z_t) \\odot h^{\\mathrm{cand}}_t + z_t \\odot h_{t-1}$, per unit a convex mix'
         ' of the candidate and the old state, so $z_t$ near 1 copies the state forward '
         'untouched.',
         'The reset gate $r_t$ decides how much of the old state the candidate may look at: '
@@ -163,15 +173,15 @@ GRU_RESET_AFTER = Entry(
                  affine("a_nh", ("h_prev",), ("U_n",), "b_hn", "H",
                         note="recurrent part of the candidate"),
                  _act(_SIG, "z", "a_z"), _act(_SIG, "r", "a_r"),
-                 elementwise(_MUL, "s", "r", "a_nh", note="reset recurrent part"),
-                 elementwise(_ADD, "a_n", "a_nx", "s", note="pre-activation of the candidate state"),
-                 _act(_TANH, "n", "a_n"), *_GRU_OUTPUT)),
+                 elementwise(_MUL, "a_nr", "r", "a_nh", note="reset recurrent part"),
+                 elementwise(_ADD, "a_n", "a_nx", "a_nr", note="pre-activation of the candidate state"),
+                 _act(_TANH, "h_cand", "a_n"), *_GRU_OUTPUT)),
     description="GRU as PyTorch and cuDNN compute it: reset gate applied after the recurrent product",
     notes=("The reset gate multiplies $U_n h_{t-1} + b_{hn}$ after the product, so the recurrent "
            "bias $b_{hn}$ is scaled by $r_t$ and is not interchangeable with $b_n$: its gradient "
-           "sums $r_t \\odot \\delta s_t$, while $b_n$ gets the unscaled gradient of the "
+           "sums $r_t \\odot \\delta a^{\\mathrm{nr}}_t$, while $b_n$ gets the unscaled gradient of the "
            "candidate's pre-activation.",
-           "$h_{t-1}$ feeds three affine stages and the kept part $q_t = z_t \\odot h_{t-1}$."),
+           "$h_{t-1}$ feeds three affine stages and the kept part $h^{\\mathrm{kept}}_t = z_t \\odot h_{t-1}$."),
     torch=_torch_layout("GRU", "rzn", ("b_r", "b_z", "b_hn")),
     compare="gru",   # the difference worth teaching is the one from the GRU as published
     intuition=(
@@ -209,8 +219,9 @@ LSTMP = Entry(
          stages=(_gate("f"), _gate("i"), _gate("g"), _gate("o"),
                  _act(_SIG, "f", "a_f"), _act(_SIG, "i", "a_i"), _act(_TANH, "g", "a_g"),
                  _act(_SIG, "o", "a_o"), *_CELL_UPDATE,
-                 elementwise(_MUL, "r", "o", "k", note="unprojected output"),
-                 affine("h", ("r",), ("W_hr",), None, "P", note="projected hidden state and output"))),
+                 elementwise(_MUL, "h_full", "o", "k", note="unprojected output"),
+                 affine("h", ("h_full",), ("W_hr",), None, "P",
+                        note="projected hidden state and output"))),
     description="LSTM with a projection: h = W_hr (o * tanh c), h of size P, c of size H (Sak et al.)",
     size_args=(("D", "input_size"), ("H", "hidden_size"), ("P", "proj_size")),
     notes=("The hidden state is a linear projection of $o_t \\odot \\tanh(c_t)$: one more "

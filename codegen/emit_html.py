@@ -43,7 +43,9 @@ def emit_html(document: Document, tex: str) -> str:
         svgs["fig:unrolled"] = drawing.svg(*figures.unrolled(derivation, nt), "three steps unrolled")
         svgs["fig:flow"] = document.plot.svg if document.plot else None
     reader = Reader(tex, svgs)
-    return render("document.html.j2", title=reader.title, body=reader.body(), cell=cell.name)
+    body = reader.body()
+    return render("document.html.j2", title=reader.title, contents=reader.contents(), body=body,
+                  cell=cell.name)
 
 
 def html_fragment(page: str) -> str:
@@ -67,6 +69,7 @@ class Reader:
         self.numbers = heading_numbers(self.lines)
         self.bib = citation_numbers(self.lines)
         self.title = self.prose(_argument(preamble, r"\title"))
+        self.toc = []   # (level, anchor, number, title) of every numbered heading, in order
 
     def body(self) -> str:
         out, paragraph, n = [], [], 0
@@ -106,9 +109,26 @@ class Reader:
         level = 0 if line.startswith("\\section") else 1
         title, rest = _split_group(line[line.index("{"):])
         label = _argument(rest, r"\label") if r"\label" in rest else None
+        label = label or (f"sec-{number}" if number else None)
         anchor = f' id="{escape(label)}"' if label else ""
         shown = f"{number} " if number else ""
+        if number:
+            self.toc.append((level, label, number, self.prose(title)))
         return f"<h{level + 2}{anchor}>{shown}{self.prose(title)}</h{level + 2}>"
+
+    def contents(self) -> str:
+        """The table of contents: the numbered sections, their subsections nested, and the
+        references (call after `body`, which finds the headings)."""
+        out, previous = ['<nav class="toc"><p class="toc-title">Contents</p><ol>'], None
+        for level, anchor, number, title in self.toc:
+            link = f'<a href="#{escape(anchor)}">{f"{number} " if number else ""}{title}</a>'
+            if level == 0:
+                out.append({None: "", 0: "</li>", 1: "</ol></li>"}[previous] + f"<li>{link}")
+            else:
+                out.append({None: "<li><ol>", 0: "<ol>", 1: ""}[previous] + f"<li>{link}</li>")
+            previous = level
+        out.append({None: "", 0: "</li>", 1: "</ol></li>"}[previous] + "</ol></nav>")
+        return "".join(out)
 
     def environment(self, name, lines):
         if name in ("itemize", "enumerate"):
@@ -126,6 +146,8 @@ class Reader:
             return self.figure_block("\n".join(lines))
         if name == "thebibliography":
             return self.bibliography(lines)
+        if name == "verbatim":
+            return "<pre><code>" + escape("\n".join(lines)) + "</code></pre>"
         raise DeriveError(f"HTML: unsupported LaTeX environment {name}")
 
     def display(self, tex):
@@ -169,6 +191,7 @@ class Reader:
         for item in items:
             key, text = _split_group(item)
             out.append(f'<li id="bib-{escape(key)}">{self.prose(text.strip())}</li>')
+        self.toc.append((0, "references", "", "References"))
         return '<h2 id="references">References</h2><ol class="references">' + "".join(out) + "</ol>"
 
     def figure_block(self, text):
@@ -248,7 +271,40 @@ class Reader:
 @lru_cache(maxsize=None)
 def mathml(tex: str, display: str) -> str:
     """latex2mathml's MathML for one formula, without the & column marks of LaTeX."""
-    return _unescape(convert(_text_math(COLUMN.sub(" ", tex).strip()), display=display))
+    return _tidy(convert(_text_math(COLUMN.sub(" ", tex).strip()), display=display))
+
+
+UNARY_MINUS = re.compile(r"(<mo[^>]*>[^<]*</mo>|<mrow>|<mstyle[^>]*>|<math[^>]*>)<mo>&#x02212;</mo>")
+ORDINARY = ("&#x0002F;", "&#x02202;")   # / and the partial-derivative sign
+STRETCHY_PAIR = re.compile(
+    r'<mrow><mo stretchy="true" fence="true" form="prefix">([^<]*)</mo>'
+    r'((?:(?!stretchy="true").)*?)<mo stretchy="true" fence="true" form="postfix">([^<]*)</mo></mrow>')
+TALL = ("<mfrac", "<munder", "<mover", "<mtable", "<msqrt")
+
+
+def _fence(match) -> str:
+    """A \\left( \\right) pair around content no taller than a line: plain fences (a
+    browser stretches them anyway, and its stretched glyphs stand apart from what they hold)."""
+    opening, inner, closing = match.groups()
+    if any(tall in inner for tall in TALL):
+        return match.group(0).replace('stretchy="true"', 'stretchy="kept"')
+    return f'<mrow><mo stretchy="false">{opening}</mo>{inner}<mo stretchy="false">{closing}</mo></mrow>'
+
+
+def _tidy(mathml_text: str) -> str:
+    """latex2mathml's MathML, spaced as LaTeX spaces it: a minus after an operator, an opening
+    fence or a comma is a sign, not a binary operator (no space around it: (-1, 1)), / and
+    the partial sign are ordinary symbols (dl/dh), and parentheses around one line of content are not stretched (no space inside: sigma(a));
+    escaped text characters unescaped."""
+    mathml_text = UNARY_MINUS.sub(r'\1<mo form="prefix" lspace="0" rspace="0">&#x02212;</mo>', mathml_text)
+    for ordinary in ORDINARY:   # symbols TeX sets without space, latex2mathml as operators
+        mathml_text = mathml_text.replace(f"<mo>{ordinary}</mo>", f'<mo lspace="0" rspace="0">{ordinary}</mo>')
+    while True:   # innermost pairs first: a tall pair keeps every pair around it stretchy
+        tidied = STRETCHY_PAIR.sub(_fence, mathml_text)
+        if tidied == mathml_text:
+            break
+        mathml_text = tidied
+    return _unescape(mathml_text.replace('stretchy="kept"', 'stretchy="true"'))
 
 
 def _unescape(mathml_text: str) -> str:
@@ -287,14 +343,16 @@ def mathml_table(tex: str) -> str:
 def _inner(tex: str) -> str:
     if not tex:
         return "<mrow/>"
-    text = _unescape(convert(_text_math(tex)))
+    text = _tidy(convert(_text_math(tex)))
     inner = text[text.index(">") + 1:text.rindex("</math>")]
     return f'<mstyle displaystyle="true">{inner}</mstyle>'
 
 
 def _is_wrapper(line: str) -> bool:
-    """Lines of the template that carry no content of their own."""
-    return line.startswith("{\\renewcommand") or line in ("}", "\\maketitle")
+    """Lines of the template that carry no content of their own (page-layout commands too)."""
+    return (line.startswith(("{\\renewcommand", "\\needroom{")) or
+            line in ("}", "\\maketitle", "\\stepopen", "\\stepclose", "\\endgroup") or
+            re.fullmatch(r"\\begingroup\\(small|footnotesize|scriptsize)", line) is not None)
 
 
 def _group(text: str, i: int) -> tuple[str, int]:

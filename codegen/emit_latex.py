@@ -8,6 +8,8 @@ SymPy expression the engine computed; nothing is derived, measured or decided he
 """
 from __future__ import annotations
 
+import re
+
 import sympy as sp
 
 from codegen import latex_sections
@@ -15,7 +17,7 @@ from codegen.latex_worked import worked
 from codegen.document import Document
 from codegen.latex_terms import (adjoint_lhs, and_join, backward_eq, branch_name, forward_eq,
                                  loss_head, param_eq, signed_sum, tex_prose, term_tex)
-from codegen.notation import Notation, tex_param, tex_text
+from codegen.notation import Notation, direct_loss_gradient, tex_param, tex_text
 from codegen.templates import render
 from derive.derivation import Derivation
 from derive.ops import OPS
@@ -58,9 +60,25 @@ def emit_latex(document: Document, command: str) -> str:
         worked=worked(document, nt),
         intuition=[tex_prose(p) for p in document.intuition], cites=",".join(document.cites),
         references=document.references,
+        code=list(document.code), code_size=_code_size(document.code),
+        code_after=_not_cited(derivation, document.code),
+        code_direct=tex_text(f"d{cell.output}s[t]" if cell.recurrent else f"d{cell.output}"),
+        code_direct_tex=direct_loss_gradient(nt.value(cell.output), cell.recurrent),
         **latex_sections.sections(document, printer, nt),
     )
     return render("document.tex.j2", **context)
+
+
+def _not_cited(derivation, lines) -> list[str]:
+    """Labels of the backward equations that no comment of the code excerpt cites."""
+    cited = set(re.findall(r"\(([A-Z]\d+)\)", " ".join(line.partition("#")[2] for line in lines)))
+    return [a.label for a in derivation.adjoints if a.label not in cited]
+
+
+def _code_size(lines) -> str:
+    """The type size at which the longest code line fits the text width."""
+    longest = max(map(len, lines), default=0)
+    return r"\small" if longest <= 84 else r"\footnotesize" if longest <= 96 else r"\scriptsize"
 
 
 TITLES = {"lstm": "LSTM", "gru": "GRU", "rnn": "RNN", "mlp": "MLP"}

@@ -167,7 +167,7 @@ def flow_words(flow, claims) -> list[str]:
         low = min(range(len(values)), key=values.__getitem__)
         if low < len(values) - 1 and values[-1] > 1.1 * values[low]:
             words.append(
-                f"The whole gradient of the {_curve_tex(name, flow)} is smallest at $\\tau = {flow.steps[low]}$ "
+                f"The whole gradient of {_curve_tex(name, flow)} is smallest at $\\tau = {flow.steps[low]}$ "
                 f"({_read(claims, curves, name, flow.steps[low])}) and then rises to "
                 f"{_read(claims, curves, name, last)} at $\\tau = {last}$: there the paths through "
                 "the weights have begun to grow the gradient, the early sign of an exploding gradient.")
@@ -183,12 +183,15 @@ def flow_words(flow, claims) -> list[str]:
 
 
 def _curve_tex(name, flow) -> str:
-    """A curve's name in prose: `lstm, b_f = 3` -> lstm with $b_{f} = 3$."""
+    """A curve's name in prose: the document's cell is "the cell", its curve with opened gates
+    "the cell with $b_{f} = 3$", the reference "the plain RNN"."""
     names = [n for n, _ in flow.curves]
+    if name == names[0]:
+        return "the cell"
     if flow.biases and name == names[1]:
         biases = ", ".join(tex_param(b) for b in flow.biases)
-        return f"{tex_text(names[0])} with ${biases} = {flow.setting.open_bias:g}$"
-    return tex_text(name)
+        return f"the cell with ${biases} = {flow.setting.open_bias:g}$"
+    return "the plain RNN"
 
 
 def number(value: float) -> str:

@@ -40,8 +40,9 @@ def loss_head(cell, nt, target: str = "t"):
     y, t = sp.Symbol(nt.value(cell.output)), sp.Symbol(target)
     names = {X: y, TARGET: t}
     return dict(name=cell.loss.value, target=target,
-                element=sp.latex(LOSSES[cell.loss].xreplace(names)),
-                gradient=sp.latex(loss_gradient(cell.loss).xreplace(names)),
+                # terms in the order they are written: (y - y*)^2 / 2, not (-y* + y)^2 / 2
+                element=sp.latex(LOSSES[cell.loss].xreplace(names), order="none"),
+                gradient=sp.latex(loss_gradient(cell.loss).xreplace(names), order="none"),
                 one_hot=cell.loss is Loss.CROSS_ENTROPY,
                 softmax=any(s.kind is Kind.SOFTMAX for s in cell.stages))
 

@@ -26,12 +26,16 @@ def tex_text(text: str) -> str:
 
 
 def tex_base(name: str) -> str:
-    """`a_f` -> `a^{f}`, `a1` -> `a^{(1)}`, `c` -> `c`; other multi-letter names upright."""
+    """`a_f` -> `a^{f}`, `a1` -> `a^{(1)}`, `c` -> `c`; a word as a superscript (`h_new`,
+    `a_nx`) is set upright, as a label, not a product of letters; other multi-letter names
+    upright."""
     layer = re.fullmatch(r"([A-Za-z])(\d+)", name)
     if layer:
         return f"{layer[1]}^{{({layer[2]})}}"
     head, _, tail = name.partition("_")
     head = head if len(head) == 1 else rf"\mathrm{{{head}}}"
+    if len(tail) > 1 and tail.isalpha():
+        tail = rf"\mathrm{{{tail}}}"
     return f"{head}^{{{tail}}}" if tail else head
 
 

@@ -145,7 +145,7 @@ def _buffers(n, B, sizes, dtype, ws):
         "s_seq": _take(ws, "s_seq", (n, B, H), dtype),
         "v_seq": _take(ws, "v_seq", (n, B, H), dtype),
         "Z_z_r_seq": _take(ws, "Z_z_r_seq", (n, 2, B, H), dtype),
-        "Z_n_seq": _take(ws, "Z_n_seq", (n, B, H), dtype),
+        "Z_h_cand_seq": _take(ws, "Z_h_cand_seq", (n, B, H), dtype),
     }
 
 
@@ -196,7 +196,7 @@ def _forward_steps(w, sizes, xs, seq, ws):
     s_seq = seq["s_seq"]
     v_seq = seq["v_seq"]
     Z_z_r_seq = seq["Z_z_r_seq"]
-    Z_n_seq = seq["Z_n_seq"]
+    Z_h_cand_seq = seq["Z_h_cand_seq"]
     Wcat_x_T = Wcat_x.T.copy()  # a contiguous copy: a faster product
     Wcat_x_T[:, 0:2 * H] *= 1/2  # folded: tanh(k z) of a block
     Wcat_h_prev_T = Wcat_h_prev.T.copy()  # a contiguous copy: a faster product
@@ -213,7 +213,7 @@ def _forward_steps(w, sizes, xs, seq, ws):
     for t in range(steps):
         h_prev = h_seq[t]
         Z_z_r = Z_z_r_seq[t]
-        Z_n = Z_n_seq[t]
+        Z_h_cand = Z_h_cand_seq[t]
         numpy.matmul(h_prev, Wcat_h_prev_T, out=A_h_prev)  # (F1)-(F2)
         A_h_prev += A_x[t, :, 0:2 * H]
         numpy.tanh(A_h_prev[:, 0:2 * H].reshape(B, 2, H).transpose(1, 0, 2), out=Z_z_r)  # (F3) (F4) (the factor 1/2 inside tanh is in the weights' copies)
@@ -225,13 +225,13 @@ def _forward_steps(w, sizes, xs, seq, ws):
         s = s_seq[t]
         numpy.matmul(s, Wcat_s_T, out=A_s)  # (F6)
         A_s += A_x[t, :, 2 * H:3 * H]
-        numpy.tanh(A_s[:, 0:H], out=Z_n)  # (F7)
-        n = Z_n
+        numpy.tanh(A_s[:, 0:H], out=Z_h_cand)  # (F7)
+        h_cand = Z_h_cand
         numpy.subtract(1, z, out=v_seq[t])  # (F8)
         v = v_seq[t]
-        m = n*v  # (F9)
-        q = h_prev*z  # (F10)
-        numpy.add(m, q, out=h_seq[t + 1])  # (F11)
+        h_new = h_cand*v  # (F9)
+        h_kept = h_prev*z  # (F10)
+        numpy.add(h_kept, h_new, out=h_seq[t + 1])  # (F11)
 
 
 def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs, ws):
@@ -249,44 +249,44 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs, ws):
     s_seq = seq["s_seq"]
     v_seq = seq["v_seq"]
     Z_z_r_seq = seq["Z_z_r_seq"]
-    Z_n_seq = seq["Z_n_seq"]
+    Z_h_cand_seq = seq["Z_h_cand_seq"]
     d_h_next = d_next["h"]
     d_A_x_seq = _take(ws, "d_A_x_seq", (steps, B, 3 * H), dtype)
     d_A_h_prev_seq = _take(ws, "d_A_h_prev_seq", (steps, B, 2 * H), dtype)
     d_A_s_seq = _take(ws, "d_A_s_seq", (steps, B, H), dtype)
     d_Z_z_r = _take(ws, "d_Z_z_r", (2, B, H), dtype)
-    d_Z_n = _take(ws, "d_Z_n", (B, H), dtype)
+    d_Z_h_cand = _take(ws, "d_Z_h_cand", (B, H), dtype)
     scratch_Z_z_r = _take(ws, "scratch_Z_z_r", (2, B, H), dtype)
-    scratch_Z_n = _take(ws, "scratch_Z_n", (B, H), dtype)
+    scratch_Z_h_cand = _take(ws, "scratch_Z_h_cand", (B, H), dtype)
     d_z = d_Z_z_r[0]
     d_r = d_Z_z_r[1]
-    d_n = d_Z_n
+    d_h_cand = d_Z_h_cand
     for t in reversed(range(steps)):
         h_prev = h_seq[t]
         v = v_seq[t]
         Z_z_r = Z_z_r_seq[t]
-        Z_n = Z_n_seq[t]
+        Z_h_cand = Z_h_cand_seq[t]
         z = Z_z_r[0]
         r = Z_z_r[1]
-        n = Z_n
+        h_cand = Z_h_cand
         d_A_h_prev = d_A_h_prev_seq[t]
         d_A_s = d_A_s_seq[t]
         d_h = d_h_next + dhs[t]  # (B1) fork: loss, next step
-        d_q = d_h  # (B2)
-        d_m = d_h  # (B3)
-        d_v = d_m*n  # (B4)
-        numpy.multiply(d_m, v, out=d_n)  # (B5)
-        numpy.square(Z_n, out=scratch_Z_n)  # (B6)
-        numpy.subtract(1, scratch_Z_n, out=scratch_Z_n)
-        numpy.multiply(scratch_Z_n, d_Z_n, out=d_A_s[:, 0:H])
+        d_h_kept = d_h  # (B2)
+        d_h_new = d_h  # (B3)
+        d_v = d_h_new*h_cand  # (B4)
+        numpy.multiply(d_h_new, v, out=d_h_cand)  # (B5)
+        numpy.square(Z_h_cand, out=scratch_Z_h_cand)  # (B6)
+        numpy.subtract(1, scratch_Z_h_cand, out=scratch_Z_h_cand)
+        numpy.multiply(scratch_Z_h_cand, d_Z_h_cand, out=d_A_s[:, 0:H])
         d_s = d_A_s @ Wcat_s  # (B7)
         numpy.multiply(d_s, h_prev, out=d_r)  # (B8)
-        numpy.multiply(d_q, h_prev, out=d_z)  # (B9) fork: v, q
+        numpy.multiply(d_h_kept, h_prev, out=d_z)  # (B9) fork: v, h_kept
         numpy.subtract(d_z, d_v, out=d_z)
         numpy.subtract(1, Z_z_r, out=scratch_Z_z_r)  # (B11) (B10)
         numpy.multiply(scratch_Z_z_r, Z_z_r, out=scratch_Z_z_r)
         numpy.multiply(scratch_Z_z_r, d_Z_z_r, out=d_A_h_prev[:, 0:2 * H].reshape(B, 2, H).transpose(1, 0, 2))
-        d_h_prev = d_q*z + d_s*r + d_A_h_prev @ Wcat_h_prev  # (B12) fork: a_z, a_r, s, q
+        d_h_prev = d_h_kept*z + d_s*r + d_A_h_prev @ Wcat_h_prev  # (B12) fork: a_z, a_r, s, h_kept
         d_h_next = d_h_prev
     d_A_x_seq[:, :, 0:2 * H] = d_A_h_prev_seq[:, :, 0:2 * H]
     d_A_x_seq[:, :, 2 * H:3 * H] = d_A_s_seq[:, :, 0:H]

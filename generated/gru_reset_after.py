@@ -145,7 +145,7 @@ def _buffers(n, B, sizes, dtype, ws):
     return {
         "h_seq": _take(ws, "h_seq", (n + 1, B, H), dtype),
         "a_nh_seq": _take(ws, "a_nh_seq", (n, B, H), dtype),
-        "n_seq": _take(ws, "n_seq", (n, B, H), dtype),
+        "h_cand_seq": _take(ws, "h_cand_seq", (n, B, H), dtype),
         "v_seq": _take(ws, "v_seq", (n, B, H), dtype),
         "Z_z_r_seq": _take(ws, "Z_z_r_seq", (n, 2, B, H), dtype),
     }
@@ -196,7 +196,7 @@ def _forward_steps(w, sizes, xs, seq, ws):
     bcat_h_prev = w["bcat_h_prev"]
     h_seq = seq["h_seq"]
     a_nh_seq = seq["a_nh_seq"]
-    n_seq = seq["n_seq"]
+    h_cand_seq = seq["h_cand_seq"]
     v_seq = seq["v_seq"]
     Z_z_r_seq = seq["Z_z_r_seq"]
     Wcat_x_T = Wcat_x.T.copy()  # a contiguous copy: a faster product
@@ -224,15 +224,15 @@ def _forward_steps(w, sizes, xs, seq, ws):
         A_h_prev[:, 2 * H:3 * H] += bcat_h_prev[2 * H:3 * H]
         a_nh_seq[t] = A_h_prev[:, 2 * H:3 * H]
         a_nh = a_nh_seq[t]
-        s = a_nh*r  # (F7)
-        a_n = a_nx + s  # (F8)
-        numpy.tanh(a_n, out=n_seq[t])  # (F9)
-        n = n_seq[t]
+        a_nr = a_nh*r  # (F7)
+        a_n = a_nr + a_nx  # (F8)
+        numpy.tanh(a_n, out=h_cand_seq[t])  # (F9)
+        h_cand = h_cand_seq[t]
         numpy.subtract(1, z, out=v_seq[t])  # (F10)
         v = v_seq[t]
-        m = n*v  # (F11)
-        q = h_prev*z  # (F12)
-        numpy.add(m, q, out=h_seq[t + 1])  # (F13)
+        h_new = h_cand*v  # (F11)
+        h_kept = h_prev*z  # (F12)
+        numpy.add(h_kept, h_new, out=h_seq[t + 1])  # (F13)
 
 
 def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs, ws):
@@ -248,7 +248,7 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs, ws):
     bcat_h_prev = w["bcat_h_prev"]
     h_seq = seq["h_seq"]
     a_nh_seq = seq["a_nh_seq"]
-    n_seq = seq["n_seq"]
+    h_cand_seq = seq["h_cand_seq"]
     v_seq = seq["v_seq"]
     Z_z_r_seq = seq["Z_z_r_seq"]
     d_h_next = d_next["h"]
@@ -261,7 +261,7 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs, ws):
     for t in reversed(range(steps)):
         h_prev = h_seq[t]
         a_nh = a_nh_seq[t]
-        n = n_seq[t]
+        h_cand = h_cand_seq[t]
         v = v_seq[t]
         Z_z_r = Z_z_r_seq[t]
         z = Z_z_r[0]
@@ -269,21 +269,21 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs, ws):
         d_A_x = d_A_x_seq[t]
         d_A_h_prev = d_A_h_prev_seq[t]
         d_h = d_h_next + dhs[t]  # (B1) fork: loss, next step
-        d_q = d_h  # (B2)
-        d_m = d_h  # (B3)
-        d_v = d_m*n  # (B4)
-        d_n = d_m*v  # (B5)
-        d_a_n = d_n*(1 - n**2)  # (B6)
-        d_s = d_a_n  # (B7)
-        numpy.multiply(a_nh, d_s, out=d_r)  # (B8)
-        numpy.multiply(d_q, h_prev, out=d_z)  # (B9) fork: v, q
+        d_h_kept = d_h  # (B2)
+        d_h_new = d_h  # (B3)
+        d_v = d_h_new*h_cand  # (B4)
+        d_h_cand = d_h_new*v  # (B5)
+        d_a_n = d_h_cand*(1 - h_cand**2)  # (B6)
+        d_a_nr = d_a_n  # (B7)
+        numpy.multiply(a_nh, d_a_nr, out=d_r)  # (B8)
+        numpy.multiply(d_h_kept, h_prev, out=d_z)  # (B9) fork: v, h_kept
         numpy.subtract(d_z, d_v, out=d_z)
-        numpy.multiply(d_s, r, out=d_A_h_prev[:, 2 * H:3 * H])  # (B10)
+        numpy.multiply(d_a_nr, r, out=d_A_h_prev[:, 2 * H:3 * H])  # (B10)
         d_A_x[:, 2 * H:3 * H] = d_a_n  # (B11)
         numpy.subtract(1, Z_z_r, out=scratch_Z_z_r)  # (B13) (B12)
         numpy.multiply(scratch_Z_z_r, Z_z_r, out=scratch_Z_z_r)
         numpy.multiply(scratch_Z_z_r, d_Z_z_r, out=d_A_h_prev[:, 0:2 * H].reshape(B, 2, H).transpose(1, 0, 2))
-        d_h_prev = d_q*z + d_A_h_prev @ Wcat_h_prev  # (B14) fork: a_z, a_r, a_nh, q
+        d_h_prev = d_h_kept*z + d_A_h_prev @ Wcat_h_prev  # (B14) fork: a_z, a_r, a_nh, h_kept
         d_h_next = d_h_prev
     d_A_x_seq[:, :, 0:2 * H] = d_A_h_prev_seq[:, :, 0:2 * H]
     dw["Wcat_x"] += d_A_x_seq.reshape(steps * B, 3 * H).T @ xs.reshape(steps * B, D)  # (P1)-(P3)

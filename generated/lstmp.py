@@ -130,7 +130,7 @@ def backward(params, cache, dhs, dstateT=None):
     grads["U_i"] = dw["Wcat_h_prev"][H:2 * H]
     grads["U_o"] = dw["Wcat_h_prev"][2 * H:3 * H]
     grads["U_g"] = dw["Wcat_h_prev"][3 * H:4 * H]
-    grads["W_hr"] = dw["Wcat_r"][0:P]
+    grads["W_hr"] = dw["Wcat_h_full"][0:P]
     grads = {name: grads[name] for name in PARAMS}
     return grads, dxs, d_next
 
@@ -143,8 +143,8 @@ def _stack(params, sizes, dtype):
     Wcat_x = numpy.concatenate([params["W_f"], params["W_i"], params["W_o"], params["W_g"]])
     bcat_x = numpy.concatenate([params["b_f"], params["b_i"], params["b_o"], params["b_g"]])
     Wcat_h_prev = numpy.concatenate([params["U_f"], params["U_i"], params["U_o"], params["U_g"]])
-    Wcat_r = numpy.concatenate([params["W_hr"]])
-    return dict(Wcat_x=Wcat_x, Wcat_h_prev=Wcat_h_prev, Wcat_r=Wcat_r, bcat_x=bcat_x)
+    Wcat_h_full = numpy.concatenate([params["W_hr"]])
+    return dict(Wcat_x=Wcat_x, Wcat_h_prev=Wcat_h_prev, Wcat_h_full=Wcat_h_full, bcat_x=bcat_x)
 
 
 def _buffers(n, B, sizes, dtype, ws):
@@ -156,7 +156,7 @@ def _buffers(n, B, sizes, dtype, ws):
         "h_seq": _take(ws, "h_seq", (n + 1, B, P), dtype),
         "c_seq": _take(ws, "c_seq", (n + 1, B, H), dtype),
         "k_seq": _take(ws, "k_seq", (n, B, H), dtype),
-        "r_seq": _take(ws, "r_seq", (n, B, H), dtype),
+        "h_full_seq": _take(ws, "h_full_seq", (n, B, H), dtype),
         "Z_f_i_o_seq": _take(ws, "Z_f_i_o_seq", (n, 3, B, H), dtype),
         "Z_g_seq": _take(ws, "Z_g_seq", (n, B, H), dtype),
     }
@@ -204,19 +204,19 @@ def _forward_steps(w, sizes, xs, seq, ws):
     dtype = xs.dtype
     Wcat_x = w["Wcat_x"]
     Wcat_h_prev = w["Wcat_h_prev"]
-    Wcat_r = w["Wcat_r"]
+    Wcat_h_full = w["Wcat_h_full"]
     bcat_x = w["bcat_x"]
     h_seq = seq["h_seq"]
     c_seq = seq["c_seq"]
     k_seq = seq["k_seq"]
-    r_seq = seq["r_seq"]
+    h_full_seq = seq["h_full_seq"]
     Z_f_i_o_seq = seq["Z_f_i_o_seq"]
     Z_g_seq = seq["Z_g_seq"]
     Wcat_x_T = Wcat_x.T.copy()  # a contiguous copy: a faster product
     Wcat_x_T[:, 0:3 * H] *= 1/2  # folded: tanh(k z) of a block
     Wcat_h_prev_T = Wcat_h_prev.T.copy()  # a contiguous copy: a faster product
     Wcat_h_prev_T[:, 0:3 * H] *= 1/2  # folded: tanh(k z) of a block
-    Wcat_r_T = Wcat_r.T.copy()  # a contiguous copy: a faster product
+    Wcat_h_full_T = Wcat_h_full.T.copy()  # a contiguous copy: a faster product
     bcat_x_fwd = bcat_x.copy()
     bcat_x_fwd[0:3 * H] *= 1/2  # folded: tanh(k z) of a block
     A_x = _take(ws, "A_x", (steps, B, 4 * H), dtype)
@@ -224,7 +224,7 @@ def _forward_steps(w, sizes, xs, seq, ws):
     numpy.matmul(xs.reshape(steps * B, D), Wcat_x_T, out=A_x.reshape(steps * B, 4 * H))
     A_x += bcat_x_fwd
     A_h_prev = _take(ws, "A_h_prev", (B, 4 * H), dtype)
-    A_r = _take(ws, "A_r", (B, P), dtype)
+    A_h_full = _take(ws, "A_h_full", (B, P), dtype)
     for t in range(steps):
         h_prev = h_seq[t]
         c_prev = c_seq[t]
@@ -246,10 +246,10 @@ def _forward_steps(w, sizes, xs, seq, ws):
         c = c_seq[t + 1]
         numpy.tanh(c, out=k_seq[t])  # (F12)
         k = k_seq[t]
-        numpy.multiply(k, o, out=r_seq[t])  # (F13)
-        r = r_seq[t]
-        numpy.matmul(r, Wcat_r_T, out=A_r)  # (F14)
-        h_seq[t + 1] = A_r
+        numpy.multiply(k, o, out=h_full_seq[t])  # (F13)
+        h_full = h_full_seq[t]
+        numpy.matmul(h_full, Wcat_h_full_T, out=A_h_full)  # (F14)
+        h_seq[t + 1] = A_h_full
 
 
 def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs, ws):
@@ -262,18 +262,18 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs, ws):
     dtype = xs.dtype
     Wcat_x = w["Wcat_x"]
     Wcat_h_prev = w["Wcat_h_prev"]
-    Wcat_r = w["Wcat_r"]
+    Wcat_h_full = w["Wcat_h_full"]
     bcat_x = w["bcat_x"]
     h_seq = seq["h_seq"]
     c_seq = seq["c_seq"]
     k_seq = seq["k_seq"]
-    r_seq = seq["r_seq"]
+    h_full_seq = seq["h_full_seq"]
     Z_f_i_o_seq = seq["Z_f_i_o_seq"]
     Z_g_seq = seq["Z_g_seq"]
     d_h_next = d_next["h"]
     d_c_next = d_next["c"]
     d_A_x_seq = _take(ws, "d_A_x_seq", (steps, B, 4 * H), dtype)
-    d_A_r_seq = _take(ws, "d_A_r_seq", (steps, B, P), dtype)
+    d_A_h_full_seq = _take(ws, "d_A_h_full_seq", (steps, B, P), dtype)
     d_Z_f_i_o = _take(ws, "d_Z_f_i_o", (3, B, H), dtype)
     d_Z_g = _take(ws, "d_Z_g", (B, H), dtype)
     scratch_Z_f_i_o = _take(ws, "scratch_Z_f_i_o", (3, B, H), dtype)
@@ -292,14 +292,14 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs, ws):
         o = Z_f_i_o[2]
         g = Z_g
         d_A_x = d_A_x_seq[t]
-        d_A_r = d_A_r_seq[t]
-        numpy.add(d_h_next, dhs[t], out=d_A_r[:, 0:P])  # (B1) fork: loss, next step
-        d_r = d_A_r @ Wcat_r  # (B2)
-        d_k = d_r*o  # (B3)
+        d_A_h_full = d_A_h_full_seq[t]
+        numpy.add(d_h_next, dhs[t], out=d_A_h_full[:, 0:P])  # (B1) fork: loss, next step
+        d_h_full = d_A_h_full @ Wcat_h_full  # (B2)
+        d_k = d_h_full*o  # (B3)
         d_c = d_k*(1 - k**2) + d_c_next  # (B4) fork: k, next step
         d_n = d_c  # (B5)
         d_m = d_c  # (B6)
-        numpy.multiply(d_r, k, out=d_o)  # (B7)
+        numpy.multiply(d_h_full, k, out=d_o)  # (B7)
         numpy.multiply(d_n, i, out=d_g)  # (B8)
         numpy.multiply(d_n, g, out=d_i)  # (B9)
         numpy.multiply(c_prev, d_m, out=d_f)  # (B10)
@@ -317,7 +317,7 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs, ws):
     numpy.matmul(d_A_x_seq.reshape(steps * B, 4 * H), Wcat_x, out=dxs.reshape(steps * B, D))  # (B17)
     dw["bcat_x"] += d_A_x_seq.reshape(steps * B, 4 * H).sum(axis=0)  # (P10)-(P13)
     dw["Wcat_h_prev"] += d_A_x_seq.reshape(steps * B, 4 * H).T @ h_seq[:steps].reshape(steps * B, P)  # (P5)-(P8)
-    dw["Wcat_r"] += d_A_r_seq.reshape(steps * B, P).T @ r_seq.reshape(steps * B, H)  # (P9)
+    dw["Wcat_h_full"] += d_A_h_full_seq.reshape(steps * B, P).T @ h_full_seq.reshape(steps * B, H)  # (P9)
     return {"h": d_h_next, "c": d_c_next}
 
 

@@ -10,6 +10,8 @@ and its stage graph with a layout from `layouts` (stored, or made by Graphviz's 
 """
 from __future__ import annotations
 
+import re
+
 from catalogue.entry import Entry
 from catalogue.references import references
 from codegen.document import Document
@@ -32,6 +34,7 @@ def make_document(entry: Entry, derivation: Derivation, lstm: Derivation | None,
     example = "gomez2016" if cell.recurrent else "mazur2015"   # the worked example's source
     words = dict(description=entry.description, notes=entry.notes, intuition=entry.intuition,
                  cites=entry.cites, worked=worked_example(entry, derivation, module),
+                 code=backward_excerpt(module),
                  references=references(("kang2019", *entry.cites, example)), graph=(graph, layout))
     if not cell.recurrent:
         return Document(derivation, lstm=lstm, **words)
@@ -40,3 +43,24 @@ def make_document(entry: Entry, derivation: Derivation, lstm: Derivation | None,
     return Document(derivation, lstm=lstm, **words,
                     heads=tuple(derive(head) for head in output_heads(cell)),
                     jacobians=jacobians, flow=flow, plot=draw(flow))
+
+
+BACKWARD_LABEL = re.compile(r"#.*\(B\d+\)")
+
+
+def backward_excerpt(module: str) -> tuple[str, ...]:
+    """The lines of `module` that compute one backward step: from the line citing (B1) to
+    the last line citing a B-equation before the code leaves that block (the per-step loop
+    of a recurrent cell), less their common indentation.  Empty if no line cites (B1)."""
+    lines = module.split("\n")
+    start = next((n for n, line in enumerate(lines) if "# (B1)" in line), None)
+    if start is None:
+        return ()
+    indent = len(lines[start]) - len(lines[start].lstrip())
+    end = start
+    for n in range(start, len(lines)):
+        line = lines[n]
+        if line.strip() and len(line) - len(line.lstrip()) < indent:
+            break
+        end = n if BACKWARD_LABEL.search(line) else end
+    return tuple(line[indent:] for line in lines[start:end + 1])

@@ -266,7 +266,7 @@ def backward(p, steps, dhs, dstateT=None):
 
 @pytest.mark.parametrize("old, new, phrase", [
     (None, None, None),
-    ("dh_prev = dh * z", "dh_prev = 0 * dh", "d_h_prev is missing the branch 'q' (B12: d_q*z)"),
+    ("dh_prev = dh * z", "dh_prev = 0 * dh", "d_h_prev is missing the branch 'h_kept' (B12: d_h_kept*z)"),
     ("ds * h_prev * r", "ds * r * r", None),
 ], ids=["correct", "missing kept-state branch", "wrong factor"])
 def test_a_hand_written_gru(old, new, phrase, tmp_path, capsys):

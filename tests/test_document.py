@@ -148,3 +148,32 @@ def test_every_citation_has_its_reference_in_the_page():
         text, root = _page(name, folder)
         ids = {e.get("id") for e in root.iter() if e.get("id")}
         assert {f"bib-{k}" for k in listed} <= ids, name
+
+
+@pytest.mark.parametrize("name, folder", PAGES)
+def test_the_page_has_a_table_of_contents_linking_every_numbered_heading(name, folder):
+    text, root = _page(name, folder)
+    nav = next(root.iter(f"{XHTML}nav"))
+    links = [a.get("href")[1:] for a in nav.iter(f"{XHTML}a")]
+    ids = {e.get("id") for e in root.iter() if e.get("id")}
+    assert set(links) <= ids and "references" in links
+    numbered = [e for e in root.iter() if e.tag in (f"{XHTML}h2", f"{XHTML}h3")
+                and re.match(r"\d", "".join(e.itertext()))]
+    assert [e.get("id") for e in numbered] == links[:-1]
+
+
+def test_mathml_is_spaced_as_latex_spaces_it():
+    """A sign is no binary minus, (a) has no stretched fences around one line, dl/dh no gaps;
+    a fraction keeps its stretchy parentheses, and so does a pair around it."""
+    from codegen.emit_html import mathml
+    sign = mathml("(-1, 1)", "inline")
+    assert '<mo form="prefix" lspace="0" rspace="0">&#x02212;</mo>' in sign
+    assert '<mo form="prefix"' not in mathml("a - b", "inline")
+    assert 'stretchy="true"' not in mathml(r"\sigma\left(a^{f}_{t}\right)", "inline")
+    tall = mathml(r"\left(1 + \left(\frac{1}{x}\right)\right)", "inline")
+    assert tall.count('stretchy="true"') == 4
+    assert '<mo lspace="0" rspace="0">&#x02202;</mo>' in mathml(r"\partial L / \partial h", "inline")
+    text, _ = _page("lstm")
+    assert "&#x00028;</mo><mo>&#x02212;</mo>" not in text   # the candidate's range (-1, 1)
+    assert ('&#x00028;</mo><mo form="prefix" lspace="0" rspace="0">&#x02212;</mo><mn>1</mn>'
+            '<mo>&#x0002C;</mo><mn>1</mn>') in text

@@ -16,6 +16,21 @@ def test_parameter_names_follow_the_common_notation():
     assert generated("gru").STATE == generated("rnn").STATE == ("h",)
 
 
+def test_no_stage_name_means_two_things_across_the_recurrent_cells():
+    """The GRU's document compares it with the LSTM's and gru_reset_after's with the GRU's:
+    a letter that names one value in one cell names the same value in every other (its
+    output h is each cell's own; the CIFG's input gate is still the input gate)."""
+    meanings = {}
+    for entry in CELLS.values():
+        if entry.cell.recurrent:
+            for stage in entry.cell.stages:
+                meanings.setdefault(stage.name, {}).setdefault(stage.note, entry.name)
+    clashes = {name: notes for name, notes in meanings.items()
+               if len(notes) > 1 and name not in ("h", "i")}
+    assert not clashes, clashes
+    assert meanings["i"].keys() == {"input gate", "input gate, coupled to the forget gate"}
+
+
 def test_projection_lstm_sizes():
     lstmp = generated("lstmp")
     params = lstmp.init_params(3, 5, 2, seed=0)

@@ -17,8 +17,8 @@ EQUAL = [
     ("lstm", "d_h_prev = U_o.T @ d_a_o + U_f.T @ d_a_f + U_i.T @ d_a_i + U_g.T @ d_a_g", AT_POINTS),
     ("lstm", "d_x = (d_a_f.T @ W_f + d_a_i.T @ W_i + d_a_g.T @ W_g + d_a_o.T @ W_o).T", AT_POINTS),
     ("lstm", "d_W_f = d_a_f @ x.T", AT_POINTS),
-    ("gru", "d_z = d_h*(h_prev - n)", PROVED),
-    ("gru", "d_r = (U_n.T @ ((1 - n**2) * (1 - z) * d_h)) * h_prev", AT_POINTS),
+    ("gru", "d_z = d_h*(h_prev - h_cand)", PROVED),
+    ("gru", "d_r = (U_n.T @ ((1 - h_cand**2) * (1 - z) * d_h)) * h_prev", AT_POINTS),
     ("mlp_softmax", "d_a2 = y*d_y - y*sum(y*d_y)", AT_POINTS),
 ]
 

@@ -6,6 +6,7 @@ a failure rather than a skip, so the check cannot silently stop running.
 import os
 import re
 import shutil
+import subprocess
 
 import pytest
 
@@ -15,6 +16,7 @@ from conftest import GENERATED, ROOT
 from catalogue.cells import CELLS
 from lstm_derive.cli import resolve
 from derive.errors import DeriveError
+from derive import derive
 
 NEEDS_LATEX = pytest.mark.skipif(shutil.which("pdflatex") is None and os.environ.get("CI") != "true",
                                  reason="pdflatex not installed (CI installs it)")
@@ -54,13 +56,54 @@ def test_log_parser_measures_overfull_boxes():
 @NEEDS_LATEX
 @pytest.mark.parametrize("name", DOCUMENTS)
 def test_document_compiles_cleanly_and_every_box_fits(name, tmp_path):
-    """No error, no undefined reference, no box more than 1pt too wide, for every document."""
+    """No error, no undefined reference, no box more than 1pt too wide and no page break
+    inside a backward step, for every document (built-in cells and example specs)."""
     entry = resolve(name)
     rendered = Build().render(entry, only=".tex")
     tex = rendered.files[f"{entry.name}.tex"]
     warnings = compile_pdf(tex, tmp_path / "doc.pdf", rendered.assets)  # raises on errors
     assert (tmp_path / "doc.pdf").read_bytes().startswith(b"%PDF")
     assert not [w for w in warnings if w.startswith("overfull")], warnings
+    # no page break inside a backward step: its heading and its tag on one page
+    labels = [a.label for a in Build().derivation(entry.cell).adjoints]
+    steps = split_steps(_pages(tmp_path / "doc.pdf"), labels)
+    assert sorted(steps) == sorted(labels), "a backward step's heading is missing from the PDF"
+    split = {label: where for label, where in steps.items() if where[0] != where[1]}
+    assert not split, f"backward steps broken over a page (heading page, tag page): {split}"
+
+
+def _pages(pdf) -> list[str]:
+    """The text of each page of a PDF, laid out as printed (pdftotext, poppler-utils)."""
+    if shutil.which("pdftotext") is None and os.environ.get("CI") != "true":
+        pytest.skip("pdftotext not installed (poppler-utils; CI installs it)")
+    text = subprocess.run(["pdftotext", "-layout", str(pdf), "-"], capture_output=True,
+                          text=True, check=True).stdout
+    return text.split("\f")
+
+
+def split_steps(texts, labels) -> dict[str, tuple[int, int | None]]:
+    """label -> (page of the backward step's heading, page of its equation's tag after it).
+
+    The heading is "Step (B3): ..." or "Step (B3), a plain copy."; the tag, printed at the end
+    of its line, closes the step.  None when no tag follows on the same or the next page."""
+    found = {}
+    for label in labels:
+        heading = re.compile(rf"Step \({label}\)[:,]")
+        tag = re.compile(rf"\({label}\)\s*$", re.M)
+        for n, text in enumerate(texts):
+            start = heading.search(text)
+            if start:
+                rest = [(n, text[start.end():])] + [(n + 1, t) for t in texts[n + 1:n + 2]]
+                found[label] = (n, next((m for m, t in rest if tag.search(t)), None))
+                break
+    return found
+
+
+def test_the_step_reader_sees_a_step_split_over_two_pages():
+    texts = ["...\nStep (B3): the gradient of c\n  • branch\n", "Summing:\n  dc = x      (B3)\n"]
+    assert split_steps(texts, ["B3"]) == {"B3": (0, 1)}
+    texts = ["Step (B3): the gradient of c\n  dc = x      (B3)\nsee (B3) above\n", "(B3)\n"]
+    assert split_steps(texts, ["B3"]) == {"B3": (0, 0)}
 
 
 @NEEDS_LATEX
@@ -130,3 +173,29 @@ def test_no_sentence_of_eight_words_or_more_is_said_twice(path):
 def test_sympy_is_named_where_it_matters_only(path):
     body = path.read_text(encoding="utf-8").partition(r"\begin{document}")[2]
     assert body.count("SymPy") <= 4
+
+
+@pytest.mark.parametrize("name", sorted(CELLS))
+def test_the_code_excerpt_is_the_module_s_own_lines_citing_the_equations_above_it(name):
+    """"From equation to code" shows consecutive lines of the generated module, as committed;
+    every label their comments cite is a backward equation displayed before the excerpt, and
+    every backward equation they do not cite is named as computed after the loop, where the
+    module computes it."""
+    tex = (GENERATED / f"{name}.tex").read_text(encoding="utf-8")
+    module = (GENERATED / f"{name}.py").read_text(encoding="utf-8").split("\n")
+    section = tex[tex.index(r"\subsection*{From equation to code}"):]
+    opening = "\\begin{verbatim}\n"
+    shown = section[section.index(opening) + len(opening):section.index("\\end{verbatim}")]
+    shown = shown.rstrip("\n").split("\n")
+    first = next(n for n, line in enumerate(module) if line.strip() == shown[0])
+    indent = module[first][:len(module[first]) - len(shown[0])]
+    assert module[first:first + len(shown)] == [indent + line if line else line for line in shown]
+    cited = set(re.findall(r"\((B\d+)\)", " ".join(line.partition("#")[2] for line in shown)))
+    labels = [a.label for a in derive(CELLS[name].cell).adjoints]
+    before = tex[:tex.index(r"\subsection*{From equation to code}")]
+    assert cited and cited <= set(labels)
+    assert all(rf"\tag{{{label}}}" in before for label in cited)
+    after = [label for label in labels if label not in cited]
+    for label in after:
+        assert rf"(\ref{{eq:{label}}})" in section[:section.index("\\begin{verbatim}")]
+        assert any(f"({label})" in line for line in module[first + len(shown):]), label

@@ -1,5 +1,19 @@
-"""The worked examples' numbers, computed by the generated modules, equal the published ones
-to the digits the authors print: Gomez 2016 (LSTM) and Mazur 2015 (2-2-2 MLP)."""
+"""The worked examples' numbers, computed by the generated modules, against the published ones:
+Gomez 2016 (LSTM) and Mazur 2015 (2-2-2 MLP).
+
+Where each expected number comes from (checked 2026-11-25 with the stored copies of the posts
+that the `search` tool reaches):
+- Mazur, https://mattmazur.com/2015/03/17/a-step-by-step-backpropagation-example/: the setup,
+  out_o1 = 0.75136507 and the total error 0.298371109 are printed in the text copies of the post
+  (e.g. in the Nemotron-CC-Math-v1 crawl on huggingface.co); the other Mazur numbers below were
+  not shown in the excerpts read.
+- Gomez, https://blog.aidangomez.ca/2016/04/17/Backpropogating-an-LSTM-A-Numerical-Example/
+  (also medium.com/@aidangomez/let-s-do-this-f9b699de31d9): the copies confirm the setup (sequence
+  of two, label 1.25, loss (x - x_hat)^2 / 2, learning rate 0.1; his weights and inputs also in
+  public re-implementations of the post), but none carries his numbers, which the page renders
+  as formulas.  The Gomez values below were entered from memory of the post and are NOT verified
+  against it; they agree with the generated module to 1e-5.
+"""
 import numpy as np
 
 from derive import derive
@@ -21,7 +35,7 @@ def _source(name):
 
 def test_lstm_example_equals_gomez():
     got = lstm_example(_source("lstm"))
-    # forward at t = 0 as the brief quotes his post: out_0 = 0.53631, state_0 = 0.78572
+    # forward at t = 0: out_0 = 0.53631, state_0 = 0.78572 (recalled, see the module docstring)
     assert _agrees(got["hs"][0], 0.53631)
     # gate values at t = 0 (a = 0.81775, i = 0.96083, f = 0.85195, o = 0.81757, state = 0.78572),
     # read off the derivation's own evaluator on the same problem
@@ -35,7 +49,7 @@ def test_lstm_example_equals_gomez():
     assert _agrees(got["hs"][1], 0.77198)
     # his Delta out_0 and delta state_0 (0.01804, -0.05348): dl/dh plus what step 1 sent back
     assert _agrees(step0["d_h"], 0.01803) and _agrees(step0["d_c"], -0.05348)
-    # his summed gradients (rows a, i, f, o), to the 5 decimals he prints
+    # his summed gradients (rows a, i, f, o), 5 decimals (recalled, not verified)
     want_w = {"W_g": [-0.02672, -0.09220], "W_i": [-0.00220, -0.00664],
               "W_f": [-0.00315, -0.01892], "W_o": [-0.02592, -0.16260]}
     for name, row in want_w.items():

@@ -34,7 +34,7 @@ STATE = ("h",)
 STATE_SIZES = {"h": "H"}
 SIZES = {"D": "input_size", "H": "hidden_size"}  # size symbol -> argument of init_params
 OUTPUT = ("h", "H")
-CACHED = ("h_seq", "s_seq", "v_seq", "Z_z_r_seq", "Z_n_seq")  # per-step values the backward reads
+CACHED = ("h_seq", "s_seq", "v_seq", "Z_z_r_seq", "Z_h_cand_seq")  # per-step values the backward reads
 
 
 def init_params(key, input_size, hidden_size, dtype=jnp.float32):
@@ -83,14 +83,14 @@ def _forward_step(w, sizes, carry, step):
     s = h_prev*r  # (F5)
     A_s = s @ Wcat_s.T  # (F6)
     A_s = A_s + A_x_t[..., 2 * H:3 * H]
-    Z_n = jnp.tanh(A_s[..., 0:H])  # (F7)
+    Z_h_cand = jnp.tanh(A_s[..., 0:H])  # (F7)
     z = Z_z_r[..., 0:H]
     v = 1 - z  # (F8)
-    n = Z_n
-    m = n*v  # (F9)
-    q = h_prev*z  # (F10)
-    h = m + q  # (F11)
-    return (h,), {"h": h, "s": s, "v": v, "Z_z_r": Z_z_r, "Z_n": Z_n}
+    h_cand = Z_h_cand
+    h_new = h_cand*v  # (F9)
+    h_kept = h_prev*z  # (F10)
+    h = h_kept + h_new  # (F11)
+    return (h,), {"h": h, "s": s, "v": v, "Z_z_r": Z_z_r, "Z_h_cand": Z_h_cand}
 
 
 def derived_forward(params, xs, state0=None):
@@ -132,26 +132,26 @@ def _backward_step(w, sizes, carry, step):
     (d_h_next,), dw = carry
     dw = dict(dw)
     dhs_t = step["dhs_t"]
-    Z_n = step["Z_n"]
+    Z_h_cand = step["Z_h_cand"]
     v = step["v"]
     h_prev = step["h_prev"]
     Z_z_r = step["Z_z_r"]
     d_h = d_h_next + dhs_t  # (B1) fork: loss, next step
-    d_q = d_h  # (B2)
-    d_m = d_h  # (B3)
-    n = Z_n
-    d_v = d_m*n  # (B4)
-    d_n = d_m*v  # (B5)
-    d_Z_n = d_n
-    d_A_s = d_Z_n*(1 - Z_n**2)  # (B6)
+    d_h_kept = d_h  # (B2)
+    d_h_new = d_h  # (B3)
+    h_cand = Z_h_cand
+    d_v = d_h_new*h_cand  # (B4)
+    d_h_cand = d_h_new*v  # (B5)
+    d_Z_h_cand = d_h_cand
+    d_A_s = d_Z_h_cand*(1 - Z_h_cand**2)  # (B6)
     d_s = d_A_s @ Wcat_s  # (B7)
     d_r = d_s*h_prev  # (B8)
-    d_z = d_q*h_prev - d_v  # (B9) fork: v, q
+    d_z = d_h_kept*h_prev - d_v  # (B9) fork: v, h_kept
     d_Z_z_r = jnp.concatenate([d_z, d_r], axis=-1)
     d_A_h_prev = Z_z_r*d_Z_z_r*(1 - Z_z_r)  # (B11) (B10)
     r = Z_z_r[..., H:2 * H]
     z = Z_z_r[..., 0:H]
-    d_h_prev = d_q*z + d_s*r + d_A_h_prev @ Wcat_h_prev  # (B12) fork: a_z, a_r, s, q
+    d_h_prev = d_h_kept*z + d_s*r + d_A_h_prev @ Wcat_h_prev  # (B12) fork: a_z, a_r, s, h_kept
     d_h_next = d_h_prev
     return ((d_h_next,), dw), {"d_A_s": d_A_s, "d_A_h_prev": d_A_h_prev}
 
@@ -172,11 +172,11 @@ def derived_backward(params, cache, dhs, dstateT=None):
     s_seq = seq["s_seq"]
     v_seq = seq["v_seq"]
     Z_z_r_seq = seq["Z_z_r_seq"]
-    Z_n_seq = seq["Z_n_seq"]
+    Z_h_cand_seq = seq["Z_h_cand_seq"]
     if dstateT is None:
         dstateT = {s: jnp.zeros_like(xs, shape=(B, sizes[STATE_SIZES[s]])) for s in STATE}
     dw = {name: jnp.zeros_like(xs, shape=value.shape) for name, value in w.items()}
-    step = dict(dhs_t=dhs, Z_n=Z_n_seq, v=v_seq, h_prev=h_seq[:-1], Z_z_r=Z_z_r_seq)
+    step = dict(dhs_t=dhs, Z_h_cand=Z_h_cand_seq, v=v_seq, h_prev=h_seq[:-1], Z_z_r=Z_z_r_seq)
     carry = (tuple(dstateT[s] for s in STATE), dw)
     (dstate0, dw), ys = jax.lax.scan(lambda c, s: _backward_step(w, sizes, c, s), carry, step, reverse=True)
     d_A_s_seq = ys["d_A_s"]

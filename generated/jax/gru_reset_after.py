@@ -35,7 +35,7 @@ STATE = ("h",)
 STATE_SIZES = {"h": "H"}
 SIZES = {"D": "input_size", "H": "hidden_size"}  # size symbol -> argument of init_params
 OUTPUT = ("h", "H")
-CACHED = ("h_seq", "a_nh_seq", "n_seq", "v_seq", "Z_z_r_seq")  # per-step values the backward reads
+CACHED = ("h_seq", "a_nh_seq", "h_cand_seq", "v_seq", "Z_z_r_seq")  # per-step values the backward reads
 
 
 def init_params(key, input_size, hidden_size, dtype=jnp.float32):
@@ -83,16 +83,16 @@ def _forward_step(w, sizes, carry, step):
     A_h_prev_2 = A_h_prev[..., 2 * H:3 * H] + bcat_h_prev[2 * H:3 * H]
     a_nh = A_h_prev_2
     r = Z_z_r[..., H:2 * H]
-    s = a_nh*r  # (F7)
+    a_nr = a_nh*r  # (F7)
     a_nx = A_x_t[..., 2 * H:3 * H]
-    a_n = a_nx + s  # (F8)
-    n = jnp.tanh(a_n)  # (F9)
+    a_n = a_nr + a_nx  # (F8)
+    h_cand = jnp.tanh(a_n)  # (F9)
     z = Z_z_r[..., 0:H]
     v = 1 - z  # (F10)
-    m = n*v  # (F11)
-    q = h_prev*z  # (F12)
-    h = m + q  # (F13)
-    return (h,), {"h": h, "a_nh": a_nh, "n": n, "v": v, "Z_z_r": Z_z_r}
+    h_new = h_cand*v  # (F11)
+    h_kept = h_prev*z  # (F12)
+    h = h_kept + h_new  # (F13)
+    return (h,), {"h": h, "a_nh": a_nh, "h_cand": h_cand, "v": v, "Z_z_r": Z_z_r}
 
 
 def derived_forward(params, xs, state0=None):
@@ -134,28 +134,28 @@ def _backward_step(w, sizes, carry, step):
     (d_h_next,), dw = carry
     dw = dict(dw)
     dhs_t = step["dhs_t"]
-    n = step["n"]
+    h_cand = step["h_cand"]
     v = step["v"]
     a_nh = step["a_nh"]
     h_prev = step["h_prev"]
     Z_z_r = step["Z_z_r"]
     d_h = d_h_next + dhs_t  # (B1) fork: loss, next step
-    d_q = d_h  # (B2)
-    d_m = d_h  # (B3)
-    d_v = d_m*n  # (B4)
-    d_n = d_m*v  # (B5)
-    d_a_n = d_n*(1 - n**2)  # (B6)
-    d_s = d_a_n  # (B7)
-    d_r = a_nh*d_s  # (B8)
-    d_z = d_q*h_prev - d_v  # (B9) fork: v, q
+    d_h_kept = d_h  # (B2)
+    d_h_new = d_h  # (B3)
+    d_v = d_h_new*h_cand  # (B4)
+    d_h_cand = d_h_new*v  # (B5)
+    d_a_n = d_h_cand*(1 - h_cand**2)  # (B6)
+    d_a_nr = d_a_n  # (B7)
+    d_r = a_nh*d_a_nr  # (B8)
+    d_z = d_h_kept*h_prev - d_v  # (B9) fork: v, h_kept
     r = Z_z_r[..., H:2 * H]
-    d_A_h_prev_1 = d_s*r  # (B10)
+    d_A_h_prev_1 = d_a_nr*r  # (B10)
     d_A_x_1 = d_a_n  # (B11)
     d_Z_z_r = jnp.concatenate([d_z, d_r], axis=-1)
     d_A_h_prev_2 = Z_z_r*d_Z_z_r*(1 - Z_z_r)  # (B13) (B12)
     d_A_h_prev = jnp.concatenate([d_A_h_prev_2, d_A_h_prev_1], axis=-1)
     z = Z_z_r[..., 0:H]
-    d_h_prev = d_q*z + d_A_h_prev @ Wcat_h_prev  # (B14) fork: a_z, a_r, a_nh, q
+    d_h_prev = d_h_kept*z + d_A_h_prev @ Wcat_h_prev  # (B14) fork: a_z, a_r, a_nh, h_kept
     d_h_next = d_h_prev
     d_A_x = jnp.zeros((*d_A_x_1.shape[:-1], 3 * H), d_A_x_1.dtype)
     d_A_x = d_A_x.at[..., 2 * H:3 * H].set(d_A_x_1)
@@ -176,13 +176,13 @@ def derived_backward(params, cache, dhs, dstateT=None):
     bcat_h_prev = w["bcat_h_prev"]
     h_seq = seq["h_seq"]
     a_nh_seq = seq["a_nh_seq"]
-    n_seq = seq["n_seq"]
+    h_cand_seq = seq["h_cand_seq"]
     v_seq = seq["v_seq"]
     Z_z_r_seq = seq["Z_z_r_seq"]
     if dstateT is None:
         dstateT = {s: jnp.zeros_like(xs, shape=(B, sizes[STATE_SIZES[s]])) for s in STATE}
     dw = {name: jnp.zeros_like(xs, shape=value.shape) for name, value in w.items()}
-    step = dict(dhs_t=dhs, n=n_seq, v=v_seq, a_nh=a_nh_seq, h_prev=h_seq[:-1], Z_z_r=Z_z_r_seq)
+    step = dict(dhs_t=dhs, h_cand=h_cand_seq, v=v_seq, a_nh=a_nh_seq, h_prev=h_seq[:-1], Z_z_r=Z_z_r_seq)
     carry = (tuple(dstateT[s] for s in STATE), dw)
     (dstate0, dw), ys = jax.lax.scan(lambda c, s: _backward_step(w, sizes, c, s), carry, step, reverse=True)
     d_A_h_prev_seq = ys["d_A_h_prev"]

@@ -38,7 +38,7 @@ STATE = ("h", "c")
 STATE_SIZES = {"h": "P", "c": "H"}
 SIZES = {"D": "input_size", "H": "hidden_size", "P": "proj_size"}  # size symbol -> argument of init_params
 OUTPUT = ("h", "P")
-CACHED = ("h_seq", "c_seq", "k_seq", "r_seq", "Z_f_i_o_seq", "Z_g_seq")  # per-step values the backward reads
+CACHED = ("h_seq", "c_seq", "k_seq", "h_full_seq", "Z_f_i_o_seq", "Z_g_seq")  # per-step values the backward reads
 
 
 def init_params(key, input_size, hidden_size, proj_size, dtype=jnp.float32):
@@ -67,8 +67,8 @@ def _stack(params, sizes, xs):
     Wcat_x = jnp.concatenate([params["W_f"], params["W_i"], params["W_o"], params["W_g"]])
     bcat_x = jnp.concatenate([params["b_f"], params["b_i"], params["b_o"], params["b_g"]])
     Wcat_h_prev = jnp.concatenate([params["U_f"], params["U_i"], params["U_o"], params["U_g"]])
-    Wcat_r = jnp.concatenate([params["W_hr"]])
-    return dict(Wcat_x=Wcat_x, Wcat_h_prev=Wcat_h_prev, Wcat_r=Wcat_r, bcat_x=bcat_x)
+    Wcat_h_full = jnp.concatenate([params["W_hr"]])
+    return dict(Wcat_x=Wcat_x, Wcat_h_prev=Wcat_h_prev, Wcat_h_full=Wcat_h_full, bcat_x=bcat_x)
 
 
 def _forward_step(w, sizes, carry, step):
@@ -79,7 +79,7 @@ def _forward_step(w, sizes, carry, step):
     P = sizes["P"]
     Wcat_x = w["Wcat_x"]
     Wcat_h_prev = w["Wcat_h_prev"]
-    Wcat_r = w["Wcat_r"]
+    Wcat_h_full = w["Wcat_h_full"]
     bcat_x = w["bcat_x"]
     h_prev, c_prev = carry
     A_x_t = step["A_x_t"]
@@ -95,10 +95,10 @@ def _forward_step(w, sizes, carry, step):
     c = m + n  # (F11)
     k = jnp.tanh(c)  # (F12)
     o = Z_f_i_o[..., 2 * H:3 * H]
-    r = k*o  # (F13)
-    A_r = r @ Wcat_r.T  # (F14)
-    h = A_r
-    return (h, c), {"h": h, "c": c, "k": k, "r": r, "Z_f_i_o": Z_f_i_o, "Z_g": Z_g}
+    h_full = k*o  # (F13)
+    A_h_full = h_full @ Wcat_h_full.T  # (F14)
+    h = A_h_full
+    return (h, c), {"h": h, "c": c, "k": k, "h_full": h_full, "Z_f_i_o": Z_f_i_o, "Z_g": Z_g}
 
 
 def derived_forward(params, xs, state0=None):
@@ -113,7 +113,7 @@ def derived_forward(params, xs, state0=None):
     w = _stack(params, sizes, xs)
     Wcat_x = w["Wcat_x"]
     Wcat_h_prev = w["Wcat_h_prev"]
-    Wcat_r = w["Wcat_r"]
+    Wcat_h_full = w["Wcat_h_full"]
     bcat_x = w["bcat_x"]
     # the x terms of every step at once  (F1)-(F4)
     A_x = (xs.reshape(steps * B, D) @ Wcat_x.T).reshape(steps, B, 4 * H)
@@ -137,7 +137,7 @@ def _backward_step(w, sizes, carry, step):
     P = sizes["P"]
     Wcat_x = w["Wcat_x"]
     Wcat_h_prev = w["Wcat_h_prev"]
-    Wcat_r = w["Wcat_r"]
+    Wcat_h_full = w["Wcat_h_full"]
     bcat_x = w["bcat_x"]
     (d_h_next, d_c_next), dw = carry
     dw = dict(dw)
@@ -146,14 +146,14 @@ def _backward_step(w, sizes, carry, step):
     k = step["k"]
     Z_g = step["Z_g"]
     c_prev = step["c_prev"]
-    d_A_r = d_h_next + dhs_t  # (B1) fork: loss, next step
-    d_r = d_A_r @ Wcat_r  # (B2)
+    d_A_h_full = d_h_next + dhs_t  # (B1) fork: loss, next step
+    d_h_full = d_A_h_full @ Wcat_h_full  # (B2)
     o = Z_f_i_o[..., 2 * H:3 * H]
-    d_k = d_r*o  # (B3)
+    d_k = d_h_full*o  # (B3)
     d_c = d_k*(1 - k**2) + d_c_next  # (B4) fork: k, next step
     d_n = d_c  # (B5)
     d_m = d_c  # (B6)
-    d_o = d_r*k  # (B7)
+    d_o = d_h_full*k  # (B7)
     i = Z_f_i_o[..., H:2 * H]
     d_g = d_n*i  # (B8)
     g = Z_g
@@ -169,7 +169,7 @@ def _backward_step(w, sizes, carry, step):
     d_h_prev = d_A_x @ Wcat_h_prev  # (B16) fork: a_f, a_i, a_g, a_o
     d_h_next = d_h_prev
     d_c_next = d_c_prev
-    return ((d_h_next, d_c_next), dw), {"d_A_r": d_A_r, "d_A_x": d_A_x}
+    return ((d_h_next, d_c_next), dw), {"d_A_h_full": d_A_h_full, "d_A_x": d_A_x}
 
 
 def derived_backward(params, cache, dhs, dstateT=None):
@@ -183,12 +183,12 @@ def derived_backward(params, cache, dhs, dstateT=None):
     w = _stack(params, sizes, xs)
     Wcat_x = w["Wcat_x"]
     Wcat_h_prev = w["Wcat_h_prev"]
-    Wcat_r = w["Wcat_r"]
+    Wcat_h_full = w["Wcat_h_full"]
     bcat_x = w["bcat_x"]
     h_seq = seq["h_seq"]
     c_seq = seq["c_seq"]
     k_seq = seq["k_seq"]
-    r_seq = seq["r_seq"]
+    h_full_seq = seq["h_full_seq"]
     Z_f_i_o_seq = seq["Z_f_i_o_seq"]
     Z_g_seq = seq["Z_g_seq"]
     if dstateT is None:
@@ -197,13 +197,13 @@ def derived_backward(params, cache, dhs, dstateT=None):
     step = dict(dhs_t=dhs, Z_f_i_o=Z_f_i_o_seq, k=k_seq, Z_g=Z_g_seq, c_prev=c_seq[:-1])
     carry = (tuple(dstateT[s] for s in STATE), dw)
     (dstate0, dw), ys = jax.lax.scan(lambda c, s: _backward_step(w, sizes, c, s), carry, step, reverse=True)
-    d_A_r_seq = ys["d_A_r"]
+    d_A_h_full_seq = ys["d_A_h_full"]
     d_A_x_seq = ys["d_A_x"]
     dw["Wcat_x"] = dw["Wcat_x"] + d_A_x_seq.reshape(steps * B, 4 * H).T @ xs.reshape(steps * B, D)  # (P1)-(P4)
     dxs = (d_A_x_seq.reshape(steps * B, 4 * H) @ Wcat_x).reshape(steps, B, D)  # (B17)
     dw["bcat_x"] = dw["bcat_x"] + d_A_x_seq.reshape(steps * B, 4 * H).sum(axis=0)  # (P10)-(P13)
     dw["Wcat_h_prev"] = dw["Wcat_h_prev"] + d_A_x_seq.reshape(steps * B, 4 * H).T @ h_seq[:steps].reshape(steps * B, P)  # (P5)-(P8)
-    dw["Wcat_r"] = dw["Wcat_r"] + d_A_r_seq.reshape(steps * B, P).T @ r_seq.reshape(steps * B, H)  # (P9)
+    dw["Wcat_h_full"] = dw["Wcat_h_full"] + d_A_h_full_seq.reshape(steps * B, P).T @ h_full_seq.reshape(steps * B, H)  # (P9)
     grads = {}
     grads["W_f"] = dw["Wcat_x"][0:H]
     grads["b_f"] = dw["bcat_x"][0:H]
@@ -217,7 +217,7 @@ def derived_backward(params, cache, dhs, dstateT=None):
     grads["U_i"] = dw["Wcat_h_prev"][H:2 * H]
     grads["U_o"] = dw["Wcat_h_prev"][2 * H:3 * H]
     grads["U_g"] = dw["Wcat_h_prev"][3 * H:4 * H]
-    grads["W_hr"] = dw["Wcat_r"][0:P]
+    grads["W_hr"] = dw["Wcat_h_full"][0:P]
     return {name: grads[name] for name in PARAMS}, dxs, dict(zip(STATE, dstate0))
 
 

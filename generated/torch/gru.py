@@ -32,7 +32,7 @@ STATE = ("h",)
 STATE_SIZES = {"h": "H"}
 SIZES = {"D": "input_size", "H": "hidden_size"}  # size symbol -> constructor argument
 OUTPUT = ("h", "H")
-CACHED = ("h_seq", "s_seq", "v_seq", "Z_z_r_seq", "Z_n_seq")  # per-step storage the backward reads
+CACHED = ("h_seq", "s_seq", "v_seq", "Z_z_r_seq", "Z_h_cand_seq")  # per-step storage the backward reads
 SAVED = ("h_seq",)  # what the RecomputeFunction keeps for backward: the states
 LAYOUT = {name: (name,) for name in PARAMS}  # no torch.nn counterpart: one tensor per parameter
 
@@ -68,7 +68,7 @@ def _forward_steps(w, sizes, xs, seq):
     s_seq = seq["s_seq"]
     v_seq = seq["v_seq"]
     Z_z_r_seq = seq["Z_z_r_seq"]
-    Z_n_seq = seq["Z_n_seq"]
+    Z_h_cand_seq = seq["Z_h_cand_seq"]
     A_x = xs.new_empty((steps, B, 3 * H))
     # the x terms of every step at once  (F1)-(F6)
     torch.matmul(xs.reshape(steps * B, D), Wcat_x.T, out=A_x.reshape(steps * B, 3 * H))
@@ -77,14 +77,14 @@ def _forward_steps(w, sizes, xs, seq):
     A_s = xs.new_empty((B, H))
     h_seq_rows = h_seq.unbind(0)
     Z_z_r_seq_rows = Z_z_r_seq.unbind(0)
-    Z_n_seq_rows = Z_n_seq.unbind(0)
+    Z_h_cand_seq_rows = Z_h_cand_seq.unbind(0)
     A_x_rows = A_x.unbind(0)
     s_seq_rows = s_seq.unbind(0)
     v_seq_rows = v_seq.unbind(0)
     for t in range(steps):
         h_prev = h_seq_rows[t]
         Z_z_r = Z_z_r_seq_rows[t]
-        Z_n = Z_n_seq_rows[t]
+        Z_h_cand = Z_h_cand_seq_rows[t]
         torch.addmm(A_x_rows[t][:, 0:2 * H], h_prev, Wcat_h_prev.T, out=A_h_prev)  # (F1)-(F2)
         torch.sigmoid(A_h_prev[:, 0:2 * H], out=Z_z_r)  # (F3) (F4)
         z = Z_z_r[:, 0:H]
@@ -92,13 +92,13 @@ def _forward_steps(w, sizes, xs, seq):
         torch.mul(h_prev, r, out=s_seq_rows[t])  # (F5)
         s = s_seq_rows[t]
         torch.addmm(A_x_rows[t][:, 2 * H:3 * H], s, Wcat_s.T, out=A_s)  # (F6)
-        torch.tanh(A_s[:, 0:H], out=Z_n)  # (F7)
-        n = Z_n
+        torch.tanh(A_s[:, 0:H], out=Z_h_cand)  # (F7)
+        h_cand = Z_h_cand
         torch.add(-z, 1, out=v_seq_rows[t])  # (F8)
         v = v_seq_rows[t]
-        m = n*v  # (F9)
-        q = h_prev*z  # (F10)
-        torch.add(m, q, out=h_seq_rows[t + 1])  # (F11)
+        h_new = h_cand*v  # (F9)
+        h_kept = h_prev*z  # (F10)
+        torch.add(h_kept, h_new, out=h_seq_rows[t + 1])  # (F11)
 
 
 def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
@@ -115,19 +115,19 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
     s_seq = seq["s_seq"]
     v_seq = seq["v_seq"]
     Z_z_r_seq = seq["Z_z_r_seq"]
-    Z_n_seq = seq["Z_n_seq"]
+    Z_h_cand_seq = seq["Z_h_cand_seq"]
     d_h_next = d_next["h"]
     d_A_x_seq = xs.new_empty((steps, B, 3 * H))
     d_A_h_prev_seq = xs.new_empty((steps, B, 2 * H))
     d_A_s_seq = xs.new_empty((steps, B, H))
     d_Z_z_r = xs.new_empty((B, 2 * H))
-    d_Z_n = xs.new_empty((B, H))
+    d_Z_h_cand = xs.new_empty((B, H))
     d_z = d_Z_z_r[:, 0:H]
     d_r = d_Z_z_r[:, H:2 * H]
-    d_n = d_Z_n
+    d_h_cand = d_Z_h_cand
     Z_z_r = Z_z_r_seq[0:steps]
-    Z_n = Z_n_seq[0:steps]
-    J_B6_seq = 1 - Z_n**2  # (B6)
+    Z_h_cand = Z_h_cand_seq[0:steps]
+    J_B6_seq = 1 - Z_h_cand**2  # (B6)
     J_B11_seq = Z_z_r*(1 - Z_z_r)  # (B11) (B10)
     dhs_rows = dhs.unbind(0)
     J_B6_seq_rows = J_B6_seq.unbind(0)
@@ -135,7 +135,7 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
     h_seq_rows = h_seq.unbind(0)
     v_seq_rows = v_seq.unbind(0)
     Z_z_r_seq_rows = Z_z_r_seq.unbind(0)
-    Z_n_seq_rows = Z_n_seq.unbind(0)
+    Z_h_cand_seq_rows = Z_h_cand_seq.unbind(0)
     d_A_h_prev_seq_rows = d_A_h_prev_seq.unbind(0)
     d_A_s_seq_rows = d_A_s_seq.unbind(0)
     for t in reversed(range(steps)):
@@ -144,23 +144,23 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
         h_prev = h_seq_rows[t]
         v = v_seq_rows[t]
         Z_z_r = Z_z_r_seq_rows[t]
-        Z_n = Z_n_seq_rows[t]
+        Z_h_cand = Z_h_cand_seq_rows[t]
         z = Z_z_r[:, 0:H]
         r = Z_z_r[:, H:2 * H]
-        n = Z_n
+        h_cand = Z_h_cand
         d_A_h_prev = d_A_h_prev_seq_rows[t]
         d_A_s = d_A_s_seq_rows[t]
         d_h = d_h_next + dhs_rows[t]  # (B1) fork: loss, next step
-        d_q = d_h  # (B2)
-        d_m = d_h  # (B3)
-        d_v = d_m*n  # (B4)
-        torch.mul(d_m, v, out=d_n)  # (B5)
-        torch.mul(J_B6, d_Z_n, out=d_A_s[:, 0:H])  # (B6)
+        d_h_kept = d_h  # (B2)
+        d_h_new = d_h  # (B3)
+        d_v = d_h_new*h_cand  # (B4)
+        torch.mul(d_h_new, v, out=d_h_cand)  # (B5)
+        torch.mul(J_B6, d_Z_h_cand, out=d_A_s[:, 0:H])  # (B6)
         d_s = d_A_s @ Wcat_s  # (B7)
         torch.mul(d_s, h_prev, out=d_r)  # (B8)
-        torch.addcmul(-d_v, d_q, h_prev, out=d_z)  # (B9) fork: v, q
+        torch.addcmul(-d_v, d_h_kept, h_prev, out=d_z)  # (B9) fork: v, h_kept
         torch.mul(J_B11, d_Z_z_r, out=d_A_h_prev[:, 0:2 * H])  # (B11) (B10)
-        d_h_prev = torch.addmm(torch.addcmul(d_s*r, d_q, z), d_A_h_prev, Wcat_h_prev)  # (B12) fork: a_z, a_r, s, q
+        d_h_prev = torch.addmm(torch.addcmul(d_s*r, d_h_kept, z), d_A_h_prev, Wcat_h_prev)  # (B12) fork: a_z, a_r, s, h_kept
         d_h_next = d_h_prev
     d_A_x_seq[:, :, 0:2 * H] = d_A_h_prev_seq[:, :, 0:2 * H]
     d_A_x_seq[:, :, 2 * H:3 * H] = d_A_s_seq[:, :, 0:H]
@@ -181,7 +181,7 @@ def _buffers(n, B, sizes, xs, names=CACHED):
         "s_seq": (n, B, H),
         "v_seq": (n, B, H),
         "Z_z_r_seq": (n, B, 2 * H),
-        "Z_n_seq": (n, B, H),
+        "Z_h_cand_seq": (n, B, H),
     }
     return {name: xs.new_empty(shapes[name]) for name in names}
 
@@ -201,7 +201,7 @@ def _recompute(w, sizes, xs, seq):
     s_seq = seq["s_seq"]
     v_seq = seq["v_seq"]
     Z_z_r_seq = seq["Z_z_r_seq"]
-    Z_n_seq = seq["Z_n_seq"]
+    Z_h_cand_seq = seq["Z_h_cand_seq"]
     A_x = xs.new_empty((steps, B, 3 * H))
     # the x terms of every step at once  (F1)-(F6)
     torch.matmul(xs.reshape(steps * B, D), Wcat_x.T, out=A_x.reshape(steps * B, 3 * H))
@@ -210,7 +210,7 @@ def _recompute(w, sizes, xs, seq):
     A_s = xs.new_empty((steps, B, H))
     h_prev = h_seq[0:steps]
     Z_z_r = Z_z_r_seq[0:steps]
-    Z_n = Z_n_seq[0:steps]
+    Z_h_cand = Z_h_cand_seq[0:steps]
     torch.matmul(h_prev, Wcat_h_prev.T, out=A_h_prev)  # (F1)-(F2)
     A_h_prev.add_(A_x[0:steps, :, 0:2 * H])
     torch.sigmoid(A_h_prev[:, :, 0:2 * H], out=Z_z_r)  # (F3) (F4)
@@ -220,7 +220,7 @@ def _recompute(w, sizes, xs, seq):
     s = s_seq[0:steps]
     torch.matmul(s, Wcat_s.T, out=A_s)  # (F6)
     A_s.add_(A_x[0:steps, :, 2 * H:3 * H])
-    torch.tanh(A_s[:, :, 0:H], out=Z_n)  # (F7)
+    torch.tanh(A_s[:, :, 0:H], out=Z_h_cand)  # (F7)
     torch.add(-z, 1, out=v_seq[0:steps])  # (F8)
 
 

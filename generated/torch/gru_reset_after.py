@@ -34,7 +34,7 @@ STATE = ("h",)
 STATE_SIZES = {"h": "H"}
 SIZES = {"D": "input_size", "H": "hidden_size"}  # size symbol -> constructor argument
 OUTPUT = ("h", "H")
-CACHED = ("h_seq", "a_nh_seq", "n_seq", "v_seq", "Z_z_r_seq")  # per-step storage the backward reads
+CACHED = ("h_seq", "a_nh_seq", "h_cand_seq", "v_seq", "Z_z_r_seq")  # per-step storage the backward reads
 SAVED = ("h_seq",)  # what the RecomputeFunction keeps for backward: the states
 # torch.nn.GRU keeps the parameters stacked: each key lists those in its blocks of rows;
 # a parameter in two keys (PyTorch's two biases) is their sum.
@@ -75,7 +75,7 @@ def _forward_steps(w, sizes, xs, seq):
     bcat_h_prev = w["bcat_h_prev"]
     h_seq = seq["h_seq"]
     a_nh_seq = seq["a_nh_seq"]
-    n_seq = seq["n_seq"]
+    h_cand_seq = seq["h_cand_seq"]
     v_seq = seq["v_seq"]
     Z_z_r_seq = seq["Z_z_r_seq"]
     A_x = xs.new_empty((steps, B, 3 * H))
@@ -87,7 +87,7 @@ def _forward_steps(w, sizes, xs, seq):
     Z_z_r_seq_rows = Z_z_r_seq.unbind(0)
     A_x_rows = A_x.unbind(0)
     a_nh_seq_rows = a_nh_seq.unbind(0)
-    n_seq_rows = n_seq.unbind(0)
+    h_cand_seq_rows = h_cand_seq.unbind(0)
     v_seq_rows = v_seq.unbind(0)
     for t in range(steps):
         h_prev = h_seq_rows[t]
@@ -101,15 +101,15 @@ def _forward_steps(w, sizes, xs, seq):
         A_h_prev[:, 2 * H:3 * H].add_(bcat_h_prev[2 * H:3 * H])
         a_nh_seq_rows[t][...] = A_h_prev[:, 2 * H:3 * H]
         a_nh = a_nh_seq_rows[t]
-        s = a_nh*r  # (F7)
-        a_n = a_nx + s  # (F8)
-        torch.tanh(a_n, out=n_seq_rows[t])  # (F9)
-        n = n_seq_rows[t]
+        a_nr = a_nh*r  # (F7)
+        a_n = a_nr + a_nx  # (F8)
+        torch.tanh(a_n, out=h_cand_seq_rows[t])  # (F9)
+        h_cand = h_cand_seq_rows[t]
         torch.add(-z, 1, out=v_seq_rows[t])  # (F10)
         v = v_seq_rows[t]
-        m = n*v  # (F11)
-        q = h_prev*z  # (F12)
-        torch.add(m, q, out=h_seq_rows[t + 1])  # (F13)
+        h_new = h_cand*v  # (F11)
+        h_kept = h_prev*z  # (F12)
+        torch.add(h_kept, h_new, out=h_seq_rows[t + 1])  # (F13)
 
 
 def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
@@ -124,7 +124,7 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
     bcat_h_prev = w["bcat_h_prev"]
     h_seq = seq["h_seq"]
     a_nh_seq = seq["a_nh_seq"]
-    n_seq = seq["n_seq"]
+    h_cand_seq = seq["h_cand_seq"]
     v_seq = seq["v_seq"]
     Z_z_r_seq = seq["Z_z_r_seq"]
     d_h_next = d_next["h"]
@@ -133,16 +133,16 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
     d_Z_z_r = xs.new_empty((B, 2 * H))
     d_z = d_Z_z_r[:, 0:H]
     d_r = d_Z_z_r[:, H:2 * H]
-    n = n_seq[0:steps]
+    h_cand = h_cand_seq[0:steps]
     Z_z_r = Z_z_r_seq[0:steps]
-    J_B6_seq = 1 - n**2  # (B6)
+    J_B6_seq = 1 - h_cand**2  # (B6)
     J_B13_seq = Z_z_r*(1 - Z_z_r)  # (B13) (B12)
     dhs_rows = dhs.unbind(0)
     J_B6_seq_rows = J_B6_seq.unbind(0)
     J_B13_seq_rows = J_B13_seq.unbind(0)
     h_seq_rows = h_seq.unbind(0)
     a_nh_seq_rows = a_nh_seq.unbind(0)
-    n_seq_rows = n_seq.unbind(0)
+    h_cand_seq_rows = h_cand_seq.unbind(0)
     v_seq_rows = v_seq.unbind(0)
     Z_z_r_seq_rows = Z_z_r_seq.unbind(0)
     d_A_x_seq_rows = d_A_x_seq.unbind(0)
@@ -152,7 +152,7 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
         J_B13 = J_B13_seq_rows[t]
         h_prev = h_seq_rows[t]
         a_nh = a_nh_seq_rows[t]
-        n = n_seq_rows[t]
+        h_cand = h_cand_seq_rows[t]
         v = v_seq_rows[t]
         Z_z_r = Z_z_r_seq_rows[t]
         z = Z_z_r[:, 0:H]
@@ -160,18 +160,18 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
         d_A_x = d_A_x_seq_rows[t]
         d_A_h_prev = d_A_h_prev_seq_rows[t]
         d_h = d_h_next + dhs_rows[t]  # (B1) fork: loss, next step
-        d_q = d_h  # (B2)
-        d_m = d_h  # (B3)
-        d_v = d_m*n  # (B4)
-        d_n = d_m*v  # (B5)
-        d_a_n = J_B6*d_n  # (B6)
-        d_s = d_a_n  # (B7)
-        torch.mul(a_nh, d_s, out=d_r)  # (B8)
-        torch.addcmul(-d_v, d_q, h_prev, out=d_z)  # (B9) fork: v, q
-        torch.mul(d_s, r, out=d_A_h_prev[:, 2 * H:3 * H])  # (B10)
+        d_h_kept = d_h  # (B2)
+        d_h_new = d_h  # (B3)
+        d_v = d_h_new*h_cand  # (B4)
+        d_h_cand = d_h_new*v  # (B5)
+        d_a_n = J_B6*d_h_cand  # (B6)
+        d_a_nr = d_a_n  # (B7)
+        torch.mul(a_nh, d_a_nr, out=d_r)  # (B8)
+        torch.addcmul(-d_v, d_h_kept, h_prev, out=d_z)  # (B9) fork: v, h_kept
+        torch.mul(d_a_nr, r, out=d_A_h_prev[:, 2 * H:3 * H])  # (B10)
         d_A_x[:, 2 * H:3 * H] = d_a_n  # (B11)
         torch.mul(J_B13, d_Z_z_r, out=d_A_h_prev[:, 0:2 * H])  # (B13) (B12)
-        d_h_prev = torch.addmm(d_q*z, d_A_h_prev, Wcat_h_prev)  # (B14) fork: a_z, a_r, a_nh, q
+        d_h_prev = torch.addmm(d_h_kept*z, d_A_h_prev, Wcat_h_prev)  # (B14) fork: a_z, a_r, a_nh, h_kept
         d_h_next = d_h_prev
     d_A_x_seq[:, :, 0:2 * H] = d_A_h_prev_seq[:, :, 0:2 * H]
     dw["Wcat_x"] += d_A_x_seq.reshape(steps * B, 3 * H).T @ xs.reshape(steps * B, D)  # (P1)-(P3)
@@ -189,7 +189,7 @@ def _buffers(n, B, sizes, xs, names=CACHED):
     shapes = {
         "h_seq": (n + 1, B, H),
         "a_nh_seq": (n, B, H),
-        "n_seq": (n, B, H),
+        "h_cand_seq": (n, B, H),
         "v_seq": (n, B, H),
         "Z_z_r_seq": (n, B, 2 * H),
     }
@@ -209,7 +209,7 @@ def _recompute(w, sizes, xs, seq):
     bcat_h_prev = w["bcat_h_prev"]
     h_seq = seq["h_seq"]
     a_nh_seq = seq["a_nh_seq"]
-    n_seq = seq["n_seq"]
+    h_cand_seq = seq["h_cand_seq"]
     v_seq = seq["v_seq"]
     Z_z_r_seq = seq["Z_z_r_seq"]
     A_x = xs.new_empty((steps, B, 3 * H))
@@ -228,9 +228,9 @@ def _recompute(w, sizes, xs, seq):
     A_h_prev[:, :, 2 * H:3 * H].add_(bcat_h_prev[2 * H:3 * H])
     a_nh_seq[0:steps] = A_h_prev[:, :, 2 * H:3 * H]
     a_nh = a_nh_seq[0:steps]
-    s = a_nh*r  # (F7)
-    a_n = a_nx + s  # (F8)
-    torch.tanh(a_n, out=n_seq[0:steps])  # (F9)
+    a_nr = a_nh*r  # (F7)
+    a_n = a_nr + a_nx  # (F8)
+    torch.tanh(a_n, out=h_cand_seq[0:steps])  # (F9)
     torch.add(-z, 1, out=v_seq[0:steps])  # (F10)
 
 

@@ -37,7 +37,7 @@ STATE = ("h", "c")
 STATE_SIZES = {"h": "P", "c": "H"}
 SIZES = {"D": "input_size", "H": "hidden_size", "P": "proj_size"}  # size symbol -> constructor argument
 OUTPUT = ("h", "P")
-CACHED = ("h_seq", "c_seq", "k_seq", "r_seq", "Z_f_i_o_seq", "Z_g_seq")  # per-step storage the backward reads
+CACHED = ("h_seq", "c_seq", "k_seq", "h_full_seq", "Z_f_i_o_seq", "Z_g_seq")  # per-step storage the backward reads
 SAVED = ("h_seq", "c_seq")  # what the RecomputeFunction keeps for backward: the states
 # torch.nn.LSTM keeps the parameters stacked: each key lists those in its blocks of rows;
 # a parameter in two keys (PyTorch's two biases) is their sum.
@@ -66,8 +66,8 @@ def _stack(params, sizes, xs):
     Wcat_x = torch.cat([params["W_f"], params["W_i"], params["W_o"], params["W_g"]])
     bcat_x = torch.cat([params["b_f"], params["b_i"], params["b_o"], params["b_g"]])
     Wcat_h_prev = torch.cat([params["U_f"], params["U_i"], params["U_o"], params["U_g"]])
-    Wcat_r = torch.cat([params["W_hr"]])
-    return dict(Wcat_x=Wcat_x, Wcat_h_prev=Wcat_h_prev, Wcat_r=Wcat_r, bcat_x=bcat_x)
+    Wcat_h_full = torch.cat([params["W_hr"]])
+    return dict(Wcat_x=Wcat_x, Wcat_h_prev=Wcat_h_prev, Wcat_h_full=Wcat_h_full, bcat_x=bcat_x)
 
 
 def _forward_steps(w, sizes, xs, seq):
@@ -78,12 +78,12 @@ def _forward_steps(w, sizes, xs, seq):
     steps, B = xs.shape[:2]
     Wcat_x = w["Wcat_x"]
     Wcat_h_prev = w["Wcat_h_prev"]
-    Wcat_r = w["Wcat_r"]
+    Wcat_h_full = w["Wcat_h_full"]
     bcat_x = w["bcat_x"]
     h_seq = seq["h_seq"]
     c_seq = seq["c_seq"]
     k_seq = seq["k_seq"]
-    r_seq = seq["r_seq"]
+    h_full_seq = seq["h_full_seq"]
     Z_f_i_o_seq = seq["Z_f_i_o_seq"]
     Z_g_seq = seq["Z_g_seq"]
     A_x = xs.new_empty((steps, B, 4 * H))
@@ -91,14 +91,14 @@ def _forward_steps(w, sizes, xs, seq):
     torch.matmul(xs.reshape(steps * B, D), Wcat_x.T, out=A_x.reshape(steps * B, 4 * H))
     A_x.add_(bcat_x)
     A_h_prev = xs.new_empty((B, 4 * H))
-    A_r = xs.new_empty((B, P))
+    A_h_full = xs.new_empty((B, P))
     h_seq_rows = h_seq.unbind(0)
     c_seq_rows = c_seq.unbind(0)
     Z_f_i_o_seq_rows = Z_f_i_o_seq.unbind(0)
     Z_g_seq_rows = Z_g_seq.unbind(0)
     A_x_rows = A_x.unbind(0)
     k_seq_rows = k_seq.unbind(0)
-    r_seq_rows = r_seq.unbind(0)
+    h_full_seq_rows = h_full_seq.unbind(0)
     for t in range(steps):
         h_prev = h_seq_rows[t]
         c_prev = c_seq_rows[t]
@@ -117,10 +117,10 @@ def _forward_steps(w, sizes, xs, seq):
         c = c_seq_rows[t + 1]
         torch.tanh(c, out=k_seq_rows[t])  # (F12)
         k = k_seq_rows[t]
-        torch.mul(k, o, out=r_seq_rows[t])  # (F13)
-        r = r_seq_rows[t]
-        torch.matmul(r, Wcat_r.T, out=A_r)  # (F14)
-        h_seq_rows[t + 1][...] = A_r
+        torch.mul(k, o, out=h_full_seq_rows[t])  # (F13)
+        h_full = h_full_seq_rows[t]
+        torch.matmul(h_full, Wcat_h_full.T, out=A_h_full)  # (F14)
+        h_seq_rows[t + 1][...] = A_h_full
 
 
 def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
@@ -132,18 +132,18 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
     steps, B = xs.shape[:2]
     Wcat_x = w["Wcat_x"]
     Wcat_h_prev = w["Wcat_h_prev"]
-    Wcat_r = w["Wcat_r"]
+    Wcat_h_full = w["Wcat_h_full"]
     bcat_x = w["bcat_x"]
     h_seq = seq["h_seq"]
     c_seq = seq["c_seq"]
     k_seq = seq["k_seq"]
-    r_seq = seq["r_seq"]
+    h_full_seq = seq["h_full_seq"]
     Z_f_i_o_seq = seq["Z_f_i_o_seq"]
     Z_g_seq = seq["Z_g_seq"]
     d_h_next = d_next["h"]
     d_c_next = d_next["c"]
     d_A_x_seq = xs.new_empty((steps, B, 4 * H))
-    d_A_r_seq = xs.new_empty((steps, B, P))
+    d_A_h_full_seq = xs.new_empty((steps, B, P))
     d_Z_f_i_o = xs.new_empty((B, 3 * H))
     d_Z_g = xs.new_empty((B, H))
     d_f = d_Z_f_i_o[:, 0:H]
@@ -165,7 +165,7 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
     Z_f_i_o_seq_rows = Z_f_i_o_seq.unbind(0)
     Z_g_seq_rows = Z_g_seq.unbind(0)
     d_A_x_seq_rows = d_A_x_seq.unbind(0)
-    d_A_r_seq_rows = d_A_r_seq.unbind(0)
+    d_A_h_full_seq_rows = d_A_h_full_seq.unbind(0)
     for t in reversed(range(steps)):
         J_B4 = J_B4_seq_rows[t]
         J_B12 = J_B12_seq_rows[t]
@@ -179,14 +179,14 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
         o = Z_f_i_o[:, 2 * H:3 * H]
         g = Z_g
         d_A_x = d_A_x_seq_rows[t]
-        d_A_r = d_A_r_seq_rows[t]
-        torch.add(d_h_next, dhs_rows[t], out=d_A_r[:, 0:P])  # (B1) fork: loss, next step
-        d_r = d_A_r @ Wcat_r  # (B2)
-        d_k = d_r*o  # (B3)
+        d_A_h_full = d_A_h_full_seq_rows[t]
+        torch.add(d_h_next, dhs_rows[t], out=d_A_h_full[:, 0:P])  # (B1) fork: loss, next step
+        d_h_full = d_A_h_full @ Wcat_h_full  # (B2)
+        d_k = d_h_full*o  # (B3)
         d_c = torch.addcmul(d_c_next, J_B4, d_k)  # (B4) fork: k, next step
         d_n = d_c  # (B5)
         d_m = d_c  # (B6)
-        torch.mul(d_r, k, out=d_o)  # (B7)
+        torch.mul(d_h_full, k, out=d_o)  # (B7)
         torch.mul(d_n, i, out=d_g)  # (B8)
         torch.mul(d_n, g, out=d_i)  # (B9)
         torch.mul(c_prev, d_m, out=d_f)  # (B10)
@@ -200,7 +200,7 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
     torch.matmul(d_A_x_seq.reshape(steps * B, 4 * H), Wcat_x, out=dxs.reshape(steps * B, D))  # (B17)
     dw["bcat_x"] += d_A_x_seq.reshape(steps * B, 4 * H).sum(dim=0)  # (P10)-(P13)
     dw["Wcat_h_prev"] += d_A_x_seq.reshape(steps * B, 4 * H).T @ h_seq[:steps].reshape(steps * B, P)  # (P5)-(P8)
-    dw["Wcat_r"] += d_A_r_seq.reshape(steps * B, P).T @ r_seq.reshape(steps * B, H)  # (P9)
+    dw["Wcat_h_full"] += d_A_h_full_seq.reshape(steps * B, P).T @ h_full_seq.reshape(steps * B, H)  # (P9)
     return {"h": d_h_next, "c": d_c_next}
 
 
@@ -213,7 +213,7 @@ def _buffers(n, B, sizes, xs, names=CACHED):
         "h_seq": (n + 1, B, P),
         "c_seq": (n + 1, B, H),
         "k_seq": (n, B, H),
-        "r_seq": (n, B, H),
+        "h_full_seq": (n, B, H),
         "Z_f_i_o_seq": (n, B, 3 * H),
         "Z_g_seq": (n, B, H),
     }
@@ -230,12 +230,12 @@ def _recompute(w, sizes, xs, seq):
     seq.update(_buffers(steps, B, sizes, xs, tuple(n for n in CACHED if n not in SAVED)))
     Wcat_x = w["Wcat_x"]
     Wcat_h_prev = w["Wcat_h_prev"]
-    Wcat_r = w["Wcat_r"]
+    Wcat_h_full = w["Wcat_h_full"]
     bcat_x = w["bcat_x"]
     h_seq = seq["h_seq"]
     c_seq = seq["c_seq"]
     k_seq = seq["k_seq"]
-    r_seq = seq["r_seq"]
+    h_full_seq = seq["h_full_seq"]
     Z_f_i_o_seq = seq["Z_f_i_o_seq"]
     Z_g_seq = seq["Z_g_seq"]
     A_x = xs.new_empty((steps, B, 4 * H))
@@ -254,7 +254,7 @@ def _recompute(w, sizes, xs, seq):
     c = c_seq[1:]
     torch.tanh(c, out=k_seq[0:steps])  # (F12)
     k = k_seq[0:steps]
-    torch.mul(k, o, out=r_seq[0:steps])  # (F13)
+    torch.mul(k, o, out=h_full_seq[0:steps])  # (F13)
 
 
 def _grads(dw, sizes):
@@ -275,7 +275,7 @@ def _grads(dw, sizes):
     grads["U_i"] = dw["Wcat_h_prev"][H:2 * H]
     grads["U_o"] = dw["Wcat_h_prev"][2 * H:3 * H]
     grads["U_g"] = dw["Wcat_h_prev"][3 * H:4 * H]
-    grads["W_hr"] = dw["Wcat_r"][0:P]
+    grads["W_hr"] = dw["Wcat_h_full"][0:P]
     return [grads[name] for name in PARAMS]
 
 
