@@ -85,5 +85,5 @@ def test_every_document_works_its_example_equation_by_equation():
         for label in labels:
             assert rf"(\ref{{eq:{label}}})" in section, (name, label)
     lstm = (GENERATED / "lstm.tex").read_text(encoding="utf-8")
-    assert "$0.53631$ & $0.77198$" in lstm and "agree with" in lstm
+    assert "$0.53631$ & $0.77198$" in lstm and "compared with" in lstm
     assert "$(0.75137,\\ 0.77293)$" in (GENERATED / "mlp.tex").read_text(encoding="utf-8")
