@@ -229,6 +229,35 @@ LSTMP = Entry(
     cites=("sak2014", "hochreiter1997"),
 )
 
+INDRNN = Entry(
+    Cell(name="indrnn", inputs=(("x", "D"),), state=(("h", "H"),), output="h",
+         stages=(affine("a", ("x",), ("W",), "b", "H", note="input part of the pre-activation"),
+                 elementwise(_MUL, "q", "u", "h_prev", note="independent recurrence, one weight per unit"),
+                 elementwise(_ADD, "z", "a", "q", note="pre-activation"),
+                 elementwise(Kind.RELU, "h", "z", note="new hidden state and output")),
+         vector_params=(("u", "H"),)),
+    description="independently recurrent network: h = relu(W x + u * h_prev + b), u one weight per unit (Li et al.)",
+    compare="rnn",
+    notes=("The recurrent weight is a vector $u$, not a matrix: each unit reads only its own "
+           "previous value, $q_t = u \\odot h_{t-1}$, so no $U^\\top$ product appears backwards "
+           "and $h_{t-1}$ receives its gradient through $u$ alone.",
+           "The activation is the rectifier, whose derivative is obtained from "
+           "$\\operatorname{relu}(z) = (z + |z|)/2$: it is $(1 + \\operatorname{sign} z)/2$, "
+           "one where the unit is active and zero where it is not."),
+    intuition=(
+        'In the IndRNN every unit is its own small recurrent network: $h_t = \\operatorname{relu}'
+        '(W x_t + u \\odot h_{t-1} + b)$, with one recurrent weight per unit. Units interact only '
+        'through the input weights of the next layer, so each one can be read on its own.',
+        'Backwards, the gradient reaching $h_{t-k}$ from $h_t$ of a unit is $u^k$ times the '
+        'rectifier derivatives along the way, each 0 or 1: as long as the unit stays active, the '
+        'product is $u^k$ exactly, and choosing $|u|$ near 1 keeps a memory over thousands of '
+        'steps without the squashing of a tanh; a unit that switches off cuts its own gradient.',
+        'Li et al. bound each $|u|$ to keep that product from exploding, and stack layers to '
+        'mix units; this document derives one layer.',
+    ),
+    cites=("li2018indrnn",),
+)
+
 _FF_SIZES = (("D", "input_size"), ("H", "hidden_size"), ("K", "output_size"))
 _HIDDEN = (affine("a1", ("x",), ("W1",), "b1", "H", note="hidden pre-activation"),
            elementwise(_SIG, "h", "a1", note="hidden layer"),
@@ -270,7 +299,7 @@ MLP_SOFTMAX = Entry(
 )
 
 CELLS = {entry.name: entry for entry in (LSTM, PEEPHOLE_LSTM, CIFG_LSTM, GRU, GRU_RESET_AFTER,
-                                         RNN, LSTMP, MLP, MLP_SOFTMAX)}
+                                         RNN, LSTMP, INDRNN, MLP, MLP_SOFTMAX)}
 
 
 def get_entry(name: str) -> Entry:
