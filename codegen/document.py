@@ -14,6 +14,7 @@ import sympy as sp
 
 from derive.derivation import Derivation
 from derive.jacobians import StateJacobian
+from derive.stabiliser import Stabiliser
 
 
 @dataclass(frozen=True)
@@ -99,6 +100,7 @@ class Document:
     intuition: tuple[str, ...] = ()         # LaTeX prose: what each part of the cell is for
     cites: tuple[str, ...] = ()             # the keys of the works the cell comes from
     references: tuple[tuple[str, str], ...] = ()   # (key, LaTeX entry) of every work cited
+    stabiliser: Stabiliser | None = None    # what the stabiliser state contributes, proved
 
     @property
     def plot_file(self) -> str:
