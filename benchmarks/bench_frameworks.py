@@ -4,7 +4,7 @@
     python benchmarks/bench_frameworks.py --sizes medium --repeats 5 --compile-sizes ''
 
 Every measurement is forward + backward of L = sum(outputs * G), float32, the median of
-interleaved runs.  Per cell (lstm, gru, the spec cell examples/mgu) and size:
+interleaved runs.  Per cell (lstm, gru, the spec cell examples/mgu, indrnn, slstm) and size:
 - `ours/plain`: generated/torch/<cell>.py's Function against the same cell written plainly
   in PyTorch (a Python loop over steps, autograd) -- time, and bytes saved for backward
   (every tensor autograd saves, counted once per storage by `saved_tensors_hooks`);
@@ -22,6 +22,7 @@ import statistics
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import torch
@@ -30,7 +31,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from bench import SIZES  # noqa: E402
 
-CELLS = {"lstm": "generated", "gru": "generated", "mgu": "examples"}
+CELLS = {"lstm": "generated", "gru": "generated", "mgu": "examples", "indrnn": "generated",
+         "slstm": "generated"}
 NN = {"lstm": ("lstm", "LSTM"), "gru": ("gru_reset_after", "GRU")}
 
 
@@ -42,33 +44,53 @@ def load(folder, target, name):
     return module
 
 
-# -- the cells written plainly, for any array library with @, .T, sigmoid and tanh ------------
-def lstm_step(p, x, s, sigmoid, tanh):
+# -- the cells written plainly, for any array library: `fn` holds its elementwise functions -----
+def lstm_step(p, x, s, fn):
     h, c = s
-    f = sigmoid(x @ p["W_f"].T + h @ p["U_f"].T + p["b_f"])
-    i = sigmoid(x @ p["W_i"].T + h @ p["U_i"].T + p["b_i"])
-    g = tanh(x @ p["W_g"].T + h @ p["U_g"].T + p["b_g"])
-    o = sigmoid(x @ p["W_o"].T + h @ p["U_o"].T + p["b_o"])
+    f = fn.sigmoid(x @ p["W_f"].T + h @ p["U_f"].T + p["b_f"])
+    i = fn.sigmoid(x @ p["W_i"].T + h @ p["U_i"].T + p["b_i"])
+    g = fn.tanh(x @ p["W_g"].T + h @ p["U_g"].T + p["b_g"])
+    o = fn.sigmoid(x @ p["W_o"].T + h @ p["U_o"].T + p["b_o"])
     c = f * c + i * g
-    return (o * tanh(c), c)
+    return (o * fn.tanh(c), c)
 
 
-def gru_step(p, x, s, sigmoid, tanh):
+def gru_step(p, x, s, fn):
     (h,) = s
-    z = sigmoid(x @ p["W_z"].T + h @ p["U_z"].T + p["b_z"])
-    r = sigmoid(x @ p["W_r"].T + h @ p["U_r"].T + p["b_r"])
-    n = tanh(x @ p["W_n"].T + (r * h) @ p["U_n"].T + p["b_n"])
+    z = fn.sigmoid(x @ p["W_z"].T + h @ p["U_z"].T + p["b_z"])
+    r = fn.sigmoid(x @ p["W_r"].T + h @ p["U_r"].T + p["b_r"])
+    n = fn.tanh(x @ p["W_n"].T + (r * h) @ p["U_n"].T + p["b_n"])
     return ((1 - z) * n + z * h,)
 
 
-def mgu_step(p, x, s, sigmoid, tanh):
+def mgu_step(p, x, s, fn):
     (h,) = s
-    f = sigmoid(x @ p["W_f"].T + h @ p["U_f"].T + p["b_f"])
-    n = tanh(x @ p["W_n"].T + (f * h) @ p["U_n"].T + p["b_n"])
+    f = fn.sigmoid(x @ p["W_f"].T + h @ p["U_f"].T + p["b_f"])
+    n = fn.tanh(x @ p["W_n"].T + (f * h) @ p["U_n"].T + p["b_n"])
     return ((1 - f) * h + f * n,)
 
 
-STEPS = {"lstm": lstm_step, "gru": gru_step, "mgu": mgu_step}
+def indrnn_step(p, x, s, fn):
+    (h,) = s
+    return (fn.relu(x @ p["W"].T + p["u"] * h + p["b"]),)
+
+
+def slstm_step(p, x, s, fn):
+    """Beck et al. (2024), one head: exponential input gate, normaliser n, stabiliser m."""
+    h, c, n, m = s
+    a = {g: x @ p[f"W_{g}"].T + h @ p[f"U_{g}"].T + p[f"b_{g}"] for g in "zifo"}
+    log_f = fn.logsigmoid(a["f"])
+    m_new = fn.maximum(log_f + m, a["i"])
+    i, f = fn.exp(a["i"] - m_new), fn.exp(log_f + m - m_new)
+    c = f * c + i * fn.tanh(a["z"])
+    n = f * n + i
+    return (fn.sigmoid(a["o"]) * c / n, c, n, m_new)
+
+
+STEPS = {"lstm": lstm_step, "gru": gru_step, "mgu": mgu_step, "indrnn": indrnn_step,
+         "slstm": slstm_step}
+TORCH_FN = SimpleNamespace(sigmoid=torch.sigmoid, tanh=torch.tanh, relu=torch.relu, exp=torch.exp,
+                           logsigmoid=torch.nn.functional.logsigmoid, maximum=torch.maximum)
 
 
 def torch_plain(name):
@@ -77,7 +99,7 @@ def torch_plain(name):
     def run(params, xs, state0):
         state, outputs = state0, []
         for x in xs:
-            state = step(params, x, state, torch.sigmoid, torch.tanh)
+            state = step(params, x, state, TORCH_FN)
             outputs.append(state[0])
         return torch.stack(outputs)
     return run
@@ -177,10 +199,12 @@ def jax_runs(name, size):
     G = jnp.asarray(rng.normal(size=(T, B, H)), jnp.float32)
     state0 = {s: jnp.zeros((B, H), jnp.float32) for s in module.STATE}
     step = STEPS[name]
+    elementwise = SimpleNamespace(sigmoid=jax.nn.sigmoid, tanh=jnp.tanh, relu=jax.nn.relu, exp=jnp.exp,
+                                  logsigmoid=jax.nn.log_sigmoid, maximum=jnp.maximum)
 
     def plain(p, xs, state0):
         def body(state, x):
-            state = step(p, x, state, jax.nn.sigmoid, jnp.tanh)
+            state = step(p, x, state, elementwise)
             return state, state[0]
         return jax.lax.scan(body, tuple(state0[s] for s in module.STATE), xs)[1]
 
@@ -238,7 +262,7 @@ def main(argv=None) -> int:
         for name in CELLS:
             runs, (ours_b, plain_b), compile_note = torch_runs(name, size, size_name in args.compile_sizes.split(","))
             t = interleaved(runs, args.repeats)
-            line = (f"torch {name:5s} ours {t['ours'] * 1e3:8.2f} ms  plain {t['plain'] * 1e3:8.2f} ms"
+            line = (f"torch {name:6s} ours {t['ours'] * 1e3:8.2f} ms  plain {t['plain'] * 1e3:8.2f} ms"
                     f"  time ours/plain {t['ours'] / t['plain']:.2f}"
                     f"  saved ours/plain {ours_b / plain_b:.2f} ({mib(ours_b)} / {mib(plain_b)})")
             if "compiled" in t:
@@ -248,13 +272,13 @@ def main(argv=None) -> int:
             print(line)
         for name in NN:
             t = interleaved(nn_runs(name, size), args.repeats)
-            print(f"torch {name:5s} ours {t['ours'] * 1e3:8.2f} ms  nn.{NN[name][1]} {t['nn'] * 1e3:8.2f} ms"
+            print(f"torch {name:6s} ours {t['ours'] * 1e3:8.2f} ms  nn.{NN[name][1]} {t['nn'] * 1e3:8.2f} ms"
                   f"  ours/nn {t['ours'] / t['nn']:.2f}")
         if not args.no_jax:
             for name in CELLS:
                 runs, temp = jax_runs(name, size)
                 t = interleaved(runs, args.repeats)
-                print(f"jax   {name:5s} ours {t['ours'] * 1e3:8.2f} ms  plain {t['plain'] * 1e3:8.2f} ms"
+                print(f"jax   {name:6s} ours {t['ours'] * 1e3:8.2f} ms  plain {t['plain'] * 1e3:8.2f} ms"
                       f"  ours/plain {t['ours'] / t['plain']:.2f}  XLA temp {mib(temp['ours'])} / {mib(temp['plain'])}")
     return 0
 
