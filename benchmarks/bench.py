@@ -44,7 +44,7 @@ if __name__ == "__main__":
 import numpy as np  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "benchmarks")]   # bench_frameworks: the plain cells
 
 SIZES = {  # T steps, B batch, D input, H hidden
     "small": (16, 8, 32, 32),
