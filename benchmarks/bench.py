@@ -14,7 +14,9 @@ FLOPs of forward + backward (6 T B rows cols per weight matrix: the product, its
 gradient and its input gradient) per second, divided by numpy's float32 1024x1024 GEMM
 throughput measured in the same rounds.  Memory is the peak traced by tracemalloc during
 forward + backward (NumPy only), the bytes the cache holds, and the lower bound: the
-per-step values the derived backward pass reads (`Derivation.cached_values`).
+per-step values the derived backward pass reads (`Derivation.cached_values`).  Cells PyTorch
+has no module for (IndRNN, sLSTM) are timed against the same equations written plainly in
+PyTorch with autograd (bench_frameworks.STEPS), with the bytes autograd saves for backward.
 """
 from __future__ import annotations
 
@@ -42,7 +44,7 @@ if __name__ == "__main__":
 import numpy as np  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "benchmarks")]   # bench_frameworks: the plain cells
 
 SIZES = {  # T steps, B batch, D input, H hidden
     "small": (16, 8, 32, 32),
@@ -377,7 +379,8 @@ def bench_cells(torch, sizes, repeats):
     print()
 
 
-CALL_CELLS = ("lstm", "gru_reset_after", "gru", "rnn", "lstmp", "peephole_lstm", "cifg_lstm")
+CALL_CELLS = ("lstm", "gru_reset_after", "gru", "rnn", "lstmp", "peephole_lstm", "cifg_lstm", "indrnn",
+              "slstm")
 
 
 def bench_calls():
@@ -389,6 +392,55 @@ def bench_calls():
                                     seed=0, dtype=DTYPE)
         forward, backward = calls_per_step(module, params)
         print(f"{cell:16} {forward:7.0f} {backward:8.0f}")
+    print()
+
+
+PLAIN_CELLS = ("indrnn", "slstm")   # no torch.nn module: compared with the cell written plainly
+
+
+def plain_torch_run(torch, module, name, params, xs, G):
+    """The cell written plainly in PyTorch (bench_frameworks.STEPS), autograd for the backward,
+    from the zero state like `generated_run`; returns a function of `backward` and its leaves."""
+    from bench_frameworks import torch_plain
+    plain = torch_plain(name)
+    p0 = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in params.items()}
+    x0, g = torch.from_numpy(xs), torch.from_numpy(G)
+    state0 = tuple(torch.zeros(xs.shape[1], G.shape[2], dtype=x0.dtype) for _ in module.STATE)
+
+    def run(backward=True):
+        p = {k: v.detach().requires_grad_(True) for k, v in p0.items()}
+        x = x0.detach().requires_grad_(True)
+        out = plain(p, x, state0)
+        if backward:
+            out.backward(g)
+        return p, x
+    return run
+
+
+def bench_plain(torch, sizes, repeats):
+    """The new cells against the same equations written plainly in PyTorch with autograd."""
+    from bench_frameworks import saved_bytes
+    print(f"Cells without a torch.nn module against the cell written plainly in PyTorch (autograd), "
+          f"forward+backward, {np.dtype(DTYPE).name}, median ms")
+    print(f"{'cell':8} {'size':7} {'numpy':>8} {'plain':>8} {'numpy/plain':>11} {'peak MB':>8} "
+          f"{'cache MB':>8} {'plain saved MB':>14}")
+    for cell in PLAIN_CELLS:
+        module = load(cell)
+        for name in sizes:
+            params, xs, G = problem(module, SIZES[name])
+            # all gradients checked as one vector: from the zero state the sLSTM's dL/db_i is
+            # exactly 0 (scaling every input gate scales c and n alike), so it is rounding in both
+            grads, dxs, _ = generated_run(module, params, xs, G)()
+            p, x = plain_torch_run(torch, module, cell, params, xs, G)()
+            theirs = np.concatenate([p[k].grad.numpy().ravel() for k in grads] + [x.grad.numpy().ravel()])
+            ours = np.concatenate([v.ravel() for v in grads.values()] + [dxs.ravel()])
+            check({"all": theirs}, {"all": ours}, f"{cell} {name} vs plain torch")
+            plain = plain_torch_run(torch, module, cell, params, xs, G)
+            t = interleaved({"gen": generated_run(module, params, xs, G), "plain": plain}, repeats)
+            peak, held = memory(module, params, xs, G)
+            saved = saved_bytes(plain)
+            print(f"{cell:8} {name:7} {t['gen'] * 1e3:8.2f} {t['plain'] * 1e3:8.2f} "
+                  f"{t['gen'] / t['plain']:10.2f}x {mb(peak):>8} {mb(held):>8} {mb(saved):>14}")
     print()
 
 
@@ -498,6 +550,8 @@ def main(argv=None):
     print(f"repeats per implementation: {repeats}, {args.clock} clock\n")
     bench_calls()
     bench_cells(torch, sizes, repeats)
+    if torch is not None:
+        bench_plain(torch, sizes, repeats)
     bench_lstm(torch, sizes, repeats)
     if "tall" in sizes:
         bench_checkpoint(repeats)

@@ -7,7 +7,7 @@ Every measurement is forward + backward of L = sum(outputs * G), float32, one th
 the process's CPU time by default (`--clock wall` for elapsed time); every implementation
 is warmed up, then they take turns (`--repeats` rounds) and each keeps its fastest run,
 which a busy machine disturbs least.  Per cell (lstm, gru, the
-spec cell examples/mgu) and size:
+spec cell examples/mgu, indrnn, slstm) and size:
 - `ours/plain`: generated/torch/<cell>.py's two Functions against the same cell written
   plainly in PyTorch (a Python loop over steps, autograd): `cached` keeps every value its
   backward reads, `recompute` only the states -- time, and bytes saved for backward.
@@ -29,6 +29,7 @@ import os
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import torch
@@ -37,7 +38,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from bench import SIZES  # noqa: E402
 
-CELLS = {"lstm": "generated", "gru": "generated", "mgu": "examples"}
+CELLS = {"lstm": "generated", "gru": "generated", "mgu": "examples", "indrnn": "generated",
+         "slstm": "generated"}
 NN = {"lstm": ("lstm", "LSTM"), "gru": ("gru_reset_after", "GRU")}
 
 
@@ -49,33 +51,53 @@ def load(folder, target, name):
     return module
 
 
-# -- the cells written plainly, for any array library with @, .T, sigmoid and tanh ------------
-def lstm_step(p, x, s, sigmoid, tanh):
+# -- the cells written plainly, for any array library: `fn` holds its elementwise functions -----
+def lstm_step(p, x, s, fn):
     h, c = s
-    f = sigmoid(x @ p["W_f"].T + h @ p["U_f"].T + p["b_f"])
-    i = sigmoid(x @ p["W_i"].T + h @ p["U_i"].T + p["b_i"])
-    g = tanh(x @ p["W_g"].T + h @ p["U_g"].T + p["b_g"])
-    o = sigmoid(x @ p["W_o"].T + h @ p["U_o"].T + p["b_o"])
+    f = fn.sigmoid(x @ p["W_f"].T + h @ p["U_f"].T + p["b_f"])
+    i = fn.sigmoid(x @ p["W_i"].T + h @ p["U_i"].T + p["b_i"])
+    g = fn.tanh(x @ p["W_g"].T + h @ p["U_g"].T + p["b_g"])
+    o = fn.sigmoid(x @ p["W_o"].T + h @ p["U_o"].T + p["b_o"])
     c = f * c + i * g
-    return (o * tanh(c), c)
+    return (o * fn.tanh(c), c)
 
 
-def gru_step(p, x, s, sigmoid, tanh):
+def gru_step(p, x, s, fn):
     (h,) = s
-    z = sigmoid(x @ p["W_z"].T + h @ p["U_z"].T + p["b_z"])
-    r = sigmoid(x @ p["W_r"].T + h @ p["U_r"].T + p["b_r"])
-    n = tanh(x @ p["W_n"].T + (r * h) @ p["U_n"].T + p["b_n"])
+    z = fn.sigmoid(x @ p["W_z"].T + h @ p["U_z"].T + p["b_z"])
+    r = fn.sigmoid(x @ p["W_r"].T + h @ p["U_r"].T + p["b_r"])
+    n = fn.tanh(x @ p["W_n"].T + (r * h) @ p["U_n"].T + p["b_n"])
     return ((1 - z) * n + z * h,)
 
 
-def mgu_step(p, x, s, sigmoid, tanh):
+def mgu_step(p, x, s, fn):
     (h,) = s
-    f = sigmoid(x @ p["W_f"].T + h @ p["U_f"].T + p["b_f"])
-    n = tanh(x @ p["W_n"].T + (f * h) @ p["U_n"].T + p["b_n"])
+    f = fn.sigmoid(x @ p["W_f"].T + h @ p["U_f"].T + p["b_f"])
+    n = fn.tanh(x @ p["W_n"].T + (f * h) @ p["U_n"].T + p["b_n"])
     return ((1 - f) * h + f * n,)
 
 
-STEPS = {"lstm": lstm_step, "gru": gru_step, "mgu": mgu_step}
+def indrnn_step(p, x, s, fn):
+    (h,) = s
+    return (fn.relu(x @ p["W"].T + p["u"] * h + p["b"]),)
+
+
+def slstm_step(p, x, s, fn):
+    """Beck et al. (2024), one head: exponential input gate, normaliser n, stabiliser m."""
+    h, c, n, m = s
+    a = {g: x @ p[f"W_{g}"].T + h @ p[f"U_{g}"].T + p[f"b_{g}"] for g in "zifo"}
+    log_f = fn.logsigmoid(a["f"])
+    m_new = fn.maximum(log_f + m, a["i"])
+    i, f = fn.exp(a["i"] - m_new), fn.exp(log_f + m - m_new)
+    c = f * c + i * fn.tanh(a["z"])
+    n = f * n + i
+    return (fn.sigmoid(a["o"]) * c / n, c, n, m_new)
+
+
+STEPS = {"lstm": lstm_step, "gru": gru_step, "mgu": mgu_step, "indrnn": indrnn_step,
+         "slstm": slstm_step}
+TORCH_FN = SimpleNamespace(sigmoid=torch.sigmoid, tanh=torch.tanh, relu=torch.relu, exp=torch.exp,
+                           logsigmoid=torch.nn.functional.logsigmoid, maximum=torch.maximum)
 
 
 def torch_plain(name):
@@ -84,7 +106,7 @@ def torch_plain(name):
     def run(params, xs, state0):
         state, outputs = state0, []
         for x in xs:
-            state = step(params, x, state, torch.sigmoid, torch.tanh)
+            state = step(params, x, state, TORCH_FN)
             outputs.append(state[0])
         return torch.stack(outputs)
     return run
@@ -207,10 +229,12 @@ def jax_runs(name, size):
     G = jnp.asarray(rng.normal(size=(T, B, H)), jnp.float32)
     state0 = {s: jnp.zeros((B, H), jnp.float32) for s in module.STATE}
     step = STEPS[name]
+    elementwise = SimpleNamespace(sigmoid=jax.nn.sigmoid, tanh=jnp.tanh, relu=jax.nn.relu, exp=jnp.exp,
+                                  logsigmoid=jax.nn.log_sigmoid, maximum=jnp.maximum)
 
     def plain(p, xs, state0):
         def body(state, x):
-            state = step(p, x, state, jax.nn.sigmoid, jnp.tanh)
+            state = step(p, x, state, elementwise)
             return state, state[0]
         return jax.lax.scan(body, tuple(state0[s] for s in module.STATE), xs)[1]
 
@@ -288,7 +312,7 @@ def main(argv=None) -> int:
             for name in CELLS:
                 runs, temp = jax_runs(name, size)
                 t = interleaved(runs, args.repeats)
-                print(f"jax   {name:5s} ours {t['ours'] * 1e3:8.2f} ms  plain {t['plain'] * 1e3:8.2f} ms"
+                print(f"jax   {name:6s} ours {t['ours'] * 1e3:8.2f} ms  plain {t['plain'] * 1e3:8.2f} ms"
                       f"  ours/plain {t['ours'] / t['plain']:.2f}  XLA temp {mib(temp['ours'])} / {mib(temp['plain'])}")
     print(f"\nafter the run: {load_average()}")
     return 0
@@ -298,20 +322,20 @@ def torch_line(name, size, args, compile_plain):
     """Time and saved bytes of both Functions against the plain cell (and its compiled form)."""
     runs, saved, compile_note = torch_runs(name, size, compile_plain)
     t = interleaved(runs, args.repeats)
-    print(f"torch {name:5s} time   cached {t['ours'] * 1e3:8.2f} ms  recompute {t['recompute'] * 1e3:8.2f} ms"
+    print(f"torch {name:6s} time   cached {t['ours'] * 1e3:8.2f} ms  recompute {t['recompute'] * 1e3:8.2f} ms"
           f"  plain {t['plain'] * 1e3:8.2f} ms   cached/plain {t['ours'] / t['plain']:.2f}"
           f"  recompute/plain {t['recompute'] / t['plain']:.2f}")
     made = {k: v[0] for k, v in saved.items()}
     total = {k: v[1] for k, v in saved.items()}
-    print(f"{'':11s} saved  cached {mib(made['ours'])}  recompute {mib(made['recompute'])}  plain "
+    print(f"{'':12s} saved  cached {mib(made['ours'])}  recompute {mib(made['recompute'])}  plain "
           f"{mib(made['plain'])}   cached/plain {made['ours'] / made['plain']:.2f}  recompute/plain "
           f"{made['recompute'] / made['plain']:.2f}  (with inputs and parameters: "
           f"{total['ours'] / total['plain']:.2f}, {total['recompute'] / total['plain']:.2f})")
     if "compiled" in t:
-        print(f"{'':11s} torch.compile of plain {t['compiled'] * 1e3:.2f} ms (compile {compile_note}):"
+        print(f"{'':12s} torch.compile of plain {t['compiled'] * 1e3:.2f} ms (compile {compile_note}):"
               f"  cached/compiled {t['ours'] / t['compiled']:.2f}")
     elif compile_note:
-        print(f"{'':11s} torch.compile of plain: {compile_note}")
+        print(f"{'':12s} torch.compile of plain: {compile_note}")
 
 
 if __name__ == "__main__":

@@ -240,6 +240,94 @@ LSTMP = Entry(
     cites=("sak2014", "hochreiter1997"),
 )
 
+INDRNN = Entry(
+    Cell(name="indrnn", inputs=(("x", "D"),), state=(("h", "H"),), output="h",
+         stages=(affine("a", ("x",), ("W",), "b", "H", note="input part of the pre-activation"),
+                 elementwise(_MUL, "q", "u", "h_prev", note="independent recurrence, one weight per unit"),
+                 elementwise(_ADD, "z", "a", "q", note="pre-activation"),
+                 elementwise(Kind.RELU, "h", "z", note="new hidden state and output")),
+         vector_params=(("u", "H"),)),
+    description="independently recurrent network: h = relu(W x + u * h_prev + b), u one weight per unit (Li et al.)",
+    compare="rnn",
+    notes=("The recurrent weight is a vector $u$, not a matrix: each unit reads only its own "
+           "previous value, $q_t = u \\odot h_{t-1}$, so no $U^\\top$ product appears backwards "
+           "and $h_{t-1}$ receives its gradient through $u$ alone.",
+           "The activation is the rectifier, whose derivative is obtained from "
+           "$\\operatorname{relu}(z) = (z + |z|)/2$: it is $(1 + \\operatorname{sign} z)/2$, "
+           "one where the unit is active and zero where it is not."),
+    intuition=(
+        'In the IndRNN every unit is its own small recurrent network: $h_t = \\operatorname{relu}'
+        '(W x_t + u \\odot h_{t-1} + b)$, with one recurrent weight per unit. Units interact only '
+        'through the input weights of the next layer, so each one can be read on its own.',
+        'Backwards, the gradient reaching $h_{t-k}$ from $h_t$ of a unit is $u^k$ times the '
+        'rectifier derivatives along the way, each 0 or 1: as long as the unit stays active, the '
+        'product is $u^k$ exactly, and choosing $|u|$ near 1 keeps a memory over thousands of '
+        'steps without the squashing of a tanh; a unit that switches off cuts its own gradient.',
+        'Li et al. bound each $|u|$ to keep that product from exploding, and stack layers to '
+        'mix units; this document derives one layer.',
+    ),
+    cites=("li2018indrnn",),
+)
+
+_SLSTM_ROLE = {"z": "cell input", "i": "input gate (its logarithm)", "f": "forget gate",
+               "o": "output gate"}
+
+
+def _slstm_gate(name):
+    return affine(f"a_{name}", ("x", "h_prev"), (f"W_{name}", f"U_{name}"), f"b_{name}", "H",
+                  note=f"pre-activation of the {_SLSTM_ROLE[name]}")
+
+
+SLSTM = Entry(
+    Cell(name="slstm", inputs=(("x", "D"),),
+         state=(("h", "H"), ("c", "H"), ("n", "H"), ("m", "H")), output="h",
+         stages=(*(_slstm_gate(g) for g in "zifo"),
+                 elementwise(_TANH, "z", "a_z", note="cell input"),
+                 elementwise(_SIG, "o", "a_o", note="output gate"),
+                 elementwise(Kind.LOGSIGMOID, "l", "a_f", note="logarithm of the forget gate"),
+                 elementwise(_ADD, "e", "l", "m_prev", note="log forget gate plus the old stabiliser"),
+                 elementwise(Kind.MAX, "m", "e", "a_i", note="new stabiliser"),
+                 elementwise(Kind.SUB, "p", "a_i", "m", note="stabilised log input gate"),
+                 elementwise(Kind.EXP, "i", "p", note="stabilised input gate"),
+                 elementwise(Kind.SUB, "q", "e", "m", note="stabilised log forget gate"),
+                 elementwise(Kind.EXP, "f", "q", note="stabilised forget gate"),
+                 elementwise(_MUL, "u", "f", "c_prev", note="part of the old cell that is kept"),
+                 elementwise(_MUL, "w", "i", "z", note="new content written to the cell"),
+                 elementwise(_ADD, "c", "u", "w", note="new cell state"),
+                 elementwise(_MUL, "v", "f", "n_prev", note="part of the old normaliser that is kept"),
+                 elementwise(_ADD, "n", "v", "i", note="new normaliser state"),
+                 elementwise(Kind.DIV, "r", "c", "n", note="normalised cell state"),
+                 elementwise(_MUL, "h", "o", "r", note="new hidden state and output")),
+         positive=("n",)),
+    description="sLSTM of xLSTM, one head: exponential input gate, normaliser n and stabiliser m "
+                "(Beck et al.)",
+    notes=("The input gate is exponential, $\\exp(a^i_t)$, and the forget gate is used through its "
+           "logarithm $l_t = \\log\\sigma(a^f_t)$; both are rescaled by $\\exp(-m_t)$, where the "
+           "stabiliser $m_t = \\max(l_t + m_{t-1}, a^i_t)$ is a third state next to $c$ and the "
+           "normaliser $n$.",
+           "The output is the cell state divided by the normaliser, "
+           "$h_t = o_t \\odot c_t \\oslash n_t$, so $c_t$ and $n_t$ both fork into that quotient "
+           "and into the next step; the maximum's derivative is the unit step "
+           "$\\theta(x - y)$ in its first argument (one half at a tie)."),
+    intuition=(
+        'A sigmoid input gate can only write a bounded amount; the exponential gate '
+        '$\\exp(a^i_t)$ of the sLSTM can write with a weight far above one, so a new, more '
+        'important input can outvote what the cell holds rather than being mixed in at a fixed '
+        'rate: Beck et al. describe this as revising a storage decision.',
+        'Unbounded gates need a yardstick: the normaliser $n_t$ sums the same gates that write '
+        'the cell, so from a zero initial state $c_t \\oslash n_t$ is a weighted average of the '
+        'written inputs $z$, between $-1$ and $1$ whatever the scale of the gates, and $h_t$ is '
+        'that average passed through the output gate.',
+        'The exponentials themselves would overflow, so the stabiliser $m_t$, a running maximum '
+        'of the log gates, is subtracted in the exponent of both gates. It scales $c_t$ and '
+        '$n_t$ by the same factor $\\exp(-m_t)$, which cancels in the quotient: the section on '
+        'the stabiliser below proves that it contributes nothing to the gradient of any loss of '
+        'the outputs.',
+    ),
+    cites=("beck2024xlstm", "hochreiter1997", "nxai2024xlstm"),
+    stabiliser="m",
+)
+
 _FF_SIZES = (("D", "input_size"), ("H", "hidden_size"), ("K", "output_size"))
 _HIDDEN = (affine("a1", ("x",), ("W1",), "b1", "H", note="hidden pre-activation"),
            elementwise(_SIG, "h", "a1", note="hidden layer"),
@@ -281,7 +369,7 @@ MLP_SOFTMAX = Entry(
 )
 
 CELLS = {entry.name: entry for entry in (LSTM, PEEPHOLE_LSTM, CIFG_LSTM, GRU, GRU_RESET_AFTER,
-                                         RNN, LSTMP, MLP, MLP_SOFTMAX)}
+                                         RNN, LSTMP, INDRNN, SLSTM, MLP, MLP_SOFTMAX)}
 
 
 def get_entry(name: str) -> Entry:

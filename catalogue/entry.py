@@ -40,6 +40,7 @@ class Entry:
     compare: str = "lstm"   # the built-in cell the document compares this one with (and `notes` with)
     intuition: tuple[str, ...] = ()   # LaTeX prose: what each part of the cell is for
     cites: tuple[str, ...] = ()       # keys of `catalogue.references`: where the cell comes from
+    stabiliser: str | None = None     # a state the document proves the outputs do not depend on
 
     @property
     def name(self) -> str:

@@ -24,6 +24,15 @@ REFERENCES = {
                r"architectures for large scale acoustic modeling. In \emph{Proc.\ Interspeech}, 2014.",
     "elman1990": r"J.~L.~Elman. Finding structure in time. \emph{Cognitive Science}, "
                  r"14(2):179--211, 1990.",
+    "li2018indrnn": r"S.~Li, W.~Li, C.~Cook, C.~Zhu and Y.~Gao. Independently recurrent neural network "
+                    r"(IndRNN): building a longer and deeper RNN. In \emph{Proc.\ CVPR}, 2018.",
+    "beck2024xlstm": r"M.~Beck, K.~Pöppel, M.~Spanring, A.~Auer, O.~Prudnikova, M.~Kopp, "
+                      r"G.~Klambauer, J.~Brandstetter and S.~Hochreiter. xLSTM: extended long "
+                      r"short-term memory. In \emph{Advances in Neural Information Processing "
+                      r"Systems (NeurIPS)}, 2024.",
+    "nxai2024xlstm": r"NXAI. \emph{xlstm}: the reference implementation of xLSTM, "
+                     r"\code{github.com/NX-AI/xlstm}, file "
+                     r"\code{xlstm/blocks/slstm/src/cuda/slstm\_pointwise.cu}, 2024.",
     "zhou2016": r"G.-B.~Zhou, J.~Wu, C.-L.~Zhang and Z.-H.~Zhou. Minimal gated unit for recurrent "
                 r"neural networks. \emph{International Journal of Automation and Computing}, "
                 r"13(3):226--234, 2016.",

@@ -46,6 +46,8 @@ def problem(module, T, B, *dims, seed=0):
         return params, {"x": x}, target
     xs = rng.normal(size=(T, B, sizes["D"]))
     state0 = {s: 0.5 * rng.normal(size=(B, sizes[n])) for s, n in module.STATE_SIZES.items()}
+    for s in getattr(module, "POSITIVE_STATES", ()):   # a normaliser near 0 is no state the cell reaches
+        state0[s] = 0.5 + np.abs(state0[s])
     dhs = rng.normal(size=(T, B, sizes[module.STATE_SIZES[module.STATE[0]]]))
     dstateT = {s: rng.normal(size=(B, sizes[n])) for s, n in module.STATE_SIZES.items()}
     return params, dict(xs=xs, **{f"{s}0": v for s, v in state0.items()}), (dhs, dstateT)

@@ -16,6 +16,7 @@ from codegen.figures import Figure
 from codegen.layout import Layout
 from derive.derivation import Derivation
 from derive.jacobians import StateJacobian
+from derive.stabiliser import Stabiliser
 
 
 @dataclass(frozen=True)
@@ -105,6 +106,7 @@ class Document:
     # the generated module's lines that run one backward step, as the module has them (less
     # their common indentation); each cites in its comment the B-equations it computes
     code: tuple[str, ...] = ()
+    stabiliser: Stabiliser | None = None    # what the stabiliser state contributes, proved
 
     @property
     def plot_file(self) -> str:

@@ -15,7 +15,7 @@ import sympy as sp
 from sympy.printing.precedence import PRECEDENCE
 
 from codegen import drawing, figures
-from codegen.latex_terms import backward_eq, forward_eq, loss_head, param_eq, signed_sum, term_tex
+from codegen.latex_terms import and_join, backward_eq, forward_eq, loss_head, param_eq, signed_sum, term_tex
 from codegen.notation import Notation, tex_param, tex_text
 from derive.derivation import LOSS_BRANCH
 from derive.stages import Kind, Loss
@@ -29,6 +29,8 @@ TIMES = r" \times "
 # backward flow"); every other elementwise kind multiplies by its local partial
 PATTERNS = {Kind.ADD: "add", Kind.MUL: "multiply", Kind.AFFINE: "affine"}
 LINE = 48   # visible characters of one line of a long Jacobian term
+OVERFULL = 72   # a line this long no longer fits as printed (the count of `_visible` is rough)
+EXPANDABLE = 60   # operations in a term worth multiplying out (expanding grows with nesting depth)
 
 
 def sections(document, printer, nt) -> dict:
@@ -38,12 +40,35 @@ def sections(document, printer, nt) -> dict:
                  if any(t.branch == LOSS_BRANCH for t in a.terms)), None)
     out = dict(graph=_figure(*document.graph), loss_entry=loss,
                steps=[backward_step(derivation, adj, printer, nt) for adj in derivation.adjoints],
-               unrolled=None, heads=[], flow=None)
+               unrolled=None, heads=[], flow=None,
+               stabiliser=stabiliser_section(document, printer, nt) if document.stabiliser else None)
     if cell.recurrent:
         out.update(unrolled=_figure(*figures.unrolled(derivation, nt)),
                    heads=[_head(h, p, nt) for h, p in zip(document.heads, HEAD_LABELS)],
                    flow=gradient_flow(document, printer, nt))
     return out
+
+
+def stabiliser_section(document, printer, nt) -> dict:
+    """The identities `derive.stabiliser` proved, as LaTeX, and the backward steps that carry
+    the stabiliser's gradient (its own and those of the stage that computes it)."""
+    proof, derivation = document.stabiliser, document.derivation
+    m, out = proof.state, proof.output
+    partial = lambda a, b: rf"\frac{{\partial {nt.value(a)}}}{{\partial {nt.value(b)}}}"
+    rescaled = [dict(lhs=partial(s, m), expr=printer.doprint(d), state=nt.value(s))
+                for s, d in proof.rescaled]
+    paths = [(partial(out, s) + partial(s, m),
+              rf"\left({printer.doprint(dh)}\right)\left({printer.doprint(ds)}\right)")
+             for s, dh, ds in proof.paths]
+    unscaled = [dict(lhs=rf"e^{{{nt.value(m)}}} {nt.value(s)}", expr=printer.doprint(e))
+                for s, e in proof.unscaled]
+    inputs = derivation.cell.stage(m).inputs
+    label = {a.target: a.label for a in derivation.adjoints}
+    return dict(state=nt.value(m), previous=nt.value(m, "t-1"), output=nt.value(out),
+                rescaled=rescaled, chain=" + ".join(p for p, _ in paths),
+                products=" + ".join(q for _, q in paths), total=printer.doprint(proof.total),
+                unscaled=unscaled, scaled=and_join([f"${nt.value(s)}$" for s, _ in proof.rescaled]),
+                own=label[m], through=and_join([f"(\\ref{{eq:{label[x]}}})" for x in inputs]))
 
 
 def _figure(figure, layout):
@@ -124,9 +149,13 @@ def gradient_flow(document, printer, nt) -> dict:
                               if j.state == j.previous else []))
         jacobians[-1]["free_sum"] = signed_sum(jacobians[-1]["free"])
     free = [j for j in jacobians if j["free"]]
+    refs = [rf"(\ref{{eq:{j['label']}}})" for j in free]
+    free_intro = (f"The Jacobian {refs[0]} contains a term without any weight matrix," if len(refs) == 1
+                  else f"The Jacobians {and_join(refs)} each contain a term without any weight "
+                       "matrix, one per line," if refs else "")
     biases = [f"${tex_param(b)}$" for b in flow.biases]
     claims = []
-    return dict(jacobians=jacobians, free=free, biases=biases, plot=document.plot_file,
+    return dict(jacobians=jacobians, free=free, free_intro=free_intro, biases=biases, plot=document.plot_file,
                 measured=flow_words(flow, claims), claims=claims, setting=_setting(flow),
                 final=nt.value(cell.output, "T"))
 
@@ -226,12 +255,22 @@ def _path_tex(path, printer) -> str:
 
 
 def _diag_tex(d, printer) -> str:
-    """diag(d); when too long for a line, broken between terms (or factors of a product)."""
+    """diag(d); when too long for a line, broken between terms (or factors of a product), and
+    when a piece is still too long, between the terms of the expanded sum (if small enough)."""
     shorter = sp.factor_terms(d)
     d = shorter if len(str(shorter)) < len(str(d)) else d
     whole = printer.doprint(d)
     if _visible(whole) <= LINE:
         return rf"\operatorname{{diag}}\left({whole}\right)"
+    lines, glue = _broken(d, printer)
+    if max(map(_visible, lines)) > OVERFULL and sp.count_ops(d) <= EXPANDABLE and sp.expand(d).is_Add:
+        lines, glue = _broken(sp.expand(d), printer)
+    rest = "".join(r" \\ &\qquad" + glue(text) for text in lines[1:])
+    return r"\operatorname{diag}\bigl(" + lines[0] + rest + r"\bigr)"
+
+
+def _broken(d, printer):
+    """The lines of d broken between terms (or factors), and the glue that starts a later line."""
     if d.is_Add:   # break between terms: `a + b \\ - c`
         pieces = [printer.doprint(t) for t in sp.Add.make_args(d)]
         join, glue = signed_sum, lambda line: (" - " + line[1:].lstrip() if line.startswith("-")
@@ -248,8 +287,7 @@ def _diag_tex(d, printer) -> str:
             line = []
         line.append(piece)
     lines.append(join(line))
-    rest = "".join(r" \\ &\qquad" + glue(text) for text in lines[1:])
-    return r"\operatorname{diag}\bigl(" + lines[0] + rest + r"\bigr)"
+    return lines, glue
 
 
 def _visible(tex: str) -> int:

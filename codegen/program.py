@@ -61,16 +61,16 @@ def _stacking(plan: Plan):
 
 
 def _cached(derivation, plan: Plan):
-    """(name, size, is_state): per-step values the backward pass reads, stored per step.
-    Block outputs are stored together in their group's Z buffer instead."""
+    """(name, size, is_state): per-step values the backward pass reads, stored per step, and every
+    state (the forward carries a state in its buffer even where the backward never reads it, as the
+    sLSTM's stabiliser).  Block outputs are stored together in their group's Z buffer instead."""
     cell = derivation.cell
     sizes = cell.sizes()
     read = set(derivation.cached_values()) - set(cell.input_names)
-    states = [s for s in cell.state_names if f"{s}_prev" in read or s in read]
     rest = [v for v in read if not v.endswith("_prev") and v not in cell.state_names
             and not plan.is_block_output(v)]
     order = [eq.stage.name for eq in derivation.forward]
-    return [(s, sizes[s], True) for s in cell.state_names if s in states or s == cell.output] + \
+    return [(s, sizes[s], True) for s in cell.state_names] + \
         [(v, sizes[v], False) for v in order if v in rest] + \
         [(b.out, b.width, False) for g in plan.groups for b in g.blocks if z_cached(derivation, b)]
 

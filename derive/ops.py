@@ -72,6 +72,9 @@ class Kind:
                            r"\operatorname{softplus}", "the softplus")
     SOFTSIGN = activation("softsign", X / (1 + sp.Abs(X)), X / (1 + sp.Abs(X)), False,
                            r"\operatorname{softsign}", "the softsign")
+    LOGSIGMOID = activation("logsigmoid", -sp.log(1 + sp.exp(-X)),
+                             (X - sp.Abs(X)) / 2 - sp.log(1 + sp.exp(-sp.Abs(X))), True,
+                             r"\log\sigma", "the logarithm of the sigmoid")
     EXP = activation("exp", sp.exp(X), sp.exp(X), True, r"\exp", "the exponential")
     LOG = activation("log", sp.log(X), sp.log(X), False, r"\log", "the logarithm")
     MUL = _simple("mul", (X, Y), X * Y, r"{0} \odot {1}", "elementwise product")
@@ -79,6 +82,9 @@ class Kind:
     ONE_MINUS = _simple("one_minus", (X,), 1 - X, "1 - {0}", "complement")
     SUB = _simple("sub", (X, Y), X - Y, "{0} - {1}", "elementwise difference")
     DIV = _simple("div", (X, Y), X / Y, r"{0} \oslash {1}", "elementwise quotient")
+    # the larger of two values: SymPy differentiates it into the unit step Heaviside(x - y)
+    MAX = Op("max", (X, Y), sp.Max(X, Y), sp.Max(X, Y), False,
+             r"\max\left({0}, {1}\right)", "elementwise maximum")
     RECIPROCAL = _simple("reciprocal", (X,), 1 / X, r"1 \oslash {0}", "reciprocal")
     SCALE = _simple("scale", (X,), CONSTANT * X, "{c} {0}", "scaling by a constant")
     SHIFT = _simple("shift", (X,), X + CONSTANT, "{0} + {c}", "shift by a constant")

@@ -76,6 +76,7 @@ class Cell:
     stages: tuple[Stage, ...]
     vector_params: tuple[tuple[str, str], ...] = ()   # parameters read elementwise (p_f)
     loss: Loss | None = None   # the loss head of a feed-forward network
+    positive: tuple[str, ...] = ()   # states positive in every state the cell reaches (a normaliser)
 
     @property
     def recurrent(self) -> bool:

@@ -21,6 +21,7 @@ from codegen.notation import Notation
 from derive.derivation import Derivation, derive
 from derive.heads import output_heads
 from derive.jacobians import state_jacobians
+from derive.stabiliser import stabiliser
 from lstm_derive.layout import Layouts
 from lstm_derive.measure import measure_flow
 from lstm_derive.worked import worked_example
@@ -40,7 +41,8 @@ def make_document(entry: Entry, derivation: Derivation, lstm: Derivation | None,
         return Document(derivation, lstm=lstm, **words)
     jacobians = state_jacobians(derivation)
     flow = measure_flow(derivation, jacobians, module, reference)
-    return Document(derivation, lstm=lstm, **words,
+    proved = stabiliser(cell, entry.stabiliser) if entry.stabiliser else None
+    return Document(derivation, lstm=lstm, **words, stabiliser=proved,
                     heads=tuple(derive(head) for head in output_heads(cell)),
                     jacobians=jacobians, flow=flow, plot=draw(flow))
 

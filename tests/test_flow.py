@@ -18,7 +18,7 @@ from derive.jacobians import state_jacobians
 from lstm_derive.build import Build
 from lstm_derive.measure import gate_biases
 
-RECURRENT = ["lstm", "peephole_lstm", "cifg_lstm", "gru", "gru_reset_after", "rnn", "lstmp"]
+RECURRENT = ["lstm", "peephole_lstm", "cifg_lstm", "gru", "gru_reset_after", "rnn", "lstmp", "indrnn", "slstm"]
 SIZES = {"D": 3, "H": 4, "P": 2}
 
 

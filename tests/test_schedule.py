@@ -105,6 +105,9 @@ def test_benchmark_script_runs_and_checks_its_gradients(monkeypatch, capsys):
     bench.main(["--repeats", "1"])
     out = capsys.readouterr().out
     assert "small" in out and "Gradient checkpointing" in out and "lstm" in out.lower()
+    if "torch" in sys.modules:   # the new cells against the same equations written plainly in PyTorch
+        assert "against the cell written plainly in PyTorch" in out
+        assert all(f"{cell:8} small" in out for cell in ("indrnn", "slstm"))
     assert bench.cache_lower_bound("lstm", (2, 3, 4, 5)) == 4 * 2 * 3 * 5 * 7
 
 

@@ -47,6 +47,10 @@ def _scalar_stage(kind, args, constant=None):
              Kind.SHIFT: lambda a: a + c}
     if kind in unary:
         return [unary[kind](a) for a in args[0]]
+    if kind is Kind.LOGSIGMOID:
+        return [sp.log(1 / (1 + sp.exp(-a))) for a in args[0]]
+    if kind is Kind.MAX:
+        return [sp.Max(a, b) for a, b in zip(*args)]
     if kind is Kind.SUB:
         return [a - b for a, b in zip(*args)]
     if kind is Kind.DIV:

@@ -33,6 +33,7 @@ def emit_numpy(derivation: Derivation, entry, command: str) -> str:
         params=[(name, tuple_code(shape)) for name, shape in params],
         state=list(cell.state_names), state_tuple=tuple_code(cell.state_names),
         state_sizes=[size for _, size in cell.state],
+        positive=cell.positive,
         output=cell.output, output_size=sizes[cell.output],
         sequence_input=cell.input_names[0], input_size=sizes[cell.input_names[0]],
         vector_params=list(cell.vector_param_names),

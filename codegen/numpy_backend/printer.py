@@ -80,10 +80,11 @@ class NumPyCode(NumPyPrinter):
 
 def spelled(expr, backend: str = "NumPy", table=SPELLED) -> sp.Expr:
     """The expression, checked: ReLU's (z + |z|)/2 as Max(z, 0), (1 + tanh(z/2))/2 as
-    Sigmoid(z); DeriveError for a function
+    Sigmoid(z), the unit step as (1 + sign z)/2; DeriveError for a function
     NumPy cannot spell."""
     expr = sp.sympify(expr).replace((_X + sp.Abs(_X)) / 2, lambda x: sp.Max(x, 0, evaluate=False))
     expr = expr.replace(_is_sigmoid, lambda e: Sigmoid(2 * next(iter(e.atoms(sp.tanh))).args[0]))
+    expr = expr.replace(sp.Heaviside, _step)
     for f in expr.atoms(sp.Function):
         if type(f) not in table:
             raise DeriveError(f"the {backend} backend cannot spell the function {type(f).__name__} "
@@ -100,6 +101,13 @@ def _is_sigmoid(expr) -> bool:
     found = rest.atoms(sp.tanh)
     return len(found) == 1 and sp.expand(rest - next(iter(found)) / 2) == 0 and \
         next(iter(found)).args[0].as_coeff_Mul()[0] == sp.Rational(1, 2)
+
+
+def _step(x, at_zero=sp.S.Half):
+    """The unit step as every backend spells it, (1 + sign x)/2: a maximum's derivative."""
+    if at_zero != sp.S.Half:
+        raise DeriveError(f"the step Heaviside({x}, {at_zero}) is spelled only with value 1/2 at 0")
+    return (1 + sp.sign(x)) / 2
 
 
 PRINTER = NumPyCode()

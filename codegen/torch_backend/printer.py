@@ -47,6 +47,8 @@ class TorchCode(NumPyCode):
 
     def _print_Max(self, expr):
         a, b = sorted(expr.args, key=lambda e: e.is_Number)   # max(z, 0)
+        if not b.is_Number:   # two tensors
+            return f"torch.maximum({self._print(a)}, {self._print(b)})"
         return f"torch.clamp({self._print(a)}, min={self._print(b)})"
 
 

@@ -1,0 +1,283 @@
+"""sLSTM of xLSTM, one head: exponential input gate, normaliser n and stabiliser m (Beck et al.): the derived backward inside JAX.
+
+GENERATED FILE -- do not edit.  Written by `lstm-derive build` from the stage list of the
+cell `slstm`.  Equation labels such as (F1), (B1) and (P1) refer to the derivation
+document generated/slstm.tex.  Depends on JAX only; pure functions, jit-able.
+
+`forward(params, xs, state0=None) -> (outputs, stateT)` runs the whole sequence with
+`lax.scan` on a parameter pytree (a dict keyed like PARAMS), xs (T, B, D), each state
+(B, size) in a dict keyed like STATE (zeros when None).  Zeros are made `like xs`, so
+they are sharded like it under `shard_map`.  It is a `jax.custom_vjp`: its
+forward scan keeps only what the derived backward reads (CACHED), and its backward is the
+derivation's, one scan in reverse, so `jax.grad` and `jax.vjp` of anything built on it use
+the derived backward.  `derived_forward` and `derived_backward` are the two halves, with
+the contract of the NumPy module generated/slstm.py.
+"""
+try:
+    import jax
+    import jax.numpy as jnp
+except ImportError:
+    raise ImportError("this generated module needs JAX (package jax): pip install jax") from None
+
+PARAMS = {
+    "W_z": ("H", "D"),
+    "W_i": ("H", "D"),
+    "W_f": ("H", "D"),
+    "W_o": ("H", "D"),
+    "U_z": ("H", "H"),
+    "U_i": ("H", "H"),
+    "U_f": ("H", "H"),
+    "U_o": ("H", "H"),
+    "b_z": ("H",),
+    "b_i": ("H",),
+    "b_f": ("H",),
+    "b_o": ("H",),
+}
+STATE = ("h", "c", "n", "m")
+STATE_SIZES = {"h": "H", "c": "H", "n": "H", "m": "H"}
+SIZES = {"D": "input_size", "H": "hidden_size"}  # size symbol -> argument of init_params
+OUTPUT = ("h", "H")
+CACHED = ("h_seq", "c_seq", "n_seq", "m_seq", "a_i_seq", "e_seq", "i_seq", "f_seq", "r_seq", "Z_z_seq", "Z_l_seq", "Z_o_seq")  # per-step values the backward reads
+
+
+def init_params(key, input_size, hidden_size, dtype=jnp.float32):
+    """Uniform in (-1/sqrt(H), 1/sqrt(H)), as torch.nn's recurrent modules; key a jax.random key."""
+    sizes = {"D": input_size, "H": hidden_size}
+    bound = 1.0 / sizes["H"] ** 0.5
+    keys = jax.random.split(key, len(PARAMS))
+    return {name: jax.random.uniform(k, tuple(sizes[s] for s in shape), dtype, -bound, bound)
+            for k, (name, shape) in zip(keys, PARAMS.items())}
+
+
+def _sizes(params, xs):
+    return {
+        "D": params["W_z"].shape[1],
+        "H": params["W_z"].shape[0],
+        "steps": xs.shape[0], "B": xs.shape[1],
+    }
+
+
+def _stack(params, sizes, xs):
+    """The weights of every input stacked into one matrix (and biases into one vector)."""
+    D = sizes["D"]
+    H = sizes["H"]
+    Wcat_x = jnp.concatenate([params["W_z"], params["W_f"], params["W_o"], params["W_i"]])
+    bcat_x = jnp.concatenate([params["b_z"], params["b_f"], params["b_o"], params["b_i"]])
+    Wcat_h_prev = jnp.concatenate([params["U_z"], params["U_f"], params["U_o"], params["U_i"]])
+    return dict(Wcat_x=Wcat_x, Wcat_h_prev=Wcat_h_prev, bcat_x=bcat_x)
+
+
+def _forward_step(w, sizes, carry, step):
+    """One step: the states before it (carry) and its slices of the sequences (step) ->
+    the states after it and the values the backward reads."""
+    D = sizes["D"]
+    H = sizes["H"]
+    Wcat_x = w["Wcat_x"]
+    Wcat_h_prev = w["Wcat_h_prev"]
+    bcat_x = w["bcat_x"]
+    h_prev, c_prev, n_prev, m_prev = carry
+    A_x_t = step["A_x_t"]
+    A_h_prev = h_prev @ Wcat_h_prev.T  # (F1)-(F4)
+    A_h_prev = A_h_prev + A_x_t
+    Z_z = jnp.tanh(A_h_prev[..., 0:H])  # (F5)
+    Z_l = (1/2)*A_h_prev[..., H:2 * H] - jnp.log(1 + jnp.exp(-abs(A_h_prev[..., H:2 * H]))) - 1/2*abs(A_h_prev[..., H:2 * H])  # (F7)
+    Z_o = jax.nn.sigmoid(A_h_prev[..., 2 * H:3 * H])  # (F6)
+    a_i = A_h_prev[..., 3 * H:4 * H]
+    l = Z_l
+    e = l + m_prev  # (F8)
+    m = jnp.maximum(a_i, e)  # (F9)
+    p = a_i - m  # (F10)
+    i = jnp.exp(p)  # (F11)
+    q = e - m  # (F12)
+    f = jnp.exp(q)  # (F13)
+    u = c_prev*f  # (F14)
+    z = Z_z
+    w = i*z  # (F15)
+    c = u + w  # (F16)
+    v = f*n_prev  # (F17)
+    n = i + v  # (F18)
+    r = c/n  # (F19)
+    o = Z_o
+    h = o*r  # (F20)
+    return (h, c, n, m), {"h": h, "c": c, "n": n, "m": m, "a_i": a_i, "e": e, "i": i, "f": f, "r": r, "Z_z": Z_z, "Z_l": Z_l, "Z_o": Z_o}
+
+
+def derived_forward(params, xs, state0=None):
+    """(outputs, stateT, cache): all steps of xs (T, B, D) from state0, and what the backward reads."""
+    sizes = _sizes(params, xs)
+    D = sizes["D"]
+    H = sizes["H"]
+    steps, B = xs.shape[:2]
+    if state0 is None:
+        state0 = {s: jnp.zeros_like(xs, shape=(B, sizes[STATE_SIZES[s]])) for s in STATE}
+    w = _stack(params, sizes, xs)
+    Wcat_x = w["Wcat_x"]
+    Wcat_h_prev = w["Wcat_h_prev"]
+    bcat_x = w["bcat_x"]
+    # the x terms of every step at once  (F1)-(F4)
+    A_x = (xs.reshape(steps * B, D) @ Wcat_x.T).reshape(steps, B, 4 * H)
+    A_x = A_x + bcat_x
+    step = dict(A_x_t=A_x)
+    carry = tuple(state0[s] for s in STATE)
+    stateT, ys = jax.lax.scan(lambda c, s: _forward_step(w, sizes, c, s), carry, step)
+    seq = {f"{name}_seq": ys[name] for name in ys}
+    for s in STATE:
+        if f"{s}_seq" in seq:   # a state's sequence keeps its value before step 0 in row 0
+            seq[f"{s}_seq"] = jnp.concatenate([state0[s][None], seq[f"{s}_seq"]])
+    outputs = seq["h_seq"][1:]
+    return outputs, dict(zip(STATE, stateT)), dict(xs=xs, seq=seq)
+
+
+def _backward_step(w, sizes, carry, step):
+    """One step back: the state gradients after it and the parameter gradients so far
+    (carry), its slices of the sequences (step) -> the carry before it and its adjoints."""
+    D = sizes["D"]
+    H = sizes["H"]
+    Wcat_x = w["Wcat_x"]
+    Wcat_h_prev = w["Wcat_h_prev"]
+    bcat_x = w["bcat_x"]
+    (d_h_next, d_c_next, d_n_next, d_m_next), dw = carry
+    dw = dict(dw)
+    dhs_t = step["dhs_t"]
+    Z_o = step["Z_o"]
+    c = step["c"]
+    n = step["n"]
+    c_prev = step["c_prev"]
+    n_prev = step["n_prev"]
+    f = step["f"]
+    Z_z = step["Z_z"]
+    i = step["i"]
+    a_i = step["a_i"]
+    e = step["e"]
+    r = step["r"]
+    Z_l = step["Z_l"]
+    d_h = d_h_next + dhs_t  # (B1) fork: loss, next step
+    o = Z_o
+    d_r = d_h*o  # (B2)
+    d_n = -c*d_r/n**2 + d_n_next  # (B3) fork: r, next step
+    d_v = d_n  # (B4)
+    d_c = d_r/n + d_c_next  # (B5) fork: r, next step
+    d_w = d_c  # (B6)
+    d_u = d_c  # (B7)
+    d_f = c_prev*d_u + d_v*n_prev  # (B8) fork: u, v
+    d_q = d_f*f  # (B9)
+    z = Z_z
+    d_i = d_n + d_w*z  # (B10) fork: w, n
+    d_p = d_i*i  # (B11)
+    d_m = -d_p - d_q + d_m_next  # (B12) fork: p, q, next step
+    d_e = d_m*((1/2)*jnp.sign(-a_i + e) + 1/2) + d_q  # (B13) fork: m, q
+    d_l = d_e  # (B14)
+    d_o = d_h*r  # (B15)
+    d_z = d_w*i  # (B16)
+    d_Z_o = d_o
+    d_A_x_1 = Z_o*d_Z_o*(1 - Z_o)  # (B17)
+    d_Z_l = d_l
+    d_A_x_2 = d_Z_l*(1 - jnp.exp(Z_l))  # (B18)
+    d_A_x_3 = d_m*((1/2)*jnp.sign(a_i - e) + 1/2) + d_p  # (B19) fork: m, p
+    d_Z_z = d_z
+    d_A_x_4 = d_Z_z*(1 - Z_z**2)  # (B20)
+    d_m_prev = d_e  # (B21)
+    d_n_prev = d_v*f  # (B22)
+    d_c_prev = d_u*f  # (B23)
+    d_A_x = jnp.concatenate([d_A_x_4, d_A_x_2, d_A_x_1, d_A_x_3], axis=-1)
+    d_h_prev = d_A_x @ Wcat_h_prev  # (B24) fork: a_z, a_i, a_f, a_o
+    d_h_next = d_h_prev
+    d_c_next = d_c_prev
+    d_n_next = d_n_prev
+    d_m_next = d_m_prev
+    return ((d_h_next, d_c_next, d_n_next, d_m_next), dw), {"d_A_x": d_A_x}
+
+
+def derived_backward(params, cache, dhs, dstateT=None):
+    """(grads, dxs, dstate0): the derived backward of `derived_forward`, grads keyed like params."""
+    xs, seq = cache["xs"], cache["seq"]
+    sizes = _sizes(params, xs)
+    D = sizes["D"]
+    H = sizes["H"]
+    steps, B = xs.shape[:2]
+    w = _stack(params, sizes, xs)
+    Wcat_x = w["Wcat_x"]
+    Wcat_h_prev = w["Wcat_h_prev"]
+    bcat_x = w["bcat_x"]
+    h_seq = seq["h_seq"]
+    c_seq = seq["c_seq"]
+    n_seq = seq["n_seq"]
+    m_seq = seq["m_seq"]
+    a_i_seq = seq["a_i_seq"]
+    e_seq = seq["e_seq"]
+    i_seq = seq["i_seq"]
+    f_seq = seq["f_seq"]
+    r_seq = seq["r_seq"]
+    Z_z_seq = seq["Z_z_seq"]
+    Z_l_seq = seq["Z_l_seq"]
+    Z_o_seq = seq["Z_o_seq"]
+    if dstateT is None:
+        dstateT = {s: jnp.zeros_like(xs, shape=(B, sizes[STATE_SIZES[s]])) for s in STATE}
+    dw = {name: jnp.zeros_like(xs, shape=value.shape) for name, value in w.items()}
+    step = dict(dhs_t=dhs, Z_o=Z_o_seq, c=c_seq[1:], n=n_seq[1:], c_prev=c_seq[:-1], n_prev=n_seq[:-1], f=f_seq, Z_z=Z_z_seq, i=i_seq, a_i=a_i_seq, e=e_seq, r=r_seq, Z_l=Z_l_seq)
+    carry = (tuple(dstateT[s] for s in STATE), dw)
+    (dstate0, dw), ys = jax.lax.scan(lambda c, s: _backward_step(w, sizes, c, s), carry, step, reverse=True)
+    d_A_x_seq = ys["d_A_x"]
+    dw["Wcat_x"] = dw["Wcat_x"] + d_A_x_seq.reshape(steps * B, 4 * H).T @ xs.reshape(steps * B, D)  # (P1)-(P4)
+    dxs = (d_A_x_seq.reshape(steps * B, 4 * H) @ Wcat_x).reshape(steps, B, D)  # (B25)
+    dw["bcat_x"] = dw["bcat_x"] + d_A_x_seq.reshape(steps * B, 4 * H).sum(axis=0)  # (P9)-(P12)
+    dw["Wcat_h_prev"] = dw["Wcat_h_prev"] + d_A_x_seq.reshape(steps * B, 4 * H).T @ h_seq[:steps].reshape(steps * B, H)  # (P5)-(P8)
+    grads = {}
+    grads["W_z"] = dw["Wcat_x"][0:H]
+    grads["b_z"] = dw["bcat_x"][0:H]
+    grads["W_f"] = dw["Wcat_x"][H:2 * H]
+    grads["b_f"] = dw["bcat_x"][H:2 * H]
+    grads["W_o"] = dw["Wcat_x"][2 * H:3 * H]
+    grads["b_o"] = dw["bcat_x"][2 * H:3 * H]
+    grads["W_i"] = dw["Wcat_x"][3 * H:4 * H]
+    grads["b_i"] = dw["bcat_x"][3 * H:4 * H]
+    grads["U_z"] = dw["Wcat_h_prev"][0:H]
+    grads["U_f"] = dw["Wcat_h_prev"][H:2 * H]
+    grads["U_o"] = dw["Wcat_h_prev"][2 * H:3 * H]
+    grads["U_i"] = dw["Wcat_h_prev"][3 * H:4 * H]
+    return {name: grads[name] for name in PARAMS}, dxs, dict(zip(STATE, dstate0))
+
+
+def forward(params, xs, state0=None):
+    """(outputs, stateT) of the sequence xs from state0 (a dict keyed like STATE, zeros when
+    None); differentiated by JAX with the derived backward."""
+    if state0 is None:
+        state0 = {s: jnp.zeros_like(xs, shape=(xs.shape[1], _sizes(params, xs)[STATE_SIZES[s]])) for s in STATE}
+    return _run(params, xs, state0)
+
+
+@jax.custom_vjp
+def _run(params, xs, state0):
+    outputs, stateT, _ = derived_forward(params, xs, state0)
+    return outputs, stateT
+
+
+def _forward_fwd(params, xs, state0):
+    outputs, stateT, cache = derived_forward(params, xs, state0)
+    return (outputs, stateT), (params, cache)
+
+
+def _forward_bwd(saved, cotangents):
+    params, cache = saved
+    dhs, dstateT = cotangents
+    grads, dxs, dstate0 = derived_backward(params, cache, dhs, dstateT)
+    return {name: _summed_like(grads[name], params[name]) for name in grads}, dxs, dstate0
+
+
+def _summed_like(gradient, primal):
+    """Under shard_map a parameter replicated over mesh axes gets its gradient summed over
+    them, as JAX's own differentiation does; elsewhere the gradient as it is."""
+    extra = tuple(sorted(_varying_axes(gradient) - _varying_axes(primal)))
+    return jax.lax.psum(gradient, extra) if extra else gradient
+
+
+def _varying_axes(value):
+    """The mesh axes a value varies over inside shard_map (`vma`; `mat.varying` since JAX 0.10)."""
+    aval = jax.typeof(value) if hasattr(jax, "typeof") else None
+    found = getattr(aval, "vma", None)
+    if found is None:
+        found = getattr(getattr(aval, "mat", None), "varying", None)
+    return frozenset(found or ())
+
+
+_run.defvjp(_forward_fwd, _forward_bwd)
