@@ -438,7 +438,7 @@ def bench_plain(torch, sizes, repeats):
             plain = plain_torch_run(torch, module, cell, params, xs, G)
             t = interleaved({"gen": generated_run(module, params, xs, G), "plain": plain}, repeats)
             peak, held = memory(module, params, xs, G)
-            saved = saved_bytes(plain)
+            saved = saved_bytes(plain, ())[1]   # every storage autograd keeps, inputs included
             print(f"{cell:8} {name:7} {t['gen'] * 1e3:8.2f} {t['plain'] * 1e3:8.2f} "
                   f"{t['gen'] / t['plain']:10.2f}x {mb(peak):>8} {mb(held):>8} {mb(saved):>14}")
     print()
