@@ -16,6 +16,7 @@ from pathlib import Path
 
 from catalogue.cells import CELLS, get_entry
 from catalogue.spec import load_spec
+from checks.layout import PRESETS
 from derive.derivation import derive
 from derive.errors import DeriveError
 from lstm_derive.rebuild import DEFAULT_OUT
@@ -180,6 +181,9 @@ def _compare_parser(sub, cell_help):
     p.add_argument("--atol", type=TOLERANCE, default=None,
                    help="absolute tolerance (default by the dtype of your results: "
                         "1e-9 for float64, 1e-5 for float32)")
+    p.add_argument("--layout", metavar="PRESET", default=None,
+                   help="how --against code lays out parameters and arrays: " + ", ".join(PRESETS)
+                        + " (or LAYOUT = ... in the file; see README)")
     p.add_argument("--seed", type=SEED, default=0)
     p.add_argument("--timeout", type=SECONDS, default=60.0, metavar="SECONDS",
                    help="how long --against code may run in all, import included (default 60)")
@@ -326,7 +330,7 @@ def _compare_code(derivation, entry, args) -> int:
         from checks.usercode import Runner
         runner = Runner(torch_module(derivation.cell, entry.torch), args.against, derivation.cell)
         return _compare_with(derivation, args, runner, "torch")
-    with ChildRunner(args.against, derivation.cell, args.timeout) as runner:
+    with ChildRunner(args.against, derivation.cell, args.timeout, args.layout) as runner:
         return _compare_with(derivation, args, runner, "yours")
 
 
@@ -338,6 +342,9 @@ def _compare_with(derivation, args, runner, label) -> int:
     rtol, atol = comparison.rtol, comparison.atol
     print("\n".join(table(comparison, rtol, atol, label)))
     print(comparison.tolerances)
+    contract = getattr(runner, "contract", None)
+    for note in contract.notes() if contract is not None else ():
+        print(note)
     if all(row.agree for row in comparison.rows.values()):
         print(f"{cell.name}: {args.against} and the derivation agree")
         return 0
