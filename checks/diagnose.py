@@ -18,7 +18,9 @@ from fractions import Fraction
 import numpy as np
 import sympy as sp
 
-from checks.compare import close, derived, differing, expected_shapes, fitted, make_problem
+from checks.compare import close, differing, expected_shapes, fitted, make_problem
+from checks.hypotheses import Backward, Hypothesis
+from checks.search import backward_bugs, forward_bugs
 from derive.derivation import NEXT_STEP_BRANCH
 from derive.terms import adjoint, is_elementwise
 
@@ -30,7 +32,8 @@ def diagnose(comparison, derivation, runner, rtol, atol) -> list[str]:
     cell = comparison.cell
     forward = comparison.disagreeing(forward=True)
     if forward:
-        return _forward_story(comparison, forward)
+        return _forward_story(comparison, forward) + [f"  hint: {text}" for text in
+                                                     forward_bugs(comparison, derivation, rtol, atol)]
     grads = comparison.disagreeing(forward=False)
     lines = [f"forward outputs agree; gradients that differ: {', '.join(grads)}"]
     for name in grads:
@@ -139,14 +142,10 @@ def _term_text(term):
 
 
 def one_change(comparison, derivation, rtol, atol) -> list[str]:
-    """Descriptions of the one-change derivations that reproduce all of the user's numbers."""
-    failing = [run for run in comparison.runs if differing(run[1], run[2], rtol, atol)]
-    failing = sorted(failing, key=lambda run: run[0].T * run[0].B)[:2]   # the cheapest first
-    found = []
-    for text, variant in variants(derivation):   # all() stops at the first problem it fails
-        if all(not differing(got, derived(variant, problem), rtol, atol) for problem, got, _ in failing):
-            found.append(f"yours matches the derivation exactly when {text}")
-    return found
+    """Descriptions of the changed derivations (`variants`, then `checks.hypotheses`, alone
+    or two at once) that reproduce all of the user's numbers."""
+    extra = [Hypothesis(text, lambda bw, t, T, v=variant: Backward.of(v)) for text, variant in variants(derivation)]
+    return backward_bugs(comparison, derivation, extra, relation, rtol, atol)
 
 
 def localise(comparison, derivation, runner, rtol, atol) -> list[str]:
