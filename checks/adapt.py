@@ -194,7 +194,10 @@ class Adapted:
         shapes, user, caches = cache
         run = self._step_backward if self.layout.step else self._seq_backward
         grads, dxs, dstate0 = run(user, caches, dhs, dstateT, shapes)
-        return unpack(self.layout, grads, shapes), dxs, dstate0
+        try:
+            return unpack(self.layout, grads, shapes), dxs, dstate0
+        except DeriveError as err:
+            raise DeriveError(f"{self.label}: {self.layout.backward.function}() {err}") from None
 
     def _step_forward(self, user, xs, state0):
         sig, state, hs, caches = self.layout.forward, dict(state0), [], []

@@ -42,9 +42,11 @@ def diagnose(comparison, derivation, runner, rtol, atol) -> list[str]:
             lines.append(f"  hint: {_quantity(cell, name)} {hint}")
     found = one_change(comparison, derivation, rtol, atol)
     lines += [f"  hint: {text}" for text in found] or [
-        "  no single dropped term, factor or sign in the derivation reproduces your numbers"]
+        "  no change to the derivation that compare tries (a dropped term, factor or sign, a value "
+        "from the wrong step or point, a gradient copied or swapped, one step's parameter "
+        "gradients, or two of these) reproduces your numbers"]
     if cell.recurrent:
-        lines += localise(comparison, derivation, runner, rtol, atol)
+        lines += localise(comparison, derivation, runner, rtol, atol, named=bool(found))
     return lines
 
 
@@ -148,7 +150,7 @@ def one_change(comparison, derivation, rtol, atol) -> list[str]:
     return backward_bugs(comparison, derivation, extra, relation, rtol, atol)
 
 
-def localise(comparison, derivation, runner, rtol, atol) -> list[str]:
+def localise(comparison, derivation, runner, rtol, atol, named=False) -> list[str]:
     """Growing sequences on the same parameters: in one step, at the carry, or across steps."""
     cell = comparison.cell
     base = comparison.runs[0][0]
@@ -164,7 +166,7 @@ def localise(comparison, derivation, runner, rtol, atol) -> list[str]:
         label = f"T={T}" + (f", dL/d{carry[0]}_T given" if carry else "")
         names = results[T, carry][0]
         lines.append(f"  {label:<22}{'differs: ' + ', '.join(names) if names else 'agree'}")
-    lines.append("  => " + _verdict(results, states))
+    lines.append("  => " + _verdict(results, states, named))
     carried = [T for T in range(1, MAX_T + 1) if any(f"{s}_0" in results[T, ()][0] for s in states)]
     if carried:
         lines.append(f"  the carried state gradients first disagree {carried[0]} step(s) back from the end "
@@ -173,7 +175,7 @@ def localise(comparison, derivation, runner, rtol, atol) -> list[str]:
     return lines
 
 
-def _verdict(results, states):
+def _verdict(results, states, named=False):
     first = results[1, ()][0]
     carried = [f"{s}_0" for s in states]
     inner = [n for n in first if n not in carried]
@@ -190,9 +192,9 @@ def _verdict(results, states):
     later = [T for T in range(2, MAX_T + 1) if results[T, ()][0]]
     if later:
         back = min(T for T in later)
-        return (f"every single step is right, but gradients disagree once {back} steps are chained: "
-                "the bug is in the recurrent path between steps (e.g. an off-by-one in time or "
-                "values cached for the wrong step)")
+        guess = "" if named else (": the bug is in the recurrent path between steps (e.g. an off-by-one "
+                                  "in time or values cached for the wrong step)")
+        return f"every single step is right, but gradients disagree once {back} steps are chained{guess}"
     return f"no disagreement on sequences of up to {MAX_T} steps at this shape; see the table"
 
 

@@ -196,7 +196,7 @@ def pack(layout: Layout, params: dict) -> dict:
 
 def unpack(layout: Layout, grads: dict, shapes: dict) -> dict:
     """The user's (stacked) gradients as ours; `shapes` are our parameters' shapes.  A
-    stacked gradient of the wrong shape is a DeriveError naming it."""
+    stacked gradient of the wrong shape is a DeriveError "returned dW of shape ..."."""
     if not layout.stacked():
         return grads
     out = {}
@@ -207,7 +207,7 @@ def unpack(layout: Layout, grads: dict, shapes: dict) -> dict:
         value = np.asarray(grads[user])
         want = (rows, cols) if layout.weights == "gates_by_in" else (cols, rows)
         if value.shape != want and not (cols == 1 and value.shape == (rows,)):
-            raise DeriveError(f"backward returned d{user} of shape {value.shape}, expected {want}")
+            raise DeriveError(f"returned d{user} of shape {value.shape}, expected {want}")
         full = value.reshape(rows, 1) if value.ndim == 1 else value.T if layout.weights == "in_by_gates" else value
         start = 0
         for g in layout.gates:
