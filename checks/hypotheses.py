@@ -72,6 +72,8 @@ def backward_hypotheses(derivation):
     yield from _wrong_point(derivation)
     yield from _wrong_step(derivation)
     yield from _siblings(derivation)
+    yield from _wrong_source(derivation)
+    yield from _twice(derivation)
     for steps, when in (("first", "the first step (t=0)"), ("last", "the last step")):
         yield Hypothesis(f"the parameter gradients are taken from {when} only, not summed over time steps",
                          steps=steps)
@@ -131,6 +133,38 @@ def _wrong_point(derivation):
                     yield _term_change(adj, term, changed,
                                        f"the factor {factor} of d_{adj.target} ({adj.label}: {term}) is "
                                        f"evaluated {words}")
+
+
+def _wrong_source(derivation):
+    """A branch d_src * factor that reads another, earlier adjoint of the same size instead
+    of d_src (d_h where d_c belongs), or reads w = f(y) where y belongs (v = 1 - z for z)."""
+    sizes = derivation.cell.sizes()
+    earlier = []
+    for adj in derivation.adjoints:
+        for term in adj.terms:
+            if not is_elementwise(term.expr):
+                continue
+            src = adjoint(term.source)
+            for other in earlier:
+                if other != term.source and sizes.get(other) == sizes.get(term.source):
+                    yield _term_change(adj, term, term.expr.xreplace({src: adjoint(other)}),
+                                       f"d_{adj.target} reads d_{other} where d_{term.source} belongs "
+                                       f"({adj.label}: {term})")
+            for stage, _ in _unary(derivation.cell):
+                y, w = value(stage.inputs[0]), value(stage.name)
+                if y in term.expr.free_symbols and w not in term.expr.free_symbols:
+                    yield _term_change(adj, term, term.expr.xreplace({y: w}),
+                                       f"d_{adj.target} reads {w} = {stage.kind.name}({y}) where {y} belongs "
+                                       f"({adj.label}: {term})")
+        earlier.append(adj.target)
+
+
+def _twice(derivation):
+    """A branch of a fork counted twice."""
+    for adj in derivation.adjoints:
+        for term in adj.terms if adj.is_fork else ():
+            yield _term_change(adj, term, 2 * term.expr,
+                               f"d_{adj.target} counts its branch {term.branch!r} twice ({adj.label}: {term})")
 
 
 def _term_change(adj, term, expr, text):

@@ -35,13 +35,18 @@ def _predictions(derivation, runs, hypothesis, traces):
         return None
 
 
-def _remaining(derivation, runs, hypothesis, traces, rtol, atol):
-    """(run, quantity) pairs the hypothesis leaves different, or None if it cannot be evaluated."""
-    predicted = _predictions(derivation, runs, hypothesis, traces)
-    if predicted is None:
-        return None
-    return {(k, name) for k, ((_, got, _), want) in enumerate(zip(runs, predicted))
-            for name in differing(got, want, rtol, atol)}
+def _remaining(derivation, runs, hypothesis, traces, rtol, atol, within=None):
+    """(run, quantity) pairs the hypothesis leaves different; None if it cannot be evaluated
+    or (given `within`) as soon as it makes a quantity differ that is not in `within`."""
+    left = set()
+    for k, (run, trace) in enumerate(zip(runs, traces)):
+        predicted = _predictions(derivation, [run], hypothesis, [trace])
+        if predicted is None:
+            return None
+        left |= {(k, name) for name in differing(run[1], predicted[0], rtol, atol)}
+        if within is not None and not left <= within:
+            return None
+    return left
 
 
 def backward_bugs(comparison, derivation, extra, relation, rtol, atol) -> list[str]:
@@ -53,7 +58,7 @@ def backward_bugs(comparison, derivation, extra, relation, rtol, atol) -> list[s
     base = {(k, name) for k, (_, got, want) in enumerate(runs) for name in differing(got, want, rtol, atol)}
     full, partial, seen = [], [], set()
     for hypothesis in [*extra, *backward_hypotheses(derivation)]:
-        left = _remaining(derivation, runs, hypothesis, traces, rtol, atol)
+        left = _remaining(derivation, runs, hypothesis, traces, rtol, atol, within=base)
         if left is None:
             continue
         if not left and hypothesis.text not in seen:

@@ -117,6 +117,19 @@ BUGS = {
         "course-step", [("(1 - tanh_c ** 2)", "(1 - np.tanh(tanh_c) ** 2)")],
         [EXACTLY + "the factor 1 - k**2 of d_c (B3: d_k*(1 - k**2)) is evaluated at tanh(k), the "
          "activation applied twice, instead of at k"]),
+    "2 1 - c^2 where 1 - tanh(c)^2 belongs": (
+        "course-step", [("(1 - tanh_c ** 2)", "(1 - next_c ** 2)")],
+        [EXACTLY + "the factor 1 - k**2 of d_c (B3: d_k*(1 - k**2)) is evaluated at c, the pre-activation, "
+         "instead of at k"]),
+    "2 dh where dc belongs": (
+        "course-step", [("di, df, dg = dc * g, dc * prev_c, dc * i", "di, df, dg = dnext_h * g, dc * prev_c, dc * i")],
+        [EXACTLY + "d_i reads d_h where d_n belongs (B8: d_n*g)"]),
+    "2 the carried gradient counted twice": (
+        "course-step", [("dc = dnext_c + dnext_h", "dc = 2 * dnext_c + dnext_h")],
+        [EXACTLY + "d_c counts its branch 'next step' twice (B3: d_c_prev[t+1])"]),
+    "2 GRU: 1 - z where z belongs in dh_prev": (
+        "gru-step", [("dprev_h = dnext_h * z + ds * r", "dprev_h = dnext_h * (1 - z) + ds * r")],
+        [EXACTLY + "d_h_prev reads v = one_minus(z) where z belongs (B12: d_q*z)"]),
     "3 c_t where c_t-1 belongs": (
         "course-step", [("di, df, dg = dc * g, dc * prev_c, dc * i", "di, df, dg = dc * g, dc * next_c, dc * i")],
         [EXACTLY + "d_f reads c, this step's new value, where c_prev belongs (B9: c_prev*d_m)"]),
