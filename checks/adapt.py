@@ -31,6 +31,7 @@ class Contract:
     upstream: str = "all"               # dL/dh: "all" steps, "last" step only, "sum" built in
     batch_one: bool = False
     unchecked: tuple[tuple[str, str], ...] = ()   # (row, why it cannot be checked)
+    blocks: tuple[str, ...] = ()        # which of our parameters each stacked one holds
 
     def adjust(self, problem):
         """`problem` as this code can take it."""
@@ -53,7 +54,7 @@ class Contract:
                   "sum": ["given as your code takes it: your backward's own loss, sum of every h_t"]}[self.upstream]
         lines += ["given as your code takes it: batches of one sample"] if self.batch_one else []
         lines += [f"not checked: {row} ({why})" for row, why in self.unchecked]
-        return lines
+        return list(self.blocks) + lines
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -61,7 +62,8 @@ class Contract:
     @staticmethod
     def from_json(data: dict) -> "Contract":
         return Contract(tuple(data["zero_state0"]), tuple(data["zero_final"]), data["upstream"],
-                        bool(data["batch_one"]), tuple(tuple(u) for u in data["unchecked"]))
+                        bool(data["batch_one"]), tuple(tuple(u) for u in data["unchecked"]),
+                        tuple(data["blocks"]))
 
 
 def function(module, dotted: str, label: str):
@@ -113,6 +115,13 @@ class Adapted:
                                       f"{', '.join(sorted(known))}")
 
     def _contract(self) -> Contract:
+        contract = self._parts()
+        blocks = tuple(f"your {user} holds, block by block: "
+                       + " | ".join("+".join(f"{p}_{g}" for p in parts.split("+")) for g in self.layout.gates)
+                       + f" ({self.layout.weights.replace('_', ' ')})" for user, parts in self.layout.params)
+        return replace(contract, blocks=blocks)
+
+    def _parts(self) -> Contract:
         f, b, s, o = self.layout.forward, self.layout.backward, self.states, self.output
         grads = "grads" in b.returns or all(f"d{n}" in b.returns for n in self.user_params)
         if not grads:

@@ -160,6 +160,8 @@ backward(params, cache, dhs, dstateT=None) -> (grads, dxs, dstate0), the same pa
 names, (T, B, D) inputs and (B, size) state dicts; for mlp and mlp_softmax
 forward(params, x) -> (y, cache) and backward(params, cache, dy) -> (grads, dx).
 --against torch uses PyTorch autograd (lstm, gru_reset_after, rnn, lstmp).
+Code in another style (step functions, stacked gate weights, other array axes) is
+called through a layout: --layout PRESET or LAYOUT = ... in the file (README).
 
 --formula "NAME = EXPRESSION" checks one backward quantity of one step; the names are
 those `lstm-derive show CELL` lists (at most 2000 characters, numbers up to 1e15, ** by

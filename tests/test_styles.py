@@ -242,3 +242,26 @@ def test_layouts_pack_and_unpack_are_inverse():
     gist = pack(PRESETS["gist"], params)["WLSTM"]   # rows [1, x, h], columns i, f, o, g
     assert gist.shape == (6, 8) and np.array_equal(gist[0, 2:4], params["b_f"])
     assert np.array_equal(gist[1:4, 4:6], params["W_o"].T) and np.array_equal(gist[4:, 6:], params["U_g"].T)
+
+
+README_RUNS = {   # the README's two examples: the file, its style and the bug it describes
+    "rnn_layers.py": ("course-step", [("dao = do * o * (1 - o)", "dao = do * sigmoid(o) * (1 - sigmoid(o))")]),
+    "lstm_gist.py": ("gist", [("                dC[t - 1] += IFOGf[t, :, d:2 * d] * dC[t]\n", "                pass\n")]),
+}
+
+
+@pytest.mark.parametrize("file_name", README_RUNS)
+def test_the_readme_shows_what_compare_prints(file_name, tmp_path, capsys, monkeypatch):
+    """Every line of the README's example output (but '...') is printed by that run."""
+    import re
+    readme = (ROOT / "README.md").read_text()
+    style, changes = README_RUNS[file_name]
+    command = f"$ lstm-derive compare lstm --against {file_name} --layout {style}"
+    block = re.search(re.escape(command) + r"\n(.*?)```", readme, flags=re.S).group(1)
+    (tmp_path / file_name).write_text(seeded(style, *changes))
+    monkeypatch.chdir(tmp_path)
+    code = main(["compare", "lstm", "--against", file_name, "--layout", style])
+    printed = capsys.readouterr().out.splitlines()
+    shown = [line for line in block.splitlines() if line != "..."]
+    assert code == 1 and len(shown) > 8
+    assert [line for line in shown if line not in printed] == []
