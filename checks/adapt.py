@@ -85,7 +85,7 @@ class Adapted:
         check(layout, cell.name, cell.param_names)
         self.fwd = function(module, layout.forward.function, label)
         self.bwd = function(module, layout.backward.function, label)
-        self.user_params = [u for u, _ in layout.params] or list(cell.param_names)
+        self.user_params = [u for u, _, _ in layout.entries()] or list(cell.param_names)
         self._check_names()
         self.contract = self._contract()
 
@@ -116,9 +116,12 @@ class Adapted:
 
     def _contract(self) -> Contract:
         contract = self._parts()
-        blocks = tuple(f"your {user} holds, block by block: "
-                       + " | ".join("+".join(f"{p}_{g}" for p in parts.split("+")) for g in self.layout.gates)
-                       + f" ({self.layout.weights.replace('_', ' ')})" for user, parts in self.layout.params)
+        how = self.layout.weights.replace("_", " ")
+        blocks = tuple(f"your {user} holds, for each gate: " + "+".join(f"{p}_<gate>" for p in spec.split("+"))
+                       + f" ({how})" if "{gate}" in user else
+                       f"your {user} holds, block by block: "
+                       + " | ".join("+".join(f"{p}_{g}" for p in spec.split("+")) for g in self.layout.gates)
+                       + f" ({how})" for user, spec in self.layout.params)
         return replace(contract, blocks=blocks)
 
     def _parts(self) -> Contract:

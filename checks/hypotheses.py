@@ -74,6 +74,7 @@ def backward_hypotheses(derivation):
     yield from _siblings(derivation)
     yield from _wrong_source(derivation)
     yield from _twice(derivation)
+    yield from _part_dropped(derivation)
     for steps, when in (("first", "the first step (t=0)"), ("last", "the last step")):
         yield Hypothesis(f"the parameter gradients are taken from {when} only, not summed over time steps",
                          steps=steps)
@@ -157,6 +158,21 @@ def _wrong_source(derivation):
                                        f"d_{adj.target} reads {w} = {stage.kind.name}({y}) where {y} belongs "
                                        f"({adj.label}: {term})")
         earlier.append(adj.target)
+
+
+def _part_dropped(derivation):
+    """A local factor that is a product, with one of its parts left out (o of o*(1 - o))."""
+    for adj in derivation.adjoints:
+        for term in adj.terms:
+            if not is_elementwise(term.expr) or term.expr == adjoint(term.source):
+                continue
+            factor = term.expr.as_independent(adjoint(term.source), as_Add=False)[0]
+            parts = factor.args if factor.is_Mul else ()
+            for part in dict.fromkeys(parts):
+                rest = factor / part
+                yield _term_change(adj, term, term.expr.subs(factor, rest),
+                                   f"the factor {factor} of d_{adj.target} lacks its part {part}, leaving {rest} "
+                                   f"({adj.label}: {term})")
 
 
 def _twice(derivation):

@@ -75,9 +75,22 @@ class Layout:
     batch: str = "rows"
     sequence: str = "TBD"
     loss: str = "given"
+    gate_names: tuple[tuple[str, str], ...] = ()   # our gate letter -> the user's, for "{gate}" names
 
     def stacked(self) -> bool:
         return bool(self.params)
+
+    def entries(self) -> list[tuple[str, list[str], str]]:
+        """(user name, parts of a block, the gates it stacks): a name with "{gate}" in it
+        is one parameter per gate ("W{gate}": "U+W" is Wf = [U_f W_f], ...)."""
+        names = dict(self.gate_names)
+        out = []
+        for user, spec in self.params:
+            if "{gate}" in user:
+                out += [(user.replace("{gate}", names.get(g, g)), spec.split("+"), g) for g in self.gates]
+            else:
+                out.append((user, spec.split("+"), self.gates))
+        return out
 
 
 def _preset(name, step, forward, backward, **rest) -> Layout:
@@ -145,6 +158,10 @@ def _override(base: Layout, keys: dict) -> Layout:
             value = tuple((str(k), v) for k, v in value.items())
         elif key == "step":
             value = bool(value)
+        elif key == "gate_names":
+            if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+                raise DeriveError("layout: gate_names must be a dict like {'g': 'c'}")
+            value = tuple((str(k), v) for k, v in value.items())
         elif not isinstance(value, str):
             raise DeriveError(f"layout: {key} must be a string, not {type(value).__name__}")
         base = replace(base, **{key: value})
@@ -161,13 +178,13 @@ def check(layout: Layout, cell_name: str, param_names) -> None:
         raise DeriveError(f"layout: sequence must order the letters T, B, D, not {layout.sequence!r}")
     if layout.stacked():
         ours = set(param_names)
-        for user, parts in layout.params:
-            for gate in layout.gates:
-                missing = [f"{p}_{gate}" for p in parts.split("+") if f"{p}_{gate}" not in ours]
+        for user, parts, gates in layout.entries():
+            for gate in gates:
+                missing = [f"{p}_{gate}" for p in parts if f"{p}_{gate}" not in ours]
                 if missing:
-                    raise DeriveError(f"layout: {user} = {parts!r} over gates {layout.gates!r} needs "
+                    raise DeriveError(f"layout: {user} = {'+'.join(parts)!r} over gates {gates!r} needs "
                                       f"{missing[0]}, which {cell_name} does not have")
-        covered = {f"{p}_{g}" for _, parts in layout.params for p in parts.split("+") for g in layout.gates}
+        covered = {f"{p}_{g}" for _, parts, gates in layout.entries() for p in parts for g in gates}
         if covered != ours:
             raise DeriveError(f"layout: the parameters {', '.join(sorted(ours - covered))} of {cell_name} "
                               "are in none of the layout's params")
@@ -180,16 +197,17 @@ def _block(params, parts, gate, shapes):
 
 
 def pack(layout: Layout, params: dict) -> dict:
-    """Our parameters as the user's (a copy)."""
+    """Our parameters as the user's (a copy).  Biases alone are a vector for batch rows,
+    a column for batch columns."""
     if not layout.stacked():
         return {k: np.array(v) for k, v in params.items()}
     shapes = {k: np.shape(v) for k, v in params.items()}
     out = {}
-    for user, spec in layout.params:
-        parts = spec.split("+")
-        full = np.concatenate([_block(params, parts, g, shapes) for g in layout.gates], axis=0)
-        if all(len(shapes[f"{p}_{layout.gates[0]}"]) == 1 for p in parts) and len(parts) == 1:
-            full = full[:, 0]   # biases alone: a vector
+    for user, parts, gates in layout.entries():
+        full = np.concatenate([_block(params, parts, g, shapes) for g in gates], axis=0)
+        vector = all(len(shapes[f"{p}_{gates[0]}"]) == 1 for p in parts) and len(parts) == 1
+        if vector and layout.batch in ("rows", "vector"):
+            full = full[:, 0]
         out[user] = np.ascontiguousarray(full.T if layout.weights == "in_by_gates" else full)
     return out
 
@@ -200,17 +218,16 @@ def unpack(layout: Layout, grads: dict, shapes: dict) -> dict:
     if not layout.stacked():
         return grads
     out = {}
-    for user, spec in layout.params:
-        parts = spec.split("+")
-        rows = sum(shapes[f"{parts[0]}_{g}"][0] for g in layout.gates)
-        cols = sum(int(np.prod(shapes[f"{p}_{layout.gates[0]}"][1:], dtype=int)) for p in parts)
+    for user, parts, gates in layout.entries():
+        rows = sum(shapes[f"{parts[0]}_{g}"][0] for g in gates)
+        cols = sum(int(np.prod(shapes[f"{p}_{gates[0]}"][1:], dtype=int)) for p in parts)
         value = np.asarray(grads[user])
         want = (rows, cols) if layout.weights == "gates_by_in" else (cols, rows)
-        if value.shape != want and not (cols == 1 and value.shape == (rows,)):
+        if value.shape != want and not (cols == 1 and value.shape in ((rows,), (rows, 1), (1, rows))):
             raise DeriveError(f"returned d{user} of shape {value.shape}, expected {want}")
-        full = value.reshape(rows, 1) if value.ndim == 1 else value.T if layout.weights == "in_by_gates" else value
+        full = (value.reshape(rows, 1) if cols == 1 else value.T if layout.weights == "in_by_gates" else value)
         start = 0
-        for g in layout.gates:
+        for g in gates:
             n = shapes[f"{parts[0]}_{g}"][0]
             block, col = full[start:start + n], 0
             for p in parts:

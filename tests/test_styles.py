@@ -3,8 +3,9 @@
 tests/styles/ holds implementations written for these tests in the styles of published
 code (each file's docstring describes its style): course step functions
 (course_step_lstm.py, also its sequence functions), a batched gist with one stacked
-weight matrix (gist_lstm.py) and a GRU as step functions (step_gru.py, a three-line
-LAYOUT).  Correct versions pass in float64 and float32; each bug class is seeded by one
+weight matrix (gist_lstm.py), a GRU as step functions (step_gru.py, a three-line
+LAYOUT) and a from-scratch tutorial's one sample in column vectors with a weight per gate
+on [h; x] (tutorial_lstm.py, a five-line LAYOUT).  Correct versions pass in float64 and float32; each bug class is seeded by one
 replacement in a copy, and the test checks the exact line compare prints for it.
 """
 import numpy as np
@@ -14,12 +15,14 @@ from conftest import ROOT
 from lstm_derive.cli import main
 
 STYLES = ROOT / "tests" / "styles"
-SOURCES = {name: (STYLES / f"{name}.py").read_text() for name in ("course_step_lstm", "gist_lstm", "step_gru")}
+SOURCES = {name: (STYLES / f"{name}.py").read_text()
+           for name in ("course_step_lstm", "gist_lstm", "step_gru", "tutorial_lstm")}
 # style: (cell, source, --layout)
 STYLE = {"course-step": ("lstm", "course_step_lstm", "course-step"),
          "course-seq": ("lstm", "course_step_lstm", "course-seq"),
          "gist": ("lstm", "gist_lstm", "gist"),
-         "gru-step": ("gru", "step_gru", None)}
+         "gru-step": ("gru", "step_gru", None),
+         "tutorial": ("lstm", "tutorial_lstm", None)}
 
 
 def run(capsys, tmp_path, style, text, *more):
@@ -54,6 +57,11 @@ def float32(style):
              "        dHout = dHout_in.astype(np.float32)\n        dcn = None if dcn is None else dcn.astype(np.float32)"
              "\n        dhn = None if dhn is None else dhn.astype(np.float32)")])
     name = STYLE[style][1]
+    if name == "tutorial_lstm":
+        return seeded_text(SOURCES[name], [
+            ("    z = np.vstack((h_prev, x))\n", "    x, h_prev, c_prev = (np.float32(v) for v in (x, h_prev, c_prev))\n"
+             "    p = {k: np.float32(v) for k, v in p.items()}\n    z = np.vstack((h_prev, x))\n"),
+            ("    H = c.shape[0]\n", "    H = c.shape[0]\n    dh_next, dc_next = np.float32(dh_next), np.float32(dc_next)\n")])
     forward = {"course_step_lstm": ("lstm_step_forward", "x, prev_h, prev_c, Wx, Wh, b"),
                "step_gru": ("gru_step_forward", "x, prev_h, Wx, Wh, b")}[name]
     backward = {"course_step_lstm": ("lstm_step_backward", "dnext_h, dnext_c"),
@@ -130,6 +138,15 @@ BUGS = {
     "2 GRU: 1 - z where z belongs in dh_prev": (
         "gru-step", [("dprev_h = dnext_h * z + ds * r", "dprev_h = dnext_h * (1 - z) + ds * r")],
         [EXACTLY + "d_h_prev reads v = one_minus(z) where z belongs (B12: d_q*z)"]),
+    "2 part of a sigmoid derivative left out": (
+        "tutorial", [('"o": do * o * (1 - o)', '"o": do * (1 - o)')],
+        [EXACTLY + "the factor o*(1 - o) of d_a_o lacks its part o, leaving 1 - o (B10: d_o*o*(1 - o))"]),
+    "2 the forget factor left out of dc_prev": (
+        "tutorial", [("return dz[:H], dc * f, grads", "return dz[:H], dc, grads")],
+        [EXACTLY + "d_c_prev lacks the factor (f) of its branch 'm' (B14: d_m*f)"]),
+    "3 c_t where c_t-1 belongs, one sample in columns": (
+        "tutorial", [("df = dc * c_prev", "df = dc * c")],
+        [EXACTLY + "d_f reads c, this step's new value, where c_prev belongs (B9: c_prev*d_m)"]),
     "3 c_t where c_t-1 belongs": (
         "course-step", [("di, df, dg = dc * g, dc * prev_c, dc * i", "di, df, dg = dc * g, dc * next_c, dc * i")],
         [EXACTLY + "d_f reads c, this step's new value, where c_prev belongs (B9: c_prev*d_m)"]),
