@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
-from checks.layout import check, pack, unpack
+from checks.layout import check, ours, pack, unpack
 from derive.errors import DeriveError
 
 
@@ -120,7 +120,7 @@ class Adapted:
         blocks = tuple(f"your {user} holds, for each gate: " + "+".join(f"{p}_<gate>" for p in spec.split("+"))
                        + f" ({how})" if "{gate}" in user else
                        f"your {user} holds, block by block: "
-                       + " | ".join("+".join(f"{p}_{g}" for p in spec.split("+")) for g in self.layout.gates)
+                       + " | ".join("+".join(ours(p, g) for p in spec.split("+")) for g in self.layout.gates or ("",))
                        + f" ({how})" for user, spec in self.layout.params)
         return replace(contract, blocks=blocks)
 

@@ -87,10 +87,15 @@ class Layout:
         out = []
         for user, spec in self.params:
             if "{gate}" in user:
-                out += [(user.replace("{gate}", names.get(g, g)), spec.split("+"), g) for g in self.gates]
+                out += [(user.replace("{gate}", names.get(g, g)), spec.split("+"), (g,)) for g in self.gates]
             else:
-                out.append((user, spec.split("+"), self.gates))
+                out.append((user, spec.split("+"), tuple(self.gates) or ("",)))
         return out
+
+
+def ours(part: str, gate: str) -> str:
+    """Our name of one part of a gate's block: W_f, or W for a cell without gates."""
+    return f"{part}_{gate}" if gate else part
 
 
 def _preset(name, step, forward, backward, **rest) -> Layout:
@@ -100,7 +105,7 @@ def _preset(name, step, forward, backward, **rest) -> Layout:
 
 # Named styles.  "course-step"/"course-seq": the step and sequence functions of a well-known
 # course assignment (Wx (D,4H), Wh (H,4H), b (4H,), gates i,f,o,g, batch-first sequences,
-# no initial cell state); "gist": a widely copied batched NumPy LSTM (one WLSTM of
+# no initial cell state), "course-rnn-step"/"course-rnn-seq" its plain RNN (Wx (D,H), ...); "gist": a widely copied batched NumPy LSTM (one WLSTM of
 # (1+D+H, 4H) whose first row is the bias, inputs [1, x, h], gates i,f,o,g, (T, B, D)
 # arrays, optional c0/h0 and final-state gradients); "torch": PyTorch's nn.LSTM weights
 # (weight_ih (4H, D), weight_hh (4H, H), gates i,f,g,o, one bias) with step functions.
@@ -110,6 +115,12 @@ PRESETS = {p.name: p for p in (
     _preset("course-step", True, "lstm_step_forward(x, h, c, Wx, Wh, b) -> h, c, cache",
             "lstm_step_backward(dh, dc, cache) -> dx, dh, dc, dWx, dWh, db",
             gates="ifog", params=(("Wx", "W"), ("Wh", "U"), ("b", "b"))),
+    _preset("course-rnn-step", True, "rnn_step_forward(x, h, Wx, Wh, b) -> h, cache",
+            "rnn_step_backward(dh, cache) -> dx, dh, dWx, dWh, db",
+            params=(("Wx", "W"), ("Wh", "U"), ("b", "b"))),
+    _preset("course-rnn-seq", False, "rnn_forward(xs, h0, Wx, Wh, b) -> hs, cache",
+            "rnn_backward(dhs, cache) -> dxs, dh0, dWx, dWh, db",
+            params=(("Wx", "W"), ("Wh", "U"), ("b", "b")), sequence="BTD"),
     _preset("course-seq", False, "lstm_forward(xs, h0, Wx, Wh, b) -> hs, cache",
             "lstm_backward(dhs, cache) -> dxs, dh0, dWx, dWh, db",
             gates="ifog", params=(("Wx", "W"), ("Wh", "U"), ("b", "b")), sequence="BTD"),
@@ -177,22 +188,22 @@ def check(layout: Layout, cell_name: str, param_names) -> None:
     if sorted(layout.sequence) != ["B", "D", "T"]:
         raise DeriveError(f"layout: sequence must order the letters T, B, D, not {layout.sequence!r}")
     if layout.stacked():
-        ours = set(param_names)
+        known = set(param_names)
         for user, parts, gates in layout.entries():
             for gate in gates:
-                missing = [f"{p}_{gate}" for p in parts if f"{p}_{gate}" not in ours]
+                missing = [ours(p, gate) for p in parts if ours(p, gate) not in known]
                 if missing:
                     raise DeriveError(f"layout: {user} = {'+'.join(parts)!r} over gates {gates!r} needs "
                                       f"{missing[0]}, which {cell_name} does not have")
-        covered = {f"{p}_{g}" for _, parts, gates in layout.entries() for p in parts for g in gates}
-        if covered != ours:
-            raise DeriveError(f"layout: the parameters {', '.join(sorted(ours - covered))} of {cell_name} "
+        covered = {ours(p, g) for _, parts, gates in layout.entries() for p in parts for g in gates}
+        if covered != known:
+            raise DeriveError(f"layout: the parameters {', '.join(sorted(known - covered))} of {cell_name} "
                               "are in none of the layout's params")
 
 
 def _block(params, parts, gate, shapes):
     """One gate's block, (gate size, input sizes): its parts side by side (a bias as a column)."""
-    cols = [np.asarray(params[f"{p}_{gate}"]).reshape(shapes[f"{p}_{gate}"][0], -1) for p in parts]
+    cols = [np.asarray(params[ours(p, gate)]).reshape(shapes[ours(p, gate)][0], -1) for p in parts]
     return np.concatenate(cols, axis=1)
 
 
@@ -205,7 +216,7 @@ def pack(layout: Layout, params: dict) -> dict:
     out = {}
     for user, parts, gates in layout.entries():
         full = np.concatenate([_block(params, parts, g, shapes) for g in gates], axis=0)
-        vector = all(len(shapes[f"{p}_{gates[0]}"]) == 1 for p in parts) and len(parts) == 1
+        vector = all(len(shapes[ours(p, gates[0])]) == 1 for p in parts) and len(parts) == 1
         if vector and layout.batch in ("rows", "vector"):
             full = full[:, 0]
         out[user] = np.ascontiguousarray(full.T if layout.weights == "in_by_gates" else full)
@@ -219,8 +230,8 @@ def unpack(layout: Layout, grads: dict, shapes: dict) -> dict:
         return grads
     out = {}
     for user, parts, gates in layout.entries():
-        rows = sum(shapes[f"{parts[0]}_{g}"][0] for g in gates)
-        cols = sum(int(np.prod(shapes[f"{p}_{gates[0]}"][1:], dtype=int)) for p in parts)
+        rows = sum(shapes[ours(parts[0], g)][0] for g in gates)
+        cols = sum(int(np.prod(shapes[ours(p, gates[0])][1:], dtype=int)) for p in parts)
         value = np.asarray(grads[user])
         want = (rows, cols) if layout.weights == "gates_by_in" else (cols, rows)
         if value.shape != want and not (cols == 1 and value.shape in ((rows,), (rows, 1), (1, rows))):
@@ -228,12 +239,12 @@ def unpack(layout: Layout, grads: dict, shapes: dict) -> dict:
         full = (value.reshape(rows, 1) if cols == 1 else value.T if layout.weights == "in_by_gates" else value)
         start = 0
         for g in gates:
-            n = shapes[f"{parts[0]}_{g}"][0]
+            n = shapes[ours(parts[0], g)][0]
             block, col = full[start:start + n], 0
             for p in parts:
-                shape = shapes[f"{p}_{g}"]
+                shape = shapes[ours(p, g)]
                 width = int(np.prod(shape[1:], dtype=int))
-                out[f"{p}_{g}"] = block[:, col:col + width].reshape(shape)
+                out[ours(p, g)] = block[:, col:col + width].reshape(shape)
                 col += width
             start += n
     return out

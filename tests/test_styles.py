@@ -2,7 +2,7 @@
 
 tests/styles/ holds implementations written for these tests in the styles of published
 code (each file's docstring describes its style): course step functions
-(course_step_lstm.py, also its sequence functions), a batched gist with one stacked
+(course_step_lstm.py, also its sequence functions; course_rnn.py, the plain RNN), a batched gist with one stacked
 weight matrix (gist_lstm.py), a GRU as step functions (step_gru.py, a three-line
 LAYOUT) and a from-scratch tutorial's one sample in column vectors with a weight per gate
 on [h; x] (tutorial_lstm.py, a five-line LAYOUT).  Correct versions pass in float64 and float32; each bug class is seeded by one
@@ -16,13 +16,15 @@ from lstm_derive.cli import main
 
 STYLES = ROOT / "tests" / "styles"
 SOURCES = {name: (STYLES / f"{name}.py").read_text()
-           for name in ("course_step_lstm", "gist_lstm", "step_gru", "tutorial_lstm")}
+           for name in ("course_step_lstm", "gist_lstm", "step_gru", "tutorial_lstm", "course_rnn")}
 # style: (cell, source, --layout)
 STYLE = {"course-step": ("lstm", "course_step_lstm", "course-step"),
          "course-seq": ("lstm", "course_step_lstm", "course-seq"),
          "gist": ("lstm", "gist_lstm", "gist"),
          "gru-step": ("gru", "step_gru", None),
-         "tutorial": ("lstm", "tutorial_lstm", None)}
+         "tutorial": ("lstm", "tutorial_lstm", None),
+         "course-rnn-step": ("rnn", "course_rnn", "course-rnn-step"),
+         "course-rnn-seq": ("rnn", "course_rnn", "course-rnn-seq")}
 
 
 def run(capsys, tmp_path, style, text, *more):
@@ -63,9 +65,11 @@ def float32(style):
              "    p = {k: np.float32(v) for k, v in p.items()}\n    z = np.vstack((h_prev, x))\n"),
             ("    H = c.shape[0]\n", "    H = c.shape[0]\n    dh_next, dc_next = np.float32(dh_next), np.float32(dc_next)\n")])
     forward = {"course_step_lstm": ("lstm_step_forward", "x, prev_h, prev_c, Wx, Wh, b"),
-               "step_gru": ("gru_step_forward", "x, prev_h, Wx, Wh, b")}[name]
+               "step_gru": ("gru_step_forward", "x, prev_h, Wx, Wh, b"),
+               "course_rnn": ("rnn_step_forward", "x, prev_h, Wx, Wh, b")}[name]
     backward = {"course_step_lstm": ("lstm_step_backward", "dnext_h, dnext_c"),
-                "step_gru": ("gru_step_backward", "dnext_h")}[name]
+                "step_gru": ("gru_step_backward", "dnext_h"),
+                "course_rnn": ("rnn_step_backward", "dnext_h")}[name]
     changes = []
     for (fn, args), extra in ((forward, ""), (backward, ", cache")):
         head = f"def {fn}({args}{extra}):\n"
@@ -147,6 +151,10 @@ BUGS = {
     "3 c_t where c_t-1 belongs, one sample in columns": (
         "tutorial", [("df = dc * c_prev", "df = dc * c")],
         [EXACTLY + "d_f reads c, this step's new value, where c_prev belongs (B9: c_prev*d_m)"]),
+    "2 a plain RNN's 1 - tanh^2 of tanh": (
+        "course-rnn-seq", [("da = dnext_h * (1 - next_h ** 2)", "da = dnext_h * (1 - np.tanh(next_h) ** 2)")],
+        [EXACTLY + "the factor 1 - h**2 of d_a (B2: d_h*(1 - h**2)) is evaluated at tanh(h), the activation "
+         "applied twice, instead of at h"]),
     "3 c_t where c_t-1 belongs": (
         "course-step", [("di, df, dg = dc * g, dc * prev_c, dc * i", "di, df, dg = dc * g, dc * next_c, dc * i")],
         [EXACTLY + "d_f reads c, this step's new value, where c_prev belongs (B9: c_prev*d_m)"]),
