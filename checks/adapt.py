@@ -192,7 +192,7 @@ class Adapted:
         if not isinstance(grads, dict) or any(n not in grads for n in self.user_params):
             raise DeriveError(f"{self.label}: {fn}() returned grads without every one of "
                               f"{', '.join(self.user_params)}")
-        return {n: np.asarray(grads[n]) for n in self.user_params}
+        return {n: np.array(grads[n]) for n in self.user_params}   # copies: code may reuse its buffers
 
     # ----- the contract -----------------------------------------------------------------
     def forward(self, params, xs, state0):

@@ -290,3 +290,33 @@ def test_the_readme_shows_what_compare_prints(file_name, tmp_path, capsys, monke
     shown = [line for line in block.splitlines() if line != "..."]
     assert code == 1 and len(shown) > 8
     assert [line for line in shown if line not in printed] == []
+
+
+LOSS_IN_BACKWARD = {   # extra functions in the user's file, and what its LAYOUT says about them
+    "sum": ("""
+def lstm_backward_sum(caches):
+    N, H = caches[0][1].shape
+    return lstm_backward(np.ones((N, len(caches), H)) * SCALE, caches)
+""", '{"preset": "course-seq", "loss": "sum", "backward": "lstm_backward_sum(cache) -> dxs, dh0, dWx, dWh, db"}',
+        "given as your code takes it: your backward's own loss, sum of every h_t"),
+    "last": ("""
+def lstm_backward_last(dh_last, caches):
+    N, H = dh_last.shape
+    dh = np.zeros((N, len(caches), H))
+    dh[:, -1] = dh_last * SCALE
+    return lstm_backward(dh, caches)
+""", '{"preset": "course-seq", "backward": "lstm_backward_last(dh_last, cache) -> dxs, dh0, dWx, dWh, db"}',
+        "given as your code takes it: dL/dh at the last step only"),
+}
+
+
+@pytest.mark.parametrize("kind", LOSS_IN_BACKWARD)
+@pytest.mark.parametrize("scale", [1, 2])
+def test_a_loss_built_into_backward_or_a_gradient_at_the_last_step_only(kind, scale, tmp_path, capsys):
+    extra, layout, note = LOSS_IN_BACKWARD[kind]
+    path = tmp_path / "theirs.py"
+    path.write_text(SOURCES["course_step_lstm"] + f"\nSCALE = {scale}\n" + extra + f"\nLAYOUT = {layout}\n")
+    code = main(["compare", "lstm", "--against", str(path)])
+    out = capsys.readouterr().out
+    assert code == (0 if scale == 1 else 1), out
+    assert note in out.splitlines(), out
