@@ -8,7 +8,9 @@ it can also differ between steps.  They are generated from the structure, never 
   code adds the final-state gradient separately; the final-state gradient ignored;
 - a local factor evaluated at the wrong point: an activation's output y replaced in it by
   the pre-activation (a(1-a) of a_o), or by the activation applied again (1 - tanh(k)^2);
-- a value from the wrong step: s_prev where this step's s belongs, or s for s_prev;
+- a value from the wrong step: s_prev where this step's s belongs, or s for s_prev, or any value
+  (a weight gradient's input, a value in a branch) read from step t-1's cache; a branch reading
+  only this step's loss gradient where the whole gradient of the output belongs;
 - one stage's gradient copied into a sibling's (same kind and size): where it is used, or
   in one parameter's gradient; two siblings' gradients swapped where they are used;
 - parameter gradients from one step only (the first or the last) instead of summed;
@@ -75,6 +77,7 @@ def backward_hypotheses(derivation):
     yield from _wrong_source(derivation)
     yield from _twice(derivation)
     yield from _part_dropped(derivation)
+    yield from _step_before(derivation)
     for steps, when in (("first", "the first step (t=0)"), ("last", "the last step")):
         yield Hypothesis(f"the parameter gradients are taken from {when} only, not summed over time steps",
                          steps=steps)
@@ -157,6 +160,15 @@ def _wrong_source(derivation):
                     yield _term_change(adj, term, term.expr.xreplace({y: w}),
                                        f"d_{adj.target} reads {w} = {stage.kind.name}({y}) where {y} belongs "
                                        f"({adj.label}: {term})")
+                if w in term.expr.free_symbols and y not in term.expr.free_symbols:
+                    yield _term_change(adj, term, term.expr.xreplace({w: y}),
+                                       f"d_{adj.target} reads {y} where {w} = {stage.kind.name}({y}) belongs "
+                                       f"({adj.label}: {term})")
+            out = derivation.cell.output
+            if src == adjoint(out) and out in derivation.cell.state_names:
+                yield _term_change(adj, term, term.expr.xreplace({src: LossGrad(value(out))}),
+                                   f"d_{adj.target} reads only this step's loss gradient dl_t/d{out} (dhs[t]) "
+                                   f"where the whole d_{out} belongs ({adj.label}: {term})")
         earlier.append(adj.target)
 
 
@@ -173,6 +185,35 @@ def _part_dropped(derivation):
                 yield _term_change(adj, term, term.expr.subs(factor, rest),
                                    f"the factor {factor} of d_{adj.target} lacks its part {part}, leaving {rest} "
                                    f"({adj.label}: {term})")
+
+
+BEFORE = "__before"   # a symbol named v + BEFORE is v at step t-1 (Python's wrap-around: at t=0 the last)
+
+
+def _step_before(derivation):
+    """Values read from step t-1's cache: a weight gradient's input, or a value in a branch."""
+    inputs = {}
+    for g in derivation.param_grads:
+        if g.input:
+            inputs.setdefault(g.input, []).append(g.param)
+    for name, params in inputs.items():
+        before = {value(name): value(name + BEFORE)}
+        yield Hypothesis(f"d_{', d_'.join(params)} read {name} of step t-1 instead of step t's (a cache from the "
+                         "wrong step)", lambda bw, t, T, ps=tuple(params), b=before: Backward(bw.adjoints, tuple(
+                             (p, e.xreplace(b) if p in ps else e) for p, e in bw.params)))
+    if len(inputs) > 1:
+        before = {value(n): value(n + BEFORE) for n in inputs}
+        yield Hypothesis(f"the weight gradients read {', '.join(inputs)} of step t-1 instead of step t's (the "
+                         "cache of the wrong step)", lambda bw, t, T, b=before: bw.mapped(lambda e: e.xreplace(b),
+                                                                                          targets=()))
+    for adj in derivation.adjoints:
+        for term in adj.terms:
+            if not is_elementwise(term.expr):
+                continue
+            for v in sorted(term.expr.free_symbols - {adjoint(term.source)}, key=str):
+                if not str(v).startswith("d_"):
+                    yield _term_change(adj, term, term.expr.xreplace({v: value(str(v) + BEFORE)}),
+                                       f"d_{adj.target} reads {v} of step t-1 instead of step t's ({adj.label}: {term})")
 
 
 def _twice(derivation):
@@ -268,6 +309,7 @@ def predict(derivation, problem, hypothesis: Hypothesis, trace) -> dict:
     with np.errstate(all="ignore"):
         for t in reversed(range(T)):
             bw, values = hypothesis.change(whole, t, T), dict(steps[t])
+            values.update({name + BEFORE: v for name, v in steps[t - 1].items()})
             loss = p.dhs[t + hypothesis.loss_shift] if t + hypothesis.loss_shift < T else p.dhs[t]
             env = dict(values, **p.params)
             for adj in bw.adjoints:

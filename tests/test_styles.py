@@ -158,6 +158,19 @@ BUGS = {
     "3 c_t where c_t-1 belongs": (
         "course-step", [("di, df, dg = dc * g, dc * prev_c, dc * i", "di, df, dg = dc * g, dc * next_c, dc * i")],
         [EXACTLY + "d_f reads c, this step's new value, where c_prev belongs (B9: c_prev*d_m)"]),
+    "3 the weight gradient reads the cache of step t-1": (
+        "gist", [("            dWLSTM += np.dot(Hin[t].transpose(), dIFOG[t])",
+                  "            dWLSTM += np.dot(Hin[t - 1].transpose(), dIFOG[t])")],
+        [EXACTLY + "the weight gradients read x, h_prev of step t-1 instead of step t's (the cache of the "
+         "wrong step)"]),
+    "3 the output gate reads only this step's loss gradient": (
+        "gist", [("            dIFOGf[t, :, 2 * d:3 * d] = tanhCt * dHout[t]",
+                  "            dIFOGf[t, :, 2 * d:3 * d] = tanhCt * dHout_in[t]")],
+        [EXACTLY + "d_o reads only this step's loss gradient dl_t/dh (dhs[t]) where the whole d_h belongs "
+         "(B6: d_h*k)"]),
+    "4 GRU: z where 1 - z belongs": (
+        "gru-step", [("dn = dnext_h * (1 - z)", "dn = dnext_h * z")],
+        [EXACTLY + "d_n reads z where v = one_minus(z) belongs (B5: d_m*v)"]),
     "4 b_i given the forget gate's delta": (
         "course-step", [("db = da.sum(axis=0)", "db = da.sum(axis=0)\n    db[:len(daf[0])] = daf.sum(axis=0)")],
         [EXACTLY + "d_b_i is computed from d_a_f instead of d_a_i (P10: sum d_a_i)"]),
