@@ -51,7 +51,8 @@ class Contract:
         lines += [f"given as your code takes it: no gradient of {s}_T from after the last step "
                   f"(your backward takes no d{s}T)" for s in self.zero_final]
         lines += {"all": [], "last": ["given as your code takes it: dL/dh at the last step only"],
-                  "sum": ["given as your code takes it: your backward's own loss, sum of every h_t"]}[self.upstream]
+                  "sum": ["given as your code takes it: your backward's own loss, sum of every h_t"],
+                  }[self.upstream]
         lines += ["given as your code takes it: batches of one sample"] if self.batch_one else []
         lines += [f"not checked: {row} ({why})" for row, why in self.unchecked]
         return list(self.blocks) + lines
@@ -120,7 +121,8 @@ class Adapted:
         blocks = tuple(f"your {user} holds, for each gate: " + "+".join(f"{p}_<gate>" for p in spec.split("+"))
                        + f" ({how})" if "{gate}" in user else
                        f"your {user} holds, block by block: "
-                       + " | ".join("+".join(ours(p, g) for p in spec.split("+")) for g in self.layout.gates or ("",))
+                       + " | ".join("+".join(ours(p, g) for p in spec.split("+"))
+                                    for g in self.layout.gates or ("",))
                        + f" ({how})" for user, spec in self.layout.params)
         return replace(contract, blocks=blocks)
 
@@ -134,13 +136,17 @@ class Adapted:
             if need:
                 raise DeriveError(f"layout: step functions must return every state and its gradient; "
                                   f"{need[0]!r} is missing")
-            missing = [] if f"d{self.input}" in b.returns else [(f"{self.input}s", f"your step backward returns no d{self.input}")]
+            missing = [] if f"d{self.input}" in b.returns else [
+                (f"{self.input}s", f"your step backward returns no d{self.input}")]
             return Contract(unchecked=tuple(missing), batch_one=self.layout.batch in ("single", "vector"))
         dicts = ("state0" in f.args, "dstateT" in b.args, "stateT" in f.returns, "dstate0" in b.returns)
         unchecked = [] if f"{o}s" in f.returns else [(f"{o}s", f"your forward returns no {o}s")]
-        unchecked += [(f"{v}_T", f"your forward returns no {v}T") for v in s if not dicts[2] and f"{v}T" not in f.returns]
-        unchecked += [] if f"d{self.input}s" in b.returns else [(f"{self.input}s", f"your backward returns no d{self.input}s")]
-        unchecked += [(f"{v}_0", f"your backward returns no d{v}0") for v in s if not dicts[3] and f"d{v}0" not in b.returns]
+        unchecked += [(f"{v}_T", f"your forward returns no {v}T")
+                      for v in s if not dicts[2] and f"{v}T" not in f.returns]
+        unchecked += [] if f"d{self.input}s" in b.returns else [
+            (f"{self.input}s", f"your backward returns no d{self.input}s")]
+        unchecked += [(f"{v}_0", f"your backward returns no d{v}0")
+                      for v in s if not dicts[3] and f"d{v}0" not in b.returns]
         upstream = ("all" if f"d{o}s" in b.args else "last" if f"d{o}_last" in b.args
                     else "sum" if self.layout.loss == "sum" else None)
         if upstream is None:

@@ -146,7 +146,8 @@ def _term_text(term):
 def one_change(comparison, derivation, rtol, atol) -> list[str]:
     """Descriptions of the changed derivations (`variants`, then `checks.hypotheses`, alone
     or two at once) that reproduce all of the user's numbers."""
-    extra = [Hypothesis(text, lambda bw, t, T, v=variant: Backward.of(v)) for text, variant in variants(derivation)]
+    extra = [Hypothesis(text, lambda bw, t, T, v=variant: Backward.of(v))
+             for text, variant in variants(derivation)]
     return backward_bugs(comparison, derivation, extra, relation, rtol, atol)
 
 

@@ -15,9 +15,11 @@ it can also differ between steps.  They are generated from the structure, never 
   in one parameter's gradient; two siblings' gradients swapped where they are used;
 - parameter gradients from one step only (the first or the last) instead of summed;
 - the loss gradient of step t-1 read at step t;
-- forward: sibling affine stages' parameters permuted (gate order), an activation left
-  out or exchanged for another of the cell's, a unary stage's input and output exchanged
-  where they are used (z gating the other side).
+- a branch reading another, earlier gradient of the same size (d_h where d_n belongs), a
+  unary stage's output where its input belongs or the other way round (1 - z for z), a
+  fork's branch counted twice, one part of a product factor left out (o of o*(1 - o)).
+
+The forward's hypotheses are in `checks.forwardbugs`.
 
 `Backward` is what a hypothesis changes: the adjoints and one step's expression of
 every parameter gradient.
@@ -32,7 +34,6 @@ import numpy as np
 
 from derive.derivation import NEXT_STEP_BRANCH
 from derive.interpret import evaluate, run
-from derive.ops import Kind
 from derive.terms import LossGrad, Outer, adjoint, is_elementwise, text, value
 
 
@@ -108,7 +109,7 @@ def _without(target, branch):
     return drop
 
 
-def _unary(cell):
+def unary(cell):
     """Elementwise stages of one input: (stage, its SymPy function of a symbol)."""
     for stage in cell.stages:
         if stage.kind.elementwise and len(stage.inputs) == 1 and stage.constant is None:
@@ -119,7 +120,7 @@ def _unary(cell):
 def _wrong_point(derivation):
     """A local factor reading an activation's output y at its input, or at f(y)."""
     cell = derivation.cell
-    for stage, fn in _unary(cell):
+    for stage, fn in unary(cell):
         if not stage.kind.activation:
             continue
         y, u = value(stage.name), value(stage.inputs[0])
@@ -154,7 +155,7 @@ def _wrong_source(derivation):
                     yield _term_change(adj, term, term.expr.xreplace({src: adjoint(other)}),
                                        f"d_{adj.target} reads d_{other} where d_{term.source} belongs "
                                        f"({adj.label}: {term})")
-            for stage, _ in _unary(derivation.cell):
+            for stage, _ in unary(derivation.cell):
                 y, w = value(stage.inputs[0]), value(stage.name)
                 if y in term.expr.free_symbols and w not in term.expr.free_symbols:
                     yield _term_change(adj, term, term.expr.xreplace({y: w}),
@@ -213,7 +214,8 @@ def _step_before(derivation):
             for v in sorted(term.expr.free_symbols - {adjoint(term.source)}, key=str):
                 if not str(v).startswith("d_"):
                     yield _term_change(adj, term, term.expr.xreplace({v: value(str(v) + BEFORE)}),
-                                       f"d_{adj.target} reads {v} of step t-1 instead of step t's ({adj.label}: {term})")
+                                       f"d_{adj.target} reads {v} of step t-1 instead of step t's "
+                                       f"({adj.label}: {term})")
 
 
 def _twice(derivation):
@@ -326,78 +328,6 @@ def predict(derivation, problem, hypothesis: Hypothesis, trace) -> dict:
     out.update({f"{s}_0": carry[s] * np.ones_like(p.state0[s]) for s in cell.state_names})
     out.update(grads)
     return out
-
-
-# ----- the forward ------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class ForwardHypothesis:
-    """Code whose forward is `derivation` with `forward` stages on parameters `params(ours)`."""
-
-    text: str
-    forward: tuple
-    params: Callable = lambda p: p
-
-
-def forward_hypotheses(derivation):
-    cell = derivation.cell
-    eqs = derivation.forward
-    affine = [s for s in cell.stages if s.kind is Kind.AFFINE]
-    groups = {}
-    for s in affine:
-        groups.setdefault((s.inputs, s.size, bool(s.bias)), []).append(s)
-    for group in groups.values():
-        names = [s.name for s in group]
-        for order in permutations(range(len(group))):
-            if order == tuple(range(len(group))):
-                continue
-            moved = {group[k]: group[j] for k, j in enumerate(order) if k != j}
-            words = ", ".join(f"{a.name} with {b.name}'s parameters" for a, b in moved.items())
-            yield ForwardHypothesis(f"your forward computes {words} (the gate blocks of {', '.join(names)} "
-                                    "in another order)", eqs, _permuted(moved))
-    kinds = {s.kind for s, _ in _unary(cell) if s.kind.activation}
-    for stage, _ in _unary(cell):
-        if not stage.kind.activation:
-            continue
-        u = value(stage.inputs[0])
-        yield ForwardHypothesis(f"your forward leaves out {stage.kind.name} in {stage} ({_label(eqs, stage)}): "
-                                f"{stage.name} = {u}", _with(eqs, stage.name, u))
-        for other in kinds - {stage.kind}:
-            yield ForwardHypothesis(f"your forward uses {other.name} instead of {stage.kind.name} in {stage} "
-                                    f"({_label(eqs, stage)})", _with(eqs, stage.name, other.numeric.subs(other.args[0], u)))
-    for stage, _ in _unary(cell):
-        y, u = value(stage.name), value(stage.inputs[0])
-        swapped = tuple(replace(eq, numeric=eq.numeric.xreplace({y: u, u: y}))
-                        if eq.numeric is not None and eq.stage.name != stage.name else eq for eq in eqs)
-        if swapped != eqs:
-            yield ForwardHypothesis(f"your forward exchanges {u} and {y} = {stage.kind.name}({u}) where they are "
-                                    f"used ({u} gates the other side)", swapped)
-
-
-def _label(eqs, stage):
-    return next(eq.label for eq in eqs if eq.stage.name == stage.name)
-
-
-def _with(eqs, name, expr):
-    return tuple(replace(eq, numeric=expr) if eq.stage.name == name else eq for eq in eqs)
-
-
-def _permuted(moved):
-    def params(p):
-        out = dict(p)
-        for a, b in moved.items():
-            for wa, wb in zip((*a.weights, a.bias), (*b.weights, b.bias)):
-                out[wa] = p[wb]
-        return out
-    return params
-
-
-def forward_prediction(derivation, problem, hyp: ForwardHypothesis) -> dict:
-    p = problem
-    d = replace(derivation, forward=hyp.forward)
-    with np.errstate(all="ignore"):
-        hs, stateT, *_ = run(d, hyp.params(p.params), p.xs, p.state0, p.dhs, p.dstateT)
-    return {"hs": hs, **{f"{s}_T": v for s, v in stateT.items()}}
 
 
 def pairs(found):

@@ -105,9 +105,10 @@ def _preset(name, step, forward, backward, **rest) -> Layout:
 
 # Named styles.  "course-step"/"course-seq": the step and sequence functions of a well-known
 # course assignment (Wx (D,4H), Wh (H,4H), b (4H,), gates i,f,o,g, batch-first sequences,
-# no initial cell state), "course-rnn-step"/"course-rnn-seq" its plain RNN (Wx (D,H), ...); "gist": a widely copied batched NumPy LSTM (one WLSTM of
-# (1+D+H, 4H) whose first row is the bias, inputs [1, x, h], gates i,f,o,g, (T, B, D)
-# arrays, optional c0/h0 and final-state gradients); "torch": PyTorch's nn.LSTM weights
+# no initial cell state), "course-rnn-step"/"course-rnn-seq" its plain RNN (Wx (D,H), ...);
+# "gist": a widely copied batched NumPy LSTM (one WLSTM of (1+D+H, 4H) whose first row is
+# the bias, inputs [1, x, h], gates i,f,o,g, (T, B, D) arrays, optional c0/h0 and
+# final-state gradients); "torch": PyTorch's nn.LSTM weights
 # (weight_ih (4H, D), weight_hh (4H, H), gates i,f,g,o, one bias) with step functions.
 PRESETS = {p.name: p for p in (
     _preset("ours", False, "forward(params, xs, state0) -> hs, stateT, cache",

@@ -13,8 +13,8 @@ from __future__ import annotations
 from dataclasses import replace
 
 from checks.compare import derived, differing
-from checks.hypotheses import (backward_hypotheses, both, forward_hypotheses, forward_prediction,
-                               forward_trace, pairs, predict)
+from checks.forwardbugs import forward_hypotheses, forward_prediction
+from checks.hypotheses import backward_hypotheses, both, forward_trace, pairs, predict
 
 MAX_PARTIAL = 12   # hypotheses that fix part of the disagreement, tried in pairs
 
@@ -70,7 +70,8 @@ def backward_bugs(comparison, derivation, extra, relation, rtol, atol) -> list[s
     if everywhere or not partial:
         return [f"yours matches the derivation exactly when {h.text}" for h in everywhere]
     best = [h for *_, h in sorted(partial)[:MAX_PARTIAL]]
-    found = [both(a, b) for a, b in pairs(best) if _remaining(derivation, runs, both(a, b), traces, rtol, atol) == set()]
+    found = [both(a, b) for a, b in pairs(best)
+             if _remaining(derivation, runs, both(a, b), traces, rtol, atol) == set()]
     for pair in _everywhere(comparison, derivation, found[:1], rtol, atol):
         return _separate([pair.text.split("; and ")[0], pair.text.split("; and ")[1]])
     for hypothesis in best[:3]:

@@ -2,10 +2,11 @@
 
 tests/styles/ holds implementations written for these tests in the styles of published
 code (each file's docstring describes its style): course step functions
-(course_step_lstm.py, also its sequence functions; course_rnn.py, the plain RNN), a batched gist with one stacked
-weight matrix (gist_lstm.py), a GRU as step functions (step_gru.py, a three-line
-LAYOUT) and a from-scratch tutorial's one sample in column vectors with a weight per gate
-on [h; x] (tutorial_lstm.py, a five-line LAYOUT).  Correct versions pass in float64 and float32; each bug class is seeded by one
+(course_step_lstm.py, also its sequence functions; course_rnn.py, the plain RNN), a
+batched gist with one stacked weight matrix (gist_lstm.py), a GRU as step functions
+(step_gru.py, a three-line LAYOUT) and a from-scratch tutorial's one sample in column
+vectors with a weight per gate on [h; x] (tutorial_lstm.py, a five-line LAYOUT).
+Correct versions pass in float64 and float32; each bug class is seeded by one
 replacement in a copy, and the test checks the exact line compare prints for it.
 """
 import numpy as np
