@@ -86,6 +86,8 @@ class Runner:
         self.dtypes: set[str] = set()   # the float dtypes of everything the code returned
         self.file = getattr(module, "__file__", None)
         self.contract, self.unchecked = None, set()
+        if not cell.recurrent and getattr(module, "LAYOUT", None) is not None:
+            raise DeriveError(f"{label}: LAYOUT describes recurrent code; this network has no state")
         chosen = read(getattr(module, "LAYOUT", None), layout) if cell.recurrent else None
         if chosen is not None:   # another style: our contract through an adapter
             adapted = Adapted(module, chosen, cell, label, self.call)

@@ -319,6 +319,8 @@ def _compare(args) -> int:
     if not args.against and not formulas:
         raise DeriveError("compare needs --against PATH_OR_MODULE, --formula or --formulas")
     derivation = derive(entry.cell)
+    if args.layout and not entry.cell.recurrent:
+        raise DeriveError(f"--layout describes recurrent code; {entry.cell.name} is not recurrent")
     status = _compare_code(derivation, entry, args) if args.against else 0
     if formulas:
         status = max(status, check_formulas(derivation, formulas, print))
@@ -348,7 +350,9 @@ def _compare_with(derivation, args, runner, label) -> int:
     for note in contract.notes() if contract is not None else ():
         print(note)
     if all(row.agree for row in comparison.rows.values()):
-        print(f"{cell.name}: {args.against} and the derivation agree")
+        skipped = len(contract.unchecked) if contract is not None else 0
+        print(f"{cell.name}: {args.against} and the derivation agree"
+              + (f" on everything compared ({skipped} not checked, listed above)" if skipped else ""))
         return 0
     print(f"{cell.name}: {args.against} and the derivation DISAGREE")
     print("\n".join(diagnose(comparison, derivation, runner, rtol, atol)))

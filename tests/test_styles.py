@@ -93,7 +93,11 @@ def test_correct_code_in_every_style_agrees(style, dtype, tmp_path, capsys):
     code, out, err = run(capsys, tmp_path, style, text)
     assert code == 0 and not err, out + err
     assert f"(your results are {dtype}, so the {dtype} defaults" in out
-    assert "DIFFERS" not in out and out.rstrip().endswith("and the derivation agree")
+    assert "DIFFERS" not in out
+    skipped = [line for line in out.splitlines() if line.startswith("not checked: ")]
+    last = out.rstrip().splitlines()[-1]
+    assert last.endswith(f"agree on everything compared ({len(skipped)} not checked, listed above)"
+                         if skipped else "and the derivation agree"), last
 
 
 def test_a_contract_without_optional_parts_says_what_it_did_not_check(tmp_path, capsys):
@@ -334,3 +338,44 @@ def test_a_loss_built_into_backward_or_a_gradient_at_the_last_step_only(kind, sc
     out = capsys.readouterr().out
     assert code == (0 if scale == 1 else 1), out
     assert note in out.splitlines(), out
+
+
+TORCH_LAYOUT_STEP = '''
+import numpy as np
+
+def step_forward(x, h, c, p):
+    """PyTorch's nn.LSTM layout, i, f, g, o blocks of weight_ih (4H, D) and weight_hh (4H, H)."""
+    a = x @ p["weight_ih"].T + h @ p["weight_hh"].T + p["bias"]
+    i, f, g, o = np.split(a, 4, axis=1)
+    i, f, o, g = 1 / (1 + np.exp(-i)), 1 / (1 + np.exp(-f)), 1 / (1 + np.exp(-o)), np.tanh(g)
+    c_new = f * c + i * g
+    h_new = o * np.tanh(c_new)
+    return h_new, c_new, (x, h, c, i, f, g, o, c_new, p)
+
+def step_backward(dh, dc, cache):
+    x, h, c, i, f, g, o, c_new, p = cache
+    t = np.tanh(c_new)
+    dc = dc + dh * o * (1 - t ** 2)
+    da = np.hstack((dc * g * i * (1 - i), dc * c * f * (1 - f), dc * i * (1 - g ** 2), dh * t * o * (1 - o)))
+    grads = {"weight_ih": da.T @ x, "weight_hh": da.T @ h, "bias": da.sum(axis=0)}
+    return da @ p["weight_ih"], da @ p["weight_hh"], dc * f, grads
+'''
+
+
+@pytest.mark.parametrize("bug", [None, ("dc * c * f * (1 - f)", "dc * c_new * f * (1 - f)")])
+def test_the_torch_preset(bug, tmp_path, capsys):
+    path = tmp_path / "torch_layout.py"
+    path.write_text(TORCH_LAYOUT_STEP if bug is None else seeded_text(TORCH_LAYOUT_STEP, [bug]))
+    code = main(["compare", "lstm", "--against", str(path), "--layout", "torch"])
+    out = capsys.readouterr().out
+    assert code == (0 if bug is None else 1), out
+    assert "your weight_ih holds, block by block: W_i | W_f | W_g | W_o (gates by in)" in out.splitlines()
+    if bug:
+        assert EXACTLY + "d_f reads c, this step's new value, where c_prev belongs (B9: c_prev*d_m)" \
+            in out.splitlines(), out
+
+
+def test_a_layout_for_a_network_without_state_is_refused(capsys):
+    code = main(["compare", "mlp", "--against", "x.py", "--layout", "gist"])
+    err = capsys.readouterr().err
+    assert code == 2 and "--layout describes recurrent code; mlp is not recurrent" in err
