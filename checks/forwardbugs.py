@@ -3,7 +3,7 @@
 Sibling affine stages (same inputs, size and bias) with their parameters permuted (a gate
 order mixed up), an activation left out or exchanged for another of the cell's, a unary
 stage's input and output exchanged where they are used (a GRU whose z gates the other
-side).  Each is run by `derive.interpret.run` on the derivation with the changed forward.
+side), a state's previous value read where its new one belongs or the other way round.  Each is run by `derive.interpret.run` on the derivation with the changed forward.
 """
 from __future__ import annotations
 
@@ -60,8 +60,15 @@ def forward_hypotheses(derivation):
         swapped = tuple(replace(eq, numeric=eq.numeric.xreplace({y: u, u: y}))
                         if eq.numeric is not None and eq.stage.name != stage.name else eq for eq in eqs)
         if swapped != eqs:
+            side = f" ({u} gates the other side)" if stage.kind is Kind.ONE_MINUS else ""
             yield ForwardHypothesis(f"your forward exchanges {u} and {y} = {stage.kind.name}({u}) where they are "
-                                    f"used ({u} gates the other side)", swapped)
+                                    f"used{side}", swapped)
+    for eq in eqs:
+        for s in cell.state_names if eq.numeric is not None else ():
+            for a, b in ((value(s), value(f"{s}_prev")), (value(f"{s}_prev"), value(s))):
+                if a in eq.numeric.free_symbols:
+                    yield ForwardHypothesis(f"your forward reads {b} where {a} belongs in {eq.stage} ({eq.label})",
+                                            _with(eqs, eq.stage.name, eq.numeric.xreplace({a: b})))
 
 
 def _label(eqs, stage):
@@ -82,9 +89,14 @@ def _permuted(moved):
     return params
 
 
-def forward_prediction(derivation, problem, hyp: ForwardHypothesis) -> dict:
+def forward_prediction(derivation, problem, hyp: ForwardHypothesis) -> dict | None:
+    """The forward outputs code with `hyp`'s forward returns; None if a stage would read a
+    value before it is computed."""
     p = problem
     d = replace(derivation, forward=hyp.forward)
-    with np.errstate(all="ignore"):
-        hs, stateT, *_ = run(d, hyp.params(p.params), p.xs, p.state0, p.dhs, p.dstateT)
+    try:
+        with np.errstate(all="ignore"):
+            hs, stateT, *_ = run(d, hyp.params(p.params), p.xs, p.state0, p.dhs, p.dstateT)
+    except KeyError:
+        return None
     return {"hs": hs, **{f"{s}_T": v for s, v in stateT.items()}}

@@ -125,7 +125,7 @@ def forward_bugs(comparison, derivation, rtol, atol) -> list[str]:
         predictions = []
         for problem, got, _ in comparison.runs:
             want = forward_prediction(derivation, problem, hypothesis)
-            if differing({k: got[k] for k in want if k in got}, {k: v for k, v in want.items() if k in got},
+            if want is None or differing({k: got[k] for k in want if k in got}, {k: v for k, v in want.items() if k in got},
                          rtol, atol):
                 break
             predictions.append(want)

@@ -200,6 +200,9 @@ BUGS = {
     "7 no tanh on the cell output": (
         "course-step", [("tanh_c = np.tanh(next_c)", "tanh_c = next_c")],
         ["  hint: your forward leaves out tanh in k = tanh(c) (F12): k = c"]),
+    "7 the cell output from the previous step's cell state": (
+        "course-step", [("tanh_c = np.tanh(next_c)", "tanh_c = np.tanh(prev_c)")],
+        ["  hint: your forward reads c_prev where c belongs in k = tanh(c) (F12)"]),
     "7 GRU whose z gates the other side": (
         "gru-step", [("next_h = (1 - z) * n + z * prev_h", "next_h = z * n + (1 - z) * prev_h")],
         ["  hint: your forward exchanges z and v = one_minus(z) where they are used (z gates the other side)"]),
