@@ -113,7 +113,11 @@ class ChildRunner:
         self.dtypes.update(str(d) for d in header.get("dtypes", []) if isinstance(d, str))
         if header.get("contract"):
             from checks.adapt import Contract
-            self.contract = Contract.from_json(header["contract"])
+            try:
+                self.contract = Contract.from_json(header["contract"])
+            except (KeyError, TypeError, ValueError):
+                raise DeriveError(f"{self.label}: the process running your code sent a broken reply "
+                                  f"while {doing}") from None
         for warning in header.get("warnings", []):
             if warning not in self.shown:
                 self.shown.add(warning)
