@@ -5,7 +5,8 @@ code (each file's docstring describes its style): course step functions
 (course_step_lstm.py, also its sequence functions; course_rnn.py, the plain RNN), a
 batched gist with one stacked weight matrix (gist_lstm.py), a GRU as step functions
 (step_gru.py, a three-line LAYOUT) and a from-scratch tutorial's one sample in column
-vectors with a weight per gate on [h; x] (tutorial_lstm.py, a five-line LAYOUT).
+vectors with a weight per gate on [h; x] (tutorial_lstm.py, a five-line LAYOUT), and
+a vectorised LSTM on (features, batch, time) arrays in columns (columns_lstm.py, three).
 Correct versions pass in float64 and float32; each bug class is seeded by one
 replacement in a copy, and the test checks the exact line compare prints for it.
 """
@@ -17,7 +18,7 @@ from lstm_derive.cli import main
 
 STYLES = ROOT / "tests" / "styles"
 SOURCES = {name: (STYLES / f"{name}.py").read_text()
-           for name in ("course_step_lstm", "gist_lstm", "step_gru", "tutorial_lstm", "course_rnn")}
+           for name in ("course_step_lstm", "gist_lstm", "step_gru", "tutorial_lstm", "course_rnn", "columns_lstm")}
 # style: (cell, source, --layout)
 STYLE = {"course-step": ("lstm", "course_step_lstm", "course-step"),
          "course-seq": ("lstm", "course_step_lstm", "course-seq"),
@@ -25,7 +26,8 @@ STYLE = {"course-step": ("lstm", "course_step_lstm", "course-step"),
          "gru-step": ("gru", "step_gru", None),
          "tutorial": ("lstm", "tutorial_lstm", None),
          "course-rnn-step": ("rnn", "course_rnn", "course-rnn-step"),
-         "course-rnn-seq": ("rnn", "course_rnn", "course-rnn-seq")}
+         "course-rnn-seq": ("rnn", "course_rnn", "course-rnn-seq"),
+         "columns": ("lstm", "columns_lstm", None)}
 
 
 def run(capsys, tmp_path, style, text, *more):
@@ -60,6 +62,11 @@ def float32(style):
              "        dHout = dHout_in.astype(np.float32)\n        dcn = None if dcn is None else dcn.astype(np.float32)"
              "\n        dhn = None if dhn is None else dhn.astype(np.float32)")])
     name = STYLE[style][1]
+    if name == "columns_lstm":
+        return seeded_text(SOURCES[name], [
+            ("    D, B, T = X.shape\n", "    X, W, b, h0, c0 = (np.float32(v) for v in (X, W, b, h0, c0))\n"
+             "    D, B, T = X.shape\n"),
+            ("    steps, W, D, H = cache\n", "    steps, W, D, H = cache\n    dhs = np.float32(dhs)\n")])
     if name == "tutorial_lstm":
         return seeded_text(SOURCES[name], [
             ("    z = np.vstack((h_prev, x))\n", "    x, h_prev, c_prev = (np.float32(v) for v in (x, h_prev, c_prev))\n"
@@ -173,6 +180,10 @@ BUGS = {
                   "            dIFOGf[t, :, 2 * d:3 * d] = tanhCt * dHout_in[t]")],
         [EXACTLY + "d_o reads only this step's loss gradient dl_t/dh (dhs[t]) where the whole d_h belongs "
          "(B6: d_h*k)"]),
+    "5 g and o blocks swapped, features first in columns": (
+        "columns", [("dc * i * (1 - g ** 2),\n                        dh * tc * o * (1 - o)))",
+                     "dh * tc * o * (1 - o),\n                        dc * i * (1 - g ** 2)))")],
+        [EXACTLY + "the gradients d_a_g and d_a_o are swapped where they are used (their blocks exchanged)"]),
     "4 GRU: z where 1 - z belongs": (
         "gru-step", [("dn = dnext_h * (1 - z)", "dn = dnext_h * z")],
         [EXACTLY + "d_n reads z where v = one_minus(z) belongs (B5: d_m*v)"]),
