@@ -59,13 +59,15 @@ class Backward:
 @dataclass(frozen=True)
 class Hypothesis:
     """`text` is true of code that computes `change(backward, t, T)` at step t of T; with
-    `steps` ('first' or 'last'), parameter gradients are from that step only; with
-    `loss_shift`, step t reads the loss gradient of step t + shift (Python's wrap-around)."""
+    `steps` ('first' or 'last'), the gradients of `only` (all parameters if empty) are from
+    that step only; with `loss_shift`, step t reads the loss gradient of step t + shift
+    (Python's wrap-around)."""
 
     text: str
     change: Callable = lambda bw, t, T: bw
     steps: str | None = None
     loss_shift: int = 0
+    only: tuple[str, ...] = ()
 
 
 def backward_hypotheses(derivation):
@@ -79,9 +81,15 @@ def backward_hypotheses(derivation):
     yield from _twice(derivation)
     yield from _part_dropped(derivation)
     yield from _step_before(derivation)
+    groups = {}   # the parameters one stacked matrix usually holds: by the value each multiplies
+    for g in derivation.param_grads:
+        groups.setdefault(g.input, []).append(g.param)
     for steps, when in (("first", "the first step (t=0)"), ("last", "the last step")):
         yield Hypothesis(f"the parameter gradients are taken from {when} only, not summed over time steps",
                          steps=steps)
+        for params in groups.values() if len(groups) > 1 else ():
+            yield Hypothesis(f"the gradients of {', '.join(params)} are taken from {when} only, not summed over "
+                             "time steps", steps=steps, only=tuple(params))
     loss = [a for a in derivation.adjoints if any(t.expr.has(LossGrad) for t in a.terms)]
     for a in loss:
         yield Hypothesis(f"d_{a.target} reads the loss gradient of step t-1 (dhs[t-1]) instead of step t "
@@ -318,10 +326,11 @@ def predict(derivation, problem, hypothesis: Hypothesis, trace) -> dict:
                 total = sum((evaluate(x.expr, env, loss_grad=loss, carry=carry) for x in adj.terms), 0)
                 env[f"d_{adj.target}"] = total
             carry = {s: env[f"d_{s}_prev"] for s in cell.state_names}
-            keep = hypothesis.steps is None or t == {"first": 0, "last": T - 1}[hypothesis.steps]
+            at = hypothesis.steps is None or t == {"first": 0, "last": T - 1}[hypothesis.steps]
             for param, expr in bw.params:
                 step = evaluate(expr, env, carry=carry)
                 step = step if isinstance(expr, Outer) else np.sum(step, axis=0)
+                keep = at or (hypothesis.only and param not in hypothesis.only)
                 grads[param] = grads[param] + step if keep else grads[param]
             dxs[t] = env[f"d_{cell.input_names[0]}"] * np.ones_like(p.xs[t])
     out = {"hs": hs, **{f"{s}_T": stateT[s] for s in cell.state_names}, "xs": np.stack(dxs)}
@@ -338,5 +347,5 @@ def pairs(found):
 
 def both(a: Hypothesis, b: Hypothesis) -> Hypothesis:
     return Hypothesis(f"{a.text}; and {b.text}", lambda bw, t, T: b.change(a.change(bw, t, T), t, T),
-                      a.steps or b.steps, a.loss_shift or b.loss_shift)
+                      a.steps or b.steps, a.loss_shift or b.loss_shift, a.only or b.only)
 

@@ -208,6 +208,10 @@ BUGS = {
     "6 sequence functions keep the last step's gradients": (
         "course-seq", [("dWx, dWh, db = dWx + dWx_t, dWh + dWh_t, db + db_t", "dWx, dWh, db = dWx_t, dWh_t, db_t")],
         [EXACTLY + "the parameter gradients are taken from the first step (t=0) only, not summed over time steps"]),
+    "6 only the bias gradient of one step": (
+        "course-seq", [("dWx, dWh, db = dWx + dWx_t, dWh + dWh_t, db + db_t", "dWx, dWh, db = dWx + dWx_t, dWh + dWh_t, db_t")],
+        [EXACTLY + "the gradients of b_f, b_i, b_g, b_o are taken from the first step (t=0) only, not summed over "
+         "time steps"]),
     "7 no tanh on the cell output": (
         "course-step", [("tanh_c = np.tanh(next_c)", "tanh_c = next_c")],
         ["  hint: your forward leaves out tanh in k = tanh(c) (F12): k = c"]),
