@@ -34,7 +34,7 @@ import numpy as np
 
 from derive.derivation import NEXT_STEP_BRANCH
 from derive.interpret import evaluate, run
-from derive.terms import LossGrad, Outer, adjoint, is_elementwise, text, value
+from derive.terms import LossGrad, adjoint, is_elementwise, text, value
 
 
 @dataclass(frozen=True)
@@ -329,7 +329,8 @@ def predict(derivation, problem, hypothesis: Hypothesis, trace) -> dict:
             at = hypothesis.steps is None or t == {"first": 0, "last": T - 1}[hypothesis.steps]
             for param, expr in bw.params:
                 step = evaluate(expr, env, carry=carry)
-                step = step if isinstance(expr, Outer) else np.sum(step, axis=0)
+                # a weight's step is already summed over the batch rows (an outer product)
+                step = step if np.shape(step) == grads[param].shape else np.sum(step, axis=0)
                 keep = at or (hypothesis.only and param not in hypothesis.only)
                 grads[param] = grads[param] + step if keep else grads[param]
             dxs[t] = env[f"d_{cell.input_names[0]}"] * np.ones_like(p.xs[t])
