@@ -29,8 +29,15 @@ class ForwardHypothesis:
 
 
 def forward_hypotheses(derivation):
-    cell = derivation.cell
-    eqs = derivation.forward
+    """Every forward hypothesis: gate orders, activations, exchanged values."""
+    yield from _orders(derivation)
+    yield from _activations(derivation)
+    yield from _exchanges(derivation)
+
+
+def _orders(derivation):
+    """Sibling affine stages reading each other's parameters."""
+    cell, eqs = derivation.cell, derivation.forward
     affine = [s for s in cell.stages if s.kind is Kind.AFFINE]
     groups = {}
     for s in affine:
@@ -44,6 +51,11 @@ def forward_hypotheses(derivation):
             words = ", ".join(f"{a.name} with {b.name}'s parameters" for a, b in moved.items())
             yield ForwardHypothesis(f"your forward computes {words} (the gate blocks of {', '.join(names)} "
                                     "in another order)", eqs, _permuted(moved))
+
+
+def _activations(derivation):
+    """An activation left out, or exchanged for another activation of the cell."""
+    cell, eqs = derivation.cell, derivation.forward
     kinds = {s.kind for s, _ in unary(cell) if s.kind.activation}
     for stage, _ in unary(cell):
         if not stage.kind.activation:
@@ -55,6 +67,11 @@ def forward_hypotheses(derivation):
             yield ForwardHypothesis(f"your forward uses {other.name} instead of {stage.kind.name} in {stage} "
                                     f"({_label(eqs, stage)})",
                                     _with(eqs, stage.name, other.numeric.subs(other.args[0], u)))
+
+
+def _exchanges(derivation):
+    """A unary stage's input and output exchanged where used; s_prev and s exchanged."""
+    cell, eqs = derivation.cell, derivation.forward
     for stage, _ in unary(cell):
         y, u = value(stage.name), value(stage.inputs[0])
         swapped = tuple(replace(eq, numeric=eq.numeric.xreplace({y: u, u: y}))
