@@ -27,6 +27,7 @@ from derive.terms import Carried, LossGrad, TermPrinter, is_elementwise
 from checks.diagnose import relation
 from derive.errors import DeriveError
 from checks.formula import names_of, parse
+from checks.formulahints import hints
 from checks.points import DPS, POINTS, POOL, SIZES, Points, ShapeError, Singular, evaluate
 from derive.interpret import term_value
 
@@ -131,7 +132,7 @@ def check(derivation, lhs, tree, envs, values):
                   else "not proved symbolically (not elementwise: matrix products or sums)"))
         lines.append(f"  equal: {how}")
         return lines, True
-    lines += ([f"  different: yours - derived = {proof[0]}"] if proof
+    lines += ([f"  different: yours - derived = {proof[0]}"] + [f"  hint: {h}" for h in proof[3]] if proof
               else _term_difference(derivation, lhs, tree, terms, envs[0]))
     if slow:
         lines.append(f"  (SymPy {slow}, so the difference is matched term by term)")
@@ -162,7 +163,14 @@ def _symbolic_report(derivation, lhs, tree, equal, env, yours, want):
     named, proved = _symbolic(derivation, lhs, tree, equal)
     with mpmath.workdps(DPS):
         counter = None if equal else _counterexample(derivation.cell, env, yours, want, (named, proved))
-    return named, proved, counter
+    return named, proved, counter, [] if equal or proved else _hints(derivation, lhs, tree, named)
+
+
+def _hints(derivation, lhs, tree, named):
+    """`checks.formulahints` on yours and the derived side in the names you wrote."""
+    yours = _to_sympy(tree)
+    keep = {s.name for s in yours.free_symbols}
+    return hints(yours, _expand(derivation, _definition(derivation, lhs), keep), named)
 
 
 def _like(value, want):

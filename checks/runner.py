@@ -38,13 +38,19 @@ TIMEOUT = 60.0
 STARTUP = 120.0   # for the child's interpreter and our imports, before the user's code
 MAX_FRAME = 1 << 30
 ROOT = Path(__file__).resolve().parent.parent   # the folder that holds our packages
-Contract = namedtuple("Contract", "recurrent state_names")
+# what the child needs to know of the cell (the cell itself stays in the parent)
+CellFacts = namedtuple("CellFacts", "name recurrent state_names input_name output param_names")
+
+
+def cell_facts(cell) -> CellFacts:
+    return CellFacts(cell.name, cell.recurrent, tuple(cell.state_names), cell.input_names[0], cell.output,
+                     tuple(name for name, _ in cell.params()))
 
 
 class ChildRunner:
     """A `Runner` in a child process, with a time limit for all of the user's code."""
 
-    def __init__(self, target: str, cell, seconds: float = TIMEOUT):
+    def __init__(self, target: str, cell, seconds: float = TIMEOUT, layout: str | None = None):
         self.label, self.seconds, self.used, self.shown = target, seconds, 0.0, set()
         self.dtypes: set[str] = set()   # the float dtypes the user's code returned, as reported
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(
@@ -55,7 +61,8 @@ class ChildRunner:
         self.seconds = STARTUP          # Python and our modules starting is not the user's time
         self._receive("starting")
         self.seconds, self.used = seconds, 0.0
-        self._request(("load", target, Contract(cell.recurrent, tuple(cell.state_names))), "importing it")
+        self.contract = None   # a checks.adapt.Contract when the code has a layout
+        self._request(("load", target, cell_facts(cell), layout), "importing it")
 
     def run(self, problem, shapes):
         """Forward and backward on one problem, in the child; a dict of float64 arrays.
@@ -66,7 +73,8 @@ class ChildRunner:
         plain = {k: getattr(problem, k) for k in ("T", "B", "params", "xs", "state0", "dhs", "dstateT")}
         doing = "running forward() and backward()"
         result = self._request(("run", plain, shapes), doing)
-        if set(result) != set(shapes) or not all(np.all(np.isfinite(v)) for v in result.values()):
+        unchecked = {row for row, _ in self.contract.unchecked} if self.contract else set()
+        if set(result) != set(shapes) - unchecked or not all(np.all(np.isfinite(v)) for v in result.values()):
             raise DeriveError(f"{self.label}: the process running your code sent a reply that is "
                               f"incomplete or not finite while {doing}")
         return result
@@ -103,6 +111,13 @@ class ChildRunner:
         finally:
             self.used += time.monotonic() - start
         self.dtypes.update(str(d) for d in header.get("dtypes", []) if isinstance(d, str))
+        if header.get("contract"):
+            from checks.adapt import Contract
+            try:
+                self.contract = Contract.from_json(header["contract"])
+            except (KeyError, TypeError, ValueError):
+                raise DeriveError(f"{self.label}: the process running your code sent a broken reply "
+                                  f"while {doing}") from None
         for warning in header.get("warnings", []):
             if warning not in self.shown:
                 self.shown.add(warning)
@@ -174,9 +189,10 @@ def main():
         kind, *args = pickle.loads(requests.read(struct.unpack(">Q", head)[0]))
         try:
             if kind == "load":
-                target, contract = args
-                runner = Runner(load(target), target, contract)
-                _reply(replies, "ok", {}, [])
+                target, facts, layout = args
+                runner = Runner(load(target), target, facts, layout)
+                contract = runner.contract.to_json() if runner.contract else None
+                _reply(replies, "ok", {}, [], contract=contract)
             else:
                 result = runner.run(SimpleNamespace(**args[0]), args[1])
                 _reply(replies, "ok", result, runner.warnings, dtypes=sorted(runner.dtypes))
@@ -184,9 +200,9 @@ def main():
             _reply(replies, "error", {}, runner.warnings if runner else [], str(err))
 
 
-def _reply(stream, status, arrays, warnings, message="", dtypes=()):
+def _reply(stream, status, arrays, warnings, message="", dtypes=(), contract=None):
     header = dict(status=status, message=message, warnings=warnings, arrays=list(arrays),
-                  dtypes=list(dtypes))
+                  dtypes=list(dtypes), contract=contract)
     _write(stream, json.dumps(header).encode())
     for value in arrays.values():
         buffer = io.BytesIO()

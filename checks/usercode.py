@@ -24,6 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
+from checks.adapt import Adapted
+from checks.layout import read
 from derive.errors import DeriveError
 
 DOTTED = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*")
@@ -78,17 +80,26 @@ class Runner:
     returned them in (they set the default tolerances).
     """
 
-    def __init__(self, module, label: str, cell):
+    def __init__(self, module, label: str, cell, layout: str | None = None):
         self.label, self.cell = label, cell
         self.warnings: list[str] = []
         self.dtypes: set[str] = set()   # the float dtypes of everything the code returned
+        self.file = getattr(module, "__file__", None)
+        self.contract, self.unchecked = None, set()
+        if not cell.recurrent and getattr(module, "LAYOUT", None) is not None:
+            raise DeriveError(f"{label}: LAYOUT describes recurrent code; this network has no state")
+        chosen = read(getattr(module, "LAYOUT", None), layout) if cell.recurrent else None
+        if chosen is not None:   # another style: our contract through an adapter
+            adapted = Adapted(module, chosen, cell, label, self.call)
+            self.forward, self.backward, self.contract = adapted.forward, adapted.backward, adapted.contract
+            self.unchecked = {row for row, _ in self.contract.unchecked}
+            return
         names = ("forward", "backward")
         missing = [n for n in names if not callable(getattr(module, n, None))]
         if missing:
             raise DeriveError(f"{label}: has no function {missing[0]}() "
                               f"(the contract: see `lstm-derive compare --help`)")
         self.forward, self.backward = module.forward, module.backward
-        self.file = getattr(module, "__file__", None)
 
     def where(self, err: BaseException) -> str:
         """The text ' (at FILE:LINE)' naming the innermost frame of the traceback in the
@@ -104,6 +115,8 @@ class Runner:
         """fn(*args); `inputs` are (name, ours, the copy handed over) to watch for changes."""
         try:
             out = fn(*args)
+        except DeriveError:   # raised by an adapter around the user's functions: already one line
+            raise
         except BaseException as err:  # noqa: BLE001 - the user's code, sys.exit included
             raise DeriveError(f"{self.label}: {what}() {_raised(err)}{self.where(err)}") from None
         for name, ours, theirs in inputs:
@@ -139,17 +152,20 @@ class Runner:
         watched = [("params", p.params, params), ("xs", p.xs, xs), ("state0", p.state0, state0)]
         out = self.call("forward", self.forward, params, xs, state0, inputs=watched)
         hs, stateT, cache = self.tuple("forward", out, 3)
-        result = {"hs": self.array("forward", "hs", hs, shapes["hs"])}
+        result = {} if "hs" in self.unchecked else {"hs": self.array("forward", "hs", hs, shapes["hs"])}
         for s in self.cell.state_names:
-            result[f"{s}_T"] = self.array("forward", f"stateT[{s!r}]",
-                                          self.key("forward", "stateT", stateT, s), shapes[f"{s}_T"])
+            if f"{s}_T" not in self.unchecked:
+                result[f"{s}_T"] = self.array("forward", f"stateT[{s!r}]",
+                                              self.key("forward", "stateT", stateT, s), shapes[f"{s}_T"])
         watched = [("params", p.params, params), ("dhs", p.dhs, dhs), ("dstateT", p.dstateT, dstateT)]
         back = self.call("backward", self.backward, params, cache, dhs, dstateT, inputs=watched)
         grads, dxs, dstate0 = self.tuple("backward", back, 3)
-        result["xs"] = self.array("backward", "dxs", dxs, shapes["xs"])
+        if "xs" not in self.unchecked:
+            result["xs"] = self.array("backward", "dxs", dxs, shapes["xs"])
         for s in self.cell.state_names:
-            result[f"{s}_0"] = self.array("backward", f"dstate0[{s!r}]",
-                                          self.key("backward", "dstate0", dstate0, s), shapes[f"{s}_0"])
+            if f"{s}_0" not in self.unchecked:
+                result[f"{s}_0"] = self.array("backward", f"dstate0[{s!r}]",
+                                              self.key("backward", "dstate0", dstate0, s), shapes[f"{s}_0"])
         return result, grads
 
     def tuple(self, what, value, n):

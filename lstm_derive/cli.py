@@ -16,6 +16,7 @@ from pathlib import Path
 
 from catalogue.cells import CELLS, get_entry
 from catalogue.spec import load_spec
+from checks.layout import PRESETS
 from derive.derivation import derive
 from derive.errors import DeriveError
 from lstm_derive.rebuild import DEFAULT_OUT
@@ -159,6 +160,8 @@ backward(params, cache, dhs, dstateT=None) -> (grads, dxs, dstate0), the same pa
 names, (T, B, D) inputs and (B, size) state dicts; for mlp and mlp_softmax
 forward(params, x) -> (y, cache) and backward(params, cache, dy) -> (grads, dx).
 --against torch uses PyTorch autograd (lstm, gru_reset_after, rnn, lstmp).
+Code in another style (step functions, stacked gate weights, other array axes) is
+called through a layout: --layout PRESET or LAYOUT = ... in the file (README).
 
 --formula "NAME = EXPRESSION" checks one backward quantity of one step; the names are
 those `lstm-derive show CELL` lists (at most 2000 characters, numbers up to 1e15, ** by
@@ -180,6 +183,9 @@ def _compare_parser(sub, cell_help):
     p.add_argument("--atol", type=TOLERANCE, default=None,
                    help="absolute tolerance (default by the dtype of your results: "
                         "1e-9 for float64, 1e-5 for float32)")
+    p.add_argument("--layout", metavar="PRESET", default=None,
+                   help="how --against code lays out parameters and arrays: " + ", ".join(PRESETS)
+                        + " (or LAYOUT = ... in the file; see README)")
     p.add_argument("--seed", type=SEED, default=0)
     p.add_argument("--timeout", type=SECONDS, default=60.0, metavar="SECONDS",
                    help="how long --against code may run in all, import included (default 60)")
@@ -313,6 +319,8 @@ def _compare(args) -> int:
     if not args.against and not formulas:
         raise DeriveError("compare needs --against PATH_OR_MODULE, --formula or --formulas")
     derivation = derive(entry.cell)
+    if args.layout and not entry.cell.recurrent:
+        raise DeriveError(f"--layout describes recurrent code; {entry.cell.name} is not recurrent")
     status = _compare_code(derivation, entry, args) if args.against else 0
     if formulas:
         status = max(status, check_formulas(derivation, formulas, print))
@@ -326,7 +334,7 @@ def _compare_code(derivation, entry, args) -> int:
         from checks.usercode import Runner
         runner = Runner(torch_module(derivation.cell, entry.torch), args.against, derivation.cell)
         return _compare_with(derivation, args, runner, "torch")
-    with ChildRunner(args.against, derivation.cell, args.timeout) as runner:
+    with ChildRunner(args.against, derivation.cell, args.timeout, args.layout) as runner:
         return _compare_with(derivation, args, runner, "yours")
 
 
@@ -338,8 +346,13 @@ def _compare_with(derivation, args, runner, label) -> int:
     rtol, atol = comparison.rtol, comparison.atol
     print("\n".join(table(comparison, rtol, atol, label)))
     print(comparison.tolerances)
+    contract = getattr(runner, "contract", None)
+    for note in contract.notes() if contract is not None else ():
+        print(note)
     if all(row.agree for row in comparison.rows.values()):
-        print(f"{cell.name}: {args.against} and the derivation agree")
+        skipped = len(contract.unchecked) if contract is not None else 0
+        print(f"{cell.name}: {args.against} and the derivation agree"
+              + (f" on everything compared ({skipped} not checked, listed above)" if skipped else ""))
         return 0
     print(f"{cell.name}: {args.against} and the derivation DISAGREE")
     print("\n".join(diagnose(comparison, derivation, runner, rtol, atol)))

@@ -181,3 +181,20 @@ def test_formulas_files_are_read_within_bounds(make, words, tmp_path, capsys):
     (tmp_path / "big.txt").write_text("d_h = d_h\n" * 2_000_000)
     code, out, err = compare(capsys, "lstm", "--formulas", str(make(tmp_path)))
     assert code == 2 and not out and len(err.strip().splitlines()) == 1 and words in err, err
+
+
+@pytest.mark.parametrize("formula, hint", [
+    ("d_c = d_h*o*(1 - k**2)", "  hint: missing the term d_c_next (the gradient carried back from step t+1)"),
+    ("d_a_g = d_h*o*(1-k**2)*i*(1-g**2) + d_c_next*i",
+     "  hint: (1 - g**2) must multiply the whole sum: it is missing from d_c_next*i"),
+    ("d_c = d_h*o*(1 - k**2) + d_c_next + d_h", "  hint: the term d_h should not be there"),
+    ("d_a_o = d_h*k*o*(1 - o)", None),   # right: no hint, no difference
+    ("d_a_o = d_h*k*o", None),            # wrong, but no missing term or whole-sum factor explains it
+])
+def test_elementwise_formula_hints(formula, hint, capsys):
+    from lstm_derive.cli import main
+    code = main(["compare", "lstm", "--formula", formula])
+    lines = capsys.readouterr().out.splitlines()
+    hints = [line for line in lines if line.startswith("  hint: ")]
+    assert hints == ([hint] if hint else []), lines
+    assert code == (1 if "(1 - o)" not in formula else 0)
