@@ -153,7 +153,7 @@ BUGS = {
         [EXACTLY + "d_c counts its branch 'next step' twice (B3: d_c_prev[t+1])"]),
     "2 GRU: 1 - z where z belongs in dh_prev": (
         "gru-step", [("dprev_h = dnext_h * z + ds * r", "dprev_h = dnext_h * (1 - z) + ds * r")],
-        [EXACTLY + "d_h_prev reads v = one_minus(z) where z belongs (B12: d_q*z)"]),
+        [EXACTLY + "d_h_prev reads v = one_minus(z) where z belongs (B12: d_h_kept*z)"]),
     "2 part of a sigmoid derivative left out": (
         "tutorial", [('"o": do * o * (1 - o)', '"o": do * (1 - o)')],
         [EXACTLY + "the factor o*(1 - o) of d_a_o lacks its part o, leaving 1 - o (B10: d_o*o*(1 - o))"]),
@@ -186,7 +186,7 @@ BUGS = {
         [EXACTLY + "the gradients d_a_g and d_a_o are swapped where they are used (their blocks exchanged)"]),
     "4 GRU: z where 1 - z belongs": (
         "gru-step", [("dn = dnext_h * (1 - z)", "dn = dnext_h * z")],
-        [EXACTLY + "d_n reads z where v = one_minus(z) belongs (B5: d_m*v)"]),
+        [EXACTLY + "d_h_cand reads z where v = one_minus(z) belongs (B5: d_h_new*v)"]),
     "4 b_i given the forget gate's delta": (
         "course-step", [("db = da.sum(axis=0)", "db = da.sum(axis=0)\n    db[:len(daf[0])] = daf.sum(axis=0)")],
         [EXACTLY + "d_b_i is computed from d_a_f instead of d_a_i (P10: sum d_a_i)"]),
