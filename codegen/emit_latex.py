@@ -19,7 +19,7 @@ from codegen.notation import Notation, tex_param, tex_text
 from codegen.templates import render
 from derive.derivation import Derivation
 from derive.ops import OPS
-from derive.rules import affine_rule, definition, derivative, softmax_rule
+from derive.rules import affine_rule, definition, derivative, layer_norm_rule, mean_rule, softmax_rule
 from derive.stages import Kind
 
 STEP_WORDS = {"definition": "definition", "derivative": "differentiate the definition",
@@ -41,6 +41,7 @@ def emit_latex(document: Document, command: str) -> str:
         activations=_activation_rules(kinds),
         simple_rules=_simple_rules(kinds),
         affine=_affine_rule(), softmax=_softmax_rule() if Kind.SOFTMAX in kinds or cell.recurrent else None,
+        **(_normalisation_rules() if Kind.MEAN in kinds else dict(mean=None, layer_norm=None)),
         loss=loss_head(cell, nt, TARGET_TEX) if cell.loss else None, target=TARGET_TEX,
         partials=[dict(stage=nt.value(p.stage), wrt=nt.value(p.wrt), expr=printer.doprint(p.expr))
                   for p in derivation.partials],
@@ -167,6 +168,15 @@ def _softmax_rule():
     rows = {"k": "p"}
     return dict(definition=_plain(rule.definition, rows), jacobian=_plain(rule.jacobian, rows),
                 d_input=_plain(rule.d_input, rows), cross_entropy=_plain(rule.cross_entropy, rows))
+
+
+def _normalisation_rules():
+    """The mean stage's rule, and the layer norm's derivative in one piece (what its stages
+    compose to), both from index notation."""
+    mean, ln = mean_rule(), layer_norm_rule()
+    return dict(mean=dict(definition=_plain(mean.definition), d_input=_plain(mean.d_input)),
+                layer_norm=dict(definition=_plain(ln.definition), jacobian=_plain(ln.jacobian),
+                                d_input=_plain(ln.d_input), vector=_plain(ln.vector)))
 
 
 def _forks(derivation, nt):

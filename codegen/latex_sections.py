@@ -42,7 +42,7 @@ def sections(document, printer, nt) -> dict:
     if cell.recurrent:
         out.update(unrolled=_figure(figures.unrolled(derivation, nt)),
                    heads=[_head(h, p, nt) for h, p in zip(document.heads, HEAD_LABELS)],
-                   flow=gradient_flow(document, printer, nt))
+                   flow=gradient_flow(document, printer, nt) if document.flow else None)
     return out
 
 

@@ -10,20 +10,23 @@ place, `module_facts`.
 """
 from __future__ import annotations
 
+import sympy as sp
+
 from codegen.numpy_backend.spell import spell, stack_line
 from codegen.numpy_backend.templates import render
 from codegen.program import program
+from codegen.schedule import code
 from derive.derivation import Derivation
 from derive.stages import Kind
 
-__all__ = ["emit_numpy", "size_sources", "tuple_code", "module_facts"]
+__all__ = ["emit_numpy", "size_sources", "tuple_code", "module_facts", "packing", "pack_lines"]
 
 
 def emit_numpy(derivation: Derivation, entry, command: str) -> str:
     """The module's source text."""
     cell, prog = derivation.cell, program(derivation)
     sizes = cell.sizes()
-    params = cell.params()
+    params = cell.public_params()
     context = dict(
         cell=cell.name, command=command, **module_facts(entry),
         params=[(name, tuple_code(shape)) for name, shape in params],
@@ -41,12 +44,29 @@ def emit_numpy(derivation: Derivation, entry, command: str) -> str:
         backward_pre=spell(prog.backward_pre),
         backward_loop=spell(prog.backward_loop),
         backward_post=spell(prog.backward_post),
-        grads=[grad_line(g) for g in prog.grads],
+        grads=[grad_line(g) for g in prog.grads] + pack_lines(cell),
+        **packing(cell),
         dxs_written=prog.dxs_written,
         softmax=any(s.kind is Kind.SOFTMAX for s in cell.stages),
         sigmoid=any(s.kind is Kind.SIGMOID for s in cell.stages),
     )
     return render("module.py.j2", **context)
+
+
+def packing(cell) -> dict:
+    """The packed parameters: which rows of each public parameter every block is."""
+    shapes = dict(cell.params())
+    unpacked = [(public, block, f"{code(n * sp.Symbol(shapes[block][0]))}:"
+                 f"{code((n + 1) * sp.Symbol(shapes[block][0]))}")
+                for public, blocks in cell.packed for n, block in enumerate(blocks)]
+    sizes = sorted({shapes[blocks[0]][0] for _, blocks in cell.packed})
+    return dict(packed=bool(cell.packed), unpacked=unpacked, packed_sizes=sizes)
+
+
+def pack_lines(cell, concatenate="numpy.concatenate") -> list[str]:
+    """grads of each packed parameter: its blocks' gradients stacked."""
+    return [f'grads["{public}"] = {concatenate}([{", ".join(f"grads[{b!r}]" for b in blocks)}])'
+            .replace("'", '"') for public, blocks in cell.packed]
 
 
 def grad_line(g) -> str:
@@ -77,5 +97,6 @@ def size_sources(params):
     found = {}
     for name, shape in params:
         for axis, size in enumerate(shape):
-            found.setdefault(size, (size, name, axis))
+            if "*" not in size:   # a packed parameter's size is a multiple of a symbol's
+                found.setdefault(size, (size, name, axis))
     return sorted(found.values())

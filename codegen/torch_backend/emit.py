@@ -8,7 +8,7 @@ The cell's prose and PyTorch layout are read through `numpy_backend.emit.module_
 """
 from __future__ import annotations
 
-from codegen.numpy_backend.emit import module_facts, size_sources, tuple_code
+from codegen.numpy_backend.emit import module_facts, pack_lines, packing, size_sources, tuple_code
 from codegen.program import program
 from codegen.records import Assign, Buffer
 from codegen.torch_backend.spell import spell, stack_line
@@ -28,7 +28,7 @@ def class_name(cell_name: str) -> str:
 def emit_torch(derivation: Derivation, entry, command: str) -> str:
     cell, prog = derivation.cell, program(derivation)
     sizes = cell.sizes()
-    params = cell.params()
+    params = cell.public_params()
     facts = module_facts(entry)
     return render(
         "module.py.j2", cell=cell.name, command=command, name=class_name(cell.name),
@@ -46,7 +46,8 @@ def emit_torch(derivation: Derivation, entry, command: str) -> str:
         forward_pre=spell(prog.forward_pre), forward_loop=spell(prog.forward_loop),
         backward_pre=spell(_without_scratch(prog)), backward_loop=spell(prog.backward_loop),
         backward_post=spell(prog.backward_post),
-        grads=[_grad_line(g) for g in prog.grads], dxs_written=prog.dxs_written)
+        grads=[_grad_line(g) for g in prog.grads] + pack_lines(cell, "torch.cat"),
+        dxs_written=prog.dxs_written, **packing(cell))
 
 
 def _without_scratch(prog):
