@@ -50,6 +50,7 @@ def emit_latex(document: Document, command: str) -> str:
         carries=_carries(cell, nt),
         param_grads=[param_eq(g, printer, nt) for g in derivation.param_grads],
         summary=_summary(derivation, printer, nt),
+        wrap_summary=any(len(row["rhs"]) > WRAP for row in _summary(derivation, printer, nt)),
         differences=_differences(document, nt) if document.lstm else None,
         output=nt.value(cell.output),
         states0=[nt.value(s, "0") for s in cell.state_names],
@@ -130,10 +131,10 @@ def _simple_rules(kinds):
     rows = []
     for kind in _in_table_order(kinds):
         if kind.elementwise and not kind.activation:
-            partials = ", ".join(rf"\frac{{\partial s}}{{\partial {sp.latex(a)}}} = "
-                                 rf"{sp.latex(derivative(kind, n).expr)}"
-                                 for n, a in enumerate(kind.args))
-            rows.append(dict(name=kind.words, definition=sp.latex(kind.expr), partials=partials))
+            partials = [rf"\frac{{\partial s}}{{\partial {sp.latex(a)}}} = "
+                        rf"{sp.latex(derivative(kind, n).expr)}" for n, a in enumerate(kind.args)]
+            lines = [", ".join(partials[n:n + 2]) for n in range(0, len(partials), 2)]   # two a line
+            rows.append(dict(name=kind.words, definition=sp.latex(kind.expr), partials=lines))
     return rows
 
 
@@ -143,6 +144,7 @@ def _in_table_order(kinds):
                                                    key=lambda k: k.name)
 
 
+WRAP = 250   # a summary equation longer than this (LaTeX characters) may break across lines
 TARGET_TEX = "y^{*}"   # the target of a loss, everywhere (t is the time step)
 
 
@@ -176,7 +178,7 @@ def _normalisation_rules():
     mean, ln = mean_rule(), layer_norm_rule()
     return dict(mean=dict(definition=_plain(mean.definition), d_input=_plain(mean.d_input)),
                 layer_norm=dict(definition=_plain(ln.definition), jacobian=_plain(ln.jacobian),
-                                d_input=_plain(ln.d_input), vector=_plain(ln.vector)))
+                                terms=len(sp.Add.make_args(ln.d_input)), vector=_plain(ln.vector)))
 
 
 def _forks(derivation, nt):

@@ -81,8 +81,8 @@ def _branch(derivation, stages, adj, term, printer, nt) -> dict:
             why = r"; the softmax rule (Section~\ref{sec:softmax}) contracts its Jacobian with the incoming gradient"
         elif consumer.kind is Kind.MEAN:
             blocks = len(consumer.inputs)
-            why = (r"; the mean rule (Section~\ref{sec:layernorm}): every entry receives the mean of "
-                   "the incoming gradient" + (f", divided by the {blocks} stacked inputs" if blocks > 1 else ""))
+            why = (rf"; the mean rule (Section~\ref{{sec:layernorm}}): every entry of ${v}$ receives the "
+                   "mean of the incoming gradient" + (f", divided by the {blocks} stacked inputs" if blocks > 1 else ""))
         else:
             factor = term.expr.as_independent(adjoint(term.source), as_Add=False)[0]
             why = (rf"; pattern: {pattern}, local partial $\partial {s} / \partial {v} = "

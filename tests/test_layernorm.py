@@ -144,8 +144,9 @@ def test_torch_gradcheck_of_the_function():
 
 # ----- the rule the document displays equals the chain through the stages --------------
 
-def _displayed_vjp(rule, z, gamma, delta):
-    """The displayed d_z (SymPy's d_input) at numbers: n entries, mu and r from z."""
+def _displayed_vjp(rule, z, gamma, delta, expr=None):
+    """The displayed d_z (`rule.vector`; or `expr`, e.g. SymPy's own sum `rule.d_input`) at
+    numbers: n entries, mu and r from z."""
     s = rule.symbols
     n = len(z)
     mu = sum(z) / n
@@ -154,10 +155,11 @@ def _displayed_vjp(rule, z, gamma, delta):
     out = []
     for q in range(n):
         plain = sp.Symbol("k", integer=True)   # a summation index SymPy expands over 0..n-1
-        expr = rule.d_input.xreplace({s["k"]: plain}).subs(s["q"], q).subs(values).doit()
-        expr = expr.subs({s["z"][k]: z[k] for k in range(n)}).subs(
+        shown = rule.vector if expr is None else expr
+        value = shown.xreplace({s["k"]: plain}).subs(s["q"], q).subs(values).doit()
+        value = value.subs({s["z"][k]: z[k] for k in range(n)}).subs(
             {s["gamma"][k]: gamma[k] for k in range(n)}).subs({s["delta"][k]: delta[k] for k in range(n)})
-        out.append(float(expr))
+        out.append(float(value))
     return np.array(out)
 
 
@@ -175,6 +177,8 @@ def test_the_displayed_layer_norm_rule_equals_the_chain_through_the_stages():
     chain = np.concatenate([trace[f"d_zx_{g}"][0] for g in GATES])
     shown = _displayed_vjp(rule, [sp.Float(v, 30) for v in z], params["gamma_x"], delta)
     assert np.max(np.abs(shown - chain)) < 1e-10
+    summed = _displayed_vjp(rule, [sp.Float(v, 30) for v in z], params["gamma_x"], delta, rule.d_input)
+    assert np.max(np.abs(summed - chain)) < 1e-10
     wrong = _displayed_vjp(rule, [sp.Float(v, 30) for v in z], params["gamma_x"] * 1.001, delta)
     assert np.max(np.abs(wrong - chain)) > 1e-6   # the comparison can fail
 
@@ -283,3 +287,23 @@ def test_layernorm_gru_numpy_and_torch_modules_equal_plain_torch_autograd():
     ours = (out.detach().numpy(), {"h": hT.detach().numpy()},
             {k: p.grad.numpy() for k, p in zip(tm.PARAMS, P)}, X.grad.numpy(), {"h": S.grad.numpy()})
     assert worst(ours, reference) < 1e-10
+
+
+def test_the_displayed_layer_norm_jacobian_is_the_derivative_of_the_written_out_norm():
+    """At n = 3, the displayed dy_k/dz_q against sympy.diff of LN written out entry by entry."""
+    rule = layer_norm_rule()
+    s = rule.symbols
+    z, g, b = sp.symbols("z0:3", real=True), sp.symbols("g0:3", real=True), sp.symbols("b0:3", real=True)
+    mean = sum(z) / 3
+    var = sum((v - mean) ** 2 for v in z) / 3
+    y = [g[k] * (z[k] - mean) / sp.sqrt(var + sp.Rational(1, 100000)) + b[k] for k in range(3)]
+    point = {**dict(zip(z, (sp.Rational(1, 3), sp.Rational(-5, 4), 2))),
+             **dict(zip(g, (sp.Rational(3, 2), sp.Rational(-1, 2), 1)))}
+    r = 1 / sp.sqrt(var + sp.Rational(1, 100000))
+    for k in range(3):
+        for q in range(3):
+            shown = rule.jacobian.subs({s["k"]: k, s["q"]: q}).subs(
+                {s["n"]: 3, s["mu"]: mean, s["r"]: r}).subs(
+                {s["z"][i]: z[i] for i in range(3)}).subs({s["gamma"][i]: g[i] for i in range(3)})
+            want = sp.diff(y[k], z[q])
+            assert abs(sp.N((shown - want).subs(point), 30)) < 1e-25, (k, q)
