@@ -4,7 +4,8 @@
     python benchmarks/bench_frameworks.py --sizes medium --repeats 5 --compile-sizes ''
 
 Every measurement is forward + backward of L = sum(outputs * G), float32, the median of
-interleaved runs.  Per cell (lstm, gru, the spec cell examples/mgu) and size:
+interleaved runs.  Per cell (lstm, gru, the spec cell examples/mgu, layernorm_lstm and
+layernorm_gru, whose plain versions use torch's F.layer_norm) and size:
 - `ours/plain`: generated/torch/<cell>.py's Function against the same cell written plainly
   in PyTorch (a Python loop over steps, autograd) -- time, and bytes saved for backward
   (every tensor autograd saves, counted once per storage by `saved_tensors_hooks`);
@@ -30,7 +31,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from bench import SIZES  # noqa: E402
 
-CELLS = {"lstm": "generated", "gru": "generated", "mgu": "examples"}
+CELLS = {"lstm": "generated", "gru": "generated", "mgu": "examples",
+         "layernorm_lstm": "generated", "layernorm_gru": "generated"}
 NN = {"lstm": ("lstm", "LSTM"), "gru": ("gru_reset_after", "GRU")}
 
 
@@ -68,7 +70,49 @@ def mgu_step(p, x, s, sigmoid, tanh):
     return ((1 - f) * h + f * n,)
 
 
-STEPS = {"lstm": lstm_step, "gru": gru_step, "mgu": mgu_step}
+def layer_norm(v, gain, shift):
+    """LN over the last axis: torch's own F.layer_norm for tensors, written out otherwise (JAX)."""
+    if torch.is_tensor(v):
+        return torch.nn.functional.layer_norm(v, v.shape[-1:], gain, shift, 1e-5)
+    mean = v.mean(-1)[..., None]
+    var = ((v - mean) ** 2).mean(-1)[..., None]
+    return gain * (v - mean) * (var + 1e-5) ** -0.5 + shift
+
+
+def cat(arrays):
+    return torch.cat(arrays) if torch.is_tensor(arrays[0]) else __import__("jax").numpy.concatenate(arrays)
+
+
+def layernorm_lstm_step(p, x, s, sigmoid, tanh):
+    h, c = s
+    W, U = cat([p[f"W_{g}"] for g in "figo"]), cat([p[f"U_{g}"] for g in "figo"])
+    a = (layer_norm(x @ W.T, p["gamma_x"], p["beta_x"]) + layer_norm(h @ U.T, p["gamma_h"], p["beta_h"])
+         + cat([p[f"b_{g}"] for g in "figo"]))
+    H = h.shape[-1]
+    f, i, g, o = (a[:, k * H:(k + 1) * H] for k in range(4))
+    c = sigmoid(f) * c + sigmoid(i) * tanh(g)
+    return (sigmoid(o) * tanh(layer_norm(c, p["gamma_c"], p["beta_c"])), c)
+
+
+def layernorm_gru_step(p, x, s, sigmoid, tanh):
+    (h,) = s
+    H = h.shape[-1]
+    ax = layer_norm(x @ cat([p[f"W_{g}"] for g in "rzn"]).T, p["gamma_x"], p["beta_x"])
+    ah = layer_norm(h @ cat([p[f"U_{g}"] for g in "rzn"]).T, p["gamma_h"], p["beta_h"])
+    r = sigmoid(ax[:, :H] + ah[:, :H] + p["b_r"])
+    z = sigmoid(ax[:, H:2 * H] + ah[:, H:2 * H] + p["b_z"])
+    n = tanh(ax[:, 2 * H:] + p["b_n"] + r * (ah[:, 2 * H:] + p["b_hn"]))
+    return ((1 - z) * n + z * h,)
+
+
+STEPS = {"lstm": lstm_step, "gru": gru_step, "mgu": mgu_step,
+         "layernorm_lstm": layernorm_lstm_step, "layernorm_gru": layernorm_gru_step}
+
+
+def dim(size, sizes):
+    """A size symbol's value; "4*H" (a packed gain's rows) is 4 times H."""
+    count, _, symbol = size.rpartition("*")
+    return int(count or 1) * sizes[symbol]
 
 
 def torch_plain(name):
@@ -109,7 +153,7 @@ def saved_bytes(run):
 def torch_problem(module, size, seed=0):
     T, B, D, H = size
     g = torch.Generator().manual_seed(seed)
-    params = {k: (0.1 * torch.randn(*(dict(D=D, H=H)[s] for s in shape), generator=g)).requires_grad_()
+    params = {k: (0.1 * torch.randn(*(dim(s, dict(D=D, H=H)) for s in shape), generator=g)).requires_grad_()
               for k, shape in module.PARAMS.items()}
     xs = torch.randn(T, B, D, generator=g).requires_grad_()
     state0 = tuple(torch.zeros(B, H) for _ in module.STATE)
@@ -171,7 +215,7 @@ def jax_runs(name, size):
     module = load(CELLS[name], "jax", name)
     T, B, D, H = size
     rng = np.random.default_rng(0)
-    params = {k: jnp.asarray(0.1 * rng.normal(size=tuple(dict(D=D, H=H)[s] for s in shape)), jnp.float32)
+    params = {k: jnp.asarray(0.1 * rng.normal(size=tuple(dim(s, dict(D=D, H=H)) for s in shape)), jnp.float32)
               for k, shape in module.PARAMS.items()}
     xs = jnp.asarray(rng.normal(size=(T, B, D)), jnp.float32)
     G = jnp.asarray(rng.normal(size=(T, B, H)), jnp.float32)
@@ -238,7 +282,7 @@ def main(argv=None) -> int:
         for name in CELLS:
             runs, (ours_b, plain_b), compile_note = torch_runs(name, size, size_name in args.compile_sizes.split(","))
             t = interleaved(runs, args.repeats)
-            line = (f"torch {name:5s} ours {t['ours'] * 1e3:8.2f} ms  plain {t['plain'] * 1e3:8.2f} ms"
+            line = (f"torch {name:14s} ours {t['ours'] * 1e3:8.2f} ms  plain {t['plain'] * 1e3:8.2f} ms"
                     f"  time ours/plain {t['ours'] / t['plain']:.2f}"
                     f"  saved ours/plain {ours_b / plain_b:.2f} ({mib(ours_b)} / {mib(plain_b)})")
             if "compiled" in t:
@@ -248,13 +292,13 @@ def main(argv=None) -> int:
             print(line)
         for name in NN:
             t = interleaved(nn_runs(name, size), args.repeats)
-            print(f"torch {name:5s} ours {t['ours'] * 1e3:8.2f} ms  nn.{NN[name][1]} {t['nn'] * 1e3:8.2f} ms"
+            print(f"torch {name:14s} ours {t['ours'] * 1e3:8.2f} ms  nn.{NN[name][1]} {t['nn'] * 1e3:8.2f} ms"
                   f"  ours/nn {t['ours'] / t['nn']:.2f}")
         if not args.no_jax:
             for name in CELLS:
                 runs, temp = jax_runs(name, size)
                 t = interleaved(runs, args.repeats)
-                print(f"jax   {name:5s} ours {t['ours'] * 1e3:8.2f} ms  plain {t['plain'] * 1e3:8.2f} ms"
+                print(f"jax   {name:14s} ours {t['ours'] * 1e3:8.2f} ms  plain {t['plain'] * 1e3:8.2f} ms"
                       f"  ours/plain {t['ours'] / t['plain']:.2f}  XLA temp {mib(temp['ours'])} / {mib(temp['plain'])}")
     return 0
 
