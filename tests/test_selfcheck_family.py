@@ -35,6 +35,10 @@ SPECS = {path.stem: path for path in [ROOT / "examples" / "mgu.toml",
 
 SIZES = {"D": 2, "H": 2, "P": 3, "K": 3}
 T_STEPS = 2
+# The unrolled layer-normalised LSTM is too large to differentiate by brute force over two
+# steps in reasonable time (it did not finish in 25 minutes on the shared machine): one step,
+# which still checks every formula, the carried gradients entering from dstateT included.
+STEPS_OF = {"layernorm_lstm": 1}
 DIGITS = 50
 
 
@@ -150,7 +154,7 @@ def brute_force(cell, steps, point, wrt):
 @pytest.mark.parametrize("name", list(CELLS) + list(SPECS))
 def test_every_derived_formula_equals_brute_force(name):
     cell = (CELLS[name] if name in CELLS else load_spec(SPECS[name])[0]).cell
-    steps = T_STEPS if cell.recurrent else 1
+    steps = STEPS_OF.get(name, T_STEPS) if cell.recurrent else 1
     rng = random.Random(sum(map(ord, name)))
     point = {}
     out_size = SIZES[cell.sizes()[cell.output]]
