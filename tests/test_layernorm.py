@@ -1,10 +1,11 @@
 """The layer-normalised cells against the same equations written plainly in PyTorch and JAX.
 
-`layernorm_lstm` (Ba, Kiros & Hinton 2016, eqs. 20-22): its generated NumPy module, its
-generated torch.autograd.Function and its generated JAX custom_vjp agree in float64 to 1e-10
-with autograd (torch) or jax.grad of the cell written out below with `torch.nn.LayerNorm` /
-jax.numpy, sharing nothing with the package: outputs, final state, every parameter
-gradient (the packed gains and shifts as 4H vectors), dxs and dstate0.  Also: the layer
+`layernorm_lstm` (Ba, Kiros & Hinton 2016, eqs. 20-22) and `layernorm_gru` (PyTorch's GRU, its
+stacked terms normalised): their generated NumPy modules, torch.autograd.Functions and JAX
+custom_vjps agree in float64 to 1e-10 with autograd (torch) or jax.grad of the cells written
+out below with `torch.nn.LayerNorm` / jax.numpy, sharing nothing with the package: outputs,
+final state, every parameter gradient (the packed gains and shifts as 4H or 3H vectors), dxs
+and dstate0; torch's gradcheck passes on the LSTM's Function.  Also: the layer
 norm's rule the document displays (`derive.rules.layer_norm_rule`) equals the chain through
 the cell's stages, and that comparison fails for a wrong rule.  Skipped without torch or
 jax, a failure when CI=true.
@@ -307,3 +308,35 @@ def test_the_displayed_layer_norm_jacobian_is_the_derivative_of_the_written_out_
                 {s["z"][i]: z[i] for i in range(3)}).subs({s["gamma"][i]: g[i] for i in range(3)})
             want = sp.diff(y[k], z[q])
             assert abs(sp.N((shown - want).subs(point), 30)) < 1e-25, (k, q)
+
+
+def test_layernorm_gru_jax_module_equals_jax_grad_of_the_plain_cell():
+    jax = _jax()
+    import jax.numpy as jnp
+    module = load_file(GENERATED / "jax" / "layernorm_gru.py", "generated_jax_layernorm_gru")
+    params, xs, state0, dhs, dstateT = problem(generated("layernorm_gru"), seed=7)
+
+    def plain(P, xs, state0):   # the GRU of plain_layernorm_gru, in jax.numpy
+        def ln(v, gain, shift):
+            mean = v.mean(axis=-1, keepdims=True)
+            return gain * (v - mean) / jnp.sqrt(((v - mean) ** 2).mean(axis=-1, keepdims=True) + 1e-5) + shift
+        W = jnp.concatenate([P[f"W_{g}"] for g in "rzn"])
+        U = jnp.concatenate([P[f"U_{g}"] for g in "rzn"])
+        h, hs = state0["h"], []
+        for x in xs:
+            ax, ah = ln(x @ W.T, P["gamma_x"], P["beta_x"]), ln(h @ U.T, P["gamma_h"], P["beta_h"])
+            r = 1 / (1 + jnp.exp(-(ax[:, :H] + ah[:, :H] + P["b_r"])))
+            z = 1 / (1 + jnp.exp(-(ax[:, H:2 * H] + ah[:, H:2 * H] + P["b_z"])))
+            n = jnp.tanh(ax[:, 2 * H:] + P["b_n"] + r * (ah[:, 2 * H:] + P["b_hn"]))
+            h = (1 - z) * n + z * h
+            hs.append(h)
+        return jnp.stack(hs), {"h": h}
+
+    def loss_of(forward):
+        def loss(p, x, s0):
+            outputs, stateT = forward(p, x, s0)
+            return jnp.sum(outputs * dhs) + jnp.sum(stateT["h"] * dstateT["h"])
+        return loss
+    assert worst(module.forward(params, xs, state0), plain(params, xs, state0)) < 1e-10
+    assert worst(jax.grad(loss_of(module.forward), argnums=(0, 1, 2))(params, xs, state0),
+                 jax.grad(loss_of(plain), argnums=(0, 1, 2))(params, xs, state0)) < 1e-10
