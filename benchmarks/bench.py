@@ -379,6 +379,43 @@ def bench_cells(torch, sizes, repeats):
     print()
 
 
+LN_CELLS = ("layernorm_lstm", "layernorm_gru")
+
+
+def bench_layernorm(torch, sizes, repeats):
+    """The layer-normalised cells, which PyTorch has no module for: our NumPy module and our
+    torch Function against the cell written plainly in PyTorch (F.layer_norm, autograd; the
+    steps of bench_frameworks.py, on their own random data of the same sizes), in one
+    interleaved run.  Memory: NumPy's traced peak and cache; for torch, the bytes autograd
+    saves for backward, ours against the plain cell's."""
+    print(f"Layer-normalised cells against plain PyTorch autograd (forward+backward, "
+          f"{np.dtype(DTYPE).name}, median ms)")
+    print(f"{'cell':16} {'size':7} {'numpy':>8} {'torch':>8} {'plain':>8} {'numpy/plain':>11} "
+          f"{'torch/plain':>11} {'np peak MB':>10} {'saved ours/plain MB':>20}")
+    fw = None
+    if torch is not None:
+        sys.path.insert(0, str(ROOT / "benchmarks"))
+        import bench_frameworks as fw
+    for cell in LN_CELLS:
+        module = load(cell)
+        for name in sizes:
+            params, xs, G = problem(module, SIZES[name])
+            runs, saved = {"numpy": generated_run(module, params, xs, G)}, None
+            if fw is not None:
+                theirs, bytes_saved, _ = fw.torch_runs(cell, SIZES[name], False)
+                runs.update(torch=theirs["ours"], plain=theirs["plain"])
+                # made by the run (inputs' and parameters' storages left out), ours against plain
+                saved = (bytes_saved["ours"][0], bytes_saved["plain"][0])
+            t = interleaved(runs, repeats)
+            peak, _ = memory(module, params, xs, G)
+            tt, tp = t.get("torch"), t.get("plain")
+            print(f"{cell:16} {name:7} {t['numpy'] * 1e3:8.2f} {cell_text(tt and tt * 1e3, '8.2f')} "
+                  f"{cell_text(tp and tp * 1e3, '8.2f')} {cell_text(tp and t['numpy'] / tp, '10.2f')}x "
+                  f"{cell_text(tp and tt / tp, '10.2f')}x {mb(peak):>10} "
+                  f"{(f'{mb(saved[0])} / {mb(saved[1])}' if saved else 'n/a'):>20}")
+    print()
+
+
 CALL_CELLS = ("lstm", "gru_reset_after", "gru", "rnn", "lstmp", "peephole_lstm", "cifg_lstm", "indrnn",
               "slstm")
 
@@ -553,6 +590,7 @@ def main(argv=None):
     if torch is not None:
         bench_plain(torch, sizes, repeats)
     bench_lstm(torch, sizes, repeats)
+    bench_layernorm(torch, sizes, repeats)
     if "tall" in sizes:
         bench_checkpoint(repeats)
 

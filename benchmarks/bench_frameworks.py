@@ -7,7 +7,8 @@ Every measurement is forward + backward of L = sum(outputs * G), float32, one th
 the process's CPU time by default (`--clock wall` for elapsed time); every implementation
 is warmed up, then they take turns (`--repeats` rounds) and each keeps its fastest run,
 which a busy machine disturbs least.  Per cell (lstm, gru, the
-spec cell examples/mgu, indrnn, slstm) and size:
+spec cell examples/mgu, indrnn, slstm, layernorm_lstm and layernorm_gru, whose plain
+versions use torch's F.layer_norm) and size:
 - `ours/plain`: generated/torch/<cell>.py's two Functions against the same cell written
   plainly in PyTorch (a Python loop over steps, autograd): `cached` keeps every value its
   backward reads, `recompute` only the states -- time, and bytes saved for backward.
@@ -39,7 +40,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from bench import SIZES  # noqa: E402
 
 CELLS = {"lstm": "generated", "gru": "generated", "mgu": "examples", "indrnn": "generated",
-         "slstm": "generated"}
+         "slstm": "generated", "layernorm_lstm": "generated", "layernorm_gru": "generated"}
 NN = {"lstm": ("lstm", "LSTM"), "gru": ("gru_reset_after", "GRU")}
 
 
@@ -94,8 +95,51 @@ def slstm_step(p, x, s, fn):
     return (fn.sigmoid(a["o"]) * c / n, c, n, m_new)
 
 
+def layer_norm(v, gain, shift):
+    """LN over the last axis: torch's own F.layer_norm for tensors, written out otherwise (JAX)."""
+    if torch.is_tensor(v):
+        return torch.nn.functional.layer_norm(v, v.shape[-1:], gain, shift, 1e-5)
+    mean = v.mean(-1)[..., None]
+    var = ((v - mean) ** 2).mean(-1)[..., None]
+    return gain * (v - mean) * (var + 1e-5) ** -0.5 + shift
+
+
+def cat(arrays):
+    return torch.cat(arrays) if torch.is_tensor(arrays[0]) else __import__("jax").numpy.concatenate(arrays)
+
+
+def layernorm_lstm_step(p, x, s, fn):
+    h, c = s
+    W, U = cat([p[f"W_{g}"] for g in "figo"]), cat([p[f"U_{g}"] for g in "figo"])
+    a = (layer_norm(x @ W.T, p["gamma_x"], p["beta_x"]) + layer_norm(h @ U.T, p["gamma_h"], p["beta_h"])
+         + cat([p[f"b_{g}"] for g in "figo"]))
+    H = h.shape[-1]
+    f, i, g, o = (a[:, k * H:(k + 1) * H] for k in range(4))
+    c = fn.sigmoid(f) * c + fn.sigmoid(i) * fn.tanh(g)
+    return (fn.sigmoid(o) * fn.tanh(layer_norm(c, p["gamma_c"], p["beta_c"])), c)
+
+
+def layernorm_gru_step(p, x, s, fn):
+    (h,) = s
+    H = h.shape[-1]
+    ax = layer_norm(x @ cat([p[f"W_{g}"] for g in "rzn"]).T, p["gamma_x"], p["beta_x"])
+    ah = layer_norm(h @ cat([p[f"U_{g}"] for g in "rzn"]).T, p["gamma_h"], p["beta_h"])
+    r = fn.sigmoid(ax[:, :H] + ah[:, :H] + p["b_r"])
+    z = fn.sigmoid(ax[:, H:2 * H] + ah[:, H:2 * H] + p["b_z"])
+    n = fn.tanh(ax[:, 2 * H:] + p["b_n"] + r * (ah[:, 2 * H:] + p["b_hn"]))
+    return ((1 - z) * n + z * h,)
+
+
+
+
+def dim(size, sizes):
+    """A size symbol's value; "4*H" (a packed gain's rows) is 4 times H."""
+    count, _, symbol = size.rpartition("*")
+    return int(count or 1) * sizes[symbol]
+
 STEPS = {"lstm": lstm_step, "gru": gru_step, "mgu": mgu_step, "indrnn": indrnn_step,
-         "slstm": slstm_step}
+         "slstm": slstm_step, "layernorm_lstm": layernorm_lstm_step,
+         "layernorm_gru": layernorm_gru_step}
 TORCH_FN = SimpleNamespace(sigmoid=torch.sigmoid, tanh=torch.tanh, relu=torch.relu, exp=torch.exp,
                            logsigmoid=torch.nn.functional.logsigmoid, maximum=torch.maximum)
 
@@ -148,7 +192,7 @@ def saved_bytes(run, given):
 def torch_problem(module, size, seed=0):
     T, B, D, H = size
     g = torch.Generator().manual_seed(seed)
-    params = {k: (0.1 * torch.randn(*(dict(D=D, H=H)[s] for s in shape), generator=g)).requires_grad_()
+    params = {k: (0.1 * torch.randn(*(dim(s, dict(D=D, H=H)) for s in shape), generator=g)).requires_grad_()
               for k, shape in module.PARAMS.items()}
     xs = torch.randn(T, B, D, generator=g).requires_grad_()
     state0 = tuple(torch.zeros(B, H) for _ in module.STATE)
@@ -223,7 +267,7 @@ def jax_runs(name, size):
     module = load(CELLS[name], "jax", name)
     T, B, D, H = size
     rng = np.random.default_rng(0)
-    params = {k: jnp.asarray(0.1 * rng.normal(size=tuple(dict(D=D, H=H)[s] for s in shape)), jnp.float32)
+    params = {k: jnp.asarray(0.1 * rng.normal(size=tuple(dim(s, dict(D=D, H=H)) for s in shape)), jnp.float32)
               for k, shape in module.PARAMS.items()}
     xs = jnp.asarray(rng.normal(size=(T, B, D)), jnp.float32)
     G = jnp.asarray(rng.normal(size=(T, B, H)), jnp.float32)
@@ -305,14 +349,14 @@ def main(argv=None) -> int:
             torch_line(name, size, args, size_name in args.compile_sizes.split(","))
         for name in NN:
             t = interleaved(nn_runs(name, size), args.repeats)
-            print(f"torch {name:5s} vs nn.{NN[name][1]:5s} ours {t['ours'] * 1e3:8.2f} ms  recompute=True"
+            print(f"torch {name:14s} vs nn.{NN[name][1]:5s} ours {t['ours'] * 1e3:8.2f} ms  recompute=True"
                   f" {t['recompute'] * 1e3:8.2f} ms  nn {t['nn'] * 1e3:8.2f} ms   ours/nn {t['ours'] / t['nn']:.2f}"
                   f"  recompute/nn {t['recompute'] / t['nn']:.2f}")
         if not args.no_jax:
             for name in CELLS:
                 runs, temp = jax_runs(name, size)
                 t = interleaved(runs, args.repeats)
-                print(f"jax   {name:6s} ours {t['ours'] * 1e3:8.2f} ms  plain {t['plain'] * 1e3:8.2f} ms"
+                print(f"jax   {name:14s} ours {t['ours'] * 1e3:8.2f} ms  plain {t['plain'] * 1e3:8.2f} ms"
                       f"  ours/plain {t['ours'] / t['plain']:.2f}  XLA temp {mib(temp['ours'])} / {mib(temp['plain'])}")
     print(f"\nafter the run: {load_average()}")
     return 0
@@ -322,20 +366,20 @@ def torch_line(name, size, args, compile_plain):
     """Time and saved bytes of both Functions against the plain cell (and its compiled form)."""
     runs, saved, compile_note = torch_runs(name, size, compile_plain)
     t = interleaved(runs, args.repeats)
-    print(f"torch {name:6s} time   cached {t['ours'] * 1e3:8.2f} ms  recompute {t['recompute'] * 1e3:8.2f} ms"
+    print(f"torch {name:14s} time   cached {t['ours'] * 1e3:8.2f} ms  recompute {t['recompute'] * 1e3:8.2f} ms"
           f"  plain {t['plain'] * 1e3:8.2f} ms   cached/plain {t['ours'] / t['plain']:.2f}"
           f"  recompute/plain {t['recompute'] / t['plain']:.2f}")
     made = {k: v[0] for k, v in saved.items()}
     total = {k: v[1] for k, v in saved.items()}
-    print(f"{'':12s} saved  cached {mib(made['ours'])}  recompute {mib(made['recompute'])}  plain "
+    print(f"{'':20s} saved  cached {mib(made['ours'])}  recompute {mib(made['recompute'])}  plain "
           f"{mib(made['plain'])}   cached/plain {made['ours'] / made['plain']:.2f}  recompute/plain "
           f"{made['recompute'] / made['plain']:.2f}  (with inputs and parameters: "
           f"{total['ours'] / total['plain']:.2f}, {total['recompute'] / total['plain']:.2f})")
     if "compiled" in t:
-        print(f"{'':12s} torch.compile of plain {t['compiled'] * 1e3:.2f} ms (compile {compile_note}):"
+        print(f"{'':20s} torch.compile of plain {t['compiled'] * 1e3:.2f} ms (compile {compile_note}):"
               f"  cached/compiled {t['ours'] / t['compiled']:.2f}")
     elif compile_note:
-        print(f"{'':12s} torch.compile of plain: {compile_note}")
+        print(f"{'':20s} torch.compile of plain: {compile_note}")
 
 
 if __name__ == "__main__":

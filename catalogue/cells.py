@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from derive.errors import DeriveError
 from catalogue.entry import Entry, TorchLayout
-from derive.stages import Cell, Kind, Loss, affine, elementwise
+from derive.stages import Cell, Kind, Loss, affine, elementwise, layer_norm
 
 _ROLE = {"f": "forget gate", "i": "input gate", "g": "candidate cell value", "o": "output gate",
          "z": "update gate", "r": "reset gate", "n": "candidate state", "h_cand": "candidate state"}
@@ -328,6 +328,118 @@ SLSTM = Entry(
     stabiliser="m",
 )
 
+
+def _stacked_norm(tag, reads, weight, gates):
+    """Bias-free products `z<tag>_<g> = <weight>_<g> <reads>` of the gates, layer-normalised as
+    one stacked vector with gain gamma_<tag> and shift beta_<tag> (blocks in gate order)."""
+    products = tuple(affine(f"z{tag}_{g}", (reads,), (f"{weight}_{g}",), None, "H",
+                            note=f"{reads} term of the {_ROLE[g]}") for g in gates)
+    norm = layer_norm(tag, [p.name for p in products], [f"y{tag}_{g}" for g in gates],
+                      [f"gamma_{tag}_{g}" for g in gates], [f"beta_{tag}_{g}" for g in gates],
+                      note=f"the stacked {reads} terms")
+    return products, norm
+
+
+def _norm_params(tags, gates):
+    """The layer norms' gains and shifts, each packed into one public vector over the gates."""
+    packed = tuple((f"{kind}_{tag}", tuple(f"{kind}_{tag}_{g}" for g in gates))
+                   for tag in tags for kind in ("gamma", "beta"))
+    return tuple((b, "H") for _, blocks in packed for b in blocks), packed
+
+
+_LN_GATES = ("f", "i", "g", "o")
+_LNX, _NORM_X = _stacked_norm("x", "x", "W", _LN_GATES)
+_LNH, _NORM_H = _stacked_norm("h", "h_prev", "U", _LN_GATES)
+_LN_VECTORS, _LN_PACKED = _norm_params(("x", "h"), _LN_GATES)
+
+LAYERNORM_LSTM = Entry(
+    Cell(name="layernorm_lstm", inputs=(("x", "D"),), state=_LSTM_STATE, output="h",
+         stages=(*_LNX, *_LNH, *_NORM_X, *_NORM_H,
+                 *(s for g in _LN_GATES for s in (
+                     elementwise(_ADD, f"s_{g}", f"yx_{g}", f"yh_{g}",
+                                 note=f"normalised terms of the {_ROLE[g]}"),
+                     elementwise(_ADD, f"a_{g}", f"s_{g}", f"b_{g}",
+                                 note=f"pre-activation of the {_ROLE[g]}"))),
+                 _act(_SIG, "f", "a_f"), _act(_SIG, "i", "a_i"), _act(_TANH, "g", "a_g"),
+                 _act(_SIG, "o", "a_o"), *_CELL_UPDATE[:3],
+                 *layer_norm("c", ("c",), ("y_c",), ("gamma_c",), ("beta_c",),
+                             note="the cell state"),
+                 elementwise(_TANH, "k", "y_c", note="squashed normalised cell state"),
+                 elementwise(_MUL, "h", "o", "k", note="new hidden state and output")),
+         vector_params=(*((f"b_{g}", "H") for g in _LN_GATES), *_LN_VECTORS,
+                        ("gamma_c", "H"), ("beta_c", "H")),
+         packed=_LN_PACKED),
+    description="layer-normalised LSTM: the stacked gate terms and the cell state normalised (Ba, Kiros & Hinton)",
+    notes=("The input terms $W x_t$ and the recurrent terms $U h_{t-1}$ of the four gates are "
+           "each normalised as one stacked vector of $4H$ entries: their mean and variance are "
+           "sums over all four gates, so the gradient of one gate's term reaches every other gate's.",
+           "The cell state is normalised before the tanh, but $c_t$ itself, not its normalised "
+           "value, is carried to the next step: the additive path is kept."),
+    intuition=(
+        'Layer normalisation rescales a vector of pre-activations to mean zero and variance '
+        'one, over its own entries and for each example separately, and then applies a '
+        'learned gain $\\gamma$ and shift $\\beta$ per entry.',
+        'For the gates this means that the size of $W x_t$ and of $U h_{t-1}$ no longer '
+        'decides how saturated the sigmoids are: whatever the scale of the input or of the '
+        'state, the gates start from standardised pre-activations and the gains choose how '
+        'sharp each one is. That is what keeps the gates away from the flat ends of the '
+        'sigmoid and makes training less sensitive to the weights\' scale.',
+        'Normalising the cell state before the tanh does the same for the output: $h_t$ '
+        'sees a standardised $c_t$, while $c_t$ itself still flows on unchanged.',
+        'Backwards, the normalisation is no longer elementwise: the mean and the variance '
+        'read every entry, so each entry of the gradient of $W x_t$ receives a share of the '
+        'gradient of all $4H$ normalised entries, through the two means.',
+    ),
+    cites=("ba2016", "hochreiter1997", "gers2000forget"),
+)
+
+_GRU_GATES = ("r", "z", "n")   # PyTorch's order of the stacked gates
+_GX, _GNORM_X = _stacked_norm("x", "x", "W", _GRU_GATES)
+_GH, _GNORM_H = _stacked_norm("h", "h_prev", "U", _GRU_GATES)
+_GRU_VECTORS, _GRU_PACKED = _norm_params(("x", "h"), _GRU_GATES)
+
+LAYERNORM_GRU = Entry(
+    Cell(name="layernorm_gru", inputs=(("x", "D"),), state=(("h", "H"),), output="h",
+         stages=(*_GX, *_GH, *_GNORM_X, *_GNORM_H,
+                 *(s for g in ("r", "z") for s in (
+                     elementwise(_ADD, f"s_{g}", f"yx_{g}", f"yh_{g}",
+                                 note=f"normalised terms of the {_ROLE[g]}"),
+                     elementwise(_ADD, f"a_{g}", f"s_{g}", f"b_{g}",
+                                 note=f"pre-activation of the {_ROLE[g]}"),
+                     _act(_SIG, g, f"a_{g}"))),
+                 elementwise(_ADD, "a_nh", "yh_n", "b_hn", note="recurrent part of the candidate"),
+                 elementwise(_MUL, "a_nr", "r", "a_nh", note="reset recurrent part"),
+                 elementwise(_ADD, "a_nx", "yx_n", "b_n", note="input part of the candidate"),
+                 elementwise(_ADD, "a_n", "a_nx", "a_nr", note="pre-activation of the candidate state"),
+                 _act(_TANH, "h_cand", "a_n"), *_GRU_OUTPUT),
+         vector_params=(("b_r", "H"), ("b_z", "H"), ("b_n", "H"), ("b_hn", "H"), *_GRU_VECTORS),
+         packed=_GRU_PACKED),
+    description="layer-normalised GRU as PyTorch computes it: the stacked input and recurrent terms normalised",
+    notes=("The GRU of PyTorch (reset gate applied after the recurrent product, biases $b_n$ and "
+           "$b_{hn}$ apart) with the input terms $W x_t$ and the recurrent terms $U h_{t-1}$ of its "
+           "three gates each normalised as one stacked vector of $3H$ entries, gates in PyTorch's "
+           "order $r, z, n$, before the biases are added.",
+           "The equations: $[\\alpha^{r}_t; \\alpha^{z}_t; \\alpha^{n}_t] = \\mathrm{LN}(W x_t; \\gamma_x, \\beta_x)$, "
+           "$[\\eta^{r}_t; \\eta^{z}_t; \\eta^{n}_t] = \\mathrm{LN}(U h_{t-1}; \\gamma_h, \\beta_h)$, "
+           "$r_t = \\sigma(\\alpha^{r}_t + \\eta^{r}_t + b_r)$, $z_t = \\sigma(\\alpha^{z}_t + \\eta^{z}_t + b_z)$, "
+           "$h^{\\mathrm{cand}}_t = \\tanh(\\alpha^{n}_t + b_n + r_t \\odot (\\eta^{n}_t + b_{hn}))$, "
+           "$h_t = (1 - z_t) \\odot h^{\\mathrm{cand}}_t + z_t \\odot h_{t-1}$: the GRU of Cho et al.\\ in PyTorch's "
+           "formulation, with layer normalisation placed as Ba et al.\\ place it in the LSTM."),
+    compare="gru_reset_after",
+    intuition=(
+        'The GRU mixes a candidate with the old state through its update gate and lets its '
+        'reset gate decide how much of the old state the candidate sees. Normalising the '
+        'stacked input terms and the stacked recurrent terms puts all three gates on a '
+        'standard scale whatever the size of $x_t$ and $h_{t-1}$, with learned gains and '
+        'shifts per entry.',
+        'The state itself is not normalised: $h_t$ stays the convex mix of candidate and old '
+        'state, and its additive path $z_t \\odot h_{t-1}$ is kept.',
+        'Backwards, the two means of each normalisation read all $3H$ entries, so the '
+        'gradient of one gate\'s term reaches the terms of the other two.',
+    ),
+    cites=("ba2016", "cho2014"),
+)
+
 _FF_SIZES = (("D", "input_size"), ("H", "hidden_size"), ("K", "output_size"))
 _HIDDEN = (affine("a1", ("x",), ("W1",), "b1", "H", note="hidden pre-activation"),
            elementwise(_SIG, "h", "a1", note="hidden layer"),
@@ -369,7 +481,8 @@ MLP_SOFTMAX = Entry(
 )
 
 CELLS = {entry.name: entry for entry in (LSTM, PEEPHOLE_LSTM, CIFG_LSTM, GRU, GRU_RESET_AFTER,
-                                         RNN, LSTMP, INDRNN, SLSTM, MLP, MLP_SOFTMAX)}
+                                         RNN, LSTMP, INDRNN, SLSTM, MLP, MLP_SOFTMAX,
+                                         LAYERNORM_LSTM, LAYERNORM_GRU)}
 
 
 def get_entry(name: str) -> Entry:

@@ -13,9 +13,10 @@ import ast
 import math
 
 from derive.ops import ACTIVATIONS
-from derive.stages import Kind, affine, elementwise
+from derive.stages import Kind, affine, elementwise, layer_norm
 
 FUNCTIONS = ACTIVATIONS   # a spec calls the activations of the operations table by name
+LAYER_NORM = "layer_norm"   # and layer_norm(vector, gain, shift), which lowers to several stages
 MAX_NUMBER = 1e15   # constants beyond it only overflow float64 arithmetic downstream
 
 
@@ -108,9 +109,11 @@ class Lowering:
     def call(self, node, target):
         if not isinstance(node.func, ast.Name):
             self.fail("only plain function calls like tanh(...) are allowed")
+        if node.func.id == LAYER_NORM:
+            return self.layer_norm(node, target)
         kind = FUNCTIONS.get(node.func.id)
         if kind is None:
-            self.fail(f"unknown function {node.func.id!r}; known: {', '.join(FUNCTIONS)}")
+            self.fail(f"unknown function {node.func.id!r}; known: {', '.join([*FUNCTIONS, LAYER_NORM])}")
         if len(node.args) != 1 or node.keywords:
             self.fail(f"{node.func.id} takes exactly one argument")
         arg = self.lower(node.args[0], target=self.fresh(f"a_{target}") if target else None)
@@ -119,6 +122,31 @@ class Lowering:
         name = target or self.fresh()
         return self.emit(elementwise(kind, name, arg[1], note=self.note if target == self.target else ""),
                          arg[2])
+
+    def layer_norm(self, node, target):
+        """`layer_norm(v, gain, shift)`: the stages of LN over v's entries (`derive.stages.layer_norm`),
+        gain and shift vector parameters of v's size; its statistics are named after the stage."""
+        if len(node.args) != 3 or node.keywords:
+            self.fail("layer_norm takes exactly three arguments: layer_norm(vector, gain, shift)")
+        arg = self.lower(node.args[0], target=self.fresh(f"a_{target}") if target else None)
+        if arg[0] == "const":
+            self.fail("layer_norm of a constant: write the shift instead")
+        params = []
+        for which, param in zip(("gain", "shift"), node.args[1:]):
+            if not (isinstance(param, ast.Name) and len(self.spec.params.get(param.id, ())) == 1):
+                self.fail(f"the {which} of layer_norm must be a vector parameter, like gamma = [\"H\"]")
+            if self.spec.params[param.id][0] != arg[2]:
+                self.fail(f"shape mismatch: layer_norm of {arg[1]!r} (size {arg[2]}) but its {which} "
+                          f"{param.id!r} has size {self.spec.params[param.id][0]}")
+            self.spec.use(param.id, "elementwise", self.target)
+            params.append(param.id)
+        name = target or self.fresh()
+        mu, deviation, var, rstd = (self.fresh() for _ in range(4))   # in stage order
+        stages = layer_norm(name, (arg[1],), (name,), (params[0],), (params[1],),
+                            names=(mu, var, rstd, (deviation,)))
+        for stage in stages:
+            self.emit(stage, arg[2])
+        return ("value", name, arg[2])
 
     # ----- sums: affine terms first, then elementwise -----------------------------------
 

@@ -38,6 +38,8 @@ REFERENCES = {
                 r"13(3):226--234, 2016.",
     "rumelhart1986": r"D.~E.~Rumelhart, G.~E.~Hinton and R.~J.~Williams. Learning representations "
                      r"by back-propagating errors. \emph{Nature}, 323:533--536, 1986.",
+    "ba2016": r"J.~L.~Ba, J.~R.~Kiros and G.~E.~Hinton. Layer normalization. "
+              r"\emph{arXiv:1607.06450}, 2016.",
     "gomez2016": r"A.~N.~Gomez. \emph{Backpropogating an LSTM: A Numerical Example}. Blog post, 2016.",
     "mazur2015": r"M.~Mazur. \emph{A Step by Step Backpropagation Example}. Blog post, 2015.",
 }

@@ -133,15 +133,16 @@ def not_finite(got, want) -> str:
     return " and ".join(sides)
 
 
-def check_report(module, T, B, *dims, seed=0) -> tuple[dict[str, float], dict[str, str]]:
-    """(relative error of every gradient, {gradient: what is not finite}) at one shape."""
+def check_report(module, T, B, *dims, seed=0, step=1e-3) -> tuple[dict[str, float], dict[str, str]]:
+    """(relative error of every gradient, {gradient: what is not finite}) at one shape;
+    `step` is the finite differences' step."""
     with np.errstate(all="ignore"):   # NaN and inf are reported below, not warned about
         args = problem(module, T, B, *dims, seed=seed)
-        got, want = analytic(module, *args), numeric(module, *args)
+        got, want = analytic(module, *args), numeric(module, *args, step=step)
     notes = {name: not_finite(got[name], want[name]) for name in want}
     return relative_errors(got, want), {name: note for name, note in notes.items() if note}
 
 
-def check(module, T, B, *dims, seed=0) -> dict[str, float]:
+def check(module, T, B, *dims, seed=0, step=1e-3) -> dict[str, float]:
     """Relative error of every gradient of `module` at one shape (dims follow module.SIZES)."""
-    return check_report(module, T, B, *dims, seed=seed)[0]
+    return check_report(module, T, B, *dims, seed=seed, step=step)[0]

@@ -21,7 +21,7 @@ from codegen.notation import Notation, direct_loss_gradient, tex_param, tex_text
 from codegen.templates import render
 from derive.derivation import Derivation
 from derive.ops import OPS
-from derive.rules import affine_rule, definition, derivative, softmax_rule
+from derive.rules import affine_rule, definition, derivative, layer_norm_rule, mean_rule, softmax_rule
 from derive.stages import Kind
 
 STEP_WORDS = {"definition": "definition", "derivative": "differentiate the definition",
@@ -43,6 +43,7 @@ def emit_latex(document: Document, command: str) -> str:
         activations=_activation_rules(kinds),
         simple_rules=_simple_rules(kinds),
         affine=_affine_rule(), softmax=_softmax_rule() if Kind.SOFTMAX in kinds or cell.recurrent else None,
+        **(_normalisation_rules() if Kind.MEAN in kinds else dict(mean=None, layer_norm=None)),
         loss=loss_head(cell, nt, TARGET_TEX) if cell.loss else None, target=TARGET_TEX,
         partials=[dict(stage=nt.value(p.stage), wrt=nt.value(p.wrt), expr=printer.doprint(p.expr))
                   for p in derivation.partials],
@@ -51,6 +52,7 @@ def emit_latex(document: Document, command: str) -> str:
         carries=_carries(cell, nt),
         param_grads=[param_eq(g, printer, nt) for g in derivation.param_grads],
         summary=_summary(derivation, printer, nt),
+        wrap_summary=any(len(row["rhs"]) > WRAP for row in _summary(derivation, printer, nt)),
         differences=_differences(document, nt) if document.lstm else None,
         output=nt.value(cell.output),
         states0=[nt.value(s, "0") for s in cell.state_names],
@@ -147,10 +149,10 @@ def _simple_rules(kinds):
     rows = []
     for kind in _in_table_order(kinds):
         if kind.elementwise and not kind.activation:
-            partials = ", ".join(rf"\frac{{\partial s}}{{\partial {sp.latex(a)}}} = "
-                                 rf"{sp.latex(derivative(kind, n).expr)}"
-                                 for n, a in enumerate(kind.args))
-            rows.append(dict(name=kind.words, definition=sp.latex(kind.expr), partials=partials))
+            partials = [rf"\frac{{\partial s}}{{\partial {sp.latex(a)}}} = "
+                        rf"{sp.latex(derivative(kind, n).expr)}" for n, a in enumerate(kind.args)]
+            lines = [", ".join(partials[n:n + 2]) for n in range(0, len(partials), 2)]   # two a line
+            rows.append(dict(name=kind.words, definition=sp.latex(kind.expr), partials=lines))
     return rows
 
 
@@ -160,6 +162,7 @@ def _in_table_order(kinds):
                                                    key=lambda k: k.name)
 
 
+WRAP = 250   # a summary equation longer than this (LaTeX characters) may break across lines
 TARGET_TEX = "y^{*}"   # the target of a loss, everywhere (t is the time step)
 
 
@@ -185,6 +188,15 @@ def _softmax_rule():
     rows = {"k": "p"}
     return dict(definition=_plain(rule.definition, rows), jacobian=_plain(rule.jacobian, rows),
                 d_input=_plain(rule.d_input, rows), cross_entropy=_plain(rule.cross_entropy, rows))
+
+
+def _normalisation_rules():
+    """The mean stage's rule, and the layer norm's derivative in one piece (what its stages
+    compose to), both from index notation."""
+    mean, ln = mean_rule(), layer_norm_rule()
+    return dict(mean=dict(definition=_plain(mean.definition), d_input=_plain(mean.d_input)),
+                layer_norm=dict(definition=_plain(ln.definition), jacobian=_plain(ln.jacobian),
+                                terms=len(sp.Add.make_args(ln.d_input)), vector=_plain(ln.vector)))
 
 
 def _forks(derivation, nt):

@@ -45,7 +45,7 @@ def sections(document, printer, nt) -> dict:
     if cell.recurrent:
         out.update(unrolled=_figure(*figures.unrolled(derivation, nt)),
                    heads=[_head(h, p, nt) for h, p in zip(document.heads, HEAD_LABELS)],
-                   flow=gradient_flow(document, printer, nt))
+                   flow=gradient_flow(document, printer, nt) if document.flow else None)
     return out
 
 
@@ -104,6 +104,10 @@ def _branch(derivation, stages, adj, term, printer, nt) -> dict:
             why = rf"; pattern: {pattern}, through ${tex_param(str(weight))}^{{\top}}$"
         elif consumer.kind is Kind.SOFTMAX:
             why = r"; the softmax rule (Section~\ref{sec:softmax}) contracts its Jacobian with the incoming gradient"
+        elif consumer.kind is Kind.MEAN:
+            blocks = len(consumer.inputs)
+            why = (rf"; the mean rule (Section~\ref{{sec:layernorm}}): every entry of ${v}$ receives the "
+                   "mean of the incoming gradient" + (f", divided by the {blocks} stacked inputs" if blocks > 1 else ""))
         else:
             factor = term.expr.as_independent(adjoint(term.source), as_Add=False)[0]
             why = (rf"; pattern: {pattern}, local partial $\partial {s} / \partial {v} = "

@@ -25,7 +25,7 @@ def stage_rhs(stage, nt):
         return " + ".join(terms + ([tex_param(stage.bias)] if stage.bias else []))
     args = [nt.value(x) for x in stage.inputs]
     constant = "" if stage.constant is None else sp.latex(sp.nsimplify(stage.constant, rational=True))
-    return stage.kind.tex.format(*args, c=constant)
+    return stage.kind.tex.format(*args, c=constant, all=r";\,".join(args))   # all: a mean's stacked rows
 
 
 def forward_eq(eq, nt):

@@ -25,27 +25,35 @@ def tex_text(text: str) -> str:
     return "".join(_TEXT_ESCAPES.get(ch, ch) for ch in text)
 
 
+GREEK = ("mu", "gamma", "beta")   # heads of a layer norm's names, written as letters
+
+
+def _head(head: str) -> str:
+    return head if len(head) == 1 else "\\" + head if head in GREEK else rf"\mathrm{{{head}}}"
+
+
 def tex_base(name: str) -> str:
-    """`a_f` -> `a^{f}`, `a1` -> `a^{(1)}`, `c` -> `c`; a word as a superscript (`h_new`,
-    `a_nx`) is set upright, as a label, not a product of letters; other multi-letter names
-    upright."""
+    """`a_f` -> `a^{f}`, `a1` -> `a^{(1)}`, `c` -> `c`, `mu_x` -> `\\mu^{x}`; a word as a
+    superscript (`h_new`, `a_nx`) is set upright, as a label, not a product of letters; other
+    multi-letter names upright."""
     layer = re.fullmatch(r"([A-Za-z])(\d+)", name)
     if layer:
         return f"{layer[1]}^{{({layer[2]})}}"
     head, _, tail = name.partition("_")
-    head = head if len(head) == 1 else rf"\mathrm{{{head}}}"
+    head = _head(head)
     if len(tail) > 1 and tail.isalpha():
         tail = rf"\mathrm{{{tail}}}"
     return f"{head}^{{{tail}}}" if tail else head
 
 
 def tex_param(name: str) -> str:
-    """`W_f` -> `W_{f}`, `W1` -> `W_{1}`, `b_hn` -> `b_{hn}`."""
+    """`W_f` -> `W_{f}`, `W1` -> `W_{1}`, `b_hn` -> `b_{hn}`, `gamma_x_f` -> `\\gamma_{x,f}`."""
     layer = re.fullmatch(r"([A-Za-z])(\d+)", name)
     if layer:
         return f"{layer[1]}_{{{layer[2]}}}"
     head, _, tail = name.partition("_")
-    return f"{head}_{{{tail}}}" if tail else head
+    head = head if head not in GREEK else "\\" + head
+    return f"{head}_{{{tail.replace('_', ',')}}}" if tail else head
 
 
 class Notation:
@@ -119,6 +127,10 @@ class VectorLatexPrinter(LatexPrinter):
             a, b = (self._print(f) for f in factors)
             return rf"({a}^{{\top}} {b})\,\mathbf{{1}}"
         return rf"(\mathbf{{1}}^{{\top}} {self.parenthesize(expr.args[0], PRECEDENCE['Mul'])})\,\mathbf{{1}}"
+
+    def _print_RowMean(self, expr):
+        """The mean over a vector's entries, broadcast back (a layer norm's statistics)."""
+        return rf"\operatorname{{mean}}\left({self._print(expr.args[0])}\right)"
 
     def _print_LossGrad(self, expr):
         return direct_loss_gradient(self._print(expr.args[0]), self.timed)

@@ -14,9 +14,10 @@ from functools import lru_cache
 
 import sympy as sp
 
-from derive.rules import CONSTANT, OUT, affine_rule, definition, derivative, softmax_rule
+from derive.rules import CONSTANT, OUT, affine_rule, definition, derivative, mean_rule, softmax_rule
 from derive.stages import Cell, Kind, Stage
-from derive.terms import Carried, LossGrad, Outer, RowSum, adjoint, is_elementwise, text, value, vector_form
+from derive.terms import (Carried, LossGrad, Outer, RowMean, RowSum, adjoint, is_elementwise, text, value,
+                          vector_form)
 
 symbol = value   # the SymPy symbol of a per-step value
 LOSS_BRANCH = "loss"          # the branch of a value the loss reads directly
@@ -111,7 +112,7 @@ class Derivation:
         read = {str(s) for p in self.partials for s in p.expr.free_symbols}
         read |= {g.input for g in self.param_grads if g.input}
         read |= {str(s) for a in self.adjoints for t in a.terms if not is_elementwise(t.expr)
-                 for node in t.expr.atoms(RowSum) for s in node.free_symbols}
+                 for node in t.expr.atoms(RowSum, RowMean) for s in node.free_symbols}
         order = list(self.cell.input_names) + [f"{s}_prev" for s in self.cell.state_names]
         order += [eq.stage.name for eq in self.forward]
         return tuple(v for v in order if v in read)
@@ -143,7 +144,7 @@ def derive(cell: Cell) -> Derivation:
     sizes = cell.sizes()
     forward = tuple(ForwardEq(s, _numeric(s), f"F{n}", sizes[s.name])
                     for n, s in enumerate(cell.stages, 1))
-    partials = tuple(p for s in cell.stages if s.kind not in (Kind.AFFINE, Kind.SOFTMAX)
+    partials = tuple(p for s in cell.stages if s.kind.elementwise
                      for p in _stage_partials(s))
     targets = [s.name for s in reversed(cell.stages)]
     targets += [f"{s}_prev" for s in reversed(cell.state_names)]
@@ -154,7 +155,9 @@ def derive(cell: Cell) -> Derivation:
 
 
 def _numeric(stage: Stage):
-    if stage.kind in (Kind.AFFINE, Kind.SOFTMAX):
+    if stage.kind is Kind.MEAN:   # the mean of the stacked rows: the mean of the blocks' means
+        return sp.Add(*(RowMean(symbol(z)) for z in stage.inputs)) / len(stage.inputs)
+    if not stage.kind.elementwise:
         return None
     d = definition(stage.kind)
     return d.numeric.subs(_arguments(stage, d), simultaneous=True)
@@ -189,6 +192,9 @@ def _terms(cell: Cell, value: str, partials) -> tuple[Term, ...]:
                       for w, x in zip(stage.weights, stage.inputs) if x == value]
         elif stage.kind is Kind.SOFTMAX:
             terms.append(Term(stage.name, stage.name, _through_softmax(stage.name)))
+        elif stage.kind is Kind.MEAN:
+            terms.append(Term(stage.name, stage.name,
+                              stage.inputs.count(value) * _through_mean(stage.name, len(stage.inputs))))
         else:
             factor = next(p.expr for p in partials if p.stage == stage.name and p.wrt == value)
             terms.append(Term(stage.name, stage.name, adjoint(stage.name) * factor))
@@ -212,6 +218,15 @@ def _through_softmax(y: str) -> sp.Expr:
     s = rule.symbols
     vjp = vector_form(rule.d_input, s["q"], {s["y"]: symbol(y), s["delta"]: adjoint(y)})
     return sp.factor_terms(vjp)   # y*(d_y - RowSum(d_y*y)): y read once
+
+
+def _through_mean(mu: str, blocks: int) -> sp.Expr:
+    """The mean rule's d_input (derived by SymPy) for `blocks` stacked inputs: RowMean(d_mu)/blocks."""
+    rule = mean_rule()
+    s = rule.symbols
+    vjp = vector_form(rule.d_input, s["q"], {s["delta"]: adjoint(mu)})
+    vjp = vjp.replace(RowSum, lambda e: s["H"] * RowMean(e))   # a sum over H entries is H means
+    return vjp.subs(s["m"], blocks)
 
 
 def _param_grads(cell: Cell, partials) -> tuple[ParamGrad, ...]:

@@ -16,7 +16,7 @@ import sympy as sp
 
 from derive.derivation import Derivation
 from derive.stages import Kind
-from derive.terms import NON_ELEMENTWISE, WT, LossGrad, Outer, RowSum
+from derive.terms import NON_ELEMENTWISE, WT, LossGrad, Outer, RowMean, RowSum
 
 
 def run(derivation: Derivation, params, xs, state0, dhs, dstateT, module="numpy"):
@@ -40,8 +40,9 @@ def run(derivation: Derivation, params, xs, state0, dhs, dstateT, module="numpy"
     grads = {name: np.zeros_like(value) for name, value in params.items()}
     for t in reversed(range(len(xs))):
         values = trace[t]
-        for adj in derivation.adjoints:
-            values[f"d_{adj.target}"] = _adjoint(adj, values, params, carry, dhs[t], module)
+        for adj in derivation.adjoints:   # a column (a mean's gradient) is given to every entry
+            values[f"d_{adj.target}"] = np.broadcast_to(
+                _adjoint(adj, values, params, carry, dhs[t], module), values[adj.target].shape).copy()
         carry = {s: values[f"d_{s}_prev"] for s in cell.state_names}
         env = dict(values, **params)
         for g in derivation.param_grads:   # summed over the batch rows, then over steps
@@ -56,6 +57,9 @@ def _stage_value(eq, values, params, module):
     if stage.kind is Kind.AFFINE:
         out = sum(values[x] @ params[w].T for w, x in zip(stage.weights, stage.inputs))
         return out + params[stage.bias] if stage.bias else out
+    if stage.kind is Kind.MEAN:   # a column of means, broadcast to the size of one input
+        mean = evaluate(eq.numeric, values, module)
+        return np.broadcast_to(mean, values[stage.inputs[0]].shape).copy()
     if stage.kind is Kind.SOFTMAX:
         a = values[stage.inputs[0]]
         e = _exp(a - a.max(axis=-1, keepdims=True), module)
@@ -128,6 +132,9 @@ def _node(node, env, module, loss_grad, carry):
         return _elementwise(delta, env, module).T @ _elementwise(x, env, module)
     if isinstance(node, RowSum):
         return _elementwise(node.args[0], env, module).sum(axis=-1, keepdims=True)
+    if isinstance(node, RowMean):
+        rows = _elementwise(node.args[0], env, module)
+        return rows.sum(axis=-1, keepdims=True) / rows.shape[-1]
     if isinstance(node, LossGrad):
         return loss_grad
     return carry[str(node.args[0])]

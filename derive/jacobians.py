@@ -76,6 +76,12 @@ class StateJacobian:
         return f"d{self.state}[t]/d{self.previous}[t-1] = {body}"
 
 
+def has_paths(cell: Cell) -> bool:
+    """Whether every stage is affine or elementwise, so a Jacobian is a sum of `Path`s (a
+    softmax's or a mean's Jacobian is a full matrix, which a path cannot hold)."""
+    return all(s.kind is Kind.AFFINE or s.kind.elementwise for s in cell.stages)
+
+
 def state_jacobians(derivation: Derivation) -> tuple[StateJacobian, ...]:
     """Every d s_t / d r_{t-1} of the cell, s and r running over its state variables."""
     check_jacobian_sizes(derivation.cell)

@@ -6,7 +6,7 @@ evaluate (what generated code computes), whether its derivative is to be rewritt
 terms of its own output (sigmoid' = s(1 - s)), and how the document writes and names it.
 Its derivative is never written here: `derive.rules` obtains it from the definition.
 
-Affine and softmax stages are structural rows (no elementwise definition): their vector
+Affine, softmax and mean stages are structural rows (no elementwise definition): their vector
 rules are derived from index notation in `derive.rules`.  Adding an activation is one row
 here plus, in each backend, the spelling of any SymPy function its numeric form uses.
 `Kind` names the built-in rows; a row made elsewhere (a test's temporary table) works the
@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import sympy as sp
 
 X, Y = sp.symbols("x y", real=True)
+R, G, B = sp.symbols("r gamma beta", real=True)   # the further arguments of a normalised output
 CONSTANT = sp.Symbol("c", real=True)  # the constant of a SCALE or SHIFT stage
 
 
@@ -61,6 +62,9 @@ class Kind:
 
     AFFINE = Op("affine", words="affine map")
     SOFTMAX = Op("softmax", tex=r"\operatorname{{softmax}}\left({0}\right)", words="softmax")
+    # the mean over the entries of its inputs, their rows concatenated (a layer norm's
+    # statistics), broadcast back to the size of one input: a structural row
+    MEAN = Op("mean", tex=r"\operatorname{{mean}}\left[{all}\right]", words="mean of the stacked rows")
     SIGMOID = activation("sigmoid", 1 / (1 + sp.exp(-X)), (1 + sp.tanh(X / 2)) / 2, True,
                           r"\sigma", "the logistic sigmoid")
     TANH = activation("tanh", (sp.exp(X) - sp.exp(-X)) / (sp.exp(X) + sp.exp(-X)), sp.tanh(X),
@@ -88,6 +92,13 @@ class Kind:
     RECIPROCAL = _simple("reciprocal", (X,), 1 / X, r"1 \oslash {0}", "reciprocal")
     SCALE = _simple("scale", (X,), CONSTANT * X, "{c} {0}", "scaling by a constant")
     SHIFT = _simple("shift", (X,), X + CONSTANT, "{0} + {c}", "shift by a constant")
+    SQUARED_DEVIATION = _simple("squared_deviation", (X, Y), (X - Y) ** 2,
+                                r"\left({0} - {1}\right)^{{2}}", "squared deviation")
+    RSQRT = Op("rsqrt", (X,), 1 / sp.sqrt(X + CONSTANT), 1 / sp.sqrt(X + CONSTANT), False,
+               r"\left({0} + {c}\right)^{{-1/2}}", "inverse standard deviation")
+    NORMALISED = _simple("normalised", (X, Y, R, G, B), G * (X - Y) * R + B,
+                         r"{3} \odot \left({0} - {1}\right) \odot {2} + {4}",
+                         "normalised, scaled and shifted")
 
 
 OPS: tuple[Op, ...] = tuple(v for v in vars(Kind).values() if isinstance(v, Op))

@@ -219,3 +219,87 @@ def _recognise_softmax(rule):
         raise DeriveError(f"softmax rule d_a = y*(d_y - sum(d_y*y)) not recognised in {rule.d_input}")
     if sp.simplify(rule.cross_entropy - (y[q] - t[q])) != 0:
         raise DeriveError(f"softmax cross-entropy rule y - t not recognised in {rule.cross_entropy}")
+
+
+# ----- mean of stacked rows: the vector-Jacobian product from index notation -------------
+
+@dataclass(frozen=True)
+class MeanRule:
+    """`y[k] = mu = (1/(m H)) sum_b sum_j z[b, j]` for every k < H: the mean of m stacked
+    vectors of H entries each, broadcast back to H entries (a layer norm's mean and variance)."""
+
+    definition: sp.Expr
+    d_input: sp.Expr        # sum_k delta[k] dy[k]/dz[c, q]: what block c receives
+    symbols: dict
+
+
+@lru_cache(maxsize=None)
+def mean_rule() -> MeanRule:
+    """Derive d_z[c] = mean(delta) / m for every block c, and verify that vector form."""
+    m, n = sp.symbols("m H", integer=True, positive=True)
+    b, c = sp.Idx("b", m), sp.Idx("c", m)
+    j, k, q = sp.Idx("j", n), sp.Idx("k", n), sp.Idx("q", n)
+    z, delta = sp.IndexedBase("z"), sp.IndexedBase("delta")
+    mu = sp.Sum(sp.Sum(z[b, j], (j, 0, n - 1)), (b, 0, m - 1)) / (m * n)
+    d_input = _sum_out(sp.Sum(delta[k] * sp.diff(mu, z[c, q]), (k, 0, n - 1)))
+    rule = MeanRule(mu, d_input, dict(b=b, c=c, j=j, k=k, q=q, z=z, delta=delta, m=m, H=n))
+    want = sp.Sum(delta[k], (k, 0, n - 1)) / (m * n)   # (1/m) times the mean of delta over its H entries
+    if sp.simplify(d_input - want) != 0:
+        raise DeriveError(f"mean rule d_z = mean(delta)/m not recognised in {d_input}")
+    return rule
+
+
+# ----- the layer norm as a whole: what its stages compose to, from index notation --------
+
+@dataclass(frozen=True)
+class LayerNormRule:
+    """`y[k] = gamma[k] (z[k] - mu) r + beta[k]` with mu = (1/n) sum_j z[j], v = (1/n)
+    sum_i (z[i] - mu)^2 and r = 1/sqrt(v + eps): its Jacobian and its contraction.
+
+    A cell computes a layer norm in stages (two means, squared deviations, an inverse square
+    root, the normalised output), each differentiated on its own; this is the same
+    derivative derived in one piece, which the document shows and the tests compare with
+    the chain through the stages."""
+
+    definition: sp.Expr
+    jacobian: sp.Expr       # dy[k]/dz[q], written with mu and r
+    d_input: sp.Expr        # sum_k delta[k] dy[k]/dz[q]
+    vector: sp.Expr         # r (g[q] - mean(g) - zhat[q] mean(g zhat)), g = gamma delta, zhat = (z - mu) r
+    symbols: dict
+
+
+@lru_cache(maxsize=None)
+def layer_norm_rule() -> LayerNormRule:
+    """Differentiate the layer norm in index notation, mean and variance as sums over the row."""
+    n = sp.Symbol("n", integer=True, positive=True)
+    eps = sp.Symbol("epsilon", positive=True)
+    k, j, q, i = (sp.Idx(s, n) for s in "kjqi")
+    z, gamma, beta, delta = (sp.IndexedBase(s) for s in ("z", "gamma", "beta", "delta"))
+    mu, v, r = sp.Symbol("mu", real=True), sp.Symbol("v", real=True), sp.Symbol("r", positive=True)
+    mean = sp.Sum(z[j], (j, 0, n - 1)) / n
+    variance = sp.Sum((z[i] - mean) ** 2, (i, 0, n - 1)) / n
+    y_k = gamma[k] * (z[k] - mean) / sp.sqrt(variance + eps) + beta[k]
+
+    def named(expr):   # the statistics by their names; sum_i z[i] = n mu
+        expr = sp.expand(expr.subs(v, r ** -2 - eps)).replace(lambda s: isinstance(s, sp.Sum), _pull_constants)
+        expr = expr.subs(sp.Sum(z[i], (i, 0, n - 1)), n * mu)
+        return sp.expand(expr.subs(v, r ** -2 - eps))   # v + eps = 1/r^2
+
+    zhat = lambda m: (z[m] - mu) * r   # noqa: E731 (the normalised entry m)
+    raw = named(_sum_out(sp.diff(y_k, z[q])).subs(variance, v).subs(mean, mu))
+    jacobian = r * gamma[k] * (sp.KroneckerDelta(k, q) - (1 + zhat(k) * zhat(q)) / n)
+    if sp.simplify(raw - jacobian) != 0:
+        raise DeriveError(f"layer norm Jacobian r gamma (delta - (1 + zhat zhat)/n) not recognised in {raw}")
+    d_input = named(_sum_out(sp.Sum(delta[k] * raw, (k, 0, n - 1))))
+    vector = r * (gamma[q] * delta[q] - sp.Sum(gamma[k] * delta[k], (k, 0, n - 1)) / n
+                  - zhat(q) * sp.Sum(gamma[k] * delta[k] * zhat(k), (k, 0, n - 1)) / n)
+    if sp.simplify(named(d_input - vector)) != 0:
+        raise DeriveError(f"layer norm rule r(g - mean g - zhat mean(g zhat)) not recognised in {d_input}")
+    return LayerNormRule(y_k, jacobian, d_input, vector,
+                         dict(n=n, k=k, q=q, z=z, gamma=gamma, beta=beta, delta=delta, mu=mu, r=r,
+                              eps=eps))
+
+
+def _pull_constants(s):
+    """A sum with the factors free of its index taken out (evaluated where SymPy can)."""
+    return factor_sum(sp.Sum(sp.expand(s.function), *s.limits).doit())

@@ -39,7 +39,7 @@ class Stage:
     bias: str | None = None
     size: str | None = None
     note: str = ""
-    constant: float | None = None   # SCALE and SHIFT only
+    constant: float | None = None   # SCALE, SHIFT and RSQRT only
 
     def __str__(self) -> str:
         if self.kind is Kind.AFFINE:
@@ -56,8 +56,35 @@ def affine(name, inputs, weights, bias, size, note=""):
 
 
 def elementwise(kind, name, *inputs, note="", constant=None):
-    """An elementwise stage `name = kind(*inputs)` (with a constant for SCALE and SHIFT)."""
+    """An elementwise stage `name = kind(*inputs)` (with a constant for SCALE, SHIFT and RSQRT)."""
     return Stage(name, kind, tuple(inputs), note=note, constant=constant)
+
+
+EPSILON = 1e-5   # a layer norm's epsilon, as torch.nn.LayerNorm's default
+
+
+def layer_norm(tag, blocks, outputs, gains, shifts, note="", names=None):
+    """Stages of LN(z; gamma, beta) = gamma (z - mean z) / sqrt(var z + eps) + beta over the
+    stacked rows of `blocks` (each of one size), mean and biased variance over all their
+    entries: block k gives `outputs[k]`, scaled by `gains[k]` and shifted by `shifts[k]`.
+
+    The statistics are values of their own, `mu_<tag>`, `v_<tag>` and `r_<tag>` (a column
+    per batch row, broadcast), so each is computed once and its derivative is the chain
+    rule through two mean stages, one inverse square root and elementwise stages.  `names`
+    (mean, variance, inverse deviation, squared deviations) replaces those names.
+    """
+    mu, var, rstd, deviations = names or (f"mu_{tag}", f"v_{tag}", f"r_{tag}",
+                                          tuple(f"e_{z}" for z in blocks))
+    what = note or f"the stacked {', '.join(blocks)}"
+    squares = tuple(elementwise(Kind.SQUARED_DEVIATION, e, z, mu, note=f"squared deviation of {z}")
+                    for z, e in zip(blocks, deviations))
+    return (elementwise(Kind.MEAN, mu, *blocks, note=f"mean of {what}"),
+            *squares,
+            elementwise(Kind.MEAN, var, *(s.name for s in squares), note=f"variance of {what}"),
+            elementwise(Kind.RSQRT, rstd, var, constant=EPSILON,
+                        note=f"inverse standard deviation of {what}"),
+            *(elementwise(Kind.NORMALISED, y, z, mu, rstd, g, b, note=f"layer-normalised {z}")
+              for z, y, g, b in zip(blocks, outputs, gains, shifts)))
 
 
 @dataclass(frozen=True)
@@ -77,6 +104,9 @@ class Cell:
     vector_params: tuple[tuple[str, str], ...] = ()   # parameters read elementwise (p_f)
     loss: Loss | None = None   # the loss head of a feed-forward network
     positive: tuple[str, ...] = ()   # states positive in every state the cell reaches (a normaliser)
+    # public parameters made of several vector parameters stacked: (name, blocks), the
+    # blocks of one size, in order (a layer norm's gain over the stacked gates)
+    packed: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
     @property
     def recurrent(self) -> bool:
@@ -127,6 +157,31 @@ class Cell:
         ordered += [(s.bias, (s.size,)) for s in self.stages if s.kind is Kind.AFFINE and s.bias]
         ordered += [(name, (size,)) for name, size in self.vector_params]
         return tuple(ordered)
+
+
+    def unpack(self, arrays: dict) -> dict:
+        """Arrays keyed like `public_params()` (parameters or their gradients) keyed like
+        `params()`: each packed one split into its blocks (views); the others as they are."""
+        out = {k: v for k, v in arrays.items() if k not in dict(self.packed)}
+        for public, blocks in self.packed:
+            rows = len(arrays[public]) // len(blocks)
+            out.update({b: arrays[public][n * rows:(n + 1) * rows] for n, b in enumerate(blocks)})
+        return out
+
+    def public_params(self) -> tuple[tuple[str, tuple[str, ...]], ...]:
+        """`params()` with every packed parameter in place of its blocks (at its first block's
+        place), its shape `("<blocks>*<size>",)`: what a generated module takes and returns."""
+        shapes = dict(self.params())
+        first = {blocks[0]: (name, blocks) for name, blocks in self.packed}
+        inside = {b for _, blocks in self.packed for b in blocks}
+        out = []
+        for name, shape in self.params():
+            if name in first:
+                public, blocks = first[name]
+                out.append((public, (f"{len(blocks)}*{shapes[blocks[0]][0]}",)))
+            elif name not in inside:
+                out.append((name, shape))
+        return tuple(out)
 
 
 def _stage_size(cell: Cell, stage: Stage, sizes: dict[str, str]) -> str:

@@ -1,4 +1,4 @@
-"""The vocabulary of backward terms: SymPy expressions, with four small `Function` classes.
+"""The vocabulary of backward terms: SymPy expressions, with a few small `Function` classes.
 
 A backward equation `d_v = ...` is one SymPy expression in the per-step values (symbols
 named like the values: `f`, `c_prev`), their adjoints (`d_f`: `adjoint(name)`) and the
@@ -9,6 +9,8 @@ expression language instead of a tagged union:
 - `WT(W, d)`: W^T d, a transposed-weight product (batch rows: `d @ W`);
 - `RowSum(e)`: the sum of e over the entries of one vector (kept as a column, so it
   broadcasts against the vector it came from: softmax's sum(d_y * y));
+- `RowMean(e)`: the mean of e over the entries of one vector, kept as a column likewise
+  (a layer norm's mean and variance);
 - `LossGrad(v)`: the direct gradient of this step's loss term l_t with respect to v
   (`dl_t/dv` — never dL/dv, which is the total gradient `d_v`);
 - `Carried(s)`: the gradient of state s carried back from step t+1 (BPTT);
@@ -38,6 +40,13 @@ class RowSum(sp.Function):
     is_real = True
 
 
+class RowMean(sp.Function):
+    """`RowMean(e)`: the mean of e over one vector's entries, broadcast back over them."""
+
+    nargs = 1
+    is_real = True
+
+
 class LossGrad(sp.Function):
     """`LossGrad(v)`: the direct gradient of this step's loss with respect to v."""
 
@@ -59,7 +68,7 @@ class Outer(sp.Function):
     is_real = True
 
 
-NON_ELEMENTWISE = (WT, RowSum, LossGrad, Carried, Outer)
+NON_ELEMENTWISE = (WT, RowSum, RowMean, LossGrad, Carried, Outer)
 
 
 def value(name: str) -> sp.Symbol:
@@ -113,6 +122,9 @@ class TermPrinter(StrPrinter):
 
     def _print_RowSum(self, e):
         return f"sum({self._print(e.args[0])})"
+
+    def _print_RowMean(self, e):
+        return f"mean({self._print(e.args[0])})"
 
     def _print_LossGrad(self, e):
         return f"dl_t/d{self._print(e.args[0])}"   # l_t: the loss term of step t alone

@@ -3,10 +3,11 @@
 `make_document(entry, derivation, lstm, module, reference)` takes the cell's catalogue
 entry (its words) and derivation, the LSTM's derivation (None for the LSTM itself), the
 cell's generated module text and the reference module (name, text) its gradient flow is
-compared with.  For a recurrent cell it derives the output heads, computes the state
-Jacobians, measures the gradient flow by running `module` and draws the plot; the
-renderers then only print the result.  Every cell gets a worked example, run with `module`,
-and its stage graph with a layout from `layouts` (stored, or made by Graphviz's `dot`).
+compared with.  For a recurrent cell it derives the output heads and, when its Jacobians
+are sums of paths (`derive.jacobians.has_paths`), computes the state Jacobians, measures the
+gradient flow by running `module` and draws the plot; the renderers then only print the
+result.  Every cell gets a worked example, run with `module`, and its stage graph with a
+layout from `layouts` (stored, or made by Graphviz's `dot`).
 """
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from codegen.flow_plot import draw
 from codegen.notation import Notation
 from derive.derivation import Derivation, derive
 from derive.heads import output_heads
-from derive.jacobians import state_jacobians
+from derive.jacobians import has_paths, state_jacobians
 from derive.stabiliser import stabiliser
 from lstm_derive.layout import Layouts
 from lstm_derive.measure import measure_flow
@@ -39,11 +40,13 @@ def make_document(entry: Entry, derivation: Derivation, lstm: Derivation | None,
                  references=references(("kang2019", *entry.cites, example)), graph=(graph, layout))
     if not cell.recurrent:
         return Document(derivation, lstm=lstm, **words)
+    heads = tuple(derive(head) for head in output_heads(cell))
+    words["stabiliser"] = stabiliser(cell, entry.stabiliser) if entry.stabiliser else None
+    if not has_paths(cell):   # no path form of its Jacobians: no gradient-flow section
+        return Document(derivation, lstm=lstm, **words, heads=heads)
     jacobians = state_jacobians(derivation)
     flow = measure_flow(derivation, jacobians, module, reference)
-    proved = stabiliser(cell, entry.stabiliser) if entry.stabiliser else None
-    return Document(derivation, lstm=lstm, **words, stabiliser=proved,
-                    heads=tuple(derive(head) for head in output_heads(cell)),
+    return Document(derivation, lstm=lstm, **words, heads=heads,
                     jacobians=jacobians, flow=flow, plot=draw(flow))
 
 

@@ -94,6 +94,7 @@ def _recurrent(entry, derivation, module) -> Worked:
     dhs = hs - ys
     loss = float(0.5 * np.sum(dhs ** 2))
     grads, dxs, _ = module.backward(params, cache, dhs)
+    params, grads = cell.unpack(params), cell.unpack(grads)   # as the stages read them
     zeros = {s: np.zeros((1, 1)) for s in cell.state_names}   # every state has one unit
     ehs, _, egrads, edxs, _, trace = run(derivation, params, xs, zeros, dhs, zeros)
     _agree(entry, [(hs, ehs), (dxs, edxs)] + [(grads[p], egrads[p]) for p in grads])

@@ -25,6 +25,12 @@ def lstm():
     return load_file(GENERATED / "lstm.py", "generated_lstm")
 
 
+def dim(size: str, sizes: dict) -> int:
+    """A size symbol's value in `sizes`; "4*H" (a packed parameter's rows) is 4 times H."""
+    count, _, symbol = size.rpartition("*")
+    return int(count or 1) * sizes[symbol]
+
+
 def generated(name: str):
     """The committed generated module of a cell."""
     return load_file(GENERATED / f"{name}.py", f"generated_{name}")

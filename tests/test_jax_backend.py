@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import sympy as sp
 
-from conftest import GENERATED, ROOT, generated, load_file
+from conftest import GENERATED, ROOT, dim, generated, load_file
 from catalogue.cells import CELLS
 from catalogue.spec import load_spec
 from derive.derivation import derive, symbol
@@ -47,7 +47,9 @@ def jax_module(name):
 def plain_forward(derivation):
     """The cell written plainly: its stages in order, one step under lax.scan, no custom rules."""
     cell = derivation.cell
-    functions = {eq.stage.name: sp.lambdify(sorted(eq.numeric.free_symbols, key=str), eq.numeric, "jax")
+    row_mean = {"RowMean": lambda e: jnp.mean(e, axis=-1, keepdims=True)}   # a mean stage's
+    functions = {eq.stage.name: sp.lambdify(sorted(eq.numeric.free_symbols, key=str), eq.numeric,
+                                            [row_mean, "jax"])
                  for eq in derivation.forward if eq.stage.kind not in (Kind.AFFINE, Kind.SOFTMAX)}
 
     def stage(eq, values, params):
@@ -61,6 +63,8 @@ def plain_forward(derivation):
         return functions[s.name](*(values[n.name] for n in names))
 
     def run(params, xs, state0):
+        params = cell.unpack(params)   # a packed gain's blocks, as the stages read them
+
         def step(state, x):
             values = {cell.input_names[0]: x, **{f"{s}_prev": state[s] for s in cell.state_names},
                       **{p: params[p] for p in cell.vector_param_names}}
@@ -74,7 +78,7 @@ def plain_forward(derivation):
 
 def problem(module, seed=0):
     rng = np.random.default_rng(seed)
-    params = {name: 0.5 * rng.normal(size=tuple(SIZES[d] for d in shape)) for name, shape in module.PARAMS.items()}
+    params = {name: 0.5 * rng.normal(size=tuple(dim(d, SIZES) for d in shape)) for name, shape in module.PARAMS.items()}
     xs = rng.normal(size=(T, B, SIZES["D"]))
     state0 = {s: rng.normal(size=(B, SIZES[module.STATE_SIZES[s]])) for s in module.STATE}
     dhs = rng.normal(size=(T, B, SIZES[module.OUTPUT[1]]))

@@ -29,6 +29,9 @@ b = ["H"]
 """
 
 
+LN_HEADER = HEADER + 'g = ["H"]\nk = ["D"]\n'
+
+
 def spec(tmp_path, body, header=HEADER):
     path = tmp_path / "cell.toml"
     path.write_text(textwrap.dedent(header) + textwrap.dedent(body))
@@ -101,6 +104,12 @@ BAD = [
     (HEADER + stages(("h", "1e400 * tanh(W @ x + U @ h_prev + b)")), "number 1e400 is out of range", "stage 'h'"),
     (HEADER + stages(("h", "1e10 * 1e10 * tanh(W @ x + U @ h_prev + b)")), "out of range", "stage 'h'"),
     (HEADER + stages(("h", "tanh(W @ x + U @ h_prev + b) / 1e-300")), "out of range", "stage 'h'"),
+    (LN_HEADER + stages(("h", "tanh(layer_norm(W @ x + U @ h_prev, g))")), "exactly three arguments", "stage 'h'"),
+    (LN_HEADER + stages(("h", "tanh(layer_norm(W @ x + U @ h_prev, W, g))")), "must be a vector parameter", "stage 'h'"),
+    (LN_HEADER + stages(("h", "tanh(layer_norm(W @ x + U @ h_prev, g, 2))")), "must be a vector parameter", "stage 'h'"),
+    (LN_HEADER + stages(("h", "tanh(layer_norm(W @ x + U @ h_prev, g, k))")), "shape mismatch", "stage 'h'"),
+    (LN_HEADER + stages(("h", "tanh(layer_norm(3, g, b))")), "layer_norm of a constant", "stage 'h'"),
+    (LN_HEADER + stages(("h", "tanh(layer_norm(W @ x + U @ h_prev, g, g))")), "is used twice", "stage 'h'"),
 ]
 
 
@@ -208,3 +217,22 @@ def test_a_long_chain_renders_in_polynomial_time(tmp_path):
 def test_an_endless_file_is_read_only_up_to_the_size_limit():
     with pytest.raises(DeriveError, match="spec is too large"):
         load_spec("/dev/zero")   # read_bytes() would never return
+
+
+def test_layer_norm_in_a_spec_is_the_layer_norm(tmp_path):
+    """tanh(LN(W x + U h; g, b)) from a spec: its module against the equations written out here
+    (mean and biased variance over the row, eps 1e-5), and finite differences."""
+    import numpy as np
+    entry, warnings = load_spec(spec(tmp_path, stages(("h", "tanh(layer_norm(W @ x + U @ h_prev, g, b))")),
+                                     header=HEADER + 'g = ["H"]\n'))
+    assert warnings == [] and {s.kind.value for s in entry.cell.stages} >= {"mean", "rsqrt", "normalised"}
+    module = load_module(render_cell(entry)[f"{entry.name}.py"], entry.name)
+    rng = np.random.default_rng(0)
+    params = {k: rng.normal(size=v.shape) for k, v in module.init_params(3, 4).items()}
+    xs, h = rng.normal(size=(2, 2, 3)), np.zeros((2, 4))
+    for x, got in zip(xs, module.forward(params, xs)[0]):
+        a = x @ params["W"].T + h @ params["U"].T
+        mean, var = a.mean(-1, keepdims=True), a.var(-1, keepdims=True)
+        h = np.tanh(params["g"] * (a - mean) / np.sqrt(var + 1e-5) + params["b"])
+        assert np.max(np.abs(got - h)) < 1e-12
+    assert worst(check(module, 3, 2, 4, 3, seed=5).values()) < 1e-6

@@ -104,6 +104,11 @@ def flows():
     return {name: build.document(get_entry(name)).flow for name in RECURRENT}
 
 
+def _flow_section_without_figure(name):
+    tex = (GENERATED / f"{name}.tex").read_text(encoding="utf-8")
+    return tex[tex.index(r"\section{Gradient flow"):tex.index(r"\section{Parameter gradients")]
+
+
 def _flow_section(name):
     tex = (GENERATED / f"{name}.tex").read_text(encoding="utf-8")
     section = tex[tex.index(r"\section{Gradient flow"):tex.index(r"\section{Parameter gradients")]
@@ -114,6 +119,10 @@ def _flow_section(name):
 @pytest.mark.parametrize("name", RECURRENT)
 def test_every_number_the_flow_text_quotes_is_read_off_the_measured_curves(name, flows):
     flow = flows[name]
+    if flow is None:   # no path form of its Jacobians (a layer norm): the text says so, no numbers
+        section = _flow_section_without_figure(name)
+        assert "no such form" in section and not re.findall(r"\d", section)
+        return
     curves = dict(flow.curves + flow.paths)
     claims = []
     words = flow_words(flow, claims)

@@ -9,7 +9,7 @@ import os
 import numpy as np
 import pytest
 
-from conftest import GENERATED, ROOT, generated, load_file
+from conftest import GENERATED, ROOT, dim, generated, load_file
 from catalogue.cells import CELLS
 from codegen.torch_backend.emit import class_name
 
@@ -44,7 +44,7 @@ def random_inputs(module, seed=0):
     rand = (lambda *shape: torch.randn(*shape, generator=g, dtype=torch.float64).requires_grad_())
     xs = rand(T, B, SIZES["D"])
     state0 = [rand(B, SIZES[module.STATE_SIZES[s]]) for s in module.STATE]
-    params = [(0.5 * rand(*(SIZES[d] for d in shape))).detach().requires_grad_()
+    params = [(0.5 * rand(*(dim(d, SIZES) for d in shape))).detach().requires_grad_()
               for shape in module.PARAMS.values()]
     return xs, state0, params
 

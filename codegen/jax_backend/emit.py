@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from codegen.jax_backend.spell import Spelling
 from codegen.jax_backend.templates import render
-from codegen.numpy_backend.emit import module_facts, size_sources, tuple_code
+from codegen.numpy_backend.emit import module_facts, pack_lines, packing, size_sources, tuple_code
 from codegen.program import program
 from codegen.records import Buffer, Zeros
 from derive.derivation import Derivation
@@ -21,7 +21,7 @@ __all__ = ["emit_jax"]
 
 def emit_jax(derivation: Derivation, entry, command: str) -> str:
     cell, prog = derivation.cell, program(derivation)
-    sizes, params = cell.sizes(), cell.params()
+    sizes, params = cell.sizes(), cell.public_params()
     facts = module_facts(entry)
     forward, backward = _forward(cell, prog), _backward(cell, prog)
     return render(
@@ -35,8 +35,9 @@ def emit_jax(derivation: Derivation, entry, command: str) -> str:
         size_sources=size_sources(params), stacking=[_stack_line(s) for s in prog.stacking],
         weights=list(prog.weights), cached=list(prog.cached),
         cached_names=tuple_code([f"{n}_seq" for n, _, _ in prog.cached]),
-        dxs_written=prog.dxs_written, grads=[_grad_line(g) for g in prog.grads],
-        **forward, **backward)
+        dxs_written=prog.dxs_written,
+        grads=[_grad_line(g) for g in prog.grads] + pack_lines(cell, "jnp.concatenate"),
+        **packing(cell), **forward, **backward)
 
 
 def _widths(prog) -> dict[str, str]:

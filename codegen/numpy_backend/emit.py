@@ -10,15 +10,17 @@ place, `module_facts`.
 """
 from __future__ import annotations
 
+import sympy as sp
+
 from codegen.numpy_backend.layout import gate_major
 from codegen.numpy_backend.spell import forward_copies, spell, stack_line
 from codegen.numpy_backend.templates import render
 from codegen.program import program
-from codegen.schedule import plan as make_plan
+from codegen.schedule import code, plan as make_plan
 from derive.derivation import Derivation
 from derive.stages import Kind
 
-__all__ = ["emit_numpy", "size_sources", "tuple_code", "module_facts"]
+__all__ = ["emit_numpy", "size_sources", "tuple_code", "module_facts", "packing", "pack_lines"]
 
 
 def emit_numpy(derivation: Derivation, entry, command: str) -> str:
@@ -27,7 +29,7 @@ def emit_numpy(derivation: Derivation, entry, command: str) -> str:
     copies, (forward_pre, forward_loop) = forward_copies(prog.folds, prog.forward_pre, prog.forward_loop)
     layout = gate_major(make_plan(derivation))
     sizes = cell.sizes()
-    params = cell.params()
+    params = cell.public_params()
     context = dict(
         cell=cell.name, command=command, **module_facts(entry),
         params=[(name, tuple_code(shape)) for name, shape in params],
@@ -46,7 +48,8 @@ def emit_numpy(derivation: Derivation, entry, command: str) -> str:
         backward_pre=spell(prog.backward_pre, layout=layout),
         backward_loop=spell(prog.backward_loop, layout=layout),
         backward_post=spell(prog.backward_post, layout=layout),
-        grads=[grad_line(g) for g in prog.grads],
+        grads=[grad_line(g) for g in prog.grads] + pack_lines(cell),
+        **packing(cell),
         dxs_written=prog.dxs_written,
         softmax=any(s.kind is Kind.SOFTMAX for s in cell.stages),
     )
@@ -61,6 +64,22 @@ def _step_shape(layout, name, size) -> str:
     """One step of a stored value: (B, size), or (gates, B, size) for a block stored gate by gate."""
     found = layout.of(name)
     return f"B, {size}" if found is None else f"{found[0]}, B, {found[1]}"
+
+
+def packing(cell) -> dict:
+    """The packed parameters: which rows of each public parameter every block is."""
+    shapes = dict(cell.params())
+    unpacked = [(public, block, f"{code(n * sp.Symbol(shapes[block][0]))}:"
+                 f"{code((n + 1) * sp.Symbol(shapes[block][0]))}")
+                for public, blocks in cell.packed for n, block in enumerate(blocks)]
+    sizes = sorted({shapes[blocks[0]][0] for _, blocks in cell.packed})
+    return dict(packed=bool(cell.packed), unpacked=unpacked, packed_sizes=sizes)
+
+
+def pack_lines(cell, concatenate="numpy.concatenate") -> list[str]:
+    """grads of each packed parameter: its blocks' gradients stacked."""
+    return [f'grads["{public}"] = {concatenate}([{", ".join(f"grads[{b!r}]" for b in blocks)}])'
+            .replace("'", '"') for public, blocks in cell.packed]
 
 
 def grad_line(g) -> str:
@@ -91,5 +110,6 @@ def size_sources(params):
     found = {}
     for name, shape in params:
         for axis, size in enumerate(shape):
-            found.setdefault(size, (size, name, axis))
+            if "*" not in size:   # a packed parameter's size is a multiple of a symbol's
+                found.setdefault(size, (size, name, axis))
     return sorted(found.values())

@@ -16,7 +16,7 @@ from sympy.printing.precedence import PRECEDENCE
 
 from derive.errors import DeriveError
 from codegen.records import Softmax
-from derive.terms import WT, Carried, LossGrad, Outer, RowSum
+from derive.terms import WT, Carried, LossGrad, Outer, RowMean, RowSum
 
 # Every function the printer can spell (the backward vocabulary has its own methods below).
 class Sigmoid(sp.Function):
@@ -28,7 +28,7 @@ class Sigmoid(sp.Function):
 
 
 SPELLED = {sp.tanh: "numpy.tanh", sp.exp: "numpy.exp", sp.log: "numpy.log", sp.Abs: "numpy.abs", sp.sign: "numpy.sign",
-           sp.Max: "numpy.maximum", WT: None, RowSum: None, LossGrad: None, Carried: None, Outer: None,
+           sp.Max: "numpy.maximum", WT: None, RowSum: None, RowMean: None, LossGrad: None, Carried: None, Outer: None,
            Softmax: None, Sigmoid: None}
 _IN_PLACE = {sp.tanh: "numpy.tanh", sp.exp: "numpy.exp", sp.log: "numpy.log"}
 _X = sp.Wild("x")
@@ -60,6 +60,9 @@ class NumPyCode(NumPyPrinter):
 
     def _print_RowSum(self, expr):
         return f"({self._print(expr.args[0])}).sum(axis=-1, keepdims=True)"
+
+    def _print_RowMean(self, expr):
+        return f"({self._print(expr.args[0])}).mean(axis=-1, keepdims=True)"
 
     def _print_LossGrad(self, expr):
         return self._settings["loss_grad"].format(expr.args[0].name)

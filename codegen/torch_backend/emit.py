@@ -9,7 +9,7 @@ The cell's prose and PyTorch layout are read through `numpy_backend.emit.module_
 """
 from __future__ import annotations
 
-from codegen.numpy_backend.emit import module_facts, size_sources, tuple_code
+from codegen.numpy_backend.emit import module_facts, pack_lines, packing, size_sources, tuple_code
 from codegen.program import program
 from codegen.program_hoist import hoist
 from dataclasses import replace
@@ -34,7 +34,7 @@ def emit_torch(derivation: Derivation, entry, command: str) -> str:
     forward_loop, forward_rows = by_rows(prog.forward_loop)
     backward_loop, backward_rows = by_rows(prog.backward_loop)
     sizes = cell.sizes()
-    params = cell.params()
+    params = cell.public_params()
     facts = module_facts(entry)
     return render(
         "module.py.j2", cell=cell.name, command=command, name=class_name(cell.name),
@@ -55,7 +55,8 @@ def emit_torch(derivation: Derivation, entry, command: str) -> str:
         backward_pre=spell(_without_scratch(prog)), backward_loop=spell(backward_loop),
         backward_rows=backward_rows,
         backward_post=spell(prog.backward_post),
-        grads=[_grad_line(g) for g in prog.grads], dxs_written=prog.dxs_written)
+        grads=[_grad_line(g) for g in prog.grads] + pack_lines(cell, "torch.cat"),
+        dxs_written=prog.dxs_written, **packing(cell))
 
 
 def by_rows(records):

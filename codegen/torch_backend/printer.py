@@ -31,6 +31,9 @@ class TorchCode(NumPyCode):
     def _print_RowSum(self, expr):
         return f"({self._print(expr.args[0])}).sum(dim=-1, keepdim=True)"
 
+    def _print_RowMean(self, expr):
+        return f"({self._print(expr.args[0])}).mean(dim=-1, keepdim=True)"
+
     def _print_Pow(self, expr):
         if expr.is_number and not expr.is_Integer:   # sqrt(2): torch.sqrt wants a tensor
             return repr(float(expr))

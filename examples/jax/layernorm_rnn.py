@@ -1,0 +1,227 @@
+"""tanh RNN with layer normalisation of its summed inputs: the derived backward inside JAX.
+
+GENERATED FILE -- do not edit.  Written by `lstm-derive build` from the stage list of the
+cell `layernorm_rnn`.  Equation labels such as (F1), (B1) and (P1) refer to the derivation
+document generated/layernorm_rnn.tex.  Depends on JAX only; pure functions, jit-able.
+
+`forward(params, xs, state0=None) -> (outputs, stateT)` runs the whole sequence with
+`lax.scan` on a parameter pytree (a dict keyed like PARAMS), xs (T, B, D), each state
+(B, size) in a dict keyed like STATE (zeros when None).  Zeros are made `like xs`, so
+they are sharded like it under `shard_map`.  It is a `jax.custom_vjp`: its
+forward scan keeps only what the derived backward reads (CACHED), and its backward is the
+derivation's, one scan in reverse, so `jax.grad` and `jax.vjp` of anything built on it use
+the derived backward.  `derived_forward` and `derived_backward` are the two halves, with
+the contract of the NumPy module generated/layernorm_rnn.py.
+"""
+try:
+    import jax
+    import jax.numpy as jnp
+except ImportError:
+    raise ImportError("this generated module needs JAX (package jax): pip install jax") from None
+
+PARAMS = {
+    "W": ("H", "D"),
+    "U": ("H", "H"),
+    "gamma": ("H",),
+    "beta": ("H",),
+    "b": ("H",),
+}
+STATE = ("h",)
+STATE_SIZES = {"h": "H"}
+SIZES = {"D": "input_size", "H": "hidden_size"}  # size symbol -> argument of init_params
+OUTPUT = ("h", "H")
+CACHED = ("h_seq", "h_1_seq", "h_3_seq", "h_5_seq", "h_6_seq")  # per-step values the backward reads
+
+
+def init_params(key, input_size, hidden_size, dtype=jnp.float32):
+    """Uniform in (-1/sqrt(H), 1/sqrt(H)), as torch.nn's recurrent modules; key a jax.random key."""
+    sizes = {"D": input_size, "H": hidden_size}
+    bound = 1.0 / sizes["H"] ** 0.5
+    keys = jax.random.split(key, len(PARAMS))
+    return {name: jax.random.uniform(k, tuple(sizes[s] for s in shape), dtype, -bound, bound)
+            for k, (name, shape) in zip(keys, PARAMS.items())}
+
+
+def _sizes(params, xs):
+    return {
+        "D": params["W"].shape[1],
+        "H": params["W"].shape[0],
+        "steps": xs.shape[0], "B": xs.shape[1],
+    }
+
+
+def _stack(params, sizes, xs):
+    """The weights of every input stacked into one matrix (and biases into one vector)."""
+    D = sizes["D"]
+    H = sizes["H"]
+    Wcat_x = jnp.concatenate([params["W"]])
+    Wcat_h_prev = jnp.concatenate([params["U"]])
+    return dict(Wcat_x=Wcat_x, Wcat_h_prev=Wcat_h_prev, gamma=params["gamma"], beta=params["beta"], b=params["b"])
+
+
+def _forward_step(w, sizes, carry, step):
+    """One step: the states before it (carry) and its slices of the sequences (step) ->
+    the states after it and the values the backward reads."""
+    D = sizes["D"]
+    H = sizes["H"]
+    Wcat_x = w["Wcat_x"]
+    Wcat_h_prev = w["Wcat_h_prev"]
+    gamma = w["gamma"]
+    beta = w["beta"]
+    b = w["b"]
+    h_prev, = carry
+    A_x_t = step["A_x_t"]
+    A_h_prev = h_prev @ Wcat_h_prev.T  # (F1)
+    A_h_prev = A_h_prev + A_x_t
+    h_1 = A_h_prev
+    h_3 = (h_1).mean(axis=-1, keepdims=True)  # (F2)
+    h_4 = (h_1 - h_3)**2  # (F3)
+    h_5 = (h_4).mean(axis=-1, keepdims=True)  # (F4)
+    h_6 = 1/jnp.sqrt(h_5 + 1/100000)  # (F5)
+    h_2 = beta + gamma*h_6*(h_1 - h_3)  # (F6)
+    a_h = b + h_2  # (F7)
+    h = jnp.tanh(a_h)  # (F8)
+    return (h,), {"h": h, "h_1": h_1, "h_3": h_3, "h_5": h_5, "h_6": h_6}
+
+
+def derived_forward(params, xs, state0=None):
+    """(outputs, stateT, cache): all steps of xs (T, B, D) from state0, and what the backward reads."""
+    sizes = _sizes(params, xs)
+    D = sizes["D"]
+    H = sizes["H"]
+    steps, B = xs.shape[:2]
+    if state0 is None:
+        state0 = {s: jnp.zeros_like(xs, shape=(B, sizes[STATE_SIZES[s]])) for s in STATE}
+    w = _stack(params, sizes, xs)
+    Wcat_x = w["Wcat_x"]
+    Wcat_h_prev = w["Wcat_h_prev"]
+    gamma = w["gamma"]
+    beta = w["beta"]
+    b = w["b"]
+    # the x terms of every step at once  (F1)
+    A_x = (xs.reshape(steps * B, D) @ Wcat_x.T).reshape(steps, B, H)
+    step = dict(A_x_t=A_x)
+    carry = tuple(state0[s] for s in STATE)
+    stateT, ys = jax.lax.scan(lambda c, s: _forward_step(w, sizes, c, s), carry, step)
+    seq = {f"{name}_seq": ys[name] for name in ys}
+    for s in STATE:
+        if f"{s}_seq" in seq:   # a state's sequence keeps its value before step 0 in row 0
+            seq[f"{s}_seq"] = jnp.concatenate([state0[s][None], seq[f"{s}_seq"]])
+    outputs = seq["h_seq"][1:]
+    return outputs, dict(zip(STATE, stateT)), dict(xs=xs, seq=seq)
+
+
+def _backward_step(w, sizes, carry, step):
+    """One step back: the state gradients after it and the parameter gradients so far
+    (carry), its slices of the sequences (step) -> the carry before it and its adjoints."""
+    D = sizes["D"]
+    H = sizes["H"]
+    Wcat_x = w["Wcat_x"]
+    Wcat_h_prev = w["Wcat_h_prev"]
+    gamma = w["gamma"]
+    beta = w["beta"]
+    b = w["b"]
+    (d_h_next,), dw = carry
+    dw = dict(dw)
+    dhs_t = step["dhs_t"]
+    h = step["h"]
+    h_1 = step["h_1"]
+    h_3 = step["h_3"]
+    h_5 = step["h_5"]
+    h_6 = step["h_6"]
+    d_h = d_h_next + dhs_t  # (B1) fork: loss, next step
+    d_a_h = d_h*(1 - h**2)  # (B2)
+    d_h_2 = d_a_h  # (B3)
+    d_h_6 = d_h_2*gamma*(h_1 - h_3)  # (B4)
+    d_h_5 = -1/2*d_h_6/(h_5 + 1/100000)**(3/2)  # (B5)
+    d_h_4 = (d_h_5).mean(axis=-1, keepdims=True)  # (B6)
+    d_h_3 = -d_h_2*gamma*h_6 + d_h_4*(-2*h_1 + 2*h_3)  # (B7) fork: h_4, h_2
+    d_A_x = d_h_2*gamma*h_6 + d_h_4*(2*h_1 - 2*h_3) + (d_h_3).mean(axis=-1, keepdims=True)  # (B8) fork: h_3, h_4, h_2
+    d_h_prev = d_A_x @ Wcat_h_prev  # (B9)
+    dw["gamma"] = dw["gamma"] + (d_h_2*h_6*(h_1 - h_3)).sum(axis=0)  # (P3)
+    dw["beta"] = dw["beta"] + (d_h_2).sum(axis=0)  # (P4)
+    dw["b"] = dw["b"] + (d_a_h).sum(axis=0)  # (P5)
+    d_h_next = d_h_prev
+    return ((d_h_next,), dw), {"d_A_x": d_A_x}
+
+
+def derived_backward(params, cache, dhs, dstateT=None):
+    """(grads, dxs, dstate0): the derived backward of `derived_forward`, grads keyed like params."""
+    xs, seq = cache["xs"], cache["seq"]
+    sizes = _sizes(params, xs)
+    D = sizes["D"]
+    H = sizes["H"]
+    steps, B = xs.shape[:2]
+    w = _stack(params, sizes, xs)
+    Wcat_x = w["Wcat_x"]
+    Wcat_h_prev = w["Wcat_h_prev"]
+    gamma = w["gamma"]
+    beta = w["beta"]
+    b = w["b"]
+    h_seq = seq["h_seq"]
+    h_1_seq = seq["h_1_seq"]
+    h_3_seq = seq["h_3_seq"]
+    h_5_seq = seq["h_5_seq"]
+    h_6_seq = seq["h_6_seq"]
+    if dstateT is None:
+        dstateT = {s: jnp.zeros_like(xs, shape=(B, sizes[STATE_SIZES[s]])) for s in STATE}
+    dw = {name: jnp.zeros_like(xs, shape=value.shape) for name, value in w.items()}
+    step = dict(dhs_t=dhs, h=h_seq[1:], h_1=h_1_seq, h_3=h_3_seq, h_5=h_5_seq, h_6=h_6_seq)
+    carry = (tuple(dstateT[s] for s in STATE), dw)
+    (dstate0, dw), ys = jax.lax.scan(lambda c, s: _backward_step(w, sizes, c, s), carry, step, reverse=True)
+    d_A_x_seq = ys["d_A_x"]
+    dw["Wcat_x"] = dw["Wcat_x"] + d_A_x_seq.reshape(steps * B, H).T @ xs.reshape(steps * B, D)  # (P1)
+    dxs = (d_A_x_seq.reshape(steps * B, H) @ Wcat_x).reshape(steps, B, D)  # (B10)
+    dw["Wcat_h_prev"] = dw["Wcat_h_prev"] + d_A_x_seq.reshape(steps * B, H).T @ h_seq[:steps].reshape(steps * B, H)  # (P2)
+    grads = {}
+    grads["W"] = dw["Wcat_x"][0:H]
+    grads["U"] = dw["Wcat_h_prev"][0:H]
+    grads["gamma"] = dw["gamma"]
+    grads["beta"] = dw["beta"]
+    grads["b"] = dw["b"]
+    return {name: grads[name] for name in PARAMS}, dxs, dict(zip(STATE, dstate0))
+
+
+def forward(params, xs, state0=None):
+    """(outputs, stateT) of the sequence xs from state0 (a dict keyed like STATE, zeros when
+    None); differentiated by JAX with the derived backward."""
+    if state0 is None:
+        state0 = {s: jnp.zeros_like(xs, shape=(xs.shape[1], _sizes(params, xs)[STATE_SIZES[s]])) for s in STATE}
+    return _run(params, xs, state0)
+
+
+@jax.custom_vjp
+def _run(params, xs, state0):
+    outputs, stateT, _ = derived_forward(params, xs, state0)
+    return outputs, stateT
+
+
+def _forward_fwd(params, xs, state0):
+    outputs, stateT, cache = derived_forward(params, xs, state0)
+    return (outputs, stateT), (params, cache)
+
+
+def _forward_bwd(saved, cotangents):
+    params, cache = saved
+    dhs, dstateT = cotangents
+    grads, dxs, dstate0 = derived_backward(params, cache, dhs, dstateT)
+    return {name: _summed_like(grads[name], params[name]) for name in grads}, dxs, dstate0
+
+
+def _summed_like(gradient, primal):
+    """Under shard_map a parameter replicated over mesh axes gets its gradient summed over
+    them, as JAX's own differentiation does; elsewhere the gradient as it is."""
+    extra = tuple(sorted(_varying_axes(gradient) - _varying_axes(primal)))
+    return jax.lax.psum(gradient, extra) if extra else gradient
+
+
+def _varying_axes(value):
+    """The mesh axes a value varies over inside shard_map (`vma`; `mat.varying` since JAX 0.10)."""
+    aval = jax.typeof(value) if hasattr(jax, "typeof") else None
+    found = getattr(aval, "vma", None)
+    if found is None:
+        found = getattr(getattr(aval, "mat", None), "varying", None)
+    return frozenset(found or ())
+
+
+_run.defvjp(_forward_fwd, _forward_bwd)

@@ -1,0 +1,918 @@
+"""layer-normalised LSTM: the stacked gate terms and the cell state normalised (Ba, Kiros & Hinton): the derived backward inside PyTorch.
+
+GENERATED FILE -- do not edit.  Written by `lstm-derive build` from the stage list of the
+cell `layernorm_lstm`.  Equation labels such as (F1), (B1) and (P1) refer to the derivation
+document generated/layernorm_lstm.tex.  Depends on PyTorch only; runs on any device and dtype.
+
+`LayernormLSTMFunction` runs the whole sequence: the input terms of all steps in one product
+before the loop, one stacked product per step, and it saves for backward only what the
+derived backward reads; `LayernormLSTMRecomputeFunction` saves only the states and recomputes
+the rest in its backward pass.  `LayernormLSTM` is an nn.Module with torch.nn.LSTM's interface:
+`LayernormLSTM(input_size, hidden_size, num_layers=1, bidirectional=False, batch_first=False)`,
+called as `module(input, state0=None) -> (output, stateT)`, input (T, B, D) or (B, T, D),
+the state a tuple in the order of STATE, each (num_layers * directions, B, size).
+"""
+try:
+    import torch
+except ImportError:
+    raise ImportError("this generated module needs PyTorch (package torch): pip install torch") from None
+
+PARAMS = {
+    "W_f": ("H", "D"),
+    "W_i": ("H", "D"),
+    "W_g": ("H", "D"),
+    "W_o": ("H", "D"),
+    "U_f": ("H", "H"),
+    "U_i": ("H", "H"),
+    "U_g": ("H", "H"),
+    "U_o": ("H", "H"),
+    "b_f": ("H",),
+    "b_i": ("H",),
+    "b_g": ("H",),
+    "b_o": ("H",),
+    "gamma_x": ("4*H",),
+    "beta_x": ("4*H",),
+    "gamma_h": ("4*H",),
+    "beta_h": ("4*H",),
+    "gamma_c": ("H",),
+    "beta_c": ("H",),
+}
+STATE = ("h", "c")
+STATE_SIZES = {"h": "H", "c": "H"}
+SIZES = {"D": "input_size", "H": "hidden_size"}  # size symbol -> constructor argument
+OUTPUT = ("h", "H")
+CACHED = ("h_seq", "c_seq", "zx_f_seq", "zx_i_seq", "zx_g_seq", "zx_o_seq", "zh_f_seq", "zh_i_seq", "zh_g_seq", "zh_o_seq", "mu_x_seq", "v_x_seq", "r_x_seq", "mu_h_seq", "v_h_seq", "r_h_seq", "f_seq", "i_seq", "g_seq", "o_seq", "mu_c_seq", "v_c_seq", "r_c_seq", "k_seq")  # per-step storage the backward reads
+SAVED = ("h_seq", "c_seq")  # what the RecomputeFunction keeps for backward: the states
+LAYOUT = {name: (name,) for name in PARAMS}  # no torch.nn counterpart: one tensor per parameter
+
+
+def _sizes(params):
+    return {
+        "D": params["W_f"].shape[1],
+        "H": params["W_f"].shape[0],
+    }
+
+
+def _dim(size, sizes):
+    """A size symbol's value; "4*H" is 4 times H (a packed parameter)."""
+    return int(size.split("*")[0]) * sizes[size.split("*")[1]] if "*" in size else sizes[size]
+
+
+def _stack(params, sizes, xs):
+    """The weights of every input stacked into one matrix (and biases into one vector)."""
+    D = sizes["D"]
+    H = sizes["H"]
+    params = dict(params)   # the blocks of every packed parameter, as the stages read them
+    params["gamma_x_f"] = params["gamma_x"][0:H]
+    params["gamma_x_i"] = params["gamma_x"][H:2 * H]
+    params["gamma_x_g"] = params["gamma_x"][2 * H:3 * H]
+    params["gamma_x_o"] = params["gamma_x"][3 * H:4 * H]
+    params["beta_x_f"] = params["beta_x"][0:H]
+    params["beta_x_i"] = params["beta_x"][H:2 * H]
+    params["beta_x_g"] = params["beta_x"][2 * H:3 * H]
+    params["beta_x_o"] = params["beta_x"][3 * H:4 * H]
+    params["gamma_h_f"] = params["gamma_h"][0:H]
+    params["gamma_h_i"] = params["gamma_h"][H:2 * H]
+    params["gamma_h_g"] = params["gamma_h"][2 * H:3 * H]
+    params["gamma_h_o"] = params["gamma_h"][3 * H:4 * H]
+    params["beta_h_f"] = params["beta_h"][0:H]
+    params["beta_h_i"] = params["beta_h"][H:2 * H]
+    params["beta_h_g"] = params["beta_h"][2 * H:3 * H]
+    params["beta_h_o"] = params["beta_h"][3 * H:4 * H]
+    Wcat_x = torch.cat([params["W_f"], params["W_i"], params["W_g"], params["W_o"]])
+    Wcat_h_prev = torch.cat([params["U_f"], params["U_i"], params["U_g"], params["U_o"]])
+    return dict(Wcat_x=Wcat_x, Wcat_h_prev=Wcat_h_prev, b_f=params["b_f"], b_i=params["b_i"], b_g=params["b_g"], b_o=params["b_o"], gamma_x_f=params["gamma_x_f"], gamma_x_i=params["gamma_x_i"], gamma_x_g=params["gamma_x_g"], gamma_x_o=params["gamma_x_o"], beta_x_f=params["beta_x_f"], beta_x_i=params["beta_x_i"], beta_x_g=params["beta_x_g"], beta_x_o=params["beta_x_o"], gamma_h_f=params["gamma_h_f"], gamma_h_i=params["gamma_h_i"], gamma_h_g=params["gamma_h_g"], gamma_h_o=params["gamma_h_o"], beta_h_f=params["beta_h_f"], beta_h_i=params["beta_h_i"], beta_h_g=params["beta_h_g"], beta_h_o=params["beta_h_o"], gamma_c=params["gamma_c"], beta_c=params["beta_c"])
+
+
+def _forward_steps(w, sizes, xs, seq):
+    """All steps of xs (steps, B, D) from the states in row 0 of seq; fills seq."""
+    D = sizes["D"]
+    H = sizes["H"]
+    steps, B = xs.shape[:2]
+    Wcat_x = w["Wcat_x"]
+    Wcat_h_prev = w["Wcat_h_prev"]
+    b_f = w["b_f"]
+    b_i = w["b_i"]
+    b_g = w["b_g"]
+    b_o = w["b_o"]
+    gamma_x_f = w["gamma_x_f"]
+    gamma_x_i = w["gamma_x_i"]
+    gamma_x_g = w["gamma_x_g"]
+    gamma_x_o = w["gamma_x_o"]
+    beta_x_f = w["beta_x_f"]
+    beta_x_i = w["beta_x_i"]
+    beta_x_g = w["beta_x_g"]
+    beta_x_o = w["beta_x_o"]
+    gamma_h_f = w["gamma_h_f"]
+    gamma_h_i = w["gamma_h_i"]
+    gamma_h_g = w["gamma_h_g"]
+    gamma_h_o = w["gamma_h_o"]
+    beta_h_f = w["beta_h_f"]
+    beta_h_i = w["beta_h_i"]
+    beta_h_g = w["beta_h_g"]
+    beta_h_o = w["beta_h_o"]
+    gamma_c = w["gamma_c"]
+    beta_c = w["beta_c"]
+    h_seq = seq["h_seq"]
+    c_seq = seq["c_seq"]
+    zx_f_seq = seq["zx_f_seq"]
+    zx_i_seq = seq["zx_i_seq"]
+    zx_g_seq = seq["zx_g_seq"]
+    zx_o_seq = seq["zx_o_seq"]
+    zh_f_seq = seq["zh_f_seq"]
+    zh_i_seq = seq["zh_i_seq"]
+    zh_g_seq = seq["zh_g_seq"]
+    zh_o_seq = seq["zh_o_seq"]
+    mu_x_seq = seq["mu_x_seq"]
+    v_x_seq = seq["v_x_seq"]
+    r_x_seq = seq["r_x_seq"]
+    mu_h_seq = seq["mu_h_seq"]
+    v_h_seq = seq["v_h_seq"]
+    r_h_seq = seq["r_h_seq"]
+    f_seq = seq["f_seq"]
+    i_seq = seq["i_seq"]
+    g_seq = seq["g_seq"]
+    o_seq = seq["o_seq"]
+    mu_c_seq = seq["mu_c_seq"]
+    v_c_seq = seq["v_c_seq"]
+    r_c_seq = seq["r_c_seq"]
+    k_seq = seq["k_seq"]
+    A_x = xs.new_empty((steps, B, 4 * H))
+    # the x terms of every step at once  (F1)-(F4)
+    torch.matmul(xs.reshape(steps * B, D), Wcat_x.T, out=A_x.reshape(steps * B, 4 * H))
+    A_h_prev = xs.new_empty((B, 4 * H))
+    h_seq_rows = h_seq.unbind(0)
+    c_seq_rows = c_seq.unbind(0)
+    zx_f_seq_rows = zx_f_seq.unbind(0)
+    A_x_rows = A_x.unbind(0)
+    zx_i_seq_rows = zx_i_seq.unbind(0)
+    zx_g_seq_rows = zx_g_seq.unbind(0)
+    zx_o_seq_rows = zx_o_seq.unbind(0)
+    zh_f_seq_rows = zh_f_seq.unbind(0)
+    zh_i_seq_rows = zh_i_seq.unbind(0)
+    zh_g_seq_rows = zh_g_seq.unbind(0)
+    zh_o_seq_rows = zh_o_seq.unbind(0)
+    mu_x_seq_rows = mu_x_seq.unbind(0)
+    v_x_seq_rows = v_x_seq.unbind(0)
+    r_x_seq_rows = r_x_seq.unbind(0)
+    mu_h_seq_rows = mu_h_seq.unbind(0)
+    v_h_seq_rows = v_h_seq.unbind(0)
+    r_h_seq_rows = r_h_seq.unbind(0)
+    f_seq_rows = f_seq.unbind(0)
+    i_seq_rows = i_seq.unbind(0)
+    g_seq_rows = g_seq.unbind(0)
+    o_seq_rows = o_seq.unbind(0)
+    mu_c_seq_rows = mu_c_seq.unbind(0)
+    v_c_seq_rows = v_c_seq.unbind(0)
+    r_c_seq_rows = r_c_seq.unbind(0)
+    k_seq_rows = k_seq.unbind(0)
+    for t in range(steps):
+        h_prev = h_seq_rows[t]
+        c_prev = c_seq_rows[t]
+        zx_f_seq_rows[t][...] = A_x_rows[t][:, 0:H]
+        zx_f = zx_f_seq_rows[t]
+        zx_i_seq_rows[t][...] = A_x_rows[t][:, H:2 * H]
+        zx_i = zx_i_seq_rows[t]
+        zx_g_seq_rows[t][...] = A_x_rows[t][:, 2 * H:3 * H]
+        zx_g = zx_g_seq_rows[t]
+        zx_o_seq_rows[t][...] = A_x_rows[t][:, 3 * H:4 * H]
+        zx_o = zx_o_seq_rows[t]
+        torch.matmul(h_prev, Wcat_h_prev.T, out=A_h_prev)  # (F5)-(F8)
+        zh_f_seq_rows[t][...] = A_h_prev[:, 0:H]
+        zh_f = zh_f_seq_rows[t]
+        zh_i_seq_rows[t][...] = A_h_prev[:, H:2 * H]
+        zh_i = zh_i_seq_rows[t]
+        zh_g_seq_rows[t][...] = A_h_prev[:, 2 * H:3 * H]
+        zh_g = zh_g_seq_rows[t]
+        zh_o_seq_rows[t][...] = A_h_prev[:, 3 * H:4 * H]
+        zh_o = zh_o_seq_rows[t]
+        torch.add((1/4)*(zx_f).mean(dim=-1, keepdim=True), (1/4)*(zx_g).mean(dim=-1, keepdim=True) + (1/4)*(zx_i).mean(dim=-1, keepdim=True) + (1/4)*(zx_o).mean(dim=-1, keepdim=True), out=mu_x_seq_rows[t])  # (F9)
+        mu_x = mu_x_seq_rows[t]
+        e_zx_f = (-mu_x + zx_f)**2  # (F10)
+        e_zx_i = (-mu_x + zx_i)**2  # (F11)
+        e_zx_g = (-mu_x + zx_g)**2  # (F12)
+        e_zx_o = (-mu_x + zx_o)**2  # (F13)
+        torch.add((1/4)*(e_zx_f).mean(dim=-1, keepdim=True), (1/4)*(e_zx_g).mean(dim=-1, keepdim=True) + (1/4)*(e_zx_i).mean(dim=-1, keepdim=True) + (1/4)*(e_zx_o).mean(dim=-1, keepdim=True), out=v_x_seq_rows[t])  # (F14)
+        v_x = v_x_seq_rows[t]
+        r_x_seq_rows[t][...] = 1/torch.sqrt(v_x + 1/100000)  # (F15)
+        r_x = r_x_seq_rows[t]
+        yx_f = beta_x_f + gamma_x_f*r_x*(-mu_x + zx_f)  # (F16)
+        yx_i = beta_x_i + gamma_x_i*r_x*(-mu_x + zx_i)  # (F17)
+        yx_g = beta_x_g + gamma_x_g*r_x*(-mu_x + zx_g)  # (F18)
+        yx_o = beta_x_o + gamma_x_o*r_x*(-mu_x + zx_o)  # (F19)
+        torch.add((1/4)*(zh_f).mean(dim=-1, keepdim=True), (1/4)*(zh_g).mean(dim=-1, keepdim=True) + (1/4)*(zh_i).mean(dim=-1, keepdim=True) + (1/4)*(zh_o).mean(dim=-1, keepdim=True), out=mu_h_seq_rows[t])  # (F20)
+        mu_h = mu_h_seq_rows[t]
+        e_zh_f = (-mu_h + zh_f)**2  # (F21)
+        e_zh_i = (-mu_h + zh_i)**2  # (F22)
+        e_zh_g = (-mu_h + zh_g)**2  # (F23)
+        e_zh_o = (-mu_h + zh_o)**2  # (F24)
+        torch.add((1/4)*(e_zh_f).mean(dim=-1, keepdim=True), (1/4)*(e_zh_g).mean(dim=-1, keepdim=True) + (1/4)*(e_zh_i).mean(dim=-1, keepdim=True) + (1/4)*(e_zh_o).mean(dim=-1, keepdim=True), out=v_h_seq_rows[t])  # (F25)
+        v_h = v_h_seq_rows[t]
+        r_h_seq_rows[t][...] = 1/torch.sqrt(v_h + 1/100000)  # (F26)
+        r_h = r_h_seq_rows[t]
+        yh_f = beta_h_f + gamma_h_f*r_h*(-mu_h + zh_f)  # (F27)
+        yh_i = beta_h_i + gamma_h_i*r_h*(-mu_h + zh_i)  # (F28)
+        yh_g = beta_h_g + gamma_h_g*r_h*(-mu_h + zh_g)  # (F29)
+        yh_o = beta_h_o + gamma_h_o*r_h*(-mu_h + zh_o)  # (F30)
+        s_f = yh_f + yx_f  # (F31)
+        a_f = b_f + s_f  # (F32)
+        s_i = yh_i + yx_i  # (F33)
+        a_i = b_i + s_i  # (F34)
+        s_g = yh_g + yx_g  # (F35)
+        a_g = b_g + s_g  # (F36)
+        s_o = yh_o + yx_o  # (F37)
+        a_o = b_o + s_o  # (F38)
+        torch.sigmoid(a_f, out=f_seq_rows[t])  # (F39)
+        f = f_seq_rows[t]
+        torch.sigmoid(a_i, out=i_seq_rows[t])  # (F40)
+        i = i_seq_rows[t]
+        torch.tanh(a_g, out=g_seq_rows[t])  # (F41)
+        g = g_seq_rows[t]
+        torch.sigmoid(a_o, out=o_seq_rows[t])  # (F42)
+        o = o_seq_rows[t]
+        m = c_prev*f  # (F43)
+        n = g*i  # (F44)
+        torch.add(m, n, out=c_seq_rows[t + 1])  # (F45)
+        c = c_seq_rows[t + 1]
+        mu_c_seq_rows[t][...] = (c).mean(dim=-1, keepdim=True)  # (F46)
+        mu_c = mu_c_seq_rows[t]
+        e_c = (c - mu_c)**2  # (F47)
+        v_c_seq_rows[t][...] = (e_c).mean(dim=-1, keepdim=True)  # (F48)
+        v_c = v_c_seq_rows[t]
+        r_c_seq_rows[t][...] = 1/torch.sqrt(v_c + 1/100000)  # (F49)
+        r_c = r_c_seq_rows[t]
+        y_c = beta_c + gamma_c*r_c*(c - mu_c)  # (F50)
+        torch.tanh(y_c, out=k_seq_rows[t])  # (F51)
+        k = k_seq_rows[t]
+        torch.mul(k, o, out=h_seq_rows[t + 1])  # (F52)
+
+
+def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
+    """All steps back from d_next (the state gradients after the last step); adds the parameter
+    gradients into dw, writes dxs and returns the state gradients before step 0."""
+    D = sizes["D"]
+    H = sizes["H"]
+    steps, B = xs.shape[:2]
+    Wcat_x = w["Wcat_x"]
+    Wcat_h_prev = w["Wcat_h_prev"]
+    b_f = w["b_f"]
+    b_i = w["b_i"]
+    b_g = w["b_g"]
+    b_o = w["b_o"]
+    gamma_x_f = w["gamma_x_f"]
+    gamma_x_i = w["gamma_x_i"]
+    gamma_x_g = w["gamma_x_g"]
+    gamma_x_o = w["gamma_x_o"]
+    beta_x_f = w["beta_x_f"]
+    beta_x_i = w["beta_x_i"]
+    beta_x_g = w["beta_x_g"]
+    beta_x_o = w["beta_x_o"]
+    gamma_h_f = w["gamma_h_f"]
+    gamma_h_i = w["gamma_h_i"]
+    gamma_h_g = w["gamma_h_g"]
+    gamma_h_o = w["gamma_h_o"]
+    beta_h_f = w["beta_h_f"]
+    beta_h_i = w["beta_h_i"]
+    beta_h_g = w["beta_h_g"]
+    beta_h_o = w["beta_h_o"]
+    gamma_c = w["gamma_c"]
+    beta_c = w["beta_c"]
+    h_seq = seq["h_seq"]
+    c_seq = seq["c_seq"]
+    zx_f_seq = seq["zx_f_seq"]
+    zx_i_seq = seq["zx_i_seq"]
+    zx_g_seq = seq["zx_g_seq"]
+    zx_o_seq = seq["zx_o_seq"]
+    zh_f_seq = seq["zh_f_seq"]
+    zh_i_seq = seq["zh_i_seq"]
+    zh_g_seq = seq["zh_g_seq"]
+    zh_o_seq = seq["zh_o_seq"]
+    mu_x_seq = seq["mu_x_seq"]
+    v_x_seq = seq["v_x_seq"]
+    r_x_seq = seq["r_x_seq"]
+    mu_h_seq = seq["mu_h_seq"]
+    v_h_seq = seq["v_h_seq"]
+    r_h_seq = seq["r_h_seq"]
+    f_seq = seq["f_seq"]
+    i_seq = seq["i_seq"]
+    g_seq = seq["g_seq"]
+    o_seq = seq["o_seq"]
+    mu_c_seq = seq["mu_c_seq"]
+    v_c_seq = seq["v_c_seq"]
+    r_c_seq = seq["r_c_seq"]
+    k_seq = seq["k_seq"]
+    d_h_next = d_next["h"]
+    d_c_next = d_next["c"]
+    d_b_f = dw["b_f"]
+    d_b_i = dw["b_i"]
+    d_b_g = dw["b_g"]
+    d_b_o = dw["b_o"]
+    d_gamma_x_f = dw["gamma_x_f"]
+    d_gamma_x_i = dw["gamma_x_i"]
+    d_gamma_x_g = dw["gamma_x_g"]
+    d_gamma_x_o = dw["gamma_x_o"]
+    d_beta_x_f = dw["beta_x_f"]
+    d_beta_x_i = dw["beta_x_i"]
+    d_beta_x_g = dw["beta_x_g"]
+    d_beta_x_o = dw["beta_x_o"]
+    d_gamma_h_f = dw["gamma_h_f"]
+    d_gamma_h_i = dw["gamma_h_i"]
+    d_gamma_h_g = dw["gamma_h_g"]
+    d_gamma_h_o = dw["gamma_h_o"]
+    d_beta_h_f = dw["beta_h_f"]
+    d_beta_h_i = dw["beta_h_i"]
+    d_beta_h_g = dw["beta_h_g"]
+    d_beta_h_o = dw["beta_h_o"]
+    d_gamma_c = dw["gamma_c"]
+    d_beta_c = dw["beta_c"]
+    d_A_x_seq = xs.new_empty((steps, B, 4 * H))
+    d_A_h_prev_seq = xs.new_empty((steps, B, 4 * H))
+    c = c_seq[1:]
+    zx_f = zx_f_seq[0:steps]
+    zx_i = zx_i_seq[0:steps]
+    zx_g = zx_g_seq[0:steps]
+    zx_o = zx_o_seq[0:steps]
+    zh_f = zh_f_seq[0:steps]
+    zh_i = zh_i_seq[0:steps]
+    zh_g = zh_g_seq[0:steps]
+    zh_o = zh_o_seq[0:steps]
+    mu_x = mu_x_seq[0:steps]
+    v_x = v_x_seq[0:steps]
+    mu_h = mu_h_seq[0:steps]
+    v_h = v_h_seq[0:steps]
+    f = f_seq[0:steps]
+    i = i_seq[0:steps]
+    g = g_seq[0:steps]
+    o = o_seq[0:steps]
+    mu_c = mu_c_seq[0:steps]
+    v_c = v_c_seq[0:steps]
+    k = k_seq[0:steps]
+    J_B3_seq = 1 - k**2  # (B3)
+    J_B4_seq = c - mu_c  # (B4)
+    J_B5_seq = (v_c + 1/100000)**(-3/2)  # (B5)
+    J_B7_seq = -2*c + 2*mu_c  # (B7) fork: e_c, y_c
+    J_B8_seq = 2*c - 2*mu_c  # (B8) fork: mu_c, e_c, y_c, next step
+    J_B15_seq = o*(1 - o)  # (B15)
+    J_B17_seq = 1 - g**2  # (B17)
+    J_B19_seq = i*(1 - i)  # (B19)
+    J_B21_seq = f*(1 - f)  # (B21)
+    J_B27_seq = -mu_h + zh_f  # (B27) fork: yh_f, yh_i, yh_g, yh_o
+    J_B27_2_seq = -mu_h + zh_g  # (B27) fork: yh_f, yh_i, yh_g, yh_o
+    J_B27_3_seq = -mu_h + zh_i  # (B27) fork: yh_f, yh_i, yh_g, yh_o
+    J_B27_4_seq = -mu_h + zh_o  # (B27) fork: yh_f, yh_i, yh_g, yh_o
+    J_B28_seq = (v_h + 1/100000)**(-3/2)  # (B28)
+    J_B33_seq = 2*mu_h - 2*zh_f  # (B33) fork: e_zh_f, e_zh_i, e_zh_g, e_zh_o, yh_f, yh_i, yh_g, yh_o
+    J_B33_2_seq = 2*mu_h - 2*zh_g  # (B33) fork: e_zh_f, e_zh_i, e_zh_g, e_zh_o, yh_f, yh_i, yh_g, yh_o
+    J_B33_3_seq = 2*mu_h - 2*zh_i  # (B33) fork: e_zh_f, e_zh_i, e_zh_g, e_zh_o, yh_f, yh_i, yh_g, yh_o
+    J_B33_4_seq = 2*mu_h - 2*zh_o  # (B33) fork: e_zh_f, e_zh_i, e_zh_g, e_zh_o, yh_f, yh_i, yh_g, yh_o
+    J_B38_seq = -mu_x + zx_f  # (B38) fork: yx_f, yx_i, yx_g, yx_o
+    J_B38_2_seq = -mu_x + zx_g  # (B38) fork: yx_f, yx_i, yx_g, yx_o
+    J_B38_3_seq = -mu_x + zx_i  # (B38) fork: yx_f, yx_i, yx_g, yx_o
+    J_B38_4_seq = -mu_x + zx_o  # (B38) fork: yx_f, yx_i, yx_g, yx_o
+    J_B39_seq = (v_x + 1/100000)**(-3/2)  # (B39)
+    J_B44_seq = 2*mu_x - 2*zx_f  # (B44) fork: e_zx_f, e_zx_i, e_zx_g, e_zx_o, yx_f, yx_i, yx_g, yx_o
+    J_B44_2_seq = 2*mu_x - 2*zx_g  # (B44) fork: e_zx_f, e_zx_i, e_zx_g, e_zx_o, yx_f, yx_i, yx_g, yx_o
+    J_B44_3_seq = 2*mu_x - 2*zx_i  # (B44) fork: e_zx_f, e_zx_i, e_zx_g, e_zx_o, yx_f, yx_i, yx_g, yx_o
+    J_B44_4_seq = 2*mu_x - 2*zx_o  # (B44) fork: e_zx_f, e_zx_i, e_zx_g, e_zx_o, yx_f, yx_i, yx_g, yx_o
+    J_B45_seq = -2*mu_h + 2*zh_o  # (B45) fork: mu_h, e_zh_o, yh_o
+    J_B46_seq = -2*mu_h + 2*zh_g  # (B46) fork: mu_h, e_zh_g, yh_g
+    J_B47_seq = -2*mu_h + 2*zh_i  # (B47) fork: mu_h, e_zh_i, yh_i
+    J_B48_seq = -2*mu_h + 2*zh_f  # (B48) fork: mu_h, e_zh_f, yh_f
+    J_B49_seq = -2*mu_x + 2*zx_o  # (B49) fork: mu_x, e_zx_o, yx_o
+    J_B50_seq = -2*mu_x + 2*zx_g  # (B50) fork: mu_x, e_zx_g, yx_g
+    J_B51_seq = -2*mu_x + 2*zx_i  # (B51) fork: mu_x, e_zx_i, yx_i
+    J_B52_seq = -2*mu_x + 2*zx_f  # (B52) fork: mu_x, e_zx_f, yx_f
+    dhs_rows = dhs.unbind(0)
+    J_B3_seq_rows = J_B3_seq.unbind(0)
+    J_B4_seq_rows = J_B4_seq.unbind(0)
+    J_B5_seq_rows = J_B5_seq.unbind(0)
+    J_B7_seq_rows = J_B7_seq.unbind(0)
+    J_B8_seq_rows = J_B8_seq.unbind(0)
+    J_B15_seq_rows = J_B15_seq.unbind(0)
+    J_B17_seq_rows = J_B17_seq.unbind(0)
+    J_B19_seq_rows = J_B19_seq.unbind(0)
+    J_B21_seq_rows = J_B21_seq.unbind(0)
+    J_B27_seq_rows = J_B27_seq.unbind(0)
+    J_B27_2_seq_rows = J_B27_2_seq.unbind(0)
+    J_B27_3_seq_rows = J_B27_3_seq.unbind(0)
+    J_B27_4_seq_rows = J_B27_4_seq.unbind(0)
+    J_B28_seq_rows = J_B28_seq.unbind(0)
+    J_B33_seq_rows = J_B33_seq.unbind(0)
+    J_B33_2_seq_rows = J_B33_2_seq.unbind(0)
+    J_B33_3_seq_rows = J_B33_3_seq.unbind(0)
+    J_B33_4_seq_rows = J_B33_4_seq.unbind(0)
+    J_B38_seq_rows = J_B38_seq.unbind(0)
+    J_B38_2_seq_rows = J_B38_2_seq.unbind(0)
+    J_B38_3_seq_rows = J_B38_3_seq.unbind(0)
+    J_B38_4_seq_rows = J_B38_4_seq.unbind(0)
+    J_B39_seq_rows = J_B39_seq.unbind(0)
+    J_B44_seq_rows = J_B44_seq.unbind(0)
+    J_B44_2_seq_rows = J_B44_2_seq.unbind(0)
+    J_B44_3_seq_rows = J_B44_3_seq.unbind(0)
+    J_B44_4_seq_rows = J_B44_4_seq.unbind(0)
+    J_B45_seq_rows = J_B45_seq.unbind(0)
+    J_B46_seq_rows = J_B46_seq.unbind(0)
+    J_B47_seq_rows = J_B47_seq.unbind(0)
+    J_B48_seq_rows = J_B48_seq.unbind(0)
+    J_B49_seq_rows = J_B49_seq.unbind(0)
+    J_B50_seq_rows = J_B50_seq.unbind(0)
+    J_B51_seq_rows = J_B51_seq.unbind(0)
+    J_B52_seq_rows = J_B52_seq.unbind(0)
+    c_seq_rows = c_seq.unbind(0)
+    zx_f_seq_rows = zx_f_seq.unbind(0)
+    zx_i_seq_rows = zx_i_seq.unbind(0)
+    zx_g_seq_rows = zx_g_seq.unbind(0)
+    zx_o_seq_rows = zx_o_seq.unbind(0)
+    zh_f_seq_rows = zh_f_seq.unbind(0)
+    zh_i_seq_rows = zh_i_seq.unbind(0)
+    zh_g_seq_rows = zh_g_seq.unbind(0)
+    zh_o_seq_rows = zh_o_seq.unbind(0)
+    mu_x_seq_rows = mu_x_seq.unbind(0)
+    v_x_seq_rows = v_x_seq.unbind(0)
+    r_x_seq_rows = r_x_seq.unbind(0)
+    mu_h_seq_rows = mu_h_seq.unbind(0)
+    v_h_seq_rows = v_h_seq.unbind(0)
+    r_h_seq_rows = r_h_seq.unbind(0)
+    f_seq_rows = f_seq.unbind(0)
+    i_seq_rows = i_seq.unbind(0)
+    g_seq_rows = g_seq.unbind(0)
+    o_seq_rows = o_seq.unbind(0)
+    mu_c_seq_rows = mu_c_seq.unbind(0)
+    v_c_seq_rows = v_c_seq.unbind(0)
+    r_c_seq_rows = r_c_seq.unbind(0)
+    k_seq_rows = k_seq.unbind(0)
+    d_A_x_seq_rows = d_A_x_seq.unbind(0)
+    d_A_h_prev_seq_rows = d_A_h_prev_seq.unbind(0)
+    for t in reversed(range(steps)):
+        J_B3 = J_B3_seq_rows[t]
+        J_B4 = J_B4_seq_rows[t]
+        J_B5 = J_B5_seq_rows[t]
+        J_B7 = J_B7_seq_rows[t]
+        J_B8 = J_B8_seq_rows[t]
+        J_B15 = J_B15_seq_rows[t]
+        J_B17 = J_B17_seq_rows[t]
+        J_B19 = J_B19_seq_rows[t]
+        J_B21 = J_B21_seq_rows[t]
+        J_B27 = J_B27_seq_rows[t]
+        J_B27_2 = J_B27_2_seq_rows[t]
+        J_B27_3 = J_B27_3_seq_rows[t]
+        J_B27_4 = J_B27_4_seq_rows[t]
+        J_B28 = J_B28_seq_rows[t]
+        J_B33 = J_B33_seq_rows[t]
+        J_B33_2 = J_B33_2_seq_rows[t]
+        J_B33_3 = J_B33_3_seq_rows[t]
+        J_B33_4 = J_B33_4_seq_rows[t]
+        J_B38 = J_B38_seq_rows[t]
+        J_B38_2 = J_B38_2_seq_rows[t]
+        J_B38_3 = J_B38_3_seq_rows[t]
+        J_B38_4 = J_B38_4_seq_rows[t]
+        J_B39 = J_B39_seq_rows[t]
+        J_B44 = J_B44_seq_rows[t]
+        J_B44_2 = J_B44_2_seq_rows[t]
+        J_B44_3 = J_B44_3_seq_rows[t]
+        J_B44_4 = J_B44_4_seq_rows[t]
+        J_B45 = J_B45_seq_rows[t]
+        J_B46 = J_B46_seq_rows[t]
+        J_B47 = J_B47_seq_rows[t]
+        J_B48 = J_B48_seq_rows[t]
+        J_B49 = J_B49_seq_rows[t]
+        J_B50 = J_B50_seq_rows[t]
+        J_B51 = J_B51_seq_rows[t]
+        J_B52 = J_B52_seq_rows[t]
+        c_prev = c_seq_rows[t]
+        c = c_seq_rows[t + 1]
+        zx_f = zx_f_seq_rows[t]
+        zx_i = zx_i_seq_rows[t]
+        zx_g = zx_g_seq_rows[t]
+        zx_o = zx_o_seq_rows[t]
+        zh_f = zh_f_seq_rows[t]
+        zh_i = zh_i_seq_rows[t]
+        zh_g = zh_g_seq_rows[t]
+        zh_o = zh_o_seq_rows[t]
+        mu_x = mu_x_seq_rows[t]
+        v_x = v_x_seq_rows[t]
+        r_x = r_x_seq_rows[t]
+        mu_h = mu_h_seq_rows[t]
+        v_h = v_h_seq_rows[t]
+        r_h = r_h_seq_rows[t]
+        f = f_seq_rows[t]
+        i = i_seq_rows[t]
+        g = g_seq_rows[t]
+        o = o_seq_rows[t]
+        mu_c = mu_c_seq_rows[t]
+        v_c = v_c_seq_rows[t]
+        r_c = r_c_seq_rows[t]
+        k = k_seq_rows[t]
+        d_A_x = d_A_x_seq_rows[t]
+        d_A_h_prev = d_A_h_prev_seq_rows[t]
+        d_h = d_h_next + dhs_rows[t]  # (B1) fork: loss, next step
+        d_k = d_h*o  # (B2)
+        d_y_c = J_B3*d_k  # (B3)
+        d_r_c = J_B4*d_y_c*gamma_c  # (B4)
+        d_v_c = -1/2*J_B5*d_r_c  # (B5)
+        d_e_c = (d_v_c).mean(dim=-1, keepdim=True)  # (B6)
+        d_mu_c = torch.addcmul(-d_y_c*gamma_c*r_c, J_B7, d_e_c)  # (B7) fork: e_c, y_c
+        d_c = torch.addcmul(d_y_c*gamma_c*r_c + d_c_next + (d_mu_c).mean(dim=-1, keepdim=True), J_B8, d_e_c)  # (B8) fork: mu_c, e_c, y_c, next step
+        d_n = d_c  # (B9)
+        d_m = d_c  # (B10)
+        d_o = d_h*k  # (B11)
+        d_g = d_n*i  # (B12)
+        d_i = d_n*g  # (B13)
+        d_f = c_prev*d_m  # (B14)
+        d_a_o = J_B15*d_o  # (B15)
+        d_s_o = d_a_o  # (B16)
+        d_a_g = J_B17*d_g  # (B17)
+        d_s_g = d_a_g  # (B18)
+        d_a_i = J_B19*d_i  # (B19)
+        d_s_i = d_a_i  # (B20)
+        d_a_f = J_B21*d_f  # (B21)
+        d_s_f = d_a_f  # (B22)
+        d_yh_o = d_s_o  # (B23)
+        d_yh_g = d_s_g  # (B24)
+        d_yh_i = d_s_i  # (B25)
+        d_yh_f = d_s_f  # (B26)
+        d_r_h = J_B27*d_yh_f*gamma_h_f + J_B27_2*d_yh_g*gamma_h_g + J_B27_3*d_yh_i*gamma_h_i + J_B27_4*d_yh_o*gamma_h_o  # (B27) fork: yh_f, yh_i, yh_g, yh_o
+        d_v_h = -1/2*J_B28*d_r_h  # (B28)
+        d_e_zh_o = (1/4)*(d_v_h).mean(dim=-1, keepdim=True)  # (B29)
+        d_e_zh_g = (1/4)*(d_v_h).mean(dim=-1, keepdim=True)  # (B30)
+        d_e_zh_i = (1/4)*(d_v_h).mean(dim=-1, keepdim=True)  # (B31)
+        d_e_zh_f = (1/4)*(d_v_h).mean(dim=-1, keepdim=True)  # (B32)
+        d_mu_h = torch.addcmul(torch.addcmul(torch.addcmul(torch.addcmul(-d_yh_f*gamma_h_f*r_h - d_yh_g*gamma_h_g*r_h - d_yh_i*gamma_h_i*r_h - d_yh_o*gamma_h_o*r_h, J_B33_4, d_e_zh_o), J_B33_3, d_e_zh_i), J_B33_2, d_e_zh_g), J_B33, d_e_zh_f)  # (B33) fork: e_zh_f, e_zh_i, e_zh_g, e_zh_o, yh_f, yh_i, yh_g, yh_o
+        d_yx_o = d_s_o  # (B34)
+        d_yx_g = d_s_g  # (B35)
+        d_yx_i = d_s_i  # (B36)
+        d_yx_f = d_s_f  # (B37)
+        d_r_x = J_B38*d_yx_f*gamma_x_f + J_B38_2*d_yx_g*gamma_x_g + J_B38_3*d_yx_i*gamma_x_i + J_B38_4*d_yx_o*gamma_x_o  # (B38) fork: yx_f, yx_i, yx_g, yx_o
+        d_v_x = -1/2*J_B39*d_r_x  # (B39)
+        d_e_zx_o = (1/4)*(d_v_x).mean(dim=-1, keepdim=True)  # (B40)
+        d_e_zx_g = (1/4)*(d_v_x).mean(dim=-1, keepdim=True)  # (B41)
+        d_e_zx_i = (1/4)*(d_v_x).mean(dim=-1, keepdim=True)  # (B42)
+        d_e_zx_f = (1/4)*(d_v_x).mean(dim=-1, keepdim=True)  # (B43)
+        d_mu_x = torch.addcmul(torch.addcmul(torch.addcmul(torch.addcmul(-d_yx_f*gamma_x_f*r_x - d_yx_g*gamma_x_g*r_x - d_yx_i*gamma_x_i*r_x - d_yx_o*gamma_x_o*r_x, J_B44_4, d_e_zx_o), J_B44_3, d_e_zx_i), J_B44_2, d_e_zx_g), J_B44, d_e_zx_f)  # (B44) fork: e_zx_f, e_zx_i, e_zx_g, e_zx_o, yx_f, yx_i, yx_g, yx_o
+        torch.addcmul(d_yh_o*gamma_h_o*r_h + (1/4)*(d_mu_h).mean(dim=-1, keepdim=True), J_B45, d_e_zh_o, out=d_A_h_prev[:, 3 * H:4 * H])  # (B45) fork: mu_h, e_zh_o, yh_o
+        torch.addcmul(d_yh_g*gamma_h_g*r_h + (1/4)*(d_mu_h).mean(dim=-1, keepdim=True), J_B46, d_e_zh_g, out=d_A_h_prev[:, 2 * H:3 * H])  # (B46) fork: mu_h, e_zh_g, yh_g
+        torch.addcmul(d_yh_i*gamma_h_i*r_h + (1/4)*(d_mu_h).mean(dim=-1, keepdim=True), J_B47, d_e_zh_i, out=d_A_h_prev[:, H:2 * H])  # (B47) fork: mu_h, e_zh_i, yh_i
+        torch.addcmul(d_yh_f*gamma_h_f*r_h + (1/4)*(d_mu_h).mean(dim=-1, keepdim=True), J_B48, d_e_zh_f, out=d_A_h_prev[:, 0:H])  # (B48) fork: mu_h, e_zh_f, yh_f
+        torch.addcmul(d_yx_o*gamma_x_o*r_x + (1/4)*(d_mu_x).mean(dim=-1, keepdim=True), J_B49, d_e_zx_o, out=d_A_x[:, 3 * H:4 * H])  # (B49) fork: mu_x, e_zx_o, yx_o
+        torch.addcmul(d_yx_g*gamma_x_g*r_x + (1/4)*(d_mu_x).mean(dim=-1, keepdim=True), J_B50, d_e_zx_g, out=d_A_x[:, 2 * H:3 * H])  # (B50) fork: mu_x, e_zx_g, yx_g
+        torch.addcmul(d_yx_i*gamma_x_i*r_x + (1/4)*(d_mu_x).mean(dim=-1, keepdim=True), J_B51, d_e_zx_i, out=d_A_x[:, H:2 * H])  # (B51) fork: mu_x, e_zx_i, yx_i
+        torch.addcmul(d_yx_f*gamma_x_f*r_x + (1/4)*(d_mu_x).mean(dim=-1, keepdim=True), J_B52, d_e_zx_f, out=d_A_x[:, 0:H])  # (B52) fork: mu_x, e_zx_f, yx_f
+        d_c_prev = d_m*f  # (B53)
+        d_h_prev = d_A_h_prev @ Wcat_h_prev  # (B54) fork: zh_f, zh_i, zh_g, zh_o
+        d_b_f += (d_a_f).sum(dim=0)  # (P9)
+        d_b_i += (d_a_i).sum(dim=0)  # (P10)
+        d_b_g += (d_a_g).sum(dim=0)  # (P11)
+        d_b_o += (d_a_o).sum(dim=0)  # (P12)
+        d_gamma_x_f += (d_yx_f*r_x*(-mu_x + zx_f)).sum(dim=0)  # (P13)
+        d_gamma_x_i += (d_yx_i*r_x*(-mu_x + zx_i)).sum(dim=0)  # (P14)
+        d_gamma_x_g += (d_yx_g*r_x*(-mu_x + zx_g)).sum(dim=0)  # (P15)
+        d_gamma_x_o += (d_yx_o*r_x*(-mu_x + zx_o)).sum(dim=0)  # (P16)
+        d_beta_x_f += (d_yx_f).sum(dim=0)  # (P17)
+        d_beta_x_i += (d_yx_i).sum(dim=0)  # (P18)
+        d_beta_x_g += (d_yx_g).sum(dim=0)  # (P19)
+        d_beta_x_o += (d_yx_o).sum(dim=0)  # (P20)
+        d_gamma_h_f += (d_yh_f*r_h*(-mu_h + zh_f)).sum(dim=0)  # (P21)
+        d_gamma_h_i += (d_yh_i*r_h*(-mu_h + zh_i)).sum(dim=0)  # (P22)
+        d_gamma_h_g += (d_yh_g*r_h*(-mu_h + zh_g)).sum(dim=0)  # (P23)
+        d_gamma_h_o += (d_yh_o*r_h*(-mu_h + zh_o)).sum(dim=0)  # (P24)
+        d_beta_h_f += (d_yh_f).sum(dim=0)  # (P25)
+        d_beta_h_i += (d_yh_i).sum(dim=0)  # (P26)
+        d_beta_h_g += (d_yh_g).sum(dim=0)  # (P27)
+        d_beta_h_o += (d_yh_o).sum(dim=0)  # (P28)
+        d_gamma_c += (d_y_c*r_c*(c - mu_c)).sum(dim=0)  # (P29)
+        d_beta_c += (d_y_c).sum(dim=0)  # (P30)
+        d_h_next = d_h_prev
+        d_c_next = d_c_prev
+    dw["Wcat_x"] += d_A_x_seq.reshape(steps * B, 4 * H).T @ xs.reshape(steps * B, D)  # (P1)-(P4)
+    torch.matmul(d_A_x_seq.reshape(steps * B, 4 * H), Wcat_x, out=dxs.reshape(steps * B, D))  # (B55)
+    dw["Wcat_h_prev"] += d_A_h_prev_seq.reshape(steps * B, 4 * H).T @ h_seq[:steps].reshape(steps * B, H)  # (P5)-(P8)
+    return {"h": d_h_next, "c": d_c_next}
+
+
+def _buffers(n, B, sizes, xs, names=CACHED):
+    """Storage for n steps of the named values the backward pass reads (a state has n + 1 rows)."""
+    D = sizes["D"]
+    H = sizes["H"]
+    shapes = {
+        "h_seq": (n + 1, B, H),
+        "c_seq": (n + 1, B, H),
+        "zx_f_seq": (n, B, H),
+        "zx_i_seq": (n, B, H),
+        "zx_g_seq": (n, B, H),
+        "zx_o_seq": (n, B, H),
+        "zh_f_seq": (n, B, H),
+        "zh_i_seq": (n, B, H),
+        "zh_g_seq": (n, B, H),
+        "zh_o_seq": (n, B, H),
+        "mu_x_seq": (n, B, H),
+        "v_x_seq": (n, B, H),
+        "r_x_seq": (n, B, H),
+        "mu_h_seq": (n, B, H),
+        "v_h_seq": (n, B, H),
+        "r_h_seq": (n, B, H),
+        "f_seq": (n, B, H),
+        "i_seq": (n, B, H),
+        "g_seq": (n, B, H),
+        "o_seq": (n, B, H),
+        "mu_c_seq": (n, B, H),
+        "v_c_seq": (n, B, H),
+        "r_c_seq": (n, B, H),
+        "k_seq": (n, B, H),
+    }
+    return {name: xs.new_empty(shapes[name]) for name in names}
+
+
+def _recompute(w, sizes, xs, seq):
+    """Every step's other cached values from the states in seq (all steps at once: given the
+    states, the steps are independent); adds them to seq."""
+    D = sizes["D"]
+    H = sizes["H"]
+    steps, B = xs.shape[:2]
+    seq.update(_buffers(steps, B, sizes, xs, tuple(n for n in CACHED if n not in SAVED)))
+    Wcat_x = w["Wcat_x"]
+    Wcat_h_prev = w["Wcat_h_prev"]
+    b_f = w["b_f"]
+    b_i = w["b_i"]
+    b_g = w["b_g"]
+    b_o = w["b_o"]
+    gamma_x_f = w["gamma_x_f"]
+    gamma_x_i = w["gamma_x_i"]
+    gamma_x_g = w["gamma_x_g"]
+    gamma_x_o = w["gamma_x_o"]
+    beta_x_f = w["beta_x_f"]
+    beta_x_i = w["beta_x_i"]
+    beta_x_g = w["beta_x_g"]
+    beta_x_o = w["beta_x_o"]
+    gamma_h_f = w["gamma_h_f"]
+    gamma_h_i = w["gamma_h_i"]
+    gamma_h_g = w["gamma_h_g"]
+    gamma_h_o = w["gamma_h_o"]
+    beta_h_f = w["beta_h_f"]
+    beta_h_i = w["beta_h_i"]
+    beta_h_g = w["beta_h_g"]
+    beta_h_o = w["beta_h_o"]
+    gamma_c = w["gamma_c"]
+    beta_c = w["beta_c"]
+    h_seq = seq["h_seq"]
+    c_seq = seq["c_seq"]
+    zx_f_seq = seq["zx_f_seq"]
+    zx_i_seq = seq["zx_i_seq"]
+    zx_g_seq = seq["zx_g_seq"]
+    zx_o_seq = seq["zx_o_seq"]
+    zh_f_seq = seq["zh_f_seq"]
+    zh_i_seq = seq["zh_i_seq"]
+    zh_g_seq = seq["zh_g_seq"]
+    zh_o_seq = seq["zh_o_seq"]
+    mu_x_seq = seq["mu_x_seq"]
+    v_x_seq = seq["v_x_seq"]
+    r_x_seq = seq["r_x_seq"]
+    mu_h_seq = seq["mu_h_seq"]
+    v_h_seq = seq["v_h_seq"]
+    r_h_seq = seq["r_h_seq"]
+    f_seq = seq["f_seq"]
+    i_seq = seq["i_seq"]
+    g_seq = seq["g_seq"]
+    o_seq = seq["o_seq"]
+    mu_c_seq = seq["mu_c_seq"]
+    v_c_seq = seq["v_c_seq"]
+    r_c_seq = seq["r_c_seq"]
+    k_seq = seq["k_seq"]
+    A_x = xs.new_empty((steps, B, 4 * H))
+    # the x terms of every step at once  (F1)-(F4)
+    torch.matmul(xs.reshape(steps * B, D), Wcat_x.T, out=A_x.reshape(steps * B, 4 * H))
+    A_h_prev = xs.new_empty((steps, B, 4 * H))
+    h_prev = h_seq[0:steps]
+    zx_f_seq[0:steps] = A_x[0:steps, :, 0:H]
+    zx_f = zx_f_seq[0:steps]
+    zx_i_seq[0:steps] = A_x[0:steps, :, H:2 * H]
+    zx_i = zx_i_seq[0:steps]
+    zx_g_seq[0:steps] = A_x[0:steps, :, 2 * H:3 * H]
+    zx_g = zx_g_seq[0:steps]
+    zx_o_seq[0:steps] = A_x[0:steps, :, 3 * H:4 * H]
+    zx_o = zx_o_seq[0:steps]
+    torch.matmul(h_prev, Wcat_h_prev.T, out=A_h_prev)  # (F5)-(F8)
+    zh_f_seq[0:steps] = A_h_prev[:, :, 0:H]
+    zh_f = zh_f_seq[0:steps]
+    zh_i_seq[0:steps] = A_h_prev[:, :, H:2 * H]
+    zh_i = zh_i_seq[0:steps]
+    zh_g_seq[0:steps] = A_h_prev[:, :, 2 * H:3 * H]
+    zh_g = zh_g_seq[0:steps]
+    zh_o_seq[0:steps] = A_h_prev[:, :, 3 * H:4 * H]
+    zh_o = zh_o_seq[0:steps]
+    torch.add((1/4)*(zx_f).mean(dim=-1, keepdim=True), (1/4)*(zx_g).mean(dim=-1, keepdim=True) + (1/4)*(zx_i).mean(dim=-1, keepdim=True) + (1/4)*(zx_o).mean(dim=-1, keepdim=True), out=mu_x_seq[0:steps])  # (F9)
+    mu_x = mu_x_seq[0:steps]
+    e_zx_f = (-mu_x + zx_f)**2  # (F10)
+    e_zx_i = (-mu_x + zx_i)**2  # (F11)
+    e_zx_g = (-mu_x + zx_g)**2  # (F12)
+    e_zx_o = (-mu_x + zx_o)**2  # (F13)
+    torch.add((1/4)*(e_zx_f).mean(dim=-1, keepdim=True), (1/4)*(e_zx_g).mean(dim=-1, keepdim=True) + (1/4)*(e_zx_i).mean(dim=-1, keepdim=True) + (1/4)*(e_zx_o).mean(dim=-1, keepdim=True), out=v_x_seq[0:steps])  # (F14)
+    v_x = v_x_seq[0:steps]
+    r_x_seq[0:steps] = 1/torch.sqrt(v_x + 1/100000)  # (F15)
+    r_x = r_x_seq[0:steps]
+    yx_f = beta_x_f + gamma_x_f*r_x*(-mu_x + zx_f)  # (F16)
+    yx_i = beta_x_i + gamma_x_i*r_x*(-mu_x + zx_i)  # (F17)
+    yx_g = beta_x_g + gamma_x_g*r_x*(-mu_x + zx_g)  # (F18)
+    yx_o = beta_x_o + gamma_x_o*r_x*(-mu_x + zx_o)  # (F19)
+    torch.add((1/4)*(zh_f).mean(dim=-1, keepdim=True), (1/4)*(zh_g).mean(dim=-1, keepdim=True) + (1/4)*(zh_i).mean(dim=-1, keepdim=True) + (1/4)*(zh_o).mean(dim=-1, keepdim=True), out=mu_h_seq[0:steps])  # (F20)
+    mu_h = mu_h_seq[0:steps]
+    e_zh_f = (-mu_h + zh_f)**2  # (F21)
+    e_zh_i = (-mu_h + zh_i)**2  # (F22)
+    e_zh_g = (-mu_h + zh_g)**2  # (F23)
+    e_zh_o = (-mu_h + zh_o)**2  # (F24)
+    torch.add((1/4)*(e_zh_f).mean(dim=-1, keepdim=True), (1/4)*(e_zh_g).mean(dim=-1, keepdim=True) + (1/4)*(e_zh_i).mean(dim=-1, keepdim=True) + (1/4)*(e_zh_o).mean(dim=-1, keepdim=True), out=v_h_seq[0:steps])  # (F25)
+    v_h = v_h_seq[0:steps]
+    r_h_seq[0:steps] = 1/torch.sqrt(v_h + 1/100000)  # (F26)
+    r_h = r_h_seq[0:steps]
+    yh_f = beta_h_f + gamma_h_f*r_h*(-mu_h + zh_f)  # (F27)
+    yh_i = beta_h_i + gamma_h_i*r_h*(-mu_h + zh_i)  # (F28)
+    yh_g = beta_h_g + gamma_h_g*r_h*(-mu_h + zh_g)  # (F29)
+    yh_o = beta_h_o + gamma_h_o*r_h*(-mu_h + zh_o)  # (F30)
+    s_f = yh_f + yx_f  # (F31)
+    a_f = b_f + s_f  # (F32)
+    s_i = yh_i + yx_i  # (F33)
+    a_i = b_i + s_i  # (F34)
+    s_g = yh_g + yx_g  # (F35)
+    a_g = b_g + s_g  # (F36)
+    s_o = yh_o + yx_o  # (F37)
+    a_o = b_o + s_o  # (F38)
+    torch.sigmoid(a_f, out=f_seq[0:steps])  # (F39)
+    torch.sigmoid(a_i, out=i_seq[0:steps])  # (F40)
+    torch.tanh(a_g, out=g_seq[0:steps])  # (F41)
+    torch.sigmoid(a_o, out=o_seq[0:steps])  # (F42)
+    c = c_seq[1:]
+    mu_c_seq[0:steps] = (c).mean(dim=-1, keepdim=True)  # (F46)
+    mu_c = mu_c_seq[0:steps]
+    e_c = (c - mu_c)**2  # (F47)
+    v_c_seq[0:steps] = (e_c).mean(dim=-1, keepdim=True)  # (F48)
+    v_c = v_c_seq[0:steps]
+    r_c_seq[0:steps] = 1/torch.sqrt(v_c + 1/100000)  # (F49)
+    r_c = r_c_seq[0:steps]
+    y_c = beta_c + gamma_c*r_c*(c - mu_c)  # (F50)
+    torch.tanh(y_c, out=k_seq[0:steps])  # (F51)
+
+
+def _grads(dw, sizes):
+    """Each parameter's gradient: its rows of a stacked gradient."""
+    D = sizes["D"]
+    H = sizes["H"]
+    grads = {}
+    grads["W_f"] = dw["Wcat_x"][0:H]
+    grads["W_i"] = dw["Wcat_x"][H:2 * H]
+    grads["W_g"] = dw["Wcat_x"][2 * H:3 * H]
+    grads["W_o"] = dw["Wcat_x"][3 * H:4 * H]
+    grads["U_f"] = dw["Wcat_h_prev"][0:H]
+    grads["U_i"] = dw["Wcat_h_prev"][H:2 * H]
+    grads["U_g"] = dw["Wcat_h_prev"][2 * H:3 * H]
+    grads["U_o"] = dw["Wcat_h_prev"][3 * H:4 * H]
+    grads["b_f"] = dw["b_f"]
+    grads["b_i"] = dw["b_i"]
+    grads["b_g"] = dw["b_g"]
+    grads["b_o"] = dw["b_o"]
+    grads["gamma_x_f"] = dw["gamma_x_f"]
+    grads["gamma_x_i"] = dw["gamma_x_i"]
+    grads["gamma_x_g"] = dw["gamma_x_g"]
+    grads["gamma_x_o"] = dw["gamma_x_o"]
+    grads["beta_x_f"] = dw["beta_x_f"]
+    grads["beta_x_i"] = dw["beta_x_i"]
+    grads["beta_x_g"] = dw["beta_x_g"]
+    grads["beta_x_o"] = dw["beta_x_o"]
+    grads["gamma_h_f"] = dw["gamma_h_f"]
+    grads["gamma_h_i"] = dw["gamma_h_i"]
+    grads["gamma_h_g"] = dw["gamma_h_g"]
+    grads["gamma_h_o"] = dw["gamma_h_o"]
+    grads["beta_h_f"] = dw["beta_h_f"]
+    grads["beta_h_i"] = dw["beta_h_i"]
+    grads["beta_h_g"] = dw["beta_h_g"]
+    grads["beta_h_o"] = dw["beta_h_o"]
+    grads["gamma_c"] = dw["gamma_c"]
+    grads["beta_c"] = dw["beta_c"]
+    grads["gamma_x"] = torch.cat([grads["gamma_x_f"], grads["gamma_x_i"], grads["gamma_x_g"], grads["gamma_x_o"]])
+    grads["beta_x"] = torch.cat([grads["beta_x_f"], grads["beta_x_i"], grads["beta_x_g"], grads["beta_x_o"]])
+    grads["gamma_h"] = torch.cat([grads["gamma_h_f"], grads["gamma_h_i"], grads["gamma_h_g"], grads["gamma_h_o"]])
+    grads["beta_h"] = torch.cat([grads["beta_h_f"], grads["beta_h_i"], grads["beta_h_g"], grads["beta_h_o"]])
+    return [grads[name] for name in PARAMS]
+
+
+def _forward(ctx, xs, args, keep):
+    """The forward pass of a Function that keeps the values named in `keep` for its backward."""
+    xs, state0, params = xs.contiguous(), args[:len(STATE)], dict(zip(PARAMS, args[len(STATE):]))
+    sizes = _sizes(params)
+    seq = _buffers(xs.shape[0], xs.shape[1], sizes, xs)
+    for s, value in zip(STATE, state0):
+        seq[f"{s}_seq"][0] = value
+    _forward_steps(_stack(params, sizes, xs), sizes, xs, seq)
+    ctx.kept = keep
+    ctx.save_for_backward(xs, *params.values(), *(seq[name] for name in keep))
+    outputs = seq["h_seq"][1:]
+    return (outputs, *(seq[f"{s}_seq"][-1].clone() for s in STATE))
+
+
+def _backward(ctx, dhs, dstateT):
+    """The derived backward pass, after recomputing what the forward did not keep."""
+    xs, *rest = ctx.saved_tensors
+    params = dict(zip(PARAMS, rest[:len(PARAMS)]))
+    seq = dict(zip(ctx.kept, rest[len(PARAMS):]))
+    sizes = _sizes(params)
+    w = _stack(params, sizes, xs)
+    if len(seq) < len(CACHED):
+        _recompute(w, sizes, xs, seq)
+    dw = {name: torch.zeros_like(value) for name, value in w.items()}
+    dxs = torch.empty_like(xs)
+    d_next = {s: d.clone() for s, d in zip(STATE, dstateT)}
+    dstate0 = _backward_steps(w, sizes, xs, seq, dhs.contiguous(), d_next, dw, dxs)
+    return (dxs, *(dstate0[s] for s in STATE), *_grads(dw, sizes))
+
+
+class LayernormLSTMFunction(torch.autograd.Function):
+    """(xs, *state0, *params in PARAMS order) -> (outputs, *stateT), with the derived backward.
+
+    xs is (T, B, D), each state (B, size).  The forward saves for backward every per-step
+    value the backward reads (CACHED), xs and the parameters (not copied).
+    """
+
+    @staticmethod
+    def forward(ctx, xs, *args):
+        return _forward(ctx, xs, args, CACHED)
+
+    @staticmethod
+    def backward(ctx, dhs, *dstateT):
+        return _backward(ctx, dhs, dstateT)
+
+
+class LayernormLSTMRecomputeFunction(torch.autograd.Function):
+    """LayernormLSTMFunction that saves less: only the states of every step (SAVED), xs and the
+    parameters; its backward first recomputes the other values in CACHED, all steps at once
+    (one more forward pass, done with whole-sequence products)."""
+
+    @staticmethod
+    def forward(ctx, xs, *args):
+        return _forward(ctx, xs, args, SAVED)
+
+    @staticmethod
+    def backward(ctx, dhs, *dstateT):
+        return _backward(ctx, dhs, dstateT)
+
+
+class LayernormLSTM(torch.nn.Module):
+    """The cell over sequences, stacked in layers, in one or both directions (torch.nn.LSTM's interface)."""
+
+    def __init__(self, input_size, hidden_size, num_layers=1, bidirectional=False, batch_first=False,
+                 *, device=None, dtype=None, recompute=False):
+        """recompute=True: keep only the states between forward and backward (less memory, more time)."""
+        super().__init__()
+        self.function = LayernormLSTMRecomputeFunction if recompute else LayernormLSTMFunction
+        self.sizes = {"D": int(input_size), "H": int(hidden_size)}
+        self.num_layers, self.bidirectional, self.batch_first = num_layers, bidirectional, batch_first
+        self.directions = 2 if bidirectional else 1
+        for layer in range(num_layers):
+            sizes = self._layer_sizes(layer)
+            for suffix in ("", "_reverse")[:self.directions]:
+                for key, names in LAYOUT.items():
+                    rows = sum(_dim(PARAMS[name][0], sizes) for name in names)
+                    shape = (rows, *(sizes[s] for s in PARAMS[names[0]][1:]))
+                    self.register_parameter(f"{key}_l{layer}{suffix}", torch.nn.Parameter(
+                        torch.empty(shape, device=device, dtype=dtype)))
+        self.reset_parameters()
+
+    def reset_parameters(self):
+        """Uniform in (-1/sqrt(H), 1/sqrt(H)), as torch.nn's recurrent modules."""
+        bound = 1.0 / self.sizes["H"] ** 0.5
+        for value in self.parameters():
+            torch.nn.init.uniform_(value, -bound, bound)
+
+    def _layer_sizes(self, layer):
+        width = self.sizes[OUTPUT[1]] * self.directions
+        return dict(self.sizes, D=self.sizes["D"] if layer == 0 else width)
+
+    def layer_params(self, layer, reverse=False):
+        """The parameters of one layer and direction keyed like PARAMS (views; summed doubles)."""
+        sizes, suffix, params = self._layer_sizes(layer), "_reverse" if reverse else "", {}
+        for key, names in LAYOUT.items():
+            blocks = torch.split(getattr(self, f"{key}_l{layer}{suffix}"),
+                                 [_dim(PARAMS[name][0], sizes) for name in names])
+            for name, block in zip(names, blocks):
+                params[name] = params[name] + block if name in params else block
+        return params
+
+    def forward(self, input, state0=None):
+        xs = input.transpose(0, 1) if self.batch_first else input
+        B = xs.shape[1]
+        if state0 is None:
+            state0 = tuple(xs.new_zeros((self.num_layers * self.directions, B, self.sizes[STATE_SIZES[s]]))
+                           for s in STATE)
+        elif isinstance(state0, torch.Tensor):
+            state0 = (state0,)
+        final = []
+        for layer in range(self.num_layers):
+            outputs = []
+            for direction in range(self.directions):
+                k = layer * self.directions + direction
+                params = self.layer_params(layer, reverse=direction == 1)
+                run = xs.flip(0) if direction else xs
+                out, *stateT = self.function.apply(run, *(s[k] for s in state0),
+                                                   *(params[name] for name in PARAMS))
+                outputs.append(out.flip(0) if direction else out)
+                final.append(stateT)
+            xs = torch.cat(outputs, dim=2) if self.directions == 2 else outputs[0]
+        output = xs.transpose(0, 1) if self.batch_first else xs
+        return output, tuple(torch.stack([f[n] for f in final]) for n in range(len(STATE)))
