@@ -20,7 +20,7 @@ from codegen.numpy_backend.spell import SPELLING as NUMPY_SPELLING, ref_code
 from codegen.records import Add, Assign, Buffer, Copy, Gemm, Ref, Reduce, Stack, Zeros
 from codegen.numpy_backend.printer import Sigmoid, spelled
 from codegen.torch_backend.printer import SPELLED, expr_code
-from derive.terms import WT
+from derive.terms import WT, RowMean, RowSum
 
 UNARY = (sp.tanh, sp.exp, sp.log, Sigmoid)   # printed as one torch.<name>(x) call, which takes out=
 
@@ -43,7 +43,9 @@ def _assign(r: Assign, module):
     if isinstance(r.target, str):
         return [f"{r.target} = {_call(expr) or expr_code(expr)}{_comment(r.label)}"]
     target = ref_code(r.target)
-    call = _call(expr, target)
+    # a row mean or sum is one column that the buffer's row takes by broadcasting; `out=`
+    # would resize the buffer instead, so such a value is written as a whole
+    call = None if expr.atoms(RowMean, RowSum) else _call(expr, target)
     if call:
         return [f"{call}{_comment(r.label)}"]
     return [f"{_whole(r.target)} = {expr_code(expr)}{_comment(r.label)}"]

@@ -152,7 +152,7 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
         d_h_5 = -1/2*J_B5*d_h_6  # (B5)
         d_h_4 = (d_h_5).mean(dim=-1, keepdim=True)  # (B6)
         d_h_3 = torch.addcmul(-d_h_2*gamma*h_6, J_B7, d_h_4)  # (B7) fork: h_4, h_2
-        torch.addcmul(d_h_2*gamma*h_6 + (d_h_3).mean(dim=-1, keepdim=True), J_B8, d_h_4, out=d_A_x[:, 0:H])  # (B8) fork: h_3, h_4, h_2
+        d_A_x[:, 0:H] = J_B8*d_h_4 + d_h_2*gamma*h_6 + (d_h_3).mean(dim=-1, keepdim=True)  # (B8) fork: h_3, h_4, h_2
         d_h_prev = d_A_x @ Wcat_h_prev  # (B9)
         d_gamma += (d_h_2*h_6*(h_1 - h_3)).sum(dim=0)  # (P3)
         d_beta += (d_h_2).sum(dim=0)  # (P4)

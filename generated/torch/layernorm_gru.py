@@ -155,24 +155,24 @@ def _forward_steps(w, sizes, xs, seq):
         zh_z = zh_z_seq_rows[t]
         zh_n_seq_rows[t][...] = A_h_prev[:, 2 * H:3 * H]
         zh_n = zh_n_seq_rows[t]
-        torch.add((1/3)*(zx_n).mean(dim=-1, keepdim=True), (1/3)*(zx_r).mean(dim=-1, keepdim=True) + (1/3)*(zx_z).mean(dim=-1, keepdim=True), out=mu_x_seq_rows[t])  # (F7)
+        mu_x_seq_rows[t][...] = (1/3)*(zx_n).mean(dim=-1, keepdim=True) + (1/3)*(zx_r).mean(dim=-1, keepdim=True) + (1/3)*(zx_z).mean(dim=-1, keepdim=True)  # (F7)
         mu_x = mu_x_seq_rows[t]
         e_zx_r = (-mu_x + zx_r)**2  # (F8)
         e_zx_z = (-mu_x + zx_z)**2  # (F9)
         e_zx_n = (-mu_x + zx_n)**2  # (F10)
-        torch.add((1/3)*(e_zx_n).mean(dim=-1, keepdim=True), (1/3)*(e_zx_r).mean(dim=-1, keepdim=True) + (1/3)*(e_zx_z).mean(dim=-1, keepdim=True), out=v_x_seq_rows[t])  # (F11)
+        v_x_seq_rows[t][...] = (1/3)*(e_zx_n).mean(dim=-1, keepdim=True) + (1/3)*(e_zx_r).mean(dim=-1, keepdim=True) + (1/3)*(e_zx_z).mean(dim=-1, keepdim=True)  # (F11)
         v_x = v_x_seq_rows[t]
         r_x_seq_rows[t][...] = 1/torch.sqrt(v_x + 1/100000)  # (F12)
         r_x = r_x_seq_rows[t]
         yx_r = beta_x_r + gamma_x_r*r_x*(-mu_x + zx_r)  # (F13)
         yx_z = beta_x_z + gamma_x_z*r_x*(-mu_x + zx_z)  # (F14)
         yx_n = beta_x_n + gamma_x_n*r_x*(-mu_x + zx_n)  # (F15)
-        torch.add((1/3)*(zh_n).mean(dim=-1, keepdim=True), (1/3)*(zh_r).mean(dim=-1, keepdim=True) + (1/3)*(zh_z).mean(dim=-1, keepdim=True), out=mu_h_seq_rows[t])  # (F16)
+        mu_h_seq_rows[t][...] = (1/3)*(zh_n).mean(dim=-1, keepdim=True) + (1/3)*(zh_r).mean(dim=-1, keepdim=True) + (1/3)*(zh_z).mean(dim=-1, keepdim=True)  # (F16)
         mu_h = mu_h_seq_rows[t]
         e_zh_r = (-mu_h + zh_r)**2  # (F17)
         e_zh_z = (-mu_h + zh_z)**2  # (F18)
         e_zh_n = (-mu_h + zh_n)**2  # (F19)
-        torch.add((1/3)*(e_zh_n).mean(dim=-1, keepdim=True), (1/3)*(e_zh_r).mean(dim=-1, keepdim=True) + (1/3)*(e_zh_z).mean(dim=-1, keepdim=True), out=v_h_seq_rows[t])  # (F20)
+        v_h_seq_rows[t][...] = (1/3)*(e_zh_n).mean(dim=-1, keepdim=True) + (1/3)*(e_zh_r).mean(dim=-1, keepdim=True) + (1/3)*(e_zh_z).mean(dim=-1, keepdim=True)  # (F20)
         v_h = v_h_seq_rows[t]
         r_h_seq_rows[t][...] = 1/torch.sqrt(v_h + 1/100000)  # (F21)
         r_h = r_h_seq_rows[t]
@@ -419,12 +419,12 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
         d_e_zx_z = (1/3)*(d_v_x).mean(dim=-1, keepdim=True)  # (B31)
         d_e_zx_r = (1/3)*(d_v_x).mean(dim=-1, keepdim=True)  # (B32)
         d_mu_x = torch.addcmul(torch.addcmul(torch.addcmul(-d_yx_n*gamma_x_n*r_x - d_yx_r*gamma_x_r*r_x - d_yx_z*gamma_x_z*r_x, J_B33_3, d_e_zx_z), J_B33_2, d_e_zx_r), J_B33, d_e_zx_n)  # (B33) fork: e_zx_r, e_zx_z, e_zx_n, yx_r, yx_z, yx_n
-        torch.addcmul(d_yh_n*gamma_h_n*r_h + (1/3)*(d_mu_h).mean(dim=-1, keepdim=True), J_B34, d_e_zh_n, out=d_A_h_prev[:, 2 * H:3 * H])  # (B34) fork: mu_h, e_zh_n, yh_n
-        torch.addcmul(d_yh_z*gamma_h_z*r_h + (1/3)*(d_mu_h).mean(dim=-1, keepdim=True), J_B35, d_e_zh_z, out=d_A_h_prev[:, H:2 * H])  # (B35) fork: mu_h, e_zh_z, yh_z
-        torch.addcmul(d_yh_r*gamma_h_r*r_h + (1/3)*(d_mu_h).mean(dim=-1, keepdim=True), J_B36, d_e_zh_r, out=d_A_h_prev[:, 0:H])  # (B36) fork: mu_h, e_zh_r, yh_r
-        torch.addcmul(d_yx_n*gamma_x_n*r_x + (1/3)*(d_mu_x).mean(dim=-1, keepdim=True), J_B37, d_e_zx_n, out=d_A_x[:, 2 * H:3 * H])  # (B37) fork: mu_x, e_zx_n, yx_n
-        torch.addcmul(d_yx_z*gamma_x_z*r_x + (1/3)*(d_mu_x).mean(dim=-1, keepdim=True), J_B38, d_e_zx_z, out=d_A_x[:, H:2 * H])  # (B38) fork: mu_x, e_zx_z, yx_z
-        torch.addcmul(d_yx_r*gamma_x_r*r_x + (1/3)*(d_mu_x).mean(dim=-1, keepdim=True), J_B39, d_e_zx_r, out=d_A_x[:, 0:H])  # (B39) fork: mu_x, e_zx_r, yx_r
+        d_A_h_prev[:, 2 * H:3 * H] = J_B34*d_e_zh_n + d_yh_n*gamma_h_n*r_h + (1/3)*(d_mu_h).mean(dim=-1, keepdim=True)  # (B34) fork: mu_h, e_zh_n, yh_n
+        d_A_h_prev[:, H:2 * H] = J_B35*d_e_zh_z + d_yh_z*gamma_h_z*r_h + (1/3)*(d_mu_h).mean(dim=-1, keepdim=True)  # (B35) fork: mu_h, e_zh_z, yh_z
+        d_A_h_prev[:, 0:H] = J_B36*d_e_zh_r + d_yh_r*gamma_h_r*r_h + (1/3)*(d_mu_h).mean(dim=-1, keepdim=True)  # (B36) fork: mu_h, e_zh_r, yh_r
+        d_A_x[:, 2 * H:3 * H] = J_B37*d_e_zx_n + d_yx_n*gamma_x_n*r_x + (1/3)*(d_mu_x).mean(dim=-1, keepdim=True)  # (B37) fork: mu_x, e_zx_n, yx_n
+        d_A_x[:, H:2 * H] = J_B38*d_e_zx_z + d_yx_z*gamma_x_z*r_x + (1/3)*(d_mu_x).mean(dim=-1, keepdim=True)  # (B38) fork: mu_x, e_zx_z, yx_z
+        d_A_x[:, 0:H] = J_B39*d_e_zx_r + d_yx_r*gamma_x_r*r_x + (1/3)*(d_mu_x).mean(dim=-1, keepdim=True)  # (B39) fork: mu_x, e_zx_r, yx_r
         d_h_prev = torch.addmm(d_h_kept*z, d_A_h_prev, Wcat_h_prev)  # (B40) fork: zh_r, zh_z, zh_n, h_kept
         d_b_r += (d_a_r).sum(dim=0)  # (P7)
         d_b_z += (d_a_z).sum(dim=0)  # (P8)
@@ -537,24 +537,24 @@ def _recompute(w, sizes, xs, seq):
     zh_z = zh_z_seq[0:steps]
     zh_n_seq[0:steps] = A_h_prev[:, :, 2 * H:3 * H]
     zh_n = zh_n_seq[0:steps]
-    torch.add((1/3)*(zx_n).mean(dim=-1, keepdim=True), (1/3)*(zx_r).mean(dim=-1, keepdim=True) + (1/3)*(zx_z).mean(dim=-1, keepdim=True), out=mu_x_seq[0:steps])  # (F7)
+    mu_x_seq[0:steps] = (1/3)*(zx_n).mean(dim=-1, keepdim=True) + (1/3)*(zx_r).mean(dim=-1, keepdim=True) + (1/3)*(zx_z).mean(dim=-1, keepdim=True)  # (F7)
     mu_x = mu_x_seq[0:steps]
     e_zx_r = (-mu_x + zx_r)**2  # (F8)
     e_zx_z = (-mu_x + zx_z)**2  # (F9)
     e_zx_n = (-mu_x + zx_n)**2  # (F10)
-    torch.add((1/3)*(e_zx_n).mean(dim=-1, keepdim=True), (1/3)*(e_zx_r).mean(dim=-1, keepdim=True) + (1/3)*(e_zx_z).mean(dim=-1, keepdim=True), out=v_x_seq[0:steps])  # (F11)
+    v_x_seq[0:steps] = (1/3)*(e_zx_n).mean(dim=-1, keepdim=True) + (1/3)*(e_zx_r).mean(dim=-1, keepdim=True) + (1/3)*(e_zx_z).mean(dim=-1, keepdim=True)  # (F11)
     v_x = v_x_seq[0:steps]
     r_x_seq[0:steps] = 1/torch.sqrt(v_x + 1/100000)  # (F12)
     r_x = r_x_seq[0:steps]
     yx_r = beta_x_r + gamma_x_r*r_x*(-mu_x + zx_r)  # (F13)
     yx_z = beta_x_z + gamma_x_z*r_x*(-mu_x + zx_z)  # (F14)
     yx_n = beta_x_n + gamma_x_n*r_x*(-mu_x + zx_n)  # (F15)
-    torch.add((1/3)*(zh_n).mean(dim=-1, keepdim=True), (1/3)*(zh_r).mean(dim=-1, keepdim=True) + (1/3)*(zh_z).mean(dim=-1, keepdim=True), out=mu_h_seq[0:steps])  # (F16)
+    mu_h_seq[0:steps] = (1/3)*(zh_n).mean(dim=-1, keepdim=True) + (1/3)*(zh_r).mean(dim=-1, keepdim=True) + (1/3)*(zh_z).mean(dim=-1, keepdim=True)  # (F16)
     mu_h = mu_h_seq[0:steps]
     e_zh_r = (-mu_h + zh_r)**2  # (F17)
     e_zh_z = (-mu_h + zh_z)**2  # (F18)
     e_zh_n = (-mu_h + zh_n)**2  # (F19)
-    torch.add((1/3)*(e_zh_n).mean(dim=-1, keepdim=True), (1/3)*(e_zh_r).mean(dim=-1, keepdim=True) + (1/3)*(e_zh_z).mean(dim=-1, keepdim=True), out=v_h_seq[0:steps])  # (F20)
+    v_h_seq[0:steps] = (1/3)*(e_zh_n).mean(dim=-1, keepdim=True) + (1/3)*(e_zh_r).mean(dim=-1, keepdim=True) + (1/3)*(e_zh_z).mean(dim=-1, keepdim=True)  # (F20)
     v_h = v_h_seq[0:steps]
     r_h_seq[0:steps] = 1/torch.sqrt(v_h + 1/100000)  # (F21)
     r_h = r_h_seq[0:steps]

@@ -186,13 +186,13 @@ def _forward_steps(w, sizes, xs, seq):
         zh_g = zh_g_seq_rows[t]
         zh_o_seq_rows[t][...] = A_h_prev[:, 3 * H:4 * H]
         zh_o = zh_o_seq_rows[t]
-        torch.add((1/4)*(zx_f).mean(dim=-1, keepdim=True), (1/4)*(zx_g).mean(dim=-1, keepdim=True) + (1/4)*(zx_i).mean(dim=-1, keepdim=True) + (1/4)*(zx_o).mean(dim=-1, keepdim=True), out=mu_x_seq_rows[t])  # (F9)
+        mu_x_seq_rows[t][...] = (1/4)*(zx_f).mean(dim=-1, keepdim=True) + (1/4)*(zx_g).mean(dim=-1, keepdim=True) + (1/4)*(zx_i).mean(dim=-1, keepdim=True) + (1/4)*(zx_o).mean(dim=-1, keepdim=True)  # (F9)
         mu_x = mu_x_seq_rows[t]
         e_zx_f = (-mu_x + zx_f)**2  # (F10)
         e_zx_i = (-mu_x + zx_i)**2  # (F11)
         e_zx_g = (-mu_x + zx_g)**2  # (F12)
         e_zx_o = (-mu_x + zx_o)**2  # (F13)
-        torch.add((1/4)*(e_zx_f).mean(dim=-1, keepdim=True), (1/4)*(e_zx_g).mean(dim=-1, keepdim=True) + (1/4)*(e_zx_i).mean(dim=-1, keepdim=True) + (1/4)*(e_zx_o).mean(dim=-1, keepdim=True), out=v_x_seq_rows[t])  # (F14)
+        v_x_seq_rows[t][...] = (1/4)*(e_zx_f).mean(dim=-1, keepdim=True) + (1/4)*(e_zx_g).mean(dim=-1, keepdim=True) + (1/4)*(e_zx_i).mean(dim=-1, keepdim=True) + (1/4)*(e_zx_o).mean(dim=-1, keepdim=True)  # (F14)
         v_x = v_x_seq_rows[t]
         r_x_seq_rows[t][...] = 1/torch.sqrt(v_x + 1/100000)  # (F15)
         r_x = r_x_seq_rows[t]
@@ -200,13 +200,13 @@ def _forward_steps(w, sizes, xs, seq):
         yx_i = beta_x_i + gamma_x_i*r_x*(-mu_x + zx_i)  # (F17)
         yx_g = beta_x_g + gamma_x_g*r_x*(-mu_x + zx_g)  # (F18)
         yx_o = beta_x_o + gamma_x_o*r_x*(-mu_x + zx_o)  # (F19)
-        torch.add((1/4)*(zh_f).mean(dim=-1, keepdim=True), (1/4)*(zh_g).mean(dim=-1, keepdim=True) + (1/4)*(zh_i).mean(dim=-1, keepdim=True) + (1/4)*(zh_o).mean(dim=-1, keepdim=True), out=mu_h_seq_rows[t])  # (F20)
+        mu_h_seq_rows[t][...] = (1/4)*(zh_f).mean(dim=-1, keepdim=True) + (1/4)*(zh_g).mean(dim=-1, keepdim=True) + (1/4)*(zh_i).mean(dim=-1, keepdim=True) + (1/4)*(zh_o).mean(dim=-1, keepdim=True)  # (F20)
         mu_h = mu_h_seq_rows[t]
         e_zh_f = (-mu_h + zh_f)**2  # (F21)
         e_zh_i = (-mu_h + zh_i)**2  # (F22)
         e_zh_g = (-mu_h + zh_g)**2  # (F23)
         e_zh_o = (-mu_h + zh_o)**2  # (F24)
-        torch.add((1/4)*(e_zh_f).mean(dim=-1, keepdim=True), (1/4)*(e_zh_g).mean(dim=-1, keepdim=True) + (1/4)*(e_zh_i).mean(dim=-1, keepdim=True) + (1/4)*(e_zh_o).mean(dim=-1, keepdim=True), out=v_h_seq_rows[t])  # (F25)
+        v_h_seq_rows[t][...] = (1/4)*(e_zh_f).mean(dim=-1, keepdim=True) + (1/4)*(e_zh_g).mean(dim=-1, keepdim=True) + (1/4)*(e_zh_i).mean(dim=-1, keepdim=True) + (1/4)*(e_zh_o).mean(dim=-1, keepdim=True)  # (F25)
         v_h = v_h_seq_rows[t]
         r_h_seq_rows[t][...] = 1/torch.sqrt(v_h + 1/100000)  # (F26)
         r_h = r_h_seq_rows[t]
@@ -549,14 +549,14 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
         d_e_zx_i = (1/4)*(d_v_x).mean(dim=-1, keepdim=True)  # (B42)
         d_e_zx_f = (1/4)*(d_v_x).mean(dim=-1, keepdim=True)  # (B43)
         d_mu_x = torch.addcmul(torch.addcmul(torch.addcmul(torch.addcmul(-d_yx_f*gamma_x_f*r_x - d_yx_g*gamma_x_g*r_x - d_yx_i*gamma_x_i*r_x - d_yx_o*gamma_x_o*r_x, J_B44_4, d_e_zx_o), J_B44_3, d_e_zx_i), J_B44_2, d_e_zx_g), J_B44, d_e_zx_f)  # (B44) fork: e_zx_f, e_zx_i, e_zx_g, e_zx_o, yx_f, yx_i, yx_g, yx_o
-        torch.addcmul(d_yh_o*gamma_h_o*r_h + (1/4)*(d_mu_h).mean(dim=-1, keepdim=True), J_B45, d_e_zh_o, out=d_A_h_prev[:, 3 * H:4 * H])  # (B45) fork: mu_h, e_zh_o, yh_o
-        torch.addcmul(d_yh_g*gamma_h_g*r_h + (1/4)*(d_mu_h).mean(dim=-1, keepdim=True), J_B46, d_e_zh_g, out=d_A_h_prev[:, 2 * H:3 * H])  # (B46) fork: mu_h, e_zh_g, yh_g
-        torch.addcmul(d_yh_i*gamma_h_i*r_h + (1/4)*(d_mu_h).mean(dim=-1, keepdim=True), J_B47, d_e_zh_i, out=d_A_h_prev[:, H:2 * H])  # (B47) fork: mu_h, e_zh_i, yh_i
-        torch.addcmul(d_yh_f*gamma_h_f*r_h + (1/4)*(d_mu_h).mean(dim=-1, keepdim=True), J_B48, d_e_zh_f, out=d_A_h_prev[:, 0:H])  # (B48) fork: mu_h, e_zh_f, yh_f
-        torch.addcmul(d_yx_o*gamma_x_o*r_x + (1/4)*(d_mu_x).mean(dim=-1, keepdim=True), J_B49, d_e_zx_o, out=d_A_x[:, 3 * H:4 * H])  # (B49) fork: mu_x, e_zx_o, yx_o
-        torch.addcmul(d_yx_g*gamma_x_g*r_x + (1/4)*(d_mu_x).mean(dim=-1, keepdim=True), J_B50, d_e_zx_g, out=d_A_x[:, 2 * H:3 * H])  # (B50) fork: mu_x, e_zx_g, yx_g
-        torch.addcmul(d_yx_i*gamma_x_i*r_x + (1/4)*(d_mu_x).mean(dim=-1, keepdim=True), J_B51, d_e_zx_i, out=d_A_x[:, H:2 * H])  # (B51) fork: mu_x, e_zx_i, yx_i
-        torch.addcmul(d_yx_f*gamma_x_f*r_x + (1/4)*(d_mu_x).mean(dim=-1, keepdim=True), J_B52, d_e_zx_f, out=d_A_x[:, 0:H])  # (B52) fork: mu_x, e_zx_f, yx_f
+        d_A_h_prev[:, 3 * H:4 * H] = J_B45*d_e_zh_o + d_yh_o*gamma_h_o*r_h + (1/4)*(d_mu_h).mean(dim=-1, keepdim=True)  # (B45) fork: mu_h, e_zh_o, yh_o
+        d_A_h_prev[:, 2 * H:3 * H] = J_B46*d_e_zh_g + d_yh_g*gamma_h_g*r_h + (1/4)*(d_mu_h).mean(dim=-1, keepdim=True)  # (B46) fork: mu_h, e_zh_g, yh_g
+        d_A_h_prev[:, H:2 * H] = J_B47*d_e_zh_i + d_yh_i*gamma_h_i*r_h + (1/4)*(d_mu_h).mean(dim=-1, keepdim=True)  # (B47) fork: mu_h, e_zh_i, yh_i
+        d_A_h_prev[:, 0:H] = J_B48*d_e_zh_f + d_yh_f*gamma_h_f*r_h + (1/4)*(d_mu_h).mean(dim=-1, keepdim=True)  # (B48) fork: mu_h, e_zh_f, yh_f
+        d_A_x[:, 3 * H:4 * H] = J_B49*d_e_zx_o + d_yx_o*gamma_x_o*r_x + (1/4)*(d_mu_x).mean(dim=-1, keepdim=True)  # (B49) fork: mu_x, e_zx_o, yx_o
+        d_A_x[:, 2 * H:3 * H] = J_B50*d_e_zx_g + d_yx_g*gamma_x_g*r_x + (1/4)*(d_mu_x).mean(dim=-1, keepdim=True)  # (B50) fork: mu_x, e_zx_g, yx_g
+        d_A_x[:, H:2 * H] = J_B51*d_e_zx_i + d_yx_i*gamma_x_i*r_x + (1/4)*(d_mu_x).mean(dim=-1, keepdim=True)  # (B51) fork: mu_x, e_zx_i, yx_i
+        d_A_x[:, 0:H] = J_B52*d_e_zx_f + d_yx_f*gamma_x_f*r_x + (1/4)*(d_mu_x).mean(dim=-1, keepdim=True)  # (B52) fork: mu_x, e_zx_f, yx_f
         d_c_prev = d_m*f  # (B53)
         d_h_prev = d_A_h_prev @ Wcat_h_prev  # (B54) fork: zh_f, zh_i, zh_g, zh_o
         d_b_f += (d_a_f).sum(dim=0)  # (P9)
@@ -699,13 +699,13 @@ def _recompute(w, sizes, xs, seq):
     zh_g = zh_g_seq[0:steps]
     zh_o_seq[0:steps] = A_h_prev[:, :, 3 * H:4 * H]
     zh_o = zh_o_seq[0:steps]
-    torch.add((1/4)*(zx_f).mean(dim=-1, keepdim=True), (1/4)*(zx_g).mean(dim=-1, keepdim=True) + (1/4)*(zx_i).mean(dim=-1, keepdim=True) + (1/4)*(zx_o).mean(dim=-1, keepdim=True), out=mu_x_seq[0:steps])  # (F9)
+    mu_x_seq[0:steps] = (1/4)*(zx_f).mean(dim=-1, keepdim=True) + (1/4)*(zx_g).mean(dim=-1, keepdim=True) + (1/4)*(zx_i).mean(dim=-1, keepdim=True) + (1/4)*(zx_o).mean(dim=-1, keepdim=True)  # (F9)
     mu_x = mu_x_seq[0:steps]
     e_zx_f = (-mu_x + zx_f)**2  # (F10)
     e_zx_i = (-mu_x + zx_i)**2  # (F11)
     e_zx_g = (-mu_x + zx_g)**2  # (F12)
     e_zx_o = (-mu_x + zx_o)**2  # (F13)
-    torch.add((1/4)*(e_zx_f).mean(dim=-1, keepdim=True), (1/4)*(e_zx_g).mean(dim=-1, keepdim=True) + (1/4)*(e_zx_i).mean(dim=-1, keepdim=True) + (1/4)*(e_zx_o).mean(dim=-1, keepdim=True), out=v_x_seq[0:steps])  # (F14)
+    v_x_seq[0:steps] = (1/4)*(e_zx_f).mean(dim=-1, keepdim=True) + (1/4)*(e_zx_g).mean(dim=-1, keepdim=True) + (1/4)*(e_zx_i).mean(dim=-1, keepdim=True) + (1/4)*(e_zx_o).mean(dim=-1, keepdim=True)  # (F14)
     v_x = v_x_seq[0:steps]
     r_x_seq[0:steps] = 1/torch.sqrt(v_x + 1/100000)  # (F15)
     r_x = r_x_seq[0:steps]
@@ -713,13 +713,13 @@ def _recompute(w, sizes, xs, seq):
     yx_i = beta_x_i + gamma_x_i*r_x*(-mu_x + zx_i)  # (F17)
     yx_g = beta_x_g + gamma_x_g*r_x*(-mu_x + zx_g)  # (F18)
     yx_o = beta_x_o + gamma_x_o*r_x*(-mu_x + zx_o)  # (F19)
-    torch.add((1/4)*(zh_f).mean(dim=-1, keepdim=True), (1/4)*(zh_g).mean(dim=-1, keepdim=True) + (1/4)*(zh_i).mean(dim=-1, keepdim=True) + (1/4)*(zh_o).mean(dim=-1, keepdim=True), out=mu_h_seq[0:steps])  # (F20)
+    mu_h_seq[0:steps] = (1/4)*(zh_f).mean(dim=-1, keepdim=True) + (1/4)*(zh_g).mean(dim=-1, keepdim=True) + (1/4)*(zh_i).mean(dim=-1, keepdim=True) + (1/4)*(zh_o).mean(dim=-1, keepdim=True)  # (F20)
     mu_h = mu_h_seq[0:steps]
     e_zh_f = (-mu_h + zh_f)**2  # (F21)
     e_zh_i = (-mu_h + zh_i)**2  # (F22)
     e_zh_g = (-mu_h + zh_g)**2  # (F23)
     e_zh_o = (-mu_h + zh_o)**2  # (F24)
-    torch.add((1/4)*(e_zh_f).mean(dim=-1, keepdim=True), (1/4)*(e_zh_g).mean(dim=-1, keepdim=True) + (1/4)*(e_zh_i).mean(dim=-1, keepdim=True) + (1/4)*(e_zh_o).mean(dim=-1, keepdim=True), out=v_h_seq[0:steps])  # (F25)
+    v_h_seq[0:steps] = (1/4)*(e_zh_f).mean(dim=-1, keepdim=True) + (1/4)*(e_zh_g).mean(dim=-1, keepdim=True) + (1/4)*(e_zh_i).mean(dim=-1, keepdim=True) + (1/4)*(e_zh_o).mean(dim=-1, keepdim=True)  # (F25)
     v_h = v_h_seq[0:steps]
     r_h_seq[0:steps] = 1/torch.sqrt(v_h + 1/100000)  # (F26)
     r_h = r_h_seq[0:steps]
