@@ -364,7 +364,7 @@ LAYERNORM_LSTM = Entry(
                  _act(_SIG, "o", "a_o"), *_CELL_UPDATE[:3],
                  *layer_norm("c", ("c",), ("y_c",), ("gamma_c",), ("beta_c",),
                              note="the cell state"),
-                 elementwise(_TANH, "k", "y_c", note="squashed normalised cell state"),
+                 elementwise(_TANH, "k", "y_c", note="squashed cell state, normalised first"),
                  elementwise(_MUL, "h", "o", "k", note="new hidden state and output")),
          vector_params=(*((f"b_{g}", "H") for g in _LN_GATES), *_LN_VECTORS,
                         ("gamma_c", "H"), ("beta_c", "H")),
