@@ -61,7 +61,8 @@ def tikz_legend(legend) -> str:
     """One line of LaTeX explaining the figure's line styles."""
     words = {"forward": r"\tikz\draw[->,>=stealth] (0,0) -- (0.6,0);",
              "gradient": r"\tikz\draw[->,>=stealth,densely dashed,red!75!black] (0,0) -- (0.6,0);",
-             "fork": r"\tikz\node[draw, very thick, fill=orange!25, minimum width=4mm, minimum height=2.5mm] {};"}
+             "fork": r"\tikz\node[draw, very thick, fill=orange!25, minimum width=4mm, minimum height=2.5mm] {};",
+             "box": r"\tikz\node[draw, thick, fill=blue!6, minimum width=4mm, minimum height=2.5mm] {};"}
     return r"; \ ".join(f"{words[s]} {w}" for s, w in legend)
 
 
@@ -156,9 +157,9 @@ def _svg_legend(legend, height):
     parts, x = [], 10
     for n, (style, words) in enumerate(legend):
         y = height + 16 + 20 * n
-        if style == "fork":
-            parts.append(f'<rect x="{x}" y="{y - 9}" width="18" height="12" fill="{SVG_FILL["fork"]}" '
-                         'stroke="black" stroke-width="2"/>')
+        if style in ("fork", "box"):
+            parts.append(f'<rect x="{x}" y="{y - 9}" width="18" height="12" fill="{SVG_FILL[style]}" '
+                         f'stroke="black" stroke-width="{2 if style == "fork" else 1.5}"/>')
         else:
             colour, dash = _stroke(style)
             parts.append(f'<line x1="{x}" y1="{y - 3}" x2="{x + 20}" y2="{y - 3}" stroke="{colour}"{dash}/>')

@@ -62,7 +62,8 @@ def emit_latex(document: Document, command: str) -> str:
         worked=worked(document, nt),
         intuition=[tex_prose(p) for p in document.intuition], cites=",".join(document.cites),
         references=document.references,
-        code=list(document.code), code_size=_code_size(document.code),
+        code=(code := broken_lines(document.code)), code_size=_code_size(code),
+        code_broken=len(code) > len(document.code),
         code_after=_not_cited(derivation, document.code),
         code_direct=tex_text(f"d{cell.output}s[t]" if cell.recurrent else f"d{cell.output}"),
         code_direct_tex=direct_loss_gradient(nt.value(cell.output), cell.recurrent),
@@ -75,6 +76,50 @@ def _not_cited(derivation, lines) -> list[str]:
     """Labels of the backward equations that no comment of the code excerpt cites."""
     cited = set(re.findall(r"\(([A-Z]\d+)\)", " ".join(line.partition("#")[2] for line in lines)))
     return [a.label for a in derivation.adjoints if a.label not in cited]
+
+
+CODE_WIDTH = 110   # characters of code that fit the line in \scriptsize type
+
+
+def broken_lines(lines) -> list[str]:
+    """`lines` of Python with each line longer than CODE_WIDTH broken before a `+` or `-`
+    outside brackets: the line ends ` \\` and the next starts with four spaces and the
+    operator, so joining them back (`unbroken_lines`) gives the line itself.  Its comment stays
+    at the end of its last piece."""
+    out = []
+    for line in lines:
+        code, hash_, comment = line.partition("  #")
+        terms = _top_level_terms(code) if len(line) > CODE_WIDTH else [code]
+        terms[-1] += hash_ + comment
+        pieces = [terms[0]]
+        for term in terms[1:]:
+            if len(pieces[-1]) + 1 + len(term) > CODE_WIDTH - 2:
+                pieces.append("    " + term)
+            else:
+                pieces[-1] += " " + term
+        out += [p + " \\" for p in pieces[:-1]] + [pieces[-1]]
+    return out
+
+
+def unbroken_lines(lines) -> list[str]:
+    """The inverse of `broken_lines`."""
+    out: list[str] = []
+    for line in lines:
+        joined = out and out[-1].endswith(" \\")
+        out[-1:] = [out[-1][:-2] + " " + line.lstrip()] if joined else [*out[-1:], line]
+    return out
+
+
+def _top_level_terms(code: str) -> list[str]:
+    """`code` split before each ` + ` and ` - ` outside brackets (each later term starts with
+    its operator)."""
+    terms, depth, start = [], 0, 0
+    for n, ch in enumerate(code):
+        depth += (ch in "([{") - (ch in ")]}")
+        if depth == 0 and code[n:n + 3] in (" + ", " - "):
+            terms.append(code[start:n])
+            start = n + 1
+    return terms + [code[start:]]
 
 
 def _code_size(lines) -> str:

@@ -2,12 +2,13 @@
 
 `stage_graph(derivation, nt)` lists one node per per-step input, previous state and stage,
 plus the loss (and the next step), and one forward arrow per (value, reader); forks are
-marked.  The gradient runs back along every arrow, and the caption says so: drawing each
-arrow twice would double the lines at every fork.  `dot_source(figure)` is that graph for
-Graphviz's `dot`, which places it (nodes of fixed sizes, no labels: the layout needs no
-fonts); its positions come back as a `codegen.layout.Layout`.  `unrolled(derivation, nt)`
-shows three time steps and the state between them, placed here by hand (a fixed pattern).
-`codegen.drawing` prints a figure with its layout as TikZ and as SVG.
+marked, and the stages of one layer normalisation are one "LN" box.  The gradient runs back
+along every arrow, and the caption says so: drawing each arrow twice would double the lines
+at every fork.  `dot_source(figure)` is that graph for Graphviz's `dot`, which places it
+(nodes of fixed sizes, no labels: the layout needs no fonts); its positions come back as a
+`codegen.layout.Layout`.  `unrolled(derivation, nt)` shows three time steps and the state
+between them, placed here by hand (a fixed pattern).  `codegen.drawing` prints a figure with
+its layout as TikZ and as SVG.
 """
 from __future__ import annotations
 
@@ -83,22 +84,57 @@ def pieces(name: str, step: str | None, params: set) -> Pieces:
 
 
 def stage_graph(derivation: Derivation, nt) -> Figure:
-    """One node per value of one step and one arrow per (value, reader); forks highlighted."""
+    """One node per value of one step and one arrow per (value, reader); forks highlighted.
+    The stages of one layer normalisation are drawn as one "LN" box (see `_norm_groups`)."""
     cell = derivation.cell
-    values = (list(cell.input_names) + [f"{s}_prev" for s in cell.state_names]
-              + [s.name for s in cell.stages])
-    readers = {v: list(dict.fromkeys(s.name for s in cell.stages if v in s.inputs)) for v in values}
-    readers[cell.output].append("loss")
+    group = _norm_groups(cell)
+    node = lambda v: group.get(v, v)   # noqa: E731 - the drawn node of a value
+    values = list(dict.fromkeys(node(v) for v in (list(cell.input_names)
+                                + [f"{s}_prev" for s in cell.state_names] + [s.name for s in cell.stages])))
+    readers = {v: [] for v in values}
+    for s in cell.stages:
+        for v in s.inputs:
+            if node(v) in readers and node(v) != node(s.name) and node(s.name) not in readers[node(v)]:
+                readers[node(v)].append(node(s.name))
+    readers[node(cell.output)].append("loss")
     for s in cell.state_names:
-        readers[s].append("next")
-    nodes = [_value_node(v, cell, nt, len(readers[v]) > 1) for v in values]
+        readers[node(s)].append("next")
+    groups = set(group.values())
+    nodes = [Node(v, r"\mathrm{LN}", (("LN", ""),), "box") if v in groups
+             else _value_node(v, cell, nt, len(readers[v]) > 1) for v in values]
     nodes.append(Node("loss", "L", (("L", ""),), "sink"))
     if cell.recurrent:
         nodes.append(Node("next", r"\text{step } t+1", (("step t+1", ""),), "value"))
     edges = [Edge(v, r) for v in values for r in readers[v]]
     legend = (("forward", "forward pass (the gradient runs back along every arrow)"),
               ("fork", "fork: its gradient is a sum over its arrows"))
+    if groups:
+        legend += (("box", "LN: one layer normalisation, its mean, variance, inverse deviation and "
+                           "normalised blocks (forks inside it not drawn)"),)
     return Figure(tuple(nodes), tuple(edges), legend)
+
+
+STATISTICS = (Kind.MEAN, Kind.SQUARED_DEVIATION, Kind.RSQRT)
+
+
+def _norm_groups(cell) -> dict[str, str]:
+    """Stage name -> key of its layer normalisation's node, for the stages `layer_norm` makes:
+    a NORMALISED stage and the statistics it reads, directly or through other statistics
+    (each normalisation's own mean, squared deviations, variance and inverse deviation)."""
+    kinds = {s.name: s.kind for s in cell.stages}
+    group: dict[str, str] = {}
+    for s in cell.stages:
+        if s.kind is not Kind.NORMALISED:
+            continue
+        members, todo = [s.name], [v for v in s.inputs if kinds.get(v) in STATISTICS]
+        while todo:
+            v = todo.pop()
+            if v not in members:
+                members.append(v)
+                todo += [u for u in cell.stage(v).inputs if kinds.get(u) in STATISTICS]
+        key = next((group[m] for m in members if m in group), f"LN_{s.name}")
+        group.update((m, key) for m in members)
+    return group
 
 
 def _value_node(v, cell, nt, fork):

@@ -15,7 +15,8 @@ import sympy as sp
 from sympy.printing.precedence import PRECEDENCE
 
 from codegen import drawing, figures
-from codegen.latex_terms import and_join, backward_eq, forward_eq, loss_head, param_eq, signed_sum, term_tex
+from codegen.latex_terms import (and_join, backward_eq, forward_eq, loss_head, param_eq, signed_sum, term_tex,
+                                 visible as _visible)
 from codegen.notation import Notation, tex_param, tex_text
 from derive.derivation import LOSS_BRANCH
 from derive.stages import Kind, Loss
@@ -294,6 +295,3 @@ def _broken(d, printer):
     return lines, glue
 
 
-def _visible(tex: str) -> int:
-    """Rough printed width of LaTeX source, in characters: commands count as one."""
-    return len(re.sub(r"[{}^_]|\\left|\\right", "", re.sub(r"\\[A-Za-z]+", "x", tex)))

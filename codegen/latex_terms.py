@@ -6,6 +6,8 @@ parameter gradient, a loss head) into LaTeX strings; the section builders in
 """
 from __future__ import annotations
 
+import re
+
 import sympy as sp
 
 from codegen.notation import tex_param, tex_text
@@ -89,10 +91,36 @@ def signed_sum(terms) -> str:
     return out
 
 
+ROW = 66   # visible characters of one row of a fork's sum (its terms with their branch names)
+ONE_A_ROW = 4   # a fork of up to this many branches is set one term a row (at most four short rows)
+
+
+def visible(tex: str) -> int:
+    """Rough printed width of LaTeX source, in characters: commands count as one."""
+    return len(re.sub(r"[{}^_]|\\left|\\right", "", re.sub(r"\\[A-Za-z]+", "x", tex)))
+
+
+def sum_rows(named) -> list[list[tuple[str, str]]]:
+    """The (term, branch name) pairs of a fork's sum in rows: one a row for up to ONE_A_ROW
+    branches, else a row takes the next term while it stays within ROW visible characters
+    (so that a fork of many branches keeps its step on one page)."""
+    if len(named) <= ONE_A_ROW:
+        return [[pair] for pair in named]
+    rows: list[list[tuple[str, str]]] = []
+    for tex, branch in named:
+        width = lambda row: sum(max(visible(t), visible(b)) + 3 for t, b in row)   # noqa: E731
+        if rows and width(rows[-1] + [(tex, branch)]) <= ROW:
+            rows[-1].append((tex, branch))
+        else:
+            rows.append([(tex, branch)])
+    return rows
+
+
 def backward_eq(adj, printer, nt):
     terms = [term_tex(t, printer, nt, adj.target) for t in adj.terms] or ["0"]
     named = [(tex, branch_label(t, nt)) for tex, t in zip(terms, adj.terms)]
     return dict(label=adj.label, lhs=adjoint_lhs(adj.target, nt), terms=terms, named=named,
+                rows=sum_rows(named),
                 sum=signed_sum(terms),
                 lhs_value=nt.value(adj.target),
                 fork=adj.is_fork, carry=adj.target.endswith("_prev"),

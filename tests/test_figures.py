@@ -23,6 +23,7 @@ from codegen.notation import Notation
 from conftest import GENERATED, ROOT
 from derive import derive
 from derive.errors import DeriveError
+from derive.stages import Kind
 from lstm_derive import layout as layouts
 from lstm_derive.cli import resolve
 
@@ -187,3 +188,28 @@ def test_renderers_run_no_program_dot_runs_in_the_build():
         assert tool_imports((ROOT / path).read_text(encoding="utf-8")) == set(), path
     assert "subprocess" in tool_imports((ROOT / "lstm_derive/layout.py").read_text(encoding="utf-8"))
     assert tool_imports("def f():\n    from subprocess import run\n") == {"subprocess"}
+
+
+@pytest.mark.parametrize("name", ["layernorm_lstm", "layernorm_gru", "examples/layernorm_rnn.toml"])
+def test_a_layer_normalisation_is_one_ln_box_between_its_blocks_and_their_readers(name):
+    """Each normalisation's mean, squared deviations, variance, inverse deviation and normalised
+    blocks are drawn as one LN box: an arrow from each block it normalises, one to each stage
+    reading a normalised block, and the legend says what the box stands for."""
+    graph = drawn(name)[0]
+    cell = resolve(str(ROOT / name) if name.endswith(".toml") else name).cell
+    keys = {n.key for n in graph.nodes}
+    drawn_in_box = figures.STATISTICS + (Kind.NORMALISED,)
+    internal = {s.name for s in cell.stages if s.kind in drawn_in_box}
+    assert not keys & internal
+    boxes = [n for n in graph.nodes if n.style == "box"]
+    means = [s for s in cell.stages if s.kind is Kind.MEAN and not set(s.inputs) & internal]
+    assert len(boxes) == len(means) >= 1 and all(n.tex == r"\mathrm{LN}" for n in boxes)
+    edges = {(e.source, e.target) for e in graph.edges}
+    ln_inputs = {v for s in means for v in s.inputs}
+    assert ln_inputs == {e.source for e in graph.edges if e.target in {b.key for b in boxes}}
+    readers = {r.name for r in cell.stages if r.name not in internal
+               for v in r.inputs if v in internal}
+    assert readers == {t for s, t in edges if s in {b.key for b in boxes}}
+    assert any(style == "box" and "layer normalisation" in words for style, words in graph.legend)
+    plain = drawn("lstm")[0]
+    assert not [n for n in plain.nodes if n.style == "box"] and len(plain.legend) == 2

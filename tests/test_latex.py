@@ -12,6 +12,7 @@ import pytest
 
 from lstm_derive.build import Build
 from lstm_derive.pdf import compile_pdf, latex_problems, overfull_boxes
+from codegen.emit_latex import CODE_WIDTH, broken_lines, unbroken_lines
 from conftest import GENERATED, ROOT
 from catalogue.cells import CELLS
 from lstm_derive.cli import resolve
@@ -177,7 +178,8 @@ def test_sympy_is_named_where_it_matters_only(path):
 
 @pytest.mark.parametrize("name", sorted(CELLS))
 def test_the_code_excerpt_is_the_module_s_own_lines_citing_the_equations_above_it(name):
-    """"From equation to code" shows consecutive lines of the generated module, as committed;
+    """"From equation to code" shows consecutive lines of the generated module, as committed
+(a long one broken after a backslash, which joined back is the line itself);
     every label their comments cite is a backward equation displayed before the excerpt, and
     every backward equation they do not cite is named as computed after the loop, where the
     module computes it."""
@@ -186,7 +188,7 @@ def test_the_code_excerpt_is_the_module_s_own_lines_citing_the_equations_above_i
     section = tex[tex.index(r"\subsection*{From equation to code}"):]
     opening = "\\begin{verbatim}\n"
     shown = section[section.index(opening) + len(opening):section.index("\\end{verbatim}")]
-    shown = shown.rstrip("\n").split("\n")
+    shown = unbroken_lines(shown.rstrip("\n").split("\n"))   # a long line is shown broken
     first = next(n for n, line in enumerate(module) if line.strip() == shown[0])
     indent = module[first][:len(module[first]) - len(shown[0])]
     assert module[first:first + len(shown)] == [indent + line if line else line for line in shown]
@@ -199,3 +201,27 @@ def test_the_code_excerpt_is_the_module_s_own_lines_citing_the_equations_above_i
     for label in after:
         assert rf"(\ref{{eq:{label}}})" in section[:section.index("\\begin{verbatim}")]
         assert any(f"({label})" in line for line in module[first + len(shown):]), label
+
+
+def test_a_long_code_line_is_broken_before_an_operator_outside_brackets_and_joins_back():
+    line = "d_a = " + " + ".join(f"d_b{n}*(c{n} - 2*e{n})" for n in range(12)) + "  # (B3) fork: b0, b1"
+    short = "d_n = d_c  # (B9)"
+    shown = broken_lines([short, line])
+    assert shown[0] == short and len(shown) > 2
+    assert all(len(piece) <= CODE_WIDTH for piece in shown)
+    assert all(piece.endswith(" \\") and shown[n + 1].startswith("    + d_b") for n, piece in enumerate(shown[1:-1], 1))
+    assert shown[-1].endswith("  # (B3) fork: b0, b1")
+    assert unbroken_lines(shown) == [short, line]
+    inside = "d_a = f(" + " + ".join(["b"] * 60) + ")"   # no break inside brackets
+    assert broken_lines([inside]) == [inside]
+
+
+def test_a_fork_of_many_branches_sets_several_short_terms_to_a_row():
+    from codegen.latex_terms import ONE_A_ROW, ROW, sum_rows, visible
+    few = [(f"a_{n}", f"b_{n}") for n in range(ONE_A_ROW)]
+    assert sum_rows(few) == [[p] for p in few]
+    many = [(rf"\delta e^{{{n}}}_{{t}} \odot x", rf"\text{{via }} e_{n}") for n in range(9)] + [("y " * 40, "z")]
+    rows = sum_rows(many)
+    assert [p for row in rows for p in row] == many and 1 < len(rows) < len(many)
+    assert rows[-1] == [many[-1]]   # a term too long for a row shares it with none
+    assert all(sum(visible(t) + 3 for t, _ in row) <= ROW for row in rows[:-1])
