@@ -65,6 +65,9 @@ def worker(rank, port, out):
         trained = train(net, torch.nn.parallel.DistributedDataParallel(net), xs[:, rows], ys[rows])
         if rank == 0:
             torch.save(trained, out)
+        # both ranks reach the teardown together: a rank that tears gloo down while the other
+        # still talks to it can abort ("terminate called without an active exception")
+        dist.barrier()
     finally:
         dist.destroy_process_group()
 
