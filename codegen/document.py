@@ -63,6 +63,19 @@ class Row:
 
 
 @dataclass(frozen=True)
+class Published:
+    """A number a published worked example prints (`printed`, as printed) beside ours; when
+    they differ beyond his digits, `rounded` is ours recomputed from his rounded inputs."""
+
+    name: str
+    step: int
+    printed: str
+    ours: float
+    agrees: bool
+    rounded: float | None = None
+
+
+@dataclass(frozen=True)
 class Worked:
     """A tiny problem run through the generated module, every stage and backward step numbered.
 
@@ -84,6 +97,7 @@ class Worked:
     backward: tuple[Row, ...]
     grads: tuple[Row, ...]
     loss: float
+    published: tuple[Published, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -34,7 +34,15 @@ def worked(document, nt) -> dict | None:
                        for name, values in w.params)
     return dict(problem=w.problem, seed=w.seed, params=params, forward=rows, backward=back,
                 grads=grads, loss=number(w.loss), steps=len(w.direct), output=output,
-                target=target)
+                target=target, agree=_published(w, nt, True), differ=_published(w, nt, False))
+
+
+def _published(w, nt, agrees) -> list[dict]:
+    """The published numbers that agree with ours (or do not), as `$c_{1} = 0.78572$`."""
+    return [dict(his=f"${nt.value(p.name, str(p.step + 1))} = {p.printed}$", t=p.step + 1,
+                 ours=f"{p.ours:.{len(p.printed.split('.')[1]) + 1}f}",
+                 rounded=None if p.rounded is None else f"{p.rounded:.6f}")
+            for p in w.published if p.agrees == agrees]
 
 
 def _row(label, name, values, shape=None) -> dict:

@@ -15,11 +15,14 @@ them with the published numbers).  Only the problems are data here.
 """
 from __future__ import annotations
 
+import dataclasses
+import math
+
 import numpy as np
 
 from catalogue.entry import Entry
 from checks.gradcheck import load_module
-from codegen.document import Row, Worked
+from codegen.document import Published, Row, Worked
 from derive.derivation import Derivation
 from derive.errors import DeriveError
 from derive.interpret import run
@@ -30,7 +33,12 @@ GOMEZ = dict(
                 W_i=[[0.95, 0.8]], U_i=[[0.8]], b_i=[0.65],
                 W_f=[[0.7, 0.45]], U_f=[[0.1]], b_f=[0.15],
                 W_o=[[0.6, 0.4]], U_o=[[0.25]], b_o=[0.1]),
-    xs=[[1.0, 2.0], [0.5, 3.0]], ys=[0.5, 1.25])
+    xs=[[1.0, 2.0], [0.5, 3.0]], ys=[0.5, 1.25],
+    # The states and outputs his post prints, as printed (step 0 is his t = 0, our t = 1).  The
+    # post renders them as images; these are as transcribed, with his weights and inputs, in the
+    # test file of a public Go re-implementation of the post (gorgonia, "c0 = 0.78572,
+    # h0 = 0.53631, c1 = 1.5176, h1 = 0.77197"), found with the search tool on 2026-11-25.
+    printed=(("c", 0, "0.78572"), ("h", 0, "0.53631"), ("c", 1, "1.5176"), ("h", 1, "0.77197")))
 
 # Mazur 2015: w1..w4 into the hidden layer, w5..w8 into the outputs, one bias per layer.
 MAZUR = dict(params=dict(W1=[[0.15, 0.20], [0.25, 0.30]], b1=[0.35, 0.35],
@@ -98,8 +106,33 @@ def _recurrent(entry, derivation, module) -> Worked:
     zeros = {s: np.zeros((1, 1)) for s in cell.state_names}   # every state has one unit
     ehs, _, egrads, edxs, _, trace = run(derivation, params, xs, zeros, dhs, zeros)
     _agree(entry, [(hs, ehs), (dxs, edxs)] + [(grads[p], egrads[p]) for p in grads])
-    return _worked(problem, derivation, params, trace, [y.ravel() for y in ys],
-                   [d.ravel() for d in dhs], grads, loss)
+    worked = _worked(problem, derivation, params, trace, [y.ravel() for y in ys],
+                     [d.ravel() for d in dhs], grads, loss)
+    if problem == "gomez":
+        worked = dataclasses.replace(worked, published=published(trace))
+    return worked
+
+
+def agrees(ours: float, printed: str) -> bool:
+    """Equal to the digits printed: within one unit of the last printed place (he truncates
+    some numbers and rounds others)."""
+    places = len(printed.split(".")[1])
+    return abs(ours - float(printed)) < 10.0 ** -places
+
+
+def published(trace) -> tuple[Published, ...]:
+    """Gomez's printed states and outputs beside ours (`trace`: the evaluator's values per
+    step).  An output he prints that is not ours to his digits is recomputed the way a hand
+    computation does it, from his rounded state: h = o tanh(c), with our o and his c."""
+    rows = []
+    for name, step, printed in GOMEZ["printed"]:
+        ours = float(np.ravel(trace[step][name])[0])
+        rounded = None
+        if name == "h" and not agrees(ours, printed):
+            his_c = dict(((n, s), p) for n, s, p in GOMEZ["printed"])[("c", step)]
+            rounded = float(np.ravel(trace[step]["o"])[0]) * math.tanh(float(his_c))
+        rows.append(Published(name, step, printed, ours, agrees(ours, printed), rounded))
+    return tuple(rows)
 
 
 def _feedforward(entry, derivation, module) -> Worked:
