@@ -35,14 +35,16 @@ def _head(head: str) -> str:
 def tex_base(name: str) -> str:
     """`a_f` -> `a^{f}`, `a1` -> `a^{(1)}`, `c` -> `c`, `mu_x` -> `\\mu^{x}`; a word as a
     superscript (`h_new`, `a_nx`) is set upright, as a label, not a product of letters; other
-    multi-letter names upright."""
+    multi-letter names upright; more underscores separate superscripts (`n_a_b` -> `n^{a,b}`)."""
     layer = re.fullmatch(r"([A-Za-z])(\d+)", name)
     if layer:
         return f"{layer[1]}^{{({layer[2]})}}"
     head, _, tail = name.partition("_")
     head = _head(head)
-    if len(tail) > 1 and tail.isalpha():
-        tail = rf"\mathrm{{{tail}}}"
+    # a spec's `n_a_b` is n^{a,b}: a second underscore inside the superscript would be a
+    # double subscript, which neither LaTeX nor MathML accepts
+    tail = ",".join(rf"\mathrm{{{part}}}" if len(part) > 1 and part.isalpha() else part
+                    for part in tail.split("_")) if tail else ""
     return f"{head}^{{{tail}}}" if tail else head
 
 

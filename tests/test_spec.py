@@ -236,3 +236,14 @@ def test_layer_norm_in_a_spec_is_the_layer_norm(tmp_path):
         h = np.tanh(params["g"] * (a - mean) / np.sqrt(var + 1e-5) + params["b"])
         assert np.max(np.abs(got - h)) < 1e-12
     assert worst(check(module, 3, 2, 4, 3, seed=5).values()) < 1e-6
+
+
+def test_stage_names_with_several_underscores_render(tmp_path):
+    """`n_a_b` is n^{a,b}: a second underscore inside a superscript is a double subscript,
+    which LaTeX rejects and the HTML's MathML conversion raises on (it did before)."""
+    body = stages(("n_a_b", "tanh(W @ x + U @ (h_prev * h_prev) + b)"), ("h", "n_a_b * h_prev"))
+    entry, _ = load_spec(spec(tmp_path, body))
+    files = render_cell(entry)
+    tex, html = files["cell.tex"], files["cell.html"]
+    assert r"n^{a,b}_{t}" in tex and "n^{a_b" not in tex and "a^{n_a" not in tex
+    assert "<math" in html
