@@ -96,8 +96,10 @@ ONE_A_ROW = 4   # a fork of up to this many branches is set one term a row (at m
 
 
 def visible(tex: str) -> int:
-    """Rough printed width of LaTeX source, in characters: commands count as one."""
-    return len(re.sub(r"[{}^_]|\\left|\\right", "", re.sub(r"\\[A-Za-z]+", "x", tex)))
+    """Rough printed width of LaTeX source, in characters: commands count as one, font
+    switches (`\\mathrm`) and sizing (`\\left`, `\\right`) as none."""
+    tex = re.sub(r"\\(mathrm|left|right)\b", "", tex)
+    return len(re.sub(r"[{}^_]", "", re.sub(r"\\[A-Za-z]+", "x", tex)))
 
 
 def sum_rows(named) -> list[list[tuple[str, str]]]:
