@@ -38,6 +38,8 @@ def problem(module, T, B, *dims, seed=0):
     if len(sizes) != len(module.SIZES):
         raise DeriveError(f"need sizes {', '.join(module.SIZES)}, got {dims}")
     params = {k: v * 2.0 for k, v in module.init_params(*dims, seed=seed).items()}
+    for name in getattr(module, "INITIAL", {}):   # constants (a layer norm's gains at 1) made generic
+        params[name] = params[name] + rng.uniform(-0.5, 0.5, size=params[name].shape)
     if not is_recurrent(module):
         x = rng.normal(size=(B, dims[0]))   # a network's SIZES list its input size first
         y, _ = module.forward(params, x)

@@ -18,17 +18,21 @@ PARAMS = {
 STATE = ("h",)
 STATE_SIZES = {"h": "H"}
 SIZES = {"D": "input_size", "H": "hidden_size"}  # size symbol -> init_params argument
+INITIAL = {"beta": 0.0, "gamma": 1.0}  # parameters that start at a constant, not a random draw
 
 
 def init_params(input_size, hidden_size, *, seed=0, dtype=numpy.float64):
-    """Parameters drawn uniformly from (-1/sqrt(H), 1/sqrt(H)), the usual recurrent-cell scale."""
+    """Parameters drawn uniformly from (-1/sqrt(H), 1/sqrt(H)), the usual recurrent-cell scale;
+    beta, gamma start at a constant (INITIAL: a layer norm's gains at 1, shifts at 0)."""
     sizes = {"D": int(input_size), "H": int(hidden_size)}
     if min(sizes.values()) < 1:
         raise ValueError(f"sizes must be positive, got {sizes}")
     rng = numpy.random.default_rng(seed)
     bound = 1.0 / numpy.sqrt(sizes["H"])
-    return {name: rng.uniform(-bound, bound, size=tuple(sizes[s] for s in shape)).astype(dtype)
-            for name, shape in PARAMS.items()}
+    drawn = {name: rng.uniform(-bound, bound, size=tuple(sizes[s] for s in shape)).astype(dtype)
+             for name, shape in PARAMS.items()}
+    return {name: numpy.full_like(value, INITIAL[name]) if name in INITIAL else value
+            for name, value in drawn.items()}
 
 def forward(params, xs, state0=None, *, checkpoint=None, workspace=None):
     """Run the cell over xs (T, B, D) from state0 (a dict of (B, size) arrays; zeros when None).

@@ -46,6 +46,8 @@ def random_problem(module, T, B, D, H, seed=0, dtype=np.float64):
     """Parameters, inputs, state and upstream gradients for one run."""
     rng = np.random.default_rng(seed)
     params = module.init_params(D, H, seed=seed + 1, dtype=dtype)
+    for name in getattr(module, "INITIAL", {}):   # a layer norm's gains start at 1: made generic
+        params[name] = params[name] + rng.uniform(-0.5, 0.5, size=params[name].shape).astype(dtype)
     xs = rng.normal(size=(T, B, D)).astype(dtype)
     state0 = {s: rng.normal(size=(B, H)).astype(dtype) for s in module.STATE}
     dhs = rng.normal(size=(T, B, H)).astype(dtype)

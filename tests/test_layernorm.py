@@ -340,3 +340,29 @@ def test_layernorm_gru_jax_module_equals_jax_grad_of_the_plain_cell():
     assert worst(module.forward(params, xs, state0), plain(params, xs, state0)) < 1e-10
     assert worst(jax.grad(loss_of(module.forward), argnums=(0, 1, 2))(params, xs, state0),
                  jax.grad(loss_of(plain), argnums=(0, 1, 2))(params, xs, state0)) < 1e-10
+
+
+@pytest.mark.parametrize("name", ["layernorm_lstm", "layernorm_gru"])
+def test_a_layer_norm_starts_as_plain_standardisation_in_every_backend(name):
+    """Gains 1, shifts 0 (as torch.nn.LayerNorm), every other parameter drawn at random."""
+    module = generated(name)
+    params = module.init_params(D, H, seed=0)
+    assert set(module.INITIAL) == {p for p in module.PARAMS if p.startswith(("gamma", "beta"))}
+    for p, value in params.items():
+        if p in module.INITIAL:
+            assert np.all(value == module.INITIAL[p]) and value.shape[0] in (H, 3 * H, 4 * H), p
+        else:
+            assert np.ptp(value) > 0, p
+    torch = pytest.importorskip("torch")
+    tmod = load_file(GENERATED / "torch" / f"{name}.py", f"generated_torch_{name}")
+    cls = next(v for k, v in vars(tmod).items() if isinstance(v, type)
+               and issubclass(v, torch.nn.Module) and v.__module__ == tmod.__name__)
+    for key, value in cls(D, H, num_layers=2, bidirectional=True).named_parameters():
+        base = key.rsplit("_l", 1)[0]
+        if base in module.INITIAL:
+            assert torch.all(value == module.INITIAL[base]), key
+    jax = pytest.importorskip("jax")
+    jmod = load_file(GENERATED / "jax" / f"{name}.py", f"generated_jax_{name}")
+    for p, value in jmod.init_params(jax.random.PRNGKey(0), D, H).items():
+        if p in module.INITIAL:
+            assert np.all(np.asarray(value) == module.INITIAL[p]), p

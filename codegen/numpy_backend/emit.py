@@ -73,7 +73,22 @@ def packing(cell) -> dict:
                  f"{code((n + 1) * sp.Symbol(shapes[block][0]))}")
                 for public, blocks in cell.packed for n, block in enumerate(blocks)]
     sizes = sorted({shapes[blocks[0]][0] for _, blocks in cell.packed})
-    return dict(packed=bool(cell.packed), unpacked=unpacked, packed_sizes=sizes)
+    return dict(packed=bool(cell.packed), unpacked=unpacked, packed_sizes=sizes,
+                constants=initial_constants(cell))
+
+
+def initial_constants(cell) -> list[tuple[str, str]]:
+    """Public parameters that start at a constant instead of a random draw: a layer norm's gains
+    at 1 and its shifts at 0, so that it starts as plain standardisation (Ba, Kiros & Hinton
+    2016; torch.nn.LayerNorm does the same)."""
+    public = {block: name for name, blocks in cell.packed for block in blocks}
+    names = {name for name, _ in cell.public_params()}
+    found: dict[str, str] = {}
+    for stage in cell.stages:
+        if stage.kind is Kind.NORMALISED:
+            gain, shift = (public.get(n, n) for n in stage.inputs[3:5])
+            found.update({n: v for n, v in ((gain, "1.0"), (shift, "0.0")) if n in names})
+    return sorted(found.items())
 
 
 def pack_lines(cell, concatenate="numpy.concatenate") -> list[str]:

@@ -27,7 +27,7 @@ def emit_feedforward(derivation: Derivation, entry, command: str) -> str:
     return render(
         "feedforward.py.j2", cell=cell.name, command=command, **module_facts(entry),
         params=[(name, tuple_code(shape)) for name, shape in cell.params()],
-        size_sources=size_sources(cell.params()), packed=False,
+        size_sources=size_sources(cell.params()), packed=False, constants=[],
         input=cell.input_names[0], input_size=sizes[cell.input_names[0]],
         output=cell.output, output_size=sizes[cell.output],
         loss_name=cell.loss.value, one_hot=cell.loss is Loss.CROSS_ENTROPY,

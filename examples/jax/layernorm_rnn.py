@@ -29,16 +29,18 @@ PARAMS = {
 STATE = ("h",)
 STATE_SIZES = {"h": "H"}
 SIZES = {"D": "input_size", "H": "hidden_size"}  # size symbol -> argument of init_params
+INITIAL = {"beta": 0.0, "gamma": 1.0}  # parameters that start at a constant, not a random draw
 OUTPUT = ("h", "H")
 CACHED = ("h_seq", "h_1_seq", "h_3_seq", "h_5_seq", "h_6_seq")  # per-step values the backward reads
 
 
 def init_params(key, input_size, hidden_size, dtype=jnp.float32):
-    """Uniform in (-1/sqrt(H), 1/sqrt(H)), as torch.nn's recurrent modules; key a jax.random key."""
+    """Uniform in (-1/sqrt(H), 1/sqrt(H)), as torch.nn's recurrent modules (INITIAL: constants); key a jax.random key."""
     sizes = {"D": input_size, "H": hidden_size}
     bound = 1.0 / sizes["H"] ** 0.5
     keys = jax.random.split(key, len(PARAMS))
-    return {name: jax.random.uniform(k, tuple(sizes[s] for s in shape), dtype, -bound, bound)
+    return {name: jnp.full(_shape(shape, sizes), INITIAL[name], dtype) if name in INITIAL
+            else jax.random.uniform(k, _shape(shape, sizes), dtype, -bound, bound)
             for k, (name, shape) in zip(keys, PARAMS.items())}
 
 

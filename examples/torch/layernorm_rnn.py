@@ -27,6 +27,7 @@ PARAMS = {
 STATE = ("h",)
 STATE_SIZES = {"h": "H"}
 SIZES = {"D": "input_size", "H": "hidden_size"}  # size symbol -> constructor argument
+INITIAL = {"beta": 0.0, "gamma": 1.0}  # parameters that start at a constant, not a random draw
 OUTPUT = ("h", "H")
 CACHED = ("h_seq", "h_1_seq", "h_3_seq", "h_5_seq", "h_6_seq")  # per-step storage the backward reads
 SAVED = ("h_seq",)  # what the RecomputeFunction keeps for backward: the states
@@ -311,6 +312,11 @@ class LayernormRNN(torch.nn.Module):
         bound = 1.0 / self.sizes["H"] ** 0.5
         for value in self.parameters():
             torch.nn.init.uniform_(value, -bound, bound)
+        with torch.no_grad():   # a layer norm's gains start at 1, its shifts at 0 (as torch.nn.LayerNorm)
+            for key, value in self.named_parameters():
+                name = key.rsplit("_l", 1)[0]
+                if name in INITIAL:
+                    value.fill_(INITIAL[name])
 
     def _layer_sizes(self, layer):
         width = self.sizes[OUTPUT[1]] * self.directions

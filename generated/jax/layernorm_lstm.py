@@ -42,16 +42,18 @@ PARAMS = {
 STATE = ("h", "c")
 STATE_SIZES = {"h": "H", "c": "H"}
 SIZES = {"D": "input_size", "H": "hidden_size"}  # size symbol -> argument of init_params
+INITIAL = {"beta_c": 0.0, "beta_h": 0.0, "beta_x": 0.0, "gamma_c": 1.0, "gamma_h": 1.0, "gamma_x": 1.0}  # parameters that start at a constant, not a random draw
 OUTPUT = ("h", "H")
 CACHED = ("h_seq", "c_seq", "zx_f_seq", "zx_i_seq", "zx_g_seq", "zx_o_seq", "zh_f_seq", "zh_i_seq", "zh_g_seq", "zh_o_seq", "mu_x_seq", "v_x_seq", "r_x_seq", "mu_h_seq", "v_h_seq", "r_h_seq", "f_seq", "i_seq", "g_seq", "o_seq", "mu_c_seq", "v_c_seq", "r_c_seq", "k_seq")  # per-step values the backward reads
 
 
 def init_params(key, input_size, hidden_size, dtype=jnp.float32):
-    """Uniform in (-1/sqrt(H), 1/sqrt(H)), as torch.nn's recurrent modules; key a jax.random key."""
+    """Uniform in (-1/sqrt(H), 1/sqrt(H)), as torch.nn's recurrent modules (INITIAL: constants); key a jax.random key."""
     sizes = {"D": input_size, "H": hidden_size}
     bound = 1.0 / sizes["H"] ** 0.5
     keys = jax.random.split(key, len(PARAMS))
-    return {name: jax.random.uniform(k, _shape(shape, sizes), dtype, -bound, bound)
+    return {name: jnp.full(_shape(shape, sizes), INITIAL[name], dtype) if name in INITIAL
+            else jax.random.uniform(k, _shape(shape, sizes), dtype, -bound, bound)
             for k, (name, shape) in zip(keys, PARAMS.items())}
 
 

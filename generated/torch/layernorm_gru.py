@@ -36,6 +36,7 @@ PARAMS = {
 STATE = ("h",)
 STATE_SIZES = {"h": "H"}
 SIZES = {"D": "input_size", "H": "hidden_size"}  # size symbol -> constructor argument
+INITIAL = {"beta_h": 0.0, "beta_x": 0.0, "gamma_h": 1.0, "gamma_x": 1.0}  # parameters that start at a constant, not a random draw
 OUTPUT = ("h", "H")
 CACHED = ("h_seq", "zx_r_seq", "zx_z_seq", "zx_n_seq", "zh_r_seq", "zh_z_seq", "zh_n_seq", "mu_x_seq", "v_x_seq", "r_x_seq", "mu_h_seq", "v_h_seq", "r_h_seq", "r_seq", "z_seq", "a_nh_seq", "h_cand_seq", "v_seq")  # per-step storage the backward reads
 SAVED = ("h_seq",)  # what the RecomputeFunction keeps for backward: the states
@@ -698,6 +699,11 @@ class LayernormGRU(torch.nn.Module):
         bound = 1.0 / self.sizes["H"] ** 0.5
         for value in self.parameters():
             torch.nn.init.uniform_(value, -bound, bound)
+        with torch.no_grad():   # a layer norm's gains start at 1, its shifts at 0 (as torch.nn.LayerNorm)
+            for key, value in self.named_parameters():
+                name = key.rsplit("_l", 1)[0]
+                if name in INITIAL:
+                    value.fill_(INITIAL[name])
 
     def _layer_sizes(self, layer):
         width = self.sizes[OUTPUT[1]] * self.directions

@@ -40,6 +40,7 @@ PARAMS = {
 STATE = ("h", "c")
 STATE_SIZES = {"h": "H", "c": "H"}
 SIZES = {"D": "input_size", "H": "hidden_size"}  # size symbol -> constructor argument
+INITIAL = {"beta_c": 0.0, "beta_h": 0.0, "beta_x": 0.0, "gamma_c": 1.0, "gamma_h": 1.0, "gamma_x": 1.0}  # parameters that start at a constant, not a random draw
 OUTPUT = ("h", "H")
 CACHED = ("h_seq", "c_seq", "zx_f_seq", "zx_i_seq", "zx_g_seq", "zx_o_seq", "zh_f_seq", "zh_i_seq", "zh_g_seq", "zh_o_seq", "mu_x_seq", "v_x_seq", "r_x_seq", "mu_h_seq", "v_h_seq", "r_h_seq", "f_seq", "i_seq", "g_seq", "o_seq", "mu_c_seq", "v_c_seq", "r_c_seq", "k_seq")  # per-step storage the backward reads
 SAVED = ("h_seq", "c_seq")  # what the RecomputeFunction keeps for backward: the states
@@ -879,6 +880,11 @@ class LayernormLSTM(torch.nn.Module):
         bound = 1.0 / self.sizes["H"] ** 0.5
         for value in self.parameters():
             torch.nn.init.uniform_(value, -bound, bound)
+        with torch.no_grad():   # a layer norm's gains start at 1, its shifts at 0 (as torch.nn.LayerNorm)
+            for key, value in self.named_parameters():
+                name = key.rsplit("_l", 1)[0]
+                if name in INITIAL:
+                    value.fill_(INITIAL[name])
 
     def _layer_sizes(self, layer):
         width = self.sizes[OUTPUT[1]] * self.directions
