@@ -12,11 +12,9 @@ from html import escape
 
 from codegen.figures import Figure
 from codegen.layout import Layout
+from codegen.text_width import FONT, PX, SCRIPT, SVG_FONT, svg_spans
 
-PX = 4 / 3            # CSS pixels per point
 MARGIN = 6.0          # points around the drawing
-FONT, SCRIPT = 15, 11   # SVG font sizes (px) of labels and of their sub/superscripts
-SCRIPT_W = 0.55 * SCRIPT   # the width of one script character, roughly (to stack two scripts)
 
 TIKZ_STYLES = {
     "value": "draw, rounded corners=3pt",
@@ -111,22 +109,14 @@ def _svg_node(n, b, at):
 
 
 def _svg_text(pieces, x, y, colour="black"):
-    """A label: italic when it is mathematics (no words), its scripts raised or lowered, and a
-    subscript right after a superscript (or the reverse) stacked under it, as LaTeX sets a^r_t."""
+    """A label in SVG_FONT, the font its box was measured in (`codegen.text_width`): oblique
+    when it is mathematics (no words), its scripts raised or lowered, a subscript right after
+    a superscript (or the reverse) stacked under it, as LaTeX sets a^r_t."""
     italic = "" if any(re.search("[A-Za-z]{2}", t) for t, _ in pieces) else ' font-style="italic"'
     fill = f' fill="{colour}"' if colour != "black" else ""
-    spans, back = [], 0.0
-    for n, (text, kind) in enumerate(pieces):
-        before = pieces[n - 1] if n else ("", "")
-        if kind and before[1] and kind != before[1]:   # stack the two scripts
-            back = SCRIPT_W * len(before[0])
-            spans.append(_tspan(text, kind, -back))
-            back -= SCRIPT_W * len(text)
-        else:
-            spans.append(_tspan(text, kind, max(back, 0.0)))
-            back = 0.0
-    return (f'<text x="{x}" y="{y:.1f}" text-anchor="middle" font-size="{FONT}"{italic}{fill}>'
-            + "".join(spans) + "</text>")
+    spans = "".join(_tspan(text, kind, dx) for text, kind, dx in svg_spans(pieces)[0])
+    return (f'<text x="{x}" y="{y:.1f}" text-anchor="middle" font-family="{SVG_FONT}, sans-serif" '
+            f'font-size="{FONT}"{italic}{fill}>{spans}</text>')
 
 
 def _tspan(text, kind, dx=0.0):

@@ -73,7 +73,8 @@ def stabiliser_section(document, printer, nt) -> dict:
 
 
 def _figure(figure, layout):
-    return dict(tikz=drawing.tikz(figure, layout), legend=drawing.tikz_legend(figure.legend))
+    return dict(tikz=drawing.tikz(figure, layout), legend=drawing.tikz_legend(figure.legend),
+                caption=figure.caption)
 
 
 def backward_step(derivation, adj, printer, nt) -> dict:

@@ -213,3 +213,91 @@ def test_a_layer_normalisation_is_one_ln_box_between_its_blocks_and_their_reader
     assert any(style == "box" and "layer normalisation" in words for style, words in graph.legend)
     plain = drawn("lstm")[0]
     assert not [n for n in plain.nodes if n.style == "box"] and len(plain.legend) == 2
+
+
+def _figures_of(name):
+    graph, layout, unrolled = drawn(name)
+    return [(graph, layout)] + ([unrolled] if unrolled else [])
+
+
+@pytest.mark.parametrize("name", [*CELLS, *SPECS])
+def test_every_label_measured_in_both_fonts_fits_inside_its_box(name):
+    """Each node's label, measured in Computer Modern (the PDF) and DejaVu Sans (the page),
+    leaves figures.INSET points free on both sides of its box; arrow labels fit their boxes."""
+    for figure, layout in _figures_of(name):
+        assert figures.crowded(figure, layout) == []
+
+
+def test_the_fit_check_rejects_a_box_narrower_than_its_measured_label():
+    graph, layout = drawn("lstm")[:2]
+    node = max(graph.nodes, key=lambda n: figures.label_width(n.note, n.note_text))
+    need = figures.label_width(node.note, node.note_text) + 2 * figures.INSET
+    narrow = lambda w: replace(layout, boxes=tuple(   # noqa: E731
+        (k, replace(b, w=w) if k == node.key else b) for k, b in layout.boxes))
+    assert figures.crowded(graph, narrow(need - 0.5)) == [node.key]
+    assert figures.crowded(graph, narrow(need + 0.5)) == []
+    figure, hand = drawn("lstm")[2]
+    route = next(r for r in hand.routes if r.label)
+    squeezed = replace(hand, routes=tuple(replace(r, label=replace(r.label, w=r.label.w - 5))
+                                           if r is route else r for r in hand.routes))
+    assert figures.crowded(figure, squeezed) == [f"label of {route.source} -> {route.target}"]
+
+
+needs_tex = pytest.mark.skipif(shutil.which("pdflatex") is None, reason="LaTeX is not installed")
+
+
+@needs_tex
+def test_measured_label_widths_are_the_widths_latex_sets(tmp_path):
+    """Every label of every figure, typeset by pdflatex in the document's class and size: its
+    box is as wide as codegen.text_width computed from the font tables (to 0.01 pt)."""
+    import subprocess
+    from codegen.text_width import tex_width
+    labels = sorted({t for name in [*CELLS, *SPECS] for figure, _ in _figures_of(name)
+                     for t in [*(n.tex for n in figure.nodes), *(n.note for n in figure.nodes),
+                               *(e.label for e in figure.edges)] if t})
+    body = "".join(rf"\sbox\lbox{{${t}$}}\typeout{{WIDTH:\the\wd\lbox}}" + "\n" for t in labels)
+    (tmp_path / "w.tex").write_text(r"\documentclass[11pt]{article}\usepackage{amsmath,amssymb}"
+                                    "\n" r"\newsavebox\lbox\begin{document}" "\n" + body +
+                                    r"\end{document}" "\n", encoding="utf-8")
+    subprocess.run(["pdflatex", "-interaction=batchmode", "w.tex"], cwd=tmp_path,
+                   capture_output=True, timeout=120, check=False)
+    widths = re.findall(r"WIDTH:([\d.]+)pt", (tmp_path / "w.log").read_text(encoding="latin-1"))
+    assert len(widths) == len(labels) > 100
+    for label, width in zip(labels, widths):
+        assert tex_width(label) == pytest.approx(float(width), abs=0.01), label
+
+
+def test_a_label_the_measure_does_not_know_is_refused():
+    from codegen.text_width import tex_width
+    for label in (r"\sqrt{x}", r"x^{a^{b}}", r"\text{fish}"):   # \text{fi} would be a ligature
+        with pytest.raises(ValueError):
+            tex_width(label)
+
+
+@pytest.mark.parametrize("name", [*CELLS, *SPECS])
+def test_the_caption_says_what_the_stage_graph_draws(name):
+    """The caption's counts are those of the cell (stages, layer normalisations, arrows between
+    distinct drawn nodes), counted here from the cell, and it never claims a node per value
+    where a layer normalisation is drawn as one box."""
+    graph = drawn(name)[0]
+    cell = resolve(str(ROOT / name) if name.endswith(".toml") else name).cell
+    inside = [s for s in cell.stages if s.kind in figures.STATISTICS + (Kind.NORMALISED,)]
+    norms = [s for s in cell.stages if s.kind is Kind.MEAN and not
+             set(s.inputs) & {t.name for t in inside}]
+    caption = graph.caption
+    assert f"each of the {len(cell.stages) - len(inside)} stages" in caption
+    assert "one node per value" not in caption
+    if norms:
+        assert f"{len(norms)} layer normalisation" in caption and f"{len(inside)} stages in all" in caption
+    else:   # one node per value: an arrow per (value, reader), the loss's and the next step's
+        assert "LN" not in caption and "layer normalisation" not in caption
+        values = {*cell.input_names, *(f"{s}_prev" for s in cell.state_names),
+                  *(s.name for s in cell.stages)}   # not the parameters
+        arrows = {(v, s.name) for s in cell.stages for v in s.inputs if v in values}
+        arrows |= {(cell.output, "loss")}
+        arrows |= {(s, "next") for s in cell.state_names}
+        assert f"({len(arrows)} arrows)" in caption
+    assert f"({len(graph.edges)} arrows)" in caption
+    assert ("next step" in caption) == cell.recurrent
+    tex = (GENERATED / f"{name}.tex") if name in CELLS else ROOT / name.replace(".toml", ".tex")
+    assert rf"\caption{{{caption}}}\label{{fig:graph}}" in tex.read_text(encoding="utf-8")
