@@ -12,9 +12,10 @@ from html import escape
 
 from codegen.figures import Figure
 from codegen.layout import Layout
-from codegen.text_width import FONT, PX, SCRIPT, SVG_FONT, svg_spans
+from codegen.text_width import FONT, PX, SCRIPT, SVG_FONT, svg_spans, svg_width
 
 MARGIN = 6.0          # points around the drawing
+LEGEND, LEGEND_TEXT = 13, 36   # px: the legend's font size, and where its words start
 
 TIKZ_STYLES = {
     "value": "draw, rounded corners=3pt",
@@ -71,10 +72,13 @@ SVG_FILL = {"value": "#ffffff", "stage": "#eef0fb", "affine": "#e0e4f8", "fork":
 def svg(figure: Figure, layout: Layout, title: str) -> str:
     """The same figure as inline SVG: boxes, text with sub/superscripts, arrows."""
     left, bottom, right, top = layout.bounds
-    width, height = (right - left + 2 * MARGIN) * PX, (top - bottom + 2 * MARGIN) * PX
+    drawing, height = (right - left + 2 * MARGIN) * PX, (top - bottom + 2 * MARGIN) * PX
+    width = max(drawing, *(LEGEND_TEXT + svg_width(((words, ""),)) * LEGEND / FONT + 10
+                           for _, words in figure.legend))   # a legend line is not cut off
+    shift = (width - drawing) / 2                               # the drawing centred above it
 
     def at(x, y):
-        return f"{(x - left + MARGIN) * PX:.1f}", f"{(top - y + MARGIN) * PX:.1f}"
+        return f"{(x - left + MARGIN) * PX + shift:.1f}", f"{(top - y + MARGIN) * PX:.1f}"
 
     extra = 8 + 20 * len(figure.legend)   # one line per legend entry, below the drawing
     marker = "arrow-" + re.sub(r"\W+", "-", title)   # ids must differ between figures
@@ -153,5 +157,6 @@ def _svg_legend(legend, height):
         else:
             colour, dash = _stroke(style)
             parts.append(f'<line x1="{x}" y1="{y - 3}" x2="{x + 20}" y2="{y - 3}" stroke="{colour}"{dash}/>')
-        parts.append(f'<text x="{x + 26}" y="{y + 2}" font-size="13">{escape(words)}</text>')
+        parts.append(f'<text x="{LEGEND_TEXT}" y="{y + 2}" font-family="{SVG_FONT}, sans-serif" '
+                     f'font-size="{LEGEND}">{escape(words)}</text>')
     return "".join(parts)

@@ -51,7 +51,8 @@ def test_html_is_self_contained_mathml_and_svg(name):
     assert not [e for e in root.iter() if e.tag in (f"{XHTML}script", f"{XHTML}link", f"{XHTML}img")]
     assert not re.search(r"""(src|href)=["']https?:""", text)
     assert len(list(root.iter(f"{MATHML}math"))) > 50
-    assert len(list(root.iter(f"{SVG}svg"))) == (3 if CELLS[name].cell.recurrent else 1)
+    # stage graph, fork view (the MLPs' graphs have no fork), unrolled steps, gradient flow
+    assert len(list(root.iter(f"{SVG}svg"))) == (4 if CELLS[name].cell.recurrent else 1)
     assert "\\" not in "".join(root.itertext()), "LaTeX left in the page"
     ids = [e.get("id") for e in root.iter() if e.get("id")]
     assert len(ids) == len(set(ids)), "duplicate ids"
@@ -119,7 +120,7 @@ def test_without_matplotlib_the_page_says_the_plot_was_not_drawn(monkeypatch):
     page = rendered.files["rnn.html"]
     assert "matplotlib, which was not installed" in page
     root = ET.fromstring(page.split("\n", 1)[1])
-    assert len(list(root.iter(f"{SVG}svg"))) == 2      # the two drawn figures remain
+    assert len(list(root.iter(f"{SVG}svg"))) == 3      # the three drawn figures remain
 
 
 def test_notes_with_special_characters_reach_the_page_intact(tmp_path):

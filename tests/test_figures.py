@@ -301,3 +301,60 @@ def test_the_caption_says_what_the_stage_graph_draws(name):
     assert ("next step" in caption) == cell.recurrent
     tex = (GENERATED / f"{name}.tex") if name in CELLS else ROOT / name.replace(".toml", ".tex")
     assert rf"\caption{{{caption}}}\label{{fig:graph}}" in tex.read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("name", [*CELLS, *SPECS])
+def test_the_fork_view_shows_each_readers_gradient_term_without_a_knot(name):
+    """The backward view of the graph's largest fork: one forward and one dashed gradient line
+    per reader, the readers those of the fork's backward equation (whose label the caption
+    cites); straight lines whose ends keep one top-to-bottom order on both sides (so none
+    crosses another), clear of every box, each label inside its box."""
+    from codegen.fork_view import fork_view
+    graph = drawn(name)[0]
+    entry = resolve(str(ROOT / name) if name.endswith(".toml") else name)
+    derivation = derive(entry.cell)
+    view = fork_view(graph, derivation, Notation(entry.cell.recurrent, entry.cell.vector_param_names))
+    if not any(n.style == "fork" for n in graph.nodes):
+        assert view is None
+        return
+    figure, layout = view
+    fork, readers = figure.nodes[0].key, [n.key for n in figure.nodes[1:]]
+    adjoint = derivation.adjoint(fork)
+    assert sorted(t.branch.replace("next step", "next") for t in adjoint.terms) == sorted(readers)
+    assert rf"\ref{{eq:{adjoint.label}}}" in figure.caption and f"{len(readers)} readers" in figure.caption
+    assert [(e.source, e.target, e.style) for e in figure.edges] == [
+        x for r in readers for x in ((fork, r, "forward"), (r, fork, "gradient"))]
+    assert collisions(layout) == [] and figures.crowded(figure, layout) == []
+    ends = [(r.points[0], r.points[-1]) if r.source == fork else (r.points[-1], r.points[0])
+            for r in layout.routes]   # (end at the fork, end at the reader) of each line
+    assert all(len(set(r.points)) == 2 for r in layout.routes)   # straight
+    at_fork, at_reader = [a[1] for a, _ in ends], [b[1] for _, b in ends]
+    assert at_fork == sorted(at_fork, reverse=True) and len(set(at_fork)) == len(at_fork)
+    assert at_reader == sorted(at_reader, reverse=True) and len(set(at_reader)) == len(at_reader)
+    assert min(a - b for a, b in zip(at_fork, at_fork[1:])) >= 7.0 - 0.01
+    left, _, right, _ = layout.bounds
+    assert right - left <= LINE
+
+
+def _lines_meeting(layout):
+    """Pairs of routes that meet anywhere, their ends included (unlike `crossings`, which lets
+    arrows of one node meet at it: a fork view's lines must not even touch)."""
+    from codegen.layout import _cross, sample
+    segments = [list(zip(s[:-1], s[1:])) for s in map(sample, layout.routes)]
+    return [(i, j) for i in range(len(segments)) for j in range(i + 1, len(segments))
+            if any(_cross(p, q) for p in segments[i] for q in segments[j])]
+
+
+def test_no_two_lines_of_a_fork_view_meet_and_the_check_sees_two_that_do():
+    from codegen.fork_view import fork_view
+    for name in [*CELLS, *SPECS]:
+        entry = resolve(str(ROOT / name) if name.endswith(".toml") else name)
+        view = fork_view(drawn(name)[0], derive(entry.cell),
+                         Notation(entry.cell.recurrent, entry.cell.vector_param_names))
+        assert view is None or _lines_meeting(view[1]) == [], name
+    layout = fork_view(drawn("lstm")[0], derive(CELLS["lstm"].cell), Notation(True))[1]
+    first, second = layout.routes[0], layout.routes[2]   # forward lines to the first two readers
+    swapped = (replace(first, points=(second.points[0],) * 2 + first.points[2:]),
+               replace(second, points=(first.points[0],) * 2 + second.points[2:]))
+    crossed = replace(layout, routes=(swapped[0], layout.routes[1], swapped[1], *layout.routes[3:]))
+    assert (0, 2) in _lines_meeting(crossed)
