@@ -2,10 +2,13 @@
 
 `stage_graph(derivation, nt)` lists one node per per-step input, previous state and stage,
 plus the loss (and the next step), and one forward arrow per (value, reader); forks are
-marked, and the stages of one layer normalisation are one "LN" box.  The gradient runs back
-along every arrow, and the caption says so: drawing each arrow twice would double the lines
-at every fork.  `dot_source(figure)` is that graph for Graphviz's `dot`, which places it
-(nodes of fixed sizes, no labels: the layout needs no fonts); its positions come back as a
+marked, and the stages of one layer normalisation are one "LN" box; its caption, made here,
+says what was drawn.  The gradient runs back along every arrow, and the caption says so:
+drawing each arrow twice would double the lines at every fork (`codegen.fork_view` draws
+both directions for one fork instead).  A box is as wide as its label measured in the fonts
+of both drawings (`codegen.text_width`), and `crowded` finds a label that does not fit.
+`dot_source(figure)` is that graph for Graphviz's `dot`, which places it (nodes of fixed
+sizes, no labels: the layout needs no fonts); its positions come back as a
 `codegen.layout.Layout`.  `unrolled(derivation, nt)` shows three time steps and the state
 between them, placed here by hand (a fixed pattern).  `codegen.drawing` prints a figure with
 its layout as TikZ and as SVG.
@@ -17,7 +20,7 @@ from dataclasses import dataclass
 
 from codegen.layout import Box, Layout, Route
 from codegen.notation import tex_param
-from codegen.text_width import PX, svg_width, tex_width
+from codegen.text_width import PX, svg_width, tex_width_at_most
 from derive.derivation import Derivation
 from derive.stages import Kind
 
@@ -71,7 +74,7 @@ class Figure:
 def label_width(tex: str, text: Pieces) -> float:
     """Width in points of a label as the wider of its two drawings: `tex` set by LaTeX in the
     PDF, `text` in the page's SVG (at 100%, PX pixels a point)."""
-    return max(tex_width(tex) if tex else 0.0, svg_width(text) / PX)
+    return max(tex_width_at_most(tex) if tex else 0.0, svg_width(text) / PX)
 
 
 def crowded(figure: Figure, layout: Layout, inset: float = INSET) -> list[str]:

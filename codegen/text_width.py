@@ -25,9 +25,11 @@ MU = {"thin": 3, "med": 4, "thick": 5}   # \thinmuskip, \medmuskip, \thickmuskip
 FONT, SCRIPT = 15, 11               # px: the SVG's label and script sizes
 PX = 4 / 3                          # CSS pixels per point
 SVG_FONT = "DejaVu Sans"
+GENEROUS = 1.5                      # em a character, for a label `tex_width` cannot measure
 
 SYMBOL = {r"\partial": ("mi", 0o100, "ord"), r"\ell": ("mi", 0o140, "ord"),
-          r"\delta": ("mi", 0o16, "ord"), r"\times": ("sy", 2, "bin")}
+          r"\delta": ("mi", 0o16, "ord"), r"\times": ("sy", 2, "bin"), r"\beta": ("mi", 0o14, "ord"),
+          r"\gamma": ("mi", 0o15, "ord"), r"\mu": ("mi", 0o26, "ord")}
 CHAR = {"+": ("r", 0o53, "bin"), "-": ("sy", 0, "bin"), "/": ("mi", 0o75, "ord"),
         "(": ("r", 0o50, "open"), ")": ("r", 0o51, "close"), ",": ("mi", 0o73, "punct")}
 CLASSES = ("ord", "op", "bin", "rel", "open", "close", "punct", "inner")
@@ -54,6 +56,16 @@ def _font(family: str, script: bool) -> tuple[str, float]:
 def tex_width(formula: str) -> float:
     """Width in points of `$formula$` set in the document's text style."""
     return round(_mlist(_tokens(formula), False), 3)
+
+
+def tex_width_at_most(formula: str) -> float:
+    """`tex_width`, or for a formula it cannot measure (a user's name with a script inside a
+    script, say) a generous estimate, GENEROUS em per character or command (a glyph is at most
+    1.03 em wide; the spaces around a binary operator add 0.44 em to its 0.78)."""
+    try:
+        return tex_width(formula)
+    except ValueError:
+        return len(re.findall(r"\\[A-Za-z]+|[^\\{}^_ ]", formula)) * TEXT_PT * GENEROUS
 
 
 def _tokens(text: str) -> list[str]:
@@ -183,7 +195,8 @@ def svg_spans(pieces) -> tuple[list[tuple[str, str, float]], float]:
     """The pieces as (text, kind, dx in px), a script right after a script of the other kind
     moved back under it, and the width of the whole label in px."""
     face = TTF["sans" if any(re.search("[A-Za-z]{2}", t) for t, _ in pieces) else "sans-oblique"]
-    widths = [sum(face[ord(c)] for c in t) * (SCRIPT if kind else FONT) for t, kind in pieces]
+    widths = [sum(face.get(ord(c), 1.0) for c in t) * (SCRIPT if kind else FONT)   # 1 em: wider
+              for t, kind in pieces]                                              # than any in it
     spans, total, back = [], 0.0, 0.0
     for n, (text, kind) in enumerate(pieces):
         before = pieces[n - 1] if n else ("", "")

@@ -151,7 +151,7 @@ def test_labels_are_legible_at_full_size(name):
     assert not re.search(r"\\(tiny|scriptsize|footnotesize|small)\b|scale=", "".join(pictures))
     page = (GENERATED / f"{name}.html").read_text(encoding="utf-8")
     svgs = re.findall(r"<svg .*?</svg>", page, re.S)
-    for svg in svgs[:2]:   # the stage graph and the unrolled figure (the plot is matplotlib's)
+    for svg in svgs[:3]:   # the stage graph, the fork view, the unrolled figure (not the plot)
         root = ET.fromstring(svg)
         assert float(root.get("width")) <= 800    # the page's column is 832 px: drawn at 100%
         sizes = [float(e.get("font-size")) for e in root.iter() if e.get("font-size")]
@@ -267,11 +267,13 @@ def test_measured_label_widths_are_the_widths_latex_sets(tmp_path):
         assert tex_width(label) == pytest.approx(float(width), abs=0.01), label
 
 
-def test_a_label_the_measure_does_not_know_is_refused():
-    from codegen.text_width import tex_width
+def test_a_label_the_measure_does_not_know_is_refused_and_a_box_gets_a_generous_width():
+    from codegen.text_width import tex_width, tex_width_at_most
     for label in (r"\sqrt{x}", r"x^{a^{b}}", r"\text{fish}"):   # \text{fi} would be a ligature
         with pytest.raises(ValueError):
             tex_width(label)
+    assert tex_width_at_most(r"x^{a^{b}}") == pytest.approx(3 * 1.5 * 10.95)   # 3 letters
+    assert tex_width_at_most(r"x^{a}") == tex_width(r"x^{a}") < 2 * 10.95
 
 
 @pytest.mark.parametrize("name", [*CELLS, *SPECS])

@@ -22,7 +22,7 @@ import textwrap
 
 TFM_FONTS = ("cmr10", "cmmi10", "cmsy10", "cmr8", "cmmi8", "cmsy8")
 ASCII = range(32, 127)
-GREEK = {"cmmi": (0o16, 0o100, 0o140)}      # delta, partial, ell (math italic positions)
+GREEK = {"cmmi": (0o14, 0o15, 0o16, 0o26, 0o100, 0o140)}   # beta gamma delta mu partial ell
 SYMBOLS = {"cmsy": (0o0, 0o2)}               # minus, times
 TTF = {"sans": "DejaVuSans.ttf", "sans-oblique": "DejaVuSans-Oblique.ttf"}
 UNICODE = [*map(chr, ASCII), "\u03b4", "\u2202", "\u2113", "\u2212", "\u00d7"]
