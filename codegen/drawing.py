@@ -12,7 +12,7 @@ from html import escape
 
 from codegen.figures import Figure
 from codegen.layout import Layout
-from codegen.text_width import FONT, PX, SCRIPT, SVG_FONT, svg_spans, svg_width
+from codegen.text_width import FONT, PX, SCRIPT, SVG_FONT, svg_advance, svg_spans, svg_width
 
 MARGIN = 6.0          # points around the drawing
 LEGEND, LEGEND_TEXT = 13, 36   # px: the legend's font size, and where its words start
@@ -113,14 +113,15 @@ def _svg_node(n, b, at):
 
 
 def _svg_text(pieces, x, y, colour="black"):
-    """A label in SVG_FONT, the font its box was measured in (`codegen.text_width`): oblique
+    """A label in SVG_FONT, the font its box was measured in (`codegen.text_width`), held to
+    the width measured in it (textLength: a browser without the font spaces another to fit); oblique
     when it is mathematics (no words), its scripts raised or lowered, a subscript right after
     a superscript (or the reverse) stacked under it, as LaTeX sets a^r_t."""
     italic = "" if any(re.search("[A-Za-z]{2}", t) for t, _ in pieces) else ' font-style="italic"'
     fill = f' fill="{colour}"' if colour != "black" else ""
     spans = "".join(_tspan(text, kind, dx) for text, kind, dx in svg_spans(pieces)[0])
     return (f'<text x="{x}" y="{y:.1f}" text-anchor="middle" font-family="{SVG_FONT}, sans-serif" '
-            f'font-size="{FONT}"{italic}{fill}>{spans}</text>')
+            f'font-size="{FONT}" textLength="{svg_advance(pieces):.1f}"{italic}{fill}>{spans}</text>')
 
 
 def _tspan(text, kind, dx=0.0):

@@ -194,9 +194,7 @@ def _text(tokens: list[str], script: bool) -> float:
 def svg_spans(pieces) -> tuple[list[tuple[str, str, float]], float]:
     """The pieces as (text, kind, dx in px), a script right after a script of the other kind
     moved back under it, and the width of the whole label in px."""
-    face = TTF["sans" if any(re.search("[A-Za-z]{2}", t) for t, _ in pieces) else "sans-oblique"]
-    widths = [sum(face.get(ord(c), 1.0) for c in t) * (SCRIPT if kind else FONT)   # 1 em: wider
-              for t, kind in pieces]                                              # than any in it
+    widths = [_piece_width(t, kind, pieces) for t, kind in pieces]
     spans, total, back = [], 0.0, 0.0
     for n, (text, kind) in enumerate(pieces):
         before = pieces[n - 1] if n else ("", "")
@@ -209,6 +207,20 @@ def svg_spans(pieces) -> tuple[list[tuple[str, str, float]], float]:
             total += max(back, 0.0) + widths[n]
             back = 0.0
     return spans, total + max(back, 0.0)
+
+
+def svg_advance(pieces) -> float:
+    """How far the pen moves over the label in px (its width unless it ends on a stacked
+    script shorter than the one above it): what SVG's textLength holds it to."""
+    spans, _ = svg_spans(pieces)
+    return sum(_piece_width(t, k, pieces) + dx for t, k, dx in spans)
+
+
+def _piece_width(text: str, kind: str, pieces) -> float:
+    """Width in px of one piece of `pieces` (a glyph not in the table counts as 1 em, wider
+    than any in it)."""
+    face = TTF["sans" if any(re.search("[A-Za-z]{2}", t) for t, _ in pieces) else "sans-oblique"]
+    return sum(face.get(ord(c), 1.0) for c in text) * (SCRIPT if kind else FONT)
 
 
 def svg_width(pieces) -> float:

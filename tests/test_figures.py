@@ -360,3 +360,24 @@ def test_no_two_lines_of_a_fork_view_meet_and_the_check_sees_two_that_do():
                replace(second, points=(first.points[0],) * 2 + second.points[2:]))
     crossed = replace(layout, routes=(swapped[0], layout.routes[1], swapped[1], *layout.routes[3:]))
     assert (0, 2) in _lines_meeting(crossed)
+
+
+@pytest.mark.parametrize("name", ["lstm", "layernorm_gru", "mlp"])
+def test_each_svg_label_is_held_to_its_measured_width_inside_its_box(name):
+    """In the page, a box's label texts carry textLength (so a browser that lacks DejaVu Sans
+    spaces its own font to that width) and it leaves figures.INSET points free on each side."""
+    from codegen.text_width import PX
+    page = (GENERATED / f"{name}.html").read_text(encoding="utf-8")
+    svg = re.search(r'<figure id="fig:graph"><svg .*?</svg>', page, re.S).group(0)
+    root = ET.fromstring(svg[svg.index("<svg"):])
+    box, checked = None, 0
+    for element in root:
+        tag = element.tag.split("}")[1]
+        if tag == "path":
+            break                            # the arrows and the legend follow the nodes
+        if tag in ("rect", "circle"):
+            box = float(element.get("width") or 2 * float(element.get("r")))
+        elif tag == "text" and box is not None:
+            assert float(element.get("textLength")) + 2 * figures.INSET * PX <= box + 0.1
+            checked += 1
+    assert checked >= len(drawn(name)[0].nodes)
