@@ -18,7 +18,6 @@ from latex2mathml.converter import convert
 
 from codegen import drawing, figures
 from codegen.document import Document
-from codegen.fork_view import fork_view
 from codegen.labels import citation_numbers, heading_numbers, label_numbers
 from codegen.notation import Notation
 from codegen.templates import render
@@ -40,9 +39,8 @@ def emit_html(document: Document, tex: str) -> str:
     cell = derivation.cell
     nt = Notation(cell.recurrent, cell.vector_param_names)
     svgs = {"fig:graph": drawing.svg(*document.graph, "stage graph")}
-    fork = fork_view(document.graph[0], derivation, nt)
-    if fork:
-        svgs["fig:fork"] = drawing.svg(*fork, "the backward pass at one fork")
+    if document.fork:
+        svgs["fig:fork"] = drawing.svg(*document.fork, "the backward pass at one fork")
     if cell.recurrent:
         svgs["fig:unrolled"] = drawing.svg(*figures.unrolled(derivation, nt), "three steps unrolled")
         svgs["fig:flow"] = document.plot.svg if document.plot else None

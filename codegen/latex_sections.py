@@ -15,7 +15,6 @@ import sympy as sp
 from sympy.printing.precedence import PRECEDENCE
 
 from codegen import drawing, figures
-from codegen.fork_view import fork_view
 from codegen.latex_terms import (and_join, backward_eq, forward_eq, loss_head, param_eq, signed_sum, term_tex,
                                  visible as _visible)
 from codegen.notation import Notation, tex_param, tex_text
@@ -40,7 +39,7 @@ def sections(document, printer, nt) -> dict:
     cell = derivation.cell
     loss = next((a.label for a in derivation.adjoints
                  if any(t.branch == LOSS_BRANCH for t in a.terms)), None)
-    fork = fork_view(document.graph[0], derivation, nt)
+    fork = document.fork
     out = dict(graph=_figure(*document.graph), fork=_figure(*fork) if fork else None, loss_entry=loss,
                steps=[backward_step(derivation, adj, printer, nt) for adj in derivation.adjoints],
                unrolled=None, heads=[], flow=None,
