@@ -3,14 +3,17 @@
 `tex_width(formula)` is the width in points that TeX gives `$formula$` in the document
 (article, 11 pt: Computer Modern at 10.95 pt, scripts at 8 pt), computed as TeX computes it
 (The TeXbook, Appendix G) for the few constructs a label uses: letters, digits, + - / ( ) ,
-and \\partial \\ell \\delta \\times, scripts, groups, \\mathrm{...} and \\text{...}.  It gets
-character widths, italic corrections and kerns from `codegen.font_tables` (read from TeX
-Live's TFM files), so the build needs no TeX; the tests compare it with TeX's own widths.
-Anything else raises ValueError, so a new construct cannot be measured by guess.
+and \\partial \\ell \\delta \\beta \\gamma \\mu \\times, scripts, groups, \\mathrm{...} and
+\\text{...}.  It gets character widths, italic corrections and kerns from
+`codegen.font_tables` (read from TeX Live's TFM files), so the build needs no TeX; the tests
+compare it with TeX's own widths.  Anything else raises ValueError, so a new construct is
+never measured by guess; `tex_width_at_most` gives such a label (a user's name) a generous
+estimate instead.
 
 `svg_spans(pieces)` places an SVG label's pieces (text, "" | "sub" | "sup") in DejaVu Sans at
 FONT and SCRIPT px, stacking a subscript under a superscript as TeX does; `svg_width` is the
-width of the result in px.  Upright when a piece holds a word, oblique otherwise, as drawn.
+width of the result in px, `svg_advance` how far the pen moves (the SVG's textLength).
+Upright when a piece holds a word, oblique otherwise, as drawn.
 """
 from __future__ import annotations
 

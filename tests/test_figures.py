@@ -254,7 +254,8 @@ def test_measured_label_widths_are_the_widths_latex_sets(tmp_path):
     from codegen.text_width import tex_width
     labels = sorted({t for name in [*CELLS, *SPECS] for figure, _ in _figures_of(name)
                      for t in [*(n.tex for n in figure.nodes), *(n.note for n in figure.nodes),
-                               *(e.label for e in figure.edges)] if t})
+                               *(e.label for e in figure.edges)] if t} |
+                    {r"\mu^{x}_{t}", r"\gamma_{x,f} \times \beta", r"-x+(y-1)/2", r"\mathrm{AV}^{Wa}"})
     body = "".join(rf"\sbox\lbox{{${t}$}}\typeout{{WIDTH:\the\wd\lbox}}" + "\n" for t in labels)
     (tmp_path / "w.tex").write_text(r"\documentclass[11pt]{article}\usepackage{amsmath,amssymb}"
                                     "\n" r"\newsavebox\lbox\begin{document}" "\n" + body +
