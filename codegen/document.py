@@ -117,6 +117,7 @@ class Document:
     cites: tuple[str, ...] = ()             # the keys of the works the cell comes from
     references: tuple[tuple[str, str], ...] = ()   # (key, LaTeX entry) of every work cited
     graph: tuple[Figure, Layout] | None = None     # the stage graph and its layout (by Graphviz)
+    fork: tuple[Figure, Layout] | None = None      # one fork of it, both directions; None: no fork
     # the generated module's lines that run one backward step, as the module has them (less
     # their common indentation); each cites in its comment the B-equations it computes
     code: tuple[str, ...] = ()

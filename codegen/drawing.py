@@ -12,11 +12,10 @@ from html import escape
 
 from codegen.figures import Figure
 from codegen.layout import Layout
+from codegen.text_width import FONT, PX, SCRIPT, SVG_FONT, svg_advance, svg_spans, svg_width
 
-PX = 4 / 3            # CSS pixels per point
 MARGIN = 6.0          # points around the drawing
-FONT, SCRIPT = 15, 11   # SVG font sizes (px) of labels and of their sub/superscripts
-SCRIPT_W = 0.55 * SCRIPT   # the width of one script character, roughly (to stack two scripts)
+LEGEND, LEGEND_TEXT = 13, 36   # px: the legend's font size, and where its words start
 
 TIKZ_STYLES = {
     "value": "draw, rounded corners=3pt",
@@ -73,10 +72,13 @@ SVG_FILL = {"value": "#ffffff", "stage": "#eef0fb", "affine": "#e0e4f8", "fork":
 def svg(figure: Figure, layout: Layout, title: str) -> str:
     """The same figure as inline SVG: boxes, text with sub/superscripts, arrows."""
     left, bottom, right, top = layout.bounds
-    width, height = (right - left + 2 * MARGIN) * PX, (top - bottom + 2 * MARGIN) * PX
+    drawing, height = (right - left + 2 * MARGIN) * PX, (top - bottom + 2 * MARGIN) * PX
+    width = max(drawing, *(LEGEND_TEXT + svg_width(((words, ""),)) * LEGEND / FONT + 10
+                           for _, words in figure.legend))   # a legend line is not cut off
+    shift = (width - drawing) / 2                               # the drawing centred above it
 
     def at(x, y):
-        return f"{(x - left + MARGIN) * PX:.1f}", f"{(top - y + MARGIN) * PX:.1f}"
+        return f"{(x - left + MARGIN) * PX + shift:.1f}", f"{(top - y + MARGIN) * PX:.1f}"
 
     extra = 8 + 20 * len(figure.legend)   # one line per legend entry, below the drawing
     marker = "arrow-" + re.sub(r"\W+", "-", title)   # ids must differ between figures
@@ -111,22 +113,15 @@ def _svg_node(n, b, at):
 
 
 def _svg_text(pieces, x, y, colour="black"):
-    """A label: italic when it is mathematics (no words), its scripts raised or lowered, and a
-    subscript right after a superscript (or the reverse) stacked under it, as LaTeX sets a^r_t."""
+    """A label in SVG_FONT, the font its box was measured in (`codegen.text_width`), held to
+    the width measured in it (textLength: a browser without the font spaces another to fit); oblique
+    when it is mathematics (no words), its scripts raised or lowered, a subscript right after
+    a superscript (or the reverse) stacked under it, as LaTeX sets a^r_t."""
     italic = "" if any(re.search("[A-Za-z]{2}", t) for t, _ in pieces) else ' font-style="italic"'
     fill = f' fill="{colour}"' if colour != "black" else ""
-    spans, back = [], 0.0
-    for n, (text, kind) in enumerate(pieces):
-        before = pieces[n - 1] if n else ("", "")
-        if kind and before[1] and kind != before[1]:   # stack the two scripts
-            back = SCRIPT_W * len(before[0])
-            spans.append(_tspan(text, kind, -back))
-            back -= SCRIPT_W * len(text)
-        else:
-            spans.append(_tspan(text, kind, max(back, 0.0)))
-            back = 0.0
-    return (f'<text x="{x}" y="{y:.1f}" text-anchor="middle" font-size="{FONT}"{italic}{fill}>'
-            + "".join(spans) + "</text>")
+    spans = "".join(_tspan(text, kind, dx) for text, kind, dx in svg_spans(pieces)[0])
+    return (f'<text x="{x}" y="{y:.1f}" text-anchor="middle" font-family="{SVG_FONT}, sans-serif" '
+            f'font-size="{FONT}" textLength="{svg_advance(pieces):.1f}"{italic}{fill}>{spans}</text>')
 
 
 def _tspan(text, kind, dx=0.0):
@@ -163,5 +158,6 @@ def _svg_legend(legend, height):
         else:
             colour, dash = _stroke(style)
             parts.append(f'<line x1="{x}" y1="{y - 3}" x2="{x + 20}" y2="{y - 3}" stroke="{colour}"{dash}/>')
-        parts.append(f'<text x="{x + 26}" y="{y + 2}" font-size="13">{escape(words)}</text>')
+        parts.append(f'<text x="{LEGEND_TEXT}" y="{y + 2}" font-family="{SVG_FONT}, sans-serif" '
+                     f'font-size="{LEGEND}">{escape(words)}</text>')
     return "".join(parts)

@@ -39,6 +39,8 @@ def emit_html(document: Document, tex: str) -> str:
     cell = derivation.cell
     nt = Notation(cell.recurrent, cell.vector_param_names)
     svgs = {"fig:graph": drawing.svg(*document.graph, "stage graph")}
+    if document.fork:
+        svgs["fig:fork"] = drawing.svg(*document.fork, "the backward pass at one fork")
     if cell.recurrent:
         svgs["fig:unrolled"] = drawing.svg(*figures.unrolled(derivation, nt), "three steps unrolled")
         svgs["fig:flow"] = document.plot.svg if document.plot else None
@@ -215,8 +217,7 @@ class Reader:
                 end = text.index("$", i + 1)
                 while text[end - 1] == "\\":
                     end = text.index("$", end + 1)
-                out.append(mathml(text[i + 1:end], "inline"))
-                i = end + 1
+                i = _glued(out, mathml(text[i + 1:end], "inline"), text, end + 1)
             elif ch == "\\" and (text[i:i + 2] in SIMPLE):
                 out.append(SIMPLE[text[i:i + 2]])
                 i += 2
@@ -266,6 +267,26 @@ class Reader:
             out.append(f"<{tag}>{self.prose(inner)}</{tag}>" if tag else self.prose(inner))
             return i
         raise DeriveError(f"HTML: unsupported LaTeX command \\{name}")
+
+
+GLUE = re.compile(r"(?:[^\s$\\{}~<&`'-]|'(?!')|-(?!-))+")   # touching a formula (not -- '' ~)
+
+
+def _glued(out: list, formula: str, text: str, i: int) -> int:
+    """Append `formula` to `out`; when characters touch it without a space (the "(" of
+    "($H$)", a following ")," or "."), they and it become one unbreakable span, as TeX never
+    breaks there but a browser would (a line may otherwise start with the formula and leave
+    its "(" behind).  Returns the index in `text` after the characters taken from it."""
+    before = []
+    while out and len(out[-1]) == 1 and GLUE.fullmatch(out[-1]):
+        before.insert(0, out.pop())
+    after = GLUE.match(text, i)
+    tail = after.group(0) if after else ""
+    if not before and not tail:
+        out.append(formula)
+        return i
+    out.append(f'<span class="nobr">{"".join(before)}{formula}{escape(tail)}</span>')
+    return i + len(tail)
 
 
 @lru_cache(maxsize=None)

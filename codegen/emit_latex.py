@@ -154,9 +154,10 @@ def _shapes(cell, nt):
 
 
 def _params(cell):
-    """The parameters with their shapes, for one line under the table of values."""
+    """The parameters with their shapes, for one line under the table of values (a name and
+    its shape joined by a no-break space: a line never ends between them)."""
     times = r" \times "
-    return ", ".join(f"${tex_param(p)}$ (${times.join(shape)}$)" for p, shape in cell.params())
+    return ", ".join(f"${tex_param(p)}$~(${times.join(shape)}$)" for p, shape in cell.params())
 
 
 def _role(cell, value):

@@ -2,10 +2,13 @@
 
 `stage_graph(derivation, nt)` lists one node per per-step input, previous state and stage,
 plus the loss (and the next step), and one forward arrow per (value, reader); forks are
-marked, and the stages of one layer normalisation are one "LN" box.  The gradient runs back
-along every arrow, and the caption says so: drawing each arrow twice would double the lines
-at every fork.  `dot_source(figure)` is that graph for Graphviz's `dot`, which places it
-(nodes of fixed sizes, no labels: the layout needs no fonts); its positions come back as a
+marked, and the stages of one layer normalisation are one "LN" box; its caption, made here,
+says what was drawn.  The gradient runs back along every arrow, and the caption says so:
+drawing each arrow twice would double the lines at every fork (`codegen.fork_view` draws
+both directions for one fork instead).  A box is as wide as its label measured in the fonts
+of both drawings (`codegen.text_width`), and `crowded` finds a label that does not fit.
+`dot_source(figure)` is that graph for Graphviz's `dot`, which places it (nodes of fixed
+sizes, no labels: the layout needs no fonts); its positions come back as a
 `codegen.layout.Layout`.  `unrolled(derivation, nt)` shows three time steps and the state
 between them, placed here by hand (a fixed pattern).  `codegen.drawing` prints a figure with
 its layout as TikZ and as SVG.
@@ -17,14 +20,16 @@ from dataclasses import dataclass
 
 from codegen.layout import Box, Layout, Route
 from codegen.notation import tex_param
+from codegen.text_width import PX, svg_width, tex_width_at_most
 from derive.derivation import Derivation
 from derive.stages import Kind
 
 Pieces = tuple[tuple[str, str], ...]   # text pieces: (text, "" | "sub" | "sup")
 
-# Estimated text widths in points at the figures' size (11 pt text, 8 pt scripts), generous
-# so that a label always fits in its box; both drawings use the box sizes computed from them.
-CHAR, SCRIPT_CHAR, PAD = 6.6, 4.8, 12.0
+# A box is as wide as its label, measured in the fonts of both drawings (`codegen.text_width`:
+# the PDF's Computer Modern, the page's DejaVu Sans), plus PAD; INSET is the least room a label
+# keeps on each side, which `crowded` checks.
+PAD, INSET = 10.0, 3.0
 LINE, NOTE_LINE = 22.0, 15.0     # box height of one line, and what a parameter line adds
 SINK = 26.0                      # diameter of the loss circle
 WIDTH = 450.0                    # points: the document's line is 482 pt; figures are not scaled
@@ -43,10 +48,10 @@ class Node:
     @property
     def size(self) -> tuple[float, float]:
         """Width and height of the node's box in points."""
+        width = max(label_width(self.tex, self.text), label_width(self.note, self.note_text)) + PAD
         if self.style == "sink":
-            return SINK, SINK
-        width = max(_width(self.text), _width(self.note_text)) + PAD
-        return max(30.0, width), LINE + (NOTE_LINE if self.note else 0.0)
+            return (max(SINK, round(width, 2)),) * 2
+        return max(30.0, round(width, 2)), LINE + (NOTE_LINE if self.note else 0.0)
 
 
 @dataclass(frozen=True)
@@ -63,11 +68,23 @@ class Figure:
     nodes: tuple[Node, ...]
     edges: tuple[Edge, ...]
     legend: tuple[tuple[str, str], ...] = ()   # (style, words)
+    caption: str = ""                          # LaTeX: what the figure draws
 
 
-def _width(pieces: Pieces) -> float:
-    """Estimated width in points (a comma and its space take less than two letters)."""
-    return sum(len(t.replace(", ", ",")) * (SCRIPT_CHAR if kind else CHAR) for t, kind in pieces)
+def label_width(tex: str, text: Pieces) -> float:
+    """Width in points of a label as the wider of its two drawings: `tex` set by LaTeX in the
+    PDF, `text` in the page's SVG (at 100%, PX pixels a point)."""
+    return max(tex_width_at_most(tex) if tex else 0.0, svg_width(text) / PX)
+
+
+def crowded(figure: Figure, layout: Layout, inset: float = INSET) -> list[str]:
+    """The nodes and arrow labels of `figure` whose measured label leaves less than `inset`
+    points on either side inside the box `layout` gives it; [] when every label fits."""
+    found = [n.key for n in figure.nodes if layout.box(n.key).w <
+             max(label_width(n.tex, n.text), label_width(n.note, n.note_text)) + 2 * inset]
+    found += [f"label of {e.source} -> {e.target}" for e, r in zip(figure.edges, layout.routes)
+              if r.label and r.label.w < label_width(e.label, e.label_text)]
+    return found
 
 
 def pieces(name: str, step: str | None, params: set) -> Pieces:
@@ -111,7 +128,31 @@ def stage_graph(derivation: Derivation, nt) -> Figure:
     if groups:
         legend += (("box", "LN: one layer normalisation, its mean, variance, inverse deviation and "
                            "normalised blocks (forks inside it not drawn)"),)
-    return Figure(tuple(nodes), tuple(edges), legend)
+    return Figure(tuple(nodes), tuple(edges), legend, _caption(cell, nt, values, group, len(edges)))
+
+
+def _caption(cell, nt, values, group, arrows: int) -> str:
+    """What the stage graph draws, counted from what `stage_graph` put in it."""
+    show = lambda vs: ", ".join(f"${nt.value(v)}$" for v in vs)   # noqa: E731
+    inputs = [v for v in values if v in cell.input_names]
+    states = [v for v in values if v.endswith("_prev")]
+    stages = [v for v in values if v in {s.name for s in cell.stages}]
+    norms = len(set(group.values()))
+    parts = [f"a box for the input{'s' * (len(inputs) > 1)} {show(inputs)}"]
+    if states:
+        parts.append(f"for each state from step $t-1$ ({show(states)})")
+    parts.append(f"for each of the {len(stages)} stages{' outside the layer normalisations' * bool(norms)} "
+                 "(an affine stage shows its parameters)")
+    if norms:
+        parts.append(f"one LN box for {'each of the ' * (norms > 1)}{norms} layer normalisation"
+                     f"{'s' * (norms > 1)}, standing for {len(group)} stages in all (mean, squared "
+                     "deviations, variance, inverse deviation and normalised blocks) and their arrows")
+    parts.append("a circle for the loss $L$" + (" and a box for the next step" if cell.recurrent else ""))
+    what = "one time step" if cell.recurrent else "one example"
+    return (f"The stage graph of {what}, drawn from the stage list: " + "; ".join(parts) +
+            f"; and one arrow from each node to each node that reads it ({arrows} arrows), "
+            r"laid out by Graphviz's \code{dot}.  The gradient flows back along every arrow; a value "
+            "with a thick outline is a fork, and its gradient is the sum over its arrows.")
 
 
 STATISTICS = (Kind.MEAN, Kind.SQUARED_DEVIATION, Kind.RSQRT)
@@ -210,7 +251,7 @@ def _step(cell, nt, step: str, n: int, height: float):
              Node(f"L{n}", rf"\ell_{{{step}}}", (("\u2113", ""), (step, "sub")), "sink")]
     boxes = [(f"cell{n}", Box(cx, 0, CELL_W, height)),
              (f"x{n}", Box(cx, -height / 2 - 40, *nodes[1].size)),
-             (f"L{n}", Box(cx, height / 2 + 44, SINK, SINK))]
+             (f"L{n}", Box(cx, height / 2 + 44, *nodes[2].size))]
     edges = [Edge(f"x{n}", f"cell{n}"),
              Edge(f"cell{n}", f"L{n}", label=nt.value(out, step), label_text=pieces(out, step, set())),
              Edge(f"L{n}", f"cell{n}", "gradient",
@@ -247,6 +288,6 @@ def _line(source, target, a, b, label=None) -> Route:
 
 def _label(edge: Edge, x: float, y: float, side: str) -> Box:
     """The box of an arrow's label beside a lane; `side` says which way it extends from (x, y)."""
-    w, h = _width(edge.label_text) + 4, 16.0
+    w, h = label_width(edge.label, edge.label_text) + 4, 16.0
     dx = {"left": -w / 2, "right": w / 2}.get(side, 0.0)
     return Box(round(x + dx, 2), y, round(w, 2), h)

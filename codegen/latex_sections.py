@@ -39,7 +39,8 @@ def sections(document, printer, nt) -> dict:
     cell = derivation.cell
     loss = next((a.label for a in derivation.adjoints
                  if any(t.branch == LOSS_BRANCH for t in a.terms)), None)
-    out = dict(graph=_figure(*document.graph), loss_entry=loss,
+    fork = document.fork
+    out = dict(graph=_figure(*document.graph), fork=_figure(*fork) if fork else None, loss_entry=loss,
                steps=[backward_step(derivation, adj, printer, nt) for adj in derivation.adjoints],
                unrolled=None, heads=[], flow=None,
                stabiliser=stabiliser_section(document, printer, nt) if document.stabiliser else None)
@@ -73,7 +74,8 @@ def stabiliser_section(document, printer, nt) -> dict:
 
 
 def _figure(figure, layout):
-    return dict(tikz=drawing.tikz(figure, layout), legend=drawing.tikz_legend(figure.legend))
+    return dict(tikz=drawing.tikz(figure, layout), legend=drawing.tikz_legend(figure.legend),
+                caption=figure.caption)
 
 
 def backward_step(derivation, adj, printer, nt) -> dict:

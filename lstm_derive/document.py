@@ -7,7 +7,7 @@ compared with.  For a recurrent cell it derives the output heads and, when its J
 are sums of paths (`derive.jacobians.has_paths`), computes the state Jacobians, measures the
 gradient flow by running `module` and draws the plot; the renderers then only print the
 result.  Every cell gets a worked example, run with `module`, and its stage graph with a
-layout from `layouts` (stored, or made by Graphviz's `dot`).
+layout from `layouts` (stored, or made by Graphviz's `dot`), and the view of one of its forks.
 """
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from catalogue.references import references
 from codegen.document import Document
 from codegen.figures import dot_source, stage_graph
 from codegen.flow_plot import draw
+from codegen.fork_view import fork_view
 from codegen.notation import Notation
 from derive.derivation import Derivation, derive
 from derive.heads import output_heads
@@ -31,13 +32,15 @@ from lstm_derive.worked import worked_example
 def make_document(entry: Entry, derivation: Derivation, lstm: Derivation | None, module: str,
                   reference: tuple[str, str] | None, layouts: Layouts | None = None) -> Document:
     cell = derivation.cell
-    graph = stage_graph(derivation, Notation(cell.recurrent, cell.vector_param_names))
+    nt = Notation(cell.recurrent, cell.vector_param_names)
+    graph = stage_graph(derivation, nt)
     layout = (layouts or Layouts()).get(cell.name, dot_source(graph))
     example = "gomez2016" if cell.recurrent else "mazur2015"   # the worked example's source
     words = dict(description=entry.description, notes=entry.notes, intuition=entry.intuition,
                  cites=entry.cites, worked=worked_example(entry, derivation, module),
                  code=backward_excerpt(module),
-                 references=references(("kang2019", *entry.cites, example)), graph=(graph, layout))
+                 references=references(("kang2019", *entry.cites, example)), graph=(graph, layout),
+                 fork=fork_view(graph, derivation, nt))
     if not cell.recurrent:
         return Document(derivation, lstm=lstm, **words)
     heads = tuple(derive(head) for head in output_heads(cell))

@@ -51,7 +51,8 @@ def test_html_is_self_contained_mathml_and_svg(name):
     assert not [e for e in root.iter() if e.tag in (f"{XHTML}script", f"{XHTML}link", f"{XHTML}img")]
     assert not re.search(r"""(src|href)=["']https?:""", text)
     assert len(list(root.iter(f"{MATHML}math"))) > 50
-    assert len(list(root.iter(f"{SVG}svg"))) == (3 if CELLS[name].cell.recurrent else 1)
+    # stage graph, fork view (the MLPs' graphs have no fork), unrolled steps, gradient flow
+    assert len(list(root.iter(f"{SVG}svg"))) == (4 if CELLS[name].cell.recurrent else 1)
     assert "\\" not in "".join(root.itertext()), "LaTeX left in the page"
     ids = [e.get("id") for e in root.iter() if e.get("id")]
     assert len(ids) == len(set(ids)), "duplicate ids"
@@ -119,7 +120,7 @@ def test_without_matplotlib_the_page_says_the_plot_was_not_drawn(monkeypatch):
     page = rendered.files["rnn.html"]
     assert "matplotlib, which was not installed" in page
     root = ET.fromstring(page.split("\n", 1)[1])
-    assert len(list(root.iter(f"{SVG}svg"))) == 2      # the two drawn figures remain
+    assert len(list(root.iter(f"{SVG}svg"))) == 3      # the three drawn figures remain
 
 
 def test_notes_with_special_characters_reach_the_page_intact(tmp_path):
@@ -177,3 +178,38 @@ def test_mathml_is_spaced_as_latex_spaces_it():
     assert "&#x00028;</mo><mo>&#x02212;</mo>" not in text   # the candidate's range (-1, 1)
     assert ('&#x00028;</mo><mo form="prefix" lspace="0" rspace="0">&#x02212;</mo><mn>1</mn>'
             '<mo>&#x0002C;</mo><mn>1</mn>') in text
+
+
+def _touching(root):
+    """Inline formulas with a character touching them (no space between) that are not held
+    together with it in one unbreakable span: where a browser could break the line."""
+    found = []
+    for parent in root.iter():
+        if parent.get("class") == "nobr":
+            continue
+        children = list(parent)
+        for n, child in enumerate(children):
+            if child.tag != f"{MATHML}math" or child.get("display") != "inline":
+                continue
+            before = (children[n - 1].tail if n else parent.text) or ""
+            after = child.tail or ""
+            if (before and not before[-1].isspace()) or (after and not after[0].isspace()):
+                found.append((before[-10:], after[:10]))
+    return found
+
+
+@pytest.mark.parametrize("name, folder", PAGES, ids=[name for name, _ in PAGES])
+def test_no_line_break_between_a_formula_and_the_parenthesis_or_punctuation_touching_it(name, folder):
+    """The parameter list "W_f (H x D), ...": an opening "(" stays on the line of its formula
+    (and ")," too), as everywhere a formula touches text; the check finds such a place when
+    the page is written without the spans."""
+    text, root = _page(name, folder)
+    assert _touching(root) == []
+    spans = re.findall(r'<span class="nobr">\((<math .*?</math>)\)', text)
+    tex = (folder / f"{name}.tex").read_text(encoding="utf-8")
+    params = re.search(r"Parameters \(shape for one example\): (.*)", tex).group(1)
+    assert len(spans) >= params.count("~($") == params.count("($") > 0   # name~(shape)
+    unglued = ET.fromstring(re.sub(r'<span class="nobr">(.*?)</span>', r"\1",
+                                   text.split("\n", 1)[1], flags=re.S))
+    assert len(_touching(unglued)) >= params.count("~($")
+    assert ".nobr { white-space: nowrap; }" in text

@@ -151,7 +151,7 @@ def test_labels_are_legible_at_full_size(name):
     assert not re.search(r"\\(tiny|scriptsize|footnotesize|small)\b|scale=", "".join(pictures))
     page = (GENERATED / f"{name}.html").read_text(encoding="utf-8")
     svgs = re.findall(r"<svg .*?</svg>", page, re.S)
-    for svg in svgs[:2]:   # the stage graph and the unrolled figure (the plot is matplotlib's)
+    for svg in svgs[:3]:   # the stage graph, the fork view, the unrolled figure (not the plot)
         root = ET.fromstring(svg)
         assert float(root.get("width")) <= 800    # the page's column is 832 px: drawn at 100%
         sizes = [float(e.get("font-size")) for e in root.iter() if e.get("font-size")]
@@ -213,3 +213,172 @@ def test_a_layer_normalisation_is_one_ln_box_between_its_blocks_and_their_reader
     assert any(style == "box" and "layer normalisation" in words for style, words in graph.legend)
     plain = drawn("lstm")[0]
     assert not [n for n in plain.nodes if n.style == "box"] and len(plain.legend) == 2
+
+
+def _figures_of(name):
+    graph, layout, unrolled = drawn(name)
+    return [(graph, layout)] + ([unrolled] if unrolled else [])
+
+
+@pytest.mark.parametrize("name", [*CELLS, *SPECS])
+def test_every_label_measured_in_both_fonts_fits_inside_its_box(name):
+    """Each node's label, measured in Computer Modern (the PDF) and DejaVu Sans (the page),
+    leaves figures.INSET points free on both sides of its box; arrow labels fit their boxes."""
+    for figure, layout in _figures_of(name):
+        assert figures.crowded(figure, layout) == []
+
+
+def test_the_fit_check_rejects_a_box_narrower_than_its_measured_label():
+    graph, layout = drawn("lstm")[:2]
+    node = max(graph.nodes, key=lambda n: figures.label_width(n.note, n.note_text))
+    need = figures.label_width(node.note, node.note_text) + 2 * figures.INSET
+    narrow = lambda w: replace(layout, boxes=tuple(   # noqa: E731
+        (k, replace(b, w=w) if k == node.key else b) for k, b in layout.boxes))
+    assert figures.crowded(graph, narrow(need - 0.5)) == [node.key]
+    assert figures.crowded(graph, narrow(need + 0.5)) == []
+    figure, hand = drawn("lstm")[2]
+    route = next(r for r in hand.routes if r.label)
+    squeezed = replace(hand, routes=tuple(replace(r, label=replace(r.label, w=r.label.w - 5))
+                                           if r is route else r for r in hand.routes))
+    assert figures.crowded(figure, squeezed) == [f"label of {route.source} -> {route.target}"]
+
+
+needs_tex = pytest.mark.skipif(shutil.which("pdflatex") is None, reason="LaTeX is not installed")
+
+
+@needs_tex
+def test_measured_label_widths_are_the_widths_latex_sets(tmp_path):
+    """Every label of every figure, typeset by pdflatex in the document's class and size: its
+    box is as wide as codegen.text_width computed from the font tables (to 0.01 pt)."""
+    import subprocess
+    from codegen.text_width import tex_width
+    labels = sorted({t for name in [*CELLS, *SPECS] for figure, _ in _figures_of(name)
+                     for t in [*(n.tex for n in figure.nodes), *(n.note for n in figure.nodes),
+                               *(e.label for e in figure.edges)] if t} |
+                    {r"\mu^{x}_{t}", r"\gamma_{x,f} \times \beta", r"-x+(y-1)/2", r"\mathrm{AV}^{Wa}"})
+    body = "".join(rf"\sbox\lbox{{${t}$}}\typeout{{WIDTH:\the\wd\lbox}}" + "\n" for t in labels)
+    (tmp_path / "w.tex").write_text(r"\documentclass[11pt]{article}\usepackage{amsmath,amssymb}"
+                                    "\n" r"\newsavebox\lbox\begin{document}" "\n" + body +
+                                    r"\end{document}" "\n", encoding="utf-8")
+    subprocess.run(["pdflatex", "-interaction=batchmode", "w.tex"], cwd=tmp_path,
+                   capture_output=True, timeout=120, check=False)
+    widths = re.findall(r"WIDTH:([\d.]+)pt", (tmp_path / "w.log").read_text(encoding="latin-1"))
+    assert len(widths) == len(labels) > 100
+    for label, width in zip(labels, widths):
+        assert tex_width(label) == pytest.approx(float(width), abs=0.01), label
+
+
+def test_a_label_the_measure_does_not_know_is_refused_and_a_box_gets_a_generous_width():
+    from codegen.text_width import tex_width, tex_width_at_most
+    for label in (r"\sqrt{x}", r"x^{a^{b}}", r"\text{fish}"):   # \text{fi} would be a ligature
+        with pytest.raises(ValueError):
+            tex_width(label)
+    assert tex_width_at_most(r"x^{a^{b}}") == pytest.approx(3 * 1.5 * 10.95)   # 3 letters
+    assert tex_width_at_most(r"x^{a}") == tex_width(r"x^{a}") < 2 * 10.95
+
+
+@pytest.mark.parametrize("name", [*CELLS, *SPECS])
+def test_the_caption_says_what_the_stage_graph_draws(name):
+    """The caption's counts are those of the cell (stages, layer normalisations, arrows between
+    distinct drawn nodes), counted here from the cell, and it never claims a node per value
+    where a layer normalisation is drawn as one box."""
+    graph = drawn(name)[0]
+    cell = resolve(str(ROOT / name) if name.endswith(".toml") else name).cell
+    inside = [s for s in cell.stages if s.kind in figures.STATISTICS + (Kind.NORMALISED,)]
+    norms = [s for s in cell.stages if s.kind is Kind.MEAN and not
+             set(s.inputs) & {t.name for t in inside}]
+    caption = graph.caption
+    assert f"each of the {len(cell.stages) - len(inside)} stages" in caption
+    assert "one node per value" not in caption
+    if norms:
+        assert f"{len(norms)} layer normalisation" in caption and f"{len(inside)} stages in all" in caption
+    else:   # one node per value: an arrow per (value, reader), the loss's and the next step's
+        assert "LN" not in caption and "layer normalisation" not in caption
+        values = {*cell.input_names, *(f"{s}_prev" for s in cell.state_names),
+                  *(s.name for s in cell.stages)}   # not the parameters
+        arrows = {(v, s.name) for s in cell.stages for v in s.inputs if v in values}
+        arrows |= {(cell.output, "loss")}
+        arrows |= {(s, "next") for s in cell.state_names}
+        assert f"({len(arrows)} arrows)" in caption
+    assert f"({len(graph.edges)} arrows)" in caption
+    assert ("next step" in caption) == cell.recurrent
+    tex = (GENERATED / f"{name}.tex") if name in CELLS else ROOT / name.replace(".toml", ".tex")
+    assert rf"\caption{{{caption}}}\label{{fig:graph}}" in tex.read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("name", [*CELLS, *SPECS])
+def test_the_fork_view_shows_each_readers_gradient_term_without_a_knot(name):
+    """The backward view of the graph's largest fork: one forward and one dashed gradient line
+    per reader, the readers those of the fork's backward equation (whose label the caption
+    cites); straight lines whose ends keep one top-to-bottom order on both sides (so none
+    crosses another), clear of every box, each label inside its box."""
+    from codegen.fork_view import fork_view
+    graph = drawn(name)[0]
+    entry = resolve(str(ROOT / name) if name.endswith(".toml") else name)
+    derivation = derive(entry.cell)
+    view = fork_view(graph, derivation, Notation(entry.cell.recurrent, entry.cell.vector_param_names))
+    if not any(n.style == "fork" for n in graph.nodes):
+        assert view is None
+        return
+    figure, layout = view
+    fork, readers = figure.nodes[0].key, [n.key for n in figure.nodes[1:]]
+    adjoint = derivation.adjoint(fork)
+    assert sorted(t.branch.replace("next step", "next") for t in adjoint.terms) == sorted(readers)
+    assert rf"\ref{{eq:{adjoint.label}}}" in figure.caption and f"{len(readers)} readers" in figure.caption
+    assert [(e.source, e.target, e.style) for e in figure.edges] == [
+        x for r in readers for x in ((fork, r, "forward"), (r, fork, "gradient"))]
+    assert collisions(layout) == [] and figures.crowded(figure, layout) == []
+    ends = [(r.points[0], r.points[-1]) if r.source == fork else (r.points[-1], r.points[0])
+            for r in layout.routes]   # (end at the fork, end at the reader) of each line
+    assert all(len(set(r.points)) == 2 for r in layout.routes)   # straight
+    at_fork, at_reader = [a[1] for a, _ in ends], [b[1] for _, b in ends]
+    assert at_fork == sorted(at_fork, reverse=True) and len(set(at_fork)) == len(at_fork)
+    assert at_reader == sorted(at_reader, reverse=True) and len(set(at_reader)) == len(at_reader)
+    assert min(a - b for a, b in zip(at_fork, at_fork[1:])) >= 7.0 - 0.01
+    left, _, right, _ = layout.bounds
+    assert right - left <= LINE
+
+
+def _lines_meeting(layout):
+    """Pairs of routes that meet anywhere, their ends included (unlike `crossings`, which lets
+    arrows of one node meet at it: a fork view's lines must not even touch)."""
+    from codegen.layout import _cross, sample
+    segments = [list(zip(s[:-1], s[1:])) for s in map(sample, layout.routes)]
+    return [(i, j) for i in range(len(segments)) for j in range(i + 1, len(segments))
+            if any(_cross(p, q) for p in segments[i] for q in segments[j])]
+
+
+def test_no_two_lines_of_a_fork_view_meet_and_the_check_sees_two_that_do():
+    from codegen.fork_view import fork_view
+    for name in [*CELLS, *SPECS]:
+        entry = resolve(str(ROOT / name) if name.endswith(".toml") else name)
+        view = fork_view(drawn(name)[0], derive(entry.cell),
+                         Notation(entry.cell.recurrent, entry.cell.vector_param_names))
+        assert view is None or _lines_meeting(view[1]) == [], name
+    layout = fork_view(drawn("lstm")[0], derive(CELLS["lstm"].cell), Notation(True))[1]
+    first, second = layout.routes[0], layout.routes[2]   # forward lines to the first two readers
+    swapped = (replace(first, points=(second.points[0],) * 2 + first.points[2:]),
+               replace(second, points=(first.points[0],) * 2 + second.points[2:]))
+    crossed = replace(layout, routes=(swapped[0], layout.routes[1], swapped[1], *layout.routes[3:]))
+    assert (0, 2) in _lines_meeting(crossed)
+
+
+@pytest.mark.parametrize("name", ["lstm", "layernorm_gru", "mlp"])
+def test_each_svg_label_is_held_to_its_measured_width_inside_its_box(name):
+    """In the page, a box's label texts carry textLength (so a browser that lacks DejaVu Sans
+    spaces its own font to that width) and it leaves figures.INSET points free on each side."""
+    from codegen.text_width import PX
+    page = (GENERATED / f"{name}.html").read_text(encoding="utf-8")
+    svg = re.search(r'<figure id="fig:graph"><svg .*?</svg>', page, re.S).group(0)
+    root = ET.fromstring(svg[svg.index("<svg"):])
+    box, checked = None, 0
+    for element in root:
+        tag = element.tag.split("}")[1]
+        if tag == "path":
+            break                            # the arrows and the legend follow the nodes
+        if tag in ("rect", "circle"):
+            box = float(element.get("width") or 2 * float(element.get("r")))
+        elif tag == "text" and box is not None:
+            assert float(element.get("textLength")) + 2 * figures.INSET * PX <= box + 0.1
+            checked += 1
+    assert checked >= len(drawn(name)[0].nodes)
