@@ -75,8 +75,7 @@ def _forward_steps(w, sizes, xs, seq):
     h_5_seq_rows = h_5_seq.unbind(0)
     h_6_seq_rows = h_6_seq.unbind(0)
     for t in range(steps):
-        h_prev = h_seq_rows[t]
-        torch.addmm(A_x_rows[t], h_prev, Wcat_h_prev.T, out=A_h_prev)  # (F1)
+        torch.addmm(A_x_rows[t], h_seq_rows[t], Wcat_h_prev.T, out=A_h_prev)  # (F1)
         h_1_seq_rows[t][...] = A_h_prev
         h_1 = h_1_seq_rows[t]
         h_3_seq_rows[t][...] = (h_1).mean(dim=-1, keepdim=True)  # (F2)
@@ -127,22 +126,19 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
     J_B5_seq_rows = J_B5_seq.unbind(0)
     J_B7_seq_rows = J_B7_seq.unbind(0)
     J_B8_seq_rows = J_B8_seq.unbind(0)
-    h_seq_rows = h_seq.unbind(0)
     h_1_seq_rows = h_1_seq.unbind(0)
     h_3_seq_rows = h_3_seq.unbind(0)
-    h_5_seq_rows = h_5_seq.unbind(0)
     h_6_seq_rows = h_6_seq.unbind(0)
     d_A_x_seq_rows = d_A_x_seq.unbind(0)
+    d_A_x_seq_0_H_rows = d_A_x_seq[:, :, 0:H].unbind(0)
     for t in reversed(range(steps)):
         J_B2 = J_B2_seq_rows[t]
         J_B4 = J_B4_seq_rows[t]
         J_B5 = J_B5_seq_rows[t]
         J_B7 = J_B7_seq_rows[t]
         J_B8 = J_B8_seq_rows[t]
-        h = h_seq_rows[t + 1]
         h_1 = h_1_seq_rows[t]
         h_3 = h_3_seq_rows[t]
-        h_5 = h_5_seq_rows[t]
         h_6 = h_6_seq_rows[t]
         d_A_x = d_A_x_seq_rows[t]
         d_h = d_h_next + dhs_rows[t]  # (B1) fork: loss, next step
@@ -152,7 +148,7 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
         d_h_5 = -1/2*J_B5*d_h_6  # (B5)
         d_h_4 = (d_h_5).mean(dim=-1, keepdim=True)  # (B6)
         d_h_3 = torch.addcmul(-d_h_2*gamma*h_6, J_B7, d_h_4)  # (B7) fork: h_4, h_2
-        d_A_x[:, 0:H] = J_B8*d_h_4 + d_h_2*gamma*h_6 + (d_h_3).mean(dim=-1, keepdim=True)  # (B8) fork: h_3, h_4, h_2
+        d_A_x_seq_0_H_rows[t][...] = J_B8*d_h_4 + d_h_2*gamma*h_6 + (d_h_3).mean(dim=-1, keepdim=True)  # (B8) fork: h_3, h_4, h_2
         d_h_prev = d_A_x @ Wcat_h_prev  # (B9)
         d_gamma += (d_h_2*h_6*(h_1 - h_3)).sum(dim=0)  # (P3)
         d_beta += (d_h_2).sum(dim=0)  # (P4)

@@ -73,24 +73,25 @@ def _forward_steps(w, sizes, xs, seq):
     torch.matmul(xs.reshape(steps * B, D), Wcat_x.T, out=A_x.reshape(steps * B, 3 * H))
     A_x.add_(bcat_x)
     A_h_prev = xs.new_empty((B, 3 * H))
+    A_h_prev_0_2H = A_h_prev[:, 0:2 * H]
+    A_h_prev_2H_3H = A_h_prev[:, 2 * H:3 * H]
     h_seq_rows = h_seq.unbind(0)
     c_seq_rows = c_seq.unbind(0)
     Z_f_o_seq_rows = Z_f_o_seq.unbind(0)
     Z_g_seq_rows = Z_g_seq.unbind(0)
     A_x_rows = A_x.unbind(0)
+    f_rows = Z_f_o_seq[:, :, 0:H].unbind(0)
+    o_rows = Z_f_o_seq[:, :, H:2 * H].unbind(0)
     i_seq_rows = i_seq.unbind(0)
     k_seq_rows = k_seq.unbind(0)
     for t in range(steps):
-        h_prev = h_seq_rows[t]
         c_prev = c_seq_rows[t]
-        Z_f_o = Z_f_o_seq_rows[t]
-        Z_g = Z_g_seq_rows[t]
-        torch.addmm(A_x_rows[t], h_prev, Wcat_h_prev.T, out=A_h_prev)  # (F1)-(F3)
-        torch.sigmoid(A_h_prev[:, 0:2 * H], out=Z_f_o)  # (F4) (F7)
-        f = Z_f_o[:, 0:H]
-        o = Z_f_o[:, H:2 * H]
-        torch.tanh(A_h_prev[:, 2 * H:3 * H], out=Z_g)  # (F6)
-        g = Z_g
+        torch.addmm(A_x_rows[t], h_seq_rows[t], Wcat_h_prev.T, out=A_h_prev)  # (F1)-(F3)
+        torch.sigmoid(A_h_prev_0_2H, out=Z_f_o_seq_rows[t])  # (F4) (F7)
+        f = f_rows[t]
+        o = o_rows[t]
+        torch.tanh(A_h_prev_2H_3H, out=Z_g_seq_rows[t])  # (F6)
+        g = Z_g_seq_rows[t]
         torch.add(-f, 1, out=i_seq_rows[t])  # (F5)
         i = i_seq_rows[t]
         m = c_prev*f  # (F8)
@@ -138,9 +139,12 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
     c_seq_rows = c_seq.unbind(0)
     i_seq_rows = i_seq.unbind(0)
     k_seq_rows = k_seq.unbind(0)
-    Z_f_o_seq_rows = Z_f_o_seq.unbind(0)
     Z_g_seq_rows = Z_g_seq.unbind(0)
+    f_rows = Z_f_o_seq[:, :, 0:H].unbind(0)
+    o_rows = Z_f_o_seq[:, :, H:2 * H].unbind(0)
     d_A_x_seq_rows = d_A_x_seq.unbind(0)
+    d_A_x_seq_2H_3H_rows = d_A_x_seq[:, :, 2 * H:3 * H].unbind(0)
+    d_A_x_seq_0_2H_rows = d_A_x_seq[:, :, 0:2 * H].unbind(0)
     for t in reversed(range(steps)):
         J_B3 = J_B3_seq_rows[t]
         J_B11 = J_B11_seq_rows[t]
@@ -148,11 +152,9 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
         c_prev = c_seq_rows[t]
         i = i_seq_rows[t]
         k = k_seq_rows[t]
-        Z_f_o = Z_f_o_seq_rows[t]
-        Z_g = Z_g_seq_rows[t]
-        f = Z_f_o[:, 0:H]
-        o = Z_f_o[:, H:2 * H]
-        g = Z_g
+        f = f_rows[t]
+        o = o_rows[t]
+        g = Z_g_seq_rows[t]
         d_A_x = d_A_x_seq_rows[t]
         d_h = d_h_next + dhs_rows[t]  # (B1) fork: loss, next step
         d_k = d_h*o  # (B2)
@@ -163,8 +165,8 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
         torch.mul(d_n, i, out=d_g)  # (B7)
         d_i = d_n*g  # (B8)
         torch.addcmul(-d_i, c_prev, d_m, out=d_f)  # (B9) fork: i, m
-        torch.mul(J_B11, d_Z_g, out=d_A_x[:, 2 * H:3 * H])  # (B11)
-        torch.mul(J_B12, d_Z_f_o, out=d_A_x[:, 0:2 * H])  # (B12) (B10)
+        torch.mul(J_B11, d_Z_g, out=d_A_x_seq_2H_3H_rows[t])  # (B11)
+        torch.mul(J_B12, d_Z_f_o, out=d_A_x_seq_0_2H_rows[t])  # (B12) (B10)
         d_c_prev = d_m*f  # (B13)
         d_h_prev = d_A_x @ Wcat_h_prev  # (B14) fork: a_f, a_g, a_o
         d_h_next = d_h_prev

@@ -92,17 +92,14 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
     dhs_rows = dhs.unbind(0)
     J_B2_seq_rows = J_B2_seq.unbind(0)
     h_seq_rows = h_seq.unbind(0)
-    z_seq_rows = z_seq.unbind(0)
-    d_A_x_seq_rows = d_A_x_seq.unbind(0)
+    d_A_x_seq_0_H_rows = d_A_x_seq[:, :, 0:H].unbind(0)
     for t in reversed(range(steps)):
         J_B2 = J_B2_seq_rows[t]
         h_prev = h_seq_rows[t]
-        z = z_seq_rows[t]
-        d_A_x = d_A_x_seq_rows[t]
         d_h = d_h_next + dhs_rows[t]  # (B1) fork: loss, next step
         d_z = J_B2*d_h  # (B2)
         d_q = d_z  # (B3)
-        d_A_x[:, 0:H] = d_z  # (B4)
+        d_A_x_seq_0_H_rows[t][...] = d_z  # (B4)
         d_h_prev = d_q*u  # (B5)
         d_u += (d_q*h_prev).sum(dim=0)  # (P3)
         d_h_next = d_h_prev

@@ -121,11 +121,16 @@ def _forward_steps(w, sizes, xs, seq):
     # the x terms of every step at once  (F1)-(F3)
     torch.matmul(xs.reshape(steps * B, D), Wcat_x.T, out=A_x.reshape(steps * B, 3 * H))
     A_h_prev = xs.new_empty((B, 3 * H))
+    A_h_prev_0_H = A_h_prev[:, 0:H]
+    A_h_prev_H_2H = A_h_prev[:, H:2 * H]
+    A_h_prev_2H_3H = A_h_prev[:, 2 * H:3 * H]
     h_seq_rows = h_seq.unbind(0)
     zx_r_seq_rows = zx_r_seq.unbind(0)
-    A_x_rows = A_x.unbind(0)
+    A_x_0_H_rows = A_x[:, :, 0:H].unbind(0)
     zx_z_seq_rows = zx_z_seq.unbind(0)
+    A_x_H_2H_rows = A_x[:, :, H:2 * H].unbind(0)
     zx_n_seq_rows = zx_n_seq.unbind(0)
+    A_x_2H_3H_rows = A_x[:, :, 2 * H:3 * H].unbind(0)
     zh_r_seq_rows = zh_r_seq.unbind(0)
     zh_z_seq_rows = zh_z_seq.unbind(0)
     zh_n_seq_rows = zh_n_seq.unbind(0)
@@ -142,18 +147,18 @@ def _forward_steps(w, sizes, xs, seq):
     v_seq_rows = v_seq.unbind(0)
     for t in range(steps):
         h_prev = h_seq_rows[t]
-        zx_r_seq_rows[t][...] = A_x_rows[t][:, 0:H]
+        zx_r_seq_rows[t][...] = A_x_0_H_rows[t]
         zx_r = zx_r_seq_rows[t]
-        zx_z_seq_rows[t][...] = A_x_rows[t][:, H:2 * H]
+        zx_z_seq_rows[t][...] = A_x_H_2H_rows[t]
         zx_z = zx_z_seq_rows[t]
-        zx_n_seq_rows[t][...] = A_x_rows[t][:, 2 * H:3 * H]
+        zx_n_seq_rows[t][...] = A_x_2H_3H_rows[t]
         zx_n = zx_n_seq_rows[t]
-        torch.matmul(h_prev, Wcat_h_prev.T, out=A_h_prev)  # (F4)-(F6)
-        zh_r_seq_rows[t][...] = A_h_prev[:, 0:H]
+        torch.matmul(h_seq_rows[t], Wcat_h_prev.T, out=A_h_prev)  # (F4)-(F6)
+        zh_r_seq_rows[t][...] = A_h_prev_0_H
         zh_r = zh_r_seq_rows[t]
-        zh_z_seq_rows[t][...] = A_h_prev[:, H:2 * H]
+        zh_z_seq_rows[t][...] = A_h_prev_H_2H
         zh_z = zh_z_seq_rows[t]
-        zh_n_seq_rows[t][...] = A_h_prev[:, 2 * H:3 * H]
+        zh_n_seq_rows[t][...] = A_h_prev_2H_3H
         zh_n = zh_n_seq_rows[t]
         mu_x_seq_rows[t][...] = (1/3)*(zx_n).mean(dim=-1, keepdim=True) + (1/3)*(zx_r).mean(dim=-1, keepdim=True) + (1/3)*(zx_z).mean(dim=-1, keepdim=True)  # (F7)
         mu_x = mu_x_seq_rows[t]
@@ -330,18 +335,21 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
     zh_z_seq_rows = zh_z_seq.unbind(0)
     zh_n_seq_rows = zh_n_seq.unbind(0)
     mu_x_seq_rows = mu_x_seq.unbind(0)
-    v_x_seq_rows = v_x_seq.unbind(0)
     r_x_seq_rows = r_x_seq.unbind(0)
     mu_h_seq_rows = mu_h_seq.unbind(0)
-    v_h_seq_rows = v_h_seq.unbind(0)
     r_h_seq_rows = r_h_seq.unbind(0)
     r_seq_rows = r_seq.unbind(0)
     z_seq_rows = z_seq.unbind(0)
     a_nh_seq_rows = a_nh_seq.unbind(0)
     h_cand_seq_rows = h_cand_seq.unbind(0)
     v_seq_rows = v_seq.unbind(0)
-    d_A_x_seq_rows = d_A_x_seq.unbind(0)
     d_A_h_prev_seq_rows = d_A_h_prev_seq.unbind(0)
+    d_A_h_prev_seq_2H_3H_rows = d_A_h_prev_seq[:, :, 2 * H:3 * H].unbind(0)
+    d_A_h_prev_seq_H_2H_rows = d_A_h_prev_seq[:, :, H:2 * H].unbind(0)
+    d_A_h_prev_seq_0_H_rows = d_A_h_prev_seq[:, :, 0:H].unbind(0)
+    d_A_x_seq_2H_3H_rows = d_A_x_seq[:, :, 2 * H:3 * H].unbind(0)
+    d_A_x_seq_H_2H_rows = d_A_x_seq[:, :, H:2 * H].unbind(0)
+    d_A_x_seq_0_H_rows = d_A_x_seq[:, :, 0:H].unbind(0)
     for t in reversed(range(steps)):
         J_B6 = J_B6_seq_rows[t]
         J_B11 = J_B11_seq_rows[t]
@@ -374,17 +382,14 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
         zh_z = zh_z_seq_rows[t]
         zh_n = zh_n_seq_rows[t]
         mu_x = mu_x_seq_rows[t]
-        v_x = v_x_seq_rows[t]
         r_x = r_x_seq_rows[t]
         mu_h = mu_h_seq_rows[t]
-        v_h = v_h_seq_rows[t]
         r_h = r_h_seq_rows[t]
         r = r_seq_rows[t]
         z = z_seq_rows[t]
         a_nh = a_nh_seq_rows[t]
         h_cand = h_cand_seq_rows[t]
         v = v_seq_rows[t]
-        d_A_x = d_A_x_seq_rows[t]
         d_A_h_prev = d_A_h_prev_seq_rows[t]
         d_h = d_h_next + dhs_rows[t]  # (B1) fork: loss, next step
         d_h_kept = d_h  # (B2)
@@ -419,12 +424,12 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
         d_e_zx_z = (1/3)*(d_v_x).mean(dim=-1, keepdim=True)  # (B31)
         d_e_zx_r = (1/3)*(d_v_x).mean(dim=-1, keepdim=True)  # (B32)
         d_mu_x = torch.addcmul(torch.addcmul(torch.addcmul(-d_yx_n*gamma_x_n*r_x - d_yx_r*gamma_x_r*r_x - d_yx_z*gamma_x_z*r_x, J_B33_3, d_e_zx_z), J_B33_2, d_e_zx_r), J_B33, d_e_zx_n)  # (B33) fork: e_zx_r, e_zx_z, e_zx_n, yx_r, yx_z, yx_n
-        d_A_h_prev[:, 2 * H:3 * H] = J_B34*d_e_zh_n + d_yh_n*gamma_h_n*r_h + (1/3)*(d_mu_h).mean(dim=-1, keepdim=True)  # (B34) fork: mu_h, e_zh_n, yh_n
-        d_A_h_prev[:, H:2 * H] = J_B35*d_e_zh_z + d_yh_z*gamma_h_z*r_h + (1/3)*(d_mu_h).mean(dim=-1, keepdim=True)  # (B35) fork: mu_h, e_zh_z, yh_z
-        d_A_h_prev[:, 0:H] = J_B36*d_e_zh_r + d_yh_r*gamma_h_r*r_h + (1/3)*(d_mu_h).mean(dim=-1, keepdim=True)  # (B36) fork: mu_h, e_zh_r, yh_r
-        d_A_x[:, 2 * H:3 * H] = J_B37*d_e_zx_n + d_yx_n*gamma_x_n*r_x + (1/3)*(d_mu_x).mean(dim=-1, keepdim=True)  # (B37) fork: mu_x, e_zx_n, yx_n
-        d_A_x[:, H:2 * H] = J_B38*d_e_zx_z + d_yx_z*gamma_x_z*r_x + (1/3)*(d_mu_x).mean(dim=-1, keepdim=True)  # (B38) fork: mu_x, e_zx_z, yx_z
-        d_A_x[:, 0:H] = J_B39*d_e_zx_r + d_yx_r*gamma_x_r*r_x + (1/3)*(d_mu_x).mean(dim=-1, keepdim=True)  # (B39) fork: mu_x, e_zx_r, yx_r
+        d_A_h_prev_seq_2H_3H_rows[t][...] = J_B34*d_e_zh_n + d_yh_n*gamma_h_n*r_h + (1/3)*(d_mu_h).mean(dim=-1, keepdim=True)  # (B34) fork: mu_h, e_zh_n, yh_n
+        d_A_h_prev_seq_H_2H_rows[t][...] = J_B35*d_e_zh_z + d_yh_z*gamma_h_z*r_h + (1/3)*(d_mu_h).mean(dim=-1, keepdim=True)  # (B35) fork: mu_h, e_zh_z, yh_z
+        d_A_h_prev_seq_0_H_rows[t][...] = J_B36*d_e_zh_r + d_yh_r*gamma_h_r*r_h + (1/3)*(d_mu_h).mean(dim=-1, keepdim=True)  # (B36) fork: mu_h, e_zh_r, yh_r
+        d_A_x_seq_2H_3H_rows[t][...] = J_B37*d_e_zx_n + d_yx_n*gamma_x_n*r_x + (1/3)*(d_mu_x).mean(dim=-1, keepdim=True)  # (B37) fork: mu_x, e_zx_n, yx_n
+        d_A_x_seq_H_2H_rows[t][...] = J_B38*d_e_zx_z + d_yx_z*gamma_x_z*r_x + (1/3)*(d_mu_x).mean(dim=-1, keepdim=True)  # (B38) fork: mu_x, e_zx_z, yx_z
+        d_A_x_seq_0_H_rows[t][...] = J_B39*d_e_zx_r + d_yx_r*gamma_x_r*r_x + (1/3)*(d_mu_x).mean(dim=-1, keepdim=True)  # (B39) fork: mu_x, e_zx_r, yx_r
         d_h_prev = torch.addmm(d_h_kept*z, d_A_h_prev, Wcat_h_prev)  # (B40) fork: zh_r, zh_z, zh_n, h_kept
         d_b_r += (d_a_r).sum(dim=0)  # (P7)
         d_b_z += (d_a_z).sum(dim=0)  # (P8)

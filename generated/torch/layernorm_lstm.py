@@ -141,13 +141,20 @@ def _forward_steps(w, sizes, xs, seq):
     # the x terms of every step at once  (F1)-(F4)
     torch.matmul(xs.reshape(steps * B, D), Wcat_x.T, out=A_x.reshape(steps * B, 4 * H))
     A_h_prev = xs.new_empty((B, 4 * H))
+    A_h_prev_0_H = A_h_prev[:, 0:H]
+    A_h_prev_H_2H = A_h_prev[:, H:2 * H]
+    A_h_prev_2H_3H = A_h_prev[:, 2 * H:3 * H]
+    A_h_prev_3H_4H = A_h_prev[:, 3 * H:4 * H]
     h_seq_rows = h_seq.unbind(0)
     c_seq_rows = c_seq.unbind(0)
     zx_f_seq_rows = zx_f_seq.unbind(0)
-    A_x_rows = A_x.unbind(0)
+    A_x_0_H_rows = A_x[:, :, 0:H].unbind(0)
     zx_i_seq_rows = zx_i_seq.unbind(0)
+    A_x_H_2H_rows = A_x[:, :, H:2 * H].unbind(0)
     zx_g_seq_rows = zx_g_seq.unbind(0)
+    A_x_2H_3H_rows = A_x[:, :, 2 * H:3 * H].unbind(0)
     zx_o_seq_rows = zx_o_seq.unbind(0)
+    A_x_3H_4H_rows = A_x[:, :, 3 * H:4 * H].unbind(0)
     zh_f_seq_rows = zh_f_seq.unbind(0)
     zh_i_seq_rows = zh_i_seq.unbind(0)
     zh_g_seq_rows = zh_g_seq.unbind(0)
@@ -167,24 +174,23 @@ def _forward_steps(w, sizes, xs, seq):
     r_c_seq_rows = r_c_seq.unbind(0)
     k_seq_rows = k_seq.unbind(0)
     for t in range(steps):
-        h_prev = h_seq_rows[t]
         c_prev = c_seq_rows[t]
-        zx_f_seq_rows[t][...] = A_x_rows[t][:, 0:H]
+        zx_f_seq_rows[t][...] = A_x_0_H_rows[t]
         zx_f = zx_f_seq_rows[t]
-        zx_i_seq_rows[t][...] = A_x_rows[t][:, H:2 * H]
+        zx_i_seq_rows[t][...] = A_x_H_2H_rows[t]
         zx_i = zx_i_seq_rows[t]
-        zx_g_seq_rows[t][...] = A_x_rows[t][:, 2 * H:3 * H]
+        zx_g_seq_rows[t][...] = A_x_2H_3H_rows[t]
         zx_g = zx_g_seq_rows[t]
-        zx_o_seq_rows[t][...] = A_x_rows[t][:, 3 * H:4 * H]
+        zx_o_seq_rows[t][...] = A_x_3H_4H_rows[t]
         zx_o = zx_o_seq_rows[t]
-        torch.matmul(h_prev, Wcat_h_prev.T, out=A_h_prev)  # (F5)-(F8)
-        zh_f_seq_rows[t][...] = A_h_prev[:, 0:H]
+        torch.matmul(h_seq_rows[t], Wcat_h_prev.T, out=A_h_prev)  # (F5)-(F8)
+        zh_f_seq_rows[t][...] = A_h_prev_0_H
         zh_f = zh_f_seq_rows[t]
-        zh_i_seq_rows[t][...] = A_h_prev[:, H:2 * H]
+        zh_i_seq_rows[t][...] = A_h_prev_H_2H
         zh_i = zh_i_seq_rows[t]
-        zh_g_seq_rows[t][...] = A_h_prev[:, 2 * H:3 * H]
+        zh_g_seq_rows[t][...] = A_h_prev_2H_3H
         zh_g = zh_g_seq_rows[t]
-        zh_o_seq_rows[t][...] = A_h_prev[:, 3 * H:4 * H]
+        zh_o_seq_rows[t][...] = A_h_prev_3H_4H
         zh_o = zh_o_seq_rows[t]
         mu_x_seq_rows[t][...] = (1/4)*(zx_f).mean(dim=-1, keepdim=True) + (1/4)*(zx_g).mean(dim=-1, keepdim=True) + (1/4)*(zx_i).mean(dim=-1, keepdim=True) + (1/4)*(zx_o).mean(dim=-1, keepdim=True)  # (F9)
         mu_x = mu_x_seq_rows[t]
@@ -428,21 +434,25 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
     zh_g_seq_rows = zh_g_seq.unbind(0)
     zh_o_seq_rows = zh_o_seq.unbind(0)
     mu_x_seq_rows = mu_x_seq.unbind(0)
-    v_x_seq_rows = v_x_seq.unbind(0)
     r_x_seq_rows = r_x_seq.unbind(0)
     mu_h_seq_rows = mu_h_seq.unbind(0)
-    v_h_seq_rows = v_h_seq.unbind(0)
     r_h_seq_rows = r_h_seq.unbind(0)
     f_seq_rows = f_seq.unbind(0)
     i_seq_rows = i_seq.unbind(0)
     g_seq_rows = g_seq.unbind(0)
     o_seq_rows = o_seq.unbind(0)
     mu_c_seq_rows = mu_c_seq.unbind(0)
-    v_c_seq_rows = v_c_seq.unbind(0)
     r_c_seq_rows = r_c_seq.unbind(0)
     k_seq_rows = k_seq.unbind(0)
-    d_A_x_seq_rows = d_A_x_seq.unbind(0)
     d_A_h_prev_seq_rows = d_A_h_prev_seq.unbind(0)
+    d_A_h_prev_seq_3H_4H_rows = d_A_h_prev_seq[:, :, 3 * H:4 * H].unbind(0)
+    d_A_h_prev_seq_2H_3H_rows = d_A_h_prev_seq[:, :, 2 * H:3 * H].unbind(0)
+    d_A_h_prev_seq_H_2H_rows = d_A_h_prev_seq[:, :, H:2 * H].unbind(0)
+    d_A_h_prev_seq_0_H_rows = d_A_h_prev_seq[:, :, 0:H].unbind(0)
+    d_A_x_seq_3H_4H_rows = d_A_x_seq[:, :, 3 * H:4 * H].unbind(0)
+    d_A_x_seq_2H_3H_rows = d_A_x_seq[:, :, 2 * H:3 * H].unbind(0)
+    d_A_x_seq_H_2H_rows = d_A_x_seq[:, :, H:2 * H].unbind(0)
+    d_A_x_seq_0_H_rows = d_A_x_seq[:, :, 0:H].unbind(0)
     for t in reversed(range(steps)):
         J_B3 = J_B3_seq_rows[t]
         J_B4 = J_B4_seq_rows[t]
@@ -490,20 +500,16 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
         zh_g = zh_g_seq_rows[t]
         zh_o = zh_o_seq_rows[t]
         mu_x = mu_x_seq_rows[t]
-        v_x = v_x_seq_rows[t]
         r_x = r_x_seq_rows[t]
         mu_h = mu_h_seq_rows[t]
-        v_h = v_h_seq_rows[t]
         r_h = r_h_seq_rows[t]
         f = f_seq_rows[t]
         i = i_seq_rows[t]
         g = g_seq_rows[t]
         o = o_seq_rows[t]
         mu_c = mu_c_seq_rows[t]
-        v_c = v_c_seq_rows[t]
         r_c = r_c_seq_rows[t]
         k = k_seq_rows[t]
-        d_A_x = d_A_x_seq_rows[t]
         d_A_h_prev = d_A_h_prev_seq_rows[t]
         d_h = d_h_next + dhs_rows[t]  # (B1) fork: loss, next step
         d_k = d_h*o  # (B2)
@@ -549,14 +555,14 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
         d_e_zx_i = (1/4)*(d_v_x).mean(dim=-1, keepdim=True)  # (B42)
         d_e_zx_f = (1/4)*(d_v_x).mean(dim=-1, keepdim=True)  # (B43)
         d_mu_x = torch.addcmul(torch.addcmul(torch.addcmul(torch.addcmul(-d_yx_f*gamma_x_f*r_x - d_yx_g*gamma_x_g*r_x - d_yx_i*gamma_x_i*r_x - d_yx_o*gamma_x_o*r_x, J_B44_4, d_e_zx_o), J_B44_3, d_e_zx_i), J_B44_2, d_e_zx_g), J_B44, d_e_zx_f)  # (B44) fork: e_zx_f, e_zx_i, e_zx_g, e_zx_o, yx_f, yx_i, yx_g, yx_o
-        d_A_h_prev[:, 3 * H:4 * H] = J_B45*d_e_zh_o + d_yh_o*gamma_h_o*r_h + (1/4)*(d_mu_h).mean(dim=-1, keepdim=True)  # (B45) fork: mu_h, e_zh_o, yh_o
-        d_A_h_prev[:, 2 * H:3 * H] = J_B46*d_e_zh_g + d_yh_g*gamma_h_g*r_h + (1/4)*(d_mu_h).mean(dim=-1, keepdim=True)  # (B46) fork: mu_h, e_zh_g, yh_g
-        d_A_h_prev[:, H:2 * H] = J_B47*d_e_zh_i + d_yh_i*gamma_h_i*r_h + (1/4)*(d_mu_h).mean(dim=-1, keepdim=True)  # (B47) fork: mu_h, e_zh_i, yh_i
-        d_A_h_prev[:, 0:H] = J_B48*d_e_zh_f + d_yh_f*gamma_h_f*r_h + (1/4)*(d_mu_h).mean(dim=-1, keepdim=True)  # (B48) fork: mu_h, e_zh_f, yh_f
-        d_A_x[:, 3 * H:4 * H] = J_B49*d_e_zx_o + d_yx_o*gamma_x_o*r_x + (1/4)*(d_mu_x).mean(dim=-1, keepdim=True)  # (B49) fork: mu_x, e_zx_o, yx_o
-        d_A_x[:, 2 * H:3 * H] = J_B50*d_e_zx_g + d_yx_g*gamma_x_g*r_x + (1/4)*(d_mu_x).mean(dim=-1, keepdim=True)  # (B50) fork: mu_x, e_zx_g, yx_g
-        d_A_x[:, H:2 * H] = J_B51*d_e_zx_i + d_yx_i*gamma_x_i*r_x + (1/4)*(d_mu_x).mean(dim=-1, keepdim=True)  # (B51) fork: mu_x, e_zx_i, yx_i
-        d_A_x[:, 0:H] = J_B52*d_e_zx_f + d_yx_f*gamma_x_f*r_x + (1/4)*(d_mu_x).mean(dim=-1, keepdim=True)  # (B52) fork: mu_x, e_zx_f, yx_f
+        d_A_h_prev_seq_3H_4H_rows[t][...] = J_B45*d_e_zh_o + d_yh_o*gamma_h_o*r_h + (1/4)*(d_mu_h).mean(dim=-1, keepdim=True)  # (B45) fork: mu_h, e_zh_o, yh_o
+        d_A_h_prev_seq_2H_3H_rows[t][...] = J_B46*d_e_zh_g + d_yh_g*gamma_h_g*r_h + (1/4)*(d_mu_h).mean(dim=-1, keepdim=True)  # (B46) fork: mu_h, e_zh_g, yh_g
+        d_A_h_prev_seq_H_2H_rows[t][...] = J_B47*d_e_zh_i + d_yh_i*gamma_h_i*r_h + (1/4)*(d_mu_h).mean(dim=-1, keepdim=True)  # (B47) fork: mu_h, e_zh_i, yh_i
+        d_A_h_prev_seq_0_H_rows[t][...] = J_B48*d_e_zh_f + d_yh_f*gamma_h_f*r_h + (1/4)*(d_mu_h).mean(dim=-1, keepdim=True)  # (B48) fork: mu_h, e_zh_f, yh_f
+        d_A_x_seq_3H_4H_rows[t][...] = J_B49*d_e_zx_o + d_yx_o*gamma_x_o*r_x + (1/4)*(d_mu_x).mean(dim=-1, keepdim=True)  # (B49) fork: mu_x, e_zx_o, yx_o
+        d_A_x_seq_2H_3H_rows[t][...] = J_B50*d_e_zx_g + d_yx_g*gamma_x_g*r_x + (1/4)*(d_mu_x).mean(dim=-1, keepdim=True)  # (B50) fork: mu_x, e_zx_g, yx_g
+        d_A_x_seq_H_2H_rows[t][...] = J_B51*d_e_zx_i + d_yx_i*gamma_x_i*r_x + (1/4)*(d_mu_x).mean(dim=-1, keepdim=True)  # (B51) fork: mu_x, e_zx_i, yx_i
+        d_A_x_seq_0_H_rows[t][...] = J_B52*d_e_zx_f + d_yx_f*gamma_x_f*r_x + (1/4)*(d_mu_x).mean(dim=-1, keepdim=True)  # (B52) fork: mu_x, e_zx_f, yx_f
         d_c_prev = d_m*f  # (B53)
         d_h_prev = d_A_h_prev @ Wcat_h_prev  # (B54) fork: zh_f, zh_i, zh_g, zh_o
         d_b_f += (d_a_f).sum(dim=0)  # (P9)

@@ -92,25 +92,27 @@ def _forward_steps(w, sizes, xs, seq):
     A_x.add_(bcat_x)
     A_h_prev = xs.new_empty((B, 4 * H))
     A_h_full = xs.new_empty((B, P))
+    A_h_prev_0_3H = A_h_prev[:, 0:3 * H]
+    A_h_prev_3H_4H = A_h_prev[:, 3 * H:4 * H]
     h_seq_rows = h_seq.unbind(0)
     c_seq_rows = c_seq.unbind(0)
     Z_f_i_o_seq_rows = Z_f_i_o_seq.unbind(0)
     Z_g_seq_rows = Z_g_seq.unbind(0)
     A_x_rows = A_x.unbind(0)
+    f_rows = Z_f_i_o_seq[:, :, 0:H].unbind(0)
+    i_rows = Z_f_i_o_seq[:, :, H:2 * H].unbind(0)
+    o_rows = Z_f_i_o_seq[:, :, 2 * H:3 * H].unbind(0)
     k_seq_rows = k_seq.unbind(0)
     h_full_seq_rows = h_full_seq.unbind(0)
     for t in range(steps):
-        h_prev = h_seq_rows[t]
         c_prev = c_seq_rows[t]
-        Z_f_i_o = Z_f_i_o_seq_rows[t]
-        Z_g = Z_g_seq_rows[t]
-        torch.addmm(A_x_rows[t], h_prev, Wcat_h_prev.T, out=A_h_prev)  # (F1)-(F4)
-        torch.sigmoid(A_h_prev[:, 0:3 * H], out=Z_f_i_o)  # (F5) (F6) (F8)
-        f = Z_f_i_o[:, 0:H]
-        i = Z_f_i_o[:, H:2 * H]
-        o = Z_f_i_o[:, 2 * H:3 * H]
-        torch.tanh(A_h_prev[:, 3 * H:4 * H], out=Z_g)  # (F7)
-        g = Z_g
+        torch.addmm(A_x_rows[t], h_seq_rows[t], Wcat_h_prev.T, out=A_h_prev)  # (F1)-(F4)
+        torch.sigmoid(A_h_prev_0_3H, out=Z_f_i_o_seq_rows[t])  # (F5) (F6) (F8)
+        f = f_rows[t]
+        i = i_rows[t]
+        o = o_rows[t]
+        torch.tanh(A_h_prev_3H_4H, out=Z_g_seq_rows[t])  # (F7)
+        g = Z_g_seq_rows[t]
         m = c_prev*f  # (F9)
         n = g*i  # (F10)
         torch.add(m, n, out=c_seq_rows[t + 1])  # (F11)
@@ -118,8 +120,7 @@ def _forward_steps(w, sizes, xs, seq):
         torch.tanh(c, out=k_seq_rows[t])  # (F12)
         k = k_seq_rows[t]
         torch.mul(k, o, out=h_full_seq_rows[t])  # (F13)
-        h_full = h_full_seq_rows[t]
-        torch.matmul(h_full, Wcat_h_full.T, out=A_h_full)  # (F14)
+        torch.matmul(h_full_seq_rows[t], Wcat_h_full.T, out=A_h_full)  # (F14)
         h_seq_rows[t + 1][...] = A_h_full
 
 
@@ -162,25 +163,28 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
     J_B14_seq_rows = J_B14_seq.unbind(0)
     c_seq_rows = c_seq.unbind(0)
     k_seq_rows = k_seq.unbind(0)
-    Z_f_i_o_seq_rows = Z_f_i_o_seq.unbind(0)
     Z_g_seq_rows = Z_g_seq.unbind(0)
+    f_rows = Z_f_i_o_seq[:, :, 0:H].unbind(0)
+    i_rows = Z_f_i_o_seq[:, :, H:2 * H].unbind(0)
+    o_rows = Z_f_i_o_seq[:, :, 2 * H:3 * H].unbind(0)
     d_A_x_seq_rows = d_A_x_seq.unbind(0)
     d_A_h_full_seq_rows = d_A_h_full_seq.unbind(0)
+    d_A_h_full_seq_0_P_rows = d_A_h_full_seq[:, :, 0:P].unbind(0)
+    d_A_x_seq_3H_4H_rows = d_A_x_seq[:, :, 3 * H:4 * H].unbind(0)
+    d_A_x_seq_0_3H_rows = d_A_x_seq[:, :, 0:3 * H].unbind(0)
     for t in reversed(range(steps)):
         J_B4 = J_B4_seq_rows[t]
         J_B12 = J_B12_seq_rows[t]
         J_B14 = J_B14_seq_rows[t]
         c_prev = c_seq_rows[t]
         k = k_seq_rows[t]
-        Z_f_i_o = Z_f_i_o_seq_rows[t]
-        Z_g = Z_g_seq_rows[t]
-        f = Z_f_i_o[:, 0:H]
-        i = Z_f_i_o[:, H:2 * H]
-        o = Z_f_i_o[:, 2 * H:3 * H]
-        g = Z_g
+        f = f_rows[t]
+        i = i_rows[t]
+        o = o_rows[t]
+        g = Z_g_seq_rows[t]
         d_A_x = d_A_x_seq_rows[t]
         d_A_h_full = d_A_h_full_seq_rows[t]
-        torch.add(d_h_next, dhs_rows[t], out=d_A_h_full[:, 0:P])  # (B1) fork: loss, next step
+        torch.add(d_h_next, dhs_rows[t], out=d_A_h_full_seq_0_P_rows[t])  # (B1) fork: loss, next step
         d_h_full = d_A_h_full @ Wcat_h_full  # (B2)
         d_k = d_h_full*o  # (B3)
         d_c = torch.addcmul(d_c_next, J_B4, d_k)  # (B4) fork: k, next step
@@ -190,8 +194,8 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
         torch.mul(d_n, i, out=d_g)  # (B8)
         torch.mul(d_n, g, out=d_i)  # (B9)
         torch.mul(c_prev, d_m, out=d_f)  # (B10)
-        torch.mul(J_B12, d_Z_g, out=d_A_x[:, 3 * H:4 * H])  # (B12)
-        torch.mul(J_B14, d_Z_f_i_o, out=d_A_x[:, 0:3 * H])  # (B14) (B13) (B11)
+        torch.mul(J_B12, d_Z_g, out=d_A_x_seq_3H_4H_rows[t])  # (B12)
+        torch.mul(J_B14, d_Z_f_i_o, out=d_A_x_seq_0_3H_rows[t])  # (B14) (B13) (B11)
         d_c_prev = d_m*f  # (B15)
         d_h_prev = d_A_x @ Wcat_h_prev  # (B16) fork: a_f, a_i, a_g, a_o
         d_h_next = d_h_prev

@@ -83,6 +83,10 @@ def _forward_steps(w, sizes, xs, seq):
     torch.matmul(xs.reshape(steps * B, D), Wcat_x.T, out=A_x.reshape(steps * B, 4 * H))
     A_x.add_(bcat_x)
     A_h_prev = xs.new_empty((B, 4 * H))
+    A_h_prev_0_H = A_h_prev[:, 0:H]
+    A_h_prev_H_2H = A_h_prev[:, H:2 * H]
+    A_h_prev_2H_3H = A_h_prev[:, 2 * H:3 * H]
+    A_h_prev_3H_4H = A_h_prev[:, 3 * H:4 * H]
     h_seq_rows = h_seq.unbind(0)
     c_seq_rows = c_seq.unbind(0)
     Z_g_seq_rows = Z_g_seq.unbind(0)
@@ -92,15 +96,13 @@ def _forward_steps(w, sizes, xs, seq):
     o_seq_rows = o_seq.unbind(0)
     k_seq_rows = k_seq.unbind(0)
     for t in range(steps):
-        h_prev = h_seq_rows[t]
         c_prev = c_seq_rows[t]
-        Z_g = Z_g_seq_rows[t]
-        torch.addmm(A_x_rows[t], h_prev, Wcat_h_prev.T, out=A_h_prev)  # (F1)-(F4)
-        torch.tanh(A_h_prev[:, 0:H], out=Z_g)  # (F11)
-        g = Z_g
-        a_f = A_h_prev[:, H:2 * H]
-        a_i = A_h_prev[:, 2 * H:3 * H]
-        a_o = A_h_prev[:, 3 * H:4 * H]
+        torch.addmm(A_x_rows[t], h_seq_rows[t], Wcat_h_prev.T, out=A_h_prev)  # (F1)-(F4)
+        torch.tanh(A_h_prev_0_H, out=Z_g_seq_rows[t])  # (F11)
+        g = Z_g_seq_rows[t]
+        a_f = A_h_prev_H_2H
+        a_i = A_h_prev_2H_3H
+        a_o = A_h_prev_3H_4H
         q_f = c_prev*p_f  # (F5)
         z_f = a_f + q_f  # (F6)
         torch.sigmoid(z_f, out=f_seq_rows[t])  # (F7)
@@ -172,6 +174,10 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
     k_seq_rows = k_seq.unbind(0)
     Z_g_seq_rows = Z_g_seq.unbind(0)
     d_A_x_seq_rows = d_A_x_seq.unbind(0)
+    d_A_x_seq_3H_4H_rows = d_A_x_seq[:, :, 3 * H:4 * H].unbind(0)
+    d_A_x_seq_0_H_rows = d_A_x_seq[:, :, 0:H].unbind(0)
+    d_A_x_seq_2H_3H_rows = d_A_x_seq[:, :, 2 * H:3 * H].unbind(0)
+    d_A_x_seq_H_2H_rows = d_A_x_seq[:, :, H:2 * H].unbind(0)
     for t in reversed(range(steps)):
         J_B4 = J_B4_seq_rows[t]
         J_B6 = J_B6_seq_rows[t]
@@ -184,8 +190,7 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
         i = i_seq_rows[t]
         o = o_seq_rows[t]
         k = k_seq_rows[t]
-        Z_g = Z_g_seq_rows[t]
-        g = Z_g
+        g = Z_g_seq_rows[t]
         d_A_x = d_A_x_seq_rows[t]
         d_h = d_h_next + dhs_rows[t]  # (B1) fork: loss, next step
         d_k = d_h*o  # (B2)
@@ -202,10 +207,10 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
         d_f = c_prev*d_m  # (B13)
         d_z_f = J_B14*d_f  # (B14)
         d_q_f = d_z_f  # (B15)
-        d_A_x[:, 3 * H:4 * H] = d_z_o  # (B16)
-        torch.mul(J_B17, d_Z_g, out=d_A_x[:, 0:H])  # (B17)
-        d_A_x[:, 2 * H:3 * H] = d_z_i  # (B18)
-        d_A_x[:, H:2 * H] = d_z_f  # (B19)
+        d_A_x_seq_3H_4H_rows[t][...] = d_z_o  # (B16)
+        torch.mul(J_B17, d_Z_g, out=d_A_x_seq_0_H_rows[t])  # (B17)
+        d_A_x_seq_2H_3H_rows[t][...] = d_z_i  # (B18)
+        d_A_x_seq_H_2H_rows[t][...] = d_z_f  # (B19)
         d_c_prev = torch.addcmul(torch.addcmul(d_q_i*p_i, d_q_f, p_f), d_m, f)  # (B20) fork: q_f, q_i, m
         d_h_prev = d_A_x @ Wcat_h_prev  # (B21) fork: a_f, a_i, a_g, a_o
         d_p_f += (c_prev*d_q_f).sum(dim=0)  # (P13)
