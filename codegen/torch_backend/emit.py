@@ -12,6 +12,7 @@ from __future__ import annotations
 from codegen.numpy_backend.emit import module_facts, pack_lines, packing, size_sources, tuple_code
 from codegen.program import program
 from codegen.program_hoist import hoist
+from codegen.program_reduce import reduce_after
 from codegen.records import Assign, Buffer, Zeros
 from codegen.torch_backend.loop_refs import by_rows
 from codegen.torch_backend.spell import spell, stack_line
@@ -29,7 +30,8 @@ def class_name(cell_name: str) -> str:
 
 
 def emit_torch(derivation: Derivation, entry, command: str) -> str:
-    cell, prog = derivation.cell, hoist(program(derivation))
+    cell = derivation.cell
+    prog = reduce_after(hoist(program(derivation)), cell.sizes())
     forward_loop, forward_rows, forward_views = by_rows(prog.forward_loop, _fixed(prog, prog.forward_pre,
                                                                                     prog.forward_loop))
     backward_loop, backward_rows, backward_views = by_rows(prog.backward_loop, _fixed(prog, prog.backward_pre,

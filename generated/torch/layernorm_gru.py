@@ -303,6 +303,10 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
     J_B37_seq = -2*mu_x + 2*zx_n  # (B37) fork: mu_x, e_zx_n, yx_n
     J_B38_seq = -2*mu_x + 2*zx_z  # (B38) fork: mu_x, e_zx_z, yx_z
     J_B39_seq = -2*mu_x + 2*zx_r  # (B39) fork: mu_x, e_zx_r, yx_r
+    d_a_r_seq = xs.new_empty((steps, B, H))
+    d_a_z_seq = xs.new_empty((steps, B, H))
+    d_a_n_seq = xs.new_empty((steps, B, H))
+    d_a_nh_seq = xs.new_empty((steps, B, H))
     dhs_rows = dhs.unbind(0)
     J_B6_seq_rows = J_B6_seq.unbind(0)
     J_B11_seq_rows = J_B11_seq.unbind(0)
@@ -328,15 +332,7 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
     J_B38_seq_rows = J_B38_seq.unbind(0)
     J_B39_seq_rows = J_B39_seq.unbind(0)
     h_seq_rows = h_seq.unbind(0)
-    zx_r_seq_rows = zx_r_seq.unbind(0)
-    zx_z_seq_rows = zx_z_seq.unbind(0)
-    zx_n_seq_rows = zx_n_seq.unbind(0)
-    zh_r_seq_rows = zh_r_seq.unbind(0)
-    zh_z_seq_rows = zh_z_seq.unbind(0)
-    zh_n_seq_rows = zh_n_seq.unbind(0)
-    mu_x_seq_rows = mu_x_seq.unbind(0)
     r_x_seq_rows = r_x_seq.unbind(0)
-    mu_h_seq_rows = mu_h_seq.unbind(0)
     r_h_seq_rows = r_h_seq.unbind(0)
     r_seq_rows = r_seq.unbind(0)
     z_seq_rows = z_seq.unbind(0)
@@ -344,6 +340,10 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
     h_cand_seq_rows = h_cand_seq.unbind(0)
     v_seq_rows = v_seq.unbind(0)
     d_A_h_prev_seq_rows = d_A_h_prev_seq.unbind(0)
+    d_a_n_seq_rows = d_a_n_seq.unbind(0)
+    d_a_nh_seq_rows = d_a_nh_seq.unbind(0)
+    d_a_z_seq_rows = d_a_z_seq.unbind(0)
+    d_a_r_seq_rows = d_a_r_seq.unbind(0)
     d_A_h_prev_seq_2H_3H_rows = d_A_h_prev_seq[:, :, 2 * H:3 * H].unbind(0)
     d_A_h_prev_seq_H_2H_rows = d_A_h_prev_seq[:, :, H:2 * H].unbind(0)
     d_A_h_prev_seq_0_H_rows = d_A_h_prev_seq[:, :, 0:H].unbind(0)
@@ -375,15 +375,7 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
         J_B38 = J_B38_seq_rows[t]
         J_B39 = J_B39_seq_rows[t]
         h_prev = h_seq_rows[t]
-        zx_r = zx_r_seq_rows[t]
-        zx_z = zx_z_seq_rows[t]
-        zx_n = zx_n_seq_rows[t]
-        zh_r = zh_r_seq_rows[t]
-        zh_z = zh_z_seq_rows[t]
-        zh_n = zh_n_seq_rows[t]
-        mu_x = mu_x_seq_rows[t]
         r_x = r_x_seq_rows[t]
-        mu_h = mu_h_seq_rows[t]
         r_h = r_h_seq_rows[t]
         r = r_seq_rows[t]
         z = z_seq_rows[t]
@@ -396,15 +388,19 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
         d_h_new = d_h  # (B3)
         d_v = d_h_new*h_cand  # (B4)
         d_h_cand = d_h_new*v  # (B5)
-        d_a_n = J_B6*d_h_cand  # (B6)
+        torch.mul(J_B6, d_h_cand, out=d_a_n_seq_rows[t])  # (B6)
+        d_a_n = d_a_n_seq_rows[t]
         d_a_nx = d_a_n  # (B7)
         d_a_nr = d_a_n  # (B8)
-        d_a_nh = d_a_nr*r  # (B9)
+        torch.mul(d_a_nr, r, out=d_a_nh_seq_rows[t])  # (B9)
+        d_a_nh = d_a_nh_seq_rows[t]
         d_z = torch.addcmul(-d_v, d_h_kept, h_prev)  # (B10) fork: v, h_kept
-        d_a_z = J_B11*d_z  # (B11)
+        torch.mul(J_B11, d_z, out=d_a_z_seq_rows[t])  # (B11)
+        d_a_z = d_a_z_seq_rows[t]
         d_s_z = d_a_z  # (B12)
         d_r = a_nh*d_a_nr  # (B13)
-        d_a_r = J_B14*d_r  # (B14)
+        torch.mul(J_B14, d_r, out=d_a_r_seq_rows[t])  # (B14)
+        d_a_r = d_a_r_seq_rows[t]
         d_s_r = d_a_r  # (B15)
         d_yh_n = d_a_nh  # (B16)
         d_yh_z = d_s_z  # (B17)
@@ -431,26 +427,40 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
         d_A_x_seq_H_2H_rows[t][...] = J_B38*d_e_zx_z + d_yx_z*gamma_x_z*r_x + (1/3)*(d_mu_x).mean(dim=-1, keepdim=True)  # (B38) fork: mu_x, e_zx_z, yx_z
         d_A_x_seq_0_H_rows[t][...] = J_B39*d_e_zx_r + d_yx_r*gamma_x_r*r_x + (1/3)*(d_mu_x).mean(dim=-1, keepdim=True)  # (B39) fork: mu_x, e_zx_r, yx_r
         d_h_prev = torch.addmm(d_h_kept*z, d_A_h_prev, Wcat_h_prev)  # (B40) fork: zh_r, zh_z, zh_n, h_kept
-        d_b_r += (d_a_r).sum(dim=0)  # (P7)
-        d_b_z += (d_a_z).sum(dim=0)  # (P8)
-        d_b_n += (d_a_nx).sum(dim=0)  # (P9)
-        d_b_hn += (d_a_nh).sum(dim=0)  # (P10)
-        d_gamma_x_r += (d_yx_r*r_x*(-mu_x + zx_r)).sum(dim=0)  # (P11)
-        d_gamma_x_z += (d_yx_z*r_x*(-mu_x + zx_z)).sum(dim=0)  # (P12)
-        d_gamma_x_n += (d_yx_n*r_x*(-mu_x + zx_n)).sum(dim=0)  # (P13)
-        d_beta_x_r += (d_yx_r).sum(dim=0)  # (P14)
-        d_beta_x_z += (d_yx_z).sum(dim=0)  # (P15)
-        d_beta_x_n += (d_yx_n).sum(dim=0)  # (P16)
-        d_gamma_h_r += (d_yh_r*r_h*(-mu_h + zh_r)).sum(dim=0)  # (P17)
-        d_gamma_h_z += (d_yh_z*r_h*(-mu_h + zh_z)).sum(dim=0)  # (P18)
-        d_gamma_h_n += (d_yh_n*r_h*(-mu_h + zh_n)).sum(dim=0)  # (P19)
-        d_beta_h_r += (d_yh_r).sum(dim=0)  # (P20)
-        d_beta_h_z += (d_yh_z).sum(dim=0)  # (P21)
-        d_beta_h_n += (d_yh_n).sum(dim=0)  # (P22)
         d_h_next = d_h_prev
     dw["Wcat_x"] += d_A_x_seq.reshape(steps * B, 3 * H).T @ xs.reshape(steps * B, D)  # (P1)-(P3)
     torch.matmul(d_A_x_seq.reshape(steps * B, 3 * H), Wcat_x, out=dxs.reshape(steps * B, D))  # (B41)
     dw["Wcat_h_prev"] += d_A_h_prev_seq.reshape(steps * B, 3 * H).T @ h_seq[:steps].reshape(steps * B, H)  # (P4)-(P6)
+    zx_r = zx_r_seq[0:steps]
+    zx_z = zx_z_seq[0:steps]
+    zx_n = zx_n_seq[0:steps]
+    zh_r = zh_r_seq[0:steps]
+    zh_z = zh_z_seq[0:steps]
+    zh_n = zh_n_seq[0:steps]
+    mu_x = mu_x_seq[0:steps]
+    r_x = r_x_seq[0:steps]
+    mu_h = mu_h_seq[0:steps]
+    r_h = r_h_seq[0:steps]
+    d_a_r = d_a_r_seq
+    d_a_z = d_a_z_seq
+    d_a_n = d_a_n_seq
+    d_a_nh = d_a_nh_seq
+    d_b_r += (d_a_r).sum(dim=(0, 1))  # (P7)
+    d_b_z += (d_a_z).sum(dim=(0, 1))  # (P8)
+    d_b_n += (d_a_n).sum(dim=(0, 1))  # (P9)
+    d_b_hn += (d_a_nh).sum(dim=(0, 1))  # (P10)
+    d_gamma_x_r += (d_a_r*r_x*(-mu_x + zx_r)).sum(dim=(0, 1))  # (P11)
+    d_gamma_x_z += (d_a_z*r_x*(-mu_x + zx_z)).sum(dim=(0, 1))  # (P12)
+    d_gamma_x_n += (d_a_n*r_x*(-mu_x + zx_n)).sum(dim=(0, 1))  # (P13)
+    d_beta_x_r += (d_a_r).sum(dim=(0, 1))  # (P14)
+    d_beta_x_z += (d_a_z).sum(dim=(0, 1))  # (P15)
+    d_beta_x_n += (d_a_n).sum(dim=(0, 1))  # (P16)
+    d_gamma_h_r += (d_a_r*r_h*(-mu_h + zh_r)).sum(dim=(0, 1))  # (P17)
+    d_gamma_h_z += (d_a_z*r_h*(-mu_h + zh_z)).sum(dim=(0, 1))  # (P18)
+    d_gamma_h_n += (d_a_nh*r_h*(-mu_h + zh_n)).sum(dim=(0, 1))  # (P19)
+    d_beta_h_r += (d_a_r).sum(dim=(0, 1))  # (P20)
+    d_beta_h_z += (d_a_z).sum(dim=(0, 1))  # (P21)
+    d_beta_h_n += (d_a_nh).sum(dim=(0, 1))  # (P22)
     return {"h": d_h_next}
 
 

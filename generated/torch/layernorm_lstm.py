@@ -388,6 +388,11 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
     J_B50_seq = -2*mu_x + 2*zx_g  # (B50) fork: mu_x, e_zx_g, yx_g
     J_B51_seq = -2*mu_x + 2*zx_i  # (B51) fork: mu_x, e_zx_i, yx_i
     J_B52_seq = -2*mu_x + 2*zx_f  # (B52) fork: mu_x, e_zx_f, yx_f
+    d_a_f_seq = xs.new_empty((steps, B, H))
+    d_a_i_seq = xs.new_empty((steps, B, H))
+    d_a_g_seq = xs.new_empty((steps, B, H))
+    d_a_o_seq = xs.new_empty((steps, B, H))
+    d_y_c_seq = xs.new_empty((steps, B, H))
     dhs_rows = dhs.unbind(0)
     J_B3_seq_rows = J_B3_seq.unbind(0)
     J_B4_seq_rows = J_B4_seq.unbind(0)
@@ -425,26 +430,20 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
     J_B51_seq_rows = J_B51_seq.unbind(0)
     J_B52_seq_rows = J_B52_seq.unbind(0)
     c_seq_rows = c_seq.unbind(0)
-    zx_f_seq_rows = zx_f_seq.unbind(0)
-    zx_i_seq_rows = zx_i_seq.unbind(0)
-    zx_g_seq_rows = zx_g_seq.unbind(0)
-    zx_o_seq_rows = zx_o_seq.unbind(0)
-    zh_f_seq_rows = zh_f_seq.unbind(0)
-    zh_i_seq_rows = zh_i_seq.unbind(0)
-    zh_g_seq_rows = zh_g_seq.unbind(0)
-    zh_o_seq_rows = zh_o_seq.unbind(0)
-    mu_x_seq_rows = mu_x_seq.unbind(0)
     r_x_seq_rows = r_x_seq.unbind(0)
-    mu_h_seq_rows = mu_h_seq.unbind(0)
     r_h_seq_rows = r_h_seq.unbind(0)
     f_seq_rows = f_seq.unbind(0)
     i_seq_rows = i_seq.unbind(0)
     g_seq_rows = g_seq.unbind(0)
     o_seq_rows = o_seq.unbind(0)
-    mu_c_seq_rows = mu_c_seq.unbind(0)
     r_c_seq_rows = r_c_seq.unbind(0)
     k_seq_rows = k_seq.unbind(0)
     d_A_h_prev_seq_rows = d_A_h_prev_seq.unbind(0)
+    d_y_c_seq_rows = d_y_c_seq.unbind(0)
+    d_a_o_seq_rows = d_a_o_seq.unbind(0)
+    d_a_g_seq_rows = d_a_g_seq.unbind(0)
+    d_a_i_seq_rows = d_a_i_seq.unbind(0)
+    d_a_f_seq_rows = d_a_f_seq.unbind(0)
     d_A_h_prev_seq_3H_4H_rows = d_A_h_prev_seq[:, :, 3 * H:4 * H].unbind(0)
     d_A_h_prev_seq_2H_3H_rows = d_A_h_prev_seq[:, :, 2 * H:3 * H].unbind(0)
     d_A_h_prev_seq_H_2H_rows = d_A_h_prev_seq[:, :, H:2 * H].unbind(0)
@@ -490,30 +489,19 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
         J_B51 = J_B51_seq_rows[t]
         J_B52 = J_B52_seq_rows[t]
         c_prev = c_seq_rows[t]
-        c = c_seq_rows[t + 1]
-        zx_f = zx_f_seq_rows[t]
-        zx_i = zx_i_seq_rows[t]
-        zx_g = zx_g_seq_rows[t]
-        zx_o = zx_o_seq_rows[t]
-        zh_f = zh_f_seq_rows[t]
-        zh_i = zh_i_seq_rows[t]
-        zh_g = zh_g_seq_rows[t]
-        zh_o = zh_o_seq_rows[t]
-        mu_x = mu_x_seq_rows[t]
         r_x = r_x_seq_rows[t]
-        mu_h = mu_h_seq_rows[t]
         r_h = r_h_seq_rows[t]
         f = f_seq_rows[t]
         i = i_seq_rows[t]
         g = g_seq_rows[t]
         o = o_seq_rows[t]
-        mu_c = mu_c_seq_rows[t]
         r_c = r_c_seq_rows[t]
         k = k_seq_rows[t]
         d_A_h_prev = d_A_h_prev_seq_rows[t]
         d_h = d_h_next + dhs_rows[t]  # (B1) fork: loss, next step
         d_k = d_h*o  # (B2)
-        d_y_c = J_B3*d_k  # (B3)
+        torch.mul(J_B3, d_k, out=d_y_c_seq_rows[t])  # (B3)
+        d_y_c = d_y_c_seq_rows[t]
         d_r_c = J_B4*d_y_c*gamma_c  # (B4)
         d_v_c = -1/2*J_B5*d_r_c  # (B5)
         d_e_c = (d_v_c).mean(dim=-1, keepdim=True)  # (B6)
@@ -525,13 +513,17 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
         d_g = d_n*i  # (B12)
         d_i = d_n*g  # (B13)
         d_f = c_prev*d_m  # (B14)
-        d_a_o = J_B15*d_o  # (B15)
+        torch.mul(J_B15, d_o, out=d_a_o_seq_rows[t])  # (B15)
+        d_a_o = d_a_o_seq_rows[t]
         d_s_o = d_a_o  # (B16)
-        d_a_g = J_B17*d_g  # (B17)
+        torch.mul(J_B17, d_g, out=d_a_g_seq_rows[t])  # (B17)
+        d_a_g = d_a_g_seq_rows[t]
         d_s_g = d_a_g  # (B18)
-        d_a_i = J_B19*d_i  # (B19)
+        torch.mul(J_B19, d_i, out=d_a_i_seq_rows[t])  # (B19)
+        d_a_i = d_a_i_seq_rows[t]
         d_s_i = d_a_i  # (B20)
-        d_a_f = J_B21*d_f  # (B21)
+        torch.mul(J_B21, d_f, out=d_a_f_seq_rows[t])  # (B21)
+        d_a_f = d_a_f_seq_rows[t]
         d_s_f = d_a_f  # (B22)
         d_yh_o = d_s_o  # (B23)
         d_yh_g = d_s_g  # (B24)
@@ -565,33 +557,53 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
         d_A_x_seq_0_H_rows[t][...] = J_B52*d_e_zx_f + d_yx_f*gamma_x_f*r_x + (1/4)*(d_mu_x).mean(dim=-1, keepdim=True)  # (B52) fork: mu_x, e_zx_f, yx_f
         d_c_prev = d_m*f  # (B53)
         d_h_prev = d_A_h_prev @ Wcat_h_prev  # (B54) fork: zh_f, zh_i, zh_g, zh_o
-        d_b_f += (d_a_f).sum(dim=0)  # (P9)
-        d_b_i += (d_a_i).sum(dim=0)  # (P10)
-        d_b_g += (d_a_g).sum(dim=0)  # (P11)
-        d_b_o += (d_a_o).sum(dim=0)  # (P12)
-        d_gamma_x_f += (d_yx_f*r_x*(-mu_x + zx_f)).sum(dim=0)  # (P13)
-        d_gamma_x_i += (d_yx_i*r_x*(-mu_x + zx_i)).sum(dim=0)  # (P14)
-        d_gamma_x_g += (d_yx_g*r_x*(-mu_x + zx_g)).sum(dim=0)  # (P15)
-        d_gamma_x_o += (d_yx_o*r_x*(-mu_x + zx_o)).sum(dim=0)  # (P16)
-        d_beta_x_f += (d_yx_f).sum(dim=0)  # (P17)
-        d_beta_x_i += (d_yx_i).sum(dim=0)  # (P18)
-        d_beta_x_g += (d_yx_g).sum(dim=0)  # (P19)
-        d_beta_x_o += (d_yx_o).sum(dim=0)  # (P20)
-        d_gamma_h_f += (d_yh_f*r_h*(-mu_h + zh_f)).sum(dim=0)  # (P21)
-        d_gamma_h_i += (d_yh_i*r_h*(-mu_h + zh_i)).sum(dim=0)  # (P22)
-        d_gamma_h_g += (d_yh_g*r_h*(-mu_h + zh_g)).sum(dim=0)  # (P23)
-        d_gamma_h_o += (d_yh_o*r_h*(-mu_h + zh_o)).sum(dim=0)  # (P24)
-        d_beta_h_f += (d_yh_f).sum(dim=0)  # (P25)
-        d_beta_h_i += (d_yh_i).sum(dim=0)  # (P26)
-        d_beta_h_g += (d_yh_g).sum(dim=0)  # (P27)
-        d_beta_h_o += (d_yh_o).sum(dim=0)  # (P28)
-        d_gamma_c += (d_y_c*r_c*(c - mu_c)).sum(dim=0)  # (P29)
-        d_beta_c += (d_y_c).sum(dim=0)  # (P30)
         d_h_next = d_h_prev
         d_c_next = d_c_prev
     dw["Wcat_x"] += d_A_x_seq.reshape(steps * B, 4 * H).T @ xs.reshape(steps * B, D)  # (P1)-(P4)
     torch.matmul(d_A_x_seq.reshape(steps * B, 4 * H), Wcat_x, out=dxs.reshape(steps * B, D))  # (B55)
     dw["Wcat_h_prev"] += d_A_h_prev_seq.reshape(steps * B, 4 * H).T @ h_seq[:steps].reshape(steps * B, H)  # (P5)-(P8)
+    c = c_seq[1:]
+    zx_f = zx_f_seq[0:steps]
+    zx_i = zx_i_seq[0:steps]
+    zx_g = zx_g_seq[0:steps]
+    zx_o = zx_o_seq[0:steps]
+    zh_f = zh_f_seq[0:steps]
+    zh_i = zh_i_seq[0:steps]
+    zh_g = zh_g_seq[0:steps]
+    zh_o = zh_o_seq[0:steps]
+    mu_x = mu_x_seq[0:steps]
+    r_x = r_x_seq[0:steps]
+    mu_h = mu_h_seq[0:steps]
+    r_h = r_h_seq[0:steps]
+    mu_c = mu_c_seq[0:steps]
+    r_c = r_c_seq[0:steps]
+    d_a_f = d_a_f_seq
+    d_a_i = d_a_i_seq
+    d_a_g = d_a_g_seq
+    d_a_o = d_a_o_seq
+    d_y_c = d_y_c_seq
+    d_b_f += (d_a_f).sum(dim=(0, 1))  # (P9)
+    d_b_i += (d_a_i).sum(dim=(0, 1))  # (P10)
+    d_b_g += (d_a_g).sum(dim=(0, 1))  # (P11)
+    d_b_o += (d_a_o).sum(dim=(0, 1))  # (P12)
+    d_gamma_x_f += (d_a_f*r_x*(-mu_x + zx_f)).sum(dim=(0, 1))  # (P13)
+    d_gamma_x_i += (d_a_i*r_x*(-mu_x + zx_i)).sum(dim=(0, 1))  # (P14)
+    d_gamma_x_g += (d_a_g*r_x*(-mu_x + zx_g)).sum(dim=(0, 1))  # (P15)
+    d_gamma_x_o += (d_a_o*r_x*(-mu_x + zx_o)).sum(dim=(0, 1))  # (P16)
+    d_beta_x_f += (d_a_f).sum(dim=(0, 1))  # (P17)
+    d_beta_x_i += (d_a_i).sum(dim=(0, 1))  # (P18)
+    d_beta_x_g += (d_a_g).sum(dim=(0, 1))  # (P19)
+    d_beta_x_o += (d_a_o).sum(dim=(0, 1))  # (P20)
+    d_gamma_h_f += (d_a_f*r_h*(-mu_h + zh_f)).sum(dim=(0, 1))  # (P21)
+    d_gamma_h_i += (d_a_i*r_h*(-mu_h + zh_i)).sum(dim=(0, 1))  # (P22)
+    d_gamma_h_g += (d_a_g*r_h*(-mu_h + zh_g)).sum(dim=(0, 1))  # (P23)
+    d_gamma_h_o += (d_a_o*r_h*(-mu_h + zh_o)).sum(dim=(0, 1))  # (P24)
+    d_beta_h_f += (d_a_f).sum(dim=(0, 1))  # (P25)
+    d_beta_h_i += (d_a_i).sum(dim=(0, 1))  # (P26)
+    d_beta_h_g += (d_a_g).sum(dim=(0, 1))  # (P27)
+    d_beta_h_o += (d_a_o).sum(dim=(0, 1))  # (P28)
+    d_gamma_c += (d_y_c*r_c*(c - mu_c)).sum(dim=(0, 1))  # (P29)
+    d_beta_c += (d_y_c).sum(dim=(0, 1))  # (P30)
     return {"h": d_h_next, "c": d_c_next}
 
 
