@@ -102,7 +102,7 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
     d_u = d_Z_u
     h = h_seq[1:]
     Z_u = Z_u_seq[0:steps]
-    J_B2_seq = 1 - h**2  # (B2)
+    J_B2_seq = 1 - torch.square(h)  # (B2)
     J_B4_seq = Z_u*(1 - Z_u)  # (B4)
     dhs_rows = dhs.unbind(0)
     J_B2_seq_rows = J_B2_seq.unbind(0)

@@ -80,10 +80,10 @@ def _forward_steps(w, sizes, xs, seq):
         h_1 = h_1_seq_rows[t]
         h_3_seq_rows[t][...] = (h_1).mean(dim=-1, keepdim=True)  # (F2)
         h_3 = h_3_seq_rows[t]
-        h_4 = (h_1 - h_3)**2  # (F3)
+        h_4 = torch.square(h_1 - h_3)  # (F3)
         h_5_seq_rows[t][...] = (h_4).mean(dim=-1, keepdim=True)  # (F4)
         h_5 = h_5_seq_rows[t]
-        h_6_seq_rows[t][...] = 1/torch.sqrt(h_5 + 1/100000)  # (F5)
+        h_6_seq_rows[t][...] = torch.rsqrt(h_5 + 1/100000)  # (F5)
         h_6 = h_6_seq_rows[t]
         h_2 = beta + gamma*h_6*(h_1 - h_3)  # (F6)
         a_h = b + h_2  # (F7)
@@ -115,11 +115,11 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
     h_1 = h_1_seq[0:steps]
     h_3 = h_3_seq[0:steps]
     h_5 = h_5_seq[0:steps]
-    J_B2_seq = 1 - h**2  # (B2)
+    J_B2_seq = 1 - torch.square(h)  # (B2)
     J_B4_seq = h_1 - h_3  # (B4)
     J_B5_seq = (h_5 + 1/100000)**(-3/2)  # (B5)
-    J_B7_seq = -2*h_1 + 2*h_3  # (B7) fork: h_4, h_2
-    J_B8_seq = 2*h_1 - 2*h_3  # (B8) fork: h_3, h_4, h_2
+    J_B7_seq = 2*(-h_1 + h_3)  # (B7) fork: h_4, h_2
+    J_B8_seq = 2*(h_1 - h_3)  # (B8) fork: h_3, h_4, h_2
     d_a_h_seq = xs.new_empty((steps, B, H))
     dhs_rows = dhs.unbind(0)
     J_B2_seq_rows = J_B2_seq.unbind(0)
@@ -205,10 +205,10 @@ def _recompute(w, sizes, xs, seq):
     h_1 = h_1_seq[0:steps]
     h_3_seq[0:steps] = (h_1).mean(dim=-1, keepdim=True)  # (F2)
     h_3 = h_3_seq[0:steps]
-    h_4 = (h_1 - h_3)**2  # (F3)
+    h_4 = torch.square(h_1 - h_3)  # (F3)
     h_5_seq[0:steps] = (h_4).mean(dim=-1, keepdim=True)  # (F4)
     h_5 = h_5_seq[0:steps]
-    h_6_seq[0:steps] = 1/torch.sqrt(h_5 + 1/100000)  # (F5)
+    h_6_seq[0:steps] = torch.rsqrt(h_5 + 1/100000)  # (F5)
 
 
 def _grads(dw, sizes):

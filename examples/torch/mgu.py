@@ -122,7 +122,7 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
     d_n = d_Z_n
     Z_f = Z_f_seq[0:steps]
     Z_n = Z_n_seq[0:steps]
-    J_B6_seq = 1 - Z_n**2  # (B6)
+    J_B6_seq = 1 - torch.square(Z_n)  # (B6)
     J_B9_seq = Z_f*(1 - Z_f)  # (B9)
     dhs_rows = dhs.unbind(0)
     J_B6_seq_rows = J_B6_seq.unbind(0)

@@ -97,7 +97,7 @@ def _forward_steps(w, sizes, xs, seq):
         o = o_rows[t]
         a_g_seq_rows[t][...] = A_h_prev_3H_4H
         a_g = a_g_seq_rows[t]
-        torch.mul(a_g, (abs(a_g) + 1)**(-1.0), out=g_seq_rows[t])  # (F6)
+        torch.mul(a_g, torch.reciprocal(abs(a_g) + 1), out=g_seq_rows[t])  # (F6)
         g = g_seq_rows[t]
         c_1 = c_prev*f  # (F9)
         c_2 = g*i  # (F10)
@@ -133,8 +133,8 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
     a_g = a_g_seq[0:steps]
     h_1 = h_1_seq[0:steps]
     Z_f_i_o = Z_f_i_o_seq[0:steps]
-    J_B3_seq = 1 - h_1**2  # (B3) fork: h_1, next step
-    J_B9_seq = -a_g*torch.sign(a_g)/(abs(a_g) + 1)**2 + (abs(a_g) + 1)**(-1.0)  # (B9)
+    J_B3_seq = 1 - torch.square(h_1)  # (B3) fork: h_1, next step
+    J_B9_seq = -a_g*torch.sign(a_g)/torch.square(abs(a_g) + 1) + torch.reciprocal(abs(a_g) + 1)  # (B9)
     J_B13_seq = Z_f_i_o*(1 - Z_f_i_o)  # (B13) (B11) (B7)
     dhs_rows = dhs.unbind(0)
     J_B3_seq_rows = J_B3_seq.unbind(0)
@@ -225,7 +225,7 @@ def _recompute(w, sizes, xs, seq):
     torch.sigmoid(A_h_prev[:, :, 0:3 * H], out=Z_f_i_o)  # (F2) (F4) (F8)
     a_g_seq[0:steps] = A_h_prev[:, :, 3 * H:4 * H]
     a_g = a_g_seq[0:steps]
-    torch.mul(a_g, (abs(a_g) + 1)**(-1.0), out=g_seq[0:steps])  # (F6)
+    torch.mul(a_g, torch.reciprocal(abs(a_g) + 1), out=g_seq[0:steps])  # (F6)
     c = c_seq[1:]
     torch.tanh(c, out=h_1_seq[0:steps])  # (F12)
 

@@ -129,8 +129,8 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
     k = k_seq[0:steps]
     Z_f_o = Z_f_o_seq[0:steps]
     Z_g = Z_g_seq[0:steps]
-    J_B3_seq = 1 - k**2  # (B3) fork: k, next step
-    J_B11_seq = 1 - Z_g**2  # (B11)
+    J_B3_seq = 1 - torch.square(k)  # (B3) fork: k, next step
+    J_B11_seq = 1 - torch.square(Z_g)  # (B11)
     J_B12_seq = Z_f_o*(1 - Z_f_o)  # (B12) (B10)
     dhs_rows = dhs.unbind(0)
     J_B3_seq_rows = J_B3_seq.unbind(0)

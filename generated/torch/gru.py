@@ -129,7 +129,7 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
     d_h_cand = d_Z_h_cand
     Z_z_r = Z_z_r_seq[0:steps]
     Z_h_cand = Z_h_cand_seq[0:steps]
-    J_B6_seq = 1 - Z_h_cand**2  # (B6)
+    J_B6_seq = 1 - torch.square(Z_h_cand)  # (B6)
     J_B11_seq = Z_z_r*(1 - Z_z_r)  # (B11) (B10)
     dhs_rows = dhs.unbind(0)
     J_B6_seq_rows = J_B6_seq.unbind(0)

@@ -139,7 +139,7 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
     d_r = d_Z_z_r[:, H:2 * H]
     h_cand = h_cand_seq[0:steps]
     Z_z_r = Z_z_r_seq[0:steps]
-    J_B6_seq = 1 - h_cand**2  # (B6)
+    J_B6_seq = 1 - torch.square(h_cand)  # (B6)
     J_B13_seq = Z_z_r*(1 - Z_z_r)  # (B13) (B12)
     dhs_rows = dhs.unbind(0)
     J_B6_seq_rows = J_B6_seq.unbind(0)

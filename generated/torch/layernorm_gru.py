@@ -160,26 +160,26 @@ def _forward_steps(w, sizes, xs, seq):
         zh_z = zh_z_seq_rows[t]
         zh_n_seq_rows[t][...] = A_h_prev_2H_3H
         zh_n = zh_n_seq_rows[t]
-        mu_x_seq_rows[t][...] = (1/3)*(zx_n).mean(dim=-1, keepdim=True) + (1/3)*(zx_r).mean(dim=-1, keepdim=True) + (1/3)*(zx_z).mean(dim=-1, keepdim=True)  # (F7)
+        mu_x_seq_rows[t][...] = (1/3)*((zx_n).mean(dim=-1, keepdim=True) + (zx_r).mean(dim=-1, keepdim=True) + (zx_z).mean(dim=-1, keepdim=True))  # (F7)
         mu_x = mu_x_seq_rows[t]
-        e_zx_r = (-mu_x + zx_r)**2  # (F8)
-        e_zx_z = (-mu_x + zx_z)**2  # (F9)
-        e_zx_n = (-mu_x + zx_n)**2  # (F10)
-        v_x_seq_rows[t][...] = (1/3)*(e_zx_n).mean(dim=-1, keepdim=True) + (1/3)*(e_zx_r).mean(dim=-1, keepdim=True) + (1/3)*(e_zx_z).mean(dim=-1, keepdim=True)  # (F11)
+        e_zx_r = torch.square(-mu_x + zx_r)  # (F8)
+        e_zx_z = torch.square(-mu_x + zx_z)  # (F9)
+        e_zx_n = torch.square(-mu_x + zx_n)  # (F10)
+        v_x_seq_rows[t][...] = (1/3)*((e_zx_n).mean(dim=-1, keepdim=True) + (e_zx_r).mean(dim=-1, keepdim=True) + (e_zx_z).mean(dim=-1, keepdim=True))  # (F11)
         v_x = v_x_seq_rows[t]
-        r_x_seq_rows[t][...] = 1/torch.sqrt(v_x + 1/100000)  # (F12)
+        r_x_seq_rows[t][...] = torch.rsqrt(v_x + 1/100000)  # (F12)
         r_x = r_x_seq_rows[t]
         yx_r = beta_x_r + gamma_x_r*r_x*(-mu_x + zx_r)  # (F13)
         yx_z = beta_x_z + gamma_x_z*r_x*(-mu_x + zx_z)  # (F14)
         yx_n = beta_x_n + gamma_x_n*r_x*(-mu_x + zx_n)  # (F15)
-        mu_h_seq_rows[t][...] = (1/3)*(zh_n).mean(dim=-1, keepdim=True) + (1/3)*(zh_r).mean(dim=-1, keepdim=True) + (1/3)*(zh_z).mean(dim=-1, keepdim=True)  # (F16)
+        mu_h_seq_rows[t][...] = (1/3)*((zh_n).mean(dim=-1, keepdim=True) + (zh_r).mean(dim=-1, keepdim=True) + (zh_z).mean(dim=-1, keepdim=True))  # (F16)
         mu_h = mu_h_seq_rows[t]
-        e_zh_r = (-mu_h + zh_r)**2  # (F17)
-        e_zh_z = (-mu_h + zh_z)**2  # (F18)
-        e_zh_n = (-mu_h + zh_n)**2  # (F19)
-        v_h_seq_rows[t][...] = (1/3)*(e_zh_n).mean(dim=-1, keepdim=True) + (1/3)*(e_zh_r).mean(dim=-1, keepdim=True) + (1/3)*(e_zh_z).mean(dim=-1, keepdim=True)  # (F20)
+        e_zh_r = torch.square(-mu_h + zh_r)  # (F17)
+        e_zh_z = torch.square(-mu_h + zh_z)  # (F18)
+        e_zh_n = torch.square(-mu_h + zh_n)  # (F19)
+        v_h_seq_rows[t][...] = (1/3)*((e_zh_n).mean(dim=-1, keepdim=True) + (e_zh_r).mean(dim=-1, keepdim=True) + (e_zh_z).mean(dim=-1, keepdim=True))  # (F20)
         v_h = v_h_seq_rows[t]
-        r_h_seq_rows[t][...] = 1/torch.sqrt(v_h + 1/100000)  # (F21)
+        r_h_seq_rows[t][...] = torch.rsqrt(v_h + 1/100000)  # (F21)
         r_h = r_h_seq_rows[t]
         yh_r = beta_h_r + gamma_h_r*r_h*(-mu_h + zh_r)  # (F22)
         yh_z = beta_h_z + gamma_h_z*r_h*(-mu_h + zh_z)  # (F23)
@@ -280,29 +280,29 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
     r = r_seq[0:steps]
     z = z_seq[0:steps]
     h_cand = h_cand_seq[0:steps]
-    J_B6_seq = 1 - h_cand**2  # (B6)
+    J_B6_seq = 1 - torch.square(h_cand)  # (B6)
     J_B11_seq = z*(1 - z)  # (B11)
     J_B14_seq = r*(1 - r)  # (B14)
     J_B19_seq = -mu_h + zh_n  # (B19) fork: yh_r, yh_z, yh_n
     J_B19_2_seq = -mu_h + zh_r  # (B19) fork: yh_r, yh_z, yh_n
     J_B19_3_seq = -mu_h + zh_z  # (B19) fork: yh_r, yh_z, yh_n
     J_B20_seq = (v_h + 1/100000)**(-3/2)  # (B20)
-    J_B24_seq = 2*mu_h - 2*zh_n  # (B24) fork: e_zh_r, e_zh_z, e_zh_n, yh_r, yh_z, yh_n
-    J_B24_2_seq = 2*mu_h - 2*zh_r  # (B24) fork: e_zh_r, e_zh_z, e_zh_n, yh_r, yh_z, yh_n
-    J_B24_3_seq = 2*mu_h - 2*zh_z  # (B24) fork: e_zh_r, e_zh_z, e_zh_n, yh_r, yh_z, yh_n
+    J_B24_seq = 2*(mu_h - zh_n)  # (B24) fork: e_zh_r, e_zh_z, e_zh_n, yh_r, yh_z, yh_n
+    J_B24_2_seq = 2*(mu_h - zh_r)  # (B24) fork: e_zh_r, e_zh_z, e_zh_n, yh_r, yh_z, yh_n
+    J_B24_3_seq = 2*(mu_h - zh_z)  # (B24) fork: e_zh_r, e_zh_z, e_zh_n, yh_r, yh_z, yh_n
     J_B28_seq = -mu_x + zx_n  # (B28) fork: yx_r, yx_z, yx_n
     J_B28_2_seq = -mu_x + zx_r  # (B28) fork: yx_r, yx_z, yx_n
     J_B28_3_seq = -mu_x + zx_z  # (B28) fork: yx_r, yx_z, yx_n
     J_B29_seq = (v_x + 1/100000)**(-3/2)  # (B29)
-    J_B33_seq = 2*mu_x - 2*zx_n  # (B33) fork: e_zx_r, e_zx_z, e_zx_n, yx_r, yx_z, yx_n
-    J_B33_2_seq = 2*mu_x - 2*zx_r  # (B33) fork: e_zx_r, e_zx_z, e_zx_n, yx_r, yx_z, yx_n
-    J_B33_3_seq = 2*mu_x - 2*zx_z  # (B33) fork: e_zx_r, e_zx_z, e_zx_n, yx_r, yx_z, yx_n
-    J_B34_seq = -2*mu_h + 2*zh_n  # (B34) fork: mu_h, e_zh_n, yh_n
-    J_B35_seq = -2*mu_h + 2*zh_z  # (B35) fork: mu_h, e_zh_z, yh_z
-    J_B36_seq = -2*mu_h + 2*zh_r  # (B36) fork: mu_h, e_zh_r, yh_r
-    J_B37_seq = -2*mu_x + 2*zx_n  # (B37) fork: mu_x, e_zx_n, yx_n
-    J_B38_seq = -2*mu_x + 2*zx_z  # (B38) fork: mu_x, e_zx_z, yx_z
-    J_B39_seq = -2*mu_x + 2*zx_r  # (B39) fork: mu_x, e_zx_r, yx_r
+    J_B33_seq = 2*(mu_x - zx_n)  # (B33) fork: e_zx_r, e_zx_z, e_zx_n, yx_r, yx_z, yx_n
+    J_B33_2_seq = 2*(mu_x - zx_r)  # (B33) fork: e_zx_r, e_zx_z, e_zx_n, yx_r, yx_z, yx_n
+    J_B33_3_seq = 2*(mu_x - zx_z)  # (B33) fork: e_zx_r, e_zx_z, e_zx_n, yx_r, yx_z, yx_n
+    J_B34_seq = 2*(-mu_h + zh_n)  # (B34) fork: mu_h, e_zh_n, yh_n
+    J_B35_seq = 2*(-mu_h + zh_z)  # (B35) fork: mu_h, e_zh_z, yh_z
+    J_B36_seq = 2*(-mu_h + zh_r)  # (B36) fork: mu_h, e_zh_r, yh_r
+    J_B37_seq = 2*(-mu_x + zx_n)  # (B37) fork: mu_x, e_zx_n, yx_n
+    J_B38_seq = 2*(-mu_x + zx_z)  # (B38) fork: mu_x, e_zx_z, yx_z
+    J_B39_seq = 2*(-mu_x + zx_r)  # (B39) fork: mu_x, e_zx_r, yx_r
     d_a_r_seq = xs.new_empty((steps, B, H))
     d_a_z_seq = xs.new_empty((steps, B, H))
     d_a_n_seq = xs.new_empty((steps, B, H))
@@ -420,12 +420,12 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
         d_e_zx_z = (1/3)*(d_v_x).mean(dim=-1, keepdim=True)  # (B31)
         d_e_zx_r = (1/3)*(d_v_x).mean(dim=-1, keepdim=True)  # (B32)
         d_mu_x = torch.addcmul(torch.addcmul(torch.addcmul(-d_yx_n*gamma_x_n*r_x - d_yx_r*gamma_x_r*r_x - d_yx_z*gamma_x_z*r_x, J_B33_3, d_e_zx_z), J_B33_2, d_e_zx_r), J_B33, d_e_zx_n)  # (B33) fork: e_zx_r, e_zx_z, e_zx_n, yx_r, yx_z, yx_n
-        d_A_h_prev_seq_2H_3H_rows[t][...] = J_B34*d_e_zh_n + d_yh_n*gamma_h_n*r_h + (1/3)*(d_mu_h).mean(dim=-1, keepdim=True)  # (B34) fork: mu_h, e_zh_n, yh_n
-        d_A_h_prev_seq_H_2H_rows[t][...] = J_B35*d_e_zh_z + d_yh_z*gamma_h_z*r_h + (1/3)*(d_mu_h).mean(dim=-1, keepdim=True)  # (B35) fork: mu_h, e_zh_z, yh_z
-        d_A_h_prev_seq_0_H_rows[t][...] = J_B36*d_e_zh_r + d_yh_r*gamma_h_r*r_h + (1/3)*(d_mu_h).mean(dim=-1, keepdim=True)  # (B36) fork: mu_h, e_zh_r, yh_r
-        d_A_x_seq_2H_3H_rows[t][...] = J_B37*d_e_zx_n + d_yx_n*gamma_x_n*r_x + (1/3)*(d_mu_x).mean(dim=-1, keepdim=True)  # (B37) fork: mu_x, e_zx_n, yx_n
-        d_A_x_seq_H_2H_rows[t][...] = J_B38*d_e_zx_z + d_yx_z*gamma_x_z*r_x + (1/3)*(d_mu_x).mean(dim=-1, keepdim=True)  # (B38) fork: mu_x, e_zx_z, yx_z
-        d_A_x_seq_0_H_rows[t][...] = J_B39*d_e_zx_r + d_yx_r*gamma_x_r*r_x + (1/3)*(d_mu_x).mean(dim=-1, keepdim=True)  # (B39) fork: mu_x, e_zx_r, yx_r
+        d_A_h_prev_seq_2H_3H_rows[t][...] = (1/3)*(3*J_B34*d_e_zh_n + 3*d_yh_n*gamma_h_n*r_h + (d_mu_h).mean(dim=-1, keepdim=True))  # (B34) fork: mu_h, e_zh_n, yh_n
+        d_A_h_prev_seq_H_2H_rows[t][...] = (1/3)*(3*J_B35*d_e_zh_z + 3*d_yh_z*gamma_h_z*r_h + (d_mu_h).mean(dim=-1, keepdim=True))  # (B35) fork: mu_h, e_zh_z, yh_z
+        d_A_h_prev_seq_0_H_rows[t][...] = (1/3)*(3*J_B36*d_e_zh_r + 3*d_yh_r*gamma_h_r*r_h + (d_mu_h).mean(dim=-1, keepdim=True))  # (B36) fork: mu_h, e_zh_r, yh_r
+        d_A_x_seq_2H_3H_rows[t][...] = (1/3)*(3*J_B37*d_e_zx_n + 3*d_yx_n*gamma_x_n*r_x + (d_mu_x).mean(dim=-1, keepdim=True))  # (B37) fork: mu_x, e_zx_n, yx_n
+        d_A_x_seq_H_2H_rows[t][...] = (1/3)*(3*J_B38*d_e_zx_z + 3*d_yx_z*gamma_x_z*r_x + (d_mu_x).mean(dim=-1, keepdim=True))  # (B38) fork: mu_x, e_zx_z, yx_z
+        d_A_x_seq_0_H_rows[t][...] = (1/3)*(3*J_B39*d_e_zx_r + 3*d_yx_r*gamma_x_r*r_x + (d_mu_x).mean(dim=-1, keepdim=True))  # (B39) fork: mu_x, e_zx_r, yx_r
         d_h_prev = torch.addmm(d_h_kept*z, d_A_h_prev, Wcat_h_prev)  # (B40) fork: zh_r, zh_z, zh_n, h_kept
         d_h_next = d_h_prev
     dw["Wcat_x"] += d_A_x_seq.reshape(steps * B, 3 * H).T @ xs.reshape(steps * B, D)  # (P1)-(P3)
@@ -552,26 +552,26 @@ def _recompute(w, sizes, xs, seq):
     zh_z = zh_z_seq[0:steps]
     zh_n_seq[0:steps] = A_h_prev[:, :, 2 * H:3 * H]
     zh_n = zh_n_seq[0:steps]
-    mu_x_seq[0:steps] = (1/3)*(zx_n).mean(dim=-1, keepdim=True) + (1/3)*(zx_r).mean(dim=-1, keepdim=True) + (1/3)*(zx_z).mean(dim=-1, keepdim=True)  # (F7)
+    mu_x_seq[0:steps] = (1/3)*((zx_n).mean(dim=-1, keepdim=True) + (zx_r).mean(dim=-1, keepdim=True) + (zx_z).mean(dim=-1, keepdim=True))  # (F7)
     mu_x = mu_x_seq[0:steps]
-    e_zx_r = (-mu_x + zx_r)**2  # (F8)
-    e_zx_z = (-mu_x + zx_z)**2  # (F9)
-    e_zx_n = (-mu_x + zx_n)**2  # (F10)
-    v_x_seq[0:steps] = (1/3)*(e_zx_n).mean(dim=-1, keepdim=True) + (1/3)*(e_zx_r).mean(dim=-1, keepdim=True) + (1/3)*(e_zx_z).mean(dim=-1, keepdim=True)  # (F11)
+    e_zx_r = torch.square(-mu_x + zx_r)  # (F8)
+    e_zx_z = torch.square(-mu_x + zx_z)  # (F9)
+    e_zx_n = torch.square(-mu_x + zx_n)  # (F10)
+    v_x_seq[0:steps] = (1/3)*((e_zx_n).mean(dim=-1, keepdim=True) + (e_zx_r).mean(dim=-1, keepdim=True) + (e_zx_z).mean(dim=-1, keepdim=True))  # (F11)
     v_x = v_x_seq[0:steps]
-    r_x_seq[0:steps] = 1/torch.sqrt(v_x + 1/100000)  # (F12)
+    r_x_seq[0:steps] = torch.rsqrt(v_x + 1/100000)  # (F12)
     r_x = r_x_seq[0:steps]
     yx_r = beta_x_r + gamma_x_r*r_x*(-mu_x + zx_r)  # (F13)
     yx_z = beta_x_z + gamma_x_z*r_x*(-mu_x + zx_z)  # (F14)
     yx_n = beta_x_n + gamma_x_n*r_x*(-mu_x + zx_n)  # (F15)
-    mu_h_seq[0:steps] = (1/3)*(zh_n).mean(dim=-1, keepdim=True) + (1/3)*(zh_r).mean(dim=-1, keepdim=True) + (1/3)*(zh_z).mean(dim=-1, keepdim=True)  # (F16)
+    mu_h_seq[0:steps] = (1/3)*((zh_n).mean(dim=-1, keepdim=True) + (zh_r).mean(dim=-1, keepdim=True) + (zh_z).mean(dim=-1, keepdim=True))  # (F16)
     mu_h = mu_h_seq[0:steps]
-    e_zh_r = (-mu_h + zh_r)**2  # (F17)
-    e_zh_z = (-mu_h + zh_z)**2  # (F18)
-    e_zh_n = (-mu_h + zh_n)**2  # (F19)
-    v_h_seq[0:steps] = (1/3)*(e_zh_n).mean(dim=-1, keepdim=True) + (1/3)*(e_zh_r).mean(dim=-1, keepdim=True) + (1/3)*(e_zh_z).mean(dim=-1, keepdim=True)  # (F20)
+    e_zh_r = torch.square(-mu_h + zh_r)  # (F17)
+    e_zh_z = torch.square(-mu_h + zh_z)  # (F18)
+    e_zh_n = torch.square(-mu_h + zh_n)  # (F19)
+    v_h_seq[0:steps] = (1/3)*((e_zh_n).mean(dim=-1, keepdim=True) + (e_zh_r).mean(dim=-1, keepdim=True) + (e_zh_z).mean(dim=-1, keepdim=True))  # (F20)
     v_h = v_h_seq[0:steps]
-    r_h_seq[0:steps] = 1/torch.sqrt(v_h + 1/100000)  # (F21)
+    r_h_seq[0:steps] = torch.rsqrt(v_h + 1/100000)  # (F21)
     r_h = r_h_seq[0:steps]
     yh_r = beta_h_r + gamma_h_r*r_h*(-mu_h + zh_r)  # (F22)
     yh_z = beta_h_z + gamma_h_z*r_h*(-mu_h + zh_z)  # (F23)

@@ -192,29 +192,29 @@ def _forward_steps(w, sizes, xs, seq):
         zh_g = zh_g_seq_rows[t]
         zh_o_seq_rows[t][...] = A_h_prev_3H_4H
         zh_o = zh_o_seq_rows[t]
-        mu_x_seq_rows[t][...] = (1/4)*(zx_f).mean(dim=-1, keepdim=True) + (1/4)*(zx_g).mean(dim=-1, keepdim=True) + (1/4)*(zx_i).mean(dim=-1, keepdim=True) + (1/4)*(zx_o).mean(dim=-1, keepdim=True)  # (F9)
+        mu_x_seq_rows[t][...] = (1/4)*((zx_f).mean(dim=-1, keepdim=True) + (zx_g).mean(dim=-1, keepdim=True) + (zx_i).mean(dim=-1, keepdim=True) + (zx_o).mean(dim=-1, keepdim=True))  # (F9)
         mu_x = mu_x_seq_rows[t]
-        e_zx_f = (-mu_x + zx_f)**2  # (F10)
-        e_zx_i = (-mu_x + zx_i)**2  # (F11)
-        e_zx_g = (-mu_x + zx_g)**2  # (F12)
-        e_zx_o = (-mu_x + zx_o)**2  # (F13)
-        v_x_seq_rows[t][...] = (1/4)*(e_zx_f).mean(dim=-1, keepdim=True) + (1/4)*(e_zx_g).mean(dim=-1, keepdim=True) + (1/4)*(e_zx_i).mean(dim=-1, keepdim=True) + (1/4)*(e_zx_o).mean(dim=-1, keepdim=True)  # (F14)
+        e_zx_f = torch.square(-mu_x + zx_f)  # (F10)
+        e_zx_i = torch.square(-mu_x + zx_i)  # (F11)
+        e_zx_g = torch.square(-mu_x + zx_g)  # (F12)
+        e_zx_o = torch.square(-mu_x + zx_o)  # (F13)
+        v_x_seq_rows[t][...] = (1/4)*((e_zx_f).mean(dim=-1, keepdim=True) + (e_zx_g).mean(dim=-1, keepdim=True) + (e_zx_i).mean(dim=-1, keepdim=True) + (e_zx_o).mean(dim=-1, keepdim=True))  # (F14)
         v_x = v_x_seq_rows[t]
-        r_x_seq_rows[t][...] = 1/torch.sqrt(v_x + 1/100000)  # (F15)
+        r_x_seq_rows[t][...] = torch.rsqrt(v_x + 1/100000)  # (F15)
         r_x = r_x_seq_rows[t]
         yx_f = beta_x_f + gamma_x_f*r_x*(-mu_x + zx_f)  # (F16)
         yx_i = beta_x_i + gamma_x_i*r_x*(-mu_x + zx_i)  # (F17)
         yx_g = beta_x_g + gamma_x_g*r_x*(-mu_x + zx_g)  # (F18)
         yx_o = beta_x_o + gamma_x_o*r_x*(-mu_x + zx_o)  # (F19)
-        mu_h_seq_rows[t][...] = (1/4)*(zh_f).mean(dim=-1, keepdim=True) + (1/4)*(zh_g).mean(dim=-1, keepdim=True) + (1/4)*(zh_i).mean(dim=-1, keepdim=True) + (1/4)*(zh_o).mean(dim=-1, keepdim=True)  # (F20)
+        mu_h_seq_rows[t][...] = (1/4)*((zh_f).mean(dim=-1, keepdim=True) + (zh_g).mean(dim=-1, keepdim=True) + (zh_i).mean(dim=-1, keepdim=True) + (zh_o).mean(dim=-1, keepdim=True))  # (F20)
         mu_h = mu_h_seq_rows[t]
-        e_zh_f = (-mu_h + zh_f)**2  # (F21)
-        e_zh_i = (-mu_h + zh_i)**2  # (F22)
-        e_zh_g = (-mu_h + zh_g)**2  # (F23)
-        e_zh_o = (-mu_h + zh_o)**2  # (F24)
-        v_h_seq_rows[t][...] = (1/4)*(e_zh_f).mean(dim=-1, keepdim=True) + (1/4)*(e_zh_g).mean(dim=-1, keepdim=True) + (1/4)*(e_zh_i).mean(dim=-1, keepdim=True) + (1/4)*(e_zh_o).mean(dim=-1, keepdim=True)  # (F25)
+        e_zh_f = torch.square(-mu_h + zh_f)  # (F21)
+        e_zh_i = torch.square(-mu_h + zh_i)  # (F22)
+        e_zh_g = torch.square(-mu_h + zh_g)  # (F23)
+        e_zh_o = torch.square(-mu_h + zh_o)  # (F24)
+        v_h_seq_rows[t][...] = (1/4)*((e_zh_f).mean(dim=-1, keepdim=True) + (e_zh_g).mean(dim=-1, keepdim=True) + (e_zh_i).mean(dim=-1, keepdim=True) + (e_zh_o).mean(dim=-1, keepdim=True))  # (F25)
         v_h = v_h_seq_rows[t]
-        r_h_seq_rows[t][...] = 1/torch.sqrt(v_h + 1/100000)  # (F26)
+        r_h_seq_rows[t][...] = torch.rsqrt(v_h + 1/100000)  # (F26)
         r_h = r_h_seq_rows[t]
         yh_f = beta_h_f + gamma_h_f*r_h*(-mu_h + zh_f)  # (F27)
         yh_i = beta_h_i + gamma_h_i*r_h*(-mu_h + zh_i)  # (F28)
@@ -242,10 +242,10 @@ def _forward_steps(w, sizes, xs, seq):
         c = c_seq_rows[t + 1]
         mu_c_seq_rows[t][...] = (c).mean(dim=-1, keepdim=True)  # (F46)
         mu_c = mu_c_seq_rows[t]
-        e_c = (c - mu_c)**2  # (F47)
+        e_c = torch.square(c - mu_c)  # (F47)
         v_c_seq_rows[t][...] = (e_c).mean(dim=-1, keepdim=True)  # (F48)
         v_c = v_c_seq_rows[t]
-        r_c_seq_rows[t][...] = 1/torch.sqrt(v_c + 1/100000)  # (F49)
+        r_c_seq_rows[t][...] = torch.rsqrt(v_c + 1/100000)  # (F49)
         r_c = r_c_seq_rows[t]
         y_c = beta_c + gamma_c*r_c*(c - mu_c)  # (F50)
         torch.tanh(y_c, out=k_seq_rows[t])  # (F51)
@@ -353,13 +353,13 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
     mu_c = mu_c_seq[0:steps]
     v_c = v_c_seq[0:steps]
     k = k_seq[0:steps]
-    J_B3_seq = 1 - k**2  # (B3)
+    J_B3_seq = 1 - torch.square(k)  # (B3)
     J_B4_seq = c - mu_c  # (B4)
     J_B5_seq = (v_c + 1/100000)**(-3/2)  # (B5)
-    J_B7_seq = -2*c + 2*mu_c  # (B7) fork: e_c, y_c
-    J_B8_seq = 2*c - 2*mu_c  # (B8) fork: mu_c, e_c, y_c, next step
+    J_B7_seq = 2*(-c + mu_c)  # (B7) fork: e_c, y_c
+    J_B8_seq = 2*(c - mu_c)  # (B8) fork: mu_c, e_c, y_c, next step
     J_B15_seq = o*(1 - o)  # (B15)
-    J_B17_seq = 1 - g**2  # (B17)
+    J_B17_seq = 1 - torch.square(g)  # (B17)
     J_B19_seq = i*(1 - i)  # (B19)
     J_B21_seq = f*(1 - f)  # (B21)
     J_B27_seq = -mu_h + zh_f  # (B27) fork: yh_f, yh_i, yh_g, yh_o
@@ -367,27 +367,27 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
     J_B27_3_seq = -mu_h + zh_i  # (B27) fork: yh_f, yh_i, yh_g, yh_o
     J_B27_4_seq = -mu_h + zh_o  # (B27) fork: yh_f, yh_i, yh_g, yh_o
     J_B28_seq = (v_h + 1/100000)**(-3/2)  # (B28)
-    J_B33_seq = 2*mu_h - 2*zh_f  # (B33) fork: e_zh_f, e_zh_i, e_zh_g, e_zh_o, yh_f, yh_i, yh_g, yh_o
-    J_B33_2_seq = 2*mu_h - 2*zh_g  # (B33) fork: e_zh_f, e_zh_i, e_zh_g, e_zh_o, yh_f, yh_i, yh_g, yh_o
-    J_B33_3_seq = 2*mu_h - 2*zh_i  # (B33) fork: e_zh_f, e_zh_i, e_zh_g, e_zh_o, yh_f, yh_i, yh_g, yh_o
-    J_B33_4_seq = 2*mu_h - 2*zh_o  # (B33) fork: e_zh_f, e_zh_i, e_zh_g, e_zh_o, yh_f, yh_i, yh_g, yh_o
+    J_B33_seq = 2*(mu_h - zh_f)  # (B33) fork: e_zh_f, e_zh_i, e_zh_g, e_zh_o, yh_f, yh_i, yh_g, yh_o
+    J_B33_2_seq = 2*(mu_h - zh_g)  # (B33) fork: e_zh_f, e_zh_i, e_zh_g, e_zh_o, yh_f, yh_i, yh_g, yh_o
+    J_B33_3_seq = 2*(mu_h - zh_i)  # (B33) fork: e_zh_f, e_zh_i, e_zh_g, e_zh_o, yh_f, yh_i, yh_g, yh_o
+    J_B33_4_seq = 2*(mu_h - zh_o)  # (B33) fork: e_zh_f, e_zh_i, e_zh_g, e_zh_o, yh_f, yh_i, yh_g, yh_o
     J_B38_seq = -mu_x + zx_f  # (B38) fork: yx_f, yx_i, yx_g, yx_o
     J_B38_2_seq = -mu_x + zx_g  # (B38) fork: yx_f, yx_i, yx_g, yx_o
     J_B38_3_seq = -mu_x + zx_i  # (B38) fork: yx_f, yx_i, yx_g, yx_o
     J_B38_4_seq = -mu_x + zx_o  # (B38) fork: yx_f, yx_i, yx_g, yx_o
     J_B39_seq = (v_x + 1/100000)**(-3/2)  # (B39)
-    J_B44_seq = 2*mu_x - 2*zx_f  # (B44) fork: e_zx_f, e_zx_i, e_zx_g, e_zx_o, yx_f, yx_i, yx_g, yx_o
-    J_B44_2_seq = 2*mu_x - 2*zx_g  # (B44) fork: e_zx_f, e_zx_i, e_zx_g, e_zx_o, yx_f, yx_i, yx_g, yx_o
-    J_B44_3_seq = 2*mu_x - 2*zx_i  # (B44) fork: e_zx_f, e_zx_i, e_zx_g, e_zx_o, yx_f, yx_i, yx_g, yx_o
-    J_B44_4_seq = 2*mu_x - 2*zx_o  # (B44) fork: e_zx_f, e_zx_i, e_zx_g, e_zx_o, yx_f, yx_i, yx_g, yx_o
-    J_B45_seq = -2*mu_h + 2*zh_o  # (B45) fork: mu_h, e_zh_o, yh_o
-    J_B46_seq = -2*mu_h + 2*zh_g  # (B46) fork: mu_h, e_zh_g, yh_g
-    J_B47_seq = -2*mu_h + 2*zh_i  # (B47) fork: mu_h, e_zh_i, yh_i
-    J_B48_seq = -2*mu_h + 2*zh_f  # (B48) fork: mu_h, e_zh_f, yh_f
-    J_B49_seq = -2*mu_x + 2*zx_o  # (B49) fork: mu_x, e_zx_o, yx_o
-    J_B50_seq = -2*mu_x + 2*zx_g  # (B50) fork: mu_x, e_zx_g, yx_g
-    J_B51_seq = -2*mu_x + 2*zx_i  # (B51) fork: mu_x, e_zx_i, yx_i
-    J_B52_seq = -2*mu_x + 2*zx_f  # (B52) fork: mu_x, e_zx_f, yx_f
+    J_B44_seq = 2*(mu_x - zx_f)  # (B44) fork: e_zx_f, e_zx_i, e_zx_g, e_zx_o, yx_f, yx_i, yx_g, yx_o
+    J_B44_2_seq = 2*(mu_x - zx_g)  # (B44) fork: e_zx_f, e_zx_i, e_zx_g, e_zx_o, yx_f, yx_i, yx_g, yx_o
+    J_B44_3_seq = 2*(mu_x - zx_i)  # (B44) fork: e_zx_f, e_zx_i, e_zx_g, e_zx_o, yx_f, yx_i, yx_g, yx_o
+    J_B44_4_seq = 2*(mu_x - zx_o)  # (B44) fork: e_zx_f, e_zx_i, e_zx_g, e_zx_o, yx_f, yx_i, yx_g, yx_o
+    J_B45_seq = 2*(-mu_h + zh_o)  # (B45) fork: mu_h, e_zh_o, yh_o
+    J_B46_seq = 2*(-mu_h + zh_g)  # (B46) fork: mu_h, e_zh_g, yh_g
+    J_B47_seq = 2*(-mu_h + zh_i)  # (B47) fork: mu_h, e_zh_i, yh_i
+    J_B48_seq = 2*(-mu_h + zh_f)  # (B48) fork: mu_h, e_zh_f, yh_f
+    J_B49_seq = 2*(-mu_x + zx_o)  # (B49) fork: mu_x, e_zx_o, yx_o
+    J_B50_seq = 2*(-mu_x + zx_g)  # (B50) fork: mu_x, e_zx_g, yx_g
+    J_B51_seq = 2*(-mu_x + zx_i)  # (B51) fork: mu_x, e_zx_i, yx_i
+    J_B52_seq = 2*(-mu_x + zx_f)  # (B52) fork: mu_x, e_zx_f, yx_f
     d_a_f_seq = xs.new_empty((steps, B, H))
     d_a_i_seq = xs.new_empty((steps, B, H))
     d_a_g_seq = xs.new_empty((steps, B, H))
@@ -547,14 +547,14 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
         d_e_zx_i = (1/4)*(d_v_x).mean(dim=-1, keepdim=True)  # (B42)
         d_e_zx_f = (1/4)*(d_v_x).mean(dim=-1, keepdim=True)  # (B43)
         d_mu_x = torch.addcmul(torch.addcmul(torch.addcmul(torch.addcmul(-d_yx_f*gamma_x_f*r_x - d_yx_g*gamma_x_g*r_x - d_yx_i*gamma_x_i*r_x - d_yx_o*gamma_x_o*r_x, J_B44_4, d_e_zx_o), J_B44_3, d_e_zx_i), J_B44_2, d_e_zx_g), J_B44, d_e_zx_f)  # (B44) fork: e_zx_f, e_zx_i, e_zx_g, e_zx_o, yx_f, yx_i, yx_g, yx_o
-        d_A_h_prev_seq_3H_4H_rows[t][...] = J_B45*d_e_zh_o + d_yh_o*gamma_h_o*r_h + (1/4)*(d_mu_h).mean(dim=-1, keepdim=True)  # (B45) fork: mu_h, e_zh_o, yh_o
-        d_A_h_prev_seq_2H_3H_rows[t][...] = J_B46*d_e_zh_g + d_yh_g*gamma_h_g*r_h + (1/4)*(d_mu_h).mean(dim=-1, keepdim=True)  # (B46) fork: mu_h, e_zh_g, yh_g
-        d_A_h_prev_seq_H_2H_rows[t][...] = J_B47*d_e_zh_i + d_yh_i*gamma_h_i*r_h + (1/4)*(d_mu_h).mean(dim=-1, keepdim=True)  # (B47) fork: mu_h, e_zh_i, yh_i
-        d_A_h_prev_seq_0_H_rows[t][...] = J_B48*d_e_zh_f + d_yh_f*gamma_h_f*r_h + (1/4)*(d_mu_h).mean(dim=-1, keepdim=True)  # (B48) fork: mu_h, e_zh_f, yh_f
-        d_A_x_seq_3H_4H_rows[t][...] = J_B49*d_e_zx_o + d_yx_o*gamma_x_o*r_x + (1/4)*(d_mu_x).mean(dim=-1, keepdim=True)  # (B49) fork: mu_x, e_zx_o, yx_o
-        d_A_x_seq_2H_3H_rows[t][...] = J_B50*d_e_zx_g + d_yx_g*gamma_x_g*r_x + (1/4)*(d_mu_x).mean(dim=-1, keepdim=True)  # (B50) fork: mu_x, e_zx_g, yx_g
-        d_A_x_seq_H_2H_rows[t][...] = J_B51*d_e_zx_i + d_yx_i*gamma_x_i*r_x + (1/4)*(d_mu_x).mean(dim=-1, keepdim=True)  # (B51) fork: mu_x, e_zx_i, yx_i
-        d_A_x_seq_0_H_rows[t][...] = J_B52*d_e_zx_f + d_yx_f*gamma_x_f*r_x + (1/4)*(d_mu_x).mean(dim=-1, keepdim=True)  # (B52) fork: mu_x, e_zx_f, yx_f
+        d_A_h_prev_seq_3H_4H_rows[t][...] = (1/4)*(4*J_B45*d_e_zh_o + 4*d_yh_o*gamma_h_o*r_h + (d_mu_h).mean(dim=-1, keepdim=True))  # (B45) fork: mu_h, e_zh_o, yh_o
+        d_A_h_prev_seq_2H_3H_rows[t][...] = (1/4)*(4*J_B46*d_e_zh_g + 4*d_yh_g*gamma_h_g*r_h + (d_mu_h).mean(dim=-1, keepdim=True))  # (B46) fork: mu_h, e_zh_g, yh_g
+        d_A_h_prev_seq_H_2H_rows[t][...] = (1/4)*(4*J_B47*d_e_zh_i + 4*d_yh_i*gamma_h_i*r_h + (d_mu_h).mean(dim=-1, keepdim=True))  # (B47) fork: mu_h, e_zh_i, yh_i
+        d_A_h_prev_seq_0_H_rows[t][...] = (1/4)*(4*J_B48*d_e_zh_f + 4*d_yh_f*gamma_h_f*r_h + (d_mu_h).mean(dim=-1, keepdim=True))  # (B48) fork: mu_h, e_zh_f, yh_f
+        d_A_x_seq_3H_4H_rows[t][...] = (1/4)*(4*J_B49*d_e_zx_o + 4*d_yx_o*gamma_x_o*r_x + (d_mu_x).mean(dim=-1, keepdim=True))  # (B49) fork: mu_x, e_zx_o, yx_o
+        d_A_x_seq_2H_3H_rows[t][...] = (1/4)*(4*J_B50*d_e_zx_g + 4*d_yx_g*gamma_x_g*r_x + (d_mu_x).mean(dim=-1, keepdim=True))  # (B50) fork: mu_x, e_zx_g, yx_g
+        d_A_x_seq_H_2H_rows[t][...] = (1/4)*(4*J_B51*d_e_zx_i + 4*d_yx_i*gamma_x_i*r_x + (d_mu_x).mean(dim=-1, keepdim=True))  # (B51) fork: mu_x, e_zx_i, yx_i
+        d_A_x_seq_0_H_rows[t][...] = (1/4)*(4*J_B52*d_e_zx_f + 4*d_yx_f*gamma_x_f*r_x + (d_mu_x).mean(dim=-1, keepdim=True))  # (B52) fork: mu_x, e_zx_f, yx_f
         d_c_prev = d_m*f  # (B53)
         d_h_prev = d_A_h_prev @ Wcat_h_prev  # (B54) fork: zh_f, zh_i, zh_g, zh_o
         d_h_next = d_h_prev
@@ -717,29 +717,29 @@ def _recompute(w, sizes, xs, seq):
     zh_g = zh_g_seq[0:steps]
     zh_o_seq[0:steps] = A_h_prev[:, :, 3 * H:4 * H]
     zh_o = zh_o_seq[0:steps]
-    mu_x_seq[0:steps] = (1/4)*(zx_f).mean(dim=-1, keepdim=True) + (1/4)*(zx_g).mean(dim=-1, keepdim=True) + (1/4)*(zx_i).mean(dim=-1, keepdim=True) + (1/4)*(zx_o).mean(dim=-1, keepdim=True)  # (F9)
+    mu_x_seq[0:steps] = (1/4)*((zx_f).mean(dim=-1, keepdim=True) + (zx_g).mean(dim=-1, keepdim=True) + (zx_i).mean(dim=-1, keepdim=True) + (zx_o).mean(dim=-1, keepdim=True))  # (F9)
     mu_x = mu_x_seq[0:steps]
-    e_zx_f = (-mu_x + zx_f)**2  # (F10)
-    e_zx_i = (-mu_x + zx_i)**2  # (F11)
-    e_zx_g = (-mu_x + zx_g)**2  # (F12)
-    e_zx_o = (-mu_x + zx_o)**2  # (F13)
-    v_x_seq[0:steps] = (1/4)*(e_zx_f).mean(dim=-1, keepdim=True) + (1/4)*(e_zx_g).mean(dim=-1, keepdim=True) + (1/4)*(e_zx_i).mean(dim=-1, keepdim=True) + (1/4)*(e_zx_o).mean(dim=-1, keepdim=True)  # (F14)
+    e_zx_f = torch.square(-mu_x + zx_f)  # (F10)
+    e_zx_i = torch.square(-mu_x + zx_i)  # (F11)
+    e_zx_g = torch.square(-mu_x + zx_g)  # (F12)
+    e_zx_o = torch.square(-mu_x + zx_o)  # (F13)
+    v_x_seq[0:steps] = (1/4)*((e_zx_f).mean(dim=-1, keepdim=True) + (e_zx_g).mean(dim=-1, keepdim=True) + (e_zx_i).mean(dim=-1, keepdim=True) + (e_zx_o).mean(dim=-1, keepdim=True))  # (F14)
     v_x = v_x_seq[0:steps]
-    r_x_seq[0:steps] = 1/torch.sqrt(v_x + 1/100000)  # (F15)
+    r_x_seq[0:steps] = torch.rsqrt(v_x + 1/100000)  # (F15)
     r_x = r_x_seq[0:steps]
     yx_f = beta_x_f + gamma_x_f*r_x*(-mu_x + zx_f)  # (F16)
     yx_i = beta_x_i + gamma_x_i*r_x*(-mu_x + zx_i)  # (F17)
     yx_g = beta_x_g + gamma_x_g*r_x*(-mu_x + zx_g)  # (F18)
     yx_o = beta_x_o + gamma_x_o*r_x*(-mu_x + zx_o)  # (F19)
-    mu_h_seq[0:steps] = (1/4)*(zh_f).mean(dim=-1, keepdim=True) + (1/4)*(zh_g).mean(dim=-1, keepdim=True) + (1/4)*(zh_i).mean(dim=-1, keepdim=True) + (1/4)*(zh_o).mean(dim=-1, keepdim=True)  # (F20)
+    mu_h_seq[0:steps] = (1/4)*((zh_f).mean(dim=-1, keepdim=True) + (zh_g).mean(dim=-1, keepdim=True) + (zh_i).mean(dim=-1, keepdim=True) + (zh_o).mean(dim=-1, keepdim=True))  # (F20)
     mu_h = mu_h_seq[0:steps]
-    e_zh_f = (-mu_h + zh_f)**2  # (F21)
-    e_zh_i = (-mu_h + zh_i)**2  # (F22)
-    e_zh_g = (-mu_h + zh_g)**2  # (F23)
-    e_zh_o = (-mu_h + zh_o)**2  # (F24)
-    v_h_seq[0:steps] = (1/4)*(e_zh_f).mean(dim=-1, keepdim=True) + (1/4)*(e_zh_g).mean(dim=-1, keepdim=True) + (1/4)*(e_zh_i).mean(dim=-1, keepdim=True) + (1/4)*(e_zh_o).mean(dim=-1, keepdim=True)  # (F25)
+    e_zh_f = torch.square(-mu_h + zh_f)  # (F21)
+    e_zh_i = torch.square(-mu_h + zh_i)  # (F22)
+    e_zh_g = torch.square(-mu_h + zh_g)  # (F23)
+    e_zh_o = torch.square(-mu_h + zh_o)  # (F24)
+    v_h_seq[0:steps] = (1/4)*((e_zh_f).mean(dim=-1, keepdim=True) + (e_zh_g).mean(dim=-1, keepdim=True) + (e_zh_i).mean(dim=-1, keepdim=True) + (e_zh_o).mean(dim=-1, keepdim=True))  # (F25)
     v_h = v_h_seq[0:steps]
-    r_h_seq[0:steps] = 1/torch.sqrt(v_h + 1/100000)  # (F26)
+    r_h_seq[0:steps] = torch.rsqrt(v_h + 1/100000)  # (F26)
     r_h = r_h_seq[0:steps]
     yh_f = beta_h_f + gamma_h_f*r_h*(-mu_h + zh_f)  # (F27)
     yh_i = beta_h_i + gamma_h_i*r_h*(-mu_h + zh_i)  # (F28)
@@ -760,10 +760,10 @@ def _recompute(w, sizes, xs, seq):
     c = c_seq[1:]
     mu_c_seq[0:steps] = (c).mean(dim=-1, keepdim=True)  # (F46)
     mu_c = mu_c_seq[0:steps]
-    e_c = (c - mu_c)**2  # (F47)
+    e_c = torch.square(c - mu_c)  # (F47)
     v_c_seq[0:steps] = (e_c).mean(dim=-1, keepdim=True)  # (F48)
     v_c = v_c_seq[0:steps]
-    r_c_seq[0:steps] = 1/torch.sqrt(v_c + 1/100000)  # (F49)
+    r_c_seq[0:steps] = torch.rsqrt(v_c + 1/100000)  # (F49)
     r_c = r_c_seq[0:steps]
     y_c = beta_c + gamma_c*r_c*(c - mu_c)  # (F50)
     torch.tanh(y_c, out=k_seq[0:steps])  # (F51)

@@ -154,8 +154,8 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
     k = k_seq[0:steps]
     Z_f_i_o = Z_f_i_o_seq[0:steps]
     Z_g = Z_g_seq[0:steps]
-    J_B4_seq = 1 - k**2  # (B4) fork: k, next step
-    J_B12_seq = 1 - Z_g**2  # (B12)
+    J_B4_seq = 1 - torch.square(k)  # (B4) fork: k, next step
+    J_B12_seq = 1 - torch.square(Z_g)  # (B12)
     J_B14_seq = Z_f_i_o*(1 - Z_f_i_o)  # (B14) (B13) (B11)
     dhs_rows = dhs.unbind(0)
     J_B4_seq_rows = J_B4_seq.unbind(0)

@@ -157,10 +157,10 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
     k = k_seq[0:steps]
     Z_g = Z_g_seq[0:steps]
     J_B4_seq = o*(1 - o)  # (B4)
-    J_B6_seq = 1 - k**2  # (B6) fork: q_o, k, next step
+    J_B6_seq = 1 - torch.square(k)  # (B6) fork: q_o, k, next step
     J_B11_seq = i*(1 - i)  # (B11)
     J_B14_seq = f*(1 - f)  # (B14)
-    J_B17_seq = 1 - Z_g**2  # (B17)
+    J_B17_seq = 1 - torch.square(Z_g)  # (B17)
     d_z_f_seq = xs.new_empty((steps, B, H))
     d_z_i_seq = xs.new_empty((steps, B, H))
     d_z_o_seq = xs.new_empty((steps, B, H))

@@ -91,7 +91,7 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
     d_h_next = d_next["h"]
     d_A_x_seq = xs.new_empty((steps, B, H))
     h = h_seq[1:]
-    J_B2_seq = 1 - h**2  # (B2)
+    J_B2_seq = 1 - torch.square(h)  # (B2)
     dhs_rows = dhs.unbind(0)
     J_B2_seq_rows = J_B2_seq.unbind(0)
     d_A_x_seq_rows = d_A_x_seq.unbind(0)

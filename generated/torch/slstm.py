@@ -106,7 +106,7 @@ def _forward_steps(w, sizes, xs, seq):
         torch.addmm(A_x_rows[t], h_seq_rows[t], Wcat_h_prev.T, out=A_h_prev)  # (F1)-(F4)
         torch.tanh(A_h_prev_0_H, out=Z_z_seq_rows[t])  # (F5)
         z = Z_z_seq_rows[t]
-        torch.add((1/2)*A_h_prev_H_2H, -torch.log(1 + torch.exp(-abs(A_h_prev_H_2H))) - 1/2*abs(A_h_prev_H_2H), out=Z_l_seq_rows[t])  # (F7)
+        torch.add((1/2)*A_h_prev_H_2H, (1/2)*(-2*torch.log(1 + torch.exp(-abs(A_h_prev_H_2H))) - abs(A_h_prev_H_2H)), out=Z_l_seq_rows[t])  # (F7)
         l = Z_l_seq_rows[t]
         torch.sigmoid(A_h_prev_2H_3H, out=Z_o_seq_rows[t])  # (F6)
         o = Z_o_seq_rows[t]
@@ -129,7 +129,7 @@ def _forward_steps(w, sizes, xs, seq):
         v = f*n_prev  # (F17)
         torch.add(i, v, out=n_seq_rows[t + 1])  # (F18)
         n = n_seq_rows[t + 1]
-        torch.mul(c, n**(-1.0), out=r_seq_rows[t])  # (F19)
+        torch.mul(c, torch.reciprocal(n), out=r_seq_rows[t])  # (F19)
         r = r_seq_rows[t]
         torch.mul(o, r, out=h_seq_rows[t + 1])  # (F20)
 
@@ -173,13 +173,13 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
     Z_z = Z_z_seq[0:steps]
     Z_l = Z_l_seq[0:steps]
     Z_o = Z_o_seq[0:steps]
-    J_B3_seq = c/n**2  # (B3) fork: r, next step
-    J_B5_seq = n**(-1.0)  # (B5) fork: r, next step
+    J_B3_seq = c/torch.square(n)  # (B3) fork: r, next step
+    J_B5_seq = torch.reciprocal(n)  # (B5) fork: r, next step
     J_B13_seq = (1/2)*torch.sign(-a_i + e) + 1/2  # (B13) fork: m, q
     J_B17_seq = Z_o*(1 - Z_o)  # (B17)
     J_B18_seq = 1 - torch.exp(Z_l)  # (B18)
     J_B19_seq = (1/2)*torch.sign(a_i - e) + 1/2  # (B19) fork: m, p
-    J_B20_seq = 1 - Z_z**2  # (B20)
+    J_B20_seq = 1 - torch.square(Z_z)  # (B20)
     dhs_rows = dhs.unbind(0)
     J_B3_seq_rows = J_B3_seq.unbind(0)
     J_B5_seq_rows = J_B5_seq.unbind(0)
@@ -307,7 +307,7 @@ def _recompute(w, sizes, xs, seq):
     torch.matmul(h_prev, Wcat_h_prev.T, out=A_h_prev)  # (F1)-(F4)
     A_h_prev.add_(A_x[0:steps])
     torch.tanh(A_h_prev[:, :, 0:H], out=Z_z)  # (F5)
-    torch.add((1/2)*A_h_prev[:, :, H:2 * H], -torch.log(1 + torch.exp(-abs(A_h_prev[:, :, H:2 * H]))) - 1/2*abs(A_h_prev[:, :, H:2 * H]), out=Z_l)  # (F7)
+    torch.add((1/2)*A_h_prev[:, :, H:2 * H], (1/2)*(-2*torch.log(1 + torch.exp(-abs(A_h_prev[:, :, H:2 * H]))) - abs(A_h_prev[:, :, H:2 * H])), out=Z_l)  # (F7)
     l = Z_l
     torch.sigmoid(A_h_prev[:, :, 2 * H:3 * H], out=Z_o)  # (F6)
     a_i_seq[0:steps] = A_h_prev[:, :, 3 * H:4 * H]
@@ -321,7 +321,7 @@ def _recompute(w, sizes, xs, seq):
     torch.exp(q, out=f_seq[0:steps])  # (F13)
     c = c_seq[1:]
     n = n_seq[1:]
-    torch.mul(c, n**(-1.0), out=r_seq[0:steps])  # (F19)
+    torch.mul(c, torch.reciprocal(n), out=r_seq[0:steps])  # (F19)
 
 
 def _grads(dw, sizes):
