@@ -2,6 +2,8 @@
 `program_reduce`),
 checked on the records of every recurrent cell: they keep the meaning of each equation.
 (The generated modules run them: tests/test_torch_backend.py.)"""
+from dataclasses import replace
+
 import pytest
 import sympy as sp
 
@@ -10,10 +12,11 @@ from codegen.program import program
 from codegen.program_hoist import hoist
 from codegen.program_reduce import reduce_after
 from codegen.records import Assign, Reduce, Ref, View
+from codegen.torch_backend.common import shared
 from codegen.torch_backend.emit import emit_torch
 from codegen.torch_backend.spell import spell
 from derive.derivation import derive
-from derive.terms import Carried, LossGrad
+from derive.terms import Carried, LossGrad, RowMean
 
 RECURRENT = [name for name, entry in CELLS.items() if entry.cell.recurrent]
 
@@ -124,3 +127,35 @@ def test_torch_loops_slice_nothing_per_step(name):
 def test_the_lstm_loop_would_slice_without_loop_refs_so_the_check_can_fail():
     prog = hoist(program(derive(CELLS["lstm"].cell)))
     assert any("[:, " in line for line in spell(prog.forward_loop))
+
+
+def inlined(records):
+    """Each Assign's expression with the temporaries `shared` introduced substituted back."""
+    temps, out = {}, []
+    for r in records:
+        if isinstance(r, Assign) and isinstance(r.target, str) and r.target.startswith("_cse"):
+            temps[sp.Symbol(r.target, real=True)] = r.expr.xreplace(temps)
+        elif isinstance(r, Assign):
+            out.append((r.label, r.target, r.expr.xreplace(temps)))
+    return out
+
+
+@pytest.mark.parametrize("name", RECURRENT)
+def test_shared_sub_expressions_keep_every_equation(name):
+    prog = reduce_after(hoist(program(derive(CELLS[name].cell))), CELLS[name].cell.sizes())
+    for loop in (prog.forward_loop, prog.backward_loop):
+        before = [(r.label, r.target, r.expr) for r in loop if isinstance(r, Assign)]
+        after = inlined(shared(loop))
+        assert [(label, target) for label, target, _ in before] == [(label, target) for label, target, _ in after]
+        for (label, _, a), (_, _, b) in zip(before, after):
+            assert sp.simplify(a - b) == 0, label
+
+
+def test_the_layernorm_lstm_mean_gradient_is_computed_once_and_the_check_can_fail():
+    prog = reduce_after(hoist(program(derive(CELLS["layernorm_lstm"].cell))), CELLS["layernorm_lstm"].cell.sizes())
+    after = shared(prog.backward_loop)
+    temps = [r for r in after if isinstance(r, Assign) and isinstance(r.target, str) and r.target.startswith("_cse")]
+    assert sum(r.expr.atoms(RowMean) == {RowMean(sp.Symbol("d_v_h", real=True))} for r in temps) == 1
+    wrong = [replace(r, expr=2 * r.expr) if r is temps[0] else r for r in after]
+    before = [r.expr for r in prog.backward_loop if isinstance(r, Assign)]
+    assert any(sp.simplify(a - b) != 0 for a, (_, _, b) in zip(before, inlined(wrong)))

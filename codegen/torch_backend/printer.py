@@ -44,9 +44,10 @@ class TorchCode(NumPyCode):
         return super()._print_Pow(expr)
 
     def _print_Add(self, expr, order=None):
-        # a number common to every term multiplies the sum once: (1/4)*(a + b), not a/4 + b/4
+        # a number every term is multiplied by multiplies the sum once: (1/4)*(a + b), not a/4 + b/4
         content, rest = expr.as_content_primitive()
-        if content != 1 and isinstance(rest, sp.Add) and not any(t.is_Number for t in expr.args):
+        if content != 1 and isinstance(rest, sp.Add) and \
+                all(abs(t.as_coeff_Mul()[0]) == 1 and not t.is_Number for t in rest.args):
             return self._print(sp.Mul(content, rest, evaluate=False))
         return super()._print_Add(expr, order)
 

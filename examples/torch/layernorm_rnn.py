@@ -80,12 +80,13 @@ def _forward_steps(w, sizes, xs, seq):
         h_1 = h_1_seq_rows[t]
         h_3_seq_rows[t][...] = (h_1).mean(dim=-1, keepdim=True)  # (F2)
         h_3 = h_3_seq_rows[t]
-        h_4 = torch.square(h_1 - h_3)  # (F3)
+        _cse0 = h_1 - h_3
+        h_4 = torch.square(_cse0)  # (F3)
         h_5_seq_rows[t][...] = (h_4).mean(dim=-1, keepdim=True)  # (F4)
         h_5 = h_5_seq_rows[t]
         h_6_seq_rows[t][...] = torch.rsqrt(h_5 + 1/100000)  # (F5)
         h_6 = h_6_seq_rows[t]
-        h_2 = beta + gamma*h_6*(h_1 - h_3)  # (F6)
+        h_2 = _cse0*gamma*h_6 + beta  # (F6)
         a_h = b + h_2  # (F7)
         torch.tanh(a_h, out=h_seq_rows[t + 1])  # (F8)
 
@@ -143,11 +144,13 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
         torch.mul(J_B2, d_h, out=d_a_h_seq_rows[t])  # (B2)
         d_a_h = d_a_h_seq_rows[t]
         d_h_2 = d_a_h  # (B3)
-        d_h_6 = J_B4*d_h_2*gamma  # (B4)
+        _cse0 = d_h_2*gamma
+        d_h_6 = J_B4*_cse0  # (B4)
         d_h_5 = -1/2*J_B5*d_h_6  # (B5)
         d_h_4 = (d_h_5).mean(dim=-1, keepdim=True)  # (B6)
-        d_h_3 = torch.addcmul(-d_h_2*gamma*h_6, J_B7, d_h_4)  # (B7) fork: h_4, h_2
-        d_A_x_seq_0_H_rows[t][...] = J_B8*d_h_4 + d_h_2*gamma*h_6 + (d_h_3).mean(dim=-1, keepdim=True)  # (B8) fork: h_3, h_4, h_2
+        _cse1 = _cse0*h_6
+        d_h_3 = torch.addcmul(-_cse1, J_B7, d_h_4)  # (B7) fork: h_4, h_2
+        d_A_x_seq_0_H_rows[t][...] = J_B8*d_h_4 + _cse1 + (d_h_3).mean(dim=-1, keepdim=True)  # (B8) fork: h_3, h_4, h_2
         d_h_prev = d_A_x @ Wcat_h_prev  # (B9)
         d_h_next = d_h_prev
     dw["Wcat_x"] += d_A_x_seq.reshape(steps * B, H).T @ xs.reshape(steps * B, D)  # (P1)

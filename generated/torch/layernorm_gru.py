@@ -162,28 +162,34 @@ def _forward_steps(w, sizes, xs, seq):
         zh_n = zh_n_seq_rows[t]
         mu_x_seq_rows[t][...] = (1/3)*((zx_n).mean(dim=-1, keepdim=True) + (zx_r).mean(dim=-1, keepdim=True) + (zx_z).mean(dim=-1, keepdim=True))  # (F7)
         mu_x = mu_x_seq_rows[t]
-        e_zx_r = torch.square(-mu_x + zx_r)  # (F8)
-        e_zx_z = torch.square(-mu_x + zx_z)  # (F9)
-        e_zx_n = torch.square(-mu_x + zx_n)  # (F10)
+        _cse0 = -mu_x + zx_r
+        e_zx_r = torch.square(_cse0)  # (F8)
+        _cse1 = -mu_x + zx_z
+        e_zx_z = torch.square(_cse1)  # (F9)
+        _cse2 = -mu_x + zx_n
+        e_zx_n = torch.square(_cse2)  # (F10)
         v_x_seq_rows[t][...] = (1/3)*((e_zx_n).mean(dim=-1, keepdim=True) + (e_zx_r).mean(dim=-1, keepdim=True) + (e_zx_z).mean(dim=-1, keepdim=True))  # (F11)
         v_x = v_x_seq_rows[t]
         r_x_seq_rows[t][...] = torch.rsqrt(v_x + 1/100000)  # (F12)
         r_x = r_x_seq_rows[t]
-        yx_r = beta_x_r + gamma_x_r*r_x*(-mu_x + zx_r)  # (F13)
-        yx_z = beta_x_z + gamma_x_z*r_x*(-mu_x + zx_z)  # (F14)
-        yx_n = beta_x_n + gamma_x_n*r_x*(-mu_x + zx_n)  # (F15)
+        yx_r = _cse0*gamma_x_r*r_x + beta_x_r  # (F13)
+        yx_z = _cse1*gamma_x_z*r_x + beta_x_z  # (F14)
+        yx_n = _cse2*gamma_x_n*r_x + beta_x_n  # (F15)
         mu_h_seq_rows[t][...] = (1/3)*((zh_n).mean(dim=-1, keepdim=True) + (zh_r).mean(dim=-1, keepdim=True) + (zh_z).mean(dim=-1, keepdim=True))  # (F16)
         mu_h = mu_h_seq_rows[t]
-        e_zh_r = torch.square(-mu_h + zh_r)  # (F17)
-        e_zh_z = torch.square(-mu_h + zh_z)  # (F18)
-        e_zh_n = torch.square(-mu_h + zh_n)  # (F19)
+        _cse3 = -mu_h + zh_r
+        e_zh_r = torch.square(_cse3)  # (F17)
+        _cse4 = -mu_h + zh_z
+        e_zh_z = torch.square(_cse4)  # (F18)
+        _cse5 = -mu_h + zh_n
+        e_zh_n = torch.square(_cse5)  # (F19)
         v_h_seq_rows[t][...] = (1/3)*((e_zh_n).mean(dim=-1, keepdim=True) + (e_zh_r).mean(dim=-1, keepdim=True) + (e_zh_z).mean(dim=-1, keepdim=True))  # (F20)
         v_h = v_h_seq_rows[t]
         r_h_seq_rows[t][...] = torch.rsqrt(v_h + 1/100000)  # (F21)
         r_h = r_h_seq_rows[t]
-        yh_r = beta_h_r + gamma_h_r*r_h*(-mu_h + zh_r)  # (F22)
-        yh_z = beta_h_z + gamma_h_z*r_h*(-mu_h + zh_z)  # (F23)
-        yh_n = beta_h_n + gamma_h_n*r_h*(-mu_h + zh_n)  # (F24)
+        yh_r = _cse3*gamma_h_r*r_h + beta_h_r  # (F22)
+        yh_z = _cse4*gamma_h_z*r_h + beta_h_z  # (F23)
+        yh_n = _cse5*gamma_h_n*r_h + beta_h_n  # (F24)
         s_r = yh_r + yx_r  # (F25)
         a_r = b_r + s_r  # (F26)
         torch.sigmoid(a_r, out=r_seq_rows[t])  # (F27)
@@ -405,27 +411,43 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
         d_yh_n = d_a_nh  # (B16)
         d_yh_z = d_s_z  # (B17)
         d_yh_r = d_s_r  # (B18)
-        d_r_h = J_B19*d_yh_n*gamma_h_n + J_B19_2*d_yh_r*gamma_h_r + J_B19_3*d_yh_z*gamma_h_z  # (B19) fork: yh_r, yh_z, yh_n
+        _cse0 = d_yh_n*gamma_h_n
+        _cse1 = d_yh_r*gamma_h_r
+        _cse2 = d_yh_z*gamma_h_z
+        d_r_h = torch.addcmul(torch.addcmul(J_B19_3*_cse2, J_B19_2, _cse1), J_B19, _cse0)  # (B19) fork: yh_r, yh_z, yh_n
         d_v_h = -1/2*J_B20*d_r_h  # (B20)
-        d_e_zh_n = (1/3)*(d_v_h).mean(dim=-1, keepdim=True)  # (B21)
-        d_e_zh_z = (1/3)*(d_v_h).mean(dim=-1, keepdim=True)  # (B22)
-        d_e_zh_r = (1/3)*(d_v_h).mean(dim=-1, keepdim=True)  # (B23)
-        d_mu_h = torch.addcmul(torch.addcmul(torch.addcmul(-d_yh_n*gamma_h_n*r_h - d_yh_r*gamma_h_r*r_h - d_yh_z*gamma_h_z*r_h, J_B24_3, d_e_zh_z), J_B24_2, d_e_zh_r), J_B24, d_e_zh_n)  # (B24) fork: e_zh_r, e_zh_z, e_zh_n, yh_r, yh_z, yh_n
+        _cse3 = (1/3)*(d_v_h).mean(dim=-1, keepdim=True)
+        d_e_zh_n = _cse3  # (B21)
+        d_e_zh_z = _cse3  # (B22)
+        d_e_zh_r = _cse3  # (B23)
+        _cse4 = _cse0*r_h
+        _cse5 = _cse1*r_h
+        _cse6 = _cse2*r_h
+        d_mu_h = torch.addcmul(torch.addcmul(torch.addcmul(-_cse4 - _cse5 - _cse6, J_B24_3, d_e_zh_z), J_B24_2, d_e_zh_r), J_B24, d_e_zh_n)  # (B24) fork: e_zh_r, e_zh_z, e_zh_n, yh_r, yh_z, yh_n
         d_yx_n = d_a_nx  # (B25)
         d_yx_z = d_s_z  # (B26)
         d_yx_r = d_s_r  # (B27)
-        d_r_x = J_B28*d_yx_n*gamma_x_n + J_B28_2*d_yx_r*gamma_x_r + J_B28_3*d_yx_z*gamma_x_z  # (B28) fork: yx_r, yx_z, yx_n
+        _cse7 = d_yx_n*gamma_x_n
+        _cse8 = d_yx_r*gamma_x_r
+        _cse9 = d_yx_z*gamma_x_z
+        d_r_x = torch.addcmul(torch.addcmul(J_B28_3*_cse9, J_B28_2, _cse8), J_B28, _cse7)  # (B28) fork: yx_r, yx_z, yx_n
         d_v_x = -1/2*J_B29*d_r_x  # (B29)
-        d_e_zx_n = (1/3)*(d_v_x).mean(dim=-1, keepdim=True)  # (B30)
-        d_e_zx_z = (1/3)*(d_v_x).mean(dim=-1, keepdim=True)  # (B31)
-        d_e_zx_r = (1/3)*(d_v_x).mean(dim=-1, keepdim=True)  # (B32)
-        d_mu_x = torch.addcmul(torch.addcmul(torch.addcmul(-d_yx_n*gamma_x_n*r_x - d_yx_r*gamma_x_r*r_x - d_yx_z*gamma_x_z*r_x, J_B33_3, d_e_zx_z), J_B33_2, d_e_zx_r), J_B33, d_e_zx_n)  # (B33) fork: e_zx_r, e_zx_z, e_zx_n, yx_r, yx_z, yx_n
-        d_A_h_prev_seq_2H_3H_rows[t][...] = (1/3)*(3*J_B34*d_e_zh_n + 3*d_yh_n*gamma_h_n*r_h + (d_mu_h).mean(dim=-1, keepdim=True))  # (B34) fork: mu_h, e_zh_n, yh_n
-        d_A_h_prev_seq_H_2H_rows[t][...] = (1/3)*(3*J_B35*d_e_zh_z + 3*d_yh_z*gamma_h_z*r_h + (d_mu_h).mean(dim=-1, keepdim=True))  # (B35) fork: mu_h, e_zh_z, yh_z
-        d_A_h_prev_seq_0_H_rows[t][...] = (1/3)*(3*J_B36*d_e_zh_r + 3*d_yh_r*gamma_h_r*r_h + (d_mu_h).mean(dim=-1, keepdim=True))  # (B36) fork: mu_h, e_zh_r, yh_r
-        d_A_x_seq_2H_3H_rows[t][...] = (1/3)*(3*J_B37*d_e_zx_n + 3*d_yx_n*gamma_x_n*r_x + (d_mu_x).mean(dim=-1, keepdim=True))  # (B37) fork: mu_x, e_zx_n, yx_n
-        d_A_x_seq_H_2H_rows[t][...] = (1/3)*(3*J_B38*d_e_zx_z + 3*d_yx_z*gamma_x_z*r_x + (d_mu_x).mean(dim=-1, keepdim=True))  # (B38) fork: mu_x, e_zx_z, yx_z
-        d_A_x_seq_0_H_rows[t][...] = (1/3)*(3*J_B39*d_e_zx_r + 3*d_yx_r*gamma_x_r*r_x + (d_mu_x).mean(dim=-1, keepdim=True))  # (B39) fork: mu_x, e_zx_r, yx_r
+        _cse10 = (1/3)*(d_v_x).mean(dim=-1, keepdim=True)
+        d_e_zx_n = _cse10  # (B30)
+        d_e_zx_z = _cse10  # (B31)
+        d_e_zx_r = _cse10  # (B32)
+        _cse11 = _cse7*r_x
+        _cse12 = _cse8*r_x
+        _cse13 = _cse9*r_x
+        d_mu_x = torch.addcmul(torch.addcmul(torch.addcmul(-_cse11 - _cse12 - _cse13, J_B33_3, d_e_zx_z), J_B33_2, d_e_zx_r), J_B33, d_e_zx_n)  # (B33) fork: e_zx_r, e_zx_z, e_zx_n, yx_r, yx_z, yx_n
+        _cse14 = (1/3)*(d_mu_h).mean(dim=-1, keepdim=True)
+        torch.addcmul(_cse14 + _cse4, J_B34, d_e_zh_n, out=d_A_h_prev_seq_2H_3H_rows[t])  # (B34) fork: mu_h, e_zh_n, yh_n
+        torch.addcmul(_cse14 + _cse6, J_B35, d_e_zh_z, out=d_A_h_prev_seq_H_2H_rows[t])  # (B35) fork: mu_h, e_zh_z, yh_z
+        torch.addcmul(_cse14 + _cse5, J_B36, d_e_zh_r, out=d_A_h_prev_seq_0_H_rows[t])  # (B36) fork: mu_h, e_zh_r, yh_r
+        _cse15 = (1/3)*(d_mu_x).mean(dim=-1, keepdim=True)
+        torch.addcmul(_cse11 + _cse15, J_B37, d_e_zx_n, out=d_A_x_seq_2H_3H_rows[t])  # (B37) fork: mu_x, e_zx_n, yx_n
+        torch.addcmul(_cse13 + _cse15, J_B38, d_e_zx_z, out=d_A_x_seq_H_2H_rows[t])  # (B38) fork: mu_x, e_zx_z, yx_z
+        torch.addcmul(_cse12 + _cse15, J_B39, d_e_zx_r, out=d_A_x_seq_0_H_rows[t])  # (B39) fork: mu_x, e_zx_r, yx_r
         d_h_prev = torch.addmm(d_h_kept*z, d_A_h_prev, Wcat_h_prev)  # (B40) fork: zh_r, zh_z, zh_n, h_kept
         d_h_next = d_h_prev
     dw["Wcat_x"] += d_A_x_seq.reshape(steps * B, 3 * H).T @ xs.reshape(steps * B, D)  # (P1)-(P3)

@@ -194,32 +194,40 @@ def _forward_steps(w, sizes, xs, seq):
         zh_o = zh_o_seq_rows[t]
         mu_x_seq_rows[t][...] = (1/4)*((zx_f).mean(dim=-1, keepdim=True) + (zx_g).mean(dim=-1, keepdim=True) + (zx_i).mean(dim=-1, keepdim=True) + (zx_o).mean(dim=-1, keepdim=True))  # (F9)
         mu_x = mu_x_seq_rows[t]
-        e_zx_f = torch.square(-mu_x + zx_f)  # (F10)
-        e_zx_i = torch.square(-mu_x + zx_i)  # (F11)
-        e_zx_g = torch.square(-mu_x + zx_g)  # (F12)
-        e_zx_o = torch.square(-mu_x + zx_o)  # (F13)
+        _cse0 = -mu_x + zx_f
+        e_zx_f = torch.square(_cse0)  # (F10)
+        _cse1 = -mu_x + zx_i
+        e_zx_i = torch.square(_cse1)  # (F11)
+        _cse2 = -mu_x + zx_g
+        e_zx_g = torch.square(_cse2)  # (F12)
+        _cse3 = -mu_x + zx_o
+        e_zx_o = torch.square(_cse3)  # (F13)
         v_x_seq_rows[t][...] = (1/4)*((e_zx_f).mean(dim=-1, keepdim=True) + (e_zx_g).mean(dim=-1, keepdim=True) + (e_zx_i).mean(dim=-1, keepdim=True) + (e_zx_o).mean(dim=-1, keepdim=True))  # (F14)
         v_x = v_x_seq_rows[t]
         r_x_seq_rows[t][...] = torch.rsqrt(v_x + 1/100000)  # (F15)
         r_x = r_x_seq_rows[t]
-        yx_f = beta_x_f + gamma_x_f*r_x*(-mu_x + zx_f)  # (F16)
-        yx_i = beta_x_i + gamma_x_i*r_x*(-mu_x + zx_i)  # (F17)
-        yx_g = beta_x_g + gamma_x_g*r_x*(-mu_x + zx_g)  # (F18)
-        yx_o = beta_x_o + gamma_x_o*r_x*(-mu_x + zx_o)  # (F19)
+        yx_f = _cse0*gamma_x_f*r_x + beta_x_f  # (F16)
+        yx_i = _cse1*gamma_x_i*r_x + beta_x_i  # (F17)
+        yx_g = _cse2*gamma_x_g*r_x + beta_x_g  # (F18)
+        yx_o = _cse3*gamma_x_o*r_x + beta_x_o  # (F19)
         mu_h_seq_rows[t][...] = (1/4)*((zh_f).mean(dim=-1, keepdim=True) + (zh_g).mean(dim=-1, keepdim=True) + (zh_i).mean(dim=-1, keepdim=True) + (zh_o).mean(dim=-1, keepdim=True))  # (F20)
         mu_h = mu_h_seq_rows[t]
-        e_zh_f = torch.square(-mu_h + zh_f)  # (F21)
-        e_zh_i = torch.square(-mu_h + zh_i)  # (F22)
-        e_zh_g = torch.square(-mu_h + zh_g)  # (F23)
-        e_zh_o = torch.square(-mu_h + zh_o)  # (F24)
+        _cse4 = -mu_h + zh_f
+        e_zh_f = torch.square(_cse4)  # (F21)
+        _cse5 = -mu_h + zh_i
+        e_zh_i = torch.square(_cse5)  # (F22)
+        _cse6 = -mu_h + zh_g
+        e_zh_g = torch.square(_cse6)  # (F23)
+        _cse7 = -mu_h + zh_o
+        e_zh_o = torch.square(_cse7)  # (F24)
         v_h_seq_rows[t][...] = (1/4)*((e_zh_f).mean(dim=-1, keepdim=True) + (e_zh_g).mean(dim=-1, keepdim=True) + (e_zh_i).mean(dim=-1, keepdim=True) + (e_zh_o).mean(dim=-1, keepdim=True))  # (F25)
         v_h = v_h_seq_rows[t]
         r_h_seq_rows[t][...] = torch.rsqrt(v_h + 1/100000)  # (F26)
         r_h = r_h_seq_rows[t]
-        yh_f = beta_h_f + gamma_h_f*r_h*(-mu_h + zh_f)  # (F27)
-        yh_i = beta_h_i + gamma_h_i*r_h*(-mu_h + zh_i)  # (F28)
-        yh_g = beta_h_g + gamma_h_g*r_h*(-mu_h + zh_g)  # (F29)
-        yh_o = beta_h_o + gamma_h_o*r_h*(-mu_h + zh_o)  # (F30)
+        yh_f = _cse4*gamma_h_f*r_h + beta_h_f  # (F27)
+        yh_i = _cse5*gamma_h_i*r_h + beta_h_i  # (F28)
+        yh_g = _cse6*gamma_h_g*r_h + beta_h_g  # (F29)
+        yh_o = _cse7*gamma_h_o*r_h + beta_h_o  # (F30)
         s_f = yh_f + yx_f  # (F31)
         a_f = b_f + s_f  # (F32)
         s_i = yh_i + yx_i  # (F33)
@@ -242,12 +250,13 @@ def _forward_steps(w, sizes, xs, seq):
         c = c_seq_rows[t + 1]
         mu_c_seq_rows[t][...] = (c).mean(dim=-1, keepdim=True)  # (F46)
         mu_c = mu_c_seq_rows[t]
-        e_c = torch.square(c - mu_c)  # (F47)
+        _cse8 = c - mu_c
+        e_c = torch.square(_cse8)  # (F47)
         v_c_seq_rows[t][...] = (e_c).mean(dim=-1, keepdim=True)  # (F48)
         v_c = v_c_seq_rows[t]
         r_c_seq_rows[t][...] = torch.rsqrt(v_c + 1/100000)  # (F49)
         r_c = r_c_seq_rows[t]
-        y_c = beta_c + gamma_c*r_c*(c - mu_c)  # (F50)
+        y_c = _cse8*gamma_c*r_c + beta_c  # (F50)
         torch.tanh(y_c, out=k_seq_rows[t])  # (F51)
         k = k_seq_rows[t]
         torch.mul(k, o, out=h_seq_rows[t + 1])  # (F52)
@@ -502,11 +511,13 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
         d_k = d_h*o  # (B2)
         torch.mul(J_B3, d_k, out=d_y_c_seq_rows[t])  # (B3)
         d_y_c = d_y_c_seq_rows[t]
-        d_r_c = J_B4*d_y_c*gamma_c  # (B4)
+        _cse0 = d_y_c*gamma_c
+        d_r_c = J_B4*_cse0  # (B4)
         d_v_c = -1/2*J_B5*d_r_c  # (B5)
         d_e_c = (d_v_c).mean(dim=-1, keepdim=True)  # (B6)
-        d_mu_c = torch.addcmul(-d_y_c*gamma_c*r_c, J_B7, d_e_c)  # (B7) fork: e_c, y_c
-        d_c = torch.addcmul(d_y_c*gamma_c*r_c + d_c_next + (d_mu_c).mean(dim=-1, keepdim=True), J_B8, d_e_c)  # (B8) fork: mu_c, e_c, y_c, next step
+        _cse1 = _cse0*r_c
+        d_mu_c = torch.addcmul(-_cse1, J_B7, d_e_c)  # (B7) fork: e_c, y_c
+        d_c = torch.addcmul(_cse1 + d_c_next + (d_mu_c).mean(dim=-1, keepdim=True), J_B8, d_e_c)  # (B8) fork: mu_c, e_c, y_c, next step
         d_n = d_c  # (B9)
         d_m = d_c  # (B10)
         d_o = d_h*k  # (B11)
@@ -529,32 +540,52 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
         d_yh_g = d_s_g  # (B24)
         d_yh_i = d_s_i  # (B25)
         d_yh_f = d_s_f  # (B26)
-        d_r_h = J_B27*d_yh_f*gamma_h_f + J_B27_2*d_yh_g*gamma_h_g + J_B27_3*d_yh_i*gamma_h_i + J_B27_4*d_yh_o*gamma_h_o  # (B27) fork: yh_f, yh_i, yh_g, yh_o
+        _cse2 = d_yh_f*gamma_h_f
+        _cse3 = d_yh_g*gamma_h_g
+        _cse4 = d_yh_i*gamma_h_i
+        _cse5 = d_yh_o*gamma_h_o
+        d_r_h = torch.addcmul(torch.addcmul(torch.addcmul(J_B27_4*_cse5, J_B27_3, _cse4), J_B27_2, _cse3), J_B27, _cse2)  # (B27) fork: yh_f, yh_i, yh_g, yh_o
         d_v_h = -1/2*J_B28*d_r_h  # (B28)
-        d_e_zh_o = (1/4)*(d_v_h).mean(dim=-1, keepdim=True)  # (B29)
-        d_e_zh_g = (1/4)*(d_v_h).mean(dim=-1, keepdim=True)  # (B30)
-        d_e_zh_i = (1/4)*(d_v_h).mean(dim=-1, keepdim=True)  # (B31)
-        d_e_zh_f = (1/4)*(d_v_h).mean(dim=-1, keepdim=True)  # (B32)
-        d_mu_h = torch.addcmul(torch.addcmul(torch.addcmul(torch.addcmul(-d_yh_f*gamma_h_f*r_h - d_yh_g*gamma_h_g*r_h - d_yh_i*gamma_h_i*r_h - d_yh_o*gamma_h_o*r_h, J_B33_4, d_e_zh_o), J_B33_3, d_e_zh_i), J_B33_2, d_e_zh_g), J_B33, d_e_zh_f)  # (B33) fork: e_zh_f, e_zh_i, e_zh_g, e_zh_o, yh_f, yh_i, yh_g, yh_o
+        _cse6 = (1/4)*(d_v_h).mean(dim=-1, keepdim=True)
+        d_e_zh_o = _cse6  # (B29)
+        d_e_zh_g = _cse6  # (B30)
+        d_e_zh_i = _cse6  # (B31)
+        d_e_zh_f = _cse6  # (B32)
+        _cse7 = _cse2*r_h
+        _cse8 = _cse3*r_h
+        _cse9 = _cse4*r_h
+        _cse10 = _cse5*r_h
+        d_mu_h = torch.addcmul(torch.addcmul(torch.addcmul(torch.addcmul(-_cse10 - _cse7 - _cse8 - _cse9, J_B33_4, d_e_zh_o), J_B33_3, d_e_zh_i), J_B33_2, d_e_zh_g), J_B33, d_e_zh_f)  # (B33) fork: e_zh_f, e_zh_i, e_zh_g, e_zh_o, yh_f, yh_i, yh_g, yh_o
         d_yx_o = d_s_o  # (B34)
         d_yx_g = d_s_g  # (B35)
         d_yx_i = d_s_i  # (B36)
         d_yx_f = d_s_f  # (B37)
-        d_r_x = J_B38*d_yx_f*gamma_x_f + J_B38_2*d_yx_g*gamma_x_g + J_B38_3*d_yx_i*gamma_x_i + J_B38_4*d_yx_o*gamma_x_o  # (B38) fork: yx_f, yx_i, yx_g, yx_o
+        _cse11 = d_yx_f*gamma_x_f
+        _cse12 = d_yx_g*gamma_x_g
+        _cse13 = d_yx_i*gamma_x_i
+        _cse14 = d_yx_o*gamma_x_o
+        d_r_x = torch.addcmul(torch.addcmul(torch.addcmul(J_B38_4*_cse14, J_B38_3, _cse13), J_B38_2, _cse12), J_B38, _cse11)  # (B38) fork: yx_f, yx_i, yx_g, yx_o
         d_v_x = -1/2*J_B39*d_r_x  # (B39)
-        d_e_zx_o = (1/4)*(d_v_x).mean(dim=-1, keepdim=True)  # (B40)
-        d_e_zx_g = (1/4)*(d_v_x).mean(dim=-1, keepdim=True)  # (B41)
-        d_e_zx_i = (1/4)*(d_v_x).mean(dim=-1, keepdim=True)  # (B42)
-        d_e_zx_f = (1/4)*(d_v_x).mean(dim=-1, keepdim=True)  # (B43)
-        d_mu_x = torch.addcmul(torch.addcmul(torch.addcmul(torch.addcmul(-d_yx_f*gamma_x_f*r_x - d_yx_g*gamma_x_g*r_x - d_yx_i*gamma_x_i*r_x - d_yx_o*gamma_x_o*r_x, J_B44_4, d_e_zx_o), J_B44_3, d_e_zx_i), J_B44_2, d_e_zx_g), J_B44, d_e_zx_f)  # (B44) fork: e_zx_f, e_zx_i, e_zx_g, e_zx_o, yx_f, yx_i, yx_g, yx_o
-        d_A_h_prev_seq_3H_4H_rows[t][...] = (1/4)*(4*J_B45*d_e_zh_o + 4*d_yh_o*gamma_h_o*r_h + (d_mu_h).mean(dim=-1, keepdim=True))  # (B45) fork: mu_h, e_zh_o, yh_o
-        d_A_h_prev_seq_2H_3H_rows[t][...] = (1/4)*(4*J_B46*d_e_zh_g + 4*d_yh_g*gamma_h_g*r_h + (d_mu_h).mean(dim=-1, keepdim=True))  # (B46) fork: mu_h, e_zh_g, yh_g
-        d_A_h_prev_seq_H_2H_rows[t][...] = (1/4)*(4*J_B47*d_e_zh_i + 4*d_yh_i*gamma_h_i*r_h + (d_mu_h).mean(dim=-1, keepdim=True))  # (B47) fork: mu_h, e_zh_i, yh_i
-        d_A_h_prev_seq_0_H_rows[t][...] = (1/4)*(4*J_B48*d_e_zh_f + 4*d_yh_f*gamma_h_f*r_h + (d_mu_h).mean(dim=-1, keepdim=True))  # (B48) fork: mu_h, e_zh_f, yh_f
-        d_A_x_seq_3H_4H_rows[t][...] = (1/4)*(4*J_B49*d_e_zx_o + 4*d_yx_o*gamma_x_o*r_x + (d_mu_x).mean(dim=-1, keepdim=True))  # (B49) fork: mu_x, e_zx_o, yx_o
-        d_A_x_seq_2H_3H_rows[t][...] = (1/4)*(4*J_B50*d_e_zx_g + 4*d_yx_g*gamma_x_g*r_x + (d_mu_x).mean(dim=-1, keepdim=True))  # (B50) fork: mu_x, e_zx_g, yx_g
-        d_A_x_seq_H_2H_rows[t][...] = (1/4)*(4*J_B51*d_e_zx_i + 4*d_yx_i*gamma_x_i*r_x + (d_mu_x).mean(dim=-1, keepdim=True))  # (B51) fork: mu_x, e_zx_i, yx_i
-        d_A_x_seq_0_H_rows[t][...] = (1/4)*(4*J_B52*d_e_zx_f + 4*d_yx_f*gamma_x_f*r_x + (d_mu_x).mean(dim=-1, keepdim=True))  # (B52) fork: mu_x, e_zx_f, yx_f
+        _cse15 = (1/4)*(d_v_x).mean(dim=-1, keepdim=True)
+        d_e_zx_o = _cse15  # (B40)
+        d_e_zx_g = _cse15  # (B41)
+        d_e_zx_i = _cse15  # (B42)
+        d_e_zx_f = _cse15  # (B43)
+        _cse16 = _cse11*r_x
+        _cse17 = _cse12*r_x
+        _cse18 = _cse13*r_x
+        _cse19 = _cse14*r_x
+        d_mu_x = torch.addcmul(torch.addcmul(torch.addcmul(torch.addcmul(-_cse16 - _cse17 - _cse18 - _cse19, J_B44_4, d_e_zx_o), J_B44_3, d_e_zx_i), J_B44_2, d_e_zx_g), J_B44, d_e_zx_f)  # (B44) fork: e_zx_f, e_zx_i, e_zx_g, e_zx_o, yx_f, yx_i, yx_g, yx_o
+        _cse20 = (1/4)*(d_mu_h).mean(dim=-1, keepdim=True)
+        torch.addcmul(_cse10 + _cse20, J_B45, d_e_zh_o, out=d_A_h_prev_seq_3H_4H_rows[t])  # (B45) fork: mu_h, e_zh_o, yh_o
+        torch.addcmul(_cse20 + _cse8, J_B46, d_e_zh_g, out=d_A_h_prev_seq_2H_3H_rows[t])  # (B46) fork: mu_h, e_zh_g, yh_g
+        torch.addcmul(_cse20 + _cse9, J_B47, d_e_zh_i, out=d_A_h_prev_seq_H_2H_rows[t])  # (B47) fork: mu_h, e_zh_i, yh_i
+        torch.addcmul(_cse20 + _cse7, J_B48, d_e_zh_f, out=d_A_h_prev_seq_0_H_rows[t])  # (B48) fork: mu_h, e_zh_f, yh_f
+        _cse21 = (1/4)*(d_mu_x).mean(dim=-1, keepdim=True)
+        torch.addcmul(_cse19 + _cse21, J_B49, d_e_zx_o, out=d_A_x_seq_3H_4H_rows[t])  # (B49) fork: mu_x, e_zx_o, yx_o
+        torch.addcmul(_cse17 + _cse21, J_B50, d_e_zx_g, out=d_A_x_seq_2H_3H_rows[t])  # (B50) fork: mu_x, e_zx_g, yx_g
+        torch.addcmul(_cse18 + _cse21, J_B51, d_e_zx_i, out=d_A_x_seq_H_2H_rows[t])  # (B51) fork: mu_x, e_zx_i, yx_i
+        torch.addcmul(_cse16 + _cse21, J_B52, d_e_zx_f, out=d_A_x_seq_0_H_rows[t])  # (B52) fork: mu_x, e_zx_f, yx_f
         d_c_prev = d_m*f  # (B53)
         d_h_prev = d_A_h_prev @ Wcat_h_prev  # (B54) fork: zh_f, zh_i, zh_g, zh_o
         d_h_next = d_h_prev

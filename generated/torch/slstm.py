@@ -106,7 +106,7 @@ def _forward_steps(w, sizes, xs, seq):
         torch.addmm(A_x_rows[t], h_seq_rows[t], Wcat_h_prev.T, out=A_h_prev)  # (F1)-(F4)
         torch.tanh(A_h_prev_0_H, out=Z_z_seq_rows[t])  # (F5)
         z = Z_z_seq_rows[t]
-        torch.add((1/2)*A_h_prev_H_2H, (1/2)*(-2*torch.log(1 + torch.exp(-abs(A_h_prev_H_2H))) - abs(A_h_prev_H_2H)), out=Z_l_seq_rows[t])  # (F7)
+        torch.add((1/2)*A_h_prev_H_2H, -torch.log(1 + torch.exp(-abs(A_h_prev_H_2H))) - 1/2*abs(A_h_prev_H_2H), out=Z_l_seq_rows[t])  # (F7)
         l = Z_l_seq_rows[t]
         torch.sigmoid(A_h_prev_2H_3H, out=Z_o_seq_rows[t])  # (F6)
         o = Z_o_seq_rows[t]
@@ -307,7 +307,7 @@ def _recompute(w, sizes, xs, seq):
     torch.matmul(h_prev, Wcat_h_prev.T, out=A_h_prev)  # (F1)-(F4)
     A_h_prev.add_(A_x[0:steps])
     torch.tanh(A_h_prev[:, :, 0:H], out=Z_z)  # (F5)
-    torch.add((1/2)*A_h_prev[:, :, H:2 * H], (1/2)*(-2*torch.log(1 + torch.exp(-abs(A_h_prev[:, :, H:2 * H]))) - abs(A_h_prev[:, :, H:2 * H])), out=Z_l)  # (F7)
+    torch.add((1/2)*A_h_prev[:, :, H:2 * H], -torch.log(1 + torch.exp(-abs(A_h_prev[:, :, H:2 * H]))) - 1/2*abs(A_h_prev[:, :, H:2 * H]), out=Z_l)  # (F7)
     l = Z_l
     torch.sigmoid(A_h_prev[:, :, 2 * H:3 * H], out=Z_o)  # (F6)
     a_i_seq[0:steps] = A_h_prev[:, :, 3 * H:4 * H]
