@@ -2,9 +2,12 @@
 
 Contract: `emit_torch(derivation, entry, command) -> str`, the module's source, deterministic,
 without importing torch.  What the module does is `codegen.program`'s records, the same
-as the NumPy module's, with the backward loop's local-derivative factors evaluated for all
-steps before it (`codegen.program_hoist`: eager calls are costly); this backend spells them (`spell.py`, `printer.py`) and the
-template `module.py.j2` lays out the autograd.Function and the nn.Module around them.
+as the NumPy module's, rearranged because every eager call costs a few microseconds: the
+backward loop's local-derivative factors evaluated for all steps before it
+(`codegen.program_hoist`), its parameter-gradient sums after it (`codegen.program_reduce`),
+a step's repeated sub-expressions computed once (`common.py`) and every slice it reads made
+before the loop (`loop_refs.py`).  This backend spells the records (`spell.py`, `printer.py`)
+and the template `module.py.j2` lays out the autograd.Function and the nn.Module around them.
 The cell's prose and PyTorch layout are read through `numpy_backend.emit.module_facts`.
 """
 from __future__ import annotations
