@@ -12,7 +12,7 @@ from codegen.program import program
 from codegen.program_hoist import hoist
 from codegen.program_reduce import reduce_after
 from codegen.records import Assign, Reduce, Ref, View
-from codegen.torch_backend.common import shared
+from codegen.torch_backend.common import fused_products, shared
 from codegen.torch_backend.emit import emit_torch
 from codegen.torch_backend.spell import spell
 from derive.derivation import derive
@@ -159,3 +159,27 @@ def test_the_layernorm_lstm_mean_gradient_is_computed_once_and_the_check_can_fai
     wrong = [replace(r, expr=2 * r.expr) if r is temps[0] else r for r in after]
     before = [r.expr for r in prog.backward_loop if isinstance(r, Assign)]
     assert any(sp.simplify(a - b) != 0 for a, (_, _, b) in zip(before, inlined(wrong)))
+
+
+@pytest.mark.parametrize("name", RECURRENT)
+def test_fused_products_keep_every_equation(name):
+    loop = hoist(program(derive(CELLS[name].cell))).forward_loop
+    products = {r.label: r for r in loop if isinstance(r, Assign) and isinstance(r.target, str)}
+    sums = {r.label: r for r in loop if isinstance(r, Assign)}
+    for r in fused_products(loop):
+        if not isinstance(r, Assign) or r.label in sums:
+            continue
+        first, second = r.label.split(" ", 1)   # the product's label, then the sum's
+        product, original = products[first], sums[second]
+        expected = original.expr.xreplace({sp.Symbol(product.target, real=True): product.expr})
+        assert sp.simplify(r.expr - expected) == 0 and r.target == original.target, r.label
+
+
+def test_the_lstm_cell_state_is_one_addcmul_and_the_check_can_fail():
+    loop = hoist(program(derive(CELLS["lstm"].cell))).forward_loop
+    fused = {r.label: r for r in fused_products(loop) if isinstance(r, Assign)}
+    c = fused["(F9) (F11)"].expr
+    f, i, c_prev, n = (sp.Symbol(s, real=True) for s in ("f", "i", "c_prev", "n"))
+    assert sp.simplify(c - (c_prev*f + n)) == 0
+    assert sp.simplify(c.xreplace({f: i}) - (c_prev*f + n)) != 0
+    assert "(F9)" not in fused

@@ -16,9 +16,9 @@ from dataclasses import replace
 
 import sympy as sp
 
-from codegen.records import Assign, Ref
+from codegen.records import Assign, Ref, reads
 
-__all__ = ["shared"]
+__all__ = ["shared", "fused_products"]
 
 
 def shared(records) -> list:
@@ -71,3 +71,41 @@ def _needs(expr, defined) -> set:
             found.add(s)
             todo += [t for t in defined[s].free_symbols if t in defined]
     return found
+
+
+def fused_products(records) -> list:
+    """A product of two values named only to be added to another (`m = c_prev*f`, then
+    `c = m + n`) is written into the sum instead (`c = c_prev*f + n`), which the spelling makes
+    one `torch.addcmul`: a call fewer.  Only where nothing but new names is bound between the
+    two records (no buffer written in between) and the sum adds no such product yet."""
+    records = list(records)
+    for n, r in enumerate(records):
+        if not _two_factors(r):
+            continue
+        readers = [m for m in range(n + 1, len(records)) if r.target in reads(records[m])]
+        if len(readers) != 1:
+            continue
+        m = readers[0]
+        sum_ = records[m]
+        symbol = sp.Symbol(r.target, real=True)
+        between = records[n + 1:m]
+        if isinstance(sum_, Assign) and isinstance(sum_.expr, sp.Add) and symbol in sum_.expr.args \
+                and not sum_.operands and sum_.fold is None \
+                and sum(1 for a in sum_.expr.args if a.has(symbol)) == 1 \
+                and not any(_two_factors_expr(a) for a in sum_.expr.args) \
+                and all(isinstance(b, Assign) and isinstance(b.target, str) for b in between):
+            label = " ".join(x for x in (r.label, sum_.label) if x)
+            records[m] = replace(sum_, expr=sum_.expr.xreplace({symbol: r.expr}), label=label)
+            records[n] = None
+    return [r for r in records if r is not None]
+
+
+def _two_factors(r) -> bool:
+    return isinstance(r, Assign) and isinstance(r.target, str) and not r.operands and r.fold is None \
+        and _two_factors_expr(r.expr)
+
+
+def _two_factors_expr(expr) -> bool:
+    coefficient, factors = expr.as_coeff_mul()
+    return isinstance(expr, sp.Mul) and coefficient == 1 and len(factors) == 2 and \
+        all(f.is_Symbol for f in factors)

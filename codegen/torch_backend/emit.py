@@ -17,7 +17,7 @@ from codegen.program import program
 from codegen.program_hoist import hoist
 from codegen.program_reduce import reduce_after
 from codegen.records import Assign, Buffer, Zeros
-from codegen.torch_backend.common import shared
+from codegen.torch_backend.common import fused_products, shared
 from codegen.torch_backend.loop_refs import by_rows
 from codegen.torch_backend.spell import spell, stack_line
 from codegen.torch_backend.templates import render
@@ -36,9 +36,9 @@ def class_name(cell_name: str) -> str:
 def emit_torch(derivation: Derivation, entry, command: str) -> str:
     cell = derivation.cell
     prog = reduce_after(hoist(program(derivation)), cell.sizes())
-    forward_loop, forward_rows, forward_views = by_rows(shared(prog.forward_loop), _fixed(
+    forward_loop, forward_rows, forward_views = by_rows(fused_products(shared(prog.forward_loop)), _fixed(
         prog, prog.forward_pre, prog.forward_loop))
-    backward_loop, backward_rows, backward_views = by_rows(shared(prog.backward_loop), _fixed(
+    backward_loop, backward_rows, backward_views = by_rows(fused_products(shared(prog.backward_loop)), _fixed(
         prog, prog.backward_pre, prog.backward_loop))
     sizes = cell.sizes()
     params = cell.public_params()

@@ -92,9 +92,8 @@ def _forward_steps(w, sizes, xs, seq):
         n = Z_n_seq_rows[t]
         torch.add(-f, 1, out=h_1_seq_rows[t])  # (F6)
         h_1 = h_1_seq_rows[t]
-        h_2 = h_1*h_prev  # (F7)
         h_3 = f*n  # (F8)
-        torch.add(h_2, h_3, out=h_seq_rows[t + 1])  # (F9)
+        torch.addcmul(h_3, h_1, h_prev, out=h_seq_rows[t + 1])  # (F7) (F9)
 
 
 def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):

@@ -99,9 +99,8 @@ def _forward_steps(w, sizes, xs, seq):
         a_g = a_g_seq_rows[t]
         torch.mul(a_g, torch.reciprocal(abs(a_g) + 1), out=g_seq_rows[t])  # (F6)
         g = g_seq_rows[t]
-        c_1 = c_prev*f  # (F9)
         c_2 = g*i  # (F10)
-        torch.add(c_1, c_2, out=c_seq_rows[t + 1])  # (F11)
+        torch.addcmul(c_2, c_prev, f, out=c_seq_rows[t + 1])  # (F9) (F11)
         c = c_seq_rows[t + 1]
         torch.tanh(c, out=h_1_seq_rows[t])  # (F12)
         h_1 = h_1_seq_rows[t]

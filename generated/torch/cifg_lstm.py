@@ -94,9 +94,8 @@ def _forward_steps(w, sizes, xs, seq):
         g = Z_g_seq_rows[t]
         torch.add(-f, 1, out=i_seq_rows[t])  # (F5)
         i = i_seq_rows[t]
-        m = c_prev*f  # (F8)
         n = g*i  # (F9)
-        torch.add(m, n, out=c_seq_rows[t + 1])  # (F10)
+        torch.addcmul(n, c_prev, f, out=c_seq_rows[t + 1])  # (F8) (F10)
         c = c_seq_rows[t + 1]
         torch.tanh(c, out=k_seq_rows[t])  # (F11)
         k = k_seq_rows[t]

@@ -98,9 +98,8 @@ def _forward_steps(w, sizes, xs, seq):
         h_cand = Z_h_cand_seq_rows[t]
         torch.add(-z, 1, out=v_seq_rows[t])  # (F8)
         v = v_seq_rows[t]
-        h_new = h_cand*v  # (F9)
         h_kept = h_prev*z  # (F10)
-        torch.add(h_kept, h_new, out=h_seq_rows[t + 1])  # (F11)
+        torch.addcmul(h_kept, h_cand, v, out=h_seq_rows[t + 1])  # (F9) (F11)
 
 
 def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):

@@ -105,15 +105,13 @@ def _forward_steps(w, sizes, xs, seq):
         A_h_prev_2H_3H.add_(bcat_h_prev[2 * H:3 * H])
         a_nh_seq_rows[t][...] = A_h_prev_2H_3H
         a_nh = a_nh_seq_rows[t]
-        a_nr = a_nh*r  # (F7)
-        a_n = a_nr + a_nx  # (F8)
+        a_n = torch.addcmul(a_nx, a_nh, r)  # (F7) (F8)
         torch.tanh(a_n, out=h_cand_seq_rows[t])  # (F9)
         h_cand = h_cand_seq_rows[t]
         torch.add(-z, 1, out=v_seq_rows[t])  # (F10)
         v = v_seq_rows[t]
-        h_new = h_cand*v  # (F11)
         h_kept = h_prev*z  # (F12)
-        torch.add(h_kept, h_new, out=h_seq_rows[t + 1])  # (F13)
+        torch.addcmul(h_kept, h_cand, v, out=h_seq_rows[t + 1])  # (F11) (F13)
 
 
 def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):

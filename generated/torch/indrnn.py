@@ -67,8 +67,7 @@ def _forward_steps(w, sizes, xs, seq):
     for t in range(steps):
         h_prev = h_seq_rows[t]
         a = A_x_rows[t]
-        q = h_prev*u  # (F2)
-        torch.add(a, q, out=z_seq_rows[t])  # (F3)
+        torch.addcmul(a, h_prev, u, out=z_seq_rows[t])  # (F2) (F3)
         z = z_seq_rows[t]
         h_seq_rows[t + 1][...] = torch.clamp(z, min=0)  # (F4)
 

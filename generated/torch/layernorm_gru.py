@@ -200,16 +200,14 @@ def _forward_steps(w, sizes, xs, seq):
         z = z_seq_rows[t]
         torch.add(b_hn, yh_n, out=a_nh_seq_rows[t])  # (F31)
         a_nh = a_nh_seq_rows[t]
-        a_nr = a_nh*r  # (F32)
         a_nx = b_n + yx_n  # (F33)
-        a_n = a_nr + a_nx  # (F34)
+        a_n = torch.addcmul(a_nx, a_nh, r)  # (F32) (F34)
         torch.tanh(a_n, out=h_cand_seq_rows[t])  # (F35)
         h_cand = h_cand_seq_rows[t]
         torch.add(-z, 1, out=v_seq_rows[t])  # (F36)
         v = v_seq_rows[t]
-        h_new = h_cand*v  # (F37)
         h_kept = h_prev*z  # (F38)
-        torch.add(h_kept, h_new, out=h_seq_rows[t + 1])  # (F39)
+        torch.addcmul(h_kept, h_cand, v, out=h_seq_rows[t + 1])  # (F37) (F39)
 
 
 def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):

@@ -244,9 +244,8 @@ def _forward_steps(w, sizes, xs, seq):
         g = g_seq_rows[t]
         torch.sigmoid(a_o, out=o_seq_rows[t])  # (F42)
         o = o_seq_rows[t]
-        m = c_prev*f  # (F43)
         n = g*i  # (F44)
-        torch.add(m, n, out=c_seq_rows[t + 1])  # (F45)
+        torch.addcmul(n, c_prev, f, out=c_seq_rows[t + 1])  # (F43) (F45)
         c = c_seq_rows[t + 1]
         mu_c_seq_rows[t][...] = (c).mean(dim=-1, keepdim=True)  # (F46)
         mu_c = mu_c_seq_rows[t]

@@ -113,9 +113,8 @@ def _forward_steps(w, sizes, xs, seq):
         o = o_rows[t]
         torch.tanh(A_h_prev_3H_4H, out=Z_g_seq_rows[t])  # (F7)
         g = Z_g_seq_rows[t]
-        m = c_prev*f  # (F9)
         n = g*i  # (F10)
-        torch.add(m, n, out=c_seq_rows[t + 1])  # (F11)
+        torch.addcmul(n, c_prev, f, out=c_seq_rows[t + 1])  # (F9) (F11)
         c = c_seq_rows[t + 1]
         torch.tanh(c, out=k_seq_rows[t])  # (F12)
         k = k_seq_rows[t]

@@ -122,12 +122,10 @@ def _forward_steps(w, sizes, xs, seq):
         q = e - m  # (F12)
         torch.exp(q, out=f_seq_rows[t])  # (F13)
         f = f_seq_rows[t]
-        u = c_prev*f  # (F14)
         w = i*z  # (F15)
-        torch.add(u, w, out=c_seq_rows[t + 1])  # (F16)
+        torch.addcmul(w, c_prev, f, out=c_seq_rows[t + 1])  # (F14) (F16)
         c = c_seq_rows[t + 1]
-        v = f*n_prev  # (F17)
-        torch.add(i, v, out=n_seq_rows[t + 1])  # (F18)
+        torch.addcmul(i, f, n_prev, out=n_seq_rows[t + 1])  # (F17) (F18)
         n = n_seq_rows[t + 1]
         torch.mul(c, torch.reciprocal(n), out=r_seq_rows[t])  # (F19)
         r = r_seq_rows[t]
