@@ -13,7 +13,8 @@ Python size expressions (`2 * H`), shared by every Python backend.
   `Ref` into storage, or a fresh name when `target` is a str).
 - `Add(target, source)`: target += source (bias, another product's columns).
 - `Copy(target, source)`: target = source, element by element.
-- `Reduce(target, source)`: target += the sum of source over its rows (batch, steps).
+- `Reduce(target, source)`: target += the sum of source over its rows (batch, steps;
+  `steps=True`: a (steps, B, w) source, summed over its two leading axes).
 - `Fold(name, rows, factor)`: a constant factor of a block's activation that a backend may
   fold into its forward's copy of the weights (`Program.folds`).
 """
@@ -118,6 +119,7 @@ class Reduce:
     target: str
     source: Ref | sp.Expr
     label: str = ""
+    steps: bool = False       # source spans every step, (steps, B, w): summed over both axes
 
 
 @dataclass(frozen=True)

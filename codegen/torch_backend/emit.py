@@ -2,9 +2,12 @@
 
 Contract: `emit_torch(derivation, entry, command) -> str`, the module's source, deterministic,
 without importing torch.  What the module does is `codegen.program`'s records, the same
-as the NumPy module's, with the backward loop's local-derivative factors evaluated for all
-steps before it (`codegen.program_hoist`: eager calls are costly); this backend spells them (`spell.py`, `printer.py`) and the
-template `module.py.j2` lays out the autograd.Function and the nn.Module around them.
+as the NumPy module's, rearranged because every eager call costs a few microseconds: the
+backward loop's local-derivative factors evaluated for all steps before it
+(`codegen.program_hoist`), its parameter-gradient sums after it (`codegen.program_reduce`),
+a step's repeated sub-expressions computed once (`common.py`) and every slice it reads made
+before the loop (`loop_refs.py`).  This backend spells the records (`spell.py`, `printer.py`)
+and the template `module.py.j2` lays out the autograd.Function and the nn.Module around them.
 The cell's prose and PyTorch layout are read through `numpy_backend.emit.module_facts`.
 """
 from __future__ import annotations
@@ -12,9 +15,10 @@ from __future__ import annotations
 from codegen.numpy_backend.emit import module_facts, pack_lines, packing, size_sources, tuple_code
 from codegen.program import program
 from codegen.program_hoist import hoist
-from dataclasses import replace
-
-from codegen.records import Add, Assign, Buffer, Copy, Gemm, Reduce, Ref, View
+from codegen.program_reduce import reduce_after
+from codegen.records import Assign, Buffer, Zeros
+from codegen.torch_backend.common import fused_products, shared
+from codegen.torch_backend.loop_refs import by_rows
 from codegen.torch_backend.spell import spell, stack_line
 from codegen.torch_backend.templates import render
 from derive.derivation import Derivation
@@ -30,9 +34,12 @@ def class_name(cell_name: str) -> str:
 
 
 def emit_torch(derivation: Derivation, entry, command: str) -> str:
-    cell, prog = derivation.cell, hoist(program(derivation))
-    forward_loop, forward_rows = by_rows(prog.forward_loop)
-    backward_loop, backward_rows = by_rows(prog.backward_loop)
+    cell = derivation.cell
+    prog = reduce_after(hoist(program(derivation)), cell.sizes())
+    forward_loop, forward_rows, forward_views = by_rows(fused_products(shared(prog.forward_loop)), _fixed(
+        prog, prog.forward_pre, prog.forward_loop))
+    backward_loop, backward_rows, backward_views = by_rows(fused_products(shared(prog.backward_loop)), _fixed(
+        prog, prog.backward_pre, prog.backward_loop))
     sizes = cell.sizes()
     params = cell.public_params()
     facts = module_facts(entry)
@@ -51,41 +58,22 @@ def emit_torch(derivation: Derivation, entry, command: str) -> str:
         cached=list(prog.cached), cached_names=tuple_code([f"{n}_seq" for n, _, _ in prog.cached]),
         saved_names=tuple_code([f"{n}_seq" for n, _, is_state in prog.cached if is_state]),
         recompute=spell(prog.recompute, per_step=False),
-        forward_pre=spell(prog.forward_pre), forward_loop=spell(forward_loop), forward_rows=forward_rows,
-        backward_pre=spell(_without_scratch(prog)), backward_loop=spell(backward_loop),
-        backward_rows=backward_rows,
+        forward_pre=spell(prog.forward_pre) + _view_lines(forward_views), forward_loop=spell(forward_loop),
+        forward_rows=forward_rows, backward_pre=spell(_without_scratch(prog)) + _view_lines(backward_views),
+        backward_loop=spell(backward_loop), backward_rows=backward_rows,
         backward_post=spell(prog.backward_post),
         grads=[_grad_line(g) for g in prog.grads] + pack_lines(cell, "torch.cat"),
         dxs_written=prog.dxs_written, **packing(cell))
 
 
-def by_rows(records):
-    """The loop's records reading step t of a buffer from its rows, split once before the loop
-    (`h_seq_rows = h_seq.unbind(0)`; `h_seq_rows[t]`): a Python list index per step instead
-    of a tensor indexing call.  Returns the records and the buffers to split."""
-    names = []
-
-    def move(ref):
-        if not isinstance(ref, Ref) or ref.step not in ("t", "t + 1") or ref.flat is not None:
-            return ref
-        names.append(ref.name)
-        return replace(ref, name=f"{ref.name}_rows[{ref.step}]", step=None)
-    moved = [_moved(r, move) for r in records]
-    return moved, list(dict.fromkeys(names))
+def _fixed(prog, pre, loop) -> frozenset:
+    """Names that hold the same tensor through the whole loop: buffers made before it, weights."""
+    made = {r.name for r in pre if isinstance(r, (Buffer, Zeros))} | set(prog.weights)
+    return frozenset(made - {r.target for r in loop if isinstance(r, Assign) and isinstance(r.target, str)})
 
 
-def _moved(r, move):
-    if isinstance(r, View):
-        return replace(r, ref=move(r.ref))
-    if isinstance(r, Gemm):
-        return replace(r, out=move(r.out), a=move(r.a), b=move(r.b))
-    if isinstance(r, Assign):
-        return replace(r, target=move(r.target), operands=tuple((n, move(f)) for n, f in r.operands))
-    if isinstance(r, (Add, Copy)):
-        return replace(r, target=move(r.target), source=move(r.source))
-    if isinstance(r, Reduce):
-        return replace(r, source=move(r.source))
-    return r
+def _view_lines(views) -> list[str]:
+    return [f"{name} = {code}" for name, code in views]
 
 
 def _without_scratch(prog):

@@ -37,7 +37,19 @@ class TorchCode(NumPyCode):
     def _print_Pow(self, expr):
         if expr.is_number and not expr.is_Integer:   # sqrt(2): torch.sqrt wants a tensor
             return repr(float(expr))
+        base, exponent = expr.args
+        # one call each, where `x**2` and `1/torch.sqrt(x)` cost a scalar conversion and two calls
+        if exponent in POWERS and not base.is_number:
+            return f"{POWERS[exponent]}({self._print(base)})"
         return super()._print_Pow(expr)
+
+    def _print_Add(self, expr, order=None):
+        # a number every term is multiplied by multiplies the sum once: (1/4)*(a + b), not a/4 + b/4
+        content, rest = expr.as_content_primitive()
+        if content != 1 and isinstance(rest, sp.Add) and \
+                all(abs(t.as_coeff_Mul()[0]) == 1 and not t.is_Number for t in rest.args):
+            return self._print(sp.Mul(content, rest, evaluate=False))
+        return super()._print_Add(expr, order)
 
     def _print_erf(self, expr):
         return f"torch.erf({self._print(expr.args[0])})"
@@ -55,6 +67,7 @@ class TorchCode(NumPyCode):
         return f"torch.clamp({self._print(a)}, min={self._print(b)})"
 
 
+POWERS = {sp.Integer(2): "torch.square", sp.Rational(-1, 2): "torch.rsqrt", sp.Integer(-1): "torch.reciprocal"}
 PRINTER = TorchCode()
 
 

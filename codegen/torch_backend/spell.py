@@ -108,7 +108,8 @@ def _code(expr) -> str:
 
 def _reduce(r: Reduce, module):
     source = ref_code(r.source) if isinstance(r.source, Ref) else f"({expr_code(r.source)})"
-    return [f"{r.target} += {source}.sum(dim=0){_comment(r.label)}"]
+    axes = "(0, 1)" if r.steps else "0"
+    return [f"{r.target} += {source}.sum(dim={axes}){_comment(r.label)}"]
 
 
 SPELLING = {**NUMPY_SPELLING, Buffer: _buffer, Zeros: _zeros, Assign: _assign, Reduce: _reduce,

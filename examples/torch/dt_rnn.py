@@ -70,16 +70,14 @@ def _forward_steps(w, sizes, xs, seq):
     A_x.add_(bcat_x)
     A_h_prev = xs.new_empty((B, H))
     A_u = xs.new_empty((B, H))
+    A_h_prev_0_H = A_h_prev[:, 0:H]
     h_seq_rows = h_seq.unbind(0)
     Z_u_seq_rows = Z_u_seq.unbind(0)
     A_x_rows = A_x.unbind(0)
     for t in range(steps):
-        h_prev = h_seq_rows[t]
-        Z_u = Z_u_seq_rows[t]
-        torch.addmm(A_x_rows[t], h_prev, Wcat_h_prev.T, out=A_h_prev)  # (F1)
-        torch.sigmoid(A_h_prev[:, 0:H], out=Z_u)  # (F2)
-        u = Z_u
-        torch.addmm(bcat_u[0:H], u, Wcat_u.T, out=A_u)  # (F3)
+        torch.addmm(A_x_rows[t], h_seq_rows[t], Wcat_h_prev.T, out=A_h_prev)  # (F1)
+        torch.sigmoid(A_h_prev_0_H, out=Z_u_seq_rows[t])  # (F2)
+        torch.addmm(bcat_u[0:H], Z_u_seq_rows[t], Wcat_u.T, out=A_u)  # (F3)
         a_h = A_u
         torch.tanh(a_h, out=h_seq_rows[t + 1])  # (F4)
 
@@ -104,26 +102,24 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
     d_u = d_Z_u
     h = h_seq[1:]
     Z_u = Z_u_seq[0:steps]
-    J_B2_seq = 1 - h**2  # (B2)
+    J_B2_seq = 1 - torch.square(h)  # (B2)
     J_B4_seq = Z_u*(1 - Z_u)  # (B4)
     dhs_rows = dhs.unbind(0)
     J_B2_seq_rows = J_B2_seq.unbind(0)
     J_B4_seq_rows = J_B4_seq.unbind(0)
-    h_seq_rows = h_seq.unbind(0)
-    Z_u_seq_rows = Z_u_seq.unbind(0)
     d_A_x_seq_rows = d_A_x_seq.unbind(0)
     d_A_u_seq_rows = d_A_u_seq.unbind(0)
+    d_A_u_seq_0_H_rows = d_A_u_seq[:, :, 0:H].unbind(0)
+    d_A_x_seq_0_H_rows = d_A_x_seq[:, :, 0:H].unbind(0)
     for t in reversed(range(steps)):
         J_B2 = J_B2_seq_rows[t]
         J_B4 = J_B4_seq_rows[t]
-        h = h_seq_rows[t + 1]
-        Z_u = Z_u_seq_rows[t]
         d_A_x = d_A_x_seq_rows[t]
         d_A_u = d_A_u_seq_rows[t]
         d_h = d_h_next + dhs_rows[t]  # (B1) fork: loss, next step
-        torch.mul(J_B2, d_h, out=d_A_u[:, 0:H])  # (B2)
+        torch.mul(J_B2, d_h, out=d_A_u_seq_0_H_rows[t])  # (B2)
         d_u[...] = d_A_u @ Wcat_u  # (B3)
-        torch.mul(J_B4, d_Z_u, out=d_A_x[:, 0:H])  # (B4)
+        torch.mul(J_B4, d_Z_u, out=d_A_x_seq_0_H_rows[t])  # (B4)
         d_h_prev = d_A_x @ Wcat_h_prev  # (B5)
         d_h_next = d_h_prev
     dw["Wcat_x"] += d_A_x_seq.reshape(steps * B, H).T @ xs.reshape(steps * B, D)  # (P1)

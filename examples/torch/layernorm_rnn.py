@@ -76,18 +76,18 @@ def _forward_steps(w, sizes, xs, seq):
     h_5_seq_rows = h_5_seq.unbind(0)
     h_6_seq_rows = h_6_seq.unbind(0)
     for t in range(steps):
-        h_prev = h_seq_rows[t]
-        torch.addmm(A_x_rows[t], h_prev, Wcat_h_prev.T, out=A_h_prev)  # (F1)
+        torch.addmm(A_x_rows[t], h_seq_rows[t], Wcat_h_prev.T, out=A_h_prev)  # (F1)
         h_1_seq_rows[t][...] = A_h_prev
         h_1 = h_1_seq_rows[t]
         h_3_seq_rows[t][...] = (h_1).mean(dim=-1, keepdim=True)  # (F2)
         h_3 = h_3_seq_rows[t]
-        h_4 = (h_1 - h_3)**2  # (F3)
+        _cse0 = h_1 - h_3
+        h_4 = torch.square(_cse0)  # (F3)
         h_5_seq_rows[t][...] = (h_4).mean(dim=-1, keepdim=True)  # (F4)
         h_5 = h_5_seq_rows[t]
-        h_6_seq_rows[t][...] = 1/torch.sqrt(h_5 + 1/100000)  # (F5)
+        h_6_seq_rows[t][...] = torch.rsqrt(h_5 + 1/100000)  # (F5)
         h_6 = h_6_seq_rows[t]
-        h_2 = beta + gamma*h_6*(h_1 - h_3)  # (F6)
+        h_2 = _cse0*gamma*h_6 + beta  # (F6)
         a_h = b + h_2  # (F7)
         torch.tanh(a_h, out=h_seq_rows[t + 1])  # (F8)
 
@@ -117,51 +117,53 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
     h_1 = h_1_seq[0:steps]
     h_3 = h_3_seq[0:steps]
     h_5 = h_5_seq[0:steps]
-    J_B2_seq = 1 - h**2  # (B2)
+    J_B2_seq = 1 - torch.square(h)  # (B2)
     J_B4_seq = h_1 - h_3  # (B4)
     J_B5_seq = (h_5 + 1/100000)**(-3/2)  # (B5)
-    J_B7_seq = -2*h_1 + 2*h_3  # (B7) fork: h_4, h_2
-    J_B8_seq = 2*h_1 - 2*h_3  # (B8) fork: h_3, h_4, h_2
+    J_B7_seq = 2*(-h_1 + h_3)  # (B7) fork: h_4, h_2
+    J_B8_seq = 2*(h_1 - h_3)  # (B8) fork: h_3, h_4, h_2
+    d_a_h_seq = xs.new_empty((steps, B, H))
     dhs_rows = dhs.unbind(0)
     J_B2_seq_rows = J_B2_seq.unbind(0)
     J_B4_seq_rows = J_B4_seq.unbind(0)
     J_B5_seq_rows = J_B5_seq.unbind(0)
     J_B7_seq_rows = J_B7_seq.unbind(0)
     J_B8_seq_rows = J_B8_seq.unbind(0)
-    h_seq_rows = h_seq.unbind(0)
-    h_1_seq_rows = h_1_seq.unbind(0)
-    h_3_seq_rows = h_3_seq.unbind(0)
-    h_5_seq_rows = h_5_seq.unbind(0)
     h_6_seq_rows = h_6_seq.unbind(0)
     d_A_x_seq_rows = d_A_x_seq.unbind(0)
+    d_a_h_seq_rows = d_a_h_seq.unbind(0)
+    d_A_x_seq_0_H_rows = d_A_x_seq[:, :, 0:H].unbind(0)
     for t in reversed(range(steps)):
         J_B2 = J_B2_seq_rows[t]
         J_B4 = J_B4_seq_rows[t]
         J_B5 = J_B5_seq_rows[t]
         J_B7 = J_B7_seq_rows[t]
         J_B8 = J_B8_seq_rows[t]
-        h = h_seq_rows[t + 1]
-        h_1 = h_1_seq_rows[t]
-        h_3 = h_3_seq_rows[t]
-        h_5 = h_5_seq_rows[t]
         h_6 = h_6_seq_rows[t]
         d_A_x = d_A_x_seq_rows[t]
         d_h = d_h_next + dhs_rows[t]  # (B1) fork: loss, next step
-        d_a_h = J_B2*d_h  # (B2)
+        torch.mul(J_B2, d_h, out=d_a_h_seq_rows[t])  # (B2)
+        d_a_h = d_a_h_seq_rows[t]
         d_h_2 = d_a_h  # (B3)
-        d_h_6 = J_B4*d_h_2*gamma  # (B4)
+        _cse0 = d_h_2*gamma
+        d_h_6 = J_B4*_cse0  # (B4)
         d_h_5 = -1/2*J_B5*d_h_6  # (B5)
         d_h_4 = (d_h_5).mean(dim=-1, keepdim=True)  # (B6)
-        d_h_3 = torch.addcmul(-d_h_2*gamma*h_6, J_B7, d_h_4)  # (B7) fork: h_4, h_2
-        d_A_x[:, 0:H] = J_B8*d_h_4 + d_h_2*gamma*h_6 + (d_h_3).mean(dim=-1, keepdim=True)  # (B8) fork: h_3, h_4, h_2
+        _cse1 = _cse0*h_6
+        d_h_3 = torch.addcmul(-_cse1, J_B7, d_h_4)  # (B7) fork: h_4, h_2
+        d_A_x_seq_0_H_rows[t][...] = J_B8*d_h_4 + _cse1 + (d_h_3).mean(dim=-1, keepdim=True)  # (B8) fork: h_3, h_4, h_2
         d_h_prev = d_A_x @ Wcat_h_prev  # (B9)
-        d_gamma += (d_h_2*h_6*(h_1 - h_3)).sum(dim=0)  # (P3)
-        d_beta += (d_h_2).sum(dim=0)  # (P4)
-        d_b += (d_a_h).sum(dim=0)  # (P5)
         d_h_next = d_h_prev
     dw["Wcat_x"] += d_A_x_seq.reshape(steps * B, H).T @ xs.reshape(steps * B, D)  # (P1)
     torch.matmul(d_A_x_seq.reshape(steps * B, H), Wcat_x, out=dxs.reshape(steps * B, D))  # (B10)
     dw["Wcat_h_prev"] += d_A_x_seq.reshape(steps * B, H).T @ h_seq[:steps].reshape(steps * B, H)  # (P2)
+    h_1 = h_1_seq[0:steps]
+    h_3 = h_3_seq[0:steps]
+    h_6 = h_6_seq[0:steps]
+    d_a_h = d_a_h_seq
+    d_gamma += (d_a_h*h_6*(h_1 - h_3)).sum(dim=(0, 1))  # (P3)
+    d_beta += (d_a_h).sum(dim=(0, 1))  # (P4)
+    d_b += (d_a_h).sum(dim=(0, 1))  # (P5)
     return {"h": d_h_next}
 
 
@@ -207,10 +209,10 @@ def _recompute(w, sizes, xs, seq):
     h_1 = h_1_seq[0:steps]
     h_3_seq[0:steps] = (h_1).mean(dim=-1, keepdim=True)  # (F2)
     h_3 = h_3_seq[0:steps]
-    h_4 = (h_1 - h_3)**2  # (F3)
+    h_4 = torch.square(h_1 - h_3)  # (F3)
     h_5_seq[0:steps] = (h_4).mean(dim=-1, keepdim=True)  # (F4)
     h_5 = h_5_seq[0:steps]
-    h_6_seq[0:steps] = 1/torch.sqrt(h_5 + 1/100000)  # (F5)
+    h_6_seq[0:steps] = torch.rsqrt(h_5 + 1/100000)  # (F5)
 
 
 def _grads(dw, sizes):

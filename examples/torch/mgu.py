@@ -72,29 +72,28 @@ def _forward_steps(w, sizes, xs, seq):
     A_x.add_(bcat_x)
     A_h_prev = xs.new_empty((B, H))
     A_n_1 = xs.new_empty((B, H))
+    A_h_prev_0_H = A_h_prev[:, 0:H]
+    A_n_1_0_H = A_n_1[:, 0:H]
     h_seq_rows = h_seq.unbind(0)
     Z_f_seq_rows = Z_f_seq.unbind(0)
     Z_n_seq_rows = Z_n_seq.unbind(0)
-    A_x_rows = A_x.unbind(0)
+    A_x_0_H_rows = A_x[:, :, 0:H].unbind(0)
     n_1_seq_rows = n_1_seq.unbind(0)
+    A_x_H_2H_rows = A_x[:, :, H:2 * H].unbind(0)
     h_1_seq_rows = h_1_seq.unbind(0)
     for t in range(steps):
         h_prev = h_seq_rows[t]
-        Z_f = Z_f_seq_rows[t]
-        Z_n = Z_n_seq_rows[t]
-        torch.addmm(A_x_rows[t][:, 0:H], h_prev, Wcat_h_prev.T, out=A_h_prev)  # (F1)
-        torch.sigmoid(A_h_prev[:, 0:H], out=Z_f)  # (F2)
-        f = Z_f
+        torch.addmm(A_x_0_H_rows[t], h_seq_rows[t], Wcat_h_prev.T, out=A_h_prev)  # (F1)
+        torch.sigmoid(A_h_prev_0_H, out=Z_f_seq_rows[t])  # (F2)
+        f = Z_f_seq_rows[t]
         torch.mul(f, h_prev, out=n_1_seq_rows[t])  # (F3)
-        n_1 = n_1_seq_rows[t]
-        torch.addmm(A_x_rows[t][:, H:2 * H], n_1, Wcat_n_1.T, out=A_n_1)  # (F4)
-        torch.tanh(A_n_1[:, 0:H], out=Z_n)  # (F5)
-        n = Z_n
+        torch.addmm(A_x_H_2H_rows[t], n_1_seq_rows[t], Wcat_n_1.T, out=A_n_1)  # (F4)
+        torch.tanh(A_n_1_0_H, out=Z_n_seq_rows[t])  # (F5)
+        n = Z_n_seq_rows[t]
         torch.add(-f, 1, out=h_1_seq_rows[t])  # (F6)
         h_1 = h_1_seq_rows[t]
-        h_2 = h_1*h_prev  # (F7)
         h_3 = f*n  # (F8)
-        torch.add(h_2, h_3, out=h_seq_rows[t + 1])  # (F9)
+        torch.addcmul(h_3, h_1, h_prev, out=h_seq_rows[t + 1])  # (F7) (F9)
 
 
 def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
@@ -122,7 +121,7 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
     d_n = d_Z_n
     Z_f = Z_f_seq[0:steps]
     Z_n = Z_n_seq[0:steps]
-    J_B6_seq = 1 - Z_n**2  # (B6)
+    J_B6_seq = 1 - torch.square(Z_n)  # (B6)
     J_B9_seq = Z_f*(1 - Z_f)  # (B9)
     dhs_rows = dhs.unbind(0)
     J_B6_seq_rows = J_B6_seq.unbind(0)
@@ -133,15 +132,15 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
     Z_n_seq_rows = Z_n_seq.unbind(0)
     d_A_h_prev_seq_rows = d_A_h_prev_seq.unbind(0)
     d_A_n_1_seq_rows = d_A_n_1_seq.unbind(0)
+    d_A_n_1_seq_0_H_rows = d_A_n_1_seq[:, :, 0:H].unbind(0)
+    d_A_h_prev_seq_0_H_rows = d_A_h_prev_seq[:, :, 0:H].unbind(0)
     for t in reversed(range(steps)):
         J_B6 = J_B6_seq_rows[t]
         J_B9 = J_B9_seq_rows[t]
         h_prev = h_seq_rows[t]
         h_1 = h_1_seq_rows[t]
-        Z_f = Z_f_seq_rows[t]
-        Z_n = Z_n_seq_rows[t]
-        f = Z_f
-        n = Z_n
+        f = Z_f_seq_rows[t]
+        n = Z_n_seq_rows[t]
         d_A_h_prev = d_A_h_prev_seq_rows[t]
         d_A_n_1 = d_A_n_1_seq_rows[t]
         d_h = d_h_next + dhs_rows[t]  # (B1) fork: loss, next step
@@ -149,10 +148,10 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
         d_h_2 = d_h  # (B3)
         d_h_1 = d_h_2*h_prev  # (B4)
         torch.mul(d_h_3, f, out=d_n)  # (B5)
-        torch.mul(J_B6, d_Z_n, out=d_A_n_1[:, 0:H])  # (B6)
+        torch.mul(J_B6, d_Z_n, out=d_A_n_1_seq_0_H_rows[t])  # (B6)
         d_n_1 = d_A_n_1 @ Wcat_n_1  # (B7)
         torch.addcmul(torch.addcmul(-d_h_1, d_n_1, h_prev), d_h_3, n, out=d_f)  # (B8) fork: n_1, h_1, h_3
-        torch.mul(J_B9, d_Z_f, out=d_A_h_prev[:, 0:H])  # (B9)
+        torch.mul(J_B9, d_Z_f, out=d_A_h_prev_seq_0_H_rows[t])  # (B9)
         d_h_prev = torch.addmm(torch.addcmul(d_n_1*f, d_h_2, h_1), d_A_h_prev, Wcat_h_prev)  # (B10) fork: a_f, n_1, h_2
         d_h_next = d_h_prev
     d_A_x_seq[:, :, 0:H] = d_A_h_prev_seq[:, :, 0:H]

@@ -75,30 +75,31 @@ def _forward_steps(w, sizes, xs, seq):
     A_x.add_(bcat_x)
     A_h_prev = xs.new_empty((B, 2 * H))
     A_s = xs.new_empty((B, H))
+    A_h_prev_0_2H = A_h_prev[:, 0:2 * H]
+    A_s_0_H = A_s[:, 0:H]
     h_seq_rows = h_seq.unbind(0)
     Z_z_r_seq_rows = Z_z_r_seq.unbind(0)
     Z_h_cand_seq_rows = Z_h_cand_seq.unbind(0)
-    A_x_rows = A_x.unbind(0)
+    A_x_0_2H_rows = A_x[:, :, 0:2 * H].unbind(0)
+    z_rows = Z_z_r_seq[:, :, 0:H].unbind(0)
+    r_rows = Z_z_r_seq[:, :, H:2 * H].unbind(0)
     s_seq_rows = s_seq.unbind(0)
+    A_x_2H_3H_rows = A_x[:, :, 2 * H:3 * H].unbind(0)
     v_seq_rows = v_seq.unbind(0)
     for t in range(steps):
         h_prev = h_seq_rows[t]
-        Z_z_r = Z_z_r_seq_rows[t]
-        Z_h_cand = Z_h_cand_seq_rows[t]
-        torch.addmm(A_x_rows[t][:, 0:2 * H], h_prev, Wcat_h_prev.T, out=A_h_prev)  # (F1)-(F2)
-        torch.sigmoid(A_h_prev[:, 0:2 * H], out=Z_z_r)  # (F3) (F4)
-        z = Z_z_r[:, 0:H]
-        r = Z_z_r[:, H:2 * H]
+        torch.addmm(A_x_0_2H_rows[t], h_seq_rows[t], Wcat_h_prev.T, out=A_h_prev)  # (F1)-(F2)
+        torch.sigmoid(A_h_prev_0_2H, out=Z_z_r_seq_rows[t])  # (F3) (F4)
+        z = z_rows[t]
+        r = r_rows[t]
         torch.mul(h_prev, r, out=s_seq_rows[t])  # (F5)
-        s = s_seq_rows[t]
-        torch.addmm(A_x_rows[t][:, 2 * H:3 * H], s, Wcat_s.T, out=A_s)  # (F6)
-        torch.tanh(A_s[:, 0:H], out=Z_h_cand)  # (F7)
-        h_cand = Z_h_cand
+        torch.addmm(A_x_2H_3H_rows[t], s_seq_rows[t], Wcat_s.T, out=A_s)  # (F6)
+        torch.tanh(A_s_0_H, out=Z_h_cand_seq_rows[t])  # (F7)
+        h_cand = Z_h_cand_seq_rows[t]
         torch.add(-z, 1, out=v_seq_rows[t])  # (F8)
         v = v_seq_rows[t]
-        h_new = h_cand*v  # (F9)
         h_kept = h_prev*z  # (F10)
-        torch.add(h_kept, h_new, out=h_seq_rows[t + 1])  # (F11)
+        torch.addcmul(h_kept, h_cand, v, out=h_seq_rows[t + 1])  # (F9) (F11)
 
 
 def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
@@ -127,27 +128,28 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
     d_h_cand = d_Z_h_cand
     Z_z_r = Z_z_r_seq[0:steps]
     Z_h_cand = Z_h_cand_seq[0:steps]
-    J_B6_seq = 1 - Z_h_cand**2  # (B6)
+    J_B6_seq = 1 - torch.square(Z_h_cand)  # (B6)
     J_B11_seq = Z_z_r*(1 - Z_z_r)  # (B11) (B10)
     dhs_rows = dhs.unbind(0)
     J_B6_seq_rows = J_B6_seq.unbind(0)
     J_B11_seq_rows = J_B11_seq.unbind(0)
     h_seq_rows = h_seq.unbind(0)
     v_seq_rows = v_seq.unbind(0)
-    Z_z_r_seq_rows = Z_z_r_seq.unbind(0)
     Z_h_cand_seq_rows = Z_h_cand_seq.unbind(0)
+    z_rows = Z_z_r_seq[:, :, 0:H].unbind(0)
+    r_rows = Z_z_r_seq[:, :, H:2 * H].unbind(0)
     d_A_h_prev_seq_rows = d_A_h_prev_seq.unbind(0)
     d_A_s_seq_rows = d_A_s_seq.unbind(0)
+    d_A_s_seq_0_H_rows = d_A_s_seq[:, :, 0:H].unbind(0)
+    d_A_h_prev_seq_0_2H_rows = d_A_h_prev_seq[:, :, 0:2 * H].unbind(0)
     for t in reversed(range(steps)):
         J_B6 = J_B6_seq_rows[t]
         J_B11 = J_B11_seq_rows[t]
         h_prev = h_seq_rows[t]
         v = v_seq_rows[t]
-        Z_z_r = Z_z_r_seq_rows[t]
-        Z_h_cand = Z_h_cand_seq_rows[t]
-        z = Z_z_r[:, 0:H]
-        r = Z_z_r[:, H:2 * H]
-        h_cand = Z_h_cand
+        z = z_rows[t]
+        r = r_rows[t]
+        h_cand = Z_h_cand_seq_rows[t]
         d_A_h_prev = d_A_h_prev_seq_rows[t]
         d_A_s = d_A_s_seq_rows[t]
         d_h = d_h_next + dhs_rows[t]  # (B1) fork: loss, next step
@@ -155,11 +157,11 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
         d_h_new = d_h  # (B3)
         d_v = d_h_new*h_cand  # (B4)
         torch.mul(d_h_new, v, out=d_h_cand)  # (B5)
-        torch.mul(J_B6, d_Z_h_cand, out=d_A_s[:, 0:H])  # (B6)
+        torch.mul(J_B6, d_Z_h_cand, out=d_A_s_seq_0_H_rows[t])  # (B6)
         d_s = d_A_s @ Wcat_s  # (B7)
         torch.mul(d_s, h_prev, out=d_r)  # (B8)
         torch.addcmul(-d_v, d_h_kept, h_prev, out=d_z)  # (B9) fork: v, h_kept
-        torch.mul(J_B11, d_Z_z_r, out=d_A_h_prev[:, 0:2 * H])  # (B11) (B10)
+        torch.mul(J_B11, d_Z_z_r, out=d_A_h_prev_seq_0_2H_rows[t])  # (B11) (B10)
         d_h_prev = torch.addmm(torch.addcmul(d_s*r, d_h_kept, z), d_A_h_prev, Wcat_h_prev)  # (B12) fork: a_z, a_r, s, h_kept
         d_h_next = d_h_prev
     d_A_x_seq[:, :, 0:2 * H] = d_A_h_prev_seq[:, :, 0:2 * H]

@@ -83,33 +83,35 @@ def _forward_steps(w, sizes, xs, seq):
     torch.matmul(xs.reshape(steps * B, D), Wcat_x.T, out=A_x.reshape(steps * B, 3 * H))
     A_x.add_(bcat_x)
     A_h_prev = xs.new_empty((B, 3 * H))
+    A_h_prev_0_2H = A_h_prev[:, 0:2 * H]
+    A_h_prev_2H_3H = A_h_prev[:, 2 * H:3 * H]
     h_seq_rows = h_seq.unbind(0)
     Z_z_r_seq_rows = Z_z_r_seq.unbind(0)
-    A_x_rows = A_x.unbind(0)
+    A_x_0_2H_rows = A_x[:, :, 0:2 * H].unbind(0)
+    z_rows = Z_z_r_seq[:, :, 0:H].unbind(0)
+    r_rows = Z_z_r_seq[:, :, H:2 * H].unbind(0)
+    a_nx_rows = A_x[:, :, 2 * H:3 * H].unbind(0)
     a_nh_seq_rows = a_nh_seq.unbind(0)
     h_cand_seq_rows = h_cand_seq.unbind(0)
     v_seq_rows = v_seq.unbind(0)
     for t in range(steps):
         h_prev = h_seq_rows[t]
-        Z_z_r = Z_z_r_seq_rows[t]
-        torch.matmul(h_prev, Wcat_h_prev.T, out=A_h_prev)  # (F1)-(F2)
-        A_h_prev[:, 0:2 * H].add_(A_x_rows[t][:, 0:2 * H])
-        torch.sigmoid(A_h_prev[:, 0:2 * H], out=Z_z_r)  # (F5) (F6)
-        z = Z_z_r[:, 0:H]
-        r = Z_z_r[:, H:2 * H]
-        a_nx = A_x_rows[t][:, 2 * H:3 * H]
-        A_h_prev[:, 2 * H:3 * H].add_(bcat_h_prev[2 * H:3 * H])
-        a_nh_seq_rows[t][...] = A_h_prev[:, 2 * H:3 * H]
+        torch.matmul(h_seq_rows[t], Wcat_h_prev.T, out=A_h_prev)  # (F1)-(F2)
+        A_h_prev_0_2H.add_(A_x_0_2H_rows[t])
+        torch.sigmoid(A_h_prev_0_2H, out=Z_z_r_seq_rows[t])  # (F5) (F6)
+        z = z_rows[t]
+        r = r_rows[t]
+        a_nx = a_nx_rows[t]
+        A_h_prev_2H_3H.add_(bcat_h_prev[2 * H:3 * H])
+        a_nh_seq_rows[t][...] = A_h_prev_2H_3H
         a_nh = a_nh_seq_rows[t]
-        a_nr = a_nh*r  # (F7)
-        a_n = a_nr + a_nx  # (F8)
+        a_n = torch.addcmul(a_nx, a_nh, r)  # (F7) (F8)
         torch.tanh(a_n, out=h_cand_seq_rows[t])  # (F9)
         h_cand = h_cand_seq_rows[t]
         torch.add(-z, 1, out=v_seq_rows[t])  # (F10)
         v = v_seq_rows[t]
-        h_new = h_cand*v  # (F11)
         h_kept = h_prev*z  # (F12)
-        torch.add(h_kept, h_new, out=h_seq_rows[t + 1])  # (F13)
+        torch.addcmul(h_kept, h_cand, v, out=h_seq_rows[t + 1])  # (F11) (F13)
 
 
 def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
@@ -135,7 +137,7 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
     d_r = d_Z_z_r[:, H:2 * H]
     h_cand = h_cand_seq[0:steps]
     Z_z_r = Z_z_r_seq[0:steps]
-    J_B6_seq = 1 - h_cand**2  # (B6)
+    J_B6_seq = 1 - torch.square(h_cand)  # (B6)
     J_B13_seq = Z_z_r*(1 - Z_z_r)  # (B13) (B12)
     dhs_rows = dhs.unbind(0)
     J_B6_seq_rows = J_B6_seq.unbind(0)
@@ -144,9 +146,12 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
     a_nh_seq_rows = a_nh_seq.unbind(0)
     h_cand_seq_rows = h_cand_seq.unbind(0)
     v_seq_rows = v_seq.unbind(0)
-    Z_z_r_seq_rows = Z_z_r_seq.unbind(0)
-    d_A_x_seq_rows = d_A_x_seq.unbind(0)
+    z_rows = Z_z_r_seq[:, :, 0:H].unbind(0)
+    r_rows = Z_z_r_seq[:, :, H:2 * H].unbind(0)
     d_A_h_prev_seq_rows = d_A_h_prev_seq.unbind(0)
+    d_A_h_prev_seq_2H_3H_rows = d_A_h_prev_seq[:, :, 2 * H:3 * H].unbind(0)
+    d_A_x_seq_2H_3H_rows = d_A_x_seq[:, :, 2 * H:3 * H].unbind(0)
+    d_A_h_prev_seq_0_2H_rows = d_A_h_prev_seq[:, :, 0:2 * H].unbind(0)
     for t in reversed(range(steps)):
         J_B6 = J_B6_seq_rows[t]
         J_B13 = J_B13_seq_rows[t]
@@ -154,10 +159,8 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
         a_nh = a_nh_seq_rows[t]
         h_cand = h_cand_seq_rows[t]
         v = v_seq_rows[t]
-        Z_z_r = Z_z_r_seq_rows[t]
-        z = Z_z_r[:, 0:H]
-        r = Z_z_r[:, H:2 * H]
-        d_A_x = d_A_x_seq_rows[t]
+        z = z_rows[t]
+        r = r_rows[t]
         d_A_h_prev = d_A_h_prev_seq_rows[t]
         d_h = d_h_next + dhs_rows[t]  # (B1) fork: loss, next step
         d_h_kept = d_h  # (B2)
@@ -168,9 +171,9 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
         d_a_nr = d_a_n  # (B7)
         torch.mul(a_nh, d_a_nr, out=d_r)  # (B8)
         torch.addcmul(-d_v, d_h_kept, h_prev, out=d_z)  # (B9) fork: v, h_kept
-        torch.mul(d_a_nr, r, out=d_A_h_prev[:, 2 * H:3 * H])  # (B10)
-        d_A_x[:, 2 * H:3 * H] = d_a_n  # (B11)
-        torch.mul(J_B13, d_Z_z_r, out=d_A_h_prev[:, 0:2 * H])  # (B13) (B12)
+        torch.mul(d_a_nr, r, out=d_A_h_prev_seq_2H_3H_rows[t])  # (B10)
+        d_A_x_seq_2H_3H_rows[t][...] = d_a_n  # (B11)
+        torch.mul(J_B13, d_Z_z_r, out=d_A_h_prev_seq_0_2H_rows[t])  # (B13) (B12)
         d_h_prev = torch.addmm(d_h_kept*z, d_A_h_prev, Wcat_h_prev)  # (B14) fork: a_z, a_r, a_nh, h_kept
         d_h_next = d_h_prev
     d_A_x_seq[:, :, 0:2 * H] = d_A_h_prev_seq[:, :, 0:2 * H]

@@ -67,8 +67,7 @@ def _forward_steps(w, sizes, xs, seq):
     for t in range(steps):
         h_prev = h_seq_rows[t]
         a = A_x_rows[t]
-        q = h_prev*u  # (F2)
-        torch.add(a, q, out=z_seq_rows[t])  # (F3)
+        torch.addcmul(a, h_prev, u, out=z_seq_rows[t])  # (F2) (F3)
         z = z_seq_rows[t]
         h_seq_rows[t + 1][...] = torch.clamp(z, min=0)  # (F4)
 
@@ -89,26 +88,26 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
     d_A_x_seq = xs.new_empty((steps, B, H))
     z = z_seq[0:steps]
     J_B2_seq = (1/2)*torch.sign(z) + 1/2  # (B2)
+    d_z_seq = xs.new_empty((steps, B, H))
     dhs_rows = dhs.unbind(0)
     J_B2_seq_rows = J_B2_seq.unbind(0)
-    h_seq_rows = h_seq.unbind(0)
-    z_seq_rows = z_seq.unbind(0)
-    d_A_x_seq_rows = d_A_x_seq.unbind(0)
+    d_z_seq_rows = d_z_seq.unbind(0)
+    d_A_x_seq_0_H_rows = d_A_x_seq[:, :, 0:H].unbind(0)
     for t in reversed(range(steps)):
         J_B2 = J_B2_seq_rows[t]
-        h_prev = h_seq_rows[t]
-        z = z_seq_rows[t]
-        d_A_x = d_A_x_seq_rows[t]
         d_h = d_h_next + dhs_rows[t]  # (B1) fork: loss, next step
-        d_z = J_B2*d_h  # (B2)
+        torch.mul(J_B2, d_h, out=d_z_seq_rows[t])  # (B2)
+        d_z = d_z_seq_rows[t]
         d_q = d_z  # (B3)
-        d_A_x[:, 0:H] = d_z  # (B4)
+        d_A_x_seq_0_H_rows[t][...] = d_z  # (B4)
         d_h_prev = d_q*u  # (B5)
-        d_u += (d_q*h_prev).sum(dim=0)  # (P3)
         d_h_next = d_h_prev
     dw["Wcat_x"] += d_A_x_seq.reshape(steps * B, H).T @ xs.reshape(steps * B, D)  # (P1)
     torch.matmul(d_A_x_seq.reshape(steps * B, H), Wcat_x, out=dxs.reshape(steps * B, D))  # (B6)
     dw["bcat_x"] += d_A_x_seq.reshape(steps * B, H).sum(dim=0)  # (P2)
+    h_prev = h_seq[0:steps]
+    d_z = d_z_seq
+    d_u += (d_z*h_prev).sum(dim=(0, 1))  # (P3)
     return {"h": d_h_next}
 
 

@@ -122,11 +122,16 @@ def _forward_steps(w, sizes, xs, seq):
     # the x terms of every step at once  (F1)-(F3)
     torch.matmul(xs.reshape(steps * B, D), Wcat_x.T, out=A_x.reshape(steps * B, 3 * H))
     A_h_prev = xs.new_empty((B, 3 * H))
+    A_h_prev_0_H = A_h_prev[:, 0:H]
+    A_h_prev_H_2H = A_h_prev[:, H:2 * H]
+    A_h_prev_2H_3H = A_h_prev[:, 2 * H:3 * H]
     h_seq_rows = h_seq.unbind(0)
     zx_r_seq_rows = zx_r_seq.unbind(0)
-    A_x_rows = A_x.unbind(0)
+    A_x_0_H_rows = A_x[:, :, 0:H].unbind(0)
     zx_z_seq_rows = zx_z_seq.unbind(0)
+    A_x_H_2H_rows = A_x[:, :, H:2 * H].unbind(0)
     zx_n_seq_rows = zx_n_seq.unbind(0)
+    A_x_2H_3H_rows = A_x[:, :, 2 * H:3 * H].unbind(0)
     zh_r_seq_rows = zh_r_seq.unbind(0)
     zh_z_seq_rows = zh_z_seq.unbind(0)
     zh_n_seq_rows = zh_n_seq.unbind(0)
@@ -143,43 +148,49 @@ def _forward_steps(w, sizes, xs, seq):
     v_seq_rows = v_seq.unbind(0)
     for t in range(steps):
         h_prev = h_seq_rows[t]
-        zx_r_seq_rows[t][...] = A_x_rows[t][:, 0:H]
+        zx_r_seq_rows[t][...] = A_x_0_H_rows[t]
         zx_r = zx_r_seq_rows[t]
-        zx_z_seq_rows[t][...] = A_x_rows[t][:, H:2 * H]
+        zx_z_seq_rows[t][...] = A_x_H_2H_rows[t]
         zx_z = zx_z_seq_rows[t]
-        zx_n_seq_rows[t][...] = A_x_rows[t][:, 2 * H:3 * H]
+        zx_n_seq_rows[t][...] = A_x_2H_3H_rows[t]
         zx_n = zx_n_seq_rows[t]
-        torch.matmul(h_prev, Wcat_h_prev.T, out=A_h_prev)  # (F4)-(F6)
-        zh_r_seq_rows[t][...] = A_h_prev[:, 0:H]
+        torch.matmul(h_seq_rows[t], Wcat_h_prev.T, out=A_h_prev)  # (F4)-(F6)
+        zh_r_seq_rows[t][...] = A_h_prev_0_H
         zh_r = zh_r_seq_rows[t]
-        zh_z_seq_rows[t][...] = A_h_prev[:, H:2 * H]
+        zh_z_seq_rows[t][...] = A_h_prev_H_2H
         zh_z = zh_z_seq_rows[t]
-        zh_n_seq_rows[t][...] = A_h_prev[:, 2 * H:3 * H]
+        zh_n_seq_rows[t][...] = A_h_prev_2H_3H
         zh_n = zh_n_seq_rows[t]
-        mu_x_seq_rows[t][...] = (1/3)*(zx_n).mean(dim=-1, keepdim=True) + (1/3)*(zx_r).mean(dim=-1, keepdim=True) + (1/3)*(zx_z).mean(dim=-1, keepdim=True)  # (F7)
+        mu_x_seq_rows[t][...] = (1/3)*((zx_n).mean(dim=-1, keepdim=True) + (zx_r).mean(dim=-1, keepdim=True) + (zx_z).mean(dim=-1, keepdim=True))  # (F7)
         mu_x = mu_x_seq_rows[t]
-        e_zx_r = (-mu_x + zx_r)**2  # (F8)
-        e_zx_z = (-mu_x + zx_z)**2  # (F9)
-        e_zx_n = (-mu_x + zx_n)**2  # (F10)
-        v_x_seq_rows[t][...] = (1/3)*(e_zx_n).mean(dim=-1, keepdim=True) + (1/3)*(e_zx_r).mean(dim=-1, keepdim=True) + (1/3)*(e_zx_z).mean(dim=-1, keepdim=True)  # (F11)
+        _cse0 = -mu_x + zx_r
+        e_zx_r = torch.square(_cse0)  # (F8)
+        _cse1 = -mu_x + zx_z
+        e_zx_z = torch.square(_cse1)  # (F9)
+        _cse2 = -mu_x + zx_n
+        e_zx_n = torch.square(_cse2)  # (F10)
+        v_x_seq_rows[t][...] = (1/3)*((e_zx_n).mean(dim=-1, keepdim=True) + (e_zx_r).mean(dim=-1, keepdim=True) + (e_zx_z).mean(dim=-1, keepdim=True))  # (F11)
         v_x = v_x_seq_rows[t]
-        r_x_seq_rows[t][...] = 1/torch.sqrt(v_x + 1/100000)  # (F12)
+        r_x_seq_rows[t][...] = torch.rsqrt(v_x + 1/100000)  # (F12)
         r_x = r_x_seq_rows[t]
-        yx_r = beta_x_r + gamma_x_r*r_x*(-mu_x + zx_r)  # (F13)
-        yx_z = beta_x_z + gamma_x_z*r_x*(-mu_x + zx_z)  # (F14)
-        yx_n = beta_x_n + gamma_x_n*r_x*(-mu_x + zx_n)  # (F15)
-        mu_h_seq_rows[t][...] = (1/3)*(zh_n).mean(dim=-1, keepdim=True) + (1/3)*(zh_r).mean(dim=-1, keepdim=True) + (1/3)*(zh_z).mean(dim=-1, keepdim=True)  # (F16)
+        yx_r = _cse0*gamma_x_r*r_x + beta_x_r  # (F13)
+        yx_z = _cse1*gamma_x_z*r_x + beta_x_z  # (F14)
+        yx_n = _cse2*gamma_x_n*r_x + beta_x_n  # (F15)
+        mu_h_seq_rows[t][...] = (1/3)*((zh_n).mean(dim=-1, keepdim=True) + (zh_r).mean(dim=-1, keepdim=True) + (zh_z).mean(dim=-1, keepdim=True))  # (F16)
         mu_h = mu_h_seq_rows[t]
-        e_zh_r = (-mu_h + zh_r)**2  # (F17)
-        e_zh_z = (-mu_h + zh_z)**2  # (F18)
-        e_zh_n = (-mu_h + zh_n)**2  # (F19)
-        v_h_seq_rows[t][...] = (1/3)*(e_zh_n).mean(dim=-1, keepdim=True) + (1/3)*(e_zh_r).mean(dim=-1, keepdim=True) + (1/3)*(e_zh_z).mean(dim=-1, keepdim=True)  # (F20)
+        _cse3 = -mu_h + zh_r
+        e_zh_r = torch.square(_cse3)  # (F17)
+        _cse4 = -mu_h + zh_z
+        e_zh_z = torch.square(_cse4)  # (F18)
+        _cse5 = -mu_h + zh_n
+        e_zh_n = torch.square(_cse5)  # (F19)
+        v_h_seq_rows[t][...] = (1/3)*((e_zh_n).mean(dim=-1, keepdim=True) + (e_zh_r).mean(dim=-1, keepdim=True) + (e_zh_z).mean(dim=-1, keepdim=True))  # (F20)
         v_h = v_h_seq_rows[t]
-        r_h_seq_rows[t][...] = 1/torch.sqrt(v_h + 1/100000)  # (F21)
+        r_h_seq_rows[t][...] = torch.rsqrt(v_h + 1/100000)  # (F21)
         r_h = r_h_seq_rows[t]
-        yh_r = beta_h_r + gamma_h_r*r_h*(-mu_h + zh_r)  # (F22)
-        yh_z = beta_h_z + gamma_h_z*r_h*(-mu_h + zh_z)  # (F23)
-        yh_n = beta_h_n + gamma_h_n*r_h*(-mu_h + zh_n)  # (F24)
+        yh_r = _cse3*gamma_h_r*r_h + beta_h_r  # (F22)
+        yh_z = _cse4*gamma_h_z*r_h + beta_h_z  # (F23)
+        yh_n = _cse5*gamma_h_n*r_h + beta_h_n  # (F24)
         s_r = yh_r + yx_r  # (F25)
         a_r = b_r + s_r  # (F26)
         torch.sigmoid(a_r, out=r_seq_rows[t])  # (F27)
@@ -190,16 +201,14 @@ def _forward_steps(w, sizes, xs, seq):
         z = z_seq_rows[t]
         torch.add(b_hn, yh_n, out=a_nh_seq_rows[t])  # (F31)
         a_nh = a_nh_seq_rows[t]
-        a_nr = a_nh*r  # (F32)
         a_nx = b_n + yx_n  # (F33)
-        a_n = a_nr + a_nx  # (F34)
+        a_n = torch.addcmul(a_nx, a_nh, r)  # (F32) (F34)
         torch.tanh(a_n, out=h_cand_seq_rows[t])  # (F35)
         h_cand = h_cand_seq_rows[t]
         torch.add(-z, 1, out=v_seq_rows[t])  # (F36)
         v = v_seq_rows[t]
-        h_new = h_cand*v  # (F37)
         h_kept = h_prev*z  # (F38)
-        torch.add(h_kept, h_new, out=h_seq_rows[t + 1])  # (F39)
+        torch.addcmul(h_kept, h_cand, v, out=h_seq_rows[t + 1])  # (F37) (F39)
 
 
 def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
@@ -276,29 +285,33 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
     r = r_seq[0:steps]
     z = z_seq[0:steps]
     h_cand = h_cand_seq[0:steps]
-    J_B6_seq = 1 - h_cand**2  # (B6)
+    J_B6_seq = 1 - torch.square(h_cand)  # (B6)
     J_B11_seq = z*(1 - z)  # (B11)
     J_B14_seq = r*(1 - r)  # (B14)
     J_B19_seq = -mu_h + zh_n  # (B19) fork: yh_r, yh_z, yh_n
     J_B19_2_seq = -mu_h + zh_r  # (B19) fork: yh_r, yh_z, yh_n
     J_B19_3_seq = -mu_h + zh_z  # (B19) fork: yh_r, yh_z, yh_n
     J_B20_seq = (v_h + 1/100000)**(-3/2)  # (B20)
-    J_B24_seq = 2*mu_h - 2*zh_n  # (B24) fork: e_zh_r, e_zh_z, e_zh_n, yh_r, yh_z, yh_n
-    J_B24_2_seq = 2*mu_h - 2*zh_r  # (B24) fork: e_zh_r, e_zh_z, e_zh_n, yh_r, yh_z, yh_n
-    J_B24_3_seq = 2*mu_h - 2*zh_z  # (B24) fork: e_zh_r, e_zh_z, e_zh_n, yh_r, yh_z, yh_n
+    J_B24_seq = 2*(mu_h - zh_n)  # (B24) fork: e_zh_r, e_zh_z, e_zh_n, yh_r, yh_z, yh_n
+    J_B24_2_seq = 2*(mu_h - zh_r)  # (B24) fork: e_zh_r, e_zh_z, e_zh_n, yh_r, yh_z, yh_n
+    J_B24_3_seq = 2*(mu_h - zh_z)  # (B24) fork: e_zh_r, e_zh_z, e_zh_n, yh_r, yh_z, yh_n
     J_B28_seq = -mu_x + zx_n  # (B28) fork: yx_r, yx_z, yx_n
     J_B28_2_seq = -mu_x + zx_r  # (B28) fork: yx_r, yx_z, yx_n
     J_B28_3_seq = -mu_x + zx_z  # (B28) fork: yx_r, yx_z, yx_n
     J_B29_seq = (v_x + 1/100000)**(-3/2)  # (B29)
-    J_B33_seq = 2*mu_x - 2*zx_n  # (B33) fork: e_zx_r, e_zx_z, e_zx_n, yx_r, yx_z, yx_n
-    J_B33_2_seq = 2*mu_x - 2*zx_r  # (B33) fork: e_zx_r, e_zx_z, e_zx_n, yx_r, yx_z, yx_n
-    J_B33_3_seq = 2*mu_x - 2*zx_z  # (B33) fork: e_zx_r, e_zx_z, e_zx_n, yx_r, yx_z, yx_n
-    J_B34_seq = -2*mu_h + 2*zh_n  # (B34) fork: mu_h, e_zh_n, yh_n
-    J_B35_seq = -2*mu_h + 2*zh_z  # (B35) fork: mu_h, e_zh_z, yh_z
-    J_B36_seq = -2*mu_h + 2*zh_r  # (B36) fork: mu_h, e_zh_r, yh_r
-    J_B37_seq = -2*mu_x + 2*zx_n  # (B37) fork: mu_x, e_zx_n, yx_n
-    J_B38_seq = -2*mu_x + 2*zx_z  # (B38) fork: mu_x, e_zx_z, yx_z
-    J_B39_seq = -2*mu_x + 2*zx_r  # (B39) fork: mu_x, e_zx_r, yx_r
+    J_B33_seq = 2*(mu_x - zx_n)  # (B33) fork: e_zx_r, e_zx_z, e_zx_n, yx_r, yx_z, yx_n
+    J_B33_2_seq = 2*(mu_x - zx_r)  # (B33) fork: e_zx_r, e_zx_z, e_zx_n, yx_r, yx_z, yx_n
+    J_B33_3_seq = 2*(mu_x - zx_z)  # (B33) fork: e_zx_r, e_zx_z, e_zx_n, yx_r, yx_z, yx_n
+    J_B34_seq = 2*(-mu_h + zh_n)  # (B34) fork: mu_h, e_zh_n, yh_n
+    J_B35_seq = 2*(-mu_h + zh_z)  # (B35) fork: mu_h, e_zh_z, yh_z
+    J_B36_seq = 2*(-mu_h + zh_r)  # (B36) fork: mu_h, e_zh_r, yh_r
+    J_B37_seq = 2*(-mu_x + zx_n)  # (B37) fork: mu_x, e_zx_n, yx_n
+    J_B38_seq = 2*(-mu_x + zx_z)  # (B38) fork: mu_x, e_zx_z, yx_z
+    J_B39_seq = 2*(-mu_x + zx_r)  # (B39) fork: mu_x, e_zx_r, yx_r
+    d_a_r_seq = xs.new_empty((steps, B, H))
+    d_a_z_seq = xs.new_empty((steps, B, H))
+    d_a_n_seq = xs.new_empty((steps, B, H))
+    d_a_nh_seq = xs.new_empty((steps, B, H))
     dhs_rows = dhs.unbind(0)
     J_B6_seq_rows = J_B6_seq.unbind(0)
     J_B11_seq_rows = J_B11_seq.unbind(0)
@@ -324,25 +337,24 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
     J_B38_seq_rows = J_B38_seq.unbind(0)
     J_B39_seq_rows = J_B39_seq.unbind(0)
     h_seq_rows = h_seq.unbind(0)
-    zx_r_seq_rows = zx_r_seq.unbind(0)
-    zx_z_seq_rows = zx_z_seq.unbind(0)
-    zx_n_seq_rows = zx_n_seq.unbind(0)
-    zh_r_seq_rows = zh_r_seq.unbind(0)
-    zh_z_seq_rows = zh_z_seq.unbind(0)
-    zh_n_seq_rows = zh_n_seq.unbind(0)
-    mu_x_seq_rows = mu_x_seq.unbind(0)
-    v_x_seq_rows = v_x_seq.unbind(0)
     r_x_seq_rows = r_x_seq.unbind(0)
-    mu_h_seq_rows = mu_h_seq.unbind(0)
-    v_h_seq_rows = v_h_seq.unbind(0)
     r_h_seq_rows = r_h_seq.unbind(0)
     r_seq_rows = r_seq.unbind(0)
     z_seq_rows = z_seq.unbind(0)
     a_nh_seq_rows = a_nh_seq.unbind(0)
     h_cand_seq_rows = h_cand_seq.unbind(0)
     v_seq_rows = v_seq.unbind(0)
-    d_A_x_seq_rows = d_A_x_seq.unbind(0)
     d_A_h_prev_seq_rows = d_A_h_prev_seq.unbind(0)
+    d_a_n_seq_rows = d_a_n_seq.unbind(0)
+    d_a_nh_seq_rows = d_a_nh_seq.unbind(0)
+    d_a_z_seq_rows = d_a_z_seq.unbind(0)
+    d_a_r_seq_rows = d_a_r_seq.unbind(0)
+    d_A_h_prev_seq_2H_3H_rows = d_A_h_prev_seq[:, :, 2 * H:3 * H].unbind(0)
+    d_A_h_prev_seq_H_2H_rows = d_A_h_prev_seq[:, :, H:2 * H].unbind(0)
+    d_A_h_prev_seq_0_H_rows = d_A_h_prev_seq[:, :, 0:H].unbind(0)
+    d_A_x_seq_2H_3H_rows = d_A_x_seq[:, :, 2 * H:3 * H].unbind(0)
+    d_A_x_seq_H_2H_rows = d_A_x_seq[:, :, H:2 * H].unbind(0)
+    d_A_x_seq_0_H_rows = d_A_x_seq[:, :, 0:H].unbind(0)
     for t in reversed(range(steps)):
         J_B6 = J_B6_seq_rows[t]
         J_B11 = J_B11_seq_rows[t]
@@ -368,85 +380,108 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
         J_B38 = J_B38_seq_rows[t]
         J_B39 = J_B39_seq_rows[t]
         h_prev = h_seq_rows[t]
-        zx_r = zx_r_seq_rows[t]
-        zx_z = zx_z_seq_rows[t]
-        zx_n = zx_n_seq_rows[t]
-        zh_r = zh_r_seq_rows[t]
-        zh_z = zh_z_seq_rows[t]
-        zh_n = zh_n_seq_rows[t]
-        mu_x = mu_x_seq_rows[t]
-        v_x = v_x_seq_rows[t]
         r_x = r_x_seq_rows[t]
-        mu_h = mu_h_seq_rows[t]
-        v_h = v_h_seq_rows[t]
         r_h = r_h_seq_rows[t]
         r = r_seq_rows[t]
         z = z_seq_rows[t]
         a_nh = a_nh_seq_rows[t]
         h_cand = h_cand_seq_rows[t]
         v = v_seq_rows[t]
-        d_A_x = d_A_x_seq_rows[t]
         d_A_h_prev = d_A_h_prev_seq_rows[t]
         d_h = d_h_next + dhs_rows[t]  # (B1) fork: loss, next step
         d_h_kept = d_h  # (B2)
         d_h_new = d_h  # (B3)
         d_v = d_h_new*h_cand  # (B4)
         d_h_cand = d_h_new*v  # (B5)
-        d_a_n = J_B6*d_h_cand  # (B6)
+        torch.mul(J_B6, d_h_cand, out=d_a_n_seq_rows[t])  # (B6)
+        d_a_n = d_a_n_seq_rows[t]
         d_a_nx = d_a_n  # (B7)
         d_a_nr = d_a_n  # (B8)
-        d_a_nh = d_a_nr*r  # (B9)
+        torch.mul(d_a_nr, r, out=d_a_nh_seq_rows[t])  # (B9)
+        d_a_nh = d_a_nh_seq_rows[t]
         d_z = torch.addcmul(-d_v, d_h_kept, h_prev)  # (B10) fork: v, h_kept
-        d_a_z = J_B11*d_z  # (B11)
+        torch.mul(J_B11, d_z, out=d_a_z_seq_rows[t])  # (B11)
+        d_a_z = d_a_z_seq_rows[t]
         d_s_z = d_a_z  # (B12)
         d_r = a_nh*d_a_nr  # (B13)
-        d_a_r = J_B14*d_r  # (B14)
+        torch.mul(J_B14, d_r, out=d_a_r_seq_rows[t])  # (B14)
+        d_a_r = d_a_r_seq_rows[t]
         d_s_r = d_a_r  # (B15)
         d_yh_n = d_a_nh  # (B16)
         d_yh_z = d_s_z  # (B17)
         d_yh_r = d_s_r  # (B18)
-        d_r_h = J_B19*d_yh_n*gamma_h_n + J_B19_2*d_yh_r*gamma_h_r + J_B19_3*d_yh_z*gamma_h_z  # (B19) fork: yh_r, yh_z, yh_n
+        _cse0 = d_yh_n*gamma_h_n
+        _cse1 = d_yh_r*gamma_h_r
+        _cse2 = d_yh_z*gamma_h_z
+        d_r_h = torch.addcmul(torch.addcmul(J_B19_3*_cse2, J_B19_2, _cse1), J_B19, _cse0)  # (B19) fork: yh_r, yh_z, yh_n
         d_v_h = -1/2*J_B20*d_r_h  # (B20)
-        d_e_zh_n = (1/3)*(d_v_h).mean(dim=-1, keepdim=True)  # (B21)
-        d_e_zh_z = (1/3)*(d_v_h).mean(dim=-1, keepdim=True)  # (B22)
-        d_e_zh_r = (1/3)*(d_v_h).mean(dim=-1, keepdim=True)  # (B23)
-        d_mu_h = torch.addcmul(torch.addcmul(torch.addcmul(-d_yh_n*gamma_h_n*r_h - d_yh_r*gamma_h_r*r_h - d_yh_z*gamma_h_z*r_h, J_B24_3, d_e_zh_z), J_B24_2, d_e_zh_r), J_B24, d_e_zh_n)  # (B24) fork: e_zh_r, e_zh_z, e_zh_n, yh_r, yh_z, yh_n
+        _cse3 = (1/3)*(d_v_h).mean(dim=-1, keepdim=True)
+        d_e_zh_n = _cse3  # (B21)
+        d_e_zh_z = _cse3  # (B22)
+        d_e_zh_r = _cse3  # (B23)
+        _cse4 = _cse0*r_h
+        _cse5 = _cse1*r_h
+        _cse6 = _cse2*r_h
+        d_mu_h = torch.addcmul(torch.addcmul(torch.addcmul(-_cse4 - _cse5 - _cse6, J_B24_3, d_e_zh_z), J_B24_2, d_e_zh_r), J_B24, d_e_zh_n)  # (B24) fork: e_zh_r, e_zh_z, e_zh_n, yh_r, yh_z, yh_n
         d_yx_n = d_a_nx  # (B25)
         d_yx_z = d_s_z  # (B26)
         d_yx_r = d_s_r  # (B27)
-        d_r_x = J_B28*d_yx_n*gamma_x_n + J_B28_2*d_yx_r*gamma_x_r + J_B28_3*d_yx_z*gamma_x_z  # (B28) fork: yx_r, yx_z, yx_n
+        _cse7 = d_yx_n*gamma_x_n
+        _cse8 = d_yx_r*gamma_x_r
+        _cse9 = d_yx_z*gamma_x_z
+        d_r_x = torch.addcmul(torch.addcmul(J_B28_3*_cse9, J_B28_2, _cse8), J_B28, _cse7)  # (B28) fork: yx_r, yx_z, yx_n
         d_v_x = -1/2*J_B29*d_r_x  # (B29)
-        d_e_zx_n = (1/3)*(d_v_x).mean(dim=-1, keepdim=True)  # (B30)
-        d_e_zx_z = (1/3)*(d_v_x).mean(dim=-1, keepdim=True)  # (B31)
-        d_e_zx_r = (1/3)*(d_v_x).mean(dim=-1, keepdim=True)  # (B32)
-        d_mu_x = torch.addcmul(torch.addcmul(torch.addcmul(-d_yx_n*gamma_x_n*r_x - d_yx_r*gamma_x_r*r_x - d_yx_z*gamma_x_z*r_x, J_B33_3, d_e_zx_z), J_B33_2, d_e_zx_r), J_B33, d_e_zx_n)  # (B33) fork: e_zx_r, e_zx_z, e_zx_n, yx_r, yx_z, yx_n
-        d_A_h_prev[:, 2 * H:3 * H] = J_B34*d_e_zh_n + d_yh_n*gamma_h_n*r_h + (1/3)*(d_mu_h).mean(dim=-1, keepdim=True)  # (B34) fork: mu_h, e_zh_n, yh_n
-        d_A_h_prev[:, H:2 * H] = J_B35*d_e_zh_z + d_yh_z*gamma_h_z*r_h + (1/3)*(d_mu_h).mean(dim=-1, keepdim=True)  # (B35) fork: mu_h, e_zh_z, yh_z
-        d_A_h_prev[:, 0:H] = J_B36*d_e_zh_r + d_yh_r*gamma_h_r*r_h + (1/3)*(d_mu_h).mean(dim=-1, keepdim=True)  # (B36) fork: mu_h, e_zh_r, yh_r
-        d_A_x[:, 2 * H:3 * H] = J_B37*d_e_zx_n + d_yx_n*gamma_x_n*r_x + (1/3)*(d_mu_x).mean(dim=-1, keepdim=True)  # (B37) fork: mu_x, e_zx_n, yx_n
-        d_A_x[:, H:2 * H] = J_B38*d_e_zx_z + d_yx_z*gamma_x_z*r_x + (1/3)*(d_mu_x).mean(dim=-1, keepdim=True)  # (B38) fork: mu_x, e_zx_z, yx_z
-        d_A_x[:, 0:H] = J_B39*d_e_zx_r + d_yx_r*gamma_x_r*r_x + (1/3)*(d_mu_x).mean(dim=-1, keepdim=True)  # (B39) fork: mu_x, e_zx_r, yx_r
+        _cse10 = (1/3)*(d_v_x).mean(dim=-1, keepdim=True)
+        d_e_zx_n = _cse10  # (B30)
+        d_e_zx_z = _cse10  # (B31)
+        d_e_zx_r = _cse10  # (B32)
+        _cse11 = _cse7*r_x
+        _cse12 = _cse8*r_x
+        _cse13 = _cse9*r_x
+        d_mu_x = torch.addcmul(torch.addcmul(torch.addcmul(-_cse11 - _cse12 - _cse13, J_B33_3, d_e_zx_z), J_B33_2, d_e_zx_r), J_B33, d_e_zx_n)  # (B33) fork: e_zx_r, e_zx_z, e_zx_n, yx_r, yx_z, yx_n
+        _cse14 = (1/3)*(d_mu_h).mean(dim=-1, keepdim=True)
+        torch.addcmul(_cse14 + _cse4, J_B34, d_e_zh_n, out=d_A_h_prev_seq_2H_3H_rows[t])  # (B34) fork: mu_h, e_zh_n, yh_n
+        torch.addcmul(_cse14 + _cse6, J_B35, d_e_zh_z, out=d_A_h_prev_seq_H_2H_rows[t])  # (B35) fork: mu_h, e_zh_z, yh_z
+        torch.addcmul(_cse14 + _cse5, J_B36, d_e_zh_r, out=d_A_h_prev_seq_0_H_rows[t])  # (B36) fork: mu_h, e_zh_r, yh_r
+        _cse15 = (1/3)*(d_mu_x).mean(dim=-1, keepdim=True)
+        torch.addcmul(_cse11 + _cse15, J_B37, d_e_zx_n, out=d_A_x_seq_2H_3H_rows[t])  # (B37) fork: mu_x, e_zx_n, yx_n
+        torch.addcmul(_cse13 + _cse15, J_B38, d_e_zx_z, out=d_A_x_seq_H_2H_rows[t])  # (B38) fork: mu_x, e_zx_z, yx_z
+        torch.addcmul(_cse12 + _cse15, J_B39, d_e_zx_r, out=d_A_x_seq_0_H_rows[t])  # (B39) fork: mu_x, e_zx_r, yx_r
         d_h_prev = torch.addmm(d_h_kept*z, d_A_h_prev, Wcat_h_prev)  # (B40) fork: zh_r, zh_z, zh_n, h_kept
-        d_b_r += (d_a_r).sum(dim=0)  # (P7)
-        d_b_z += (d_a_z).sum(dim=0)  # (P8)
-        d_b_n += (d_a_nx).sum(dim=0)  # (P9)
-        d_b_hn += (d_a_nh).sum(dim=0)  # (P10)
-        d_gamma_x_r += (d_yx_r*r_x*(-mu_x + zx_r)).sum(dim=0)  # (P11)
-        d_gamma_x_z += (d_yx_z*r_x*(-mu_x + zx_z)).sum(dim=0)  # (P12)
-        d_gamma_x_n += (d_yx_n*r_x*(-mu_x + zx_n)).sum(dim=0)  # (P13)
-        d_beta_x_r += (d_yx_r).sum(dim=0)  # (P14)
-        d_beta_x_z += (d_yx_z).sum(dim=0)  # (P15)
-        d_beta_x_n += (d_yx_n).sum(dim=0)  # (P16)
-        d_gamma_h_r += (d_yh_r*r_h*(-mu_h + zh_r)).sum(dim=0)  # (P17)
-        d_gamma_h_z += (d_yh_z*r_h*(-mu_h + zh_z)).sum(dim=0)  # (P18)
-        d_gamma_h_n += (d_yh_n*r_h*(-mu_h + zh_n)).sum(dim=0)  # (P19)
-        d_beta_h_r += (d_yh_r).sum(dim=0)  # (P20)
-        d_beta_h_z += (d_yh_z).sum(dim=0)  # (P21)
-        d_beta_h_n += (d_yh_n).sum(dim=0)  # (P22)
         d_h_next = d_h_prev
     dw["Wcat_x"] += d_A_x_seq.reshape(steps * B, 3 * H).T @ xs.reshape(steps * B, D)  # (P1)-(P3)
     torch.matmul(d_A_x_seq.reshape(steps * B, 3 * H), Wcat_x, out=dxs.reshape(steps * B, D))  # (B41)
     dw["Wcat_h_prev"] += d_A_h_prev_seq.reshape(steps * B, 3 * H).T @ h_seq[:steps].reshape(steps * B, H)  # (P4)-(P6)
+    zx_r = zx_r_seq[0:steps]
+    zx_z = zx_z_seq[0:steps]
+    zx_n = zx_n_seq[0:steps]
+    zh_r = zh_r_seq[0:steps]
+    zh_z = zh_z_seq[0:steps]
+    zh_n = zh_n_seq[0:steps]
+    mu_x = mu_x_seq[0:steps]
+    r_x = r_x_seq[0:steps]
+    mu_h = mu_h_seq[0:steps]
+    r_h = r_h_seq[0:steps]
+    d_a_r = d_a_r_seq
+    d_a_z = d_a_z_seq
+    d_a_n = d_a_n_seq
+    d_a_nh = d_a_nh_seq
+    d_b_r += (d_a_r).sum(dim=(0, 1))  # (P7)
+    d_b_z += (d_a_z).sum(dim=(0, 1))  # (P8)
+    d_b_n += (d_a_n).sum(dim=(0, 1))  # (P9)
+    d_b_hn += (d_a_nh).sum(dim=(0, 1))  # (P10)
+    d_gamma_x_r += (d_a_r*r_x*(-mu_x + zx_r)).sum(dim=(0, 1))  # (P11)
+    d_gamma_x_z += (d_a_z*r_x*(-mu_x + zx_z)).sum(dim=(0, 1))  # (P12)
+    d_gamma_x_n += (d_a_n*r_x*(-mu_x + zx_n)).sum(dim=(0, 1))  # (P13)
+    d_beta_x_r += (d_a_r).sum(dim=(0, 1))  # (P14)
+    d_beta_x_z += (d_a_z).sum(dim=(0, 1))  # (P15)
+    d_beta_x_n += (d_a_n).sum(dim=(0, 1))  # (P16)
+    d_gamma_h_r += (d_a_r*r_h*(-mu_h + zh_r)).sum(dim=(0, 1))  # (P17)
+    d_gamma_h_z += (d_a_z*r_h*(-mu_h + zh_z)).sum(dim=(0, 1))  # (P18)
+    d_gamma_h_n += (d_a_nh*r_h*(-mu_h + zh_n)).sum(dim=(0, 1))  # (P19)
+    d_beta_h_r += (d_a_r).sum(dim=(0, 1))  # (P20)
+    d_beta_h_z += (d_a_z).sum(dim=(0, 1))  # (P21)
+    d_beta_h_n += (d_a_nh).sum(dim=(0, 1))  # (P22)
     return {"h": d_h_next}
 
 
@@ -538,26 +573,26 @@ def _recompute(w, sizes, xs, seq):
     zh_z = zh_z_seq[0:steps]
     zh_n_seq[0:steps] = A_h_prev[:, :, 2 * H:3 * H]
     zh_n = zh_n_seq[0:steps]
-    mu_x_seq[0:steps] = (1/3)*(zx_n).mean(dim=-1, keepdim=True) + (1/3)*(zx_r).mean(dim=-1, keepdim=True) + (1/3)*(zx_z).mean(dim=-1, keepdim=True)  # (F7)
+    mu_x_seq[0:steps] = (1/3)*((zx_n).mean(dim=-1, keepdim=True) + (zx_r).mean(dim=-1, keepdim=True) + (zx_z).mean(dim=-1, keepdim=True))  # (F7)
     mu_x = mu_x_seq[0:steps]
-    e_zx_r = (-mu_x + zx_r)**2  # (F8)
-    e_zx_z = (-mu_x + zx_z)**2  # (F9)
-    e_zx_n = (-mu_x + zx_n)**2  # (F10)
-    v_x_seq[0:steps] = (1/3)*(e_zx_n).mean(dim=-1, keepdim=True) + (1/3)*(e_zx_r).mean(dim=-1, keepdim=True) + (1/3)*(e_zx_z).mean(dim=-1, keepdim=True)  # (F11)
+    e_zx_r = torch.square(-mu_x + zx_r)  # (F8)
+    e_zx_z = torch.square(-mu_x + zx_z)  # (F9)
+    e_zx_n = torch.square(-mu_x + zx_n)  # (F10)
+    v_x_seq[0:steps] = (1/3)*((e_zx_n).mean(dim=-1, keepdim=True) + (e_zx_r).mean(dim=-1, keepdim=True) + (e_zx_z).mean(dim=-1, keepdim=True))  # (F11)
     v_x = v_x_seq[0:steps]
-    r_x_seq[0:steps] = 1/torch.sqrt(v_x + 1/100000)  # (F12)
+    r_x_seq[0:steps] = torch.rsqrt(v_x + 1/100000)  # (F12)
     r_x = r_x_seq[0:steps]
     yx_r = beta_x_r + gamma_x_r*r_x*(-mu_x + zx_r)  # (F13)
     yx_z = beta_x_z + gamma_x_z*r_x*(-mu_x + zx_z)  # (F14)
     yx_n = beta_x_n + gamma_x_n*r_x*(-mu_x + zx_n)  # (F15)
-    mu_h_seq[0:steps] = (1/3)*(zh_n).mean(dim=-1, keepdim=True) + (1/3)*(zh_r).mean(dim=-1, keepdim=True) + (1/3)*(zh_z).mean(dim=-1, keepdim=True)  # (F16)
+    mu_h_seq[0:steps] = (1/3)*((zh_n).mean(dim=-1, keepdim=True) + (zh_r).mean(dim=-1, keepdim=True) + (zh_z).mean(dim=-1, keepdim=True))  # (F16)
     mu_h = mu_h_seq[0:steps]
-    e_zh_r = (-mu_h + zh_r)**2  # (F17)
-    e_zh_z = (-mu_h + zh_z)**2  # (F18)
-    e_zh_n = (-mu_h + zh_n)**2  # (F19)
-    v_h_seq[0:steps] = (1/3)*(e_zh_n).mean(dim=-1, keepdim=True) + (1/3)*(e_zh_r).mean(dim=-1, keepdim=True) + (1/3)*(e_zh_z).mean(dim=-1, keepdim=True)  # (F20)
+    e_zh_r = torch.square(-mu_h + zh_r)  # (F17)
+    e_zh_z = torch.square(-mu_h + zh_z)  # (F18)
+    e_zh_n = torch.square(-mu_h + zh_n)  # (F19)
+    v_h_seq[0:steps] = (1/3)*((e_zh_n).mean(dim=-1, keepdim=True) + (e_zh_r).mean(dim=-1, keepdim=True) + (e_zh_z).mean(dim=-1, keepdim=True))  # (F20)
     v_h = v_h_seq[0:steps]
-    r_h_seq[0:steps] = 1/torch.sqrt(v_h + 1/100000)  # (F21)
+    r_h_seq[0:steps] = torch.rsqrt(v_h + 1/100000)  # (F21)
     r_h = r_h_seq[0:steps]
     yh_r = beta_h_r + gamma_h_r*r_h*(-mu_h + zh_r)  # (F22)
     yh_z = beta_h_z + gamma_h_z*r_h*(-mu_h + zh_z)  # (F23)

@@ -142,13 +142,20 @@ def _forward_steps(w, sizes, xs, seq):
     # the x terms of every step at once  (F1)-(F4)
     torch.matmul(xs.reshape(steps * B, D), Wcat_x.T, out=A_x.reshape(steps * B, 4 * H))
     A_h_prev = xs.new_empty((B, 4 * H))
+    A_h_prev_0_H = A_h_prev[:, 0:H]
+    A_h_prev_H_2H = A_h_prev[:, H:2 * H]
+    A_h_prev_2H_3H = A_h_prev[:, 2 * H:3 * H]
+    A_h_prev_3H_4H = A_h_prev[:, 3 * H:4 * H]
     h_seq_rows = h_seq.unbind(0)
     c_seq_rows = c_seq.unbind(0)
     zx_f_seq_rows = zx_f_seq.unbind(0)
-    A_x_rows = A_x.unbind(0)
+    A_x_0_H_rows = A_x[:, :, 0:H].unbind(0)
     zx_i_seq_rows = zx_i_seq.unbind(0)
+    A_x_H_2H_rows = A_x[:, :, H:2 * H].unbind(0)
     zx_g_seq_rows = zx_g_seq.unbind(0)
+    A_x_2H_3H_rows = A_x[:, :, 2 * H:3 * H].unbind(0)
     zx_o_seq_rows = zx_o_seq.unbind(0)
+    A_x_3H_4H_rows = A_x[:, :, 3 * H:4 * H].unbind(0)
     zh_f_seq_rows = zh_f_seq.unbind(0)
     zh_i_seq_rows = zh_i_seq.unbind(0)
     zh_g_seq_rows = zh_g_seq.unbind(0)
@@ -168,53 +175,60 @@ def _forward_steps(w, sizes, xs, seq):
     r_c_seq_rows = r_c_seq.unbind(0)
     k_seq_rows = k_seq.unbind(0)
     for t in range(steps):
-        h_prev = h_seq_rows[t]
         c_prev = c_seq_rows[t]
-        zx_f_seq_rows[t][...] = A_x_rows[t][:, 0:H]
+        zx_f_seq_rows[t][...] = A_x_0_H_rows[t]
         zx_f = zx_f_seq_rows[t]
-        zx_i_seq_rows[t][...] = A_x_rows[t][:, H:2 * H]
+        zx_i_seq_rows[t][...] = A_x_H_2H_rows[t]
         zx_i = zx_i_seq_rows[t]
-        zx_g_seq_rows[t][...] = A_x_rows[t][:, 2 * H:3 * H]
+        zx_g_seq_rows[t][...] = A_x_2H_3H_rows[t]
         zx_g = zx_g_seq_rows[t]
-        zx_o_seq_rows[t][...] = A_x_rows[t][:, 3 * H:4 * H]
+        zx_o_seq_rows[t][...] = A_x_3H_4H_rows[t]
         zx_o = zx_o_seq_rows[t]
-        torch.matmul(h_prev, Wcat_h_prev.T, out=A_h_prev)  # (F5)-(F8)
-        zh_f_seq_rows[t][...] = A_h_prev[:, 0:H]
+        torch.matmul(h_seq_rows[t], Wcat_h_prev.T, out=A_h_prev)  # (F5)-(F8)
+        zh_f_seq_rows[t][...] = A_h_prev_0_H
         zh_f = zh_f_seq_rows[t]
-        zh_i_seq_rows[t][...] = A_h_prev[:, H:2 * H]
+        zh_i_seq_rows[t][...] = A_h_prev_H_2H
         zh_i = zh_i_seq_rows[t]
-        zh_g_seq_rows[t][...] = A_h_prev[:, 2 * H:3 * H]
+        zh_g_seq_rows[t][...] = A_h_prev_2H_3H
         zh_g = zh_g_seq_rows[t]
-        zh_o_seq_rows[t][...] = A_h_prev[:, 3 * H:4 * H]
+        zh_o_seq_rows[t][...] = A_h_prev_3H_4H
         zh_o = zh_o_seq_rows[t]
-        mu_x_seq_rows[t][...] = (1/4)*(zx_f).mean(dim=-1, keepdim=True) + (1/4)*(zx_g).mean(dim=-1, keepdim=True) + (1/4)*(zx_i).mean(dim=-1, keepdim=True) + (1/4)*(zx_o).mean(dim=-1, keepdim=True)  # (F9)
+        mu_x_seq_rows[t][...] = (1/4)*((zx_f).mean(dim=-1, keepdim=True) + (zx_g).mean(dim=-1, keepdim=True) + (zx_i).mean(dim=-1, keepdim=True) + (zx_o).mean(dim=-1, keepdim=True))  # (F9)
         mu_x = mu_x_seq_rows[t]
-        e_zx_f = (-mu_x + zx_f)**2  # (F10)
-        e_zx_i = (-mu_x + zx_i)**2  # (F11)
-        e_zx_g = (-mu_x + zx_g)**2  # (F12)
-        e_zx_o = (-mu_x + zx_o)**2  # (F13)
-        v_x_seq_rows[t][...] = (1/4)*(e_zx_f).mean(dim=-1, keepdim=True) + (1/4)*(e_zx_g).mean(dim=-1, keepdim=True) + (1/4)*(e_zx_i).mean(dim=-1, keepdim=True) + (1/4)*(e_zx_o).mean(dim=-1, keepdim=True)  # (F14)
+        _cse0 = -mu_x + zx_f
+        e_zx_f = torch.square(_cse0)  # (F10)
+        _cse1 = -mu_x + zx_i
+        e_zx_i = torch.square(_cse1)  # (F11)
+        _cse2 = -mu_x + zx_g
+        e_zx_g = torch.square(_cse2)  # (F12)
+        _cse3 = -mu_x + zx_o
+        e_zx_o = torch.square(_cse3)  # (F13)
+        v_x_seq_rows[t][...] = (1/4)*((e_zx_f).mean(dim=-1, keepdim=True) + (e_zx_g).mean(dim=-1, keepdim=True) + (e_zx_i).mean(dim=-1, keepdim=True) + (e_zx_o).mean(dim=-1, keepdim=True))  # (F14)
         v_x = v_x_seq_rows[t]
-        r_x_seq_rows[t][...] = 1/torch.sqrt(v_x + 1/100000)  # (F15)
+        r_x_seq_rows[t][...] = torch.rsqrt(v_x + 1/100000)  # (F15)
         r_x = r_x_seq_rows[t]
-        yx_f = beta_x_f + gamma_x_f*r_x*(-mu_x + zx_f)  # (F16)
-        yx_i = beta_x_i + gamma_x_i*r_x*(-mu_x + zx_i)  # (F17)
-        yx_g = beta_x_g + gamma_x_g*r_x*(-mu_x + zx_g)  # (F18)
-        yx_o = beta_x_o + gamma_x_o*r_x*(-mu_x + zx_o)  # (F19)
-        mu_h_seq_rows[t][...] = (1/4)*(zh_f).mean(dim=-1, keepdim=True) + (1/4)*(zh_g).mean(dim=-1, keepdim=True) + (1/4)*(zh_i).mean(dim=-1, keepdim=True) + (1/4)*(zh_o).mean(dim=-1, keepdim=True)  # (F20)
+        yx_f = _cse0*gamma_x_f*r_x + beta_x_f  # (F16)
+        yx_i = _cse1*gamma_x_i*r_x + beta_x_i  # (F17)
+        yx_g = _cse2*gamma_x_g*r_x + beta_x_g  # (F18)
+        yx_o = _cse3*gamma_x_o*r_x + beta_x_o  # (F19)
+        mu_h_seq_rows[t][...] = (1/4)*((zh_f).mean(dim=-1, keepdim=True) + (zh_g).mean(dim=-1, keepdim=True) + (zh_i).mean(dim=-1, keepdim=True) + (zh_o).mean(dim=-1, keepdim=True))  # (F20)
         mu_h = mu_h_seq_rows[t]
-        e_zh_f = (-mu_h + zh_f)**2  # (F21)
-        e_zh_i = (-mu_h + zh_i)**2  # (F22)
-        e_zh_g = (-mu_h + zh_g)**2  # (F23)
-        e_zh_o = (-mu_h + zh_o)**2  # (F24)
-        v_h_seq_rows[t][...] = (1/4)*(e_zh_f).mean(dim=-1, keepdim=True) + (1/4)*(e_zh_g).mean(dim=-1, keepdim=True) + (1/4)*(e_zh_i).mean(dim=-1, keepdim=True) + (1/4)*(e_zh_o).mean(dim=-1, keepdim=True)  # (F25)
+        _cse4 = -mu_h + zh_f
+        e_zh_f = torch.square(_cse4)  # (F21)
+        _cse5 = -mu_h + zh_i
+        e_zh_i = torch.square(_cse5)  # (F22)
+        _cse6 = -mu_h + zh_g
+        e_zh_g = torch.square(_cse6)  # (F23)
+        _cse7 = -mu_h + zh_o
+        e_zh_o = torch.square(_cse7)  # (F24)
+        v_h_seq_rows[t][...] = (1/4)*((e_zh_f).mean(dim=-1, keepdim=True) + (e_zh_g).mean(dim=-1, keepdim=True) + (e_zh_i).mean(dim=-1, keepdim=True) + (e_zh_o).mean(dim=-1, keepdim=True))  # (F25)
         v_h = v_h_seq_rows[t]
-        r_h_seq_rows[t][...] = 1/torch.sqrt(v_h + 1/100000)  # (F26)
+        r_h_seq_rows[t][...] = torch.rsqrt(v_h + 1/100000)  # (F26)
         r_h = r_h_seq_rows[t]
-        yh_f = beta_h_f + gamma_h_f*r_h*(-mu_h + zh_f)  # (F27)
-        yh_i = beta_h_i + gamma_h_i*r_h*(-mu_h + zh_i)  # (F28)
-        yh_g = beta_h_g + gamma_h_g*r_h*(-mu_h + zh_g)  # (F29)
-        yh_o = beta_h_o + gamma_h_o*r_h*(-mu_h + zh_o)  # (F30)
+        yh_f = _cse4*gamma_h_f*r_h + beta_h_f  # (F27)
+        yh_i = _cse5*gamma_h_i*r_h + beta_h_i  # (F28)
+        yh_g = _cse6*gamma_h_g*r_h + beta_h_g  # (F29)
+        yh_o = _cse7*gamma_h_o*r_h + beta_h_o  # (F30)
         s_f = yh_f + yx_f  # (F31)
         a_f = b_f + s_f  # (F32)
         s_i = yh_i + yx_i  # (F33)
@@ -231,18 +245,18 @@ def _forward_steps(w, sizes, xs, seq):
         g = g_seq_rows[t]
         torch.sigmoid(a_o, out=o_seq_rows[t])  # (F42)
         o = o_seq_rows[t]
-        m = c_prev*f  # (F43)
         n = g*i  # (F44)
-        torch.add(m, n, out=c_seq_rows[t + 1])  # (F45)
+        torch.addcmul(n, c_prev, f, out=c_seq_rows[t + 1])  # (F43) (F45)
         c = c_seq_rows[t + 1]
         mu_c_seq_rows[t][...] = (c).mean(dim=-1, keepdim=True)  # (F46)
         mu_c = mu_c_seq_rows[t]
-        e_c = (c - mu_c)**2  # (F47)
+        _cse8 = c - mu_c
+        e_c = torch.square(_cse8)  # (F47)
         v_c_seq_rows[t][...] = (e_c).mean(dim=-1, keepdim=True)  # (F48)
         v_c = v_c_seq_rows[t]
-        r_c_seq_rows[t][...] = 1/torch.sqrt(v_c + 1/100000)  # (F49)
+        r_c_seq_rows[t][...] = torch.rsqrt(v_c + 1/100000)  # (F49)
         r_c = r_c_seq_rows[t]
-        y_c = beta_c + gamma_c*r_c*(c - mu_c)  # (F50)
+        y_c = _cse8*gamma_c*r_c + beta_c  # (F50)
         torch.tanh(y_c, out=k_seq_rows[t])  # (F51)
         k = k_seq_rows[t]
         torch.mul(k, o, out=h_seq_rows[t + 1])  # (F52)
@@ -348,13 +362,13 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
     mu_c = mu_c_seq[0:steps]
     v_c = v_c_seq[0:steps]
     k = k_seq[0:steps]
-    J_B3_seq = 1 - k**2  # (B3)
+    J_B3_seq = 1 - torch.square(k)  # (B3)
     J_B4_seq = c - mu_c  # (B4)
     J_B5_seq = (v_c + 1/100000)**(-3/2)  # (B5)
-    J_B7_seq = -2*c + 2*mu_c  # (B7) fork: e_c, y_c
-    J_B8_seq = 2*c - 2*mu_c  # (B8) fork: mu_c, e_c, y_c, next step
+    J_B7_seq = 2*(-c + mu_c)  # (B7) fork: e_c, y_c
+    J_B8_seq = 2*(c - mu_c)  # (B8) fork: mu_c, e_c, y_c, next step
     J_B15_seq = o*(1 - o)  # (B15)
-    J_B17_seq = 1 - g**2  # (B17)
+    J_B17_seq = 1 - torch.square(g)  # (B17)
     J_B19_seq = i*(1 - i)  # (B19)
     J_B21_seq = f*(1 - f)  # (B21)
     J_B27_seq = -mu_h + zh_f  # (B27) fork: yh_f, yh_i, yh_g, yh_o
@@ -362,27 +376,32 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
     J_B27_3_seq = -mu_h + zh_i  # (B27) fork: yh_f, yh_i, yh_g, yh_o
     J_B27_4_seq = -mu_h + zh_o  # (B27) fork: yh_f, yh_i, yh_g, yh_o
     J_B28_seq = (v_h + 1/100000)**(-3/2)  # (B28)
-    J_B33_seq = 2*mu_h - 2*zh_f  # (B33) fork: e_zh_f, e_zh_i, e_zh_g, e_zh_o, yh_f, yh_i, yh_g, yh_o
-    J_B33_2_seq = 2*mu_h - 2*zh_g  # (B33) fork: e_zh_f, e_zh_i, e_zh_g, e_zh_o, yh_f, yh_i, yh_g, yh_o
-    J_B33_3_seq = 2*mu_h - 2*zh_i  # (B33) fork: e_zh_f, e_zh_i, e_zh_g, e_zh_o, yh_f, yh_i, yh_g, yh_o
-    J_B33_4_seq = 2*mu_h - 2*zh_o  # (B33) fork: e_zh_f, e_zh_i, e_zh_g, e_zh_o, yh_f, yh_i, yh_g, yh_o
+    J_B33_seq = 2*(mu_h - zh_f)  # (B33) fork: e_zh_f, e_zh_i, e_zh_g, e_zh_o, yh_f, yh_i, yh_g, yh_o
+    J_B33_2_seq = 2*(mu_h - zh_g)  # (B33) fork: e_zh_f, e_zh_i, e_zh_g, e_zh_o, yh_f, yh_i, yh_g, yh_o
+    J_B33_3_seq = 2*(mu_h - zh_i)  # (B33) fork: e_zh_f, e_zh_i, e_zh_g, e_zh_o, yh_f, yh_i, yh_g, yh_o
+    J_B33_4_seq = 2*(mu_h - zh_o)  # (B33) fork: e_zh_f, e_zh_i, e_zh_g, e_zh_o, yh_f, yh_i, yh_g, yh_o
     J_B38_seq = -mu_x + zx_f  # (B38) fork: yx_f, yx_i, yx_g, yx_o
     J_B38_2_seq = -mu_x + zx_g  # (B38) fork: yx_f, yx_i, yx_g, yx_o
     J_B38_3_seq = -mu_x + zx_i  # (B38) fork: yx_f, yx_i, yx_g, yx_o
     J_B38_4_seq = -mu_x + zx_o  # (B38) fork: yx_f, yx_i, yx_g, yx_o
     J_B39_seq = (v_x + 1/100000)**(-3/2)  # (B39)
-    J_B44_seq = 2*mu_x - 2*zx_f  # (B44) fork: e_zx_f, e_zx_i, e_zx_g, e_zx_o, yx_f, yx_i, yx_g, yx_o
-    J_B44_2_seq = 2*mu_x - 2*zx_g  # (B44) fork: e_zx_f, e_zx_i, e_zx_g, e_zx_o, yx_f, yx_i, yx_g, yx_o
-    J_B44_3_seq = 2*mu_x - 2*zx_i  # (B44) fork: e_zx_f, e_zx_i, e_zx_g, e_zx_o, yx_f, yx_i, yx_g, yx_o
-    J_B44_4_seq = 2*mu_x - 2*zx_o  # (B44) fork: e_zx_f, e_zx_i, e_zx_g, e_zx_o, yx_f, yx_i, yx_g, yx_o
-    J_B45_seq = -2*mu_h + 2*zh_o  # (B45) fork: mu_h, e_zh_o, yh_o
-    J_B46_seq = -2*mu_h + 2*zh_g  # (B46) fork: mu_h, e_zh_g, yh_g
-    J_B47_seq = -2*mu_h + 2*zh_i  # (B47) fork: mu_h, e_zh_i, yh_i
-    J_B48_seq = -2*mu_h + 2*zh_f  # (B48) fork: mu_h, e_zh_f, yh_f
-    J_B49_seq = -2*mu_x + 2*zx_o  # (B49) fork: mu_x, e_zx_o, yx_o
-    J_B50_seq = -2*mu_x + 2*zx_g  # (B50) fork: mu_x, e_zx_g, yx_g
-    J_B51_seq = -2*mu_x + 2*zx_i  # (B51) fork: mu_x, e_zx_i, yx_i
-    J_B52_seq = -2*mu_x + 2*zx_f  # (B52) fork: mu_x, e_zx_f, yx_f
+    J_B44_seq = 2*(mu_x - zx_f)  # (B44) fork: e_zx_f, e_zx_i, e_zx_g, e_zx_o, yx_f, yx_i, yx_g, yx_o
+    J_B44_2_seq = 2*(mu_x - zx_g)  # (B44) fork: e_zx_f, e_zx_i, e_zx_g, e_zx_o, yx_f, yx_i, yx_g, yx_o
+    J_B44_3_seq = 2*(mu_x - zx_i)  # (B44) fork: e_zx_f, e_zx_i, e_zx_g, e_zx_o, yx_f, yx_i, yx_g, yx_o
+    J_B44_4_seq = 2*(mu_x - zx_o)  # (B44) fork: e_zx_f, e_zx_i, e_zx_g, e_zx_o, yx_f, yx_i, yx_g, yx_o
+    J_B45_seq = 2*(-mu_h + zh_o)  # (B45) fork: mu_h, e_zh_o, yh_o
+    J_B46_seq = 2*(-mu_h + zh_g)  # (B46) fork: mu_h, e_zh_g, yh_g
+    J_B47_seq = 2*(-mu_h + zh_i)  # (B47) fork: mu_h, e_zh_i, yh_i
+    J_B48_seq = 2*(-mu_h + zh_f)  # (B48) fork: mu_h, e_zh_f, yh_f
+    J_B49_seq = 2*(-mu_x + zx_o)  # (B49) fork: mu_x, e_zx_o, yx_o
+    J_B50_seq = 2*(-mu_x + zx_g)  # (B50) fork: mu_x, e_zx_g, yx_g
+    J_B51_seq = 2*(-mu_x + zx_i)  # (B51) fork: mu_x, e_zx_i, yx_i
+    J_B52_seq = 2*(-mu_x + zx_f)  # (B52) fork: mu_x, e_zx_f, yx_f
+    d_a_f_seq = xs.new_empty((steps, B, H))
+    d_a_i_seq = xs.new_empty((steps, B, H))
+    d_a_g_seq = xs.new_empty((steps, B, H))
+    d_a_o_seq = xs.new_empty((steps, B, H))
+    d_y_c_seq = xs.new_empty((steps, B, H))
     dhs_rows = dhs.unbind(0)
     J_B3_seq_rows = J_B3_seq.unbind(0)
     J_B4_seq_rows = J_B4_seq.unbind(0)
@@ -420,30 +439,28 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
     J_B51_seq_rows = J_B51_seq.unbind(0)
     J_B52_seq_rows = J_B52_seq.unbind(0)
     c_seq_rows = c_seq.unbind(0)
-    zx_f_seq_rows = zx_f_seq.unbind(0)
-    zx_i_seq_rows = zx_i_seq.unbind(0)
-    zx_g_seq_rows = zx_g_seq.unbind(0)
-    zx_o_seq_rows = zx_o_seq.unbind(0)
-    zh_f_seq_rows = zh_f_seq.unbind(0)
-    zh_i_seq_rows = zh_i_seq.unbind(0)
-    zh_g_seq_rows = zh_g_seq.unbind(0)
-    zh_o_seq_rows = zh_o_seq.unbind(0)
-    mu_x_seq_rows = mu_x_seq.unbind(0)
-    v_x_seq_rows = v_x_seq.unbind(0)
     r_x_seq_rows = r_x_seq.unbind(0)
-    mu_h_seq_rows = mu_h_seq.unbind(0)
-    v_h_seq_rows = v_h_seq.unbind(0)
     r_h_seq_rows = r_h_seq.unbind(0)
     f_seq_rows = f_seq.unbind(0)
     i_seq_rows = i_seq.unbind(0)
     g_seq_rows = g_seq.unbind(0)
     o_seq_rows = o_seq.unbind(0)
-    mu_c_seq_rows = mu_c_seq.unbind(0)
-    v_c_seq_rows = v_c_seq.unbind(0)
     r_c_seq_rows = r_c_seq.unbind(0)
     k_seq_rows = k_seq.unbind(0)
-    d_A_x_seq_rows = d_A_x_seq.unbind(0)
     d_A_h_prev_seq_rows = d_A_h_prev_seq.unbind(0)
+    d_y_c_seq_rows = d_y_c_seq.unbind(0)
+    d_a_o_seq_rows = d_a_o_seq.unbind(0)
+    d_a_g_seq_rows = d_a_g_seq.unbind(0)
+    d_a_i_seq_rows = d_a_i_seq.unbind(0)
+    d_a_f_seq_rows = d_a_f_seq.unbind(0)
+    d_A_h_prev_seq_3H_4H_rows = d_A_h_prev_seq[:, :, 3 * H:4 * H].unbind(0)
+    d_A_h_prev_seq_2H_3H_rows = d_A_h_prev_seq[:, :, 2 * H:3 * H].unbind(0)
+    d_A_h_prev_seq_H_2H_rows = d_A_h_prev_seq[:, :, H:2 * H].unbind(0)
+    d_A_h_prev_seq_0_H_rows = d_A_h_prev_seq[:, :, 0:H].unbind(0)
+    d_A_x_seq_3H_4H_rows = d_A_x_seq[:, :, 3 * H:4 * H].unbind(0)
+    d_A_x_seq_2H_3H_rows = d_A_x_seq[:, :, 2 * H:3 * H].unbind(0)
+    d_A_x_seq_H_2H_rows = d_A_x_seq[:, :, H:2 * H].unbind(0)
+    d_A_x_seq_0_H_rows = d_A_x_seq[:, :, 0:H].unbind(0)
     for t in reversed(range(steps)):
         J_B3 = J_B3_seq_rows[t]
         J_B4 = J_B4_seq_rows[t]
@@ -481,112 +498,143 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
         J_B51 = J_B51_seq_rows[t]
         J_B52 = J_B52_seq_rows[t]
         c_prev = c_seq_rows[t]
-        c = c_seq_rows[t + 1]
-        zx_f = zx_f_seq_rows[t]
-        zx_i = zx_i_seq_rows[t]
-        zx_g = zx_g_seq_rows[t]
-        zx_o = zx_o_seq_rows[t]
-        zh_f = zh_f_seq_rows[t]
-        zh_i = zh_i_seq_rows[t]
-        zh_g = zh_g_seq_rows[t]
-        zh_o = zh_o_seq_rows[t]
-        mu_x = mu_x_seq_rows[t]
-        v_x = v_x_seq_rows[t]
         r_x = r_x_seq_rows[t]
-        mu_h = mu_h_seq_rows[t]
-        v_h = v_h_seq_rows[t]
         r_h = r_h_seq_rows[t]
         f = f_seq_rows[t]
         i = i_seq_rows[t]
         g = g_seq_rows[t]
         o = o_seq_rows[t]
-        mu_c = mu_c_seq_rows[t]
-        v_c = v_c_seq_rows[t]
         r_c = r_c_seq_rows[t]
         k = k_seq_rows[t]
-        d_A_x = d_A_x_seq_rows[t]
         d_A_h_prev = d_A_h_prev_seq_rows[t]
         d_h = d_h_next + dhs_rows[t]  # (B1) fork: loss, next step
         d_k = d_h*o  # (B2)
-        d_y_c = J_B3*d_k  # (B3)
-        d_r_c = J_B4*d_y_c*gamma_c  # (B4)
+        torch.mul(J_B3, d_k, out=d_y_c_seq_rows[t])  # (B3)
+        d_y_c = d_y_c_seq_rows[t]
+        _cse0 = d_y_c*gamma_c
+        d_r_c = J_B4*_cse0  # (B4)
         d_v_c = -1/2*J_B5*d_r_c  # (B5)
         d_e_c = (d_v_c).mean(dim=-1, keepdim=True)  # (B6)
-        d_mu_c = torch.addcmul(-d_y_c*gamma_c*r_c, J_B7, d_e_c)  # (B7) fork: e_c, y_c
-        d_c = torch.addcmul(d_y_c*gamma_c*r_c + d_c_next + (d_mu_c).mean(dim=-1, keepdim=True), J_B8, d_e_c)  # (B8) fork: mu_c, e_c, y_c, next step
+        _cse1 = _cse0*r_c
+        d_mu_c = torch.addcmul(-_cse1, J_B7, d_e_c)  # (B7) fork: e_c, y_c
+        d_c = torch.addcmul(_cse1 + d_c_next + (d_mu_c).mean(dim=-1, keepdim=True), J_B8, d_e_c)  # (B8) fork: mu_c, e_c, y_c, next step
         d_n = d_c  # (B9)
         d_m = d_c  # (B10)
         d_o = d_h*k  # (B11)
         d_g = d_n*i  # (B12)
         d_i = d_n*g  # (B13)
         d_f = c_prev*d_m  # (B14)
-        d_a_o = J_B15*d_o  # (B15)
+        torch.mul(J_B15, d_o, out=d_a_o_seq_rows[t])  # (B15)
+        d_a_o = d_a_o_seq_rows[t]
         d_s_o = d_a_o  # (B16)
-        d_a_g = J_B17*d_g  # (B17)
+        torch.mul(J_B17, d_g, out=d_a_g_seq_rows[t])  # (B17)
+        d_a_g = d_a_g_seq_rows[t]
         d_s_g = d_a_g  # (B18)
-        d_a_i = J_B19*d_i  # (B19)
+        torch.mul(J_B19, d_i, out=d_a_i_seq_rows[t])  # (B19)
+        d_a_i = d_a_i_seq_rows[t]
         d_s_i = d_a_i  # (B20)
-        d_a_f = J_B21*d_f  # (B21)
+        torch.mul(J_B21, d_f, out=d_a_f_seq_rows[t])  # (B21)
+        d_a_f = d_a_f_seq_rows[t]
         d_s_f = d_a_f  # (B22)
         d_yh_o = d_s_o  # (B23)
         d_yh_g = d_s_g  # (B24)
         d_yh_i = d_s_i  # (B25)
         d_yh_f = d_s_f  # (B26)
-        d_r_h = J_B27*d_yh_f*gamma_h_f + J_B27_2*d_yh_g*gamma_h_g + J_B27_3*d_yh_i*gamma_h_i + J_B27_4*d_yh_o*gamma_h_o  # (B27) fork: yh_f, yh_i, yh_g, yh_o
+        _cse2 = d_yh_f*gamma_h_f
+        _cse3 = d_yh_g*gamma_h_g
+        _cse4 = d_yh_i*gamma_h_i
+        _cse5 = d_yh_o*gamma_h_o
+        d_r_h = torch.addcmul(torch.addcmul(torch.addcmul(J_B27_4*_cse5, J_B27_3, _cse4), J_B27_2, _cse3), J_B27, _cse2)  # (B27) fork: yh_f, yh_i, yh_g, yh_o
         d_v_h = -1/2*J_B28*d_r_h  # (B28)
-        d_e_zh_o = (1/4)*(d_v_h).mean(dim=-1, keepdim=True)  # (B29)
-        d_e_zh_g = (1/4)*(d_v_h).mean(dim=-1, keepdim=True)  # (B30)
-        d_e_zh_i = (1/4)*(d_v_h).mean(dim=-1, keepdim=True)  # (B31)
-        d_e_zh_f = (1/4)*(d_v_h).mean(dim=-1, keepdim=True)  # (B32)
-        d_mu_h = torch.addcmul(torch.addcmul(torch.addcmul(torch.addcmul(-d_yh_f*gamma_h_f*r_h - d_yh_g*gamma_h_g*r_h - d_yh_i*gamma_h_i*r_h - d_yh_o*gamma_h_o*r_h, J_B33_4, d_e_zh_o), J_B33_3, d_e_zh_i), J_B33_2, d_e_zh_g), J_B33, d_e_zh_f)  # (B33) fork: e_zh_f, e_zh_i, e_zh_g, e_zh_o, yh_f, yh_i, yh_g, yh_o
+        _cse6 = (1/4)*(d_v_h).mean(dim=-1, keepdim=True)
+        d_e_zh_o = _cse6  # (B29)
+        d_e_zh_g = _cse6  # (B30)
+        d_e_zh_i = _cse6  # (B31)
+        d_e_zh_f = _cse6  # (B32)
+        _cse7 = _cse2*r_h
+        _cse8 = _cse3*r_h
+        _cse9 = _cse4*r_h
+        _cse10 = _cse5*r_h
+        d_mu_h = torch.addcmul(torch.addcmul(torch.addcmul(torch.addcmul(-_cse10 - _cse7 - _cse8 - _cse9, J_B33_4, d_e_zh_o), J_B33_3, d_e_zh_i), J_B33_2, d_e_zh_g), J_B33, d_e_zh_f)  # (B33) fork: e_zh_f, e_zh_i, e_zh_g, e_zh_o, yh_f, yh_i, yh_g, yh_o
         d_yx_o = d_s_o  # (B34)
         d_yx_g = d_s_g  # (B35)
         d_yx_i = d_s_i  # (B36)
         d_yx_f = d_s_f  # (B37)
-        d_r_x = J_B38*d_yx_f*gamma_x_f + J_B38_2*d_yx_g*gamma_x_g + J_B38_3*d_yx_i*gamma_x_i + J_B38_4*d_yx_o*gamma_x_o  # (B38) fork: yx_f, yx_i, yx_g, yx_o
+        _cse11 = d_yx_f*gamma_x_f
+        _cse12 = d_yx_g*gamma_x_g
+        _cse13 = d_yx_i*gamma_x_i
+        _cse14 = d_yx_o*gamma_x_o
+        d_r_x = torch.addcmul(torch.addcmul(torch.addcmul(J_B38_4*_cse14, J_B38_3, _cse13), J_B38_2, _cse12), J_B38, _cse11)  # (B38) fork: yx_f, yx_i, yx_g, yx_o
         d_v_x = -1/2*J_B39*d_r_x  # (B39)
-        d_e_zx_o = (1/4)*(d_v_x).mean(dim=-1, keepdim=True)  # (B40)
-        d_e_zx_g = (1/4)*(d_v_x).mean(dim=-1, keepdim=True)  # (B41)
-        d_e_zx_i = (1/4)*(d_v_x).mean(dim=-1, keepdim=True)  # (B42)
-        d_e_zx_f = (1/4)*(d_v_x).mean(dim=-1, keepdim=True)  # (B43)
-        d_mu_x = torch.addcmul(torch.addcmul(torch.addcmul(torch.addcmul(-d_yx_f*gamma_x_f*r_x - d_yx_g*gamma_x_g*r_x - d_yx_i*gamma_x_i*r_x - d_yx_o*gamma_x_o*r_x, J_B44_4, d_e_zx_o), J_B44_3, d_e_zx_i), J_B44_2, d_e_zx_g), J_B44, d_e_zx_f)  # (B44) fork: e_zx_f, e_zx_i, e_zx_g, e_zx_o, yx_f, yx_i, yx_g, yx_o
-        d_A_h_prev[:, 3 * H:4 * H] = J_B45*d_e_zh_o + d_yh_o*gamma_h_o*r_h + (1/4)*(d_mu_h).mean(dim=-1, keepdim=True)  # (B45) fork: mu_h, e_zh_o, yh_o
-        d_A_h_prev[:, 2 * H:3 * H] = J_B46*d_e_zh_g + d_yh_g*gamma_h_g*r_h + (1/4)*(d_mu_h).mean(dim=-1, keepdim=True)  # (B46) fork: mu_h, e_zh_g, yh_g
-        d_A_h_prev[:, H:2 * H] = J_B47*d_e_zh_i + d_yh_i*gamma_h_i*r_h + (1/4)*(d_mu_h).mean(dim=-1, keepdim=True)  # (B47) fork: mu_h, e_zh_i, yh_i
-        d_A_h_prev[:, 0:H] = J_B48*d_e_zh_f + d_yh_f*gamma_h_f*r_h + (1/4)*(d_mu_h).mean(dim=-1, keepdim=True)  # (B48) fork: mu_h, e_zh_f, yh_f
-        d_A_x[:, 3 * H:4 * H] = J_B49*d_e_zx_o + d_yx_o*gamma_x_o*r_x + (1/4)*(d_mu_x).mean(dim=-1, keepdim=True)  # (B49) fork: mu_x, e_zx_o, yx_o
-        d_A_x[:, 2 * H:3 * H] = J_B50*d_e_zx_g + d_yx_g*gamma_x_g*r_x + (1/4)*(d_mu_x).mean(dim=-1, keepdim=True)  # (B50) fork: mu_x, e_zx_g, yx_g
-        d_A_x[:, H:2 * H] = J_B51*d_e_zx_i + d_yx_i*gamma_x_i*r_x + (1/4)*(d_mu_x).mean(dim=-1, keepdim=True)  # (B51) fork: mu_x, e_zx_i, yx_i
-        d_A_x[:, 0:H] = J_B52*d_e_zx_f + d_yx_f*gamma_x_f*r_x + (1/4)*(d_mu_x).mean(dim=-1, keepdim=True)  # (B52) fork: mu_x, e_zx_f, yx_f
+        _cse15 = (1/4)*(d_v_x).mean(dim=-1, keepdim=True)
+        d_e_zx_o = _cse15  # (B40)
+        d_e_zx_g = _cse15  # (B41)
+        d_e_zx_i = _cse15  # (B42)
+        d_e_zx_f = _cse15  # (B43)
+        _cse16 = _cse11*r_x
+        _cse17 = _cse12*r_x
+        _cse18 = _cse13*r_x
+        _cse19 = _cse14*r_x
+        d_mu_x = torch.addcmul(torch.addcmul(torch.addcmul(torch.addcmul(-_cse16 - _cse17 - _cse18 - _cse19, J_B44_4, d_e_zx_o), J_B44_3, d_e_zx_i), J_B44_2, d_e_zx_g), J_B44, d_e_zx_f)  # (B44) fork: e_zx_f, e_zx_i, e_zx_g, e_zx_o, yx_f, yx_i, yx_g, yx_o
+        _cse20 = (1/4)*(d_mu_h).mean(dim=-1, keepdim=True)
+        torch.addcmul(_cse10 + _cse20, J_B45, d_e_zh_o, out=d_A_h_prev_seq_3H_4H_rows[t])  # (B45) fork: mu_h, e_zh_o, yh_o
+        torch.addcmul(_cse20 + _cse8, J_B46, d_e_zh_g, out=d_A_h_prev_seq_2H_3H_rows[t])  # (B46) fork: mu_h, e_zh_g, yh_g
+        torch.addcmul(_cse20 + _cse9, J_B47, d_e_zh_i, out=d_A_h_prev_seq_H_2H_rows[t])  # (B47) fork: mu_h, e_zh_i, yh_i
+        torch.addcmul(_cse20 + _cse7, J_B48, d_e_zh_f, out=d_A_h_prev_seq_0_H_rows[t])  # (B48) fork: mu_h, e_zh_f, yh_f
+        _cse21 = (1/4)*(d_mu_x).mean(dim=-1, keepdim=True)
+        torch.addcmul(_cse19 + _cse21, J_B49, d_e_zx_o, out=d_A_x_seq_3H_4H_rows[t])  # (B49) fork: mu_x, e_zx_o, yx_o
+        torch.addcmul(_cse17 + _cse21, J_B50, d_e_zx_g, out=d_A_x_seq_2H_3H_rows[t])  # (B50) fork: mu_x, e_zx_g, yx_g
+        torch.addcmul(_cse18 + _cse21, J_B51, d_e_zx_i, out=d_A_x_seq_H_2H_rows[t])  # (B51) fork: mu_x, e_zx_i, yx_i
+        torch.addcmul(_cse16 + _cse21, J_B52, d_e_zx_f, out=d_A_x_seq_0_H_rows[t])  # (B52) fork: mu_x, e_zx_f, yx_f
         d_c_prev = d_m*f  # (B53)
         d_h_prev = d_A_h_prev @ Wcat_h_prev  # (B54) fork: zh_f, zh_i, zh_g, zh_o
-        d_b_f += (d_a_f).sum(dim=0)  # (P9)
-        d_b_i += (d_a_i).sum(dim=0)  # (P10)
-        d_b_g += (d_a_g).sum(dim=0)  # (P11)
-        d_b_o += (d_a_o).sum(dim=0)  # (P12)
-        d_gamma_x_f += (d_yx_f*r_x*(-mu_x + zx_f)).sum(dim=0)  # (P13)
-        d_gamma_x_i += (d_yx_i*r_x*(-mu_x + zx_i)).sum(dim=0)  # (P14)
-        d_gamma_x_g += (d_yx_g*r_x*(-mu_x + zx_g)).sum(dim=0)  # (P15)
-        d_gamma_x_o += (d_yx_o*r_x*(-mu_x + zx_o)).sum(dim=0)  # (P16)
-        d_beta_x_f += (d_yx_f).sum(dim=0)  # (P17)
-        d_beta_x_i += (d_yx_i).sum(dim=0)  # (P18)
-        d_beta_x_g += (d_yx_g).sum(dim=0)  # (P19)
-        d_beta_x_o += (d_yx_o).sum(dim=0)  # (P20)
-        d_gamma_h_f += (d_yh_f*r_h*(-mu_h + zh_f)).sum(dim=0)  # (P21)
-        d_gamma_h_i += (d_yh_i*r_h*(-mu_h + zh_i)).sum(dim=0)  # (P22)
-        d_gamma_h_g += (d_yh_g*r_h*(-mu_h + zh_g)).sum(dim=0)  # (P23)
-        d_gamma_h_o += (d_yh_o*r_h*(-mu_h + zh_o)).sum(dim=0)  # (P24)
-        d_beta_h_f += (d_yh_f).sum(dim=0)  # (P25)
-        d_beta_h_i += (d_yh_i).sum(dim=0)  # (P26)
-        d_beta_h_g += (d_yh_g).sum(dim=0)  # (P27)
-        d_beta_h_o += (d_yh_o).sum(dim=0)  # (P28)
-        d_gamma_c += (d_y_c*r_c*(c - mu_c)).sum(dim=0)  # (P29)
-        d_beta_c += (d_y_c).sum(dim=0)  # (P30)
         d_h_next = d_h_prev
         d_c_next = d_c_prev
     dw["Wcat_x"] += d_A_x_seq.reshape(steps * B, 4 * H).T @ xs.reshape(steps * B, D)  # (P1)-(P4)
     torch.matmul(d_A_x_seq.reshape(steps * B, 4 * H), Wcat_x, out=dxs.reshape(steps * B, D))  # (B55)
     dw["Wcat_h_prev"] += d_A_h_prev_seq.reshape(steps * B, 4 * H).T @ h_seq[:steps].reshape(steps * B, H)  # (P5)-(P8)
+    c = c_seq[1:]
+    zx_f = zx_f_seq[0:steps]
+    zx_i = zx_i_seq[0:steps]
+    zx_g = zx_g_seq[0:steps]
+    zx_o = zx_o_seq[0:steps]
+    zh_f = zh_f_seq[0:steps]
+    zh_i = zh_i_seq[0:steps]
+    zh_g = zh_g_seq[0:steps]
+    zh_o = zh_o_seq[0:steps]
+    mu_x = mu_x_seq[0:steps]
+    r_x = r_x_seq[0:steps]
+    mu_h = mu_h_seq[0:steps]
+    r_h = r_h_seq[0:steps]
+    mu_c = mu_c_seq[0:steps]
+    r_c = r_c_seq[0:steps]
+    d_a_f = d_a_f_seq
+    d_a_i = d_a_i_seq
+    d_a_g = d_a_g_seq
+    d_a_o = d_a_o_seq
+    d_y_c = d_y_c_seq
+    d_b_f += (d_a_f).sum(dim=(0, 1))  # (P9)
+    d_b_i += (d_a_i).sum(dim=(0, 1))  # (P10)
+    d_b_g += (d_a_g).sum(dim=(0, 1))  # (P11)
+    d_b_o += (d_a_o).sum(dim=(0, 1))  # (P12)
+    d_gamma_x_f += (d_a_f*r_x*(-mu_x + zx_f)).sum(dim=(0, 1))  # (P13)
+    d_gamma_x_i += (d_a_i*r_x*(-mu_x + zx_i)).sum(dim=(0, 1))  # (P14)
+    d_gamma_x_g += (d_a_g*r_x*(-mu_x + zx_g)).sum(dim=(0, 1))  # (P15)
+    d_gamma_x_o += (d_a_o*r_x*(-mu_x + zx_o)).sum(dim=(0, 1))  # (P16)
+    d_beta_x_f += (d_a_f).sum(dim=(0, 1))  # (P17)
+    d_beta_x_i += (d_a_i).sum(dim=(0, 1))  # (P18)
+    d_beta_x_g += (d_a_g).sum(dim=(0, 1))  # (P19)
+    d_beta_x_o += (d_a_o).sum(dim=(0, 1))  # (P20)
+    d_gamma_h_f += (d_a_f*r_h*(-mu_h + zh_f)).sum(dim=(0, 1))  # (P21)
+    d_gamma_h_i += (d_a_i*r_h*(-mu_h + zh_i)).sum(dim=(0, 1))  # (P22)
+    d_gamma_h_g += (d_a_g*r_h*(-mu_h + zh_g)).sum(dim=(0, 1))  # (P23)
+    d_gamma_h_o += (d_a_o*r_h*(-mu_h + zh_o)).sum(dim=(0, 1))  # (P24)
+    d_beta_h_f += (d_a_f).sum(dim=(0, 1))  # (P25)
+    d_beta_h_i += (d_a_i).sum(dim=(0, 1))  # (P26)
+    d_beta_h_g += (d_a_g).sum(dim=(0, 1))  # (P27)
+    d_beta_h_o += (d_a_o).sum(dim=(0, 1))  # (P28)
+    d_gamma_c += (d_y_c*r_c*(c - mu_c)).sum(dim=(0, 1))  # (P29)
+    d_beta_c += (d_y_c).sum(dim=(0, 1))  # (P30)
     return {"h": d_h_next, "c": d_c_next}
 
 
@@ -700,29 +748,29 @@ def _recompute(w, sizes, xs, seq):
     zh_g = zh_g_seq[0:steps]
     zh_o_seq[0:steps] = A_h_prev[:, :, 3 * H:4 * H]
     zh_o = zh_o_seq[0:steps]
-    mu_x_seq[0:steps] = (1/4)*(zx_f).mean(dim=-1, keepdim=True) + (1/4)*(zx_g).mean(dim=-1, keepdim=True) + (1/4)*(zx_i).mean(dim=-1, keepdim=True) + (1/4)*(zx_o).mean(dim=-1, keepdim=True)  # (F9)
+    mu_x_seq[0:steps] = (1/4)*((zx_f).mean(dim=-1, keepdim=True) + (zx_g).mean(dim=-1, keepdim=True) + (zx_i).mean(dim=-1, keepdim=True) + (zx_o).mean(dim=-1, keepdim=True))  # (F9)
     mu_x = mu_x_seq[0:steps]
-    e_zx_f = (-mu_x + zx_f)**2  # (F10)
-    e_zx_i = (-mu_x + zx_i)**2  # (F11)
-    e_zx_g = (-mu_x + zx_g)**2  # (F12)
-    e_zx_o = (-mu_x + zx_o)**2  # (F13)
-    v_x_seq[0:steps] = (1/4)*(e_zx_f).mean(dim=-1, keepdim=True) + (1/4)*(e_zx_g).mean(dim=-1, keepdim=True) + (1/4)*(e_zx_i).mean(dim=-1, keepdim=True) + (1/4)*(e_zx_o).mean(dim=-1, keepdim=True)  # (F14)
+    e_zx_f = torch.square(-mu_x + zx_f)  # (F10)
+    e_zx_i = torch.square(-mu_x + zx_i)  # (F11)
+    e_zx_g = torch.square(-mu_x + zx_g)  # (F12)
+    e_zx_o = torch.square(-mu_x + zx_o)  # (F13)
+    v_x_seq[0:steps] = (1/4)*((e_zx_f).mean(dim=-1, keepdim=True) + (e_zx_g).mean(dim=-1, keepdim=True) + (e_zx_i).mean(dim=-1, keepdim=True) + (e_zx_o).mean(dim=-1, keepdim=True))  # (F14)
     v_x = v_x_seq[0:steps]
-    r_x_seq[0:steps] = 1/torch.sqrt(v_x + 1/100000)  # (F15)
+    r_x_seq[0:steps] = torch.rsqrt(v_x + 1/100000)  # (F15)
     r_x = r_x_seq[0:steps]
     yx_f = beta_x_f + gamma_x_f*r_x*(-mu_x + zx_f)  # (F16)
     yx_i = beta_x_i + gamma_x_i*r_x*(-mu_x + zx_i)  # (F17)
     yx_g = beta_x_g + gamma_x_g*r_x*(-mu_x + zx_g)  # (F18)
     yx_o = beta_x_o + gamma_x_o*r_x*(-mu_x + zx_o)  # (F19)
-    mu_h_seq[0:steps] = (1/4)*(zh_f).mean(dim=-1, keepdim=True) + (1/4)*(zh_g).mean(dim=-1, keepdim=True) + (1/4)*(zh_i).mean(dim=-1, keepdim=True) + (1/4)*(zh_o).mean(dim=-1, keepdim=True)  # (F20)
+    mu_h_seq[0:steps] = (1/4)*((zh_f).mean(dim=-1, keepdim=True) + (zh_g).mean(dim=-1, keepdim=True) + (zh_i).mean(dim=-1, keepdim=True) + (zh_o).mean(dim=-1, keepdim=True))  # (F20)
     mu_h = mu_h_seq[0:steps]
-    e_zh_f = (-mu_h + zh_f)**2  # (F21)
-    e_zh_i = (-mu_h + zh_i)**2  # (F22)
-    e_zh_g = (-mu_h + zh_g)**2  # (F23)
-    e_zh_o = (-mu_h + zh_o)**2  # (F24)
-    v_h_seq[0:steps] = (1/4)*(e_zh_f).mean(dim=-1, keepdim=True) + (1/4)*(e_zh_g).mean(dim=-1, keepdim=True) + (1/4)*(e_zh_i).mean(dim=-1, keepdim=True) + (1/4)*(e_zh_o).mean(dim=-1, keepdim=True)  # (F25)
+    e_zh_f = torch.square(-mu_h + zh_f)  # (F21)
+    e_zh_i = torch.square(-mu_h + zh_i)  # (F22)
+    e_zh_g = torch.square(-mu_h + zh_g)  # (F23)
+    e_zh_o = torch.square(-mu_h + zh_o)  # (F24)
+    v_h_seq[0:steps] = (1/4)*((e_zh_f).mean(dim=-1, keepdim=True) + (e_zh_g).mean(dim=-1, keepdim=True) + (e_zh_i).mean(dim=-1, keepdim=True) + (e_zh_o).mean(dim=-1, keepdim=True))  # (F25)
     v_h = v_h_seq[0:steps]
-    r_h_seq[0:steps] = 1/torch.sqrt(v_h + 1/100000)  # (F26)
+    r_h_seq[0:steps] = torch.rsqrt(v_h + 1/100000)  # (F26)
     r_h = r_h_seq[0:steps]
     yh_f = beta_h_f + gamma_h_f*r_h*(-mu_h + zh_f)  # (F27)
     yh_i = beta_h_i + gamma_h_i*r_h*(-mu_h + zh_i)  # (F28)
@@ -743,10 +791,10 @@ def _recompute(w, sizes, xs, seq):
     c = c_seq[1:]
     mu_c_seq[0:steps] = (c).mean(dim=-1, keepdim=True)  # (F46)
     mu_c = mu_c_seq[0:steps]
-    e_c = (c - mu_c)**2  # (F47)
+    e_c = torch.square(c - mu_c)  # (F47)
     v_c_seq[0:steps] = (e_c).mean(dim=-1, keepdim=True)  # (F48)
     v_c = v_c_seq[0:steps]
-    r_c_seq[0:steps] = 1/torch.sqrt(v_c + 1/100000)  # (F49)
+    r_c_seq[0:steps] = torch.rsqrt(v_c + 1/100000)  # (F49)
     r_c = r_c_seq[0:steps]
     y_c = beta_c + gamma_c*r_c*(c - mu_c)  # (F50)
     torch.tanh(y_c, out=k_seq[0:steps])  # (F51)

@@ -83,6 +83,10 @@ def _forward_steps(w, sizes, xs, seq):
     torch.matmul(xs.reshape(steps * B, D), Wcat_x.T, out=A_x.reshape(steps * B, 4 * H))
     A_x.add_(bcat_x)
     A_h_prev = xs.new_empty((B, 4 * H))
+    A_h_prev_0_H = A_h_prev[:, 0:H]
+    A_h_prev_H_2H = A_h_prev[:, H:2 * H]
+    A_h_prev_2H_3H = A_h_prev[:, 2 * H:3 * H]
+    A_h_prev_3H_4H = A_h_prev[:, 3 * H:4 * H]
     h_seq_rows = h_seq.unbind(0)
     c_seq_rows = c_seq.unbind(0)
     Z_g_seq_rows = Z_g_seq.unbind(0)
@@ -92,29 +96,23 @@ def _forward_steps(w, sizes, xs, seq):
     o_seq_rows = o_seq.unbind(0)
     k_seq_rows = k_seq.unbind(0)
     for t in range(steps):
-        h_prev = h_seq_rows[t]
         c_prev = c_seq_rows[t]
-        Z_g = Z_g_seq_rows[t]
-        torch.addmm(A_x_rows[t], h_prev, Wcat_h_prev.T, out=A_h_prev)  # (F1)-(F4)
-        torch.tanh(A_h_prev[:, 0:H], out=Z_g)  # (F11)
-        g = Z_g
-        a_f = A_h_prev[:, H:2 * H]
-        a_i = A_h_prev[:, 2 * H:3 * H]
-        a_o = A_h_prev[:, 3 * H:4 * H]
-        q_f = c_prev*p_f  # (F5)
-        z_f = a_f + q_f  # (F6)
+        torch.addmm(A_x_rows[t], h_seq_rows[t], Wcat_h_prev.T, out=A_h_prev)  # (F1)-(F4)
+        torch.tanh(A_h_prev_0_H, out=Z_g_seq_rows[t])  # (F11)
+        g = Z_g_seq_rows[t]
+        a_f = A_h_prev_H_2H
+        a_i = A_h_prev_2H_3H
+        a_o = A_h_prev_3H_4H
+        z_f = torch.addcmul(a_f, c_prev, p_f)  # (F5) (F6)
         torch.sigmoid(z_f, out=f_seq_rows[t])  # (F7)
         f = f_seq_rows[t]
-        q_i = c_prev*p_i  # (F8)
-        z_i = a_i + q_i  # (F9)
+        z_i = torch.addcmul(a_i, c_prev, p_i)  # (F8) (F9)
         torch.sigmoid(z_i, out=i_seq_rows[t])  # (F10)
         i = i_seq_rows[t]
-        m = c_prev*f  # (F12)
         n = g*i  # (F13)
-        torch.add(m, n, out=c_seq_rows[t + 1])  # (F14)
+        torch.addcmul(n, c_prev, f, out=c_seq_rows[t + 1])  # (F12) (F14)
         c = c_seq_rows[t + 1]
-        q_o = c*p_o  # (F15)
-        z_o = a_o + q_o  # (F16)
+        z_o = torch.addcmul(a_o, c, p_o)  # (F15) (F16)
         torch.sigmoid(z_o, out=o_seq_rows[t])  # (F17)
         o = o_seq_rows[t]
         torch.tanh(c, out=k_seq_rows[t])  # (F18)
@@ -155,10 +153,13 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
     k = k_seq[0:steps]
     Z_g = Z_g_seq[0:steps]
     J_B4_seq = o*(1 - o)  # (B4)
-    J_B6_seq = 1 - k**2  # (B6) fork: q_o, k, next step
+    J_B6_seq = 1 - torch.square(k)  # (B6) fork: q_o, k, next step
     J_B11_seq = i*(1 - i)  # (B11)
     J_B14_seq = f*(1 - f)  # (B14)
-    J_B17_seq = 1 - Z_g**2  # (B17)
+    J_B17_seq = 1 - torch.square(Z_g)  # (B17)
+    d_z_f_seq = xs.new_empty((steps, B, H))
+    d_z_i_seq = xs.new_empty((steps, B, H))
+    d_z_o_seq = xs.new_empty((steps, B, H))
     dhs_rows = dhs.unbind(0)
     J_B4_seq_rows = J_B4_seq.unbind(0)
     J_B6_seq_rows = J_B6_seq.unbind(0)
@@ -172,6 +173,13 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
     k_seq_rows = k_seq.unbind(0)
     Z_g_seq_rows = Z_g_seq.unbind(0)
     d_A_x_seq_rows = d_A_x_seq.unbind(0)
+    d_z_o_seq_rows = d_z_o_seq.unbind(0)
+    d_z_i_seq_rows = d_z_i_seq.unbind(0)
+    d_z_f_seq_rows = d_z_f_seq.unbind(0)
+    d_A_x_seq_3H_4H_rows = d_A_x_seq[:, :, 3 * H:4 * H].unbind(0)
+    d_A_x_seq_0_H_rows = d_A_x_seq[:, :, 0:H].unbind(0)
+    d_A_x_seq_2H_3H_rows = d_A_x_seq[:, :, 2 * H:3 * H].unbind(0)
+    d_A_x_seq_H_2H_rows = d_A_x_seq[:, :, H:2 * H].unbind(0)
     for t in reversed(range(steps)):
         J_B4 = J_B4_seq_rows[t]
         J_B6 = J_B6_seq_rows[t]
@@ -179,44 +187,50 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
         J_B14 = J_B14_seq_rows[t]
         J_B17 = J_B17_seq_rows[t]
         c_prev = c_seq_rows[t]
-        c = c_seq_rows[t + 1]
         f = f_seq_rows[t]
         i = i_seq_rows[t]
         o = o_seq_rows[t]
         k = k_seq_rows[t]
-        Z_g = Z_g_seq_rows[t]
-        g = Z_g
+        g = Z_g_seq_rows[t]
         d_A_x = d_A_x_seq_rows[t]
         d_h = d_h_next + dhs_rows[t]  # (B1) fork: loss, next step
         d_k = d_h*o  # (B2)
         d_o = d_h*k  # (B3)
-        d_z_o = J_B4*d_o  # (B4)
+        torch.mul(J_B4, d_o, out=d_z_o_seq_rows[t])  # (B4)
+        d_z_o = d_z_o_seq_rows[t]
         d_q_o = d_z_o  # (B5)
         d_c = torch.addcmul(torch.addcmul(d_c_next, d_q_o, p_o), J_B6, d_k)  # (B6) fork: q_o, k, next step
         d_n = d_c  # (B7)
         d_m = d_c  # (B8)
         torch.mul(d_n, i, out=d_g)  # (B9)
         d_i = d_n*g  # (B10)
-        d_z_i = J_B11*d_i  # (B11)
+        torch.mul(J_B11, d_i, out=d_z_i_seq_rows[t])  # (B11)
+        d_z_i = d_z_i_seq_rows[t]
         d_q_i = d_z_i  # (B12)
         d_f = c_prev*d_m  # (B13)
-        d_z_f = J_B14*d_f  # (B14)
+        torch.mul(J_B14, d_f, out=d_z_f_seq_rows[t])  # (B14)
+        d_z_f = d_z_f_seq_rows[t]
         d_q_f = d_z_f  # (B15)
-        d_A_x[:, 3 * H:4 * H] = d_z_o  # (B16)
-        torch.mul(J_B17, d_Z_g, out=d_A_x[:, 0:H])  # (B17)
-        d_A_x[:, 2 * H:3 * H] = d_z_i  # (B18)
-        d_A_x[:, H:2 * H] = d_z_f  # (B19)
+        d_A_x_seq_3H_4H_rows[t][...] = d_z_o  # (B16)
+        torch.mul(J_B17, d_Z_g, out=d_A_x_seq_0_H_rows[t])  # (B17)
+        d_A_x_seq_2H_3H_rows[t][...] = d_z_i  # (B18)
+        d_A_x_seq_H_2H_rows[t][...] = d_z_f  # (B19)
         d_c_prev = torch.addcmul(torch.addcmul(d_q_i*p_i, d_q_f, p_f), d_m, f)  # (B20) fork: q_f, q_i, m
         d_h_prev = d_A_x @ Wcat_h_prev  # (B21) fork: a_f, a_i, a_g, a_o
-        d_p_f += (c_prev*d_q_f).sum(dim=0)  # (P13)
-        d_p_i += (c_prev*d_q_i).sum(dim=0)  # (P14)
-        d_p_o += (c*d_q_o).sum(dim=0)  # (P15)
         d_h_next = d_h_prev
         d_c_next = d_c_prev
     dw["Wcat_x"] += d_A_x_seq.reshape(steps * B, 4 * H).T @ xs.reshape(steps * B, D)  # (P1)-(P4)
     torch.matmul(d_A_x_seq.reshape(steps * B, 4 * H), Wcat_x, out=dxs.reshape(steps * B, D))  # (B22)
     dw["bcat_x"] += d_A_x_seq.reshape(steps * B, 4 * H).sum(dim=0)  # (P9)-(P12)
     dw["Wcat_h_prev"] += d_A_x_seq.reshape(steps * B, 4 * H).T @ h_seq[:steps].reshape(steps * B, H)  # (P5)-(P8)
+    c_prev = c_seq[0:steps]
+    c = c_seq[1:]
+    d_z_f = d_z_f_seq
+    d_z_i = d_z_i_seq
+    d_z_o = d_z_o_seq
+    d_p_f += (c_prev*d_z_f).sum(dim=(0, 1))  # (P13)
+    d_p_i += (c_prev*d_z_i).sum(dim=(0, 1))  # (P14)
+    d_p_o += (c*d_z_o).sum(dim=(0, 1))  # (P15)
     return {"h": d_h_next, "c": d_c_next}
 
 

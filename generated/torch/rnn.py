@@ -73,8 +73,7 @@ def _forward_steps(w, sizes, xs, seq):
     h_seq_rows = h_seq.unbind(0)
     A_x_rows = A_x.unbind(0)
     for t in range(steps):
-        h_prev = h_seq_rows[t]
-        torch.addmm(A_x_rows[t], h_prev, Wcat_h_prev.T, out=A_h_prev)  # (F1)
+        torch.addmm(A_x_rows[t], h_seq_rows[t], Wcat_h_prev.T, out=A_h_prev)  # (F1)
         a = A_h_prev
         torch.tanh(a, out=h_seq_rows[t + 1])  # (F2)
 
@@ -92,17 +91,16 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
     d_h_next = d_next["h"]
     d_A_x_seq = xs.new_empty((steps, B, H))
     h = h_seq[1:]
-    J_B2_seq = 1 - h**2  # (B2)
+    J_B2_seq = 1 - torch.square(h)  # (B2)
     dhs_rows = dhs.unbind(0)
     J_B2_seq_rows = J_B2_seq.unbind(0)
-    h_seq_rows = h_seq.unbind(0)
     d_A_x_seq_rows = d_A_x_seq.unbind(0)
+    d_A_x_seq_0_H_rows = d_A_x_seq[:, :, 0:H].unbind(0)
     for t in reversed(range(steps)):
         J_B2 = J_B2_seq_rows[t]
-        h = h_seq_rows[t + 1]
         d_A_x = d_A_x_seq_rows[t]
         d_h = d_h_next + dhs_rows[t]  # (B1) fork: loss, next step
-        torch.mul(J_B2, d_h, out=d_A_x[:, 0:H])  # (B2)
+        torch.mul(J_B2, d_h, out=d_A_x_seq_0_H_rows[t])  # (B2)
         d_h_prev = d_A_x @ Wcat_h_prev  # (B3)
         d_h_next = d_h_prev
     dw["Wcat_x"] += d_A_x_seq.reshape(steps * B, H).T @ xs.reshape(steps * B, D)  # (P1)

@@ -82,6 +82,10 @@ def _forward_steps(w, sizes, xs, seq):
     torch.matmul(xs.reshape(steps * B, D), Wcat_x.T, out=A_x.reshape(steps * B, 4 * H))
     A_x.add_(bcat_x)
     A_h_prev = xs.new_empty((B, 4 * H))
+    A_h_prev_0_H = A_h_prev[:, 0:H]
+    A_h_prev_H_2H = A_h_prev[:, H:2 * H]
+    A_h_prev_2H_3H = A_h_prev[:, 2 * H:3 * H]
+    A_h_prev_3H_4H = A_h_prev[:, 3 * H:4 * H]
     h_seq_rows = h_seq.unbind(0)
     c_seq_rows = c_seq.unbind(0)
     n_seq_rows = n_seq.unbind(0)
@@ -96,21 +100,17 @@ def _forward_steps(w, sizes, xs, seq):
     f_seq_rows = f_seq.unbind(0)
     r_seq_rows = r_seq.unbind(0)
     for t in range(steps):
-        h_prev = h_seq_rows[t]
         c_prev = c_seq_rows[t]
         n_prev = n_seq_rows[t]
         m_prev = m_seq_rows[t]
-        Z_z = Z_z_seq_rows[t]
-        Z_l = Z_l_seq_rows[t]
-        Z_o = Z_o_seq_rows[t]
-        torch.addmm(A_x_rows[t], h_prev, Wcat_h_prev.T, out=A_h_prev)  # (F1)-(F4)
-        torch.tanh(A_h_prev[:, 0:H], out=Z_z)  # (F5)
-        z = Z_z
-        torch.add((1/2)*A_h_prev[:, H:2 * H], -torch.log(1 + torch.exp(-abs(A_h_prev[:, H:2 * H]))) - 1/2*abs(A_h_prev[:, H:2 * H]), out=Z_l)  # (F7)
-        l = Z_l
-        torch.sigmoid(A_h_prev[:, 2 * H:3 * H], out=Z_o)  # (F6)
-        o = Z_o
-        a_i_seq_rows[t][...] = A_h_prev[:, 3 * H:4 * H]
+        torch.addmm(A_x_rows[t], h_seq_rows[t], Wcat_h_prev.T, out=A_h_prev)  # (F1)-(F4)
+        torch.tanh(A_h_prev_0_H, out=Z_z_seq_rows[t])  # (F5)
+        z = Z_z_seq_rows[t]
+        torch.add((1/2)*A_h_prev_H_2H, -torch.log(1 + torch.exp(-abs(A_h_prev_H_2H))) - 1/2*abs(A_h_prev_H_2H), out=Z_l_seq_rows[t])  # (F7)
+        l = Z_l_seq_rows[t]
+        torch.sigmoid(A_h_prev_2H_3H, out=Z_o_seq_rows[t])  # (F6)
+        o = Z_o_seq_rows[t]
+        a_i_seq_rows[t][...] = A_h_prev_3H_4H
         a_i = a_i_seq_rows[t]
         torch.add(l, m_prev, out=e_seq_rows[t])  # (F8)
         e = e_seq_rows[t]
@@ -122,14 +122,12 @@ def _forward_steps(w, sizes, xs, seq):
         q = e - m  # (F12)
         torch.exp(q, out=f_seq_rows[t])  # (F13)
         f = f_seq_rows[t]
-        u = c_prev*f  # (F14)
         w = i*z  # (F15)
-        torch.add(u, w, out=c_seq_rows[t + 1])  # (F16)
+        torch.addcmul(w, c_prev, f, out=c_seq_rows[t + 1])  # (F14) (F16)
         c = c_seq_rows[t + 1]
-        v = f*n_prev  # (F17)
-        torch.add(i, v, out=n_seq_rows[t + 1])  # (F18)
+        torch.addcmul(i, f, n_prev, out=n_seq_rows[t + 1])  # (F17) (F18)
         n = n_seq_rows[t + 1]
-        torch.mul(c, n**(-1.0), out=r_seq_rows[t])  # (F19)
+        torch.mul(c, torch.reciprocal(n), out=r_seq_rows[t])  # (F19)
         r = r_seq_rows[t]
         torch.mul(o, r, out=h_seq_rows[t + 1])  # (F20)
 
@@ -173,13 +171,13 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
     Z_z = Z_z_seq[0:steps]
     Z_l = Z_l_seq[0:steps]
     Z_o = Z_o_seq[0:steps]
-    J_B3_seq = c/n**2  # (B3) fork: r, next step
-    J_B5_seq = n**(-1.0)  # (B5) fork: r, next step
+    J_B3_seq = c/torch.square(n)  # (B3) fork: r, next step
+    J_B5_seq = torch.reciprocal(n)  # (B5) fork: r, next step
     J_B13_seq = (1/2)*torch.sign(-a_i + e) + 1/2  # (B13) fork: m, q
     J_B17_seq = Z_o*(1 - Z_o)  # (B17)
     J_B18_seq = 1 - torch.exp(Z_l)  # (B18)
     J_B19_seq = (1/2)*torch.sign(a_i - e) + 1/2  # (B19) fork: m, p
-    J_B20_seq = 1 - Z_z**2  # (B20)
+    J_B20_seq = 1 - torch.square(Z_z)  # (B20)
     dhs_rows = dhs.unbind(0)
     J_B3_seq_rows = J_B3_seq.unbind(0)
     J_B5_seq_rows = J_B5_seq.unbind(0)
@@ -190,15 +188,16 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
     J_B20_seq_rows = J_B20_seq.unbind(0)
     c_seq_rows = c_seq.unbind(0)
     n_seq_rows = n_seq.unbind(0)
-    a_i_seq_rows = a_i_seq.unbind(0)
-    e_seq_rows = e_seq.unbind(0)
     i_seq_rows = i_seq.unbind(0)
     f_seq_rows = f_seq.unbind(0)
     r_seq_rows = r_seq.unbind(0)
     Z_z_seq_rows = Z_z_seq.unbind(0)
-    Z_l_seq_rows = Z_l_seq.unbind(0)
     Z_o_seq_rows = Z_o_seq.unbind(0)
     d_A_x_seq_rows = d_A_x_seq.unbind(0)
+    d_A_x_seq_2H_3H_rows = d_A_x_seq[:, :, 2 * H:3 * H].unbind(0)
+    d_A_x_seq_H_2H_rows = d_A_x_seq[:, :, H:2 * H].unbind(0)
+    d_A_x_seq_3H_4H_rows = d_A_x_seq[:, :, 3 * H:4 * H].unbind(0)
+    d_A_x_seq_0_H_rows = d_A_x_seq[:, :, 0:H].unbind(0)
     for t in reversed(range(steps)):
         J_B3 = J_B3_seq_rows[t]
         J_B5 = J_B5_seq_rows[t]
@@ -209,18 +208,11 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
         J_B20 = J_B20_seq_rows[t]
         c_prev = c_seq_rows[t]
         n_prev = n_seq_rows[t]
-        c = c_seq_rows[t + 1]
-        n = n_seq_rows[t + 1]
-        a_i = a_i_seq_rows[t]
-        e = e_seq_rows[t]
         i = i_seq_rows[t]
         f = f_seq_rows[t]
         r = r_seq_rows[t]
-        Z_z = Z_z_seq_rows[t]
-        Z_l = Z_l_seq_rows[t]
-        Z_o = Z_o_seq_rows[t]
-        z = Z_z
-        o = Z_o
+        z = Z_z_seq_rows[t]
+        o = Z_o_seq_rows[t]
         d_A_x = d_A_x_seq_rows[t]
         d_h = d_h_next + dhs_rows[t]  # (B1) fork: loss, next step
         d_r = d_h*o  # (B2)
@@ -238,10 +230,10 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
         d_l[...] = d_e  # (B14)
         torch.mul(d_h, r, out=d_o)  # (B15)
         torch.mul(d_w, i, out=d_z)  # (B16)
-        torch.mul(J_B17, d_Z_o, out=d_A_x[:, 2 * H:3 * H])  # (B17)
-        torch.mul(J_B18, d_Z_l, out=d_A_x[:, H:2 * H])  # (B18)
-        torch.addcmul(d_p, J_B19, d_m, out=d_A_x[:, 3 * H:4 * H])  # (B19) fork: m, p
-        torch.mul(J_B20, d_Z_z, out=d_A_x[:, 0:H])  # (B20)
+        torch.mul(J_B17, d_Z_o, out=d_A_x_seq_2H_3H_rows[t])  # (B17)
+        torch.mul(J_B18, d_Z_l, out=d_A_x_seq_H_2H_rows[t])  # (B18)
+        torch.addcmul(d_p, J_B19, d_m, out=d_A_x_seq_3H_4H_rows[t])  # (B19) fork: m, p
+        torch.mul(J_B20, d_Z_z, out=d_A_x_seq_0_H_rows[t])  # (B20)
         d_m_prev = d_e  # (B21)
         d_n_prev = d_v*f  # (B22)
         d_c_prev = d_u*f  # (B23)
@@ -327,7 +319,7 @@ def _recompute(w, sizes, xs, seq):
     torch.exp(q, out=f_seq[0:steps])  # (F13)
     c = c_seq[1:]
     n = n_seq[1:]
-    torch.mul(c, n**(-1.0), out=r_seq[0:steps])  # (F19)
+    torch.mul(c, torch.reciprocal(n), out=r_seq[0:steps])  # (F19)
 
 
 def _grads(dw, sizes):
