@@ -288,7 +288,8 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs, ws):
         numpy.multiply(c_prev, d_c_1, out=d_f)  # (B12)
         numpy.subtract(1, Z_f_i_o, out=scratch_Z_f_i_o)  # (B13) (B11) (B7)
         numpy.multiply(scratch_Z_f_i_o, Z_f_i_o, out=scratch_Z_f_i_o)
-        numpy.multiply(scratch_Z_f_i_o, d_Z_f_i_o, out=d_A_x[:, 0:3 * H].reshape(B, 3, H).transpose(1, 0, 2))
+        numpy.multiply(scratch_Z_f_i_o, d_Z_f_i_o, out=scratch_Z_f_i_o)
+        d_A_x[:, 0:3 * H].reshape(B, 3, H).transpose(1, 0, 2)[...] = scratch_Z_f_i_o
         d_c_prev = d_c_1*f  # (B14)
         d_h_prev = d_A_x @ Wcat_h_prev  # (B15) fork: a_f, a_i, a_g, a_o
         d_h_next = d_h_prev

@@ -282,7 +282,8 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs, ws):
         d_A_x[:, 2 * H:3 * H] = d_a_n  # (B11)
         numpy.subtract(1, Z_z_r, out=scratch_Z_z_r)  # (B13) (B12)
         numpy.multiply(scratch_Z_z_r, Z_z_r, out=scratch_Z_z_r)
-        numpy.multiply(scratch_Z_z_r, d_Z_z_r, out=d_A_h_prev[:, 0:2 * H].reshape(B, 2, H).transpose(1, 0, 2))
+        numpy.multiply(scratch_Z_z_r, d_Z_z_r, out=scratch_Z_z_r)
+        d_A_h_prev[:, 0:2 * H].reshape(B, 2, H).transpose(1, 0, 2)[...] = scratch_Z_z_r
         d_h_prev = d_h_kept*z + d_A_h_prev @ Wcat_h_prev  # (B14) fork: a_z, a_r, a_nh, h_kept
         d_h_next = d_h_prev
     d_A_x_seq[:, :, 0:2 * H] = d_A_h_prev_seq[:, :, 0:2 * H]

@@ -342,10 +342,12 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs, ws):
         numpy.multiply(d_w, i, out=d_z)  # (B16)
         numpy.subtract(1, Z_o, out=scratch_Z_o)  # (B17)
         numpy.multiply(scratch_Z_o, Z_o, out=scratch_Z_o)
-        numpy.multiply(scratch_Z_o, d_Z_o, out=d_A_x[:, 2 * H:3 * H])
+        numpy.multiply(scratch_Z_o, d_Z_o, out=scratch_Z_o)
+        d_A_x[:, 2 * H:3 * H] = scratch_Z_o
         numpy.exp(Z_l, out=scratch_Z_l)  # (B18)
         numpy.subtract(1, scratch_Z_l, out=scratch_Z_l)
-        numpy.multiply(scratch_Z_l, d_Z_l, out=d_A_x[:, H:2 * H])
+        numpy.multiply(scratch_Z_l, d_Z_l, out=scratch_Z_l)
+        d_A_x[:, H:2 * H] = scratch_Z_l
         d_A_x[:, 3 * H:4 * H] = numpy.sign(a_i - e)  # (B19) fork: m, p
         numpy.multiply(d_A_x[:, 3 * H:4 * H], 1/2, out=d_A_x[:, 3 * H:4 * H])
         numpy.add(d_A_x[:, 3 * H:4 * H], 1/2, out=d_A_x[:, 3 * H:4 * H])
@@ -353,7 +355,8 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs, ws):
         numpy.add(d_A_x[:, 3 * H:4 * H], d_p, out=d_A_x[:, 3 * H:4 * H])
         numpy.square(Z_z, out=scratch_Z_z)  # (B20)
         numpy.subtract(1, scratch_Z_z, out=scratch_Z_z)
-        numpy.multiply(scratch_Z_z, d_Z_z, out=d_A_x[:, 0:H])
+        numpy.multiply(scratch_Z_z, d_Z_z, out=scratch_Z_z)
+        d_A_x[:, 0:H] = scratch_Z_z
         d_m_prev = d_e  # (B21)
         d_n_prev = d_v*f  # (B22)
         d_c_prev = d_u*f  # (B23)
