@@ -221,7 +221,7 @@ def _forward_steps(w, sizes, xs, seq, ws):
         z = Z_z_r[0]
         r = Z_z_r[1]
         a_nx = A_x[t, :, 2 * H:3 * H]
-        A_h_prev[:, 2 * H:3 * H] += bcat_h_prev[2 * H:3 * H]
+        A_h_prev += bcat_h_prev
         a_nh_seq[t] = A_h_prev[:, 2 * H:3 * H]
         a_nh = a_nh_seq[t]
         a_nr = a_nh*r  # (F7)
@@ -278,7 +278,7 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs, ws):
         numpy.multiply(a_nh, d_a_nr, out=d_r)  # (B8)
         numpy.multiply(d_h_kept, h_prev, out=d_z)  # (B9) fork: v, h_kept
         numpy.subtract(d_z, d_v, out=d_z)
-        numpy.multiply(d_a_nr, r, out=d_A_h_prev[:, 2 * H:3 * H])  # (B10)
+        d_A_h_prev[:, 2 * H:3 * H] = d_a_nr*r  # (B10)
         d_A_x[:, 2 * H:3 * H] = d_a_n  # (B11)
         numpy.subtract(1, Z_z_r, out=scratch_Z_z_r)  # (B13) (B12)
         numpy.multiply(scratch_Z_z_r, Z_z_r, out=scratch_Z_z_r)

@@ -348,11 +348,7 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs, ws):
         numpy.subtract(1, scratch_Z_l, out=scratch_Z_l)
         numpy.multiply(scratch_Z_l, d_Z_l, out=scratch_Z_l)
         d_A_x[:, H:2 * H] = scratch_Z_l
-        d_A_x[:, 3 * H:4 * H] = numpy.sign(a_i - e)  # (B19) fork: m, p
-        numpy.multiply(d_A_x[:, 3 * H:4 * H], 1/2, out=d_A_x[:, 3 * H:4 * H])
-        numpy.add(d_A_x[:, 3 * H:4 * H], 1/2, out=d_A_x[:, 3 * H:4 * H])
-        numpy.multiply(d_A_x[:, 3 * H:4 * H], d_m, out=d_A_x[:, 3 * H:4 * H])
-        numpy.add(d_A_x[:, 3 * H:4 * H], d_p, out=d_A_x[:, 3 * H:4 * H])
+        d_A_x[:, 3 * H:4 * H] = d_m*((1/2)*numpy.sign(a_i - e) + 1/2) + d_p  # (B19) fork: m, p
         numpy.square(Z_z, out=scratch_Z_z)  # (B20)
         numpy.subtract(1, scratch_Z_z, out=scratch_Z_z)
         numpy.multiply(scratch_Z_z, d_Z_z, out=scratch_Z_z)

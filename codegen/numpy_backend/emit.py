@@ -15,9 +15,9 @@ import sympy as sp
 from codegen.numpy_backend.layout import gate_major
 from codegen.numpy_backend.spell import forward_copies, spell, stack_line
 from codegen.numpy_backend.templates import render
+from codegen.numpy_backend.strided import strided_predicate, whole_slices, widths_of, zero_columns
 from codegen.numpy_backend.whole_tanh import whole_tanh
 from codegen.program import program
-from codegen.records import Buffer, Ref
 from codegen.schedule import code, plan as make_plan
 from derive.derivation import Derivation
 from derive.stages import Kind
@@ -30,6 +30,11 @@ def emit_numpy(derivation: Derivation, entry, command: str) -> str:
     cell, prog = derivation.cell, program(derivation)
     copies, (forward_pre, forward_loop) = forward_copies(prog.folds, prog.forward_pre, prog.forward_loop)
     layout = gate_major(make_plan(derivation))
+    widths = widths_of([*forward_pre, *forward_loop, *prog.backward_pre, *prog.backward_loop])
+    stacks = zero_columns(prog.stacking)
+    forward_loop = whole_tanh(forward_loop, strided_predicate(widths, layout))
+    forward_loop, backward_loop = (whole_slices(records, widths, stacks, layout)
+                                   for records in (forward_loop, prog.backward_loop))
     sizes = cell.sizes()
     params = cell.public_params()
     context = dict(
@@ -46,10 +51,9 @@ def emit_numpy(derivation: Derivation, entry, command: str) -> str:
         weights=list(prog.weights),
         cached=[(name, _step_shape(layout, name, size), is_state) for name, size, is_state in prog.cached],
         forward_pre=copies + spell(forward_pre, layout=layout),
-        forward_loop=spell(whole_tanh(forward_loop, _strided(forward_pre + forward_loop, layout)),
-                           layout=layout),
+        forward_loop=spell(forward_loop, layout=layout),
         backward_pre=spell(prog.backward_pre, layout=layout),
-        backward_loop=spell(prog.backward_loop, layout=layout),
+        backward_loop=spell(backward_loop, layout=layout),
         backward_post=spell(prog.backward_post, layout=layout),
         grads=[grad_line(g) for g in prog.grads] + pack_lines(cell),
         **packing(cell),
@@ -61,18 +65,6 @@ def emit_numpy(derivation: Derivation, entry, command: str) -> str:
                                                               "backward_loop", "backward_post")
                              for line in context[key])
     return render("module.py.j2", **context)
-
-
-def _strided(records, layout):
-    """Whether an Assign's one operand is spelled as strided memory: columns short of its buffer's
-    width, or the whole buffer seen gate by gate (a block target stored gate by gate)."""
-    widths = {r.name: r.shape[-1] for r in records if isinstance(r, Buffer)}
-
-    def strided(r) -> bool:
-        ref = r.operands[0][1]
-        short = ref.columns is not None and ref.columns != f"0:{widths.get(ref.name)}"
-        return short or bool(isinstance(r.target, Ref) and layout.of(r.target.name))
-    return strided
 
 
 def _step_shape(layout, name, size) -> str:
