@@ -17,6 +17,7 @@ from codegen.numpy_backend.spell import forward_copies, spell, stack_line
 from codegen.numpy_backend.templates import render
 from codegen.numpy_backend.strided import strided_predicate, whole_slices, widths_of, zero_columns
 from codegen.numpy_backend.whole_tanh import whole_tanh
+from codegen.numpy_backend.widen import widen
 from codegen.program import program
 from codegen.schedule import code, plan as make_plan
 from derive.derivation import Derivation
@@ -32,9 +33,9 @@ def emit_numpy(derivation: Derivation, entry, command: str) -> str:
     layout = gate_major(make_plan(derivation))
     widths = widths_of([*forward_pre, *forward_loop, *prog.backward_pre, *prog.backward_loop])
     stacks = zero_columns(prog.stacking)
-    forward_loop = whole_tanh(forward_loop, strided_predicate(widths, layout))
     forward_loop, backward_loop = (whole_slices(records, widths, stacks, layout)
                                    for records in (forward_loop, prog.backward_loop))
+    forward_loop = whole_tanh(widen(forward_loop, widths, stacks), strided_predicate(widths, layout))
     sizes = cell.sizes()
     params = cell.public_params()
     context = dict(

@@ -39,9 +39,9 @@ def whole_tanh(records, strided) -> list:
 def _fuse(records, at, name, strided):
     """The records with `name`'s blocks reading one tanh of it, when that is all they read of it."""
     blocks, first = [], None
-    for n, r in enumerate(records[at + 1:], at + 1):
-        if isinstance(r, Add) and r.target.name == name and first is None:
-            continue   # the other terms of the sum, added before any block reads it
+    writes = [n for n, r in enumerate(records) if n > at and isinstance(r, Add) and r.target.name == name]
+    start = max(writes, default=at) + 1   # the tanh goes after the sum's last term; before it, as it was
+    for n, r in enumerate(records[start:], start):
         if name not in reads(r):
             continue
         inner = _inner(r, name)
