@@ -277,10 +277,9 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs, ws):
         d_h_new = d_h  # (B3)
         d_v = d_h_new*h_cand  # (B4)
         numpy.multiply(d_h_new, v, out=d_h_cand)  # (B5)
-        numpy.square(Z_h_cand, out=scratch_Z_h_cand)  # (B6)
-        numpy.subtract(1, scratch_Z_h_cand, out=scratch_Z_h_cand)
-        numpy.multiply(scratch_Z_h_cand, d_Z_h_cand, out=scratch_Z_h_cand)
-        d_A_s[:, 0:H] = scratch_Z_h_cand
+        numpy.square(Z_h_cand, out=d_A_s[:, 0:H])  # (B6)
+        numpy.subtract(1, d_A_s[:, 0:H], out=d_A_s[:, 0:H])
+        numpy.multiply(d_A_s[:, 0:H], d_Z_h_cand, out=d_A_s[:, 0:H])
         d_s = d_A_s @ Wcat_s  # (B7)
         numpy.multiply(d_s, h_prev, out=d_r)  # (B8)
         numpy.multiply(d_h_kept, h_prev, out=d_z)  # (B9) fork: v, h_kept

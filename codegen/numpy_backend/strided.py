@@ -5,7 +5,9 @@ about 1.4-1.7 us more than the same call on contiguous arrays (numpy 2.4, 8x32: 
 a slice assignment of the same columns took 0.16-0.3 us.  So, for the NumPy module only:
 
 - an `Assign` into columns of a stacked buffer (no scratch of its own) is evaluated whole, its
-  temporaries contiguous, and stored by one slice assignment: `d_A[:, 2*H:3*H] = d_a*r`;
+  temporaries contiguous, and stored by one slice assignment: `d_A[:, 2*H:3*H] = d_a*r`; one
+  with a scratch whose target is contiguous after all (the whole width) writes the target
+  directly, without the scratch's copy (`inplace.assign_via`);
 - an `Add` of a stacked bias's columns whose other entries are all zeros (the stacking put
   zeros there) adds the whole bias to the whole buffer: adding zeros changes no other column.
 
@@ -67,6 +69,9 @@ def whole_slices(records, widths, stacks, layout) -> list:
         if isinstance(r, Assign) and isinstance(r.target, Ref) and r.scratch is None \
                 and r.target.step is None and _short(r.target, widths) and not r.expr.is_Symbol:
             r = replace(r, target=ref_code(r.target, layout))
+        elif isinstance(r, Assign) and r.scratch and isinstance(r.target, Ref) \
+                and not _short(r.target, widths) and not layout.of(r.scratch):
+            r = replace(r, scratch=None)   # contiguous target: no scratch, no copy
         elif isinstance(r, Add) and _bias_columns_only(r, widths, stacks):
             r = Add(replace(r.target, columns=None), replace(r.source, columns=None))
         out.append(r)
