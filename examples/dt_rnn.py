@@ -243,9 +243,9 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs, ws):
         numpy.subtract(1, d_A_u[:, 0:H], out=d_A_u[:, 0:H])
         numpy.multiply(d_A_u[:, 0:H], d_h, out=d_A_u[:, 0:H])
         d_u[...] = d_A_u @ Wcat_u  # (B3)
-        numpy.subtract(1, Z_u, out=scratch_Z_u)  # (B4)
-        numpy.multiply(scratch_Z_u, Z_u, out=scratch_Z_u)
-        numpy.multiply(scratch_Z_u, d_Z_u, out=d_A_x[:, 0:H])
+        numpy.subtract(1, Z_u, out=d_A_x[:, 0:H])  # (B4)
+        numpy.multiply(d_A_x[:, 0:H], Z_u, out=d_A_x[:, 0:H])
+        numpy.multiply(d_A_x[:, 0:H], d_Z_u, out=d_A_x[:, 0:H])
         d_h_prev = d_A_x @ Wcat_h_prev  # (B5)
         d_h_next = d_h_prev
     dw["Wcat_x"] += d_A_x_seq.reshape(steps * B, H).T @ xs.reshape(steps * B, D)  # (P1)

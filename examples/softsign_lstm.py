@@ -281,14 +281,13 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs, ws):
         d_c_1 = d_c  # (B5)
         numpy.multiply(d_h, h_1, out=d_o)  # (B6)
         d_g = d_c_2*i  # (B8)
-        d_A_x[:, 3 * H:4 * H] = (abs(a_g) + 1)**(-1.0)  # (B9)
-        numpy.subtract(d_A_x[:, 3 * H:4 * H], a_g*numpy.sign(a_g)/(abs(a_g) + 1)**2, out=d_A_x[:, 3 * H:4 * H])
-        numpy.multiply(d_A_x[:, 3 * H:4 * H], d_g, out=d_A_x[:, 3 * H:4 * H])
+        d_A_x[:, 3 * H:4 * H] = d_g*(-a_g*numpy.sign(a_g)/(abs(a_g) + 1)**2 + (abs(a_g) + 1)**(-1.0))  # (B9)
         numpy.multiply(d_c_2, g, out=d_i)  # (B10)
         numpy.multiply(c_prev, d_c_1, out=d_f)  # (B12)
         numpy.subtract(1, Z_f_i_o, out=scratch_Z_f_i_o)  # (B13) (B11) (B7)
         numpy.multiply(scratch_Z_f_i_o, Z_f_i_o, out=scratch_Z_f_i_o)
-        numpy.multiply(scratch_Z_f_i_o, d_Z_f_i_o, out=d_A_x[:, 0:3 * H].reshape(B, 3, H).transpose(1, 0, 2))
+        numpy.multiply(scratch_Z_f_i_o, d_Z_f_i_o, out=scratch_Z_f_i_o)
+        d_A_x[:, 0:3 * H].reshape(B, 3, H).transpose(1, 0, 2)[...] = scratch_Z_f_i_o
         d_c_prev = d_c_1*f  # (B14)
         d_h_prev = d_A_x @ Wcat_h_prev  # (B15) fork: a_f, a_i, a_g, a_o
         d_h_next = d_h_prev

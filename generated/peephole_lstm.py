@@ -310,7 +310,8 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs, ws):
         d_A_x[:, 3 * H:4 * H] = d_z_o  # (B16)
         numpy.square(Z_g, out=scratch_Z_g)  # (B17)
         numpy.subtract(1, scratch_Z_g, out=scratch_Z_g)
-        numpy.multiply(scratch_Z_g, d_Z_g, out=d_A_x[:, 0:H])
+        numpy.multiply(scratch_Z_g, d_Z_g, out=scratch_Z_g)
+        d_A_x[:, 0:H] = scratch_Z_g
         d_A_x[:, 2 * H:3 * H] = d_z_i  # (B18)
         d_A_x[:, H:2 * H] = d_z_f  # (B19)
         d_c_prev = d_m*f + d_q_f*p_f + d_q_i*p_i  # (B20) fork: q_f, q_i, m

@@ -15,6 +15,9 @@ import sympy as sp
 from codegen.numpy_backend.layout import gate_major
 from codegen.numpy_backend.spell import forward_copies, spell, stack_line
 from codegen.numpy_backend.templates import render
+from codegen.numpy_backend.strided import strided_predicate, whole_slices, widths_of, zero_columns
+from codegen.numpy_backend.whole_tanh import whole_tanh
+from codegen.numpy_backend.widen import widen
 from codegen.program import program
 from codegen.schedule import code, plan as make_plan
 from derive.derivation import Derivation
@@ -28,6 +31,11 @@ def emit_numpy(derivation: Derivation, entry, command: str) -> str:
     cell, prog = derivation.cell, program(derivation)
     copies, (forward_pre, forward_loop) = forward_copies(prog.folds, prog.forward_pre, prog.forward_loop)
     layout = gate_major(make_plan(derivation))
+    widths = widths_of([*forward_pre, *forward_loop, *prog.backward_pre, *prog.backward_loop])
+    stacks = zero_columns(prog.stacking)
+    forward_loop, backward_loop = (whole_slices(records, widths, stacks, layout)
+                                   for records in (forward_loop, prog.backward_loop))
+    forward_loop = whole_tanh(widen(forward_loop, widths, stacks), strided_predicate(widths, layout))
     sizes = cell.sizes()
     params = cell.public_params()
     context = dict(
@@ -46,7 +54,7 @@ def emit_numpy(derivation: Derivation, entry, command: str) -> str:
         forward_pre=copies + spell(forward_pre, layout=layout),
         forward_loop=spell(forward_loop, layout=layout),
         backward_pre=spell(prog.backward_pre, layout=layout),
-        backward_loop=spell(prog.backward_loop, layout=layout),
+        backward_loop=spell(backward_loop, layout=layout),
         backward_post=spell(prog.backward_post, layout=layout),
         grads=[grad_line(g) for g in prog.grads] + pack_lines(cell),
         **packing(cell),
