@@ -139,5 +139,6 @@ class VectorLatexPrinter(LatexPrinter):
         return rf"{{{self._print(adjoint(str(expr.args[0])))}}}^{{(t+1)}}"
 
     def _print_Outer(self, expr):
-        delta, x = (self._print(a) for a in expr.args)
-        return rf"{delta} \, {{{x}}}^{{\top}}"
+        # a product as the left factor is bracketed: (r \odot \delta a) h^T, not r \odot \delta a h^T
+        delta, x = expr.args
+        return rf"{self.parenthesize(delta, PRECEDENCE['Mul'])} \, {{{self._print(x)}}}^{{\top}}"
