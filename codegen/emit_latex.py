@@ -235,9 +235,10 @@ def _plain(expr, rename=None, bases=None):
 
 def _affine_rule():
     rule = affine_rule()
-    rows = {"k": "p", "j": "q"}
-    return dict(definition=_plain(rule.definition, rows), d_weight=_plain(rule.d_weight, rows),
-                d_input=_plain(rule.d_input, rows), d_bias=_plain(rule.d_bias, rows))
+    rows, bases = {"k": "p", "j": "q"}, {"delta": r"\delta a"}   # delta alone is no gradient
+    return dict(definition=_plain(rule.definition, rows, bases),
+                d_weight=_plain(rule.d_weight, rows, bases),
+                d_input=_plain(rule.d_input, rows, bases), d_bias=_plain(rule.d_bias, rows, bases))
 
 
 def _softmax_rule(logits: str):

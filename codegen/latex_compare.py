@@ -42,6 +42,7 @@ def differences(document, title, nt) -> dict | None:
         theirs=[dict(lhs=their_nt.value(s.name), rhs=stage_rhs(s, their_nt), note=tex_text(s.note))
                 for s in c.theirs],
         mine=label_ranges([labels[s.name] for s in c.mine]),
+        shared=len(mine.cell.stages) > len(c.mine),
         changes=[ch for ch in changes if ch["theirs"] and ch["mine"]])
 
 

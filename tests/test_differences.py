@@ -99,13 +99,13 @@ def _letters(tex: str) -> set[str]:
 @pytest.mark.parametrize("name", [n for n in COMPARED if CELLS[n].cell.recurrent])
 def test_every_letter_the_comparison_uses_is_defined_before_it(name):
     """The notes' letters are this cell's values (its forward pass, above the section) or the
-    other cell's, shown in the section itself."""
+    other cell's, shown in the section before the notes."""
     tex = (GENERATED / f"{name}.tex").read_text()
-    start = tex.index(r"\label{sec:differences}")
-    defined = _letters(tex[tex.index(r"\section{Notation"):start])
-    shown = tex[start:]
-    defined |= _letters(shown[shown.index(r"\begin{align*}"):])
-    used = set().union(*(_letters(" ".join(n.split("$")[1::2])) for n in CELLS[name].notes))
+    derivation = derive(CELLS[name].cell)
+    notes = [cite_equations(n, derivation) for n in CELLS[name].notes]
+    first = tex.index(notes[0])
+    defined = _letters(tex[tex.index(r"\section{Notation"):first])
+    used = set().union(*(_letters(" ".join(n.split("$")[1::2])) for n in notes))
     assert used and used <= defined, sorted(used - defined)
 
 
