@@ -62,9 +62,11 @@ LSTM = Entry(
         'how much of the candidate $g_t$ (a tanh proposal in $(-1, 1)$) to write, and the '
         'output gate $o_t$ how much of the squashed state to show as $h_t$.',
         'Backwards, the additive update $c_t = f_t \\odot c_{t-1} + i_t \\odot g_t$ is what '
-        'matters: the gradient reaching $c_{t-1}$ from $c_t$ is only multiplied by $f_t$, '
-        'with no weight matrix and no squashing derivative, so it survives many steps while '
-        'the forget gate stays open.',
+        'matters: along it the gradient reaching $c_{t-1}$ from $c_t$ is only multiplied by '
+        '$f_t$, with no weight matrix and no squashing derivative. Over $\\tau$ steps that path '
+        'scales the gradient by a product of $\\tau$ forget gates: it still shrinks, but where the '
+        'gates stay close to 1 it shrinks slowly, at a rate the network learns, instead of at '
+        'the rate that weights and squashing derivatives impose. [[S:flow]] measures both.',
     ),
     cites=("hochreiter1997", "gers2000forget", "greff2017"),
 )
@@ -194,7 +196,8 @@ GRU = Entry(
         'The GRU keeps one state $h_t$ and no separate cell. Its update gate $z_t$ '
         'interpolates: $h_t = (1 - z_t) \\odot h^{\\mathrm{cand}}_t + z_t \\odot h_{t-1}$, per unit a convex mix'
         ' of the candidate and the old state, so $z_t$ near 1 copies the state forward '
-        'untouched.',
+        'untouched. The candidate $h^{\\mathrm{cand}}_t$ is the new content on offer, a tanh '
+        'of the input and of the old state as the reset gate lets it through.',
         'The reset gate $r_t$ decides how much of the old state the candidate may look at: '
         'with $r_t$ near 0 the candidate is computed as if from a fresh start.',
         "Backwards, the kept part $z_t \\odot h_{t-1}$ is the GRU's additive path: the gradient of $h_{t-1}$ gets a term scaled by $z_t$ alone, with no weight matrix.",
@@ -325,17 +328,17 @@ INDRNN = Entry(
         "Backwards, the step from $h_t$ to $h_{t-1}$ [[B:h_prev]] is therefore elementwise: "
         "no $U^{\\top}$ product, only $u$ times the rectifier's derivative $(1 + "
         "\\operatorname{sign} z_t)/2$, which is one where the unit is active and zero where it "
-        "is not. Over $k$ steps along which a unit stays active, its gradient is multiplied "
-        "by $u^k$ exactly, so whether it vanishes or explodes is set by one number per unit, "
+        "is not. Over $\\tau$ steps along which a unit stays active, its gradient is multiplied "
+        "by $u^{\\tau}$ exactly, so whether it vanishes or explodes is set by one number per unit, "
         "which Li et al. keep in a range.",
     ),
     intuition=(
         'In the IndRNN every unit is its own small recurrent network: $h_t = \\operatorname{relu}'
         '(W x_t + u \\odot h_{t-1} + b)$, with one recurrent weight per unit. Units interact only '
         'through the input weights of the next layer, so each one can be read on its own.',
-        'Backwards, the gradient reaching $h_{t-k}$ from $h_t$ of a unit is $u^k$ times the '
+        'Backwards, the gradient reaching $h_{t-\\tau}$ from $h_t$ of a unit is $u^{\\tau}$ times the '
         'rectifier derivatives along the way, each 0 or 1: as long as the unit stays active, the '
-        'product is $u^k$ exactly, and choosing $|u|$ near 1 keeps a memory over thousands of '
+        'product is $u^{\\tau}$ exactly, and choosing $|u|$ near 1 keeps a memory over thousands of '
         'steps without the squashing of a tanh; a unit that switches off cuts its own gradient.',
         'Li et al. bound each $|u|$ to keep that product from exploding, and stack layers to '
         'mix units; this document derives one layer.',

@@ -14,7 +14,7 @@ import sympy as sp
 from sympy.printing.latex import LatexPrinter
 
 from codegen import latex_sections
-from codegen.latex_compare import differences
+from codegen.latex_compare import cite_equations, differences
 from codegen.latex_worked import worked
 from codegen.document import Document
 from codegen.latex_terms import (adjoint_lhs, and_join, backward_eq, branch_name, forward_eq,
@@ -63,7 +63,7 @@ def emit_latex(document: Document, command: str) -> str:
         sum_over=(r"\sum_{t=1}^{T} \sum_{\text{batch}}" if cell.recurrent
                   else r"\sum_{\text{batch}}"),
         worked=worked(document, nt),
-        intuition=[tex_prose(p) for p in document.intuition], cites=",".join(document.cites),
+        intuition=[cite_equations(p, derivation) for p in document.intuition], cites=",".join(document.cites),
         references=document.references,
         code=(code := broken_lines(document.code)), code_size=_code_size(code),
         code_broken=len(code) > len(document.code),

@@ -125,6 +125,14 @@ def test_a_letter_the_other_cell_means_otherwise_is_qualified():
 @pytest.mark.parametrize("name", sorted(CELLS))
 def test_every_citation_in_the_catalogue_s_notes_resolves(name):
     cell = derive(CELLS[name].cell)
-    for note in CELLS[name].notes:
+    for note in CELLS[name].notes + CELLS[name].intuition:
         assert "[[" not in cite_equations(note, cell)
         assert all(m[0] in "FBS" for m in CITE.findall(note))
+
+
+@pytest.mark.parametrize("path", sorted(GENERATED.glob("*.tex")), ids=lambda p: p.stem)
+def test_steps_back_are_tau_everywhere(path):
+    """k is the LSTM's squashed cell state (and K the class count): a number of steps back is
+    tau in every document, prose included."""
+    tex = path.read_text()
+    assert not re.search(r"\$k\$ steps|\^\{?k\}?\$|_\{t-k\}|\(k = |k = \d", tex), path.stem
