@@ -242,9 +242,9 @@ GRU_RESET_AFTER = Entry(
     intuition=(
         'The same interpolation as the GRU: the update gate $z_t$ mixes the candidate and the'
         ' old state per unit, and $z_t \\odot h_{t-1}$ is the additive path backwards.',
-        'Only the reset gate acts later: it scales the recurrent part $U_n h_{t-1} + b_{hn}$ '
-        'after the product, so all three recurrent products can be computed in one matrix '
-        'product per step, which is why cuDNN and PyTorch compute the GRU this way.',
+        'Only the reset gate acts at another place: it scales the recurrent part $U_n h_{t-1} + '
+        'b_{hn}$ after the product, where the published GRU scales the old state before it. '
+        '[[S:differences]] says why the fast libraries do so and what it changes in the gradient.',
     ),
     cites=("cho2014",),
 )

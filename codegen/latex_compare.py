@@ -19,7 +19,7 @@ from codegen.notation import Notation, tex_base, tex_param, tex_text
 from derive.compare import same_meaning
 
 SECTIONS = {name: name for name in ("params", "layernorm", "softmax", "stabiliser", "flow",
-                                    "loss", "backward", "forward", "local")}
+                                    "loss", "backward", "forward", "local", "differences")}
 ROW = 56    # visible characters of one row of a written-out gradient
 ROWS = 2    # a gradient needing more rows than this is left to the prose
 CITE = re.compile(r"\[\[([FBS]):(\w+)\]\]")

@@ -116,6 +116,10 @@ class VectorLatexPrinter(LatexPrinter):
             return f"{{{self.parenthesize(base, PRECEDENCE['Pow'])}}}^{{{exp}}}"
         return super()._print_Pow(expr)
 
+    def _print_exp(self, expr, exp=None):
+        # exp(x), not e^x: a cell may name a value e (the sLSTM's e_t)
+        return rf"\exp\left({self._print(expr.args[0])}\right)"
+
     def _print_WT(self, expr):
         weight, delta = expr.args
         return rf"{tex_param(str(weight))}^{{\top}} {self.parenthesize(delta, PRECEDENCE['Mul'])}"
