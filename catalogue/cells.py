@@ -55,7 +55,7 @@ LSTM = Entry(
     description="LSTM with a forget gate, no peepholes (Hochreiter & Schmidhuber; Gers et al.)",
     torch=_torch_layout("LSTM", "ifgo", ("b_i", "b_f", "b_g", "b_o")),
     intuition=(
-        'The cell state $c_t$ is a conveyor belt through time: each step only scales it '
+        'The cell state $c_t$ is, in Olah\'s picture, a conveyor belt through time: each step only scales it '
         'elementwise and adds to it, so what was written many steps ago can still be read.',
         'Three sigmoid gates, each a number between 0 and 1 per unit, decide what happens to '
         'it: the forget gate $f_t$ how much of the old state to keep, the input gate $i_t$ '
@@ -68,7 +68,7 @@ LSTM = Entry(
         'gates stay close to 1 it shrinks slowly, at a rate the network learns, instead of at '
         'the rate that weights and squashing derivatives impose. [[S:flow]] measures both.',
     ),
-    cites=("hochreiter1997", "gers2000forget", "greff2017"),
+    cites=("hochreiter1997", "gers2000forget", "greff2017", "olah2015"),   # Olah: the conveyor belt
 )
 
 

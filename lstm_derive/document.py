@@ -39,7 +39,7 @@ def make_document(entry: Entry, derivation: Derivation, compared: Derivation | N
     words = dict(description=entry.description, notes=entry.notes, intuition=entry.intuition,
                  cites=entry.cites, worked=worked_example(entry, derivation, module),
                  code=backward_excerpt(module),
-                 references=references(("kang2019", *entry.cites, example)), graph=(graph, layout),
+                 references=references(("kang2019", *entry.cites, "cs231n", example)), graph=(graph, layout),
                  compared=compared, comparison=compare(derivation, compared) if compared else None)
     if not cell.recurrent:
         return Document(derivation, **words)
