@@ -69,6 +69,14 @@ LSTM = Entry(
         'the rate that weights and squashing derivatives impose. [[S:flow]] measures both.',
     ),
     cites=("hochreiter1997", "gers2000forget", "greff2017", "olah2015"),   # Olah: the conveyor belt
+    # compared with no cell: its notes are said with the notation, for reading the literature
+    notes=(
+        "In the literature the letters differ. Greff et al.[[C:greff2017]] write the block input $z_t$ for our "
+        "candidate $g_t$, the block output $y_t$ for our $h_t$, $R$ for our recurrent weights $U$ "
+        "and a bar for a pre-activation (their $\\bar{z}_t$ is our $a^g_t$); their vanilla LSTM "
+        "also has peepholes, which the peephole LSTM's document derives. Olah[[C:olah2015]] draws the same cell "
+        "with $\\tilde{C}_t$ for our $g_t$ and $C_t$ for our $c_t$.",
+    ),
 )
 
 

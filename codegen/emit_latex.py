@@ -57,13 +57,15 @@ def emit_latex(document: Document, command: str) -> str:
         summary=_summary(derivation, printer, nt),
         wrap_summary=any(len(row["rhs"]) > WRAP for row in _summary(derivation, printer, nt)),
         differences=differences(document, _title, nt),
+        literature=([cite_equations(n, derivation, dict(document.references)) for n in document.notes]
+                    if document.comparison is None else []),   # notes said with the notation
         output=nt.value(cell.output),
         states0=[nt.value(s, "0") for s in cell.state_names],
         inputs=[nt.value(x) for x in cell.input_names],
         sum_over=(r"\sum_{t=1}^{T} \sum_{\text{batch}}" if cell.recurrent
                   else r"\sum_{\text{batch}}"),
         worked=worked(document, nt),
-        intuition=[cite_equations(p, derivation) for p in document.intuition], cites=",".join(document.cites),
+        intuition=[cite_equations(p, derivation, dict(document.references)) for p in document.intuition], cites=",".join(document.cites),
         references=document.references,
         code=(code := broken_lines(document.code)), code_size=_code_size(code),
         code_broken=len(code) > len(document.code),

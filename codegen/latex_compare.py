@@ -6,7 +6,7 @@ where it is used), the labels of this cell's own stages in their place, and the 
 that change, both written out.  The catalogue's prose (`notes`) comes first; a note may cite
 this document's equations by value, `[[B:h_prev]]` for the backward equation of h_prev and
 `[[F:a_n]]` for the forward equation of a_n, so a label is never typed (`[[S:params]]` is
-the section labelled sec:params).
+the section labelled sec:params, `[[C:greff2017]]` a citation of that work).
 """
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ SECTIONS = {name: name for name in ("params", "layernorm", "softmax", "stabilise
                                     "loss", "backward", "forward", "local", "differences")}
 ROW = 56    # visible characters of one row of a written-out gradient
 ROWS = 2    # a gradient needing more rows than this is left to the prose
-CITE = re.compile(r"\[\[([FBS]):(\w+)\]\]")
+CITE = re.compile(r"\[\[([FBSC]):(\w+)\]\]")
 
 
 def differences(document, title, nt) -> dict | None:
@@ -38,7 +38,7 @@ def differences(document, title, nt) -> dict | None:
                     mine=rows(ch.mine, printer, ch.param, nt.timed)) for ch in c.changes]
     return dict(
         against=title(theirs.cell.name),
-        notes=[cite_equations(n, mine) for n in document.notes],
+        notes=[cite_equations(n, mine, dict(document.references)) for n in document.notes],
         theirs=[dict(lhs=their_nt.value(s.name), rhs=stage_rhs(s, their_nt), note=tex_text(s.note))
                 for s in c.theirs],
         mine=label_ranges([labels[s.name] for s in c.mine]),
@@ -98,21 +98,22 @@ def _lhs(change, nt) -> str:
     return nt.adjoint(change.target)
 
 
-def cite_equations(text: str, derivation) -> str:
+def cite_equations(text: str, derivation, works=()) -> str:
     """The prose `text` in LaTeX, each `[[F:v]]` / `[[B:v]]` (outside mathematics) replaced by
     a reference to the forward equation of v / the backward equation of v's gradient; an
-    unknown value is a ValueError."""
+    unknown value is a ValueError; `[[C:key]]` cites the work `key`, one of `works`."""
     tables = {"F": {eq.stage.name: eq.label for eq in derivation.forward},
               "B": {a.target: a.label for a in derivation.adjoints}}
     tables["S"] = SECTIONS
+    tables["C"] = dict.fromkeys(works)
     pieces = CITE.split(text)   # words, then (kind, value, words) for every citation
     out = [tex_prose(pieces[0])]
     for kind, value, words in zip(pieces[1::3], pieces[2::3], pieces[3::3]):
         if value not in tables[kind]:
             raise ValueError(f"{derivation.cell.name}: a note cites [[{kind}:{value}]], "
-                             f"which has no equation")
-        cite = (rf"Section~\ref{{sec:{value}}}" if kind == "S"
-                else rf"(\ref{{eq:{tables[kind][value]}}})")
+                             f"which this document does not have")
+        cite = {"S": rf"Section~\ref{{sec:{value}}}", "C": rf"~\cite{{{value}}}"}.get(
+            kind, rf"(\ref{{eq:{tables[kind].get(value)}}})")
         out += [cite, tex_prose(words)]
     return "".join(out)
 

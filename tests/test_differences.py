@@ -75,7 +75,7 @@ def test_the_document_shows_the_other_cell_s_stages_and_the_changed_gradients(na
     found, _ = _changes(name)
     assert section.count(r"\text{") >= len(found.theirs)
     for note in CELLS[name].notes:   # the prose, with its citations resolved
-        assert cite_equations(note, derive(CELLS[name].cell))[:40] in section
+        assert cite_equations(note, derive(CELLS[name].cell), CELLS[name].cites)[:40] in section
     assert "forks here that" not in section   # the old list of differences, read as a machine diff
 
 
@@ -102,7 +102,7 @@ def test_every_letter_the_comparison_uses_is_defined_before_it(name):
     other cell's, shown in the section before the notes."""
     tex = (GENERATED / f"{name}.tex").read_text()
     derivation = derive(CELLS[name].cell)
-    notes = [cite_equations(n, derivation) for n in CELLS[name].notes]
+    notes = [cite_equations(n, derivation, CELLS[name].cites) for n in CELLS[name].notes]
     first = tex.index(notes[0])
     defined = _letters(tex[tex.index(r"\section{Notation"):first])
     used = set().union(*(_letters(" ".join(n.split("$")[1::2])) for n in notes))
@@ -125,9 +125,12 @@ def test_a_letter_the_other_cell_means_otherwise_is_qualified():
 @pytest.mark.parametrize("name", sorted(CELLS))
 def test_every_citation_in_the_catalogue_s_notes_resolves(name):
     cell = derive(CELLS[name].cell)
+    works = ("kang2019", *CELLS[name].cites, "cs231n")
     for note in CELLS[name].notes + CELLS[name].intuition:
-        assert "[[" not in cite_equations(note, cell)
-        assert all(m[0] in "FBS" for m in CITE.findall(note))
+        assert "[[" not in cite_equations(note, cell, works)
+        assert all(m[0] in "FBSC" for m in CITE.findall(note))
+    with pytest.raises(ValueError, match="C:olah2015"):   # a work the document does not list
+        cite_equations("as Olah[[C:olah2015]] draws it", cell, ())
 
 
 @pytest.mark.parametrize("path", sorted(GENERATED.glob("*.tex")), ids=lambda p: p.stem)
