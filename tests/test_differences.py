@@ -139,3 +139,16 @@ def test_steps_back_are_tau_everywhere(path):
     tau in every document, prose included."""
     tex = path.read_text()
     assert not re.search(r"\$k\$ steps|\^\{?k\}?\$|_\{t-k\}|\(k = |k = \d", tex), path.stem
+
+
+@pytest.mark.parametrize("name", COMPARED)
+def test_the_page_sets_each_changed_gradient_on_rows_of_its_own(name):
+    """Every 'here:' row of the comparison is a row of the page's table (a LaTeX row spacing
+    such as \\\\[4pt] would leave '[4pt]' in the mathematics and join two rows)."""
+    page = (GENERATED / f"{name}.html").read_text()
+    tex = (GENERATED / f"{name}.tex").read_text()
+    assert not re.search(r"<mn>\d+pt</mn>", page)
+    assert page.count("<mtext>here:</mtext>") == tex.count(r"\text{here:}")
+    rows = re.findall(r"<mtr>(?:(?!</mtr>).)*</mtr>", page)
+    assert sum("<mtext>here:</mtext>" in row for row in rows) == tex.count(r"\text{here:}")
+    assert not any(row.count("<mtext>here:</mtext>") + row.count("<mtext>GRU:</mtext>") > 1 for row in rows)
