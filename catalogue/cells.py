@@ -194,6 +194,11 @@ GRU = Entry(
         "m_t$: it reaches the previous state with no weight matrix and no squashing "
         "derivative. In the LSTM that path runs through the cell state, which the output "
         "reads only through a tanh; in the GRU it runs through the output itself.",
+        "The update gate's gradient [[B:z]] has two branches, through $v_t$ and through "
+        "$h^{\\mathrm{kept}}_t$; written out they combine to $\\delta h_t \\odot (h_{t-1} - "
+        "h^{\\mathrm{cand}}_t)$: raising $z_t$ moves $h_t$ from the candidate toward the old "
+        "state, so the loss pushes the gate toward whichever of the two it prefers, and not at "
+        "all where they agree.",
         "The letters are chosen so that none means two things in the two documents: the "
         "candidate $h^{\\mathrm{cand}}_t$ (Cho et al.'s $\\tilde{h}_t$; its parameters $W_n$, "
         "$U_n$, $b_n$ keep PyTorch's letter $n$) has the role of the LSTM's $g_t$, and the "

@@ -152,3 +152,13 @@ def test_the_page_sets_each_changed_gradient_on_rows_of_its_own(name):
     rows = re.findall(r"<mtr>(?:(?!</mtr>).)*</mtr>", page)
     assert sum("<mtext>here:</mtext>" in row for row in rows) == tex.count(r"\text{here:}")
     assert not any(row.count("<mtext>here:</mtext>") + row.count("<mtext>GRU:</mtext>") > 1 for row in rows)
+
+
+@pytest.mark.parametrize("name", ["gru", "gru_reset_after"])
+def test_the_update_gate_gradient_the_gru_notes_state(name):
+    """The GRU's notes say dz = dh * (h_prev - h_cand) once its two branches are written out."""
+    from derive.compare import written_out
+    d = derive(CELLS[name].cell)
+    got = written_out(d, d.adjoint("z").expr, {"h"})
+    assert _same(got, adjoint("h") * (value("h_prev") - value("h_cand")))
+    assert r"\delta h_t \odot (h_{t-1} - h^{\mathrm{cand}}_t)" in " ".join(CELLS["gru"].notes)
