@@ -23,7 +23,7 @@ from derive.derivation import Derivation
 from derive.stages import Stage
 from derive.terms import adjoint
 
-DEPTH = 12   # substitution rounds: more than any built-in chain of single-consumer steps
+LONGEST = 40   # operations: a gradient written out longer than this is not shown
 
 
 @dataclass(frozen=True)
@@ -70,16 +70,15 @@ def compare(mine: Derivation, theirs: Derivation) -> Comparison:
     others = {_definition(s) for s in theirs.cell.stages}
     both = {a.target for a in mine.adjoints if same_meaning(mine, theirs, a.target)}
     both &= {a.target for a in theirs.adjoints}
-    changes = []
-    for adj in mine.adjoints:   # in this cell's order: last stage first
-        if adj.target in both and adj.target not in mine.cell.input_names:
-            changes.append(Change(adj.target, written_out(theirs, theirs.adjoint(adj.target).expr, both),
-                                  written_out(mine, adj.expr, both)))
+    pairs = [(a.target, theirs.adjoint(a.target).expr, a.expr, False) for a in mine.adjoints
+             if a.target in both and a.target not in mine.cell.input_names]   # last stage first
     params = {g.param: g for g in theirs.param_grads}
-    for g in mine.param_grads:
-        if g.param in params:
-            changes.append(Change(g.param, written_out(theirs, params[g.param].expr, both),
-                                  written_out(mine, g.expr, both), param=True))
+    pairs += [(g.param, params[g.param].expr, g.expr, True) for g in mine.param_grads if g.param in params]
+    changes = []
+    for target, their_expr, my_expr, param in pairs:
+        a, b = written_out(theirs, their_expr, both), written_out(mine, my_expr, both)
+        if a is not None and b is not None:
+            changes.append(Change(target, a, b, param))
     return Comparison(tuple(s for s in mine.cell.stages if _definition(s) not in others),
                       tuple(s for s in theirs.cell.stages if _definition(s) not in ours),
                       tuple(c for c in changes if _structural(c)))
@@ -94,15 +93,18 @@ def _structural(change: Change) -> bool:
     return sp.expand(blind[0] - blind[1]) != 0
 
 
-def written_out(derivation: Derivation, expr: sp.Expr, keep: set[str]) -> sp.Expr:
+def written_out(derivation: Derivation, expr: sp.Expr, keep: set[str]) -> sp.Expr | None:
     """`expr` (a backward expression of `derivation`) with every adjoint of a single-consumer
-    value outside `keep` replaced by its own backward equation, repeatedly."""
+    value outside `keep` replaced by its own backward equation, repeatedly; None when it grows
+    past LONGEST operations (too long to teach anything: a long chain of stages)."""
     single = {a.target: a.expr for a in derivation.adjoints
               if len(a.terms) == 1 and a.target not in keep}
     subs = {adjoint(v): e for v, e in single.items()}
-    for _ in range(DEPTH):
+    for _ in range(len(derivation.adjoints) + 1):   # each round goes one stage further back
         done = expr.xreplace(subs)
         if done == expr:
             return expr
+        if sp.count_ops(done) > LONGEST:
+            return None
         expr = done
-    raise ValueError(f"writing out {expr} did not end after {DEPTH} rounds")
+    raise ValueError(f"writing out {expr} did not end")   # a cycle: not a derivation
