@@ -4,7 +4,9 @@ Recurrent cells name their weights W_* (input), U_* (recurrent) and b_* (bias), 
 gates f, i, g, o (LSTM) or z, r (GRU, whose candidate state is h_cand).  No stage name
 means two things across the built-in cells (a test checks): the GRU's parts of the new
 state are h_new and h_kept, not the LSTM's m and n.  The words in `notes` go into the cell's
-document, to say how its derivation differs from the LSTM's.  `CELLS` maps each name to
+document, to say how it differs from the cell it is compared with (`compare`: the LSTM
+unless it names another; the LSTM's own notes map its letters to the literature's); they
+cite equations by value ([[B:h_prev]], see `codegen.latex_compare`), never by typed label.  `CELLS` maps each name to
 its entry; `get_cell(name)` is the mathematics alone, `get_entry(name)` the whole entry.
 """
 from __future__ import annotations
