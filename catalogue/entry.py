@@ -2,7 +2,7 @@
 
 `Entry.cell` is the `derive.stages.Cell` the engine differentiates; everything else is for
 people and for other frameworks, never for the calculus: the one-line `description` and the
-`notes` (LaTeX prose on how the cell differs from the LSTM) and the `intuition` (what each gate
+`notes` (LaTeX prose on how the cell differs from the one it is compared with, `compare`) and the `intuition` (what each gate
 decides and why) that the document prints, the works it `cites`, the
 `init_params` argument name of each size symbol, and where the parameters sit in the state
 dict of the matching PyTorch module.  Renderers read these from the entry they are handed.
@@ -37,7 +37,8 @@ class Entry:
     notes: tuple[str, ...] = ()
     size_args: tuple[tuple[str, str], ...] = (("D", "input_size"), ("H", "hidden_size"))
     torch: TorchLayout | None = None   # the same cell in PyTorch, when it has one
-    compare: str = "lstm"   # the built-in cell the document compares this one with (and `notes` with)
+    # the built-in cell the document compares this one with (and `notes` with); None: none
+    compare: str | None = "lstm"
     intuition: tuple[str, ...] = ()   # LaTeX prose: what each part of the cell is for
     cites: tuple[str, ...] = ()       # keys of `catalogue.references`: where the cell comes from
     stabiliser: str | None = None     # a state the document proves the outputs do not depend on

@@ -1,7 +1,8 @@
 """The works the documents cite: one LaTeX bibliography entry per key, in citation order.
 
 A catalogue entry names the works its cell comes from (`Entry.cites`); the documents also
-cite the tutorial whose three principles they follow and the posts of their worked examples.
+cite the tutorial whose three principles they follow, the course notes whose patterns of
+backward flow they use and the posts of their worked examples.
 """
 from __future__ import annotations
 
@@ -40,6 +41,10 @@ REFERENCES = {
                      r"by back-propagating errors. \emph{Nature}, 323:533--536, 1986.",
     "ba2016": r"J.~L.~Ba, J.~R.~Kiros and G.~E.~Hinton. Layer normalization. "
               r"\emph{arXiv:1607.06450}, 2016.",
+    "olah2015": r"C.~Olah. \emph{Understanding LSTM Networks}. Blog post, colah.github.io, 2015.",
+    "cs231n": r"A.~Karpathy and the CS231n teaching staff. \emph{Backpropagation, Intuitions}. Course "
+              r"notes of CS231n, Convolutional Neural Networks for Visual Recognition, Stanford "
+              r"University.",
     "gomez2016": r"A.~N.~Gomez. \emph{Backpropogating an LSTM: A Numerical Example}. Blog post, 2016.",
     "mazur2015": r"M.~Mazur. \emph{A Step by Step Backpropagation Example}. Blog post, 2015.",
 }

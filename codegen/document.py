@@ -1,8 +1,8 @@
 """The data a cell's document is rendered from, handed to the renderers whole.
 
 `lstm_derive` builds a `Document` (it derives, measures and draws); `emit_latex` and
-`emit_html` only print what is in it.  It holds the cell's derivation and words, the LSTM's
-derivation to compare with, and for a recurrent cell the derivations of its output heads,
+`emit_html` only print what is in it.  It holds the cell's derivation and words, the
+derivation of the cell it is compared with and what changes from that one, and for a recurrent cell the derivations of its output heads,
 its one-step state Jacobians, the gradient flow measured with its generated module
 (`Flow`: plain numbers) and that measurement's plot, already drawn.
 """
@@ -14,6 +14,7 @@ import sympy as sp
 
 from codegen.figures import Figure
 from codegen.layout import Layout
+from derive.compare import Comparison
 from derive.derivation import Derivation
 from derive.jacobians import StateJacobian
 from derive.stabiliser import Stabiliser
@@ -107,7 +108,8 @@ class Document:
     derivation: Derivation
     description: str
     notes: tuple[str, ...] = ()
-    lstm: Derivation | None = None          # the LSTM's, to say how this cell differs; None for the LSTM
+    compared: Derivation | None = None      # the cell this one is compared with (the LSTM's, the GRU's...)
+    comparison: Comparison | None = None    # what changes from that cell to this one
     heads: tuple[Derivation, ...] = ()      # output layers that put a loss on the outputs
     jacobians: tuple[StateJacobian, ...] = ()
     flow: Flow | None = None

@@ -11,8 +11,10 @@ from __future__ import annotations
 import re
 
 import sympy as sp
+from sympy.printing.latex import LatexPrinter
 
 from codegen import latex_sections
+from codegen.latex_compare import cite_equations, differences
 from codegen.latex_worked import worked
 from codegen.document import Document
 from codegen.latex_terms import (adjoint_lhs, and_join, backward_eq, branch_name, forward_eq,
@@ -42,7 +44,8 @@ def emit_latex(document: Document, command: str) -> str:
         forward=[forward_eq(eq, nt) for eq in derivation.forward],
         activations=_activation_rules(kinds),
         simple_rules=_simple_rules(kinds),
-        affine=_affine_rule(), softmax=_softmax_rule() if Kind.SOFTMAX in kinds or cell.recurrent else None,
+        affine=_affine_rule(), softmax=(_softmax_rule("z" if cell.recurrent else "a")   # z: an output layer's logits
+                 if Kind.SOFTMAX in kinds or cell.recurrent else None),
         **(_normalisation_rules() if Kind.MEAN in kinds else dict(mean=None, layer_norm=None)),
         loss=loss_head(cell, nt, TARGET_TEX) if cell.loss else None, target=TARGET_TEX,
         partials=[dict(stage=nt.value(p.stage), wrt=nt.value(p.wrt), expr=printer.doprint(p.expr))
@@ -53,14 +56,16 @@ def emit_latex(document: Document, command: str) -> str:
         param_grads=[param_eq(g, printer, nt) for g in derivation.param_grads],
         summary=_summary(derivation, printer, nt),
         wrap_summary=any(len(row["rhs"]) > WRAP for row in _summary(derivation, printer, nt)),
-        differences=_differences(document, nt) if document.lstm else None,
+        differences=differences(document, _title, nt),
+        literature=([cite_equations(n, derivation, dict(document.references)) for n in document.notes]
+                    if document.comparison is None else []),   # notes said with the notation
         output=nt.value(cell.output),
         states0=[nt.value(s, "0") for s in cell.state_names],
         inputs=[nt.value(x) for x in cell.input_names],
         sum_over=(r"\sum_{t=1}^{T} \sum_{\text{batch}}" if cell.recurrent
                   else r"\sum_{\text{batch}}"),
         worked=worked(document, nt),
-        intuition=[tex_prose(p) for p in document.intuition], cites=",".join(document.cites),
+        intuition=[cite_equations(p, derivation, dict(document.references)) for p in document.intuition], cites=",".join(document.cites),
         references=document.references,
         code=(code := broken_lines(document.code)), code_size=_code_size(code),
         code_broken=len(code) > len(document.code),
@@ -212,28 +217,42 @@ WRAP = 250   # a summary equation longer than this (LaTeX characters) may break 
 TARGET_TEX = "y^{*}"   # the target of a loss, everywhere (t is the time step)
 
 
-def _plain(expr, rename=None):
+class _IndexPrinter(LatexPrinter):
+    """LaTeX of index expressions: a Kronecker delta as the Iverson bracket [p = q], so that
+    the letter delta means a gradient only."""
+
+    def _print_KroneckerDelta(self, expr, exp=None):
+        i, j = (self._print(a) for a in expr.args)
+        return rf"[{i} = {j}]"
+
+
+def _plain(expr, rename=None, bases=None):
     """LaTeX of an index expression with its indices printed as plain letters, renamed by
-    `rename` (k is the LSTM's k_t and the steps back elsewhere: the rows are p here), and
-    the target `t` written y*."""
-    rename = rename or {}
+    `rename` (k is the LSTM's k_t and the steps back elsewhere: the rows are p here), its
+    vectors renamed by `bases`, and the target `t` written y*."""
+    rename, bases = rename or {}, {"t": TARGET_TEX, **(bases or {})}
     letters = {i: sp.Symbol(rename.get(str(i.label), str(i.label))) for i in expr.atoms(sp.Idx)}
-    targets = {b: sp.IndexedBase(TARGET_TEX) for b in expr.atoms(sp.IndexedBase) if str(b) == "t"}
-    return sp.latex(expr.xreplace(targets).xreplace(letters))
+    renamed = {b: sp.IndexedBase(bases[str(b)]) for b in expr.atoms(sp.IndexedBase) if str(b) in bases}
+    return _IndexPrinter().doprint(expr.xreplace(renamed).xreplace(letters))
 
 
 def _affine_rule():
     rule = affine_rule()
-    rows = {"k": "p", "j": "q"}
-    return dict(definition=_plain(rule.definition, rows), d_weight=_plain(rule.d_weight, rows),
-                d_input=_plain(rule.d_input, rows), d_bias=_plain(rule.d_bias, rows))
+    rows, bases = {"k": "p", "j": "q"}, {"delta": r"\delta a"}   # delta alone is no gradient
+    return dict(definition=_plain(rule.definition, rows, bases),
+                d_weight=_plain(rule.d_weight, rows, bases),
+                d_input=_plain(rule.d_input, rows, bases), d_bias=_plain(rule.d_bias, rows, bases))
 
 
-def _softmax_rule():
+def _softmax_rule(logits: str):
+    """The softmax's rule with its logits called `logits` (z in an output layer, a in a
+    network), the incoming gradient's entries written delta y_p."""
     rule = softmax_rule()
-    rows = {"k": "p"}
-    return dict(definition=_plain(rule.definition, rows), jacobian=_plain(rule.jacobian, rows),
-                d_input=_plain(rule.d_input, rows), cross_entropy=_plain(rule.cross_entropy, rows))
+    rows, bases = {"k": "p"}, {"a": logits, "delta": r"\delta y"}
+    return dict(logits=logits, definition=_plain(rule.definition, rows, bases),
+                jacobian=_plain(rule.jacobian, rows, bases),
+                d_input=_plain(rule.d_input, rows, bases),
+                cross_entropy=_plain(rule.cross_entropy, rows, bases))
 
 
 def _normalisation_rules():
@@ -266,28 +285,3 @@ def _summary(derivation, printer, nt):
         rows.append(dict(label=g.label, lhs=eq["lhs"], rhs=rf"\textstyle\sum {eq['body']}",
                          shape=eq["shape"]))
     return rows
-
-
-def _forks_of(derivation):
-    return {a.target: tuple(t.branch for t in a.terms) for a in derivation.adjoints if a.is_fork}
-
-
-def _differences(document, nt):
-    """What the stage graph of this cell has that the LSTM's has not, and the reverse."""
-    cell, lstm = document.derivation.cell, document.lstm.cell
-    mine, theirs = _forks_of(document.derivation), _forks_of(document.lstm)
-    lstm_nt = Notation(True, lstm.vector_param_names)
-
-    def show(value, branches, notation):
-        names = ", ".join("the loss" if b == "loss" else "the next step" if b == "next step"
-                          else f"${notation.value(b)}$" for b in branches)
-        return f"${notation.value(value)}$ into {names}"
-
-    params, lstm_params = dict(cell.params()), dict(lstm.params())
-    return dict(
-        against=_title(lstm.name), notes=[tex_prose(n) for n in document.notes],
-        new_forks=[show(v, b, nt) for v, b in mine.items() if theirs.get(v) != b],
-        lost_forks=[show(v, b, lstm_nt) for v, b in theirs.items() if mine.get(v) != b],
-        new_params=[f"${tex_param(p)}$" for p in params if p not in lstm_params],
-        lost_params=[f"${tex_param(p)}$" for p in lstm_params if p not in params],
-        carried=[f"${nt.value(s)}$" for s in cell.state_names])

@@ -133,7 +133,7 @@ def backward_words(adj, nt):
     if adj.is_fork:
         return (f"${nt.value(adj.target)}$ is a fork: it feeds "
                 + and_join([branch_name(t, nt) for t in adj.terms])
-                + "; pattern: fork, its gradient is the sum of one term per branch.")
+                + "; pattern: fork, one term per branch, summed below.")
     if adj.target.endswith("_prev"):
         state = adj.target[: -len("_prev")]
         return (f"This is the part of the gradient of ${nt.value(adj.target)}$ that flows back "

@@ -118,6 +118,10 @@ class VectorLatexPrinter(LatexPrinter):
             return f"{{{self.parenthesize(base, PRECEDENCE['Pow'])}}}^{{{exp}}}"
         return super()._print_Pow(expr)
 
+    def _print_exp(self, expr, exp=None):
+        # exp(x), not e^x: a cell may name a value e (the sLSTM's e_t)
+        return rf"\exp\left({self._print(expr.args[0])}\right)"
+
     def _print_WT(self, expr):
         weight, delta = expr.args
         return rf"{tex_param(str(weight))}^{{\top}} {self.parenthesize(delta, PRECEDENCE['Mul'])}"
@@ -141,5 +145,6 @@ class VectorLatexPrinter(LatexPrinter):
         return rf"{{{self._print(adjoint(str(expr.args[0])))}}}^{{(t+1)}}"
 
     def _print_Outer(self, expr):
-        delta, x = (self._print(a) for a in expr.args)
-        return rf"{delta} \, {{{x}}}^{{\top}}"
+        # a product as the left factor is bracketed: (r \odot \delta a) h^T, not r \odot \delta a h^T
+        delta, x = expr.args
+        return rf"{self.parenthesize(delta, PRECEDENCE['Mul'])} \, {{{self._print(x)}}}^{{\top}}"

@@ -22,7 +22,7 @@ from codegen.emit_jax import emit_jax
 from codegen.emit_latex import emit_latex
 from codegen.emit_numpy import emit_numpy
 from codegen.emit_torch import emit_torch
-from catalogue.cells import LSTM, RNN, get_entry
+from catalogue.cells import RNN, get_entry
 from catalogue.entry import Entry
 from derive.derivation import Derivation, derive
 from codegen.layout import to_json
@@ -66,11 +66,11 @@ class Build:
     def document(self, entry: Entry) -> Document:
         """The document's data; its gradient flow is measured with `module(entry)`."""
         cell = entry.cell
-        lstm = (None if cell.name == LSTM.name   # the cell compared with: the LSTM, or its own choice
-                else self.derivation(get_entry(entry.compare).cell))
+        compared = (None if entry.compare in (None, cell.name)   # the LSTM, the GRU... or none
+                    else self.derivation(get_entry(entry.compare).cell))
         reference = ((RNN.name, self.module(RNN))
                      if cell.recurrent and cell.name != RNN.name else None)
-        return make_document(entry, self.derivation(cell), lstm, self.module(entry), reference,
+        return make_document(entry, self.derivation(cell), compared, self.module(entry), reference,
                              layouts=self.layouts)
 
     def render(self, entry: Entry, only: str | None = None) -> Rendered:

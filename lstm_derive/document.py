@@ -1,7 +1,8 @@
 """Build a cell's `Document`: everything its .tex and .html show, derived, measured and drawn here.
 
-`make_document(entry, derivation, lstm, module, reference)` takes the cell's catalogue
-entry (its words) and derivation, the LSTM's derivation (None for the LSTM itself), the
+`make_document(entry, derivation, compared, module, reference)` takes the cell's catalogue
+entry (its words) and derivation, the derivation of the cell it is compared with (None when
+there is none), what changes from that one (`derive.compare`), the
 cell's generated module text and the reference module (name, text) its gradient flow is
 compared with.  For a recurrent cell it derives the output heads and, when its Jacobians
 are sums of paths (`derive.jacobians.has_paths`), computes the state Jacobians, measures the
@@ -20,6 +21,7 @@ from codegen.figures import dot_source, stage_graph
 from codegen.flow_plot import draw
 from codegen.fork_view import fork_view
 from codegen.notation import Notation
+from derive.compare import compare
 from derive.derivation import Derivation, derive
 from derive.heads import output_heads
 from derive.jacobians import has_paths, state_jacobians
@@ -29,7 +31,7 @@ from lstm_derive.measure import measure_flow
 from lstm_derive.worked import worked_example
 
 
-def make_document(entry: Entry, derivation: Derivation, lstm: Derivation | None, module: str,
+def make_document(entry: Entry, derivation: Derivation, compared: Derivation | None, module: str,
                   reference: tuple[str, str] | None, layouts: Layouts | None = None) -> Document:
     cell = derivation.cell
     nt = Notation(cell.recurrent, cell.vector_param_names)
@@ -39,17 +41,18 @@ def make_document(entry: Entry, derivation: Derivation, lstm: Derivation | None,
     words = dict(description=entry.description, notes=entry.notes, intuition=entry.intuition,
                  cites=entry.cites, worked=worked_example(entry, derivation, module),
                  code=backward_excerpt(module),
-                 references=references(("kang2019", *entry.cites, example)), graph=(graph, layout),
-                 fork=fork_view(graph, derivation, nt))
+                 references=references(("kang2019", *entry.cites, "cs231n", example)), graph=(graph, layout),
+                 fork=fork_view(graph, derivation, nt),
+                 compared=compared, comparison=compare(derivation, compared) if compared else None)
     if not cell.recurrent:
-        return Document(derivation, lstm=lstm, **words)
+        return Document(derivation, **words)
     heads = tuple(derive(head) for head in output_heads(cell))
     words["stabiliser"] = stabiliser(cell, entry.stabiliser) if entry.stabiliser else None
     if not has_paths(cell):   # no path form of its Jacobians: no gradient-flow section
-        return Document(derivation, lstm=lstm, **words, heads=heads)
+        return Document(derivation, **words, heads=heads)
     jacobians = state_jacobians(derivation)
     flow = measure_flow(derivation, jacobians, module, reference)
-    return Document(derivation, lstm=lstm, **words, heads=heads,
+    return Document(derivation, **words, heads=heads,
                     jacobians=jacobians, flow=flow, plot=draw(flow))
 
 

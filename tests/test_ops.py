@@ -79,7 +79,7 @@ def test_a_new_row_gets_its_document_and_modules():
     files = Build("test").render(entry).files
     assert {"rnn_hard_sigmoid.py", "rnn_hard_sigmoid.tex", "rnn_hard_sigmoid.html",
             "torch/rnn_hard_sigmoid.py", "jax/rnn_hard_sigmoid.py"} <= set(files)
-    assert "the hard sigmoid" in files["rnn_hard_sigmoid.tex"]
+    assert "The hard sigmoid" in files["rnn_hard_sigmoid.tex"]
     assert r"\operatorname{hardsigmoid}" in files["rnn_hard_sigmoid.tex"]
     module = load_module(files["rnn_hard_sigmoid.py"], "rnn_hard_sigmoid")
     errors = check(module, 3, 2, 4, 3, seed=1)
