@@ -207,7 +207,7 @@ def test_no_line_break_between_a_formula_and_the_parenthesis_or_punctuation_touc
     assert _touching(root) == []
     spans = re.findall(r'<span class="nobr">\((<math .*?</math>)\)', text)
     tex = (folder / f"{name}.tex").read_text(encoding="utf-8")
-    params = re.search(r"Parameters \(shape for one example\): (.*)", tex).group(1)
+    params = re.search(r"noindent Parameters[^:]*: (.*)", tex).group(1)
     assert len(spans) >= params.count("~($") == params.count("($") > 0   # name~(shape)
     unglued = ET.fromstring(re.sub(r'<span class="nobr">(.*?)</span>', r"\1",
                                    text.split("\n", 1)[1], flags=re.S))
