@@ -16,6 +16,8 @@ polynomial in its size.
 from __future__ import annotations
 
 import ast
+import builtins
+import keyword
 import re
 import tomllib
 from pathlib import Path
@@ -31,6 +33,30 @@ KEYS = {"name", "description", "intuition", "cites", "inputs", "state", "output"
 SIZES = ("D", "H")
 MAX_BYTES, MAX_STAGES, MAX_EXPR, MAX_DEPTH, MAX_NAMES = 65536, 256, 2000, 40, 64
 IDENTIFIER = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,31}")
+# Names the generated modules use for their own values, so a cell's names must not: sizes,
+# module constants, locals of the templates, and the forms the generators derive from a
+# cell's names (adjoints d_*, stacked buffers Z_*/A_*, per-step arrays *_seq, ...).
+# tests/test_spec.py checks that every name in every generated module is one of these or
+# a name of its own cell.
+RESERVED = frozenset("""
+B D H P T t CACHED INITIAL LAYOUT OUTPUT PARAMS POSITIVE_STATES SAVED SIZES STATE STATE_SIZES
+TARGET TORCH_KEYS TORCH_MODULE Workspace args aval backward batch_first bidirectional block
+blocks bound cache carry checkpoint cotangents ctx derived_backward derived_forward device
+dhs direction drawn dstate0 dstateT dtype dw dxs extra final forward found from_torch got
+gradient grads hidden_size hs init_params input_size jax jnp keep key keys lax layer
+layer_params loss missing name names np num_layers numpy out output output_size outputs params
+part primal proj_size recompute reset_parameters rest reverse rng rows run saved seed self seq
+shape shapes size sizes start state state0 stateT step steps stop suffix take target to_torch
+torch value w want width workspace written ws xs ys nn F math array state_dict L dy y_safe
+""".split()) | frozenset(dir(builtins))
+RESERVED_PREFIXES = ("d_", "A_", "Z_", "J_", "Wcat_", "bcat_", "scratch_")
+RESERVED_SUFFIXES = ("_seq", "_rows", "_T", "_t", "_next", "_fwd", "Function")
+
+
+def reserved(name: str) -> bool:
+    """True when `name` may not name a cell's value or parameter (see RESERVED)."""
+    return (keyword.iskeyword(name) or keyword.issoftkeyword(name) or name in RESERVED
+            or name.startswith(RESERVED_PREFIXES) or name.endswith(RESERVED_SUFFIXES))
 
 
 def load_spec(path) -> tuple[Entry, list[str]]:
@@ -96,6 +122,9 @@ class _Spec:
         if len(inputs) != 1:
             self.fail("inputs must name exactly one per-step input (of size D)")
         self.input = inputs[0]
+        if self.input != "x":   # the generated modules call the sequence xs and its gradient dxs
+            self.fail(f"the input must be named 'x' (the generated code takes the sequence as xs), "
+                      f"got {self.input!r}")
         self.state = self._names(raw.get("state"), "state")
         if not self.state:
             self.fail("state must name at least one recurrent state variable")
@@ -110,6 +139,9 @@ class _Spec:
     def _identifier(self, value, what):
         if not isinstance(value, str) or not IDENTIFIER.fullmatch(value) or value.endswith("_prev"):
             self.fail(f"{what} must be a name (letters, digits, _; at most 32), got {value!r}")
+        if what != "name" and reserved(value):
+            self.fail(f"{what} {value!r} is a name the generated code uses itself (a Python keyword "
+                      f"or builtin, a size, or a form such as d_*, *_seq); choose another")
         return value
 
     def _names(self, value, what):
@@ -146,6 +178,9 @@ class _Spec:
                 self.fail("is defined twice", name)
             if name in self.params or name == self.input or name in FUNCTIONS:
                 self.fail("clashes with a parameter, input or function name", name)
+            if _squashed(name) == _squashed(self.name):
+                self.fail(f"clashes with the class the generated torch module names after the "
+                          f"cell {self.name!r}", name)
             if not isinstance(entry.get("expr"), str) or not entry["expr"].strip():
                 self.fail("needs an expr string", name)
             if len(entry["expr"]) > MAX_EXPR:
@@ -203,6 +238,10 @@ class _Spec:
             self.fail(f"parameter {param!r} is used twice; parameters cannot be shared between "
                       "stages or terms", stage)
         self.uses[param] = how
+
+
+def _squashed(name):
+    return name.replace("_", "").lower()
 
 
 def _depth(node, level=0):
