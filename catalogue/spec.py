@@ -53,6 +53,44 @@ RESERVED_PREFIXES = ("d_", "A_", "Z_", "J_", "Wcat_", "bcat_", "scratch_")
 RESERVED_SUFFIXES = ("_seq", "_rows", "_T", "_t", "_next", "_fwd", "Function")
 
 
+# The only control words a spec's `$...$` mathematics may use: its prose is set by LaTeX as
+# written, and a free `\input{/etc/passwd}` (or `^^5cinput`, `\csname`) would read any file
+# into the PDF, or run TeX code.  Letters, digits, operators and these are all it needs.
+MATH_WORDS = frozenset("""
+alpha beta gamma delta epsilon varepsilon zeta eta theta vartheta iota kappa lambda mu nu xi
+pi rho sigma tau upsilon phi varphi chi psi omega Gamma Delta Theta Lambda Xi Pi Sigma Phi Psi
+Omega top odot oplus otimes cdot times circ ast star pm mp sim approx propto le leq ge geq ne
+neq to rightarrow leftarrow mapsto in notin subset infty partial nabla sum prod max min exp log
+ln tanh sin cos frac dfrac tfrac sqrt mathrm mathbf mathit mathcal mathbb operatorname text
+left right big Big bigl bigr Bigl Bigr langle rangle lVert rVert lvert rvert Vert vert mid
+cdots ldots dots quad qquad hat tilde bar overline underline vec dot ddot prime ell lfloor
+rfloor lceil rceil diag
+""".split())
+MATH_SYMBOLS = set(",;!:{}| ")   # \, \; ... \{ \}: spacing and literal braces
+
+
+def math_problem(text: str) -> str | None:
+    """Why the `$...$` mathematics in `text` is refused, or None: an odd number of `$`, a
+    control word outside MATH_WORDS, TeX's `^^` character codes, `% # &`, unbalanced braces."""
+    parts = text.split("$")
+    if len(parts) % 2 == 0:
+        return "has an odd number of $ (mathematics is written between two $)"
+    for math in parts[1::2]:
+        for word in re.findall(r"\\([A-Za-z]+|.?)", math):
+            if word not in MATH_WORDS and word not in MATH_SYMBOLS:
+                return f"uses \\{word} in its mathematics; allowed: {' '.join(sorted(MATH_WORDS))}"
+        if "^^" in math or any(ch in math for ch in "%#&"):
+            return "uses ^^, %, # or & in its mathematics"
+        depth = 0
+        for ch in re.sub(r"\\[{}]", "", math):
+            depth += (ch == "{") - (ch == "}")
+            if depth < 0:
+                return "has unbalanced braces in its mathematics"
+        if depth:
+            return "has unbalanced braces in its mathematics"
+    return None
+
+
 def reserved(name: str) -> bool:
     """True when `name` may not name a cell's value or parameter (see RESERVED)."""
     return (keyword.iskeyword(name) or keyword.issoftkeyword(name) or name in RESERVED
@@ -115,6 +153,10 @@ class _Spec:
         if not isinstance(self.intuition, str) or len(self.intuition) > 2000:
             self.fail("intuition must be a string of at most 2000 characters (paragraphs "
                       "separated by a blank line)")
+        for what, text in (("description", self.description), ("intuition", self.intuition)):
+            problem = math_problem(text)
+            if problem:
+                self.fail(f"{what} {problem}")
         self.cites = raw.get("cites", [])
         if not isinstance(self.cites, list) or any(c not in REFERENCES for c in self.cites):
             self.fail(f"cites must list reference keys among {', '.join(REFERENCES)}")

@@ -321,3 +321,28 @@ def test_every_name_in_a_generated_module_is_reserved_or_its_cells_own():
                 stray = {i for i in _identifiers(path.read_text(), own) - own
                          if not reserved(i) and not i.startswith("_")}
                 assert not stray, (path, sorted(stray))
+
+
+@pytest.mark.parametrize("math", [
+    r"$\input{/etc/hostname}$", r"$^^5cinput{/etc/hostname}$", r"$\csname input\endcsname{/etc/hostname}$",
+    r"$\catcode`\^^M=13$", r"$x % comment$", r"$x}\input{/etc/hostname}{$", "costs $5"])
+def test_spec_prose_cannot_reach_tex_beyond_mathematics(tmp_path, math):
+    # The description and intuition go into the .tex as written between $...$; before this
+    # check `$\input{/etc/hostname}$` put the machine's file into the PDF.
+    path = spec(tmp_path, f'''
+        [[stages]]
+        name = "h"
+        expr = "tanh(W @ x + U @ h_prev + b)"
+        ''', header=HEADER.replace('name = "cell"', f"name = \"cell\"\nintuition = '''{math}'''"))
+    with pytest.raises(DeriveError, match="intuition"):
+        load_spec(path)
+
+
+def test_spec_prose_keeps_ordinary_mathematics(tmp_path):
+    math = r"$h_t = (1 - f_t) \odot h_{t-1} + f_t n_t$, $\sigma'(a) = \sigma(a)\,(1 - \sigma(a))$, $\{W, U\}$"
+    path = spec(tmp_path, '''
+        [[stages]]
+        name = "h"
+        expr = "tanh(W @ x + U @ h_prev + b)"
+        ''', header=HEADER.replace('name = "cell"', f"name = \"cell\"\nintuition = '''{math}'''"))
+    assert load_spec(path)[0].intuition == (math,)
