@@ -71,7 +71,8 @@ MATH_SYMBOLS = set(",;!:{}| ")   # \, \; ... \{ \}: spacing and literal braces
 
 def math_problem(text: str) -> str | None:
     """Why the `$...$` mathematics in `text` is refused, or None: an odd number of `$`, a
-    control word outside MATH_WORDS, TeX's `^^` character codes, `% # &`, unbalanced braces."""
+    control word outside MATH_WORDS, TeX's `^^` character codes, `% # &`, unbalanced braces,
+    or a formula the HTML page's converter cannot read."""
     parts = text.split("$")
     if len(parts) % 2 == 0:
         return "has an odd number of $ (mathematics is written between two $)"
@@ -88,7 +89,19 @@ def math_problem(text: str) -> str | None:
                 return "has unbalanced braces in its mathematics"
         if depth:
             return "has unbalanced braces in its mathematics"
+        if not _readable(math):
+            return f"has mathematics that cannot be read as a formula: ${math}$"
     return None
+
+
+def _readable(math: str) -> bool:
+    """Whether the web page's converter reads `math` (`x^` or `\\left( x` it cannot)."""
+    from latex2mathml.converter import convert
+    try:
+        convert(math)
+    except Exception:  # noqa: BLE001 - any failure of the converter is the spec's malformed math
+        return False
+    return True
 
 
 def reserved(name: str) -> bool:

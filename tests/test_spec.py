@@ -325,7 +325,9 @@ def test_every_name_in_a_generated_module_is_reserved_or_its_cells_own():
 
 @pytest.mark.parametrize("math", [
     r"$\input{/etc/hostname}$", r"$^^5cinput{/etc/hostname}$", r"$\csname input\endcsname{/etc/hostname}$",
-    r"$\catcode`\^^M=13$", r"$x % comment$", r"$x}\input{/etc/hostname}{$", "costs $5"])
+    r"$\catcode`\^^M=13$", r"$x % comment$", r"$x}\input{/etc/hostname}{$", "costs $5",
+    # malformed: the HTML page's converter failed on these, an 'internal error'
+    r"$\left( x$", "$x^$", r"$\sqrt$"])
 def test_spec_prose_cannot_reach_tex_beyond_mathematics(tmp_path, math):
     # The description and intuition go into the .tex as written between $...$; before this
     # check `$\input{/etc/hostname}$` put the machine's file into the PDF.
