@@ -32,7 +32,9 @@ from derive.stages import Cell, Kind, Stage, elementwise
 KEYS = {"name", "description", "intuition", "cites", "inputs", "state", "output", "params", "stages"}
 SIZES = ("D", "H")
 MAX_BYTES, MAX_STAGES, MAX_EXPR, MAX_DEPTH, MAX_NAMES = 65536, 256, 2000, 40, 64
-IDENTIFIER = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,31}")
+# single underscores between letters and digits: each one starts a superscript part in the
+# document (`n_a_b` is n^{a,b}); `n__x_` would print as n^{,x,}
+IDENTIFIER = re.compile(r"(?=.{1,32}$)[A-Za-z][A-Za-z0-9]*(_[A-Za-z0-9]+)*")
 # Names the generated modules use for their own values, so a cell's names must not: sizes,
 # module constants, locals of the templates, and the forms the generators derive from a
 # cell's names (adjoints d_*, stacked buffers Z_*/A_*, per-step arrays *_seq, ...).
@@ -193,7 +195,7 @@ class _Spec:
 
     def _identifier(self, value, what):
         if not isinstance(value, str) or not IDENTIFIER.fullmatch(value) or value.endswith("_prev"):
-            self.fail(f"{what} must be a name (letters, digits, _; at most 32), got {value!r}")
+            self.fail(f"{what} must be a name (letters, digits, single _ between them; at most 32), got {value!r}")
         if what != "name" and reserved(value):
             self.fail(f"{what} {value!r} is a name the generated code uses itself (a Python keyword "
                       f"or builtin, a size, or a form such as d_*, *_seq); choose another")

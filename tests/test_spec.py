@@ -271,7 +271,9 @@ NAMES = dict(x="x", h="h", W="W", n="n")
 @pytest.mark.parametrize("role, name", [
     ("n", "lambda"), ("n", "None"), ("n", "B"), ("n", "d_h"), ("n", "Z_f"), ("n", "f_seq"), ("n", "dxs"),
     ("n", "range"), ("n", "numpy"), ("n", "MgU_Probe"), ("W", "xs"), ("W", "np"), ("h", "params"),
-    ("h", "t"), ("x", "cache"), ("x", "u")])
+    ("h", "t"), ("x", "cache"), ("x", "u"),
+    # printed as n^{,,x,} in the document: one part per underscore
+    ("n", "n__x"), ("n", "n_"), ("W", "W__f"), ("h", "h_1_")])
 def test_names_the_generated_code_uses_itself_are_refused(tmp_path, role, name):
     # Each of these once generated a module that crashed (NameError on 'us', a stage 'B'
     # overwriting the batch size) or, worse, ran and returned wrong gradients (a stage
