@@ -172,3 +172,13 @@ def test_wrong_shapes_are_a_value_error_naming_the_expected_shape(name):
         module.derived_forward(params, xs, {**state0, "h": state0["h"][:1]})
     with pytest.raises(ValueError, match=r"params\['W_i'\] has shape"):
         module.forward({**params, "W_i": params["W_i"][:, :1]}, xs)
+
+
+@pytest.mark.parametrize("dtype", [np.int32, np.complex64, np.bool_])
+def test_an_input_that_is_not_real_floating_point_is_a_value_error(dtype):
+    # Before: int gave lax.scan's "carry input and carry output must have equal types",
+    # complex ran and returned complex outputs.
+    module = jax_module("lstm")
+    params, xs, state0, dhs, dstateT = problem(module)
+    with pytest.raises(ValueError, match="xs has dtype .*; the cell takes real floating-point arrays"):
+        module.forward(params, xs.astype(dtype))

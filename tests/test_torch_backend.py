@@ -198,3 +198,12 @@ def test_wrong_shapes_are_a_value_error_naming_the_expected_shape(name):
         function.apply(xs, state0[0][:1], *state0[1:], *params)
     with pytest.raises(ValueError, match=r"params\['W_i'\] has shape"):
         function.apply(xs, *state0, params[0], params[1][:, :1], *params[2:])
+
+
+def test_an_input_of_another_dtype_is_a_value_error_naming_the_dtypes():
+    # Before: matmul's "expected m1 and m2 to have the same dtype" (torch.nn.LSTM says ValueError too).
+    module = torch_module("lstm")
+    xs, state0, params = random_inputs(module)
+    for wrong in (xs.detach().float(), xs.detach().long(), xs.detach().to(torch.complex128)):
+        with pytest.raises(ValueError, match="must share one floating dtype"):
+            function_of(module).apply(wrong, *state0, *params)

@@ -96,6 +96,9 @@ def _check_shapes(xs, state0, params, sizes):
     def dim(s):
         return int(s.split("*")[0]) * sizes[s.split("*")[1]] if "*" in s else sizes[s]
     _check_xs(xs)
+    for name, value in (("xs", xs), *((f"params[{n!r}]", params[n]) for n in PARAMS)):
+        if not jnp.issubdtype(value.dtype, jnp.floating):
+            raise ValueError(f"{name} has dtype {value.dtype}; the cell takes real floating-point arrays")
     for name, shape in PARAMS.items():
         want = tuple(dim(s) for s in shape)
         if tuple(params[name].shape) != want:

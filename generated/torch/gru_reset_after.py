@@ -266,6 +266,10 @@ def _check_shapes(xs, state0, params, sizes):
     def dim(s):
         return int(s.split("*")[0]) * sizes[s.split("*")[1]] if "*" in s else sizes[s]
     _check_xs(xs)
+    dtypes = {value.dtype for value in (*params.values(), *state0)}
+    if not xs.is_floating_point() or dtypes != {xs.dtype}:
+        raise ValueError(f"xs, the states and the parameters must share one floating dtype; got xs {xs.dtype}, "
+                         f"others {', '.join(sorted(str(d) for d in dtypes))}")
     for name, shape in PARAMS.items():
         want = tuple(dim(s) for s in shape)
         if tuple(params[name].shape) != want:
