@@ -16,6 +16,8 @@ polynomial in its size.
 from __future__ import annotations
 
 import ast
+import builtins
+import keyword
 import re
 import tomllib
 from pathlib import Path
@@ -30,7 +32,84 @@ from derive.stages import Cell, Kind, Stage, elementwise
 KEYS = {"name", "description", "intuition", "cites", "inputs", "state", "output", "params", "stages"}
 SIZES = ("D", "H")
 MAX_BYTES, MAX_STAGES, MAX_EXPR, MAX_DEPTH, MAX_NAMES = 65536, 256, 2000, 40, 64
-IDENTIFIER = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,31}")
+# single underscores between letters and digits: each one starts a superscript part in the
+# document (`n_a_b` is n^{a,b}); `n__x_` would print as n^{,x,}
+IDENTIFIER = re.compile(r"(?=.{1,32}$)[A-Za-z][A-Za-z0-9]*(_[A-Za-z0-9]+)*")
+# Names the generated modules use for their own values, so a cell's names must not: sizes,
+# module constants, locals of the templates, and the forms the generators derive from a
+# cell's names (adjoints d_*, stacked buffers Z_*/A_*, per-step arrays *_seq, ...).
+# tests/test_spec.py checks that every name in every generated module is one of these or
+# a name of its own cell.
+RESERVED = frozenset("""
+B D H P T t CACHED INITIAL LAYOUT OUTPUT PARAMS POSITIVE_STATES SAVED SIZES STATE STATE_SIZES
+TARGET TORCH_KEYS TORCH_MODULE Workspace args aval backward batch_first bidirectional block
+blocks bound cache carry checkpoint cotangents ctx derived_backward derived_forward device
+dhs direction drawn dstate0 dstateT dtype dw dxs extra final forward found from_torch got
+gradient grads hidden_size hs init_params input_size jax jnp keep key keys lax layer
+layer_params loss missing name names np num_layers numpy out output output_size outputs params
+part primal proj_size recompute reset_parameters rest reverse rng rows run saved seed self seq
+shape shapes size sizes start state state0 stateT step steps stop suffix take target to_torch
+torch value w want width workspace written ws xs ys nn F math array state_dict L dy y_safe
+""".split()) | frozenset(dir(builtins))
+RESERVED_PREFIXES = ("d_", "A_", "Z_", "J_", "Wcat_", "bcat_", "scratch_")
+RESERVED_SUFFIXES = ("_seq", "_rows", "_T", "_t", "_next", "_fwd", "Function")
+
+
+# The only control words a spec's `$...$` mathematics may use: its prose is set by LaTeX as
+# written, and a free `\input{/etc/passwd}` (or `^^5cinput`, `\csname`) would read any file
+# into the PDF, or run TeX code.  Letters, digits, operators and these are all it needs.
+MATH_WORDS = frozenset("""
+alpha beta gamma delta epsilon varepsilon zeta eta theta vartheta iota kappa lambda mu nu xi
+pi rho sigma tau upsilon phi varphi chi psi omega Gamma Delta Theta Lambda Xi Pi Sigma Phi Psi
+Omega top odot oplus otimes cdot times circ ast star pm mp sim approx propto le leq ge geq ne
+neq to rightarrow leftarrow mapsto in notin subset infty partial nabla sum prod max min exp log
+ln tanh sin cos frac dfrac tfrac sqrt mathrm mathbf mathit mathcal mathbb operatorname text
+left right big Big bigl bigr Bigl Bigr langle rangle lVert rVert lvert rvert Vert vert mid
+cdots ldots dots quad qquad hat tilde bar overline underline vec dot ddot prime ell lfloor
+rfloor lceil rceil diag
+""".split())
+MATH_SYMBOLS = set(",;!:{}| ")   # \, \; ... \{ \}: spacing and literal braces
+
+
+def math_problem(text: str) -> str | None:
+    """Why the `$...$` mathematics in `text` is refused, or None: an odd number of `$`, a
+    control word outside MATH_WORDS, TeX's `^^` character codes, `% # &`, unbalanced braces,
+    or a formula the HTML page's converter cannot read."""
+    parts = text.split("$")
+    if len(parts) % 2 == 0:
+        return "has an odd number of $ (mathematics is written between two $)"
+    for math in parts[1::2]:
+        for word in re.findall(r"\\([A-Za-z]+|.?)", math):
+            if word not in MATH_WORDS and word not in MATH_SYMBOLS:
+                return f"uses \\{word} in its mathematics; allowed: {' '.join(sorted(MATH_WORDS))}"
+        if "^^" in math or any(ch in math for ch in "%#&"):
+            return "uses ^^, %, # or & in its mathematics"
+        depth = 0
+        for ch in re.sub(r"\\[{}]", "", math):
+            depth += (ch == "{") - (ch == "}")
+            if depth < 0:
+                return "has unbalanced braces in its mathematics"
+        if depth:
+            return "has unbalanced braces in its mathematics"
+        if not _readable(math):
+            return f"has mathematics that cannot be read as a formula: ${math}$"
+    return None
+
+
+def _readable(math: str) -> bool:
+    """Whether the web page's converter reads `math` (`x^` or `\\left( x` it cannot)."""
+    from latex2mathml.converter import convert
+    try:
+        convert(math)
+    except Exception:  # noqa: BLE001 - any failure of the converter is the spec's malformed math
+        return False
+    return True
+
+
+def reserved(name: str) -> bool:
+    """True when `name` may not name a cell's value or parameter (see RESERVED)."""
+    return (keyword.iskeyword(name) or keyword.issoftkeyword(name) or name in RESERVED
+            or name.startswith(RESERVED_PREFIXES) or name.endswith(RESERVED_SUFFIXES))
 
 
 def load_spec(path) -> tuple[Entry, list[str]]:
@@ -89,6 +168,10 @@ class _Spec:
         if not isinstance(self.intuition, str) or len(self.intuition) > 2000:
             self.fail("intuition must be a string of at most 2000 characters (paragraphs "
                       "separated by a blank line)")
+        for what, text in (("description", self.description), ("intuition", self.intuition)):
+            problem = math_problem(text)
+            if problem:
+                self.fail(f"{what} {problem}")
         self.cites = raw.get("cites", [])
         if not isinstance(self.cites, list) or any(c not in REFERENCES for c in self.cites):
             self.fail(f"cites must list reference keys among {', '.join(REFERENCES)}")
@@ -96,6 +179,9 @@ class _Spec:
         if len(inputs) != 1:
             self.fail("inputs must name exactly one per-step input (of size D)")
         self.input = inputs[0]
+        if self.input != "x":   # the generated modules call the sequence xs and its gradient dxs
+            self.fail(f"the input must be named 'x' (the generated code takes the sequence as xs), "
+                      f"got {self.input!r}")
         self.state = self._names(raw.get("state"), "state")
         if not self.state:
             self.fail("state must name at least one recurrent state variable")
@@ -109,7 +195,10 @@ class _Spec:
 
     def _identifier(self, value, what):
         if not isinstance(value, str) or not IDENTIFIER.fullmatch(value) or value.endswith("_prev"):
-            self.fail(f"{what} must be a name (letters, digits, _; at most 32), got {value!r}")
+            self.fail(f"{what} must be a name (letters, digits, single _ between them; at most 32), got {value!r}")
+        if what != "name" and reserved(value):
+            self.fail(f"{what} {value!r} is a name the generated code uses itself (a Python keyword "
+                      f"or builtin, a size, or a form such as d_*, *_seq); choose another")
         return value
 
     def _names(self, value, what):
@@ -146,6 +235,9 @@ class _Spec:
                 self.fail("is defined twice", name)
             if name in self.params or name == self.input or name in FUNCTIONS:
                 self.fail("clashes with a parameter, input or function name", name)
+            if _squashed(name) == _squashed(self.name):
+                self.fail(f"clashes with the class the generated torch module names after the "
+                          f"cell {self.name!r}", name)
             if not isinstance(entry.get("expr"), str) or not entry["expr"].strip():
                 self.fail("needs an expr string", name)
             if len(entry["expr"]) > MAX_EXPR:
@@ -203,6 +295,10 @@ class _Spec:
             self.fail(f"parameter {param!r} is used twice; parameters cannot be shared between "
                       "stages or terms", stage)
         self.uses[param] = how
+
+
+def _squashed(name):
+    return name.replace("_", "").lower()
 
 
 def _depth(node, level=0):

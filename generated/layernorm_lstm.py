@@ -105,6 +105,8 @@ def backward(params, cache, dhs, dstateT=None):
     dstate0 = dL/dstate_0 as a dict.  dstateT=None means the loss does not read the final state.
     Every returned array is new.  Scratch memory comes from the cache's workspace, if any.
     """
+    if not isinstance(cache, dict) or "workspace" not in cache:
+        raise ValueError("cache must be the third value forward(params, xs) returned")
     xs, sizes, w, k, ws = cache["xs"], cache["sizes"], cache["w"], cache["k"], cache["workspace"]
     if ws is not None and cache["call"] != ws.calls:
         raise ValueError("the cache's workspace was used by a later forward, which overwrote the cache")

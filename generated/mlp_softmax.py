@@ -79,6 +79,8 @@ def loss(y, target):
 
 def backward(params, cache, dy):
     """Gradients given dy = dL/dy (B, K); returns (grads keyed like params, dx)."""
+    if not isinstance(cache, dict) or "params" not in cache:
+        raise ValueError("cache must be the second value forward(params, x) returned")
     params = cache["params"]
     x = cache["x"]
     h = cache["h"]

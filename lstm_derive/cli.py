@@ -34,6 +34,8 @@ def resolve(arg: str):
     ending .toml); its `.cell` is the mathematics."""
     if arg.endswith(".toml") or "/" in arg or "\\" in arg:
         entry, warnings = load_spec(arg)
+        if entry.name in CELLS:   # its files would replace the built-in cell's in generated/
+            raise DeriveError(f"{arg}: the spec's name {entry.name!r} is a built-in cell's; choose another")
         for warning in warnings:
             print(f"lstm-derive: warning: {warning}", file=sys.stderr)
         return entry

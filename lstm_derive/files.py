@@ -18,9 +18,13 @@ def write_text(path: Path, text: str) -> None:
 
 
 def write_bytes(path: Path, data: bytes) -> None:
-    """Write through a temporary file in the target folder, renamed into place."""
+    """Write through a temporary file in the target folder, renamed into place.  An existing
+    path that is not a regular file (a device such as /dev/stdout, a pipe) is refused:
+    renaming over it would replace the node itself, not write to it."""
     path = Path(path)
     tmp = None
+    if path.exists() and not path.is_dir() and not path.is_file():
+        raise DeriveError(f"cannot write {path}: not a regular file (a device or pipe)")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")

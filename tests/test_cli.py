@@ -73,6 +73,15 @@ def test_unwritable_output_path_writes_nothing(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
 
 
+def test_an_existing_device_or_pipe_is_not_replaced_by_a_file(tmp_path):
+    # `--out /dev/stdout` or a FIFO: renaming a file over it would replace the node itself
+    # (as root, /dev/null), so it is refused and left as it was.
+    os.mkfifo(tmp_path / "pipe")
+    result = lstm_derive("code", "lstm", "--out", "pipe", cwd=tmp_path)
+    assert_one_line_error(result, "cannot write pipe", "not a regular file")
+    assert (tmp_path / "pipe").is_fifo() and sorted(p.name for p in tmp_path.iterdir()) == ["pipe"]
+
+
 def test_missing_latex_engine_is_one_line_and_writes_nothing(tmp_path):
     result = lstm_derive("latex", "lstm", "--pdf", "--out", "doc/lstm.tex", cwd=tmp_path, path="")
     assert_one_line_error(result, "no LaTeX engine found", "apt-get install", "texlive-pictures")

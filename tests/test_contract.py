@@ -53,7 +53,9 @@ def test_sigmoid_is_stable_for_huge_inputs(lstm):
     (lambda m, p: m.forward(p, np.zeros((1, 2, 3)), {"h": np.zeros((2, 2)), "c": np.zeros((1, 2))}),
      r'state0\["c"\] has shape \(1, 2\), expected \(2, 2\)'),
     (lambda m, p: m.backward(p, m.forward(p, np.zeros((2, 1, 3)))[2], np.zeros((2, 1, 3))),
-     r"dhs has shape \(2, 1, 3\), expected \(2, 1, 2\)"),
+     r"dhs has shape \(2, 1, 3\), expected \(2, 1, 2\)"),    # a cache that forward did not return: was a KeyError 'xs' or a TypeError on None
+    (lambda m, p: m.backward(p, {}, np.zeros((2, 1, 2))), "cache must be the third value forward"),
+    (lambda m, p: m.backward(p, None, np.zeros((2, 1, 2))), "cache must be the third value forward"),
 ])
 def test_wrong_shapes_raise_value_errors_naming_the_expected_shape(lstm, call, message):
     with pytest.raises(ValueError, match=message):
@@ -66,3 +68,12 @@ def test_generated_module_imports_numpy_only_and_cites_labels():
     assert [alias.name for n in imports for alias in n.names] == ["numpy"]
     assert "GENERATED FILE -- do not edit" in source and "`lstm-derive build`" in source
     assert "# (B3)" in source and "# (P5)-(P8)" in source
+
+
+def test_a_feed_forward_backward_refuses_a_cache_forward_did_not_return():
+    from conftest import generated
+    mlp = generated("mlp")
+    params = mlp.init_params(3, 4, 2)
+    for cache in ({}, None, (1, 2)):
+        with pytest.raises(ValueError, match="cache must be the second value forward"):
+            mlp.backward(params, cache, np.zeros((1, 2)))

@@ -157,3 +157,28 @@ def test_generation_does_not_import_jax():
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
                          cwd=Path(__file__).resolve().parent.parent)
     assert run.returncode == 0, run.stderr
+
+
+@pytest.mark.parametrize("name", ["lstm", "layernorm_lstm"])
+def test_wrong_shapes_are_a_value_error_naming_the_expected_shape(name):
+    # Before: "cannot reshape array of shape (5, 2, 2) (size 20) into shape (10, 3)".
+    module = jax_module(name)
+    params, xs, state0, dhs, dstateT = problem(module)
+    with pytest.raises(ValueError, match=r"xs has shape \(3, 2, 2\), expected \(T, B, D\) with D = 3"):
+        module.forward(params, xs[:, :, :2])
+    with pytest.raises(ValueError, match=r"expected \(T, B, D\)"):
+        module.forward(params, xs[0, 0])
+    with pytest.raises(ValueError, match=r"state h has shape \(1, 4\), expected \(B, H\) = \(2, 4\)"):
+        module.derived_forward(params, xs, {**state0, "h": state0["h"][:1]})
+    with pytest.raises(ValueError, match=r"params\['W_i'\] has shape"):
+        module.forward({**params, "W_i": params["W_i"][:, :1]}, xs)
+
+
+@pytest.mark.parametrize("dtype", [np.int32, np.complex64, np.bool_])
+def test_an_input_that_is_not_real_floating_point_is_a_value_error(dtype):
+    # Before: int gave lax.scan's "carry input and carry output must have equal types",
+    # complex ran and returned complex outputs.
+    module = jax_module("lstm")
+    params, xs, state0, dhs, dstateT = problem(module)
+    with pytest.raises(ValueError, match="xs has dtype .*; the cell takes real floating-point arrays"):
+        module.forward(params, xs.astype(dtype))

@@ -247,3 +247,106 @@ def test_stage_names_with_several_underscores_render(tmp_path):
     tex, html = files["cell.tex"], files["cell.html"]
     assert r"n^{a,b}_{t}" in tex and "n^{a_b" not in tex and "a^{n_a" not in tex
     assert "<math" in html
+
+
+MGU = """
+name = "mgu_probe"
+inputs = ["{x}"]
+state = ["{h}"]
+output = "{h}"
+[params]
+{W} = ["H", "D"]
+U = ["H", "H"]
+b = ["H"]
+[[stages]]
+name = "{n}"
+expr = "tanh({W} @ {x} + U @ {h}_prev + b)"
+[[stages]]
+name = "{h}"
+expr = "0.5 * {h}_prev + 0.5 * {n}"
+"""
+NAMES = dict(x="x", h="h", W="W", n="n")
+
+
+@pytest.mark.parametrize("role, name", [
+    ("n", "lambda"), ("n", "None"), ("n", "B"), ("n", "d_h"), ("n", "Z_f"), ("n", "f_seq"), ("n", "dxs"),
+    ("n", "range"), ("n", "numpy"), ("n", "MgU_Probe"), ("W", "xs"), ("W", "np"), ("h", "params"),
+    ("h", "t"), ("x", "cache"), ("x", "u"),
+    # printed as n^{,,x,} in the document: one part per underscore
+    ("n", "n__x"), ("n", "n_"), ("W", "W__f"), ("h", "h_1_")])
+def test_names_the_generated_code_uses_itself_are_refused(tmp_path, role, name):
+    # Each of these once generated a module that crashed (NameError on 'us', a stage 'B'
+    # overwriting the batch size) or, worse, ran and returned wrong gradients (a stage
+    # 'd_h' read as the adjoint of h).
+    path = tmp_path / "cell.toml"
+    path.write_text(MGU.format(**{**NAMES, role: name}))
+    with pytest.raises(DeriveError, match=f"{name!r}|'x'"):
+        load_spec(path)
+
+
+def _identifiers(text, own):
+    """Names a module binds or reads, leaving out what cannot meet a cell's names: a
+    comprehension's or lambda's own variables, and helper functions (such as `_sigmoid(z)`)
+    that read none of the cell's names (a built-in cell's name that is reserved, slstm's
+    `w`, counts as the template's)."""
+    import ast
+    from catalogue.spec import reserved
+    own = {o for o in own if not reserved(o)}
+    tree = ast.parse(text)
+
+    def names(node):
+        return ({n.id for n in ast.walk(node) if isinstance(n, ast.Name)}
+                | {n.arg for n in ast.walk(node) if isinstance(n, ast.arg)})
+    local = {n.id for c in ast.walk(tree) if isinstance(c, ast.comprehension)
+             for n in ast.walk(c.target) if isinstance(n, ast.Name)}
+    local |= {a.arg for f in ast.walk(tree) if isinstance(f, ast.Lambda) for a in f.args.args}
+    for f in ast.walk(tree):
+        if isinstance(f, ast.FunctionDef) and not (names(f) - local) & own:
+            local |= names(f)
+    return names(tree) - local
+
+
+def test_every_name_in_a_generated_module_is_reserved_or_its_cells_own():
+    # What makes the refusal above complete: a cell's own names (values, parameters, their
+    # _prev) are the only unreserved names a generated module may use.
+    from catalogue.cells import CELLS
+    from catalogue.spec import reserved
+    entries = {**{n: e for n, e in CELLS.items()}, **{p.stem: load_spec(p)[0] for p in EXAMPLES[:-1]}}
+    for name, entry in entries.items():
+        cell = entry.cell
+        own = ({s.name for s in cell.stages} | {p for p, _ in cell.params()} | set(cell.input_names)
+               | set(cell.state_names) | {f"{s}_prev" for s in cell.state_names})
+        folder = ROOT / ("generated" if name in CELLS else "examples")
+        for sub in ("", "torch/", "jax/"):
+            path = folder / f"{sub}{name}.py"
+            if path.exists():
+                stray = {i for i in _identifiers(path.read_text(), own) - own
+                         if not reserved(i) and not i.startswith("_")}
+                assert not stray, (path, sorted(stray))
+
+
+@pytest.mark.parametrize("math", [
+    r"$\input{/etc/hostname}$", r"$^^5cinput{/etc/hostname}$", r"$\csname input\endcsname{/etc/hostname}$",
+    r"$\catcode`\^^M=13$", r"$x % comment$", r"$x}\input{/etc/hostname}{$", "costs $5",
+    # malformed: the HTML page's converter failed on these, an 'internal error'
+    r"$\left( x$", "$x^$", r"$\sqrt$"])
+def test_spec_prose_cannot_reach_tex_beyond_mathematics(tmp_path, math):
+    # The description and intuition go into the .tex as written between $...$; before this
+    # check `$\input{/etc/hostname}$` put the machine's file into the PDF.
+    path = spec(tmp_path, f'''
+        [[stages]]
+        name = "h"
+        expr = "tanh(W @ x + U @ h_prev + b)"
+        ''', header=HEADER.replace('name = "cell"', f"name = \"cell\"\nintuition = '''{math}'''"))
+    with pytest.raises(DeriveError, match="intuition"):
+        load_spec(path)
+
+
+def test_spec_prose_keeps_ordinary_mathematics(tmp_path):
+    math = r"$h_t = (1 - f_t) \odot h_{t-1} + f_t n_t$, $\sigma'(a) = \sigma(a)\,(1 - \sigma(a))$, $\{W, U\}$"
+    path = spec(tmp_path, '''
+        [[stages]]
+        name = "h"
+        expr = "tanh(W @ x + U @ h_prev + b)"
+        ''', header=HEADER.replace('name = "cell"', f"name = \"cell\"\nintuition = '''{math}'''"))
+    assert load_spec(path)[0].intuition == (math,)

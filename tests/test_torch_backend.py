@@ -182,3 +182,28 @@ def test_importing_without_torch_names_the_package(tmp_path):
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     last = run.stderr.strip().splitlines()[-1]
     assert run.returncode != 0 and "needs PyTorch (package torch)" in last
+
+
+@pytest.mark.parametrize("name", ["lstm", "layernorm_lstm", "lstmp"])
+def test_wrong_shapes_are_a_value_error_naming_the_expected_shape(name):
+    # Before: torch's own "shape '[10, 3]' is invalid for input of size 20" from a reshape.
+    module = torch_module(name)
+    xs, state0, params = random_inputs(module)
+    function = function_of(module)
+    with pytest.raises(ValueError, match=r"xs has shape \(3, 2, 2\), expected \(T, B, D\) with D = 3"):
+        function.apply(xs[:, :, :2], *state0, *params)
+    with pytest.raises(ValueError, match=r"expected \(T, B, D\)"):
+        function.apply(xs[0], *state0, *params)
+    with pytest.raises(ValueError, match=r"state h has shape \(1, (\d)\), expected \(B, [HP]\) = \(2, \1\)"):
+        function.apply(xs, state0[0][:1], *state0[1:], *params)
+    with pytest.raises(ValueError, match=r"params\['W_i'\] has shape"):
+        function.apply(xs, *state0, params[0], params[1][:, :1], *params[2:])
+
+
+def test_an_input_of_another_dtype_is_a_value_error_naming_the_dtypes():
+    # Before: matmul's "expected m1 and m2 to have the same dtype" (torch.nn.LSTM says ValueError too).
+    module = torch_module("lstm")
+    xs, state0, params = random_inputs(module)
+    for wrong in (xs.detach().float(), xs.detach().long(), xs.detach().to(torch.complex128)):
+        with pytest.raises(ValueError, match="must share one floating dtype"):
+            function_of(module).apply(wrong, *state0, *params)

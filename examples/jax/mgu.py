@@ -89,14 +89,42 @@ def _forward_step(w, sizes, carry, step):
     return (h,), {"h": h, "n_1": n_1, "h_1": h_1, "Z_f": Z_f, "Z_n": Z_n}
 
 
+def _check_xs(xs):
+    if len(xs.shape) != 3:
+        raise ValueError(f"xs has shape {tuple(xs.shape)}, expected (T, B, D)")
+
+
+def _check_shapes(xs, state0, params, sizes):
+    """A ValueError naming the expected shape, before a product fails with the framework's
+    message about a reshape: xs (T, B, D), each state (B, size), each parameter as PARAMS."""
+    def dim(s):
+        return int(s.split("*")[0]) * sizes[s.split("*")[1]] if "*" in s else sizes[s]
+    _check_xs(xs)
+    for name, value in (("xs", xs), *((f"params[{n!r}]", params[n]) for n in PARAMS)):
+        if not jnp.issubdtype(value.dtype, jnp.floating):
+            raise ValueError(f"{name} has dtype {value.dtype}; the cell takes real floating-point arrays")
+    for name, shape in PARAMS.items():
+        want = tuple(dim(s) for s in shape)
+        if tuple(params[name].shape) != want:
+            raise ValueError(f"params[{name!r}] has shape {tuple(params[name].shape)}, expected {shape} = {want}")
+    if xs.shape[2] != sizes["D"]:
+        raise ValueError(f"xs has shape {tuple(xs.shape)}, expected (T, B, D) with D = {sizes['D']}")
+    for s, value in zip(STATE, state0):
+        want = (xs.shape[1], sizes[STATE_SIZES[s]])
+        if tuple(value.shape) != want:
+            raise ValueError(f"state {s} has shape {tuple(value.shape)}, expected (B, {STATE_SIZES[s]}) = {want}")
+
+
 def derived_forward(params, xs, state0=None):
     """(outputs, stateT, cache): all steps of xs (T, B, D) from state0, and what the backward reads."""
+    _check_xs(xs)
     sizes = _sizes(params, xs)
     D = sizes["D"]
     H = sizes["H"]
     steps, B = xs.shape[:2]
     if state0 is None:
         state0 = {s: jnp.zeros_like(xs, shape=(B, sizes[STATE_SIZES[s]])) for s in STATE}
+    _check_shapes(xs, [state0[s] for s in STATE], params, sizes)
     w = _stack(params, sizes, xs)
     Wcat_x = w["Wcat_x"]
     Wcat_h_prev = w["Wcat_h_prev"]
@@ -196,6 +224,7 @@ def derived_backward(params, cache, dhs, dstateT=None):
 def forward(params, xs, state0=None):
     """(outputs, stateT) of the sequence xs from state0 (a dict keyed like STATE, zeros when
     None); differentiated by JAX with the derived backward."""
+    _check_xs(xs)
     if state0 is None:
         state0 = {s: jnp.zeros_like(xs, shape=(xs.shape[1], _sizes(params, xs)[STATE_SIZES[s]])) for s in STATE}
     return _run(params, xs, state0)

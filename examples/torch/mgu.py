@@ -229,10 +229,38 @@ def _grads(dw, sizes):
     return [grads[name] for name in PARAMS]
 
 
+def _check_xs(xs):
+    if len(xs.shape) != 3:
+        raise ValueError(f"xs has shape {tuple(xs.shape)}, expected (T, B, D)")
+
+
+def _check_shapes(xs, state0, params, sizes):
+    """A ValueError naming the expected shape, before a product fails with the framework's
+    message about a reshape: xs (T, B, D), each state (B, size), each parameter as PARAMS."""
+    def dim(s):
+        return int(s.split("*")[0]) * sizes[s.split("*")[1]] if "*" in s else sizes[s]
+    _check_xs(xs)
+    dtypes = {value.dtype for value in (*params.values(), *state0)}
+    if not xs.is_floating_point() or dtypes != {xs.dtype}:
+        raise ValueError(f"xs, the states and the parameters must share one floating dtype; got xs {xs.dtype}, "
+                         f"others {', '.join(sorted(str(d) for d in dtypes))}")
+    for name, shape in PARAMS.items():
+        want = tuple(dim(s) for s in shape)
+        if tuple(params[name].shape) != want:
+            raise ValueError(f"params[{name!r}] has shape {tuple(params[name].shape)}, expected {shape} = {want}")
+    if xs.shape[2] != sizes["D"]:
+        raise ValueError(f"xs has shape {tuple(xs.shape)}, expected (T, B, D) with D = {sizes['D']}")
+    for s, value in zip(STATE, state0):
+        want = (xs.shape[1], sizes[STATE_SIZES[s]])
+        if tuple(value.shape) != want:
+            raise ValueError(f"state {s} has shape {tuple(value.shape)}, expected (B, {STATE_SIZES[s]}) = {want}")
+
+
 def _forward(ctx, xs, args, keep):
     """The forward pass of a Function that keeps the values named in `keep` for its backward."""
     xs, state0, params = xs.contiguous(), args[:len(STATE)], dict(zip(PARAMS, args[len(STATE):]))
     sizes = _sizes(params)
+    _check_shapes(xs, state0, params, sizes)
     seq = _buffers(xs.shape[0], xs.shape[1], sizes, xs)
     for s, value in zip(STATE, state0):
         seq[f"{s}_seq"][0] = value
