@@ -40,7 +40,11 @@ def worked(document, nt) -> dict | None:
 def _published(w, nt, agrees) -> list[dict]:
     """The published numbers that agree with ours (or do not), as `$c_{1} = 0.78572$`."""
     return [dict(his=f"${nt.value(p.name, str(p.step + 1))} = {p.printed}$", t=p.step + 1,
+                 name=f"${nt.value(p.name, str(p.step + 1))}$",
                  ours=f"{p.ours:.{len(p.printed.split('.')[1]) + 1}f}",
+                 # the table rounds to DIGITS; where he cut the number instead, it shows
+                 # a different last digit, which the text must explain
+                 shown=number(p.ours) if number(p.ours) != p.printed else None,
                  rounded=None if p.rounded is None else f"{p.rounded:.6f}")
             for p in w.published if p.agrees == agrees]
 
