@@ -234,7 +234,7 @@ GRU_RESET_AFTER = Entry(
     notes=(
         "This is the GRU as cuDNN and PyTorch compute it. It differs from the GRU as Cho et "
         "al. published it in one place, where the reset gate acts. The published GRU resets "
-        "the state before the recurrent product, $r_t \\odot h_{t-1}$ is what $U_n$ "
+        "the state before the recurrent product: $r_t \\odot h_{t-1}$ is what $U_n$ "
         "multiplies; here the reset gate scales the product, $a^{\\mathrm{nr}}_t = r_t \\odot "
         "a^{\\mathrm{nh}}_t$ with $a^{\\mathrm{nh}}_t = U_n h_{t-1} + b_{hn}$ [[F:a_nh]]. The "
         "two are different functions of the parameters, not two spellings of one.",

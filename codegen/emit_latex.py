@@ -69,6 +69,9 @@ def emit_latex(document: Document, command: str) -> str:
         references=document.references,
         code=(code := broken_lines(document.code)), code_size=_code_size(code),
         code_broken=len(code) > len(document.code),
+        # what the paragraph before the excerpt explains, only where the excerpt has it
+        code_joined=any(len(re.findall(r"\([A-Z]\d+\)", line)) > 1 for line in document.code),
+        code_unnamed=any("# (" not in line for line in document.code),
         code_after=_not_cited(derivation, document.code),
         code_direct=tex_text(f"d{cell.output}s[t]" if cell.recurrent else f"d{cell.output}"),
         code_direct_tex=direct_loss_gradient(nt.value(cell.output), cell.recurrent),
@@ -135,7 +138,7 @@ def _code_size(lines) -> str:
 
 # a built-in cell's name in words; a spec's name is shown in type
 TITLES = {"lstm": "LSTM", "gru": "GRU", "rnn": "RNN", "mlp": "MLP", "gru_reset_after": "reset-after GRU",
-          "layernorm_lstm": "layer-normalised LSTM", "layernorm_gru": "layer-normalised GRU",
+          "layernorm_lstm": "layer-norm LSTM", "layernorm_gru": "layer-norm GRU",
           "peephole_lstm": "peephole LSTM", "cifg_lstm": "CIFG LSTM", "lstmp": "LSTMP", "indrnn": "IndRNN",
           "slstm": "sLSTM", "mlp_softmax": "softmax MLP"}
 

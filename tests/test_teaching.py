@@ -242,3 +242,17 @@ def test_one_carried_gradient_is_spoken_of_in_the_singular(name):
     tex = (GENERATED / f"{name}.tex").read_text(encoding="utf-8")
     assert not re.search(r"Equations \(\\ref\{eq:\w+\}\) compute", tex)
     assert re.search(r"Equations? \(\\ref\{eq:\w+\}\)( and \(\\ref\{eq:\w+\}\))* computes?, at step", tex)
+
+
+@pytest.mark.parametrize("name", sorted(CELLS))
+def test_the_code_paragraph_explains_only_what_the_excerpt_has(name):
+    """"a line naming several ..." only where a line names several equations, and "a line
+    without a name ..." only where one has none (the MLP's excerpt has neither)."""
+    tex = (GENERATED / f"{name}.tex").read_text(encoding="utf-8")
+    start = tex.index(r"\subsection*{From equation to code}")
+    paragraph = tex[start:tex.index(r"\begingroup", start)]
+    lines = Build().document(get_entry(name)).code
+    several = any(len(re.findall(r"\([A-Z]\d+\)", line)) > 1 for line in lines)
+    unnamed = any("# (" not in line for line in lines)
+    assert ("a line naming several" in paragraph) == several
+    assert ("a line without a\nname continues" in paragraph) == unnamed
