@@ -37,7 +37,7 @@ def _figure(flow: Flow):
         ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"1e{round(np.log10(v))}"))
         ax.yaxis.set_minor_formatter(NullFormatter())
         ax.grid(True, which="major", alpha=0.3)
-        ax.legend(fontsize=8)   # at the natural size the document prints it: 8 pt
+        ax.legend(fontsize=8.5)   # printed at natural size: 8.5 pt in the PDF, over 11 px in the HTML
         fig.tight_layout()
     return fig
 
