@@ -256,3 +256,12 @@ def test_the_code_paragraph_explains_only_what_the_excerpt_has(name):
     unnamed = any("# (" not in line for line in lines)
     assert ("a line naming several" in paragraph) == several
     assert ("a line without a\nname continues" in paragraph) == unnamed
+
+
+def test_gomez_s_names_are_mapped_to_ours_as_his_equations_define_them():
+    """Gomez writes delta out_t = Delta_t + Delta out_t, Delta out_{t-1} = U^T delta gates_t:
+    his Delta out is the part sent back by the next step, his delta out the whole gradient."""
+    text = " ".join(_worked_section("lstm").split())
+    assert r"his $\Delta \mathrm{out}_t$ (sent back by step $t+1$) our ${\delta h_{t}}^{(t+1)}$" in text
+    assert r"his $\delta \mathrm{out}_t = \Delta_t + \Delta \mathrm{out}_t$ and $\delta \mathrm{state}_t$ our $\delta h_t$ and $\delta c_t$" in text
+    assert r"$\Delta \mathrm{out}$ and $\delta \mathrm{state}$ are our $\delta h_t$" not in text
