@@ -27,7 +27,9 @@ def worked(document, nt) -> dict | None:
     rows.append(_row("", target, w.targets))
     loss = r"\ell_{t}" if cell.recurrent else "L"
     rows.append(_row("", rf"\partial {loss} / \partial {output}", w.direct))
-    back = [_row(r.label, nt.adjoint(r.name), r.values) for r in w.backward]
+    # a previous state's row is the part of its gradient that step t sends back, as (B..) writes it
+    back = [_row(r.label, rf"{{{nt.adjoint(r.name)}}}^{{(t)}}" if r.name.endswith("_prev") and cell.recurrent
+                 else nt.adjoint(r.name), r.values) for r in w.backward]
     grads = [_row(r.label, rf"\delta {tex_param(r.name)}", r.values, shapes[r.name])
              for r in w.grads]
     params = ", ".join(f"${tex_param(name)} = {entries(values, shapes[name])}$"

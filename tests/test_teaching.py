@@ -265,3 +265,16 @@ def test_gomez_s_names_are_mapped_to_ours_as_his_equations_define_them():
     assert r"his $\Delta \mathrm{out}_t$ (sent back by step $t+1$) our ${\delta h_{t}}^{(t+1)}$" in text
     assert r"his $\delta \mathrm{out}_t = \Delta_t + \Delta \mathrm{out}_t$ and $\delta \mathrm{state}_t$ our $\delta h_t$ and $\delta c_t$" in text
     assert r"$\Delta \mathrm{out}$ and $\delta \mathrm{state}$ are our $\delta h_t$" not in text
+
+
+@pytest.mark.parametrize("name", sorted(CELLS))
+def test_the_worked_table_names_each_gradient_as_its_equation_does(name):
+    """A worked row (B14) shows the value the summary's (B14) defines, under the same name:
+    the part of the previous state's gradient sent back by step t keeps its superscript."""
+    tex = (GENERATED / f"{name}.tex").read_text(encoding="utf-8")
+    worked = dict(re.findall(r"^\{\}\(\\ref\{eq:(B\d+)\}\) & \$(.+?)\$ &", _worked_section(name), re.M))
+    summary = tex[tex.index(r"\section{Summary"):]
+    defined = dict(re.findall(r"^\{\}\((B\d+)\) & \$(.+?) = ", summary, re.M))
+    assert worked and set(worked) <= set(defined)
+    for label, shown in worked.items():
+        assert shown == defined[label], (label, shown, defined[label])
