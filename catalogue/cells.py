@@ -137,7 +137,7 @@ CIFG_LSTM = Entry(
                  elementwise(_ONE_MINUS, "i", "f", note="input gate, coupled to the forget gate"),
                  _act(_TANH, "g", "a_g"), _act(_SIG, "o", "a_o"), *_CELL_UPDATE,
                  elementwise(_MUL, "h", "o", "k", note="new hidden state and output"))),
-    description="LSTM with coupled input and forget gates: i = 1 - f (Greff et al.)",
+    description="LSTM with coupled input and forget gates: the input gate is one minus the forget gate (Greff et al.)",
     notes=(
         "Greff et al.'s variant with coupled input and forget gates (CIFG) drops the input "
         "gate's own weights and computes it from the forget gate, $i_t = 1 - f_t$ [[F:i]]. "
@@ -234,7 +234,7 @@ GRU_RESET_AFTER = Entry(
     notes=(
         "This is the GRU as cuDNN and PyTorch compute it. It differs from the GRU as Cho et "
         "al. published it in one place, where the reset gate acts. The published GRU resets "
-        "the state before the recurrent product, $r_t \\odot h_{t-1}$ is what $U_n$ "
+        "the state before the recurrent product: $r_t \\odot h_{t-1}$ is what $U_n$ "
         "multiplies; here the reset gate scales the product, $a^{\\mathrm{nr}}_t = r_t \\odot "
         "a^{\\mathrm{nh}}_t$ with $a^{\\mathrm{nh}}_t = U_n h_{t-1} + b_{hn}$ [[F:a_nh]]. The "
         "two are different functions of the parameters, not two spellings of one.",
@@ -298,7 +298,8 @@ LSTMP = Entry(
                  elementwise(_MUL, "h_full", "o", "k", note="unprojected output"),
                  affine("h", ("h_full",), ("W_hr",), None, "P",
                         note="projected hidden state and output"))),
-    description="LSTM with a projection: h = W_hr (o * tanh c), h of size P, c of size H (Sak et al.)",
+    description="LSTM with a projection: the output, of size P, is a learned linear map of the gated squashed "
+                "cell state, of size H, and is what the next step reads (Sak et al.)",
     size_args=(("D", "input_size"), ("H", "hidden_size"), ("P", "proj_size")),
     notes=(
         "Sak et al.'s projection LSTM multiplies the LSTM's output $o_t \\odot k_t$, here "
@@ -333,7 +334,8 @@ INDRNN = Entry(
                  elementwise(_ADD, "z", "a", "q", note="pre-activation"),
                  elementwise(Kind.RELU, "h", "z", note="new hidden state and output")),
          vector_params=(("u", "H"),)),
-    description="independently recurrent network: h = relu(W x + u * h_prev + b), u one weight per unit (Li et al.)",
+    description="independently recurrent network: each ReLU unit reads its own previous value only, through "
+                "one recurrent weight per unit (Li et al.)",
     compare="rnn",
     notes=(
         "Li et al.'s IndRNN changes the plain RNN in two places. The recurrent weight is a "

@@ -19,7 +19,7 @@ from codegen.latex_worked import worked
 from codegen.document import Document
 from codegen.latex_terms import (adjoint_lhs, and_join, backward_eq, branch_name, forward_eq,
                                  loss_head, param_eq, signed_sum, tex_prose, term_tex)
-from codegen.notation import Notation, direct_loss_gradient, tex_param, tex_text
+from codegen.notation import Notation, direct_loss_gradient, note_names, note_tex, tex_param, tex_text
 from codegen.templates import render
 from derive.derivation import Derivation
 from derive.ops import OPS
@@ -41,7 +41,7 @@ def emit_latex(document: Document, command: str) -> str:
         cell=tex_text(cell.name), title_cell=_title(cell.name),
         description=tex_prose(document.description), command=command, timed=cell.recurrent,
         shapes=_shapes(cell, nt), params=_params(cell),
-        forward=[forward_eq(eq, nt) for eq in derivation.forward],
+        forward=[forward_eq(eq, nt, note_names(cell)) for eq in derivation.forward],
         activations=_activation_rules(kinds),
         simple_rules=_simple_rules(kinds),
         affine=_affine_rule(), softmax=(_softmax_rule("z" if cell.recurrent else "a")   # z: an output layer's logits
@@ -69,6 +69,9 @@ def emit_latex(document: Document, command: str) -> str:
         references=document.references,
         code=(code := broken_lines(document.code)), code_size=_code_size(code),
         code_broken=len(code) > len(document.code),
+        # what the paragraph before the excerpt explains, only where the excerpt has it
+        code_joined=any(len(re.findall(r"\([A-Z]\d+\)", line)) > 1 for line in document.code),
+        code_unnamed=any("# (" not in line for line in document.code),
         code_after=_not_cited(derivation, document.code),
         code_direct=tex_text(f"d{cell.output}s[t]" if cell.recurrent else f"d{cell.output}"),
         code_direct_tex=direct_loss_gradient(nt.value(cell.output), cell.recurrent),
@@ -133,7 +136,11 @@ def _code_size(lines) -> str:
     return r"\small" if longest <= 84 else r"\footnotesize" if longest <= 96 else r"\scriptsize"
 
 
-TITLES = {"lstm": "LSTM", "gru": "GRU", "rnn": "RNN", "mlp": "MLP"}
+# a built-in cell's name in words; a spec's name is shown in type
+TITLES = {"lstm": "LSTM", "gru": "GRU", "rnn": "RNN", "mlp": "MLP", "gru_reset_after": "reset-after GRU",
+          "layernorm_lstm": "layer-norm LSTM", "layernorm_gru": "layer-norm GRU",
+          "peephole_lstm": "peephole LSTM", "cifg_lstm": "CIFG LSTM", "lstmp": "LSTMP", "indrnn": "IndRNN",
+          "slstm": "sLSTM", "mlp_softmax": "softmax MLP"}
 
 
 def _title(name: str) -> str:
@@ -171,7 +178,7 @@ def _role(cell, value):
     if value.endswith("_prev"):
         return "state from step $t-1$"
     stage = cell.stage(value)
-    return tex_text(stage.note or stage.kind.value)
+    return note_tex(stage.note or stage.kind.words, Notation(cell.recurrent), note_names(cell))
 
 
 def _activation_rules(kinds):

@@ -123,15 +123,16 @@ def stage_graph(derivation: Derivation, nt) -> Figure:
     if cell.recurrent:
         nodes.append(Node("next", r"\text{step } t+1", (("step t+1", ""),), "value"))
     edges = [Edge(v, r) for v in values for r in readers[v]]
+    forks = any(len(readers[v]) > 1 for v in values if v not in groups)
     legend = (("forward", "forward pass (the gradient runs back along every arrow)"),
-              ("fork", "fork: its gradient is a sum over its arrows"))
+              *((("fork", "fork: its gradient is a sum over its arrows"),) if forks else ()))
     if groups:
         legend += (("box", "LN: one layer normalisation, its mean, variance, inverse deviation and "
                            "normalised blocks (forks inside it not drawn)"),)
-    return Figure(tuple(nodes), tuple(edges), legend, _caption(cell, nt, values, group, len(edges)))
+    return Figure(tuple(nodes), tuple(edges), legend, _caption(cell, nt, values, group, len(edges), forks))
 
 
-def _caption(cell, nt, values, group, arrows: int) -> str:
+def _caption(cell, nt, values, group, arrows: int, forks: bool) -> str:
     """What the stage graph draws, counted from what `stage_graph` put in it."""
     show = lambda vs: ", ".join(f"${nt.value(v)}$" for v in vs)   # noqa: E731
     inputs = [v for v in values if v in cell.input_names]
@@ -151,8 +152,9 @@ def _caption(cell, nt, values, group, arrows: int) -> str:
     what = "one time step" if cell.recurrent else "one example"
     return (f"The stage graph of {what}, drawn from the stage list: " + "; ".join(parts) +
             f"; and one arrow from each node to each node that reads it ({arrows} arrows), "
-            r"laid out by Graphviz's \code{dot}.  The gradient flows back along every arrow; a value "
-            "with a thick outline is a fork, and its gradient is the sum over its arrows.")
+            r"laid out by Graphviz's \code{dot}.  The gradient flows back along every arrow" +
+            ("; a value with a thick outline is a fork, and its gradient is the sum over its arrows."
+             if forks else "; no value is read twice, so no gradient here is a sum."))
 
 
 STATISTICS = (Kind.MEAN, Kind.SQUARED_DEVIATION, Kind.RSQRT)

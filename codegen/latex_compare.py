@@ -15,7 +15,7 @@ import re
 import sympy as sp
 
 from codegen.latex_terms import signed_sum, stage_rhs, tex_prose, visible
-from codegen.notation import Notation, tex_base, tex_param, tex_text
+from codegen.notation import Notation, note_names, note_tex, tex_base, tex_param, tex_text
 from derive.compare import same_meaning
 
 SECTIONS = {name: name for name in ("params", "layernorm", "softmax", "stabiliser", "flow",
@@ -39,7 +39,8 @@ def differences(document, title, nt) -> dict | None:
     return dict(
         against=title(theirs.cell.name),
         notes=[cite_equations(n, mine, dict(document.references)) for n in document.notes],
-        theirs=[dict(lhs=their_nt.value(s.name), rhs=stage_rhs(s, their_nt), note=tex_text(s.note))
+        theirs=[dict(lhs=their_nt.value(s.name), rhs=stage_rhs(s, their_nt),
+                     note=note_tex(s.note, their_nt, note_names(theirs.cell), math=True))
                 for s in c.theirs],
         mine=label_ranges([labels[s.name] for s in c.mine]),
         shared=len(mine.cell.stages) > len(c.mine),

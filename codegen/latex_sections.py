@@ -9,6 +9,7 @@ chosen from facts read off those.
 from __future__ import annotations
 
 import itertools
+import math
 import re
 
 import sympy as sp
@@ -17,7 +18,7 @@ from sympy.printing.precedence import PRECEDENCE
 from codegen import drawing, figures
 from codegen.latex_terms import (and_join, backward_eq, forward_eq, loss_head, param_eq, signed_sum, term_tex,
                                  visible as _visible)
-from codegen.notation import Notation, tex_param, tex_text
+from codegen.notation import Notation, tex_param
 from derive.derivation import LOSS_BRANCH
 from derive.stages import Kind, Loss
 from derive.terms import WT, adjoint
@@ -74,8 +75,11 @@ def stabiliser_section(document, printer, nt) -> dict:
 
 
 def _figure(figure, layout):
+    """A figure's TikZ, legend and caption, and its drawing's height in big points (the
+    tikzpicture's unit) for a figure that must be set where it is mentioned."""
+    _, bottom, _, top = layout.bounds
     return dict(tikz=drawing.tikz(figure, layout), legend=drawing.tikz_legend(figure.legend),
-                caption=figure.caption)
+                caption=figure.caption, height=f"{math.ceil(top - bottom)}bp")
 
 
 def backward_step(derivation, adj, printer, nt) -> dict:
@@ -209,7 +213,7 @@ def flow_words(flow, claims) -> list[str]:
                 "the weights have begun to grow the gradient, the early sign of an exploding gradient.")
     if len(names) > (2 if flow.biases else 1):
         reference = names[-1]
-        words.append(f"The plain RNN (\\code{{{tex_text(reference)}}}), whose every path passes through its weights, "
+        words.append(f"The plain RNN, whose every path passes through its weights, "
                      f"falls from {_read(claims, curves, reference, flow.steps[0])} at $\\tau = {flow.steps[0]}$ "
                      f"to {_read(claims, curves, reference, last)} at $\\tau = {last}$.")
     elif not flow.biases:

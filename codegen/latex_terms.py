@@ -10,7 +10,7 @@ import re
 
 import sympy as sp
 
-from codegen.notation import tex_param, tex_text
+from codegen.notation import note_tex, tex_param, tex_text
 from derive.derivation import LOSS_BRANCH, NEXT_STEP_BRANCH
 from derive.rules import LOSSES, TARGET, X, loss_gradient
 from derive.stages import Kind, Loss
@@ -30,10 +30,12 @@ def stage_rhs(stage, nt):
     return stage.kind.tex.format(*args, c=constant, all=r";\,".join(args))   # all: a mean's stacked rows
 
 
-def forward_eq(eq, nt):
+def forward_eq(eq, nt, names=frozenset()):
+    """One forward equation: label, both sides and its note, ready to set inside a display
+    (`names`: the values the note may mention, `notation.note_names`)."""
     stage = eq.stage
     return dict(label=eq.label, lhs=nt.value(stage.name), rhs=stage_rhs(stage, nt),
-                note=tex_text(stage.note))
+                note=note_tex(stage.note, nt, names, math=True))
 
 
 def loss_head(cell, nt, target: str = "t"):

@@ -27,7 +27,9 @@ def worked(document, nt) -> dict | None:
     rows.append(_row("", target, w.targets))
     loss = r"\ell_{t}" if cell.recurrent else "L"
     rows.append(_row("", rf"\partial {loss} / \partial {output}", w.direct))
-    back = [_row(r.label, nt.adjoint(r.name), r.values) for r in w.backward]
+    # a previous state's row is the part of its gradient that step t sends back, as (B..) writes it
+    back = [_row(r.label, rf"{{{nt.adjoint(r.name)}}}^{{(t)}}" if r.name.endswith("_prev") and cell.recurrent
+                 else nt.adjoint(r.name), r.values) for r in w.backward]
     grads = [_row(r.label, rf"\delta {tex_param(r.name)}", r.values, shapes[r.name])
              for r in w.grads]
     params = ", ".join(f"${tex_param(name)} = {entries(values, shapes[name])}$"
@@ -40,7 +42,11 @@ def worked(document, nt) -> dict | None:
 def _published(w, nt, agrees) -> list[dict]:
     """The published numbers that agree with ours (or do not), as `$c_{1} = 0.78572$`."""
     return [dict(his=f"${nt.value(p.name, str(p.step + 1))} = {p.printed}$", t=p.step + 1,
+                 name=f"${nt.value(p.name, str(p.step + 1))}$",
                  ours=f"{p.ours:.{len(p.printed.split('.')[1]) + 1}f}",
+                 # the table rounds to DIGITS; where he cut the number instead, it shows
+                 # a different last digit, which the text must explain
+                 shown=number(p.ours) if number(p.ours) != p.printed else None,
                  rounded=None if p.rounded is None else f"{p.rounded:.6f}")
             for p in w.published if p.agrees == agrees]
 

@@ -25,6 +25,32 @@ def tex_text(text: str) -> str:
     return "".join(_TEXT_ESCAPES.get(ch, ch) for ch in text)
 
 
+def note_names(cell) -> frozenset[str]:
+    """The names a stage's note may mention that are code, not words: the cell's inputs,
+    its states and their previous values, and every stage output with an underscore
+    (`zx_f`); a one-letter stage name such as `a` or `i` is left alone (it is also a word)."""
+    states = set(cell.state_names) | {f"{s}_prev" for s in cell.state_names}
+    return frozenset(set(cell.input_names) | states | {st.name for st in cell.stages if "_" in st.name})
+
+
+def note_tex(text: str, nt: "Notation", names, math: bool = False) -> str:
+    """A stage's note as LaTeX, every value name in it written as the document writes the
+    value (`h_prev term of the forget gate` -> `$h_{t-1}$ term of the forget gate`).
+    `math`: for a note set inside a displayed equation, as `\\text{...}` pieces around the
+    formulas; otherwise plain text with inline formulas."""
+    pieces = []
+    for token in re.split(r"([A-Za-z]\w*)", text):
+        if token in names:
+            pieces.append(("math", nt.value(token)))
+        elif token and pieces and pieces[-1][0] == "text":
+            pieces[-1] = ("text", pieces[-1][1] + tex_text(token))
+        elif token:
+            pieces.append(("text", tex_text(token)))
+    if not math:
+        return "".join(f"${v}$" if kind == "math" else v for kind, v in pieces)
+    return "".join(f"{{{v}}}" if kind == "math" else rf"\text{{{v}}}" for kind, v in pieces)
+
+
 GREEK = ("mu", "gamma", "beta")   # heads of a layer norm's names, written as letters
 
 

@@ -1,4 +1,4 @@
-"""LSTM with a projection: h = W_hr (o * tanh c), h of size P, c of size H (Sak et al.): forward and backward over whole sequences.
+"""LSTM with a projection: the output, of size P, is a learned linear map of the gated squashed cell state, of size H, and is what the next step reads (Sak et al.): forward and backward over whole sequences.
 
 GENERATED FILE -- do not edit.  Written by `lstm-derive build` from the stage list of the
 cell `lstmp`.  Equation labels such as (F1), (B1) and (P1) refer to the derivation

@@ -6,6 +6,7 @@ import pytest
 
 from conftest import GENERATED, generated
 from catalogue.cells import CELLS
+from codegen.emit_latex import TITLES
 
 
 def test_parameter_names_follow_the_common_notation():
@@ -110,9 +111,9 @@ def test_feedforward_shapes_are_checked():
 def test_each_document_says_how_the_cell_differs_from_the_cell_it_is_compared_with(name):
     """The LSTM, or the cell the entry names (gru_reset_after: the GRU as published)."""
     tex = (GENERATED / f"{name}.tex").read_text()
-    compare = CELLS[name].compare   # named as a title (GRU) or, without one, as code
+    compare = CELLS[name].compare   # named in words (GRU, reset-after GRU) or, without them, as code
     assert any(f"differs from the {a}}}" in tex
-               for a in (compare.upper(), r"\code{%s}" % compare.replace("_", r"\_")))
+               for a in (TITLES.get(compare, compare.upper()), r"\code{%s}" % compare.replace("_", r"\_")))
     assert CELLS[name].notes
 
 

@@ -382,3 +382,14 @@ def test_each_svg_label_is_held_to_its_measured_width_inside_its_box(name):
             assert float(element.get("textLength")) + 2 * figures.INSET * PX <= box + 0.1
             checked += 1
     assert checked >= len(drawn(name)[0].nodes)
+
+
+@pytest.mark.parametrize("name", sorted(CELLS))
+def test_the_stage_graph_explains_forks_only_where_it_draws_one(name):
+    """A legend entry and a caption sentence for a thick-outlined fork, only where a node has
+    that outline (the MLP's graph has none: every value there is read once)."""
+    graph = drawn(name)[0]
+    thick = any(n.style == "fork" for n in graph.nodes)
+    assert any(style == "fork" for style, _ in graph.legend) == thick
+    assert ("thick outline is a fork" in graph.caption) == thick
+    assert thick or "no value is read twice" in graph.caption

@@ -71,6 +71,49 @@ def test_document_compiles_cleanly_and_every_box_fits(name, tmp_path):
     assert sorted(steps) == sorted(labels), "a backward step's heading is missing from the PDF"
     split = {label: where for label, where in steps.items() if where[0] != where[1]}
     assert not split, f"backward steps broken over a page (heading page, tag page): {split}"
+    text = "\f".join(_pages(tmp_path / "doc.pdf"))
+    assert not fork_figure_misplaced(text)
+    assert not unrolled_figure_misplaced(text)
+
+
+def fork_figure_misplaced(text) -> str | None:
+    """What separates the fork figure from its mention: it must follow the sentence that
+    names it with no equation (tagged line) in between; a float that drifts into the next
+    derivation, or before its mention, is reported.  None when it is in place or absent."""
+    mention = text.find("draws the backward pass at one of these forks")
+    caption = text.find("The backward pass at one fork of Figure")
+    if mention < 0 and caption < 0:
+        return None
+    if mention < 0 or caption < mention:
+        return "the fork figure comes before the sentence that names it (or is never named)"
+    tags = re.findall(r"\(([A-Z]\d+)\)\s*$", text[mention:caption], re.M)
+    return f"equations between the fork figure and its mention: {tags}" if tags else None
+
+
+def unrolled_figure_misplaced(text) -> str | None:
+    """The unrolled figure belongs to the section "Backpropagation through time": its caption
+    must come after that heading and before the next numbered section's.  None when it is
+    there or the document has no such figure."""
+    caption = text.find("Three steps unrolled. Each step")
+    if caption < 0:
+        return None
+    heading = re.search(r"^\s*\d+\s+Backpropagation through time\s*$", text, re.M)
+    following = heading and re.compile(r"^\s*\d+\s+[A-Z][^\n]*$", re.M).search(text, heading.end())
+    if not heading or caption < heading.end() or (following and caption > following.start()):
+        return "the unrolled figure is outside the section on backpropagation through time"
+    return None
+
+
+def test_the_fork_figure_reader_sees_a_figure_that_floated_away():
+    mention = "Figure 2 draws the backward pass at one of these forks.\n"
+    figure = "Figure 2: The backward pass at one fork of Figure 1: ...\n"
+    assert fork_figure_misplaced(mention + figure + "z = V h    (S1)\n") is None
+    assert "S1" in fork_figure_misplaced(mention + "z = V h    (S1)\n\f" + figure)
+    assert "before" in fork_figure_misplaced(figure + "text\n" + mention)
+    section = "10    Backpropagation through time\nThe state is the fork.\n"
+    unrolled = "Figure 3: Three steps unrolled. Each step's state feeds the next\n"
+    assert unrolled_figure_misplaced(section + unrolled + "11    Gradient flow\n") is None
+    assert unrolled_figure_misplaced(section + "11    How this cell differs\nThe GRU\n" + unrolled)
 
 
 def _pages(pdf) -> list[str]:

@@ -159,3 +159,122 @@ def test_the_flow_check_can_fail(flows):
     wrong = dict(claims[1], curve="lstm")   # claim 1 is the path alone; read the whole curve
     curves = dict(flow.curves + flow.paths)
     assert wrong["printed"] != number(curves["lstm"][flow.steps.index(wrong["k"])])
+
+
+CODE_NAME = re.compile(r"_")   # an underscore outside $...$ is a code name (b_f, rnn_cell)
+
+
+def _outside_math(text):
+    return re.sub(r"\$[^$]*\$", "", text)
+
+
+@pytest.mark.parametrize("name", RECURRENT)
+def test_the_flow_plot_speaks_words_and_mathematics_not_code(name, flows):
+    """The plot's legend and axis labels: no code identifier (a curve's key such as
+    "lstm, b_f = 3", a cell's name such as "rnn"), every subscript set as mathematics."""
+    pytest.importorskip("matplotlib")
+    from codegen.flow_plot import _figure
+    flow = flows[name]
+    if flow is None:
+        return
+    ax = _figure(flow).axes[0]
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    labels += [ax.get_xlabel(), ax.get_ylabel()]
+    cells = {key.split(",")[0].split(":")[0] for key, _ in flow.curves}
+    for label in labels:
+        assert not CODE_NAME.search(_outside_math(label)), label
+        assert not set(re.findall(r"[a-z_]+", _outside_math(label))) & cells, label
+    if flow.biases:
+        assert any("$b_{" in label for label in labels), labels
+
+
+def test_the_flow_text_names_no_module():
+    assert r"\code{" not in _flow_section("lstm")   # "the plain RNN", not its module's name
+
+
+def _worked_section(name):
+    tex = (GENERATED / f"{name}.tex").read_text(encoding="utf-8")
+    return tex[tex.index(r"\section{A worked example}"):tex.index(r"\section{Summary")]
+
+
+def test_a_published_number_the_table_rounds_differently_is_explained():
+    """Gomez cuts c_1 = 0.785726 to 0.78572 where the table rounds it to 0.78573: the text
+    that says his number is ours must say why the table shows another last digit."""
+    from codegen.latex_worked import number as table_number
+    worked = Build().document(get_entry("lstm")).worked
+    section = _worked_section("lstm")
+    shown = [p for p in worked.published if p.agrees and table_number(p.ours) != p.printed]
+    assert shown, "Gomez's c_1 is cut, not rounded: the case this test is about is gone"
+    for p in shown:
+        assert f"$c_{{{p.step + 1}}}$ after his last digit" in section
+        assert f"rounds it, to {table_number(p.ours)}." in section
+        assert f"${table_number(p.ours)}$" in section      # the table does show that value
+
+
+@pytest.mark.parametrize("name", sorted(CELLS))
+def test_no_worked_example_leaves_published_numbers_unchecked(name):
+    """The numbers a post prints and a test checks are said to agree, not offered "for comparison"."""
+    assert "for comparison" not in _worked_section(name)
+
+
+def test_the_mlp_example_names_every_number_of_mazur_that_a_test_checks():
+    section = _worked_section("mlp")
+    for printed in ("0.75136507", "0.772928465", "0.298371109", "0.082167041", "0.000438568"):
+        assert f"${printed}$" in section, printed
+    assert "tests/" not in section   # the prose names no test file
+
+
+@pytest.mark.parametrize("name", sorted(CELLS))
+def test_code_names_appear_only_where_the_code_is_explained(name):
+    """An identifier with an underscore (init_params, b_f) is code: only the subsection
+    "From equation to code" names the module's variables."""
+    tex = (GENERATED / f"{name}.tex").read_text(encoding="utf-8")
+    body = tex[tex.index(r"\begin{document}"):].split(r"\begin{thebibliography}")[0]   # a source's file path is its name
+    start = body.find(r"\subsection*{From equation to code}")
+    if start >= 0:   # the subsection ends at the next section
+        body = body[:start] + body[body.index(r"\section", start):]
+    body = re.sub(r"\\code\{[\w/\\]*\.py\}", "", body)   # a module's file name is a name, not code
+    assert r"\_" not in body, body[max(0, body.index(r"\_") - 80):body.index(r"\_") + 40]
+
+
+@pytest.mark.parametrize("name", RECURRENT)
+def test_one_carried_gradient_is_spoken_of_in_the_singular(name):
+    tex = (GENERATED / f"{name}.tex").read_text(encoding="utf-8")
+    assert not re.search(r"Equations \(\\ref\{eq:\w+\}\) compute", tex)
+    assert re.search(r"Equations? \(\\ref\{eq:\w+\}\)( and \(\\ref\{eq:\w+\}\))* computes?, at step", tex)
+
+
+@pytest.mark.parametrize("name", sorted(CELLS))
+def test_the_code_paragraph_explains_only_what_the_excerpt_has(name):
+    """"a line naming several ..." only where a line names several equations, and "a line
+    without a name ..." only where one has none (the MLP's excerpt has neither)."""
+    tex = (GENERATED / f"{name}.tex").read_text(encoding="utf-8")
+    start = tex.index(r"\subsection*{From equation to code}")
+    paragraph = tex[start:tex.index(r"\begingroup", start)]
+    lines = Build().document(get_entry(name)).code
+    several = any(len(re.findall(r"\([A-Z]\d+\)", line)) > 1 for line in lines)
+    unnamed = any("# (" not in line for line in lines)
+    assert ("a line naming several" in paragraph) == several
+    assert ("a line without a\nname continues" in paragraph) == unnamed
+
+
+def test_gomez_s_names_are_mapped_to_ours_as_his_equations_define_them():
+    """Gomez writes delta out_t = Delta_t + Delta out_t, Delta out_{t-1} = U^T delta gates_t:
+    his Delta out is the part sent back by the next step, his delta out the whole gradient."""
+    text = " ".join(_worked_section("lstm").split())
+    assert r"his $\Delta \mathrm{out}_t$ (sent back by step $t+1$) our ${\delta h_{t}}^{(t+1)}$" in text
+    assert r"his $\delta \mathrm{out}_t = \Delta_t + \Delta \mathrm{out}_t$ and $\delta \mathrm{state}_t$ our $\delta h_t$ and $\delta c_t$" in text
+    assert r"$\Delta \mathrm{out}$ and $\delta \mathrm{state}$ are our $\delta h_t$" not in text
+
+
+@pytest.mark.parametrize("name", sorted(CELLS))
+def test_the_worked_table_names_each_gradient_as_its_equation_does(name):
+    """A worked row (B14) shows the value the summary's (B14) defines, under the same name:
+    the part of the previous state's gradient sent back by step t keeps its superscript."""
+    tex = (GENERATED / f"{name}.tex").read_text(encoding="utf-8")
+    worked = dict(re.findall(r"^\{\}\(\\ref\{eq:(B\d+)\}\) & \$(.+?)\$ &", _worked_section(name), re.M))
+    summary = tex[tex.index(r"\section{Summary"):]
+    defined = dict(re.findall(r"^\{\}\((B\d+)\) & \$(.+?) = ", summary, re.M))
+    assert worked and set(worked) <= set(defined)
+    for label, shown in worked.items():
+        assert shown == defined[label], (label, shown, defined[label])

@@ -1,4 +1,4 @@
-"""deep-transition RNN: one hidden layer inside each step between h_{t-1} and h_t: the derived backward inside PyTorch.
+"""deep-transition RNN: one hidden layer inside each step, between the previous state and the new one: the derived backward inside PyTorch.
 
 GENERATED FILE -- do not edit.  Written by `lstm-derive build` from the stage list of the
 cell `dt_rnn`.  Equation labels such as (F1), (B1) and (P1) refer to the derivation

@@ -1,4 +1,4 @@
-"""LSTM with coupled input and forget gates: i = 1 - f (Greff et al.): the derived backward inside JAX.
+"""LSTM with coupled input and forget gates: the input gate is one minus the forget gate (Greff et al.): the derived backward inside JAX.
 
 GENERATED FILE -- do not edit.  Written by `lstm-derive build` from the stage list of the
 cell `cifg_lstm`.  Equation labels such as (F1), (B1) and (P1) refer to the derivation

@@ -1,4 +1,4 @@
-"""independently recurrent network: h = relu(W x + u * h_prev + b), u one weight per unit (Li et al.): the derived backward inside PyTorch.
+"""independently recurrent network: each ReLU unit reads its own previous value only, through one recurrent weight per unit (Li et al.): the derived backward inside PyTorch.
 
 GENERATED FILE -- do not edit.  Written by `lstm-derive build` from the stage list of the
 cell `indrnn`.  Equation labels such as (F1), (B1) and (P1) refer to the derivation
