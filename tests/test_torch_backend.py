@@ -130,9 +130,12 @@ PYTORCH = {"lstm": ("LSTM", {}), "gru_reset_after": ("GRU", {}), "rnn": ("RNN", 
 
 
 @pytest.mark.parametrize("name", sorted(PYTORCH))
-@pytest.mark.parametrize("layers, bidirectional, batch_first, recompute",
-                         [(1, False, False, False), (2, True, True, False), (2, True, True, True)])
-def test_the_module_equals_torch_nn(name, layers, bidirectional, batch_first, recompute):
+@pytest.mark.parametrize("layers, bidirectional, batch_first, recompute, unbatched",
+                         [(1, False, False, False, False), (2, True, True, False, False),
+                          (2, True, True, True, False), (1, False, False, False, True),
+                          (2, True, True, False, True)])
+def test_the_module_equals_torch_nn(name, layers, bidirectional, batch_first, recompute, unbatched):
+    """unbatched: one sequence (T, D), its states (layers * directions, size), as torch.nn takes."""
     kind, extra = PYTORCH[name]
     module = torch_module(name)
     cls = getattr(module, class_name(name))
@@ -144,10 +147,12 @@ def test_the_module_equals_torch_nn(name, layers, bidirectional, batch_first, re
     ours.load_state_dict(theirs.state_dict())
     x = torch.randn(B, T, SIZES["D"], dtype=torch.float64) if batch_first else \
         torch.randn(T, B, SIZES["D"], dtype=torch.float64)
+    x = x[0] if unbatched and batch_first else x[:, 0] if unbatched else x
     dirs = 2 if bidirectional else 1
     state_sizes = {"h": extra.get("proj_size", SIZES["H"]), "c": SIZES["H"]}
     state0 = tuple(torch.randn(layers * dirs, B, state_sizes[s], dtype=torch.float64)
                    for s in module.STATE)
+    state0 = tuple(s[:, 0] for s in state0) if unbatched else state0
     results = []
     for net in (theirs, ours):
         xr = x.clone().requires_grad_()
@@ -198,6 +203,9 @@ def test_wrong_shapes_are_a_value_error_naming_the_expected_shape(name):
         function.apply(xs, state0[0][:1], *state0[1:], *params)
     with pytest.raises(ValueError, match=r"params\['W_i'\] has shape"):
         function.apply(xs, *state0, params[0], params[1][:, :1], *params[2:])
+    net = getattr(module, class_name(name))(*(SIZES[s] for s in module.SIZES))   # was an IndexError
+    with pytest.raises(ValueError, match=r"input has shape \(5,\), expected \(T, B, D\)"):
+        net(torch.zeros(5))
 
 
 def test_an_input_of_another_dtype_is_a_value_error_naming_the_dtypes():

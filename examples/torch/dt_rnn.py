@@ -311,6 +311,18 @@ class DtRNN(torch.nn.Module):
         return params
 
     def forward(self, input, state0=None):
+        """input (T, B, D), or (B, T, D) with batch_first, or one unbatched sequence (T, D) whose
+        output is (T, H) and state (layers * directions, H), as torch.nn.LSTM's."""
+        if input.dim() == 2:
+            if isinstance(state0, torch.Tensor):
+                state0 = (state0,)
+            state0 = None if state0 is None else tuple(s.unsqueeze(1) for s in state0)
+            batch = 0 if self.batch_first else 1   # where a batch of one goes, and comes off again
+            output, stateT = self.forward(input.unsqueeze(batch), state0)
+            return output.squeeze(batch), tuple(s.squeeze(1) for s in stateT)
+        if input.dim() != 3:
+            raise ValueError(f"input has shape {tuple(input.shape)}, expected (T, B, D), (B, T, D) "
+                             f"with batch_first, or (T, D)")
         xs = input.transpose(0, 1) if self.batch_first else input
         B = xs.shape[1]
         if state0 is None:
