@@ -119,8 +119,8 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
     Z_h_cand_seq = seq["Z_h_cand_seq"]
     d_h_next = d_next["h"]
     d_A_x_seq = xs.new_empty((steps, B, 3 * H))
-    d_A_h_prev_seq = xs.new_empty((steps, B, 2 * H))
-    d_A_s_seq = xs.new_empty((steps, B, H))
+    d_A_h_prev_seq = d_A_x_seq[:, :, 0:2 * H]
+    d_A_s_seq = d_A_x_seq[:, :, 2 * H:3 * H]
     d_Z_z_r = xs.new_empty((B, 2 * H))
     d_Z_h_cand = xs.new_empty((B, H))
     d_z = d_Z_z_r[:, 0:H]
@@ -164,8 +164,6 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
         torch.mul(J_B11, d_Z_z_r, out=d_A_h_prev_seq_0_2H_rows[t])  # (B11) (B10)
         d_h_prev = torch.addmm(torch.addcmul(d_s*r, d_h_kept, z), d_A_h_prev, Wcat_h_prev)  # (B12) fork: a_z, a_r, s, h_kept
         d_h_next = d_h_prev
-    d_A_x_seq[:, :, 0:2 * H] = d_A_h_prev_seq[:, :, 0:2 * H]
-    d_A_x_seq[:, :, 2 * H:3 * H] = d_A_s_seq[:, :, 0:H]
     dw["Wcat_x"] += d_A_x_seq.reshape(steps * B, 3 * H).T @ xs.reshape(steps * B, D)  # (P1)-(P3)
     torch.matmul(d_A_x_seq.reshape(steps * B, 3 * H), Wcat_x, out=dxs.reshape(steps * B, D))  # (B13)
     dw["bcat_x"] += d_A_x_seq.reshape(steps * B, 3 * H).sum(dim=0)  # (P7)-(P9)
