@@ -44,11 +44,11 @@ def _stack(params, sizes, xs):
     """The weights of every input stacked into one matrix (and biases into one vector)."""
     D = sizes["D"]
     H = sizes["H"]
-    Wcat_x = torch.cat([params["W"]])
-    bcat_x = torch.cat([params["b"]])
-    Wcat_h_prev = torch.cat([params["U"]])
-    Wcat_u = torch.cat([params["V"]])
-    bcat_u = torch.cat([params["c"]])
+    Wcat_x = params["W"]
+    bcat_x = params["b"]
+    Wcat_h_prev = params["U"]
+    Wcat_u = params["V"]
+    bcat_u = params["c"]
     return dict(Wcat_x=Wcat_x, Wcat_h_prev=Wcat_h_prev, Wcat_u=Wcat_u, bcat_x=bcat_x, bcat_u=bcat_u)
 
 

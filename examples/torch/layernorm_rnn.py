@@ -45,8 +45,8 @@ def _stack(params, sizes, xs):
     """The weights of every input stacked into one matrix (and biases into one vector)."""
     D = sizes["D"]
     H = sizes["H"]
-    Wcat_x = torch.cat([params["W"]])
-    Wcat_h_prev = torch.cat([params["U"]])
+    Wcat_x = params["W"]
+    Wcat_h_prev = params["U"]
     return dict(Wcat_x=Wcat_x, Wcat_h_prev=Wcat_h_prev, gamma=params["gamma"], beta=params["beta"], b=params["b"])
 
 

@@ -47,8 +47,8 @@ def _stack(params, sizes, xs):
     H = sizes["H"]
     Wcat_x = torch.cat([params["W_f"], params["W_n"]])
     bcat_x = torch.cat([params["b_f"], params["b_n"]])
-    Wcat_h_prev = torch.cat([params["U_f"]])
-    Wcat_n_1 = torch.cat([params["U_n"]])
+    Wcat_h_prev = params["U_f"]
+    Wcat_n_1 = params["U_n"]
     return dict(Wcat_x=Wcat_x, Wcat_h_prev=Wcat_h_prev, Wcat_n_1=Wcat_n_1, bcat_x=bcat_x)
 
 

@@ -51,7 +51,7 @@ def _stack(params, sizes, xs):
     Wcat_x = torch.cat([params["W_z"], params["W_r"], params["W_n"]])
     bcat_x = torch.cat([params["b_z"], params["b_r"], params["b_n"]])
     Wcat_h_prev = torch.cat([params["U_z"], params["U_r"]])
-    Wcat_s = torch.cat([params["U_n"]])
+    Wcat_s = params["U_n"]
     return dict(Wcat_x=Wcat_x, Wcat_h_prev=Wcat_h_prev, Wcat_s=Wcat_s, bcat_x=bcat_x)
 
 

@@ -42,8 +42,8 @@ def _stack(params, sizes, xs):
     """The weights of every input stacked into one matrix (and biases into one vector)."""
     D = sizes["D"]
     H = sizes["H"]
-    Wcat_x = torch.cat([params["W"]])
-    bcat_x = torch.cat([params["b"]])
+    Wcat_x = params["W"]
+    bcat_x = params["b"]
     return dict(Wcat_x=Wcat_x, bcat_x=bcat_x, u=params["u"])
 
 

@@ -66,7 +66,7 @@ def _stack(params, sizes, xs):
     Wcat_x = torch.cat([params["W_f"], params["W_i"], params["W_o"], params["W_g"]])
     bcat_x = torch.cat([params["b_f"], params["b_i"], params["b_o"], params["b_g"]])
     Wcat_h_prev = torch.cat([params["U_f"], params["U_i"], params["U_o"], params["U_g"]])
-    Wcat_h_full = torch.cat([params["W_hr"]])
+    Wcat_h_full = params["W_hr"]
     return dict(Wcat_x=Wcat_x, Wcat_h_prev=Wcat_h_prev, Wcat_h_full=Wcat_h_full, bcat_x=bcat_x)
 
 

@@ -50,9 +50,9 @@ def _stack(params, sizes, xs):
     """The weights of every input stacked into one matrix (and biases into one vector)."""
     D = sizes["D"]
     H = sizes["H"]
-    Wcat_x = torch.cat([params["W"]])
-    bcat_x = torch.cat([params["b"]])
-    Wcat_h_prev = torch.cat([params["U"]])
+    Wcat_x = params["W"]
+    bcat_x = params["b"]
+    Wcat_h_prev = params["U"]
     return dict(Wcat_x=Wcat_x, Wcat_h_prev=Wcat_h_prev, bcat_x=bcat_x)
 
 
