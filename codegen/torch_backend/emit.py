@@ -16,8 +16,9 @@ from codegen.numpy_backend.emit import module_facts, pack_lines, packing, size_s
 from codegen.program import program
 from codegen.program_hoist import hoist
 from codegen.program_reduce import reduce_after
-from codegen.records import Assign, Buffer, Zeros
+from codegen.records import Assign, Buffer, View, Zeros
 from codegen.torch_backend.common import fused_products, shared
+from codegen.torch_backend.in_place import in_place
 from codegen.torch_backend.loop_refs import by_rows
 from codegen.torch_backend.spell import spell, stack_line
 from codegen.torch_backend.templates import render
@@ -35,7 +36,7 @@ def class_name(cell_name: str) -> str:
 
 def emit_torch(derivation: Derivation, entry, command: str) -> str:
     cell = derivation.cell
-    prog = reduce_after(hoist(program(derivation)), cell.sizes())
+    prog = in_place(reduce_after(hoist(program(derivation)), cell.sizes()))
     forward_loop, forward_rows, forward_views = by_rows(fused_products(shared(prog.forward_loop)), _fixed(
         prog, prog.forward_pre, prog.forward_loop))
     backward_loop, backward_rows, backward_views = by_rows(fused_products(shared(prog.backward_loop)), _fixed(
@@ -69,6 +70,7 @@ def emit_torch(derivation: Derivation, entry, command: str) -> str:
 def _fixed(prog, pre, loop) -> frozenset:
     """Names that hold the same tensor through the whole loop: buffers made before it, weights."""
     made = {r.name for r in pre if isinstance(r, (Buffer, Zeros))} | set(prog.weights)
+    made |= {r.name for r in pre if isinstance(r, View) and r.ref.name in made}
     return frozenset(made - {r.target for r in loop if isinstance(r, Assign) and isinstance(r.target, str)})
 
 

@@ -138,6 +138,10 @@ def _fuses(r, after: Add) -> bool:
 
 
 def stack_line(s: Stack) -> str:
+    """One stacked weight; a stack of one parameter is that tensor itself (only read, never
+    written, so no copy is needed)."""
+    if len(s.parts) == 1 and s.parts[0][0]:
+        return f'{s.name} = params["{s.parts[0][0]}"]'
     parts = ", ".join(f'params["{name}"]' if name else f"xs.new_zeros({size})"
                       for name, size in s.parts)
     return f"{s.name} = torch.cat([{parts}])"

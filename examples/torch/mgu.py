@@ -47,8 +47,8 @@ def _stack(params, sizes, xs):
     H = sizes["H"]
     Wcat_x = torch.cat([params["W_f"], params["W_n"]])
     bcat_x = torch.cat([params["b_f"], params["b_n"]])
-    Wcat_h_prev = torch.cat([params["U_f"]])
-    Wcat_n_1 = torch.cat([params["U_n"]])
+    Wcat_h_prev = params["U_f"]
+    Wcat_n_1 = params["U_n"]
     return dict(Wcat_x=Wcat_x, Wcat_h_prev=Wcat_h_prev, Wcat_n_1=Wcat_n_1, bcat_x=bcat_x)
 
 
@@ -113,8 +113,8 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
     Z_n_seq = seq["Z_n_seq"]
     d_h_next = d_next["h"]
     d_A_x_seq = xs.new_empty((steps, B, 2 * H))
-    d_A_h_prev_seq = xs.new_empty((steps, B, H))
-    d_A_n_1_seq = xs.new_empty((steps, B, H))
+    d_A_h_prev_seq = d_A_x_seq[:, :, 0:H]
+    d_A_n_1_seq = d_A_x_seq[:, :, H:2 * H]
     d_Z_f = xs.new_empty((B, H))
     d_Z_n = xs.new_empty((B, H))
     d_f = d_Z_f
@@ -154,8 +154,6 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
         torch.mul(J_B9, d_Z_f, out=d_A_h_prev_seq_0_H_rows[t])  # (B9)
         d_h_prev = torch.addmm(torch.addcmul(d_n_1*f, d_h_2, h_1), d_A_h_prev, Wcat_h_prev)  # (B10) fork: a_f, n_1, h_2
         d_h_next = d_h_prev
-    d_A_x_seq[:, :, 0:H] = d_A_h_prev_seq[:, :, 0:H]
-    d_A_x_seq[:, :, H:2 * H] = d_A_n_1_seq[:, :, 0:H]
     dw["Wcat_x"] += d_A_x_seq.reshape(steps * B, 2 * H).T @ xs.reshape(steps * B, D)  # (P1)-(P2)
     torch.matmul(d_A_x_seq.reshape(steps * B, 2 * H), Wcat_x, out=dxs.reshape(steps * B, D))  # (B11)
     dw["bcat_x"] += d_A_x_seq.reshape(steps * B, 2 * H).sum(dim=0)  # (P5)-(P6)
@@ -350,9 +348,12 @@ class MGU(torch.nn.Module):
 
     def layer_params(self, layer, reverse=False):
         """The parameters of one layer and direction keyed like PARAMS (views; summed doubles)."""
-        sizes, suffix, params = self._layer_sizes(layer), "_reverse" if reverse else "", {}
-        for key, names in LAYOUT.items():
-            blocks = torch.split(getattr(self, f"{key}_l{layer}{suffix}"),
+        sizes, suffix, params, stacks = self._layer_sizes(layer), "_reverse" if reverse else "", {}, {}
+        for key, names in LAYOUT.items():  # keys with the same blocks (PyTorch's two biases): one sum
+            value = getattr(self, f"{key}_l{layer}{suffix}")
+            stacks[names] = stacks[names] + value if names in stacks else value
+        for names, value in stacks.items():
+            blocks = torch.split(value,
                                  [sizes[PARAMS[name][0]] for name in names])
             for name, block in zip(names, blocks):
                 params[name] = params[name] + block if name in params else block

@@ -51,7 +51,7 @@ def _stack(params, sizes, xs):
     Wcat_x = torch.cat([params["W_z"], params["W_r"], params["W_n"]])
     bcat_x = torch.cat([params["b_z"], params["b_r"], params["b_n"]])
     Wcat_h_prev = torch.cat([params["U_z"], params["U_r"]])
-    Wcat_s = torch.cat([params["U_n"]])
+    Wcat_s = params["U_n"]
     return dict(Wcat_x=Wcat_x, Wcat_h_prev=Wcat_h_prev, Wcat_s=Wcat_s, bcat_x=bcat_x)
 
 
@@ -119,8 +119,8 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
     Z_h_cand_seq = seq["Z_h_cand_seq"]
     d_h_next = d_next["h"]
     d_A_x_seq = xs.new_empty((steps, B, 3 * H))
-    d_A_h_prev_seq = xs.new_empty((steps, B, 2 * H))
-    d_A_s_seq = xs.new_empty((steps, B, H))
+    d_A_h_prev_seq = d_A_x_seq[:, :, 0:2 * H]
+    d_A_s_seq = d_A_x_seq[:, :, 2 * H:3 * H]
     d_Z_z_r = xs.new_empty((B, 2 * H))
     d_Z_h_cand = xs.new_empty((B, H))
     d_z = d_Z_z_r[:, 0:H]
@@ -164,8 +164,6 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
         torch.mul(J_B11, d_Z_z_r, out=d_A_h_prev_seq_0_2H_rows[t])  # (B11) (B10)
         d_h_prev = torch.addmm(torch.addcmul(d_s*r, d_h_kept, z), d_A_h_prev, Wcat_h_prev)  # (B12) fork: a_z, a_r, s, h_kept
         d_h_next = d_h_prev
-    d_A_x_seq[:, :, 0:2 * H] = d_A_h_prev_seq[:, :, 0:2 * H]
-    d_A_x_seq[:, :, 2 * H:3 * H] = d_A_s_seq[:, :, 0:H]
     dw["Wcat_x"] += d_A_x_seq.reshape(steps * B, 3 * H).T @ xs.reshape(steps * B, D)  # (P1)-(P3)
     torch.matmul(d_A_x_seq.reshape(steps * B, 3 * H), Wcat_x, out=dxs.reshape(steps * B, D))  # (B13)
     dw["bcat_x"] += d_A_x_seq.reshape(steps * B, 3 * H).sum(dim=0)  # (P7)-(P9)
@@ -364,9 +362,12 @@ class GRU(torch.nn.Module):
 
     def layer_params(self, layer, reverse=False):
         """The parameters of one layer and direction keyed like PARAMS (views; summed doubles)."""
-        sizes, suffix, params = self._layer_sizes(layer), "_reverse" if reverse else "", {}
-        for key, names in LAYOUT.items():
-            blocks = torch.split(getattr(self, f"{key}_l{layer}{suffix}"),
+        sizes, suffix, params, stacks = self._layer_sizes(layer), "_reverse" if reverse else "", {}, {}
+        for key, names in LAYOUT.items():  # keys with the same blocks (PyTorch's two biases): one sum
+            value = getattr(self, f"{key}_l{layer}{suffix}")
+            stacks[names] = stacks[names] + value if names in stacks else value
+        for names, value in stacks.items():
+            blocks = torch.split(value,
                                  [sizes[PARAMS[name][0]] for name in names])
             for name, block in zip(names, blocks):
                 params[name] = params[name] + block if name in params else block

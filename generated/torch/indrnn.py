@@ -42,8 +42,8 @@ def _stack(params, sizes, xs):
     """The weights of every input stacked into one matrix (and biases into one vector)."""
     D = sizes["D"]
     H = sizes["H"]
-    Wcat_x = torch.cat([params["W"]])
-    bcat_x = torch.cat([params["b"]])
+    Wcat_x = params["W"]
+    bcat_x = params["b"]
     return dict(Wcat_x=Wcat_x, bcat_x=bcat_x, u=params["u"])
 
 
@@ -276,9 +276,12 @@ class Indrnn(torch.nn.Module):
 
     def layer_params(self, layer, reverse=False):
         """The parameters of one layer and direction keyed like PARAMS (views; summed doubles)."""
-        sizes, suffix, params = self._layer_sizes(layer), "_reverse" if reverse else "", {}
-        for key, names in LAYOUT.items():
-            blocks = torch.split(getattr(self, f"{key}_l{layer}{suffix}"),
+        sizes, suffix, params, stacks = self._layer_sizes(layer), "_reverse" if reverse else "", {}, {}
+        for key, names in LAYOUT.items():  # keys with the same blocks (PyTorch's two biases): one sum
+            value = getattr(self, f"{key}_l{layer}{suffix}")
+            stacks[names] = stacks[names] + value if names in stacks else value
+        for names, value in stacks.items():
+            blocks = torch.split(value,
                                  [sizes[PARAMS[name][0]] for name in names])
             for name, block in zip(names, blocks):
                 params[name] = params[name] + block if name in params else block

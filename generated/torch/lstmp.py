@@ -66,7 +66,7 @@ def _stack(params, sizes, xs):
     Wcat_x = torch.cat([params["W_f"], params["W_i"], params["W_o"], params["W_g"]])
     bcat_x = torch.cat([params["b_f"], params["b_i"], params["b_o"], params["b_g"]])
     Wcat_h_prev = torch.cat([params["U_f"], params["U_i"], params["U_o"], params["U_g"]])
-    Wcat_h_full = torch.cat([params["W_hr"]])
+    Wcat_h_full = params["W_hr"]
     return dict(Wcat_x=Wcat_x, Wcat_h_prev=Wcat_h_prev, Wcat_h_full=Wcat_h_full, bcat_x=bcat_x)
 
 
@@ -403,9 +403,12 @@ class LSTMP(torch.nn.Module):
 
     def layer_params(self, layer, reverse=False):
         """The parameters of one layer and direction keyed like PARAMS (views; summed doubles)."""
-        sizes, suffix, params = self._layer_sizes(layer), "_reverse" if reverse else "", {}
-        for key, names in LAYOUT.items():
-            blocks = torch.split(getattr(self, f"{key}_l{layer}{suffix}"),
+        sizes, suffix, params, stacks = self._layer_sizes(layer), "_reverse" if reverse else "", {}, {}
+        for key, names in LAYOUT.items():  # keys with the same blocks (PyTorch's two biases): one sum
+            value = getattr(self, f"{key}_l{layer}{suffix}")
+            stacks[names] = stacks[names] + value if names in stacks else value
+        for names, value in stacks.items():
+            blocks = torch.split(value,
                                  [sizes[PARAMS[name][0]] for name in names])
             for name, block in zip(names, blocks):
                 params[name] = params[name] + block if name in params else block
