@@ -41,7 +41,7 @@ IDENTIFIER = re.compile(r"(?=.{1,32}$)[A-Za-z][A-Za-z0-9]*(_[A-Za-z0-9]+)*")
 # tests/test_spec.py checks that every name in every generated module is one of these or
 # a name of its own cell.
 RESERVED = frozenset("""
-B D H P T t CACHED INITIAL LAYOUT OUTPUT PARAMS POSITIVE_STATES SAVED SIZES STATE STATE_SIZES
+B D H P T t batch CACHED INITIAL LAYOUT OUTPUT PARAMS POSITIVE_STATES SAVED SIZES STATE STATE_SIZES
 TARGET TORCH_KEYS TORCH_MODULE Workspace args aval backward batch_first bidirectional block
 blocks bound cache carry checkpoint cotangents ctx derived_backward derived_forward device
 dhs direction drawn dstate0 dstateT dtype dw dxs extra final forward found from_torch got
