@@ -124,14 +124,14 @@ def published(trace) -> tuple[Published, ...]:
     """Gomez's printed states and outputs beside ours (`trace`: the evaluator's values per
     step).  An output he prints that is not ours to his digits is recomputed the way a hand
     computation does it, from his rounded state: h = o tanh(c), with our o and his c."""
+    his = {(name, step): float(printed) for name, step, printed in GOMEZ["printed"]}
     rows = []
     for name, step, printed in GOMEZ["printed"]:
         ours = float(np.ravel(trace[step][name])[0])
-        rounded = None
-        if name == "h" and not agrees(ours, printed):
-            his_c = dict(((n, s), p) for n, s, p in GOMEZ["printed"])[("c", step)]
-            rounded = float(np.ravel(trace[step]["o"])[0]) * math.tanh(float(his_c))
-        rows.append(Published(name, step, printed, ours, agrees(ours, printed), rounded))
+        close = agrees(ours, printed)
+        rounded = (float(np.ravel(trace[step]["o"])[0]) * math.tanh(his[("c", step)])
+                   if name == "h" and not close else None)
+        rows.append(Published(name, step, printed, ours, close, rounded))
     return tuple(rows)
 
 
