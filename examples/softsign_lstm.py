@@ -78,12 +78,8 @@ def forward(params, xs, state0=None, *, checkpoint=None, workspace=None):
         saved.append(state)
         part = _part(seq, stop - start, state)
         _forward_steps(w, sizes, xs[start:stop], part, ws)
-        if checkpoint is None:  # else the backward computes them per stretch
-            _factors(w, sizes, xs[start:stop], part)
         hs[start:stop] = part["h_seq"][1:]
         state = {"h": part["h_seq"][-1].copy(), "c": part["c_seq"][-1].copy()}
-    # the cache keeps what the backward reads: the factors in place of the forward values
-    seq = {name: seq[name] for name in ("h_seq", "F_A_x_seq", "F_c_prev_seq", "F_c_h_seq", )}
     cache = dict(xs=xs, sizes=sizes, w=w, k=k, saved=saved, seq=seq if checkpoint is None else None,
                  workspace=ws, call=ws and ws.calls)
     return hs, state, cache
@@ -118,7 +114,6 @@ def backward(params, cache, dhs, dstateT=None):
         part = _part(seq, stop - start, state if recompute else None)
         if recompute:  # checkpointed: recompute this stretch from its saved state
             _forward_steps(w, sizes, xs[start:stop], part, ws)
-            _factors(w, sizes, xs[start:stop], part)
         d_next = _backward_steps(w, sizes, xs[start:stop], part, dhs[start:stop], d_next, dw,
                                  dxs[start:stop], ws)
     grads = {}
@@ -159,9 +154,6 @@ def _buffers(n, B, sizes, dtype, ws):
         "g_seq": _take(ws, "g_seq", (n, B, H), dtype),
         "h_1_seq": _take(ws, "h_1_seq", (n, B, H), dtype),
         "Z_f_i_o_seq": _take(ws, "Z_f_i_o_seq", (n, 3, B, H), dtype),
-        "F_A_x_seq": _take(ws, "F_A_x_seq", (n, B, 4 * H), dtype),
-        "F_c_prev_seq": _take(ws, "F_c_prev_seq", (n, B, H), dtype),
-        "F_c_h_seq": _take(ws, "F_c_h_seq", (n, B, H), dtype),
     }
 
 
@@ -213,14 +205,13 @@ def _forward_steps(w, sizes, xs, seq, ws):
     g_seq = seq["g_seq"]
     h_1_seq = seq["h_1_seq"]
     Z_f_i_o_seq = seq["Z_f_i_o_seq"]
-    F_A_x_seq = seq["F_A_x_seq"]
     Wcat_x_T = Wcat_x.T.copy()  # a contiguous copy: a faster product
     Wcat_x_T[:, 0:3 * H] *= 1/2  # folded: tanh(k z) of a block
     Wcat_h_prev_T = Wcat_h_prev.T.copy()  # a contiguous copy: a faster product
     Wcat_h_prev_T[:, 0:3 * H] *= 1/2  # folded: tanh(k z) of a block
     bcat_x_fwd = bcat_x.copy()
     bcat_x_fwd[0:3 * H] *= 1/2  # folded: tanh(k z) of a block
-    A_x = F_A_x_seq
+    A_x = _take(ws, "A_x", (steps, B, 4 * H), dtype)
     # the x terms of every step at once  (F1)-(F7)
     numpy.matmul(xs.reshape(steps * B, D), Wcat_x_T, out=A_x.reshape(steps * B, 4 * H))
     A_x += bcat_x_fwd
@@ -251,47 +242,6 @@ def _forward_steps(w, sizes, xs, seq, ws):
         numpy.multiply(h_1, o, out=h_seq[t + 1])  # (F13)
 
 
-def _factors(w, sizes, xs, seq):
-    """What the backward loop multiplies its roots' adjoints by, for all steps at once: the
-    products of the local partials along each chain (labels: the adjoints composed), which read
-    forward values only; written into the factor buffers of seq."""
-    D = sizes["D"]
-    H = sizes["H"]
-    steps, B = xs.shape[:2]
-    c_seq = seq["c_seq"]
-    a_g_seq = seq["a_g_seq"]
-    g_seq = seq["g_seq"]
-    h_1_seq = seq["h_1_seq"]
-    Z_f_i_o_seq = seq["Z_f_i_o_seq"]
-    F_A_x_seq = seq["F_A_x_seq"]
-    F_c_prev_seq = seq["F_c_prev_seq"]
-    F_c_h_seq = seq["F_c_h_seq"]
-    c_prev = c_seq[0:steps]
-    a_g = a_g_seq[0:steps]
-    g = g_seq[0:steps]
-    h_1 = h_1_seq[0:steps]
-    Z_f_i_o = Z_f_i_o_seq[0:steps]
-    f = Z_f_i_o[:, 0]
-    i = Z_f_i_o[:, 1]
-    o = Z_f_i_o[:, 2]
-    numpy.subtract(1, f, out=F_A_x_seq[0:steps, :, 0:H])  # (B13) (B12) (B5)
-    numpy.multiply(F_A_x_seq[0:steps, :, 0:H], c_prev, out=F_A_x_seq[0:steps, :, 0:H])
-    numpy.multiply(F_A_x_seq[0:steps, :, 0:H], f, out=F_A_x_seq[0:steps, :, 0:H])
-    numpy.subtract(1, i, out=F_A_x_seq[0:steps, :, H:2 * H])  # (B11) (B10) (B4)
-    numpy.multiply(F_A_x_seq[0:steps, :, H:2 * H], g, out=F_A_x_seq[0:steps, :, H:2 * H])
-    numpy.multiply(F_A_x_seq[0:steps, :, H:2 * H], i, out=F_A_x_seq[0:steps, :, H:2 * H])
-    numpy.subtract(1, o, out=F_A_x_seq[0:steps, :, 2 * H:3 * H])  # (B7) (B6)
-    numpy.multiply(F_A_x_seq[0:steps, :, 2 * H:3 * H], h_1, out=F_A_x_seq[0:steps, :, 2 * H:3 * H])
-    numpy.multiply(F_A_x_seq[0:steps, :, 2 * H:3 * H], o, out=F_A_x_seq[0:steps, :, 2 * H:3 * H])
-    F_A_x_seq[0:steps, :, 3 * H:4 * H] = (abs(a_g) + 1)**(-1.0)  # (B9) (B8) (B4)
-    numpy.subtract(F_A_x_seq[0:steps, :, 3 * H:4 * H], a_g*numpy.sign(a_g)/(abs(a_g) + 1)**2, out=F_A_x_seq[0:steps, :, 3 * H:4 * H])
-    numpy.multiply(F_A_x_seq[0:steps, :, 3 * H:4 * H], i, out=F_A_x_seq[0:steps, :, 3 * H:4 * H])
-    F_c_prev_seq[0:steps] = f  # (B14) (B5)
-    numpy.square(h_1, out=F_c_h_seq[0:steps])  # (B2)
-    numpy.subtract(1, F_c_h_seq[0:steps], out=F_c_h_seq[0:steps])
-    numpy.multiply(F_c_h_seq[0:steps], o, out=F_c_h_seq[0:steps])
-
-
 def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs, ws):
     """Steps steps-1..0 back from d_next (the state gradients after the last step); adds the parameter
     gradients into dw, writes dxs (steps, B, D) and returns the state gradients before step 0."""
@@ -303,24 +253,44 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs, ws):
     Wcat_h_prev = w["Wcat_h_prev"]
     bcat_x = w["bcat_x"]
     h_seq = seq["h_seq"]
-    F_A_x_seq = seq["F_A_x_seq"]
-    F_c_prev_seq = seq["F_c_prev_seq"]
-    F_c_h_seq = seq["F_c_h_seq"]
+    c_seq = seq["c_seq"]
+    a_g_seq = seq["a_g_seq"]
+    g_seq = seq["g_seq"]
+    h_1_seq = seq["h_1_seq"]
+    Z_f_i_o_seq = seq["Z_f_i_o_seq"]
     d_h_next = d_next["h"]
     d_c_next = d_next["c"]
     d_A_x_seq = _take(ws, "d_A_x_seq", (steps, B, 4 * H), dtype)
+    d_Z_f_i_o = _take(ws, "d_Z_f_i_o", (3, B, H), dtype)
+    scratch_Z_f_i_o = _take(ws, "scratch_Z_f_i_o", (3, B, H), dtype)
+    d_f = d_Z_f_i_o[0]
+    d_i = d_Z_f_i_o[1]
+    d_o = d_Z_f_i_o[2]
     for t in reversed(range(steps)):
-        F_A_x = F_A_x_seq[t]
-        F_c_prev = F_c_prev_seq[t]
-        F_c_h = F_c_h_seq[t]
+        c_prev = c_seq[t]
+        a_g = a_g_seq[t]
+        g = g_seq[t]
+        h_1 = h_1_seq[t]
+        Z_f_i_o = Z_f_i_o_seq[t]
+        f = Z_f_i_o[0]
+        i = Z_f_i_o[1]
+        o = Z_f_i_o[2]
         d_A_x = d_A_x_seq[t]
         d_h = d_h_next + dhs[t]  # (B1) fork: loss, next step
-        d_c = F_c_h*d_h + d_c_next  # (B3) fork: h_1, next step; through (B2)
-        # (B12) (B5) (B10) (B4) (B8) enter the next line through F_A_x
-        numpy.multiply(d_c[:, None], F_A_x.reshape(B, 4, H), out=d_A_x.reshape(B, 4, H))  # (B13) (B11) (B9)
-        # (B6) enter the next line through F_A_x
-        numpy.multiply(d_h, F_A_x[:, 2 * H:3 * H], out=d_A_x[:, 2 * H:3 * H])  # (B7)
-        d_c_prev = F_c_prev*d_c  # (B14) through (B5)
+        d_h_1 = d_h*o  # (B2)
+        d_c = d_h_1*(1 - h_1**2) + d_c_next  # (B3) fork: h_1, next step
+        d_c_2 = d_c  # (B4)
+        d_c_1 = d_c  # (B5)
+        numpy.multiply(d_h, h_1, out=d_o)  # (B6)
+        d_g = d_c_2*i  # (B8)
+        d_A_x[:, 3 * H:4 * H] = d_g*(-a_g*numpy.sign(a_g)/(abs(a_g) + 1)**2 + (abs(a_g) + 1)**(-1.0))  # (B9)
+        numpy.multiply(d_c_2, g, out=d_i)  # (B10)
+        numpy.multiply(c_prev, d_c_1, out=d_f)  # (B12)
+        numpy.subtract(1, Z_f_i_o, out=scratch_Z_f_i_o)  # (B13) (B11) (B7)
+        numpy.multiply(scratch_Z_f_i_o, Z_f_i_o, out=scratch_Z_f_i_o)
+        numpy.multiply(scratch_Z_f_i_o, d_Z_f_i_o, out=scratch_Z_f_i_o)
+        d_A_x[:, 0:3 * H].reshape(B, 3, H).transpose(1, 0, 2)[...] = scratch_Z_f_i_o
+        d_c_prev = d_c_1*f  # (B14)
         d_h_prev = d_A_x @ Wcat_h_prev  # (B15) fork: a_f, a_i, a_g, a_o
         d_h_next = d_h_prev
         d_c_next = d_c_prev

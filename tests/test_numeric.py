@@ -52,17 +52,15 @@ def test_checker_rejects_a_slightly_wrong_gradient(lstm):
 
 
 @pytest.mark.parametrize("bug, gradient", [
-    ("d_c = F_c_h*d_h + d_c_next", "c0"),          # forget the carried cell gradient
-    ("d_c_prev = F_c_prev*d_c", "c0"),              # forget the forget-gate factor
-    ("F_c_prev_seq[0:steps] = f", "c0"),            # a wrong factor stored before the loop
+    ("d_c = d_k*(1 - k**2) + d_c_next", "c0"),     # forget the carried cell gradient
+    ("d_c_prev = d_m*f", "c0"),                     # forget the forget-gate factor
     ("d_h = d_h_next + dhs[t]", "U_f"),             # forget the recurrent fork
 ])
 def test_checker_catches_bugs_seeded_into_the_generated_code(bug, gradient):
     source = (GENERATED / "lstm.py").read_text()
     assert bug in source
-    wrong = {"d_c = F_c_h*d_h + d_c_next": "d_c = F_c_h*d_h",
-             "d_c_prev = F_c_prev*d_c": "d_c_prev = d_c",
-             "F_c_prev_seq[0:steps] = f": "F_c_prev_seq[0:steps] = 1",
+    wrong = {"d_c = d_k*(1 - k**2) + d_c_next": "d_c = d_k*(1 - k**2)",
+             "d_c_prev = d_m*f": "d_c_prev = d_m",
              "d_h = d_h_next + dhs[t]": "d_h = dhs[t]"}[bug]
     mutant = load_module(source.replace(bug, wrong), "mutant")
     errors = check(mutant, 3, 2, 3, 2, seed=3)

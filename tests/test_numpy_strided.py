@@ -31,13 +31,11 @@ def widths(name):
 
 def short_slice_outputs(lines, widths):
     """The ufunc calls writing into columns short of their buffer's width (`out=d_A[:, 0:H]` of a
-    (B, 4H) buffer), strided memory; a step's view `d_A` is as wide as its buffer `d_A_seq`.  A
-    multiplication by stored factors (`F_A_x`, `records.Scale`) is the one exception: it is the
-    whole chain's one call, and a scratch and a copy were not faster (see `spell._scale`)."""
+    (B, 4H) buffer), strided memory; a step's view `d_A` is as wide as its buffer `d_A_seq`."""
     found = []
     for line in lines:
         out = re.search(r"out=(\w+)\[:, ([^\]]+)\]", line)
-        if out and not re.search(r"\bF_\w+\[:, ", line) and out.group(2) != f"0:{widths.get(out.group(1) + '_seq', widths.get(out.group(1)))}":
+        if out and out.group(2) != f"0:{widths.get(out.group(1) + '_seq', widths.get(out.group(1)))}":
             found.append(line)
     return found
 

@@ -29,7 +29,7 @@ __all__ = ["emit_numpy", "size_sources", "tuple_code", "module_facts", "packing"
 
 def emit_numpy(derivation: Derivation, entry, command: str) -> str:
     """The module's source text."""
-    cell, prog = derivation.cell, program(derivation, chains=True)
+    cell, prog = derivation.cell, program(derivation, chains=False)
     copies, (forward_pre, forward_loop) = forward_copies(prog.folds, prog.forward_pre, prog.forward_loop)
     layout = gate_major(make_plan(derivation))
     widths = {f"{name}_seq": width for name, width in prog.factors}   # a hoisted buffer may be one
