@@ -135,15 +135,8 @@ def test_the_backward_rebuilds_the_states_the_forward_computed(name):
 @pytest.mark.parametrize("name", RECURRENT + SPECS)
 def test_the_backward_recomputes_what_the_forward_computed(name):
     module = torch_module(name)
-    xs, state0, params = random_inputs(module, seed=2)
     with torch.no_grad():
-        params = dict(zip(module.PARAMS, params))
-        sizes = module._sizes(params)
-        w = module._stack(params, sizes, xs)
-        seq = module._buffers(T, B, sizes, xs)
-        for s, value in zip(module.STATE, state0):
-            seq[f"{s}_seq"][0] = value
-        module._forward_steps(w, sizes, xs, seq)
+        xs, _, w, sizes, seq = forward_seq(module, seed=2)
         again = {name: seq[name].clone() for name in module.SAVED}
         module._recompute(w, sizes, xs, again)
         assert again.keys() == seq.keys()
