@@ -71,7 +71,7 @@ def _forward_steps(w, sizes, xs, seq):
         a = A_x_rows[t]
         torch.addcmul(a, h_prev, u, out=z_seq_rows[t])  # (F2) (F3)
         z = z_seq_rows[t]
-        h_seq_rows[t + 1][...] = torch.clamp(z, min=0)  # (F4)
+        torch.clamp(z, min=0, out=h_seq_rows[t + 1])  # (F4)
 
 
 def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
@@ -158,7 +158,7 @@ def _rebuild(w, sizes, xs, seq, firsts):
     h_seq = seq["h_seq"]
     z_seq = seq["z_seq"]
     z = z_seq[0:steps]
-    h_seq[1:] = torch.clamp(z, min=0)  # (F4)
+    torch.clamp(z, min=0, out=h_seq[1:])  # (F4)
 
 
 def _grads(dw, sizes):

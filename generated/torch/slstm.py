@@ -116,7 +116,7 @@ def _forward_steps(w, sizes, xs, seq):
         a_i = a_i_seq_rows[t]
         torch.add(l, m_prev, out=e_seq_rows[t])  # (F8)
         e = e_seq_rows[t]
-        m_seq_rows[t + 1][...] = torch.maximum(a_i, e)  # (F9)
+        torch.maximum(a_i, e, out=m_seq_rows[t + 1])  # (F9)
         m = m_seq_rows[t + 1]
         p = a_i - m  # (F10)
         torch.exp(p, out=i_seq_rows[t])  # (F11)
@@ -343,7 +343,7 @@ def _rebuild(w, sizes, xs, seq, firsts):
     o = Z_o
     a_i = a_i_seq[0:steps]
     e = e_seq[0:steps]
-    m_seq[1:] = torch.maximum(a_i, e)  # (F9)
+    torch.maximum(a_i, e, out=m_seq[1:])  # (F9)
     r = r_seq[0:steps]
     torch.mul(o, r, out=h_seq[1:])  # (F20)
 
