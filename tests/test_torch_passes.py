@@ -74,6 +74,31 @@ def test_states_are_derived_where_their_step_alone_determines_them():
     assert found == {"lstm": ("h_seq",), "indrnn": ("h_seq",), "gru": ()}
 
 
+z, q, u = sp.symbols("z q u", real=True)
+STEP_VIEWS = (View("h_prev", Ref("h_seq", "t")), View("z", Ref("z_seq", "t")))
+
+
+def forward(*loop):
+    """A program whose forward step is `loop`, caching the state h and a value z."""
+    return Program(stacking=(), weights=("u", "W"), cached=(("h", "H", True), ("z", "H", False)),
+                   forward_pre=(Buffer("A", ("B", "H")),), forward_loop=STEP_VIEWS + loop)
+
+
+@pytest.mark.parametrize("why, prog, found", [
+    ("h = z * u: z is kept, u a parameter", forward(Assign(Ref("h_seq", "t + 1"), z * u)), ("h_seq",)),
+    ("h = z + q, q = h_prev * u: the step before",
+     forward(Assign("q", sp.Symbol("h_prev", real=True) * u), Assign(Ref("h_seq", "t + 1"), z + q)), ()),
+    ("h = tanh(A), A = z W: a product", forward(Gemm(Ref("A"), Ref("z"), Ref("W"), transpose_b=True),
+                                                Assign(Ref("h_seq", "t + 1"), sp.tanh(sp.Symbol("A", real=True)))),
+     ()),
+])
+def test_a_state_is_derived_only_from_its_own_step_without_a_product(why, prog, found):
+    names, records = derived_states(prog)
+    assert names == found, why
+    if found:
+        assert records[-1] == Assign(Ref("h_seq", "1:"), z * u) and View("z", Ref("z_seq", "0:steps")) in records
+
+
 def generated_without(name, monkeypatch, tmp_path, **passes):
     """The cell's torch module generated with the given passes replaced, loaded."""
     for attr, value in passes.items():

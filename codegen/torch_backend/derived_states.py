@@ -17,12 +17,13 @@ has no saved-tensor accounting, so this is a pass of the PyTorch backend.
 from __future__ import annotations
 
 from codegen.program_recompute import all_steps
-from codegen.records import Assign, Buffer, Ref, View, reads
+from codegen.records import Add, Assign, Buffer, Copy, Gemm, View, reads
 
 __all__ = ["derived_states"]
 
 
 def derived_states(prog) -> tuple[tuple[str, ...], list]:
+    """(names, records) as the module docstring says; the records in forward order."""
     cached = {f"{name}_seq" for name, _, is_state in prog.cached if not is_state}
     states = [f"{name}_seq" for name, _, is_state in prog.cached if is_state]
     scratch = {r.name for r in prog.forward_pre if isinstance(r, Buffer) and r.shape[0] == "B"}
@@ -48,10 +49,15 @@ def _roots(records) -> dict:
 
 
 def _writes(r) -> str | None:
+    """The name a record writes (a view binds its name)."""
     if isinstance(r, View):
         return r.name
     if isinstance(r, Assign):
         return r.target if isinstance(r.target, str) else r.target.name
+    if isinstance(r, Gemm):
+        return r.out.name
+    if isinstance(r, (Add, Copy)):
+        return r.target.name
     return None
 
 
@@ -63,25 +69,15 @@ def _closure(records, state, given, root) -> set | None:
     needed, kept = {state}, set()
     for n in reversed(range(len(records))):
         r = records[n]
-        written = _writes(r) or _target_name(r)
+        written = _writes(r)
         if written not in needed or (written in given and not isinstance(r, View)):
             continue
-        if isinstance(r, Assign) and isinstance(r.target, Ref) and r.target.step != "1:" \
-                or not isinstance(r, (View, Assign)):
-            return None
+        if not isinstance(r, (View, Assign)) or written == state and r.target.step != "1:":
+            return None                        # a product or copy; a write of one step
         kept.add(n)
-        inputs = reads(r) - ({state} if isinstance(r, Assign) else set())
+        inputs = reads(r) - ({state} if written == state else set())
         if any(root.get(name, name) not in given and root.get(name, name).endswith("_seq")
                for name in inputs):
-            return None
+            return None                        # a state's earlier step, xs
         needed |= inputs
     return kept if needed - given - {_writes(records[n]) for n in kept} == set() else None
-
-
-def _target_name(r) -> str | None:
-    """The name any record writes (products and copies included)."""
-    for attr in ("target", "out"):
-        value = getattr(r, attr, None)
-        if value is not None:
-            return value if isinstance(value, str) else value.name
-    return None
