@@ -53,6 +53,10 @@ SIZES = {  # T steps, B batch, D input, H hidden
     "tall": (256, 16, 64, 128),
 }
 TORCH_CELLS = {"gru_reset_after": "GRU", "rnn": "RNN", "lstmp": "LSTM(proj_size=H/2)"}
+# every recurrent cell: the built-in ones (generated/) and the spec cells of examples/
+RECURRENT_CELLS = ("lstm", "gru_reset_after", "rnn", "lstmp", "gru", "peephole_lstm", "cifg_lstm",
+                   "indrnn", "slstm", "layernorm_lstm", "layernorm_gru",
+                   "mgu", "dt_rnn", "softsign_lstm", "layernorm_rnn")
 
 
 DTYPE = np.float32   # --dtype float64
@@ -117,7 +121,9 @@ def products_run(module, params, xs):
     (weight gradient, dxs); per product of a per-step value (h_prev, ...), one GEMM per step
     each way and its weight gradient after the loop."""
     T, B, _ = xs.shape
-    w = module._stack(params, module._sizes(params), xs.dtype)
+    sizes = module._sizes(params)
+    unpacked = dict(params, **module._unpack(params, sizes)) if hasattr(module, "_unpack") else params
+    w = module._stack(unpacked, sizes, xs.dtype)
     weights = {k[5:]: v for k, v in w.items() if k.startswith("Wcat_")}
     # the forward reads each weight transposed from a contiguous copy: OpenBLAS's kernels for a
     # transposed right operand are slower (up to 2.6x at a few batch rows), the fastest layout counts
@@ -348,23 +354,23 @@ def bench_lstm(torch, sizes, repeats):
     print()
 
 
-RATIO_CELLS = {"lstm": "LSTM", **TORCH_CELLS}
 
 
 def bench_cells(torch, sizes, repeats):
-    """Per cell and size: forward+backward over our own matrix products alone (same shapes,
-    same BLAS, same run), PyTorch's pass over the same products, and ours over PyTorch's."""
+    """Per recurrent cell and size: forward+backward over our own matrix products alone (same
+    shapes, same BLAS, same run); where PyTorch has the cell, PyTorch's pass over the same
+    products and ours over PyTorch's."""
     print("Overhead over our own matrix products (forward+backward, "
           f"{np.dtype(DTYPE).name}, median ms; gru_reset_after is nn.GRU)")
     print(f"{'cell':16} {'size':7} {'ours':>8} {'products':>8} {'ours/prod':>9} "
           f"{'torch':>8} {'torch/prod':>10} {'ours/torch':>10}")
-    for cell in RATIO_CELLS:
+    for cell in RECURRENT_CELLS:
         module = load(cell)
         for name in sizes:
             params, xs, G = problem(module, SIZES[name])
             runs = {"gen": generated_run(module, params, xs, G),
                     "products": products_run(module, params, xs)}
-            if torch is not None:
+            if torch is not None and hasattr(module, "TORCH_MODULE"):
                 runs["torch"] = torch_run(torch, module, params, xs, G)
                 grads, dxs, _ = runs["gen"]()
                 theirs, dx_t = torch_grads(module, *runs["torch"]())
@@ -416,14 +422,12 @@ def bench_layernorm(torch, sizes, repeats):
     print()
 
 
-CALL_CELLS = ("lstm", "gru_reset_after", "gru", "rnn", "lstmp", "peephole_lstm", "cifg_lstm", "indrnn",
-              "slstm")
 
 
 def bench_calls():
     print("NumPy calls per time step (ufuncs incl. operators, @ and sums, plus other numpy calls)")
     print(f"{'cell':16} {'forward':>7} {'backward':>8}")
-    for cell in CALL_CELLS:
+    for cell in RECURRENT_CELLS:
         module = load(cell)
         params = module.init_params(*({"D": 3, "H": 5, "P": 2}[s] for s in module.SIZES),
                                     seed=0, dtype=DTYPE)

@@ -7,7 +7,6 @@ float64, the parameters equal to 1e-6 to one process training on the whole batch
 Skipped without the framework, a failure when CI=true.
 """
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -23,12 +22,6 @@ def needs(package):
         pytest.importorskip(package)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def run(script, *args, env=None):
     result = subprocess.run([sys.executable, str(SCRIPTS / script), *map(str, args)], capture_output=True,
                             text=True, timeout=LIMIT, env=dict(os.environ, **(env or {})))
@@ -38,7 +31,7 @@ def run(script, *args, env=None):
 
 def test_torch_ddp_gloo_two_processes_equals_one(tmp_path):
     needs("torch")
-    print(run("torch_ddp.py", free_port(), tmp_path / "rank0.pt"))
+    print(run("torch_ddp.py", tmp_path / "store", tmp_path / "rank0.pt"))
 
 
 def test_jax_batch_sharded_over_two_cpu_devices_equals_one():

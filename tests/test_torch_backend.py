@@ -81,17 +81,62 @@ def test_the_recompute_function_saves_the_states_and_nothing_else_it_made(name):
 
 
 @pytest.mark.parametrize("name", RECURRENT + SPECS)
+def test_the_function_saves_what_it_keeps_once_and_nothing_else_it_made(name):
+    module = torch_module(name)
+    xs, state0, params = random_inputs(module)
+    seen = saved_storages(function_of(module), xs, state0, params)
+    given = {t.untyped_storage().data_ptr() for t in (xs, *params, *state0)}
+    made = sum(n for ptr, n in seen.items() if ptr not in given)
+    shapes = {name: value.shape for name, value in module._buffers(T, B, module._sizes(
+        dict(zip(module.PARAMS, params))), xs).items()}
+    derived = getattr(module, "DERIVED", ())
+    assert set(module.KEPT) | set(derived) == set(module.CACHED) and not set(module.KEPT) & set(derived)
+    assert made == sum(8 * np.prod(shapes[n]) for n in module.KEPT)
+
+
+def test_indrnn_keeps_its_pre_activation_alone():
+    """h = relu(z): the backward reads z (the derivative) and h_prev (the gradient of u); one of
+    them is enough, so one (T, B, H) float64 buffer is kept, as many bytes as the plain cell's."""
+    module = torch_module("indrnn")
+    xs, state0, params = random_inputs(module)
+    seen = saved_storages(function_of(module), xs, state0, params)
+    given = {t.untyped_storage().data_ptr() for t in (xs, *params, *state0)}
+    assert sum(n for ptr, n in seen.items() if ptr not in given) == T * B * SIZES["H"] * 8
+
+
+def forward_seq(module, seed):
+    """Every buffer of CACHED after the forward steps of random inputs, and what made them."""
+    xs, state0, params = random_inputs(module, seed=seed)
+    params = dict(zip(module.PARAMS, params))
+    sizes = module._sizes(params)
+    w = module._stack(params, sizes, xs)
+    seq = module._buffers(T, B, sizes, xs)
+    for s, value in zip(module.STATE, state0):
+        seq[f"{s}_seq"][0] = value
+    module._forward_steps(w, sizes, xs, seq)
+    return xs, state0, w, sizes, seq
+
+
+@pytest.mark.parametrize("name", [n for n in RECURRENT + SPECS if hasattr(torch_module(n), "DERIVED")])
+def test_the_backward_rebuilds_the_states_the_forward_computed(name):
+    module = torch_module(name)
+    with torch.no_grad():
+        xs, state0, w, sizes, seq = forward_seq(module, seed=3)
+        firsts = [v for s, v in zip(module.STATE, state0) if f"{s}_seq" in module.DERIVED]
+        again = {n: seq[n].clone() for n in module.KEPT}
+        module._rebuild(w, sizes, xs, again, firsts)
+        for n in module.DERIVED:
+            np.testing.assert_allclose(again[n].numpy(), seq[n].numpy(), rtol=1e-12, atol=1e-14)
+        wrong = {n: 1.5 * seq[n] for n in module.KEPT}   # the check can fail: other values
+        module._rebuild(w, sizes, xs, wrong, firsts)
+        assert all(not torch.allclose(wrong[n], seq[n]) for n in module.DERIVED)
+
+
+@pytest.mark.parametrize("name", RECURRENT + SPECS)
 def test_the_backward_recomputes_what_the_forward_computed(name):
     module = torch_module(name)
-    xs, state0, params = random_inputs(module, seed=2)
     with torch.no_grad():
-        params = dict(zip(module.PARAMS, params))
-        sizes = module._sizes(params)
-        w = module._stack(params, sizes, xs)
-        seq = module._buffers(T, B, sizes, xs)
-        for s, value in zip(module.STATE, state0):
-            seq[f"{s}_seq"][0] = value
-        module._forward_steps(w, sizes, xs, seq)
+        xs, _, w, sizes, seq = forward_seq(module, seed=2)
         again = {name: seq[name].clone() for name in module.SAVED}
         module._recompute(w, sizes, xs, again)
         assert again.keys() == seq.keys()

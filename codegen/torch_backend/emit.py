@@ -6,7 +6,8 @@ as the NumPy module's, rearranged because every eager call costs a few microseco
 backward loop's local-derivative factors evaluated for all steps before it
 (`codegen.program_hoist`), its parameter-gradient sums after it (`codegen.program_reduce`),
 a step's repeated sub-expressions computed once (`common.py`) and every slice it reads made
-before the loop (`loop_refs.py`).  This backend spells the records (`spell.py`, `printer.py`)
+before the loop (`loop_refs.py`); states its step's other cached values determine are rebuilt
+before the backward rather than saved (`derived_states.py`).  This backend spells the records (`spell.py`, `printer.py`)
 and the template `module.py.j2` lays out the autograd.Function and the nn.Module around them.
 The cell's prose and PyTorch layout are read through `numpy_backend.emit.module_facts`.
 """
@@ -16,8 +17,9 @@ from codegen.numpy_backend.emit import module_facts, pack_lines, packing, size_s
 from codegen.program import program
 from codegen.program_hoist import hoist
 from codegen.program_reduce import reduce_after
-from codegen.records import Assign, Buffer, View, Zeros
+from codegen.records import Assign, Buffer, View, Zeros, reads
 from codegen.torch_backend.common import fused_products, shared
+from codegen.torch_backend.derived_states import derived_states
 from codegen.torch_backend.in_place import in_place
 from codegen.torch_backend.loop_refs import by_rows
 from codegen.torch_backend.spell import spell, stack_line
@@ -44,6 +46,8 @@ def emit_torch(derivation: Derivation, entry, command: str) -> str:
     sizes = cell.sizes()
     params = cell.public_params()
     facts = module_facts(entry)
+    derived, rebuild = derived_states(prog)
+    rebuild_reads = set(derived).union(*(reads(r) for r in rebuild))
     return render(
         "module.py.j2", cell=cell.name, command=command, name=class_name(cell.name),
         description=facts["description"], torch=facts["torch"],
@@ -58,6 +62,10 @@ def emit_torch(derivation: Derivation, entry, command: str) -> str:
         stacking=[stack_line(s) for s in prog.stacking], weights=list(prog.weights),
         cached=list(prog.cached), cached_names=tuple_code([f"{n}_seq" for n, _, _ in prog.cached]),
         saved_names=tuple_code([f"{n}_seq" for n, _, is_state in prog.cached if is_state]),
+        kept_names=tuple_code([f"{n}_seq" for n, _, _ in prog.cached if f"{n}_seq" not in derived]),
+        derived_names=tuple_code(list(derived)) if derived else "", rebuild=spell(rebuild, per_step=False),
+        rebuild_binds=[f'{n} = w["{n}"]' for n in prog.weights if n in rebuild_reads] +
+        [f'{n}_seq = seq["{n}_seq"]' for n, _, _ in prog.cached if f"{n}_seq" in rebuild_reads],
         recompute=spell(prog.recompute, per_step=False),
         forward_pre=spell(prog.forward_pre) + _view_lines(forward_views), forward_loop=spell(forward_loop),
         forward_rows=forward_rows, backward_pre=spell(_without_scratch(prog)) + _view_lines(backward_views),

@@ -71,7 +71,7 @@ def _call(expr, out: str | None = None) -> str | None:
     given), or None when that saves no call."""
     expr = spelled(expr, "PyTorch", SPELLED)
     into = f", out={out}" if out else ""
-    if isinstance(expr, UNARY) and out:
+    if isinstance(expr, (*UNARY, sp.Max)) and out:   # clamp and maximum take out= too
         return f"{expr_code(expr)[:-1]}{into})"
     if isinstance(expr, sp.Add):
         return _sum_call(expr, into)

@@ -31,6 +31,8 @@ INITIAL = {"beta": 0.0, "gamma": 1.0}  # parameters that start at a constant, no
 OUTPUT = ("h", "H")
 CACHED = ("h_seq", "h_1_seq", "h_3_seq", "h_5_seq", "h_6_seq")  # per-step storage the backward reads
 SAVED = ("h_seq",)  # what the RecomputeFunction keeps for backward: the states
+DERIVED = ("h_seq",)  # states their step's other cached values determine: rebuilt, not saved
+KEPT = ("h_1_seq", "h_3_seq", "h_5_seq", "h_6_seq")  # what the Function keeps for backward
 LAYOUT = {name: (name,) for name in PARAMS}  # no torch.nn counterpart: one tensor per parameter
 
 
@@ -215,6 +217,30 @@ def _recompute(w, sizes, xs, seq):
     h_6_seq[0:steps] = torch.rsqrt(h_5 + 1/100000)  # (F5)
 
 
+def _rebuild(w, sizes, xs, seq, firsts):
+    """The states in DERIVED for all steps from their step's other cached values in seq, row 0
+    from `firsts` (the initial states); adds them to seq."""
+    D = sizes["D"]
+    H = sizes["H"]
+    steps, B = xs.shape[:2]
+    seq.update(_buffers(steps, B, sizes, xs, DERIVED))
+    for name, first in zip(DERIVED, firsts):
+        seq[name][0] = first
+    gamma = w["gamma"]
+    beta = w["beta"]
+    b = w["b"]
+    h_seq = seq["h_seq"]
+    h_1_seq = seq["h_1_seq"]
+    h_3_seq = seq["h_3_seq"]
+    h_6_seq = seq["h_6_seq"]
+    h_1 = h_1_seq[0:steps]
+    h_3 = h_3_seq[0:steps]
+    h_6 = h_6_seq[0:steps]
+    h_2 = beta + gamma*h_6*(h_1 - h_3)  # (F6)
+    a_h = b + h_2  # (F7)
+    torch.tanh(a_h, out=h_seq[1:])  # (F8)
+
+
 def _grads(dw, sizes):
     """Each parameter's gradient: its rows of a stacked gradient."""
     D = sizes["D"]
@@ -265,7 +291,8 @@ def _forward(ctx, xs, args, keep):
         seq[f"{s}_seq"][0] = value
     _forward_steps(_stack(params, sizes, xs), sizes, xs, seq)
     ctx.kept = keep
-    ctx.save_for_backward(xs, *params.values(), *(seq[name] for name in keep))
+    firsts = (value for s, value in zip(STATE, state0) if f"{s}_seq" not in keep)  # rows 0 of rebuilt states
+    ctx.save_for_backward(xs, *params.values(), *(seq[name] for name in keep), *firsts)
     outputs = seq["h_seq"][1:]
     return (outputs, *(seq[f"{s}_seq"][-1].clone() for s in STATE))
 
@@ -277,6 +304,8 @@ def _backward(ctx, dhs, dstateT):
     seq = dict(zip(ctx.kept, rest[len(PARAMS):]))
     sizes = _sizes(params)
     w = _stack(params, sizes, xs)
+    if not set(SAVED) <= seq.keys():
+        _rebuild(w, sizes, xs, seq, rest[len(PARAMS) + len(seq):])
     if len(seq) < len(CACHED):
         _recompute(w, sizes, xs, seq)
     dw = {name: torch.zeros_like(value) for name, value in w.items()}
@@ -290,12 +319,13 @@ class LayernormRNNFunction(torch.autograd.Function):
     """(xs, *state0, *params in PARAMS order) -> (outputs, *stateT), with the derived backward.
 
     xs is (T, B, D), each state (B, size).  The forward saves for backward every per-step
-    value the backward reads (CACHED), xs and the parameters (not copied).
+    value the backward reads (CACHED) but the states it rebuilds from the others (KEPT), xs,
+    the parameters and those states' initial values (not copied).
     """
 
     @staticmethod
     def forward(ctx, xs, *args):
-        return _forward(ctx, xs, args, CACHED)
+        return _forward(ctx, xs, args, KEPT)
 
     @staticmethod
     def backward(ctx, dhs, *dstateT):

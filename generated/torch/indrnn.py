@@ -28,6 +28,8 @@ SIZES = {"D": "input_size", "H": "hidden_size"}  # size symbol -> constructor ar
 OUTPUT = ("h", "H")
 CACHED = ("h_seq", "z_seq")  # per-step storage the backward reads
 SAVED = ("h_seq",)  # what the RecomputeFunction keeps for backward: the states
+DERIVED = ("h_seq",)  # states their step's other cached values determine: rebuilt, not saved
+KEPT = ("z_seq",)  # what the Function keeps for backward
 LAYOUT = {name: (name,) for name in PARAMS}  # no torch.nn counterpart: one tensor per parameter
 
 
@@ -69,7 +71,7 @@ def _forward_steps(w, sizes, xs, seq):
         a = A_x_rows[t]
         torch.addcmul(a, h_prev, u, out=z_seq_rows[t])  # (F2) (F3)
         z = z_seq_rows[t]
-        h_seq_rows[t + 1][...] = torch.clamp(z, min=0)  # (F4)
+        torch.clamp(z, min=0, out=h_seq_rows[t + 1])  # (F4)
 
 
 def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
@@ -144,6 +146,21 @@ def _recompute(w, sizes, xs, seq):
     torch.add(a, q, out=z_seq[0:steps])  # (F3)
 
 
+def _rebuild(w, sizes, xs, seq, firsts):
+    """The states in DERIVED for all steps from their step's other cached values in seq, row 0
+    from `firsts` (the initial states); adds them to seq."""
+    D = sizes["D"]
+    H = sizes["H"]
+    steps, B = xs.shape[:2]
+    seq.update(_buffers(steps, B, sizes, xs, DERIVED))
+    for name, first in zip(DERIVED, firsts):
+        seq[name][0] = first
+    h_seq = seq["h_seq"]
+    z_seq = seq["z_seq"]
+    z = z_seq[0:steps]
+    torch.clamp(z, min=0, out=h_seq[1:])  # (F4)
+
+
 def _grads(dw, sizes):
     """Each parameter's gradient: its rows of a stacked gradient."""
     D = sizes["D"]
@@ -192,7 +209,8 @@ def _forward(ctx, xs, args, keep):
         seq[f"{s}_seq"][0] = value
     _forward_steps(_stack(params, sizes, xs), sizes, xs, seq)
     ctx.kept = keep
-    ctx.save_for_backward(xs, *params.values(), *(seq[name] for name in keep))
+    firsts = (value for s, value in zip(STATE, state0) if f"{s}_seq" not in keep)  # rows 0 of rebuilt states
+    ctx.save_for_backward(xs, *params.values(), *(seq[name] for name in keep), *firsts)
     outputs = seq["h_seq"][1:]
     return (outputs, *(seq[f"{s}_seq"][-1].clone() for s in STATE))
 
@@ -204,6 +222,8 @@ def _backward(ctx, dhs, dstateT):
     seq = dict(zip(ctx.kept, rest[len(PARAMS):]))
     sizes = _sizes(params)
     w = _stack(params, sizes, xs)
+    if not set(SAVED) <= seq.keys():
+        _rebuild(w, sizes, xs, seq, rest[len(PARAMS) + len(seq):])
     if len(seq) < len(CACHED):
         _recompute(w, sizes, xs, seq)
     dw = {name: torch.zeros_like(value) for name, value in w.items()}
@@ -217,12 +237,13 @@ class IndrnnFunction(torch.autograd.Function):
     """(xs, *state0, *params in PARAMS order) -> (outputs, *stateT), with the derived backward.
 
     xs is (T, B, D), each state (B, size).  The forward saves for backward every per-step
-    value the backward reads (CACHED), xs and the parameters (not copied).
+    value the backward reads (CACHED) but the states it rebuilds from the others (KEPT), xs,
+    the parameters and those states' initial values (not copied).
     """
 
     @staticmethod
     def forward(ctx, xs, *args):
-        return _forward(ctx, xs, args, CACHED)
+        return _forward(ctx, xs, args, KEPT)
 
     @staticmethod
     def backward(ctx, dhs, *dstateT):

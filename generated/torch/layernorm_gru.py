@@ -40,6 +40,7 @@ INITIAL = {"beta_h": 0.0, "beta_x": 0.0, "gamma_h": 1.0, "gamma_x": 1.0}  # para
 OUTPUT = ("h", "H")
 CACHED = ("h_seq", "zx_r_seq", "zx_z_seq", "zx_n_seq", "zh_r_seq", "zh_z_seq", "zh_n_seq", "mu_x_seq", "v_x_seq", "r_x_seq", "mu_h_seq", "v_h_seq", "r_h_seq", "r_seq", "z_seq", "a_nh_seq", "h_cand_seq", "v_seq")  # per-step storage the backward reads
 SAVED = ("h_seq",)  # what the RecomputeFunction keeps for backward: the states
+KEPT = ("h_seq", "zx_r_seq", "zx_z_seq", "zx_n_seq", "zh_r_seq", "zh_z_seq", "zh_n_seq", "mu_x_seq", "v_x_seq", "r_x_seq", "mu_h_seq", "v_h_seq", "r_h_seq", "r_seq", "z_seq", "a_nh_seq", "h_cand_seq", "v_seq")  # what the Function keeps for backward
 LAYOUT = {name: (name,) for name in PARAMS}  # no torch.nn counterpart: one tensor per parameter
 
 
@@ -685,7 +686,8 @@ def _forward(ctx, xs, args, keep):
         seq[f"{s}_seq"][0] = value
     _forward_steps(_stack(params, sizes, xs), sizes, xs, seq)
     ctx.kept = keep
-    ctx.save_for_backward(xs, *params.values(), *(seq[name] for name in keep))
+    firsts = (value for s, value in zip(STATE, state0) if f"{s}_seq" not in keep)  # rows 0 of rebuilt states
+    ctx.save_for_backward(xs, *params.values(), *(seq[name] for name in keep), *firsts)
     outputs = seq["h_seq"][1:]
     return (outputs, *(seq[f"{s}_seq"][-1].clone() for s in STATE))
 
@@ -710,12 +712,13 @@ class LayernormGRUFunction(torch.autograd.Function):
     """(xs, *state0, *params in PARAMS order) -> (outputs, *stateT), with the derived backward.
 
     xs is (T, B, D), each state (B, size).  The forward saves for backward every per-step
-    value the backward reads (CACHED), xs and the parameters (not copied).
+    value the backward reads (CACHED) but the states it rebuilds from the others (KEPT), xs,
+    the parameters and those states' initial values (not copied).
     """
 
     @staticmethod
     def forward(ctx, xs, *args):
-        return _forward(ctx, xs, args, CACHED)
+        return _forward(ctx, xs, args, KEPT)
 
     @staticmethod
     def backward(ctx, dhs, *dstateT):

@@ -44,6 +44,8 @@ INITIAL = {"beta_c": 0.0, "beta_h": 0.0, "beta_x": 0.0, "gamma_c": 1.0, "gamma_h
 OUTPUT = ("h", "H")
 CACHED = ("h_seq", "c_seq", "zx_f_seq", "zx_i_seq", "zx_g_seq", "zx_o_seq", "zh_f_seq", "zh_i_seq", "zh_g_seq", "zh_o_seq", "mu_x_seq", "v_x_seq", "r_x_seq", "mu_h_seq", "v_h_seq", "r_h_seq", "f_seq", "i_seq", "g_seq", "o_seq", "mu_c_seq", "v_c_seq", "r_c_seq", "k_seq")  # per-step storage the backward reads
 SAVED = ("h_seq", "c_seq")  # what the RecomputeFunction keeps for backward: the states
+DERIVED = ("h_seq",)  # states their step's other cached values determine: rebuilt, not saved
+KEPT = ("c_seq", "zx_f_seq", "zx_i_seq", "zx_g_seq", "zx_o_seq", "zh_f_seq", "zh_i_seq", "zh_g_seq", "zh_o_seq", "mu_x_seq", "v_x_seq", "r_x_seq", "mu_h_seq", "v_h_seq", "r_h_seq", "f_seq", "i_seq", "g_seq", "o_seq", "mu_c_seq", "v_c_seq", "r_c_seq", "k_seq")  # what the Function keeps for backward
 LAYOUT = {name: (name,) for name in PARAMS}  # no torch.nn counterpart: one tensor per parameter
 
 
@@ -800,6 +802,23 @@ def _recompute(w, sizes, xs, seq):
     torch.tanh(y_c, out=k_seq[0:steps])  # (F51)
 
 
+def _rebuild(w, sizes, xs, seq, firsts):
+    """The states in DERIVED for all steps from their step's other cached values in seq, row 0
+    from `firsts` (the initial states); adds them to seq."""
+    D = sizes["D"]
+    H = sizes["H"]
+    steps, B = xs.shape[:2]
+    seq.update(_buffers(steps, B, sizes, xs, DERIVED))
+    for name, first in zip(DERIVED, firsts):
+        seq[name][0] = first
+    h_seq = seq["h_seq"]
+    o_seq = seq["o_seq"]
+    k_seq = seq["k_seq"]
+    o = o_seq[0:steps]
+    k = k_seq[0:steps]
+    torch.mul(k, o, out=h_seq[1:])  # (F52)
+
+
 def _grads(dw, sizes):
     """Each parameter's gradient: its rows of a stacked gradient."""
     D = sizes["D"]
@@ -879,7 +898,8 @@ def _forward(ctx, xs, args, keep):
         seq[f"{s}_seq"][0] = value
     _forward_steps(_stack(params, sizes, xs), sizes, xs, seq)
     ctx.kept = keep
-    ctx.save_for_backward(xs, *params.values(), *(seq[name] for name in keep))
+    firsts = (value for s, value in zip(STATE, state0) if f"{s}_seq" not in keep)  # rows 0 of rebuilt states
+    ctx.save_for_backward(xs, *params.values(), *(seq[name] for name in keep), *firsts)
     outputs = seq["h_seq"][1:]
     return (outputs, *(seq[f"{s}_seq"][-1].clone() for s in STATE))
 
@@ -891,6 +911,8 @@ def _backward(ctx, dhs, dstateT):
     seq = dict(zip(ctx.kept, rest[len(PARAMS):]))
     sizes = _sizes(params)
     w = _stack(params, sizes, xs)
+    if not set(SAVED) <= seq.keys():
+        _rebuild(w, sizes, xs, seq, rest[len(PARAMS) + len(seq):])
     if len(seq) < len(CACHED):
         _recompute(w, sizes, xs, seq)
     dw = {name: torch.zeros_like(value) for name, value in w.items()}
@@ -904,12 +926,13 @@ class LayernormLSTMFunction(torch.autograd.Function):
     """(xs, *state0, *params in PARAMS order) -> (outputs, *stateT), with the derived backward.
 
     xs is (T, B, D), each state (B, size).  The forward saves for backward every per-step
-    value the backward reads (CACHED), xs and the parameters (not copied).
+    value the backward reads (CACHED) but the states it rebuilds from the others (KEPT), xs,
+    the parameters and those states' initial values (not copied).
     """
 
     @staticmethod
     def forward(ctx, xs, *args):
-        return _forward(ctx, xs, args, CACHED)
+        return _forward(ctx, xs, args, KEPT)
 
     @staticmethod
     def backward(ctx, dhs, *dstateT):

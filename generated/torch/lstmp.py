@@ -39,6 +39,7 @@ SIZES = {"D": "input_size", "H": "hidden_size", "P": "proj_size"}  # size symbol
 OUTPUT = ("h", "P")
 CACHED = ("h_seq", "c_seq", "k_seq", "h_full_seq", "Z_f_i_o_seq", "Z_g_seq")  # per-step storage the backward reads
 SAVED = ("h_seq", "c_seq")  # what the RecomputeFunction keeps for backward: the states
+KEPT = ("h_seq", "c_seq", "k_seq", "h_full_seq", "Z_f_i_o_seq", "Z_g_seq")  # what the Function keeps for backward
 # torch.nn.LSTM keeps the parameters stacked: each key lists those in its blocks of rows;
 # a parameter in two keys (PyTorch's two biases) is their sum.
 LAYOUT = {
@@ -319,7 +320,8 @@ def _forward(ctx, xs, args, keep):
         seq[f"{s}_seq"][0] = value
     _forward_steps(_stack(params, sizes, xs), sizes, xs, seq)
     ctx.kept = keep
-    ctx.save_for_backward(xs, *params.values(), *(seq[name] for name in keep))
+    firsts = (value for s, value in zip(STATE, state0) if f"{s}_seq" not in keep)  # rows 0 of rebuilt states
+    ctx.save_for_backward(xs, *params.values(), *(seq[name] for name in keep), *firsts)
     outputs = seq["h_seq"][1:]
     return (outputs, *(seq[f"{s}_seq"][-1].clone() for s in STATE))
 
@@ -344,12 +346,13 @@ class LSTMPFunction(torch.autograd.Function):
     """(xs, *state0, *params in PARAMS order) -> (outputs, *stateT), with the derived backward.
 
     xs is (T, B, D), each state (B, size).  The forward saves for backward every per-step
-    value the backward reads (CACHED), xs and the parameters (not copied).
+    value the backward reads (CACHED) but the states it rebuilds from the others (KEPT), xs,
+    the parameters and those states' initial values (not copied).
     """
 
     @staticmethod
     def forward(ctx, xs, *args):
-        return _forward(ctx, xs, args, CACHED)
+        return _forward(ctx, xs, args, KEPT)
 
     @staticmethod
     def backward(ctx, dhs, *dstateT):

@@ -37,6 +37,8 @@ SIZES = {"D": "input_size", "H": "hidden_size"}  # size symbol -> constructor ar
 OUTPUT = ("h", "H")
 CACHED = ("h_seq", "c_seq", "n_seq", "m_seq", "a_i_seq", "e_seq", "i_seq", "f_seq", "r_seq", "Z_z_seq", "Z_l_seq", "Z_o_seq")  # per-step storage the backward reads
 SAVED = ("h_seq", "c_seq", "n_seq", "m_seq")  # what the RecomputeFunction keeps for backward: the states
+DERIVED = ("h_seq", "m_seq")  # states their step's other cached values determine: rebuilt, not saved
+KEPT = ("c_seq", "n_seq", "a_i_seq", "e_seq", "i_seq", "f_seq", "r_seq", "Z_z_seq", "Z_l_seq", "Z_o_seq")  # what the Function keeps for backward
 LAYOUT = {name: (name,) for name in PARAMS}  # no torch.nn counterpart: one tensor per parameter
 
 
@@ -114,7 +116,7 @@ def _forward_steps(w, sizes, xs, seq):
         a_i = a_i_seq_rows[t]
         torch.add(l, m_prev, out=e_seq_rows[t])  # (F8)
         e = e_seq_rows[t]
-        m_seq_rows[t + 1][...] = torch.maximum(a_i, e)  # (F9)
+        torch.maximum(a_i, e, out=m_seq_rows[t + 1])  # (F9)
         m = m_seq_rows[t + 1]
         p = a_i - m  # (F10)
         torch.exp(p, out=i_seq_rows[t])  # (F11)
@@ -322,6 +324,30 @@ def _recompute(w, sizes, xs, seq):
     torch.mul(c, torch.reciprocal(n), out=r_seq[0:steps])  # (F19)
 
 
+def _rebuild(w, sizes, xs, seq, firsts):
+    """The states in DERIVED for all steps from their step's other cached values in seq, row 0
+    from `firsts` (the initial states); adds them to seq."""
+    D = sizes["D"]
+    H = sizes["H"]
+    steps, B = xs.shape[:2]
+    seq.update(_buffers(steps, B, sizes, xs, DERIVED))
+    for name, first in zip(DERIVED, firsts):
+        seq[name][0] = first
+    h_seq = seq["h_seq"]
+    m_seq = seq["m_seq"]
+    a_i_seq = seq["a_i_seq"]
+    e_seq = seq["e_seq"]
+    r_seq = seq["r_seq"]
+    Z_o_seq = seq["Z_o_seq"]
+    Z_o = Z_o_seq[0:steps]
+    o = Z_o
+    a_i = a_i_seq[0:steps]
+    e = e_seq[0:steps]
+    torch.maximum(a_i, e, out=m_seq[1:])  # (F9)
+    r = r_seq[0:steps]
+    torch.mul(o, r, out=h_seq[1:])  # (F20)
+
+
 def _grads(dw, sizes):
     """Each parameter's gradient: its rows of a stacked gradient."""
     D = sizes["D"]
@@ -379,7 +405,8 @@ def _forward(ctx, xs, args, keep):
         seq[f"{s}_seq"][0] = value
     _forward_steps(_stack(params, sizes, xs), sizes, xs, seq)
     ctx.kept = keep
-    ctx.save_for_backward(xs, *params.values(), *(seq[name] for name in keep))
+    firsts = (value for s, value in zip(STATE, state0) if f"{s}_seq" not in keep)  # rows 0 of rebuilt states
+    ctx.save_for_backward(xs, *params.values(), *(seq[name] for name in keep), *firsts)
     outputs = seq["h_seq"][1:]
     return (outputs, *(seq[f"{s}_seq"][-1].clone() for s in STATE))
 
@@ -391,6 +418,8 @@ def _backward(ctx, dhs, dstateT):
     seq = dict(zip(ctx.kept, rest[len(PARAMS):]))
     sizes = _sizes(params)
     w = _stack(params, sizes, xs)
+    if not set(SAVED) <= seq.keys():
+        _rebuild(w, sizes, xs, seq, rest[len(PARAMS) + len(seq):])
     if len(seq) < len(CACHED):
         _recompute(w, sizes, xs, seq)
     dw = {name: torch.zeros_like(value) for name, value in w.items()}
@@ -404,12 +433,13 @@ class SlstmFunction(torch.autograd.Function):
     """(xs, *state0, *params in PARAMS order) -> (outputs, *stateT), with the derived backward.
 
     xs is (T, B, D), each state (B, size).  The forward saves for backward every per-step
-    value the backward reads (CACHED), xs and the parameters (not copied).
+    value the backward reads (CACHED) but the states it rebuilds from the others (KEPT), xs,
+    the parameters and those states' initial values (not copied).
     """
 
     @staticmethod
     def forward(ctx, xs, *args):
-        return _forward(ctx, xs, args, CACHED)
+        return _forward(ctx, xs, args, KEPT)
 
     @staticmethod
     def backward(ctx, dhs, *dstateT):

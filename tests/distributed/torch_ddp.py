@@ -2,11 +2,11 @@
 two processes on this CPU, float64), against one process training on the whole batch.
 
 Run by tests/test_distributed.py in a subprocess with a time limit:
-`python torch_ddp.py PORT OUT` exits 0 when every parameter agrees to 1e-6 and prints the
-largest difference either way.
+`python torch_ddp.py STORE OUT` exits 0 when every parameter agrees to 1e-6 and prints the
+largest difference either way.  The processes meet through STORE, a file that does not
+exist yet (a FileStore): no port is chosen in advance, so no other program can take it first.
 """
 import importlib.util
-import os
 import sys
 from pathlib import Path
 
@@ -55,9 +55,8 @@ def train(net, model, xs, ys):
     return {k: v.detach().clone() for k, v in net.state_dict().items()}
 
 
-def worker(rank, port, out):
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    dist.init_process_group("gloo", rank=rank, world_size=WORLD)
+def worker(rank, store, out):
+    dist.init_process_group("gloo", init_method=Path(store).as_uri(), rank=rank, world_size=WORLD)
     try:
         net = Net()
         xs, ys = batch()
@@ -72,9 +71,9 @@ def worker(rank, port, out):
         dist.destroy_process_group()
 
 
-def main(port, out):
+def main(store, out):
     torch.set_num_threads(1)
-    mp.spawn(worker, args=(port, out), nprocs=WORLD, join=True)
+    mp.spawn(worker, args=(store, out), nprocs=WORLD, join=True)
     net = Net()
     whole = train(net, net, *batch())
     apart = torch.load(out)
@@ -85,4 +84,4 @@ def main(port, out):
 
 
 if __name__ == "__main__":
-    sys.exit(main(int(sys.argv[1]), sys.argv[2]))
+    sys.exit(main(sys.argv[1], sys.argv[2]))
