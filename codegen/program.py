@@ -30,9 +30,11 @@ from derive.terms import adjoint
 __all__ = ["program"]
 
 
-def program(derivation: Derivation, chains: bool = False) -> Program:
+def program(derivation: Derivation, chains: bool = False, share: bool = True) -> Program:
     """chains=True: the backward multiplies its roots' adjoints by factors computed for all steps
-    before its loop (`codegen.program_chain`) where the cell's structure allows."""
+    before its loop (`codegen.program_chain`) where the cell's structure allows.  share=False:
+    the forward keeps its own hoisted-product buffers, for a backend that computes the factors
+    in its backward (from the cached values) rather than after its forward."""
     plan = make_plan(derivation)
     cell = derivation.cell
     cached = tuple(_cached(derivation, plan))
@@ -40,7 +42,7 @@ def program(derivation: Derivation, chains: bool = False) -> Program:
     forward_pre = tuple(_forward_pre(derivation, plan))
     forward_loop = tuple(prune_views(_forward_loop(derivation, plan, cached)))
     backward = _backward(derivation, plan, cached, chains)
-    forward_pre = tuple(_share(forward_pre, backward.get("factors", ())))
+    forward_pre = tuple(_share(forward_pre, backward.get("factors", ()) if share else ()))
     return Program(
         stacking=tuple(_stacking(plan)), weights=tuple(weights + list(cell.vector_param_names)),
         cached=cached, forward_pre=forward_pre, forward_loop=forward_loop,
