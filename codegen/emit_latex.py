@@ -73,6 +73,7 @@ def emit_latex(document: Document, command: str) -> str:
         code_joined=any(len(re.findall(r"\([A-Z]\d+\)", line)) > 1 for line in document.code),
         code_unnamed=any("# (" not in line for line in document.code),
         code_after=_not_cited(derivation, document.code),
+        code_factors=any(re.search(r"\bF_", line) for line in document.code),
         code_direct=tex_text(f"d{cell.output}s[t]" if cell.recurrent else f"d{cell.output}"),
         code_direct_tex=direct_loss_gradient(nt.value(cell.output), cell.recurrent),
         **latex_sections.sections(document, printer, nt),

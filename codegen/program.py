@@ -16,33 +16,94 @@ from __future__ import annotations
 import sympy as sp
 
 from codegen.program_backward import (backward_loop, backward_post, backward_pre, dxs_written,
-                                      grad_rows)
-from codegen.program_recompute import recompute
+                                      grad_rows, step_views)
+from codegen.program_chain import (chain_loop, chains as make_chains, factor_buffers, factor_pass,
+                                   stored_factors)
+from codegen.program_recompute import all_steps, recompute
 from codegen.records import (Add, Assign, Buffer, Copy, Fold, Gemm, Program, Ref, Softmax, Stack,
-                             View, list_labels, part, prune_views, step_of)
+                             View, list_labels, part, prune_views, reads, step_of)
 from codegen.schedule import Plan, code, plan as make_plan
 from derive.derivation import Derivation, symbol
 from derive.stages import Kind
+from derive.terms import adjoint
 
 __all__ = ["program"]
 
 
-def program(derivation: Derivation) -> Program:
+def program(derivation: Derivation, chains: bool = False, share: bool = True) -> Program:
+    """chains=True: the backward multiplies its roots' adjoints by factors computed for all steps
+    before its loop (`codegen.program_chain`) where the cell's structure allows.  share=False:
+    the forward keeps its own hoisted-product buffers, for a backend that computes the factors
+    in its backward (from the cached values) rather than after its forward."""
     plan = make_plan(derivation)
     cell = derivation.cell
     cached = tuple(_cached(derivation, plan))
     weights = [p.weight for p in plan.products] + [p.bias for p in plan.products if plan.has_bias(p)]
     forward_pre = tuple(_forward_pre(derivation, plan))
     forward_loop = tuple(prune_views(_forward_loop(derivation, plan, cached)))
+    backward = _backward(derivation, plan, cached, chains)
+    forward_pre = tuple(_share(forward_pre, backward.get("factors", ()) if share else ()))
     return Program(
         stacking=tuple(_stacking(plan)), weights=tuple(weights + list(cell.vector_param_names)),
         cached=cached, forward_pre=forward_pre, forward_loop=forward_loop,
         recompute=tuple(prune_views(recompute(forward_pre, forward_loop, cached, cell.state_names))),
-        backward_pre=tuple(backward_pre(derivation, plan)),
-        backward_loop=tuple(prune_views(backward_loop(derivation, plan, cached))),
-        backward_post=tuple(backward_post(derivation, plan)),
+        **backward,
         grads=tuple(grad_rows(derivation, plan)), dxs_written=dxs_written(derivation, plan),
         folds=tuple(_folds(derivation, plan, {name for name, _, _ in cached})))
+
+
+def _no_larger(new, old) -> bool:
+    """Whether per-step widths `new` (size expressions) sum to at most `old` for every size:
+    the cache may hold factors in place of forward values, never more than them."""
+    spare = sp.expand(sum(map(sp.sympify, old), sp.Integer(0)) - sum(map(sp.sympify, new), sp.Integer(0)))
+    return all(c >= 0 for c in sp.Poly(spare, *sorted(spare.free_symbols, key=str)).coeffs()) \
+        if spare.free_symbols else spare >= 0
+
+
+def _share(forward_pre, factors):
+    """A hoisted product's buffer (A_x: every step's x terms), dead after the forward loop, is the
+    storage of its factor twin (F_A_x) when they have one shape: no fresh memory for either."""
+    widths = dict(factors)
+    for r in forward_pre:
+        if isinstance(r, Buffer) and r.shape == ("steps", "B", widths.get(f"F_{r.name}")):
+            yield View(r.name, Ref(f"F_{r.name}_seq"))
+        else:
+            yield r
+
+
+def _backward(derivation, plan: Plan, cached, chains: bool) -> dict:
+    """The backward's records: one adjoint per value, or (chains) the roots' sums and the
+    multiplications by factors stored before the loop, with the pass that computes them."""
+    post = tuple(backward_post(derivation, plan))
+    found = make_chains(derivation, plan) if chains else None
+    views = step_views(derivation, plan, cached)
+    stored = list(stored_factors(derivation, plan, found)) if found else []
+    known = {v.name for v in views}
+    if found is None or any({str(s) for s in f.free_symbols} - known for *_, f, _ in stored):
+        return dict(backward_pre=tuple(backward_pre(derivation, plan)),
+                    backward_loop=tuple(prune_views(backward_loop(derivation, plan, cached))),
+                    backward_post=post)
+    buffers = factor_buffers(stored)
+    order = {adj.target: n for n, adj in enumerate(derivation.adjoints)}
+    loop = [View(name, Ref(f"{name}_seq", "t")) for name, _ in buffers]
+    loop += [View(f"d_{p.buffer}", Ref(f"d_{p.buffer}_seq", "t"))
+             for p in plan.products if plan.delta_of(p) is p]
+    loop += chain_loop(derivation, plan, found, order)
+    loop += [Assign(f"d_{s}_next", adjoint(f"{s}_prev")) for s in derivation.cell.state_names]
+    loop = prune_views(loop)
+    pre = [r for r in backward_pre(derivation, plan)   # the gradient buffers of the products
+           if isinstance(r, Buffer) and any(r.name in reads(x) for x in (*loop, *post))]
+    read = set().union(*(reads(r) for r in (*loop, *post)))
+    kept = tuple(n for n, _, _ in cached if f"{n}_seq" in read)
+    if not _no_larger([w for n, w, _ in cached if n in kept] + [w for _, w in buffers],
+                      [w for _, w, _ in cached]):
+        return dict(backward_pre=tuple(backward_pre(derivation, plan)),
+                    backward_loop=tuple(prune_views(backward_loop(derivation, plan, cached))),
+                    backward_post=post)
+    whole = [all_steps(r, set()) for r in factor_pass(views, stored)]
+    return dict(backward_pre=tuple(pre), backward_loop=tuple(loop), backward_post=post,
+                factors=tuple(buffers), factor_pass=tuple(prune_views(whole)),
+                backward_reads=kept)
 
 
 def labels(derivation, stages) -> str:

@@ -38,11 +38,7 @@ def backward_pre(derivation, plan: Plan):
 
 def backward_loop(derivation, plan: Plan, cached):
     cell = derivation.cell
-    out = [View(x, Ref(f"{x}s", "t")) for x in cell.input_names]
-    out += [View(f"{s}_prev", Ref(f"{s}_seq", "t")) for s in cell.state_names]
-    out += [View(name, Ref(f"{name}_seq", "t + 1" if is_state else "t")) for name, _, is_state in cached]
-    for b in (b for g in plan.groups for b in g.blocks):
-        out += [View(o, part(b.out, b.columns(o), b.width)) for o in b.outputs]
+    out = step_views(derivation, plan, cached)
     out += [View(f"d_{p.buffer}", Ref(f"d_{p.buffer}_seq", "t"))
             for p in plan.products if plan.delta_of(p) is p]
     order = {adj.target: n for n, adj in enumerate(derivation.adjoints)}
@@ -52,6 +48,17 @@ def backward_loop(derivation, plan: Plan, cached):
         if g.stage is None:
             out.append(Reduce(f"d_{g.param}", g.expr, f"({g.label})"))
     out += [Assign(f"d_{s}_next", adjoint(f"{s}_prev")) for s in cell.state_names]
+    return out
+
+
+def step_views(derivation, plan: Plan, cached) -> list:
+    """One step's forward values bound to their names: inputs, states, stored values, gates."""
+    cell = derivation.cell
+    out = [View(x, Ref(f"{x}s", "t")) for x in cell.input_names]
+    out += [View(f"{s}_prev", Ref(f"{s}_seq", "t")) for s in cell.state_names]
+    out += [View(name, Ref(f"{name}_seq", "t + 1" if is_state else "t")) for name, _, is_state in cached]
+    for b in (b for g in plan.groups for b in g.blocks):
+        out += [View(o, part(b.out, b.columns(o), b.width)) for o in b.outputs]
     return out
 
 

@@ -15,6 +15,8 @@ Python size expressions (`2 * H`), shared by every Python backend.
 - `Copy(target, source)`: target = source, element by element.
 - `Reduce(target, source)`: target += the sum of source over its rows (batch, steps;
   `steps=True`: a (steps, B, w) source, summed over its two leading axes).
+- `Scale(target, base, factor, repeat, size)`: target = base * factor, the base (B, size)
+  repeated `repeat` times along the columns (one call for a run of gradient columns).
 - `Fold(name, rows, factor)`: a constant factor of a block's activation that a backend may
   fold into its forward's copy of the weights (`Program.folds`).
 """
@@ -90,6 +92,19 @@ class Assign:
 
 
 @dataclass(frozen=True)
+class Scale:
+    """Columns of a gradient buffer = a root's adjoint times stored factors (`codegen.program_chain`):
+    `repeat` members of one size side by side, each its factor's columns times the same base."""
+
+    target: Ref
+    base: str
+    factor: Ref
+    repeat: int
+    size: str
+    label: str = ""
+
+
+@dataclass(frozen=True)
 class Fold:
     """Rows of a stacked weight (entries of a stacked bias) that feed only a block whose
     activation reads its pre-activation z as tanh(factor * z) (the sigmoid: tanh(z/2)).  A
@@ -155,6 +170,9 @@ class Program:
     grads: tuple[GradRows, ...] = ()
     dxs_written: bool = False
     folds: tuple[Fold, ...] = ()
+    factors: tuple[tuple[str, str], ...] = ()    # (buffer, width) per step: `program_chain` factors
+    factor_pass: tuple = ()                      # all steps' factors from the forward's values
+    backward_reads: tuple[str, ...] = ()         # cached values the backward reads (factors: some)
     extras: dict = field(default_factory=dict, compare=False)
 
 
@@ -170,6 +188,8 @@ def reads(record) -> set[str]:
         refs = [r for _, r in record.operands] + ([record.target] if isinstance(record.target, Ref) else [])
     elif isinstance(record, (Add, Copy)):
         refs = [record.target, record.source]
+    elif isinstance(record, Scale):
+        refs, exprs = [record.target, record.factor], [sp.Symbol(record.base)]
     elif isinstance(record, Reduce):
         (refs if isinstance(record.source, Ref) else exprs).append(record.source)
     found = {r.name for r in refs}

@@ -1,7 +1,8 @@
 """The PyTorch backend's own record passes: `in_place` (a gradient buffer copied whole into
 columns of another becomes a view of them) and `derived_states` (states rebuilt from their
 step's other cached values), on small hand-written programs whose expected output is written
-here, and on real cells: a module generated without a pass computes what the committed one does.
+here, and on real cells: a module generated without a pass (or without the chains' factors,
+`codegen.program_chain`) computes what the committed one does.
 """
 import sympy as sp
 import pytest
@@ -112,6 +113,8 @@ def generated_without(name, monkeypatch, tmp_path, **passes):
     ("gru", {"in_place": lambda prog: prog}),
     ("lstm", {"derived_states": lambda prog: ((), [])}),
     ("indrnn", {"derived_states": lambda prog: ((), [])}),
+    ("lstm", {"program": lambda derivation, **_: program(derivation)}),
+    ("cifg_lstm", {"program": lambda derivation, **_: program(derivation)}),
 ])
 def test_a_module_generated_without_a_pass_computes_the_same(name, passes, monkeypatch, tmp_path):
     torch = pytest.importorskip("torch")

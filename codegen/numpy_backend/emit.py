@@ -19,6 +19,7 @@ from codegen.numpy_backend.strided import strided_predicate, whole_slices, width
 from codegen.numpy_backend.whole_tanh import whole_tanh
 from codegen.numpy_backend.widen import widen
 from codegen.program import program
+from codegen.records import reads
 from codegen.schedule import code, plan as make_plan
 from derive.derivation import Derivation
 from derive.stages import Kind
@@ -28,10 +29,11 @@ __all__ = ["emit_numpy", "size_sources", "tuple_code", "module_facts", "packing"
 
 def emit_numpy(derivation: Derivation, entry, command: str) -> str:
     """The module's source text."""
-    cell, prog = derivation.cell, program(derivation)
+    cell, prog = derivation.cell, program(derivation, chains=False)
     copies, (forward_pre, forward_loop) = forward_copies(prog.folds, prog.forward_pre, prog.forward_loop)
     layout = gate_major(make_plan(derivation))
-    widths = widths_of([*forward_pre, *forward_loop, *prog.backward_pre, *prog.backward_loop])
+    widths = {f"{name}_seq": width for name, width in prog.factors}   # a hoisted buffer may be one
+    widths = widths_of([*forward_pre, *forward_loop, *prog.backward_pre, *prog.backward_loop], widths)
     stacks = zero_columns(prog.stacking)
     forward_loop, backward_loop = (whole_slices(records, widths, stacks, layout)
                                    for records in (forward_loop, prog.backward_loop))
@@ -50,7 +52,16 @@ def emit_numpy(derivation: Derivation, entry, command: str) -> str:
         size_sources=size_sources(params),
         stacking=[stack_line(s) for s in prog.stacking],
         weights=list(prog.weights),
-        cached=[(name, _step_shape(layout, name, size), is_state) for name, size, is_state in prog.cached],
+        cached=[(name, _step_shape(layout, name, size), is_state) for name, size, is_state in prog.cached]
+        + [(name, f"B, {width}", False) for name, width in prog.factors],
+        forward_cached=[name for name, _, _ in prog.cached]
+        + [name for name, _ in prog.factors if any(f"{name}_seq" in reads(r) for r in prog.forward_pre)],
+        factors=[name for name, _ in prog.factors],
+        factor_reads=[name for name, _, _ in prog.cached
+                      if any(f"{name}_seq" in reads(r) for r in prog.factor_pass)],
+        backward_cached=[name for name, _, _ in prog.cached if not prog.factors or name in prog.backward_reads]
+        + [name for name, _ in prog.factors],
+        factor_pass=spell(prog.factor_pass, layout=layout),
         forward_pre=copies + spell(forward_pre, layout=layout),
         forward_loop=spell(forward_loop, layout=layout),
         backward_pre=spell(prog.backward_pre, layout=layout),

@@ -27,9 +27,10 @@ from codegen.records import Add, Assign, Buffer, Ref, View
 __all__ = ["widths_of", "strided_predicate", "whole_slices", "zero_columns"]
 
 
-def widths_of(records) -> dict:
-    """The last axis of every buffer the records allocate, and of every view of a whole step."""
-    widths = {r.name: r.shape[-1] for r in records if isinstance(r, Buffer)}
+def widths_of(records, known=None) -> dict:
+    """The last axis of every buffer the records allocate (or `known` names), and of every view
+    of a whole step."""
+    widths = dict(known or {}) | {r.name: r.shape[-1] for r in records if isinstance(r, Buffer)}
     for r in records:
         if isinstance(r, View) and r.ref.columns is None and r.ref.name in widths:
             widths.setdefault(r.name, widths[r.ref.name])

@@ -7,6 +7,9 @@ every part of a buffer the loop reads or writes is a name bound before the loop:
   tensor indexing call;
 - some columns of a step (`Z_f_i_o_seq[t][:, 0:H]`, the gate f) are a row of those columns
   of the whole buffer, split once the same way (`f_rows = Z_f_i_o_seq[:, :, 0:H].unbind(0)`);
+- a run of gradient columns scaled by stored factors (`records.Scale`, repeat > 1) reads and
+  writes rows of the buffers' columns shaped (steps, B, repeat, size) once (`RowsScale`), not
+  reshaped each step;
 - some columns of a buffer that lives across the loop (`A_h_prev[:, 0:3 * H]`, in `fixed`)
   are one view made before the loop.
 `splits` lists (rows name, the tensor split), `views` lists (name, the view's code).
@@ -16,12 +19,22 @@ several calls out of every step.  Nothing is computed differently.
 from __future__ import annotations
 
 import re
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 from codegen.numpy_backend.spell import ref_code
-from codegen.records import Add, Assign, Copy, Gemm, Reduce, Ref, View, prune_views
+from codegen.records import Add, Assign, Copy, Gemm, Reduce, Ref, Scale, View, prune_views
 
-__all__ = ["by_rows"]
+__all__ = ["by_rows", "RowsScale"]
+
+
+@dataclass(frozen=True)
+class RowsScale:
+    """target (B, repeat, size) = base (B, size) broadcast over the repeat axis * factor (B, repeat, size)."""
+
+    target: Ref
+    base: str
+    factor: Ref
+    label: str = ""
 
 STEPS = ("t", "t + 1")
 
@@ -46,7 +59,21 @@ def by_rows(records, fixed=frozenset()):
             views.setdefault(name, ref_code(ref))
             return Ref(name)
         return ref
-    kept = prune_views([_moved(r, move) for r in records])
+    def shaped(ref, r):
+        if ref.step not in STEPS or ref.flat is not None:
+            return None
+        columns = "" if ref.columns is None else f"[:, :, {ref.columns}]"
+        rows = f"{_slug(ref) if ref.columns else ref.name}_{r.repeat}x_rows"
+        splits.setdefault(rows, f"{ref.name}{columns}.unflatten(2, ({r.repeat}, {r.size}))")
+        return Ref(f"{rows}[{ref.step}]")
+
+    def scaled(r):
+        if isinstance(r, Scale) and r.repeat > 1:
+            target, factor = shaped(r.target, r), shaped(r.factor, r)
+            if target is not None and factor is not None:
+                return RowsScale(target, r.base, factor, r.label)
+        return r
+    kept = prune_views([_moved(scaled(r), move) for r in records])
     used = set()
 
     def note(ref):
@@ -103,4 +130,6 @@ def _moved(r, move):
         return replace(r, target=move(r.target), source=move(r.source))
     if isinstance(r, Reduce):
         return replace(r, source=move(r.source))
+    if isinstance(r, (Scale, RowsScale)):
+        return replace(r, target=move(r.target), factor=move(r.factor))
     return r

@@ -17,8 +17,9 @@ from __future__ import annotations
 import sympy as sp
 
 from codegen.numpy_backend.spell import SPELLING as NUMPY_SPELLING, ref_code
-from codegen.records import Add, Assign, Buffer, Copy, Gemm, Ref, Reduce, Stack, Zeros
+from codegen.records import Add, Assign, Buffer, Copy, Gemm, Ref, Reduce, Scale, Stack, Zeros
 from codegen.numpy_backend.printer import Sigmoid, spelled
+from codegen.torch_backend.loop_refs import RowsScale
 from codegen.torch_backend.printer import SPELLED, expr_code
 from derive.terms import WT, RowMean, RowSum
 
@@ -112,8 +113,22 @@ def _reduce(r: Reduce, module):
     return [f"{r.target} += {source}.sum(dim={axes}){_comment(r.label)}"]
 
 
+def _scale(r, module):
+    """A run of gradient columns = a root's adjoint times stored factors (`records.Scale`); a
+    run of several members comes shaped (B, repeat, size) from `loop_refs.RowsScale`."""
+    own, _, via = r.label.partition(" through ")
+    said = [f"# {via} enter the next line through its stored factors"] if via else []
+    if isinstance(r, Scale) and r.repeat > 1:
+        shape = f"B, {r.repeat}, {r.size}"
+        factor, target = f"{ref_code(r.factor)}.view({shape})", f"{ref_code(r.target)}.view({shape})"
+    else:
+        factor, target = ref_code(r.factor), ref_code(r.target)
+    base = r.base if isinstance(r, Scale) and r.repeat == 1 else f"{r.base}.unsqueeze(1)"
+    return said + [f"torch.mul({factor}, {base}, out={target}){_comment(own)}"]
+
+
 SPELLING = {**NUMPY_SPELLING, Buffer: _buffer, Zeros: _zeros, Assign: _assign, Reduce: _reduce,
-            Copy: _copy, Add: _add}
+            Copy: _copy, Add: _add, Scale: _scale, RowsScale: _scale}
 
 
 def spell(records, per_step=True) -> list[str]:
