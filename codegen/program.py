@@ -13,10 +13,13 @@ record that implements an equation carries its label, e.g. "(B3)".  Nothing is s
 """
 from __future__ import annotations
 
+from dataclasses import replace
+
 import sympy as sp
 
 from codegen.program_backward import (backward_loop, backward_post, backward_pre, dxs_written,
                                       grad_rows)
+from codegen.program_norm import stack_norms
 from codegen.program_recompute import recompute
 from codegen.records import (Add, Assign, Buffer, Copy, Fold, Gemm, Program, Ref, Softmax, Stack,
                              View, list_labels, part, prune_views, step_of)
@@ -33,16 +36,18 @@ def program(derivation: Derivation) -> Program:
     cached = tuple(_cached(derivation, plan))
     weights = [p.weight for p in plan.products] + [p.bias for p in plan.products if plan.has_bias(p)]
     forward_pre = tuple(_forward_pre(derivation, plan))
-    forward_loop = tuple(prune_views(_forward_loop(derivation, plan, cached)))
-    return Program(
+    draft = stack_norms(derivation, plan, Program(
         stacking=tuple(_stacking(plan)), weights=tuple(weights + list(cell.vector_param_names)),
-        cached=cached, forward_pre=forward_pre, forward_loop=forward_loop,
-        recompute=tuple(prune_views(recompute(forward_pre, forward_loop, cached, cell.state_names))),
+        cached=cached, forward_pre=forward_pre, forward_loop=tuple(_forward_loop(derivation, plan, cached)),
         backward_pre=tuple(backward_pre(derivation, plan)),
-        backward_loop=tuple(prune_views(backward_loop(derivation, plan, cached))),
+        backward_loop=tuple(backward_loop(derivation, plan, cached)),
         backward_post=tuple(backward_post(derivation, plan)),
         grads=tuple(grad_rows(derivation, plan)), dxs_written=dxs_written(derivation, plan),
-        folds=tuple(_folds(derivation, plan, {name for name, _, _ in cached})))
+        folds=tuple(_folds(derivation, plan, {name for name, _, _ in cached}))))
+    forward_loop = tuple(prune_views(draft.forward_loop))
+    return replace(draft, forward_loop=forward_loop, backward_loop=tuple(prune_views(draft.backward_loop)),
+                   recompute=tuple(prune_views(recompute(draft.forward_pre, forward_loop, draft.cached,
+                                                         cell.state_names))))
 
 
 def labels(derivation, stages) -> str:

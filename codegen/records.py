@@ -36,6 +36,14 @@ class Softmax(sp.Function):
     is_real = True
 
 
+class BlockSum(sp.Function):
+    """`BlockSum(e, G, n)`: the sum of the G blocks of n columns that make up e (a value
+    stored stacked, `codegen.program_norm`): the G terms of a fork sum, one per block, at once."""
+
+    nargs = 3
+    is_real = True
+
+
 @dataclass(frozen=True)
 class Ref:
     """Part of a named buffer: one step ("t", "t + 1"), all steps (":") or the first steps
@@ -65,6 +73,7 @@ class Zeros:
 class View:
     name: str
     ref: Ref
+    label: str = ""           # the equations a view computes (a value equal to another's)
 
 
 @dataclass(frozen=True)
