@@ -181,7 +181,7 @@ def _backward(derivation, plan, st, records):
         if isinstance(r, Zeros) or len(pending[f.name]) < len(f.members):
             continue
         members = [pending[f.name][k] for k in range(len(f.members))]
-        out += _stacked_adjoint(st, f, members, f is st.fams[_first(st, f)], summed, filled)
+        out += _stacked_adjoint(st, f, members, f is st.fams[_first(st, f)], summed, filled, out)
     sizes = {f.name: len(f.members) for f in st.fams}
     if any(len(p) != sizes[name] for name, p in pending.items()):
         raise _Unstackable("an adjoint of part of a family")
@@ -224,7 +224,7 @@ def _value_view(st, r, viewed):
     return [r]
 
 
-def _stacked_adjoint(st, f, members, seed, summed, filled):
+def _stacked_adjoint(st, f, members, seed, summed, filled, before):
     """A family's adjoints (or gradient sums), in order of its members: one record of their
     template; else, each into its columns of a stacked buffer (the seed's are already), or
     the buffer of an earlier family whose members' adjoints are the same expressions (the
@@ -253,6 +253,31 @@ def _stacked_adjoint(st, f, members, seed, summed, filled):
         return [View(f"d_{f.name}", Ref(f"d_{filled[exprs].name}_seq", "t"), label),
                 *_member_views(f, "d_")]
     filled[exprs] = f
+    if _written_in_place(before, f, members):
+        return [View(f"d_{f.name}", Ref(f"d_{f.name}_seq", "t"), label), *_member_views(f, "d_")]
     rows = [View(f"d_{f.name}", Ref(f"d_{f.name}_seq", "t"))]
     rows += [Assign(Ref(f"d_{f.name}", columns=f.columns(k)), r.expr, r.label) for k, r in enumerate(members)]
     return rows + _member_views(f, "d_")
+
+
+def _written_in_place(before, f, members) -> bool:
+    """When every member's adjoint merely renames a value the loop computes before it
+    (d_yh_k = d_s_k = d_a_k), that value is written straight into its block's columns of the
+    family's buffer, instead of copied there: `before` rewritten so, and True; else False."""
+    alias = {r.target: r.expr.name for r in before
+             if isinstance(r, Assign) and isinstance(r.target, str) and r.expr.is_Symbol}
+    where = {}
+    for k, r in enumerate(members):
+        root = r.expr.name if r.expr.is_Symbol else None
+        while root in alias:
+            root = alias[root]
+        n = next((n for n, x in enumerate(before) if isinstance(x, Assign) and x.target == root), None)
+        if n is None or n in where:
+            return False
+        where[n] = (k, root)
+    buffer = f"d_{f.name}"
+    for n, (k, root) in sorted(where.items(), reverse=True):
+        block = Ref(buffer, columns=f.columns(k))
+        before[n:n + 1] = [replace(before[n], target=block), View(root, block)]
+    before.insert(0, View(buffer, Ref(f"{buffer}_seq", "t")))
+    return True

@@ -417,6 +417,7 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs, ws):
     d_yx_seq = _take(ws, "d_yx_seq", (steps, B, 3 * H), dtype)
     d_yh_seq = _take(ws, "d_yh_seq", (steps, B, 3 * H), dtype)
     for t in reversed(range(steps)):
+        d_yh = d_yh_seq[t]
         h_prev = h_seq[t]
         zx = zx_seq[t]
         zh = zh_seq[t]
@@ -441,17 +442,17 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs, ws):
         d_a_n = d_h_cand*(1 - h_cand**2)  # (B6)
         d_a_nx = d_a_n  # (B7)
         d_a_nr = d_a_n  # (B8)
-        d_a_nh = d_a_nr*r  # (B9)
+        d_yh[:, 2 * H:3 * H] = d_a_nr*r  # (B9)
+        d_a_nh = d_yh[:, 2 * H:3 * H]
         d_z = d_h_kept*h_prev - d_v  # (B10) fork: v, h_kept
-        d_a_z = d_z*z*(1 - z)  # (B11)
+        d_yh[:, H:2 * H] = d_z*z*(1 - z)  # (B11)
+        d_a_z = d_yh[:, H:2 * H]
         d_s_z = d_a_z  # (B12)
         d_r = a_nh*d_a_nr  # (B13)
-        d_a_r = d_r*r*(1 - r)  # (B14)
+        d_yh[:, 0:H] = d_r*r*(1 - r)  # (B14)
+        d_a_r = d_yh[:, 0:H]
         d_s_r = d_a_r  # (B15)
-        d_yh = d_yh_seq[t]
-        d_yh[:, 0:H] = d_s_r  # (B18)
-        d_yh[:, H:2 * H] = d_s_z  # (B17)
-        d_yh[:, 2 * H:3 * H] = d_a_nh  # (B16)
+        d_yh = d_yh_seq[t]  # (B16) (B17) (B18)
         d_r_h = (d_yh*gamma_h*(-mu_h + zh)).reshape(-1, 3, H).sum(axis=1)  # (B19) fork: yh_r, yh_z, yh_n
         d_v_h = -1/2*d_r_h/(v_h + 1/100000)**(3/2)  # (B20)
         d_e_zh = (1/3)*(d_v_h).mean(axis=-1, keepdims=True)  # (B21) (B22) (B23)

@@ -477,6 +477,7 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs, ws):
     d_beta_h = dw["beta_h"]
     d_yh_seq = _take(ws, "d_yh_seq", (steps, B, 4 * H), dtype)
     for t in reversed(range(steps)):
+        d_yh = d_yh_seq[t]
         c_prev = c_seq[t]
         c = c_seq[t + 1]
         zx = zx_seq[t]
@@ -511,19 +512,19 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs, ws):
         d_g = d_n*i  # (B12)
         d_i = d_n*g  # (B13)
         d_f = c_prev*d_m  # (B14)
-        d_a_o = d_o*o*(1 - o)  # (B15)
+        d_yh[:, 3 * H:4 * H] = d_o*o*(1 - o)  # (B15)
+        d_a_o = d_yh[:, 3 * H:4 * H]
         d_s_o = d_a_o  # (B16)
-        d_a_g = d_g*(1 - g**2)  # (B17)
+        d_yh[:, 2 * H:3 * H] = d_g*(1 - g**2)  # (B17)
+        d_a_g = d_yh[:, 2 * H:3 * H]
         d_s_g = d_a_g  # (B18)
-        d_a_i = d_i*i*(1 - i)  # (B19)
+        d_yh[:, H:2 * H] = d_i*i*(1 - i)  # (B19)
+        d_a_i = d_yh[:, H:2 * H]
         d_s_i = d_a_i  # (B20)
-        d_a_f = d_f*f*(1 - f)  # (B21)
+        d_yh[:, 0:H] = d_f*f*(1 - f)  # (B21)
+        d_a_f = d_yh[:, 0:H]
         d_s_f = d_a_f  # (B22)
-        d_yh = d_yh_seq[t]
-        d_yh[:, 0:H] = d_s_f  # (B26)
-        d_yh[:, H:2 * H] = d_s_i  # (B25)
-        d_yh[:, 2 * H:3 * H] = d_s_g  # (B24)
-        d_yh[:, 3 * H:4 * H] = d_s_o  # (B23)
+        d_yh = d_yh_seq[t]  # (B23) (B24) (B25) (B26)
         d_r_h = (d_yh*gamma_h*(-mu_h + zh)).reshape(-1, 4, H).sum(axis=1)  # (B27) fork: yh_f, yh_i, yh_g, yh_o
         d_v_h = -1/2*d_r_h/(v_h + 1/100000)**(3/2)  # (B28)
         d_e_zh = (1/4)*(d_v_h).mean(axis=-1, keepdims=True)  # (B29) (B30) (B31) (B32)

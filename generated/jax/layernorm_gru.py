@@ -282,17 +282,14 @@ def _backward_step(w, sizes, carry, step):
     d_a_n = d_h_cand*(1 - h_cand**2)  # (B6)
     d_a_nx = d_a_n  # (B7)
     d_a_nr = d_a_n  # (B8)
-    d_a_nh = d_a_nr*r  # (B9)
+    d_yh_1 = d_a_nr*r  # (B9)
     d_z = d_h_kept*h_prev - d_v  # (B10) fork: v, h_kept
-    d_a_z = d_z*z*(1 - z)  # (B11)
-    d_s_z = d_a_z  # (B12)
+    d_yh_2 = d_z*z*(1 - z)  # (B11)
+    d_s_z = d_yh_2  # (B12)
     d_r = a_nh*d_a_nr  # (B13)
-    d_a_r = d_r*r*(1 - r)  # (B14)
-    d_s_r = d_a_r  # (B15)
-    d_yh_1 = d_s_r  # (B18)
-    d_yh_2 = d_s_z  # (B17)
-    d_yh_3 = d_a_nh  # (B16)
-    d_yh = jnp.concatenate([d_yh_1, d_yh_2, d_yh_3], axis=-1)
+    d_yh_3 = d_r*r*(1 - r)  # (B14)
+    d_s_r = d_yh_3  # (B15)
+    d_yh = jnp.concatenate([d_yh_3, d_yh_2, d_yh_1], axis=-1)
     d_r_h = (d_yh*gamma_h*(-mu_h + zh)).reshape(-1, 3, H).sum(axis=1)  # (B19) fork: yh_r, yh_z, yh_n
     d_v_h = -1/2*d_r_h/(v_h + 1/100000)**(3/2)  # (B20)
     d_e_zh = (1/3)*(d_v_h).mean(axis=-1, keepdims=True)  # (B21) (B22) (B23)
@@ -308,9 +305,12 @@ def _backward_step(w, sizes, carry, step):
     d_A_h_prev = d_e_zh*(-2*mu_h + 2*zh) + d_yh*gamma_h*r_h + (1/3)*(d_mu_h).mean(axis=-1, keepdims=True)  # (B34) (B35) (B36)
     d_A_x = d_e_zx*(-2*mu_x + 2*zx) + d_yx*gamma_x*r_x + (1/3)*(d_mu_x).mean(axis=-1, keepdims=True)  # (B37) (B38) (B39)
     d_h_prev = d_h_kept*z + d_A_h_prev @ Wcat_h_prev  # (B40) fork: zh_r, zh_z, zh_n, h_kept
+    d_a_r = d_yh[..., 0:H]
     dw["b_r"] = dw["b_r"] + (d_a_r).sum(axis=0)  # (P7)
+    d_a_z = d_yh[..., H:2 * H]
     dw["b_z"] = dw["b_z"] + (d_a_z).sum(axis=0)  # (P8)
     dw["b_n"] = dw["b_n"] + (d_a_nx).sum(axis=0)  # (P9)
+    d_a_nh = d_yh[..., 2 * H:3 * H]
     dw["b_hn"] = dw["b_hn"] + (d_a_nh).sum(axis=0)  # (P10)
     dw["gamma_x"] = dw["gamma_x"] + (d_yx*r_x*(-mu_x + zx)).sum(axis=0)  # (P11) (P12) (P13)
     dw["beta_x"] = dw["beta_x"] + (d_yx).sum(axis=0)  # (P14) (P15) (P16)

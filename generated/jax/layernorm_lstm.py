@@ -327,19 +327,15 @@ def _backward_step(w, sizes, carry, step):
     d_g = d_n*i  # (B12)
     d_i = d_n*g  # (B13)
     d_f = c_prev*d_m  # (B14)
-    d_a_o = d_o*o*(1 - o)  # (B15)
-    d_s_o = d_a_o  # (B16)
-    d_a_g = d_g*(1 - g**2)  # (B17)
-    d_s_g = d_a_g  # (B18)
-    d_a_i = d_i*i*(1 - i)  # (B19)
-    d_s_i = d_a_i  # (B20)
-    d_a_f = d_f*f*(1 - f)  # (B21)
-    d_s_f = d_a_f  # (B22)
-    d_yh_1 = d_s_f  # (B26)
-    d_yh_2 = d_s_i  # (B25)
-    d_yh_3 = d_s_g  # (B24)
-    d_yh_4 = d_s_o  # (B23)
-    d_yh = jnp.concatenate([d_yh_1, d_yh_2, d_yh_3, d_yh_4], axis=-1)
+    d_yh_1 = d_o*o*(1 - o)  # (B15)
+    d_s_o = d_yh_1  # (B16)
+    d_yh_2 = d_g*(1 - g**2)  # (B17)
+    d_s_g = d_yh_2  # (B18)
+    d_yh_3 = d_i*i*(1 - i)  # (B19)
+    d_s_i = d_yh_3  # (B20)
+    d_yh_4 = d_f*f*(1 - f)  # (B21)
+    d_s_f = d_yh_4  # (B22)
+    d_yh = jnp.concatenate([d_yh_4, d_yh_3, d_yh_2, d_yh_1], axis=-1)
     d_r_h = (d_yh*gamma_h*(-mu_h + zh)).reshape(-1, 4, H).sum(axis=1)  # (B27) fork: yh_f, yh_i, yh_g, yh_o
     d_v_h = -1/2*d_r_h/(v_h + 1/100000)**(3/2)  # (B28)
     d_e_zh = (1/4)*(d_v_h).mean(axis=-1, keepdims=True)  # (B29) (B30) (B31) (B32)
@@ -353,9 +349,13 @@ def _backward_step(w, sizes, carry, step):
     d_A_x = d_e_zx*(-2*mu_x + 2*zx) + d_yx*gamma_x*r_x + (1/4)*(d_mu_x).mean(axis=-1, keepdims=True)  # (B49) (B50) (B51) (B52)
     d_c_prev = d_m*f  # (B53)
     d_h_prev = d_A_h_prev @ Wcat_h_prev  # (B54) fork: zh_f, zh_i, zh_g, zh_o
+    d_a_f = d_yh[..., 0:H]
     dw["b_f"] = dw["b_f"] + (d_a_f).sum(axis=0)  # (P9)
+    d_a_i = d_yh[..., H:2 * H]
     dw["b_i"] = dw["b_i"] + (d_a_i).sum(axis=0)  # (P10)
+    d_a_g = d_yh[..., 2 * H:3 * H]
     dw["b_g"] = dw["b_g"] + (d_a_g).sum(axis=0)  # (P11)
+    d_a_o = d_yh[..., 3 * H:4 * H]
     dw["b_o"] = dw["b_o"] + (d_a_o).sum(axis=0)  # (P12)
     dw["gamma_x"] = dw["gamma_x"] + (d_yx*r_x*(-mu_x + zx)).sum(axis=0)  # (P13) (P14) (P15) (P16)
     dw["beta_x"] = dw["beta_x"] + (d_yx).sum(axis=0)  # (P17) (P18) (P19) (P20)

@@ -287,10 +287,7 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
     J_B33_seq = 2*(mu_x - zx)  # (B33) fork: e_zx_r, e_zx_z, e_zx_n, yx_r, yx_z, yx_n
     J_B34_seq = 2*(-mu_h + zh)  # (B34) (B35) (B36)
     J_B37_seq = 2*(-mu_x + zx)  # (B37) (B38) (B39)
-    d_a_r_seq = xs.new_empty((steps, B, H))
-    d_a_z_seq = xs.new_empty((steps, B, H))
     d_a_n_seq = xs.new_empty((steps, B, H))
-    d_a_nh_seq = xs.new_empty((steps, B, H))
     dhs_rows = dhs.unbind(0)
     J_B6_seq_rows = J_B6_seq.unbind(0)
     J_B11_seq_rows = J_B11_seq.unbind(0)
@@ -303,6 +300,7 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
     J_B33_seq_rows = J_B33_seq.unbind(0)
     J_B34_seq_rows = J_B34_seq.unbind(0)
     J_B37_seq_rows = J_B37_seq.unbind(0)
+    d_yh_seq_rows = d_yh_seq.unbind(0)
     h_seq_rows = h_seq.unbind(0)
     r_x_seq_rows = r_x_seq.unbind(0)
     r_h_seq_rows = r_h_seq.unbind(0)
@@ -313,13 +311,9 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
     v_seq_rows = v_seq.unbind(0)
     d_A_h_prev_seq_rows = d_A_h_prev_seq.unbind(0)
     d_a_n_seq_rows = d_a_n_seq.unbind(0)
-    d_a_nh_seq_rows = d_a_nh_seq.unbind(0)
-    d_a_z_seq_rows = d_a_z_seq.unbind(0)
-    d_a_r_seq_rows = d_a_r_seq.unbind(0)
-    d_yh_seq_rows = d_yh_seq.unbind(0)
-    d_yh_seq_0_H_rows = d_yh_seq[:, :, 0:H].unbind(0)
-    d_yh_seq_H_2H_rows = d_yh_seq[:, :, H:2 * H].unbind(0)
-    d_yh_seq_2H_3H_rows = d_yh_seq[:, :, 2 * H:3 * H].unbind(0)
+    d_a_nh_rows = d_yh_seq[:, :, 2 * H:3 * H].unbind(0)
+    d_a_z_rows = d_yh_seq[:, :, H:2 * H].unbind(0)
+    d_a_r_rows = d_yh_seq[:, :, 0:H].unbind(0)
     d_yx_seq_rows = d_yx_seq.unbind(0)
     d_yx_seq_0_H_rows = d_yx_seq[:, :, 0:H].unbind(0)
     d_yx_seq_H_2H_rows = d_yx_seq[:, :, H:2 * H].unbind(0)
@@ -338,6 +332,7 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
         J_B33 = J_B33_seq_rows[t]
         J_B34 = J_B34_seq_rows[t]
         J_B37 = J_B37_seq_rows[t]
+        d_yh = d_yh_seq_rows[t]
         h_prev = h_seq_rows[t]
         r_x = r_x_seq_rows[t]
         r_h = r_h_seq_rows[t]
@@ -356,20 +351,16 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
         d_a_n = d_a_n_seq_rows[t]
         d_a_nx = d_a_n  # (B7)
         d_a_nr = d_a_n  # (B8)
-        torch.mul(d_a_nr, r, out=d_a_nh_seq_rows[t])  # (B9)
-        d_a_nh = d_a_nh_seq_rows[t]
+        torch.mul(d_a_nr, r, out=d_a_nh_rows[t])  # (B9)
         d_z = torch.addcmul(-d_v, d_h_kept, h_prev)  # (B10) fork: v, h_kept
-        torch.mul(J_B11, d_z, out=d_a_z_seq_rows[t])  # (B11)
-        d_a_z = d_a_z_seq_rows[t]
+        torch.mul(J_B11, d_z, out=d_a_z_rows[t])  # (B11)
+        d_a_z = d_a_z_rows[t]
         d_s_z = d_a_z  # (B12)
         d_r = a_nh*d_a_nr  # (B13)
-        torch.mul(J_B14, d_r, out=d_a_r_seq_rows[t])  # (B14)
-        d_a_r = d_a_r_seq_rows[t]
+        torch.mul(J_B14, d_r, out=d_a_r_rows[t])  # (B14)
+        d_a_r = d_a_r_rows[t]
         d_s_r = d_a_r  # (B15)
-        d_yh = d_yh_seq_rows[t]
-        d_yh_seq_0_H_rows[t][...] = d_s_r  # (B18)
-        d_yh_seq_H_2H_rows[t][...] = d_s_z  # (B17)
-        d_yh_seq_2H_3H_rows[t][...] = d_a_nh  # (B16)
+        d_yh = d_yh_seq_rows[t]  # (B16) (B17) (B18)
         _cse0 = d_yh*gamma_h
         d_r_h = (J_B19*_cse0).reshape(-1, 3, H).sum(dim=1)  # (B19) fork: yh_r, yh_z, yh_n
         d_v_h = -1/2*J_B20*d_r_h  # (B20)
@@ -393,18 +384,18 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
     dw["Wcat_x"] += d_A_x_seq.reshape(steps * B, 3 * H).T @ xs.reshape(steps * B, D)  # (P1)-(P3)
     torch.matmul(d_A_x_seq.reshape(steps * B, 3 * H), Wcat_x, out=dxs.reshape(steps * B, D))  # (B41)
     dw["Wcat_h_prev"] += d_A_h_prev_seq.reshape(steps * B, 3 * H).T @ h_seq[:steps].reshape(steps * B, H)  # (P4)-(P6)
+    d_yh = d_yh_seq[0:steps]  # (B16) (B17) (B18)
     zx = zx_seq[0:steps]
     zh = zh_seq[0:steps]
     mu_x = mu_x_seq[0:steps]
     r_x = r_x_seq[0:steps]
     mu_h = mu_h_seq[0:steps]
     r_h = r_h_seq[0:steps]
-    d_yh = d_yh_seq[0:steps]
+    d_a_nh = d_yh[:, :, 2 * H:3 * H]
+    d_a_z = d_yh[:, :, H:2 * H]
+    d_a_r = d_yh[:, :, 0:H]
     d_yx = d_yx_seq[0:steps]
-    d_a_r = d_a_r_seq
-    d_a_z = d_a_z_seq
     d_a_n = d_a_n_seq
-    d_a_nh = d_a_nh_seq
     d_b_r += (d_a_r).sum(dim=(0, 1))  # (P7)
     d_b_z += (d_a_z).sum(dim=(0, 1))  # (P8)
     d_b_n += (d_a_n).sum(dim=(0, 1))  # (P9)

@@ -353,10 +353,6 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
     J_B44_seq = 2*(mu_x - zx)  # (B44) fork: e_zx_f, e_zx_i, e_zx_g, e_zx_o, yx_f, yx_i, yx_g, yx_o
     J_B45_seq = 2*(-mu_h + zh)  # (B45) (B46) (B47) (B48)
     J_B49_seq = 2*(-mu_x + zx)  # (B49) (B50) (B51) (B52)
-    d_a_f_seq = xs.new_empty((steps, B, H))
-    d_a_i_seq = xs.new_empty((steps, B, H))
-    d_a_g_seq = xs.new_empty((steps, B, H))
-    d_a_o_seq = xs.new_empty((steps, B, H))
     d_y_c_seq = xs.new_empty((steps, B, H))
     dhs_rows = dhs.unbind(0)
     J_B3_seq_rows = J_B3_seq.unbind(0)
@@ -376,6 +372,7 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
     J_B44_seq_rows = J_B44_seq.unbind(0)
     J_B45_seq_rows = J_B45_seq.unbind(0)
     J_B49_seq_rows = J_B49_seq.unbind(0)
+    d_yh_seq_rows = d_yh_seq.unbind(0)
     c_seq_rows = c_seq.unbind(0)
     r_x_seq_rows = r_x_seq.unbind(0)
     r_h_seq_rows = r_h_seq.unbind(0)
@@ -387,15 +384,10 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
     k_seq_rows = k_seq.unbind(0)
     d_A_h_prev_seq_rows = d_A_h_prev_seq.unbind(0)
     d_y_c_seq_rows = d_y_c_seq.unbind(0)
-    d_a_o_seq_rows = d_a_o_seq.unbind(0)
-    d_a_g_seq_rows = d_a_g_seq.unbind(0)
-    d_a_i_seq_rows = d_a_i_seq.unbind(0)
-    d_a_f_seq_rows = d_a_f_seq.unbind(0)
-    d_yh_seq_rows = d_yh_seq.unbind(0)
-    d_yh_seq_0_H_rows = d_yh_seq[:, :, 0:H].unbind(0)
-    d_yh_seq_H_2H_rows = d_yh_seq[:, :, H:2 * H].unbind(0)
-    d_yh_seq_2H_3H_rows = d_yh_seq[:, :, 2 * H:3 * H].unbind(0)
-    d_yh_seq_3H_4H_rows = d_yh_seq[:, :, 3 * H:4 * H].unbind(0)
+    d_a_o_rows = d_yh_seq[:, :, 3 * H:4 * H].unbind(0)
+    d_a_g_rows = d_yh_seq[:, :, 2 * H:3 * H].unbind(0)
+    d_a_i_rows = d_yh_seq[:, :, H:2 * H].unbind(0)
+    d_a_f_rows = d_yh_seq[:, :, 0:H].unbind(0)
     d_A_h_prev_seq_0_4H_rows = d_A_h_prev_seq[:, :, 0:4 * H].unbind(0)
     d_A_x_seq_0_4H_rows = d_A_x_seq[:, :, 0:4 * H].unbind(0)
     for t in reversed(range(steps)):
@@ -416,6 +408,7 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
         J_B44 = J_B44_seq_rows[t]
         J_B45 = J_B45_seq_rows[t]
         J_B49 = J_B49_seq_rows[t]
+        d_yh = d_yh_seq_rows[t]
         c_prev = c_seq_rows[t]
         r_x = r_x_seq_rows[t]
         r_h = r_h_seq_rows[t]
@@ -443,23 +436,19 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
         d_g = d_n*i  # (B12)
         d_i = d_n*g  # (B13)
         d_f = c_prev*d_m  # (B14)
-        torch.mul(J_B15, d_o, out=d_a_o_seq_rows[t])  # (B15)
-        d_a_o = d_a_o_seq_rows[t]
+        torch.mul(J_B15, d_o, out=d_a_o_rows[t])  # (B15)
+        d_a_o = d_a_o_rows[t]
         d_s_o = d_a_o  # (B16)
-        torch.mul(J_B17, d_g, out=d_a_g_seq_rows[t])  # (B17)
-        d_a_g = d_a_g_seq_rows[t]
+        torch.mul(J_B17, d_g, out=d_a_g_rows[t])  # (B17)
+        d_a_g = d_a_g_rows[t]
         d_s_g = d_a_g  # (B18)
-        torch.mul(J_B19, d_i, out=d_a_i_seq_rows[t])  # (B19)
-        d_a_i = d_a_i_seq_rows[t]
+        torch.mul(J_B19, d_i, out=d_a_i_rows[t])  # (B19)
+        d_a_i = d_a_i_rows[t]
         d_s_i = d_a_i  # (B20)
-        torch.mul(J_B21, d_f, out=d_a_f_seq_rows[t])  # (B21)
-        d_a_f = d_a_f_seq_rows[t]
+        torch.mul(J_B21, d_f, out=d_a_f_rows[t])  # (B21)
+        d_a_f = d_a_f_rows[t]
         d_s_f = d_a_f  # (B22)
-        d_yh = d_yh_seq_rows[t]
-        d_yh_seq_0_H_rows[t][...] = d_s_f  # (B26)
-        d_yh_seq_H_2H_rows[t][...] = d_s_i  # (B25)
-        d_yh_seq_2H_3H_rows[t][...] = d_s_g  # (B24)
-        d_yh_seq_3H_4H_rows[t][...] = d_s_o  # (B23)
+        d_yh = d_yh_seq_rows[t]  # (B23) (B24) (B25) (B26)
         _cse2 = d_yh*gamma_h
         d_r_h = (J_B27*_cse2).reshape(-1, 4, H).sum(dim=1)  # (B27) fork: yh_f, yh_i, yh_g, yh_o
         d_v_h = -1/2*J_B28*d_r_h  # (B28)
@@ -482,6 +471,7 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
     dw["Wcat_x"] += d_A_x_seq.reshape(steps * B, 4 * H).T @ xs.reshape(steps * B, D)  # (P1)-(P4)
     torch.matmul(d_A_x_seq.reshape(steps * B, 4 * H), Wcat_x, out=dxs.reshape(steps * B, D))  # (B55)
     dw["Wcat_h_prev"] += d_A_h_prev_seq.reshape(steps * B, 4 * H).T @ h_seq[:steps].reshape(steps * B, H)  # (P5)-(P8)
+    d_yh = d_yh_seq[0:steps]  # (B23) (B24) (B25) (B26)
     c = c_seq[1:]
     zx = zx_seq[0:steps]
     zh = zh_seq[0:steps]
@@ -491,12 +481,11 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
     r_h = r_h_seq[0:steps]
     mu_c = mu_c_seq[0:steps]
     r_c = r_c_seq[0:steps]
-    d_yh = d_yh_seq[0:steps]
+    d_a_o = d_yh[:, :, 3 * H:4 * H]
+    d_a_g = d_yh[:, :, 2 * H:3 * H]
+    d_a_i = d_yh[:, :, H:2 * H]
+    d_a_f = d_yh[:, :, 0:H]
     d_yx = d_yh_seq[0:steps]  # (B34) (B35) (B36) (B37)
-    d_a_f = d_a_f_seq
-    d_a_i = d_a_i_seq
-    d_a_g = d_a_g_seq
-    d_a_o = d_a_o_seq
     d_y_c = d_y_c_seq
     d_b_f += (d_a_f).sum(dim=(0, 1))  # (P9)
     d_b_i += (d_a_i).sum(dim=(0, 1))  # (P10)
