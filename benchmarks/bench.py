@@ -417,7 +417,7 @@ def bench_layernorm(torch, sizes, repeats):
 
 
 CALL_CELLS = ("lstm", "gru_reset_after", "gru", "rnn", "lstmp", "peephole_lstm", "cifg_lstm", "indrnn",
-              "slstm")
+              "slstm", "layernorm_lstm", "layernorm_gru")
 
 
 def bench_calls():
