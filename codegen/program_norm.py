@@ -118,7 +118,7 @@ def _forward(derivation, plan, st, records, cached):
         done.add(f.name)
         stored = any(m in cached for m in f.members)
         seq = Ref(f"{f.name}_seq", "t")
-        if f is st.fams[_first(st, f)]:
+        if f.seed:
             source = _seed_columns(plan, f)
             out += [Copy(seq, source), View(f.name, seq)] if stored else [View(f.name, source)]
         else:
@@ -135,13 +135,8 @@ def _forward(derivation, plan, st, records, cached):
 def _own_buffer(cell, st, f, stored) -> bool:
     """A family computed into a buffer made before the loop: one not stored whose members are
     read one by one (their views are then bound once, before the loop, where a backend can)."""
-    return not f.param and f is not st.fams[_first(st, f)] and not set(f.members) & stored \
+    return not f.param and not f.seed and not set(f.members) & stored \
         and st.blockwise(cell, f)
-
-
-def _first(st, f) -> int:
-    """Index in `st.fams` of the seed of f's group."""
-    return next(n for n, x in enumerate(st.fams) if st.seed_of[x.name] == st.seed_of[f.name])
 
 
 def _seed_columns(plan, f: Family) -> Ref:
@@ -165,7 +160,7 @@ def _backward(derivation, plan, st, records):
     """The loop's records stacked; and the parameter families whose sums were stacked."""
     seeds = {}
     for f in st.fams:
-        if f is st.fams[_first(st, f)]:
+        if f.seed:
             home = plan.home(plan.group_of(f.members[0]))
             g = plan.group_of(f.members[0])
             seeds.update({Ref(delta(plan, home), columns=home.columns(g, m)): (f, k)
@@ -181,7 +176,7 @@ def _backward(derivation, plan, st, records):
         if isinstance(r, Zeros) or len(pending[f.name]) < len(f.members):
             continue
         members = [pending[f.name][k] for k in range(len(f.members))]
-        out += _stacked_adjoint(st, f, members, f is st.fams[_first(st, f)], summed, filled, out)
+        out += _stacked_adjoint(st, f, members, f.seed, summed, filled, out)
     sizes = {f.name: len(f.members) for f in st.fams}
     if any(len(p) != sizes[name] for name, p in pending.items()):
         raise _Unstackable("an adjoint of part of a family")
@@ -246,6 +241,10 @@ def _stacked_adjoint(st, f, members, seed, summed, filled, before):
         # the same value for every block (a mean's share): one column, each member its name
         return [Assign(f"d_{f.name}", body, label),
                 *(Assign(f"d_{m}", adjoint(f.name)) for m in f.members)]
+    bound = next((r.ref for r in reversed(before) if isinstance(r, View) and body is not None
+                  and body.is_Symbol and r.name == body.name), None)
+    if bound is not None:   # another family's adjoint renamed: the same view of its buffer
+        return [View(f"d_{f.name}", bound, label), *_member_views(f, "d_")]
     if body is not None:
         return [Assign(f"d_{f.name}", body, label), *_member_views(f, "d_")]
     exprs = tuple(r.expr for r in members)

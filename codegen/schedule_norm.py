@@ -35,6 +35,12 @@ class Family:
     members: tuple[str, ...]
     size: str                      # each member's size symbol
     param: bool = False            # blocks of a parameter (stacked once, before the loop)
+    seed: bool = False             # a mean stage's inputs: columns of a product
+
+    @property
+    def blocks(self) -> tuple[int, str]:
+        """(G, member size): families of the same blocks are read together."""
+        return len(self.members), self.size
 
     @property
     def width(self) -> str:
@@ -45,17 +51,14 @@ class Family:
         return f"{code(k * n)}:{code((k + 1) * n)}"
 
 
-def families(derivation, plan: Plan) -> list[tuple[Family, ...]]:
-    """Per seed: its members' family, then every family reading it, in stage order."""
+def families(derivation, plan: Plan) -> tuple[Family, ...]:
+    """The seeds' families, then every family reading them, in stage order."""
     cell = derivation.cell
     taken = {s.name for s in cell.stages} | {n for n, _ in cell.params()} | set(cell.input_names)
-    found = []
-    for stage in cell.stages:
-        if stage.kind is Kind.MEAN and _is_seed(plan, cell, stage.inputs):
-            seed = _family(stage.inputs, cell.sizes()[stage.inputs[0]], taken)
-            if seed is not None:
-                found.append((seed, *_readers(cell, seed, taken)))
-    return found
+    seeds = [_family(stage.inputs, cell.sizes()[stage.inputs[0]], taken, seed=True)
+             for stage in cell.stages if stage.kind is Kind.MEAN and _is_seed(plan, cell, stage.inputs)]
+    seeds = [f for f in seeds if f is not None]
+    return tuple(seeds + _readers(cell, seeds, taken)) if seeds else ()
 
 
 def _is_seed(plan: Plan, cell, inputs) -> bool:
@@ -69,51 +72,66 @@ def _is_seed(plan: Plan, cell, inputs) -> bool:
     return size is not None and all(s - starts[0] == k * size for k, s in enumerate(starts))
 
 
-def _family(members, size, taken, param=False) -> Family | None:
+def _family(members, size, taken, param=False, seed=False) -> Family | None:
     """A family named by its members' common prefix, if that name is free."""
     name = os.path.commonprefix(list(members)).rstrip("_")
     if not name or name in taken or name in members:
         return None
     taken.add(name)
-    return Family(name, tuple(members), size, param)
+    return Family(name, tuple(members), size, param, seed)
 
 
-def _readers(cell, seed: Family, taken) -> list[Family]:
-    """Families of stages reading the seed blockwise (their other inputs columns: `columns`),
-    and the parameter families they read."""
+def _readers(cell, seeds, taken) -> list[Family]:
+    """Families of stages reading families of the same blocks blockwise, in stage order (their
+    other inputs columns: `columns`), and the parameter families they read (one per block)."""
     found = []
-    packed = {blocks[0]: (public, blocks) for public, blocks in cell.packed}
     for stage in cell.stages:
-        if seed.members[0] not in stage.inputs or stage.kind in (Kind.AFFINE, Kind.MEAN):
+        fams = [*seeds, *found]
+        first = {f.members[0]: f for f in fams if not f.param}
+        read = {first[n].blocks for n in stage.inputs if n in first}
+        if stage.kind in (Kind.AFFINE, Kind.MEAN, Kind.SOFTMAX) or len(read) != 1:
             continue
-        shared = {n for n in stage.inputs if n != seed.members[0] and n not in packed}
-        if not shared <= columns(cell, [seed, *found]):
+        (blocks, size), = read
+        shared = {n for n in stage.inputs if n not in first and n not in cell.vector_param_names}
+        stages = [_block_stage(cell, stage, k, first) for k in range(blocks)]
+        if not shared <= columns(cell, fams) or None in stages or stages[0] is not stage \
+                or len({s.name for s in stages}) != blocks:
             continue
-        pattern = []   # per input: the members it takes blockwise, or None (shared)
-        for name in stage.inputs:
-            if name == seed.members[0]:
-                pattern.append(seed.members)
-            elif name in packed and len(packed[name][1]) == len(seed.members):
-                pattern.append(packed[name][1])
-            else:
-                pattern.append(None)
-        stages = [_match(cell, stage, [tuple(p[k] if p else n for p, n in zip(pattern, stage.inputs))])
-                  for k in range(len(seed.members))]
-        if any(s is None for s in stages) or len({s.name for s in stages}) != len(stages):
+        params = [tuple(s.inputs[j] for s in stages) for j, n in enumerate(stage.inputs)
+                  if n in cell.vector_param_names]
+        new = [_param_family(cell, p, size, taken, found) for p in params]
+        if None in new:
             continue
-        new = _family([s.name for s in stages], seed.size, taken)
-        if new is None:
-            continue
-        for p, n in zip(pattern, stage.inputs):
-            if p is not None and p is not seed.members and not any(f.members == p for f in found):
-                found.append(Family(packed[n][0], p, seed.size, param=True))
-        found.append(new)
+        found += [f for f in new if f not in found]
+        new = _family([s.name for s in stages], size, taken)
+        if new is not None:
+            found.append(new)
     return found
 
 
-def _match(cell, first, inputs):
-    return next((s for s in cell.stages if s.kind is first.kind and s.inputs == inputs[0]
-                 and s.constant == first.constant), None)
+def _block_stage(cell, stage, k, first):
+    """The stage computing block k the way `stage` computes block 0: the same kind and
+    constant, block k of each family it reads, some vector parameter where it reads one, the
+    same value otherwise; None unless there is exactly one."""
+    def fits(s):
+        return s.kind is stage.kind and s.constant == stage.constant and len(s.inputs) == len(stage.inputs) \
+            and all(b == first[a].members[k] if a in first else
+                    b in cell.vector_param_names if a in cell.vector_param_names else a == b
+                    for a, b in zip(stage.inputs, s.inputs))
+    found = [s for s in cell.stages if fits(s)]
+    return found[0] if len(found) == 1 else None
+
+
+def _param_family(cell, members, size, taken, found) -> Family | None:
+    """Vector parameters read one per block: a packed parameter's blocks keep its name."""
+    sizes = dict(cell.vector_params)
+    if len(set(members)) != len(members) or any(sizes[m] != size for m in members):
+        return None
+    known = next((f for f in found if f.members == members), None)
+    packed = next((public for public, blocks in cell.packed if blocks == members), None)
+    if known is not None or packed is not None:
+        return known or Family(packed, members, size, param=True)
+    return _family(members, size, taken, param=True)
 
 
 def columns(cell, fams) -> set[str]:
@@ -133,29 +151,24 @@ class Stacks:
     """What a rewriting reads: the families and, per member symbol, its stacked symbol."""
 
     fams: tuple[Family, ...]
-    seed_of: dict      # family name -> index of its seed
-    size: dict         # seed index -> (G, member size)
-    sym: dict          # member value or adjoint symbol -> (seed index, k, stacked symbol)
+    sym: dict          # member value or adjoint symbol -> (its blocks, k, stacked symbol)
     columns: frozenset
 
     @classmethod
-    def of(cls, cell, found):
-        fams = tuple(f for group in found for f in group)
-        seed_of = {f.name: n for n, group in enumerate(found) for f in group}
-        size = {n: (len(group[0].members), group[0].size) for n, group in enumerate(found)}
+    def of(cls, cell, fams):
         sym = {}
         for f in fams:
             for k, m in enumerate(f.members):
-                sym[value(m)] = (seed_of[f.name], k, value(f.name))
-                sym[adjoint(m)] = (seed_of[f.name], k, adjoint(f.name))
-        return cls(fams, seed_of, size, sym, frozenset(columns(cell, fams)))
+                sym[value(m)] = (f.blocks, k, value(f.name))
+                sym[adjoint(m)] = (f.blocks, k, adjoint(f.name))
+        return cls(tuple(fams), sym, frozenset(columns(cell, fams)))
 
     def owner(self, name):
         """(family, k) of a member value, or None."""
         return next(((f, f.members.index(name)) for f in self.fams if name in f.members), None)
 
     def template(self, expr):
-        """((seed, k), expr with member k's symbols read stacked), or (None, None) when expr
+        """((blocks, k), expr with member k's symbols read stacked), or (None, None) when expr
         reads members of no block or of several, or its stacked form would not broadcast."""
         hits = {self.sym[s][:2] for s in expr.free_symbols if s in self.sym}
         if len(hits) != 1:
@@ -182,13 +195,12 @@ class Stacks:
             else:
                 groups.setdefault((key[0], t), []).append((key[1], term))
         blocks = {}
-        for (seed, t), hits in groups.items():
-            if sorted(k for k, _ in hits) == list(range(self.size[seed][0])):
-                blocks[seed] = blocks.get(seed, sp.Integer(0)) + t
+        for (key, t), hits in groups.items():
+            if sorted(k for k, _ in hits) == list(range(key[0])):
+                blocks[key] = blocks.get(key, sp.Integer(0)) + t
             else:
                 rest += [term for _, term in hits]
-        return sp.Add(*rest, *(BlockSum(t, self.size[seed][0], sp.Symbol(self.size[seed][1]))
-                               for seed, t in blocks.items()))
+        return sp.Add(*rest, *(BlockSum(t, key[0], sp.Symbol(key[1])) for key, t in blocks.items()))
 
     def blockwise(self, cell, f: Family) -> bool:
         """Whether a stage outside the families reads a member of f by itself (a normalised

@@ -136,10 +136,10 @@ def backward(params, cache, dhs, dstateT=None):
     grads["U_i"] = dw["Wcat_h_prev"][H:2 * H]
     grads["U_g"] = dw["Wcat_h_prev"][2 * H:3 * H]
     grads["U_o"] = dw["Wcat_h_prev"][3 * H:4 * H]
-    grads["b_f"] = dw["b_f"]
-    grads["b_i"] = dw["b_i"]
-    grads["b_g"] = dw["b_g"]
-    grads["b_o"] = dw["b_o"]
+    grads["b_f"] = dw["b"][0:H]
+    grads["b_i"] = dw["b"][H:2 * H]
+    grads["b_g"] = dw["b"][2 * H:3 * H]
+    grads["b_o"] = dw["b"][3 * H:4 * H]
     grads["gamma_x_f"] = dw["gamma_x"][0:H]
     grads["gamma_x_i"] = dw["gamma_x"][H:2 * H]
     grads["gamma_x_g"] = dw["gamma_x"][2 * H:3 * H]
@@ -199,7 +199,8 @@ def _stack(params, sizes, dtype):
     beta_x = numpy.concatenate([params["beta_x_f"], params["beta_x_i"], params["beta_x_g"], params["beta_x_o"]])
     gamma_h = numpy.concatenate([params["gamma_h_f"], params["gamma_h_i"], params["gamma_h_g"], params["gamma_h_o"]])
     beta_h = numpy.concatenate([params["beta_h_f"], params["beta_h_i"], params["beta_h_g"], params["beta_h_o"]])
-    return dict(Wcat_x=Wcat_x, Wcat_h_prev=Wcat_h_prev, b_f=params["b_f"].copy(), b_i=params["b_i"].copy(), b_g=params["b_g"].copy(), b_o=params["b_o"].copy(), gamma_x_f=params["gamma_x_f"].copy(), gamma_x_i=params["gamma_x_i"].copy(), gamma_x_g=params["gamma_x_g"].copy(), gamma_x_o=params["gamma_x_o"].copy(), beta_x_f=params["beta_x_f"].copy(), beta_x_i=params["beta_x_i"].copy(), beta_x_g=params["beta_x_g"].copy(), beta_x_o=params["beta_x_o"].copy(), gamma_h_f=params["gamma_h_f"].copy(), gamma_h_i=params["gamma_h_i"].copy(), gamma_h_g=params["gamma_h_g"].copy(), gamma_h_o=params["gamma_h_o"].copy(), beta_h_f=params["beta_h_f"].copy(), beta_h_i=params["beta_h_i"].copy(), beta_h_g=params["beta_h_g"].copy(), beta_h_o=params["beta_h_o"].copy(), gamma_c=params["gamma_c"].copy(), beta_c=params["beta_c"].copy(), gamma_x=gamma_x, beta_x=beta_x, gamma_h=gamma_h, beta_h=beta_h)
+    b = numpy.concatenate([params["b_f"], params["b_i"], params["b_g"], params["b_o"]])
+    return dict(Wcat_x=Wcat_x, Wcat_h_prev=Wcat_h_prev, b_f=params["b_f"].copy(), b_i=params["b_i"].copy(), b_g=params["b_g"].copy(), b_o=params["b_o"].copy(), gamma_x_f=params["gamma_x_f"].copy(), gamma_x_i=params["gamma_x_i"].copy(), gamma_x_g=params["gamma_x_g"].copy(), gamma_x_o=params["gamma_x_o"].copy(), beta_x_f=params["beta_x_f"].copy(), beta_x_i=params["beta_x_i"].copy(), beta_x_g=params["beta_x_g"].copy(), beta_x_o=params["beta_x_o"].copy(), gamma_h_f=params["gamma_h_f"].copy(), gamma_h_i=params["gamma_h_i"].copy(), gamma_h_g=params["gamma_h_g"].copy(), gamma_h_o=params["gamma_h_o"].copy(), beta_h_f=params["beta_h_f"].copy(), beta_h_i=params["beta_h_i"].copy(), beta_h_g=params["beta_h_g"].copy(), beta_h_o=params["beta_h_o"].copy(), gamma_c=params["gamma_c"].copy(), beta_c=params["beta_c"].copy(), gamma_x=gamma_x, beta_x=beta_x, gamma_h=gamma_h, beta_h=beta_h, b=b)
 
 
 def _buffers(n, B, sizes, dtype, ws):
@@ -295,6 +296,7 @@ def _forward_steps(w, sizes, xs, seq, ws):
     beta_x = w["beta_x"]
     gamma_h = w["gamma_h"]
     beta_h = w["beta_h"]
+    b = w["b"]
     h_seq = seq["h_seq"]
     c_seq = seq["c_seq"]
     zx_seq = seq["zx_seq"]
@@ -319,8 +321,7 @@ def _forward_steps(w, sizes, xs, seq, ws):
     # the x terms of every step at once  (F1)-(F4)
     numpy.matmul(xs.reshape(steps * B, D), Wcat_x_T, out=A_x.reshape(steps * B, 4 * H))
     A_h_prev = _take(ws, "A_h_prev", (B, 4 * H), dtype)
-    yx = _take(ws, "yx", (B, 4 * H), dtype)
-    yh = _take(ws, "yh", (B, 4 * H), dtype)
+    a = _take(ws, "a", (B, 4 * H), dtype)
     for t in range(steps):
         h_prev = h_seq[t]
         c_prev = c_seq[t]
@@ -336,14 +337,7 @@ def _forward_steps(w, sizes, xs, seq, ws):
         v_x = v_x_seq[t]
         r_x_seq[t] = 1/numpy.sqrt(v_x + 1/100000)  # (F15)
         r_x = r_x_seq[t]
-        numpy.subtract(zx, mu_x, out=yx)  # (F16) (F17) (F18) (F19)
-        numpy.multiply(yx, gamma_x, out=yx)
-        numpy.multiply(yx, r_x, out=yx)
-        numpy.add(yx, beta_x, out=yx)
-        yx_f = yx[:, 0:H]
-        yx_i = yx[:, H:2 * H]
-        yx_g = yx[:, 2 * H:3 * H]
-        yx_o = yx[:, 3 * H:4 * H]
+        yx = beta_x + gamma_x*r_x*(-mu_x + zx)  # (F16) (F17) (F18) (F19)
         mu_h_seq[t] = (zh).mean(axis=-1, keepdims=True)  # (F20)
         mu_h = mu_h_seq[t]
         e_zh = (-mu_h + zh)**2  # (F21) (F22) (F23) (F24)
@@ -351,22 +345,13 @@ def _forward_steps(w, sizes, xs, seq, ws):
         v_h = v_h_seq[t]
         r_h_seq[t] = 1/numpy.sqrt(v_h + 1/100000)  # (F26)
         r_h = r_h_seq[t]
-        numpy.subtract(zh, mu_h, out=yh)  # (F27) (F28) (F29) (F30)
-        numpy.multiply(yh, gamma_h, out=yh)
-        numpy.multiply(yh, r_h, out=yh)
-        numpy.add(yh, beta_h, out=yh)
-        yh_f = yh[:, 0:H]
-        yh_i = yh[:, H:2 * H]
-        yh_g = yh[:, 2 * H:3 * H]
-        yh_o = yh[:, 3 * H:4 * H]
-        s_f = yh_f + yx_f  # (F31)
-        a_f = b_f + s_f  # (F32)
-        s_i = yh_i + yx_i  # (F33)
-        a_i = b_i + s_i  # (F34)
-        s_g = yh_g + yx_g  # (F35)
-        a_g = b_g + s_g  # (F36)
-        s_o = yh_o + yx_o  # (F37)
-        a_o = b_o + s_o  # (F38)
+        yh = beta_h + gamma_h*r_h*(-mu_h + zh)  # (F27) (F28) (F29) (F30)
+        s = yh + yx  # (F31) (F33) (F35) (F37)
+        numpy.add(b, s, out=a)  # (F32) (F34) (F36) (F38)
+        a_f = a[:, 0:H]
+        a_i = a[:, H:2 * H]
+        a_g = a[:, 2 * H:3 * H]
+        a_o = a[:, 3 * H:4 * H]
         _sigmoid(a_f, out=f_seq[t])  # (F39)
         f = f_seq[t]
         _sigmoid(a_i, out=i_seq[t])  # (F40)
@@ -427,6 +412,7 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs, ws):
     beta_x = w["beta_x"]
     gamma_h = w["gamma_h"]
     beta_h = w["beta_h"]
+    b = w["b"]
     h_seq = seq["h_seq"]
     c_seq = seq["c_seq"]
     zx_seq = seq["zx_seq"]
@@ -475,9 +461,9 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs, ws):
     d_beta_x = dw["beta_x"]
     d_gamma_h = dw["gamma_h"]
     d_beta_h = dw["beta_h"]
-    d_yh_seq = _take(ws, "d_yh_seq", (steps, B, 4 * H), dtype)
+    d_b = dw["b"]
+    d_a_seq = _take(ws, "d_a_seq", (steps, B, 4 * H), dtype)
     for t in reversed(range(steps)):
-        d_yh = d_yh_seq[t]
         c_prev = c_seq[t]
         c = c_seq[t + 1]
         zx = zx_seq[t]
@@ -512,24 +498,18 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs, ws):
         d_g = d_n*i  # (B12)
         d_i = d_n*g  # (B13)
         d_f = c_prev*d_m  # (B14)
-        d_yh[:, 3 * H:4 * H] = d_o*o*(1 - o)  # (B15)
-        d_a_o = d_yh[:, 3 * H:4 * H]
-        d_s_o = d_a_o  # (B16)
-        d_yh[:, 2 * H:3 * H] = d_g*(1 - g**2)  # (B17)
-        d_a_g = d_yh[:, 2 * H:3 * H]
-        d_s_g = d_a_g  # (B18)
-        d_yh[:, H:2 * H] = d_i*i*(1 - i)  # (B19)
-        d_a_i = d_yh[:, H:2 * H]
-        d_s_i = d_a_i  # (B20)
-        d_yh[:, 0:H] = d_f*f*(1 - f)  # (B21)
-        d_a_f = d_yh[:, 0:H]
-        d_s_f = d_a_f  # (B22)
-        d_yh = d_yh_seq[t]  # (B23) (B24) (B25) (B26)
+        d_a = d_a_seq[t]
+        d_a[:, 0:H] = d_f*f*(1 - f)  # (B21)
+        d_a[:, H:2 * H] = d_i*i*(1 - i)  # (B19)
+        d_a[:, 2 * H:3 * H] = d_g*(1 - g**2)  # (B17)
+        d_a[:, 3 * H:4 * H] = d_o*o*(1 - o)  # (B15)
+        d_s = d_a_seq[t]  # (B16) (B18) (B20) (B22)
+        d_yh = d_a_seq[t]  # (B23) (B24) (B25) (B26)
         d_r_h = (d_yh*gamma_h*(-mu_h + zh)).reshape(-1, 4, H).sum(axis=1)  # (B27) fork: yh_f, yh_i, yh_g, yh_o
         d_v_h = -1/2*d_r_h/(v_h + 1/100000)**(3/2)  # (B28)
         d_e_zh = (1/4)*(d_v_h).mean(axis=-1, keepdims=True)  # (B29) (B30) (B31) (B32)
         d_mu_h = (d_e_zh*(2*mu_h - 2*zh) - d_yh*gamma_h*r_h).reshape(-1, 4, H).sum(axis=1)  # (B33) fork: e_zh_f, e_zh_i, e_zh_g, e_zh_o, yh_f, yh_i, yh_g, yh_o
-        d_yx = d_yh_seq[t]  # (B34) (B35) (B36) (B37)
+        d_yx = d_a_seq[t]  # (B34) (B35) (B36) (B37)
         d_r_x = (d_yx*gamma_x*(-mu_x + zx)).reshape(-1, 4, H).sum(axis=1)  # (B38) fork: yx_f, yx_i, yx_g, yx_o
         d_v_x = -1/2*d_r_x/(v_x + 1/100000)**(3/2)  # (B39)
         d_e_zx = (1/4)*(d_v_x).mean(axis=-1, keepdims=True)  # (B40) (B41) (B42) (B43)
@@ -538,10 +518,7 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs, ws):
         d_A_x[:, 0:4 * H] = d_e_zx*(-2*mu_x + 2*zx) + d_yx*gamma_x*r_x + (1/4)*(d_mu_x).mean(axis=-1, keepdims=True)  # (B49) (B50) (B51) (B52)
         d_c_prev = d_m*f  # (B53)
         d_h_prev = d_A_h_prev @ Wcat_h_prev  # (B54) fork: zh_f, zh_i, zh_g, zh_o
-        d_b_f += (d_a_f).sum(axis=0)  # (P9)
-        d_b_i += (d_a_i).sum(axis=0)  # (P10)
-        d_b_g += (d_a_g).sum(axis=0)  # (P11)
-        d_b_o += (d_a_o).sum(axis=0)  # (P12)
+        d_b += (d_a).sum(axis=0)  # (P9) (P10) (P11) (P12)
         d_gamma_x += (d_yx*r_x*(-mu_x + zx)).sum(axis=0)  # (P13) (P14) (P15) (P16)
         d_beta_x += (d_yx).sum(axis=0)  # (P17) (P18) (P19) (P20)
         d_gamma_h += (d_yh*r_h*(-mu_h + zh)).sum(axis=0)  # (P21) (P22) (P23) (P24)

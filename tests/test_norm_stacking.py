@@ -37,10 +37,20 @@ def per_block(expr, st):
 
 def test_the_layernorm_lstm_families_are_its_stacked_gate_terms():
     derivation = derive(CELLS["layernorm_lstm"].cell)
-    found = [[f.name for f in group] for group in families(derivation, plan(derivation))]
-    assert found == [["zx", "e_zx", "gamma_x", "beta_x", "yx"], ["zh", "e_zh", "gamma_h", "beta_h", "yh"]]
-    st = Stacks.of(derivation.cell, [tuple(g) for g in families(derivation, plan(derivation))])
+    found = {f.name: f.members for f in families(derivation, plan(derivation))}
+    assert list(found) == ["zx", "zh", "e_zx", "gamma_x", "beta_x", "yx", "e_zh", "gamma_h", "beta_h", "yh",
+                           "s", "b", "a"]
+    assert found["a"] == ("a_f", "a_i", "a_g", "a_o") and found["gamma_h"][0] == "gamma_h_f"
+    st = Stacks.of(derivation.cell, families(derivation, plan(derivation)))
     assert st.columns == {"mu_x", "v_x", "r_x", "mu_h", "v_h", "r_h"}   # not mu_c: c is no stack
+
+
+def test_the_gru_candidate_is_no_family():
+    """Its r and z gates add their terms and biases, the candidate does otherwise: no stage
+    family past the normalised terms."""
+    derivation = derive(CELLS["layernorm_gru"].cell)
+    found = [f.name for f in families(derivation, plan(derivation))]
+    assert found == ["zx", "zh", "e_zx", "gamma_x", "beta_x", "yx", "e_zh", "gamma_h", "beta_h", "yh"]
 
 
 @pytest.mark.parametrize("name", ["lstm", "gru", "peephole_lstm", "lstmp"])

@@ -97,7 +97,8 @@ def _stack(params, sizes, xs):
     beta_x = jnp.concatenate([params["beta_x_f"], params["beta_x_i"], params["beta_x_g"], params["beta_x_o"]])
     gamma_h = jnp.concatenate([params["gamma_h_f"], params["gamma_h_i"], params["gamma_h_g"], params["gamma_h_o"]])
     beta_h = jnp.concatenate([params["beta_h_f"], params["beta_h_i"], params["beta_h_g"], params["beta_h_o"]])
-    return dict(Wcat_x=Wcat_x, Wcat_h_prev=Wcat_h_prev, b_f=params["b_f"], b_i=params["b_i"], b_g=params["b_g"], b_o=params["b_o"], gamma_x_f=params["gamma_x_f"], gamma_x_i=params["gamma_x_i"], gamma_x_g=params["gamma_x_g"], gamma_x_o=params["gamma_x_o"], beta_x_f=params["beta_x_f"], beta_x_i=params["beta_x_i"], beta_x_g=params["beta_x_g"], beta_x_o=params["beta_x_o"], gamma_h_f=params["gamma_h_f"], gamma_h_i=params["gamma_h_i"], gamma_h_g=params["gamma_h_g"], gamma_h_o=params["gamma_h_o"], beta_h_f=params["beta_h_f"], beta_h_i=params["beta_h_i"], beta_h_g=params["beta_h_g"], beta_h_o=params["beta_h_o"], gamma_c=params["gamma_c"], beta_c=params["beta_c"], gamma_x=gamma_x, beta_x=beta_x, gamma_h=gamma_h, beta_h=beta_h)
+    b = jnp.concatenate([params["b_f"], params["b_i"], params["b_g"], params["b_o"]])
+    return dict(Wcat_x=Wcat_x, Wcat_h_prev=Wcat_h_prev, b_f=params["b_f"], b_i=params["b_i"], b_g=params["b_g"], b_o=params["b_o"], gamma_x_f=params["gamma_x_f"], gamma_x_i=params["gamma_x_i"], gamma_x_g=params["gamma_x_g"], gamma_x_o=params["gamma_x_o"], beta_x_f=params["beta_x_f"], beta_x_i=params["beta_x_i"], beta_x_g=params["beta_x_g"], beta_x_o=params["beta_x_o"], gamma_h_f=params["gamma_h_f"], gamma_h_i=params["gamma_h_i"], gamma_h_g=params["gamma_h_g"], gamma_h_o=params["gamma_h_o"], beta_h_f=params["beta_h_f"], beta_h_i=params["beta_h_i"], beta_h_g=params["beta_h_g"], beta_h_o=params["beta_h_o"], gamma_c=params["gamma_c"], beta_c=params["beta_c"], gamma_x=gamma_x, beta_x=beta_x, gamma_h=gamma_h, beta_h=beta_h, b=b)
 
 
 def _forward_step(w, sizes, carry, step):
@@ -133,6 +134,7 @@ def _forward_step(w, sizes, carry, step):
     beta_x = w["beta_x"]
     gamma_h = w["gamma_h"]
     beta_h = w["beta_h"]
+    b = w["b"]
     h_prev, c_prev = carry
     A_x_t = step["A_x_t"]
     zx = A_x_t
@@ -148,25 +150,15 @@ def _forward_step(w, sizes, carry, step):
     v_h = (e_zh).mean(axis=-1, keepdims=True)  # (F25)
     r_h = 1/jnp.sqrt(v_h + 1/100000)  # (F26)
     yh = beta_h + gamma_h*r_h*(-mu_h + zh)  # (F27) (F28) (F29) (F30)
-    yh_f = yh[..., 0:H]
-    yx_f = yx[..., 0:H]
-    s_f = yh_f + yx_f  # (F31)
-    a_f = b_f + s_f  # (F32)
-    yh_i = yh[..., H:2 * H]
-    yx_i = yx[..., H:2 * H]
-    s_i = yh_i + yx_i  # (F33)
-    a_i = b_i + s_i  # (F34)
-    yh_g = yh[..., 2 * H:3 * H]
-    yx_g = yx[..., 2 * H:3 * H]
-    s_g = yh_g + yx_g  # (F35)
-    a_g = b_g + s_g  # (F36)
-    yh_o = yh[..., 3 * H:4 * H]
-    yx_o = yx[..., 3 * H:4 * H]
-    s_o = yh_o + yx_o  # (F37)
-    a_o = b_o + s_o  # (F38)
+    s = yh + yx  # (F31) (F33) (F35) (F37)
+    a = b + s  # (F32) (F34) (F36) (F38)
+    a_f = a[..., 0:H]
     f = jax.nn.sigmoid(a_f)  # (F39)
+    a_i = a[..., H:2 * H]
     i = jax.nn.sigmoid(a_i)  # (F40)
+    a_g = a[..., 2 * H:3 * H]
     g = jnp.tanh(a_g)  # (F41)
+    a_o = a[..., 3 * H:4 * H]
     o = jax.nn.sigmoid(a_o)  # (F42)
     m = c_prev*f  # (F43)
     n = g*i  # (F44)
@@ -246,6 +238,7 @@ def derived_forward(params, xs, state0=None):
     beta_x = w["beta_x"]
     gamma_h = w["gamma_h"]
     beta_h = w["beta_h"]
+    b = w["b"]
     # the x terms of every step at once  (F1)-(F4)
     A_x = (xs.reshape(steps * B, D) @ Wcat_x.T).reshape(steps, B, 4 * H)
     step = dict(A_x_t=A_x)
@@ -292,6 +285,7 @@ def _backward_step(w, sizes, carry, step):
     beta_x = w["beta_x"]
     gamma_h = w["gamma_h"]
     beta_h = w["beta_h"]
+    b = w["b"]
     (d_h_next, d_c_next), dw = carry
     dw = dict(dw)
     dhs_t = step["dhs_t"]
@@ -327,20 +321,17 @@ def _backward_step(w, sizes, carry, step):
     d_g = d_n*i  # (B12)
     d_i = d_n*g  # (B13)
     d_f = c_prev*d_m  # (B14)
-    d_yh_1 = d_o*o*(1 - o)  # (B15)
-    d_s_o = d_yh_1  # (B16)
-    d_yh_2 = d_g*(1 - g**2)  # (B17)
-    d_s_g = d_yh_2  # (B18)
-    d_yh_3 = d_i*i*(1 - i)  # (B19)
-    d_s_i = d_yh_3  # (B20)
-    d_yh_4 = d_f*f*(1 - f)  # (B21)
-    d_s_f = d_yh_4  # (B22)
-    d_yh = jnp.concatenate([d_yh_4, d_yh_3, d_yh_2, d_yh_1], axis=-1)
+    d_a_1 = d_f*f*(1 - f)  # (B21)
+    d_a_2 = d_i*i*(1 - i)  # (B19)
+    d_a_3 = d_g*(1 - g**2)  # (B17)
+    d_a_4 = d_o*o*(1 - o)  # (B15)
+    d_a = jnp.concatenate([d_a_1, d_a_2, d_a_3, d_a_4], axis=-1)
+    d_yh = d_a
     d_r_h = (d_yh*gamma_h*(-mu_h + zh)).reshape(-1, 4, H).sum(axis=1)  # (B27) fork: yh_f, yh_i, yh_g, yh_o
     d_v_h = -1/2*d_r_h/(v_h + 1/100000)**(3/2)  # (B28)
     d_e_zh = (1/4)*(d_v_h).mean(axis=-1, keepdims=True)  # (B29) (B30) (B31) (B32)
     d_mu_h = (d_e_zh*(2*mu_h - 2*zh) - d_yh*gamma_h*r_h).reshape(-1, 4, H).sum(axis=1)  # (B33) fork: e_zh_f, e_zh_i, e_zh_g, e_zh_o, yh_f, yh_i, yh_g, yh_o
-    d_yx = d_yh
+    d_yx = d_a
     d_r_x = (d_yx*gamma_x*(-mu_x + zx)).reshape(-1, 4, H).sum(axis=1)  # (B38) fork: yx_f, yx_i, yx_g, yx_o
     d_v_x = -1/2*d_r_x/(v_x + 1/100000)**(3/2)  # (B39)
     d_e_zx = (1/4)*(d_v_x).mean(axis=-1, keepdims=True)  # (B40) (B41) (B42) (B43)
@@ -349,14 +340,7 @@ def _backward_step(w, sizes, carry, step):
     d_A_x = d_e_zx*(-2*mu_x + 2*zx) + d_yx*gamma_x*r_x + (1/4)*(d_mu_x).mean(axis=-1, keepdims=True)  # (B49) (B50) (B51) (B52)
     d_c_prev = d_m*f  # (B53)
     d_h_prev = d_A_h_prev @ Wcat_h_prev  # (B54) fork: zh_f, zh_i, zh_g, zh_o
-    d_a_f = d_yh[..., 0:H]
-    dw["b_f"] = dw["b_f"] + (d_a_f).sum(axis=0)  # (P9)
-    d_a_i = d_yh[..., H:2 * H]
-    dw["b_i"] = dw["b_i"] + (d_a_i).sum(axis=0)  # (P10)
-    d_a_g = d_yh[..., 2 * H:3 * H]
-    dw["b_g"] = dw["b_g"] + (d_a_g).sum(axis=0)  # (P11)
-    d_a_o = d_yh[..., 3 * H:4 * H]
-    dw["b_o"] = dw["b_o"] + (d_a_o).sum(axis=0)  # (P12)
+    dw["b"] = dw["b"] + (d_a).sum(axis=0)  # (P9) (P10) (P11) (P12)
     dw["gamma_x"] = dw["gamma_x"] + (d_yx*r_x*(-mu_x + zx)).sum(axis=0)  # (P13) (P14) (P15) (P16)
     dw["beta_x"] = dw["beta_x"] + (d_yx).sum(axis=0)  # (P17) (P18) (P19) (P20)
     dw["gamma_h"] = dw["gamma_h"] + (d_yh*r_h*(-mu_h + zh)).sum(axis=0)  # (P21) (P22) (P23) (P24)
@@ -365,7 +349,7 @@ def _backward_step(w, sizes, carry, step):
     dw["beta_c"] = dw["beta_c"] + (d_y_c).sum(axis=0)  # (P30)
     d_h_next = d_h_prev
     d_c_next = d_c_prev
-    return ((d_h_next, d_c_next), dw), {"d_yh": d_yh, "d_A_h_prev": d_A_h_prev, "d_A_x": d_A_x}
+    return ((d_h_next, d_c_next), dw), {"d_a": d_a, "d_A_h_prev": d_A_h_prev, "d_A_x": d_A_x}
 
 
 def derived_backward(params, cache, dhs, dstateT=None):
@@ -404,6 +388,7 @@ def derived_backward(params, cache, dhs, dstateT=None):
     beta_x = w["beta_x"]
     gamma_h = w["gamma_h"]
     beta_h = w["beta_h"]
+    b = w["b"]
     h_seq = seq["h_seq"]
     c_seq = seq["c_seq"]
     zx_seq = seq["zx_seq"]
@@ -428,7 +413,7 @@ def derived_backward(params, cache, dhs, dstateT=None):
     step = dict(dhs_t=dhs, o=o_seq, k=k_seq, c=c_seq[1:], mu_c=mu_c_seq, v_c=v_c_seq, r_c=r_c_seq, i=i_seq, g=g_seq, c_prev=c_seq[:-1], f=f_seq, mu_h=mu_h_seq, zh=zh_seq, v_h=v_h_seq, r_h=r_h_seq, mu_x=mu_x_seq, zx=zx_seq, v_x=v_x_seq, r_x=r_x_seq)
     carry = (tuple(dstateT[s] for s in STATE), dw)
     (dstate0, dw), ys = jax.lax.scan(lambda c, s: _backward_step(w, sizes, c, s), carry, step, reverse=True)
-    d_yh_seq = ys["d_yh"]
+    d_a_seq = ys["d_a"]
     d_A_h_prev_seq = ys["d_A_h_prev"]
     d_A_x_seq = ys["d_A_x"]
     dw["Wcat_x"] = dw["Wcat_x"] + d_A_x_seq.reshape(steps * B, 4 * H).T @ xs.reshape(steps * B, D)  # (P1)-(P4)
@@ -443,10 +428,10 @@ def derived_backward(params, cache, dhs, dstateT=None):
     grads["U_i"] = dw["Wcat_h_prev"][H:2 * H]
     grads["U_g"] = dw["Wcat_h_prev"][2 * H:3 * H]
     grads["U_o"] = dw["Wcat_h_prev"][3 * H:4 * H]
-    grads["b_f"] = dw["b_f"]
-    grads["b_i"] = dw["b_i"]
-    grads["b_g"] = dw["b_g"]
-    grads["b_o"] = dw["b_o"]
+    grads["b_f"] = dw["b"][0:H]
+    grads["b_i"] = dw["b"][H:2 * H]
+    grads["b_g"] = dw["b"][2 * H:3 * H]
+    grads["b_o"] = dw["b"][3 * H:4 * H]
     grads["gamma_x_f"] = dw["gamma_x"][0:H]
     grads["gamma_x_i"] = dw["gamma_x"][H:2 * H]
     grads["gamma_x_g"] = dw["gamma_x"][2 * H:3 * H]

@@ -86,7 +86,8 @@ def _stack(params, sizes, xs):
     beta_x = torch.cat([params["beta_x_f"], params["beta_x_i"], params["beta_x_g"], params["beta_x_o"]])
     gamma_h = torch.cat([params["gamma_h_f"], params["gamma_h_i"], params["gamma_h_g"], params["gamma_h_o"]])
     beta_h = torch.cat([params["beta_h_f"], params["beta_h_i"], params["beta_h_g"], params["beta_h_o"]])
-    return dict(Wcat_x=Wcat_x, Wcat_h_prev=Wcat_h_prev, b_f=params["b_f"], b_i=params["b_i"], b_g=params["b_g"], b_o=params["b_o"], gamma_x_f=params["gamma_x_f"], gamma_x_i=params["gamma_x_i"], gamma_x_g=params["gamma_x_g"], gamma_x_o=params["gamma_x_o"], beta_x_f=params["beta_x_f"], beta_x_i=params["beta_x_i"], beta_x_g=params["beta_x_g"], beta_x_o=params["beta_x_o"], gamma_h_f=params["gamma_h_f"], gamma_h_i=params["gamma_h_i"], gamma_h_g=params["gamma_h_g"], gamma_h_o=params["gamma_h_o"], beta_h_f=params["beta_h_f"], beta_h_i=params["beta_h_i"], beta_h_g=params["beta_h_g"], beta_h_o=params["beta_h_o"], gamma_c=params["gamma_c"], beta_c=params["beta_c"], gamma_x=gamma_x, beta_x=beta_x, gamma_h=gamma_h, beta_h=beta_h)
+    b = torch.cat([params["b_f"], params["b_i"], params["b_g"], params["b_o"]])
+    return dict(Wcat_x=Wcat_x, Wcat_h_prev=Wcat_h_prev, b_f=params["b_f"], b_i=params["b_i"], b_g=params["b_g"], b_o=params["b_o"], gamma_x_f=params["gamma_x_f"], gamma_x_i=params["gamma_x_i"], gamma_x_g=params["gamma_x_g"], gamma_x_o=params["gamma_x_o"], beta_x_f=params["beta_x_f"], beta_x_i=params["beta_x_i"], beta_x_g=params["beta_x_g"], beta_x_o=params["beta_x_o"], gamma_h_f=params["gamma_h_f"], gamma_h_i=params["gamma_h_i"], gamma_h_g=params["gamma_h_g"], gamma_h_o=params["gamma_h_o"], beta_h_f=params["beta_h_f"], beta_h_i=params["beta_h_i"], beta_h_g=params["beta_h_g"], beta_h_o=params["beta_h_o"], gamma_c=params["gamma_c"], beta_c=params["beta_c"], gamma_x=gamma_x, beta_x=beta_x, gamma_h=gamma_h, beta_h=beta_h, b=b)
 
 
 def _forward_steps(w, sizes, xs, seq):
@@ -122,6 +123,7 @@ def _forward_steps(w, sizes, xs, seq):
     beta_x = w["beta_x"]
     gamma_h = w["gamma_h"]
     beta_h = w["beta_h"]
+    b = w["b"]
     h_seq = seq["h_seq"]
     c_seq = seq["c_seq"]
     zx_seq = seq["zx_seq"]
@@ -144,16 +146,11 @@ def _forward_steps(w, sizes, xs, seq):
     # the x terms of every step at once  (F1)-(F4)
     torch.matmul(xs.reshape(steps * B, D), Wcat_x.T, out=A_x.reshape(steps * B, 4 * H))
     A_h_prev = xs.new_empty((B, 4 * H))
-    yx = xs.new_empty((B, 4 * H))
-    yh = xs.new_empty((B, 4 * H))
-    yx_0_H = yx[:, 0:H]
-    yx_H_2H = yx[:, H:2 * H]
-    yx_2H_3H = yx[:, 2 * H:3 * H]
-    yx_3H_4H = yx[:, 3 * H:4 * H]
-    yh_0_H = yh[:, 0:H]
-    yh_H_2H = yh[:, H:2 * H]
-    yh_2H_3H = yh[:, 2 * H:3 * H]
-    yh_3H_4H = yh[:, 3 * H:4 * H]
+    a = xs.new_empty((B, 4 * H))
+    a_0_H = a[:, 0:H]
+    a_H_2H = a[:, H:2 * H]
+    a_2H_3H = a[:, 2 * H:3 * H]
+    a_3H_4H = a[:, 3 * H:4 * H]
     h_seq_rows = h_seq.unbind(0)
     c_seq_rows = c_seq.unbind(0)
     zx_seq_rows = zx_seq.unbind(0)
@@ -188,11 +185,7 @@ def _forward_steps(w, sizes, xs, seq):
         v_x = v_x_seq_rows[t]
         r_x_seq_rows[t][...] = torch.rsqrt(v_x + 1/100000)  # (F15)
         r_x = r_x_seq_rows[t]
-        torch.add(beta_x, _cse0*gamma_x*r_x, out=yx)  # (F16) (F17) (F18) (F19)
-        yx_f = yx_0_H
-        yx_i = yx_H_2H
-        yx_g = yx_2H_3H
-        yx_o = yx_3H_4H
+        yx = _cse0*gamma_x*r_x + beta_x  # (F16) (F17) (F18) (F19)
         mu_h_seq_rows[t][...] = (zh).mean(dim=-1, keepdim=True)  # (F20)
         mu_h = mu_h_seq_rows[t]
         _cse1 = -mu_h + zh
@@ -201,19 +194,13 @@ def _forward_steps(w, sizes, xs, seq):
         v_h = v_h_seq_rows[t]
         r_h_seq_rows[t][...] = torch.rsqrt(v_h + 1/100000)  # (F26)
         r_h = r_h_seq_rows[t]
-        torch.add(beta_h, _cse1*gamma_h*r_h, out=yh)  # (F27) (F28) (F29) (F30)
-        yh_f = yh_0_H
-        yh_i = yh_H_2H
-        yh_g = yh_2H_3H
-        yh_o = yh_3H_4H
-        s_f = yh_f + yx_f  # (F31)
-        a_f = b_f + s_f  # (F32)
-        s_i = yh_i + yx_i  # (F33)
-        a_i = b_i + s_i  # (F34)
-        s_g = yh_g + yx_g  # (F35)
-        a_g = b_g + s_g  # (F36)
-        s_o = yh_o + yx_o  # (F37)
-        a_o = b_o + s_o  # (F38)
+        yh = _cse1*gamma_h*r_h + beta_h  # (F27) (F28) (F29) (F30)
+        s = yh + yx  # (F31) (F33) (F35) (F37)
+        torch.add(b, s, out=a)  # (F32) (F34) (F36) (F38)
+        a_f = a_0_H
+        a_i = a_H_2H
+        a_g = a_2H_3H
+        a_o = a_3H_4H
         torch.sigmoid(a_f, out=f_seq_rows[t])  # (F39)
         f = f_seq_rows[t]
         torch.sigmoid(a_i, out=i_seq_rows[t])  # (F40)
@@ -273,6 +260,7 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
     beta_x = w["beta_x"]
     gamma_h = w["gamma_h"]
     beta_h = w["beta_h"]
+    b = w["b"]
     h_seq = seq["h_seq"]
     c_seq = seq["c_seq"]
     zx_seq = seq["zx_seq"]
@@ -321,7 +309,8 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
     d_beta_x = dw["beta_x"]
     d_gamma_h = dw["gamma_h"]
     d_beta_h = dw["beta_h"]
-    d_yh_seq = xs.new_empty((steps, B, 4 * H))
+    d_b = dw["b"]
+    d_a_seq = xs.new_empty((steps, B, 4 * H))
     c = c_seq[1:]
     zx = zx_seq[0:steps]
     zh = zh_seq[0:steps]
@@ -341,10 +330,10 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
     J_B5_seq = (v_c + 1/100000)**(-3/2)  # (B5)
     J_B7_seq = 2*(-c + mu_c)  # (B7) fork: e_c, y_c
     J_B8_seq = 2*(c - mu_c)  # (B8) fork: mu_c, e_c, y_c, next step
-    J_B15_seq = o*(1 - o)  # (B15)
-    J_B17_seq = 1 - torch.square(g)  # (B17)
-    J_B19_seq = i*(1 - i)  # (B19)
     J_B21_seq = f*(1 - f)  # (B21)
+    J_B19_seq = i*(1 - i)  # (B19)
+    J_B17_seq = 1 - torch.square(g)  # (B17)
+    J_B15_seq = o*(1 - o)  # (B15)
     J_B27_seq = -mu_h + zh  # (B27) fork: yh_f, yh_i, yh_g, yh_o
     J_B28_seq = (v_h + 1/100000)**(-3/2)  # (B28)
     J_B33_seq = 2*(mu_h - zh)  # (B33) fork: e_zh_f, e_zh_i, e_zh_g, e_zh_o, yh_f, yh_i, yh_g, yh_o
@@ -360,10 +349,10 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
     J_B5_seq_rows = J_B5_seq.unbind(0)
     J_B7_seq_rows = J_B7_seq.unbind(0)
     J_B8_seq_rows = J_B8_seq.unbind(0)
-    J_B15_seq_rows = J_B15_seq.unbind(0)
-    J_B17_seq_rows = J_B17_seq.unbind(0)
-    J_B19_seq_rows = J_B19_seq.unbind(0)
     J_B21_seq_rows = J_B21_seq.unbind(0)
+    J_B19_seq_rows = J_B19_seq.unbind(0)
+    J_B17_seq_rows = J_B17_seq.unbind(0)
+    J_B15_seq_rows = J_B15_seq.unbind(0)
     J_B27_seq_rows = J_B27_seq.unbind(0)
     J_B28_seq_rows = J_B28_seq.unbind(0)
     J_B33_seq_rows = J_B33_seq.unbind(0)
@@ -372,7 +361,6 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
     J_B44_seq_rows = J_B44_seq.unbind(0)
     J_B45_seq_rows = J_B45_seq.unbind(0)
     J_B49_seq_rows = J_B49_seq.unbind(0)
-    d_yh_seq_rows = d_yh_seq.unbind(0)
     c_seq_rows = c_seq.unbind(0)
     r_x_seq_rows = r_x_seq.unbind(0)
     r_h_seq_rows = r_h_seq.unbind(0)
@@ -384,10 +372,11 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
     k_seq_rows = k_seq.unbind(0)
     d_A_h_prev_seq_rows = d_A_h_prev_seq.unbind(0)
     d_y_c_seq_rows = d_y_c_seq.unbind(0)
-    d_a_o_rows = d_yh_seq[:, :, 3 * H:4 * H].unbind(0)
-    d_a_g_rows = d_yh_seq[:, :, 2 * H:3 * H].unbind(0)
-    d_a_i_rows = d_yh_seq[:, :, H:2 * H].unbind(0)
-    d_a_f_rows = d_yh_seq[:, :, 0:H].unbind(0)
+    d_a_seq_rows = d_a_seq.unbind(0)
+    d_a_seq_0_H_rows = d_a_seq[:, :, 0:H].unbind(0)
+    d_a_seq_H_2H_rows = d_a_seq[:, :, H:2 * H].unbind(0)
+    d_a_seq_2H_3H_rows = d_a_seq[:, :, 2 * H:3 * H].unbind(0)
+    d_a_seq_3H_4H_rows = d_a_seq[:, :, 3 * H:4 * H].unbind(0)
     d_A_h_prev_seq_0_4H_rows = d_A_h_prev_seq[:, :, 0:4 * H].unbind(0)
     d_A_x_seq_0_4H_rows = d_A_x_seq[:, :, 0:4 * H].unbind(0)
     for t in reversed(range(steps)):
@@ -396,10 +385,10 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
         J_B5 = J_B5_seq_rows[t]
         J_B7 = J_B7_seq_rows[t]
         J_B8 = J_B8_seq_rows[t]
-        J_B15 = J_B15_seq_rows[t]
-        J_B17 = J_B17_seq_rows[t]
-        J_B19 = J_B19_seq_rows[t]
         J_B21 = J_B21_seq_rows[t]
+        J_B19 = J_B19_seq_rows[t]
+        J_B17 = J_B17_seq_rows[t]
+        J_B15 = J_B15_seq_rows[t]
         J_B27 = J_B27_seq_rows[t]
         J_B28 = J_B28_seq_rows[t]
         J_B33 = J_B33_seq_rows[t]
@@ -408,7 +397,6 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
         J_B44 = J_B44_seq_rows[t]
         J_B45 = J_B45_seq_rows[t]
         J_B49 = J_B49_seq_rows[t]
-        d_yh = d_yh_seq_rows[t]
         c_prev = c_seq_rows[t]
         r_x = r_x_seq_rows[t]
         r_h = r_h_seq_rows[t]
@@ -436,26 +424,18 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
         d_g = d_n*i  # (B12)
         d_i = d_n*g  # (B13)
         d_f = c_prev*d_m  # (B14)
-        torch.mul(J_B15, d_o, out=d_a_o_rows[t])  # (B15)
-        d_a_o = d_a_o_rows[t]
-        d_s_o = d_a_o  # (B16)
-        torch.mul(J_B17, d_g, out=d_a_g_rows[t])  # (B17)
-        d_a_g = d_a_g_rows[t]
-        d_s_g = d_a_g  # (B18)
-        torch.mul(J_B19, d_i, out=d_a_i_rows[t])  # (B19)
-        d_a_i = d_a_i_rows[t]
-        d_s_i = d_a_i  # (B20)
-        torch.mul(J_B21, d_f, out=d_a_f_rows[t])  # (B21)
-        d_a_f = d_a_f_rows[t]
-        d_s_f = d_a_f  # (B22)
-        d_yh = d_yh_seq_rows[t]  # (B23) (B24) (B25) (B26)
+        torch.mul(J_B21, d_f, out=d_a_seq_0_H_rows[t])  # (B21)
+        torch.mul(J_B19, d_i, out=d_a_seq_H_2H_rows[t])  # (B19)
+        torch.mul(J_B17, d_g, out=d_a_seq_2H_3H_rows[t])  # (B17)
+        torch.mul(J_B15, d_o, out=d_a_seq_3H_4H_rows[t])  # (B15)
+        d_yh = d_a_seq_rows[t]  # (B23) (B24) (B25) (B26)
         _cse2 = d_yh*gamma_h
         d_r_h = (J_B27*_cse2).reshape(-1, 4, H).sum(dim=1)  # (B27) fork: yh_f, yh_i, yh_g, yh_o
         d_v_h = -1/2*J_B28*d_r_h  # (B28)
         d_e_zh = (1/4)*(d_v_h).mean(dim=-1, keepdim=True)  # (B29) (B30) (B31) (B32)
         _cse3 = _cse2*r_h
         d_mu_h = (J_B33*d_e_zh - _cse3).reshape(-1, 4, H).sum(dim=1)  # (B33) fork: e_zh_f, e_zh_i, e_zh_g, e_zh_o, yh_f, yh_i, yh_g, yh_o
-        d_yx = d_yh_seq_rows[t]  # (B34) (B35) (B36) (B37)
+        d_yx = d_a_seq_rows[t]  # (B34) (B35) (B36) (B37)
         _cse4 = d_yx*gamma_x
         d_r_x = (J_B38*_cse4).reshape(-1, 4, H).sum(dim=1)  # (B38) fork: yx_f, yx_i, yx_g, yx_o
         d_v_x = -1/2*J_B39*d_r_x  # (B39)
@@ -471,7 +451,6 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
     dw["Wcat_x"] += d_A_x_seq.reshape(steps * B, 4 * H).T @ xs.reshape(steps * B, D)  # (P1)-(P4)
     torch.matmul(d_A_x_seq.reshape(steps * B, 4 * H), Wcat_x, out=dxs.reshape(steps * B, D))  # (B55)
     dw["Wcat_h_prev"] += d_A_h_prev_seq.reshape(steps * B, 4 * H).T @ h_seq[:steps].reshape(steps * B, H)  # (P5)-(P8)
-    d_yh = d_yh_seq[0:steps]  # (B23) (B24) (B25) (B26)
     c = c_seq[1:]
     zx = zx_seq[0:steps]
     zh = zh_seq[0:steps]
@@ -481,16 +460,11 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
     r_h = r_h_seq[0:steps]
     mu_c = mu_c_seq[0:steps]
     r_c = r_c_seq[0:steps]
-    d_a_o = d_yh[:, :, 3 * H:4 * H]
-    d_a_g = d_yh[:, :, 2 * H:3 * H]
-    d_a_i = d_yh[:, :, H:2 * H]
-    d_a_f = d_yh[:, :, 0:H]
-    d_yx = d_yh_seq[0:steps]  # (B34) (B35) (B36) (B37)
+    d_a = d_a_seq[0:steps]
+    d_yh = d_a_seq[0:steps]  # (B23) (B24) (B25) (B26)
+    d_yx = d_a_seq[0:steps]  # (B34) (B35) (B36) (B37)
     d_y_c = d_y_c_seq
-    d_b_f += (d_a_f).sum(dim=(0, 1))  # (P9)
-    d_b_i += (d_a_i).sum(dim=(0, 1))  # (P10)
-    d_b_g += (d_a_g).sum(dim=(0, 1))  # (P11)
-    d_b_o += (d_a_o).sum(dim=(0, 1))  # (P12)
+    d_b += (d_a).sum(dim=(0, 1))  # (P9) (P10) (P11) (P12)
     d_gamma_x += (d_yx*r_x*(-mu_x + zx)).sum(dim=(0, 1))  # (P13) (P14) (P15) (P16)
     d_beta_x += (d_yx).sum(dim=(0, 1))  # (P17) (P18) (P19) (P20)
     d_gamma_h += (d_yh*r_h*(-mu_h + zh)).sum(dim=(0, 1))  # (P21) (P22) (P23) (P24)
@@ -562,6 +536,7 @@ def _recompute(w, sizes, xs, seq):
     beta_x = w["beta_x"]
     gamma_h = w["gamma_h"]
     beta_h = w["beta_h"]
+    b = w["b"]
     h_seq = seq["h_seq"]
     c_seq = seq["c_seq"]
     zx_seq = seq["zx_seq"]
@@ -584,8 +559,7 @@ def _recompute(w, sizes, xs, seq):
     # the x terms of every step at once  (F1)-(F4)
     torch.matmul(xs.reshape(steps * B, D), Wcat_x.T, out=A_x.reshape(steps * B, 4 * H))
     A_h_prev = xs.new_empty((steps, B, 4 * H))
-    yx = xs.new_empty((steps, B, 4 * H))
-    yh = xs.new_empty((steps, B, 4 * H))
+    a = xs.new_empty((steps, B, 4 * H))
     h_prev = h_seq[0:steps]
     zx_seq[0:steps] = A_x[0:steps]
     zx = zx_seq[0:steps]
@@ -599,11 +573,7 @@ def _recompute(w, sizes, xs, seq):
     v_x = v_x_seq[0:steps]
     r_x_seq[0:steps] = torch.rsqrt(v_x + 1/100000)  # (F15)
     r_x = r_x_seq[0:steps]
-    torch.add(beta_x, gamma_x*r_x*(-mu_x + zx), out=yx)  # (F16) (F17) (F18) (F19)
-    yx_f = yx[:, :, 0:H]
-    yx_i = yx[:, :, H:2 * H]
-    yx_g = yx[:, :, 2 * H:3 * H]
-    yx_o = yx[:, :, 3 * H:4 * H]
+    yx = beta_x + gamma_x*r_x*(-mu_x + zx)  # (F16) (F17) (F18) (F19)
     mu_h_seq[0:steps] = (zh).mean(dim=-1, keepdim=True)  # (F20)
     mu_h = mu_h_seq[0:steps]
     e_zh = torch.square(-mu_h + zh)  # (F21) (F22) (F23) (F24)
@@ -611,19 +581,13 @@ def _recompute(w, sizes, xs, seq):
     v_h = v_h_seq[0:steps]
     r_h_seq[0:steps] = torch.rsqrt(v_h + 1/100000)  # (F26)
     r_h = r_h_seq[0:steps]
-    torch.add(beta_h, gamma_h*r_h*(-mu_h + zh), out=yh)  # (F27) (F28) (F29) (F30)
-    yh_f = yh[:, :, 0:H]
-    yh_i = yh[:, :, H:2 * H]
-    yh_g = yh[:, :, 2 * H:3 * H]
-    yh_o = yh[:, :, 3 * H:4 * H]
-    s_f = yh_f + yx_f  # (F31)
-    a_f = b_f + s_f  # (F32)
-    s_i = yh_i + yx_i  # (F33)
-    a_i = b_i + s_i  # (F34)
-    s_g = yh_g + yx_g  # (F35)
-    a_g = b_g + s_g  # (F36)
-    s_o = yh_o + yx_o  # (F37)
-    a_o = b_o + s_o  # (F38)
+    yh = beta_h + gamma_h*r_h*(-mu_h + zh)  # (F27) (F28) (F29) (F30)
+    s = yh + yx  # (F31) (F33) (F35) (F37)
+    torch.add(b, s, out=a)  # (F32) (F34) (F36) (F38)
+    a_f = a[:, :, 0:H]
+    a_i = a[:, :, H:2 * H]
+    a_g = a[:, :, 2 * H:3 * H]
+    a_o = a[:, :, 3 * H:4 * H]
     torch.sigmoid(a_f, out=f_seq[0:steps])  # (F39)
     torch.sigmoid(a_i, out=i_seq[0:steps])  # (F40)
     torch.tanh(a_g, out=g_seq[0:steps])  # (F41)
@@ -653,10 +617,10 @@ def _grads(dw, sizes):
     grads["U_i"] = dw["Wcat_h_prev"][H:2 * H]
     grads["U_g"] = dw["Wcat_h_prev"][2 * H:3 * H]
     grads["U_o"] = dw["Wcat_h_prev"][3 * H:4 * H]
-    grads["b_f"] = dw["b_f"]
-    grads["b_i"] = dw["b_i"]
-    grads["b_g"] = dw["b_g"]
-    grads["b_o"] = dw["b_o"]
+    grads["b_f"] = dw["b"][0:H]
+    grads["b_i"] = dw["b"][H:2 * H]
+    grads["b_g"] = dw["b"][2 * H:3 * H]
+    grads["b_o"] = dw["b"][3 * H:4 * H]
     grads["gamma_x_f"] = dw["gamma_x"][0:H]
     grads["gamma_x_i"] = dw["gamma_x"][H:2 * H]
     grads["gamma_x_g"] = dw["gamma_x"][2 * H:3 * H]
