@@ -184,7 +184,7 @@ def _backward(derivation, plan, st, records):
 
 
 def _unread_aliases(st, records):
-    """Without the members' names for a shared adjoint (`d_e_zx_f = d_e_zx`) no record reads."""
+    """Without the members' names for a shared adjoint (`d_e_zx_f = d_Z_e_zx`) no record reads."""
     stacked = {v for _, _, v in st.sym.values()}
     return [r for n, r in enumerate(records)
             if not (isinstance(r, Assign) and isinstance(r.target, str) and r.expr in stacked

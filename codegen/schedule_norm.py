@@ -7,8 +7,8 @@ home product (a layer norm of the stacked gate terms W x: zx_f, zx_i, zx_g, zx_o
 *family* is the seed's members, or G stages of one kind whose stage k reads member k of the
 seed where stage 1 reads member 1, block k of a packed parameter where stage 1 reads block
 1, and otherwise the same columns (the squared deviations e_k, the normalised outputs y_k).
-A family is stored as one stacked value named by its members' common prefix (`zx`, `e_zx`,
-`yx`; the gains' `gamma_x`).  A mean over a whole family, and what is computed from such
+A family is stored as one stacked value named Z_ and its members' common prefix (`Z_zx`,
+`Z_e_zx`, `Z_yx`; the gains' `Z_gamma_x`).  A mean over a whole family, and what is computed from such
 means alone (the inverse standard deviation), is a *column*: one value per batch row, which
 broadcasts against the stacked value.  Equations are read, never derived, here.
 """
@@ -54,7 +54,7 @@ class Family:
 def families(derivation, plan: Plan) -> tuple[Family, ...]:
     """The seeds' families, then every family reading them, in stage order."""
     cell = derivation.cell
-    taken = {s.name for s in cell.stages} | {n for n, _ in cell.params()} | set(cell.input_names)
+    taken = {b.out for g in plan.groups for b in g.blocks}   # the block buffers, Z_f_i_o
     seeds = [_family(stage.inputs, cell.sizes()[stage.inputs[0]], taken, seed=True)
              for stage in cell.stages if stage.kind is Kind.MEAN and _is_seed(plan, cell, stage.inputs)]
     seeds = [f for f in seeds if f is not None]
@@ -73,9 +73,11 @@ def _is_seed(plan: Plan, cell, inputs) -> bool:
 
 
 def _family(members, size, taken, param=False, seed=False) -> Family | None:
-    """A family named by its members' common prefix, if that name is free."""
-    name = os.path.commonprefix(list(members)).rstrip("_")
-    if not name or name in taken or name in members:
+    """A family named Z_ and its members' common prefix (a generated name, reserved: see
+    `catalogue.spec.reserved`), if that name is free."""
+    prefix = os.path.commonprefix(list(members)).rstrip("_")
+    name = f"Z_{prefix}"
+    if not prefix or name in taken:
         return None
     taken.add(name)
     return Family(name, tuple(members), size, param, seed)
@@ -123,15 +125,12 @@ def _block_stage(cell, stage, k, first):
 
 
 def _param_family(cell, members, size, taken, found) -> Family | None:
-    """Vector parameters read one per block: a packed parameter's blocks keep its name."""
+    """Vector parameters read one per block (the gains of a norm; the gates' biases)."""
     sizes = dict(cell.vector_params)
     if len(set(members)) != len(members) or any(sizes[m] != size for m in members):
         return None
     known = next((f for f in found if f.members == members), None)
-    packed = next((public for public, blocks in cell.packed if blocks == members), None)
-    if known is not None or packed is not None:
-        return known or Family(packed, members, size, param=True)
-    return _family(members, size, taken, param=True)
+    return known or _family(members, size, taken, param=True)
 
 
 def columns(cell, fams) -> set[str]:

@@ -136,26 +136,26 @@ def backward(params, cache, dhs, dstateT=None):
     grads["U_i"] = dw["Wcat_h_prev"][H:2 * H]
     grads["U_g"] = dw["Wcat_h_prev"][2 * H:3 * H]
     grads["U_o"] = dw["Wcat_h_prev"][3 * H:4 * H]
-    grads["b_f"] = dw["b"][0:H]
-    grads["b_i"] = dw["b"][H:2 * H]
-    grads["b_g"] = dw["b"][2 * H:3 * H]
-    grads["b_o"] = dw["b"][3 * H:4 * H]
-    grads["gamma_x_f"] = dw["gamma_x"][0:H]
-    grads["gamma_x_i"] = dw["gamma_x"][H:2 * H]
-    grads["gamma_x_g"] = dw["gamma_x"][2 * H:3 * H]
-    grads["gamma_x_o"] = dw["gamma_x"][3 * H:4 * H]
-    grads["beta_x_f"] = dw["beta_x"][0:H]
-    grads["beta_x_i"] = dw["beta_x"][H:2 * H]
-    grads["beta_x_g"] = dw["beta_x"][2 * H:3 * H]
-    grads["beta_x_o"] = dw["beta_x"][3 * H:4 * H]
-    grads["gamma_h_f"] = dw["gamma_h"][0:H]
-    grads["gamma_h_i"] = dw["gamma_h"][H:2 * H]
-    grads["gamma_h_g"] = dw["gamma_h"][2 * H:3 * H]
-    grads["gamma_h_o"] = dw["gamma_h"][3 * H:4 * H]
-    grads["beta_h_f"] = dw["beta_h"][0:H]
-    grads["beta_h_i"] = dw["beta_h"][H:2 * H]
-    grads["beta_h_g"] = dw["beta_h"][2 * H:3 * H]
-    grads["beta_h_o"] = dw["beta_h"][3 * H:4 * H]
+    grads["b_f"] = dw["Z_b"][0:H]
+    grads["b_i"] = dw["Z_b"][H:2 * H]
+    grads["b_g"] = dw["Z_b"][2 * H:3 * H]
+    grads["b_o"] = dw["Z_b"][3 * H:4 * H]
+    grads["gamma_x_f"] = dw["Z_gamma_x"][0:H]
+    grads["gamma_x_i"] = dw["Z_gamma_x"][H:2 * H]
+    grads["gamma_x_g"] = dw["Z_gamma_x"][2 * H:3 * H]
+    grads["gamma_x_o"] = dw["Z_gamma_x"][3 * H:4 * H]
+    grads["beta_x_f"] = dw["Z_beta_x"][0:H]
+    grads["beta_x_i"] = dw["Z_beta_x"][H:2 * H]
+    grads["beta_x_g"] = dw["Z_beta_x"][2 * H:3 * H]
+    grads["beta_x_o"] = dw["Z_beta_x"][3 * H:4 * H]
+    grads["gamma_h_f"] = dw["Z_gamma_h"][0:H]
+    grads["gamma_h_i"] = dw["Z_gamma_h"][H:2 * H]
+    grads["gamma_h_g"] = dw["Z_gamma_h"][2 * H:3 * H]
+    grads["gamma_h_o"] = dw["Z_gamma_h"][3 * H:4 * H]
+    grads["beta_h_f"] = dw["Z_beta_h"][0:H]
+    grads["beta_h_i"] = dw["Z_beta_h"][H:2 * H]
+    grads["beta_h_g"] = dw["Z_beta_h"][2 * H:3 * H]
+    grads["beta_h_o"] = dw["Z_beta_h"][3 * H:4 * H]
     grads["gamma_c"] = dw["gamma_c"]
     grads["beta_c"] = dw["beta_c"]
     grads["gamma_x"] = numpy.concatenate([grads["gamma_x_f"], grads["gamma_x_i"], grads["gamma_x_g"], grads["gamma_x_o"]])
@@ -195,12 +195,12 @@ def _stack(params, sizes, dtype):
     H = sizes["H"]
     Wcat_x = numpy.concatenate([params["W_f"], params["W_i"], params["W_g"], params["W_o"]])
     Wcat_h_prev = numpy.concatenate([params["U_f"], params["U_i"], params["U_g"], params["U_o"]])
-    gamma_x = numpy.concatenate([params["gamma_x_f"], params["gamma_x_i"], params["gamma_x_g"], params["gamma_x_o"]])
-    beta_x = numpy.concatenate([params["beta_x_f"], params["beta_x_i"], params["beta_x_g"], params["beta_x_o"]])
-    gamma_h = numpy.concatenate([params["gamma_h_f"], params["gamma_h_i"], params["gamma_h_g"], params["gamma_h_o"]])
-    beta_h = numpy.concatenate([params["beta_h_f"], params["beta_h_i"], params["beta_h_g"], params["beta_h_o"]])
-    b = numpy.concatenate([params["b_f"], params["b_i"], params["b_g"], params["b_o"]])
-    return dict(Wcat_x=Wcat_x, Wcat_h_prev=Wcat_h_prev, b_f=params["b_f"].copy(), b_i=params["b_i"].copy(), b_g=params["b_g"].copy(), b_o=params["b_o"].copy(), gamma_x_f=params["gamma_x_f"].copy(), gamma_x_i=params["gamma_x_i"].copy(), gamma_x_g=params["gamma_x_g"].copy(), gamma_x_o=params["gamma_x_o"].copy(), beta_x_f=params["beta_x_f"].copy(), beta_x_i=params["beta_x_i"].copy(), beta_x_g=params["beta_x_g"].copy(), beta_x_o=params["beta_x_o"].copy(), gamma_h_f=params["gamma_h_f"].copy(), gamma_h_i=params["gamma_h_i"].copy(), gamma_h_g=params["gamma_h_g"].copy(), gamma_h_o=params["gamma_h_o"].copy(), beta_h_f=params["beta_h_f"].copy(), beta_h_i=params["beta_h_i"].copy(), beta_h_g=params["beta_h_g"].copy(), beta_h_o=params["beta_h_o"].copy(), gamma_c=params["gamma_c"].copy(), beta_c=params["beta_c"].copy(), gamma_x=gamma_x, beta_x=beta_x, gamma_h=gamma_h, beta_h=beta_h, b=b)
+    Z_gamma_x = numpy.concatenate([params["gamma_x_f"], params["gamma_x_i"], params["gamma_x_g"], params["gamma_x_o"]])
+    Z_beta_x = numpy.concatenate([params["beta_x_f"], params["beta_x_i"], params["beta_x_g"], params["beta_x_o"]])
+    Z_gamma_h = numpy.concatenate([params["gamma_h_f"], params["gamma_h_i"], params["gamma_h_g"], params["gamma_h_o"]])
+    Z_beta_h = numpy.concatenate([params["beta_h_f"], params["beta_h_i"], params["beta_h_g"], params["beta_h_o"]])
+    Z_b = numpy.concatenate([params["b_f"], params["b_i"], params["b_g"], params["b_o"]])
+    return dict(Wcat_x=Wcat_x, Wcat_h_prev=Wcat_h_prev, b_f=params["b_f"].copy(), b_i=params["b_i"].copy(), b_g=params["b_g"].copy(), b_o=params["b_o"].copy(), gamma_x_f=params["gamma_x_f"].copy(), gamma_x_i=params["gamma_x_i"].copy(), gamma_x_g=params["gamma_x_g"].copy(), gamma_x_o=params["gamma_x_o"].copy(), beta_x_f=params["beta_x_f"].copy(), beta_x_i=params["beta_x_i"].copy(), beta_x_g=params["beta_x_g"].copy(), beta_x_o=params["beta_x_o"].copy(), gamma_h_f=params["gamma_h_f"].copy(), gamma_h_i=params["gamma_h_i"].copy(), gamma_h_g=params["gamma_h_g"].copy(), gamma_h_o=params["gamma_h_o"].copy(), beta_h_f=params["beta_h_f"].copy(), beta_h_i=params["beta_h_i"].copy(), beta_h_g=params["beta_h_g"].copy(), beta_h_o=params["beta_h_o"].copy(), gamma_c=params["gamma_c"].copy(), beta_c=params["beta_c"].copy(), Z_gamma_x=Z_gamma_x, Z_beta_x=Z_beta_x, Z_gamma_h=Z_gamma_h, Z_beta_h=Z_beta_h, Z_b=Z_b)
 
 
 def _buffers(n, B, sizes, dtype, ws):
@@ -210,8 +210,8 @@ def _buffers(n, B, sizes, dtype, ws):
     return {
         "h_seq": _take(ws, "h_seq", (n + 1, B, H), dtype),
         "c_seq": _take(ws, "c_seq", (n + 1, B, H), dtype),
-        "zx_seq": _take(ws, "zx_seq", (n, B, 4 * H), dtype),
-        "zh_seq": _take(ws, "zh_seq", (n, B, 4 * H), dtype),
+        "Z_zx_seq": _take(ws, "Z_zx_seq", (n, B, 4 * H), dtype),
+        "Z_zh_seq": _take(ws, "Z_zh_seq", (n, B, 4 * H), dtype),
         "mu_x_seq": _take(ws, "mu_x_seq", (n, B, 1), dtype),
         "v_x_seq": _take(ws, "v_x_seq", (n, B, 1), dtype),
         "r_x_seq": _take(ws, "r_x_seq", (n, B, 1), dtype),
@@ -292,15 +292,15 @@ def _forward_steps(w, sizes, xs, seq, ws):
     beta_h_o = w["beta_h_o"]
     gamma_c = w["gamma_c"]
     beta_c = w["beta_c"]
-    gamma_x = w["gamma_x"]
-    beta_x = w["beta_x"]
-    gamma_h = w["gamma_h"]
-    beta_h = w["beta_h"]
-    b = w["b"]
+    Z_gamma_x = w["Z_gamma_x"]
+    Z_beta_x = w["Z_beta_x"]
+    Z_gamma_h = w["Z_gamma_h"]
+    Z_beta_h = w["Z_beta_h"]
+    Z_b = w["Z_b"]
     h_seq = seq["h_seq"]
     c_seq = seq["c_seq"]
-    zx_seq = seq["zx_seq"]
-    zh_seq = seq["zh_seq"]
+    Z_zx_seq = seq["Z_zx_seq"]
+    Z_zh_seq = seq["Z_zh_seq"]
     mu_x_seq = seq["mu_x_seq"]
     v_x_seq = seq["v_x_seq"]
     r_x_seq = seq["r_x_seq"]
@@ -321,37 +321,37 @@ def _forward_steps(w, sizes, xs, seq, ws):
     # the x terms of every step at once  (F1)-(F4)
     numpy.matmul(xs.reshape(steps * B, D), Wcat_x_T, out=A_x.reshape(steps * B, 4 * H))
     A_h_prev = _take(ws, "A_h_prev", (B, 4 * H), dtype)
-    a = _take(ws, "a", (B, 4 * H), dtype)
+    Z_a = _take(ws, "Z_a", (B, 4 * H), dtype)
     for t in range(steps):
         h_prev = h_seq[t]
         c_prev = c_seq[t]
-        zx_seq[t] = A_x[t]
-        zx = zx_seq[t]
+        Z_zx_seq[t] = A_x[t]
+        Z_zx = Z_zx_seq[t]
         numpy.matmul(h_prev, Wcat_h_prev_T, out=A_h_prev)  # (F5)-(F8)
-        zh_seq[t] = A_h_prev
-        zh = zh_seq[t]
-        mu_x_seq[t] = (zx).mean(axis=-1, keepdims=True)  # (F9)
+        Z_zh_seq[t] = A_h_prev
+        Z_zh = Z_zh_seq[t]
+        mu_x_seq[t] = (Z_zx).mean(axis=-1, keepdims=True)  # (F9)
         mu_x = mu_x_seq[t]
-        e_zx = (-mu_x + zx)**2  # (F10) (F11) (F12) (F13)
-        v_x_seq[t] = (e_zx).mean(axis=-1, keepdims=True)  # (F14)
+        Z_e_zx = (Z_zx - mu_x)**2  # (F10) (F11) (F12) (F13)
+        v_x_seq[t] = (Z_e_zx).mean(axis=-1, keepdims=True)  # (F14)
         v_x = v_x_seq[t]
         r_x_seq[t] = 1/numpy.sqrt(v_x + 1/100000)  # (F15)
         r_x = r_x_seq[t]
-        yx = beta_x + gamma_x*r_x*(-mu_x + zx)  # (F16) (F17) (F18) (F19)
-        mu_h_seq[t] = (zh).mean(axis=-1, keepdims=True)  # (F20)
+        Z_yx = Z_beta_x + Z_gamma_x*r_x*(Z_zx - mu_x)  # (F16) (F17) (F18) (F19)
+        mu_h_seq[t] = (Z_zh).mean(axis=-1, keepdims=True)  # (F20)
         mu_h = mu_h_seq[t]
-        e_zh = (-mu_h + zh)**2  # (F21) (F22) (F23) (F24)
-        v_h_seq[t] = (e_zh).mean(axis=-1, keepdims=True)  # (F25)
+        Z_e_zh = (Z_zh - mu_h)**2  # (F21) (F22) (F23) (F24)
+        v_h_seq[t] = (Z_e_zh).mean(axis=-1, keepdims=True)  # (F25)
         v_h = v_h_seq[t]
         r_h_seq[t] = 1/numpy.sqrt(v_h + 1/100000)  # (F26)
         r_h = r_h_seq[t]
-        yh = beta_h + gamma_h*r_h*(-mu_h + zh)  # (F27) (F28) (F29) (F30)
-        s = yh + yx  # (F31) (F33) (F35) (F37)
-        numpy.add(b, s, out=a)  # (F32) (F34) (F36) (F38)
-        a_f = a[:, 0:H]
-        a_i = a[:, H:2 * H]
-        a_g = a[:, 2 * H:3 * H]
-        a_o = a[:, 3 * H:4 * H]
+        Z_yh = Z_beta_h + Z_gamma_h*r_h*(Z_zh - mu_h)  # (F27) (F28) (F29) (F30)
+        Z_s = Z_yh + Z_yx  # (F31) (F33) (F35) (F37)
+        numpy.add(Z_b, Z_s, out=Z_a)  # (F32) (F34) (F36) (F38)
+        a_f = Z_a[:, 0:H]
+        a_i = Z_a[:, H:2 * H]
+        a_g = Z_a[:, 2 * H:3 * H]
+        a_o = Z_a[:, 3 * H:4 * H]
         _sigmoid(a_f, out=f_seq[t])  # (F39)
         f = f_seq[t]
         _sigmoid(a_i, out=i_seq[t])  # (F40)
@@ -408,15 +408,15 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs, ws):
     beta_h_o = w["beta_h_o"]
     gamma_c = w["gamma_c"]
     beta_c = w["beta_c"]
-    gamma_x = w["gamma_x"]
-    beta_x = w["beta_x"]
-    gamma_h = w["gamma_h"]
-    beta_h = w["beta_h"]
-    b = w["b"]
+    Z_gamma_x = w["Z_gamma_x"]
+    Z_beta_x = w["Z_beta_x"]
+    Z_gamma_h = w["Z_gamma_h"]
+    Z_beta_h = w["Z_beta_h"]
+    Z_b = w["Z_b"]
     h_seq = seq["h_seq"]
     c_seq = seq["c_seq"]
-    zx_seq = seq["zx_seq"]
-    zh_seq = seq["zh_seq"]
+    Z_zx_seq = seq["Z_zx_seq"]
+    Z_zh_seq = seq["Z_zh_seq"]
     mu_x_seq = seq["mu_x_seq"]
     v_x_seq = seq["v_x_seq"]
     r_x_seq = seq["r_x_seq"]
@@ -457,17 +457,17 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs, ws):
     d_beta_c = dw["beta_c"]
     d_A_x_seq = _take(ws, "d_A_x_seq", (steps, B, 4 * H), dtype)
     d_A_h_prev_seq = _take(ws, "d_A_h_prev_seq", (steps, B, 4 * H), dtype)
-    d_gamma_x = dw["gamma_x"]
-    d_beta_x = dw["beta_x"]
-    d_gamma_h = dw["gamma_h"]
-    d_beta_h = dw["beta_h"]
-    d_b = dw["b"]
-    d_a_seq = _take(ws, "d_a_seq", (steps, B, 4 * H), dtype)
+    d_Z_gamma_x = dw["Z_gamma_x"]
+    d_Z_beta_x = dw["Z_beta_x"]
+    d_Z_gamma_h = dw["Z_gamma_h"]
+    d_Z_beta_h = dw["Z_beta_h"]
+    d_Z_b = dw["Z_b"]
+    d_Z_a_seq = _take(ws, "d_Z_a_seq", (steps, B, 4 * H), dtype)
     for t in reversed(range(steps)):
         c_prev = c_seq[t]
         c = c_seq[t + 1]
-        zx = zx_seq[t]
-        zh = zh_seq[t]
+        Z_zx = Z_zx_seq[t]
+        Z_zh = Z_zh_seq[t]
         mu_x = mu_x_seq[t]
         v_x = v_x_seq[t]
         r_x = r_x_seq[t]
@@ -498,31 +498,31 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs, ws):
         d_g = d_n*i  # (B12)
         d_i = d_n*g  # (B13)
         d_f = c_prev*d_m  # (B14)
-        d_a = d_a_seq[t]
-        d_a[:, 0:H] = d_f*f*(1 - f)  # (B21)
-        d_a[:, H:2 * H] = d_i*i*(1 - i)  # (B19)
-        d_a[:, 2 * H:3 * H] = d_g*(1 - g**2)  # (B17)
-        d_a[:, 3 * H:4 * H] = d_o*o*(1 - o)  # (B15)
-        d_s = d_a_seq[t]  # (B16) (B18) (B20) (B22)
-        d_yh = d_a_seq[t]  # (B23) (B24) (B25) (B26)
-        d_r_h = (d_yh*gamma_h*(-mu_h + zh)).reshape(-1, 4, H).sum(axis=1)  # (B27) fork: yh_f, yh_i, yh_g, yh_o
+        d_Z_a = d_Z_a_seq[t]
+        d_Z_a[:, 0:H] = d_f*f*(1 - f)  # (B21)
+        d_Z_a[:, H:2 * H] = d_i*i*(1 - i)  # (B19)
+        d_Z_a[:, 2 * H:3 * H] = d_g*(1 - g**2)  # (B17)
+        d_Z_a[:, 3 * H:4 * H] = d_o*o*(1 - o)  # (B15)
+        d_Z_s = d_Z_a_seq[t]  # (B16) (B18) (B20) (B22)
+        d_Z_yh = d_Z_a_seq[t]  # (B23) (B24) (B25) (B26)
+        d_r_h = (Z_gamma_h*d_Z_yh*(Z_zh - mu_h)).reshape(-1, 4, H).sum(axis=1)  # (B27) fork: yh_f, yh_i, yh_g, yh_o
         d_v_h = -1/2*d_r_h/(v_h + 1/100000)**(3/2)  # (B28)
-        d_e_zh = (1/4)*(d_v_h).mean(axis=-1, keepdims=True)  # (B29) (B30) (B31) (B32)
-        d_mu_h = (d_e_zh*(2*mu_h - 2*zh) - d_yh*gamma_h*r_h).reshape(-1, 4, H).sum(axis=1)  # (B33) fork: e_zh_f, e_zh_i, e_zh_g, e_zh_o, yh_f, yh_i, yh_g, yh_o
-        d_yx = d_a_seq[t]  # (B34) (B35) (B36) (B37)
-        d_r_x = (d_yx*gamma_x*(-mu_x + zx)).reshape(-1, 4, H).sum(axis=1)  # (B38) fork: yx_f, yx_i, yx_g, yx_o
+        d_Z_e_zh = (1/4)*(d_v_h).mean(axis=-1, keepdims=True)  # (B29) (B30) (B31) (B32)
+        d_mu_h = (-Z_gamma_h*d_Z_yh*r_h + d_Z_e_zh*(-2*Z_zh + 2*mu_h)).reshape(-1, 4, H).sum(axis=1)  # (B33) fork: e_zh_f, e_zh_i, e_zh_g, e_zh_o, yh_f, yh_i, yh_g, yh_o
+        d_Z_yx = d_Z_a_seq[t]  # (B34) (B35) (B36) (B37)
+        d_r_x = (Z_gamma_x*d_Z_yx*(Z_zx - mu_x)).reshape(-1, 4, H).sum(axis=1)  # (B38) fork: yx_f, yx_i, yx_g, yx_o
         d_v_x = -1/2*d_r_x/(v_x + 1/100000)**(3/2)  # (B39)
-        d_e_zx = (1/4)*(d_v_x).mean(axis=-1, keepdims=True)  # (B40) (B41) (B42) (B43)
-        d_mu_x = (d_e_zx*(2*mu_x - 2*zx) - d_yx*gamma_x*r_x).reshape(-1, 4, H).sum(axis=1)  # (B44) fork: e_zx_f, e_zx_i, e_zx_g, e_zx_o, yx_f, yx_i, yx_g, yx_o
-        d_A_h_prev[:, 0:4 * H] = d_e_zh*(-2*mu_h + 2*zh) + d_yh*gamma_h*r_h + (1/4)*(d_mu_h).mean(axis=-1, keepdims=True)  # (B45) (B46) (B47) (B48)
-        d_A_x[:, 0:4 * H] = d_e_zx*(-2*mu_x + 2*zx) + d_yx*gamma_x*r_x + (1/4)*(d_mu_x).mean(axis=-1, keepdims=True)  # (B49) (B50) (B51) (B52)
+        d_Z_e_zx = (1/4)*(d_v_x).mean(axis=-1, keepdims=True)  # (B40) (B41) (B42) (B43)
+        d_mu_x = (-Z_gamma_x*d_Z_yx*r_x + d_Z_e_zx*(-2*Z_zx + 2*mu_x)).reshape(-1, 4, H).sum(axis=1)  # (B44) fork: e_zx_f, e_zx_i, e_zx_g, e_zx_o, yx_f, yx_i, yx_g, yx_o
+        d_A_h_prev[:, 0:4 * H] = Z_gamma_h*d_Z_yh*r_h + d_Z_e_zh*(2*Z_zh - 2*mu_h) + (1/4)*(d_mu_h).mean(axis=-1, keepdims=True)  # (B45) (B46) (B47) (B48)
+        d_A_x[:, 0:4 * H] = Z_gamma_x*d_Z_yx*r_x + d_Z_e_zx*(2*Z_zx - 2*mu_x) + (1/4)*(d_mu_x).mean(axis=-1, keepdims=True)  # (B49) (B50) (B51) (B52)
         d_c_prev = d_m*f  # (B53)
         d_h_prev = d_A_h_prev @ Wcat_h_prev  # (B54) fork: zh_f, zh_i, zh_g, zh_o
-        d_b += (d_a).sum(axis=0)  # (P9) (P10) (P11) (P12)
-        d_gamma_x += (d_yx*r_x*(-mu_x + zx)).sum(axis=0)  # (P13) (P14) (P15) (P16)
-        d_beta_x += (d_yx).sum(axis=0)  # (P17) (P18) (P19) (P20)
-        d_gamma_h += (d_yh*r_h*(-mu_h + zh)).sum(axis=0)  # (P21) (P22) (P23) (P24)
-        d_beta_h += (d_yh).sum(axis=0)  # (P25) (P26) (P27) (P28)
+        d_Z_b += (d_Z_a).sum(axis=0)  # (P9) (P10) (P11) (P12)
+        d_Z_gamma_x += (d_Z_yx*r_x*(Z_zx - mu_x)).sum(axis=0)  # (P13) (P14) (P15) (P16)
+        d_Z_beta_x += (d_Z_yx).sum(axis=0)  # (P17) (P18) (P19) (P20)
+        d_Z_gamma_h += (d_Z_yh*r_h*(Z_zh - mu_h)).sum(axis=0)  # (P21) (P22) (P23) (P24)
+        d_Z_beta_h += (d_Z_yh).sum(axis=0)  # (P25) (P26) (P27) (P28)
         d_gamma_c += (d_y_c*r_c*(c - mu_c)).sum(axis=0)  # (P29)
         d_beta_c += (d_y_c).sum(axis=0)  # (P30)
         d_h_next = d_h_prev

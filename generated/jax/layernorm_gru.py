@@ -40,7 +40,7 @@ STATE_SIZES = {"h": "H"}
 SIZES = {"D": "input_size", "H": "hidden_size"}  # size symbol -> argument of init_params
 INITIAL = {"beta_h": 0.0, "beta_x": 0.0, "gamma_h": 1.0, "gamma_x": 1.0}  # parameters that start at a constant, not a random draw
 OUTPUT = ("h", "H")
-CACHED = ("h_seq", "zx_seq", "zh_seq", "mu_x_seq", "v_x_seq", "r_x_seq", "mu_h_seq", "v_h_seq", "r_h_seq", "r_seq", "z_seq", "a_nh_seq", "h_cand_seq", "v_seq")  # per-step values the backward reads
+CACHED = ("h_seq", "Z_zx_seq", "Z_zh_seq", "mu_x_seq", "v_x_seq", "r_x_seq", "mu_h_seq", "v_h_seq", "r_h_seq", "r_seq", "z_seq", "a_nh_seq", "h_cand_seq", "v_seq")  # per-step values the backward reads
 
 
 def init_params(key, input_size, hidden_size, dtype=jnp.float32):
@@ -85,11 +85,11 @@ def _stack(params, sizes, xs):
     params["beta_h_n"] = params["beta_h"][2 * H:3 * H]
     Wcat_x = jnp.concatenate([params["W_r"], params["W_z"], params["W_n"]])
     Wcat_h_prev = jnp.concatenate([params["U_r"], params["U_z"], params["U_n"]])
-    gamma_x = jnp.concatenate([params["gamma_x_r"], params["gamma_x_z"], params["gamma_x_n"]])
-    beta_x = jnp.concatenate([params["beta_x_r"], params["beta_x_z"], params["beta_x_n"]])
-    gamma_h = jnp.concatenate([params["gamma_h_r"], params["gamma_h_z"], params["gamma_h_n"]])
-    beta_h = jnp.concatenate([params["beta_h_r"], params["beta_h_z"], params["beta_h_n"]])
-    return dict(Wcat_x=Wcat_x, Wcat_h_prev=Wcat_h_prev, b_r=params["b_r"], b_z=params["b_z"], b_n=params["b_n"], b_hn=params["b_hn"], gamma_x_r=params["gamma_x_r"], gamma_x_z=params["gamma_x_z"], gamma_x_n=params["gamma_x_n"], beta_x_r=params["beta_x_r"], beta_x_z=params["beta_x_z"], beta_x_n=params["beta_x_n"], gamma_h_r=params["gamma_h_r"], gamma_h_z=params["gamma_h_z"], gamma_h_n=params["gamma_h_n"], beta_h_r=params["beta_h_r"], beta_h_z=params["beta_h_z"], beta_h_n=params["beta_h_n"], gamma_x=gamma_x, beta_x=beta_x, gamma_h=gamma_h, beta_h=beta_h)
+    Z_gamma_x = jnp.concatenate([params["gamma_x_r"], params["gamma_x_z"], params["gamma_x_n"]])
+    Z_beta_x = jnp.concatenate([params["beta_x_r"], params["beta_x_z"], params["beta_x_n"]])
+    Z_gamma_h = jnp.concatenate([params["gamma_h_r"], params["gamma_h_z"], params["gamma_h_n"]])
+    Z_beta_h = jnp.concatenate([params["beta_h_r"], params["beta_h_z"], params["beta_h_n"]])
+    return dict(Wcat_x=Wcat_x, Wcat_h_prev=Wcat_h_prev, b_r=params["b_r"], b_z=params["b_z"], b_n=params["b_n"], b_hn=params["b_hn"], gamma_x_r=params["gamma_x_r"], gamma_x_z=params["gamma_x_z"], gamma_x_n=params["gamma_x_n"], beta_x_r=params["beta_x_r"], beta_x_z=params["beta_x_z"], beta_x_n=params["beta_x_n"], gamma_h_r=params["gamma_h_r"], gamma_h_z=params["gamma_h_z"], gamma_h_n=params["gamma_h_n"], beta_h_r=params["beta_h_r"], beta_h_z=params["beta_h_z"], beta_h_n=params["beta_h_n"], Z_gamma_x=Z_gamma_x, Z_beta_x=Z_beta_x, Z_gamma_h=Z_gamma_h, Z_beta_h=Z_beta_h)
 
 
 def _forward_step(w, sizes, carry, step):
@@ -115,39 +115,39 @@ def _forward_step(w, sizes, carry, step):
     beta_h_r = w["beta_h_r"]
     beta_h_z = w["beta_h_z"]
     beta_h_n = w["beta_h_n"]
-    gamma_x = w["gamma_x"]
-    beta_x = w["beta_x"]
-    gamma_h = w["gamma_h"]
-    beta_h = w["beta_h"]
+    Z_gamma_x = w["Z_gamma_x"]
+    Z_beta_x = w["Z_beta_x"]
+    Z_gamma_h = w["Z_gamma_h"]
+    Z_beta_h = w["Z_beta_h"]
     h_prev, = carry
     A_x_t = step["A_x_t"]
-    zx = A_x_t
+    Z_zx = A_x_t
     A_h_prev = h_prev @ Wcat_h_prev.T  # (F4)-(F6)
-    zh = A_h_prev
-    mu_x = (zx).mean(axis=-1, keepdims=True)  # (F7)
-    e_zx = (-mu_x + zx)**2  # (F8) (F9) (F10)
-    v_x = (e_zx).mean(axis=-1, keepdims=True)  # (F11)
+    Z_zh = A_h_prev
+    mu_x = (Z_zx).mean(axis=-1, keepdims=True)  # (F7)
+    Z_e_zx = (Z_zx - mu_x)**2  # (F8) (F9) (F10)
+    v_x = (Z_e_zx).mean(axis=-1, keepdims=True)  # (F11)
     r_x = 1/jnp.sqrt(v_x + 1/100000)  # (F12)
-    yx = beta_x + gamma_x*r_x*(-mu_x + zx)  # (F13) (F14) (F15)
-    mu_h = (zh).mean(axis=-1, keepdims=True)  # (F16)
-    e_zh = (-mu_h + zh)**2  # (F17) (F18) (F19)
-    v_h = (e_zh).mean(axis=-1, keepdims=True)  # (F20)
+    Z_yx = Z_beta_x + Z_gamma_x*r_x*(Z_zx - mu_x)  # (F13) (F14) (F15)
+    mu_h = (Z_zh).mean(axis=-1, keepdims=True)  # (F16)
+    Z_e_zh = (Z_zh - mu_h)**2  # (F17) (F18) (F19)
+    v_h = (Z_e_zh).mean(axis=-1, keepdims=True)  # (F20)
     r_h = 1/jnp.sqrt(v_h + 1/100000)  # (F21)
-    yh = beta_h + gamma_h*r_h*(-mu_h + zh)  # (F22) (F23) (F24)
-    yh_r = yh[..., 0:H]
-    yx_r = yx[..., 0:H]
+    Z_yh = Z_beta_h + Z_gamma_h*r_h*(Z_zh - mu_h)  # (F22) (F23) (F24)
+    yh_r = Z_yh[..., 0:H]
+    yx_r = Z_yx[..., 0:H]
     s_r = yh_r + yx_r  # (F25)
     a_r = b_r + s_r  # (F26)
     r = jax.nn.sigmoid(a_r)  # (F27)
-    yh_z = yh[..., H:2 * H]
-    yx_z = yx[..., H:2 * H]
+    yh_z = Z_yh[..., H:2 * H]
+    yx_z = Z_yx[..., H:2 * H]
     s_z = yh_z + yx_z  # (F28)
     a_z = b_z + s_z  # (F29)
     z = jax.nn.sigmoid(a_z)  # (F30)
-    yh_n = yh[..., 2 * H:3 * H]
+    yh_n = Z_yh[..., 2 * H:3 * H]
     a_nh = b_hn + yh_n  # (F31)
     a_nr = a_nh*r  # (F32)
-    yx_n = yx[..., 2 * H:3 * H]
+    yx_n = Z_yx[..., 2 * H:3 * H]
     a_nx = b_n + yx_n  # (F33)
     a_n = a_nr + a_nx  # (F34)
     h_cand = jnp.tanh(a_n)  # (F35)
@@ -155,7 +155,7 @@ def _forward_step(w, sizes, carry, step):
     h_new = h_cand*v  # (F37)
     h_kept = h_prev*z  # (F38)
     h = h_kept + h_new  # (F39)
-    return (h,), {"h": h, "zx": zx, "zh": zh, "mu_x": mu_x, "v_x": v_x, "r_x": r_x, "mu_h": mu_h, "v_h": v_h, "r_h": r_h, "r": r, "z": z, "a_nh": a_nh, "h_cand": h_cand, "v": v}
+    return (h,), {"h": h, "Z_zx": Z_zx, "Z_zh": Z_zh, "mu_x": mu_x, "v_x": v_x, "r_x": r_x, "mu_h": mu_h, "v_h": v_h, "r_h": r_h, "r": r, "z": z, "a_nh": a_nh, "h_cand": h_cand, "v": v}
 
 
 def _check_xs(xs):
@@ -213,10 +213,10 @@ def derived_forward(params, xs, state0=None):
     beta_h_r = w["beta_h_r"]
     beta_h_z = w["beta_h_z"]
     beta_h_n = w["beta_h_n"]
-    gamma_x = w["gamma_x"]
-    beta_x = w["beta_x"]
-    gamma_h = w["gamma_h"]
-    beta_h = w["beta_h"]
+    Z_gamma_x = w["Z_gamma_x"]
+    Z_beta_x = w["Z_beta_x"]
+    Z_gamma_h = w["Z_gamma_h"]
+    Z_beta_h = w["Z_beta_h"]
     # the x terms of every step at once  (F1)-(F3)
     A_x = (xs.reshape(steps * B, D) @ Wcat_x.T).reshape(steps, B, 3 * H)
     step = dict(A_x_t=A_x)
@@ -253,10 +253,10 @@ def _backward_step(w, sizes, carry, step):
     beta_h_r = w["beta_h_r"]
     beta_h_z = w["beta_h_z"]
     beta_h_n = w["beta_h_n"]
-    gamma_x = w["gamma_x"]
-    beta_x = w["beta_x"]
-    gamma_h = w["gamma_h"]
-    beta_h = w["beta_h"]
+    Z_gamma_x = w["Z_gamma_x"]
+    Z_beta_x = w["Z_beta_x"]
+    Z_gamma_h = w["Z_gamma_h"]
+    Z_beta_h = w["Z_beta_h"]
     (d_h_next,), dw = carry
     dw = dict(dw)
     dhs_t = step["dhs_t"]
@@ -266,12 +266,12 @@ def _backward_step(w, sizes, carry, step):
     h_prev = step["h_prev"]
     z = step["z"]
     a_nh = step["a_nh"]
+    Z_zh = step["Z_zh"]
     mu_h = step["mu_h"]
-    zh = step["zh"]
     v_h = step["v_h"]
     r_h = step["r_h"]
+    Z_zx = step["Z_zx"]
     mu_x = step["mu_x"]
-    zx = step["zx"]
     v_x = step["v_x"]
     r_x = step["r_x"]
     d_h = d_h_next + dhs_t  # (B1) fork: loss, next step
@@ -282,42 +282,42 @@ def _backward_step(w, sizes, carry, step):
     d_a_n = d_h_cand*(1 - h_cand**2)  # (B6)
     d_a_nx = d_a_n  # (B7)
     d_a_nr = d_a_n  # (B8)
-    d_yh_1 = d_a_nr*r  # (B9)
+    d_Z_yh_1 = d_a_nr*r  # (B9)
     d_z = d_h_kept*h_prev - d_v  # (B10) fork: v, h_kept
-    d_yh_2 = d_z*z*(1 - z)  # (B11)
-    d_s_z = d_yh_2  # (B12)
+    d_Z_yh_2 = d_z*z*(1 - z)  # (B11)
+    d_s_z = d_Z_yh_2  # (B12)
     d_r = a_nh*d_a_nr  # (B13)
-    d_yh_3 = d_r*r*(1 - r)  # (B14)
-    d_s_r = d_yh_3  # (B15)
-    d_yh = jnp.concatenate([d_yh_3, d_yh_2, d_yh_1], axis=-1)
-    d_r_h = (d_yh*gamma_h*(-mu_h + zh)).reshape(-1, 3, H).sum(axis=1)  # (B19) fork: yh_r, yh_z, yh_n
+    d_Z_yh_3 = d_r*r*(1 - r)  # (B14)
+    d_s_r = d_Z_yh_3  # (B15)
+    d_Z_yh = jnp.concatenate([d_Z_yh_3, d_Z_yh_2, d_Z_yh_1], axis=-1)
+    d_r_h = (Z_gamma_h*d_Z_yh*(Z_zh - mu_h)).reshape(-1, 3, H).sum(axis=1)  # (B19) fork: yh_r, yh_z, yh_n
     d_v_h = -1/2*d_r_h/(v_h + 1/100000)**(3/2)  # (B20)
-    d_e_zh = (1/3)*(d_v_h).mean(axis=-1, keepdims=True)  # (B21) (B22) (B23)
-    d_mu_h = (d_e_zh*(2*mu_h - 2*zh) - d_yh*gamma_h*r_h).reshape(-1, 3, H).sum(axis=1)  # (B24) fork: e_zh_r, e_zh_z, e_zh_n, yh_r, yh_z, yh_n
-    d_yx_1 = d_s_r  # (B27)
-    d_yx_2 = d_s_z  # (B26)
-    d_yx_3 = d_a_nx  # (B25)
-    d_yx = jnp.concatenate([d_yx_1, d_yx_2, d_yx_3], axis=-1)
-    d_r_x = (d_yx*gamma_x*(-mu_x + zx)).reshape(-1, 3, H).sum(axis=1)  # (B28) fork: yx_r, yx_z, yx_n
+    d_Z_e_zh = (1/3)*(d_v_h).mean(axis=-1, keepdims=True)  # (B21) (B22) (B23)
+    d_mu_h = (-Z_gamma_h*d_Z_yh*r_h + d_Z_e_zh*(-2*Z_zh + 2*mu_h)).reshape(-1, 3, H).sum(axis=1)  # (B24) fork: e_zh_r, e_zh_z, e_zh_n, yh_r, yh_z, yh_n
+    d_Z_yx_1 = d_s_r  # (B27)
+    d_Z_yx_2 = d_s_z  # (B26)
+    d_Z_yx_3 = d_a_nx  # (B25)
+    d_Z_yx = jnp.concatenate([d_Z_yx_1, d_Z_yx_2, d_Z_yx_3], axis=-1)
+    d_r_x = (Z_gamma_x*d_Z_yx*(Z_zx - mu_x)).reshape(-1, 3, H).sum(axis=1)  # (B28) fork: yx_r, yx_z, yx_n
     d_v_x = -1/2*d_r_x/(v_x + 1/100000)**(3/2)  # (B29)
-    d_e_zx = (1/3)*(d_v_x).mean(axis=-1, keepdims=True)  # (B30) (B31) (B32)
-    d_mu_x = (d_e_zx*(2*mu_x - 2*zx) - d_yx*gamma_x*r_x).reshape(-1, 3, H).sum(axis=1)  # (B33) fork: e_zx_r, e_zx_z, e_zx_n, yx_r, yx_z, yx_n
-    d_A_h_prev = d_e_zh*(-2*mu_h + 2*zh) + d_yh*gamma_h*r_h + (1/3)*(d_mu_h).mean(axis=-1, keepdims=True)  # (B34) (B35) (B36)
-    d_A_x = d_e_zx*(-2*mu_x + 2*zx) + d_yx*gamma_x*r_x + (1/3)*(d_mu_x).mean(axis=-1, keepdims=True)  # (B37) (B38) (B39)
+    d_Z_e_zx = (1/3)*(d_v_x).mean(axis=-1, keepdims=True)  # (B30) (B31) (B32)
+    d_mu_x = (-Z_gamma_x*d_Z_yx*r_x + d_Z_e_zx*(-2*Z_zx + 2*mu_x)).reshape(-1, 3, H).sum(axis=1)  # (B33) fork: e_zx_r, e_zx_z, e_zx_n, yx_r, yx_z, yx_n
+    d_A_h_prev = Z_gamma_h*d_Z_yh*r_h + d_Z_e_zh*(2*Z_zh - 2*mu_h) + (1/3)*(d_mu_h).mean(axis=-1, keepdims=True)  # (B34) (B35) (B36)
+    d_A_x = Z_gamma_x*d_Z_yx*r_x + d_Z_e_zx*(2*Z_zx - 2*mu_x) + (1/3)*(d_mu_x).mean(axis=-1, keepdims=True)  # (B37) (B38) (B39)
     d_h_prev = d_h_kept*z + d_A_h_prev @ Wcat_h_prev  # (B40) fork: zh_r, zh_z, zh_n, h_kept
-    d_a_r = d_yh[..., 0:H]
+    d_a_r = d_Z_yh[..., 0:H]
     dw["b_r"] = dw["b_r"] + (d_a_r).sum(axis=0)  # (P7)
-    d_a_z = d_yh[..., H:2 * H]
+    d_a_z = d_Z_yh[..., H:2 * H]
     dw["b_z"] = dw["b_z"] + (d_a_z).sum(axis=0)  # (P8)
     dw["b_n"] = dw["b_n"] + (d_a_nx).sum(axis=0)  # (P9)
-    d_a_nh = d_yh[..., 2 * H:3 * H]
+    d_a_nh = d_Z_yh[..., 2 * H:3 * H]
     dw["b_hn"] = dw["b_hn"] + (d_a_nh).sum(axis=0)  # (P10)
-    dw["gamma_x"] = dw["gamma_x"] + (d_yx*r_x*(-mu_x + zx)).sum(axis=0)  # (P11) (P12) (P13)
-    dw["beta_x"] = dw["beta_x"] + (d_yx).sum(axis=0)  # (P14) (P15) (P16)
-    dw["gamma_h"] = dw["gamma_h"] + (d_yh*r_h*(-mu_h + zh)).sum(axis=0)  # (P17) (P18) (P19)
-    dw["beta_h"] = dw["beta_h"] + (d_yh).sum(axis=0)  # (P20) (P21) (P22)
+    dw["Z_gamma_x"] = dw["Z_gamma_x"] + (d_Z_yx*r_x*(Z_zx - mu_x)).sum(axis=0)  # (P11) (P12) (P13)
+    dw["Z_beta_x"] = dw["Z_beta_x"] + (d_Z_yx).sum(axis=0)  # (P14) (P15) (P16)
+    dw["Z_gamma_h"] = dw["Z_gamma_h"] + (d_Z_yh*r_h*(Z_zh - mu_h)).sum(axis=0)  # (P17) (P18) (P19)
+    dw["Z_beta_h"] = dw["Z_beta_h"] + (d_Z_yh).sum(axis=0)  # (P20) (P21) (P22)
     d_h_next = d_h_prev
-    return ((d_h_next,), dw), {"d_yh": d_yh, "d_yx": d_yx, "d_A_h_prev": d_A_h_prev, "d_A_x": d_A_x}
+    return ((d_h_next,), dw), {"d_Z_yh": d_Z_yh, "d_Z_yx": d_Z_yx, "d_A_h_prev": d_A_h_prev, "d_A_x": d_A_x}
 
 
 def derived_backward(params, cache, dhs, dstateT=None):
@@ -346,13 +346,13 @@ def derived_backward(params, cache, dhs, dstateT=None):
     beta_h_r = w["beta_h_r"]
     beta_h_z = w["beta_h_z"]
     beta_h_n = w["beta_h_n"]
-    gamma_x = w["gamma_x"]
-    beta_x = w["beta_x"]
-    gamma_h = w["gamma_h"]
-    beta_h = w["beta_h"]
+    Z_gamma_x = w["Z_gamma_x"]
+    Z_beta_x = w["Z_beta_x"]
+    Z_gamma_h = w["Z_gamma_h"]
+    Z_beta_h = w["Z_beta_h"]
     h_seq = seq["h_seq"]
-    zx_seq = seq["zx_seq"]
-    zh_seq = seq["zh_seq"]
+    Z_zx_seq = seq["Z_zx_seq"]
+    Z_zh_seq = seq["Z_zh_seq"]
     mu_x_seq = seq["mu_x_seq"]
     v_x_seq = seq["v_x_seq"]
     r_x_seq = seq["r_x_seq"]
@@ -367,11 +367,11 @@ def derived_backward(params, cache, dhs, dstateT=None):
     if dstateT is None:
         dstateT = {s: jnp.zeros_like(xs, shape=(B, sizes[STATE_SIZES[s]])) for s in STATE}
     dw = {name: jnp.zeros_like(xs, shape=value.shape) for name, value in w.items()}
-    step = dict(dhs_t=dhs, h_cand=h_cand_seq, v=v_seq, r=r_seq, h_prev=h_seq[:-1], z=z_seq, a_nh=a_nh_seq, mu_h=mu_h_seq, zh=zh_seq, v_h=v_h_seq, r_h=r_h_seq, mu_x=mu_x_seq, zx=zx_seq, v_x=v_x_seq, r_x=r_x_seq)
+    step = dict(dhs_t=dhs, h_cand=h_cand_seq, v=v_seq, r=r_seq, h_prev=h_seq[:-1], z=z_seq, a_nh=a_nh_seq, Z_zh=Z_zh_seq, mu_h=mu_h_seq, v_h=v_h_seq, r_h=r_h_seq, Z_zx=Z_zx_seq, mu_x=mu_x_seq, v_x=v_x_seq, r_x=r_x_seq)
     carry = (tuple(dstateT[s] for s in STATE), dw)
     (dstate0, dw), ys = jax.lax.scan(lambda c, s: _backward_step(w, sizes, c, s), carry, step, reverse=True)
-    d_yh_seq = ys["d_yh"]
-    d_yx_seq = ys["d_yx"]
+    d_Z_yh_seq = ys["d_Z_yh"]
+    d_Z_yx_seq = ys["d_Z_yx"]
     d_A_h_prev_seq = ys["d_A_h_prev"]
     d_A_x_seq = ys["d_A_x"]
     dw["Wcat_x"] = dw["Wcat_x"] + d_A_x_seq.reshape(steps * B, 3 * H).T @ xs.reshape(steps * B, D)  # (P1)-(P3)
@@ -388,18 +388,18 @@ def derived_backward(params, cache, dhs, dstateT=None):
     grads["b_z"] = dw["b_z"]
     grads["b_n"] = dw["b_n"]
     grads["b_hn"] = dw["b_hn"]
-    grads["gamma_x_r"] = dw["gamma_x"][0:H]
-    grads["gamma_x_z"] = dw["gamma_x"][H:2 * H]
-    grads["gamma_x_n"] = dw["gamma_x"][2 * H:3 * H]
-    grads["beta_x_r"] = dw["beta_x"][0:H]
-    grads["beta_x_z"] = dw["beta_x"][H:2 * H]
-    grads["beta_x_n"] = dw["beta_x"][2 * H:3 * H]
-    grads["gamma_h_r"] = dw["gamma_h"][0:H]
-    grads["gamma_h_z"] = dw["gamma_h"][H:2 * H]
-    grads["gamma_h_n"] = dw["gamma_h"][2 * H:3 * H]
-    grads["beta_h_r"] = dw["beta_h"][0:H]
-    grads["beta_h_z"] = dw["beta_h"][H:2 * H]
-    grads["beta_h_n"] = dw["beta_h"][2 * H:3 * H]
+    grads["gamma_x_r"] = dw["Z_gamma_x"][0:H]
+    grads["gamma_x_z"] = dw["Z_gamma_x"][H:2 * H]
+    grads["gamma_x_n"] = dw["Z_gamma_x"][2 * H:3 * H]
+    grads["beta_x_r"] = dw["Z_beta_x"][0:H]
+    grads["beta_x_z"] = dw["Z_beta_x"][H:2 * H]
+    grads["beta_x_n"] = dw["Z_beta_x"][2 * H:3 * H]
+    grads["gamma_h_r"] = dw["Z_gamma_h"][0:H]
+    grads["gamma_h_z"] = dw["Z_gamma_h"][H:2 * H]
+    grads["gamma_h_n"] = dw["Z_gamma_h"][2 * H:3 * H]
+    grads["beta_h_r"] = dw["Z_beta_h"][0:H]
+    grads["beta_h_z"] = dw["Z_beta_h"][H:2 * H]
+    grads["beta_h_n"] = dw["Z_beta_h"][2 * H:3 * H]
     grads["gamma_x"] = jnp.concatenate([grads["gamma_x_r"], grads["gamma_x_z"], grads["gamma_x_n"]])
     grads["beta_x"] = jnp.concatenate([grads["beta_x_r"], grads["beta_x_z"], grads["beta_x_n"]])
     grads["gamma_h"] = jnp.concatenate([grads["gamma_h_r"], grads["gamma_h_z"], grads["gamma_h_n"]])

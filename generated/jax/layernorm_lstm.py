@@ -44,7 +44,7 @@ STATE_SIZES = {"h": "H", "c": "H"}
 SIZES = {"D": "input_size", "H": "hidden_size"}  # size symbol -> argument of init_params
 INITIAL = {"beta_c": 0.0, "beta_h": 0.0, "beta_x": 0.0, "gamma_c": 1.0, "gamma_h": 1.0, "gamma_x": 1.0}  # parameters that start at a constant, not a random draw
 OUTPUT = ("h", "H")
-CACHED = ("h_seq", "c_seq", "zx_seq", "zh_seq", "mu_x_seq", "v_x_seq", "r_x_seq", "mu_h_seq", "v_h_seq", "r_h_seq", "f_seq", "i_seq", "g_seq", "o_seq", "mu_c_seq", "v_c_seq", "r_c_seq", "k_seq")  # per-step values the backward reads
+CACHED = ("h_seq", "c_seq", "Z_zx_seq", "Z_zh_seq", "mu_x_seq", "v_x_seq", "r_x_seq", "mu_h_seq", "v_h_seq", "r_h_seq", "f_seq", "i_seq", "g_seq", "o_seq", "mu_c_seq", "v_c_seq", "r_c_seq", "k_seq")  # per-step values the backward reads
 
 
 def init_params(key, input_size, hidden_size, dtype=jnp.float32):
@@ -93,12 +93,12 @@ def _stack(params, sizes, xs):
     params["beta_h_o"] = params["beta_h"][3 * H:4 * H]
     Wcat_x = jnp.concatenate([params["W_f"], params["W_i"], params["W_g"], params["W_o"]])
     Wcat_h_prev = jnp.concatenate([params["U_f"], params["U_i"], params["U_g"], params["U_o"]])
-    gamma_x = jnp.concatenate([params["gamma_x_f"], params["gamma_x_i"], params["gamma_x_g"], params["gamma_x_o"]])
-    beta_x = jnp.concatenate([params["beta_x_f"], params["beta_x_i"], params["beta_x_g"], params["beta_x_o"]])
-    gamma_h = jnp.concatenate([params["gamma_h_f"], params["gamma_h_i"], params["gamma_h_g"], params["gamma_h_o"]])
-    beta_h = jnp.concatenate([params["beta_h_f"], params["beta_h_i"], params["beta_h_g"], params["beta_h_o"]])
-    b = jnp.concatenate([params["b_f"], params["b_i"], params["b_g"], params["b_o"]])
-    return dict(Wcat_x=Wcat_x, Wcat_h_prev=Wcat_h_prev, b_f=params["b_f"], b_i=params["b_i"], b_g=params["b_g"], b_o=params["b_o"], gamma_x_f=params["gamma_x_f"], gamma_x_i=params["gamma_x_i"], gamma_x_g=params["gamma_x_g"], gamma_x_o=params["gamma_x_o"], beta_x_f=params["beta_x_f"], beta_x_i=params["beta_x_i"], beta_x_g=params["beta_x_g"], beta_x_o=params["beta_x_o"], gamma_h_f=params["gamma_h_f"], gamma_h_i=params["gamma_h_i"], gamma_h_g=params["gamma_h_g"], gamma_h_o=params["gamma_h_o"], beta_h_f=params["beta_h_f"], beta_h_i=params["beta_h_i"], beta_h_g=params["beta_h_g"], beta_h_o=params["beta_h_o"], gamma_c=params["gamma_c"], beta_c=params["beta_c"], gamma_x=gamma_x, beta_x=beta_x, gamma_h=gamma_h, beta_h=beta_h, b=b)
+    Z_gamma_x = jnp.concatenate([params["gamma_x_f"], params["gamma_x_i"], params["gamma_x_g"], params["gamma_x_o"]])
+    Z_beta_x = jnp.concatenate([params["beta_x_f"], params["beta_x_i"], params["beta_x_g"], params["beta_x_o"]])
+    Z_gamma_h = jnp.concatenate([params["gamma_h_f"], params["gamma_h_i"], params["gamma_h_g"], params["gamma_h_o"]])
+    Z_beta_h = jnp.concatenate([params["beta_h_f"], params["beta_h_i"], params["beta_h_g"], params["beta_h_o"]])
+    Z_b = jnp.concatenate([params["b_f"], params["b_i"], params["b_g"], params["b_o"]])
+    return dict(Wcat_x=Wcat_x, Wcat_h_prev=Wcat_h_prev, b_f=params["b_f"], b_i=params["b_i"], b_g=params["b_g"], b_o=params["b_o"], gamma_x_f=params["gamma_x_f"], gamma_x_i=params["gamma_x_i"], gamma_x_g=params["gamma_x_g"], gamma_x_o=params["gamma_x_o"], beta_x_f=params["beta_x_f"], beta_x_i=params["beta_x_i"], beta_x_g=params["beta_x_g"], beta_x_o=params["beta_x_o"], gamma_h_f=params["gamma_h_f"], gamma_h_i=params["gamma_h_i"], gamma_h_g=params["gamma_h_g"], gamma_h_o=params["gamma_h_o"], beta_h_f=params["beta_h_f"], beta_h_i=params["beta_h_i"], beta_h_g=params["beta_h_g"], beta_h_o=params["beta_h_o"], gamma_c=params["gamma_c"], beta_c=params["beta_c"], Z_gamma_x=Z_gamma_x, Z_beta_x=Z_beta_x, Z_gamma_h=Z_gamma_h, Z_beta_h=Z_beta_h, Z_b=Z_b)
 
 
 def _forward_step(w, sizes, carry, step):
@@ -130,35 +130,35 @@ def _forward_step(w, sizes, carry, step):
     beta_h_o = w["beta_h_o"]
     gamma_c = w["gamma_c"]
     beta_c = w["beta_c"]
-    gamma_x = w["gamma_x"]
-    beta_x = w["beta_x"]
-    gamma_h = w["gamma_h"]
-    beta_h = w["beta_h"]
-    b = w["b"]
+    Z_gamma_x = w["Z_gamma_x"]
+    Z_beta_x = w["Z_beta_x"]
+    Z_gamma_h = w["Z_gamma_h"]
+    Z_beta_h = w["Z_beta_h"]
+    Z_b = w["Z_b"]
     h_prev, c_prev = carry
     A_x_t = step["A_x_t"]
-    zx = A_x_t
+    Z_zx = A_x_t
     A_h_prev = h_prev @ Wcat_h_prev.T  # (F5)-(F8)
-    zh = A_h_prev
-    mu_x = (zx).mean(axis=-1, keepdims=True)  # (F9)
-    e_zx = (-mu_x + zx)**2  # (F10) (F11) (F12) (F13)
-    v_x = (e_zx).mean(axis=-1, keepdims=True)  # (F14)
+    Z_zh = A_h_prev
+    mu_x = (Z_zx).mean(axis=-1, keepdims=True)  # (F9)
+    Z_e_zx = (Z_zx - mu_x)**2  # (F10) (F11) (F12) (F13)
+    v_x = (Z_e_zx).mean(axis=-1, keepdims=True)  # (F14)
     r_x = 1/jnp.sqrt(v_x + 1/100000)  # (F15)
-    yx = beta_x + gamma_x*r_x*(-mu_x + zx)  # (F16) (F17) (F18) (F19)
-    mu_h = (zh).mean(axis=-1, keepdims=True)  # (F20)
-    e_zh = (-mu_h + zh)**2  # (F21) (F22) (F23) (F24)
-    v_h = (e_zh).mean(axis=-1, keepdims=True)  # (F25)
+    Z_yx = Z_beta_x + Z_gamma_x*r_x*(Z_zx - mu_x)  # (F16) (F17) (F18) (F19)
+    mu_h = (Z_zh).mean(axis=-1, keepdims=True)  # (F20)
+    Z_e_zh = (Z_zh - mu_h)**2  # (F21) (F22) (F23) (F24)
+    v_h = (Z_e_zh).mean(axis=-1, keepdims=True)  # (F25)
     r_h = 1/jnp.sqrt(v_h + 1/100000)  # (F26)
-    yh = beta_h + gamma_h*r_h*(-mu_h + zh)  # (F27) (F28) (F29) (F30)
-    s = yh + yx  # (F31) (F33) (F35) (F37)
-    a = b + s  # (F32) (F34) (F36) (F38)
-    a_f = a[..., 0:H]
+    Z_yh = Z_beta_h + Z_gamma_h*r_h*(Z_zh - mu_h)  # (F27) (F28) (F29) (F30)
+    Z_s = Z_yh + Z_yx  # (F31) (F33) (F35) (F37)
+    Z_a = Z_b + Z_s  # (F32) (F34) (F36) (F38)
+    a_f = Z_a[..., 0:H]
     f = jax.nn.sigmoid(a_f)  # (F39)
-    a_i = a[..., H:2 * H]
+    a_i = Z_a[..., H:2 * H]
     i = jax.nn.sigmoid(a_i)  # (F40)
-    a_g = a[..., 2 * H:3 * H]
+    a_g = Z_a[..., 2 * H:3 * H]
     g = jnp.tanh(a_g)  # (F41)
-    a_o = a[..., 3 * H:4 * H]
+    a_o = Z_a[..., 3 * H:4 * H]
     o = jax.nn.sigmoid(a_o)  # (F42)
     m = c_prev*f  # (F43)
     n = g*i  # (F44)
@@ -170,7 +170,7 @@ def _forward_step(w, sizes, carry, step):
     y_c = beta_c + gamma_c*r_c*(c - mu_c)  # (F50)
     k = jnp.tanh(y_c)  # (F51)
     h = k*o  # (F52)
-    return (h, c), {"h": h, "c": c, "zx": zx, "zh": zh, "mu_x": mu_x, "v_x": v_x, "r_x": r_x, "mu_h": mu_h, "v_h": v_h, "r_h": r_h, "f": f, "i": i, "g": g, "o": o, "mu_c": mu_c, "v_c": v_c, "r_c": r_c, "k": k}
+    return (h, c), {"h": h, "c": c, "Z_zx": Z_zx, "Z_zh": Z_zh, "mu_x": mu_x, "v_x": v_x, "r_x": r_x, "mu_h": mu_h, "v_h": v_h, "r_h": r_h, "f": f, "i": i, "g": g, "o": o, "mu_c": mu_c, "v_c": v_c, "r_c": r_c, "k": k}
 
 
 def _check_xs(xs):
@@ -234,11 +234,11 @@ def derived_forward(params, xs, state0=None):
     beta_h_o = w["beta_h_o"]
     gamma_c = w["gamma_c"]
     beta_c = w["beta_c"]
-    gamma_x = w["gamma_x"]
-    beta_x = w["beta_x"]
-    gamma_h = w["gamma_h"]
-    beta_h = w["beta_h"]
-    b = w["b"]
+    Z_gamma_x = w["Z_gamma_x"]
+    Z_beta_x = w["Z_beta_x"]
+    Z_gamma_h = w["Z_gamma_h"]
+    Z_beta_h = w["Z_beta_h"]
+    Z_b = w["Z_b"]
     # the x terms of every step at once  (F1)-(F4)
     A_x = (xs.reshape(steps * B, D) @ Wcat_x.T).reshape(steps, B, 4 * H)
     step = dict(A_x_t=A_x)
@@ -281,11 +281,11 @@ def _backward_step(w, sizes, carry, step):
     beta_h_o = w["beta_h_o"]
     gamma_c = w["gamma_c"]
     beta_c = w["beta_c"]
-    gamma_x = w["gamma_x"]
-    beta_x = w["beta_x"]
-    gamma_h = w["gamma_h"]
-    beta_h = w["beta_h"]
-    b = w["b"]
+    Z_gamma_x = w["Z_gamma_x"]
+    Z_beta_x = w["Z_beta_x"]
+    Z_gamma_h = w["Z_gamma_h"]
+    Z_beta_h = w["Z_beta_h"]
+    Z_b = w["Z_b"]
     (d_h_next, d_c_next), dw = carry
     dw = dict(dw)
     dhs_t = step["dhs_t"]
@@ -299,12 +299,12 @@ def _backward_step(w, sizes, carry, step):
     g = step["g"]
     c_prev = step["c_prev"]
     f = step["f"]
+    Z_zh = step["Z_zh"]
     mu_h = step["mu_h"]
-    zh = step["zh"]
     v_h = step["v_h"]
     r_h = step["r_h"]
+    Z_zx = step["Z_zx"]
     mu_x = step["mu_x"]
-    zx = step["zx"]
     v_x = step["v_x"]
     r_x = step["r_x"]
     d_h = d_h_next + dhs_t  # (B1) fork: loss, next step
@@ -321,35 +321,35 @@ def _backward_step(w, sizes, carry, step):
     d_g = d_n*i  # (B12)
     d_i = d_n*g  # (B13)
     d_f = c_prev*d_m  # (B14)
-    d_a_1 = d_f*f*(1 - f)  # (B21)
-    d_a_2 = d_i*i*(1 - i)  # (B19)
-    d_a_3 = d_g*(1 - g**2)  # (B17)
-    d_a_4 = d_o*o*(1 - o)  # (B15)
-    d_a = jnp.concatenate([d_a_1, d_a_2, d_a_3, d_a_4], axis=-1)
-    d_yh = d_a
-    d_r_h = (d_yh*gamma_h*(-mu_h + zh)).reshape(-1, 4, H).sum(axis=1)  # (B27) fork: yh_f, yh_i, yh_g, yh_o
+    d_Z_a_1 = d_f*f*(1 - f)  # (B21)
+    d_Z_a_2 = d_i*i*(1 - i)  # (B19)
+    d_Z_a_3 = d_g*(1 - g**2)  # (B17)
+    d_Z_a_4 = d_o*o*(1 - o)  # (B15)
+    d_Z_a = jnp.concatenate([d_Z_a_1, d_Z_a_2, d_Z_a_3, d_Z_a_4], axis=-1)
+    d_Z_yh = d_Z_a
+    d_r_h = (Z_gamma_h*d_Z_yh*(Z_zh - mu_h)).reshape(-1, 4, H).sum(axis=1)  # (B27) fork: yh_f, yh_i, yh_g, yh_o
     d_v_h = -1/2*d_r_h/(v_h + 1/100000)**(3/2)  # (B28)
-    d_e_zh = (1/4)*(d_v_h).mean(axis=-1, keepdims=True)  # (B29) (B30) (B31) (B32)
-    d_mu_h = (d_e_zh*(2*mu_h - 2*zh) - d_yh*gamma_h*r_h).reshape(-1, 4, H).sum(axis=1)  # (B33) fork: e_zh_f, e_zh_i, e_zh_g, e_zh_o, yh_f, yh_i, yh_g, yh_o
-    d_yx = d_a
-    d_r_x = (d_yx*gamma_x*(-mu_x + zx)).reshape(-1, 4, H).sum(axis=1)  # (B38) fork: yx_f, yx_i, yx_g, yx_o
+    d_Z_e_zh = (1/4)*(d_v_h).mean(axis=-1, keepdims=True)  # (B29) (B30) (B31) (B32)
+    d_mu_h = (-Z_gamma_h*d_Z_yh*r_h + d_Z_e_zh*(-2*Z_zh + 2*mu_h)).reshape(-1, 4, H).sum(axis=1)  # (B33) fork: e_zh_f, e_zh_i, e_zh_g, e_zh_o, yh_f, yh_i, yh_g, yh_o
+    d_Z_yx = d_Z_a
+    d_r_x = (Z_gamma_x*d_Z_yx*(Z_zx - mu_x)).reshape(-1, 4, H).sum(axis=1)  # (B38) fork: yx_f, yx_i, yx_g, yx_o
     d_v_x = -1/2*d_r_x/(v_x + 1/100000)**(3/2)  # (B39)
-    d_e_zx = (1/4)*(d_v_x).mean(axis=-1, keepdims=True)  # (B40) (B41) (B42) (B43)
-    d_mu_x = (d_e_zx*(2*mu_x - 2*zx) - d_yx*gamma_x*r_x).reshape(-1, 4, H).sum(axis=1)  # (B44) fork: e_zx_f, e_zx_i, e_zx_g, e_zx_o, yx_f, yx_i, yx_g, yx_o
-    d_A_h_prev = d_e_zh*(-2*mu_h + 2*zh) + d_yh*gamma_h*r_h + (1/4)*(d_mu_h).mean(axis=-1, keepdims=True)  # (B45) (B46) (B47) (B48)
-    d_A_x = d_e_zx*(-2*mu_x + 2*zx) + d_yx*gamma_x*r_x + (1/4)*(d_mu_x).mean(axis=-1, keepdims=True)  # (B49) (B50) (B51) (B52)
+    d_Z_e_zx = (1/4)*(d_v_x).mean(axis=-1, keepdims=True)  # (B40) (B41) (B42) (B43)
+    d_mu_x = (-Z_gamma_x*d_Z_yx*r_x + d_Z_e_zx*(-2*Z_zx + 2*mu_x)).reshape(-1, 4, H).sum(axis=1)  # (B44) fork: e_zx_f, e_zx_i, e_zx_g, e_zx_o, yx_f, yx_i, yx_g, yx_o
+    d_A_h_prev = Z_gamma_h*d_Z_yh*r_h + d_Z_e_zh*(2*Z_zh - 2*mu_h) + (1/4)*(d_mu_h).mean(axis=-1, keepdims=True)  # (B45) (B46) (B47) (B48)
+    d_A_x = Z_gamma_x*d_Z_yx*r_x + d_Z_e_zx*(2*Z_zx - 2*mu_x) + (1/4)*(d_mu_x).mean(axis=-1, keepdims=True)  # (B49) (B50) (B51) (B52)
     d_c_prev = d_m*f  # (B53)
     d_h_prev = d_A_h_prev @ Wcat_h_prev  # (B54) fork: zh_f, zh_i, zh_g, zh_o
-    dw["b"] = dw["b"] + (d_a).sum(axis=0)  # (P9) (P10) (P11) (P12)
-    dw["gamma_x"] = dw["gamma_x"] + (d_yx*r_x*(-mu_x + zx)).sum(axis=0)  # (P13) (P14) (P15) (P16)
-    dw["beta_x"] = dw["beta_x"] + (d_yx).sum(axis=0)  # (P17) (P18) (P19) (P20)
-    dw["gamma_h"] = dw["gamma_h"] + (d_yh*r_h*(-mu_h + zh)).sum(axis=0)  # (P21) (P22) (P23) (P24)
-    dw["beta_h"] = dw["beta_h"] + (d_yh).sum(axis=0)  # (P25) (P26) (P27) (P28)
+    dw["Z_b"] = dw["Z_b"] + (d_Z_a).sum(axis=0)  # (P9) (P10) (P11) (P12)
+    dw["Z_gamma_x"] = dw["Z_gamma_x"] + (d_Z_yx*r_x*(Z_zx - mu_x)).sum(axis=0)  # (P13) (P14) (P15) (P16)
+    dw["Z_beta_x"] = dw["Z_beta_x"] + (d_Z_yx).sum(axis=0)  # (P17) (P18) (P19) (P20)
+    dw["Z_gamma_h"] = dw["Z_gamma_h"] + (d_Z_yh*r_h*(Z_zh - mu_h)).sum(axis=0)  # (P21) (P22) (P23) (P24)
+    dw["Z_beta_h"] = dw["Z_beta_h"] + (d_Z_yh).sum(axis=0)  # (P25) (P26) (P27) (P28)
     dw["gamma_c"] = dw["gamma_c"] + (d_y_c*r_c*(c - mu_c)).sum(axis=0)  # (P29)
     dw["beta_c"] = dw["beta_c"] + (d_y_c).sum(axis=0)  # (P30)
     d_h_next = d_h_prev
     d_c_next = d_c_prev
-    return ((d_h_next, d_c_next), dw), {"d_a": d_a, "d_A_h_prev": d_A_h_prev, "d_A_x": d_A_x}
+    return ((d_h_next, d_c_next), dw), {"d_Z_a": d_Z_a, "d_A_h_prev": d_A_h_prev, "d_A_x": d_A_x}
 
 
 def derived_backward(params, cache, dhs, dstateT=None):
@@ -384,15 +384,15 @@ def derived_backward(params, cache, dhs, dstateT=None):
     beta_h_o = w["beta_h_o"]
     gamma_c = w["gamma_c"]
     beta_c = w["beta_c"]
-    gamma_x = w["gamma_x"]
-    beta_x = w["beta_x"]
-    gamma_h = w["gamma_h"]
-    beta_h = w["beta_h"]
-    b = w["b"]
+    Z_gamma_x = w["Z_gamma_x"]
+    Z_beta_x = w["Z_beta_x"]
+    Z_gamma_h = w["Z_gamma_h"]
+    Z_beta_h = w["Z_beta_h"]
+    Z_b = w["Z_b"]
     h_seq = seq["h_seq"]
     c_seq = seq["c_seq"]
-    zx_seq = seq["zx_seq"]
-    zh_seq = seq["zh_seq"]
+    Z_zx_seq = seq["Z_zx_seq"]
+    Z_zh_seq = seq["Z_zh_seq"]
     mu_x_seq = seq["mu_x_seq"]
     v_x_seq = seq["v_x_seq"]
     r_x_seq = seq["r_x_seq"]
@@ -410,10 +410,10 @@ def derived_backward(params, cache, dhs, dstateT=None):
     if dstateT is None:
         dstateT = {s: jnp.zeros_like(xs, shape=(B, sizes[STATE_SIZES[s]])) for s in STATE}
     dw = {name: jnp.zeros_like(xs, shape=value.shape) for name, value in w.items()}
-    step = dict(dhs_t=dhs, o=o_seq, k=k_seq, c=c_seq[1:], mu_c=mu_c_seq, v_c=v_c_seq, r_c=r_c_seq, i=i_seq, g=g_seq, c_prev=c_seq[:-1], f=f_seq, mu_h=mu_h_seq, zh=zh_seq, v_h=v_h_seq, r_h=r_h_seq, mu_x=mu_x_seq, zx=zx_seq, v_x=v_x_seq, r_x=r_x_seq)
+    step = dict(dhs_t=dhs, o=o_seq, k=k_seq, c=c_seq[1:], mu_c=mu_c_seq, v_c=v_c_seq, r_c=r_c_seq, i=i_seq, g=g_seq, c_prev=c_seq[:-1], f=f_seq, Z_zh=Z_zh_seq, mu_h=mu_h_seq, v_h=v_h_seq, r_h=r_h_seq, Z_zx=Z_zx_seq, mu_x=mu_x_seq, v_x=v_x_seq, r_x=r_x_seq)
     carry = (tuple(dstateT[s] for s in STATE), dw)
     (dstate0, dw), ys = jax.lax.scan(lambda c, s: _backward_step(w, sizes, c, s), carry, step, reverse=True)
-    d_a_seq = ys["d_a"]
+    d_Z_a_seq = ys["d_Z_a"]
     d_A_h_prev_seq = ys["d_A_h_prev"]
     d_A_x_seq = ys["d_A_x"]
     dw["Wcat_x"] = dw["Wcat_x"] + d_A_x_seq.reshape(steps * B, 4 * H).T @ xs.reshape(steps * B, D)  # (P1)-(P4)
@@ -428,26 +428,26 @@ def derived_backward(params, cache, dhs, dstateT=None):
     grads["U_i"] = dw["Wcat_h_prev"][H:2 * H]
     grads["U_g"] = dw["Wcat_h_prev"][2 * H:3 * H]
     grads["U_o"] = dw["Wcat_h_prev"][3 * H:4 * H]
-    grads["b_f"] = dw["b"][0:H]
-    grads["b_i"] = dw["b"][H:2 * H]
-    grads["b_g"] = dw["b"][2 * H:3 * H]
-    grads["b_o"] = dw["b"][3 * H:4 * H]
-    grads["gamma_x_f"] = dw["gamma_x"][0:H]
-    grads["gamma_x_i"] = dw["gamma_x"][H:2 * H]
-    grads["gamma_x_g"] = dw["gamma_x"][2 * H:3 * H]
-    grads["gamma_x_o"] = dw["gamma_x"][3 * H:4 * H]
-    grads["beta_x_f"] = dw["beta_x"][0:H]
-    grads["beta_x_i"] = dw["beta_x"][H:2 * H]
-    grads["beta_x_g"] = dw["beta_x"][2 * H:3 * H]
-    grads["beta_x_o"] = dw["beta_x"][3 * H:4 * H]
-    grads["gamma_h_f"] = dw["gamma_h"][0:H]
-    grads["gamma_h_i"] = dw["gamma_h"][H:2 * H]
-    grads["gamma_h_g"] = dw["gamma_h"][2 * H:3 * H]
-    grads["gamma_h_o"] = dw["gamma_h"][3 * H:4 * H]
-    grads["beta_h_f"] = dw["beta_h"][0:H]
-    grads["beta_h_i"] = dw["beta_h"][H:2 * H]
-    grads["beta_h_g"] = dw["beta_h"][2 * H:3 * H]
-    grads["beta_h_o"] = dw["beta_h"][3 * H:4 * H]
+    grads["b_f"] = dw["Z_b"][0:H]
+    grads["b_i"] = dw["Z_b"][H:2 * H]
+    grads["b_g"] = dw["Z_b"][2 * H:3 * H]
+    grads["b_o"] = dw["Z_b"][3 * H:4 * H]
+    grads["gamma_x_f"] = dw["Z_gamma_x"][0:H]
+    grads["gamma_x_i"] = dw["Z_gamma_x"][H:2 * H]
+    grads["gamma_x_g"] = dw["Z_gamma_x"][2 * H:3 * H]
+    grads["gamma_x_o"] = dw["Z_gamma_x"][3 * H:4 * H]
+    grads["beta_x_f"] = dw["Z_beta_x"][0:H]
+    grads["beta_x_i"] = dw["Z_beta_x"][H:2 * H]
+    grads["beta_x_g"] = dw["Z_beta_x"][2 * H:3 * H]
+    grads["beta_x_o"] = dw["Z_beta_x"][3 * H:4 * H]
+    grads["gamma_h_f"] = dw["Z_gamma_h"][0:H]
+    grads["gamma_h_i"] = dw["Z_gamma_h"][H:2 * H]
+    grads["gamma_h_g"] = dw["Z_gamma_h"][2 * H:3 * H]
+    grads["gamma_h_o"] = dw["Z_gamma_h"][3 * H:4 * H]
+    grads["beta_h_f"] = dw["Z_beta_h"][0:H]
+    grads["beta_h_i"] = dw["Z_beta_h"][H:2 * H]
+    grads["beta_h_g"] = dw["Z_beta_h"][2 * H:3 * H]
+    grads["beta_h_o"] = dw["Z_beta_h"][3 * H:4 * H]
     grads["gamma_c"] = dw["gamma_c"]
     grads["beta_c"] = dw["beta_c"]
     grads["gamma_x"] = jnp.concatenate([grads["gamma_x_f"], grads["gamma_x_i"], grads["gamma_x_g"], grads["gamma_x_o"]])

@@ -42,7 +42,7 @@ STATE_SIZES = {"h": "H", "c": "H"}
 SIZES = {"D": "input_size", "H": "hidden_size"}  # size symbol -> constructor argument
 INITIAL = {"beta_c": 0.0, "beta_h": 0.0, "beta_x": 0.0, "gamma_c": 1.0, "gamma_h": 1.0, "gamma_x": 1.0}  # parameters that start at a constant, not a random draw
 OUTPUT = ("h", "H")
-CACHED = ("h_seq", "c_seq", "zx_seq", "zh_seq", "mu_x_seq", "v_x_seq", "r_x_seq", "mu_h_seq", "v_h_seq", "r_h_seq", "f_seq", "i_seq", "g_seq", "o_seq", "mu_c_seq", "v_c_seq", "r_c_seq", "k_seq")  # per-step storage the backward reads
+CACHED = ("h_seq", "c_seq", "Z_zx_seq", "Z_zh_seq", "mu_x_seq", "v_x_seq", "r_x_seq", "mu_h_seq", "v_h_seq", "r_h_seq", "f_seq", "i_seq", "g_seq", "o_seq", "mu_c_seq", "v_c_seq", "r_c_seq", "k_seq")  # per-step storage the backward reads
 SAVED = ("h_seq", "c_seq")  # what the RecomputeFunction keeps for backward: the states
 LAYOUT = {name: (name,) for name in PARAMS}  # no torch.nn counterpart: one tensor per parameter
 
@@ -82,12 +82,12 @@ def _stack(params, sizes, xs):
     params["beta_h_o"] = params["beta_h"][3 * H:4 * H]
     Wcat_x = torch.cat([params["W_f"], params["W_i"], params["W_g"], params["W_o"]])
     Wcat_h_prev = torch.cat([params["U_f"], params["U_i"], params["U_g"], params["U_o"]])
-    gamma_x = torch.cat([params["gamma_x_f"], params["gamma_x_i"], params["gamma_x_g"], params["gamma_x_o"]])
-    beta_x = torch.cat([params["beta_x_f"], params["beta_x_i"], params["beta_x_g"], params["beta_x_o"]])
-    gamma_h = torch.cat([params["gamma_h_f"], params["gamma_h_i"], params["gamma_h_g"], params["gamma_h_o"]])
-    beta_h = torch.cat([params["beta_h_f"], params["beta_h_i"], params["beta_h_g"], params["beta_h_o"]])
-    b = torch.cat([params["b_f"], params["b_i"], params["b_g"], params["b_o"]])
-    return dict(Wcat_x=Wcat_x, Wcat_h_prev=Wcat_h_prev, b_f=params["b_f"], b_i=params["b_i"], b_g=params["b_g"], b_o=params["b_o"], gamma_x_f=params["gamma_x_f"], gamma_x_i=params["gamma_x_i"], gamma_x_g=params["gamma_x_g"], gamma_x_o=params["gamma_x_o"], beta_x_f=params["beta_x_f"], beta_x_i=params["beta_x_i"], beta_x_g=params["beta_x_g"], beta_x_o=params["beta_x_o"], gamma_h_f=params["gamma_h_f"], gamma_h_i=params["gamma_h_i"], gamma_h_g=params["gamma_h_g"], gamma_h_o=params["gamma_h_o"], beta_h_f=params["beta_h_f"], beta_h_i=params["beta_h_i"], beta_h_g=params["beta_h_g"], beta_h_o=params["beta_h_o"], gamma_c=params["gamma_c"], beta_c=params["beta_c"], gamma_x=gamma_x, beta_x=beta_x, gamma_h=gamma_h, beta_h=beta_h, b=b)
+    Z_gamma_x = torch.cat([params["gamma_x_f"], params["gamma_x_i"], params["gamma_x_g"], params["gamma_x_o"]])
+    Z_beta_x = torch.cat([params["beta_x_f"], params["beta_x_i"], params["beta_x_g"], params["beta_x_o"]])
+    Z_gamma_h = torch.cat([params["gamma_h_f"], params["gamma_h_i"], params["gamma_h_g"], params["gamma_h_o"]])
+    Z_beta_h = torch.cat([params["beta_h_f"], params["beta_h_i"], params["beta_h_g"], params["beta_h_o"]])
+    Z_b = torch.cat([params["b_f"], params["b_i"], params["b_g"], params["b_o"]])
+    return dict(Wcat_x=Wcat_x, Wcat_h_prev=Wcat_h_prev, b_f=params["b_f"], b_i=params["b_i"], b_g=params["b_g"], b_o=params["b_o"], gamma_x_f=params["gamma_x_f"], gamma_x_i=params["gamma_x_i"], gamma_x_g=params["gamma_x_g"], gamma_x_o=params["gamma_x_o"], beta_x_f=params["beta_x_f"], beta_x_i=params["beta_x_i"], beta_x_g=params["beta_x_g"], beta_x_o=params["beta_x_o"], gamma_h_f=params["gamma_h_f"], gamma_h_i=params["gamma_h_i"], gamma_h_g=params["gamma_h_g"], gamma_h_o=params["gamma_h_o"], beta_h_f=params["beta_h_f"], beta_h_i=params["beta_h_i"], beta_h_g=params["beta_h_g"], beta_h_o=params["beta_h_o"], gamma_c=params["gamma_c"], beta_c=params["beta_c"], Z_gamma_x=Z_gamma_x, Z_beta_x=Z_beta_x, Z_gamma_h=Z_gamma_h, Z_beta_h=Z_beta_h, Z_b=Z_b)
 
 
 def _forward_steps(w, sizes, xs, seq):
@@ -119,15 +119,15 @@ def _forward_steps(w, sizes, xs, seq):
     beta_h_o = w["beta_h_o"]
     gamma_c = w["gamma_c"]
     beta_c = w["beta_c"]
-    gamma_x = w["gamma_x"]
-    beta_x = w["beta_x"]
-    gamma_h = w["gamma_h"]
-    beta_h = w["beta_h"]
-    b = w["b"]
+    Z_gamma_x = w["Z_gamma_x"]
+    Z_beta_x = w["Z_beta_x"]
+    Z_gamma_h = w["Z_gamma_h"]
+    Z_beta_h = w["Z_beta_h"]
+    Z_b = w["Z_b"]
     h_seq = seq["h_seq"]
     c_seq = seq["c_seq"]
-    zx_seq = seq["zx_seq"]
-    zh_seq = seq["zh_seq"]
+    Z_zx_seq = seq["Z_zx_seq"]
+    Z_zh_seq = seq["Z_zh_seq"]
     mu_x_seq = seq["mu_x_seq"]
     v_x_seq = seq["v_x_seq"]
     r_x_seq = seq["r_x_seq"]
@@ -146,16 +146,16 @@ def _forward_steps(w, sizes, xs, seq):
     # the x terms of every step at once  (F1)-(F4)
     torch.matmul(xs.reshape(steps * B, D), Wcat_x.T, out=A_x.reshape(steps * B, 4 * H))
     A_h_prev = xs.new_empty((B, 4 * H))
-    a = xs.new_empty((B, 4 * H))
-    a_0_H = a[:, 0:H]
-    a_H_2H = a[:, H:2 * H]
-    a_2H_3H = a[:, 2 * H:3 * H]
-    a_3H_4H = a[:, 3 * H:4 * H]
+    Z_a = xs.new_empty((B, 4 * H))
+    Z_a_0_H = Z_a[:, 0:H]
+    Z_a_H_2H = Z_a[:, H:2 * H]
+    Z_a_2H_3H = Z_a[:, 2 * H:3 * H]
+    Z_a_3H_4H = Z_a[:, 3 * H:4 * H]
     h_seq_rows = h_seq.unbind(0)
     c_seq_rows = c_seq.unbind(0)
-    zx_seq_rows = zx_seq.unbind(0)
+    Z_zx_seq_rows = Z_zx_seq.unbind(0)
     A_x_rows = A_x.unbind(0)
-    zh_seq_rows = zh_seq.unbind(0)
+    Z_zh_seq_rows = Z_zh_seq.unbind(0)
     mu_x_seq_rows = mu_x_seq.unbind(0)
     v_x_seq_rows = v_x_seq.unbind(0)
     r_x_seq_rows = r_x_seq.unbind(0)
@@ -172,35 +172,35 @@ def _forward_steps(w, sizes, xs, seq):
     k_seq_rows = k_seq.unbind(0)
     for t in range(steps):
         c_prev = c_seq_rows[t]
-        zx_seq_rows[t][...] = A_x_rows[t]
-        zx = zx_seq_rows[t]
+        Z_zx_seq_rows[t][...] = A_x_rows[t]
+        Z_zx = Z_zx_seq_rows[t]
         torch.matmul(h_seq_rows[t], Wcat_h_prev.T, out=A_h_prev)  # (F5)-(F8)
-        zh_seq_rows[t][...] = A_h_prev
-        zh = zh_seq_rows[t]
-        mu_x_seq_rows[t][...] = (zx).mean(dim=-1, keepdim=True)  # (F9)
+        Z_zh_seq_rows[t][...] = A_h_prev
+        Z_zh = Z_zh_seq_rows[t]
+        mu_x_seq_rows[t][...] = (Z_zx).mean(dim=-1, keepdim=True)  # (F9)
         mu_x = mu_x_seq_rows[t]
-        _cse0 = -mu_x + zx
-        e_zx = torch.square(_cse0)  # (F10) (F11) (F12) (F13)
-        v_x_seq_rows[t][...] = (e_zx).mean(dim=-1, keepdim=True)  # (F14)
+        _cse0 = Z_zx - mu_x
+        Z_e_zx = torch.square(_cse0)  # (F10) (F11) (F12) (F13)
+        v_x_seq_rows[t][...] = (Z_e_zx).mean(dim=-1, keepdim=True)  # (F14)
         v_x = v_x_seq_rows[t]
         r_x_seq_rows[t][...] = torch.rsqrt(v_x + 1/100000)  # (F15)
         r_x = r_x_seq_rows[t]
-        yx = _cse0*gamma_x*r_x + beta_x  # (F16) (F17) (F18) (F19)
-        mu_h_seq_rows[t][...] = (zh).mean(dim=-1, keepdim=True)  # (F20)
+        Z_yx = Z_beta_x + Z_gamma_x*_cse0*r_x  # (F16) (F17) (F18) (F19)
+        mu_h_seq_rows[t][...] = (Z_zh).mean(dim=-1, keepdim=True)  # (F20)
         mu_h = mu_h_seq_rows[t]
-        _cse1 = -mu_h + zh
-        e_zh = torch.square(_cse1)  # (F21) (F22) (F23) (F24)
-        v_h_seq_rows[t][...] = (e_zh).mean(dim=-1, keepdim=True)  # (F25)
+        _cse1 = Z_zh - mu_h
+        Z_e_zh = torch.square(_cse1)  # (F21) (F22) (F23) (F24)
+        v_h_seq_rows[t][...] = (Z_e_zh).mean(dim=-1, keepdim=True)  # (F25)
         v_h = v_h_seq_rows[t]
         r_h_seq_rows[t][...] = torch.rsqrt(v_h + 1/100000)  # (F26)
         r_h = r_h_seq_rows[t]
-        yh = _cse1*gamma_h*r_h + beta_h  # (F27) (F28) (F29) (F30)
-        s = yh + yx  # (F31) (F33) (F35) (F37)
-        torch.add(b, s, out=a)  # (F32) (F34) (F36) (F38)
-        a_f = a_0_H
-        a_i = a_H_2H
-        a_g = a_2H_3H
-        a_o = a_3H_4H
+        Z_yh = Z_beta_h + Z_gamma_h*_cse1*r_h  # (F27) (F28) (F29) (F30)
+        Z_s = Z_yh + Z_yx  # (F31) (F33) (F35) (F37)
+        torch.add(Z_b, Z_s, out=Z_a)  # (F32) (F34) (F36) (F38)
+        a_f = Z_a_0_H
+        a_i = Z_a_H_2H
+        a_g = Z_a_2H_3H
+        a_o = Z_a_3H_4H
         torch.sigmoid(a_f, out=f_seq_rows[t])  # (F39)
         f = f_seq_rows[t]
         torch.sigmoid(a_i, out=i_seq_rows[t])  # (F40)
@@ -256,15 +256,15 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
     beta_h_o = w["beta_h_o"]
     gamma_c = w["gamma_c"]
     beta_c = w["beta_c"]
-    gamma_x = w["gamma_x"]
-    beta_x = w["beta_x"]
-    gamma_h = w["gamma_h"]
-    beta_h = w["beta_h"]
-    b = w["b"]
+    Z_gamma_x = w["Z_gamma_x"]
+    Z_beta_x = w["Z_beta_x"]
+    Z_gamma_h = w["Z_gamma_h"]
+    Z_beta_h = w["Z_beta_h"]
+    Z_b = w["Z_b"]
     h_seq = seq["h_seq"]
     c_seq = seq["c_seq"]
-    zx_seq = seq["zx_seq"]
-    zh_seq = seq["zh_seq"]
+    Z_zx_seq = seq["Z_zx_seq"]
+    Z_zh_seq = seq["Z_zh_seq"]
     mu_x_seq = seq["mu_x_seq"]
     v_x_seq = seq["v_x_seq"]
     r_x_seq = seq["r_x_seq"]
@@ -305,15 +305,15 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
     d_beta_c = dw["beta_c"]
     d_A_x_seq = xs.new_empty((steps, B, 4 * H))
     d_A_h_prev_seq = xs.new_empty((steps, B, 4 * H))
-    d_gamma_x = dw["gamma_x"]
-    d_beta_x = dw["beta_x"]
-    d_gamma_h = dw["gamma_h"]
-    d_beta_h = dw["beta_h"]
-    d_b = dw["b"]
-    d_a_seq = xs.new_empty((steps, B, 4 * H))
+    d_Z_gamma_x = dw["Z_gamma_x"]
+    d_Z_beta_x = dw["Z_beta_x"]
+    d_Z_gamma_h = dw["Z_gamma_h"]
+    d_Z_beta_h = dw["Z_beta_h"]
+    d_Z_b = dw["Z_b"]
+    d_Z_a_seq = xs.new_empty((steps, B, 4 * H))
     c = c_seq[1:]
-    zx = zx_seq[0:steps]
-    zh = zh_seq[0:steps]
+    Z_zx = Z_zx_seq[0:steps]
+    Z_zh = Z_zh_seq[0:steps]
     mu_x = mu_x_seq[0:steps]
     v_x = v_x_seq[0:steps]
     mu_h = mu_h_seq[0:steps]
@@ -334,14 +334,14 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
     J_B19_seq = i*(1 - i)  # (B19)
     J_B17_seq = 1 - torch.square(g)  # (B17)
     J_B15_seq = o*(1 - o)  # (B15)
-    J_B27_seq = -mu_h + zh  # (B27) fork: yh_f, yh_i, yh_g, yh_o
+    J_B27_seq = Z_zh - mu_h  # (B27) fork: yh_f, yh_i, yh_g, yh_o
     J_B28_seq = (v_h + 1/100000)**(-3/2)  # (B28)
-    J_B33_seq = 2*(mu_h - zh)  # (B33) fork: e_zh_f, e_zh_i, e_zh_g, e_zh_o, yh_f, yh_i, yh_g, yh_o
-    J_B38_seq = -mu_x + zx  # (B38) fork: yx_f, yx_i, yx_g, yx_o
+    J_B33_seq = 2*(-Z_zh + mu_h)  # (B33) fork: e_zh_f, e_zh_i, e_zh_g, e_zh_o, yh_f, yh_i, yh_g, yh_o
+    J_B38_seq = Z_zx - mu_x  # (B38) fork: yx_f, yx_i, yx_g, yx_o
     J_B39_seq = (v_x + 1/100000)**(-3/2)  # (B39)
-    J_B44_seq = 2*(mu_x - zx)  # (B44) fork: e_zx_f, e_zx_i, e_zx_g, e_zx_o, yx_f, yx_i, yx_g, yx_o
-    J_B45_seq = 2*(-mu_h + zh)  # (B45) (B46) (B47) (B48)
-    J_B49_seq = 2*(-mu_x + zx)  # (B49) (B50) (B51) (B52)
+    J_B44_seq = 2*(-Z_zx + mu_x)  # (B44) fork: e_zx_f, e_zx_i, e_zx_g, e_zx_o, yx_f, yx_i, yx_g, yx_o
+    J_B45_seq = 2*(Z_zh - mu_h)  # (B45) (B46) (B47) (B48)
+    J_B49_seq = 2*(Z_zx - mu_x)  # (B49) (B50) (B51) (B52)
     d_y_c_seq = xs.new_empty((steps, B, H))
     dhs_rows = dhs.unbind(0)
     J_B3_seq_rows = J_B3_seq.unbind(0)
@@ -372,11 +372,11 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
     k_seq_rows = k_seq.unbind(0)
     d_A_h_prev_seq_rows = d_A_h_prev_seq.unbind(0)
     d_y_c_seq_rows = d_y_c_seq.unbind(0)
-    d_a_seq_rows = d_a_seq.unbind(0)
-    d_a_seq_0_H_rows = d_a_seq[:, :, 0:H].unbind(0)
-    d_a_seq_H_2H_rows = d_a_seq[:, :, H:2 * H].unbind(0)
-    d_a_seq_2H_3H_rows = d_a_seq[:, :, 2 * H:3 * H].unbind(0)
-    d_a_seq_3H_4H_rows = d_a_seq[:, :, 3 * H:4 * H].unbind(0)
+    d_Z_a_seq_rows = d_Z_a_seq.unbind(0)
+    d_Z_a_seq_0_H_rows = d_Z_a_seq[:, :, 0:H].unbind(0)
+    d_Z_a_seq_H_2H_rows = d_Z_a_seq[:, :, H:2 * H].unbind(0)
+    d_Z_a_seq_2H_3H_rows = d_Z_a_seq[:, :, 2 * H:3 * H].unbind(0)
+    d_Z_a_seq_3H_4H_rows = d_Z_a_seq[:, :, 3 * H:4 * H].unbind(0)
     d_A_h_prev_seq_0_4H_rows = d_A_h_prev_seq[:, :, 0:4 * H].unbind(0)
     d_A_x_seq_0_4H_rows = d_A_x_seq[:, :, 0:4 * H].unbind(0)
     for t in reversed(range(steps)):
@@ -424,26 +424,26 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
         d_g = d_n*i  # (B12)
         d_i = d_n*g  # (B13)
         d_f = c_prev*d_m  # (B14)
-        torch.mul(J_B21, d_f, out=d_a_seq_0_H_rows[t])  # (B21)
-        torch.mul(J_B19, d_i, out=d_a_seq_H_2H_rows[t])  # (B19)
-        torch.mul(J_B17, d_g, out=d_a_seq_2H_3H_rows[t])  # (B17)
-        torch.mul(J_B15, d_o, out=d_a_seq_3H_4H_rows[t])  # (B15)
-        d_yh = d_a_seq_rows[t]  # (B23) (B24) (B25) (B26)
-        _cse2 = d_yh*gamma_h
+        torch.mul(J_B21, d_f, out=d_Z_a_seq_0_H_rows[t])  # (B21)
+        torch.mul(J_B19, d_i, out=d_Z_a_seq_H_2H_rows[t])  # (B19)
+        torch.mul(J_B17, d_g, out=d_Z_a_seq_2H_3H_rows[t])  # (B17)
+        torch.mul(J_B15, d_o, out=d_Z_a_seq_3H_4H_rows[t])  # (B15)
+        d_Z_yh = d_Z_a_seq_rows[t]  # (B23) (B24) (B25) (B26)
+        _cse2 = Z_gamma_h*d_Z_yh
         d_r_h = (J_B27*_cse2).reshape(-1, 4, H).sum(dim=1)  # (B27) fork: yh_f, yh_i, yh_g, yh_o
         d_v_h = -1/2*J_B28*d_r_h  # (B28)
-        d_e_zh = (1/4)*(d_v_h).mean(dim=-1, keepdim=True)  # (B29) (B30) (B31) (B32)
+        d_Z_e_zh = (1/4)*(d_v_h).mean(dim=-1, keepdim=True)  # (B29) (B30) (B31) (B32)
         _cse3 = _cse2*r_h
-        d_mu_h = (J_B33*d_e_zh - _cse3).reshape(-1, 4, H).sum(dim=1)  # (B33) fork: e_zh_f, e_zh_i, e_zh_g, e_zh_o, yh_f, yh_i, yh_g, yh_o
-        d_yx = d_a_seq_rows[t]  # (B34) (B35) (B36) (B37)
-        _cse4 = d_yx*gamma_x
+        d_mu_h = (J_B33*d_Z_e_zh - _cse3).reshape(-1, 4, H).sum(dim=1)  # (B33) fork: e_zh_f, e_zh_i, e_zh_g, e_zh_o, yh_f, yh_i, yh_g, yh_o
+        d_Z_yx = d_Z_a_seq_rows[t]  # (B34) (B35) (B36) (B37)
+        _cse4 = Z_gamma_x*d_Z_yx
         d_r_x = (J_B38*_cse4).reshape(-1, 4, H).sum(dim=1)  # (B38) fork: yx_f, yx_i, yx_g, yx_o
         d_v_x = -1/2*J_B39*d_r_x  # (B39)
-        d_e_zx = (1/4)*(d_v_x).mean(dim=-1, keepdim=True)  # (B40) (B41) (B42) (B43)
+        d_Z_e_zx = (1/4)*(d_v_x).mean(dim=-1, keepdim=True)  # (B40) (B41) (B42) (B43)
         _cse5 = _cse4*r_x
-        d_mu_x = (J_B44*d_e_zx - _cse5).reshape(-1, 4, H).sum(dim=1)  # (B44) fork: e_zx_f, e_zx_i, e_zx_g, e_zx_o, yx_f, yx_i, yx_g, yx_o
-        d_A_h_prev_seq_0_4H_rows[t][...] = J_B45*d_e_zh + _cse3 + (1/4)*(d_mu_h).mean(dim=-1, keepdim=True)  # (B45) (B46) (B47) (B48)
-        d_A_x_seq_0_4H_rows[t][...] = J_B49*d_e_zx + _cse5 + (1/4)*(d_mu_x).mean(dim=-1, keepdim=True)  # (B49) (B50) (B51) (B52)
+        d_mu_x = (J_B44*d_Z_e_zx - _cse5).reshape(-1, 4, H).sum(dim=1)  # (B44) fork: e_zx_f, e_zx_i, e_zx_g, e_zx_o, yx_f, yx_i, yx_g, yx_o
+        d_A_h_prev_seq_0_4H_rows[t][...] = J_B45*d_Z_e_zh + _cse3 + (1/4)*(d_mu_h).mean(dim=-1, keepdim=True)  # (B45) (B46) (B47) (B48)
+        d_A_x_seq_0_4H_rows[t][...] = J_B49*d_Z_e_zx + _cse5 + (1/4)*(d_mu_x).mean(dim=-1, keepdim=True)  # (B49) (B50) (B51) (B52)
         d_c_prev = d_m*f  # (B53)
         d_h_prev = d_A_h_prev @ Wcat_h_prev  # (B54) fork: zh_f, zh_i, zh_g, zh_o
         d_h_next = d_h_prev
@@ -452,23 +452,23 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
     torch.matmul(d_A_x_seq.reshape(steps * B, 4 * H), Wcat_x, out=dxs.reshape(steps * B, D))  # (B55)
     dw["Wcat_h_prev"] += d_A_h_prev_seq.reshape(steps * B, 4 * H).T @ h_seq[:steps].reshape(steps * B, H)  # (P5)-(P8)
     c = c_seq[1:]
-    zx = zx_seq[0:steps]
-    zh = zh_seq[0:steps]
+    Z_zx = Z_zx_seq[0:steps]
+    Z_zh = Z_zh_seq[0:steps]
     mu_x = mu_x_seq[0:steps]
     r_x = r_x_seq[0:steps]
     mu_h = mu_h_seq[0:steps]
     r_h = r_h_seq[0:steps]
     mu_c = mu_c_seq[0:steps]
     r_c = r_c_seq[0:steps]
-    d_a = d_a_seq[0:steps]
-    d_yh = d_a_seq[0:steps]  # (B23) (B24) (B25) (B26)
-    d_yx = d_a_seq[0:steps]  # (B34) (B35) (B36) (B37)
+    d_Z_a = d_Z_a_seq[0:steps]
+    d_Z_yh = d_Z_a_seq[0:steps]  # (B23) (B24) (B25) (B26)
+    d_Z_yx = d_Z_a_seq[0:steps]  # (B34) (B35) (B36) (B37)
     d_y_c = d_y_c_seq
-    d_b += (d_a).sum(dim=(0, 1))  # (P9) (P10) (P11) (P12)
-    d_gamma_x += (d_yx*r_x*(-mu_x + zx)).sum(dim=(0, 1))  # (P13) (P14) (P15) (P16)
-    d_beta_x += (d_yx).sum(dim=(0, 1))  # (P17) (P18) (P19) (P20)
-    d_gamma_h += (d_yh*r_h*(-mu_h + zh)).sum(dim=(0, 1))  # (P21) (P22) (P23) (P24)
-    d_beta_h += (d_yh).sum(dim=(0, 1))  # (P25) (P26) (P27) (P28)
+    d_Z_b += (d_Z_a).sum(dim=(0, 1))  # (P9) (P10) (P11) (P12)
+    d_Z_gamma_x += (d_Z_yx*r_x*(Z_zx - mu_x)).sum(dim=(0, 1))  # (P13) (P14) (P15) (P16)
+    d_Z_beta_x += (d_Z_yx).sum(dim=(0, 1))  # (P17) (P18) (P19) (P20)
+    d_Z_gamma_h += (d_Z_yh*r_h*(Z_zh - mu_h)).sum(dim=(0, 1))  # (P21) (P22) (P23) (P24)
+    d_Z_beta_h += (d_Z_yh).sum(dim=(0, 1))  # (P25) (P26) (P27) (P28)
     d_gamma_c += (d_y_c*r_c*(c - mu_c)).sum(dim=(0, 1))  # (P29)
     d_beta_c += (d_y_c).sum(dim=(0, 1))  # (P30)
     return {"h": d_h_next, "c": d_c_next}
@@ -481,8 +481,8 @@ def _buffers(n, B, sizes, xs, names=CACHED):
     shapes = {
         "h_seq": (n + 1, B, H),
         "c_seq": (n + 1, B, H),
-        "zx_seq": (n, B, 4 * H),
-        "zh_seq": (n, B, 4 * H),
+        "Z_zx_seq": (n, B, 4 * H),
+        "Z_zh_seq": (n, B, 4 * H),
         "mu_x_seq": (n, B, 1),
         "v_x_seq": (n, B, 1),
         "r_x_seq": (n, B, 1),
@@ -532,15 +532,15 @@ def _recompute(w, sizes, xs, seq):
     beta_h_o = w["beta_h_o"]
     gamma_c = w["gamma_c"]
     beta_c = w["beta_c"]
-    gamma_x = w["gamma_x"]
-    beta_x = w["beta_x"]
-    gamma_h = w["gamma_h"]
-    beta_h = w["beta_h"]
-    b = w["b"]
+    Z_gamma_x = w["Z_gamma_x"]
+    Z_beta_x = w["Z_beta_x"]
+    Z_gamma_h = w["Z_gamma_h"]
+    Z_beta_h = w["Z_beta_h"]
+    Z_b = w["Z_b"]
     h_seq = seq["h_seq"]
     c_seq = seq["c_seq"]
-    zx_seq = seq["zx_seq"]
-    zh_seq = seq["zh_seq"]
+    Z_zx_seq = seq["Z_zx_seq"]
+    Z_zh_seq = seq["Z_zh_seq"]
     mu_x_seq = seq["mu_x_seq"]
     v_x_seq = seq["v_x_seq"]
     r_x_seq = seq["r_x_seq"]
@@ -559,35 +559,35 @@ def _recompute(w, sizes, xs, seq):
     # the x terms of every step at once  (F1)-(F4)
     torch.matmul(xs.reshape(steps * B, D), Wcat_x.T, out=A_x.reshape(steps * B, 4 * H))
     A_h_prev = xs.new_empty((steps, B, 4 * H))
-    a = xs.new_empty((steps, B, 4 * H))
+    Z_a = xs.new_empty((steps, B, 4 * H))
     h_prev = h_seq[0:steps]
-    zx_seq[0:steps] = A_x[0:steps]
-    zx = zx_seq[0:steps]
+    Z_zx_seq[0:steps] = A_x[0:steps]
+    Z_zx = Z_zx_seq[0:steps]
     torch.matmul(h_prev, Wcat_h_prev.T, out=A_h_prev)  # (F5)-(F8)
-    zh_seq[0:steps] = A_h_prev
-    zh = zh_seq[0:steps]
-    mu_x_seq[0:steps] = (zx).mean(dim=-1, keepdim=True)  # (F9)
+    Z_zh_seq[0:steps] = A_h_prev
+    Z_zh = Z_zh_seq[0:steps]
+    mu_x_seq[0:steps] = (Z_zx).mean(dim=-1, keepdim=True)  # (F9)
     mu_x = mu_x_seq[0:steps]
-    e_zx = torch.square(-mu_x + zx)  # (F10) (F11) (F12) (F13)
-    v_x_seq[0:steps] = (e_zx).mean(dim=-1, keepdim=True)  # (F14)
+    Z_e_zx = torch.square(Z_zx - mu_x)  # (F10) (F11) (F12) (F13)
+    v_x_seq[0:steps] = (Z_e_zx).mean(dim=-1, keepdim=True)  # (F14)
     v_x = v_x_seq[0:steps]
     r_x_seq[0:steps] = torch.rsqrt(v_x + 1/100000)  # (F15)
     r_x = r_x_seq[0:steps]
-    yx = beta_x + gamma_x*r_x*(-mu_x + zx)  # (F16) (F17) (F18) (F19)
-    mu_h_seq[0:steps] = (zh).mean(dim=-1, keepdim=True)  # (F20)
+    Z_yx = Z_beta_x + Z_gamma_x*r_x*(Z_zx - mu_x)  # (F16) (F17) (F18) (F19)
+    mu_h_seq[0:steps] = (Z_zh).mean(dim=-1, keepdim=True)  # (F20)
     mu_h = mu_h_seq[0:steps]
-    e_zh = torch.square(-mu_h + zh)  # (F21) (F22) (F23) (F24)
-    v_h_seq[0:steps] = (e_zh).mean(dim=-1, keepdim=True)  # (F25)
+    Z_e_zh = torch.square(Z_zh - mu_h)  # (F21) (F22) (F23) (F24)
+    v_h_seq[0:steps] = (Z_e_zh).mean(dim=-1, keepdim=True)  # (F25)
     v_h = v_h_seq[0:steps]
     r_h_seq[0:steps] = torch.rsqrt(v_h + 1/100000)  # (F26)
     r_h = r_h_seq[0:steps]
-    yh = beta_h + gamma_h*r_h*(-mu_h + zh)  # (F27) (F28) (F29) (F30)
-    s = yh + yx  # (F31) (F33) (F35) (F37)
-    torch.add(b, s, out=a)  # (F32) (F34) (F36) (F38)
-    a_f = a[:, :, 0:H]
-    a_i = a[:, :, H:2 * H]
-    a_g = a[:, :, 2 * H:3 * H]
-    a_o = a[:, :, 3 * H:4 * H]
+    Z_yh = Z_beta_h + Z_gamma_h*r_h*(Z_zh - mu_h)  # (F27) (F28) (F29) (F30)
+    Z_s = Z_yh + Z_yx  # (F31) (F33) (F35) (F37)
+    torch.add(Z_b, Z_s, out=Z_a)  # (F32) (F34) (F36) (F38)
+    a_f = Z_a[:, :, 0:H]
+    a_i = Z_a[:, :, H:2 * H]
+    a_g = Z_a[:, :, 2 * H:3 * H]
+    a_o = Z_a[:, :, 3 * H:4 * H]
     torch.sigmoid(a_f, out=f_seq[0:steps])  # (F39)
     torch.sigmoid(a_i, out=i_seq[0:steps])  # (F40)
     torch.tanh(a_g, out=g_seq[0:steps])  # (F41)
@@ -617,26 +617,26 @@ def _grads(dw, sizes):
     grads["U_i"] = dw["Wcat_h_prev"][H:2 * H]
     grads["U_g"] = dw["Wcat_h_prev"][2 * H:3 * H]
     grads["U_o"] = dw["Wcat_h_prev"][3 * H:4 * H]
-    grads["b_f"] = dw["b"][0:H]
-    grads["b_i"] = dw["b"][H:2 * H]
-    grads["b_g"] = dw["b"][2 * H:3 * H]
-    grads["b_o"] = dw["b"][3 * H:4 * H]
-    grads["gamma_x_f"] = dw["gamma_x"][0:H]
-    grads["gamma_x_i"] = dw["gamma_x"][H:2 * H]
-    grads["gamma_x_g"] = dw["gamma_x"][2 * H:3 * H]
-    grads["gamma_x_o"] = dw["gamma_x"][3 * H:4 * H]
-    grads["beta_x_f"] = dw["beta_x"][0:H]
-    grads["beta_x_i"] = dw["beta_x"][H:2 * H]
-    grads["beta_x_g"] = dw["beta_x"][2 * H:3 * H]
-    grads["beta_x_o"] = dw["beta_x"][3 * H:4 * H]
-    grads["gamma_h_f"] = dw["gamma_h"][0:H]
-    grads["gamma_h_i"] = dw["gamma_h"][H:2 * H]
-    grads["gamma_h_g"] = dw["gamma_h"][2 * H:3 * H]
-    grads["gamma_h_o"] = dw["gamma_h"][3 * H:4 * H]
-    grads["beta_h_f"] = dw["beta_h"][0:H]
-    grads["beta_h_i"] = dw["beta_h"][H:2 * H]
-    grads["beta_h_g"] = dw["beta_h"][2 * H:3 * H]
-    grads["beta_h_o"] = dw["beta_h"][3 * H:4 * H]
+    grads["b_f"] = dw["Z_b"][0:H]
+    grads["b_i"] = dw["Z_b"][H:2 * H]
+    grads["b_g"] = dw["Z_b"][2 * H:3 * H]
+    grads["b_o"] = dw["Z_b"][3 * H:4 * H]
+    grads["gamma_x_f"] = dw["Z_gamma_x"][0:H]
+    grads["gamma_x_i"] = dw["Z_gamma_x"][H:2 * H]
+    grads["gamma_x_g"] = dw["Z_gamma_x"][2 * H:3 * H]
+    grads["gamma_x_o"] = dw["Z_gamma_x"][3 * H:4 * H]
+    grads["beta_x_f"] = dw["Z_beta_x"][0:H]
+    grads["beta_x_i"] = dw["Z_beta_x"][H:2 * H]
+    grads["beta_x_g"] = dw["Z_beta_x"][2 * H:3 * H]
+    grads["beta_x_o"] = dw["Z_beta_x"][3 * H:4 * H]
+    grads["gamma_h_f"] = dw["Z_gamma_h"][0:H]
+    grads["gamma_h_i"] = dw["Z_gamma_h"][H:2 * H]
+    grads["gamma_h_g"] = dw["Z_gamma_h"][2 * H:3 * H]
+    grads["gamma_h_o"] = dw["Z_gamma_h"][3 * H:4 * H]
+    grads["beta_h_f"] = dw["Z_beta_h"][0:H]
+    grads["beta_h_i"] = dw["Z_beta_h"][H:2 * H]
+    grads["beta_h_g"] = dw["Z_beta_h"][2 * H:3 * H]
+    grads["beta_h_o"] = dw["Z_beta_h"][3 * H:4 * H]
     grads["gamma_c"] = dw["gamma_c"]
     grads["beta_c"] = dw["beta_c"]
     grads["gamma_x"] = torch.cat([grads["gamma_x_f"], grads["gamma_x_i"], grads["gamma_x_g"], grads["gamma_x_o"]])
