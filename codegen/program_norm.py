@@ -37,6 +37,7 @@ class _Unstackable(Exception):
 
 
 def stack_norms(derivation, plan: Plan, prog: Program) -> Program:
+    """The program with its families' values, equations and sums stacked (see above)."""
     found = families(derivation, plan)
     if not found:
         return prog
@@ -94,8 +95,12 @@ def _defines(r) -> str | None:
 
 
 def _labels(records) -> str:
-    return list_labels(sorted((r.label.split(")")[0][1:] for r in records if r.label),
-                              key=lambda s: (s[0], int(s[1:]))))
+    return _in_order(r.label.split(")")[0][1:] for r in records if r.label)
+
+
+def _in_order(labels) -> str:
+    """(F10) (F11) (F12): labels by number."""
+    return list_labels(sorted(labels, key=lambda s: (s[0], int(s[1:]))))
 
 
 def _member_views(f: Family, prefix=""):
@@ -125,7 +130,7 @@ def _forward(derivation, plan, st, records, cached):
             body = st.common([numeric[m][0] for m in f.members])
             if body is None:
                 raise _Unstackable(f.name)
-            label = list_labels(sorted((numeric[m][1] for m in f.members), key=lambda s: (s[0], int(s[1:]))))
+            label = _in_order(numeric[m][1] for m in f.members)
             target = Ref(f.name) if _own_buffer(derivation.cell, st, f, cached) else f.name
             out += [Assign(seq, body, label), View(f.name, seq)] if stored else [Assign(target, body, label)]
         out += _member_views(f)
@@ -158,17 +163,12 @@ def _mean(cell, st, r):
 
 def _backward(derivation, plan, st, records):
     """The loop's records stacked; and the parameter families whose sums were stacked."""
-    seeds = {}
-    for f in st.fams:
-        if f.seed:
-            home = plan.home(plan.group_of(f.members[0]))
-            g = plan.group_of(f.members[0])
-            seeds.update({Ref(delta(plan, home), columns=home.columns(g, m)): (f, k)
-                          for k, m in enumerate(f.members)})
+    seeds = _seed_targets(plan, st)
     out, pending, summed, viewed, filled = [], {}, set(), set(), {}
     for r in records:
         found = _adjoint_of(st, seeds, r)
         if found is None:
+            _check_known(st, pending, [r])
             out += _value_view(st, r, viewed)
             continue
         f, k = found
@@ -176,11 +176,31 @@ def _backward(derivation, plan, st, records):
         if isinstance(r, Zeros) or len(pending[f.name]) < len(f.members):
             continue
         members = [pending[f.name][k] for k in range(len(f.members))]
+        _check_known(st, pending, members)
         out += _stacked_adjoint(st, f, members, f.seed, summed, filled, out)
     sizes = {f.name: len(f.members) for f in st.fams}
     if any(len(p) != sizes[name] for name, p in pending.items()):
         raise _Unstackable("an adjoint of part of a family")
     return _unread_aliases(st, out), summed
+
+
+def _check_known(st, pending, records):
+    """Records emitted now must not read the adjoint of a member of a family still waiting for
+    the others (it is computed when they all are)."""
+    waiting = {f"d_{m}" for f in st.fams if len(pending.get(f.name, ())) not in (0, len(f.members))
+               for m in f.members}
+    if any(reads(r) & waiting for r in records):
+        raise _Unstackable(records[0].label)
+
+
+def _seed_targets(plan, st) -> dict:
+    """Where each seed member's adjoint is written (its columns of its product's gradient)."""
+    found = {}
+    for f in (f for f in st.fams if f.seed):
+        g = plan.group_of(f.members[0])
+        home = plan.home(g)
+        found.update({Ref(delta(plan, home), columns=home.columns(g, m)): (f, k) for k, m in enumerate(f.members)})
+    return found
 
 
 def _unread_aliases(st, records):

@@ -7,7 +7,8 @@ at one step, some columns or all steps (as one matrix) of a named buffer.  Sizes
 Python size expressions (`2 * H`), shared by every Python backend.
 
 - `Buffer(name, shape)`: uninitialised storage; `Zeros(name, shape)`: zeros.
-- `View(name, ref)`: bind a name to part of a buffer (no copy).
+- `View(name, ref)`: bind a name to part of a buffer (no copy); its label names the
+  equations it stands for when the value is another's under a new name (d_yx = d_yh).
 - `Gemm(out, a, b, ...)`: out = a b (or out += a b), either operand transposed.
 - `Assign(target, expr)`: an elementwise SymPy expression evaluated into `target` (a
   `Ref` into storage, or a fresh name when `target` is a str).
@@ -15,6 +16,8 @@ Python size expressions (`2 * H`), shared by every Python backend.
 - `Copy(target, source)`: target = source, element by element.
 - `Reduce(target, source)`: target += the sum of source over its rows (batch, steps;
   `steps=True`: a (steps, B, w) source, summed over its two leading axes).
+- `BlockSum(e, G, n)`: in an expression, the sum of e's G blocks of n columns (a value stored
+  stacked by `codegen.program_norm`).
 - `Fold(name, rows, factor)`: a constant factor of a block's activation that a backend may
   fold into its forward's copy of the weights (`Program.folds`).
 """

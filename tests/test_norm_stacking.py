@@ -92,3 +92,11 @@ def test_a_wrong_block_sum_is_caught():
     original = next(x.expr for x in derive(CELLS["layernorm_lstm"].cell).adjoints if x.target == "r_h")
     assert sp.expand(per_block(r.expr, st) - original) == 0
     assert sp.expand(per_block(wrong, st) - original) != 0
+
+
+def test_a_family_whose_equations_are_not_one_template_is_left_as_it_was(monkeypatch):
+    stacked = program(derive(CELLS["layernorm_lstm"].cell))
+    with monkeypatch.context() as m:
+        m.setattr(Stacks, "common", lambda self, exprs: None)
+        assert program(derive(CELLS["layernorm_lstm"].cell)) == unstacked(monkeypatch, "layernorm_lstm")
+    assert stacked != unstacked(monkeypatch, "layernorm_lstm")
