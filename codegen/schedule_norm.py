@@ -99,6 +99,8 @@ def _readers(cell, seeds, taken) -> list[Family]:
         if not shared <= columns(cell, fams) or None in stages or stages[0] is not stage \
                 or len({s.name for s in stages}) != blocks:
             continue
+        if any(s.name in cell.state_names or s.name == cell.output for s in stages):
+            continue   # a state or the output is stored as it is
         params = [tuple(s.inputs[j] for s in stages) for j, n in enumerate(stage.inputs)
                   if n in cell.vector_param_names]
         new = [_param_family(cell, p, size, taken, found) for p in params]
