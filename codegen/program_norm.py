@@ -233,10 +233,18 @@ def _value_view(st, r, viewed):
         viewed.add(f.name)
         return [View(f.name, Ref(f"{f.name}_seq", "t")), *_member_views(f)]
     if isinstance(r, Assign) and not r.operands:
-        return [replace(r, expr=st.sums(r.expr))]
+        return _summed(r, st.sums(r.expr))
     if isinstance(r, Reduce) and not isinstance(r.source, Ref):
         return [replace(r, source=st.sums(r.source))]
     return [r]
+
+
+def _summed(r, expr):
+    """r with its block sums.  Its comment keeps the label without the fork's branches, which
+    are now blocks of stacked values (a line that fits the document's code width)."""
+    if expr == r.expr:
+        return [r]
+    return [replace(r, expr=expr, label=r.label.split(" fork")[0])]
 
 
 def _stacked_adjoint(st, f, members, seed, summed, filled, before):

@@ -453,18 +453,18 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs, ws):
         d_a_r = d_Z_yh[:, 0:H]
         d_s_r = d_a_r  # (B15)
         d_Z_yh = d_Z_yh_seq[t]  # (B16) (B17) (B18)
-        d_r_h = (Z_gamma_h*d_Z_yh*(Z_zh - mu_h)).reshape(-1, 3, H).sum(axis=1)  # (B19) fork: yh_r, yh_z, yh_n
+        d_r_h = (Z_gamma_h*d_Z_yh*(Z_zh - mu_h)).reshape(-1, 3, H).sum(axis=1)  # (B19)
         d_v_h = -1/2*d_r_h/(v_h + 1/100000)**(3/2)  # (B20)
         d_Z_e_zh = (1/3)*(d_v_h).mean(axis=-1, keepdims=True)  # (B21) (B22) (B23)
-        d_mu_h = (-Z_gamma_h*d_Z_yh*r_h + d_Z_e_zh*(-2*Z_zh + 2*mu_h)).reshape(-1, 3, H).sum(axis=1)  # (B24) fork: e_zh_r, e_zh_z, e_zh_n, yh_r, yh_z, yh_n
+        d_mu_h = (-Z_gamma_h*d_Z_yh*r_h + d_Z_e_zh*(-2*Z_zh + 2*mu_h)).reshape(-1, 3, H).sum(axis=1)  # (B24)
         d_Z_yx = d_Z_yx_seq[t]
         d_Z_yx[:, 0:H] = d_s_r  # (B27)
         d_Z_yx[:, H:2 * H] = d_s_z  # (B26)
         d_Z_yx[:, 2 * H:3 * H] = d_a_nx  # (B25)
-        d_r_x = (Z_gamma_x*d_Z_yx*(Z_zx - mu_x)).reshape(-1, 3, H).sum(axis=1)  # (B28) fork: yx_r, yx_z, yx_n
+        d_r_x = (Z_gamma_x*d_Z_yx*(Z_zx - mu_x)).reshape(-1, 3, H).sum(axis=1)  # (B28)
         d_v_x = -1/2*d_r_x/(v_x + 1/100000)**(3/2)  # (B29)
         d_Z_e_zx = (1/3)*(d_v_x).mean(axis=-1, keepdims=True)  # (B30) (B31) (B32)
-        d_mu_x = (-Z_gamma_x*d_Z_yx*r_x + d_Z_e_zx*(-2*Z_zx + 2*mu_x)).reshape(-1, 3, H).sum(axis=1)  # (B33) fork: e_zx_r, e_zx_z, e_zx_n, yx_r, yx_z, yx_n
+        d_mu_x = (-Z_gamma_x*d_Z_yx*r_x + d_Z_e_zx*(-2*Z_zx + 2*mu_x)).reshape(-1, 3, H).sum(axis=1)  # (B33)
         d_A_h_prev[:, 0:3 * H] = Z_gamma_h*d_Z_yh*r_h + d_Z_e_zh*(2*Z_zh - 2*mu_h) + (1/3)*(d_mu_h).mean(axis=-1, keepdims=True)  # (B34) (B35) (B36)
         d_A_x[:, 0:3 * H] = Z_gamma_x*d_Z_yx*r_x + d_Z_e_zx*(2*Z_zx - 2*mu_x) + (1/3)*(d_mu_x).mean(axis=-1, keepdims=True)  # (B37) (B38) (B39)
         d_h_prev = d_h_kept*z + d_A_h_prev @ Wcat_h_prev  # (B40) fork: zh_r, zh_z, zh_n, h_kept

@@ -65,8 +65,8 @@ def test_block_sums_are_the_fork_sums_of_the_derivation(monkeypatch, name):
     st = Stacks.of(derivation.cell, families(derivation, plan(derivation)))
     before = {r.target: r.expr for r in unstacked(monkeypatch, name).backward_loop
               if isinstance(r, Assign) and isinstance(r.target, str)}
-    summed = [r for r in program(derivation).backward_loop
-              if isinstance(r, Assign) and r.expr.atoms(BlockSum)]
+    loop = program(derivation).backward_loop
+    summed = [r for r in loop if isinstance(r, Assign) and r.expr.atoms(BlockSum)]
     assert len(summed) == 4   # d_r and d_mu of each of the two norms
     for r in summed:
         assert sp.expand(per_block(r.expr, st) - before[r.target]) == 0, r.label

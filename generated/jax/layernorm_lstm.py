@@ -327,15 +327,15 @@ def _backward_step(w, sizes, carry, step):
     d_Z_a_4 = d_o*o*(1 - o)  # (B15)
     d_Z_a = jnp.concatenate([d_Z_a_1, d_Z_a_2, d_Z_a_3, d_Z_a_4], axis=-1)
     d_Z_yh = d_Z_a
-    d_r_h = (Z_gamma_h*d_Z_yh*(Z_zh - mu_h)).reshape(-1, 4, H).sum(axis=1)  # (B27) fork: yh_f, yh_i, yh_g, yh_o
+    d_r_h = (Z_gamma_h*d_Z_yh*(Z_zh - mu_h)).reshape(-1, 4, H).sum(axis=1)  # (B27)
     d_v_h = -1/2*d_r_h/(v_h + 1/100000)**(3/2)  # (B28)
     d_Z_e_zh = (1/4)*(d_v_h).mean(axis=-1, keepdims=True)  # (B29) (B30) (B31) (B32)
-    d_mu_h = (-Z_gamma_h*d_Z_yh*r_h + d_Z_e_zh*(-2*Z_zh + 2*mu_h)).reshape(-1, 4, H).sum(axis=1)  # (B33) fork: e_zh_f, e_zh_i, e_zh_g, e_zh_o, yh_f, yh_i, yh_g, yh_o
+    d_mu_h = (-Z_gamma_h*d_Z_yh*r_h + d_Z_e_zh*(-2*Z_zh + 2*mu_h)).reshape(-1, 4, H).sum(axis=1)  # (B33)
     d_Z_yx = d_Z_a
-    d_r_x = (Z_gamma_x*d_Z_yx*(Z_zx - mu_x)).reshape(-1, 4, H).sum(axis=1)  # (B38) fork: yx_f, yx_i, yx_g, yx_o
+    d_r_x = (Z_gamma_x*d_Z_yx*(Z_zx - mu_x)).reshape(-1, 4, H).sum(axis=1)  # (B38)
     d_v_x = -1/2*d_r_x/(v_x + 1/100000)**(3/2)  # (B39)
     d_Z_e_zx = (1/4)*(d_v_x).mean(axis=-1, keepdims=True)  # (B40) (B41) (B42) (B43)
-    d_mu_x = (-Z_gamma_x*d_Z_yx*r_x + d_Z_e_zx*(-2*Z_zx + 2*mu_x)).reshape(-1, 4, H).sum(axis=1)  # (B44) fork: e_zx_f, e_zx_i, e_zx_g, e_zx_o, yx_f, yx_i, yx_g, yx_o
+    d_mu_x = (-Z_gamma_x*d_Z_yx*r_x + d_Z_e_zx*(-2*Z_zx + 2*mu_x)).reshape(-1, 4, H).sum(axis=1)  # (B44)
     d_A_h_prev = Z_gamma_h*d_Z_yh*r_h + d_Z_e_zh*(2*Z_zh - 2*mu_h) + (1/4)*(d_mu_h).mean(axis=-1, keepdims=True)  # (B45) (B46) (B47) (B48)
     d_A_x = Z_gamma_x*d_Z_yx*r_x + d_Z_e_zx*(2*Z_zx - 2*mu_x) + (1/4)*(d_mu_x).mean(axis=-1, keepdims=True)  # (B49) (B50) (B51) (B52)
     d_c_prev = d_m*f  # (B53)

@@ -279,12 +279,12 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
     J_B6_seq = 1 - torch.square(h_cand)  # (B6)
     J_B11_seq = z*(1 - z)  # (B11)
     J_B14_seq = r*(1 - r)  # (B14)
-    J_B19_seq = Z_zh - mu_h  # (B19) fork: yh_r, yh_z, yh_n
+    J_B19_seq = Z_zh - mu_h  # (B19)
     J_B20_seq = (v_h + 1/100000)**(-3/2)  # (B20)
-    J_B24_seq = 2*(-Z_zh + mu_h)  # (B24) fork: e_zh_r, e_zh_z, e_zh_n, yh_r, yh_z, yh_n
-    J_B28_seq = Z_zx - mu_x  # (B28) fork: yx_r, yx_z, yx_n
+    J_B24_seq = 2*(-Z_zh + mu_h)  # (B24)
+    J_B28_seq = Z_zx - mu_x  # (B28)
     J_B29_seq = (v_x + 1/100000)**(-3/2)  # (B29)
-    J_B33_seq = 2*(-Z_zx + mu_x)  # (B33) fork: e_zx_r, e_zx_z, e_zx_n, yx_r, yx_z, yx_n
+    J_B33_seq = 2*(-Z_zx + mu_x)  # (B33)
     J_B34_seq = 2*(Z_zh - mu_h)  # (B34) (B35) (B36)
     J_B37_seq = 2*(Z_zx - mu_x)  # (B37) (B38) (B39)
     d_a_n_seq = xs.new_empty((steps, B, H))
@@ -362,21 +362,21 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
         d_s_r = d_a_r  # (B15)
         d_Z_yh = d_Z_yh_seq_rows[t]  # (B16) (B17) (B18)
         _cse0 = Z_gamma_h*d_Z_yh
-        d_r_h = (J_B19*_cse0).reshape(-1, 3, H).sum(dim=1)  # (B19) fork: yh_r, yh_z, yh_n
+        d_r_h = (J_B19*_cse0).reshape(-1, 3, H).sum(dim=1)  # (B19)
         d_v_h = -1/2*J_B20*d_r_h  # (B20)
         d_Z_e_zh = (1/3)*(d_v_h).mean(dim=-1, keepdim=True)  # (B21) (B22) (B23)
         _cse1 = _cse0*r_h
-        d_mu_h = (J_B24*d_Z_e_zh - _cse1).reshape(-1, 3, H).sum(dim=1)  # (B24) fork: e_zh_r, e_zh_z, e_zh_n, yh_r, yh_z, yh_n
+        d_mu_h = (J_B24*d_Z_e_zh - _cse1).reshape(-1, 3, H).sum(dim=1)  # (B24)
         d_Z_yx = d_Z_yx_seq_rows[t]
         d_Z_yx_seq_0_H_rows[t][...] = d_s_r  # (B27)
         d_Z_yx_seq_H_2H_rows[t][...] = d_s_z  # (B26)
         d_Z_yx_seq_2H_3H_rows[t][...] = d_a_nx  # (B25)
         _cse2 = Z_gamma_x*d_Z_yx
-        d_r_x = (J_B28*_cse2).reshape(-1, 3, H).sum(dim=1)  # (B28) fork: yx_r, yx_z, yx_n
+        d_r_x = (J_B28*_cse2).reshape(-1, 3, H).sum(dim=1)  # (B28)
         d_v_x = -1/2*J_B29*d_r_x  # (B29)
         d_Z_e_zx = (1/3)*(d_v_x).mean(dim=-1, keepdim=True)  # (B30) (B31) (B32)
         _cse3 = _cse2*r_x
-        d_mu_x = (J_B33*d_Z_e_zx - _cse3).reshape(-1, 3, H).sum(dim=1)  # (B33) fork: e_zx_r, e_zx_z, e_zx_n, yx_r, yx_z, yx_n
+        d_mu_x = (J_B33*d_Z_e_zx - _cse3).reshape(-1, 3, H).sum(dim=1)  # (B33)
         d_A_h_prev_seq_0_3H_rows[t][...] = J_B34*d_Z_e_zh + _cse1 + (1/3)*(d_mu_h).mean(dim=-1, keepdim=True)  # (B34) (B35) (B36)
         d_A_x_seq_0_3H_rows[t][...] = J_B37*d_Z_e_zx + _cse3 + (1/3)*(d_mu_x).mean(dim=-1, keepdim=True)  # (B37) (B38) (B39)
         d_h_prev = torch.addmm(d_h_kept*z, d_A_h_prev, Wcat_h_prev)  # (B40) fork: zh_r, zh_z, zh_n, h_kept

@@ -334,12 +334,12 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
     J_B19_seq = i*(1 - i)  # (B19)
     J_B17_seq = 1 - torch.square(g)  # (B17)
     J_B15_seq = o*(1 - o)  # (B15)
-    J_B27_seq = Z_zh - mu_h  # (B27) fork: yh_f, yh_i, yh_g, yh_o
+    J_B27_seq = Z_zh - mu_h  # (B27)
     J_B28_seq = (v_h + 1/100000)**(-3/2)  # (B28)
-    J_B33_seq = 2*(-Z_zh + mu_h)  # (B33) fork: e_zh_f, e_zh_i, e_zh_g, e_zh_o, yh_f, yh_i, yh_g, yh_o
-    J_B38_seq = Z_zx - mu_x  # (B38) fork: yx_f, yx_i, yx_g, yx_o
+    J_B33_seq = 2*(-Z_zh + mu_h)  # (B33)
+    J_B38_seq = Z_zx - mu_x  # (B38)
     J_B39_seq = (v_x + 1/100000)**(-3/2)  # (B39)
-    J_B44_seq = 2*(-Z_zx + mu_x)  # (B44) fork: e_zx_f, e_zx_i, e_zx_g, e_zx_o, yx_f, yx_i, yx_g, yx_o
+    J_B44_seq = 2*(-Z_zx + mu_x)  # (B44)
     J_B45_seq = 2*(Z_zh - mu_h)  # (B45) (B46) (B47) (B48)
     J_B49_seq = 2*(Z_zx - mu_x)  # (B49) (B50) (B51) (B52)
     d_y_c_seq = xs.new_empty((steps, B, H))
@@ -430,18 +430,18 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
         torch.mul(J_B15, d_o, out=d_Z_a_seq_3H_4H_rows[t])  # (B15)
         d_Z_yh = d_Z_a_seq_rows[t]  # (B23) (B24) (B25) (B26)
         _cse2 = Z_gamma_h*d_Z_yh
-        d_r_h = (J_B27*_cse2).reshape(-1, 4, H).sum(dim=1)  # (B27) fork: yh_f, yh_i, yh_g, yh_o
+        d_r_h = (J_B27*_cse2).reshape(-1, 4, H).sum(dim=1)  # (B27)
         d_v_h = -1/2*J_B28*d_r_h  # (B28)
         d_Z_e_zh = (1/4)*(d_v_h).mean(dim=-1, keepdim=True)  # (B29) (B30) (B31) (B32)
         _cse3 = _cse2*r_h
-        d_mu_h = (J_B33*d_Z_e_zh - _cse3).reshape(-1, 4, H).sum(dim=1)  # (B33) fork: e_zh_f, e_zh_i, e_zh_g, e_zh_o, yh_f, yh_i, yh_g, yh_o
+        d_mu_h = (J_B33*d_Z_e_zh - _cse3).reshape(-1, 4, H).sum(dim=1)  # (B33)
         d_Z_yx = d_Z_a_seq_rows[t]  # (B34) (B35) (B36) (B37)
         _cse4 = Z_gamma_x*d_Z_yx
-        d_r_x = (J_B38*_cse4).reshape(-1, 4, H).sum(dim=1)  # (B38) fork: yx_f, yx_i, yx_g, yx_o
+        d_r_x = (J_B38*_cse4).reshape(-1, 4, H).sum(dim=1)  # (B38)
         d_v_x = -1/2*J_B39*d_r_x  # (B39)
         d_Z_e_zx = (1/4)*(d_v_x).mean(dim=-1, keepdim=True)  # (B40) (B41) (B42) (B43)
         _cse5 = _cse4*r_x
-        d_mu_x = (J_B44*d_Z_e_zx - _cse5).reshape(-1, 4, H).sum(dim=1)  # (B44) fork: e_zx_f, e_zx_i, e_zx_g, e_zx_o, yx_f, yx_i, yx_g, yx_o
+        d_mu_x = (J_B44*d_Z_e_zx - _cse5).reshape(-1, 4, H).sum(dim=1)  # (B44)
         d_A_h_prev_seq_0_4H_rows[t][...] = J_B45*d_Z_e_zh + _cse3 + (1/4)*(d_mu_h).mean(dim=-1, keepdim=True)  # (B45) (B46) (B47) (B48)
         d_A_x_seq_0_4H_rows[t][...] = J_B49*d_Z_e_zx + _cse5 + (1/4)*(d_mu_x).mean(dim=-1, keepdim=True)  # (B49) (B50) (B51) (B52)
         d_c_prev = d_m*f  # (B53)
