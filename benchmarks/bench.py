@@ -422,8 +422,6 @@ def bench_layernorm(torch, sizes, repeats):
     print()
 
 
-
-
 def bench_calls():
     print("NumPy calls per time step (ufuncs incl. operators, @ and sums, plus other numpy calls)")
     print(f"{'cell':16} {'forward':>7} {'backward':>8}")

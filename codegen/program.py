@@ -13,12 +13,15 @@ record that implements an equation carries its label, e.g. "(B3)".  Nothing is s
 """
 from __future__ import annotations
 
+from dataclasses import replace
+
 import sympy as sp
 
 from codegen.program_backward import (backward_loop, backward_post, backward_pre, dxs_written,
                                       grad_rows, step_views)
 from codegen.program_chain import (chain_loop, chains as make_chains, factor_buffers, factor_pass,
                                    stored_factors)
+from codegen.program_norm import stack_norms
 from codegen.program_recompute import all_steps, recompute
 from codegen.records import (Add, Assign, Buffer, Copy, Fold, Gemm, Program, Ref, Softmax, Stack,
                              View, list_labels, part, prune_views, reads, step_of)
@@ -40,16 +43,20 @@ def program(derivation: Derivation, chains: bool = False, share: bool = True) ->
     cached = tuple(_cached(derivation, plan))
     weights = [p.weight for p in plan.products] + [p.bias for p in plan.products if plan.has_bias(p)]
     forward_pre = tuple(_forward_pre(derivation, plan))
-    forward_loop = tuple(prune_views(_forward_loop(derivation, plan, cached)))
     backward = _backward(derivation, plan, cached, chains)
     forward_pre = tuple(_share(forward_pre, backward.get("factors", ()) if share else ()))
-    return Program(
+    draft = Program(
         stacking=tuple(_stacking(plan)), weights=tuple(weights + list(cell.vector_param_names)),
-        cached=cached, forward_pre=forward_pre, forward_loop=forward_loop,
-        recompute=tuple(prune_views(recompute(forward_pre, forward_loop, cached, cell.state_names))),
+        cached=cached, forward_pre=forward_pre, forward_loop=tuple(_forward_loop(derivation, plan, cached)),
         **backward,
         grads=tuple(grad_rows(derivation, plan)), dxs_written=dxs_written(derivation, plan),
         folds=tuple(_folds(derivation, plan, {name for name, _, _ in cached})))
+    if "factors" not in backward:   # the stacked norms rewrite the one-adjoint-per-value backward
+        draft = stack_norms(derivation, plan, draft)
+    forward_loop = tuple(prune_views(draft.forward_loop))
+    return replace(draft, forward_loop=forward_loop, backward_loop=tuple(prune_views(draft.backward_loop)),
+                   recompute=tuple(prune_views(recompute(draft.forward_pre, forward_loop, draft.cached,
+                                                         cell.state_names))))
 
 
 def _no_larger(new, old) -> bool:
@@ -81,7 +88,7 @@ def _backward(derivation, plan: Plan, cached, chains: bool) -> dict:
     known = {v.name for v in views}
     if found is None or any({str(s) for s in f.free_symbols} - known for *_, f, _ in stored):
         return dict(backward_pre=tuple(backward_pre(derivation, plan)),
-                    backward_loop=tuple(prune_views(backward_loop(derivation, plan, cached))),
+                    backward_loop=tuple(backward_loop(derivation, plan, cached)),
                     backward_post=post)
     buffers = factor_buffers(stored)
     order = {adj.target: n for n, adj in enumerate(derivation.adjoints)}
@@ -98,7 +105,7 @@ def _backward(derivation, plan: Plan, cached, chains: bool) -> dict:
     if not _no_larger([w for n, w, _ in cached if n in kept] + [w for _, w in buffers],
                       [w for _, w, _ in cached]):
         return dict(backward_pre=tuple(backward_pre(derivation, plan)),
-                    backward_loop=tuple(prune_views(backward_loop(derivation, plan, cached))),
+                    backward_loop=tuple(backward_loop(derivation, plan, cached)),
                     backward_post=post)
     whole = [all_steps(r, set()) for r in factor_pass(views, stored)]
     return dict(backward_pre=tuple(pre), backward_loop=tuple(loop), backward_post=post,

@@ -7,7 +7,8 @@ at one step, some columns or all steps (as one matrix) of a named buffer.  Sizes
 Python size expressions (`2 * H`), shared by every Python backend.
 
 - `Buffer(name, shape)`: uninitialised storage; `Zeros(name, shape)`: zeros.
-- `View(name, ref)`: bind a name to part of a buffer (no copy).
+- `View(name, ref)`: bind a name to part of a buffer (no copy); its label names the
+  equations it stands for when the value is another's under a new name (d_yx = d_yh).
 - `Gemm(out, a, b, ...)`: out = a b (or out += a b), either operand transposed.
 - `Assign(target, expr)`: an elementwise SymPy expression evaluated into `target` (a
   `Ref` into storage, or a fresh name when `target` is a str).
@@ -17,6 +18,8 @@ Python size expressions (`2 * H`), shared by every Python backend.
   `steps=True`: a (steps, B, w) source, summed over its two leading axes).
 - `Scale(target, base, factor, repeat, size)`: target = base * factor, the base (B, size)
   repeated `repeat` times along the columns (one call for a run of gradient columns).
+- `BlockSum(e, G, n)`: in an expression, the sum of e's G blocks of n columns (a value stored
+  stacked by `codegen.program_norm`).
 - `Fold(name, rows, factor)`: a constant factor of a block's activation that a backend may
   fold into its forward's copy of the weights (`Program.folds`).
 """
@@ -35,6 +38,14 @@ class Softmax(sp.Function):
     """`Softmax(a)`: the softmax of a vector (each batch row), an opaque value to the printers."""
 
     nargs = 1
+    is_real = True
+
+
+class BlockSum(sp.Function):
+    """`BlockSum(e, G, n)`: the sum of the G blocks of n columns that make up e (a value
+    stored stacked, `codegen.program_norm`): the G terms of a fork sum, one per block, at once."""
+
+    nargs = 3
     is_real = True
 
 
@@ -67,6 +78,7 @@ class Zeros:
 class View:
     name: str
     ref: Ref
+    label: str = ""           # the equations a view computes (a value equal to another's)
 
 
 @dataclass(frozen=True)

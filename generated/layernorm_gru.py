@@ -134,18 +134,18 @@ def backward(params, cache, dhs, dstateT=None):
     grads["b_z"] = dw["b_z"]
     grads["b_n"] = dw["b_n"]
     grads["b_hn"] = dw["b_hn"]
-    grads["gamma_x_r"] = dw["gamma_x_r"]
-    grads["gamma_x_z"] = dw["gamma_x_z"]
-    grads["gamma_x_n"] = dw["gamma_x_n"]
-    grads["beta_x_r"] = dw["beta_x_r"]
-    grads["beta_x_z"] = dw["beta_x_z"]
-    grads["beta_x_n"] = dw["beta_x_n"]
-    grads["gamma_h_r"] = dw["gamma_h_r"]
-    grads["gamma_h_z"] = dw["gamma_h_z"]
-    grads["gamma_h_n"] = dw["gamma_h_n"]
-    grads["beta_h_r"] = dw["beta_h_r"]
-    grads["beta_h_z"] = dw["beta_h_z"]
-    grads["beta_h_n"] = dw["beta_h_n"]
+    grads["gamma_x_r"] = dw["Z_gamma_x"][0:H]
+    grads["gamma_x_z"] = dw["Z_gamma_x"][H:2 * H]
+    grads["gamma_x_n"] = dw["Z_gamma_x"][2 * H:3 * H]
+    grads["beta_x_r"] = dw["Z_beta_x"][0:H]
+    grads["beta_x_z"] = dw["Z_beta_x"][H:2 * H]
+    grads["beta_x_n"] = dw["Z_beta_x"][2 * H:3 * H]
+    grads["gamma_h_r"] = dw["Z_gamma_h"][0:H]
+    grads["gamma_h_z"] = dw["Z_gamma_h"][H:2 * H]
+    grads["gamma_h_n"] = dw["Z_gamma_h"][2 * H:3 * H]
+    grads["beta_h_r"] = dw["Z_beta_h"][0:H]
+    grads["beta_h_z"] = dw["Z_beta_h"][H:2 * H]
+    grads["beta_h_n"] = dw["Z_beta_h"][2 * H:3 * H]
     grads["gamma_x"] = numpy.concatenate([grads["gamma_x_r"], grads["gamma_x_z"], grads["gamma_x_n"]])
     grads["beta_x"] = numpy.concatenate([grads["beta_x_r"], grads["beta_x_z"], grads["beta_x_n"]])
     grads["gamma_h"] = numpy.concatenate([grads["gamma_h_r"], grads["gamma_h_z"], grads["gamma_h_n"]])
@@ -179,7 +179,11 @@ def _stack(params, sizes, dtype):
     H = sizes["H"]
     Wcat_x = numpy.concatenate([params["W_r"], params["W_z"], params["W_n"]])
     Wcat_h_prev = numpy.concatenate([params["U_r"], params["U_z"], params["U_n"]])
-    return dict(Wcat_x=Wcat_x, Wcat_h_prev=Wcat_h_prev, b_r=params["b_r"].copy(), b_z=params["b_z"].copy(), b_n=params["b_n"].copy(), b_hn=params["b_hn"].copy(), gamma_x_r=params["gamma_x_r"].copy(), gamma_x_z=params["gamma_x_z"].copy(), gamma_x_n=params["gamma_x_n"].copy(), beta_x_r=params["beta_x_r"].copy(), beta_x_z=params["beta_x_z"].copy(), beta_x_n=params["beta_x_n"].copy(), gamma_h_r=params["gamma_h_r"].copy(), gamma_h_z=params["gamma_h_z"].copy(), gamma_h_n=params["gamma_h_n"].copy(), beta_h_r=params["beta_h_r"].copy(), beta_h_z=params["beta_h_z"].copy(), beta_h_n=params["beta_h_n"].copy())
+    Z_gamma_x = numpy.concatenate([params["gamma_x_r"], params["gamma_x_z"], params["gamma_x_n"]])
+    Z_beta_x = numpy.concatenate([params["beta_x_r"], params["beta_x_z"], params["beta_x_n"]])
+    Z_gamma_h = numpy.concatenate([params["gamma_h_r"], params["gamma_h_z"], params["gamma_h_n"]])
+    Z_beta_h = numpy.concatenate([params["beta_h_r"], params["beta_h_z"], params["beta_h_n"]])
+    return dict(Wcat_x=Wcat_x, Wcat_h_prev=Wcat_h_prev, b_r=params["b_r"].copy(), b_z=params["b_z"].copy(), b_n=params["b_n"].copy(), b_hn=params["b_hn"].copy(), gamma_x_r=params["gamma_x_r"].copy(), gamma_x_z=params["gamma_x_z"].copy(), gamma_x_n=params["gamma_x_n"].copy(), beta_x_r=params["beta_x_r"].copy(), beta_x_z=params["beta_x_z"].copy(), beta_x_n=params["beta_x_n"].copy(), gamma_h_r=params["gamma_h_r"].copy(), gamma_h_z=params["gamma_h_z"].copy(), gamma_h_n=params["gamma_h_n"].copy(), beta_h_r=params["beta_h_r"].copy(), beta_h_z=params["beta_h_z"].copy(), beta_h_n=params["beta_h_n"].copy(), Z_gamma_x=Z_gamma_x, Z_beta_x=Z_beta_x, Z_gamma_h=Z_gamma_h, Z_beta_h=Z_beta_h)
 
 
 def _buffers(n, B, sizes, dtype, ws):
@@ -188,18 +192,14 @@ def _buffers(n, B, sizes, dtype, ws):
     H = sizes["H"]
     return {
         "h_seq": _take(ws, "h_seq", (n + 1, B, H), dtype),
-        "zx_r_seq": _take(ws, "zx_r_seq", (n, B, H), dtype),
-        "zx_z_seq": _take(ws, "zx_z_seq", (n, B, H), dtype),
-        "zx_n_seq": _take(ws, "zx_n_seq", (n, B, H), dtype),
-        "zh_r_seq": _take(ws, "zh_r_seq", (n, B, H), dtype),
-        "zh_z_seq": _take(ws, "zh_z_seq", (n, B, H), dtype),
-        "zh_n_seq": _take(ws, "zh_n_seq", (n, B, H), dtype),
-        "mu_x_seq": _take(ws, "mu_x_seq", (n, B, H), dtype),
-        "v_x_seq": _take(ws, "v_x_seq", (n, B, H), dtype),
-        "r_x_seq": _take(ws, "r_x_seq", (n, B, H), dtype),
-        "mu_h_seq": _take(ws, "mu_h_seq", (n, B, H), dtype),
-        "v_h_seq": _take(ws, "v_h_seq", (n, B, H), dtype),
-        "r_h_seq": _take(ws, "r_h_seq", (n, B, H), dtype),
+        "Z_zx_seq": _take(ws, "Z_zx_seq", (n, B, 3 * H), dtype),
+        "Z_zh_seq": _take(ws, "Z_zh_seq", (n, B, 3 * H), dtype),
+        "mu_x_seq": _take(ws, "mu_x_seq", (n, B, 1), dtype),
+        "v_x_seq": _take(ws, "v_x_seq", (n, B, 1), dtype),
+        "r_x_seq": _take(ws, "r_x_seq", (n, B, 1), dtype),
+        "mu_h_seq": _take(ws, "mu_h_seq", (n, B, 1), dtype),
+        "v_h_seq": _take(ws, "v_h_seq", (n, B, 1), dtype),
+        "r_h_seq": _take(ws, "r_h_seq", (n, B, 1), dtype),
         "r_seq": _take(ws, "r_seq", (n, B, H), dtype),
         "z_seq": _take(ws, "z_seq", (n, B, H), dtype),
         "a_nh_seq": _take(ws, "a_nh_seq", (n, B, H), dtype),
@@ -265,13 +265,13 @@ def _forward_steps(w, sizes, xs, seq, ws):
     beta_h_r = w["beta_h_r"]
     beta_h_z = w["beta_h_z"]
     beta_h_n = w["beta_h_n"]
+    Z_gamma_x = w["Z_gamma_x"]
+    Z_beta_x = w["Z_beta_x"]
+    Z_gamma_h = w["Z_gamma_h"]
+    Z_beta_h = w["Z_beta_h"]
     h_seq = seq["h_seq"]
-    zx_r_seq = seq["zx_r_seq"]
-    zx_z_seq = seq["zx_z_seq"]
-    zx_n_seq = seq["zx_n_seq"]
-    zh_r_seq = seq["zh_r_seq"]
-    zh_z_seq = seq["zh_z_seq"]
-    zh_n_seq = seq["zh_n_seq"]
+    Z_zx_seq = seq["Z_zx_seq"]
+    Z_zh_seq = seq["Z_zh_seq"]
     mu_x_seq = seq["mu_x_seq"]
     v_x_seq = seq["v_x_seq"]
     r_x_seq = seq["r_x_seq"]
@@ -289,45 +289,43 @@ def _forward_steps(w, sizes, xs, seq, ws):
     # the x terms of every step at once  (F1)-(F3)
     numpy.matmul(xs.reshape(steps * B, D), Wcat_x_T, out=A_x.reshape(steps * B, 3 * H))
     A_h_prev = _take(ws, "A_h_prev", (B, 3 * H), dtype)
+    Z_yx = _take(ws, "Z_yx", (B, 3 * H), dtype)
+    Z_yh = _take(ws, "Z_yh", (B, 3 * H), dtype)
     for t in range(steps):
         h_prev = h_seq[t]
-        zx_r_seq[t] = A_x[t, :, 0:H]
-        zx_r = zx_r_seq[t]
-        zx_z_seq[t] = A_x[t, :, H:2 * H]
-        zx_z = zx_z_seq[t]
-        zx_n_seq[t] = A_x[t, :, 2 * H:3 * H]
-        zx_n = zx_n_seq[t]
+        Z_zx_seq[t] = A_x[t]
+        Z_zx = Z_zx_seq[t]
         numpy.matmul(h_prev, Wcat_h_prev_T, out=A_h_prev)  # (F4)-(F6)
-        zh_r_seq[t] = A_h_prev[:, 0:H]
-        zh_r = zh_r_seq[t]
-        zh_z_seq[t] = A_h_prev[:, H:2 * H]
-        zh_z = zh_z_seq[t]
-        zh_n_seq[t] = A_h_prev[:, 2 * H:3 * H]
-        zh_n = zh_n_seq[t]
-        mu_x_seq[t] = (1/3)*(zx_n).mean(axis=-1, keepdims=True) + (1/3)*(zx_r).mean(axis=-1, keepdims=True) + (1/3)*(zx_z).mean(axis=-1, keepdims=True)  # (F7)
+        Z_zh_seq[t] = A_h_prev
+        Z_zh = Z_zh_seq[t]
+        mu_x_seq[t] = (Z_zx).mean(axis=-1, keepdims=True)  # (F7)
         mu_x = mu_x_seq[t]
-        e_zx_r = (-mu_x + zx_r)**2  # (F8)
-        e_zx_z = (-mu_x + zx_z)**2  # (F9)
-        e_zx_n = (-mu_x + zx_n)**2  # (F10)
-        v_x_seq[t] = (1/3)*(e_zx_n).mean(axis=-1, keepdims=True) + (1/3)*(e_zx_r).mean(axis=-1, keepdims=True) + (1/3)*(e_zx_z).mean(axis=-1, keepdims=True)  # (F11)
+        Z_e_zx = (Z_zx - mu_x)**2  # (F8) (F9) (F10)
+        v_x_seq[t] = (Z_e_zx).mean(axis=-1, keepdims=True)  # (F11)
         v_x = v_x_seq[t]
         r_x_seq[t] = 1/numpy.sqrt(v_x + 1/100000)  # (F12)
         r_x = r_x_seq[t]
-        yx_r = beta_x_r + gamma_x_r*r_x*(-mu_x + zx_r)  # (F13)
-        yx_z = beta_x_z + gamma_x_z*r_x*(-mu_x + zx_z)  # (F14)
-        yx_n = beta_x_n + gamma_x_n*r_x*(-mu_x + zx_n)  # (F15)
-        mu_h_seq[t] = (1/3)*(zh_n).mean(axis=-1, keepdims=True) + (1/3)*(zh_r).mean(axis=-1, keepdims=True) + (1/3)*(zh_z).mean(axis=-1, keepdims=True)  # (F16)
+        numpy.subtract(Z_zx, mu_x, out=Z_yx)  # (F13) (F14) (F15)
+        numpy.multiply(Z_yx, Z_gamma_x, out=Z_yx)
+        numpy.multiply(Z_yx, r_x, out=Z_yx)
+        numpy.add(Z_yx, Z_beta_x, out=Z_yx)
+        yx_r = Z_yx[:, 0:H]
+        yx_z = Z_yx[:, H:2 * H]
+        yx_n = Z_yx[:, 2 * H:3 * H]
+        mu_h_seq[t] = (Z_zh).mean(axis=-1, keepdims=True)  # (F16)
         mu_h = mu_h_seq[t]
-        e_zh_r = (-mu_h + zh_r)**2  # (F17)
-        e_zh_z = (-mu_h + zh_z)**2  # (F18)
-        e_zh_n = (-mu_h + zh_n)**2  # (F19)
-        v_h_seq[t] = (1/3)*(e_zh_n).mean(axis=-1, keepdims=True) + (1/3)*(e_zh_r).mean(axis=-1, keepdims=True) + (1/3)*(e_zh_z).mean(axis=-1, keepdims=True)  # (F20)
+        Z_e_zh = (Z_zh - mu_h)**2  # (F17) (F18) (F19)
+        v_h_seq[t] = (Z_e_zh).mean(axis=-1, keepdims=True)  # (F20)
         v_h = v_h_seq[t]
         r_h_seq[t] = 1/numpy.sqrt(v_h + 1/100000)  # (F21)
         r_h = r_h_seq[t]
-        yh_r = beta_h_r + gamma_h_r*r_h*(-mu_h + zh_r)  # (F22)
-        yh_z = beta_h_z + gamma_h_z*r_h*(-mu_h + zh_z)  # (F23)
-        yh_n = beta_h_n + gamma_h_n*r_h*(-mu_h + zh_n)  # (F24)
+        numpy.subtract(Z_zh, mu_h, out=Z_yh)  # (F22) (F23) (F24)
+        numpy.multiply(Z_yh, Z_gamma_h, out=Z_yh)
+        numpy.multiply(Z_yh, r_h, out=Z_yh)
+        numpy.add(Z_yh, Z_beta_h, out=Z_yh)
+        yh_r = Z_yh[:, 0:H]
+        yh_z = Z_yh[:, H:2 * H]
+        yh_n = Z_yh[:, 2 * H:3 * H]
         s_r = yh_r + yx_r  # (F25)
         a_r = b_r + s_r  # (F26)
         _sigmoid(a_r, out=r_seq[t])  # (F27)
@@ -375,13 +373,13 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs, ws):
     beta_h_r = w["beta_h_r"]
     beta_h_z = w["beta_h_z"]
     beta_h_n = w["beta_h_n"]
+    Z_gamma_x = w["Z_gamma_x"]
+    Z_beta_x = w["Z_beta_x"]
+    Z_gamma_h = w["Z_gamma_h"]
+    Z_beta_h = w["Z_beta_h"]
     h_seq = seq["h_seq"]
-    zx_r_seq = seq["zx_r_seq"]
-    zx_z_seq = seq["zx_z_seq"]
-    zx_n_seq = seq["zx_n_seq"]
-    zh_r_seq = seq["zh_r_seq"]
-    zh_z_seq = seq["zh_z_seq"]
-    zh_n_seq = seq["zh_n_seq"]
+    Z_zx_seq = seq["Z_zx_seq"]
+    Z_zh_seq = seq["Z_zh_seq"]
     mu_x_seq = seq["mu_x_seq"]
     v_x_seq = seq["v_x_seq"]
     r_x_seq = seq["r_x_seq"]
@@ -412,14 +410,17 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs, ws):
     d_beta_h_n = dw["beta_h_n"]
     d_A_x_seq = _take(ws, "d_A_x_seq", (steps, B, 3 * H), dtype)
     d_A_h_prev_seq = _take(ws, "d_A_h_prev_seq", (steps, B, 3 * H), dtype)
+    d_Z_gamma_x = dw["Z_gamma_x"]
+    d_Z_beta_x = dw["Z_beta_x"]
+    d_Z_gamma_h = dw["Z_gamma_h"]
+    d_Z_beta_h = dw["Z_beta_h"]
+    d_Z_yx_seq = _take(ws, "d_Z_yx_seq", (steps, B, 3 * H), dtype)
+    d_Z_yh_seq = _take(ws, "d_Z_yh_seq", (steps, B, 3 * H), dtype)
     for t in reversed(range(steps)):
+        d_Z_yh = d_Z_yh_seq[t]
         h_prev = h_seq[t]
-        zx_r = zx_r_seq[t]
-        zx_z = zx_z_seq[t]
-        zx_n = zx_n_seq[t]
-        zh_r = zh_r_seq[t]
-        zh_z = zh_z_seq[t]
-        zh_n = zh_n_seq[t]
+        Z_zx = Z_zx_seq[t]
+        Z_zh = Z_zh_seq[t]
         mu_x = mu_x_seq[t]
         v_x = v_x_seq[t]
         r_x = r_x_seq[t]
@@ -441,54 +442,40 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs, ws):
         d_a_n = d_h_cand*(1 - h_cand**2)  # (B6)
         d_a_nx = d_a_n  # (B7)
         d_a_nr = d_a_n  # (B8)
-        d_a_nh = d_a_nr*r  # (B9)
+        d_Z_yh[:, 2 * H:3 * H] = d_a_nr*r  # (B9)
+        d_a_nh = d_Z_yh[:, 2 * H:3 * H]
         d_z = d_h_kept*h_prev - d_v  # (B10) fork: v, h_kept
-        d_a_z = d_z*z*(1 - z)  # (B11)
+        d_Z_yh[:, H:2 * H] = d_z*z*(1 - z)  # (B11)
+        d_a_z = d_Z_yh[:, H:2 * H]
         d_s_z = d_a_z  # (B12)
         d_r = a_nh*d_a_nr  # (B13)
-        d_a_r = d_r*r*(1 - r)  # (B14)
+        d_Z_yh[:, 0:H] = d_r*r*(1 - r)  # (B14)
+        d_a_r = d_Z_yh[:, 0:H]
         d_s_r = d_a_r  # (B15)
-        d_yh_n = d_a_nh  # (B16)
-        d_yh_z = d_s_z  # (B17)
-        d_yh_r = d_s_r  # (B18)
-        d_r_h = d_yh_n*gamma_h_n*(-mu_h + zh_n) + d_yh_r*gamma_h_r*(-mu_h + zh_r) + d_yh_z*gamma_h_z*(-mu_h + zh_z)  # (B19) fork: yh_r, yh_z, yh_n
+        d_Z_yh = d_Z_yh_seq[t]  # (B16) (B17) (B18)
+        d_r_h = (Z_gamma_h*d_Z_yh*(Z_zh - mu_h)).reshape(-1, 3, H).sum(axis=1)  # (B19)
         d_v_h = -1/2*d_r_h/(v_h + 1/100000)**(3/2)  # (B20)
-        d_e_zh_n = (1/3)*(d_v_h).mean(axis=-1, keepdims=True)  # (B21)
-        d_e_zh_z = (1/3)*(d_v_h).mean(axis=-1, keepdims=True)  # (B22)
-        d_e_zh_r = (1/3)*(d_v_h).mean(axis=-1, keepdims=True)  # (B23)
-        d_mu_h = d_e_zh_n*(2*mu_h - 2*zh_n) + d_e_zh_r*(2*mu_h - 2*zh_r) + d_e_zh_z*(2*mu_h - 2*zh_z) - d_yh_n*gamma_h_n*r_h - d_yh_r*gamma_h_r*r_h - d_yh_z*gamma_h_z*r_h  # (B24) fork: e_zh_r, e_zh_z, e_zh_n, yh_r, yh_z, yh_n
-        d_yx_n = d_a_nx  # (B25)
-        d_yx_z = d_s_z  # (B26)
-        d_yx_r = d_s_r  # (B27)
-        d_r_x = d_yx_n*gamma_x_n*(-mu_x + zx_n) + d_yx_r*gamma_x_r*(-mu_x + zx_r) + d_yx_z*gamma_x_z*(-mu_x + zx_z)  # (B28) fork: yx_r, yx_z, yx_n
+        d_Z_e_zh = (1/3)*(d_v_h).mean(axis=-1, keepdims=True)  # (B21) (B22) (B23)
+        d_mu_h = (-Z_gamma_h*d_Z_yh*r_h + d_Z_e_zh*(-2*Z_zh + 2*mu_h)).reshape(-1, 3, H).sum(axis=1)  # (B24)
+        d_Z_yx = d_Z_yx_seq[t]
+        d_Z_yx[:, 0:H] = d_s_r  # (B27)
+        d_Z_yx[:, H:2 * H] = d_s_z  # (B26)
+        d_Z_yx[:, 2 * H:3 * H] = d_a_nx  # (B25)
+        d_r_x = (Z_gamma_x*d_Z_yx*(Z_zx - mu_x)).reshape(-1, 3, H).sum(axis=1)  # (B28)
         d_v_x = -1/2*d_r_x/(v_x + 1/100000)**(3/2)  # (B29)
-        d_e_zx_n = (1/3)*(d_v_x).mean(axis=-1, keepdims=True)  # (B30)
-        d_e_zx_z = (1/3)*(d_v_x).mean(axis=-1, keepdims=True)  # (B31)
-        d_e_zx_r = (1/3)*(d_v_x).mean(axis=-1, keepdims=True)  # (B32)
-        d_mu_x = d_e_zx_n*(2*mu_x - 2*zx_n) + d_e_zx_r*(2*mu_x - 2*zx_r) + d_e_zx_z*(2*mu_x - 2*zx_z) - d_yx_n*gamma_x_n*r_x - d_yx_r*gamma_x_r*r_x - d_yx_z*gamma_x_z*r_x  # (B33) fork: e_zx_r, e_zx_z, e_zx_n, yx_r, yx_z, yx_n
-        d_A_h_prev[:, 2 * H:3 * H] = d_e_zh_n*(-2*mu_h + 2*zh_n) + d_yh_n*gamma_h_n*r_h + (1/3)*(d_mu_h).mean(axis=-1, keepdims=True)  # (B34) fork: mu_h, e_zh_n, yh_n
-        d_A_h_prev[:, H:2 * H] = d_e_zh_z*(-2*mu_h + 2*zh_z) + d_yh_z*gamma_h_z*r_h + (1/3)*(d_mu_h).mean(axis=-1, keepdims=True)  # (B35) fork: mu_h, e_zh_z, yh_z
-        d_A_h_prev[:, 0:H] = d_e_zh_r*(-2*mu_h + 2*zh_r) + d_yh_r*gamma_h_r*r_h + (1/3)*(d_mu_h).mean(axis=-1, keepdims=True)  # (B36) fork: mu_h, e_zh_r, yh_r
-        d_A_x[:, 2 * H:3 * H] = d_e_zx_n*(-2*mu_x + 2*zx_n) + d_yx_n*gamma_x_n*r_x + (1/3)*(d_mu_x).mean(axis=-1, keepdims=True)  # (B37) fork: mu_x, e_zx_n, yx_n
-        d_A_x[:, H:2 * H] = d_e_zx_z*(-2*mu_x + 2*zx_z) + d_yx_z*gamma_x_z*r_x + (1/3)*(d_mu_x).mean(axis=-1, keepdims=True)  # (B38) fork: mu_x, e_zx_z, yx_z
-        d_A_x[:, 0:H] = d_e_zx_r*(-2*mu_x + 2*zx_r) + d_yx_r*gamma_x_r*r_x + (1/3)*(d_mu_x).mean(axis=-1, keepdims=True)  # (B39) fork: mu_x, e_zx_r, yx_r
+        d_Z_e_zx = (1/3)*(d_v_x).mean(axis=-1, keepdims=True)  # (B30) (B31) (B32)
+        d_mu_x = (-Z_gamma_x*d_Z_yx*r_x + d_Z_e_zx*(-2*Z_zx + 2*mu_x)).reshape(-1, 3, H).sum(axis=1)  # (B33)
+        d_A_h_prev[:, 0:3 * H] = Z_gamma_h*d_Z_yh*r_h + d_Z_e_zh*(2*Z_zh - 2*mu_h) + (1/3)*(d_mu_h).mean(axis=-1, keepdims=True)  # (B34) (B35) (B36)
+        d_A_x[:, 0:3 * H] = Z_gamma_x*d_Z_yx*r_x + d_Z_e_zx*(2*Z_zx - 2*mu_x) + (1/3)*(d_mu_x).mean(axis=-1, keepdims=True)  # (B37) (B38) (B39)
         d_h_prev = d_h_kept*z + d_A_h_prev @ Wcat_h_prev  # (B40) fork: zh_r, zh_z, zh_n, h_kept
         d_b_r += (d_a_r).sum(axis=0)  # (P7)
         d_b_z += (d_a_z).sum(axis=0)  # (P8)
         d_b_n += (d_a_nx).sum(axis=0)  # (P9)
         d_b_hn += (d_a_nh).sum(axis=0)  # (P10)
-        d_gamma_x_r += (d_yx_r*r_x*(-mu_x + zx_r)).sum(axis=0)  # (P11)
-        d_gamma_x_z += (d_yx_z*r_x*(-mu_x + zx_z)).sum(axis=0)  # (P12)
-        d_gamma_x_n += (d_yx_n*r_x*(-mu_x + zx_n)).sum(axis=0)  # (P13)
-        d_beta_x_r += (d_yx_r).sum(axis=0)  # (P14)
-        d_beta_x_z += (d_yx_z).sum(axis=0)  # (P15)
-        d_beta_x_n += (d_yx_n).sum(axis=0)  # (P16)
-        d_gamma_h_r += (d_yh_r*r_h*(-mu_h + zh_r)).sum(axis=0)  # (P17)
-        d_gamma_h_z += (d_yh_z*r_h*(-mu_h + zh_z)).sum(axis=0)  # (P18)
-        d_gamma_h_n += (d_yh_n*r_h*(-mu_h + zh_n)).sum(axis=0)  # (P19)
-        d_beta_h_r += (d_yh_r).sum(axis=0)  # (P20)
-        d_beta_h_z += (d_yh_z).sum(axis=0)  # (P21)
-        d_beta_h_n += (d_yh_n).sum(axis=0)  # (P22)
+        d_Z_gamma_x += (d_Z_yx*r_x*(Z_zx - mu_x)).sum(axis=0)  # (P11) (P12) (P13)
+        d_Z_beta_x += (d_Z_yx).sum(axis=0)  # (P14) (P15) (P16)
+        d_Z_gamma_h += (d_Z_yh*r_h*(Z_zh - mu_h)).sum(axis=0)  # (P17) (P18) (P19)
+        d_Z_beta_h += (d_Z_yh).sum(axis=0)  # (P20) (P21) (P22)
         d_h_next = d_h_prev
     dw["Wcat_x"] += d_A_x_seq.reshape(steps * B, 3 * H).T @ xs.reshape(steps * B, D)  # (P1)-(P3)
     numpy.matmul(d_A_x_seq.reshape(steps * B, 3 * H), Wcat_x, out=dxs.reshape(steps * B, D))  # (B41)

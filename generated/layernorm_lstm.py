@@ -136,26 +136,26 @@ def backward(params, cache, dhs, dstateT=None):
     grads["U_i"] = dw["Wcat_h_prev"][H:2 * H]
     grads["U_g"] = dw["Wcat_h_prev"][2 * H:3 * H]
     grads["U_o"] = dw["Wcat_h_prev"][3 * H:4 * H]
-    grads["b_f"] = dw["b_f"]
-    grads["b_i"] = dw["b_i"]
-    grads["b_g"] = dw["b_g"]
-    grads["b_o"] = dw["b_o"]
-    grads["gamma_x_f"] = dw["gamma_x_f"]
-    grads["gamma_x_i"] = dw["gamma_x_i"]
-    grads["gamma_x_g"] = dw["gamma_x_g"]
-    grads["gamma_x_o"] = dw["gamma_x_o"]
-    grads["beta_x_f"] = dw["beta_x_f"]
-    grads["beta_x_i"] = dw["beta_x_i"]
-    grads["beta_x_g"] = dw["beta_x_g"]
-    grads["beta_x_o"] = dw["beta_x_o"]
-    grads["gamma_h_f"] = dw["gamma_h_f"]
-    grads["gamma_h_i"] = dw["gamma_h_i"]
-    grads["gamma_h_g"] = dw["gamma_h_g"]
-    grads["gamma_h_o"] = dw["gamma_h_o"]
-    grads["beta_h_f"] = dw["beta_h_f"]
-    grads["beta_h_i"] = dw["beta_h_i"]
-    grads["beta_h_g"] = dw["beta_h_g"]
-    grads["beta_h_o"] = dw["beta_h_o"]
+    grads["b_f"] = dw["Z_b"][0:H]
+    grads["b_i"] = dw["Z_b"][H:2 * H]
+    grads["b_g"] = dw["Z_b"][2 * H:3 * H]
+    grads["b_o"] = dw["Z_b"][3 * H:4 * H]
+    grads["gamma_x_f"] = dw["Z_gamma_x"][0:H]
+    grads["gamma_x_i"] = dw["Z_gamma_x"][H:2 * H]
+    grads["gamma_x_g"] = dw["Z_gamma_x"][2 * H:3 * H]
+    grads["gamma_x_o"] = dw["Z_gamma_x"][3 * H:4 * H]
+    grads["beta_x_f"] = dw["Z_beta_x"][0:H]
+    grads["beta_x_i"] = dw["Z_beta_x"][H:2 * H]
+    grads["beta_x_g"] = dw["Z_beta_x"][2 * H:3 * H]
+    grads["beta_x_o"] = dw["Z_beta_x"][3 * H:4 * H]
+    grads["gamma_h_f"] = dw["Z_gamma_h"][0:H]
+    grads["gamma_h_i"] = dw["Z_gamma_h"][H:2 * H]
+    grads["gamma_h_g"] = dw["Z_gamma_h"][2 * H:3 * H]
+    grads["gamma_h_o"] = dw["Z_gamma_h"][3 * H:4 * H]
+    grads["beta_h_f"] = dw["Z_beta_h"][0:H]
+    grads["beta_h_i"] = dw["Z_beta_h"][H:2 * H]
+    grads["beta_h_g"] = dw["Z_beta_h"][2 * H:3 * H]
+    grads["beta_h_o"] = dw["Z_beta_h"][3 * H:4 * H]
     grads["gamma_c"] = dw["gamma_c"]
     grads["beta_c"] = dw["beta_c"]
     grads["gamma_x"] = numpy.concatenate([grads["gamma_x_f"], grads["gamma_x_i"], grads["gamma_x_g"], grads["gamma_x_o"]])
@@ -195,7 +195,12 @@ def _stack(params, sizes, dtype):
     H = sizes["H"]
     Wcat_x = numpy.concatenate([params["W_f"], params["W_i"], params["W_g"], params["W_o"]])
     Wcat_h_prev = numpy.concatenate([params["U_f"], params["U_i"], params["U_g"], params["U_o"]])
-    return dict(Wcat_x=Wcat_x, Wcat_h_prev=Wcat_h_prev, b_f=params["b_f"].copy(), b_i=params["b_i"].copy(), b_g=params["b_g"].copy(), b_o=params["b_o"].copy(), gamma_x_f=params["gamma_x_f"].copy(), gamma_x_i=params["gamma_x_i"].copy(), gamma_x_g=params["gamma_x_g"].copy(), gamma_x_o=params["gamma_x_o"].copy(), beta_x_f=params["beta_x_f"].copy(), beta_x_i=params["beta_x_i"].copy(), beta_x_g=params["beta_x_g"].copy(), beta_x_o=params["beta_x_o"].copy(), gamma_h_f=params["gamma_h_f"].copy(), gamma_h_i=params["gamma_h_i"].copy(), gamma_h_g=params["gamma_h_g"].copy(), gamma_h_o=params["gamma_h_o"].copy(), beta_h_f=params["beta_h_f"].copy(), beta_h_i=params["beta_h_i"].copy(), beta_h_g=params["beta_h_g"].copy(), beta_h_o=params["beta_h_o"].copy(), gamma_c=params["gamma_c"].copy(), beta_c=params["beta_c"].copy())
+    Z_gamma_x = numpy.concatenate([params["gamma_x_f"], params["gamma_x_i"], params["gamma_x_g"], params["gamma_x_o"]])
+    Z_beta_x = numpy.concatenate([params["beta_x_f"], params["beta_x_i"], params["beta_x_g"], params["beta_x_o"]])
+    Z_gamma_h = numpy.concatenate([params["gamma_h_f"], params["gamma_h_i"], params["gamma_h_g"], params["gamma_h_o"]])
+    Z_beta_h = numpy.concatenate([params["beta_h_f"], params["beta_h_i"], params["beta_h_g"], params["beta_h_o"]])
+    Z_b = numpy.concatenate([params["b_f"], params["b_i"], params["b_g"], params["b_o"]])
+    return dict(Wcat_x=Wcat_x, Wcat_h_prev=Wcat_h_prev, b_f=params["b_f"].copy(), b_i=params["b_i"].copy(), b_g=params["b_g"].copy(), b_o=params["b_o"].copy(), gamma_x_f=params["gamma_x_f"].copy(), gamma_x_i=params["gamma_x_i"].copy(), gamma_x_g=params["gamma_x_g"].copy(), gamma_x_o=params["gamma_x_o"].copy(), beta_x_f=params["beta_x_f"].copy(), beta_x_i=params["beta_x_i"].copy(), beta_x_g=params["beta_x_g"].copy(), beta_x_o=params["beta_x_o"].copy(), gamma_h_f=params["gamma_h_f"].copy(), gamma_h_i=params["gamma_h_i"].copy(), gamma_h_g=params["gamma_h_g"].copy(), gamma_h_o=params["gamma_h_o"].copy(), beta_h_f=params["beta_h_f"].copy(), beta_h_i=params["beta_h_i"].copy(), beta_h_g=params["beta_h_g"].copy(), beta_h_o=params["beta_h_o"].copy(), gamma_c=params["gamma_c"].copy(), beta_c=params["beta_c"].copy(), Z_gamma_x=Z_gamma_x, Z_beta_x=Z_beta_x, Z_gamma_h=Z_gamma_h, Z_beta_h=Z_beta_h, Z_b=Z_b)
 
 
 def _buffers(n, B, sizes, dtype, ws):
@@ -205,20 +210,14 @@ def _buffers(n, B, sizes, dtype, ws):
     return {
         "h_seq": _take(ws, "h_seq", (n + 1, B, H), dtype),
         "c_seq": _take(ws, "c_seq", (n + 1, B, H), dtype),
-        "zx_f_seq": _take(ws, "zx_f_seq", (n, B, H), dtype),
-        "zx_i_seq": _take(ws, "zx_i_seq", (n, B, H), dtype),
-        "zx_g_seq": _take(ws, "zx_g_seq", (n, B, H), dtype),
-        "zx_o_seq": _take(ws, "zx_o_seq", (n, B, H), dtype),
-        "zh_f_seq": _take(ws, "zh_f_seq", (n, B, H), dtype),
-        "zh_i_seq": _take(ws, "zh_i_seq", (n, B, H), dtype),
-        "zh_g_seq": _take(ws, "zh_g_seq", (n, B, H), dtype),
-        "zh_o_seq": _take(ws, "zh_o_seq", (n, B, H), dtype),
-        "mu_x_seq": _take(ws, "mu_x_seq", (n, B, H), dtype),
-        "v_x_seq": _take(ws, "v_x_seq", (n, B, H), dtype),
-        "r_x_seq": _take(ws, "r_x_seq", (n, B, H), dtype),
-        "mu_h_seq": _take(ws, "mu_h_seq", (n, B, H), dtype),
-        "v_h_seq": _take(ws, "v_h_seq", (n, B, H), dtype),
-        "r_h_seq": _take(ws, "r_h_seq", (n, B, H), dtype),
+        "Z_zx_seq": _take(ws, "Z_zx_seq", (n, B, 4 * H), dtype),
+        "Z_zh_seq": _take(ws, "Z_zh_seq", (n, B, 4 * H), dtype),
+        "mu_x_seq": _take(ws, "mu_x_seq", (n, B, 1), dtype),
+        "v_x_seq": _take(ws, "v_x_seq", (n, B, 1), dtype),
+        "r_x_seq": _take(ws, "r_x_seq", (n, B, 1), dtype),
+        "mu_h_seq": _take(ws, "mu_h_seq", (n, B, 1), dtype),
+        "v_h_seq": _take(ws, "v_h_seq", (n, B, 1), dtype),
+        "r_h_seq": _take(ws, "r_h_seq", (n, B, 1), dtype),
         "f_seq": _take(ws, "f_seq", (n, B, H), dtype),
         "i_seq": _take(ws, "i_seq", (n, B, H), dtype),
         "g_seq": _take(ws, "g_seq", (n, B, H), dtype),
@@ -293,16 +292,15 @@ def _forward_steps(w, sizes, xs, seq, ws):
     beta_h_o = w["beta_h_o"]
     gamma_c = w["gamma_c"]
     beta_c = w["beta_c"]
+    Z_gamma_x = w["Z_gamma_x"]
+    Z_beta_x = w["Z_beta_x"]
+    Z_gamma_h = w["Z_gamma_h"]
+    Z_beta_h = w["Z_beta_h"]
+    Z_b = w["Z_b"]
     h_seq = seq["h_seq"]
     c_seq = seq["c_seq"]
-    zx_f_seq = seq["zx_f_seq"]
-    zx_i_seq = seq["zx_i_seq"]
-    zx_g_seq = seq["zx_g_seq"]
-    zx_o_seq = seq["zx_o_seq"]
-    zh_f_seq = seq["zh_f_seq"]
-    zh_i_seq = seq["zh_i_seq"]
-    zh_g_seq = seq["zh_g_seq"]
-    zh_o_seq = seq["zh_o_seq"]
+    Z_zx_seq = seq["Z_zx_seq"]
+    Z_zh_seq = seq["Z_zh_seq"]
     mu_x_seq = seq["mu_x_seq"]
     v_x_seq = seq["v_x_seq"]
     r_x_seq = seq["r_x_seq"]
@@ -323,62 +321,37 @@ def _forward_steps(w, sizes, xs, seq, ws):
     # the x terms of every step at once  (F1)-(F4)
     numpy.matmul(xs.reshape(steps * B, D), Wcat_x_T, out=A_x.reshape(steps * B, 4 * H))
     A_h_prev = _take(ws, "A_h_prev", (B, 4 * H), dtype)
+    Z_a = _take(ws, "Z_a", (B, 4 * H), dtype)
     for t in range(steps):
         h_prev = h_seq[t]
         c_prev = c_seq[t]
-        zx_f_seq[t] = A_x[t, :, 0:H]
-        zx_f = zx_f_seq[t]
-        zx_i_seq[t] = A_x[t, :, H:2 * H]
-        zx_i = zx_i_seq[t]
-        zx_g_seq[t] = A_x[t, :, 2 * H:3 * H]
-        zx_g = zx_g_seq[t]
-        zx_o_seq[t] = A_x[t, :, 3 * H:4 * H]
-        zx_o = zx_o_seq[t]
+        Z_zx_seq[t] = A_x[t]
+        Z_zx = Z_zx_seq[t]
         numpy.matmul(h_prev, Wcat_h_prev_T, out=A_h_prev)  # (F5)-(F8)
-        zh_f_seq[t] = A_h_prev[:, 0:H]
-        zh_f = zh_f_seq[t]
-        zh_i_seq[t] = A_h_prev[:, H:2 * H]
-        zh_i = zh_i_seq[t]
-        zh_g_seq[t] = A_h_prev[:, 2 * H:3 * H]
-        zh_g = zh_g_seq[t]
-        zh_o_seq[t] = A_h_prev[:, 3 * H:4 * H]
-        zh_o = zh_o_seq[t]
-        mu_x_seq[t] = (1/4)*(zx_f).mean(axis=-1, keepdims=True) + (1/4)*(zx_g).mean(axis=-1, keepdims=True) + (1/4)*(zx_i).mean(axis=-1, keepdims=True) + (1/4)*(zx_o).mean(axis=-1, keepdims=True)  # (F9)
+        Z_zh_seq[t] = A_h_prev
+        Z_zh = Z_zh_seq[t]
+        mu_x_seq[t] = (Z_zx).mean(axis=-1, keepdims=True)  # (F9)
         mu_x = mu_x_seq[t]
-        e_zx_f = (-mu_x + zx_f)**2  # (F10)
-        e_zx_i = (-mu_x + zx_i)**2  # (F11)
-        e_zx_g = (-mu_x + zx_g)**2  # (F12)
-        e_zx_o = (-mu_x + zx_o)**2  # (F13)
-        v_x_seq[t] = (1/4)*(e_zx_f).mean(axis=-1, keepdims=True) + (1/4)*(e_zx_g).mean(axis=-1, keepdims=True) + (1/4)*(e_zx_i).mean(axis=-1, keepdims=True) + (1/4)*(e_zx_o).mean(axis=-1, keepdims=True)  # (F14)
+        Z_e_zx = (Z_zx - mu_x)**2  # (F10) (F11) (F12) (F13)
+        v_x_seq[t] = (Z_e_zx).mean(axis=-1, keepdims=True)  # (F14)
         v_x = v_x_seq[t]
         r_x_seq[t] = 1/numpy.sqrt(v_x + 1/100000)  # (F15)
         r_x = r_x_seq[t]
-        yx_f = beta_x_f + gamma_x_f*r_x*(-mu_x + zx_f)  # (F16)
-        yx_i = beta_x_i + gamma_x_i*r_x*(-mu_x + zx_i)  # (F17)
-        yx_g = beta_x_g + gamma_x_g*r_x*(-mu_x + zx_g)  # (F18)
-        yx_o = beta_x_o + gamma_x_o*r_x*(-mu_x + zx_o)  # (F19)
-        mu_h_seq[t] = (1/4)*(zh_f).mean(axis=-1, keepdims=True) + (1/4)*(zh_g).mean(axis=-1, keepdims=True) + (1/4)*(zh_i).mean(axis=-1, keepdims=True) + (1/4)*(zh_o).mean(axis=-1, keepdims=True)  # (F20)
+        Z_yx = Z_beta_x + Z_gamma_x*r_x*(Z_zx - mu_x)  # (F16) (F17) (F18) (F19)
+        mu_h_seq[t] = (Z_zh).mean(axis=-1, keepdims=True)  # (F20)
         mu_h = mu_h_seq[t]
-        e_zh_f = (-mu_h + zh_f)**2  # (F21)
-        e_zh_i = (-mu_h + zh_i)**2  # (F22)
-        e_zh_g = (-mu_h + zh_g)**2  # (F23)
-        e_zh_o = (-mu_h + zh_o)**2  # (F24)
-        v_h_seq[t] = (1/4)*(e_zh_f).mean(axis=-1, keepdims=True) + (1/4)*(e_zh_g).mean(axis=-1, keepdims=True) + (1/4)*(e_zh_i).mean(axis=-1, keepdims=True) + (1/4)*(e_zh_o).mean(axis=-1, keepdims=True)  # (F25)
+        Z_e_zh = (Z_zh - mu_h)**2  # (F21) (F22) (F23) (F24)
+        v_h_seq[t] = (Z_e_zh).mean(axis=-1, keepdims=True)  # (F25)
         v_h = v_h_seq[t]
         r_h_seq[t] = 1/numpy.sqrt(v_h + 1/100000)  # (F26)
         r_h = r_h_seq[t]
-        yh_f = beta_h_f + gamma_h_f*r_h*(-mu_h + zh_f)  # (F27)
-        yh_i = beta_h_i + gamma_h_i*r_h*(-mu_h + zh_i)  # (F28)
-        yh_g = beta_h_g + gamma_h_g*r_h*(-mu_h + zh_g)  # (F29)
-        yh_o = beta_h_o + gamma_h_o*r_h*(-mu_h + zh_o)  # (F30)
-        s_f = yh_f + yx_f  # (F31)
-        a_f = b_f + s_f  # (F32)
-        s_i = yh_i + yx_i  # (F33)
-        a_i = b_i + s_i  # (F34)
-        s_g = yh_g + yx_g  # (F35)
-        a_g = b_g + s_g  # (F36)
-        s_o = yh_o + yx_o  # (F37)
-        a_o = b_o + s_o  # (F38)
+        Z_yh = Z_beta_h + Z_gamma_h*r_h*(Z_zh - mu_h)  # (F27) (F28) (F29) (F30)
+        Z_s = Z_yh + Z_yx  # (F31) (F33) (F35) (F37)
+        numpy.add(Z_b, Z_s, out=Z_a)  # (F32) (F34) (F36) (F38)
+        a_f = Z_a[:, 0:H]
+        a_i = Z_a[:, H:2 * H]
+        a_g = Z_a[:, 2 * H:3 * H]
+        a_o = Z_a[:, 3 * H:4 * H]
         _sigmoid(a_f, out=f_seq[t])  # (F39)
         f = f_seq[t]
         _sigmoid(a_i, out=i_seq[t])  # (F40)
@@ -435,16 +408,15 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs, ws):
     beta_h_o = w["beta_h_o"]
     gamma_c = w["gamma_c"]
     beta_c = w["beta_c"]
+    Z_gamma_x = w["Z_gamma_x"]
+    Z_beta_x = w["Z_beta_x"]
+    Z_gamma_h = w["Z_gamma_h"]
+    Z_beta_h = w["Z_beta_h"]
+    Z_b = w["Z_b"]
     h_seq = seq["h_seq"]
     c_seq = seq["c_seq"]
-    zx_f_seq = seq["zx_f_seq"]
-    zx_i_seq = seq["zx_i_seq"]
-    zx_g_seq = seq["zx_g_seq"]
-    zx_o_seq = seq["zx_o_seq"]
-    zh_f_seq = seq["zh_f_seq"]
-    zh_i_seq = seq["zh_i_seq"]
-    zh_g_seq = seq["zh_g_seq"]
-    zh_o_seq = seq["zh_o_seq"]
+    Z_zx_seq = seq["Z_zx_seq"]
+    Z_zh_seq = seq["Z_zh_seq"]
     mu_x_seq = seq["mu_x_seq"]
     v_x_seq = seq["v_x_seq"]
     r_x_seq = seq["r_x_seq"]
@@ -485,17 +457,17 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs, ws):
     d_beta_c = dw["beta_c"]
     d_A_x_seq = _take(ws, "d_A_x_seq", (steps, B, 4 * H), dtype)
     d_A_h_prev_seq = _take(ws, "d_A_h_prev_seq", (steps, B, 4 * H), dtype)
+    d_Z_gamma_x = dw["Z_gamma_x"]
+    d_Z_beta_x = dw["Z_beta_x"]
+    d_Z_gamma_h = dw["Z_gamma_h"]
+    d_Z_beta_h = dw["Z_beta_h"]
+    d_Z_b = dw["Z_b"]
+    d_Z_a_seq = _take(ws, "d_Z_a_seq", (steps, B, 4 * H), dtype)
     for t in reversed(range(steps)):
         c_prev = c_seq[t]
         c = c_seq[t + 1]
-        zx_f = zx_f_seq[t]
-        zx_i = zx_i_seq[t]
-        zx_g = zx_g_seq[t]
-        zx_o = zx_o_seq[t]
-        zh_f = zh_f_seq[t]
-        zh_i = zh_i_seq[t]
-        zh_g = zh_g_seq[t]
-        zh_o = zh_o_seq[t]
+        Z_zx = Z_zx_seq[t]
+        Z_zh = Z_zh_seq[t]
         mu_x = mu_x_seq[t]
         v_x = v_x_seq[t]
         r_x = r_x_seq[t]
@@ -526,66 +498,31 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs, ws):
         d_g = d_n*i  # (B12)
         d_i = d_n*g  # (B13)
         d_f = c_prev*d_m  # (B14)
-        d_a_o = d_o*o*(1 - o)  # (B15)
-        d_s_o = d_a_o  # (B16)
-        d_a_g = d_g*(1 - g**2)  # (B17)
-        d_s_g = d_a_g  # (B18)
-        d_a_i = d_i*i*(1 - i)  # (B19)
-        d_s_i = d_a_i  # (B20)
-        d_a_f = d_f*f*(1 - f)  # (B21)
-        d_s_f = d_a_f  # (B22)
-        d_yh_o = d_s_o  # (B23)
-        d_yh_g = d_s_g  # (B24)
-        d_yh_i = d_s_i  # (B25)
-        d_yh_f = d_s_f  # (B26)
-        d_r_h = d_yh_f*gamma_h_f*(-mu_h + zh_f) + d_yh_g*gamma_h_g*(-mu_h + zh_g) + d_yh_i*gamma_h_i*(-mu_h + zh_i) + d_yh_o*gamma_h_o*(-mu_h + zh_o)  # (B27) fork: yh_f, yh_i, yh_g, yh_o
+        d_Z_a = d_Z_a_seq[t]
+        d_Z_a[:, 0:H] = d_f*f*(1 - f)  # (B21)
+        d_Z_a[:, H:2 * H] = d_i*i*(1 - i)  # (B19)
+        d_Z_a[:, 2 * H:3 * H] = d_g*(1 - g**2)  # (B17)
+        d_Z_a[:, 3 * H:4 * H] = d_o*o*(1 - o)  # (B15)
+        d_Z_s = d_Z_a_seq[t]  # (B16) (B18) (B20) (B22)
+        d_Z_yh = d_Z_a_seq[t]  # (B23) (B24) (B25) (B26)
+        d_r_h = (Z_gamma_h*d_Z_yh*(Z_zh - mu_h)).reshape(-1, 4, H).sum(axis=1)  # (B27)
         d_v_h = -1/2*d_r_h/(v_h + 1/100000)**(3/2)  # (B28)
-        d_e_zh_o = (1/4)*(d_v_h).mean(axis=-1, keepdims=True)  # (B29)
-        d_e_zh_g = (1/4)*(d_v_h).mean(axis=-1, keepdims=True)  # (B30)
-        d_e_zh_i = (1/4)*(d_v_h).mean(axis=-1, keepdims=True)  # (B31)
-        d_e_zh_f = (1/4)*(d_v_h).mean(axis=-1, keepdims=True)  # (B32)
-        d_mu_h = d_e_zh_f*(2*mu_h - 2*zh_f) + d_e_zh_g*(2*mu_h - 2*zh_g) + d_e_zh_i*(2*mu_h - 2*zh_i) + d_e_zh_o*(2*mu_h - 2*zh_o) - d_yh_f*gamma_h_f*r_h - d_yh_g*gamma_h_g*r_h - d_yh_i*gamma_h_i*r_h - d_yh_o*gamma_h_o*r_h  # (B33) fork: e_zh_f, e_zh_i, e_zh_g, e_zh_o, yh_f, yh_i, yh_g, yh_o
-        d_yx_o = d_s_o  # (B34)
-        d_yx_g = d_s_g  # (B35)
-        d_yx_i = d_s_i  # (B36)
-        d_yx_f = d_s_f  # (B37)
-        d_r_x = d_yx_f*gamma_x_f*(-mu_x + zx_f) + d_yx_g*gamma_x_g*(-mu_x + zx_g) + d_yx_i*gamma_x_i*(-mu_x + zx_i) + d_yx_o*gamma_x_o*(-mu_x + zx_o)  # (B38) fork: yx_f, yx_i, yx_g, yx_o
+        d_Z_e_zh = (1/4)*(d_v_h).mean(axis=-1, keepdims=True)  # (B29) (B30) (B31) (B32)
+        d_mu_h = (-Z_gamma_h*d_Z_yh*r_h + d_Z_e_zh*(-2*Z_zh + 2*mu_h)).reshape(-1, 4, H).sum(axis=1)  # (B33)
+        d_Z_yx = d_Z_a_seq[t]  # (B34) (B35) (B36) (B37)
+        d_r_x = (Z_gamma_x*d_Z_yx*(Z_zx - mu_x)).reshape(-1, 4, H).sum(axis=1)  # (B38)
         d_v_x = -1/2*d_r_x/(v_x + 1/100000)**(3/2)  # (B39)
-        d_e_zx_o = (1/4)*(d_v_x).mean(axis=-1, keepdims=True)  # (B40)
-        d_e_zx_g = (1/4)*(d_v_x).mean(axis=-1, keepdims=True)  # (B41)
-        d_e_zx_i = (1/4)*(d_v_x).mean(axis=-1, keepdims=True)  # (B42)
-        d_e_zx_f = (1/4)*(d_v_x).mean(axis=-1, keepdims=True)  # (B43)
-        d_mu_x = d_e_zx_f*(2*mu_x - 2*zx_f) + d_e_zx_g*(2*mu_x - 2*zx_g) + d_e_zx_i*(2*mu_x - 2*zx_i) + d_e_zx_o*(2*mu_x - 2*zx_o) - d_yx_f*gamma_x_f*r_x - d_yx_g*gamma_x_g*r_x - d_yx_i*gamma_x_i*r_x - d_yx_o*gamma_x_o*r_x  # (B44) fork: e_zx_f, e_zx_i, e_zx_g, e_zx_o, yx_f, yx_i, yx_g, yx_o
-        d_A_h_prev[:, 3 * H:4 * H] = d_e_zh_o*(-2*mu_h + 2*zh_o) + d_yh_o*gamma_h_o*r_h + (1/4)*(d_mu_h).mean(axis=-1, keepdims=True)  # (B45) fork: mu_h, e_zh_o, yh_o
-        d_A_h_prev[:, 2 * H:3 * H] = d_e_zh_g*(-2*mu_h + 2*zh_g) + d_yh_g*gamma_h_g*r_h + (1/4)*(d_mu_h).mean(axis=-1, keepdims=True)  # (B46) fork: mu_h, e_zh_g, yh_g
-        d_A_h_prev[:, H:2 * H] = d_e_zh_i*(-2*mu_h + 2*zh_i) + d_yh_i*gamma_h_i*r_h + (1/4)*(d_mu_h).mean(axis=-1, keepdims=True)  # (B47) fork: mu_h, e_zh_i, yh_i
-        d_A_h_prev[:, 0:H] = d_e_zh_f*(-2*mu_h + 2*zh_f) + d_yh_f*gamma_h_f*r_h + (1/4)*(d_mu_h).mean(axis=-1, keepdims=True)  # (B48) fork: mu_h, e_zh_f, yh_f
-        d_A_x[:, 3 * H:4 * H] = d_e_zx_o*(-2*mu_x + 2*zx_o) + d_yx_o*gamma_x_o*r_x + (1/4)*(d_mu_x).mean(axis=-1, keepdims=True)  # (B49) fork: mu_x, e_zx_o, yx_o
-        d_A_x[:, 2 * H:3 * H] = d_e_zx_g*(-2*mu_x + 2*zx_g) + d_yx_g*gamma_x_g*r_x + (1/4)*(d_mu_x).mean(axis=-1, keepdims=True)  # (B50) fork: mu_x, e_zx_g, yx_g
-        d_A_x[:, H:2 * H] = d_e_zx_i*(-2*mu_x + 2*zx_i) + d_yx_i*gamma_x_i*r_x + (1/4)*(d_mu_x).mean(axis=-1, keepdims=True)  # (B51) fork: mu_x, e_zx_i, yx_i
-        d_A_x[:, 0:H] = d_e_zx_f*(-2*mu_x + 2*zx_f) + d_yx_f*gamma_x_f*r_x + (1/4)*(d_mu_x).mean(axis=-1, keepdims=True)  # (B52) fork: mu_x, e_zx_f, yx_f
+        d_Z_e_zx = (1/4)*(d_v_x).mean(axis=-1, keepdims=True)  # (B40) (B41) (B42) (B43)
+        d_mu_x = (-Z_gamma_x*d_Z_yx*r_x + d_Z_e_zx*(-2*Z_zx + 2*mu_x)).reshape(-1, 4, H).sum(axis=1)  # (B44)
+        d_A_h_prev[:, 0:4 * H] = Z_gamma_h*d_Z_yh*r_h + d_Z_e_zh*(2*Z_zh - 2*mu_h) + (1/4)*(d_mu_h).mean(axis=-1, keepdims=True)  # (B45) (B46) (B47) (B48)
+        d_A_x[:, 0:4 * H] = Z_gamma_x*d_Z_yx*r_x + d_Z_e_zx*(2*Z_zx - 2*mu_x) + (1/4)*(d_mu_x).mean(axis=-1, keepdims=True)  # (B49) (B50) (B51) (B52)
         d_c_prev = d_m*f  # (B53)
         d_h_prev = d_A_h_prev @ Wcat_h_prev  # (B54) fork: zh_f, zh_i, zh_g, zh_o
-        d_b_f += (d_a_f).sum(axis=0)  # (P9)
-        d_b_i += (d_a_i).sum(axis=0)  # (P10)
-        d_b_g += (d_a_g).sum(axis=0)  # (P11)
-        d_b_o += (d_a_o).sum(axis=0)  # (P12)
-        d_gamma_x_f += (d_yx_f*r_x*(-mu_x + zx_f)).sum(axis=0)  # (P13)
-        d_gamma_x_i += (d_yx_i*r_x*(-mu_x + zx_i)).sum(axis=0)  # (P14)
-        d_gamma_x_g += (d_yx_g*r_x*(-mu_x + zx_g)).sum(axis=0)  # (P15)
-        d_gamma_x_o += (d_yx_o*r_x*(-mu_x + zx_o)).sum(axis=0)  # (P16)
-        d_beta_x_f += (d_yx_f).sum(axis=0)  # (P17)
-        d_beta_x_i += (d_yx_i).sum(axis=0)  # (P18)
-        d_beta_x_g += (d_yx_g).sum(axis=0)  # (P19)
-        d_beta_x_o += (d_yx_o).sum(axis=0)  # (P20)
-        d_gamma_h_f += (d_yh_f*r_h*(-mu_h + zh_f)).sum(axis=0)  # (P21)
-        d_gamma_h_i += (d_yh_i*r_h*(-mu_h + zh_i)).sum(axis=0)  # (P22)
-        d_gamma_h_g += (d_yh_g*r_h*(-mu_h + zh_g)).sum(axis=0)  # (P23)
-        d_gamma_h_o += (d_yh_o*r_h*(-mu_h + zh_o)).sum(axis=0)  # (P24)
-        d_beta_h_f += (d_yh_f).sum(axis=0)  # (P25)
-        d_beta_h_i += (d_yh_i).sum(axis=0)  # (P26)
-        d_beta_h_g += (d_yh_g).sum(axis=0)  # (P27)
-        d_beta_h_o += (d_yh_o).sum(axis=0)  # (P28)
+        d_Z_b += (d_Z_a).sum(axis=0)  # (P9) (P10) (P11) (P12)
+        d_Z_gamma_x += (d_Z_yx*r_x*(Z_zx - mu_x)).sum(axis=0)  # (P13) (P14) (P15) (P16)
+        d_Z_beta_x += (d_Z_yx).sum(axis=0)  # (P17) (P18) (P19) (P20)
+        d_Z_gamma_h += (d_Z_yh*r_h*(Z_zh - mu_h)).sum(axis=0)  # (P21) (P22) (P23) (P24)
+        d_Z_beta_h += (d_Z_yh).sum(axis=0)  # (P25) (P26) (P27) (P28)
         d_gamma_c += (d_y_c*r_c*(c - mu_c)).sum(axis=0)  # (P29)
         d_beta_c += (d_y_c).sum(axis=0)  # (P30)
         d_h_next = d_h_prev

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import sympy as sp
 from codegen.numpy_backend.printer import Sigmoid, expr_code, spelled
+from codegen.records import BlockSum
 from derive.terms import WT, Carried, LossGrad, Outer, RowMean, RowSum
 
 _FUNCTIONS = {sp.tanh: "numpy.tanh", sp.exp: "numpy.exp", sp.log: "numpy.log", Sigmoid: "_sigmoid"}
-_WHOLE = (WT, Outer, RowSum, RowMean)  # printed whole: not elementwise, no in-place form
+_WHOLE = (WT, Outer, RowSum, RowMean, BlockSum)  # printed whole: not elementwise, no in-place form
 
 
 def assign(expr: sp.Expr, out: str) -> list[str]:

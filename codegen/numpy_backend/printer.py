@@ -15,7 +15,7 @@ from sympy.printing.numpy import NumPyPrinter
 from sympy.printing.precedence import PRECEDENCE
 
 from derive.errors import DeriveError
-from codegen.records import Softmax
+from codegen.records import BlockSum, Softmax
 from derive.terms import WT, Carried, LossGrad, Outer, RowMean, RowSum
 
 # Every function the printer can spell (the backward vocabulary has its own methods below).
@@ -29,7 +29,7 @@ class Sigmoid(sp.Function):
 
 SPELLED = {sp.tanh: "numpy.tanh", sp.exp: "numpy.exp", sp.log: "numpy.log", sp.Abs: "numpy.abs", sp.sign: "numpy.sign",
            sp.Max: "numpy.maximum", WT: None, RowSum: None, RowMean: None, LossGrad: None, Carried: None, Outer: None,
-           Softmax: None, Sigmoid: None}
+           Softmax: None, Sigmoid: None, BlockSum: None}
 _IN_PLACE = {sp.tanh: "numpy.tanh", sp.exp: "numpy.exp", sp.log: "numpy.log"}
 _X = sp.Wild("x")
 
@@ -63,6 +63,13 @@ class NumPyCode(NumPyPrinter):
 
     def _print_RowMean(self, expr):
         return f"({self._print(expr.args[0])}).mean(axis=-1, keepdims=True)"
+
+    def _print_BlockSum(self, expr):
+        """The blocks of a stacked value summed: a (rows, G, n) view, summed over G."""
+        e, blocks, n = expr.args
+        return f"({self._print(e)}).reshape(-1, {blocks}, {self._print(n)}).sum({self._axis}=1)"
+
+    _axis = "axis"
 
     def _print_LossGrad(self, expr):
         return self._settings["loss_grad"].format(expr.args[0].name)

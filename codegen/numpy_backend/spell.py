@@ -56,7 +56,7 @@ def _zeros(r: Zeros, module, layout=ROW_MAJOR):
 
 
 def _view(r: View, module, layout=ROW_MAJOR):
-    return [f"{r.name} = {ref_code(r.ref, layout)}"]
+    return [f"{r.name} = {ref_code(r.ref, layout)}{_comment(r.label)}"]
 
 
 def _gemm(r: Gemm, module, layout=ROW_MAJOR):

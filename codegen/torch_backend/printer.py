@@ -28,6 +28,8 @@ class TorchCode(NumPyCode):
     def doprint(self, expr, assign_to=None):
         return super(NumPyCode, self).doprint(spelled(expr, "PyTorch", SPELLED), assign_to)
 
+    _axis = "dim"
+
     def _print_RowSum(self, expr):
         return f"({self._print(expr.args[0])}).sum(dim=-1, keepdim=True)"
 

@@ -17,7 +17,8 @@ from __future__ import annotations
 import sympy as sp
 
 from codegen.numpy_backend.spell import SPELLING as NUMPY_SPELLING, ref_code
-from codegen.records import Add, Assign, Buffer, Copy, Gemm, Ref, Reduce, Scale, Stack, Zeros
+from codegen.records import (Add, Assign, BlockSum, Buffer, Copy, Gemm, Ref, Reduce, Scale, Stack,
+                             Zeros)
 from codegen.numpy_backend.printer import Sigmoid, spelled
 from codegen.torch_backend.loop_refs import RowsScale
 from codegen.torch_backend.printer import SPELLED, expr_code
@@ -46,7 +47,7 @@ def _assign(r: Assign, module):
     target = ref_code(r.target)
     # a row mean or sum is one column that the buffer's row takes by broadcasting; `out=`
     # would resize the buffer instead, so such a value is written as a whole
-    call = None if expr.atoms(RowMean, RowSum) else _call(expr, target)
+    call = None if expr.atoms(RowMean, RowSum, BlockSum) else _call(expr, target)
     if call:
         return [f"{call}{_comment(r.label)}"]
     return [f"{_whole(r.target)} = {expr_code(expr)}{_comment(r.label)}"]

@@ -40,7 +40,7 @@ STATE_SIZES = {"h": "H"}
 SIZES = {"D": "input_size", "H": "hidden_size"}  # size symbol -> argument of init_params
 INITIAL = {"beta_h": 0.0, "beta_x": 0.0, "gamma_h": 1.0, "gamma_x": 1.0}  # parameters that start at a constant, not a random draw
 OUTPUT = ("h", "H")
-CACHED = ("h_seq", "zx_r_seq", "zx_z_seq", "zx_n_seq", "zh_r_seq", "zh_z_seq", "zh_n_seq", "mu_x_seq", "v_x_seq", "r_x_seq", "mu_h_seq", "v_h_seq", "r_h_seq", "r_seq", "z_seq", "a_nh_seq", "h_cand_seq", "v_seq")  # per-step values the backward reads
+CACHED = ("h_seq", "Z_zx_seq", "Z_zh_seq", "mu_x_seq", "v_x_seq", "r_x_seq", "mu_h_seq", "v_h_seq", "r_h_seq", "r_seq", "z_seq", "a_nh_seq", "h_cand_seq", "v_seq")  # per-step values the backward reads
 
 
 def init_params(key, input_size, hidden_size, dtype=jnp.float32):
@@ -85,7 +85,11 @@ def _stack(params, sizes, xs):
     params["beta_h_n"] = params["beta_h"][2 * H:3 * H]
     Wcat_x = jnp.concatenate([params["W_r"], params["W_z"], params["W_n"]])
     Wcat_h_prev = jnp.concatenate([params["U_r"], params["U_z"], params["U_n"]])
-    return dict(Wcat_x=Wcat_x, Wcat_h_prev=Wcat_h_prev, b_r=params["b_r"], b_z=params["b_z"], b_n=params["b_n"], b_hn=params["b_hn"], gamma_x_r=params["gamma_x_r"], gamma_x_z=params["gamma_x_z"], gamma_x_n=params["gamma_x_n"], beta_x_r=params["beta_x_r"], beta_x_z=params["beta_x_z"], beta_x_n=params["beta_x_n"], gamma_h_r=params["gamma_h_r"], gamma_h_z=params["gamma_h_z"], gamma_h_n=params["gamma_h_n"], beta_h_r=params["beta_h_r"], beta_h_z=params["beta_h_z"], beta_h_n=params["beta_h_n"])
+    Z_gamma_x = jnp.concatenate([params["gamma_x_r"], params["gamma_x_z"], params["gamma_x_n"]])
+    Z_beta_x = jnp.concatenate([params["beta_x_r"], params["beta_x_z"], params["beta_x_n"]])
+    Z_gamma_h = jnp.concatenate([params["gamma_h_r"], params["gamma_h_z"], params["gamma_h_n"]])
+    Z_beta_h = jnp.concatenate([params["beta_h_r"], params["beta_h_z"], params["beta_h_n"]])
+    return dict(Wcat_x=Wcat_x, Wcat_h_prev=Wcat_h_prev, b_r=params["b_r"], b_z=params["b_z"], b_n=params["b_n"], b_hn=params["b_hn"], gamma_x_r=params["gamma_x_r"], gamma_x_z=params["gamma_x_z"], gamma_x_n=params["gamma_x_n"], beta_x_r=params["beta_x_r"], beta_x_z=params["beta_x_z"], beta_x_n=params["beta_x_n"], gamma_h_r=params["gamma_h_r"], gamma_h_z=params["gamma_h_z"], gamma_h_n=params["gamma_h_n"], beta_h_r=params["beta_h_r"], beta_h_z=params["beta_h_z"], beta_h_n=params["beta_h_n"], Z_gamma_x=Z_gamma_x, Z_beta_x=Z_beta_x, Z_gamma_h=Z_gamma_h, Z_beta_h=Z_beta_h)
 
 
 def _forward_step(w, sizes, carry, step):
@@ -111,41 +115,39 @@ def _forward_step(w, sizes, carry, step):
     beta_h_r = w["beta_h_r"]
     beta_h_z = w["beta_h_z"]
     beta_h_n = w["beta_h_n"]
+    Z_gamma_x = w["Z_gamma_x"]
+    Z_beta_x = w["Z_beta_x"]
+    Z_gamma_h = w["Z_gamma_h"]
+    Z_beta_h = w["Z_beta_h"]
     h_prev, = carry
     A_x_t = step["A_x_t"]
-    zx_r = A_x_t[..., 0:H]
-    zx_z = A_x_t[..., H:2 * H]
-    zx_n = A_x_t[..., 2 * H:3 * H]
+    Z_zx = A_x_t
     A_h_prev = h_prev @ Wcat_h_prev.T  # (F4)-(F6)
-    zh_r = A_h_prev[..., 0:H]
-    zh_z = A_h_prev[..., H:2 * H]
-    zh_n = A_h_prev[..., 2 * H:3 * H]
-    mu_x = (1/3)*(zx_n).mean(axis=-1, keepdims=True) + (1/3)*(zx_r).mean(axis=-1, keepdims=True) + (1/3)*(zx_z).mean(axis=-1, keepdims=True)  # (F7)
-    e_zx_r = (-mu_x + zx_r)**2  # (F8)
-    e_zx_z = (-mu_x + zx_z)**2  # (F9)
-    e_zx_n = (-mu_x + zx_n)**2  # (F10)
-    v_x = (1/3)*(e_zx_n).mean(axis=-1, keepdims=True) + (1/3)*(e_zx_r).mean(axis=-1, keepdims=True) + (1/3)*(e_zx_z).mean(axis=-1, keepdims=True)  # (F11)
+    Z_zh = A_h_prev
+    mu_x = (Z_zx).mean(axis=-1, keepdims=True)  # (F7)
+    Z_e_zx = (Z_zx - mu_x)**2  # (F8) (F9) (F10)
+    v_x = (Z_e_zx).mean(axis=-1, keepdims=True)  # (F11)
     r_x = 1/jnp.sqrt(v_x + 1/100000)  # (F12)
-    yx_r = beta_x_r + gamma_x_r*r_x*(-mu_x + zx_r)  # (F13)
-    yx_z = beta_x_z + gamma_x_z*r_x*(-mu_x + zx_z)  # (F14)
-    yx_n = beta_x_n + gamma_x_n*r_x*(-mu_x + zx_n)  # (F15)
-    mu_h = (1/3)*(zh_n).mean(axis=-1, keepdims=True) + (1/3)*(zh_r).mean(axis=-1, keepdims=True) + (1/3)*(zh_z).mean(axis=-1, keepdims=True)  # (F16)
-    e_zh_r = (-mu_h + zh_r)**2  # (F17)
-    e_zh_z = (-mu_h + zh_z)**2  # (F18)
-    e_zh_n = (-mu_h + zh_n)**2  # (F19)
-    v_h = (1/3)*(e_zh_n).mean(axis=-1, keepdims=True) + (1/3)*(e_zh_r).mean(axis=-1, keepdims=True) + (1/3)*(e_zh_z).mean(axis=-1, keepdims=True)  # (F20)
+    Z_yx = Z_beta_x + Z_gamma_x*r_x*(Z_zx - mu_x)  # (F13) (F14) (F15)
+    mu_h = (Z_zh).mean(axis=-1, keepdims=True)  # (F16)
+    Z_e_zh = (Z_zh - mu_h)**2  # (F17) (F18) (F19)
+    v_h = (Z_e_zh).mean(axis=-1, keepdims=True)  # (F20)
     r_h = 1/jnp.sqrt(v_h + 1/100000)  # (F21)
-    yh_r = beta_h_r + gamma_h_r*r_h*(-mu_h + zh_r)  # (F22)
-    yh_z = beta_h_z + gamma_h_z*r_h*(-mu_h + zh_z)  # (F23)
-    yh_n = beta_h_n + gamma_h_n*r_h*(-mu_h + zh_n)  # (F24)
+    Z_yh = Z_beta_h + Z_gamma_h*r_h*(Z_zh - mu_h)  # (F22) (F23) (F24)
+    yh_r = Z_yh[..., 0:H]
+    yx_r = Z_yx[..., 0:H]
     s_r = yh_r + yx_r  # (F25)
     a_r = b_r + s_r  # (F26)
     r = jax.nn.sigmoid(a_r)  # (F27)
+    yh_z = Z_yh[..., H:2 * H]
+    yx_z = Z_yx[..., H:2 * H]
     s_z = yh_z + yx_z  # (F28)
     a_z = b_z + s_z  # (F29)
     z = jax.nn.sigmoid(a_z)  # (F30)
+    yh_n = Z_yh[..., 2 * H:3 * H]
     a_nh = b_hn + yh_n  # (F31)
     a_nr = a_nh*r  # (F32)
+    yx_n = Z_yx[..., 2 * H:3 * H]
     a_nx = b_n + yx_n  # (F33)
     a_n = a_nr + a_nx  # (F34)
     h_cand = jnp.tanh(a_n)  # (F35)
@@ -153,7 +155,7 @@ def _forward_step(w, sizes, carry, step):
     h_new = h_cand*v  # (F37)
     h_kept = h_prev*z  # (F38)
     h = h_kept + h_new  # (F39)
-    return (h,), {"h": h, "zx_r": zx_r, "zx_z": zx_z, "zx_n": zx_n, "zh_r": zh_r, "zh_z": zh_z, "zh_n": zh_n, "mu_x": mu_x, "v_x": v_x, "r_x": r_x, "mu_h": mu_h, "v_h": v_h, "r_h": r_h, "r": r, "z": z, "a_nh": a_nh, "h_cand": h_cand, "v": v}
+    return (h,), {"h": h, "Z_zx": Z_zx, "Z_zh": Z_zh, "mu_x": mu_x, "v_x": v_x, "r_x": r_x, "mu_h": mu_h, "v_h": v_h, "r_h": r_h, "r": r, "z": z, "a_nh": a_nh, "h_cand": h_cand, "v": v}
 
 
 def _check_xs(xs):
@@ -211,6 +213,10 @@ def derived_forward(params, xs, state0=None):
     beta_h_r = w["beta_h_r"]
     beta_h_z = w["beta_h_z"]
     beta_h_n = w["beta_h_n"]
+    Z_gamma_x = w["Z_gamma_x"]
+    Z_beta_x = w["Z_beta_x"]
+    Z_gamma_h = w["Z_gamma_h"]
+    Z_beta_h = w["Z_beta_h"]
     # the x terms of every step at once  (F1)-(F3)
     A_x = (xs.reshape(steps * B, D) @ Wcat_x.T).reshape(steps, B, 3 * H)
     step = dict(A_x_t=A_x)
@@ -247,6 +253,10 @@ def _backward_step(w, sizes, carry, step):
     beta_h_r = w["beta_h_r"]
     beta_h_z = w["beta_h_z"]
     beta_h_n = w["beta_h_n"]
+    Z_gamma_x = w["Z_gamma_x"]
+    Z_beta_x = w["Z_beta_x"]
+    Z_gamma_h = w["Z_gamma_h"]
+    Z_beta_h = w["Z_beta_h"]
     (d_h_next,), dw = carry
     dw = dict(dw)
     dhs_t = step["dhs_t"]
@@ -256,16 +266,12 @@ def _backward_step(w, sizes, carry, step):
     h_prev = step["h_prev"]
     z = step["z"]
     a_nh = step["a_nh"]
+    Z_zh = step["Z_zh"]
     mu_h = step["mu_h"]
-    zh_n = step["zh_n"]
-    zh_r = step["zh_r"]
-    zh_z = step["zh_z"]
     v_h = step["v_h"]
     r_h = step["r_h"]
+    Z_zx = step["Z_zx"]
     mu_x = step["mu_x"]
-    zx_n = step["zx_n"]
-    zx_r = step["zx_r"]
-    zx_z = step["zx_z"]
     v_x = step["v_x"]
     r_x = step["r_x"]
     d_h = d_h_next + dhs_t  # (B1) fork: loss, next step
@@ -276,58 +282,42 @@ def _backward_step(w, sizes, carry, step):
     d_a_n = d_h_cand*(1 - h_cand**2)  # (B6)
     d_a_nx = d_a_n  # (B7)
     d_a_nr = d_a_n  # (B8)
-    d_a_nh = d_a_nr*r  # (B9)
+    d_Z_yh_1 = d_a_nr*r  # (B9)
     d_z = d_h_kept*h_prev - d_v  # (B10) fork: v, h_kept
-    d_a_z = d_z*z*(1 - z)  # (B11)
-    d_s_z = d_a_z  # (B12)
+    d_Z_yh_2 = d_z*z*(1 - z)  # (B11)
+    d_s_z = d_Z_yh_2  # (B12)
     d_r = a_nh*d_a_nr  # (B13)
-    d_a_r = d_r*r*(1 - r)  # (B14)
-    d_s_r = d_a_r  # (B15)
-    d_yh_n = d_a_nh  # (B16)
-    d_yh_z = d_s_z  # (B17)
-    d_yh_r = d_s_r  # (B18)
-    d_r_h = d_yh_n*gamma_h_n*(-mu_h + zh_n) + d_yh_r*gamma_h_r*(-mu_h + zh_r) + d_yh_z*gamma_h_z*(-mu_h + zh_z)  # (B19) fork: yh_r, yh_z, yh_n
+    d_Z_yh_3 = d_r*r*(1 - r)  # (B14)
+    d_s_r = d_Z_yh_3  # (B15)
+    d_Z_yh = jnp.concatenate([d_Z_yh_3, d_Z_yh_2, d_Z_yh_1], axis=-1)
+    d_r_h = (Z_gamma_h*d_Z_yh*(Z_zh - mu_h)).reshape(-1, 3, H).sum(axis=1)  # (B19)
     d_v_h = -1/2*d_r_h/(v_h + 1/100000)**(3/2)  # (B20)
-    d_e_zh_n = (1/3)*(d_v_h).mean(axis=-1, keepdims=True)  # (B21)
-    d_e_zh_z = (1/3)*(d_v_h).mean(axis=-1, keepdims=True)  # (B22)
-    d_e_zh_r = (1/3)*(d_v_h).mean(axis=-1, keepdims=True)  # (B23)
-    d_mu_h = d_e_zh_n*(2*mu_h - 2*zh_n) + d_e_zh_r*(2*mu_h - 2*zh_r) + d_e_zh_z*(2*mu_h - 2*zh_z) - d_yh_n*gamma_h_n*r_h - d_yh_r*gamma_h_r*r_h - d_yh_z*gamma_h_z*r_h  # (B24) fork: e_zh_r, e_zh_z, e_zh_n, yh_r, yh_z, yh_n
-    d_yx_n = d_a_nx  # (B25)
-    d_yx_z = d_s_z  # (B26)
-    d_yx_r = d_s_r  # (B27)
-    d_r_x = d_yx_n*gamma_x_n*(-mu_x + zx_n) + d_yx_r*gamma_x_r*(-mu_x + zx_r) + d_yx_z*gamma_x_z*(-mu_x + zx_z)  # (B28) fork: yx_r, yx_z, yx_n
+    d_Z_e_zh = (1/3)*(d_v_h).mean(axis=-1, keepdims=True)  # (B21) (B22) (B23)
+    d_mu_h = (-Z_gamma_h*d_Z_yh*r_h + d_Z_e_zh*(-2*Z_zh + 2*mu_h)).reshape(-1, 3, H).sum(axis=1)  # (B24)
+    d_Z_yx_1 = d_s_r  # (B27)
+    d_Z_yx_2 = d_s_z  # (B26)
+    d_Z_yx_3 = d_a_nx  # (B25)
+    d_Z_yx = jnp.concatenate([d_Z_yx_1, d_Z_yx_2, d_Z_yx_3], axis=-1)
+    d_r_x = (Z_gamma_x*d_Z_yx*(Z_zx - mu_x)).reshape(-1, 3, H).sum(axis=1)  # (B28)
     d_v_x = -1/2*d_r_x/(v_x + 1/100000)**(3/2)  # (B29)
-    d_e_zx_n = (1/3)*(d_v_x).mean(axis=-1, keepdims=True)  # (B30)
-    d_e_zx_z = (1/3)*(d_v_x).mean(axis=-1, keepdims=True)  # (B31)
-    d_e_zx_r = (1/3)*(d_v_x).mean(axis=-1, keepdims=True)  # (B32)
-    d_mu_x = d_e_zx_n*(2*mu_x - 2*zx_n) + d_e_zx_r*(2*mu_x - 2*zx_r) + d_e_zx_z*(2*mu_x - 2*zx_z) - d_yx_n*gamma_x_n*r_x - d_yx_r*gamma_x_r*r_x - d_yx_z*gamma_x_z*r_x  # (B33) fork: e_zx_r, e_zx_z, e_zx_n, yx_r, yx_z, yx_n
-    d_A_h_prev_1 = d_e_zh_n*(-2*mu_h + 2*zh_n) + d_yh_n*gamma_h_n*r_h + (1/3)*(d_mu_h).mean(axis=-1, keepdims=True)  # (B34) fork: mu_h, e_zh_n, yh_n
-    d_A_h_prev_2 = d_e_zh_z*(-2*mu_h + 2*zh_z) + d_yh_z*gamma_h_z*r_h + (1/3)*(d_mu_h).mean(axis=-1, keepdims=True)  # (B35) fork: mu_h, e_zh_z, yh_z
-    d_A_h_prev_3 = d_e_zh_r*(-2*mu_h + 2*zh_r) + d_yh_r*gamma_h_r*r_h + (1/3)*(d_mu_h).mean(axis=-1, keepdims=True)  # (B36) fork: mu_h, e_zh_r, yh_r
-    d_A_x_1 = d_e_zx_n*(-2*mu_x + 2*zx_n) + d_yx_n*gamma_x_n*r_x + (1/3)*(d_mu_x).mean(axis=-1, keepdims=True)  # (B37) fork: mu_x, e_zx_n, yx_n
-    d_A_x_2 = d_e_zx_z*(-2*mu_x + 2*zx_z) + d_yx_z*gamma_x_z*r_x + (1/3)*(d_mu_x).mean(axis=-1, keepdims=True)  # (B38) fork: mu_x, e_zx_z, yx_z
-    d_A_x_3 = d_e_zx_r*(-2*mu_x + 2*zx_r) + d_yx_r*gamma_x_r*r_x + (1/3)*(d_mu_x).mean(axis=-1, keepdims=True)  # (B39) fork: mu_x, e_zx_r, yx_r
-    d_A_h_prev = jnp.concatenate([d_A_h_prev_3, d_A_h_prev_2, d_A_h_prev_1], axis=-1)
+    d_Z_e_zx = (1/3)*(d_v_x).mean(axis=-1, keepdims=True)  # (B30) (B31) (B32)
+    d_mu_x = (-Z_gamma_x*d_Z_yx*r_x + d_Z_e_zx*(-2*Z_zx + 2*mu_x)).reshape(-1, 3, H).sum(axis=1)  # (B33)
+    d_A_h_prev = Z_gamma_h*d_Z_yh*r_h + d_Z_e_zh*(2*Z_zh - 2*mu_h) + (1/3)*(d_mu_h).mean(axis=-1, keepdims=True)  # (B34) (B35) (B36)
+    d_A_x = Z_gamma_x*d_Z_yx*r_x + d_Z_e_zx*(2*Z_zx - 2*mu_x) + (1/3)*(d_mu_x).mean(axis=-1, keepdims=True)  # (B37) (B38) (B39)
     d_h_prev = d_h_kept*z + d_A_h_prev @ Wcat_h_prev  # (B40) fork: zh_r, zh_z, zh_n, h_kept
+    d_a_r = d_Z_yh[..., 0:H]
     dw["b_r"] = dw["b_r"] + (d_a_r).sum(axis=0)  # (P7)
+    d_a_z = d_Z_yh[..., H:2 * H]
     dw["b_z"] = dw["b_z"] + (d_a_z).sum(axis=0)  # (P8)
     dw["b_n"] = dw["b_n"] + (d_a_nx).sum(axis=0)  # (P9)
+    d_a_nh = d_Z_yh[..., 2 * H:3 * H]
     dw["b_hn"] = dw["b_hn"] + (d_a_nh).sum(axis=0)  # (P10)
-    dw["gamma_x_r"] = dw["gamma_x_r"] + (d_yx_r*r_x*(-mu_x + zx_r)).sum(axis=0)  # (P11)
-    dw["gamma_x_z"] = dw["gamma_x_z"] + (d_yx_z*r_x*(-mu_x + zx_z)).sum(axis=0)  # (P12)
-    dw["gamma_x_n"] = dw["gamma_x_n"] + (d_yx_n*r_x*(-mu_x + zx_n)).sum(axis=0)  # (P13)
-    dw["beta_x_r"] = dw["beta_x_r"] + (d_yx_r).sum(axis=0)  # (P14)
-    dw["beta_x_z"] = dw["beta_x_z"] + (d_yx_z).sum(axis=0)  # (P15)
-    dw["beta_x_n"] = dw["beta_x_n"] + (d_yx_n).sum(axis=0)  # (P16)
-    dw["gamma_h_r"] = dw["gamma_h_r"] + (d_yh_r*r_h*(-mu_h + zh_r)).sum(axis=0)  # (P17)
-    dw["gamma_h_z"] = dw["gamma_h_z"] + (d_yh_z*r_h*(-mu_h + zh_z)).sum(axis=0)  # (P18)
-    dw["gamma_h_n"] = dw["gamma_h_n"] + (d_yh_n*r_h*(-mu_h + zh_n)).sum(axis=0)  # (P19)
-    dw["beta_h_r"] = dw["beta_h_r"] + (d_yh_r).sum(axis=0)  # (P20)
-    dw["beta_h_z"] = dw["beta_h_z"] + (d_yh_z).sum(axis=0)  # (P21)
-    dw["beta_h_n"] = dw["beta_h_n"] + (d_yh_n).sum(axis=0)  # (P22)
+    dw["Z_gamma_x"] = dw["Z_gamma_x"] + (d_Z_yx*r_x*(Z_zx - mu_x)).sum(axis=0)  # (P11) (P12) (P13)
+    dw["Z_beta_x"] = dw["Z_beta_x"] + (d_Z_yx).sum(axis=0)  # (P14) (P15) (P16)
+    dw["Z_gamma_h"] = dw["Z_gamma_h"] + (d_Z_yh*r_h*(Z_zh - mu_h)).sum(axis=0)  # (P17) (P18) (P19)
+    dw["Z_beta_h"] = dw["Z_beta_h"] + (d_Z_yh).sum(axis=0)  # (P20) (P21) (P22)
     d_h_next = d_h_prev
-    d_A_x = jnp.concatenate([d_A_x_3, d_A_x_2, d_A_x_1], axis=-1)
-    return ((d_h_next,), dw), {"d_A_h_prev": d_A_h_prev, "d_A_x": d_A_x}
+    return ((d_h_next,), dw), {"d_Z_yh": d_Z_yh, "d_Z_yx": d_Z_yx, "d_A_h_prev": d_A_h_prev, "d_A_x": d_A_x}
 
 
 def derived_backward(params, cache, dhs, dstateT=None):
@@ -356,13 +346,13 @@ def derived_backward(params, cache, dhs, dstateT=None):
     beta_h_r = w["beta_h_r"]
     beta_h_z = w["beta_h_z"]
     beta_h_n = w["beta_h_n"]
+    Z_gamma_x = w["Z_gamma_x"]
+    Z_beta_x = w["Z_beta_x"]
+    Z_gamma_h = w["Z_gamma_h"]
+    Z_beta_h = w["Z_beta_h"]
     h_seq = seq["h_seq"]
-    zx_r_seq = seq["zx_r_seq"]
-    zx_z_seq = seq["zx_z_seq"]
-    zx_n_seq = seq["zx_n_seq"]
-    zh_r_seq = seq["zh_r_seq"]
-    zh_z_seq = seq["zh_z_seq"]
-    zh_n_seq = seq["zh_n_seq"]
+    Z_zx_seq = seq["Z_zx_seq"]
+    Z_zh_seq = seq["Z_zh_seq"]
     mu_x_seq = seq["mu_x_seq"]
     v_x_seq = seq["v_x_seq"]
     r_x_seq = seq["r_x_seq"]
@@ -377,9 +367,11 @@ def derived_backward(params, cache, dhs, dstateT=None):
     if dstateT is None:
         dstateT = {s: jnp.zeros_like(xs, shape=(B, sizes[STATE_SIZES[s]])) for s in STATE}
     dw = {name: jnp.zeros_like(xs, shape=value.shape) for name, value in w.items()}
-    step = dict(dhs_t=dhs, h_cand=h_cand_seq, v=v_seq, r=r_seq, h_prev=h_seq[:-1], z=z_seq, a_nh=a_nh_seq, mu_h=mu_h_seq, zh_n=zh_n_seq, zh_r=zh_r_seq, zh_z=zh_z_seq, v_h=v_h_seq, r_h=r_h_seq, mu_x=mu_x_seq, zx_n=zx_n_seq, zx_r=zx_r_seq, zx_z=zx_z_seq, v_x=v_x_seq, r_x=r_x_seq)
+    step = dict(dhs_t=dhs, h_cand=h_cand_seq, v=v_seq, r=r_seq, h_prev=h_seq[:-1], z=z_seq, a_nh=a_nh_seq, Z_zh=Z_zh_seq, mu_h=mu_h_seq, v_h=v_h_seq, r_h=r_h_seq, Z_zx=Z_zx_seq, mu_x=mu_x_seq, v_x=v_x_seq, r_x=r_x_seq)
     carry = (tuple(dstateT[s] for s in STATE), dw)
     (dstate0, dw), ys = jax.lax.scan(lambda c, s: _backward_step(w, sizes, c, s), carry, step, reverse=True)
+    d_Z_yh_seq = ys["d_Z_yh"]
+    d_Z_yx_seq = ys["d_Z_yx"]
     d_A_h_prev_seq = ys["d_A_h_prev"]
     d_A_x_seq = ys["d_A_x"]
     dw["Wcat_x"] = dw["Wcat_x"] + d_A_x_seq.reshape(steps * B, 3 * H).T @ xs.reshape(steps * B, D)  # (P1)-(P3)
@@ -396,18 +388,18 @@ def derived_backward(params, cache, dhs, dstateT=None):
     grads["b_z"] = dw["b_z"]
     grads["b_n"] = dw["b_n"]
     grads["b_hn"] = dw["b_hn"]
-    grads["gamma_x_r"] = dw["gamma_x_r"]
-    grads["gamma_x_z"] = dw["gamma_x_z"]
-    grads["gamma_x_n"] = dw["gamma_x_n"]
-    grads["beta_x_r"] = dw["beta_x_r"]
-    grads["beta_x_z"] = dw["beta_x_z"]
-    grads["beta_x_n"] = dw["beta_x_n"]
-    grads["gamma_h_r"] = dw["gamma_h_r"]
-    grads["gamma_h_z"] = dw["gamma_h_z"]
-    grads["gamma_h_n"] = dw["gamma_h_n"]
-    grads["beta_h_r"] = dw["beta_h_r"]
-    grads["beta_h_z"] = dw["beta_h_z"]
-    grads["beta_h_n"] = dw["beta_h_n"]
+    grads["gamma_x_r"] = dw["Z_gamma_x"][0:H]
+    grads["gamma_x_z"] = dw["Z_gamma_x"][H:2 * H]
+    grads["gamma_x_n"] = dw["Z_gamma_x"][2 * H:3 * H]
+    grads["beta_x_r"] = dw["Z_beta_x"][0:H]
+    grads["beta_x_z"] = dw["Z_beta_x"][H:2 * H]
+    grads["beta_x_n"] = dw["Z_beta_x"][2 * H:3 * H]
+    grads["gamma_h_r"] = dw["Z_gamma_h"][0:H]
+    grads["gamma_h_z"] = dw["Z_gamma_h"][H:2 * H]
+    grads["gamma_h_n"] = dw["Z_gamma_h"][2 * H:3 * H]
+    grads["beta_h_r"] = dw["Z_beta_h"][0:H]
+    grads["beta_h_z"] = dw["Z_beta_h"][H:2 * H]
+    grads["beta_h_n"] = dw["Z_beta_h"][2 * H:3 * H]
     grads["gamma_x"] = jnp.concatenate([grads["gamma_x_r"], grads["gamma_x_z"], grads["gamma_x_n"]])
     grads["beta_x"] = jnp.concatenate([grads["beta_x_r"], grads["beta_x_z"], grads["beta_x_n"]])
     grads["gamma_h"] = jnp.concatenate([grads["gamma_h_r"], grads["gamma_h_z"], grads["gamma_h_n"]])

@@ -38,9 +38,9 @@ STATE_SIZES = {"h": "H"}
 SIZES = {"D": "input_size", "H": "hidden_size"}  # size symbol -> constructor argument
 INITIAL = {"beta_h": 0.0, "beta_x": 0.0, "gamma_h": 1.0, "gamma_x": 1.0}  # parameters that start at a constant, not a random draw
 OUTPUT = ("h", "H")
-CACHED = ("h_seq", "zx_r_seq", "zx_z_seq", "zx_n_seq", "zh_r_seq", "zh_z_seq", "zh_n_seq", "mu_x_seq", "v_x_seq", "r_x_seq", "mu_h_seq", "v_h_seq", "r_h_seq", "r_seq", "z_seq", "a_nh_seq", "h_cand_seq", "v_seq")  # per-step storage the backward reads
+CACHED = ("h_seq", "Z_zx_seq", "Z_zh_seq", "mu_x_seq", "v_x_seq", "r_x_seq", "mu_h_seq", "v_h_seq", "r_h_seq", "r_seq", "z_seq", "a_nh_seq", "h_cand_seq", "v_seq")  # per-step storage the backward reads
 SAVED = ("h_seq",)  # what the RecomputeFunction keeps for backward: the states
-KEPT = ("h_seq", "zx_r_seq", "zx_z_seq", "zx_n_seq", "zh_r_seq", "zh_z_seq", "zh_n_seq", "mu_x_seq", "v_x_seq", "r_x_seq", "mu_h_seq", "v_h_seq", "r_h_seq", "r_seq", "z_seq", "a_nh_seq", "h_cand_seq", "v_seq")  # what the Function keeps for backward
+KEPT = ("h_seq", "Z_zx_seq", "Z_zh_seq", "mu_x_seq", "v_x_seq", "r_x_seq", "mu_h_seq", "v_h_seq", "r_h_seq", "r_seq", "z_seq", "a_nh_seq", "h_cand_seq", "v_seq")  # what the Function keeps for backward
 LAYOUT = {name: (name,) for name in PARAMS}  # no torch.nn counterpart: one tensor per parameter
 
 
@@ -75,7 +75,11 @@ def _stack(params, sizes, xs):
     params["beta_h_n"] = params["beta_h"][2 * H:3 * H]
     Wcat_x = torch.cat([params["W_r"], params["W_z"], params["W_n"]])
     Wcat_h_prev = torch.cat([params["U_r"], params["U_z"], params["U_n"]])
-    return dict(Wcat_x=Wcat_x, Wcat_h_prev=Wcat_h_prev, b_r=params["b_r"], b_z=params["b_z"], b_n=params["b_n"], b_hn=params["b_hn"], gamma_x_r=params["gamma_x_r"], gamma_x_z=params["gamma_x_z"], gamma_x_n=params["gamma_x_n"], beta_x_r=params["beta_x_r"], beta_x_z=params["beta_x_z"], beta_x_n=params["beta_x_n"], gamma_h_r=params["gamma_h_r"], gamma_h_z=params["gamma_h_z"], gamma_h_n=params["gamma_h_n"], beta_h_r=params["beta_h_r"], beta_h_z=params["beta_h_z"], beta_h_n=params["beta_h_n"])
+    Z_gamma_x = torch.cat([params["gamma_x_r"], params["gamma_x_z"], params["gamma_x_n"]])
+    Z_beta_x = torch.cat([params["beta_x_r"], params["beta_x_z"], params["beta_x_n"]])
+    Z_gamma_h = torch.cat([params["gamma_h_r"], params["gamma_h_z"], params["gamma_h_n"]])
+    Z_beta_h = torch.cat([params["beta_h_r"], params["beta_h_z"], params["beta_h_n"]])
+    return dict(Wcat_x=Wcat_x, Wcat_h_prev=Wcat_h_prev, b_r=params["b_r"], b_z=params["b_z"], b_n=params["b_n"], b_hn=params["b_hn"], gamma_x_r=params["gamma_x_r"], gamma_x_z=params["gamma_x_z"], gamma_x_n=params["gamma_x_n"], beta_x_r=params["beta_x_r"], beta_x_z=params["beta_x_z"], beta_x_n=params["beta_x_n"], gamma_h_r=params["gamma_h_r"], gamma_h_z=params["gamma_h_z"], gamma_h_n=params["gamma_h_n"], beta_h_r=params["beta_h_r"], beta_h_z=params["beta_h_z"], beta_h_n=params["beta_h_n"], Z_gamma_x=Z_gamma_x, Z_beta_x=Z_beta_x, Z_gamma_h=Z_gamma_h, Z_beta_h=Z_beta_h)
 
 
 def _forward_steps(w, sizes, xs, seq):
@@ -101,13 +105,13 @@ def _forward_steps(w, sizes, xs, seq):
     beta_h_r = w["beta_h_r"]
     beta_h_z = w["beta_h_z"]
     beta_h_n = w["beta_h_n"]
+    Z_gamma_x = w["Z_gamma_x"]
+    Z_beta_x = w["Z_beta_x"]
+    Z_gamma_h = w["Z_gamma_h"]
+    Z_beta_h = w["Z_beta_h"]
     h_seq = seq["h_seq"]
-    zx_r_seq = seq["zx_r_seq"]
-    zx_z_seq = seq["zx_z_seq"]
-    zx_n_seq = seq["zx_n_seq"]
-    zh_r_seq = seq["zh_r_seq"]
-    zh_z_seq = seq["zh_z_seq"]
-    zh_n_seq = seq["zh_n_seq"]
+    Z_zx_seq = seq["Z_zx_seq"]
+    Z_zh_seq = seq["Z_zh_seq"]
     mu_x_seq = seq["mu_x_seq"]
     v_x_seq = seq["v_x_seq"]
     r_x_seq = seq["r_x_seq"]
@@ -123,19 +127,18 @@ def _forward_steps(w, sizes, xs, seq):
     # the x terms of every step at once  (F1)-(F3)
     torch.matmul(xs.reshape(steps * B, D), Wcat_x.T, out=A_x.reshape(steps * B, 3 * H))
     A_h_prev = xs.new_empty((B, 3 * H))
-    A_h_prev_0_H = A_h_prev[:, 0:H]
-    A_h_prev_H_2H = A_h_prev[:, H:2 * H]
-    A_h_prev_2H_3H = A_h_prev[:, 2 * H:3 * H]
+    Z_yx = xs.new_empty((B, 3 * H))
+    Z_yh = xs.new_empty((B, 3 * H))
+    Z_yx_0_H = Z_yx[:, 0:H]
+    Z_yx_H_2H = Z_yx[:, H:2 * H]
+    Z_yx_2H_3H = Z_yx[:, 2 * H:3 * H]
+    Z_yh_0_H = Z_yh[:, 0:H]
+    Z_yh_H_2H = Z_yh[:, H:2 * H]
+    Z_yh_2H_3H = Z_yh[:, 2 * H:3 * H]
     h_seq_rows = h_seq.unbind(0)
-    zx_r_seq_rows = zx_r_seq.unbind(0)
-    A_x_0_H_rows = A_x[:, :, 0:H].unbind(0)
-    zx_z_seq_rows = zx_z_seq.unbind(0)
-    A_x_H_2H_rows = A_x[:, :, H:2 * H].unbind(0)
-    zx_n_seq_rows = zx_n_seq.unbind(0)
-    A_x_2H_3H_rows = A_x[:, :, 2 * H:3 * H].unbind(0)
-    zh_r_seq_rows = zh_r_seq.unbind(0)
-    zh_z_seq_rows = zh_z_seq.unbind(0)
-    zh_n_seq_rows = zh_n_seq.unbind(0)
+    Z_zx_seq_rows = Z_zx_seq.unbind(0)
+    A_x_rows = A_x.unbind(0)
+    Z_zh_seq_rows = Z_zh_seq.unbind(0)
     mu_x_seq_rows = mu_x_seq.unbind(0)
     v_x_seq_rows = v_x_seq.unbind(0)
     r_x_seq_rows = r_x_seq.unbind(0)
@@ -149,49 +152,35 @@ def _forward_steps(w, sizes, xs, seq):
     v_seq_rows = v_seq.unbind(0)
     for t in range(steps):
         h_prev = h_seq_rows[t]
-        zx_r_seq_rows[t][...] = A_x_0_H_rows[t]
-        zx_r = zx_r_seq_rows[t]
-        zx_z_seq_rows[t][...] = A_x_H_2H_rows[t]
-        zx_z = zx_z_seq_rows[t]
-        zx_n_seq_rows[t][...] = A_x_2H_3H_rows[t]
-        zx_n = zx_n_seq_rows[t]
+        Z_zx_seq_rows[t][...] = A_x_rows[t]
+        Z_zx = Z_zx_seq_rows[t]
         torch.matmul(h_seq_rows[t], Wcat_h_prev.T, out=A_h_prev)  # (F4)-(F6)
-        zh_r_seq_rows[t][...] = A_h_prev_0_H
-        zh_r = zh_r_seq_rows[t]
-        zh_z_seq_rows[t][...] = A_h_prev_H_2H
-        zh_z = zh_z_seq_rows[t]
-        zh_n_seq_rows[t][...] = A_h_prev_2H_3H
-        zh_n = zh_n_seq_rows[t]
-        mu_x_seq_rows[t][...] = (1/3)*((zx_n).mean(dim=-1, keepdim=True) + (zx_r).mean(dim=-1, keepdim=True) + (zx_z).mean(dim=-1, keepdim=True))  # (F7)
+        Z_zh_seq_rows[t][...] = A_h_prev
+        Z_zh = Z_zh_seq_rows[t]
+        mu_x_seq_rows[t][...] = (Z_zx).mean(dim=-1, keepdim=True)  # (F7)
         mu_x = mu_x_seq_rows[t]
-        _cse0 = -mu_x + zx_r
-        e_zx_r = torch.square(_cse0)  # (F8)
-        _cse1 = -mu_x + zx_z
-        e_zx_z = torch.square(_cse1)  # (F9)
-        _cse2 = -mu_x + zx_n
-        e_zx_n = torch.square(_cse2)  # (F10)
-        v_x_seq_rows[t][...] = (1/3)*((e_zx_n).mean(dim=-1, keepdim=True) + (e_zx_r).mean(dim=-1, keepdim=True) + (e_zx_z).mean(dim=-1, keepdim=True))  # (F11)
+        _cse0 = Z_zx - mu_x
+        Z_e_zx = torch.square(_cse0)  # (F8) (F9) (F10)
+        v_x_seq_rows[t][...] = (Z_e_zx).mean(dim=-1, keepdim=True)  # (F11)
         v_x = v_x_seq_rows[t]
         r_x_seq_rows[t][...] = torch.rsqrt(v_x + 1/100000)  # (F12)
         r_x = r_x_seq_rows[t]
-        yx_r = _cse0*gamma_x_r*r_x + beta_x_r  # (F13)
-        yx_z = _cse1*gamma_x_z*r_x + beta_x_z  # (F14)
-        yx_n = _cse2*gamma_x_n*r_x + beta_x_n  # (F15)
-        mu_h_seq_rows[t][...] = (1/3)*((zh_n).mean(dim=-1, keepdim=True) + (zh_r).mean(dim=-1, keepdim=True) + (zh_z).mean(dim=-1, keepdim=True))  # (F16)
+        torch.add(Z_beta_x, Z_gamma_x*_cse0*r_x, out=Z_yx)  # (F13) (F14) (F15)
+        yx_r = Z_yx_0_H
+        yx_z = Z_yx_H_2H
+        yx_n = Z_yx_2H_3H
+        mu_h_seq_rows[t][...] = (Z_zh).mean(dim=-1, keepdim=True)  # (F16)
         mu_h = mu_h_seq_rows[t]
-        _cse3 = -mu_h + zh_r
-        e_zh_r = torch.square(_cse3)  # (F17)
-        _cse4 = -mu_h + zh_z
-        e_zh_z = torch.square(_cse4)  # (F18)
-        _cse5 = -mu_h + zh_n
-        e_zh_n = torch.square(_cse5)  # (F19)
-        v_h_seq_rows[t][...] = (1/3)*((e_zh_n).mean(dim=-1, keepdim=True) + (e_zh_r).mean(dim=-1, keepdim=True) + (e_zh_z).mean(dim=-1, keepdim=True))  # (F20)
+        _cse1 = Z_zh - mu_h
+        Z_e_zh = torch.square(_cse1)  # (F17) (F18) (F19)
+        v_h_seq_rows[t][...] = (Z_e_zh).mean(dim=-1, keepdim=True)  # (F20)
         v_h = v_h_seq_rows[t]
         r_h_seq_rows[t][...] = torch.rsqrt(v_h + 1/100000)  # (F21)
         r_h = r_h_seq_rows[t]
-        yh_r = _cse3*gamma_h_r*r_h + beta_h_r  # (F22)
-        yh_z = _cse4*gamma_h_z*r_h + beta_h_z  # (F23)
-        yh_n = _cse5*gamma_h_n*r_h + beta_h_n  # (F24)
+        torch.add(Z_beta_h, Z_gamma_h*_cse1*r_h, out=Z_yh)  # (F22) (F23) (F24)
+        yh_r = Z_yh_0_H
+        yh_z = Z_yh_H_2H
+        yh_n = Z_yh_2H_3H
         s_r = yh_r + yx_r  # (F25)
         a_r = b_r + s_r  # (F26)
         torch.sigmoid(a_r, out=r_seq_rows[t])  # (F27)
@@ -236,13 +225,13 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
     beta_h_r = w["beta_h_r"]
     beta_h_z = w["beta_h_z"]
     beta_h_n = w["beta_h_n"]
+    Z_gamma_x = w["Z_gamma_x"]
+    Z_beta_x = w["Z_beta_x"]
+    Z_gamma_h = w["Z_gamma_h"]
+    Z_beta_h = w["Z_beta_h"]
     h_seq = seq["h_seq"]
-    zx_r_seq = seq["zx_r_seq"]
-    zx_z_seq = seq["zx_z_seq"]
-    zx_n_seq = seq["zx_n_seq"]
-    zh_r_seq = seq["zh_r_seq"]
-    zh_z_seq = seq["zh_z_seq"]
-    zh_n_seq = seq["zh_n_seq"]
+    Z_zx_seq = seq["Z_zx_seq"]
+    Z_zh_seq = seq["Z_zh_seq"]
     mu_x_seq = seq["mu_x_seq"]
     v_x_seq = seq["v_x_seq"]
     r_x_seq = seq["r_x_seq"]
@@ -273,12 +262,14 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
     d_beta_h_n = dw["beta_h_n"]
     d_A_x_seq = xs.new_empty((steps, B, 3 * H))
     d_A_h_prev_seq = xs.new_empty((steps, B, 3 * H))
-    zx_r = zx_r_seq[0:steps]
-    zx_z = zx_z_seq[0:steps]
-    zx_n = zx_n_seq[0:steps]
-    zh_r = zh_r_seq[0:steps]
-    zh_z = zh_z_seq[0:steps]
-    zh_n = zh_n_seq[0:steps]
+    d_Z_gamma_x = dw["Z_gamma_x"]
+    d_Z_beta_x = dw["Z_beta_x"]
+    d_Z_gamma_h = dw["Z_gamma_h"]
+    d_Z_beta_h = dw["Z_beta_h"]
+    d_Z_yx_seq = xs.new_empty((steps, B, 3 * H))
+    d_Z_yh_seq = xs.new_empty((steps, B, 3 * H))
+    Z_zx = Z_zx_seq[0:steps]
+    Z_zh = Z_zh_seq[0:steps]
     mu_x = mu_x_seq[0:steps]
     v_x = v_x_seq[0:steps]
     mu_h = mu_h_seq[0:steps]
@@ -289,54 +280,28 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
     J_B6_seq = 1 - torch.square(h_cand)  # (B6)
     J_B11_seq = z*(1 - z)  # (B11)
     J_B14_seq = r*(1 - r)  # (B14)
-    J_B19_seq = -mu_h + zh_n  # (B19) fork: yh_r, yh_z, yh_n
-    J_B19_2_seq = -mu_h + zh_r  # (B19) fork: yh_r, yh_z, yh_n
-    J_B19_3_seq = -mu_h + zh_z  # (B19) fork: yh_r, yh_z, yh_n
+    J_B19_seq = Z_zh - mu_h  # (B19)
     J_B20_seq = (v_h + 1/100000)**(-3/2)  # (B20)
-    J_B24_seq = 2*(mu_h - zh_n)  # (B24) fork: e_zh_r, e_zh_z, e_zh_n, yh_r, yh_z, yh_n
-    J_B24_2_seq = 2*(mu_h - zh_r)  # (B24) fork: e_zh_r, e_zh_z, e_zh_n, yh_r, yh_z, yh_n
-    J_B24_3_seq = 2*(mu_h - zh_z)  # (B24) fork: e_zh_r, e_zh_z, e_zh_n, yh_r, yh_z, yh_n
-    J_B28_seq = -mu_x + zx_n  # (B28) fork: yx_r, yx_z, yx_n
-    J_B28_2_seq = -mu_x + zx_r  # (B28) fork: yx_r, yx_z, yx_n
-    J_B28_3_seq = -mu_x + zx_z  # (B28) fork: yx_r, yx_z, yx_n
+    J_B24_seq = 2*(-Z_zh + mu_h)  # (B24)
+    J_B28_seq = Z_zx - mu_x  # (B28)
     J_B29_seq = (v_x + 1/100000)**(-3/2)  # (B29)
-    J_B33_seq = 2*(mu_x - zx_n)  # (B33) fork: e_zx_r, e_zx_z, e_zx_n, yx_r, yx_z, yx_n
-    J_B33_2_seq = 2*(mu_x - zx_r)  # (B33) fork: e_zx_r, e_zx_z, e_zx_n, yx_r, yx_z, yx_n
-    J_B33_3_seq = 2*(mu_x - zx_z)  # (B33) fork: e_zx_r, e_zx_z, e_zx_n, yx_r, yx_z, yx_n
-    J_B34_seq = 2*(-mu_h + zh_n)  # (B34) fork: mu_h, e_zh_n, yh_n
-    J_B35_seq = 2*(-mu_h + zh_z)  # (B35) fork: mu_h, e_zh_z, yh_z
-    J_B36_seq = 2*(-mu_h + zh_r)  # (B36) fork: mu_h, e_zh_r, yh_r
-    J_B37_seq = 2*(-mu_x + zx_n)  # (B37) fork: mu_x, e_zx_n, yx_n
-    J_B38_seq = 2*(-mu_x + zx_z)  # (B38) fork: mu_x, e_zx_z, yx_z
-    J_B39_seq = 2*(-mu_x + zx_r)  # (B39) fork: mu_x, e_zx_r, yx_r
-    d_a_r_seq = xs.new_empty((steps, B, H))
-    d_a_z_seq = xs.new_empty((steps, B, H))
+    J_B33_seq = 2*(-Z_zx + mu_x)  # (B33)
+    J_B34_seq = 2*(Z_zh - mu_h)  # (B34) (B35) (B36)
+    J_B37_seq = 2*(Z_zx - mu_x)  # (B37) (B38) (B39)
     d_a_n_seq = xs.new_empty((steps, B, H))
-    d_a_nh_seq = xs.new_empty((steps, B, H))
     dhs_rows = dhs.unbind(0)
     J_B6_seq_rows = J_B6_seq.unbind(0)
     J_B11_seq_rows = J_B11_seq.unbind(0)
     J_B14_seq_rows = J_B14_seq.unbind(0)
     J_B19_seq_rows = J_B19_seq.unbind(0)
-    J_B19_2_seq_rows = J_B19_2_seq.unbind(0)
-    J_B19_3_seq_rows = J_B19_3_seq.unbind(0)
     J_B20_seq_rows = J_B20_seq.unbind(0)
     J_B24_seq_rows = J_B24_seq.unbind(0)
-    J_B24_2_seq_rows = J_B24_2_seq.unbind(0)
-    J_B24_3_seq_rows = J_B24_3_seq.unbind(0)
     J_B28_seq_rows = J_B28_seq.unbind(0)
-    J_B28_2_seq_rows = J_B28_2_seq.unbind(0)
-    J_B28_3_seq_rows = J_B28_3_seq.unbind(0)
     J_B29_seq_rows = J_B29_seq.unbind(0)
     J_B33_seq_rows = J_B33_seq.unbind(0)
-    J_B33_2_seq_rows = J_B33_2_seq.unbind(0)
-    J_B33_3_seq_rows = J_B33_3_seq.unbind(0)
     J_B34_seq_rows = J_B34_seq.unbind(0)
-    J_B35_seq_rows = J_B35_seq.unbind(0)
-    J_B36_seq_rows = J_B36_seq.unbind(0)
     J_B37_seq_rows = J_B37_seq.unbind(0)
-    J_B38_seq_rows = J_B38_seq.unbind(0)
-    J_B39_seq_rows = J_B39_seq.unbind(0)
+    d_Z_yh_seq_rows = d_Z_yh_seq.unbind(0)
     h_seq_rows = h_seq.unbind(0)
     r_x_seq_rows = r_x_seq.unbind(0)
     r_h_seq_rows = r_h_seq.unbind(0)
@@ -347,39 +312,28 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
     v_seq_rows = v_seq.unbind(0)
     d_A_h_prev_seq_rows = d_A_h_prev_seq.unbind(0)
     d_a_n_seq_rows = d_a_n_seq.unbind(0)
-    d_a_nh_seq_rows = d_a_nh_seq.unbind(0)
-    d_a_z_seq_rows = d_a_z_seq.unbind(0)
-    d_a_r_seq_rows = d_a_r_seq.unbind(0)
-    d_A_h_prev_seq_2H_3H_rows = d_A_h_prev_seq[:, :, 2 * H:3 * H].unbind(0)
-    d_A_h_prev_seq_H_2H_rows = d_A_h_prev_seq[:, :, H:2 * H].unbind(0)
-    d_A_h_prev_seq_0_H_rows = d_A_h_prev_seq[:, :, 0:H].unbind(0)
-    d_A_x_seq_2H_3H_rows = d_A_x_seq[:, :, 2 * H:3 * H].unbind(0)
-    d_A_x_seq_H_2H_rows = d_A_x_seq[:, :, H:2 * H].unbind(0)
-    d_A_x_seq_0_H_rows = d_A_x_seq[:, :, 0:H].unbind(0)
+    d_a_nh_rows = d_Z_yh_seq[:, :, 2 * H:3 * H].unbind(0)
+    d_a_z_rows = d_Z_yh_seq[:, :, H:2 * H].unbind(0)
+    d_a_r_rows = d_Z_yh_seq[:, :, 0:H].unbind(0)
+    d_Z_yx_seq_rows = d_Z_yx_seq.unbind(0)
+    d_Z_yx_seq_0_H_rows = d_Z_yx_seq[:, :, 0:H].unbind(0)
+    d_Z_yx_seq_H_2H_rows = d_Z_yx_seq[:, :, H:2 * H].unbind(0)
+    d_Z_yx_seq_2H_3H_rows = d_Z_yx_seq[:, :, 2 * H:3 * H].unbind(0)
+    d_A_h_prev_seq_0_3H_rows = d_A_h_prev_seq[:, :, 0:3 * H].unbind(0)
+    d_A_x_seq_0_3H_rows = d_A_x_seq[:, :, 0:3 * H].unbind(0)
     for t in reversed(range(steps)):
         J_B6 = J_B6_seq_rows[t]
         J_B11 = J_B11_seq_rows[t]
         J_B14 = J_B14_seq_rows[t]
         J_B19 = J_B19_seq_rows[t]
-        J_B19_2 = J_B19_2_seq_rows[t]
-        J_B19_3 = J_B19_3_seq_rows[t]
         J_B20 = J_B20_seq_rows[t]
         J_B24 = J_B24_seq_rows[t]
-        J_B24_2 = J_B24_2_seq_rows[t]
-        J_B24_3 = J_B24_3_seq_rows[t]
         J_B28 = J_B28_seq_rows[t]
-        J_B28_2 = J_B28_2_seq_rows[t]
-        J_B28_3 = J_B28_3_seq_rows[t]
         J_B29 = J_B29_seq_rows[t]
         J_B33 = J_B33_seq_rows[t]
-        J_B33_2 = J_B33_2_seq_rows[t]
-        J_B33_3 = J_B33_3_seq_rows[t]
         J_B34 = J_B34_seq_rows[t]
-        J_B35 = J_B35_seq_rows[t]
-        J_B36 = J_B36_seq_rows[t]
         J_B37 = J_B37_seq_rows[t]
-        J_B38 = J_B38_seq_rows[t]
-        J_B39 = J_B39_seq_rows[t]
+        d_Z_yh = d_Z_yh_seq_rows[t]
         h_prev = h_seq_rows[t]
         r_x = r_x_seq_rows[t]
         r_h = r_h_seq_rows[t]
@@ -398,91 +352,59 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
         d_a_n = d_a_n_seq_rows[t]
         d_a_nx = d_a_n  # (B7)
         d_a_nr = d_a_n  # (B8)
-        torch.mul(d_a_nr, r, out=d_a_nh_seq_rows[t])  # (B9)
-        d_a_nh = d_a_nh_seq_rows[t]
+        torch.mul(d_a_nr, r, out=d_a_nh_rows[t])  # (B9)
         d_z = torch.addcmul(-d_v, d_h_kept, h_prev)  # (B10) fork: v, h_kept
-        torch.mul(J_B11, d_z, out=d_a_z_seq_rows[t])  # (B11)
-        d_a_z = d_a_z_seq_rows[t]
+        torch.mul(J_B11, d_z, out=d_a_z_rows[t])  # (B11)
+        d_a_z = d_a_z_rows[t]
         d_s_z = d_a_z  # (B12)
         d_r = a_nh*d_a_nr  # (B13)
-        torch.mul(J_B14, d_r, out=d_a_r_seq_rows[t])  # (B14)
-        d_a_r = d_a_r_seq_rows[t]
+        torch.mul(J_B14, d_r, out=d_a_r_rows[t])  # (B14)
+        d_a_r = d_a_r_rows[t]
         d_s_r = d_a_r  # (B15)
-        d_yh_n = d_a_nh  # (B16)
-        d_yh_z = d_s_z  # (B17)
-        d_yh_r = d_s_r  # (B18)
-        _cse0 = d_yh_n*gamma_h_n
-        _cse1 = d_yh_r*gamma_h_r
-        _cse2 = d_yh_z*gamma_h_z
-        d_r_h = torch.addcmul(torch.addcmul(J_B19_3*_cse2, J_B19_2, _cse1), J_B19, _cse0)  # (B19) fork: yh_r, yh_z, yh_n
+        d_Z_yh = d_Z_yh_seq_rows[t]  # (B16) (B17) (B18)
+        _cse0 = Z_gamma_h*d_Z_yh
+        d_r_h = (J_B19*_cse0).reshape(-1, 3, H).sum(dim=1)  # (B19)
         d_v_h = -1/2*J_B20*d_r_h  # (B20)
-        _cse3 = (1/3)*(d_v_h).mean(dim=-1, keepdim=True)
-        d_e_zh_n = _cse3  # (B21)
-        d_e_zh_z = _cse3  # (B22)
-        d_e_zh_r = _cse3  # (B23)
-        _cse4 = _cse0*r_h
-        _cse5 = _cse1*r_h
-        _cse6 = _cse2*r_h
-        d_mu_h = torch.addcmul(torch.addcmul(torch.addcmul(-_cse4 - _cse5 - _cse6, J_B24_3, d_e_zh_z), J_B24_2, d_e_zh_r), J_B24, d_e_zh_n)  # (B24) fork: e_zh_r, e_zh_z, e_zh_n, yh_r, yh_z, yh_n
-        d_yx_n = d_a_nx  # (B25)
-        d_yx_z = d_s_z  # (B26)
-        d_yx_r = d_s_r  # (B27)
-        _cse7 = d_yx_n*gamma_x_n
-        _cse8 = d_yx_r*gamma_x_r
-        _cse9 = d_yx_z*gamma_x_z
-        d_r_x = torch.addcmul(torch.addcmul(J_B28_3*_cse9, J_B28_2, _cse8), J_B28, _cse7)  # (B28) fork: yx_r, yx_z, yx_n
+        d_Z_e_zh = (1/3)*(d_v_h).mean(dim=-1, keepdim=True)  # (B21) (B22) (B23)
+        _cse1 = _cse0*r_h
+        d_mu_h = (J_B24*d_Z_e_zh - _cse1).reshape(-1, 3, H).sum(dim=1)  # (B24)
+        d_Z_yx = d_Z_yx_seq_rows[t]
+        d_Z_yx_seq_0_H_rows[t][...] = d_s_r  # (B27)
+        d_Z_yx_seq_H_2H_rows[t][...] = d_s_z  # (B26)
+        d_Z_yx_seq_2H_3H_rows[t][...] = d_a_nx  # (B25)
+        _cse2 = Z_gamma_x*d_Z_yx
+        d_r_x = (J_B28*_cse2).reshape(-1, 3, H).sum(dim=1)  # (B28)
         d_v_x = -1/2*J_B29*d_r_x  # (B29)
-        _cse10 = (1/3)*(d_v_x).mean(dim=-1, keepdim=True)
-        d_e_zx_n = _cse10  # (B30)
-        d_e_zx_z = _cse10  # (B31)
-        d_e_zx_r = _cse10  # (B32)
-        _cse11 = _cse7*r_x
-        _cse12 = _cse8*r_x
-        _cse13 = _cse9*r_x
-        d_mu_x = torch.addcmul(torch.addcmul(torch.addcmul(-_cse11 - _cse12 - _cse13, J_B33_3, d_e_zx_z), J_B33_2, d_e_zx_r), J_B33, d_e_zx_n)  # (B33) fork: e_zx_r, e_zx_z, e_zx_n, yx_r, yx_z, yx_n
-        _cse14 = (1/3)*(d_mu_h).mean(dim=-1, keepdim=True)
-        torch.addcmul(_cse14 + _cse4, J_B34, d_e_zh_n, out=d_A_h_prev_seq_2H_3H_rows[t])  # (B34) fork: mu_h, e_zh_n, yh_n
-        torch.addcmul(_cse14 + _cse6, J_B35, d_e_zh_z, out=d_A_h_prev_seq_H_2H_rows[t])  # (B35) fork: mu_h, e_zh_z, yh_z
-        torch.addcmul(_cse14 + _cse5, J_B36, d_e_zh_r, out=d_A_h_prev_seq_0_H_rows[t])  # (B36) fork: mu_h, e_zh_r, yh_r
-        _cse15 = (1/3)*(d_mu_x).mean(dim=-1, keepdim=True)
-        torch.addcmul(_cse11 + _cse15, J_B37, d_e_zx_n, out=d_A_x_seq_2H_3H_rows[t])  # (B37) fork: mu_x, e_zx_n, yx_n
-        torch.addcmul(_cse13 + _cse15, J_B38, d_e_zx_z, out=d_A_x_seq_H_2H_rows[t])  # (B38) fork: mu_x, e_zx_z, yx_z
-        torch.addcmul(_cse12 + _cse15, J_B39, d_e_zx_r, out=d_A_x_seq_0_H_rows[t])  # (B39) fork: mu_x, e_zx_r, yx_r
+        d_Z_e_zx = (1/3)*(d_v_x).mean(dim=-1, keepdim=True)  # (B30) (B31) (B32)
+        _cse3 = _cse2*r_x
+        d_mu_x = (J_B33*d_Z_e_zx - _cse3).reshape(-1, 3, H).sum(dim=1)  # (B33)
+        d_A_h_prev_seq_0_3H_rows[t][...] = J_B34*d_Z_e_zh + _cse1 + (1/3)*(d_mu_h).mean(dim=-1, keepdim=True)  # (B34) (B35) (B36)
+        d_A_x_seq_0_3H_rows[t][...] = J_B37*d_Z_e_zx + _cse3 + (1/3)*(d_mu_x).mean(dim=-1, keepdim=True)  # (B37) (B38) (B39)
         d_h_prev = torch.addmm(d_h_kept*z, d_A_h_prev, Wcat_h_prev)  # (B40) fork: zh_r, zh_z, zh_n, h_kept
         d_h_next = d_h_prev
     dw["Wcat_x"] += d_A_x_seq.reshape(steps * B, 3 * H).T @ xs.reshape(steps * B, D)  # (P1)-(P3)
     torch.matmul(d_A_x_seq.reshape(steps * B, 3 * H), Wcat_x, out=dxs.reshape(steps * B, D))  # (B41)
     dw["Wcat_h_prev"] += d_A_h_prev_seq.reshape(steps * B, 3 * H).T @ h_seq[:steps].reshape(steps * B, H)  # (P4)-(P6)
-    zx_r = zx_r_seq[0:steps]
-    zx_z = zx_z_seq[0:steps]
-    zx_n = zx_n_seq[0:steps]
-    zh_r = zh_r_seq[0:steps]
-    zh_z = zh_z_seq[0:steps]
-    zh_n = zh_n_seq[0:steps]
+    d_Z_yh = d_Z_yh_seq[0:steps]  # (B16) (B17) (B18)
+    Z_zx = Z_zx_seq[0:steps]
+    Z_zh = Z_zh_seq[0:steps]
     mu_x = mu_x_seq[0:steps]
     r_x = r_x_seq[0:steps]
     mu_h = mu_h_seq[0:steps]
     r_h = r_h_seq[0:steps]
-    d_a_r = d_a_r_seq
-    d_a_z = d_a_z_seq
+    d_a_nh = d_Z_yh[:, :, 2 * H:3 * H]
+    d_a_z = d_Z_yh[:, :, H:2 * H]
+    d_a_r = d_Z_yh[:, :, 0:H]
+    d_Z_yx = d_Z_yx_seq[0:steps]
     d_a_n = d_a_n_seq
-    d_a_nh = d_a_nh_seq
     d_b_r += (d_a_r).sum(dim=(0, 1))  # (P7)
     d_b_z += (d_a_z).sum(dim=(0, 1))  # (P8)
     d_b_n += (d_a_n).sum(dim=(0, 1))  # (P9)
     d_b_hn += (d_a_nh).sum(dim=(0, 1))  # (P10)
-    d_gamma_x_r += (d_a_r*r_x*(-mu_x + zx_r)).sum(dim=(0, 1))  # (P11)
-    d_gamma_x_z += (d_a_z*r_x*(-mu_x + zx_z)).sum(dim=(0, 1))  # (P12)
-    d_gamma_x_n += (d_a_n*r_x*(-mu_x + zx_n)).sum(dim=(0, 1))  # (P13)
-    d_beta_x_r += (d_a_r).sum(dim=(0, 1))  # (P14)
-    d_beta_x_z += (d_a_z).sum(dim=(0, 1))  # (P15)
-    d_beta_x_n += (d_a_n).sum(dim=(0, 1))  # (P16)
-    d_gamma_h_r += (d_a_r*r_h*(-mu_h + zh_r)).sum(dim=(0, 1))  # (P17)
-    d_gamma_h_z += (d_a_z*r_h*(-mu_h + zh_z)).sum(dim=(0, 1))  # (P18)
-    d_gamma_h_n += (d_a_nh*r_h*(-mu_h + zh_n)).sum(dim=(0, 1))  # (P19)
-    d_beta_h_r += (d_a_r).sum(dim=(0, 1))  # (P20)
-    d_beta_h_z += (d_a_z).sum(dim=(0, 1))  # (P21)
-    d_beta_h_n += (d_a_nh).sum(dim=(0, 1))  # (P22)
+    d_Z_gamma_x += (d_Z_yx*r_x*(Z_zx - mu_x)).sum(dim=(0, 1))  # (P11) (P12) (P13)
+    d_Z_beta_x += (d_Z_yx).sum(dim=(0, 1))  # (P14) (P15) (P16)
+    d_Z_gamma_h += (d_Z_yh*r_h*(Z_zh - mu_h)).sum(dim=(0, 1))  # (P17) (P18) (P19)
+    d_Z_beta_h += (d_Z_yh).sum(dim=(0, 1))  # (P20) (P21) (P22)
     return {"h": d_h_next}
 
 
@@ -492,18 +414,14 @@ def _buffers(n, B, sizes, xs, names=CACHED):
     H = sizes["H"]
     shapes = {
         "h_seq": (n + 1, B, H),
-        "zx_r_seq": (n, B, H),
-        "zx_z_seq": (n, B, H),
-        "zx_n_seq": (n, B, H),
-        "zh_r_seq": (n, B, H),
-        "zh_z_seq": (n, B, H),
-        "zh_n_seq": (n, B, H),
-        "mu_x_seq": (n, B, H),
-        "v_x_seq": (n, B, H),
-        "r_x_seq": (n, B, H),
-        "mu_h_seq": (n, B, H),
-        "v_h_seq": (n, B, H),
-        "r_h_seq": (n, B, H),
+        "Z_zx_seq": (n, B, 3 * H),
+        "Z_zh_seq": (n, B, 3 * H),
+        "mu_x_seq": (n, B, 1),
+        "v_x_seq": (n, B, 1),
+        "r_x_seq": (n, B, 1),
+        "mu_h_seq": (n, B, 1),
+        "v_h_seq": (n, B, 1),
+        "r_h_seq": (n, B, 1),
         "r_seq": (n, B, H),
         "z_seq": (n, B, H),
         "a_nh_seq": (n, B, H),
@@ -538,13 +456,13 @@ def _recompute(w, sizes, xs, seq):
     beta_h_r = w["beta_h_r"]
     beta_h_z = w["beta_h_z"]
     beta_h_n = w["beta_h_n"]
+    Z_gamma_x = w["Z_gamma_x"]
+    Z_beta_x = w["Z_beta_x"]
+    Z_gamma_h = w["Z_gamma_h"]
+    Z_beta_h = w["Z_beta_h"]
     h_seq = seq["h_seq"]
-    zx_r_seq = seq["zx_r_seq"]
-    zx_z_seq = seq["zx_z_seq"]
-    zx_n_seq = seq["zx_n_seq"]
-    zh_r_seq = seq["zh_r_seq"]
-    zh_z_seq = seq["zh_z_seq"]
-    zh_n_seq = seq["zh_n_seq"]
+    Z_zx_seq = seq["Z_zx_seq"]
+    Z_zh_seq = seq["Z_zh_seq"]
     mu_x_seq = seq["mu_x_seq"]
     v_x_seq = seq["v_x_seq"]
     r_x_seq = seq["r_x_seq"]
@@ -560,44 +478,36 @@ def _recompute(w, sizes, xs, seq):
     # the x terms of every step at once  (F1)-(F3)
     torch.matmul(xs.reshape(steps * B, D), Wcat_x.T, out=A_x.reshape(steps * B, 3 * H))
     A_h_prev = xs.new_empty((steps, B, 3 * H))
+    Z_yx = xs.new_empty((steps, B, 3 * H))
+    Z_yh = xs.new_empty((steps, B, 3 * H))
     h_prev = h_seq[0:steps]
-    zx_r_seq[0:steps] = A_x[0:steps, :, 0:H]
-    zx_r = zx_r_seq[0:steps]
-    zx_z_seq[0:steps] = A_x[0:steps, :, H:2 * H]
-    zx_z = zx_z_seq[0:steps]
-    zx_n_seq[0:steps] = A_x[0:steps, :, 2 * H:3 * H]
-    zx_n = zx_n_seq[0:steps]
+    Z_zx_seq[0:steps] = A_x[0:steps]
+    Z_zx = Z_zx_seq[0:steps]
     torch.matmul(h_prev, Wcat_h_prev.T, out=A_h_prev)  # (F4)-(F6)
-    zh_r_seq[0:steps] = A_h_prev[:, :, 0:H]
-    zh_r = zh_r_seq[0:steps]
-    zh_z_seq[0:steps] = A_h_prev[:, :, H:2 * H]
-    zh_z = zh_z_seq[0:steps]
-    zh_n_seq[0:steps] = A_h_prev[:, :, 2 * H:3 * H]
-    zh_n = zh_n_seq[0:steps]
-    mu_x_seq[0:steps] = (1/3)*((zx_n).mean(dim=-1, keepdim=True) + (zx_r).mean(dim=-1, keepdim=True) + (zx_z).mean(dim=-1, keepdim=True))  # (F7)
+    Z_zh_seq[0:steps] = A_h_prev
+    Z_zh = Z_zh_seq[0:steps]
+    mu_x_seq[0:steps] = (Z_zx).mean(dim=-1, keepdim=True)  # (F7)
     mu_x = mu_x_seq[0:steps]
-    e_zx_r = torch.square(-mu_x + zx_r)  # (F8)
-    e_zx_z = torch.square(-mu_x + zx_z)  # (F9)
-    e_zx_n = torch.square(-mu_x + zx_n)  # (F10)
-    v_x_seq[0:steps] = (1/3)*((e_zx_n).mean(dim=-1, keepdim=True) + (e_zx_r).mean(dim=-1, keepdim=True) + (e_zx_z).mean(dim=-1, keepdim=True))  # (F11)
+    Z_e_zx = torch.square(Z_zx - mu_x)  # (F8) (F9) (F10)
+    v_x_seq[0:steps] = (Z_e_zx).mean(dim=-1, keepdim=True)  # (F11)
     v_x = v_x_seq[0:steps]
     r_x_seq[0:steps] = torch.rsqrt(v_x + 1/100000)  # (F12)
     r_x = r_x_seq[0:steps]
-    yx_r = beta_x_r + gamma_x_r*r_x*(-mu_x + zx_r)  # (F13)
-    yx_z = beta_x_z + gamma_x_z*r_x*(-mu_x + zx_z)  # (F14)
-    yx_n = beta_x_n + gamma_x_n*r_x*(-mu_x + zx_n)  # (F15)
-    mu_h_seq[0:steps] = (1/3)*((zh_n).mean(dim=-1, keepdim=True) + (zh_r).mean(dim=-1, keepdim=True) + (zh_z).mean(dim=-1, keepdim=True))  # (F16)
+    torch.add(Z_beta_x, Z_gamma_x*r_x*(Z_zx - mu_x), out=Z_yx)  # (F13) (F14) (F15)
+    yx_r = Z_yx[:, :, 0:H]
+    yx_z = Z_yx[:, :, H:2 * H]
+    yx_n = Z_yx[:, :, 2 * H:3 * H]
+    mu_h_seq[0:steps] = (Z_zh).mean(dim=-1, keepdim=True)  # (F16)
     mu_h = mu_h_seq[0:steps]
-    e_zh_r = torch.square(-mu_h + zh_r)  # (F17)
-    e_zh_z = torch.square(-mu_h + zh_z)  # (F18)
-    e_zh_n = torch.square(-mu_h + zh_n)  # (F19)
-    v_h_seq[0:steps] = (1/3)*((e_zh_n).mean(dim=-1, keepdim=True) + (e_zh_r).mean(dim=-1, keepdim=True) + (e_zh_z).mean(dim=-1, keepdim=True))  # (F20)
+    Z_e_zh = torch.square(Z_zh - mu_h)  # (F17) (F18) (F19)
+    v_h_seq[0:steps] = (Z_e_zh).mean(dim=-1, keepdim=True)  # (F20)
     v_h = v_h_seq[0:steps]
     r_h_seq[0:steps] = torch.rsqrt(v_h + 1/100000)  # (F21)
     r_h = r_h_seq[0:steps]
-    yh_r = beta_h_r + gamma_h_r*r_h*(-mu_h + zh_r)  # (F22)
-    yh_z = beta_h_z + gamma_h_z*r_h*(-mu_h + zh_z)  # (F23)
-    yh_n = beta_h_n + gamma_h_n*r_h*(-mu_h + zh_n)  # (F24)
+    torch.add(Z_beta_h, Z_gamma_h*r_h*(Z_zh - mu_h), out=Z_yh)  # (F22) (F23) (F24)
+    yh_r = Z_yh[:, :, 0:H]
+    yh_z = Z_yh[:, :, H:2 * H]
+    yh_n = Z_yh[:, :, 2 * H:3 * H]
     s_r = yh_r + yx_r  # (F25)
     a_r = b_r + s_r  # (F26)
     torch.sigmoid(a_r, out=r_seq[0:steps])  # (F27)
@@ -630,18 +540,18 @@ def _grads(dw, sizes):
     grads["b_z"] = dw["b_z"]
     grads["b_n"] = dw["b_n"]
     grads["b_hn"] = dw["b_hn"]
-    grads["gamma_x_r"] = dw["gamma_x_r"]
-    grads["gamma_x_z"] = dw["gamma_x_z"]
-    grads["gamma_x_n"] = dw["gamma_x_n"]
-    grads["beta_x_r"] = dw["beta_x_r"]
-    grads["beta_x_z"] = dw["beta_x_z"]
-    grads["beta_x_n"] = dw["beta_x_n"]
-    grads["gamma_h_r"] = dw["gamma_h_r"]
-    grads["gamma_h_z"] = dw["gamma_h_z"]
-    grads["gamma_h_n"] = dw["gamma_h_n"]
-    grads["beta_h_r"] = dw["beta_h_r"]
-    grads["beta_h_z"] = dw["beta_h_z"]
-    grads["beta_h_n"] = dw["beta_h_n"]
+    grads["gamma_x_r"] = dw["Z_gamma_x"][0:H]
+    grads["gamma_x_z"] = dw["Z_gamma_x"][H:2 * H]
+    grads["gamma_x_n"] = dw["Z_gamma_x"][2 * H:3 * H]
+    grads["beta_x_r"] = dw["Z_beta_x"][0:H]
+    grads["beta_x_z"] = dw["Z_beta_x"][H:2 * H]
+    grads["beta_x_n"] = dw["Z_beta_x"][2 * H:3 * H]
+    grads["gamma_h_r"] = dw["Z_gamma_h"][0:H]
+    grads["gamma_h_z"] = dw["Z_gamma_h"][H:2 * H]
+    grads["gamma_h_n"] = dw["Z_gamma_h"][2 * H:3 * H]
+    grads["beta_h_r"] = dw["Z_beta_h"][0:H]
+    grads["beta_h_z"] = dw["Z_beta_h"][H:2 * H]
+    grads["beta_h_n"] = dw["Z_beta_h"][2 * H:3 * H]
     grads["gamma_x"] = torch.cat([grads["gamma_x_r"], grads["gamma_x_z"], grads["gamma_x_n"]])
     grads["beta_x"] = torch.cat([grads["beta_x_r"], grads["beta_x_z"], grads["beta_x_n"]])
     grads["gamma_h"] = torch.cat([grads["gamma_h_r"], grads["gamma_h_z"], grads["gamma_h_n"]])

@@ -42,10 +42,10 @@ STATE_SIZES = {"h": "H", "c": "H"}
 SIZES = {"D": "input_size", "H": "hidden_size"}  # size symbol -> constructor argument
 INITIAL = {"beta_c": 0.0, "beta_h": 0.0, "beta_x": 0.0, "gamma_c": 1.0, "gamma_h": 1.0, "gamma_x": 1.0}  # parameters that start at a constant, not a random draw
 OUTPUT = ("h", "H")
-CACHED = ("h_seq", "c_seq", "zx_f_seq", "zx_i_seq", "zx_g_seq", "zx_o_seq", "zh_f_seq", "zh_i_seq", "zh_g_seq", "zh_o_seq", "mu_x_seq", "v_x_seq", "r_x_seq", "mu_h_seq", "v_h_seq", "r_h_seq", "f_seq", "i_seq", "g_seq", "o_seq", "mu_c_seq", "v_c_seq", "r_c_seq", "k_seq")  # per-step storage the backward reads
+CACHED = ("h_seq", "c_seq", "Z_zx_seq", "Z_zh_seq", "mu_x_seq", "v_x_seq", "r_x_seq", "mu_h_seq", "v_h_seq", "r_h_seq", "f_seq", "i_seq", "g_seq", "o_seq", "mu_c_seq", "v_c_seq", "r_c_seq", "k_seq")  # per-step storage the backward reads
 SAVED = ("h_seq", "c_seq")  # what the RecomputeFunction keeps for backward: the states
 DERIVED = ("h_seq",)  # states their step's other cached values determine: rebuilt, not saved
-KEPT = ("c_seq", "zx_f_seq", "zx_i_seq", "zx_g_seq", "zx_o_seq", "zh_f_seq", "zh_i_seq", "zh_g_seq", "zh_o_seq", "mu_x_seq", "v_x_seq", "r_x_seq", "mu_h_seq", "v_h_seq", "r_h_seq", "f_seq", "i_seq", "g_seq", "o_seq", "mu_c_seq", "v_c_seq", "r_c_seq", "k_seq")  # what the Function keeps for backward
+KEPT = ("c_seq", "Z_zx_seq", "Z_zh_seq", "mu_x_seq", "v_x_seq", "r_x_seq", "mu_h_seq", "v_h_seq", "r_h_seq", "f_seq", "i_seq", "g_seq", "o_seq", "mu_c_seq", "v_c_seq", "r_c_seq", "k_seq")  # what the Function keeps for backward
 LAYOUT = {name: (name,) for name in PARAMS}  # no torch.nn counterpart: one tensor per parameter
 
 
@@ -84,7 +84,12 @@ def _stack(params, sizes, xs):
     params["beta_h_o"] = params["beta_h"][3 * H:4 * H]
     Wcat_x = torch.cat([params["W_f"], params["W_i"], params["W_g"], params["W_o"]])
     Wcat_h_prev = torch.cat([params["U_f"], params["U_i"], params["U_g"], params["U_o"]])
-    return dict(Wcat_x=Wcat_x, Wcat_h_prev=Wcat_h_prev, b_f=params["b_f"], b_i=params["b_i"], b_g=params["b_g"], b_o=params["b_o"], gamma_x_f=params["gamma_x_f"], gamma_x_i=params["gamma_x_i"], gamma_x_g=params["gamma_x_g"], gamma_x_o=params["gamma_x_o"], beta_x_f=params["beta_x_f"], beta_x_i=params["beta_x_i"], beta_x_g=params["beta_x_g"], beta_x_o=params["beta_x_o"], gamma_h_f=params["gamma_h_f"], gamma_h_i=params["gamma_h_i"], gamma_h_g=params["gamma_h_g"], gamma_h_o=params["gamma_h_o"], beta_h_f=params["beta_h_f"], beta_h_i=params["beta_h_i"], beta_h_g=params["beta_h_g"], beta_h_o=params["beta_h_o"], gamma_c=params["gamma_c"], beta_c=params["beta_c"])
+    Z_gamma_x = torch.cat([params["gamma_x_f"], params["gamma_x_i"], params["gamma_x_g"], params["gamma_x_o"]])
+    Z_beta_x = torch.cat([params["beta_x_f"], params["beta_x_i"], params["beta_x_g"], params["beta_x_o"]])
+    Z_gamma_h = torch.cat([params["gamma_h_f"], params["gamma_h_i"], params["gamma_h_g"], params["gamma_h_o"]])
+    Z_beta_h = torch.cat([params["beta_h_f"], params["beta_h_i"], params["beta_h_g"], params["beta_h_o"]])
+    Z_b = torch.cat([params["b_f"], params["b_i"], params["b_g"], params["b_o"]])
+    return dict(Wcat_x=Wcat_x, Wcat_h_prev=Wcat_h_prev, b_f=params["b_f"], b_i=params["b_i"], b_g=params["b_g"], b_o=params["b_o"], gamma_x_f=params["gamma_x_f"], gamma_x_i=params["gamma_x_i"], gamma_x_g=params["gamma_x_g"], gamma_x_o=params["gamma_x_o"], beta_x_f=params["beta_x_f"], beta_x_i=params["beta_x_i"], beta_x_g=params["beta_x_g"], beta_x_o=params["beta_x_o"], gamma_h_f=params["gamma_h_f"], gamma_h_i=params["gamma_h_i"], gamma_h_g=params["gamma_h_g"], gamma_h_o=params["gamma_h_o"], beta_h_f=params["beta_h_f"], beta_h_i=params["beta_h_i"], beta_h_g=params["beta_h_g"], beta_h_o=params["beta_h_o"], gamma_c=params["gamma_c"], beta_c=params["beta_c"], Z_gamma_x=Z_gamma_x, Z_beta_x=Z_beta_x, Z_gamma_h=Z_gamma_h, Z_beta_h=Z_beta_h, Z_b=Z_b)
 
 
 def _forward_steps(w, sizes, xs, seq):
@@ -116,16 +121,15 @@ def _forward_steps(w, sizes, xs, seq):
     beta_h_o = w["beta_h_o"]
     gamma_c = w["gamma_c"]
     beta_c = w["beta_c"]
+    Z_gamma_x = w["Z_gamma_x"]
+    Z_beta_x = w["Z_beta_x"]
+    Z_gamma_h = w["Z_gamma_h"]
+    Z_beta_h = w["Z_beta_h"]
+    Z_b = w["Z_b"]
     h_seq = seq["h_seq"]
     c_seq = seq["c_seq"]
-    zx_f_seq = seq["zx_f_seq"]
-    zx_i_seq = seq["zx_i_seq"]
-    zx_g_seq = seq["zx_g_seq"]
-    zx_o_seq = seq["zx_o_seq"]
-    zh_f_seq = seq["zh_f_seq"]
-    zh_i_seq = seq["zh_i_seq"]
-    zh_g_seq = seq["zh_g_seq"]
-    zh_o_seq = seq["zh_o_seq"]
+    Z_zx_seq = seq["Z_zx_seq"]
+    Z_zh_seq = seq["Z_zh_seq"]
     mu_x_seq = seq["mu_x_seq"]
     v_x_seq = seq["v_x_seq"]
     r_x_seq = seq["r_x_seq"]
@@ -144,24 +148,16 @@ def _forward_steps(w, sizes, xs, seq):
     # the x terms of every step at once  (F1)-(F4)
     torch.matmul(xs.reshape(steps * B, D), Wcat_x.T, out=A_x.reshape(steps * B, 4 * H))
     A_h_prev = xs.new_empty((B, 4 * H))
-    A_h_prev_0_H = A_h_prev[:, 0:H]
-    A_h_prev_H_2H = A_h_prev[:, H:2 * H]
-    A_h_prev_2H_3H = A_h_prev[:, 2 * H:3 * H]
-    A_h_prev_3H_4H = A_h_prev[:, 3 * H:4 * H]
+    Z_a = xs.new_empty((B, 4 * H))
+    Z_a_0_H = Z_a[:, 0:H]
+    Z_a_H_2H = Z_a[:, H:2 * H]
+    Z_a_2H_3H = Z_a[:, 2 * H:3 * H]
+    Z_a_3H_4H = Z_a[:, 3 * H:4 * H]
     h_seq_rows = h_seq.unbind(0)
     c_seq_rows = c_seq.unbind(0)
-    zx_f_seq_rows = zx_f_seq.unbind(0)
-    A_x_0_H_rows = A_x[:, :, 0:H].unbind(0)
-    zx_i_seq_rows = zx_i_seq.unbind(0)
-    A_x_H_2H_rows = A_x[:, :, H:2 * H].unbind(0)
-    zx_g_seq_rows = zx_g_seq.unbind(0)
-    A_x_2H_3H_rows = A_x[:, :, 2 * H:3 * H].unbind(0)
-    zx_o_seq_rows = zx_o_seq.unbind(0)
-    A_x_3H_4H_rows = A_x[:, :, 3 * H:4 * H].unbind(0)
-    zh_f_seq_rows = zh_f_seq.unbind(0)
-    zh_i_seq_rows = zh_i_seq.unbind(0)
-    zh_g_seq_rows = zh_g_seq.unbind(0)
-    zh_o_seq_rows = zh_o_seq.unbind(0)
+    Z_zx_seq_rows = Z_zx_seq.unbind(0)
+    A_x_rows = A_x.unbind(0)
+    Z_zh_seq_rows = Z_zh_seq.unbind(0)
     mu_x_seq_rows = mu_x_seq.unbind(0)
     v_x_seq_rows = v_x_seq.unbind(0)
     r_x_seq_rows = r_x_seq.unbind(0)
@@ -178,67 +174,35 @@ def _forward_steps(w, sizes, xs, seq):
     k_seq_rows = k_seq.unbind(0)
     for t in range(steps):
         c_prev = c_seq_rows[t]
-        zx_f_seq_rows[t][...] = A_x_0_H_rows[t]
-        zx_f = zx_f_seq_rows[t]
-        zx_i_seq_rows[t][...] = A_x_H_2H_rows[t]
-        zx_i = zx_i_seq_rows[t]
-        zx_g_seq_rows[t][...] = A_x_2H_3H_rows[t]
-        zx_g = zx_g_seq_rows[t]
-        zx_o_seq_rows[t][...] = A_x_3H_4H_rows[t]
-        zx_o = zx_o_seq_rows[t]
+        Z_zx_seq_rows[t][...] = A_x_rows[t]
+        Z_zx = Z_zx_seq_rows[t]
         torch.matmul(h_seq_rows[t], Wcat_h_prev.T, out=A_h_prev)  # (F5)-(F8)
-        zh_f_seq_rows[t][...] = A_h_prev_0_H
-        zh_f = zh_f_seq_rows[t]
-        zh_i_seq_rows[t][...] = A_h_prev_H_2H
-        zh_i = zh_i_seq_rows[t]
-        zh_g_seq_rows[t][...] = A_h_prev_2H_3H
-        zh_g = zh_g_seq_rows[t]
-        zh_o_seq_rows[t][...] = A_h_prev_3H_4H
-        zh_o = zh_o_seq_rows[t]
-        mu_x_seq_rows[t][...] = (1/4)*((zx_f).mean(dim=-1, keepdim=True) + (zx_g).mean(dim=-1, keepdim=True) + (zx_i).mean(dim=-1, keepdim=True) + (zx_o).mean(dim=-1, keepdim=True))  # (F9)
+        Z_zh_seq_rows[t][...] = A_h_prev
+        Z_zh = Z_zh_seq_rows[t]
+        mu_x_seq_rows[t][...] = (Z_zx).mean(dim=-1, keepdim=True)  # (F9)
         mu_x = mu_x_seq_rows[t]
-        _cse0 = -mu_x + zx_f
-        e_zx_f = torch.square(_cse0)  # (F10)
-        _cse1 = -mu_x + zx_i
-        e_zx_i = torch.square(_cse1)  # (F11)
-        _cse2 = -mu_x + zx_g
-        e_zx_g = torch.square(_cse2)  # (F12)
-        _cse3 = -mu_x + zx_o
-        e_zx_o = torch.square(_cse3)  # (F13)
-        v_x_seq_rows[t][...] = (1/4)*((e_zx_f).mean(dim=-1, keepdim=True) + (e_zx_g).mean(dim=-1, keepdim=True) + (e_zx_i).mean(dim=-1, keepdim=True) + (e_zx_o).mean(dim=-1, keepdim=True))  # (F14)
+        _cse0 = Z_zx - mu_x
+        Z_e_zx = torch.square(_cse0)  # (F10) (F11) (F12) (F13)
+        v_x_seq_rows[t][...] = (Z_e_zx).mean(dim=-1, keepdim=True)  # (F14)
         v_x = v_x_seq_rows[t]
         r_x_seq_rows[t][...] = torch.rsqrt(v_x + 1/100000)  # (F15)
         r_x = r_x_seq_rows[t]
-        yx_f = _cse0*gamma_x_f*r_x + beta_x_f  # (F16)
-        yx_i = _cse1*gamma_x_i*r_x + beta_x_i  # (F17)
-        yx_g = _cse2*gamma_x_g*r_x + beta_x_g  # (F18)
-        yx_o = _cse3*gamma_x_o*r_x + beta_x_o  # (F19)
-        mu_h_seq_rows[t][...] = (1/4)*((zh_f).mean(dim=-1, keepdim=True) + (zh_g).mean(dim=-1, keepdim=True) + (zh_i).mean(dim=-1, keepdim=True) + (zh_o).mean(dim=-1, keepdim=True))  # (F20)
+        Z_yx = Z_beta_x + Z_gamma_x*_cse0*r_x  # (F16) (F17) (F18) (F19)
+        mu_h_seq_rows[t][...] = (Z_zh).mean(dim=-1, keepdim=True)  # (F20)
         mu_h = mu_h_seq_rows[t]
-        _cse4 = -mu_h + zh_f
-        e_zh_f = torch.square(_cse4)  # (F21)
-        _cse5 = -mu_h + zh_i
-        e_zh_i = torch.square(_cse5)  # (F22)
-        _cse6 = -mu_h + zh_g
-        e_zh_g = torch.square(_cse6)  # (F23)
-        _cse7 = -mu_h + zh_o
-        e_zh_o = torch.square(_cse7)  # (F24)
-        v_h_seq_rows[t][...] = (1/4)*((e_zh_f).mean(dim=-1, keepdim=True) + (e_zh_g).mean(dim=-1, keepdim=True) + (e_zh_i).mean(dim=-1, keepdim=True) + (e_zh_o).mean(dim=-1, keepdim=True))  # (F25)
+        _cse1 = Z_zh - mu_h
+        Z_e_zh = torch.square(_cse1)  # (F21) (F22) (F23) (F24)
+        v_h_seq_rows[t][...] = (Z_e_zh).mean(dim=-1, keepdim=True)  # (F25)
         v_h = v_h_seq_rows[t]
         r_h_seq_rows[t][...] = torch.rsqrt(v_h + 1/100000)  # (F26)
         r_h = r_h_seq_rows[t]
-        yh_f = _cse4*gamma_h_f*r_h + beta_h_f  # (F27)
-        yh_i = _cse5*gamma_h_i*r_h + beta_h_i  # (F28)
-        yh_g = _cse6*gamma_h_g*r_h + beta_h_g  # (F29)
-        yh_o = _cse7*gamma_h_o*r_h + beta_h_o  # (F30)
-        s_f = yh_f + yx_f  # (F31)
-        a_f = b_f + s_f  # (F32)
-        s_i = yh_i + yx_i  # (F33)
-        a_i = b_i + s_i  # (F34)
-        s_g = yh_g + yx_g  # (F35)
-        a_g = b_g + s_g  # (F36)
-        s_o = yh_o + yx_o  # (F37)
-        a_o = b_o + s_o  # (F38)
+        Z_yh = Z_beta_h + Z_gamma_h*_cse1*r_h  # (F27) (F28) (F29) (F30)
+        Z_s = Z_yh + Z_yx  # (F31) (F33) (F35) (F37)
+        torch.add(Z_b, Z_s, out=Z_a)  # (F32) (F34) (F36) (F38)
+        a_f = Z_a_0_H
+        a_i = Z_a_H_2H
+        a_g = Z_a_2H_3H
+        a_o = Z_a_3H_4H
         torch.sigmoid(a_f, out=f_seq_rows[t])  # (F39)
         f = f_seq_rows[t]
         torch.sigmoid(a_i, out=i_seq_rows[t])  # (F40)
@@ -252,13 +216,13 @@ def _forward_steps(w, sizes, xs, seq):
         c = c_seq_rows[t + 1]
         mu_c_seq_rows[t][...] = (c).mean(dim=-1, keepdim=True)  # (F46)
         mu_c = mu_c_seq_rows[t]
-        _cse8 = c - mu_c
-        e_c = torch.square(_cse8)  # (F47)
+        _cse2 = c - mu_c
+        e_c = torch.square(_cse2)  # (F47)
         v_c_seq_rows[t][...] = (e_c).mean(dim=-1, keepdim=True)  # (F48)
         v_c = v_c_seq_rows[t]
         r_c_seq_rows[t][...] = torch.rsqrt(v_c + 1/100000)  # (F49)
         r_c = r_c_seq_rows[t]
-        y_c = _cse8*gamma_c*r_c + beta_c  # (F50)
+        y_c = _cse2*gamma_c*r_c + beta_c  # (F50)
         torch.tanh(y_c, out=k_seq_rows[t])  # (F51)
         k = k_seq_rows[t]
         torch.mul(k, o, out=h_seq_rows[t + 1])  # (F52)
@@ -294,16 +258,15 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
     beta_h_o = w["beta_h_o"]
     gamma_c = w["gamma_c"]
     beta_c = w["beta_c"]
+    Z_gamma_x = w["Z_gamma_x"]
+    Z_beta_x = w["Z_beta_x"]
+    Z_gamma_h = w["Z_gamma_h"]
+    Z_beta_h = w["Z_beta_h"]
+    Z_b = w["Z_b"]
     h_seq = seq["h_seq"]
     c_seq = seq["c_seq"]
-    zx_f_seq = seq["zx_f_seq"]
-    zx_i_seq = seq["zx_i_seq"]
-    zx_g_seq = seq["zx_g_seq"]
-    zx_o_seq = seq["zx_o_seq"]
-    zh_f_seq = seq["zh_f_seq"]
-    zh_i_seq = seq["zh_i_seq"]
-    zh_g_seq = seq["zh_g_seq"]
-    zh_o_seq = seq["zh_o_seq"]
+    Z_zx_seq = seq["Z_zx_seq"]
+    Z_zh_seq = seq["Z_zh_seq"]
     mu_x_seq = seq["mu_x_seq"]
     v_x_seq = seq["v_x_seq"]
     r_x_seq = seq["r_x_seq"]
@@ -344,15 +307,15 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
     d_beta_c = dw["beta_c"]
     d_A_x_seq = xs.new_empty((steps, B, 4 * H))
     d_A_h_prev_seq = xs.new_empty((steps, B, 4 * H))
+    d_Z_gamma_x = dw["Z_gamma_x"]
+    d_Z_beta_x = dw["Z_beta_x"]
+    d_Z_gamma_h = dw["Z_gamma_h"]
+    d_Z_beta_h = dw["Z_beta_h"]
+    d_Z_b = dw["Z_b"]
+    d_Z_a_seq = xs.new_empty((steps, B, 4 * H))
     c = c_seq[1:]
-    zx_f = zx_f_seq[0:steps]
-    zx_i = zx_i_seq[0:steps]
-    zx_g = zx_g_seq[0:steps]
-    zx_o = zx_o_seq[0:steps]
-    zh_f = zh_f_seq[0:steps]
-    zh_i = zh_i_seq[0:steps]
-    zh_g = zh_g_seq[0:steps]
-    zh_o = zh_o_seq[0:steps]
+    Z_zx = Z_zx_seq[0:steps]
+    Z_zh = Z_zh_seq[0:steps]
     mu_x = mu_x_seq[0:steps]
     v_x = v_x_seq[0:steps]
     mu_h = mu_h_seq[0:steps]
@@ -369,40 +332,18 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
     J_B5_seq = (v_c + 1/100000)**(-3/2)  # (B5)
     J_B7_seq = 2*(-c + mu_c)  # (B7) fork: e_c, y_c
     J_B8_seq = 2*(c - mu_c)  # (B8) fork: mu_c, e_c, y_c, next step
-    J_B15_seq = o*(1 - o)  # (B15)
-    J_B17_seq = 1 - torch.square(g)  # (B17)
-    J_B19_seq = i*(1 - i)  # (B19)
     J_B21_seq = f*(1 - f)  # (B21)
-    J_B27_seq = -mu_h + zh_f  # (B27) fork: yh_f, yh_i, yh_g, yh_o
-    J_B27_2_seq = -mu_h + zh_g  # (B27) fork: yh_f, yh_i, yh_g, yh_o
-    J_B27_3_seq = -mu_h + zh_i  # (B27) fork: yh_f, yh_i, yh_g, yh_o
-    J_B27_4_seq = -mu_h + zh_o  # (B27) fork: yh_f, yh_i, yh_g, yh_o
+    J_B19_seq = i*(1 - i)  # (B19)
+    J_B17_seq = 1 - torch.square(g)  # (B17)
+    J_B15_seq = o*(1 - o)  # (B15)
+    J_B27_seq = Z_zh - mu_h  # (B27)
     J_B28_seq = (v_h + 1/100000)**(-3/2)  # (B28)
-    J_B33_seq = 2*(mu_h - zh_f)  # (B33) fork: e_zh_f, e_zh_i, e_zh_g, e_zh_o, yh_f, yh_i, yh_g, yh_o
-    J_B33_2_seq = 2*(mu_h - zh_g)  # (B33) fork: e_zh_f, e_zh_i, e_zh_g, e_zh_o, yh_f, yh_i, yh_g, yh_o
-    J_B33_3_seq = 2*(mu_h - zh_i)  # (B33) fork: e_zh_f, e_zh_i, e_zh_g, e_zh_o, yh_f, yh_i, yh_g, yh_o
-    J_B33_4_seq = 2*(mu_h - zh_o)  # (B33) fork: e_zh_f, e_zh_i, e_zh_g, e_zh_o, yh_f, yh_i, yh_g, yh_o
-    J_B38_seq = -mu_x + zx_f  # (B38) fork: yx_f, yx_i, yx_g, yx_o
-    J_B38_2_seq = -mu_x + zx_g  # (B38) fork: yx_f, yx_i, yx_g, yx_o
-    J_B38_3_seq = -mu_x + zx_i  # (B38) fork: yx_f, yx_i, yx_g, yx_o
-    J_B38_4_seq = -mu_x + zx_o  # (B38) fork: yx_f, yx_i, yx_g, yx_o
+    J_B33_seq = 2*(-Z_zh + mu_h)  # (B33)
+    J_B38_seq = Z_zx - mu_x  # (B38)
     J_B39_seq = (v_x + 1/100000)**(-3/2)  # (B39)
-    J_B44_seq = 2*(mu_x - zx_f)  # (B44) fork: e_zx_f, e_zx_i, e_zx_g, e_zx_o, yx_f, yx_i, yx_g, yx_o
-    J_B44_2_seq = 2*(mu_x - zx_g)  # (B44) fork: e_zx_f, e_zx_i, e_zx_g, e_zx_o, yx_f, yx_i, yx_g, yx_o
-    J_B44_3_seq = 2*(mu_x - zx_i)  # (B44) fork: e_zx_f, e_zx_i, e_zx_g, e_zx_o, yx_f, yx_i, yx_g, yx_o
-    J_B44_4_seq = 2*(mu_x - zx_o)  # (B44) fork: e_zx_f, e_zx_i, e_zx_g, e_zx_o, yx_f, yx_i, yx_g, yx_o
-    J_B45_seq = 2*(-mu_h + zh_o)  # (B45) fork: mu_h, e_zh_o, yh_o
-    J_B46_seq = 2*(-mu_h + zh_g)  # (B46) fork: mu_h, e_zh_g, yh_g
-    J_B47_seq = 2*(-mu_h + zh_i)  # (B47) fork: mu_h, e_zh_i, yh_i
-    J_B48_seq = 2*(-mu_h + zh_f)  # (B48) fork: mu_h, e_zh_f, yh_f
-    J_B49_seq = 2*(-mu_x + zx_o)  # (B49) fork: mu_x, e_zx_o, yx_o
-    J_B50_seq = 2*(-mu_x + zx_g)  # (B50) fork: mu_x, e_zx_g, yx_g
-    J_B51_seq = 2*(-mu_x + zx_i)  # (B51) fork: mu_x, e_zx_i, yx_i
-    J_B52_seq = 2*(-mu_x + zx_f)  # (B52) fork: mu_x, e_zx_f, yx_f
-    d_a_f_seq = xs.new_empty((steps, B, H))
-    d_a_i_seq = xs.new_empty((steps, B, H))
-    d_a_g_seq = xs.new_empty((steps, B, H))
-    d_a_o_seq = xs.new_empty((steps, B, H))
+    J_B44_seq = 2*(-Z_zx + mu_x)  # (B44)
+    J_B45_seq = 2*(Z_zh - mu_h)  # (B45) (B46) (B47) (B48)
+    J_B49_seq = 2*(Z_zx - mu_x)  # (B49) (B50) (B51) (B52)
     d_y_c_seq = xs.new_empty((steps, B, H))
     dhs_rows = dhs.unbind(0)
     J_B3_seq_rows = J_B3_seq.unbind(0)
@@ -410,36 +351,18 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
     J_B5_seq_rows = J_B5_seq.unbind(0)
     J_B7_seq_rows = J_B7_seq.unbind(0)
     J_B8_seq_rows = J_B8_seq.unbind(0)
-    J_B15_seq_rows = J_B15_seq.unbind(0)
-    J_B17_seq_rows = J_B17_seq.unbind(0)
-    J_B19_seq_rows = J_B19_seq.unbind(0)
     J_B21_seq_rows = J_B21_seq.unbind(0)
+    J_B19_seq_rows = J_B19_seq.unbind(0)
+    J_B17_seq_rows = J_B17_seq.unbind(0)
+    J_B15_seq_rows = J_B15_seq.unbind(0)
     J_B27_seq_rows = J_B27_seq.unbind(0)
-    J_B27_2_seq_rows = J_B27_2_seq.unbind(0)
-    J_B27_3_seq_rows = J_B27_3_seq.unbind(0)
-    J_B27_4_seq_rows = J_B27_4_seq.unbind(0)
     J_B28_seq_rows = J_B28_seq.unbind(0)
     J_B33_seq_rows = J_B33_seq.unbind(0)
-    J_B33_2_seq_rows = J_B33_2_seq.unbind(0)
-    J_B33_3_seq_rows = J_B33_3_seq.unbind(0)
-    J_B33_4_seq_rows = J_B33_4_seq.unbind(0)
     J_B38_seq_rows = J_B38_seq.unbind(0)
-    J_B38_2_seq_rows = J_B38_2_seq.unbind(0)
-    J_B38_3_seq_rows = J_B38_3_seq.unbind(0)
-    J_B38_4_seq_rows = J_B38_4_seq.unbind(0)
     J_B39_seq_rows = J_B39_seq.unbind(0)
     J_B44_seq_rows = J_B44_seq.unbind(0)
-    J_B44_2_seq_rows = J_B44_2_seq.unbind(0)
-    J_B44_3_seq_rows = J_B44_3_seq.unbind(0)
-    J_B44_4_seq_rows = J_B44_4_seq.unbind(0)
     J_B45_seq_rows = J_B45_seq.unbind(0)
-    J_B46_seq_rows = J_B46_seq.unbind(0)
-    J_B47_seq_rows = J_B47_seq.unbind(0)
-    J_B48_seq_rows = J_B48_seq.unbind(0)
     J_B49_seq_rows = J_B49_seq.unbind(0)
-    J_B50_seq_rows = J_B50_seq.unbind(0)
-    J_B51_seq_rows = J_B51_seq.unbind(0)
-    J_B52_seq_rows = J_B52_seq.unbind(0)
     c_seq_rows = c_seq.unbind(0)
     r_x_seq_rows = r_x_seq.unbind(0)
     r_h_seq_rows = r_h_seq.unbind(0)
@@ -451,54 +374,31 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
     k_seq_rows = k_seq.unbind(0)
     d_A_h_prev_seq_rows = d_A_h_prev_seq.unbind(0)
     d_y_c_seq_rows = d_y_c_seq.unbind(0)
-    d_a_o_seq_rows = d_a_o_seq.unbind(0)
-    d_a_g_seq_rows = d_a_g_seq.unbind(0)
-    d_a_i_seq_rows = d_a_i_seq.unbind(0)
-    d_a_f_seq_rows = d_a_f_seq.unbind(0)
-    d_A_h_prev_seq_3H_4H_rows = d_A_h_prev_seq[:, :, 3 * H:4 * H].unbind(0)
-    d_A_h_prev_seq_2H_3H_rows = d_A_h_prev_seq[:, :, 2 * H:3 * H].unbind(0)
-    d_A_h_prev_seq_H_2H_rows = d_A_h_prev_seq[:, :, H:2 * H].unbind(0)
-    d_A_h_prev_seq_0_H_rows = d_A_h_prev_seq[:, :, 0:H].unbind(0)
-    d_A_x_seq_3H_4H_rows = d_A_x_seq[:, :, 3 * H:4 * H].unbind(0)
-    d_A_x_seq_2H_3H_rows = d_A_x_seq[:, :, 2 * H:3 * H].unbind(0)
-    d_A_x_seq_H_2H_rows = d_A_x_seq[:, :, H:2 * H].unbind(0)
-    d_A_x_seq_0_H_rows = d_A_x_seq[:, :, 0:H].unbind(0)
+    d_Z_a_seq_rows = d_Z_a_seq.unbind(0)
+    d_Z_a_seq_0_H_rows = d_Z_a_seq[:, :, 0:H].unbind(0)
+    d_Z_a_seq_H_2H_rows = d_Z_a_seq[:, :, H:2 * H].unbind(0)
+    d_Z_a_seq_2H_3H_rows = d_Z_a_seq[:, :, 2 * H:3 * H].unbind(0)
+    d_Z_a_seq_3H_4H_rows = d_Z_a_seq[:, :, 3 * H:4 * H].unbind(0)
+    d_A_h_prev_seq_0_4H_rows = d_A_h_prev_seq[:, :, 0:4 * H].unbind(0)
+    d_A_x_seq_0_4H_rows = d_A_x_seq[:, :, 0:4 * H].unbind(0)
     for t in reversed(range(steps)):
         J_B3 = J_B3_seq_rows[t]
         J_B4 = J_B4_seq_rows[t]
         J_B5 = J_B5_seq_rows[t]
         J_B7 = J_B7_seq_rows[t]
         J_B8 = J_B8_seq_rows[t]
-        J_B15 = J_B15_seq_rows[t]
-        J_B17 = J_B17_seq_rows[t]
-        J_B19 = J_B19_seq_rows[t]
         J_B21 = J_B21_seq_rows[t]
+        J_B19 = J_B19_seq_rows[t]
+        J_B17 = J_B17_seq_rows[t]
+        J_B15 = J_B15_seq_rows[t]
         J_B27 = J_B27_seq_rows[t]
-        J_B27_2 = J_B27_2_seq_rows[t]
-        J_B27_3 = J_B27_3_seq_rows[t]
-        J_B27_4 = J_B27_4_seq_rows[t]
         J_B28 = J_B28_seq_rows[t]
         J_B33 = J_B33_seq_rows[t]
-        J_B33_2 = J_B33_2_seq_rows[t]
-        J_B33_3 = J_B33_3_seq_rows[t]
-        J_B33_4 = J_B33_4_seq_rows[t]
         J_B38 = J_B38_seq_rows[t]
-        J_B38_2 = J_B38_2_seq_rows[t]
-        J_B38_3 = J_B38_3_seq_rows[t]
-        J_B38_4 = J_B38_4_seq_rows[t]
         J_B39 = J_B39_seq_rows[t]
         J_B44 = J_B44_seq_rows[t]
-        J_B44_2 = J_B44_2_seq_rows[t]
-        J_B44_3 = J_B44_3_seq_rows[t]
-        J_B44_4 = J_B44_4_seq_rows[t]
         J_B45 = J_B45_seq_rows[t]
-        J_B46 = J_B46_seq_rows[t]
-        J_B47 = J_B47_seq_rows[t]
-        J_B48 = J_B48_seq_rows[t]
         J_B49 = J_B49_seq_rows[t]
-        J_B50 = J_B50_seq_rows[t]
-        J_B51 = J_B51_seq_rows[t]
-        J_B52 = J_B52_seq_rows[t]
         c_prev = c_seq_rows[t]
         r_x = r_x_seq_rows[t]
         r_h = r_h_seq_rows[t]
@@ -526,68 +426,26 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
         d_g = d_n*i  # (B12)
         d_i = d_n*g  # (B13)
         d_f = c_prev*d_m  # (B14)
-        torch.mul(J_B15, d_o, out=d_a_o_seq_rows[t])  # (B15)
-        d_a_o = d_a_o_seq_rows[t]
-        d_s_o = d_a_o  # (B16)
-        torch.mul(J_B17, d_g, out=d_a_g_seq_rows[t])  # (B17)
-        d_a_g = d_a_g_seq_rows[t]
-        d_s_g = d_a_g  # (B18)
-        torch.mul(J_B19, d_i, out=d_a_i_seq_rows[t])  # (B19)
-        d_a_i = d_a_i_seq_rows[t]
-        d_s_i = d_a_i  # (B20)
-        torch.mul(J_B21, d_f, out=d_a_f_seq_rows[t])  # (B21)
-        d_a_f = d_a_f_seq_rows[t]
-        d_s_f = d_a_f  # (B22)
-        d_yh_o = d_s_o  # (B23)
-        d_yh_g = d_s_g  # (B24)
-        d_yh_i = d_s_i  # (B25)
-        d_yh_f = d_s_f  # (B26)
-        _cse2 = d_yh_f*gamma_h_f
-        _cse3 = d_yh_g*gamma_h_g
-        _cse4 = d_yh_i*gamma_h_i
-        _cse5 = d_yh_o*gamma_h_o
-        d_r_h = torch.addcmul(torch.addcmul(torch.addcmul(J_B27_4*_cse5, J_B27_3, _cse4), J_B27_2, _cse3), J_B27, _cse2)  # (B27) fork: yh_f, yh_i, yh_g, yh_o
+        torch.mul(J_B21, d_f, out=d_Z_a_seq_0_H_rows[t])  # (B21)
+        torch.mul(J_B19, d_i, out=d_Z_a_seq_H_2H_rows[t])  # (B19)
+        torch.mul(J_B17, d_g, out=d_Z_a_seq_2H_3H_rows[t])  # (B17)
+        torch.mul(J_B15, d_o, out=d_Z_a_seq_3H_4H_rows[t])  # (B15)
+        d_Z_yh = d_Z_a_seq_rows[t]  # (B23) (B24) (B25) (B26)
+        _cse2 = Z_gamma_h*d_Z_yh
+        d_r_h = (J_B27*_cse2).reshape(-1, 4, H).sum(dim=1)  # (B27)
         d_v_h = -1/2*J_B28*d_r_h  # (B28)
-        _cse6 = (1/4)*(d_v_h).mean(dim=-1, keepdim=True)
-        d_e_zh_o = _cse6  # (B29)
-        d_e_zh_g = _cse6  # (B30)
-        d_e_zh_i = _cse6  # (B31)
-        d_e_zh_f = _cse6  # (B32)
-        _cse7 = _cse2*r_h
-        _cse8 = _cse3*r_h
-        _cse9 = _cse4*r_h
-        _cse10 = _cse5*r_h
-        d_mu_h = torch.addcmul(torch.addcmul(torch.addcmul(torch.addcmul(-_cse10 - _cse7 - _cse8 - _cse9, J_B33_4, d_e_zh_o), J_B33_3, d_e_zh_i), J_B33_2, d_e_zh_g), J_B33, d_e_zh_f)  # (B33) fork: e_zh_f, e_zh_i, e_zh_g, e_zh_o, yh_f, yh_i, yh_g, yh_o
-        d_yx_o = d_s_o  # (B34)
-        d_yx_g = d_s_g  # (B35)
-        d_yx_i = d_s_i  # (B36)
-        d_yx_f = d_s_f  # (B37)
-        _cse11 = d_yx_f*gamma_x_f
-        _cse12 = d_yx_g*gamma_x_g
-        _cse13 = d_yx_i*gamma_x_i
-        _cse14 = d_yx_o*gamma_x_o
-        d_r_x = torch.addcmul(torch.addcmul(torch.addcmul(J_B38_4*_cse14, J_B38_3, _cse13), J_B38_2, _cse12), J_B38, _cse11)  # (B38) fork: yx_f, yx_i, yx_g, yx_o
+        d_Z_e_zh = (1/4)*(d_v_h).mean(dim=-1, keepdim=True)  # (B29) (B30) (B31) (B32)
+        _cse3 = _cse2*r_h
+        d_mu_h = (J_B33*d_Z_e_zh - _cse3).reshape(-1, 4, H).sum(dim=1)  # (B33)
+        d_Z_yx = d_Z_a_seq_rows[t]  # (B34) (B35) (B36) (B37)
+        _cse4 = Z_gamma_x*d_Z_yx
+        d_r_x = (J_B38*_cse4).reshape(-1, 4, H).sum(dim=1)  # (B38)
         d_v_x = -1/2*J_B39*d_r_x  # (B39)
-        _cse15 = (1/4)*(d_v_x).mean(dim=-1, keepdim=True)
-        d_e_zx_o = _cse15  # (B40)
-        d_e_zx_g = _cse15  # (B41)
-        d_e_zx_i = _cse15  # (B42)
-        d_e_zx_f = _cse15  # (B43)
-        _cse16 = _cse11*r_x
-        _cse17 = _cse12*r_x
-        _cse18 = _cse13*r_x
-        _cse19 = _cse14*r_x
-        d_mu_x = torch.addcmul(torch.addcmul(torch.addcmul(torch.addcmul(-_cse16 - _cse17 - _cse18 - _cse19, J_B44_4, d_e_zx_o), J_B44_3, d_e_zx_i), J_B44_2, d_e_zx_g), J_B44, d_e_zx_f)  # (B44) fork: e_zx_f, e_zx_i, e_zx_g, e_zx_o, yx_f, yx_i, yx_g, yx_o
-        _cse20 = (1/4)*(d_mu_h).mean(dim=-1, keepdim=True)
-        torch.addcmul(_cse10 + _cse20, J_B45, d_e_zh_o, out=d_A_h_prev_seq_3H_4H_rows[t])  # (B45) fork: mu_h, e_zh_o, yh_o
-        torch.addcmul(_cse20 + _cse8, J_B46, d_e_zh_g, out=d_A_h_prev_seq_2H_3H_rows[t])  # (B46) fork: mu_h, e_zh_g, yh_g
-        torch.addcmul(_cse20 + _cse9, J_B47, d_e_zh_i, out=d_A_h_prev_seq_H_2H_rows[t])  # (B47) fork: mu_h, e_zh_i, yh_i
-        torch.addcmul(_cse20 + _cse7, J_B48, d_e_zh_f, out=d_A_h_prev_seq_0_H_rows[t])  # (B48) fork: mu_h, e_zh_f, yh_f
-        _cse21 = (1/4)*(d_mu_x).mean(dim=-1, keepdim=True)
-        torch.addcmul(_cse19 + _cse21, J_B49, d_e_zx_o, out=d_A_x_seq_3H_4H_rows[t])  # (B49) fork: mu_x, e_zx_o, yx_o
-        torch.addcmul(_cse17 + _cse21, J_B50, d_e_zx_g, out=d_A_x_seq_2H_3H_rows[t])  # (B50) fork: mu_x, e_zx_g, yx_g
-        torch.addcmul(_cse18 + _cse21, J_B51, d_e_zx_i, out=d_A_x_seq_H_2H_rows[t])  # (B51) fork: mu_x, e_zx_i, yx_i
-        torch.addcmul(_cse16 + _cse21, J_B52, d_e_zx_f, out=d_A_x_seq_0_H_rows[t])  # (B52) fork: mu_x, e_zx_f, yx_f
+        d_Z_e_zx = (1/4)*(d_v_x).mean(dim=-1, keepdim=True)  # (B40) (B41) (B42) (B43)
+        _cse5 = _cse4*r_x
+        d_mu_x = (J_B44*d_Z_e_zx - _cse5).reshape(-1, 4, H).sum(dim=1)  # (B44)
+        d_A_h_prev_seq_0_4H_rows[t][...] = J_B45*d_Z_e_zh + _cse3 + (1/4)*(d_mu_h).mean(dim=-1, keepdim=True)  # (B45) (B46) (B47) (B48)
+        d_A_x_seq_0_4H_rows[t][...] = J_B49*d_Z_e_zx + _cse5 + (1/4)*(d_mu_x).mean(dim=-1, keepdim=True)  # (B49) (B50) (B51) (B52)
         d_c_prev = d_m*f  # (B53)
         d_h_prev = d_A_h_prev @ Wcat_h_prev  # (B54) fork: zh_f, zh_i, zh_g, zh_o
         d_h_next = d_h_prev
@@ -596,45 +454,23 @@ def _backward_steps(w, sizes, xs, seq, dhs, d_next, dw, dxs):
     torch.matmul(d_A_x_seq.reshape(steps * B, 4 * H), Wcat_x, out=dxs.reshape(steps * B, D))  # (B55)
     dw["Wcat_h_prev"] += d_A_h_prev_seq.reshape(steps * B, 4 * H).T @ h_seq[:steps].reshape(steps * B, H)  # (P5)-(P8)
     c = c_seq[1:]
-    zx_f = zx_f_seq[0:steps]
-    zx_i = zx_i_seq[0:steps]
-    zx_g = zx_g_seq[0:steps]
-    zx_o = zx_o_seq[0:steps]
-    zh_f = zh_f_seq[0:steps]
-    zh_i = zh_i_seq[0:steps]
-    zh_g = zh_g_seq[0:steps]
-    zh_o = zh_o_seq[0:steps]
+    Z_zx = Z_zx_seq[0:steps]
+    Z_zh = Z_zh_seq[0:steps]
     mu_x = mu_x_seq[0:steps]
     r_x = r_x_seq[0:steps]
     mu_h = mu_h_seq[0:steps]
     r_h = r_h_seq[0:steps]
     mu_c = mu_c_seq[0:steps]
     r_c = r_c_seq[0:steps]
-    d_a_f = d_a_f_seq
-    d_a_i = d_a_i_seq
-    d_a_g = d_a_g_seq
-    d_a_o = d_a_o_seq
+    d_Z_a = d_Z_a_seq[0:steps]
+    d_Z_yh = d_Z_a_seq[0:steps]  # (B23) (B24) (B25) (B26)
+    d_Z_yx = d_Z_a_seq[0:steps]  # (B34) (B35) (B36) (B37)
     d_y_c = d_y_c_seq
-    d_b_f += (d_a_f).sum(dim=(0, 1))  # (P9)
-    d_b_i += (d_a_i).sum(dim=(0, 1))  # (P10)
-    d_b_g += (d_a_g).sum(dim=(0, 1))  # (P11)
-    d_b_o += (d_a_o).sum(dim=(0, 1))  # (P12)
-    d_gamma_x_f += (d_a_f*r_x*(-mu_x + zx_f)).sum(dim=(0, 1))  # (P13)
-    d_gamma_x_i += (d_a_i*r_x*(-mu_x + zx_i)).sum(dim=(0, 1))  # (P14)
-    d_gamma_x_g += (d_a_g*r_x*(-mu_x + zx_g)).sum(dim=(0, 1))  # (P15)
-    d_gamma_x_o += (d_a_o*r_x*(-mu_x + zx_o)).sum(dim=(0, 1))  # (P16)
-    d_beta_x_f += (d_a_f).sum(dim=(0, 1))  # (P17)
-    d_beta_x_i += (d_a_i).sum(dim=(0, 1))  # (P18)
-    d_beta_x_g += (d_a_g).sum(dim=(0, 1))  # (P19)
-    d_beta_x_o += (d_a_o).sum(dim=(0, 1))  # (P20)
-    d_gamma_h_f += (d_a_f*r_h*(-mu_h + zh_f)).sum(dim=(0, 1))  # (P21)
-    d_gamma_h_i += (d_a_i*r_h*(-mu_h + zh_i)).sum(dim=(0, 1))  # (P22)
-    d_gamma_h_g += (d_a_g*r_h*(-mu_h + zh_g)).sum(dim=(0, 1))  # (P23)
-    d_gamma_h_o += (d_a_o*r_h*(-mu_h + zh_o)).sum(dim=(0, 1))  # (P24)
-    d_beta_h_f += (d_a_f).sum(dim=(0, 1))  # (P25)
-    d_beta_h_i += (d_a_i).sum(dim=(0, 1))  # (P26)
-    d_beta_h_g += (d_a_g).sum(dim=(0, 1))  # (P27)
-    d_beta_h_o += (d_a_o).sum(dim=(0, 1))  # (P28)
+    d_Z_b += (d_Z_a).sum(dim=(0, 1))  # (P9) (P10) (P11) (P12)
+    d_Z_gamma_x += (d_Z_yx*r_x*(Z_zx - mu_x)).sum(dim=(0, 1))  # (P13) (P14) (P15) (P16)
+    d_Z_beta_x += (d_Z_yx).sum(dim=(0, 1))  # (P17) (P18) (P19) (P20)
+    d_Z_gamma_h += (d_Z_yh*r_h*(Z_zh - mu_h)).sum(dim=(0, 1))  # (P21) (P22) (P23) (P24)
+    d_Z_beta_h += (d_Z_yh).sum(dim=(0, 1))  # (P25) (P26) (P27) (P28)
     d_gamma_c += (d_y_c*r_c*(c - mu_c)).sum(dim=(0, 1))  # (P29)
     d_beta_c += (d_y_c).sum(dim=(0, 1))  # (P30)
     return {"h": d_h_next, "c": d_c_next}
@@ -647,20 +483,14 @@ def _buffers(n, B, sizes, xs, names=CACHED):
     shapes = {
         "h_seq": (n + 1, B, H),
         "c_seq": (n + 1, B, H),
-        "zx_f_seq": (n, B, H),
-        "zx_i_seq": (n, B, H),
-        "zx_g_seq": (n, B, H),
-        "zx_o_seq": (n, B, H),
-        "zh_f_seq": (n, B, H),
-        "zh_i_seq": (n, B, H),
-        "zh_g_seq": (n, B, H),
-        "zh_o_seq": (n, B, H),
-        "mu_x_seq": (n, B, H),
-        "v_x_seq": (n, B, H),
-        "r_x_seq": (n, B, H),
-        "mu_h_seq": (n, B, H),
-        "v_h_seq": (n, B, H),
-        "r_h_seq": (n, B, H),
+        "Z_zx_seq": (n, B, 4 * H),
+        "Z_zh_seq": (n, B, 4 * H),
+        "mu_x_seq": (n, B, 1),
+        "v_x_seq": (n, B, 1),
+        "r_x_seq": (n, B, 1),
+        "mu_h_seq": (n, B, 1),
+        "v_h_seq": (n, B, 1),
+        "r_h_seq": (n, B, 1),
         "f_seq": (n, B, H),
         "i_seq": (n, B, H),
         "g_seq": (n, B, H),
@@ -704,16 +534,15 @@ def _recompute(w, sizes, xs, seq):
     beta_h_o = w["beta_h_o"]
     gamma_c = w["gamma_c"]
     beta_c = w["beta_c"]
+    Z_gamma_x = w["Z_gamma_x"]
+    Z_beta_x = w["Z_beta_x"]
+    Z_gamma_h = w["Z_gamma_h"]
+    Z_beta_h = w["Z_beta_h"]
+    Z_b = w["Z_b"]
     h_seq = seq["h_seq"]
     c_seq = seq["c_seq"]
-    zx_f_seq = seq["zx_f_seq"]
-    zx_i_seq = seq["zx_i_seq"]
-    zx_g_seq = seq["zx_g_seq"]
-    zx_o_seq = seq["zx_o_seq"]
-    zh_f_seq = seq["zh_f_seq"]
-    zh_i_seq = seq["zh_i_seq"]
-    zh_g_seq = seq["zh_g_seq"]
-    zh_o_seq = seq["zh_o_seq"]
+    Z_zx_seq = seq["Z_zx_seq"]
+    Z_zh_seq = seq["Z_zh_seq"]
     mu_x_seq = seq["mu_x_seq"]
     v_x_seq = seq["v_x_seq"]
     r_x_seq = seq["r_x_seq"]
@@ -732,60 +561,35 @@ def _recompute(w, sizes, xs, seq):
     # the x terms of every step at once  (F1)-(F4)
     torch.matmul(xs.reshape(steps * B, D), Wcat_x.T, out=A_x.reshape(steps * B, 4 * H))
     A_h_prev = xs.new_empty((steps, B, 4 * H))
+    Z_a = xs.new_empty((steps, B, 4 * H))
     h_prev = h_seq[0:steps]
-    zx_f_seq[0:steps] = A_x[0:steps, :, 0:H]
-    zx_f = zx_f_seq[0:steps]
-    zx_i_seq[0:steps] = A_x[0:steps, :, H:2 * H]
-    zx_i = zx_i_seq[0:steps]
-    zx_g_seq[0:steps] = A_x[0:steps, :, 2 * H:3 * H]
-    zx_g = zx_g_seq[0:steps]
-    zx_o_seq[0:steps] = A_x[0:steps, :, 3 * H:4 * H]
-    zx_o = zx_o_seq[0:steps]
+    Z_zx_seq[0:steps] = A_x[0:steps]
+    Z_zx = Z_zx_seq[0:steps]
     torch.matmul(h_prev, Wcat_h_prev.T, out=A_h_prev)  # (F5)-(F8)
-    zh_f_seq[0:steps] = A_h_prev[:, :, 0:H]
-    zh_f = zh_f_seq[0:steps]
-    zh_i_seq[0:steps] = A_h_prev[:, :, H:2 * H]
-    zh_i = zh_i_seq[0:steps]
-    zh_g_seq[0:steps] = A_h_prev[:, :, 2 * H:3 * H]
-    zh_g = zh_g_seq[0:steps]
-    zh_o_seq[0:steps] = A_h_prev[:, :, 3 * H:4 * H]
-    zh_o = zh_o_seq[0:steps]
-    mu_x_seq[0:steps] = (1/4)*((zx_f).mean(dim=-1, keepdim=True) + (zx_g).mean(dim=-1, keepdim=True) + (zx_i).mean(dim=-1, keepdim=True) + (zx_o).mean(dim=-1, keepdim=True))  # (F9)
+    Z_zh_seq[0:steps] = A_h_prev
+    Z_zh = Z_zh_seq[0:steps]
+    mu_x_seq[0:steps] = (Z_zx).mean(dim=-1, keepdim=True)  # (F9)
     mu_x = mu_x_seq[0:steps]
-    e_zx_f = torch.square(-mu_x + zx_f)  # (F10)
-    e_zx_i = torch.square(-mu_x + zx_i)  # (F11)
-    e_zx_g = torch.square(-mu_x + zx_g)  # (F12)
-    e_zx_o = torch.square(-mu_x + zx_o)  # (F13)
-    v_x_seq[0:steps] = (1/4)*((e_zx_f).mean(dim=-1, keepdim=True) + (e_zx_g).mean(dim=-1, keepdim=True) + (e_zx_i).mean(dim=-1, keepdim=True) + (e_zx_o).mean(dim=-1, keepdim=True))  # (F14)
+    Z_e_zx = torch.square(Z_zx - mu_x)  # (F10) (F11) (F12) (F13)
+    v_x_seq[0:steps] = (Z_e_zx).mean(dim=-1, keepdim=True)  # (F14)
     v_x = v_x_seq[0:steps]
     r_x_seq[0:steps] = torch.rsqrt(v_x + 1/100000)  # (F15)
     r_x = r_x_seq[0:steps]
-    yx_f = beta_x_f + gamma_x_f*r_x*(-mu_x + zx_f)  # (F16)
-    yx_i = beta_x_i + gamma_x_i*r_x*(-mu_x + zx_i)  # (F17)
-    yx_g = beta_x_g + gamma_x_g*r_x*(-mu_x + zx_g)  # (F18)
-    yx_o = beta_x_o + gamma_x_o*r_x*(-mu_x + zx_o)  # (F19)
-    mu_h_seq[0:steps] = (1/4)*((zh_f).mean(dim=-1, keepdim=True) + (zh_g).mean(dim=-1, keepdim=True) + (zh_i).mean(dim=-1, keepdim=True) + (zh_o).mean(dim=-1, keepdim=True))  # (F20)
+    Z_yx = Z_beta_x + Z_gamma_x*r_x*(Z_zx - mu_x)  # (F16) (F17) (F18) (F19)
+    mu_h_seq[0:steps] = (Z_zh).mean(dim=-1, keepdim=True)  # (F20)
     mu_h = mu_h_seq[0:steps]
-    e_zh_f = torch.square(-mu_h + zh_f)  # (F21)
-    e_zh_i = torch.square(-mu_h + zh_i)  # (F22)
-    e_zh_g = torch.square(-mu_h + zh_g)  # (F23)
-    e_zh_o = torch.square(-mu_h + zh_o)  # (F24)
-    v_h_seq[0:steps] = (1/4)*((e_zh_f).mean(dim=-1, keepdim=True) + (e_zh_g).mean(dim=-1, keepdim=True) + (e_zh_i).mean(dim=-1, keepdim=True) + (e_zh_o).mean(dim=-1, keepdim=True))  # (F25)
+    Z_e_zh = torch.square(Z_zh - mu_h)  # (F21) (F22) (F23) (F24)
+    v_h_seq[0:steps] = (Z_e_zh).mean(dim=-1, keepdim=True)  # (F25)
     v_h = v_h_seq[0:steps]
     r_h_seq[0:steps] = torch.rsqrt(v_h + 1/100000)  # (F26)
     r_h = r_h_seq[0:steps]
-    yh_f = beta_h_f + gamma_h_f*r_h*(-mu_h + zh_f)  # (F27)
-    yh_i = beta_h_i + gamma_h_i*r_h*(-mu_h + zh_i)  # (F28)
-    yh_g = beta_h_g + gamma_h_g*r_h*(-mu_h + zh_g)  # (F29)
-    yh_o = beta_h_o + gamma_h_o*r_h*(-mu_h + zh_o)  # (F30)
-    s_f = yh_f + yx_f  # (F31)
-    a_f = b_f + s_f  # (F32)
-    s_i = yh_i + yx_i  # (F33)
-    a_i = b_i + s_i  # (F34)
-    s_g = yh_g + yx_g  # (F35)
-    a_g = b_g + s_g  # (F36)
-    s_o = yh_o + yx_o  # (F37)
-    a_o = b_o + s_o  # (F38)
+    Z_yh = Z_beta_h + Z_gamma_h*r_h*(Z_zh - mu_h)  # (F27) (F28) (F29) (F30)
+    Z_s = Z_yh + Z_yx  # (F31) (F33) (F35) (F37)
+    torch.add(Z_b, Z_s, out=Z_a)  # (F32) (F34) (F36) (F38)
+    a_f = Z_a[:, :, 0:H]
+    a_i = Z_a[:, :, H:2 * H]
+    a_g = Z_a[:, :, 2 * H:3 * H]
+    a_o = Z_a[:, :, 3 * H:4 * H]
     torch.sigmoid(a_f, out=f_seq[0:steps])  # (F39)
     torch.sigmoid(a_i, out=i_seq[0:steps])  # (F40)
     torch.tanh(a_g, out=g_seq[0:steps])  # (F41)
@@ -832,26 +636,26 @@ def _grads(dw, sizes):
     grads["U_i"] = dw["Wcat_h_prev"][H:2 * H]
     grads["U_g"] = dw["Wcat_h_prev"][2 * H:3 * H]
     grads["U_o"] = dw["Wcat_h_prev"][3 * H:4 * H]
-    grads["b_f"] = dw["b_f"]
-    grads["b_i"] = dw["b_i"]
-    grads["b_g"] = dw["b_g"]
-    grads["b_o"] = dw["b_o"]
-    grads["gamma_x_f"] = dw["gamma_x_f"]
-    grads["gamma_x_i"] = dw["gamma_x_i"]
-    grads["gamma_x_g"] = dw["gamma_x_g"]
-    grads["gamma_x_o"] = dw["gamma_x_o"]
-    grads["beta_x_f"] = dw["beta_x_f"]
-    grads["beta_x_i"] = dw["beta_x_i"]
-    grads["beta_x_g"] = dw["beta_x_g"]
-    grads["beta_x_o"] = dw["beta_x_o"]
-    grads["gamma_h_f"] = dw["gamma_h_f"]
-    grads["gamma_h_i"] = dw["gamma_h_i"]
-    grads["gamma_h_g"] = dw["gamma_h_g"]
-    grads["gamma_h_o"] = dw["gamma_h_o"]
-    grads["beta_h_f"] = dw["beta_h_f"]
-    grads["beta_h_i"] = dw["beta_h_i"]
-    grads["beta_h_g"] = dw["beta_h_g"]
-    grads["beta_h_o"] = dw["beta_h_o"]
+    grads["b_f"] = dw["Z_b"][0:H]
+    grads["b_i"] = dw["Z_b"][H:2 * H]
+    grads["b_g"] = dw["Z_b"][2 * H:3 * H]
+    grads["b_o"] = dw["Z_b"][3 * H:4 * H]
+    grads["gamma_x_f"] = dw["Z_gamma_x"][0:H]
+    grads["gamma_x_i"] = dw["Z_gamma_x"][H:2 * H]
+    grads["gamma_x_g"] = dw["Z_gamma_x"][2 * H:3 * H]
+    grads["gamma_x_o"] = dw["Z_gamma_x"][3 * H:4 * H]
+    grads["beta_x_f"] = dw["Z_beta_x"][0:H]
+    grads["beta_x_i"] = dw["Z_beta_x"][H:2 * H]
+    grads["beta_x_g"] = dw["Z_beta_x"][2 * H:3 * H]
+    grads["beta_x_o"] = dw["Z_beta_x"][3 * H:4 * H]
+    grads["gamma_h_f"] = dw["Z_gamma_h"][0:H]
+    grads["gamma_h_i"] = dw["Z_gamma_h"][H:2 * H]
+    grads["gamma_h_g"] = dw["Z_gamma_h"][2 * H:3 * H]
+    grads["gamma_h_o"] = dw["Z_gamma_h"][3 * H:4 * H]
+    grads["beta_h_f"] = dw["Z_beta_h"][0:H]
+    grads["beta_h_i"] = dw["Z_beta_h"][H:2 * H]
+    grads["beta_h_g"] = dw["Z_beta_h"][2 * H:3 * H]
+    grads["beta_h_o"] = dw["Z_beta_h"][3 * H:4 * H]
     grads["gamma_c"] = dw["gamma_c"]
     grads["beta_c"] = dw["beta_c"]
     grads["gamma_x"] = torch.cat([grads["gamma_x_f"], grads["gamma_x_i"], grads["gamma_x_g"], grads["gamma_x_o"]])
