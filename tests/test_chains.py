@@ -87,3 +87,29 @@ def test_a_parameter_gradient_summed_in_the_loop_keeps_one_adjoint_per_value():
     derivation = derive(CELLS["peephole_lstm"].cell)
     assert any(g.stage is None for g in derivation.param_grads)   # the peepholes p_f, p_i, p_o
     assert chains(derivation, plan(derivation)) is None
+
+
+@pytest.mark.parametrize("name", ["lstm", "cifg_lstm"])
+@pytest.mark.parametrize("checkpoint", [None, 3])
+def test_the_numpy_module_with_chains_computes_what_the_committed_one_does(name, checkpoint, monkeypatch,
+                                                                          tmp_path):
+    """NumPy modules are generated without the chains (their factor pass cost more than the
+    backward calls it saved, measured on this machine); the option stays for a machine where it
+    pays, so a module generated with it must give the committed module's outputs and gradients,
+    checkpointed too (the factors are then computed per stretch inside backward)."""
+    import numpy as np
+    from conftest import generated, load_file, random_problem
+    from codegen.numpy_backend import emit
+    monkeypatch.setattr(emit, "program", lambda derivation, **_: program(derivation, chains=True))
+    path = tmp_path / f"{name}.py"
+    path.write_text(emit.emit_numpy(derive(CELLS[name].cell), CELLS[name], "test"))
+    assert "def _factors(" in path.read_text()
+    results = []
+    for module in (generated(name), load_file(path, f"chains_{name}")):
+        params, xs, state0, dhs, dstateT = random_problem(module, 7, 3, 4, 5, seed=2)
+        hs, stateT, cache = module.forward(params, xs, state0, checkpoint=checkpoint)
+        grads, dxs, dstate0 = module.backward(params, cache, dhs, dstateT)
+        results.append([hs, dxs, *stateT.values(), *grads.values(), *dstate0.values()])
+    for ours, committed in zip(*results):
+        assert np.isfinite(ours).all()
+        np.testing.assert_allclose(ours, committed, rtol=1e-12, atol=1e-12)
