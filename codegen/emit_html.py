@@ -184,7 +184,8 @@ class Reader:
             cells = [c.strip() for c in re.sub(r"\\\\\s*$", "", line).split(" & ")]
             tag = "th" if not rows else "td"
             rows.append("<tr>" + "".join(f"<{tag}>{self.prose(c)}</{tag}>" for c in cells) + "</tr>")
-        return "<table>" + "".join(rows) + "</table>"
+        # in a scrolling box: a table of long equations is wider than a narrow window
+        return "<div class=\"wide\"><table>" + "".join(rows) + "</table></div>"
 
     def bibliography(self, lines):
         """The references, numbered as \\cite shows them, each an anchor `bib-<key>`."""

@@ -58,6 +58,21 @@ def test_html_is_self_contained_mathml_and_svg(name):
     assert len(ids) == len(set(ids)), "duplicate ids"
 
 
+
+@pytest.mark.parametrize("name, folder", PAGES, ids=[name for name, _ in PAGES])
+def test_every_table_scrolls_inside_its_own_box(name, folder):
+    """A table of long equations (the layer-normalised cells' summary) is wider than a narrow
+    window: inside a box that scrolls sideways it does not widen the whole page."""
+    _, root = _page(name, folder)
+    parents = {child: parent for parent in root.iter() for child in parent}
+    tables = list(root.iter(f"{XHTML}table"))
+    assert tables
+    for table in tables:
+        box = parents[table]
+        assert box.tag == f"{XHTML}div" and box.get("class") == "wide", name
+    style = "".join(root.find(f"{XHTML}head").itertext())
+    assert re.search(r"\.wide\s*\{[^}]*overflow-x:\s*auto", style)
+
 def test_the_reader_refuses_latex_it_does_not_know():
     with pytest.raises(DeriveError, match="unsupported LaTeX command .hspace"):
         Reader("\\title{t}\\begin{document}\nsome \\hspace{1cm} text\n\\end{document}", {}).body()
