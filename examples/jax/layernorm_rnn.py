@@ -177,9 +177,9 @@ def _backward_step(w, sizes, carry, step):
 
 def _t_matmul(a, b):
     """a.T @ b (a (N, M), b (N, K), N the long axis) as (b.T @ a).T with the transpose kept
-    apart: XLA's CPU dot with the long axis contracted on its left operand runs this
-    shape at 0.4-0.7x the speed of the swapped product (benchmarks/bench_frameworks.py's
-    weight gradients), and without the barrier XLA folds the transpose back into it."""
+    apart: XLA's CPU dot contracting the long axis of its left operand ran the weight
+    gradients at the sizes of benchmarks/bench.py at 0.45-0.7x the speed of the swapped
+    product (JAX 0.10, one run), and without the barrier XLA folds the transpose back in."""
     return jax.lax.optimization_barrier(b.T @ a).T
 
 

@@ -76,7 +76,7 @@ def _forward_step(w, sizes, carry, step):
     Wcat_h_prev = w["Wcat_h_prev"]
     bcat_x = w["bcat_x"]
     h_prev, c_prev = carry
-    A_x_t = step["A_x_t"]
+    A_x_t = step["A_x_t"] + bcat_x
     A_h_prev = h_prev @ Wcat_h_prev.T  # (F1)-(F7)
     A_h_prev = A_h_prev + A_x_t
     Z_f_i_o = jax.nn.sigmoid(A_h_prev[..., 0:3 * H])  # (F2) (F4) (F8)
@@ -135,7 +135,6 @@ def derived_forward(params, xs, state0=None):
     bcat_x = w["bcat_x"]
     # the x terms of every step at once  (F1)-(F7)
     A_x = (xs.reshape(steps * B, D) @ Wcat_x.T).reshape(steps, B, 4 * H)
-    A_x = A_x + bcat_x
     step = dict(A_x_t=A_x)
     carry = tuple(state0[s] for s in STATE)
     stateT, ys = jax.lax.scan(lambda c, s: _forward_step(w, sizes, c, s), carry, step)
@@ -188,9 +187,9 @@ def _backward_step(w, sizes, carry, step):
 
 def _t_matmul(a, b):
     """a.T @ b (a (N, M), b (N, K), N the long axis) as (b.T @ a).T with the transpose kept
-    apart: XLA's CPU dot with the long axis contracted on its left operand runs this
-    shape at 0.4-0.7x the speed of the swapped product (benchmarks/bench_frameworks.py's
-    weight gradients), and without the barrier XLA folds the transpose back into it."""
+    apart: XLA's CPU dot contracting the long axis of its left operand ran the weight
+    gradients at the sizes of benchmarks/bench.py at 0.45-0.7x the speed of the swapped
+    product (JAX 0.10, one run), and without the barrier XLA folds the transpose back in."""
     return jax.lax.optimization_barrier(b.T @ a).T
 
 
