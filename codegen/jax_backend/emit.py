@@ -13,7 +13,7 @@ from codegen.jax_backend.spell import Spelling
 from codegen.jax_backend.templates import render
 from codegen.numpy_backend.emit import module_facts, pack_lines, packing, size_sources, tuple_code
 from codegen.program import program
-from codegen.records import Buffer, Zeros
+from codegen.records import Add, Buffer, Gemm, Zeros
 from derive.derivation import Derivation
 
 __all__ = ["emit_jax"]
@@ -53,12 +53,28 @@ def _widths(prog) -> dict[str, str]:
 
 def _forward(cell, prog) -> dict:
     spelling = Spelling(cell, _widths(prog))
-    pre = spelling.lines(prog.forward_pre)
+    biases = _loop_biases(prog)
+    pre = spelling.lines([r for r in prog.forward_pre if not (isinstance(r, Add) and r.target.name in biases)])
     spelling.start_loop()
     body = spelling.lines(prog.forward_loop) + spelling.finish()
     carried = {f"{s}_prev" for s in cell.state_names}
-    streams = [(name, spelling.source[name]) for name in spelling.reads if name not in carried]
+    streams = [(name, spelling.source[name], biases.get(spelling.source[name]))
+               for name in spelling.reads if name not in carried]
     return dict(forward_pre=pre, forward_loop=body, forward_streams=streams)
+
+
+def _loop_biases(prog) -> dict[str, str]:
+    """Hoisted products whose bias the forward scan adds to each step's slice, by buffer:
+    added to the whole (steps, B, width) product, XLA keeps the product and the sum as two
+    buffers of that size alive at once (its CPU temporaries, page-faulted afresh on every
+    call above glibc's mmap threshold); added per step it fuses into the step's elementwise
+    work.  Only a product that the backward never reads (it reads the scan's slices)."""
+    hoisted = {r.out.name for r in prog.forward_pre if isinstance(r, Gemm) and r.out.flat is not None}
+    later = repr((prog.backward_pre, prog.backward_loop, prog.backward_post))
+    return {r.target.name: r.source.name for r in prog.forward_pre
+            if isinstance(r, Add) and r.target.name in hoisted and r.target.step is None
+            and r.target.columns is None and r.source.columns is None
+            and f"name='{r.target.name}'" not in later}
 
 
 def _backward(cell, prog) -> dict:

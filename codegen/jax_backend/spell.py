@@ -253,9 +253,10 @@ def _view(s: Spelling, r: View):
 
 
 def _gemm(s: Spelling, r: Gemm):
-    a = s.read(r.a) + (".T" if r.transpose_a else "")
+    a = s.read(r.a) + (".T" if r.transpose_a and r.transpose_b else "")
     b = s.read(r.b) + (".T" if r.transpose_b else "")
-    product = f"{a} @ {b}"
+    # a.T @ b (a weight gradient) through the template's _t_matmul, which XLA runs faster
+    product = f"_t_matmul({a}, {b})" if r.transpose_a and not r.transpose_b else f"{a} @ {b}"
     if r.out.flat is not None:
         product = f"({product}).reshape(steps, B, {r.out.flat})"
     if r.accumulate:

@@ -66,7 +66,7 @@ def _forward_step(w, sizes, carry, step):
     bcat_x = w["bcat_x"]
     u = w["u"]
     h_prev, = carry
-    A_x_t = step["A_x_t"]
+    A_x_t = step["A_x_t"] + bcat_x
     q = h_prev*u  # (F2)
     a = A_x_t
     z = a + q  # (F3)
@@ -116,7 +116,6 @@ def derived_forward(params, xs, state0=None):
     u = w["u"]
     # the x terms of every step at once  (F1)
     A_x = (xs.reshape(steps * B, D) @ Wcat_x.T).reshape(steps, B, H)
-    A_x = A_x + bcat_x
     step = dict(A_x_t=A_x)
     carry = tuple(state0[s] for s in STATE)
     stateT, ys = jax.lax.scan(lambda c, s: _forward_step(w, sizes, c, s), carry, step)
@@ -151,6 +150,14 @@ def _backward_step(w, sizes, carry, step):
     return ((d_h_next,), dw), {"d_A_x": d_A_x}
 
 
+def _t_matmul(a, b):
+    """a.T @ b (a (N, M), b (N, K), N the long axis) as (b.T @ a).T with the transpose kept
+    apart: XLA's CPU dot contracting the long axis of its left operand ran the weight
+    gradients at the sizes of benchmarks/bench.py at 0.45-0.7x the speed of the swapped
+    product (JAX 0.10, one run), and without the barrier XLA folds the transpose back in."""
+    return jax.lax.optimization_barrier(b.T @ a).T
+
+
 def derived_backward(params, cache, dhs, dstateT=None):
     """(grads, dxs, dstate0): the derived backward of `derived_forward`, grads keyed like params."""
     xs, seq = cache["xs"], cache["seq"]
@@ -171,7 +178,7 @@ def derived_backward(params, cache, dhs, dstateT=None):
     carry = (tuple(dstateT[s] for s in STATE), dw)
     (dstate0, dw), ys = jax.lax.scan(lambda c, s: _backward_step(w, sizes, c, s), carry, step, reverse=True)
     d_A_x_seq = ys["d_A_x"]
-    dw["Wcat_x"] = dw["Wcat_x"] + d_A_x_seq.reshape(steps * B, H).T @ xs.reshape(steps * B, D)  # (P1)
+    dw["Wcat_x"] = dw["Wcat_x"] + _t_matmul(d_A_x_seq.reshape(steps * B, H), xs.reshape(steps * B, D))  # (P1)
     dxs = (d_A_x_seq.reshape(steps * B, H) @ Wcat_x).reshape(steps, B, D)  # (B6)
     dw["bcat_x"] = dw["bcat_x"] + d_A_x_seq.reshape(steps * B, H).sum(axis=0)  # (P2)
     grads = {}
