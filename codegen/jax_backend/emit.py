@@ -13,7 +13,7 @@ from codegen.jax_backend.spell import Spelling
 from codegen.jax_backend.templates import render
 from codegen.numpy_backend.emit import module_facts, pack_lines, packing, size_sources, tuple_code
 from codegen.program import program
-from codegen.records import Add, Buffer, Gemm, Zeros
+from codegen.records import Add, Buffer, Gemm, Ref, Zeros, reads
 from derive.derivation import Derivation
 
 __all__ = ["emit_jax"]
@@ -70,11 +70,18 @@ def _loop_biases(prog) -> dict[str, str]:
     call above glibc's mmap threshold); added per step it fuses into the step's elementwise
     work.  Only a product that the backward never reads (it reads the scan's slices)."""
     hoisted = {r.out.name for r in prog.forward_pre if isinstance(r, Gemm) and r.out.flat is not None}
-    later = repr((prog.backward_pre, prog.backward_loop, prog.backward_post))
+    later = set().union(*(_touched(r) for r in (*prog.backward_pre, *prog.backward_loop,
+                                                 *prog.backward_post)))
     return {r.target.name: r.source.name for r in prog.forward_pre
             if isinstance(r, Add) and r.target.name in hoisted and r.target.step is None
             and r.target.columns is None and r.source.columns is None
-            and f"name='{r.target.name}'" not in later}
+            and r.target.name not in later}
+
+
+def _touched(record) -> set[str]:
+    """The names a record reads or writes."""
+    out = getattr(record, "out", None) or getattr(record, "target", None)
+    return reads(record) | ({out.name if isinstance(out, Ref) else out} if out is not None else set())
 
 
 def _backward(cell, prog) -> dict:
