@@ -354,8 +354,6 @@ def bench_lstm(torch, sizes, repeats):
     print()
 
 
-
-
 def bench_cells(torch, sizes, repeats):
     """Per recurrent cell and size: forward+backward over our own matrix products alone (same
     shapes, same BLAS, same run); where PyTorch has the cell, PyTorch's pass over the same

@@ -87,9 +87,7 @@ def _backward(derivation, plan: Plan, cached, chains: bool) -> dict:
     stored = list(stored_factors(derivation, plan, found)) if found else []
     known = {v.name for v in views}
     if found is None or any({str(s) for s in f.free_symbols} - known for *_, f, _ in stored):
-        return dict(backward_pre=tuple(backward_pre(derivation, plan)),
-                    backward_loop=tuple(backward_loop(derivation, plan, cached)),
-                    backward_post=post)
+        return _per_value(derivation, plan, cached, post)
     buffers = factor_buffers(stored)
     order = {adj.target: n for n, adj in enumerate(derivation.adjoints)}
     loop = [View(name, Ref(f"{name}_seq", "t")) for name, _ in buffers]
@@ -104,13 +102,17 @@ def _backward(derivation, plan: Plan, cached, chains: bool) -> dict:
     kept = tuple(n for n, _, _ in cached if f"{n}_seq" in read)
     if not _no_larger([w for n, w, _ in cached if n in kept] + [w for _, w in buffers],
                       [w for _, w, _ in cached]):
-        return dict(backward_pre=tuple(backward_pre(derivation, plan)),
-                    backward_loop=tuple(backward_loop(derivation, plan, cached)),
-                    backward_post=post)
+        return _per_value(derivation, plan, cached, post)
     whole = [all_steps(r, set()) for r in factor_pass(views, stored)]
     return dict(backward_pre=tuple(pre), backward_loop=tuple(loop), backward_post=post,
                 factors=tuple(buffers), factor_pass=tuple(prune_views(whole)),
                 backward_reads=kept)
+
+
+def _per_value(derivation, plan: Plan, cached, post) -> dict:
+    """The backward's records with one adjoint per value (no chains)."""
+    return dict(backward_pre=tuple(backward_pre(derivation, plan)),
+                backward_loop=tuple(backward_loop(derivation, plan, cached)), backward_post=post)
 
 
 def labels(derivation, stages) -> str:

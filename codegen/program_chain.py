@@ -80,7 +80,7 @@ def _opaque_symbols(expr) -> set:
     return {s for node in expr.atoms(Carried, LossGrad) for s in node.free_symbols}
 
 
-def _factor_name(plan: Plan, chains_: Chains, target: str, base: str | None = None) -> str:
+def _factor_name(plan: Plan, target: str, base: str | None = None) -> str:
     """Where a factor is stored per step: a pre-activation's in the columns of its gradient
     buffer's twin (F_A_x beside d_A_x), a root's per base (F_c_h), any other's by its target."""
     g = plan.group_of(target)
@@ -98,14 +98,14 @@ def stored_factors(derivation, plan: Plan, found: Chains):
         home = plan.home(g)
         for m in g.names:
             base, factor, labels = found.chained[m]
-            yield (_factor_name(plan, found, m), home.width, home.columns(g, m), factor, labels)
+            yield (_factor_name(plan, m), home.width, home.columns(g, m), factor, labels)
     for target, (base, factor, labels) in found.chained.items():
         if _materialised(cell, plan, target) and not factor.is_Number:
-            yield (_factor_name(plan, found, target), sizes[target], None, factor, labels)
+            yield (_factor_name(plan, target), sizes[target], None, factor, labels)
     for target, (factors, _, labels) in found.roots.items():
         for base, factor in factors.items():
             if not factor.is_Number:
-                yield (_factor_name(plan, found, target, base), sizes[target], None, factor, labels)
+                yield (_factor_name(plan, target, base), sizes[target], None, factor, labels)
 
 
 def _materialised(cell, plan: Plan, target: str) -> bool:
@@ -142,7 +142,7 @@ def chain_loop(derivation, plan: Plan, found: Chains, order) -> list:
             out += _runs(derivation, plan, found, plan.group_of(t))
         elif _materialised(cell, plan, t):
             base, factor, labels = found.chained[t]
-            f = factor if factor.is_Number else sp.Symbol(_factor_name(plan, found, t), real=True)
+            f = factor if factor.is_Number else sp.Symbol(_factor_name(plan, t), real=True)
             expr = f * adjoint(base)
             label = _through(labels[:1], labels[1:])
             out.append(Assign(Ref(f"d{t}s", "t"), expr, label) if t in cell.input_names
@@ -153,7 +153,7 @@ def chain_loop(derivation, plan: Plan, found: Chains, order) -> list:
 def _root(derivation, plan: Plan, found: Chains, adj) -> list:
     factors, rest, via = found.roots[adj.target]
     expr = rest + sum((f * adjoint(b) if f.is_Number else
-                       sp.Symbol(_factor_name(plan, found, adj.target, b), real=True) * adjoint(b)
+                       sp.Symbol(_factor_name(plan, adj.target, b), real=True) * adjoint(b)
                        for b, f in factors.items()), sp.Integer(0))
     label = f"({adj.label})" + (f" fork: {', '.join(t.branch for t in adj.terms)}" if adj.is_fork else "")
     if via:
@@ -190,7 +190,7 @@ def _runs(derivation, plan: Plan, found: Chains, g) -> list:
         labels = _through([derivation.adjoint(m).label for m in mine],
                           [label for m in mine for label in found.chained[m][2][1:]])
         out.append(Scale(part(delta, cols, home.width), f"d_{found.chained[run[0]][0]}",
-                         part(_factor_name(plan, found, run[0]), cols, home.width), len(run), size,
+                         part(_factor_name(plan, run[0]), cols, home.width), len(run), size,
                          labels))
     for p in plan.products_of(g):
         if not p.hoisted and plan.delta_of(p) is not plan.delta_of(home):

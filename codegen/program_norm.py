@@ -264,6 +264,13 @@ def _stacked_adjoint(st, f, members, seed, summed, filled, before):
         lo = target.columns.split(":")[0]
         hi = members[-1].target.columns.split(":")[1]
         return members if body is None else [Assign(replace(target, columns=f"{lo}:{hi}"), body, label)]
+    return _member_adjoints(st, f, members, body, label, filled, before)
+
+
+def _member_adjoints(st, f, members, body, label, filled, before):
+    """A family's adjoints other than the seed's: its template's value (one column when it reads
+    no stacked value), a view of an earlier buffer holding the same values, or each member's
+    adjoint into its columns of the family's own buffer (written in place where it can be)."""
     stacked = {v for _, _, v in st.sym.values()}
     if body is not None and not body.free_symbols & stacked:
         # the same value for every block (a mean's share): one column, each member its name

@@ -111,6 +111,15 @@ def test_benchmark_script_runs_and_checks_its_gradients(monkeypatch, capsys):
     assert bench.cache_lower_bound("lstm", (2, 3, 4, 5)) == 4 * 2 * 3 * 5 * 7
 
 
+
+def test_the_benchmark_covers_every_recurrent_cell():
+    """Its calls-per-step and overhead tables cover every recurrent cell, as the README says: the
+    built-in ones and the spec cells of examples/ (a cell added later must be added there)."""
+    bench = load_file(ROOT / "benchmarks" / "bench.py", "bench")
+    specs = {p.stem for p in (ROOT / "examples").glob("*.toml")}
+    assert set(bench.RECURRENT_CELLS) == set(RECURRENT) | specs
+    assert len(bench.RECURRENT_CELLS) == len(set(bench.RECURRENT_CELLS))
+
 def test_later_calls_never_change_a_kept_cache(lstm):
     """A cache (or a copy of it) kept while others are made and dropped gives the same gradients."""
     import copy

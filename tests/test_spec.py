@@ -303,7 +303,10 @@ def _identifiers(text, own):
     for f in ast.walk(tree):
         if isinstance(f, ast.FunctionDef) and not (names(f) - local) & own:
             local |= names(f)
-    return names(tree) - local
+    # a module's own constants (KEPT, DERIVED) are no helper's locals, wherever they are read
+    constants = {t.id for node in tree.body if isinstance(node, ast.Assign)
+                 for t in node.targets if isinstance(t, ast.Name)}
+    return (names(tree) - local) | constants
 
 
 def test_every_name_in_a_generated_module_is_reserved_or_its_cells_own():

@@ -130,3 +130,28 @@ def test_a_module_generated_without_a_pass_computes_the_same(name, passes, monke
         results.append([t.grad for t in (xs, *state0, *params)] + [o.detach() for o in out])
     for a, b in zip(*results):
         torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("recompute", [False, True], ids=["cached", "recompute"])
+@pytest.mark.parametrize("steps, batch", [(1, 1), (5, 1)])
+@pytest.mark.parametrize("name", ["lstm", "cifg_lstm", "indrnn", "slstm", "layernorm_lstm", "layernorm_gru"])
+def test_one_step_or_one_row_in_float32_gives_the_numpy_gradients(name, steps, batch, recompute):
+    """The chains' factors, the rebuilt states and the stacked norms at the edges of their
+    all-steps passes (one step, one batch row), in float32, against the NumPy module in float64."""
+    torch = pytest.importorskip("torch")
+    import numpy as np
+    from conftest import generated, random_problem
+    from test_torch_backend import function_of, torch_module
+    module, reference = torch_module(name), generated(name)
+    params, xs, state0, dhs, dstateT = random_problem(reference, steps, batch, 3, 4, seed=5)
+    _, _, cache = reference.forward(params, xs, state0)
+    grads, dxs, dstate0 = reference.backward(params, cache, dhs, dstateT)
+    leaves = [torch.tensor(v, dtype=torch.float32, requires_grad=True)
+              for v in (xs, *(state0[s] for s in module.STATE), *(params[n] for n in module.PARAMS))]
+    out, *stateT = function_of(module, recompute).apply(*leaves)
+    loss = (out * torch.tensor(dhs, dtype=torch.float32)).sum() + sum(
+        (s * torch.tensor(dstateT[n], dtype=torch.float32)).sum() for n, s in zip(module.STATE, stateT))
+    loss.backward()
+    want = [dxs, *(dstate0[s] for s in module.STATE), *(grads[n] for n in module.PARAMS)]
+    for leaf, expected in zip(leaves, want):
+        np.testing.assert_allclose(leaf.grad.numpy(), expected, rtol=1e-4, atol=1e-5)

@@ -52,16 +52,7 @@ def emit_numpy(derivation: Derivation, entry, command: str) -> str:
         size_sources=size_sources(params),
         stacking=[stack_line(s) for s in prog.stacking],
         weights=list(prog.weights),
-        cached=[(name, _step_shape(layout, name, size), is_state) for name, size, is_state in prog.cached]
-        + [(name, f"B, {width}", False) for name, width in prog.factors],
-        forward_cached=[name for name, _, _ in prog.cached]
-        + [name for name, _ in prog.factors if any(f"{name}_seq" in reads(r) for r in prog.forward_pre)],
-        factors=[name for name, _ in prog.factors],
-        factor_reads=[name for name, _, _ in prog.cached
-                      if any(f"{name}_seq" in reads(r) for r in prog.factor_pass)],
-        backward_cached=[name for name, _, _ in prog.cached if not prog.factors or name in prog.backward_reads]
-        + [name for name, _ in prog.factors],
-        factor_pass=spell(prog.factor_pass, layout=layout),
+        **_cached_args(prog, layout),
         forward_pre=copies + spell(forward_pre, layout=layout),
         forward_loop=spell(forward_loop, layout=layout),
         backward_pre=spell(prog.backward_pre, layout=layout),
@@ -119,6 +110,24 @@ def pack_lines(cell, concatenate="numpy.concatenate") -> list[str]:
 def grad_line(g) -> str:
     rows = f"[{g.rows}]" if g.rows else ""
     return f'grads["{g.param}"] = dw["{g.source}"]{rows}'
+
+
+def _cached_args(prog, layout) -> dict:
+    """The template's per-step storage: what the forward writes and the backward reads, and the
+    chains' factors (`codegen.program_chain`) where the program has them, which the cache keeps
+    in place of the forward values only they read."""
+    factors = [name for name, _ in prog.factors]
+    return dict(
+        cached=[(name, _step_shape(layout, name, size), is_state) for name, size, is_state in prog.cached]
+        + [(name, f"B, {width}", False) for name, width in prog.factors],
+        forward_cached=[name for name, _, _ in prog.cached]
+        + [name for name in factors if any(f"{name}_seq" in reads(r) for r in prog.forward_pre)],
+        factors=factors,
+        factor_reads=[name for name, _, _ in prog.cached
+                      if any(f"{name}_seq" in reads(r) for r in prog.factor_pass)],
+        backward_cached=[name for name, _, _ in prog.cached if not factors or name in prog.backward_reads]
+        + factors,
+        factor_pass=spell(prog.factor_pass, layout=layout))
 
 
 def module_facts(entry) -> dict:

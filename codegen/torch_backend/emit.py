@@ -5,11 +5,13 @@ without importing torch.  What the module does is `codegen.program`'s records, t
 as the NumPy module's, rearranged because every eager call costs a few microseconds: the
 backward loop's local-derivative factors evaluated for all steps before it
 (`codegen.program_hoist`), and their products along chains where the cell allows
-(`codegen.program_chain`, computed in the backward from what the Function saved), its parameter-gradient sums after it (`codegen.program_reduce`),
-a step's repeated sub-expressions computed once (`common.py`) and every slice it reads made
-before the loop (`loop_refs.py`); states its step's other cached values determine are rebuilt
-before the backward rather than saved (`derived_states.py`).  This backend spells the records (`spell.py`, `printer.py`)
-and the template `module.py.j2` lays out the autograd.Function and the nn.Module around them.
+(`codegen.program_chain`, computed in the backward from what the Function saved); its
+parameter-gradient sums after it (`codegen.program_reduce`); a step's repeated
+sub-expressions computed once (`common.py`) and every slice it reads made before the loop
+(`loop_refs.py`); states its step's other cached values determine rebuilt before the
+backward rather than saved (`derived_states.py`).  This backend spells the records
+(`spell.py`, `printer.py`) and the template `module.py.j2` lays out the autograd.Function
+and the nn.Module around them.
 The cell's prose and PyTorch layout are read through `numpy_backend.emit.module_facts`.
 """
 from __future__ import annotations

@@ -29,12 +29,14 @@ __all__ = ["by_rows", "RowsScale"]
 
 @dataclass(frozen=True)
 class RowsScale:
-    """target (B, repeat, size) = base (B, size) broadcast over the repeat axis * factor (B, repeat, size)."""
+    """target (B, repeat, size) = base (B, size) broadcast over the repeat axis times factor
+    (B, repeat, size): a `records.Scale` of several members, on rows split before the loop."""
 
     target: Ref
     base: str
     factor: Ref
     label: str = ""
+
 
 STEPS = ("t", "t + 1")
 
@@ -59,21 +61,8 @@ def by_rows(records, fixed=frozenset()):
             views.setdefault(name, ref_code(ref))
             return Ref(name)
         return ref
-    def shaped(ref, r):
-        if ref.step not in STEPS or ref.flat is not None:
-            return None
-        columns = "" if ref.columns is None else f"[:, :, {ref.columns}]"
-        rows = f"{_slug(ref) if ref.columns else ref.name}_{r.repeat}x_rows"
-        splits.setdefault(rows, f"{ref.name}{columns}.unflatten(2, ({r.repeat}, {r.size}))")
-        return Ref(f"{rows}[{ref.step}]")
 
-    def scaled(r):
-        if isinstance(r, Scale) and r.repeat > 1:
-            target, factor = shaped(r.target, r), shaped(r.factor, r)
-            if target is not None and factor is not None:
-                return RowsScale(target, r.base, factor, r.label)
-        return r
-    kept = prune_views([_moved(scaled(r), move) for r in records])
+    kept = prune_views([_moved(_scaled(r, splits), move) for r in records])
     used = set()
 
     def note(ref):
@@ -84,6 +73,24 @@ def by_rows(records, fixed=frozenset()):
         _moved(r, note)
     return (kept, [(k, v) for k, v in splits.items() if k in used],
             [(k, v) for k, v in views.items() if k in used])
+
+
+def _scaled(r, splits):
+    """A `Scale` of a run of members as a `RowsScale` on rows of its buffers' columns shaped
+    (steps, B, repeat, size), each split noted in `splits` once; any other record as it is."""
+    if not isinstance(r, Scale) or r.repeat == 1:
+        return r
+    target, factor = _shaped(r.target, r, splits), _shaped(r.factor, r, splits)
+    return r if target is None or factor is None else RowsScale(target, r.base, factor, r.label)
+
+
+def _shaped(ref, r, splits):
+    if ref.step not in STEPS or ref.flat is not None:
+        return None
+    columns = "" if ref.columns is None else f"[:, :, {ref.columns}]"
+    rows = f"{_slug(ref) if ref.columns else ref.name}_{r.repeat}x_rows"
+    splits.setdefault(rows, f"{ref.name}{columns}.unflatten(2, ({r.repeat}, {r.size}))")
+    return Ref(f"{rows}[{ref.step}]")
 
 
 def _through_views(records):
