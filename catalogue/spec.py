@@ -50,7 +50,7 @@ layer_params loss missing name names np num_layers numpy out output output_size 
 part primal proj_size recompute reset_parameters rest reverse rng rows run saved seed self seq
 shape shapes size sizes start state state0 stateT step steps stop suffix take target to_torch
 torch value w want width workspace written ws xs ys nn F math array state_dict L dy y_safe
-DERIVED KEPT first firsts
+DERIVED KEPT first firsts lhs rhs
 """.split()) | frozenset(dir(builtins))
 RESERVED_PREFIXES = ("d_", "A_", "Z_", "J_", "F_", "Wcat_", "bcat_", "scratch_")
 RESERVED_SUFFIXES = ("_seq", "_rows", "_T", "_t", "_next", "_fwd", "Function")

@@ -189,12 +189,12 @@ def _backward_step(w, sizes, carry, step):
     return ((d_h_next,), dw), {"d_A_h_prev": d_A_h_prev, "d_A_x": d_A_x}
 
 
-def _t_matmul(a, b):
-    """a.T @ b (a (N, M), b (N, K), N the long axis) as (b.T @ a).T with the transpose kept
-    apart: XLA's CPU dot contracting the long axis of its left operand ran the weight
-    gradients at the sizes of benchmarks/bench.py at 0.45-0.7x the speed of the swapped
+def _t_matmul(lhs, rhs):
+    """lhs.T @ rhs (lhs (N, M), rhs (N, K), N the long axis) as (rhs.T @ lhs).T with the
+    transpose kept apart: XLA's CPU dot contracting the long axis of its left operand ran the
+    weight gradients at the sizes of benchmarks/bench.py at 0.45-0.7x the speed of the swapped
     product (JAX 0.10, one run), and without the barrier XLA folds the transpose back in."""
-    return jax.lax.optimization_barrier(b.T @ a).T
+    return jax.lax.optimization_barrier(rhs.T @ lhs).T
 
 
 def derived_backward(params, cache, dhs, dstateT=None):
